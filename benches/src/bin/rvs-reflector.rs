@@ -1,0 +1,466 @@
+//! The throughput harness's reflector (R): two `net_vhost` ports, the client side and the
+//! server side of a device under test (DUT) that connects to them with virtio_user. R seeds
+//! UDP flows client → VIP on the client side, then answers every IPv4 frame on the port it
+//! came in on with its 5-tuple swapped: the client side's VIP → client replies become
+//! client → VIP again, the server side's LIP → RIP requests become RIP → LIP replies. So the
+//! frames circulate through the DUT in both directions for as long as it forwards them.
+//!
+//! Unlike testpmd's 5tswap, R also sets the TTL back to 64 (fixing the header checksum), so a
+//! DUT that decrements TTL, as a director must, does not wear the circulating frames out.
+//!
+//! With `--dr`, for a DUT in DR mode (which forwards one way only, to the RS's MAC): a frame
+//! that arrives on the server side is the client's request as the RS sees it, and R sends it
+//! back into the client side unchanged but for its MACs (to the DUT's client side) and TTL, as
+//! if the client had sent it again. Each loop then crosses the DUT once.
+//!
+//! ```text
+//! rvs-reflector --wan SOCK --lan SOCK --peer-mac MAC --vip IP --vport N [--flows N]
+//!               [--inflight N] [--warmup S] [--seconds S] [--core N] [--prefix P] [--dr]
+//! ```
+//!
+//! `--inflight` frames circulate, each its own flow: client `i % flows` (in 172.16.0.0/16),
+//! source port `1024 + i / flows`.
+//!
+//! `--sessions N` first sends N frames of N other flows (clients in 172.20.0.0/14, one frame
+//! each, taken back and not reflected), so that the DUT's session table holds N more
+//! sessions while the circulating frames are measured. It prints `warm sent=.. back=..`.
+//!
+//! It prints `mac wan ..`, `mac lan ..` and `ready` once its ports exist, waits for a line on
+//! standard input (the DUT is up), seeds, forwards for warmup + seconds and prints
+//! `result rx_pps=.. wan_pps=.. lan_pps=.. other=..`: frames received per second over the
+//! measured seconds (every one of them crossed the DUT once).
+
+use arrayvec::ArrayVec;
+use dataplane::checksum::{checksum, update16};
+use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, BURST};
+use std::io::{BufRead, Write};
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+struct Args {
+    wan: String,
+    lan: String,
+    peer_mac: [u8; 6],
+    vip: Ipv4Addr,
+    vport: u16,
+    flows: u32,
+    inflight: u32,
+    warmup: f64,
+    seconds: f64,
+    core: u32,
+    prefix: String,
+    dr: bool,
+    sessions: u32,
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        wan: String::new(),
+        lan: String::new(),
+        peer_mac: [0; 6],
+        vip: Ipv4Addr::UNSPECIFIED,
+        vport: 0,
+        flows: 1024,
+        inflight: 512,
+        warmup: 2.0,
+        seconds: 5.0,
+        core: 0,
+        prefix: "rvs-reflector".into(),
+        dr: false,
+        sessions: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--dr" {
+            a.dr = true;
+            continue;
+        }
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |what: &str| format!("{flag} {v}: not {what}");
+        match flag.as_str() {
+            "--wan" => a.wan = v,
+            "--lan" => a.lan = v,
+            "--peer-mac" => a.peer_mac = parse_mac(&v).ok_or_else(|| bad("a MAC"))?,
+            "--vip" => a.vip = v.parse().map_err(|_| bad("an IPv4 address"))?,
+            "--vport" => a.vport = v.parse().map_err(|_| bad("a port"))?,
+            "--flows" => a.flows = v.parse().map_err(|_| bad("a count"))?,
+            "--inflight" => a.inflight = v.parse().map_err(|_| bad("a count"))?,
+            "--warmup" => a.warmup = v.parse().map_err(|_| bad("seconds"))?,
+            "--seconds" => a.seconds = v.parse().map_err(|_| bad("seconds"))?,
+            "--core" => a.core = v.parse().map_err(|_| bad("a core"))?,
+            "--prefix" => a.prefix = v,
+            "--sessions" => a.sessions = v.parse().map_err(|_| bad("a count"))?,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    if a.wan.is_empty() || a.lan.is_empty() || a.vport == 0 || a.vip.is_unspecified() {
+        return Err("--wan, --lan, --peer-mac, --vip and --vport are required".into());
+    }
+    if a.flows == 0 || a.flows > 65_000 || a.inflight == 0 {
+        return Err("--flows must be 1..=65000 and --inflight at least 1".into());
+    }
+    Ok(a)
+}
+
+/// The seed frame `i`: UDP from client `i % flows` (172.16.0.0/16) to the VIP.
+fn seed(m: &mut Mbuf, i: u32, a: &Args, src_mac: [u8; 6]) -> bool {
+    let host = 1 + i % a.flows;
+    let client = Ipv4Addr::new(172, 16, (host >> 8) as u8, host as u8);
+    udp_frame(m, client, 1024 + (i / a.flows) as u16, a, src_mac)
+}
+
+/// The warm-up frame `j`: one frame of its own flow, client 172.20.0.0 + j % 2^18.
+fn warm(m: &mut Mbuf, j: u32, a: &Args, src_mac: [u8; 6]) -> bool {
+    let host = j % (1 << 18);
+    let client = Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 20, 0, 0)) + host);
+    udp_frame(m, client, 2000 + (j >> 18) as u16, a, src_mac)
+}
+
+/// A UDP frame client:sport → VIP:vport, from R's client side to the DUT's.
+fn udp_frame(m: &mut Mbuf, client: Ipv4Addr, sport: u16, a: &Args, src_mac: [u8; 6]) -> bool {
+    const LEN: usize = 14 + 20 + 8 + 18;
+    if !m.append(LEN) {
+        return false;
+    }
+    let f = m.data_mut();
+    f.fill(0);
+    f[0..6].copy_from_slice(&a.peer_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((LEN - 14) as u16).to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&client.octets());
+    ip[16..20].copy_from_slice(&a.vip.octets());
+    let sum = checksum(ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let udp = &mut f[34..42];
+    udp[0..2].copy_from_slice(&sport.to_be_bytes());
+    udp[2..4].copy_from_slice(&a.vport.to_be_bytes());
+    udp[4..6].copy_from_slice(&((LEN - 34) as u16).to_be_bytes());
+    // UDP checksum 0: none (IPv4).
+    true
+}
+
+/// An Ethernet frame carrying at least a minimal IPv4 header.
+#[inline]
+fn is_ipv4(f: &[u8]) -> bool {
+    f.len() >= 14 + 20 && f[12..14] == [0x08, 0x00] && f[14] >> 4 == 4
+}
+
+/// DR: the frame goes back to the DUT's client side as it is, but for its MACs and TTL.
+#[inline]
+fn resend(f: &mut [u8], dst: [u8; 6], src: [u8; 6]) -> bool {
+    if !is_ipv4(f) {
+        return false;
+    }
+    f[0..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    restore_ttl(f);
+    true
+}
+
+/// Sets the IPv4 TTL back to 64, folding the change into the header checksum (RFC 1624).
+#[inline]
+fn restore_ttl(f: &mut [u8]) {
+    let old = u16::from_be_bytes([f[22], f[23]]);
+    let new = (64u16 << 8) | u16::from(f[23]);
+    if old != new {
+        f[22] = 64;
+        let hc = update16(u16::from_be_bytes([f[24], f[25]]), old, new);
+        f[24..26].copy_from_slice(&hc.to_be_bytes());
+    }
+}
+
+/// Swaps the frame's MACs, IPv4 addresses and L4 ports and sets its TTL back to 64. None of
+/// the swaps changes a checksum; the TTL is folded into the IPv4 one (RFC 1624).
+#[inline]
+fn reflect(f: &mut [u8]) -> bool {
+    if !is_ipv4(f) {
+        return false;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    if ihl < 20 || f.len() < 14 + ihl + 4 {
+        return false;
+    }
+    for i in 0..6 {
+        f.swap(i, 6 + i);
+    }
+    for i in 0..4 {
+        f.swap(26 + i, 30 + i);
+    }
+    let l4 = 14 + ihl;
+    for i in 0..2 {
+        f.swap(l4 + i, l4 + 2 + i);
+    }
+    restore_ttl(f);
+    true
+}
+
+/// Sends `a.sessions` frames of distinct flows, a burst at a time, taking back (and freeing)
+/// whatever the DUT forwards; waits until the DUT has been quiet for 200 ms. Returns how many
+/// were sent and how many came back.
+fn warm_up(
+    pool: &Mempool,
+    queues: &mut [dpdk::Queue; 2],
+    a: &Args,
+    src: [u8; 6],
+) -> Result<(u32, u64), String> {
+    let mut burst: ArrayVec<Mbuf, BURST> = ArrayVec::new();
+    let (mut sent, mut back) = (0u32, 0u64);
+    let mut drain = |queues: &mut [dpdk::Queue; 2], burst: &mut ArrayVec<Mbuf, BURST>| {
+        let mut n = 0;
+        for q in queues.iter_mut() {
+            burst.clear();
+            n += q.rx_burst(burst);
+        }
+        burst.clear();
+        back += n as u64;
+        n
+    };
+    while sent < a.sessions {
+        let mut out: ArrayVec<Mbuf, BURST> = ArrayVec::new();
+        while out.len() < BURST && sent + (out.len() as u32) < a.sessions {
+            let mut m = pool.alloc().ok_or("the mempool ran dry while warming up")?;
+            if !warm(&mut m, sent + out.len() as u32, a, src) {
+                return Err("a warm-up frame does not fit an mbuf".into());
+            }
+            out.push(m);
+        }
+        let n = out.len();
+        queues[0].tx_burst(&mut out);
+        sent += (n - out.len()) as u32;
+        drain(queues, &mut burst);
+    }
+    let mut quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_millis(200) {
+        if drain(queues, &mut burst) > 0 {
+            quiet = Instant::now();
+        }
+    }
+    Ok((sent, back))
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    let core = a.core.to_string();
+    let wan = format!("net_vhost0,iface={},queues=1", a.wan);
+    let lan = format!("net_vhost1,iface={},queues=1", a.lan);
+    let eal_args = [
+        "rvs-reflector",
+        "-l",
+        &core,
+        "--no-pci",
+        "--no-huge",
+        "-m",
+        "1024",
+        "--single-file-segments",
+        "--file-prefix",
+        &a.prefix,
+        "--vdev",
+        &wan,
+        "--vdev",
+        &lan,
+    ];
+    let _eal = Eal::init(&eal_args).map_err(|e| e.to_string())?;
+    let pool = Mempool::new("reflector", 16383, 256, 2176, None).map_err(|e| e.to_string())?;
+    let mut ports = Vec::new();
+    for name in ["net_vhost0", "net_vhost1"] {
+        let mut p = Port::by_name(name).map_err(|e| e.to_string())?;
+        p.configure(&PortConf::default(), &pool)
+            .map_err(|e| e.to_string())?;
+        p.start().map_err(|e| e.to_string())?;
+        ports.push(p);
+    }
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "mac wan {}", mac(ports[0].mac()));
+    let _ = writeln!(out, "mac lan {}", mac(ports[1].mac()));
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(ports[0].link_up() && ports[1].link_up()) {
+        if Instant::now() > deadline {
+            return Err("the DUT never connected to both vhost-user sockets".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut queues = [
+        ports[0].queue(0).map_err(|e| e.to_string())?,
+        ports[1].queue(0).map_err(|e| e.to_string())?,
+    ];
+
+    let src = ports[0].mac();
+    let mut burst: ArrayVec<Mbuf, BURST> = ArrayVec::new();
+    if a.sessions > 0 {
+        let (sent, back) = warm_up(&pool, &mut queues, a, src)?;
+        let _ = writeln!(out, "warm sent={sent} back={back}");
+        let _ = out.flush();
+    }
+
+    // Seed, a burst at a time.
+    let mut sent = 0;
+    while sent < a.inflight {
+        while burst.len() < BURST && sent + (burst.len() as u32) < a.inflight {
+            let mut m = pool.alloc().ok_or("the mempool ran dry while seeding")?;
+            if !seed(&mut m, sent + burst.len() as u32, a, src) {
+                return Err("a seed frame does not fit an mbuf".into());
+            }
+            burst.push(m);
+        }
+        let n = burst.len();
+        queues[0].tx_burst(&mut burst);
+        sent += (n - burst.len()) as u32;
+    }
+
+    let mut rx = [0u64; 2];
+    let mut other = 0u64;
+    let start = Instant::now();
+    let warm_end = start + Duration::from_secs_f64(a.warmup);
+    let end = warm_end + Duration::from_secs_f64(a.seconds);
+    let mut at_warm: Option<[u64; 2]> = None;
+    let mut polls = 0u32;
+    let (dut_wan, r_wan) = (a.peer_mac, ports[0].mac());
+    loop {
+        for side in 0..2 {
+            burst.clear();
+            let n = queues[side].rx_burst(&mut burst);
+            if n == 0 {
+                continue;
+            }
+            rx[side] += n as u64;
+            let dr_resend = a.dr && side == 1;
+            burst.retain(|m| {
+                let ok = if dr_resend {
+                    resend(m.data_mut(), dut_wan, r_wan)
+                } else {
+                    reflect(m.data_mut())
+                };
+                other += u64::from(!ok);
+                ok
+            });
+            queues[if dr_resend { 0 } else { side }].tx_burst(&mut burst);
+        }
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(1024) {
+            let now = Instant::now();
+            if at_warm.is_none() && now >= warm_end {
+                at_warm = Some(rx);
+            }
+            if now >= end {
+                break;
+            }
+        }
+    }
+    burst.clear();
+    let w = at_warm.unwrap_or([0, 0]);
+    let (wan_n, lan_n) = (rx[0] - w[0], rx[1] - w[1]);
+    let pps = |n: u64| (n as f64 / a.seconds) as u64;
+    let _ = writeln!(
+        out,
+        "result rx_pps={} wan_pps={} lan_pps={} other={}",
+        pps(wan_n + lan_n),
+        pps(wan_n),
+        pps(lan_n),
+        other
+    );
+    let _ = out.flush();
+    drop(queues);
+    for p in &mut ports {
+        let _ = p.stop();
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rvs-reflector: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvs-reflector: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reflect;
+
+    #[test]
+    fn reflect_swaps_the_five_tuple_and_restores_the_ttl_with_a_valid_checksum() {
+        let mut f = vec![0u8; 60];
+        f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = [
+            0x45, 0, 0, 46, 0, 0, 0, 0, 61, 17, 0, 0, 10, 1, 0, 11, 10, 1, 0, 201,
+        ];
+        f[14..34].copy_from_slice(&ip);
+        let csum = dataplane::checksum::checksum;
+        let c = csum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f[34..38].copy_from_slice(&[0x00, 0x50, 0x04, 0x00]);
+        assert!(reflect(&mut f));
+        assert_eq!(&f[0..6], &[2, 0, 0, 0, 0, 2]);
+        assert_eq!(&f[26..30], &[10, 1, 0, 201]);
+        assert_eq!(&f[30..34], &[10, 1, 0, 11]);
+        assert_eq!(&f[34..38], &[0x04, 0x00, 0x00, 0x50]);
+        assert_eq!(f[22], 64);
+        assert_eq!(csum(&f[14..34]), 0, "header checksum must verify");
+        let mut g = f.clone();
+        g[22] = 3;
+        let c = {
+            g[24] = 0;
+            g[25] = 0;
+            csum(&g[14..34])
+        };
+        g[24..26].copy_from_slice(&c.to_be_bytes());
+        assert!(super::resend(&mut g, [9; 6], [8; 6]));
+        assert_eq!(
+            (&g[0..6], &g[6..12], g[22]),
+            (&[9u8; 6][..], &[8u8; 6][..], 64)
+        );
+        assert_eq!(
+            &g[26..38],
+            &f[26..38],
+            "DR resend keeps the addresses and ports"
+        );
+        assert_eq!(
+            csum(&g[14..34]),
+            0,
+            "header checksum must verify after resend"
+        );
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(!reflect(&mut arp));
+    }
+}

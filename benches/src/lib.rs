@@ -1,0 +1,145 @@
+//! Shared helpers for the rvs criterion benches: a two-port director on in-memory devices and
+//! frame builders. Frames are built with smoltcp (valid checksums), independent of rvs's code.
+
+use arc_swap::ArcSwap;
+use conntrack::{Proto, SessionState, TcpState, Timeouts};
+use dataplane::mem::{MemDevice, MemPool};
+use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
+use dataplane::wire::{EthernetAddress, Ipv4Packet, TcpPacket};
+use dataplane::worker::{Worker, WorkerConfig};
+use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
+use smoltcp::wire::IpAddress;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// Client-side port.
+pub const WAN: u16 = 0;
+/// Real-server-side port.
+pub const LAN: u16 = 1;
+/// WAN port MAC.
+pub const WAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// LAN port MAC.
+pub const LAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
+/// The client-side router's MAC.
+pub const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xfe, 0xfe];
+/// The service's VIP.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+/// Real servers.
+pub const RS: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(10, 1, 0, 11),
+    Ipv4Addr::new(10, 1, 0, 12),
+    Ipv4Addr::new(10, 1, 0, 13),
+];
+
+/// A director with one TCP service VIP:80 whose three dests use `mode`, on in-memory ports,
+/// with static neighbours. SYN_RECV lasts `syn_recv_ms` (benches of the new-session path
+/// expire sessions between batches).
+pub fn director(mode: ForwardMode, capacity: usize, syn_recv_ms: u64) -> Worker<MemDevice> {
+    let mut services = ServiceTable::new();
+    let key = ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP,
+        port: 80,
+    };
+    let mut svc = Service::new(key, SchedKind::Wrr).expect("service");
+    let port = if mode.maps_ports() { 8080 } else { 80 };
+    for (i, rs) in RS.iter().enumerate() {
+        svc.add_dest(Dest {
+            addr: *rs,
+            port,
+            weight: 1 + i as u32,
+            mode,
+        })
+        .expect("dest");
+    }
+    services.add(svc).expect("add");
+    let mut timeouts = Timeouts::default();
+    timeouts.set(SessionState::Tcp(TcpState::SynRecv), syn_recv_ms);
+    let cfg = DirectorConfig {
+        interfaces: vec![
+            InterfaceConfig {
+                name: "wan0".into(),
+                port: WAN,
+                vlan: None,
+                addrs: vec![Cidr::new(Ipv4Addr::new(192, 0, 2, 1), 24)],
+                mtu: 1500,
+            },
+            InterfaceConfig {
+                name: "lan0".into(),
+                port: LAN,
+                vlan: None,
+                addrs: vec![Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24)],
+                mtu: 1500,
+            },
+        ],
+        routes: vec![RouteConfig {
+            dst: Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
+            via: Ipv4Addr::new(192, 0, 2, 254),
+        }],
+        lips: vec![Ipv4Addr::new(10, 1, 0, 201), Ipv4Addr::new(10, 1, 0, 202)],
+        services,
+        timeouts,
+        ..DirectorConfig::default()
+    };
+    let snap = Snapshot::build(&cfg).expect("config");
+    let pool = MemPool::new(8192);
+    let ports = vec![
+        MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 4096),
+        MemDevice::new(EthernetAddress(LAN_MAC), pool, 4096),
+    ];
+    let wcfg = WorkerConfig {
+        table_capacity: capacity,
+        slow_every: u32::MAX,
+        ..WorkerConfig::default()
+    };
+    let mut w = Worker::new(wcfg, ports, Arc::new(ArcSwap::from_pointee(snap))).expect("worker");
+    let n = w.neighbours_mut();
+    n.insert_static(Ipv4Addr::new(192, 0, 2, 254), EthernetAddress(ROUTER_MAC));
+    for (i, rs) in RS.iter().enumerate() {
+        n.insert_static(*rs, EthernetAddress([0x02, 0, 0, 1, 0, 0x0b + i as u8]));
+    }
+    w
+}
+
+/// A TCP frame with valid checksums and `payload_len` bytes of payload.
+pub fn tcp_frame(
+    dst_mac: [u8; 6],
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    flags: u8,
+    payload_len: usize,
+) -> Vec<u8> {
+    let ip_len = 20 + 20 + payload_len;
+    let mut f = vec![0u8; 14 + ip_len];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&ROUTER_MAC);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    {
+        let l4 = &mut f[34..];
+        l4[13] = flags;
+        let mut t = TcpPacket::new_unchecked(&mut *l4);
+        t.set_src_port(sport);
+        t.set_dst_port(dport);
+        t.set_header_len(20);
+        t.set_window_len(65535);
+        t.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+    }
+    let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+    ip.set_version(4);
+    ip.set_header_len(20);
+    ip.set_total_len(ip_len as u16);
+    ip.set_dont_frag(true);
+    ip.set_hop_limit(64);
+    ip.set_next_header(smoltcp::wire::IpProtocol::Tcp);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
+    f
+}
+
+/// Client address number `i` (spread over 198.18.0.0/15).
+pub fn client(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0xc612_0000u32 + (i % 131_072))
+}

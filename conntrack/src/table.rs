@@ -1,0 +1,755 @@
+//! The per-worker session table: a slab of sessions, a hash index from flow keys to slab
+//! slots, and a timer wheel threaded through the slab.
+//!
+//! # Layout and memory
+//!
+//! - The **slab** is a `Vec` reserved for `capacity` sessions at construction; freed slots are
+//!   reused through a free list. A slot is exactly one [`Session<T>`] (the vacant variant hides
+//!   in a niche of the flow key): 88 bytes for a 32-byte `T`.
+//! - The **index** is a [`hashbrown::HashTable`] of `u32`s (`slot << 1 | direction`); keys are
+//!   not copied but compared against the slab. Both keys of a session (original and reply) map
+//!   to it. It is hashed with foldhash seeded at random per table (hash-flooding resistance)
+//!   and has `next_power_of_two(2 × 2 × capacity × 8/7)` buckets: the 2 × capacity keys of a
+//!   full table fill at most 7/16 of them. That is 5 bytes per bucket, 23–46 bytes per session
+//!   (42 at one million sessions, 40 at 2^20).
+//! - The **timer wheel** ([`crate::wheel`]) links sessions through two `u32`s in each slot.
+//!   Refreshing a session's deadline later is a single store; see the wheel's docs for why that
+//!   is still exact.
+//!
+//! # Allocation
+//!
+//! Everything is allocated by [`Table::with_capacity`]; `insert`, `lookup`, `on_packet`,
+//! `remove` and `expire` never allocate. The one cost to know about is hashbrown's
+//! tombstones: removing a key from a run of 16 occupied buckets leaves a tombstone, and when
+//! tombstones have eaten all the spare room an insert rehashes the index. hashbrown rehashes
+//! *in place* (no allocation) whenever the keys fill at most half of its 7/8 usable buckets,
+//! which the sizing above guarantees, so it never grows the index. The in-place rehash is
+//! O(buckets), a stall of the worker, but at ≤ 7/16 load tombstones are rare: measured at
+//! 25 % load (2^20 two-key sessions), 20 M remove+insert pairs consumed 100 k of the 5.3 M
+//! spare buckets, i.e. one rehash per billion or so. At 50 % load (half the buckets) the
+//! same churn used up the spare room every ~20 M pairs, and hashbrown then *grows* the table
+//! (allocates), which is why the index is not smaller.
+//!
+//! In all, a table of 2^20 sessions with a 32-byte `T` takes 88 + 40 bytes per session plus
+//! a 512 KiB wheel.
+//!
+//! # Session ids
+//!
+//! A [`SessionId`] is a slot number plus a 16-bit generation bumped whenever the slot is
+//! freed, so an id kept after its session was removed or expired is refused by `get`,
+//! `on_packet` and `remove` instead of reaching the slot's next occupant. The generation
+//! wraps after 65 536 reuses of one slot: ids are meant to be held for the handling of a
+//! packet or a burst, not stored for long.
+
+use core::fmt;
+use core::hash::BuildHasher;
+use core::ops::Deref;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use crate::key::{Dir, FlowKey, Proto};
+use crate::tcp_state::{next_state, StateDir, TcpEvent, TcpState};
+use crate::timeout::{SessionState, Timeouts};
+use crate::wheel::{Link, TimerNodes, Wheel};
+
+/// Largest capacity of a [`Table`] (slot numbers must leave a bit for the direction).
+pub const MAX_CAPACITY: usize = (1 << 31) - Wheel::MAX_SLOTS - 2;
+
+/// Wheel tick: 2^4 = 16 ms.
+const SLOT_SHIFT: u32 = 4;
+/// At most 65 536 buckets of 16 ms: one revolution is about 1 048 s, above the default
+/// ESTABLISHED timeout.
+const MAX_WHEEL_SLOTS: usize = 1 << 16;
+
+const NIL: u32 = u32::MAX;
+
+/// A handle to a session in a [`Table`]: slot number and generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionId {
+    index: u32,
+    gen: u16,
+}
+
+impl SessionId {
+    /// The slot number, `0..capacity` (e.g. to index per-session side arrays).
+    #[inline]
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// A tracked session.
+///
+/// Inside a [`Table`] the fields are read-only (only `data` can be changed, through
+/// [`Table::data_mut`] or [`SessionMut::data_mut`]): the keys index the session and the
+/// deadline places it on the timer wheel. Sessions handed back by [`Table::remove`] and
+/// [`Table::expire`] are plain values.
+#[derive(Clone)]
+pub struct Session<T> {
+    /// The key of client packets (LVS "input").
+    pub original: FlowKey,
+    /// The key of real-server packets as they reach the director, if it sees them (NAT,
+    /// FullNAT); `None` for DR and TUN.
+    pub reply: Option<FlowKey>,
+    /// The state that sets the timeout.
+    pub state: SessionState,
+    /// When the session was inserted (ms).
+    pub created: u64,
+    /// When the session expires unless refreshed (ms): last packet + timeout of its state.
+    pub deadline: u64,
+    /// Caller data (destination, NAT rewrite, counters...).
+    pub data: T,
+    link: Link,
+    gen: u16,
+}
+
+impl<T> Session<T> {
+    /// The key for direction `dir` (`None` for `Reply` on a session without a reply key).
+    #[inline]
+    pub fn key(&self, dir: Dir) -> Option<&FlowKey> {
+        match dir {
+            Dir::Original => Some(&self.original),
+            Dir::Reply => self.reply.as_ref(),
+        }
+    }
+
+    /// The table third that a packet in direction `dir` uses: Input / Output when the
+    /// director sees replies, InputOnly for client packets of a session without a reply key
+    /// (IPVS `IP_VS_CONN_F_NOOUTPUT`); a reply packet always uses Output.
+    #[inline]
+    pub fn state_dir(&self, dir: Dir) -> StateDir {
+        match (dir, self.reply.is_some()) {
+            (Dir::Original, true) => StateDir::Input,
+            (Dir::Original, false) => StateDir::InputOnly,
+            (Dir::Reply, _) => StateDir::Output,
+        }
+    }
+}
+
+impl<T> Session<T> {
+    /// Moves the deadline; true if it moved earlier, in which case the wheel must re-file the
+    /// session (a later deadline is picked up lazily when its old bucket comes up).
+    #[inline]
+    fn set_deadline(&mut self, deadline: u64) -> bool {
+        let earlier = deadline < self.deadline;
+        self.deadline = deadline;
+        earlier
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("original", &self.original)
+            .field("reply", &self.reply)
+            .field("state", &self.state)
+            .field("created", &self.created)
+            .field("deadline", &self.deadline)
+            .field("data", &self.data)
+            .finish()
+    }
+}
+
+/// Mutable access to a session in a table: read everything, write only `data`.
+#[derive(Debug)]
+pub struct SessionMut<'a, T> {
+    session: &'a mut Session<T>,
+}
+
+impl<'a, T> SessionMut<'a, T> {
+    /// The caller data, mutably.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.session.data
+    }
+
+    /// The caller data, mutably, for the whole borrow of the table.
+    #[inline]
+    pub fn into_data_mut(self) -> &'a mut T {
+        &mut self.session.data
+    }
+}
+
+impl<T> Deref for SessionMut<'_, T> {
+    type Target = Session<T>;
+
+    #[inline]
+    fn deref(&self) -> &Session<T> {
+        self.session
+    }
+}
+
+/// Why [`Table::insert`] refused a session (nothing was inserted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InsertError {
+    /// The table holds `capacity` sessions; nothing is evicted to make room.
+    Full,
+    /// The original or the reply key already belongs to a session (or both keys are equal).
+    KeyExists,
+}
+
+impl fmt::Display for InsertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InsertError::Full => "session table full",
+            InsertError::KeyExists => "flow key already tracked",
+        })
+    }
+}
+
+impl std::error::Error for InsertError {}
+
+enum Slot<T> {
+    Occupied(Session<T>),
+    Vacant { next_free: u32, gen: u16 },
+}
+
+/// Slab and key index; the timer nodes the wheel links.
+struct Store<T> {
+    slots: Vec<Slot<T>>,
+    free: u32,
+    len: usize,
+    index: HashTable<u32>,
+    hasher: RandomState,
+}
+
+#[inline]
+fn entry(slot: u32, dir: Dir) -> u32 {
+    (slot << 1) | u32::from(dir == Dir::Reply)
+}
+
+#[inline]
+fn entry_slot(e: u32) -> u32 {
+    e >> 1
+}
+
+#[inline]
+fn entry_dir(e: u32) -> Dir {
+    if e & 1 == 0 {
+        Dir::Original
+    } else {
+        Dir::Reply
+    }
+}
+
+#[inline]
+fn hash_key(hasher: &RandomState, key: &FlowKey) -> u64 {
+    hasher.hash_one(key.packed())
+}
+
+impl<T> Store<T> {
+    #[inline]
+    fn session(&self, slot: u32) -> Option<&Session<T>> {
+        match self.slots.get(slot as usize) {
+            Some(Slot::Occupied(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn session_mut(&mut self, slot: u32) -> Option<&mut Session<T>> {
+        match self.slots.get_mut(slot as usize) {
+            Some(Slot::Occupied(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The key an index entry stands for.
+    #[inline]
+    fn entry_key(slots: &[Slot<T>], e: u32) -> Option<&FlowKey> {
+        match slots.get(entry_slot(e) as usize) {
+            Some(Slot::Occupied(s)) => s.key(entry_dir(e)),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let want = key.packed();
+        self.index
+            .find(hash, |&e| {
+                Self::entry_key(&self.slots, e).is_some_and(|k| k.packed() == want)
+            })
+            .copied()
+    }
+
+    #[inline]
+    fn index_insert(&mut self, hash: u64, e: u32) {
+        let slots = &self.slots;
+        let hasher = &self.hasher;
+        self.index.insert_unique(hash, e, |&e| {
+            Self::entry_key(slots, e).map_or(0, |k| hash_key(hasher, k))
+        });
+    }
+
+    #[inline]
+    fn index_remove(&mut self, key: &FlowKey, e: u32) {
+        let hash = hash_key(&self.hasher, key);
+        if let Ok(found) = self.index.find_entry(hash, |&x| x == e) {
+            found.remove();
+        }
+    }
+
+    /// Puts a session in a free slot; the caller has checked `len < capacity`.
+    fn alloc(&mut self, mut session: Session<T>) -> Option<SessionId> {
+        let slot = if self.free != NIL {
+            let slot = self.free;
+            let cell = self.slots.get_mut(slot as usize)?;
+            let Slot::Vacant { next_free, gen } = *cell else {
+                return None;
+            };
+            session.gen = gen;
+            *cell = Slot::Occupied(session);
+            self.free = next_free;
+            SessionId { index: slot, gen }
+        } else {
+            // Within the reserved capacity: no reallocation.
+            let slot = u32::try_from(self.slots.len()).ok()?;
+            session.gen = 0;
+            self.slots.push(Slot::Occupied(session));
+            SessionId {
+                index: slot,
+                gen: 0,
+            }
+        };
+        self.len += 1;
+        Some(slot)
+    }
+
+    /// Empties a slot (already unlinked from the wheel) and drops its keys from the index.
+    fn release(&mut self, slot: u32) -> Option<(SessionId, Session<T>)> {
+        let cell = self.slots.get_mut(slot as usize)?;
+        let gen = match cell {
+            Slot::Occupied(s) => s.gen,
+            Slot::Vacant { .. } => return None,
+        };
+        let vacant = Slot::Vacant {
+            next_free: self.free,
+            gen: gen.wrapping_add(1),
+        };
+        let Slot::Occupied(session) = core::mem::replace(cell, vacant) else {
+            return None;
+        };
+        self.free = slot;
+        self.len -= 1;
+        self.index_remove(&session.original, entry(slot, Dir::Original));
+        if let Some(reply) = &session.reply {
+            self.index_remove(reply, entry(slot, Dir::Reply));
+        }
+        Some((SessionId { index: slot, gen }, session))
+    }
+}
+
+impl<T> TimerNodes for Store<T> {
+    #[inline]
+    fn link(&self, node: u32) -> Link {
+        self.session(node).map(|s| s.link).unwrap_or_default()
+    }
+
+    #[inline]
+    fn set_link(&mut self, node: u32, link: Link) {
+        if let Some(s) = self.session_mut(node) {
+            s.link = link;
+        }
+    }
+
+    #[inline]
+    fn deadline(&self, node: u32) -> u64 {
+        self.session(node).map_or(u64::MAX, |s| s.deadline)
+    }
+}
+
+/// The session table of one worker (sans-IO: every call that needs the time takes `now`, in
+/// ms since an arbitrary epoch; see the [module docs](self) for layout and guarantees).
+pub struct Table<T> {
+    store: Store<T>,
+    wheel: Wheel,
+    timeouts: Timeouts,
+    capacity: usize,
+}
+
+impl<T> fmt::Debug for Table<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("len", &self.store.len)
+            .field("capacity", &self.capacity)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Table<T> {
+    /// A table that holds at most `capacity` sessions (clamped to [`MAX_CAPACITY`]), with
+    /// everything it will ever need allocated now.
+    pub fn with_capacity(capacity: usize, timeouts: Timeouts) -> Table<T> {
+        let capacity = capacity.min(MAX_CAPACITY);
+        // Buckets such that 2 × capacity keys fill at most half of the usable 7/8 (so that
+        // hashbrown's tombstone rehash is always in place), asking hashbrown for exactly 7/8 of
+        // that count so that it picks it.
+        let buckets = capacity
+            .saturating_mul(32)
+            .div_ceil(7)
+            .max(16)
+            .next_power_of_two();
+        let index = HashTable::with_capacity(buckets / 8 * 7);
+        let slots = (capacity / 16).clamp(64, MAX_WHEEL_SLOTS);
+        // `capacity <= MAX_CAPACITY < 2^31`, so this conversion and the wheel's ids fit.
+        let nodes = u32::try_from(capacity).unwrap_or(MAX_CAPACITY as u32);
+        Table {
+            store: Store {
+                slots: Vec::with_capacity(capacity),
+                free: NIL,
+                len: 0,
+                index,
+                hasher: RandomState::default(),
+            },
+            wheel: Wheel::new(nodes, SLOT_SHIFT, slots),
+            timeouts,
+            capacity,
+        }
+    }
+
+    /// The hard limit on the number of sessions.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of sessions.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.store.len
+    }
+
+    /// Whether the table holds no session.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.store.len == 0
+    }
+
+    /// The timeouts applied when sessions are (re-)armed.
+    #[inline]
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// Replaces the timeouts. Each session picks them up at its next re-arm (its next packet);
+    /// deadlines already set are kept, as with `ipvsadm --set`.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
+    }
+
+    /// The session a packet with `key` belongs to, and which of its keys matched.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<(SessionId, Dir)> {
+        let hash = hash_key(&self.store.hasher, key);
+        let e = self.store.find(hash, key)?;
+        let s = self.store.session(entry_slot(e))?;
+        Some((
+            SessionId {
+                index: entry_slot(e),
+                gen: s.gen,
+            },
+            entry_dir(e),
+        ))
+    }
+
+    /// The session `id` refers to, if it is still in the table.
+    #[inline]
+    pub fn get(&self, id: SessionId) -> Option<&Session<T>> {
+        self.store.session(id.index).filter(|s| s.gen == id.gen)
+    }
+
+    /// The session `id` refers to, with write access to its `data` only (keys, state and
+    /// deadline are owned by the table).
+    #[inline]
+    pub fn get_mut(&mut self, id: SessionId) -> Option<SessionMut<'_, T>> {
+        self.session_mut(id).map(|session| SessionMut { session })
+    }
+
+    /// The caller data of session `id`, mutably.
+    #[inline]
+    pub fn data_mut(&mut self, id: SessionId) -> Option<&mut T> {
+        self.session_mut(id).map(|s| &mut s.data)
+    }
+
+    #[inline]
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session<T>> {
+        self.store.session_mut(id.index).filter(|s| s.gen == id.gen)
+    }
+
+    /// Inserts a new session. TCP starts in NONE, UDP in [`SessionState::Udp`], ICMP in
+    /// [`SessionState::Icmp`] (by `original.proto`), armed with that state's timeout from
+    /// `now`. `reply` is the key of the real server's packets as they reach the director
+    /// (NAT, FullNAT), `None` when they bypass it (DR, TUN).
+    ///
+    /// # Errors
+    ///
+    /// [`InsertError::Full`] when the table holds `capacity` sessions (checked first; nothing is
+    /// ever evicted), [`InsertError::KeyExists`] when either key already belongs to a session
+    /// or `reply == Some(original)`. Nothing is inserted on error.
+    pub fn insert(
+        &mut self,
+        original: FlowKey,
+        reply: Option<FlowKey>,
+        data: T,
+        now: u64,
+    ) -> Result<SessionId, InsertError> {
+        if self.store.len >= self.capacity {
+            return Err(InsertError::Full);
+        }
+        let h_original = hash_key(&self.store.hasher, &original);
+        if self.store.find(h_original, &original).is_some() {
+            return Err(InsertError::KeyExists);
+        }
+        let h_reply = match &reply {
+            Some(r) => {
+                if *r == original {
+                    return Err(InsertError::KeyExists);
+                }
+                let h = hash_key(&self.store.hasher, r);
+                if self.store.find(h, r).is_some() {
+                    return Err(InsertError::KeyExists);
+                }
+                Some(h)
+            }
+            None => None,
+        };
+        let state = match original.proto {
+            Proto::Tcp => SessionState::Tcp(TcpState::None),
+            Proto::Udp => SessionState::Udp,
+            Proto::Icmp => SessionState::Icmp,
+        };
+        let id = self
+            .store
+            .alloc(Session {
+                original,
+                reply,
+                state,
+                created: now,
+                deadline: now.saturating_add(self.timeouts.get(state)),
+                data,
+                link: Link::default(),
+                gen: 0,
+            })
+            .ok_or(InsertError::Full)?;
+        self.store
+            .index_insert(h_original, entry(id.index, Dir::Original));
+        if let Some(h) = h_reply {
+            self.store.index_insert(h, entry(id.index, Dir::Reply));
+        }
+        self.wheel.skip_to(now);
+        self.wheel.arm(&mut self.store, id.index);
+        Ok(id)
+    }
+
+    /// A packet of session `id` went by in direction `dir`: a TCP session moves through the
+    /// transition table (`event` `None`: no transition; see [`Session::state_dir`] for the
+    /// table third), then the session is re-armed to `now + timeout(new state)`. UDP and ICMP
+    /// sessions ignore `event`. Returns the new state, or `None` for an unknown or stale id.
+    #[inline]
+    pub fn on_packet(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        event: Option<TcpEvent>,
+        now: u64,
+    ) -> Option<SessionState> {
+        let s = self
+            .store
+            .session_mut(id.index)
+            .filter(|s| s.gen == id.gen)?;
+        let state = match (s.state, event) {
+            (SessionState::Tcp(st), Some(ev)) => {
+                SessionState::Tcp(next_state(s.state_dir(dir), ev, st))
+            }
+            (st, _) => st,
+        };
+        s.state = state;
+        if s.set_deadline(now.saturating_add(self.timeouts.get(state))) {
+            self.wheel.rearm(&mut self.store, id.index);
+        }
+        Some(state)
+    }
+
+    /// Forces the state of session `id` and re-arms it to `now + timeout(state)`, as IPVS
+    /// does outside the packet path (`ip_vs_tcp_conn_listen` puts a session in LISTEN;
+    /// connection sync installs the peer's state). Returns `None` for an unknown or stale id.
+    pub fn set_state(&mut self, id: SessionId, state: SessionState, now: u64) -> Option<()> {
+        let deadline = now.saturating_add(self.timeouts.get(state));
+        let s = self.session_mut(id)?;
+        s.state = state;
+        if s.set_deadline(deadline) {
+            self.wheel.rearm(&mut self.store, id.index);
+        }
+        Some(())
+    }
+
+    /// Re-arms session `id` to expire `ms` milliseconds after `now`, whatever its state's
+    /// timeout (IPVS persistence templates carry their service's own timeout). The state is
+    /// unchanged. Returns `None` for an unknown or stale id.
+    pub fn refresh_for(&mut self, id: SessionId, now: u64, ms: u64) -> Option<()> {
+        let s = self.session_mut(id)?;
+        if s.set_deadline(now.saturating_add(ms)) {
+            self.wheel.rearm(&mut self.store, id.index);
+        }
+        Some(())
+    }
+
+    /// Removes session `id` and returns it (`None` for an unknown or stale id).
+    pub fn remove(&mut self, id: SessionId) -> Option<Session<T>> {
+        self.get(id)?;
+        self.wheel.cancel(&mut self.store, id.index);
+        self.store.release(id.index).map(|(_, s)| s)
+    }
+
+    /// Removes every session whose deadline is `<= now`, at most `budget` of them per call (the
+    /// rest stay due for the next call), and hands each to `f`. Returns how many expired.
+    ///
+    /// A session is expired by the first call whose `now >= deadline` (budget permitting) and
+    /// never by one with `now < deadline`.
+    pub fn expire(
+        &mut self,
+        now: u64,
+        budget: usize,
+        mut f: impl FnMut(SessionId, Session<T>),
+    ) -> usize {
+        self.wheel
+            .expire(&mut self.store, now, budget, |store, slot| {
+                if let Some((id, s)) = store.release(slot) {
+                    f(id, s);
+                }
+            })
+    }
+
+    /// Every session, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (SessionId, &Session<T>)> {
+        self.store
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| match slot {
+                Slot::Occupied(s) => Some((
+                    SessionId {
+                        index: i as u32,
+                        gen: s.gen,
+                    },
+                    s,
+                )),
+                Slot::Vacant { .. } => None,
+            })
+    }
+
+    /// Bytes allocated by the table (slab, index and wheel), for capacity planning.
+    pub fn allocation_size(&self) -> usize {
+        self.store.slots.capacity() * core::mem::size_of::<Slot<T>>()
+            + self.store.index.allocation_size()
+            + (self.wheel.slots() + 1) * core::mem::size_of::<Link>()
+    }
+
+    /// Number of buckets of the key index (fixed at construction unless hashbrown had to grow
+    /// it, see the module docs).
+    pub fn index_buckets(&self) -> usize {
+        self.store.index.num_buckets()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn key(i: u32) -> FlowKey {
+        FlowKey::new(
+            Proto::Tcp,
+            Ipv4Addr::from(0x0a00_0000 + i),
+            (i % 50_000) as u16 + 1024,
+            Ipv4Addr::new(192, 0, 2, 1),
+            80,
+        )
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(core::mem::size_of::<FlowKey>(), 14);
+        assert_eq!(core::mem::size_of::<Option<FlowKey>>(), 14);
+        assert_eq!(core::mem::size_of::<SessionState>(), 1);
+        assert_eq!(core::mem::size_of::<Session<[u8; 32]>>(), 88);
+        assert_eq!(core::mem::size_of::<Slot<[u8; 32]>>(), 88);
+        assert_eq!(core::mem::size_of::<Slot<[u64; 4]>>(), 88);
+    }
+
+    #[test]
+    fn index_is_sized_at_construction() {
+        let t: Table<()> = Table::with_capacity(1000, Timeouts::default());
+        assert_eq!(t.index_buckets(), 8192);
+        for cap in [0, 1, 7, 1000, 4096, 917_504, 917_505, 1_000_000] {
+            let t: Table<()> = Table::with_capacity(cap, Timeouts::default());
+            // hashbrown rehashes in place while keys <= (7/8 buckets) / 2.
+            assert!(2 * cap <= t.index_buckets() / 8 * 7 / 2, "capacity {cap}");
+            assert!(t.store.index.capacity() >= 2 * cap);
+        }
+        let t: Table<()> = Table::with_capacity(917_504, Timeouts::default());
+        assert_eq!(t.index_buckets(), 1 << 22);
+        let t: Table<()> = Table::with_capacity(1 << 20, Timeouts::default());
+        assert_eq!(t.index_buckets(), 1 << 23);
+        let t: Table<()> = Table::with_capacity(0, Timeouts::default());
+        assert_eq!(t.capacity(), 0);
+    }
+
+    #[test]
+    fn stale_ids_are_refused() {
+        let mut t = Table::with_capacity(1, Timeouts::default());
+        let a = t.insert(key(1), None, 1u8, 0).unwrap();
+        assert!(t.remove(a).is_some());
+        let b = t.insert(key(2), None, 2u8, 0).unwrap();
+        assert_eq!(a.index(), b.index());
+        assert_ne!(a, b);
+        assert!(t.get(a).is_none());
+        assert!(t.on_packet(a, Dir::Original, None, 0).is_none());
+        assert!(t.remove(a).is_none());
+        assert_eq!(t.get(b).map(|s| s.data), Some(2));
+    }
+
+    #[test]
+    fn churn_at_capacity_never_allocates() {
+        let cap = 4096;
+        let mut t: Table<u32> = Table::with_capacity(cap, Timeouts::default());
+        let size = t.allocation_size();
+        let buckets = t.index_buckets();
+        let mut ids = Vec::with_capacity(cap);
+        let mut next = 0u32;
+        let two = |n: u32| (key(n), Some(key(n).mirror()));
+        for _ in 0..cap {
+            let (o, r) = two(next);
+            ids.push(t.insert(o, r, next, 0).unwrap());
+            next += 1;
+        }
+        assert_eq!(t.insert(key(next), None, 0, 0), Err(InsertError::Full));
+        // Replace sessions one by one, many times over.
+        for round in 0..200_000usize {
+            let i = round.wrapping_mul(2_654_435_761) % cap;
+            assert!(t.remove(ids[i]).is_some());
+            let (o, r) = two(next);
+            ids[i] = t.insert(o, r, next, 0).unwrap();
+            next += 1;
+        }
+        assert_eq!(t.len(), cap);
+        assert_eq!(t.allocation_size(), size);
+        assert_eq!(t.index_buckets(), buckets);
+    }
+
+    #[test]
+    fn get_mut_writes_data_only() {
+        let mut t = Table::with_capacity(4, Timeouts::default());
+        let id = t.insert(key(1), None, 0u32, 5).unwrap();
+        {
+            let mut s = t.get_mut(id).unwrap();
+            assert_eq!(s.created, 5);
+            *s.data_mut() += 7;
+        }
+        *t.data_mut(id).unwrap() += 1;
+        assert_eq!(t.get(id).unwrap().data, 8);
+    }
+}

@@ -1,0 +1,207 @@
+//! `rvsadm`: administer rvsd with ipvsadm's commands.
+//!
+//! Parses the command line ([`control::cli`]), sends one request to rvsd over its control
+//! socket (`--socket PATH`, else `$RVS_SOCKET`, else `/run/rvs/rvsd.sock`), and prints the
+//! answer ([`control::format`]). Exit statuses follow ipvsadm: 0 on success; 2 for a bad
+//! command line and when rvsd cannot be reached (ipvsadm's "Can't initialize ipvs"); 255 (its
+//! `-1`) for the "Try ..." hint, popt errors and a refused change; 1 when a listing fails.
+//! Error messages go to stderr alone, as ipvsadm prints them.
+
+use control::cli::{self, Invocation, Output};
+use control::format;
+use control::proto::{self, Envelope, FrameError, Request, Response};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long rvsd may take to answer before rvsadm gives up.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Exit status of a refused change (ipvsadm returns -1 from `main`).
+const EXIT_REFUSED: u8 = 255;
+/// Exit status of a bad command line and of an unreachable rvsd (ipvsadm's `fail(2, ...)`).
+const EXIT_USAGE: u8 = 2;
+/// Exit status of a failed listing or a broken exchange (ipvsadm's `exit(1)`).
+const EXIT_FAILED: u8 = 1;
+
+/// Why talking to rvsd failed.
+#[derive(Debug, thiserror::Error)]
+enum ClientError {
+    /// The socket could not be opened.
+    #[error("rvsadm: cannot connect to rvsd at {path}: {source} (is rvsd running? try --socket)")]
+    Connect {
+        /// The socket path.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The exchange broke after connecting.
+    #[error("rvsadm: talking to rvsd at {path}: {source}")]
+    Exchange {
+        /// The socket path.
+        path: String,
+        /// Why.
+        source: FrameError,
+    },
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    ExitCode::from(run(&args))
+}
+
+/// Runs one invocation and returns the exit status.
+fn run(args: &[String]) -> u8 {
+    let (socket, args) = match cli::split_socket(args) {
+        Ok(split) => split,
+        Err(e) => return cli_failure(&e),
+    };
+    let socket = socket
+        .or_else(|| {
+            std::env::var(cli::SOCKET_ENV)
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| cli::DEFAULT_SOCKET.to_owned());
+    let invocation = match cli::parse(&args) {
+        Ok(inv) => inv,
+        Err(e) => return cli_failure(&e),
+    };
+    match invocation {
+        Invocation::Help => print(&cli::usage()),
+        Invocation::Version => print(&cli::version()),
+        Invocation::Request { request, output } => request_and_print(&socket, request, &output),
+        Invocation::Save { .. } => save(&socket),
+        Invocation::Restore => restore(&socket),
+    }
+}
+
+/// Prints a command-line error as ipvsadm does, and its exit status.
+fn cli_failure(e: &cli::CliError) -> u8 {
+    eprintln!("{e}");
+    if e.wants_hint() {
+        eprintln!("{}", cli::CliError::NoCommand);
+    }
+    e.exit_code()
+}
+
+/// Writes `text` to stdout; a closed pipe (`rvsadm -L | head`) is not an error.
+fn print(text: &str) -> u8 {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("rvsadm: cannot write output: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// Whether `request` only reads (a failure then exits 1, as ipvsadm's listings do).
+fn is_listing(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::List { .. }
+            | Request::Connections
+            | Request::Timeouts
+            | Request::Workers
+            | Request::Lips
+            | Request::Health
+    )
+}
+
+/// Sends `request`, prints the answer.
+fn request_and_print(socket: &str, request: Request, output: &Output) -> u8 {
+    let failure = if is_listing(&request) {
+        EXIT_FAILED
+    } else {
+        EXIT_REFUSED
+    };
+    let response = match exchange(socket, &request) {
+        Ok(r) => r,
+        Err(e) => return client_failure(&e),
+    };
+    match format::render(&request, &response, output) {
+        Ok(text) => print(&text),
+        Err(e) => {
+            eprintln!("{e}");
+            failure
+        }
+    }
+}
+
+/// `-S`: list everything and print it as rules.
+fn save(socket: &str) -> u8 {
+    let request = Request::List { service: None };
+    let response = match exchange(socket, &request) {
+        Ok(r) => r,
+        Err(e) => return client_failure(&e),
+    };
+    let text = match &response {
+        Response::Services { services } => format::rules(services),
+        other => format::render(&request, other, &Output::default()),
+    };
+    match text {
+        Ok(text) => print(&text),
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `-R`: rules from stdin, sent as one all-or-nothing batch.
+fn restore(socket: &str) -> u8 {
+    let mut input = String::new();
+    if let Err(e) = io::stdin().read_to_string(&mut input) {
+        eprintln!("rvsadm: cannot read rules from stdin: {e}");
+        return EXIT_FAILED;
+    }
+    let batch = match cli::parse_rules(&input) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_USAGE;
+        }
+    };
+    request_and_print(socket, batch, &Output::default())
+}
+
+/// Prints a connection problem, and its exit status.
+fn client_failure(e: &ClientError) -> u8 {
+    eprintln!("{e}");
+    match e {
+        ClientError::Connect { .. } => EXIT_USAGE,
+        ClientError::Exchange { .. } => EXIT_FAILED,
+    }
+}
+
+/// One request, one answer.
+fn exchange(socket: &str, request: &Request) -> Result<Response, ClientError> {
+    let path = PathBuf::from(socket);
+    let mut stream = UnixStream::connect(&path).map_err(|source| ClientError::Connect {
+        path: socket.to_owned(),
+        source,
+    })?;
+    let broken = |source: FrameError| ClientError::Exchange {
+        path: socket.to_owned(),
+        source,
+    };
+    let timeouts = stream
+        .set_read_timeout(Some(ANSWER_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(ANSWER_TIMEOUT)));
+    timeouts.map_err(|e| broken(FrameError::Io(e)))?;
+    let envelope = Envelope {
+        version: proto::VERSION,
+        request: request.clone(),
+    };
+    proto::write_frame(&mut stream, &envelope).map_err(broken)?;
+    let body = proto::read_frame_bytes(&mut stream).map_err(broken)?;
+    proto::decode_response(&body).map_err(broken)
+}

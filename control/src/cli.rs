@@ -1,0 +1,1117 @@
+//! rvsadm's command line: ipvsadm's syntax, parsed into an [`Invocation`].
+//!
+//! The grammar, the defaults and the error messages follow ipvsadm.c (`parse_options`,
+//! `process_options`, `generic_opt_check` and its `commands_v_options` table), so that an
+//! operator's `ipvsadm` command lines and scripts work unchanged:
+//!
+//! - options are popt-style: short ones cluster (`-Ln`, `-At 192.0.2.1:80`), take their value
+//!   attached or as the next word (`-w3`, `-w 3`), long ones take `--opt value` or `--opt=value`;
+//!   `-p`'s timeout is optional and taken only from a following word that is not an option;
+//! - exactly one command; each command accepts, requires or refuses each option as in ipvsadm's
+//!   table, with ipvsadm's messages ("Illegal 'weight' option with the 'add-service' command");
+//! - defaults as in ipvsadm: scheduler `wlc`, weight 1, forwarding `-g` (DR), a dest without
+//!   a port takes the service's port, and DR/TUN dests always take the service's port;
+//! - `-p` without a timeout is 300 s, the default ipvsadm's manual documents.
+//!
+//! rvs-specific: `--icmp VIP` (an ICMP echo service), `--fullnat` (FullNAT forwarding, as in
+//! DPVS's ipvsadm), `--json`, `--workers` and `--reload FILE`. Host and port names are not
+//! resolved (rvs is numeric only, so `-n` is accepted and implied), and IPv6, firewall marks,
+//! thresholds and the sync daemon are not supported: their options are refused by name.
+//!
+//! [`parse_rules`] reads `-S` output (one ipvsadm command line per line) back into one
+//! [`Request::Batch`], for `-R`.
+
+use crate::proto::{DestSpec, ProtoName, Request, SvcKey};
+use std::net::Ipv4Addr;
+
+/// The scheduler of a service added without `-s` (ipvsadm's `DEF_SCHED`).
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+
+/// The persistence timeout of `-p` without a value, in seconds (ipvsadm's manual).
+pub const DEFAULT_PERSISTENCE: u32 = 300;
+
+/// The largest timeout `-p` and `--set` accept, in seconds (ipvsadm's `MAX_TIMEOUT`, 31 days).
+pub const MAX_TIMEOUT: u32 = 86_400 * 31;
+
+/// The largest dest weight (`-w`), as in ipvsadm.
+pub const MAX_WEIGHT: u32 = 65_535;
+
+/// Where rvsd listens unless `--socket` or [`SOCKET_ENV`] says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
+
+/// The environment variable naming rvsd's socket.
+pub const SOCKET_ENV: &str = "RVS_SOCKET";
+
+/// What one rvsadm command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// Send `request` to rvsd and print its answer as `output` says.
+    Request {
+        /// The request.
+        request: Request,
+        /// How to print the answer.
+        output: Output,
+    },
+    /// `-S`: list everything, then print it as rules that `-R` reads back.
+    Save {
+        /// How to print (only `numeric`, which is implied anyway).
+        output: Output,
+    },
+    /// `-R`: read rules from stdin and send them as one [`Request::Batch`].
+    Restore,
+    /// `-h`: print the usage.
+    Help,
+    /// `-v`: print the version.
+    Version,
+}
+
+/// How to print an answer (the listing options of `-L`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Output {
+    /// `-n`: numeric addresses and ports. Accepted; rvsadm never resolves names anyway.
+    pub numeric: bool,
+    /// `--stats`: the counters layout.
+    pub stats: bool,
+    /// `--rate`: the rates layout.
+    pub rate: bool,
+    /// `--exact`: numbers in full, without K/M/G/T.
+    pub exact: bool,
+    /// `--json`: the answer's payload as JSON instead of a table.
+    pub json: bool,
+    /// `-c`: the connection (session) listing.
+    pub connections: bool,
+    /// `--timeout`: the timeouts.
+    pub timeout: bool,
+    /// `--nosort`: keep rvsd's order instead of sorting services and dests like ipvsadm.
+    pub nosort: bool,
+}
+
+/// Why a command line was refused. The messages are ipvsadm's where ipvsadm has one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    /// Options but no command (ipvsadm's `tryhelp_exit`).
+    #[error("Try `rvsadm -h' or 'rvsadm --help' for more information.")]
+    NoCommand,
+    /// An option neither ipvsadm nor rvsadm knows (popt's message).
+    #[error("{0}: unknown option")]
+    UnknownOption(String),
+    /// An option of ipvsadm's that rvs does not have (IPv6, fwmark, thresholds, sync daemon...).
+    #[error("{0}: not supported by rvs")]
+    Unsupported(String),
+    /// An option that takes a value was last on the line (popt's message).
+    #[error("{0}: missing argument")]
+    MissingArgument(String),
+    /// A flag was given a value with `--flag=value` (popt's message).
+    #[error("{0}: option does not take an argument")]
+    UnwantedArgument(String),
+    /// Two commands on one line.
+    #[error("multiple commands specified")]
+    MultipleCommands,
+    /// The same option twice (`-g -m` counts: both are the forwarding method).
+    #[error("multiple '{0}' options specified")]
+    MultipleOptions(&'static str),
+    /// A command lacks an option it needs (`-a` without `-r`).
+    #[error("You need to supply the '{option}' option for the '{command}' command")]
+    OptionRequired {
+        /// ipvsadm's name of the option.
+        option: &'static str,
+        /// ipvsadm's name of the command.
+        command: &'static str,
+    },
+    /// A command was given an option it does not take (`-A -w 3`).
+    #[error("Illegal '{option}' option with the '{command}' command")]
+    OptionIllegal {
+        /// ipvsadm's name of the option.
+        option: &'static str,
+        /// ipvsadm's name of the command.
+        command: &'static str,
+    },
+    /// Two options that exclude each other (`-L -c -t ...`).
+    #[error(
+        "The option '{option}' conflicts with the '{other}' option in the '{command}' command"
+    )]
+    OptionConflict {
+        /// The later option.
+        option: &'static str,
+        /// The earlier one.
+        other: &'static str,
+        /// ipvsadm's name of the command.
+        command: &'static str,
+    },
+    /// `-c` or `--timeout` with `--stats` or `--rate`.
+    #[error("options conflicts in the list command")]
+    ListConflict,
+    /// `-t`/`-u`/`--icmp` with something that is not `IPv4[:port]` (rvs resolves no names).
+    #[error("illegal virtual server address[:port] specified")]
+    IllegalService,
+    /// `-r` with something that is not `IPv4[:port]`.
+    #[error("illegal real server address[:port] specified")]
+    IllegalServer,
+    /// `-w` outside 0..=65535.
+    #[error("illegal weight specified")]
+    IllegalWeight,
+    /// `-p` or `--set` with a value that is not a number of seconds in range.
+    #[error("invalid timeout value `{0}' specified")]
+    InvalidTimeout(String),
+    /// `--set` with fewer than three values.
+    #[error("--set option requires 3 timeout values")]
+    SetNeedsThree,
+    /// A word that belongs to no option.
+    #[error("unexpected argument {0}")]
+    UnexpectedArgument(String),
+    /// `-A`/`-E` with port 0 and no `-p` (only a persistent service may match every port).
+    #[error("Zero port specified for non-persistent service")]
+    ZeroPort,
+    /// A port on an ICMP service or on a dest of one (rvs-specific).
+    #[error("ICMP services and their real servers have no port")]
+    IcmpPort,
+    /// `--reload` with a path that cannot be made absolute.
+    #[error("cannot make `{path}' an absolute path: {reason}")]
+    ReloadPath {
+        /// The path given.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl CliError {
+    /// The exit status ipvsadm uses for this error: 255 (its `-1`) where it prints the
+    /// "Try ..." hint or a popt message, 2 (its `fail(2, ...)`) otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::NoCommand
+            | CliError::UnknownOption(_)
+            | CliError::MissingArgument(_)
+            | CliError::UnwantedArgument(_) => 255,
+            _ => 2,
+        }
+    }
+
+    /// Whether the "Try `rvsadm -h' ..." hint should follow the message.
+    pub fn wants_hint(&self) -> bool {
+        matches!(
+            self,
+            CliError::UnknownOption(_)
+                | CliError::Unsupported(_)
+                | CliError::MissingArgument(_)
+                | CliError::UnwantedArgument(_)
+        )
+    }
+}
+
+/// Why `-R` input was refused. Nothing of it is sent then.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// A line is not a valid command line.
+    #[error("line {line}: {source}")]
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        source: CliError,
+    },
+    /// A line is valid but is not a change (a listing, `-S`, `-R`, `--reload`, `-h`...).
+    #[error("line {line}: only changes (-A -E -D -a -e -d -C -Z --set) can be restored")]
+    NotAChange {
+        /// 1-based line number.
+        line: usize,
+    },
+}
+
+/// The commands, in ipvsadm's order, with ipvsadm's names (`cmdnames[]`) in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Add,
+    Edit,
+    Del,
+    Flush,
+    List,
+    AddDest,
+    DelDest,
+    EditDest,
+    Timeout,
+    Restore,
+    Save,
+    Zero,
+    Reload,
+    Workers,
+    Lips,
+    Health,
+}
+
+impl Command {
+    fn name(self) -> &'static str {
+        match self {
+            Command::Add => "add-service",
+            Command::Edit => "edit-service",
+            Command::Del => "delete-service",
+            Command::Flush => "flush",
+            Command::List => "list",
+            Command::AddDest => "add-server",
+            Command::DelDest => "delete-server",
+            Command::EditDest => "edit-server",
+            Command::Timeout => "set",
+            Command::Restore => "restore",
+            Command::Save => "save",
+            Command::Zero => "zero",
+            Command::Reload => "reload",
+            Command::Workers => "workers",
+            Command::Lips => "lips",
+            Command::Health => "health",
+        }
+    }
+
+    /// One row of ipvsadm's `commands_v_options`, over [`Opt::ALL`]:
+    /// `+` compulsory, `x` illegal, `1` exclusive, ` ` optional.
+    #[rustfmt::skip]
+    fn row(self) -> &'static [u8; Opt::COUNT] {
+        // Columns, in Opt::ALL order: numeric, connection, service-address, scheduler,
+        // persistent, real-server, forwarding-method, weight, timeout, stats, rate, nosort,
+        // exact, json.
+        match self {
+            //                                       ncvsprfwtsrnej
+            Command::Add | Command::Edit =>        b"xx+  xxxxxxxxx",
+            Command::Del =>                        b"xx+xxxxxxxxxxx",
+            Command::List =>                       b" 11xxxxx1     ",
+            Command::AddDest | Command::EditDest => b"xx+xx+  xxxxxx",
+            Command::DelDest =>                    b"xx+xx+xxxxxxxx",
+            Command::Save =>                       b" xxxxxxxxxxxxx",
+            Command::Zero =>                       b"xx xxxxxxxxxxx",
+            Command::Workers | Command::Lips | Command::Health => {
+                                                   b" xxxxxxxxxxx  "
+            }
+            Command::Flush | Command::Timeout | Command::Restore | Command::Reload => {
+                                                   b"xxxxxxxxxxxxxx"
+            }
+        }
+    }
+}
+
+/// The options that ipvsadm's table checks, in ipvsadm's `optnames[]` order, plus `json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    Numeric,
+    Connection,
+    Service,
+    Scheduler,
+    Persistent,
+    Server,
+    Forward,
+    Weight,
+    Timeout,
+    Stats,
+    Rate,
+    NoSort,
+    Exact,
+    Json,
+}
+
+impl Opt {
+    const COUNT: usize = 14;
+    const ALL: [Opt; Opt::COUNT] = [
+        Opt::Numeric,
+        Opt::Connection,
+        Opt::Service,
+        Opt::Scheduler,
+        Opt::Persistent,
+        Opt::Server,
+        Opt::Forward,
+        Opt::Weight,
+        Opt::Timeout,
+        Opt::Stats,
+        Opt::Rate,
+        Opt::NoSort,
+        Opt::Exact,
+        Opt::Json,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Opt::Numeric => "numeric",
+            Opt::Connection => "connection",
+            Opt::Service => "service-address",
+            Opt::Scheduler => "scheduler",
+            Opt::Persistent => "persistent",
+            Opt::Server => "real-server",
+            Opt::Forward => "forwarding-method",
+            Opt::Weight => "weight",
+            Opt::Timeout => "timeout",
+            Opt::Stats => "stats",
+            Opt::Rate => "rate",
+            Opt::NoSort => "nosort",
+            Opt::Exact => "exact",
+            Opt::Json => "json",
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// What an option word means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Cmd(Command),
+    Help,
+    Version,
+    Service(ProtoName),
+    Scheduler,
+    Persistent,
+    Server,
+    Mode(Mode),
+    Weight,
+    Flag(Opt),
+    Sort,
+    Unsupported,
+}
+
+/// Whether an option takes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arity {
+    None,
+    Required,
+    Optional,
+}
+
+/// A forwarding method (`-g`, `-m`, `-i`, `--fullnat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Dr,
+    Nat,
+    Tun,
+    FullNat,
+}
+
+impl Mode {
+    /// The name [`DestSpec::mode`] carries.
+    fn wire_name(self) -> &'static str {
+        match self {
+            Mode::Dr => "dr",
+            Mode::Nat => "nat",
+            Mode::Tun => "tun",
+            Mode::FullNat => "fullnat",
+        }
+    }
+}
+
+/// One option: short letter, long names, meaning, arity.
+struct Spec {
+    short: Option<char>,
+    long: &'static [&'static str],
+    key: Key,
+    arity: Arity,
+}
+
+const fn spec(short: Option<char>, long: &'static [&'static str], key: Key, arity: Arity) -> Spec {
+    Spec {
+        short,
+        long,
+        key,
+        arity,
+    }
+}
+
+/// ipvsadm's option table (`options_table[]` in `parse_options`), plus rvs's own options and
+/// the ipvsadm options rvs refuses by name.
+#[rustfmt::skip]
+const SPECS: &[Spec] = &[
+    spec(Some('A'), &["add-service"], Key::Cmd(Command::Add), Arity::None),
+    spec(Some('E'), &["edit-service"], Key::Cmd(Command::Edit), Arity::None),
+    spec(Some('D'), &["delete-service"], Key::Cmd(Command::Del), Arity::None),
+    spec(Some('C'), &["clear"], Key::Cmd(Command::Flush), Arity::None),
+    spec(Some('L'), &["list"], Key::Cmd(Command::List), Arity::None),
+    spec(Some('l'), &[], Key::Cmd(Command::List), Arity::None),
+    spec(Some('Z'), &["zero"], Key::Cmd(Command::Zero), Arity::None),
+    spec(Some('a'), &["add-server"], Key::Cmd(Command::AddDest), Arity::None),
+    spec(Some('e'), &["edit-server"], Key::Cmd(Command::EditDest), Arity::None),
+    spec(Some('d'), &["delete-server"], Key::Cmd(Command::DelDest), Arity::None),
+    spec(None, &["set"], Key::Cmd(Command::Timeout), Arity::None),
+    spec(Some('R'), &["restore"], Key::Cmd(Command::Restore), Arity::None),
+    spec(Some('S'), &["save"], Key::Cmd(Command::Save), Arity::None),
+    spec(None, &["reload"], Key::Cmd(Command::Reload), Arity::Required),
+    spec(None, &["workers"], Key::Cmd(Command::Workers), Arity::None),
+    spec(None, &["lips"], Key::Cmd(Command::Lips), Arity::None),
+    spec(None, &["health"], Key::Cmd(Command::Health), Arity::None),
+    spec(Some('h'), &["help"], Key::Help, Arity::None),
+    spec(Some('v'), &["version"], Key::Version, Arity::None),
+    spec(Some('t'), &["tcp-service"], Key::Service(ProtoName::Tcp), Arity::Required),
+    spec(Some('u'), &["udp-service"], Key::Service(ProtoName::Udp), Arity::Required),
+    spec(None, &["icmp", "icmp-service"], Key::Service(ProtoName::Icmp), Arity::Required),
+    spec(Some('s'), &["scheduler"], Key::Scheduler, Arity::Required),
+    spec(Some('p'), &["persistent"], Key::Persistent, Arity::Optional),
+    spec(Some('r'), &["real-server"], Key::Server, Arity::Required),
+    spec(Some('g'), &["gatewaying"], Key::Mode(Mode::Dr), Arity::None),
+    spec(Some('m'), &["masquerading"], Key::Mode(Mode::Nat), Arity::None),
+    spec(Some('i'), &["ipip"], Key::Mode(Mode::Tun), Arity::None),
+    spec(None, &["fullnat"], Key::Mode(Mode::FullNat), Arity::None),
+    spec(Some('w'), &["weight"], Key::Weight, Arity::Required),
+    spec(Some('n'), &["numeric"], Key::Flag(Opt::Numeric), Arity::None),
+    spec(Some('c'), &["connection"], Key::Flag(Opt::Connection), Arity::None),
+    spec(None, &["timeout"], Key::Flag(Opt::Timeout), Arity::None),
+    spec(None, &["stats"], Key::Flag(Opt::Stats), Arity::None),
+    spec(None, &["rate"], Key::Flag(Opt::Rate), Arity::None),
+    spec(Some('X'), &["exact"], Key::Flag(Opt::Exact), Arity::None),
+    spec(None, &["nosort"], Key::Flag(Opt::NoSort), Arity::None),
+    spec(None, &["sort"], Key::Sort, Arity::None),
+    spec(None, &["json"], Key::Flag(Opt::Json), Arity::None),
+    // ipvsadm options rvs does not have: refused by name rather than as unknown.
+    spec(Some('f'), &["fwmark-service"], Key::Unsupported, Arity::Required),
+    spec(Some('M'), &["netmask"], Key::Unsupported, Arity::Required),
+    spec(Some('x'), &["u-threshold"], Key::Unsupported, Arity::Required),
+    spec(Some('y'), &["l-threshold"], Key::Unsupported, Arity::Required),
+    spec(Some('6'), &["ipv6"], Key::Unsupported, Arity::None),
+    spec(Some('o'), &["ops"], Key::Unsupported, Arity::None),
+    spec(Some('b'), &["sched-flags"], Key::Unsupported, Arity::Required),
+    spec(None, &["pe"], Key::Unsupported, Arity::Required),
+    spec(None, &["start-daemon"], Key::Unsupported, Arity::Required),
+    spec(None, &["stop-daemon"], Key::Unsupported, Arity::Required),
+    spec(None, &["mcast-interface"], Key::Unsupported, Arity::Required),
+    spec(None, &["syncid"], Key::Unsupported, Arity::Required),
+    spec(None, &["daemon"], Key::Unsupported, Arity::None),
+    spec(None, &["thresholds"], Key::Unsupported, Arity::None),
+    spec(None, &["persistent-conn"], Key::Unsupported, Arity::None),
+    spec(None, &["tun-type"], Key::Unsupported, Arity::Required),
+    spec(None, &["tun-port"], Key::Unsupported, Arity::Required),
+    spec(None, &["tun-nocsum"], Key::Unsupported, Arity::None),
+    spec(None, &["tun-csum"], Key::Unsupported, Arity::None),
+    spec(None, &["tun-remcsum"], Key::Unsupported, Arity::None),
+];
+
+/// The option with short letter `c`.
+fn find_short(c: char) -> Option<&'static Spec> {
+    SPECS.iter().find(|s| s.short == Some(c))
+}
+
+/// The option with long name `name` (without the dashes).
+fn find_long(name: &str) -> Option<&'static Spec> {
+    SPECS.iter().find(|s| s.long.contains(&name))
+}
+
+/// A service as parsed: the port is `None` when the command line gave none.
+#[derive(Debug, Clone, Copy)]
+struct SvcArg {
+    proto: ProtoName,
+    vip: Ipv4Addr,
+    port: Option<u16>,
+}
+
+/// Everything gathered from the options, before the command is checked and built.
+#[derive(Debug, Default)]
+struct State {
+    command: Option<Command>,
+    options: u32,
+    service: Option<SvcArg>,
+    scheduler: Option<String>,
+    persistence: Option<u32>,
+    server: Option<(Ipv4Addr, Option<u16>)>,
+    mode: Option<Mode>,
+    weight: Option<u32>,
+    reload: Option<String>,
+    output: Output,
+}
+
+/// The outcome of one option: keep going, or stop at `-h`/`-v`.
+enum Step {
+    Continue,
+    Stop(Invocation),
+}
+
+impl State {
+    fn set_command(&mut self, command: Command) -> Result<(), CliError> {
+        if self.command.is_some() {
+            return Err(CliError::MultipleCommands);
+        }
+        self.command = Some(command);
+        Ok(())
+    }
+
+    fn set_option(&mut self, opt: Opt) -> Result<(), CliError> {
+        if self.options & opt.bit() != 0 {
+            return Err(CliError::MultipleOptions(opt.name()));
+        }
+        self.options |= opt.bit();
+        Ok(())
+    }
+
+    /// Applies one option (`word` is how it was written, for messages).
+    fn apply(&mut self, key: Key, word: &str, value: Option<&str>) -> Result<Step, CliError> {
+        match key {
+            Key::Help | Key::Version => {
+                if self.command.is_some() {
+                    return Err(CliError::MultipleCommands);
+                }
+                return Ok(Step::Stop(if key == Key::Help {
+                    Invocation::Help
+                } else {
+                    Invocation::Version
+                }));
+            }
+            Key::Cmd(command) => {
+                self.set_command(command)?;
+                if command == Command::Reload {
+                    self.reload = value.map(str::to_owned);
+                }
+            }
+            Key::Service(proto) => {
+                self.set_option(Opt::Service)?;
+                let (vip, port) =
+                    parse_addr_port(value.unwrap_or_default()).ok_or(CliError::IllegalService)?;
+                if proto == ProtoName::Icmp && port.is_some_and(|p| p != 0) {
+                    return Err(CliError::IcmpPort);
+                }
+                self.service = Some(SvcArg { proto, vip, port });
+            }
+            Key::Scheduler => {
+                self.set_option(Opt::Scheduler)?;
+                self.scheduler = value.map(str::to_owned);
+            }
+            Key::Persistent => {
+                self.set_option(Opt::Persistent)?;
+                self.persistence = Some(match value {
+                    None => DEFAULT_PERSISTENCE,
+                    Some(v) => parse_timeout(v, 1)?,
+                });
+            }
+            Key::Server => {
+                self.set_option(Opt::Server)?;
+                let server =
+                    parse_addr_port(value.unwrap_or_default()).ok_or(CliError::IllegalServer)?;
+                self.server = Some(server);
+            }
+            Key::Mode(mode) => {
+                self.set_option(Opt::Forward)?;
+                self.mode = Some(mode);
+            }
+            Key::Weight => {
+                self.set_option(Opt::Weight)?;
+                let w = value
+                    .and_then(|v| string_to_number(v, 0, i64::from(MAX_WEIGHT)))
+                    .ok_or(CliError::IllegalWeight)?;
+                // In range 0..=65535 by the check above.
+                self.weight = Some(u32::try_from(w).map_err(|_| CliError::IllegalWeight)?);
+            }
+            Key::Flag(opt) => {
+                self.set_option(opt)?;
+                let out = &mut self.output;
+                match opt {
+                    Opt::Numeric => out.numeric = true,
+                    Opt::Connection => out.connections = true,
+                    Opt::Timeout => out.timeout = true,
+                    Opt::Stats => out.stats = true,
+                    Opt::Rate => out.rate = true,
+                    Opt::Exact => out.exact = true,
+                    Opt::Json => out.json = true,
+                    Opt::NoSort => out.nosort = true,
+                    Opt::Service
+                    | Opt::Scheduler
+                    | Opt::Persistent
+                    | Opt::Server
+                    | Opt::Forward
+                    | Opt::Weight => {}
+                }
+            }
+            Key::Sort => {}
+            Key::Unsupported => return Err(CliError::Unsupported(word.to_owned())),
+        }
+        Ok(Step::Continue)
+    }
+}
+
+/// Parses one command line (the words after the program name) as ipvsadm would.
+///
+/// No words at all lists the table, as ipvsadm does.
+///
+/// # Errors
+/// A [`CliError`] with ipvsadm's message for the first problem found, in ipvsadm's order:
+/// option values as they come, then stray words, then the command/option table, then the
+/// rules that span options (zero port, list conflicts).
+pub fn parse(args: &[String]) -> Result<Invocation, CliError> {
+    if args.is_empty() {
+        return Ok(Invocation::Request {
+            request: Request::List { service: None },
+            output: Output {
+                numeric: true,
+                ..Output::default()
+            },
+        });
+    }
+    let mut state = State::default();
+    let mut positional: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let word = args[i].as_str();
+        i += 1;
+        if word == "--" {
+            positional.extend(args[i..].iter().map(String::as_str));
+            break;
+        }
+        if let Some(long) = word.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            let shown = format!("--{name}");
+            let spec = find_long(name).ok_or_else(|| CliError::UnknownOption(shown.clone()))?;
+            let value = match spec.arity {
+                Arity::None => {
+                    if inline.is_some() {
+                        return Err(CliError::UnwantedArgument(shown));
+                    }
+                    None
+                }
+                Arity::Required => match inline {
+                    Some(v) => Some(v),
+                    None => {
+                        let v = args
+                            .get(i)
+                            .ok_or_else(|| CliError::MissingArgument(shown.clone()))?;
+                        i += 1;
+                        Some(v.as_str())
+                    }
+                },
+                Arity::Optional => match inline {
+                    Some(v) => Some(v),
+                    None => optional_value(args, &mut i),
+                },
+            };
+            if let Step::Stop(inv) = state.apply(spec.key, &shown, value)? {
+                return Ok(inv);
+            }
+        } else if word.len() > 1 && word.starts_with('-') {
+            let cluster = &word[1..];
+            for (at, c) in cluster.char_indices() {
+                let shown = format!("-{c}");
+                let spec = find_short(c).ok_or_else(|| CliError::UnknownOption(shown.clone()))?;
+                let rest = &cluster[at + c.len_utf8()..];
+                let (value, ends) = match spec.arity {
+                    Arity::None => (None, false),
+                    Arity::Required if !rest.is_empty() => (Some(rest), true),
+                    Arity::Required => {
+                        let v = args
+                            .get(i)
+                            .ok_or_else(|| CliError::MissingArgument(shown.clone()))?;
+                        i += 1;
+                        (Some(v.as_str()), true)
+                    }
+                    Arity::Optional if !rest.is_empty() => (Some(rest), true),
+                    Arity::Optional => (optional_value(args, &mut i), true),
+                };
+                if let Step::Stop(inv) = state.apply(spec.key, &shown, value)? {
+                    return Ok(inv);
+                }
+                if ends {
+                    break;
+                }
+            }
+        } else {
+            positional.push(word);
+        }
+    }
+    build(state, &positional)
+}
+
+/// An optional value: the next word, unless there is none or it is an option (popt).
+fn optional_value<'a>(args: &'a [String], i: &mut usize) -> Option<&'a str> {
+    let next = args.get(*i)?;
+    if next.starts_with('-') {
+        return None;
+    }
+    *i += 1;
+    Some(next.as_str())
+}
+
+/// Checks the gathered options against the command and makes the [`Invocation`].
+fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
+    let command = state.command.ok_or(CliError::NoCommand)?;
+    let mut positional = positional.iter();
+    let mut timeouts = [0u32; 3];
+    if command == Command::Timeout {
+        for t in &mut timeouts {
+            let word = positional.next().ok_or(CliError::SetNeedsThree)?;
+            *t = parse_timeout(word, 0)?;
+        }
+    }
+    if let Some(word) = positional.next() {
+        return Err(CliError::UnexpectedArgument((*word).to_owned()));
+    }
+    check_options(command, state.options)?;
+
+    let service = state.service.map(|s| SvcKey {
+        proto: s.proto,
+        vip: s.vip,
+        port: s.port.unwrap_or(0),
+    });
+    let output = state.output;
+    let request = match command {
+        Command::Add | Command::Edit => {
+            let service = service.ok_or(CliError::IllegalService)?;
+            if service.proto != ProtoName::Icmp && service.port == 0 && state.persistence.is_none()
+            {
+                return Err(CliError::ZeroPort);
+            }
+            let scheduler = match state.scheduler {
+                Some(s) if !s.is_empty() => s,
+                _ => DEFAULT_SCHEDULER.to_owned(),
+            };
+            let persistence = state.persistence;
+            if command == Command::Add {
+                Request::AddService {
+                    service,
+                    scheduler,
+                    persistence,
+                }
+            } else {
+                Request::EditService {
+                    service,
+                    scheduler,
+                    persistence,
+                }
+            }
+        }
+        Command::Del => Request::DeleteService {
+            service: service.ok_or(CliError::IllegalService)?,
+        },
+        Command::Flush => Request::Clear,
+        Command::List => {
+            if (output.connections || output.timeout) && (output.stats || output.rate) {
+                return Err(CliError::ListConflict);
+            }
+            if output.connections {
+                Request::Connections
+            } else if output.timeout {
+                Request::Timeouts
+            } else {
+                Request::List { service }
+            }
+        }
+        Command::AddDest | Command::EditDest | Command::DelDest => {
+            let service = service.ok_or(CliError::IllegalService)?;
+            let (addr, port) = state.server.ok_or(CliError::IllegalServer)?;
+            if service.proto == ProtoName::Icmp && port.is_some_and(|p| p != 0) {
+                return Err(CliError::IcmpPort);
+            }
+            let mode = state.mode.unwrap_or(Mode::Dr);
+            // ipvsadm: a dest without a port takes the service's; DR and TUN cannot map
+            // ports, so their dests always take the service's (process_options).
+            let port = match (command, mode, port) {
+                (Command::DelDest, _, Some(p)) => p,
+                (_, Mode::Dr | Mode::Tun, _) | (_, _, None) => service.port,
+                (_, _, Some(p)) => p,
+            };
+            if command == Command::DelDest {
+                Request::DeleteDest {
+                    service,
+                    addr,
+                    port,
+                }
+            } else {
+                let dest = DestSpec {
+                    addr,
+                    port,
+                    weight: state.weight.unwrap_or(1),
+                    mode: mode.wire_name().to_owned(),
+                };
+                if command == Command::AddDest {
+                    Request::AddDest { service, dest }
+                } else {
+                    Request::EditDest { service, dest }
+                }
+            }
+        }
+        Command::Timeout => Request::SetTimeouts {
+            tcp: timeouts[0],
+            tcpfin: timeouts[1],
+            udp: timeouts[2],
+        },
+        Command::Restore => return Ok(Invocation::Restore),
+        Command::Save => return Ok(Invocation::Save { output }),
+        Command::Zero => Request::Zero { service },
+        Command::Reload => {
+            let path = state.reload.unwrap_or_default();
+            let absolute = std::path::absolute(&path).map_err(|e| CliError::ReloadPath {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            Request::Reload {
+                path: absolute.to_string_lossy().into_owned(),
+            }
+        }
+        Command::Workers => Request::Workers,
+        Command::Lips => Request::Lips,
+        Command::Health => Request::Health,
+    };
+    Ok(Invocation::Request { request, output })
+}
+
+/// ipvsadm's `generic_opt_check`: each option against the command's row, in table order.
+fn check_options(command: Command, options: u32) -> Result<(), CliError> {
+    let row = command.row();
+    let mut first_exclusive: Option<Opt> = None;
+    for (opt, rule) in Opt::ALL.iter().zip(row.iter()) {
+        let given = options & opt.bit() != 0;
+        match (given, rule) {
+            (false, b'+') => {
+                return Err(CliError::OptionRequired {
+                    option: opt.name(),
+                    command: command.name(),
+                })
+            }
+            (true, b'x') => {
+                return Err(CliError::OptionIllegal {
+                    option: opt.name(),
+                    command: command.name(),
+                })
+            }
+            (true, b'1') => match first_exclusive {
+                None => first_exclusive = Some(*opt),
+                Some(other) => {
+                    return Err(CliError::OptionConflict {
+                        option: opt.name(),
+                        other: other.name(),
+                        command: command.name(),
+                    })
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// ipvsadm's `string_to_number`: a base-10 integer (C `strtol`: leading blanks and a sign
+/// allowed, nothing after the digits) within `min..=max`.
+fn string_to_number(s: &str, min: i64, max: i64) -> Option<i64> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude: i64 = digits.parse().ok()?;
+    let n = if negative { -magnitude } else { magnitude };
+    (min..=max).contains(&n).then_some(n)
+}
+
+/// ipvsadm's `parse_timeout`: seconds in `min..=MAX_TIMEOUT`.
+fn parse_timeout(s: &str, min: u32) -> Result<u32, CliError> {
+    string_to_number(s, i64::from(min), i64::from(MAX_TIMEOUT))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| CliError::InvalidTimeout(s.to_owned()))
+}
+
+/// ipvsadm's `parse_service`, numeric only: `IPv4` or `IPv4:port` (split at the last colon).
+/// All digits is refused, as in ipvsadm (it would otherwise read as an address).
+fn parse_addr_port(s: &str) -> Option<(Ipv4Addr, Option<u16>)> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let addr: Ipv4Addr = host.parse().ok()?;
+    let port = match port {
+        None => None,
+        Some(p) => Some(u16::try_from(string_to_number(p, 0, 65_535)?).ok()?),
+    };
+    Some((addr, port))
+}
+
+/// Takes `--socket PATH` (or `--socket=PATH`) out of `args`, wherever it is.
+///
+/// # Errors
+/// [`CliError::MissingArgument`] when `--socket` is last.
+pub fn split_socket(args: &[String]) -> Result<(Option<String>, Vec<String>), CliError> {
+    let mut socket = None;
+    let mut rest = Vec::with_capacity(args.len());
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        if word == "--" {
+            rest.push(word.clone());
+            rest.extend(words.cloned());
+            break;
+        }
+        if word == "--socket" {
+            let path = words
+                .next()
+                .ok_or_else(|| CliError::MissingArgument("--socket".to_owned()))?;
+            socket = Some(path.clone());
+        } else if let Some(path) = word.strip_prefix("--socket=") {
+            socket = Some(path.to_owned());
+        } else {
+            rest.push(word.clone());
+        }
+    }
+    Ok((socket, rest))
+}
+
+/// Reads rules as `-S` prints them (and as ipvsadm-restore reads them) into one
+/// [`Request::Batch`], in order.
+///
+/// Each line is one command line; everything from a `#` on is a comment; blank lines are
+/// skipped; a leading `ipvsadm` or `rvsadm` word is dropped. Only changes may appear.
+///
+/// # Errors
+/// The first bad line, by number; nothing is to be applied then.
+pub fn parse_rules(input: &str) -> Result<Request, RestoreError> {
+    let mut requests = Vec::new();
+    for (index, raw) in input.lines().enumerate() {
+        let line = index + 1;
+        let text = raw.split('#').next().unwrap_or_default();
+        let mut words: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+        if words
+            .first()
+            .is_some_and(|w| w == "ipvsadm" || w == "rvsadm")
+        {
+            words.remove(0);
+        }
+        if words.is_empty() {
+            continue;
+        }
+        match parse(&words).map_err(|source| RestoreError::Line { line, source })? {
+            Invocation::Request { request, .. } if Request::is_change(&request) => {
+                requests.push(request)
+            }
+            _ => return Err(RestoreError::NotAChange { line }),
+        }
+    }
+    Ok(Request::Batch { requests })
+}
+
+/// The `-v` line.
+pub fn version() -> String {
+    format!(
+        "rvsadm v{} (control protocol {})\n",
+        env!("CARGO_PKG_VERSION"),
+        crate::proto::VERSION
+    )
+}
+
+/// The `-h` text, after ipvsadm's `usage_exit`, listing what rvsadm accepts.
+pub fn usage() -> String {
+    let mut s = version();
+    s.push_str(
+        "Usage:
+  rvsadm -A|E -t|u|--icmp service-address [-s scheduler] [-p [timeout]]
+  rvsadm -D -t|u|--icmp service-address
+  rvsadm -C
+  rvsadm -R
+  rvsadm -S [-n]
+  rvsadm -a|e -t|u|--icmp service-address -r server-address [options]
+  rvsadm -d -t|u|--icmp service-address -r server-address
+  rvsadm -L|l [options]
+  rvsadm -Z [-t|u|--icmp service-address]
+  rvsadm --set tcp tcpfin udp
+  rvsadm --reload config-file
+  rvsadm --workers [--exact] [--json]
+  rvsadm -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin (all or nothing)
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values (0 keeps a value)
+  --reload config-file        apply a configuration file's services and timeouts
+  --workers                   per-worker counters
+  --help            -h        display this help message
+  --version         -v        display the version
+
+Options:
+  --tcp-service  -t service-address   service-address is IPv4[:port]
+  --udp-service  -u service-address   service-address is IPv4[:port]
+  --icmp            service-address   ICMP echo service, service-address is IPv4
+  --scheduler    -s scheduler         the default scheduler is wlc.
+  --persistent   -p [timeout]         persistent service (default 300 seconds)
+  --real-server  -r server-address    server-address is IPv4[:port]
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --fullnat                           full NAT (source and destination rewritten)
+  --weight       -w weight            capacity of real server (0..65535, default 1)
+  --connection   -c                   output of current connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact        -X                   expand numbers (display exact values)
+  --nosort                            disable sorting output of service/server entries
+  --json                              output as JSON
+  --numeric      -n                   numeric output (always: rvs resolves no names)
+  --socket path                       rvsd's control socket (default $RVS_SOCKET,
+                                      then /run/rvs/rvsd.sock)
+",
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_to_number_is_strtol_in_range() {
+        assert_eq!(string_to_number("80", 0, 65535), Some(80));
+        assert_eq!(string_to_number("+80", 0, 65535), Some(80));
+        assert_eq!(string_to_number(" 7", 0, 65535), Some(7));
+        assert_eq!(string_to_number("-0", 0, 65535), Some(0));
+        assert_eq!(string_to_number("65536", 0, 65535), None);
+        assert_eq!(string_to_number("8x", 0, 65535), None);
+        assert_eq!(string_to_number("", 0, 65535), None);
+        assert_eq!(string_to_number("-", 0, 65535), None);
+        assert_eq!(string_to_number("99999999999999999999999", 0, 65535), None);
+    }
+
+    #[test]
+    fn addresses_are_numeric_ipv4_with_optional_port() {
+        let a = Ipv4Addr::new(192, 0, 2, 1);
+        assert_eq!(parse_addr_port("192.0.2.1"), Some((a, None)));
+        assert_eq!(parse_addr_port("192.0.2.1:80"), Some((a, Some(80))));
+        assert_eq!(parse_addr_port("192.0.2.1:"), None);
+        assert_eq!(parse_addr_port("192.0.2.1:http"), None);
+        assert_eq!(parse_addr_port("www.example.com:80"), None);
+        assert_eq!(parse_addr_port("8080"), None);
+        assert_eq!(parse_addr_port("[2001:db8::1]:80"), None);
+        assert_eq!(parse_addr_port(""), None);
+    }
+
+    #[test]
+    fn every_row_of_the_table_is_complete() {
+        for c in [
+            Command::Add,
+            Command::Edit,
+            Command::Del,
+            Command::Flush,
+            Command::List,
+            Command::AddDest,
+            Command::DelDest,
+            Command::EditDest,
+            Command::Timeout,
+            Command::Restore,
+            Command::Save,
+            Command::Zero,
+            Command::Reload,
+            Command::Workers,
+            Command::Lips,
+            Command::Health,
+        ] {
+            assert!(c.row().iter().all(|b| b" x+1".contains(b)), "{}", c.name());
+        }
+        assert_eq!(Opt::ALL.len(), Opt::COUNT);
+        for (i, o) in Opt::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i);
+        }
+    }
+}

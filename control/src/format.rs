@@ -1,0 +1,516 @@
+//! rvsadm's output: rvsd's answers printed the way ipvsadm prints the kernel's tables.
+//!
+//! Column widths are ipvsadm.c's printf formats (`print_title`, `print_service_entry`,
+//! `print_largenum`, `list_conn`, `list_timeout`), so that scripts which parse
+//! `ipvsadm -L -n`, `--stats`, `--rate`, `-c`, `--timeout` and `-S` keep working; trailing
+//! padding is kept as ipvsadm's `%-10u` leaves it. Services are sorted by protocol number,
+//! VIP and port and dests by address and port, as ipvsadm sorts them, unless `--nosort`.
+//!
+//! Differences, all additive: the first line names rvs instead of the kernel's IPVS; the
+//! Forward column also says `FullNat`; ICMP services print as `ICMP 192.0.2.1:0` (rules:
+//! `--icmp 192.0.2.1`); `-c` gains a `local` column (the FullNAT LIP:lport) after
+//! `destination` when some session has one; `--workers` is rvs's own table; `--json` prints
+//! the answer's payload instead of a table.
+
+use crate::cli::Output;
+use crate::proto::{ConnView, DestView, ProtoName, Request, Response, ServiceView, WorkerView};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+/// Why an answer could not be printed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// rvsd refused the request; its message is for the operator, as is.
+    #[error("{0}")]
+    Refused(String),
+    /// rvsd answered with something that does not answer this request.
+    #[error("unexpected answer from rvsd: {got} (expected {expected})")]
+    Unexpected {
+        /// What this request is answered with.
+        expected: &'static str,
+        /// What came.
+        got: &'static str,
+    },
+    /// A dest's forwarding method is none that `-S` can write as an option.
+    #[error("cannot save dest {dest}: unknown forwarding method `{forward}'")]
+    UnknownForward {
+        /// The dest, `RIP:port`.
+        dest: String,
+        /// The method rvsd reported.
+        forward: String,
+    },
+    /// The payload could not be written as JSON.
+    #[error("cannot write JSON: {0}")]
+    Json(String),
+}
+
+/// The `--json` payload of `-L --timeout`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsView {
+    /// TCP ESTABLISHED, seconds.
+    pub tcp: u64,
+    /// TCP FIN_WAIT, seconds.
+    pub tcpfin: u64,
+    /// UDP, seconds.
+    pub udp: u64,
+}
+
+/// The first line of a full listing, in the shape of ipvsadm's
+/// `IP Virtual Server version 1.2.1 (size=4096)`.
+pub fn banner() -> String {
+    format!(
+        "Rust Virtual Server version {} (protocol={})\n",
+        env!("CARGO_PKG_VERSION"),
+        crate::proto::VERSION
+    )
+}
+
+/// Prints rvsd's answer to `request` as rvsadm prints it: a table, or JSON with `--json`,
+/// or nothing for a change that was applied.
+///
+/// # Errors
+/// [`FormatError::Refused`] for an error answer, [`FormatError::Unexpected`] for an answer of
+/// the wrong kind, [`FormatError::Json`] if JSON cannot be written.
+pub fn render(
+    request: &Request,
+    response: &Response,
+    output: &Output,
+) -> Result<String, FormatError> {
+    let expected = expected_answer(request);
+    let got = answer_name(response);
+    if let Response::Error { message, .. } = response {
+        return Err(FormatError::Refused(message.clone()));
+    }
+    if expected != got {
+        return Err(FormatError::Unexpected { expected, got });
+    }
+    match response {
+        Response::Done | Response::Error { .. } => Ok(String::new()),
+        Response::Services { services } if output.json => json(services),
+        Response::Services { services } => {
+            let one = matches!(request, Request::List { service: Some(_) });
+            Ok(services_table(services, output, !one))
+        }
+        Response::Connections { conns } if output.json => json(conns),
+        Response::Connections { conns } => Ok(connections(conns)),
+        &Response::Timeouts { tcp, tcpfin, udp } => {
+            let view = TimeoutsView { tcp, tcpfin, udp };
+            if output.json {
+                json(&view)
+            } else {
+                Ok(timeouts(&view))
+            }
+        }
+        Response::Workers { workers: list } if output.json => json(list),
+        Response::Workers { workers: list } => Ok(workers(list, output)),
+        Response::Lips { .. } if output.json => json(response),
+        Response::Lips {
+            lips,
+            first_port,
+            last_port,
+            workers: list,
+        } => Ok(lips_table(lips, *first_port, *last_port, list)),
+        Response::Health { dests } if output.json => json(dests),
+        Response::Health { dests } => Ok(health(dests)),
+    }
+}
+
+/// The answer kind that answers `request`.
+fn expected_answer(request: &Request) -> &'static str {
+    match request {
+        Request::List { .. } => "services",
+        Request::Connections => "connections",
+        Request::Timeouts => "timeouts",
+        Request::Workers => "workers",
+        Request::Lips => "lips",
+        Request::Health => "health",
+        // Every change, batch and reload answers `done`.
+        _ => "done",
+    }
+}
+
+/// The wire name of an answer kind.
+fn answer_name(response: &Response) -> &'static str {
+    match response {
+        Response::Done => "done",
+        Response::Error { .. } => "error",
+        Response::Services { .. } => "services",
+        Response::Connections { .. } => "connections",
+        Response::Timeouts { .. } => "timeouts",
+        Response::Workers { .. } => "workers",
+        Response::Lips { .. } => "lips",
+        Response::Health { .. } => "health",
+    }
+}
+
+/// `value` as pretty JSON, with a final newline.
+///
+/// # Errors
+/// [`FormatError::Json`] (serde_json cannot fail on these types, but the error is not hidden).
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, FormatError> {
+    let mut s =
+        serde_json::to_string_pretty(value).map_err(|e| FormatError::Json(e.to_string()))?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// ipvsadm's `print_largenum`: 9 columns, with K/M/G/T above 10^8 unless `exact`, in which
+/// case the number is printed whole (and the column widens to fit it plus one space).
+pub fn largenum(n: u64, exact: bool) -> String {
+    if exact {
+        let digits = n.to_string();
+        let width = if digits.len() <= 8 {
+            9
+        } else {
+            digits.len() + 1
+        };
+        return format!("{digits:>width$}");
+    }
+    match n {
+        0..=99_999_999 => format!("{n:>9}"),
+        100_000_000..=999_999_999 => format!("{:>8}K", n / 1_000),
+        1_000_000_000..=99_999_999_999 => format!("{:>8}M", n / 1_000_000),
+        100_000_000_000..=99_999_999_999_999 => format!("{:>8}G", n / 1_000_000_000),
+        _ => format!("{:>8}T", n / 1_000_000_000_000),
+    }
+}
+
+/// The IANA protocol number, ipvsadm's first sort key.
+fn proto_number(p: ProtoName) -> u8 {
+    match p {
+        ProtoName::Icmp => 1,
+        ProtoName::Tcp => 6,
+        ProtoName::Udp => 17,
+    }
+}
+
+/// `TCP`, `UDP` or `ICMP`.
+fn proto_label(p: ProtoName) -> &'static str {
+    match p {
+        ProtoName::Tcp => "TCP",
+        ProtoName::Udp => "UDP",
+        ProtoName::Icmp => "ICMP",
+    }
+}
+
+/// `addr:port`, ipvsadm's `addrport_to_anyname` with `-n`.
+fn addr_port(addr: Ipv4Addr, port: u16) -> String {
+    format!("{addr}:{port}")
+}
+
+/// The services in ipvsadm's order (unless `nosort`), each with its dests in order.
+fn sorted(services: &[ServiceView], nosort: bool) -> Vec<(&ServiceView, Vec<&DestView>)> {
+    let mut out: Vec<(&ServiceView, Vec<&DestView>)> = services
+        .iter()
+        .map(|s| (s, s.dests.iter().collect()))
+        .collect();
+    if !nosort {
+        out.sort_by_key(|(s, _)| (proto_number(s.key.proto), s.key.vip, s.key.port));
+        for (_, dests) in &mut out {
+            dests.sort_by_key(|d| (d.addr, d.port));
+        }
+    }
+    out
+}
+
+/// The `Forward` column name of a dest (`Masq`, `Route`, `Tunnel`, `FullNat`), whichever
+/// spelling rvsd used; an unknown one is printed as it came.
+fn forward_name(forward: &str) -> &str {
+    forward
+        .parse::<sched::ForwardMode>()
+        .map(sched::ForwardMode::ipvsadm_name)
+        .unwrap_or(forward)
+}
+
+/// `-L`, `-L --stats`, `-L --rate`: the banner (for a full listing), ipvsadm's title lines,
+/// then each service and its dests.
+pub fn services_table(services: &[ServiceView], output: &Output, full: bool) -> String {
+    let mut s = String::new();
+    if full {
+        s.push_str(&banner());
+    }
+    let numbers = output.stats || output.rate;
+    if output.stats {
+        s.push_str(&format!(
+            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        ));
+    } else if output.rate {
+        s.push_str(&format!(
+            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+        ));
+    } else {
+        s.push_str(
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+        );
+    }
+    for (svc, dests) in sorted(services, output.nosort) {
+        let name = format!(
+            "{:<5}{}",
+            proto_label(svc.key.proto),
+            addr_port(svc.key.vip, svc.key.port)
+        );
+        if numbers {
+            let _ = write!(s, "{name:<33}");
+            s.push_str(&counters(&svc.stats, &svc.rates, output));
+        } else {
+            let _ = write!(s, "{name} {}", svc.scheduler);
+            if let Some(t) = svc.persistence {
+                let _ = write!(s, " persistent {t}");
+            }
+        }
+        s.push('\n');
+        for d in dests {
+            let dname = addr_port(d.addr, d.port);
+            if numbers {
+                let _ = write!(s, "  -> {dname:<28}");
+                s.push_str(&counters(&d.stats, &d.rates, output));
+                s.push('\n');
+            } else {
+                let _ = writeln!(
+                    s,
+                    "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
+                    forward_name(&d.forward),
+                    d.weight,
+                    d.active,
+                    d.inactive
+                );
+            }
+        }
+    }
+    s
+}
+
+/// The five number columns of `--stats` (or `--rate`).
+fn counters(stats: &crate::proto::Stats, rates: &crate::proto::Rates, output: &Output) -> String {
+    let values = if output.stats {
+        [
+            stats.conns,
+            stats.inpkts,
+            stats.outpkts,
+            stats.inbytes,
+            stats.outbytes,
+        ]
+    } else {
+        [
+            rates.cps,
+            rates.inpps,
+            rates.outpps,
+            rates.inbps,
+            rates.outbps,
+        ]
+    };
+    values.iter().map(|&v| largenum(v, output.exact)).collect()
+}
+
+/// `-S`: the services and dests as command lines `-R` (and ipvsadm-restore) read back, in
+/// ipvsadm's order: `-A -t VIP:port -s sched [-p timeout]`, then
+/// `-a -t VIP:port -r RIP:port -g|-m|-i|--fullnat -w weight` per dest.
+///
+/// # Errors
+/// [`FormatError::UnknownForward`] for a dest whose forwarding method has no option.
+pub fn rules(services: &[ServiceView]) -> Result<String, FormatError> {
+    let mut s = String::new();
+    for (svc, dests) in sorted(services, false) {
+        let name = match svc.key.proto {
+            ProtoName::Tcp => format!("-t {}", addr_port(svc.key.vip, svc.key.port)),
+            ProtoName::Udp => format!("-u {}", addr_port(svc.key.vip, svc.key.port)),
+            ProtoName::Icmp => format!("--icmp {}", svc.key.vip),
+        };
+        let _ = write!(s, "-A {name} -s {}", svc.scheduler);
+        if let Some(t) = svc.persistence {
+            let _ = write!(s, " -p {t}");
+        }
+        s.push('\n');
+        for d in dests {
+            let switch = match d.forward.parse::<sched::ForwardMode>() {
+                Ok(sched::ForwardMode::Nat) => "-m",
+                Ok(sched::ForwardMode::Dr) => "-g",
+                Ok(sched::ForwardMode::Tun) => "-i",
+                Ok(sched::ForwardMode::FullNat) => "--fullnat",
+                Err(_) if d.forward.eq_ignore_ascii_case("local") => "-g",
+                Err(_) => {
+                    return Err(FormatError::UnknownForward {
+                        dest: addr_port(d.addr, d.port),
+                        forward: d.forward.clone(),
+                    })
+                }
+            };
+            let dname = match svc.key.proto {
+                ProtoName::Icmp => d.addr.to_string(),
+                ProtoName::Tcp | ProtoName::Udp => addr_port(d.addr, d.port),
+            };
+            let _ = writeln!(s, "-a {name} -r {dname} {switch} -w {}", d.weight);
+        }
+    }
+    Ok(s)
+}
+
+/// `-L -c`: ipvsadm's connection listing (`pro expire state source virtual destination`,
+/// expiry as mm:ss), with a `local` column when some session is FullNAT.
+pub fn connections(conns: &[ConnView]) -> String {
+    let with_local = conns.iter().any(|c| c.local.is_some());
+    let mut s = String::from("RVS connection entries\n");
+    if with_local {
+        let _ = writeln!(
+            s,
+            "pro expire {:<11} {:<18} {:<18} {:<18} local",
+            "state", "source", "virtual", "destination"
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "pro expire {:<11} {:<18} {:<18} destination",
+            "state", "source", "virtual"
+        );
+    }
+    for c in conns {
+        let expire = format!("{:02}:{:02}", c.expire_secs / 60, c.expire_secs % 60);
+        let _ = write!(
+            s,
+            "{:<3} {:<6} {:<11} {:<18} {:<18} ",
+            proto_label(c.proto),
+            expire,
+            c.state,
+            addr_port(c.source, c.sport),
+            addr_port(c.vip, c.vport)
+        );
+        let dest = addr_port(c.dest, c.dport);
+        if with_local {
+            let local = c
+                .local
+                .map(|(a, p)| addr_port(a, p))
+                .unwrap_or_else(|| "-".to_owned());
+            let _ = writeln!(s, "{dest:<18} {local}");
+        } else {
+            let _ = writeln!(s, "{dest}");
+        }
+    }
+    s
+}
+
+/// `-L --timeout`: `Timeout (tcp tcpfin udp): 900 60 300`.
+pub fn timeouts(t: &TimeoutsView) -> String {
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        t.tcp, t.tcpfin, t.udp
+    )
+}
+
+/// `--lips`: the FullNAT local addresses and each worker's free ports.
+pub fn lips_table(
+    lips: &[std::net::Ipv4Addr],
+    first: u16,
+    last: u16,
+    list: &[crate::proto::LipWorkerView],
+) -> String {
+    let mut s = String::new();
+    let names: Vec<String> = lips.iter().map(|l| l.to_string()).collect();
+    let _ = writeln!(
+        s,
+        "Local addresses: {}",
+        if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(" ")
+        }
+    );
+    let _ = writeln!(s, "Local ports: {first}-{last}");
+    let _ = writeln!(s, "{:<6} {:>10} {:>10}", "Worker", "Free", "Total");
+    for w in list {
+        let _ = writeln!(s, "{:<6} {:>10} {:>10}", w.id, w.available, w.capacity);
+    }
+    s
+}
+
+/// `--health`: each checked dest, its state and its check.
+pub fn health(dests: &[crate::proto::HealthView]) -> String {
+    let mut s = format!(
+        "{:<4} {:<21} {:<21} {:<5} {:>6} Check\n",
+        "Prot", "LocalAddress:Port", "RemoteAddress:Port", "State", "Weight"
+    );
+    for d in dests {
+        let proto = match d.service.proto {
+            ProtoName::Tcp => "TCP",
+            ProtoName::Udp => "UDP",
+            ProtoName::Icmp => "ICMP",
+        };
+        let _ = writeln!(
+            s,
+            "{proto:<4} {:<21} {:<21} {:<5} {:>6} {}",
+            format!("{}:{}", d.service.vip, d.service.port),
+            format!("{}:{}", d.addr, d.port),
+            if d.up { "UP" } else { "DOWN" },
+            d.weight,
+            d.check
+        );
+    }
+    s
+}
+
+/// `--workers`: one line per worker, numbers in ipvsadm's 9-column style (`--exact` applies),
+/// busy share in percent, and the drops by reason.
+pub fn workers(list: &[WorkerView], output: &Output) -> String {
+    let mut s = format!(
+        "{:<6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} Drops\n",
+        "Worker", "RxPkts", "TxPkts", "Sessions", "RedirOut", "RedirIn", "Busy"
+    );
+    for w in list {
+        let _ = write!(s, "{:<6}", w.id);
+        for v in [
+            w.rx_packets,
+            w.tx_packets,
+            w.sessions,
+            w.redirected_out,
+            w.redirected_in,
+        ] {
+            s.push_str(&largenum(v, output.exact));
+        }
+        let busy = format!("{}.{}%", w.busy_permille / 10, w.busy_permille % 10);
+        let drops = if w.drops.is_empty() {
+            "-".to_owned()
+        } else {
+            w.drops
+                .iter()
+                .map(|(reason, n)| format!("{reason}={n}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let _ = writeln!(s, " {busy:>6} {drops}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largenum_matches_ipvsadm() {
+        assert_eq!(largenum(0, false), "        0");
+        assert_eq!(largenum(99_999_999, false), " 99999999");
+        assert_eq!(largenum(100_000_000, false), "  100000K");
+        assert_eq!(largenum(999_999_999, false), "  999999K");
+        assert_eq!(largenum(1_000_000_000, false), "    1000M");
+        assert_eq!(largenum(99_999_999_999, false), "   99999M");
+        assert_eq!(largenum(100_000_000_000, false), "     100G");
+        assert_eq!(largenum(100_000_000_000_000, false), "     100T");
+        assert_eq!(largenum(u64::MAX, false), "18446744T");
+        assert_eq!(largenum(12, true), "       12");
+        assert_eq!(largenum(12_345_678, true), " 12345678");
+        assert_eq!(largenum(123_456_789, true), " 123456789");
+        assert_eq!(largenum(u64::MAX, true), " 18446744073709551615");
+    }
+
+    #[test]
+    fn forward_names_are_ipvsadm_names_whatever_the_spelling() {
+        assert_eq!(forward_name("Masq"), "Masq");
+        assert_eq!(forward_name("nat"), "Masq");
+        assert_eq!(forward_name("dr"), "Route");
+        assert_eq!(forward_name("fullnat"), "FullNat");
+        assert_eq!(forward_name("Local"), "Local");
+    }
+}

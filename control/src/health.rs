@@ -1,0 +1,274 @@
+//! Health checks: each dest of a checked service is probed every interval; after `fall`
+//! failures in a row it is marked down (published with weight 0: no new sessions, its
+//! sessions drain), after `rise` successes it is up again with its configured weight.
+//! Transitions are logged.
+//!
+//! Probes are ordinary kernel sockets of the rvsd process. With kernel bypass they reach the
+//! real servers through the exception path — kernel → TAP → rvsd → data port, and back the
+//! same way — so the kernel needs the DIPs on the TAPs (`[daemon] kernel_addresses = true`
+//! does that) as with DPVS's KNI and keepalived. Each dest gets its own thread, which sleeps
+//! between probes; nothing spins and nothing here touches a worker.
+
+use crate::server::ControlState;
+use sched::ServiceKey;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// What a probe does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    /// A TCP connection must be accepted.
+    Tcp,
+    /// `GET path` must answer with status `expect`.
+    Http {
+        /// Request path.
+        path: String,
+        /// Expected status code.
+        expect: u16,
+    },
+    /// A datagram is sent; an ICMP port-unreachable (connection refused) is a failure, a
+    /// reply or silence is a success (keepalived's UDP_CHECK without a required reply).
+    Udp,
+}
+
+/// The health check of one service (applied to each of its dests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// The service.
+    pub service: ServiceKey,
+    /// The probe.
+    pub kind: CheckKind,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Time a probe may take.
+    pub timeout: Duration,
+    /// Successes in a row that bring a down dest back.
+    pub rise: u32,
+    /// Failures in a row that take a dest down.
+    pub fall: u32,
+    /// Port to probe instead of the dest's.
+    pub port: Option<u16>,
+}
+
+/// Runs one probe against `addr`.
+///
+/// # Errors
+/// Why the dest failed it, for the log.
+pub fn probe(kind: &CheckKind, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+    match kind {
+        CheckKind::Tcp => TcpStream::connect_timeout(&addr, timeout)
+            .map(drop)
+            .map_err(|e| format!("TCP connect: {e}")),
+        CheckKind::Http { path, expect } => {
+            let mut s = TcpStream::connect_timeout(&addr, timeout)
+                .map_err(|e| format!("TCP connect: {e}"))?;
+            let _ = s.set_read_timeout(Some(timeout));
+            let _ = s.set_write_timeout(Some(timeout));
+            write!(
+                s,
+                "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: rvs-health\r\nConnection: close\r\n\r\n"
+            )
+            .map_err(|e| format!("HTTP request: {e}"))?;
+            let mut head = [0u8; 64];
+            let mut n = 0;
+            while n < 12 {
+                match s.read(&mut head[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) => return Err(format!("HTTP response: {e}")),
+                }
+            }
+            let line = String::from_utf8_lossy(&head[..n]);
+            let status = line
+                .strip_prefix("HTTP/1.")
+                .and_then(|r| r.get(2..5))
+                .and_then(|c| c.parse::<u16>().ok())
+                .ok_or_else(|| format!("HTTP response: not a status line: {line:?}"))?;
+            if status == *expect {
+                Ok(())
+            } else {
+                Err(format!("HTTP status {status}, expected {expect}"))
+            }
+        }
+        CheckKind::Udp => {
+            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| format!("UDP: {e}"))?;
+            s.connect(addr).map_err(|e| format!("UDP: {e}"))?;
+            let _ = s.set_read_timeout(Some(timeout));
+            s.send(b"rvs-health")
+                .map_err(|e| format!("UDP send: {e}"))?;
+            let mut buf = [0u8; 512];
+            match s.recv(&mut buf) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    Err("UDP: port unreachable".into())
+                }
+                Err(_) => Ok(()),
+            }
+        }
+    }
+}
+
+/// The running checks.
+pub struct Checker {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Checker {
+    /// Starts one thread per dest of every checked service (as the model has them now).
+    /// A dest the model already has down starts down, so a reload does not flap it.
+    pub fn start(checks: &[HealthCheck], state: Arc<Mutex<ControlState>>) -> Checker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let targets: Vec<(HealthCheck, Ipv4Addr, u16, bool)> = {
+            let st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let m = st.model();
+            checks
+                .iter()
+                .filter_map(|c| m.config().services.get(&c.service).map(|s| (c, s)))
+                .flat_map(|(c, s)| {
+                    s.dests()
+                        .iter()
+                        .map(|d| {
+                            (
+                                c.clone(),
+                                d.addr,
+                                d.port,
+                                !m.is_down(c.service, d.addr, d.port),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        for (check, addr, port, up) in targets {
+            let (st, sp) = (state.clone(), stop.clone());
+            let name = format!("rvs-check-{addr}");
+            let spawned = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || run(check, addr, port, up, st, sp));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => warn!(%addr, "could not start a health check thread: {e}"),
+            }
+        }
+        Checker { stop, threads }
+    }
+
+    /// Stops every check thread.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        for t in &self.threads {
+            t.thread().unpark();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(
+    check: HealthCheck,
+    addr: Ipv4Addr,
+    port: u16,
+    mut up: bool,
+    state: Arc<Mutex<ControlState>>,
+    stop: Arc<AtomicBool>,
+) {
+    let target = SocketAddr::from((addr, check.port.unwrap_or(port)));
+    let (mut oks, mut fails) = (0u32, 0u32);
+    while !stop.load(Ordering::Acquire) {
+        match probe(&check.kind, target, check.timeout) {
+            Ok(()) => {
+                oks += 1;
+                fails = 0;
+                if !up && oks >= check.rise {
+                    up = true;
+                    info!(service = %check.service, dest = %target, "dest is UP again: configured weight restored");
+                    mark(&state, &check, addr, port, true);
+                }
+            }
+            Err(why) => {
+                fails += 1;
+                oks = 0;
+                if up && fails >= check.fall {
+                    up = false;
+                    warn!(service = %check.service, dest = %target, reason = %why, "dest is DOWN: weight 0, its sessions drain");
+                    mark(&state, &check, addr, port, false);
+                }
+            }
+        }
+        std::thread::park_timeout(check.interval);
+    }
+}
+
+fn mark(state: &Mutex<ControlState>, check: &HealthCheck, addr: Ipv4Addr, port: u16, up: bool) {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = st.set_health(check.service, addr, port, up) {
+        warn!(service = %check.service, %addr, "could not publish a health change: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn tcp_and_http_probes_against_real_sockets() {
+        /// A listener answering one HTTP request with `status` (after reading it).
+        fn http_once(status: &'static str) -> (SocketAddr, std::thread::JoinHandle<()>) {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let t = std::thread::spawn(move || {
+                let (mut c, _) = l.accept().unwrap();
+                let mut buf = [0u8; 256];
+                let _ = c.read(&mut buf);
+                let _ = write!(c, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+            });
+            (addr, t)
+        }
+        let t1 = Duration::from_secs(2);
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        assert!(probe(&CheckKind::Tcp, addr, t1).is_ok());
+        drop(l);
+        assert!(probe(&CheckKind::Tcp, addr, t1)
+            .unwrap_err()
+            .starts_with("TCP connect"));
+        let http = CheckKind::Http {
+            path: "/".into(),
+            expect: 200,
+        };
+        let (ok, t) = http_once("200 OK");
+        assert!(probe(&http, ok, t1).is_ok());
+        t.join().unwrap();
+        let (busy, t) = http_once("503 Busy");
+        assert_eq!(
+            probe(&http, busy, t1).unwrap_err(),
+            "HTTP status 503, expected 200"
+        );
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn udp_probe_sees_port_unreachable() {
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let e = probe(&CheckKind::Udp, addr, Duration::from_millis(500)).unwrap_err();
+        assert_eq!(e, "UDP: port unreachable");
+        let open = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(probe(
+            &CheckKind::Udp,
+            open.local_addr().unwrap(),
+            Duration::from_millis(200)
+        )
+        .is_ok());
+    }
+}

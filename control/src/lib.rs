@@ -1,0 +1,21 @@
+//! rvs control plane.
+//!
+//! - [`cli`]: rvsadm's command line (ipvsadm's syntax) parsed into requests.
+//! - [`config`]: the rvsd configuration file (TOML), checked into a `DirectorConfig` and
+//!   the daemon's settings.
+//! - [`format`](mod@format): rvsadm's output, shaped like ipvsadm's tables, or JSON.
+//! - [`health`]: health checks that quiesce failing dests and restore them.
+//! - [`model`]: the authoritative director model; every change is validated as a whole and
+//!   published to the workers as a new snapshot, or refused with nothing changed.
+//! - [`proto`]: the control protocol (versioned, length-prefixed JSON) between rvsadm and rvsd.
+//! - [`server`]: rvsd's control threads: requests, listings, estimator, metrics endpoint.
+
+pub mod cli;
+pub mod config;
+pub mod format;
+pub mod health;
+pub mod model;
+pub mod proto;
+pub mod server;
+
+pub use model::{ControlError, Model};

@@ -1,0 +1,382 @@
+//! The authoritative model of the director, and how its changes reach the workers.
+//!
+//! [`Model`] owns the [`DirectorConfig`] and the [`SnapshotCell`] the workers read. Each
+//! operation works on a copy, builds the [`Snapshot`] from it (which validates the whole
+//! configuration), and only then commits the copy and publishes the snapshot: a refused change
+//! leaves both the model and what the workers see exactly as they were. Workers pick up a new
+//! snapshot at their next burst; sessions keep their dest across any change because a session
+//! carries everything it needs to forward (see `dataplane::worker::Forward`).
+
+use arc_swap::ArcSwap;
+use conntrack::{SessionState, Timeouts};
+use dataplane::snapshot::{ConfigError, DestSlots, DirectorConfig, Snapshot, SnapshotCell};
+use sched::{Dest, SchedError, SchedKind, Service, ServiceKey};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// Why a change was refused. Nothing of a refused change is applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The service or dest change itself is invalid (ipvsadm's errors).
+    #[error(transparent)]
+    Sched(#[from] SchedError),
+    /// The change is valid alone but the director could not run it (no LIP, no route...).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A feature this rvsd does not have.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// The director model and the snapshot cell it publishes to.
+#[derive(Debug)]
+pub struct Model {
+    config: DirectorConfig,
+    slots: DestSlots,
+    /// Dests a health check found down: published with weight 0 (their sessions drain), while
+    /// `config` keeps the weight the operator gave, restored when they come back.
+    down: std::collections::BTreeSet<(ServiceKey, Ipv4Addr, u16)>,
+    cell: Arc<SnapshotCell>,
+    generation: u64,
+}
+
+impl Model {
+    /// A model starting from `config`, with the cell its workers will read.
+    ///
+    /// # Errors
+    /// [`ControlError::Config`] if `config` is not valid.
+    pub fn new(config: DirectorConfig) -> Result<Model, ControlError> {
+        let mut slots = DestSlots::default();
+        let snap = Snapshot::build_with_slots(&config, &mut slots)?;
+        Ok(Model {
+            config,
+            slots,
+            down: Default::default(),
+            cell: Arc::new(ArcSwap::from_pointee(snap)),
+            generation: 0,
+        })
+    }
+
+    /// The cell to hand to workers.
+    pub fn cell(&self) -> Arc<SnapshotCell> {
+        Arc::clone(&self.cell)
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> &DirectorConfig {
+        &self.config
+    }
+
+    /// The counter slots of the dests.
+    pub fn slots(&self) -> &DestSlots {
+        &self.slots
+    }
+
+    /// How many changes have been published.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Applies `change` to a copy of the configuration; commits and publishes only if both
+    /// the change and the resulting configuration are valid.
+    ///
+    /// # Errors
+    /// The change's own error, or the configuration's; nothing is changed then.
+    pub fn apply<F>(&mut self, change: F) -> Result<(), ControlError>
+    where
+        F: FnOnce(&mut DirectorConfig) -> Result<(), ControlError>,
+    {
+        let mut next = self.config.clone();
+        change(&mut next)?;
+        let mut slots = self.slots.clone();
+        let snap = Snapshot::build_with_slots(&self.effective(&next), &mut slots)?;
+        self.config = next;
+        self.slots = slots;
+        self.cell.store(Arc::new(snap));
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// `config` as published: dests that are down get weight 0.
+    fn effective(&self, config: &DirectorConfig) -> DirectorConfig {
+        let mut c = config.clone();
+        for (key, addr, port) in &self.down {
+            if let Some(s) = c.services.get_mut(key) {
+                if let Some(d) = s.dest(*addr, *port).copied() {
+                    // Weight 0 is always valid: the edit cannot fail.
+                    let _ = s.edit_dest(Dest { weight: 0, ..d });
+                }
+            }
+        }
+        c
+    }
+
+    /// Marks a dest up or down (health checks). Down: published with weight 0, so it takes no
+    /// new sessions while its sessions continue; up: its configured weight again. Returns
+    /// whether anything changed.
+    ///
+    /// # Errors
+    /// Only if publishing fails, which the configuration already passed.
+    pub fn set_health(
+        &mut self,
+        key: ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+        up: bool,
+    ) -> Result<bool, ControlError> {
+        let id = (key, addr, port);
+        let changed = if up {
+            self.down.remove(&id)
+        } else {
+            self.down.insert(id)
+        };
+        if changed {
+            self.apply(|_| Ok(()))?;
+        }
+        Ok(changed)
+    }
+
+    /// True if a health check has the dest down.
+    pub fn is_down(&self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> bool {
+        self.down.contains(&(key, addr, port))
+    }
+
+    /// The weight the workers use for a dest (0 while it is down).
+    pub fn effective_weight(&self, key: ServiceKey, d: &Dest) -> u32 {
+        if self.is_down(key, d.addr, d.port) {
+            0
+        } else {
+            d.weight
+        }
+    }
+
+    /// `ipvsadm -A`: adds a service with no dests.
+    ///
+    /// # Errors
+    /// [`SchedError::DuplicateService`], an invalid port, or a configuration error.
+    pub fn add_service(&mut self, key: ServiceKey, sched: SchedKind) -> Result<(), ControlError> {
+        self.apply(|c| Ok(c.services.add(Service::new(key, sched)?)?))
+    }
+
+    /// `ipvsadm -E`: changes a service's scheduler.
+    ///
+    /// # Errors
+    /// [`SchedError::ServiceNotFound`].
+    pub fn edit_service(&mut self, key: ServiceKey, sched: SchedKind) -> Result<(), ControlError> {
+        self.apply(|c| {
+            service_mut(c, &key)?.set_sched(sched);
+            Ok(())
+        })
+    }
+
+    /// `ipvsadm -D`: deletes a service. Its sessions keep forwarding until they expire.
+    ///
+    /// # Errors
+    /// [`SchedError::ServiceNotFound`].
+    pub fn delete_service(&mut self, key: ServiceKey) -> Result<(), ControlError> {
+        self.apply(|c| c.services.remove(&key).map(|_| ()).map_err(Into::into))
+    }
+
+    /// `ipvsadm -a`: adds a dest to a service.
+    ///
+    /// # Errors
+    /// Service missing, dest invalid or duplicate, or not runnable (FullNAT without LIPs,
+    /// DR dest off-link, no route).
+    pub fn add_dest(&mut self, key: ServiceKey, dest: Dest) -> Result<(), ControlError> {
+        self.apply(|c| Ok(service_mut(c, &key)?.add_dest(dest)?))
+    }
+
+    /// `ipvsadm -e`: changes a dest's weight or mode. Weight 0 drains it.
+    ///
+    /// # Errors
+    /// As [`Model::add_dest`], or [`SchedError::DestNotFound`].
+    pub fn edit_dest(&mut self, key: ServiceKey, dest: Dest) -> Result<(), ControlError> {
+        self.apply(|c| Ok(service_mut(c, &key)?.edit_dest(dest)?))
+    }
+
+    /// `ipvsadm -d`: removes a dest. Its sessions keep forwarding until they expire.
+    ///
+    /// # Errors
+    /// [`SchedError::ServiceNotFound`] or [`SchedError::DestNotFound`].
+    pub fn delete_dest(
+        &mut self,
+        key: ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+    ) -> Result<(), ControlError> {
+        self.apply(|c| {
+            service_mut(c, &key)?.remove_dest(addr, port)?;
+            Ok(())
+        })
+    }
+
+    /// `ipvsadm --set TCP TCPFIN UDP` (milliseconds; 0 keeps the current value).
+    ///
+    /// # Errors
+    /// None today; kept fallible like every change.
+    pub fn set_timeouts(&mut self, tcp: u64, tcpfin: u64, udp: u64) -> Result<(), ControlError> {
+        use conntrack::TcpState;
+        self.apply(|c| {
+            let t: &mut Timeouts = &mut c.timeouts;
+            for (state, ms) in [
+                (SessionState::Tcp(TcpState::Established), tcp),
+                (SessionState::Tcp(TcpState::FinWait), tcpfin),
+                (SessionState::Udp, udp),
+            ] {
+                if ms != 0 {
+                    t.set(state, ms);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn service_mut<'a>(
+    c: &'a mut DirectorConfig,
+    key: &ServiceKey,
+) -> Result<&'a mut Service, SchedError> {
+    c.services
+        .get_mut(key)
+        .ok_or(SchedError::ServiceNotFound { key: *key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conntrack::Proto;
+    use dataplane::snapshot::{Cidr, InterfaceConfig};
+    use sched::ForwardMode;
+
+    fn base() -> DirectorConfig {
+        DirectorConfig {
+            interfaces: vec![InterfaceConfig {
+                name: "lan0".into(),
+                port: 0,
+                vlan: None,
+                addrs: vec![Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24)],
+                mtu: 1500,
+            }],
+            ..DirectorConfig::default()
+        }
+    }
+
+    fn key() -> ServiceKey {
+        ServiceKey {
+            proto: Proto::Tcp,
+            vip: Ipv4Addr::new(192, 0, 2, 100),
+            port: 80,
+        }
+    }
+
+    fn dest(last: u8, mode: ForwardMode) -> Dest {
+        Dest {
+            addr: Ipv4Addr::new(10, 1, 0, last),
+            port: 80,
+            weight: 1,
+            mode,
+        }
+    }
+
+    #[test]
+    fn changes_are_published() {
+        let mut m = Model::new(base()).unwrap();
+        let cell = m.cell();
+        m.add_service(key(), SchedKind::Wrr).unwrap();
+        m.add_dest(key(), dest(11, ForwardMode::Dr)).unwrap();
+        let snap = cell.load();
+        assert_eq!(snap.services().len(), 1);
+        assert_eq!(snap.services()[0].dests().len(), 1);
+        assert_eq!(m.generation(), 2);
+    }
+
+    #[test]
+    fn refused_changes_change_nothing() {
+        let mut m = Model::new(base()).unwrap();
+        let cell = m.cell();
+        m.add_service(key(), SchedKind::Rr).unwrap();
+        let before = Arc::as_ptr(&cell.load_full());
+        let cfg_before = format!("{:?}", m.config());
+
+        // FullNAT without LIPs: valid for the service model, refused by the director.
+        let e = m
+            .add_dest(key(), dest(11, ForwardMode::FullNat))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ControlError::Config(ConfigError::FullNatWithoutLips { .. })
+            ),
+            "{e}"
+        );
+        // DR dest off-link.
+        let mut off = dest(11, ForwardMode::Dr);
+        off.addr = Ipv4Addr::new(10, 9, 0, 1);
+        let e = m.add_dest(key(), off).unwrap_err();
+        assert!(
+            matches!(e, ControlError::Config(ConfigError::DestNotOnLink { .. })),
+            "{e}"
+        );
+        // DR with a mapped port.
+        let mut mapped = dest(11, ForwardMode::Dr);
+        mapped.port = 8080;
+        let e = m.add_dest(key(), mapped).unwrap_err();
+        assert!(e.to_string().contains("cannot map ports"), "{e}");
+        // Duplicate service, unknown service.
+        assert!(m.add_service(key(), SchedKind::Rr).is_err());
+        let mut other = key();
+        other.port = 81;
+        let e = m.delete_service(other).unwrap_err();
+        assert!(e.to_string().starts_with("Service not defined"), "{e}");
+
+        assert_eq!(Arc::as_ptr(&cell.load_full()), before, "nothing published");
+        assert_eq!(format!("{:?}", m.config()), cfg_before, "model unchanged");
+        assert_eq!(m.generation(), 1);
+    }
+
+    #[test]
+    fn set_timeouts_keeps_zero_fields() {
+        let mut m = Model::new(base()).unwrap();
+        m.set_timeouts(0, 30_000, 0).unwrap();
+        let t = *m.cell().load().timeouts();
+        assert_eq!(
+            t.get(SessionState::Tcp(conntrack::TcpState::FinWait)),
+            30_000
+        );
+        assert_eq!(
+            t.get(SessionState::Tcp(conntrack::TcpState::Established)),
+            900_000
+        );
+        assert_eq!(t.get(SessionState::Udp), 300_000);
+    }
+
+    #[test]
+    fn health_quiesces_without_losing_the_configured_weight() {
+        let mut m = Model::new(base()).unwrap();
+        let cell = m.cell();
+        m.add_service(key(), SchedKind::Wrr).unwrap();
+        let mut d = dest(11, ForwardMode::Dr);
+        d.weight = 5;
+        m.add_dest(key(), d).unwrap();
+        assert!(m.set_health(key(), d.addr, d.port, false).unwrap());
+        assert!(
+            !m.set_health(key(), d.addr, d.port, false).unwrap(),
+            "no change twice"
+        );
+        assert_eq!(
+            cell.load().services()[0].dests()[0].weight,
+            0,
+            "published weight 0"
+        );
+        assert_eq!(
+            m.config().services.get(&key()).unwrap().dests()[0].weight,
+            5,
+            "configured kept"
+        );
+        // An operator edit while down keeps it down and remembers the new weight.
+        m.edit_dest(key(), Dest { weight: 7, ..d }).unwrap();
+        assert_eq!(cell.load().services()[0].dests()[0].weight, 0);
+        assert!(m.set_health(key(), d.addr, d.port, true).unwrap());
+        assert_eq!(cell.load().services()[0].dests()[0].weight, 7);
+    }
+}

@@ -1,0 +1,599 @@
+//! The control protocol between `rvsadm` and `rvsd`, over a Unix stream socket.
+//!
+//! Framing: each message is a 4-byte big-endian length followed by that many bytes of JSON.
+//! A request is an [`Envelope`] (`{"version": 1, "request": {"op": "add-service", ...}}`);
+//! the answer is one [`Response`]. Messages longer than [`MAX_FRAME`] are refused before they
+//! are read; unknown operations, unknown fields and other versions are errors. Every change
+//! is all-or-nothing: a refused request changes nothing.
+
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+use std::net::Ipv4Addr;
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+
+/// The largest message either side accepts, in bytes.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// A service as named on the command line (`-t 192.0.2.1:80`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub struct SvcKey {
+    /// `tcp`, `udp` or `icmp`.
+    pub proto: ProtoName,
+    /// The VIP.
+    pub vip: Ipv4Addr,
+    /// The port (0 for ICMP).
+    pub port: u16,
+}
+
+/// The protocols a service can have.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtoName {
+    /// TCP (`-t`).
+    Tcp,
+    /// UDP (`-u`).
+    Udp,
+    /// ICMP echo.
+    Icmp,
+}
+
+impl From<ProtoName> for conntrack::Proto {
+    fn from(p: ProtoName) -> conntrack::Proto {
+        match p {
+            ProtoName::Tcp => conntrack::Proto::Tcp,
+            ProtoName::Udp => conntrack::Proto::Udp,
+            ProtoName::Icmp => conntrack::Proto::Icmp,
+        }
+    }
+}
+
+impl From<conntrack::Proto> for ProtoName {
+    fn from(p: conntrack::Proto) -> ProtoName {
+        match p {
+            conntrack::Proto::Tcp => ProtoName::Tcp,
+            conntrack::Proto::Udp => ProtoName::Udp,
+            conntrack::Proto::Icmp => ProtoName::Icmp,
+        }
+    }
+}
+
+impl From<SvcKey> for sched::ServiceKey {
+    fn from(k: SvcKey) -> sched::ServiceKey {
+        sched::ServiceKey {
+            proto: k.proto.into(),
+            vip: k.vip,
+            port: k.port,
+        }
+    }
+}
+
+impl From<sched::ServiceKey> for SvcKey {
+    fn from(k: sched::ServiceKey) -> SvcKey {
+        SvcKey {
+            proto: k.proto.into(),
+            vip: k.vip,
+            port: k.port,
+        }
+    }
+}
+
+/// A dest as given to `-a`/`-e`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DestSpec {
+    /// RIP.
+    pub addr: Ipv4Addr,
+    /// Port (the service port when the command line gives none).
+    pub port: u16,
+    /// Weight 0..=65535.
+    pub weight: u32,
+    /// `nat`, `dr`, `tun` or `fullnat` (ipvsadm's `-m`, `-g`, `-i`, `--fullnat`).
+    pub mode: String,
+}
+
+/// One operation. The names follow ipvsadm's commands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// `-A`: add a service.
+    AddService {
+        /// The service.
+        service: SvcKey,
+        /// Scheduler name (`rr`, `wrr`, ...).
+        scheduler: String,
+        /// `-p`: persistence timeout in seconds.
+        persistence: Option<u32>,
+    },
+    /// `-E`: change a service's scheduler or persistence.
+    EditService {
+        /// The service.
+        service: SvcKey,
+        /// Scheduler name.
+        scheduler: String,
+        /// `-p`: persistence timeout in seconds.
+        persistence: Option<u32>,
+    },
+    /// `-D`: delete a service (its sessions run out on their own).
+    DeleteService {
+        /// The service.
+        service: SvcKey,
+    },
+    /// `-a`: add a dest to a service.
+    AddDest {
+        /// The service.
+        service: SvcKey,
+        /// The dest.
+        dest: DestSpec,
+    },
+    /// `-e`: change a dest's weight or mode.
+    EditDest {
+        /// The service.
+        service: SvcKey,
+        /// The dest (found by address and port).
+        dest: DestSpec,
+    },
+    /// `-d`: remove a dest (its sessions run out on their own).
+    DeleteDest {
+        /// The service.
+        service: SvcKey,
+        /// RIP.
+        addr: Ipv4Addr,
+        /// Port.
+        port: u16,
+    },
+    /// `-C`: remove every service.
+    Clear,
+    /// `-Z`: zero the counters of one service or of all.
+    Zero {
+        /// The service, or None for all.
+        service: Option<SvcKey>,
+    },
+    /// `--set TCP TCPFIN UDP` in seconds; 0 keeps a value.
+    SetTimeouts {
+        /// ESTABLISHED.
+        tcp: u32,
+        /// FIN_WAIT.
+        tcpfin: u32,
+        /// UDP.
+        udp: u32,
+    },
+    /// Several changes applied all together or not at all (`-R`).
+    Batch {
+        /// The changes, in order.
+        requests: Vec<Request>,
+    },
+    /// `--reload FILE`: apply the services, addresses and timeouts of a configuration file.
+    Reload {
+        /// The file, as rvsd sees it.
+        path: String,
+    },
+    /// `-L`: services, dests, counters and rates (one service, or all).
+    List {
+        /// The service, or None for all.
+        service: Option<SvcKey>,
+    },
+    /// `-L -c`: the sessions.
+    Connections,
+    /// `-L --timeout`.
+    Timeouts,
+    /// Per-worker counters.
+    Workers,
+    /// FullNAT LIPs and each worker's free local ports (`rvsadm --lips`).
+    Lips,
+    /// Health-checked dests and their state (`rvsadm --health`).
+    Health,
+}
+
+impl Request {
+    /// True for requests that change rvsd's state (and may be part of a [`Request::Batch`]);
+    /// false for listings, batches themselves and reloads.
+    pub fn is_change(&self) -> bool {
+        matches!(
+            self,
+            Request::AddService { .. }
+                | Request::EditService { .. }
+                | Request::DeleteService { .. }
+                | Request::AddDest { .. }
+                | Request::EditDest { .. }
+                | Request::DeleteDest { .. }
+                | Request::Clear
+                | Request::Zero { .. }
+                | Request::SetTimeouts { .. }
+        )
+    }
+}
+
+/// What a request is wrapped in on the wire.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Must be [`VERSION`].
+    pub version: u32,
+    /// The request.
+    pub request: Request,
+}
+
+/// Error classes, so that rvsadm can exit like ipvsadm.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The message could not be decoded (bad framing, JSON, fields, version).
+    BadRequest,
+    /// The change is invalid (ipvsadm-style message: "Service not defined", ...).
+    Refused,
+    /// Something failed in the daemon.
+    Internal,
+}
+
+/// Counters of a service or dest (since start or the last `-Z`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    /// Connections (sessions) scheduled.
+    pub conns: u64,
+    /// Packets client → server.
+    pub inpkts: u64,
+    /// Packets server → client (only what passes the director: NAT, FullNAT).
+    pub outpkts: u64,
+    /// Bytes client → server.
+    pub inbytes: u64,
+    /// Bytes server → client.
+    pub outbytes: u64,
+}
+
+/// Rates from the estimator (per second, smoothed like IPVS's).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Rates {
+    /// Connections per second.
+    pub cps: u64,
+    /// Packets per second in.
+    pub inpps: u64,
+    /// Packets per second out.
+    pub outpps: u64,
+    /// Bytes per second in.
+    pub inbps: u64,
+    /// Bytes per second out.
+    pub outbps: u64,
+}
+
+/// A dest in a listing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DestView {
+    /// RIP.
+    pub addr: Ipv4Addr,
+    /// Port.
+    pub port: u16,
+    /// `Masq`, `Route`, `Tunnel` or `FullNat` (ipvsadm's Forward column).
+    pub forward: String,
+    /// Weight.
+    pub weight: u32,
+    /// Established TCP sessions (ipvsadm's ActiveConn).
+    pub active: u64,
+    /// Other sessions (InActConn).
+    pub inactive: u64,
+    /// Counters.
+    pub stats: Stats,
+    /// Rates.
+    pub rates: Rates,
+}
+
+/// A service in a listing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceView {
+    /// The service.
+    pub key: SvcKey,
+    /// Scheduler name.
+    pub scheduler: String,
+    /// Persistence timeout in seconds.
+    pub persistence: Option<u32>,
+    /// Counters (sum of its dests').
+    pub stats: Stats,
+    /// Rates.
+    pub rates: Rates,
+    /// Dests, in the order they were added.
+    pub dests: Vec<DestView>,
+}
+
+/// A session in `-L -c`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnView {
+    /// Protocol.
+    pub proto: ProtoName,
+    /// Seconds until it expires.
+    pub expire_secs: u64,
+    /// State (`ESTABLISHED`, `UDP`, ...).
+    pub state: String,
+    /// Client address.
+    pub source: Ipv4Addr,
+    /// Client port.
+    pub sport: u16,
+    /// VIP.
+    pub vip: Ipv4Addr,
+    /// VIP port.
+    pub vport: u16,
+    /// RIP.
+    pub dest: Ipv4Addr,
+    /// RS port.
+    pub dport: u16,
+    /// FullNAT LIP and port.
+    pub local: Option<(Ipv4Addr, u16)>,
+    /// Worker owning it.
+    pub worker: u16,
+}
+
+/// Per-worker counters.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerView {
+    /// Worker index.
+    pub id: u16,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Live sessions.
+    pub sessions: u64,
+    /// Packets handed to other workers.
+    pub redirected_out: u64,
+    /// Packets handed over by other workers.
+    pub redirected_in: u64,
+    /// Drops by reason (only reasons with drops).
+    pub drops: Vec<(String, u64)>,
+    /// Share of recent loops that found work, 0..=1000 (per mille).
+    pub busy_permille: u32,
+}
+
+/// One worker's share of the LIP ports.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LipWorkerView {
+    /// Worker index.
+    pub id: u16,
+    /// Free (LIP, port) pairs.
+    pub available: u64,
+    /// All of its (LIP, port) pairs.
+    pub capacity: u64,
+}
+
+/// A health-checked dest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthView {
+    /// The service.
+    pub service: SvcKey,
+    /// RIP.
+    pub addr: Ipv4Addr,
+    /// Port.
+    pub port: u16,
+    /// The check, e.g. `http GET / = 200 every 2s timeout 1s rise 2 fall 3`.
+    pub check: String,
+    /// Up (its configured weight is in use) or down (weight 0).
+    pub up: bool,
+    /// The configured weight.
+    pub weight: u32,
+}
+
+/// The answer to one request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "result", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Response {
+    /// The change was applied.
+    Done,
+    /// The request was refused; nothing changed.
+    Error {
+        /// Class.
+        kind: ErrorKind,
+        /// What is wrong, for a human.
+        message: String,
+    },
+    /// `-L`.
+    Services {
+        /// The services.
+        services: Vec<ServiceView>,
+    },
+    /// `-L -c`.
+    Connections {
+        /// The sessions.
+        conns: Vec<ConnView>,
+    },
+    /// `-L --timeout` (seconds).
+    Timeouts {
+        /// ESTABLISHED.
+        tcp: u64,
+        /// FIN_WAIT.
+        tcpfin: u64,
+        /// UDP.
+        udp: u64,
+    },
+    /// Per-worker counters.
+    Workers {
+        /// One per worker.
+        workers: Vec<WorkerView>,
+    },
+    /// `--lips`.
+    Lips {
+        /// The LIPs.
+        lips: Vec<Ipv4Addr>,
+        /// First local port.
+        first_port: u16,
+        /// Last local port.
+        last_port: u16,
+        /// Each worker's share.
+        workers: Vec<LipWorkerView>,
+    },
+    /// `--health`.
+    Health {
+        /// The checked dests.
+        dests: Vec<HealthView>,
+    },
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer closed the connection or the socket failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The announced length is over [`MAX_FRAME`].
+    #[error("message of {0} bytes is larger than the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    /// The bytes are not the expected JSON.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Writes `msg` as one frame.
+///
+/// # Errors
+/// I/O errors, or a message over [`MAX_FRAME`].
+pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
+    let body = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    w.write_all(&(body.len() as u32).to_be_bytes())?;
+    w.write_all(&body)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one frame's bytes (refusing, before reading them, bodies over [`MAX_FRAME`]).
+///
+/// # Errors
+/// I/O errors (including EOF) or an oversized length.
+pub fn read_frame_bytes(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Decodes a request body, checking the version.
+///
+/// # Errors
+/// [`FrameError::Malformed`] with a message that says what is wrong.
+pub fn decode_request(body: &[u8]) -> Result<Request, FrameError> {
+    let env: Envelope =
+        serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if env.version != VERSION {
+        return Err(FrameError::Malformed(format!(
+            "protocol version {} is not supported (this rvsd speaks {VERSION})",
+            env.version
+        )));
+    }
+    Ok(env.request)
+}
+
+/// Decodes a response body.
+///
+/// # Errors
+/// [`FrameError::Malformed`].
+pub fn decode_response(body: &[u8]) -> Result<Response, FrameError> {
+    serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key() -> SvcKey {
+        SvcKey {
+            proto: ProtoName::Tcp,
+            vip: Ipv4Addr::new(192, 0, 2, 1),
+            port: 80,
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_through_frames() {
+        let reqs = vec![
+            Request::AddService {
+                service: key(),
+                scheduler: "wrr".into(),
+                persistence: Some(300),
+            },
+            Request::AddDest {
+                service: key(),
+                dest: DestSpec {
+                    addr: Ipv4Addr::new(10, 0, 0, 1),
+                    port: 8080,
+                    weight: 3,
+                    mode: "fullnat".into(),
+                },
+            },
+            Request::Batch {
+                requests: vec![Request::Clear, Request::Zero { service: None }],
+            },
+            Request::List { service: None },
+        ];
+        for r in reqs {
+            let mut buf = Vec::new();
+            write_frame(
+                &mut buf,
+                &Envelope {
+                    version: VERSION,
+                    request: r.clone(),
+                },
+            )
+            .unwrap();
+            let body = read_frame_bytes(&mut buf.as_slice()).unwrap();
+            assert_eq!(decode_request(&body).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn wire_form_is_readable() {
+        let env = Envelope {
+            version: 1,
+            request: Request::DeleteDest {
+                service: key(),
+                addr: Ipv4Addr::new(10, 0, 0, 1),
+                port: 80,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&env).unwrap(),
+            r#"{"version":1,"request":{"op":"delete-dest","service":{"proto":"tcp","vip":"192.0.2.1","port":80},"addr":"10.0.0.1","port":80}}"#
+        );
+    }
+
+    #[test]
+    fn bad_messages_are_refused_with_reasons() {
+        let e = decode_request(br#"{"version":2,"request":{"op":"clear"}}"#).unwrap_err();
+        assert!(e.to_string().contains("version 2 is not supported"), "{e}");
+        let e = decode_request(br#"{"version":1,"request":{"op":"format-disk"}}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown variant"), "{e}");
+        let e = decode_request(br#"{"version":1,"request":{"op":"clear"},"x":1}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let mut big = Vec::new();
+        big.extend_from_slice(&((MAX_FRAME as u32) + 1).to_be_bytes());
+        let e = read_frame_bytes(&mut big.as_slice()).unwrap_err();
+        assert!(matches!(e, FrameError::TooLarge(_)), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn the_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_request(&bytes);
+            let _ = read_frame_bytes(&mut bytes.as_slice());
+        }
+
+        #[test]
+        fn json_shaped_garbage_never_panics(s in r#"\{"version":1,"request":\{"op":"[a-z-]{0,14}"(,"[a-z]{1,8}":[0-9a-z"\[\]{}.,]{0,20}){0,3}\}\}"#) {
+            let _ = decode_request(s.as_bytes());
+        }
+    }
+}

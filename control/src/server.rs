@@ -1,0 +1,906 @@
+//! rvsd's control server: requests from `rvsadm` applied to the model, listings built from the
+//! workers' published counters, rates from an IPVS-style estimator, and a Prometheus endpoint.
+//!
+//! Threads, all blocking (never spinning — the data path has the cores): one accepting on the
+//! Unix socket (mode 0600), one per client (at most [`MAX_CLIENTS`], each with read and write
+//! timeouts so a slow or dead client only ever holds its own thread), one for the estimator
+//! (every 2 s) and one accepting metrics scrapes. The model sits behind a mutex on the control
+//! side only; workers see nothing but the snapshots it publishes.
+
+use crate::config::RvsConfig;
+use crate::health::{Checker, HealthCheck};
+use crate::model::{ControlError, Model};
+use crate::proto::{
+    self, ConnView, DestView, ErrorKind, FrameError, Rates, Request, Response, ServiceView, Stats,
+    SvcKey, WorkerView,
+};
+use conntrack::{SessionState, TcpState};
+use dataplane::drop::DropReason;
+use dataplane::stats::{DestSample, WorkerStats};
+use dataplane::worker::{MailRequest, Mailbox};
+use sched::{Dest, ForwardMode, SchedError, SchedKind, Service, ServiceTable};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// Clients served at once; more are told to retry.
+pub const MAX_CLIENTS: usize = 16;
+/// How long a client may take to send a request or read an answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The estimator's period (IPVS's is 2 s).
+pub const ESTIMATOR_PERIOD: Duration = Duration::from_secs(2);
+
+/// IPVS-style rate estimator (ip_vs_est.c): every period, the per-second rate of each counter
+/// is folded into a moving average with weight 1/4, in fixed point (×2^10 for counts, ×2^5 for
+/// bytes).
+#[derive(Clone, Copy, Debug, Default)]
+struct Est {
+    last: DestSample,
+    cps: u64,
+    inpps: u64,
+    outpps: u64,
+    inbps: u64,
+    outbps: u64,
+}
+
+fn ewma(avg: u64, rate: u64) -> u64 {
+    let (a, r) = (avg as i64, rate as i64);
+    (a + ((r - a) >> 2)).max(0) as u64
+}
+
+impl Est {
+    fn update(&mut self, now: &DestSample, period: Duration) {
+        let secs_x2 = (period.as_millis().max(1) as u64 * 2).div_ceil(1000).max(1);
+        let per =
+            |new: u64, old: u64, shift: u32| ((new.saturating_sub(old)) << shift) * 2 / secs_x2;
+        self.cps = ewma(self.cps, per(now.conns, self.last.conns, 10));
+        self.inpps = ewma(self.inpps, per(now.inpkts, self.last.inpkts, 10));
+        self.outpps = ewma(self.outpps, per(now.outpkts, self.last.outpkts, 10));
+        self.inbps = ewma(self.inbps, per(now.inbytes, self.last.inbytes, 5));
+        self.outbps = ewma(self.outbps, per(now.outbytes, self.last.outbytes, 5));
+        self.last = *now;
+    }
+
+    fn rates(&self) -> Rates {
+        Rates {
+            cps: (self.cps + 0x1ff) >> 10,
+            inpps: (self.inpps + 0x1ff) >> 10,
+            outpps: (self.outpps + 0x1ff) >> 10,
+            inbps: (self.inbps + 0xf) >> 5,
+            outbps: (self.outbps + 0xf) >> 5,
+        }
+    }
+}
+
+/// A metric: name, Prometheus type, and how to read it from a sample of `T`.
+type Metric<T> = (&'static str, &'static str, fn(&T) -> u64);
+
+/// The control plane's state: the model, the workers' counters, `-Z` baselines, estimators.
+pub struct ControlState {
+    model: Model,
+    workers: Vec<Arc<WorkerStats>>,
+    mailboxes: Vec<Arc<Mailbox>>,
+    baseline: HashMap<u32, DestSample>,
+    est: HashMap<u32, Est>,
+    /// Health checks of a configuration reloaded through the socket, for the server to
+    /// (re)start once the request is answered.
+    pending_checks: Option<Vec<crate::health::HealthCheck>>,
+    /// The health checks in force (for `--health`).
+    checks: Vec<HealthCheck>,
+}
+
+fn refused(e: impl ToString) -> Response {
+    Response::Error {
+        kind: ErrorKind::Refused,
+        message: e.to_string(),
+    }
+}
+
+impl ControlState {
+    /// State over `model`, reading the counters of `workers` and asking them for session
+    /// lists through `mailboxes` (one per worker, in worker order).
+    pub fn new(
+        model: Model,
+        workers: Vec<Arc<WorkerStats>>,
+        mailboxes: Vec<Arc<Mailbox>>,
+    ) -> ControlState {
+        ControlState {
+            model,
+            workers,
+            mailboxes,
+            baseline: HashMap::new(),
+            est: HashMap::new(),
+            pending_checks: None,
+            checks: Vec::new(),
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Applies the services, addresses, routes, LIPs and timeouts of `new` (a reload).
+    ///
+    /// # Errors
+    /// The new configuration's error; nothing changes then.
+    pub fn reload(&mut self, new: &RvsConfig) -> Result<(), ControlError> {
+        if new.director.lips != self.model.config().lips
+            || new.director.lport_range != self.model.config().lport_range
+        {
+            warn!("reload: LIP changes take effect at the next restart");
+        }
+        let director = new.director.clone();
+        self.model.apply(|c| {
+            *c = director;
+            Ok(())
+        })?;
+        info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Marks a dest up or down (from a health check).
+    ///
+    /// # Errors
+    /// Publishing failed.
+    pub fn set_health(
+        &mut self,
+        key: sched::ServiceKey,
+        addr: std::net::Ipv4Addr,
+        port: u16,
+        up: bool,
+    ) -> Result<bool, ControlError> {
+        self.model.set_health(key, addr, port, up)
+    }
+
+    /// Sum over workers of one dest slot's counters.
+    fn sample(&self, slot: u32) -> DestSample {
+        let mut s = DestSample::default();
+        for w in &self.workers {
+            s.add(&w.dest(slot).sample());
+        }
+        s
+    }
+
+    /// One estimator period.
+    pub fn tick(&mut self, period: Duration) {
+        let slots: Vec<u32> = self
+            .model
+            .config()
+            .services
+            .iter()
+            .flat_map(|s| {
+                let key = s.key();
+                s.dests()
+                    .iter()
+                    .map(move |d| (key, d.addr, d.port))
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|(k, a, p)| self.model.slots().get(k, a, p))
+            .collect();
+        for slot in slots {
+            let now = self.sample(slot);
+            self.est.entry(slot).or_insert_with(|| Est {
+                last: now,
+                ..Est::default()
+            });
+            if let Some(e) = self.est.get_mut(&slot) {
+                e.update(&now, period);
+            }
+        }
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::List { service } => self.list(service),
+            Request::Timeouts => {
+                let t = self.model.config().timeouts;
+                Response::Timeouts {
+                    tcp: t.get(SessionState::Tcp(TcpState::Established)) / 1000,
+                    tcpfin: t.get(SessionState::Tcp(TcpState::FinWait)) / 1000,
+                    udp: t.get(SessionState::Udp) / 1000,
+                }
+            }
+            Request::Workers => self.workers(),
+            Request::Lips => self.lips(),
+            Request::Health => self.health(),
+            Request::Connections => connections(&self.mailboxes),
+            Request::Zero { service } => self.zero(service),
+            Request::Reload { path } => match RvsConfig::load(&path) {
+                Ok(new) => match self.reload(&new) {
+                    Ok(()) => {
+                        self.pending_checks = Some(new.checks.clone());
+                        self.checks = new.checks;
+                        Response::Done
+                    }
+                    Err(e) => refused(e),
+                },
+                Err(e) => refused(format!("{path}: {e}")),
+            },
+            change => {
+                let result = self.model.apply(|c| apply_change(c, &change));
+                match result {
+                    Ok(()) => {
+                        // Counters zeroed inside a batch (a restored -Z) once it applied.
+                        if let Request::Batch { requests } = &change {
+                            for r in requests {
+                                if let Request::Zero { service } = r {
+                                    self.zero(*service);
+                                }
+                            }
+                        }
+                        Response::Done
+                    }
+                    Err(e) => refused(e),
+                }
+            }
+        }
+    }
+
+    fn zero(&mut self, service: Option<SvcKey>) -> Response {
+        let cfg = self.model.config();
+        let keys: Vec<sched::ServiceKey> = match service {
+            Some(k) => {
+                let k: sched::ServiceKey = k.into();
+                if cfg.services.get(&k).is_none() {
+                    return refused(SchedError::ServiceNotFound { key: k });
+                }
+                vec![k]
+            }
+            None => cfg.services.iter().map(|s| s.key()).collect(),
+        };
+        let mut slots = Vec::new();
+        for k in keys {
+            if let Some(s) = cfg.services.get(&k) {
+                for d in s.dests() {
+                    if let Some(slot) = self.model.slots().get(k, d.addr, d.port) {
+                        slots.push(slot);
+                    }
+                }
+            }
+        }
+        for slot in slots {
+            let now = self.sample(slot);
+            self.baseline.insert(slot, now);
+        }
+        Response::Done
+    }
+
+    fn dest_view(&self, key: sched::ServiceKey, d: &Dest) -> DestView {
+        let slot = self.model.slots().get(key, d.addr, d.port);
+        let (now, base, rates) = match slot {
+            Some(s) => (
+                self.sample(s),
+                self.baseline.get(&s).copied().unwrap_or_default(),
+                self.est.get(&s).map(Est::rates).unwrap_or_default(),
+            ),
+            None => Default::default(),
+        };
+        DestView {
+            addr: d.addr,
+            port: d.port,
+            forward: d.mode.ipvsadm_name().to_string(),
+            weight: self.model.effective_weight(key, d),
+            active: now.active,
+            inactive: now.inactive,
+            stats: Stats {
+                conns: now.conns.saturating_sub(base.conns),
+                inpkts: now.inpkts.saturating_sub(base.inpkts),
+                outpkts: now.outpkts.saturating_sub(base.outpkts),
+                inbytes: now.inbytes.saturating_sub(base.inbytes),
+                outbytes: now.outbytes.saturating_sub(base.outbytes),
+            },
+            rates,
+        }
+    }
+
+    fn list(&self, service: Option<SvcKey>) -> Response {
+        let cfg = self.model.config();
+        let mut services = Vec::new();
+        let wanted: Option<sched::ServiceKey> = service.map(Into::into);
+        if let Some(k) = wanted {
+            if cfg.services.get(&k).is_none() {
+                return refused(SchedError::ServiceNotFound { key: k });
+            }
+        }
+        for s in cfg
+            .services
+            .iter()
+            .filter(|s| wanted.is_none_or(|k| k == s.key()))
+        {
+            let key = s.key();
+            let dests: Vec<DestView> = s.dests().iter().map(|d| self.dest_view(key, d)).collect();
+            let mut stats = Stats::default();
+            let mut rates = Rates::default();
+            for d in &dests {
+                stats.conns += d.stats.conns;
+                stats.inpkts += d.stats.inpkts;
+                stats.outpkts += d.stats.outpkts;
+                stats.inbytes += d.stats.inbytes;
+                stats.outbytes += d.stats.outbytes;
+                rates.cps += d.rates.cps;
+                rates.inpps += d.rates.inpps;
+                rates.outpps += d.rates.outpps;
+                rates.inbps += d.rates.inbps;
+                rates.outbps += d.rates.outbps;
+            }
+            services.push(ServiceView {
+                key: key.into(),
+                scheduler: s.sched().to_string(),
+                persistence: s.persistence(),
+                stats,
+                rates,
+                dests,
+            });
+        }
+        Response::Services { services }
+    }
+
+    fn lips(&self) -> Response {
+        use std::sync::atomic::Ordering::Relaxed;
+        let cfg = self.model.config();
+        Response::Lips {
+            lips: cfg.lips.clone(),
+            first_port: *cfg.lport_range.start(),
+            last_port: *cfg.lport_range.end(),
+            workers: self
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| proto::LipWorkerView {
+                    id: i as u16,
+                    available: w.worker.lip_available.load(Relaxed),
+                    capacity: w.worker.lip_capacity.load(Relaxed),
+                })
+                .collect(),
+        }
+    }
+
+    fn health(&self) -> Response {
+        let cfg = self.model.config();
+        let mut dests = Vec::new();
+        for c in &self.checks {
+            let Some(s) = cfg.services.get(&c.service) else {
+                continue;
+            };
+            for d in s.dests() {
+                dests.push(proto::HealthView {
+                    service: c.service.into(),
+                    addr: d.addr,
+                    port: d.port,
+                    check: describe_check(c),
+                    up: !self.model.is_down(c.service, d.addr, d.port),
+                    weight: d.weight,
+                });
+            }
+        }
+        Response::Health { dests }
+    }
+
+    /// Sets the health checks in force (listed by `--health`).
+    pub fn set_checks(&mut self, checks: &[HealthCheck]) {
+        self.checks = checks.to_vec();
+    }
+
+    fn workers(&self) -> Response {
+        use std::sync::atomic::Ordering::Relaxed;
+        let workers = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let c = &w.worker;
+                WorkerView {
+                    id: i as u16,
+                    rx_packets: c.rx_packets.load(Relaxed),
+                    tx_packets: c.tx_packets.load(Relaxed),
+                    sessions: c.sessions.load(Relaxed),
+                    redirected_out: c.redirected_out.load(Relaxed),
+                    redirected_in: c.redirected_in.load(Relaxed),
+                    drops: DropReason::ALL
+                        .iter()
+                        .map(|r| (r.as_str().to_string(), c.drops[r.index()].load(Relaxed)))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                    busy_permille: c.busy_permille.load(Relaxed) as u32,
+                }
+            })
+            .collect();
+        Response::Workers { workers }
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn metrics(&self) -> String {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut out = String::new();
+        let dest_metrics: [Metric<DestSample>; 7] = [
+            ("rvs_dest_connections_total", "counter", |s| s.conns),
+            ("rvs_dest_packets_in_total", "counter", |s| s.inpkts),
+            ("rvs_dest_packets_out_total", "counter", |s| s.outpkts),
+            ("rvs_dest_bytes_in_total", "counter", |s| s.inbytes),
+            ("rvs_dest_bytes_out_total", "counter", |s| s.outbytes),
+            ("rvs_dest_active_connections", "gauge", |s| s.active),
+            ("rvs_dest_inactive_connections", "gauge", |s| s.inactive),
+        ];
+        let cfg = self.model.config();
+        for (name, kind, get) in dest_metrics {
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for s in cfg.services.iter() {
+                let key = s.key();
+                for d in s.dests() {
+                    let v = self
+                        .model
+                        .slots()
+                        .get(key, d.addr, d.port)
+                        .map(|slot| get(&self.sample(slot)))
+                        .unwrap_or(0);
+                    let _ = writeln!(
+                        out,
+                        "{name}{{service=\"{}:{}:{}\",dest=\"{}:{}\"}} {v}",
+                        key.proto, key.vip, key.port, d.addr, d.port
+                    );
+                }
+            }
+        }
+        let worker_metrics: [Metric<WorkerStats>; 6] = [
+            ("rvs_worker_rx_packets_total", "counter", |w| {
+                w.worker.rx_packets.load(Relaxed)
+            }),
+            ("rvs_worker_tx_packets_total", "counter", |w| {
+                w.worker.tx_packets.load(Relaxed)
+            }),
+            ("rvs_worker_sessions", "gauge", |w| {
+                w.worker.sessions.load(Relaxed)
+            }),
+            ("rvs_worker_redirected_out_total", "counter", |w| {
+                w.worker.redirected_out.load(Relaxed)
+            }),
+            ("rvs_worker_redirected_in_total", "counter", |w| {
+                w.worker.redirected_in.load(Relaxed)
+            }),
+            ("rvs_worker_busy_ratio_permille", "gauge", |w| {
+                w.worker.busy_permille.load(Relaxed)
+            }),
+        ];
+        for (name, kind, get) in worker_metrics {
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (i, w) in self.workers.iter().enumerate() {
+                let _ = writeln!(out, "{name}{{worker=\"{i}\"}} {}", get(w));
+            }
+        }
+        let _ = writeln!(out, "# TYPE rvs_worker_drops_total counter");
+        for (i, w) in self.workers.iter().enumerate() {
+            for r in DropReason::ALL {
+                let n = w.worker.drops[r.index()].load(Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "rvs_worker_drops_total{{worker=\"{i}\",reason=\"{}\"}} {n}",
+                        r.as_str()
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A check in one line, e.g. `http GET / = 200 every 2s timeout 1s rise 2 fall 3`.
+fn describe_check(c: &HealthCheck) -> String {
+    let what = match &c.kind {
+        crate::health::CheckKind::Tcp => "tcp connect".to_string(),
+        crate::health::CheckKind::Udp => "udp".to_string(),
+        crate::health::CheckKind::Http { path, expect } => format!("http GET {path} = {expect}"),
+    };
+    let port = c.port.map(|p| format!(" port {p}")).unwrap_or_default();
+    format!(
+        "{what}{port} every {:?} timeout {:?} rise {} fall {}",
+        c.interval, c.timeout, c.rise, c.fall
+    )
+}
+
+/// Most sessions one `-c` listing returns per worker.
+pub const MAX_LISTED_SESSIONS: usize = 100_000;
+
+/// Asks every worker for its sessions (answered in their slow jobs) and lists them.
+pub fn connections(mailboxes: &[Arc<Mailbox>]) -> Response {
+    let mut waiting = Vec::new();
+    for (w, m) in mailboxes.iter().enumerate() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let posted = m.post(MailRequest::DumpSessions {
+            max: MAX_LISTED_SESSIONS,
+            reply: tx,
+        });
+        if posted.is_err() {
+            return Response::Error {
+                kind: ErrorKind::Internal,
+                message: format!("worker {w} is busy with other requests: try again"),
+            };
+        }
+        waiting.push((w, rx));
+    }
+    let mut conns = Vec::new();
+    for (w, rx) in waiting {
+        let Ok(list) = rx.recv_timeout(Duration::from_secs(2)) else {
+            return Response::Error {
+                kind: ErrorKind::Internal,
+                message: format!("worker {w} did not answer within 2 s"),
+            };
+        };
+        for s in list {
+            let f = s.forward;
+            conns.push(ConnView {
+                proto: s.original.proto.into(),
+                expire_secs: s.expires_in.div_ceil(1000),
+                state: s.state.to_string(),
+                source: s.original.src,
+                sport: s.original.sport,
+                vip: s.original.dst,
+                vport: s.original.dport,
+                dest: f.rip,
+                dport: f.rport,
+                local: (f.mode == ForwardMode::FullNat).then_some((f.lip, f.lport)),
+                worker: w as u16,
+            });
+        }
+    }
+    Response::Connections { conns }
+}
+
+/// Applies one change request to a configuration copy (the model commits it only if the
+/// whole result is valid). Read-only requests are refused here.
+fn apply_change(
+    c: &mut dataplane::snapshot::DirectorConfig,
+    req: &Request,
+) -> Result<(), ControlError> {
+    let sched_of = |name: &str| SchedKind::from_str(name).map_err(ControlError::from);
+    match req {
+        Request::AddService {
+            service,
+            scheduler,
+            persistence,
+        } => {
+            let mut s = Service::new((*service).into(), sched_of(scheduler)?)?;
+            s.set_persistence(*persistence)?;
+            c.services.add(s)?;
+        }
+        Request::EditService {
+            service,
+            scheduler,
+            persistence,
+        } => {
+            let sched = sched_of(scheduler)?;
+            let s = service_mut(c, *service)?;
+            s.set_persistence(*persistence)?;
+            s.set_sched(sched);
+        }
+        Request::DeleteService { service } => {
+            c.services.remove(&(*service).into())?;
+        }
+        Request::AddDest { service, dest } => {
+            let d = dest_of(dest)?;
+            service_mut(c, *service)?.add_dest(d)?;
+        }
+        Request::EditDest { service, dest } => {
+            let d = dest_of(dest)?;
+            service_mut(c, *service)?.edit_dest(d)?;
+        }
+        Request::DeleteDest {
+            service,
+            addr,
+            port,
+        } => {
+            service_mut(c, *service)?.remove_dest(*addr, *port)?;
+        }
+        Request::Clear => c.services = ServiceTable::new(),
+        Request::SetTimeouts { tcp, tcpfin, udp } => {
+            for (state, secs) in [
+                (SessionState::Tcp(TcpState::Established), tcp),
+                (SessionState::Tcp(TcpState::FinWait), tcpfin),
+                (SessionState::Udp, udp),
+            ] {
+                if *secs != 0 {
+                    c.timeouts.set(state, *secs as u64 * 1000);
+                }
+            }
+        }
+        Request::Batch { requests } => {
+            for r in requests {
+                // Zeroing counters changes no configuration: done after the batch applies.
+                if !matches!(r, Request::Zero { .. }) {
+                    apply_change(c, r)?;
+                }
+            }
+        }
+        other => {
+            return Err(ControlError::Unsupported(format!(
+                "{} cannot be part of a change",
+                serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.get("op").and_then(|o| o.as_str().map(str::to_string)))
+                    .unwrap_or_else(|| "this request".into())
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn dest_of(d: &proto::DestSpec) -> Result<Dest, ControlError> {
+    Ok(Dest {
+        addr: d.addr,
+        port: d.port,
+        weight: d.weight,
+        mode: ForwardMode::from_str(&d.mode)?,
+    })
+}
+
+fn service_mut(
+    c: &mut dataplane::snapshot::DirectorConfig,
+    key: SvcKey,
+) -> Result<&mut Service, ControlError> {
+    let key: sched::ServiceKey = key.into();
+    c.services
+        .get_mut(&key)
+        .ok_or(ControlError::Sched(SchedError::ServiceNotFound { key }))
+}
+
+fn lock(state: &Mutex<ControlState>) -> MutexGuard<'_, ControlState> {
+    // A panic while holding the lock would be a bug in the handler; keep serving the model.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The health checks, restarted when a reload changes them.
+type Checks = Arc<Mutex<Option<Checker>>>;
+
+/// The running control threads.
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    socket: PathBuf,
+    metrics: Option<std::net::SocketAddr>,
+    threads: Vec<JoinHandle<()>>,
+    state: Arc<Mutex<ControlState>>,
+    checks: Checks,
+}
+
+impl Server {
+    /// Listens on the Unix socket `path` (mode 0600; its directory is created if missing; a
+    /// stale socket file is replaced, a live one is an error), optionally serves metrics on
+    /// `metrics`, and runs the estimator.
+    ///
+    /// # Errors
+    /// Socket or listener errors, or another rvsd already answering on `path`.
+    pub fn start(
+        path: &Path,
+        metrics: Option<std::net::SocketAddr>,
+        state: Arc<Mutex<ControlState>>,
+        checks: &[HealthCheck],
+    ) -> io::Result<Server> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another rvsd answers on {}", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        lock(&state).set_checks(checks);
+        let checker: Checks = Arc::new(Mutex::new(Some(Checker::start(checks, state.clone()))));
+
+        let (st, sp, ck) = (state.clone(), stop.clone(), checker.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("rvs-control".into())
+                .spawn(move || {
+                    let live = Arc::new(AtomicUsize::new(0));
+                    for conn in listener.incoming() {
+                        if sp.load(Ordering::Acquire) {
+                            break;
+                        }
+                        let Ok(conn) = conn else { continue };
+                        if live.load(Ordering::Acquire) >= MAX_CLIENTS {
+                            let mut c = conn;
+                            let _ = proto::write_frame(
+                                &mut c,
+                                &Response::Error {
+                                    kind: ErrorKind::Internal,
+                                    message: format!(
+                                        "rvsd is serving {MAX_CLIENTS} clients: try again"
+                                    ),
+                                },
+                            );
+                            continue;
+                        }
+                        live.fetch_add(1, Ordering::AcqRel);
+                        let (st, live, ck) = (st.clone(), live.clone(), ck.clone());
+                        let spawned = std::thread::Builder::new().name("rvs-client".into()).spawn(
+                            move || {
+                                serve_client(conn, &st, &ck);
+                                live.fetch_sub(1, Ordering::AcqRel);
+                            },
+                        );
+                        if spawned.is_err() {
+                            warn!("could not start a thread for a control client");
+                        }
+                    }
+                })?,
+        );
+
+        let (st, sp) = (state.clone(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("rvs-estimator".into())
+                .spawn(move || {
+                    while !sp.load(Ordering::Acquire) {
+                        std::thread::park_timeout(ESTIMATOR_PERIOD);
+                        if sp.load(Ordering::Acquire) {
+                            break;
+                        }
+                        lock(&st).tick(ESTIMATOR_PERIOD);
+                    }
+                })?,
+        );
+
+        let mut metrics_addr = None;
+        if let Some(addr) = metrics {
+            let l = TcpListener::bind(addr)?;
+            metrics_addr = Some(l.local_addr()?);
+            let (st, sp) = (state.clone(), stop.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("rvs-metrics".into())
+                    .spawn(move || {
+                        for conn in l.incoming() {
+                            if sp.load(Ordering::Acquire) {
+                                break;
+                            }
+                            if let Ok(c) = conn {
+                                serve_metrics(c, &st);
+                            }
+                        }
+                    })?,
+            );
+        }
+        info!(socket = %path.display(), metrics = ?metrics_addr, "control plane listening");
+        Ok(Server {
+            stop,
+            socket: path.to_path_buf(),
+            metrics: metrics_addr,
+            threads,
+            state,
+            checks: checker,
+        })
+    }
+
+    /// Applies a reloaded configuration (SIGHUP): the model, then the health checks.
+    ///
+    /// # Errors
+    /// The configuration's error; nothing changes then.
+    pub fn reload(&self, new: &RvsConfig) -> Result<(), ControlError> {
+        {
+            let mut st = lock(&self.state);
+            st.reload(new)?;
+            st.set_checks(&new.checks);
+        }
+        restart_checks(&self.checks, &new.checks, &self.state);
+        Ok(())
+    }
+
+    /// The metrics address actually bound (useful with port 0).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
+    }
+
+    /// Stops every control thread and removes the socket file.
+    pub fn stop(mut self) {
+        if let Some(c) = self.checks.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            c.stop();
+        }
+        self.stop.store(true, Ordering::Release);
+        // Wake the blocking accepts with a connection of our own.
+        let _ = UnixStream::connect(&self.socket);
+        if let Some(a) = self.metrics {
+            let _ = TcpStream::connect(a);
+        }
+        for t in &self.threads {
+            t.thread().unpark();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// Replaces the running health checks by `checks`.
+fn restart_checks(current: &Checks, checks: &[HealthCheck], state: &Arc<Mutex<ControlState>>) {
+    let mut slot = current.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(old) = slot.take() {
+        old.stop();
+    }
+    *slot = Some(Checker::start(checks, state.clone()));
+}
+
+/// Serves one control client until it hangs up, times out, or sends something unreadable.
+fn serve_client(mut conn: UnixStream, state: &Arc<Mutex<ControlState>>, checks: &Checks) {
+    let _ = conn.set_read_timeout(Some(CLIENT_TIMEOUT));
+    let _ = conn.set_write_timeout(Some(CLIENT_TIMEOUT));
+    loop {
+        let body = match proto::read_frame_bytes(&mut conn) {
+            Ok(b) => b,
+            Err(FrameError::Io(_)) => return,
+            Err(e) => {
+                let _ = proto::write_frame(
+                    &mut conn,
+                    &Response::Error {
+                        kind: ErrorKind::BadRequest,
+                        message: e.to_string(),
+                    },
+                );
+                return;
+            }
+        };
+        let response = match proto::decode_request(&body) {
+            // Waits for the workers: done without holding the model.
+            Ok(Request::Connections) => {
+                let boxes = lock(state).mailboxes.clone();
+                connections(&boxes)
+            }
+            Ok(req) => {
+                let (response, reloaded) = {
+                    let mut st = lock(state);
+                    let r = st.handle(req);
+                    (r, st.pending_checks.take())
+                };
+                if let Some(new) = reloaded {
+                    restart_checks(checks, &new, state);
+                }
+                response
+            }
+            Err(e) => Response::Error {
+                kind: ErrorKind::BadRequest,
+                message: e.to_string(),
+            },
+        };
+        if proto::write_frame(&mut conn, &response).is_err() {
+            return;
+        }
+    }
+}
+
+/// Answers one HTTP request on the metrics port with the Prometheus text format.
+fn serve_metrics(mut c: TcpStream, state: &Mutex<ControlState>) {
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = c.set_write_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 1024];
+    let n = std::io::Read::read(&mut c, &mut buf).unwrap_or(0);
+    let req = String::from_utf8_lossy(&buf[..n]);
+    let (status, body) = if req.starts_with("GET /metrics") || req.starts_with("GET / ") {
+        ("200 OK", lock(state).metrics())
+    } else {
+        ("404 Not Found", "try GET /metrics\n".to_string())
+    };
+    let _ = write!(
+        c,
+        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+}

@@ -1,0 +1,317 @@
+//! The control server over its real Unix socket, with a real worker (on in-memory ports)
+//! behind it: changes are applied or refused whole, listings carry the worker's counters,
+//! `-c` lists the worker's sessions, `-Z` zeroes, bad input changes nothing, a silent client
+//! does not block another, and the metrics endpoint serves Prometheus text.
+
+use control::model::Model;
+use control::proto::{self, DestSpec, Envelope, ProtoName, Request, Response, SvcKey};
+use control::server::{ControlState, Server};
+use dataplane::mem::{MemDevice, MemPool};
+use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig};
+use dataplane::wire::EthernetAddress;
+use dataplane::worker::{Worker, WorkerConfig};
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use testkit::*;
+
+fn call(sock: &std::path::Path, request: Request) -> Response {
+    let mut c = UnixStream::connect(sock).expect("connect");
+    proto::write_frame(
+        &mut c,
+        &Envelope {
+            version: proto::VERSION,
+            request,
+        },
+    )
+    .expect("send");
+    proto::decode_response(&proto::read_frame_bytes(&mut c).expect("answer")).expect("decode")
+}
+
+fn key() -> SvcKey {
+    SvcKey {
+        proto: ProtoName::Tcp,
+        vip: VIP,
+        port: 80,
+    }
+}
+
+#[test]
+fn control_server_end_to_end() {
+    let cfg = DirectorConfig {
+        interfaces: vec![
+            InterfaceConfig {
+                name: "wan0".into(),
+                port: WAN,
+                vlan: None,
+                addrs: vec![Cidr::new(DIP_WAN, 24)],
+                mtu: 1500,
+            },
+            InterfaceConfig {
+                name: "lan0".into(),
+                port: LAN,
+                vlan: None,
+                addrs: vec![Cidr::new(DIP_LAN, 24)],
+                mtu: 1500,
+            },
+        ],
+        routes: vec![dataplane::snapshot::RouteConfig {
+            dst: Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
+            via: ROUTER,
+        }],
+        lips: vec![LIP1],
+        ..DirectorConfig::default()
+    };
+    let model = Model::new(cfg).expect("model");
+    let pool = MemPool::new(512);
+    let ports = vec![
+        MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 64),
+        MemDevice::new(EthernetAddress(LAN_MAC), pool, 64),
+    ];
+    let mut worker = Worker::new(WorkerConfig::default(), ports, model.cell()).expect("worker");
+    worker
+        .neighbours_mut()
+        .insert_static(ROUTER, EthernetAddress(ROUTER_MAC));
+    worker
+        .neighbours_mut()
+        .insert_static(RS[0], EthernetAddress(rs_mac(0)));
+    let state = Arc::new(Mutex::new(ControlState::new(
+        model,
+        vec![worker.stats_handle()],
+        vec![worker.mailbox_handle()],
+    )));
+    let dir = std::env::temp_dir().join(format!("rvs-ctl-{}", std::process::id()));
+    let sock = dir.join("sub").join("rvsd.sock");
+    let server = Server::start(
+        &sock,
+        Some("127.0.0.1:0".parse().unwrap()),
+        state.clone(),
+        &[],
+    )
+    .expect("server");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A second server on the same live socket is refused.
+    assert!(Server::start(&sock, None, state.clone(), &[]).is_err());
+
+    // ipvsadm -A / -a through the socket.
+    let add = Request::AddService {
+        service: key(),
+        scheduler: "wrr".into(),
+        persistence: None,
+    };
+    assert_eq!(call(&sock, add.clone()), Response::Done);
+    let dest = DestSpec {
+        addr: RS[0],
+        port: 8080,
+        weight: 2,
+        mode: "fullnat".into(),
+    };
+    assert_eq!(
+        call(
+            &sock,
+            Request::AddDest {
+                service: key(),
+                dest: dest.clone()
+            }
+        ),
+        Response::Done
+    );
+
+    // Refused changes say why and change nothing.
+    let listing = call(&sock, Request::List { service: None });
+    for (req, text) in [
+        (add, "Service already exists"),
+        (
+            Request::AddDest {
+                service: key(),
+                dest: DestSpec {
+                    mode: "route".into(),
+                    ..dest.clone()
+                },
+            },
+            "cannot map ports",
+        ),
+        (
+            Request::DeleteService {
+                service: SvcKey { port: 81, ..key() },
+            },
+            "Service not defined",
+        ),
+        (
+            Request::AddService {
+                service: SvcKey { port: 81, ..key() },
+                scheduler: "wrr".into(),
+                persistence: Some(0),
+            },
+            "persistence must be",
+        ),
+        (
+            Request::Batch {
+                requests: vec![
+                    Request::Clear,
+                    Request::AddDest {
+                        service: key(),
+                        dest: dest.clone(),
+                    },
+                ],
+            },
+            "Service not defined",
+        ),
+    ] {
+        match call(&sock, req) {
+            Response::Error { message, .. } => assert!(message.contains(text), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        call(&sock, Request::List { service: None }),
+        listing,
+        "nothing changed"
+    );
+
+    // Bad bytes: an error answer, nothing changed, and the server still serves.
+    let mut c = UnixStream::connect(&sock).unwrap();
+    c.write_all(&5u32.to_be_bytes()).unwrap();
+    c.write_all(b"hello").unwrap();
+    let r = proto::decode_response(&proto::read_frame_bytes(&mut c).unwrap()).unwrap();
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: proto::ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let mut c = UnixStream::connect(&sock).unwrap();
+    c.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let r = proto::decode_response(&proto::read_frame_bytes(&mut c).unwrap()).unwrap();
+    assert!(
+        matches!(r, Response::Error { ref message, .. } if message.contains("larger than")),
+        "{r:?}"
+    );
+    // A client that connects and never speaks does not hold up anyone.
+    let _silent = UnixStream::connect(&sock).unwrap();
+    assert_eq!(call(&sock, Request::List { service: None }), listing);
+
+    // Traffic through the worker: the listing shows its counters.
+    worker.poll(1);
+    let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
+    assert!(worker.port_mut(WAN).inject(&syn));
+    worker.poll(2);
+    let out = worker.port_mut(LAN).take_tx();
+    let s = decode(&out[0]);
+    assert!(worker.port_mut(LAN).inject(
+        &Frame::tcp(RS[0], 8080, s.src, s.sport, SYN | ACK)
+            .via_rs(0)
+            .build()
+    ));
+    assert!(worker
+        .port_mut(WAN)
+        .inject(&Frame::tcp(CIP, 40000, VIP, 80, ACK).build()));
+    worker.poll(3);
+    match call(
+        &sock,
+        Request::List {
+            service: Some(key()),
+        },
+    ) {
+        Response::Services { services } => {
+            let d = &services[0].dests[0];
+            assert_eq!(
+                (d.forward.as_str(), d.weight, d.active, d.inactive),
+                ("FullNat", 2, 1, 0)
+            );
+            assert_eq!((d.stats.conns, d.stats.inpkts, d.stats.outpkts), (1, 2, 1));
+            assert_eq!(services[0].stats.inbytes, 80);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // -c: the worker answers from its slow jobs (run here by a thread of the test).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sp, mut w) = (stop.clone(), worker);
+    let t = std::thread::spawn(move || {
+        let mut now = 10;
+        while !sp.load(Ordering::Acquire) {
+            w.slow_jobs(now);
+            now += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        w
+    });
+    match call(&sock, Request::Connections) {
+        Response::Connections { conns } => {
+            assert_eq!(conns.len(), 1);
+            let c = &conns[0];
+            assert_eq!(
+                (c.source, c.sport, c.vip, c.vport, c.dest, c.dport),
+                (CIP, 40000, VIP, 80, RS[0], 8080)
+            );
+            assert_eq!(c.state, "ESTABLISHED");
+            assert_eq!(c.local.map(|l| l.0), Some(LIP1));
+            assert!((899..=900).contains(&c.expire_secs), "{}", c.expire_secs);
+        }
+        other => panic!("{other:?}"),
+    }
+    stop.store(true, Ordering::Release);
+    let _worker = t.join().unwrap();
+
+    // -Z zeroes the counters (not the live connection gauges).
+    assert_eq!(call(&sock, Request::Zero { service: None }), Response::Done);
+    match call(&sock, Request::List { service: None }) {
+        Response::Services { services } => {
+            let d = &services[0].dests[0];
+            assert_eq!((d.stats.conns, d.stats.inpkts, d.active), (0, 0, 1));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // --set and --timeout.
+    assert_eq!(
+        call(
+            &sock,
+            Request::SetTimeouts {
+                tcp: 600,
+                tcpfin: 0,
+                udp: 30
+            }
+        ),
+        Response::Done
+    );
+    assert_eq!(
+        call(&sock, Request::Timeouts),
+        Response::Timeouts {
+            tcp: 600,
+            tcpfin: 60,
+            udp: 30
+        }
+    );
+
+    // Prometheus text.
+    let mut m = std::net::TcpStream::connect(server.metrics_addr().unwrap()).unwrap();
+    m.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    m.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.0 200 OK"), "{text}");
+    assert!(
+        text.contains(
+            "rvs_dest_active_connections{service=\"tcp:192.0.2.100:80\",dest=\"10.1.0.11:8080\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE rvs_worker_rx_packets_total counter"),
+        "{text}"
+    );
+
+    server.stop();
+    assert!(!sock.exists(), "socket removed at stop");
+    let _ = std::fs::remove_dir_all(dir);
+}

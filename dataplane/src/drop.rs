@@ -1,0 +1,122 @@
+//! Why the data path dropped a packet: a small `Copy` enum, counted per reason by each worker.
+
+use core::fmt;
+
+macro_rules! drop_reasons {
+    ($( $(#[$doc:meta])* $name:ident => $text:literal, )*) => {
+        /// The reason a packet was dropped. Every drop on the data path has exactly one.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+            /// How many reasons there are (the length of a per-reason counter array).
+            pub const COUNT: usize = DropReason::ALL.len();
+
+            /// A stable snake_case name, used in counters and logs.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(DropReason::$name => $text,)*
+                }
+            }
+
+            /// The index of this reason in a per-reason counter array.
+            #[inline]
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// A chained (multi-segment) buffer: the data path parses one contiguous frame only.
+    MultiSegment => "multi_segment",
+    /// Frame shorter than an Ethernet header.
+    TruncatedEthernet => "truncated_ethernet",
+    /// 802.1Q tag cut short, or more tags than the data path handles.
+    BadVlan => "bad_vlan",
+    /// Unicast frame for another host's MAC (promiscuous port), or IP to a group MAC.
+    OtherHost => "other_host",
+    /// Frame on a port/VLAN with no interface configured.
+    UnknownVlan => "unknown_vlan",
+    /// Ethertype the director does not handle (not IPv4, IPv6 or ARP).
+    UnknownEthertype => "unknown_ethertype",
+    /// ARP packet truncated, or not Ethernet/IPv4 ARP.
+    MalformedArp => "malformed_arp",
+    /// ARP that needs no answer from the director (not a request for one of its addresses).
+    ArpNotForUs => "arp_not_for_us",
+    /// IPv4 header truncated, IHL < 5, version not 4, or total length inconsistent with the frame.
+    MalformedIpv4 => "malformed_ipv4",
+    /// IPv4 header checksum does not verify.
+    BadIpv4Checksum => "bad_ipv4_checksum",
+    /// IPv4 fragment (fragments carry no complete L4 header to match a session).
+    Fragment => "fragment",
+    /// IPv6 header truncated or inconsistent.
+    MalformedIpv6 => "malformed_ipv6",
+    /// IPv6 packet: the data path forwards IPv4 only.
+    Ipv6NotSupported => "ipv6_not_supported",
+    /// TCP header truncated or data offset out of range.
+    MalformedTcp => "malformed_tcp",
+    /// UDP header truncated or length field inconsistent.
+    MalformedUdp => "malformed_udp",
+    /// ICMP header truncated.
+    MalformedIcmp => "malformed_icmp",
+    /// TTL would reach zero on a routed (NAT/FullNAT) forward.
+    TtlExceeded => "ttl_exceeded",
+    /// Not addressed to the director and no session matches.
+    NotForUs => "not_for_us",
+    /// Addressed to a service but no session matches and the packet cannot open one
+    /// (TCP without SYN, ICMP that is not an echo request).
+    NoSession => "no_session",
+    /// The service has no dest that can take a new session (none, or all weight 0).
+    NoDest => "no_dest",
+    /// The session table is at its hard capacity; new sessions are refused.
+    TableFull => "table_full",
+    /// Every LIP of the FullNAT pool has no free port left on this worker.
+    LipExhausted => "lip_exhausted",
+    /// A new session's key collides with a live session's key.
+    SessionConflict => "session_conflict",
+    /// No route to the destination or next hop.
+    NoRoute => "no_route",
+    /// Next-hop MAC unresolved and the packet could not be parked (queue full or ARP gave up).
+    NeighbourUnresolved => "neighbour_unresolved",
+    /// Encapsulated packet exceeds the egress MTU.
+    TooBig => "too_big",
+    /// No buffer could be had to build a packet (ARP, ICMP reply).
+    NoBuffer => "no_buffer",
+    /// Addressed to the director, but there is no exception path to hand it to.
+    NoExceptionPath => "no_exception_path",
+    /// The device did not accept the packet (TX queue full).
+    TxFull => "tx_full",
+    /// The ring to the worker owning the packet's session was full.
+    RedirectFull => "redirect_full",
+    /// Frame does not fit the buffer headroom for the rewrite (encapsulation, VLAN push).
+    NoHeadroom => "no_headroom",
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_dense_and_names_unique() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}

@@ -1,0 +1,39 @@
+//! rvs data path: packets in, packets out.
+//!
+//! - [`buf`]: the owned packet buffer trait every device's buffers implement.
+//! - [`checksum`]: RFC 1624 incremental and RFC 1071 full Internet checksums.
+//! - [`device`]: one worker's RX/TX queue pair on a port.
+//! - [`dpdk_port`]: DPDK mbufs as packet buffers and a DPDK queue pair as a device.
+//! - [`drop`](mod@drop): the per-packet drop-reason enum.
+//! - [`lip`]: FullNAT local-address (LIP) port pools, one per worker.
+//! - [`local`]: frames the director builds itself (ARP, ICMP errors).
+//! - [`mem`]: in-memory device and buffer pool for tests and benches.
+//! - [`neigh`]: the ARP neighbour table, with aging and packets parked until resolution.
+//! - [`parse`]: raw frame → validated summary (or a drop reason).
+//! - [`redirect`]: lock-free rings handing packets to the worker that owns their session.
+//! - [`rewrite`]: in-place header rewrites with incremental checksums, L2 framing, IPIP.
+//! - [`rss`]: the NIC's RSS in software: Toeplitz hash, redirection table (RETA).
+//! - [`stats`]: lock-free counters each worker publishes (per dest slot and per worker).
+//! - [`snapshot`]: the validated configuration workers read, and how it is published.
+//! - [`wire`]: zero-copy packet views (smoltcp's, plus 802.1Q tags) and their panic contract.
+//! - [`worker`]: the run loop: RX, classify, sessions, rewrite, TX, slow jobs.
+
+pub mod buf;
+pub mod checksum;
+pub mod device;
+pub mod dpdk_port;
+pub mod drop;
+pub mod lip;
+pub mod local;
+pub mod mem;
+pub mod neigh;
+pub mod parse;
+pub mod redirect;
+pub mod rewrite;
+pub mod rss;
+pub mod snapshot;
+pub mod stats;
+pub mod wire;
+pub mod worker;
+
+pub use drop::DropReason;

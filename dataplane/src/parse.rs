@@ -1,0 +1,230 @@
+//! From raw frame to a flat summary the classifier can act on.
+//!
+//! Every frame goes through [`parse`] first. It validates each layer with `new_checked` views
+//! (smoltcp's, and our own for 802.1Q) plus the checks those views leave out, so that after
+//! `Ok` the offsets it returns can be used without further bounds surprises. Any failure is a
+//! [`DropReason`], never a panic.
+
+use crate::drop::DropReason;
+use crate::wire::{
+    EthernetFrame, EthernetProtocol, Icmpv4Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
+    VlanPacket, ETHERNET_HEADER_LEN, ETHERTYPE_QINQ, ETHERTYPE_VLAN, VLAN_TAG_LEN,
+};
+use core::net::Ipv4Addr;
+
+/// TCP flag bits as in the header's flags byte.
+pub mod tcp_flags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+}
+
+/// ICMP echo request type.
+pub const ICMP_ECHO_REQUEST: u8 = 8;
+/// ICMP echo reply type.
+pub const ICMP_ECHO_REPLY: u8 = 0;
+
+/// What the Ethernet frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L3 {
+    /// ARP, at `l3_off`.
+    Arp,
+    /// IPv4, summarised in [`Ipv4Meta`].
+    Ipv4(Ipv4Meta),
+    /// IPv6 (fixed header checked; not forwarded).
+    Ipv6,
+}
+
+/// A parsed frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// Destination MAC.
+    pub dst_mac: [u8; 6],
+    /// Source MAC.
+    pub src_mac: [u8; 6],
+    /// VLAN id of the 802.1Q tag, if the frame had one.
+    pub vlan: Option<u16>,
+    /// Offset of the L3 header (14, or 18 with a tag).
+    pub l3_off: usize,
+    /// The L3 summary.
+    pub l3: L3,
+}
+
+/// An IPv4 packet's fields the data path needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Meta {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Time to live.
+    pub ttl: u8,
+    /// IP protocol number.
+    pub proto: u8,
+    /// IPv4 header length in bytes (20..=60).
+    pub header_len: usize,
+    /// IPv4 total length (header + payload), ≤ the frame's L3 bytes; any Ethernet padding
+    /// beyond it is not part of the packet.
+    pub total_len: usize,
+    /// Don't-fragment flag.
+    pub dont_frag: bool,
+    /// A fragment (MF set or non-zero offset): no complete L4 header to rely on.
+    pub fragment: bool,
+    /// L4 summary (`L4::None` for fragments and protocols not parsed).
+    pub l4: L4,
+}
+
+/// The L4 fields the data path needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4 {
+    /// TCP ports and flags byte.
+    Tcp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+        /// Flags byte (see [`tcp_flags`]).
+        flags: u8,
+    },
+    /// UDP ports.
+    Udp {
+        /// Source port.
+        sport: u16,
+        /// Destination port.
+        dport: u16,
+    },
+    /// ICMP type, code and (for echo) identifier.
+    Icmp {
+        /// Type.
+        ty: u8,
+        /// Code.
+        code: u8,
+        /// Bytes 4..6 of the message: the identifier for echo request/reply.
+        ident: u16,
+    },
+    /// Not parsed (fragment, or a protocol the director does not track).
+    None,
+}
+
+/// Parses Ethernet (with at most one 802.1Q tag), then ARP / IPv4 (+ TCP/UDP/ICMP) / IPv6.
+///
+/// # Errors
+/// The drop reason of the first layer that is truncated or inconsistent.
+pub fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::TruncatedEthernet)?;
+    let mut dst_mac = [0u8; 6];
+    dst_mac.copy_from_slice(&frame[0..6]);
+    let mut src_mac = [0u8; 6];
+    src_mac.copy_from_slice(&frame[6..12]);
+    let mut ethertype = u16::from(eth.ethertype());
+    let mut l3_off = ETHERNET_HEADER_LEN;
+    let mut vlan = None;
+    if ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
+        let tag = VlanPacket::new_checked(&frame[l3_off..]).map_err(|_| DropReason::BadVlan)?;
+        ethertype = u16::from(tag.ethertype());
+        l3_off += VLAN_TAG_LEN;
+        // One tag only: stacked tags (QinQ) are not configured on any interface.
+        if ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
+            return Err(DropReason::BadVlan);
+        }
+        vlan = Some(tag.vid());
+    }
+    let payload = &frame[l3_off..];
+    let l3 = match EthernetProtocol::from(ethertype) {
+        EthernetProtocol::Arp => L3::Arp,
+        EthernetProtocol::Ipv4 => L3::Ipv4(parse_ipv4(payload)?),
+        EthernetProtocol::Ipv6 => {
+            Ipv6Packet::new_checked(payload).map_err(|_| DropReason::MalformedIpv6)?;
+            L3::Ipv6
+        }
+        _ => return Err(DropReason::UnknownEthertype),
+    };
+    Ok(Parsed {
+        dst_mac,
+        src_mac,
+        vlan,
+        l3_off,
+        l3,
+    })
+}
+
+/// Parses an IPv4 packet starting at `pkt[0]` (trailing bytes past total length are ignored).
+///
+/// # Errors
+/// [`DropReason::MalformedIpv4`], [`DropReason::BadIpv4Checksum`], or the L4 reason.
+pub fn parse_ipv4(pkt: &[u8]) -> Result<Ipv4Meta, DropReason> {
+    let ip = Ipv4Packet::new_checked(pkt).map_err(|_| DropReason::MalformedIpv4)?;
+    if ip.version() != 4 {
+        return Err(DropReason::MalformedIpv4);
+    }
+    let header_len = ip.header_len() as usize;
+    let total_len = ip.total_len() as usize;
+    // smoltcp checks IHL >= 5 only against the buffer; insist on it and on a sane total length.
+    if header_len < 20 || total_len < header_len {
+        return Err(DropReason::MalformedIpv4);
+    }
+    if !ip.verify_checksum() {
+        return Err(DropReason::BadIpv4Checksum);
+    }
+    let fragment = ip.more_frags() || ip.frag_offset() != 0;
+    let proto = u8::from(ip.next_header());
+    let l4_bytes = &pkt[header_len..total_len];
+    let l4 = if fragment {
+        L4::None
+    } else {
+        parse_l4(proto, l4_bytes)?
+    };
+    Ok(Ipv4Meta {
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        ttl: ip.hop_limit(),
+        proto,
+        header_len,
+        total_len,
+        dont_frag: ip.dont_frag(),
+        fragment,
+        l4,
+    })
+}
+
+fn parse_l4(proto: u8, l4: &[u8]) -> Result<L4, DropReason> {
+    Ok(match proto {
+        6 => {
+            let tcp = TcpPacket::new_checked(l4).map_err(|_| DropReason::MalformedTcp)?;
+            if tcp.header_len() < 20 {
+                return Err(DropReason::MalformedTcp);
+            }
+            L4::Tcp {
+                sport: tcp.src_port(),
+                dport: tcp.dst_port(),
+                flags: l4[13],
+            }
+        }
+        17 => {
+            let udp = UdpPacket::new_checked(l4).map_err(|_| DropReason::MalformedUdp)?;
+            L4::Udp {
+                sport: udp.src_port(),
+                dport: udp.dst_port(),
+            }
+        }
+        1 => {
+            let icmp = Icmpv4Packet::new_checked(l4).map_err(|_| DropReason::MalformedIcmp)?;
+            if l4.len() < 8 {
+                return Err(DropReason::MalformedIcmp);
+            }
+            L4::Icmp {
+                ty: u8::from(icmp.msg_type()),
+                code: icmp.msg_code(),
+                ident: u16::from_be_bytes([l4[4], l4[5]]),
+            }
+        }
+        _ => L4::None,
+    })
+}

@@ -1,0 +1,391 @@
+//! Header rewrites with incremental checksums (RFC 1624), and L2 framing.
+//!
+//! [`Ipv4Rewrite`] edits addresses, ports, the ICMP echo identifier and the TTL of one IPv4
+//! packet in place. Every setter records its checksum change; the IPv4 header checksum and the
+//! TCP/UDP/ICMP checksum are fixed once when the rewrite is dropped, so a caller cannot forget
+//! them and the payload is never rescanned. UDP's zero checksum is kept (RFC 768).
+//!
+//! [`frame_l2`] then puts the Ethernet header (with or without an 802.1Q tag) in front of the
+//! L3 packet, with room for an encapsulation header between them ([`write_ipip`] for TUN).
+
+use crate::buf::PacketBuf;
+use crate::checksum::{self, Delta};
+use crate::drop::DropReason;
+use crate::wire::{ETHERNET_HEADER_LEN, ETHERTYPE_VLAN, VLAN_TAG_LEN};
+use core::net::Ipv4Addr;
+
+/// IP protocol number of IPv4-in-IPv4 (RFC 2003).
+pub const IPPROTO_IPIP: u8 = 4;
+
+mod ip_field {
+    pub const TTL: usize = 8;
+    pub const CHECKSUM: usize = 10;
+    pub const SRC: usize = 12;
+    pub const DST: usize = 16;
+}
+
+/// An in-place rewrite of one IPv4 packet that keeps its checksums right.
+///
+/// `pkt` starts at the IPv4 header and holds at least the whole L4 header (the caller parsed
+/// it with [`crate::parse::parse_ipv4`], which guarantees this for unfragmented TCP, UDP and
+/// ICMP). Checksums are written when the value is dropped.
+pub struct Ipv4Rewrite<'a> {
+    pkt: &'a mut [u8],
+    l4: usize,
+    proto: u8,
+    ip_delta: Delta,
+    l4_delta: Delta,
+}
+
+impl<'a> Ipv4Rewrite<'a> {
+    /// Starts a rewrite of the IPv4 packet `pkt` whose header is `header_len` bytes.
+    #[inline]
+    pub fn new(pkt: &'a mut [u8], header_len: usize, proto: u8) -> Ipv4Rewrite<'a> {
+        Ipv4Rewrite {
+            pkt,
+            l4: header_len,
+            proto,
+            ip_delta: Delta::ZERO,
+            l4_delta: Delta::ZERO,
+        }
+    }
+
+    #[inline]
+    fn get32(&self, at: usize) -> u32 {
+        u32::from_be_bytes([
+            self.pkt[at],
+            self.pkt[at + 1],
+            self.pkt[at + 2],
+            self.pkt[at + 3],
+        ])
+    }
+
+    #[inline]
+    fn get16(&self, at: usize) -> u16 {
+        u16::from_be_bytes([self.pkt[at], self.pkt[at + 1]])
+    }
+
+    #[inline]
+    fn set_addr(&mut self, at: usize, addr: Ipv4Addr) {
+        let old = self.get32(at);
+        let new = u32::from(addr);
+        self.pkt[at..at + 4].copy_from_slice(&new.to_be_bytes());
+        self.ip_delta.add32(old, new);
+        // TCP and UDP checksums cover the addresses through the pseudo-header; ICMP does not.
+        if self.proto != 1 {
+            self.l4_delta.add32(old, new);
+        }
+    }
+
+    #[inline]
+    fn set_l4_u16(&mut self, at: usize, value: u16) {
+        let at = self.l4 + at;
+        let old = self.get16(at);
+        self.pkt[at..at + 2].copy_from_slice(&value.to_be_bytes());
+        self.l4_delta.add16(old, value);
+    }
+
+    /// Sets the source address.
+    #[inline]
+    pub fn set_src(&mut self, addr: Ipv4Addr) {
+        self.set_addr(ip_field::SRC, addr);
+    }
+
+    /// Sets the destination address.
+    #[inline]
+    pub fn set_dst(&mut self, addr: Ipv4Addr) {
+        self.set_addr(ip_field::DST, addr);
+    }
+
+    /// Sets the TCP/UDP source port.
+    #[inline]
+    pub fn set_sport(&mut self, port: u16) {
+        self.set_l4_u16(0, port);
+    }
+
+    /// Sets the TCP/UDP destination port.
+    #[inline]
+    pub fn set_dport(&mut self, port: u16) {
+        self.set_l4_u16(2, port);
+    }
+
+    /// Sets the ICMP echo identifier.
+    #[inline]
+    pub fn set_echo_ident(&mut self, ident: u16) {
+        self.set_l4_u16(4, ident);
+    }
+
+    /// Sets the TTL.
+    #[inline]
+    pub fn set_ttl(&mut self, ttl: u8) {
+        let old = self.get16(ip_field::TTL);
+        self.pkt[ip_field::TTL] = ttl;
+        let new = self.get16(ip_field::TTL);
+        self.ip_delta.add16(old, new);
+    }
+
+    /// Decrements the TTL (the caller has checked it is above 1).
+    #[inline]
+    pub fn dec_ttl(&mut self) {
+        let ttl = self.pkt[ip_field::TTL];
+        self.set_ttl(ttl.wrapping_sub(1));
+    }
+
+    /// Sets the ICMP type byte (echo request → echo reply).
+    #[inline]
+    pub fn set_icmp_type(&mut self, ty: u8) {
+        let at = self.l4;
+        let old = self.get16(at);
+        self.pkt[at] = ty;
+        let new = self.get16(at);
+        self.l4_delta.add16(old, new);
+    }
+
+    fn finish(&mut self) {
+        if !self.ip_delta.is_zero() {
+            let c = self.get16(ip_field::CHECKSUM);
+            let c = self.ip_delta.apply(c);
+            self.pkt[ip_field::CHECKSUM..ip_field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+        }
+        if !self.l4_delta.is_zero() {
+            let (at, udp) = match self.proto {
+                6 => (self.l4 + 16, false),
+                17 => (self.l4 + 6, true),
+                1 => (self.l4 + 2, false),
+                _ => return,
+            };
+            let c = self.get16(at);
+            let c = if udp {
+                self.l4_delta.apply_udp(c)
+            } else {
+                self.l4_delta.apply(c)
+            };
+            self.pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        }
+        self.ip_delta = Delta::ZERO;
+        self.l4_delta = Delta::ZERO;
+    }
+}
+
+impl Drop for Ipv4Rewrite<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Length of the Ethernet header with or without an 802.1Q tag.
+#[inline]
+pub fn l2_len(vlan: Option<u16>) -> usize {
+    if vlan.is_some() {
+        ETHERNET_HEADER_LEN + VLAN_TAG_LEN
+    } else {
+        ETHERNET_HEADER_LEN
+    }
+}
+
+/// Re-frames the packet whose L3 header is at `l3_off`: afterwards the frame is an Ethernet
+/// header (tagged with `vlan` if set; source `src_mac`, destination all-zero until
+/// [`set_dst_mac`]), then `gap` free bytes (for an encapsulation header), then the L3 packet.
+/// `ethertype` is the type after the (optional) tag. Returns the new offset of the gap.
+///
+/// # Errors
+/// [`DropReason::NoHeadroom`] if the buffer cannot grow at the front by what is needed.
+#[inline]
+pub fn frame_l2<B: PacketBuf>(
+    buf: &mut B,
+    l3_off: usize,
+    gap: usize,
+    vlan: Option<u16>,
+    src_mac: [u8; 6],
+    ethertype: u16,
+) -> Result<usize, DropReason> {
+    let l2 = l2_len(vlan);
+    let front = l2 + gap;
+    if front > l3_off {
+        if !buf.prepend(front - l3_off) {
+            return Err(DropReason::NoHeadroom);
+        }
+    } else if front < l3_off && !buf.adj(l3_off - front) {
+        return Err(DropReason::NoHeadroom);
+    }
+    let d = buf.data_mut();
+    d[0..6].fill(0);
+    d[6..12].copy_from_slice(&src_mac);
+    match vlan {
+        Some(vid) => {
+            d[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            d[14..16].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
+            d[16..18].copy_from_slice(&ethertype.to_be_bytes());
+        }
+        None => d[12..14].copy_from_slice(&ethertype.to_be_bytes()),
+    }
+    Ok(l2)
+}
+
+/// Writes the destination MAC of a framed packet.
+#[inline]
+pub fn set_dst_mac<B: PacketBuf>(buf: &mut B, mac: [u8; 6]) {
+    buf.data_mut()[0..6].copy_from_slice(&mac);
+}
+
+/// The fields of an outer IPIP header (RFC 2003) that come from the inner packet and the route.
+#[derive(Clone, Copy, Debug)]
+pub struct IpipHeader {
+    /// Outer source: the director's address on the egress interface (DIP).
+    pub src: Ipv4Addr,
+    /// Outer destination: the real server (RIP).
+    pub dst: Ipv4Addr,
+    /// Copied from the inner header (DSCP/ECN byte).
+    pub tos: u8,
+    /// Copied from the inner header.
+    pub ttl: u8,
+    /// Copied from the inner header, so path-MTU discovery keeps working through the tunnel.
+    pub dont_frag: bool,
+    /// Outer identification.
+    pub ident: u16,
+    /// Inner packet length in bytes.
+    pub inner_len: u16,
+}
+
+/// Writes a 20-byte outer IPv4 header for IPIP at `out[0..20]`, checksum included.
+#[inline]
+pub fn write_ipip(out: &mut [u8], h: &IpipHeader) {
+    let total = h.inner_len.saturating_add(20);
+    out[0] = 0x45;
+    out[1] = h.tos;
+    out[2..4].copy_from_slice(&total.to_be_bytes());
+    out[4..6].copy_from_slice(&h.ident.to_be_bytes());
+    let flags: u16 = if h.dont_frag { 0x4000 } else { 0 };
+    out[6..8].copy_from_slice(&flags.to_be_bytes());
+    out[8] = h.ttl;
+    out[9] = IPPROTO_IPIP;
+    out[10..12].fill(0);
+    out[12..16].copy_from_slice(&h.src.octets());
+    out[16..20].copy_from_slice(&h.dst.octets());
+    let c = checksum::checksum(&out[0..20]);
+    out[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::MemPool;
+
+    fn tcp_packet() -> Vec<u8> {
+        // IPv4 10.0.0.1:40000 -> 192.0.2.10:80, TCP SYN, 4 bytes payload, valid checksums.
+        let mut p = vec![0u8; 20 + 20 + 4];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(44u16).to_be_bytes());
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[192, 0, 2, 10]);
+        let c = checksum::checksum(&p[0..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&80u16.to_be_bytes());
+        p[32] = 0x50;
+        p[33] = 0x02;
+        p[40..44].copy_from_slice(b"abcd");
+        fill_l4(&mut p, 6, 16);
+        p
+    }
+
+    fn fill_l4(p: &mut [u8], proto: u8, csum_at: usize) {
+        let src = u32::from_be_bytes([p[12], p[13], p[14], p[15]]);
+        let dst = u32::from_be_bytes([p[16], p[17], p[18], p[19]]);
+        p[20 + csum_at..22 + csum_at].fill(0);
+        let len = (p.len() - 20) as u16;
+        let sum = checksum::sum_bytes(checksum::pseudo_header_sum(src, dst, proto, len), &p[20..]);
+        let c = !checksum::fold(sum);
+        p[20 + csum_at..22 + csum_at].copy_from_slice(&c.to_be_bytes());
+    }
+
+    fn verify(p: &[u8]) {
+        assert_eq!(checksum::checksum(&p[0..20]), 0, "ip checksum");
+        let src = u32::from_be_bytes([p[12], p[13], p[14], p[15]]);
+        let dst = u32::from_be_bytes([p[16], p[17], p[18], p[19]]);
+        let len = (p.len() - 20) as u16;
+        let sum = checksum::sum_bytes(checksum::pseudo_header_sum(src, dst, p[9], len), &p[20..]);
+        assert_eq!(checksum::fold(sum), 0xffff, "l4 checksum");
+    }
+
+    #[test]
+    fn fullnat_style_rewrite_keeps_checksums_valid() {
+        let mut p = tcp_packet();
+        verify(&p);
+        {
+            let mut r = Ipv4Rewrite::new(&mut p, 20, 6);
+            r.set_src(Ipv4Addr::new(10, 9, 0, 1));
+            r.set_sport(5001);
+            r.set_dst(Ipv4Addr::new(10, 2, 0, 11));
+            r.set_dport(8080);
+            r.dec_ttl();
+        }
+        verify(&p);
+        assert_eq!(p[8], 63);
+        assert_eq!(&p[12..16], &[10, 9, 0, 1]);
+        assert_eq!(u16::from_be_bytes([p[22], p[23]]), 8080);
+    }
+
+    #[test]
+    fn udp_zero_checksum_stays_zero() {
+        let mut p = tcp_packet();
+        p[9] = 17;
+        p.truncate(28);
+        p[2..4].copy_from_slice(&28u16.to_be_bytes());
+        p[10..12].fill(0);
+        let c = checksum::checksum(&p[0..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p[24..26].copy_from_slice(&8u16.to_be_bytes());
+        p[26..28].fill(0);
+        {
+            let mut r = Ipv4Rewrite::new(&mut p, 20, 17);
+            r.set_dst(Ipv4Addr::new(10, 2, 0, 11));
+            r.set_dport(53);
+        }
+        assert_eq!(&p[26..28], &[0, 0]);
+        assert_eq!(checksum::checksum(&p[0..20]), 0);
+    }
+
+    #[test]
+    fn framing_pushes_and_pops_vlan_and_makes_room() {
+        let pool = MemPool::new(1);
+        let mut frame = vec![0u8; 14];
+        frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        frame.extend_from_slice(&tcp_packet());
+        let mut b = pool.alloc_from(&frame).unwrap();
+        let gap = frame_l2(&mut b, 14, 0, Some(100), [2, 0, 0, 0, 0, 1], 0x0800).unwrap();
+        assert_eq!(gap, 18);
+        assert_eq!(&b.data()[12..18], &[0x81, 0x00, 0x00, 100, 0x08, 0x00]);
+        assert_eq!(b.data()[18], 0x45);
+        let gap = frame_l2(&mut b, 18, 20, None, [2, 0, 0, 0, 0, 1], 0x0800).unwrap();
+        assert_eq!(gap, 14);
+        assert_eq!(b.len(), 14 + 20 + 44);
+        assert_eq!(b.data()[34], 0x45);
+        set_dst_mac(&mut b, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(&b.data()[0..6], &[1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn ipip_header_is_valid() {
+        let mut out = [0u8; 20];
+        write_ipip(
+            &mut out,
+            &IpipHeader {
+                src: Ipv4Addr::new(10, 2, 0, 1),
+                dst: Ipv4Addr::new(10, 2, 0, 11),
+                tos: 0x10,
+                ttl: 64,
+                dont_frag: true,
+                ident: 7,
+                inner_len: 44,
+            },
+        );
+        assert_eq!(checksum::checksum(&out), 0);
+        assert_eq!(u16::from_be_bytes([out[2], out[3]]), 64);
+        assert_eq!(out[9], 4);
+        assert_eq!(out[6] & 0x40, 0x40);
+    }
+}

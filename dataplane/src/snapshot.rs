@@ -1,0 +1,676 @@
+//! The director's configuration as workers see it: an immutable snapshot.
+//!
+//! The control plane describes the director in a [`DirectorConfig`] (interfaces and their
+//! addresses, gateway routes, the FullNAT LIP pool, services with their dests, timeouts) and
+//! turns it into a [`Snapshot`] with [`Snapshot::build`], which validates the whole and derives
+//! the lookup tables the data path uses. A snapshot is published to workers through an
+//! `arc_swap::ArcSwap` ([`SnapshotCell`]); a worker loads it once per burst and never locks.
+
+use conntrack::{Proto, Timeouts};
+use core::fmt;
+use core::net::Ipv4Addr;
+use core::ops::RangeInclusive;
+use hashbrown::HashMap;
+use sched::{ForwardMode, Service, ServiceKey, ServiceTable};
+use std::sync::Arc;
+
+/// Where snapshots are published: workers `load()` it, the control plane `store()`s new ones.
+pub type SnapshotCell = arc_swap::ArcSwap<Snapshot>;
+
+/// An IPv4 prefix such as `10.1.0.0/24`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    /// An address in the prefix (for an interface: the interface's own address).
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub len: u8,
+}
+
+impl Cidr {
+    /// A prefix from an address and a length.
+    pub const fn new(addr: Ipv4Addr, len: u8) -> Cidr {
+        Cidr { addr, len }
+    }
+
+    /// The netmask as a host-order integer.
+    #[inline]
+    pub fn mask(&self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.len.min(32) as u32)
+        }
+    }
+
+    /// True if `ip` is inside the prefix.
+    #[inline]
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// One L3 interface of the director: a port, optionally a VLAN on it, its addresses (DIPs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// A name for logs and errors, e.g. `"wan0"` or `"lan0.100"`.
+    pub name: String,
+    /// Index of the port (device) in each worker's port list.
+    pub port: u16,
+    /// 802.1Q VLAN id (1..=4094), or None for untagged frames.
+    pub vlan: Option<u16>,
+    /// The director's addresses on this interface (DIPs), with their subnets.
+    pub addrs: Vec<Cidr>,
+    /// IP MTU of the interface (576..=9000).
+    pub mtu: u16,
+}
+
+/// A route through a gateway; connected subnets come from the interface addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Destination prefix (`0.0.0.0/0` for a default route).
+    pub dst: Cidr,
+    /// Gateway; must be inside a connected subnet, whose interface the route then uses.
+    pub via: Ipv4Addr,
+}
+
+/// Everything the data path needs to know about the director, as the control plane holds it.
+#[derive(Clone, Debug)]
+pub struct DirectorConfig {
+    /// L3 interfaces.
+    pub interfaces: Vec<InterfaceConfig>,
+    /// Gateway routes.
+    pub routes: Vec<RouteConfig>,
+    /// FullNAT local addresses (LIPs), shared out among workers by port range.
+    pub lips: Vec<Ipv4Addr>,
+    /// LIP ports to hand out, split into disjoint slices, one per worker.
+    pub lport_range: RangeInclusive<u16>,
+    /// Virtual services and their dests.
+    pub services: ServiceTable,
+    /// Session timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl Default for DirectorConfig {
+    fn default() -> DirectorConfig {
+        DirectorConfig {
+            interfaces: Vec::new(),
+            routes: Vec::new(),
+            lips: Vec::new(),
+            lport_range: 1024..=65535,
+            services: ServiceTable::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Why a configuration was refused. Nothing of a refused configuration is applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Two interfaces on the same port and VLAN.
+    #[error("interface {name}: port {port} vlan {vlan:?} is already used by interface {other}")]
+    DuplicateInterface {
+        /// The second interface.
+        name: String,
+        /// Its port.
+        port: u16,
+        /// Its VLAN.
+        vlan: Option<u16>,
+        /// The interface that had it first.
+        other: String,
+    },
+    /// VLAN id outside 1..=4094.
+    #[error("interface {name}: vlan {vlan} is out of range (1..=4094)")]
+    BadVlan {
+        /// The interface.
+        name: String,
+        /// The id given.
+        vlan: u16,
+    },
+    /// An interface needs at least one address to source ARP and ICMP from.
+    #[error("interface {name} has no address: give it at least one DIP")]
+    NoAddress {
+        /// The interface.
+        name: String,
+    },
+    /// Prefix length above 32.
+    #[error("address {addr}/{len}: prefix length must be 0..=32")]
+    BadPrefix {
+        /// The address.
+        addr: Ipv4Addr,
+        /// The length given.
+        len: u8,
+    },
+    /// MTU outside 576..=9000.
+    #[error("interface {name}: mtu {mtu} is out of range (576..=9000)")]
+    BadMtu {
+        /// The interface.
+        name: String,
+        /// The MTU given.
+        mtu: u16,
+    },
+    /// The same address configured twice (as DIP, LIP, or both).
+    #[error("address {0} is configured twice (DIPs and LIPs must be distinct)")]
+    DuplicateAddress(Ipv4Addr),
+    /// A LIP is also a VIP of a service.
+    #[error("LIP {0} is also a VIP: FullNAT replies to it could not be told from new clients")]
+    LipIsVip(Ipv4Addr),
+    /// A gateway outside every connected subnet.
+    #[error("route {dst} via {via}: the gateway is not inside any interface's subnet")]
+    GatewayUnreachable {
+        /// The route's prefix.
+        dst: Cidr,
+        /// The gateway.
+        via: Ipv4Addr,
+    },
+    /// A FullNAT dest but no LIP to source its connections from.
+    #[error("service {service}: dest {dest} uses FullNat, but no LIP is configured")]
+    FullNatWithoutLips {
+        /// The service.
+        service: ServiceKey,
+        /// The dest address.
+        dest: Ipv4Addr,
+    },
+    /// A DR dest must share a link with the director.
+    #[error("service {service}: dest {dest} is not on a connected subnet, and Route (DR) mode only rewrites the MAC")]
+    DestNotOnLink {
+        /// The service.
+        service: ServiceKey,
+        /// The dest address.
+        dest: Ipv4Addr,
+    },
+    /// No route to a dest.
+    #[error("service {service}: no route to dest {dest}")]
+    NoRouteToDest {
+        /// The service.
+        service: ServiceKey,
+        /// The dest address.
+        dest: Ipv4Addr,
+    },
+    /// More dests than counter slots over the daemon's life.
+    #[error("more than {0} dests have been configured since rvsd started: restart it to reuse counter slots")]
+    TooManyDests(usize),
+    /// An empty LIP port range.
+    #[error("LIP port range {start}..={end} is empty")]
+    BadPortRange {
+        /// Range start.
+        start: u16,
+        /// Range end.
+        end: u16,
+    },
+}
+
+/// A configured interface, as the data path uses it.
+#[derive(Clone, Debug)]
+pub struct Iface {
+    /// Name.
+    pub name: String,
+    /// Port index.
+    pub port: u16,
+    /// VLAN id.
+    pub vlan: Option<u16>,
+    /// Addresses (DIPs) with their subnets.
+    pub addrs: Vec<Cidr>,
+    /// IP MTU.
+    pub mtu: u16,
+}
+
+/// What a local address of the director is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Local {
+    /// A DIP, on this interface.
+    pub dip: Option<u16>,
+    /// A VIP of at least one service.
+    pub vip: bool,
+    /// A FullNAT LIP.
+    pub lip: bool,
+}
+
+/// Which worker holds a service's sessions, when the worker that receives a packet is not
+/// free to choose (the design's "Multi-core: who owns a session").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Homing {
+    /// Whoever receives the first packet (RSS keeps a flow on one queue).
+    None,
+    /// The home worker of the client endpoint (CIP, cport): services with NAT dests, whose
+    /// replies carry no trace of the VIP but do carry the client endpoint.
+    Endpoint,
+    /// The home worker of the client address (CIP): persistent services, so that all of a
+    /// client's connections meet the one persistence template.
+    Client,
+}
+
+/// How many dests can have counters over the life of a daemon.
+pub const MAX_DEST_SLOTS: usize = 16384;
+
+/// Stable counter slots for dests, kept by the control plane across snapshots: a dest
+/// (service, RIP, port) keeps its slot while the daemon runs, so its counters survive weight
+/// changes and reloads; a removed and re-added dest gets its old slot back.
+#[derive(Clone, Debug, Default)]
+pub struct DestSlots {
+    map: HashMap<(ServiceKey, Ipv4Addr, u16), u32>,
+}
+
+impl DestSlots {
+    /// The slot of a dest, assigning the next free one the first time.
+    ///
+    /// # Errors
+    /// [`ConfigError::TooManyDests`] once [`MAX_DEST_SLOTS`] are taken.
+    pub fn slot(&mut self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> Result<u32, ConfigError> {
+        let next = self.map.len();
+        if let Some(&s) = self.map.get(&(key, addr, port)) {
+            return Ok(s);
+        }
+        if next >= MAX_DEST_SLOTS {
+            return Err(ConfigError::TooManyDests(MAX_DEST_SLOTS));
+        }
+        self.map.insert((key, addr, port), next as u32);
+        Ok(next as u32)
+    }
+
+    /// The slot of a dest, if it has one.
+    pub fn get(&self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> Option<u32> {
+        self.map.get(&(key, addr, port)).copied()
+    }
+}
+
+/// The next hop for a destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hop {
+    /// Egress interface index.
+    pub iface: u16,
+    /// Address to resolve with ARP: the destination itself when on-link, else the gateway.
+    pub nexthop: Ipv4Addr,
+    /// True when the destination is on a connected subnet.
+    pub on_link: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RouteEntry {
+    net: Cidr,
+    iface: u16,
+    via: Option<Ipv4Addr>,
+}
+
+/// The validated, derived, immutable configuration that workers read.
+#[derive(Debug)]
+pub struct Snapshot {
+    ifaces: Vec<Iface>,
+    iface_by_port: HashMap<(u16, Option<u16>), u16>,
+    routes: Vec<RouteEntry>,
+    local: HashMap<Ipv4Addr, Local>,
+    services: Vec<Service>,
+    schedulers: Vec<sched::AnyScheduler>,
+    service_by_key: HashMap<ServiceKey, u32>,
+    homed: Vec<Homing>,
+    dest_slots: Vec<Vec<u32>>,
+    nat_dests: HashMap<(Proto, Ipv4Addr, u16), Homing>,
+    lips: Vec<Ipv4Addr>,
+    lport_range: RangeInclusive<u16>,
+    timeouts: Timeouts,
+}
+
+impl Snapshot {
+    /// Validates `cfg` as a whole and derives the worker-side tables.
+    ///
+    /// # Errors
+    /// The first problem found; nothing is built.
+    pub fn build(cfg: &DirectorConfig) -> Result<Snapshot, ConfigError> {
+        Snapshot::build_with_slots(cfg, &mut DestSlots::default())
+    }
+
+    /// [`Snapshot::build`], taking each dest's counter slot from `slots` (which keeps slots
+    /// stable across snapshots, so counters survive configuration changes).
+    ///
+    /// # Errors
+    /// As [`Snapshot::build`], or [`ConfigError::TooManyDests`].
+    pub fn build_with_slots(
+        cfg: &DirectorConfig,
+        slots: &mut DestSlots,
+    ) -> Result<Snapshot, ConfigError> {
+        let mut ifaces = Vec::with_capacity(cfg.interfaces.len());
+        let mut iface_by_port: HashMap<(u16, Option<u16>), u16> = HashMap::new();
+        let mut local: HashMap<Ipv4Addr, Local> = HashMap::new();
+        let mut routes = Vec::new();
+        for (i, ic) in cfg.interfaces.iter().enumerate() {
+            if let Some(v) = ic.vlan {
+                if !(1..=4094).contains(&v) {
+                    return Err(ConfigError::BadVlan {
+                        name: ic.name.clone(),
+                        vlan: v,
+                    });
+                }
+            }
+            if !(576..=9000).contains(&ic.mtu) {
+                return Err(ConfigError::BadMtu {
+                    name: ic.name.clone(),
+                    mtu: ic.mtu,
+                });
+            }
+            if ic.addrs.is_empty() {
+                return Err(ConfigError::NoAddress {
+                    name: ic.name.clone(),
+                });
+            }
+            if let Some(&other) = iface_by_port.get(&(ic.port, ic.vlan)) {
+                return Err(ConfigError::DuplicateInterface {
+                    name: ic.name.clone(),
+                    port: ic.port,
+                    vlan: ic.vlan,
+                    other: cfg.interfaces[other as usize].name.clone(),
+                });
+            }
+            iface_by_port.insert((ic.port, ic.vlan), i as u16);
+            for a in &ic.addrs {
+                if a.len > 32 {
+                    return Err(ConfigError::BadPrefix {
+                        addr: a.addr,
+                        len: a.len,
+                    });
+                }
+                if local.contains_key(&a.addr) {
+                    return Err(ConfigError::DuplicateAddress(a.addr));
+                }
+                local.insert(
+                    a.addr,
+                    Local {
+                        dip: Some(i as u16),
+                        ..Local::default()
+                    },
+                );
+                routes.push(RouteEntry {
+                    net: a.masked(),
+                    iface: i as u16,
+                    via: None,
+                });
+            }
+            ifaces.push(Iface {
+                name: ic.name.clone(),
+                port: ic.port,
+                vlan: ic.vlan,
+                addrs: ic.addrs.clone(),
+                mtu: ic.mtu,
+            });
+        }
+        for r in &cfg.routes {
+            if r.dst.len > 32 {
+                return Err(ConfigError::BadPrefix {
+                    addr: r.dst.addr,
+                    len: r.dst.len,
+                });
+            }
+            let gw = routes
+                .iter()
+                .filter(|e| e.via.is_none() && e.net.contains(r.via))
+                .max_by_key(|e| e.net.len)
+                .ok_or(ConfigError::GatewayUnreachable {
+                    dst: r.dst,
+                    via: r.via,
+                })?;
+            let iface = gw.iface;
+            routes.push(RouteEntry {
+                net: r.dst.masked(),
+                iface,
+                via: Some(r.via),
+            });
+        }
+        // Longest prefix first; connected before gateway routes of the same length.
+        routes.sort_by_key(|e| (core::cmp::Reverse(e.net.len), e.via.is_some()));
+
+        if cfg.lport_range.is_empty() {
+            return Err(ConfigError::BadPortRange {
+                start: *cfg.lport_range.start(),
+                end: *cfg.lport_range.end(),
+            });
+        }
+        for &lip in &cfg.lips {
+            if local.contains_key(&lip) {
+                return Err(ConfigError::DuplicateAddress(lip));
+            }
+            local.insert(
+                lip,
+                Local {
+                    lip: true,
+                    ..Local::default()
+                },
+            );
+        }
+
+        let mut snap = Snapshot {
+            ifaces,
+            iface_by_port,
+            routes,
+            local,
+            services: Vec::with_capacity(cfg.services.len()),
+            schedulers: Vec::with_capacity(cfg.services.len()),
+            service_by_key: HashMap::new(),
+            homed: Vec::with_capacity(cfg.services.len()),
+            dest_slots: Vec::with_capacity(cfg.services.len()),
+            nat_dests: HashMap::new(),
+            lips: cfg.lips.clone(),
+            lport_range: cfg.lport_range.clone(),
+            timeouts: cfg.timeouts,
+        };
+        for svc in cfg.services.iter() {
+            let key = svc.key();
+            if snap.lips.contains(&key.vip) {
+                return Err(ConfigError::LipIsVip(key.vip));
+            }
+            for d in svc.dests() {
+                match d.mode {
+                    ForwardMode::FullNat if snap.lips.is_empty() => {
+                        return Err(ConfigError::FullNatWithoutLips {
+                            service: key,
+                            dest: d.addr,
+                        })
+                    }
+                    ForwardMode::Dr => match snap.route(d.addr) {
+                        Some(h) if h.on_link => {}
+                        _ => {
+                            return Err(ConfigError::DestNotOnLink {
+                                service: key,
+                                dest: d.addr,
+                            })
+                        }
+                    },
+                    _ => {
+                        if snap.route(d.addr).is_none() {
+                            return Err(ConfigError::NoRouteToDest {
+                                service: key,
+                                dest: d.addr,
+                            });
+                        }
+                    }
+                }
+            }
+            snap.local.entry(key.vip).or_default().vip = true;
+            let has_nat = svc.dests().iter().any(|d| d.mode == ForwardMode::Nat);
+            let homing = if svc.persistence().is_some() {
+                Homing::Client
+            } else if has_nat {
+                Homing::Endpoint
+            } else {
+                Homing::None
+            };
+            for d in svc.dests().iter().filter(|d| d.mode == ForwardMode::Nat) {
+                let rport = if key.proto == Proto::Icmp { 0 } else { d.port };
+                snap.nat_dests.insert((key.proto, d.addr, rport), homing);
+            }
+            snap.homed.push(homing);
+            snap.service_by_key.insert(key, snap.services.len() as u32);
+            let ids = svc
+                .dests()
+                .iter()
+                .map(|d| slots.slot(key, d.addr, d.port))
+                .collect::<Result<Vec<_>, _>>()?;
+            snap.dest_slots.push(ids);
+            // Built here, on the control side: a Maglev table takes ~1 ms to compute, which a
+            // worker must not spend; workers clone it (the table itself is shared).
+            snap.schedulers.push(svc.sched().build(svc.dests()));
+            snap.services.push(svc.clone());
+        }
+        Ok(snap)
+    }
+
+    /// The services, in a stable order (index = position).
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// Index of the service for `proto` `vip`:`port`.
+    #[inline]
+    pub fn service_index(&self, proto: Proto, vip: Ipv4Addr, port: u16) -> Option<usize> {
+        self.service_by_key
+            .get(&ServiceKey { proto, vip, port })
+            .map(|&i| i as usize)
+    }
+
+    /// The scheduler of service `i`, as built for this snapshot (workers clone it).
+    #[inline]
+    pub fn scheduler(&self, i: usize) -> Option<&sched::AnyScheduler> {
+        self.schedulers.get(i)
+    }
+
+    /// The counter slot of dest `d` of service `s`.
+    #[inline]
+    pub fn dest_slot(&self, s: usize, d: usize) -> u32 {
+        self.dest_slots
+            .get(s)
+            .and_then(|v| v.get(d))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Which worker must hold the sessions of service `i` (see [`Homing`]).
+    #[inline]
+    pub fn service_homing(&self, i: usize) -> Homing {
+        self.homed.get(i).copied().unwrap_or(Homing::None)
+    }
+
+    /// If `addr`:`port` (`proto`) is a NAT dest of some service, a packet from it is a NAT
+    /// reply: how its service homes its sessions (ICMP dests use port 0).
+    #[inline]
+    pub fn nat_dest_homing(&self, proto: Proto, addr: Ipv4Addr, port: u16) -> Option<Homing> {
+        if self.nat_dests.is_empty() {
+            return None;
+        }
+        self.nat_dests.get(&(proto, addr, port)).copied()
+    }
+
+    /// What `ip` is to the director, if it is one of its addresses.
+    #[inline]
+    pub fn local(&self, ip: Ipv4Addr) -> Option<Local> {
+        self.local.get(&ip).copied()
+    }
+
+    /// The interface receiving frames on `port` with `vlan`.
+    #[inline]
+    pub fn iface_index(&self, port: u16, vlan: Option<u16>) -> Option<u16> {
+        self.iface_by_port.get(&(port, vlan)).copied()
+    }
+
+    /// Interface `i`.
+    #[inline]
+    pub fn iface(&self, i: u16) -> &Iface {
+        &self.ifaces[i as usize]
+    }
+
+    /// All interfaces.
+    pub fn ifaces(&self) -> &[Iface] {
+        &self.ifaces
+    }
+
+    /// Longest-prefix route lookup.
+    #[inline]
+    pub fn route(&self, dst: Ipv4Addr) -> Option<Hop> {
+        self.routes
+            .iter()
+            .find(|e| e.net.contains(dst))
+            .map(|e| Hop {
+                iface: e.iface,
+                nexthop: e.via.unwrap_or(dst),
+                on_link: e.via.is_none(),
+            })
+    }
+
+    /// The director's address on interface `iface` to use toward `peer`: the DIP whose subnet
+    /// holds `peer`, else the interface's first address.
+    #[inline]
+    pub fn source_addr(&self, iface: u16, peer: Ipv4Addr) -> Ipv4Addr {
+        let addrs = &self.ifaces[iface as usize].addrs;
+        addrs
+            .iter()
+            .find(|a| a.contains(peer))
+            .or(addrs.first())
+            .map(|a| a.addr)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
+    }
+
+    /// True if the director answers ARP for `ip` on interface `iface`: a DIP of that interface,
+    /// or any VIP or LIP.
+    #[inline]
+    pub fn answers_arp(&self, iface: u16, ip: Ipv4Addr) -> bool {
+        match self.local(ip) {
+            Some(l) => l.vip || l.lip || l.dip == Some(iface),
+            None => false,
+        }
+    }
+
+    /// How many ports a worker needs for this snapshot: one more than the highest port any
+    /// interface uses (0 without interfaces).
+    pub fn ports_needed(&self) -> usize {
+        self.ifaces
+            .iter()
+            .map(|i| i.port as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// FullNAT LIPs.
+    pub fn lips(&self) -> &[Ipv4Addr] {
+        &self.lips
+    }
+
+    /// The LIP port range, before it is split among workers.
+    pub fn lport_range(&self) -> RangeInclusive<u16> {
+        self.lport_range.clone()
+    }
+
+    /// Session timeouts.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// An empty snapshot: no interfaces, no services (everything is dropped as not for us).
+    pub fn empty() -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            ifaces: Vec::new(),
+            iface_by_port: HashMap::new(),
+            routes: Vec::new(),
+            local: HashMap::new(),
+            services: Vec::new(),
+            schedulers: Vec::new(),
+            service_by_key: HashMap::new(),
+            homed: Vec::new(),
+            dest_slots: Vec::new(),
+            nat_dests: HashMap::new(),
+            lips: Vec::new(),
+            lport_range: 1024..=65535,
+            timeouts: Timeouts::default(),
+        })
+    }
+}
+
+impl Cidr {
+    fn masked(&self) -> Cidr {
+        Cidr {
+            addr: Ipv4Addr::from(u32::from(self.addr) & self.mask()),
+            len: self.len,
+        }
+    }
+}

@@ -1,0 +1,1466 @@
+//! The worker: one thread's run loop over its queues, its session table and its state.
+//!
+//! A packet's walk (see docs/architecture.md): RX burst → [`parse`] → classify (ARP, a session,
+//! a new session for a service, the director's own traffic, or a drop) → session lookup and
+//! TCP state transition → rewrite per forwarding mode → next-hop MAC from the neighbour table →
+//! per-port TX buffer → TX burst. Every N loops the slow jobs run: session expiry, neighbour
+//! aging and ARP retries. Nothing on the per-packet path allocates, locks or makes a syscall.
+//!
+//! The worker is sans-clock: [`Worker::poll`] takes `now` (milliseconds), so tests drive it
+//! on a simulated clock.
+
+use crate::buf::PacketBuf;
+use crate::device::{Burst, Device};
+use crate::drop::DropReason;
+use crate::lip::{LipError, LipPool, ReplySteering};
+use crate::local::{self, IcmpError, L2_ROOM};
+use crate::neigh::{NeighConfig, NeighTable, Park};
+use crate::parse::{self, tcp_flags, Ipv4Meta, L3, L4};
+use crate::redirect::{self, Handoff, HandoffKind, RedirectRings};
+use crate::rewrite::{self, IpipHeader, Ipv4Rewrite};
+use crate::snapshot::{Homing, Hop, Local, Snapshot, SnapshotCell};
+use crate::stats::WorkerStats;
+use crate::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress};
+use conntrack::{Dir, FlowKey, Proto, SessionState, Table, TcpEvent, TcpState};
+use core::net::Ipv4Addr;
+use sched::{AnyScheduler, DestLoad, FlowHint, ForwardMode, SchedKind, Scheduler};
+use std::sync::Arc;
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_FRAG_NEEDED: u8 = 4;
+const IPIP_OVERHEAD: usize = 20;
+/// Candidate LIP ports examined per worker queue before RSS-aware allocation gives up.
+const STEER_TRIES_PER_QUEUE: usize = 64;
+
+/// What a port is to this worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortRole {
+    /// A data port; traffic for the director that rvs doesn't handle goes to `exception`.
+    Data {
+        /// The exception port paired with this one, if any.
+        exception: Option<u16>,
+    },
+    /// The kernel side of a data port (TAP): what arrives here goes out on `data` unchanged.
+    Exception {
+        /// The data port it is paired with.
+        data: u16,
+    },
+}
+
+/// Static settings of one worker.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// This worker's index, 0-based.
+    pub id: u16,
+    /// How many workers share the director (for the LIP port split).
+    pub workers: u16,
+    /// Hard capacity of the session table.
+    pub table_capacity: usize,
+    /// Neighbour table settings.
+    pub neigh: NeighConfig,
+    /// Run the slow jobs every this many loops (at least 1).
+    pub slow_every: u32,
+    /// Sessions expired at most per slow-job run.
+    pub expire_budget: usize,
+    /// Role of each port, by port index; ports beyond the list are data ports without an
+    /// exception path.
+    pub ports: Vec<PortRole>,
+    /// Per port index: how the port's RSS spreads replies over queues, with this worker's
+    /// queue, when the port does RSS. FullNAT then picks LIP ports whose replies hash to this
+    /// worker's own queue (software Toeplitz with the port's key and RETA); without it, replies
+    /// that land on another worker's queue go through the redirect rings.
+    pub steering: Vec<Option<ReplySteering>>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            id: 0,
+            workers: 1,
+            table_capacity: 1 << 20,
+            neigh: NeighConfig::default(),
+            slow_every: 64,
+            expire_budget: 4096,
+            ports: Vec::new(),
+            steering: Vec::new(),
+        }
+    }
+}
+
+/// Why a worker could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The LIP pool could not be split or built.
+    #[error("LIP pool: {0}")]
+    Lip(#[from] LipError),
+    /// The configuration has an interface on a port the worker does not have.
+    #[error("the configuration uses {needed} ports, but the worker was given {count}")]
+    MissingPort {
+        /// Ports the configuration needs.
+        needed: usize,
+        /// Ports the worker has.
+        count: usize,
+    },
+    /// The redirect rings connect another number of workers than configured.
+    #[error("redirect rings connect {rings} workers, but the worker configuration says {workers}")]
+    RingMismatch {
+        /// Workers the rings connect.
+        rings: usize,
+        /// `WorkerConfig::workers`.
+        workers: u16,
+    },
+    /// A port role names a port that does not exist.
+    #[error("port role for port {port} names port {other}, but the worker has {count} ports")]
+    BadPortRole {
+        /// The port whose role is wrong.
+        port: u16,
+        /// The port it names.
+        other: u16,
+        /// Ports the worker has.
+        count: usize,
+    },
+}
+
+/// What a session needs to forward its packets, whatever the configuration does later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// Forwarding mode of the dest.
+    pub mode: ForwardMode,
+    /// Real server address.
+    pub rip: Ipv4Addr,
+    /// Real server port (0 for ICMP).
+    pub rport: u16,
+    /// FullNAT local address (unspecified otherwise).
+    pub lip: Ipv4Addr,
+    /// FullNAT local port / ICMP identifier (0 otherwise).
+    pub lport: u16,
+    /// The dest's counter slot.
+    pub slot: u32,
+    /// The service's persistence timeout in ms (0: not persistent); the session counts in its
+    /// client's template while it lives.
+    pub persist_ms: u32,
+}
+
+/// An IPVS persistence template: which dest a client of a persistent service goes to.
+/// Keyed (proto, CIP, 0, VIP, vport) in the worker's template table; it lives while its
+/// client has sessions, and the service's persistence timeout after the last one ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Template {
+    /// The dest's address.
+    pub rip: Ipv4Addr,
+    /// The dest's port.
+    pub rport: u16,
+    /// Live sessions that used it.
+    pub live: u32,
+    /// The persistence timeout in ms.
+    pub timeout_ms: u32,
+}
+
+/// The template key of a session's client packets (`key` is client → VIP).
+#[inline]
+fn template_key(key: &FlowKey) -> FlowKey {
+    FlowKey::new(key.proto, key.src, 0, key.dst, key.dport)
+}
+
+/// Per-worker counters. Plain integers: only the owning worker writes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames received on data and exception ports.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames handed to devices.
+    pub tx_packets: u64,
+    /// Bytes handed to devices.
+    pub tx_bytes: u64,
+    /// Drops, indexed by [`DropReason::index`].
+    pub drops: [u64; DropReason::COUNT],
+    /// Sessions created.
+    pub sessions_created: u64,
+    /// Sessions expired by their timers.
+    pub sessions_expired: u64,
+    /// Sessions replaced by a new SYN in TIME_WAIT/CLOSE.
+    pub sessions_reused: u64,
+    /// Frames handed to the exception path (the kernel).
+    pub exception: u64,
+    /// ARP replies sent for the director's addresses.
+    pub arp_replies: u64,
+    /// ARP requests sent to resolve next hops.
+    pub arp_requests: u64,
+    /// ICMP echo replies sent for the director's addresses.
+    pub icmp_echo_replies: u64,
+    /// ICMP errors sent (fragmentation needed).
+    pub icmp_errors: u64,
+    /// Packets parked while their next hop resolved.
+    pub parked: u64,
+    /// Configuration snapshots this worker could not adopt (see the log).
+    pub snapshots_refused: u64,
+    /// Packets handed to the worker owning their session.
+    pub redirected_out: u64,
+    /// Packets other workers handed to this one.
+    pub redirected_in: u64,
+    /// ARP frames copied to the other workers (so that every neighbour table learns).
+    pub arp_to_peers: u64,
+    /// ARP frames copied to the kernel through the exception path (so that it learns too).
+    pub arp_to_kernel: u64,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+            drops: [0; DropReason::COUNT],
+            sessions_created: 0,
+            sessions_expired: 0,
+            sessions_reused: 0,
+            exception: 0,
+            arp_replies: 0,
+            arp_requests: 0,
+            icmp_echo_replies: 0,
+            icmp_errors: 0,
+            parked: 0,
+            snapshots_refused: 0,
+            redirected_out: 0,
+            redirected_in: 0,
+            arp_to_peers: 0,
+            arp_to_kernel: 0,
+        }
+    }
+}
+
+impl Counters {
+    /// Drops for one reason.
+    pub fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops[r.index()]
+    }
+
+    /// Drops for every reason.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Frames sent that came from a port or a peer (not built or copied by the director).
+    pub fn forwarded(&self) -> u64 {
+        self.tx_packets - self.arp_requests - self.icmp_errors - self.arp_to_kernel
+    }
+
+    /// The accounting identity: every frame received from a port or handed over by a peer
+    /// was sent on, dropped for a reason, parked, or handed to another worker — exactly once.
+    /// Parked frames that later leave are counted again by `tx_packets`, so this holds while
+    /// nothing parked has been released: tests use it on static neighbours.
+    pub fn balanced(&self) -> bool {
+        self.rx_packets + self.redirected_in
+            == self.forwarded() + self.total_drops() + self.parked + self.redirected_out
+    }
+}
+
+/// One session, as listed for the operator (`rvsadm -L -c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The client's packets' key (client → VIP).
+    pub original: FlowKey,
+    /// Where it forwards.
+    pub forward: Forward,
+    /// Its state.
+    pub state: SessionState,
+    /// Milliseconds until it expires (0 if due).
+    pub expires_in: u64,
+}
+
+/// A request from the control plane, handled by the worker's slow jobs.
+#[derive(Debug)]
+pub enum MailRequest {
+    /// List up to `max` sessions.
+    DumpSessions {
+        /// How many at most.
+        max: usize,
+        /// Where to send them.
+        reply: std::sync::mpsc::SyncSender<Vec<SessionInfo>>,
+    },
+}
+
+/// The control plane's way into a worker: a bounded lock-free queue of requests the worker
+/// answers during its slow jobs (never on the per-packet path).
+#[derive(Debug)]
+pub struct Mailbox {
+    queue: crossbeam_queue::ArrayQueue<MailRequest>,
+}
+
+impl Mailbox {
+    /// Posts a request; gives it back if 16 are already waiting.
+    pub fn post(&self, r: MailRequest) -> Result<(), MailRequest> {
+        self.queue.push(r)
+    }
+}
+
+/// A packet waiting for its next hop's MAC: already framed, destination MAC still zero.
+#[derive(Debug)]
+pub struct Parked<B> {
+    buf: B,
+    port: u16,
+}
+
+/// The output side of a worker: its port handles and their TX buffers.
+struct Tx<D: Device> {
+    ports: Vec<D>,
+    bufs: Vec<Burst<D::Buf>>,
+}
+
+impl<D: Device> Tx<D> {
+    #[inline]
+    fn send(&mut self, port: u16, buf: D::Buf, c: &mut Counters) {
+        let p = port as usize;
+        if self.bufs[p].is_full() {
+            self.flush(p, c);
+        }
+        c.tx_packets += 1;
+        c.tx_bytes += buf.len() as u64;
+        // After a flush the buffer has room: a device that took nothing had its packets dropped.
+        if let Err(e) = self.bufs[p].try_push(buf) {
+            drop(e);
+            c.drops[DropReason::TxFull.index()] += 1;
+        }
+    }
+
+    #[inline]
+    fn flush(&mut self, p: usize, c: &mut Counters) {
+        if self.bufs[p].is_empty() {
+            return;
+        }
+        self.ports[p].tx_burst(&mut self.bufs[p]);
+        // What the device did not take is dropped (counted), like a full TX ring.
+        let left = self.bufs[p].len() as u64;
+        if left > 0 {
+            for b in self.bufs[p].drain(..) {
+                c.tx_packets -= 1;
+                c.tx_bytes -= b.len() as u64;
+            }
+            c.drops[DropReason::TxFull.index()] += left;
+        }
+    }
+
+    fn flush_all(&mut self, c: &mut Counters) {
+        for p in 0..self.bufs.len() {
+            self.flush(p, c);
+        }
+    }
+}
+
+/// One worker: its ports' queues, its session table, its share of LIP ports, its neighbours.
+pub struct Worker<D: Device> {
+    cfg: WorkerConfig,
+    roles: Vec<PortRole>,
+    tx: Tx<D>,
+    source: Arc<SnapshotCell>,
+    snap: Arc<Snapshot>,
+    refused: Arc<Snapshot>,
+    scheds: Vec<AnyScheduler>,
+    table: Table<Forward>,
+    templates: Table<Template>,
+    template_rearm: Vec<(FlowKey, Template)>,
+    /// Per-dest loads for least-connection schedulers, sized to the largest service.
+    load_scratch: Vec<DestLoad>,
+    lips: Option<LipPool>,
+    neigh: NeighTable<Parked<D::Buf>>,
+    redirect: Option<Arc<RedirectRings<D::Buf>>>,
+    stats: Arc<WorkerStats>,
+    mailbox: Arc<Mailbox>,
+    busy_loops: u32,
+    loops_since_publish: u32,
+    counters: Counters,
+    ident: u16,
+    loops: u32,
+    now: u64,
+}
+
+impl<D: Device> Worker<D> {
+    /// A worker over `ports` (its own queue on each), reading configuration from `source`.
+    ///
+    /// # Errors
+    /// A LIP pool that cannot be split among the workers, or port roles naming missing ports.
+    pub fn new(
+        cfg: WorkerConfig,
+        ports: Vec<D>,
+        source: Arc<SnapshotCell>,
+    ) -> Result<Worker<D>, WorkerError> {
+        let n = ports.len();
+        let mut roles = vec![PortRole::Data { exception: None }; n];
+        for (i, r) in cfg.ports.iter().enumerate().take(n) {
+            let other = match *r {
+                PortRole::Data { exception: Some(e) } => e,
+                PortRole::Data { exception: None } => i as u16,
+                PortRole::Exception { data } => data,
+            };
+            if other as usize >= n {
+                return Err(WorkerError::BadPortRole {
+                    port: i as u16,
+                    other,
+                    count: n,
+                });
+            }
+            roles[i] = *r;
+        }
+        let snap = source.load_full();
+        let most_dests = max_dests(&snap);
+        if snap.ports_needed() > n {
+            return Err(WorkerError::MissingPort {
+                needed: snap.ports_needed(),
+                count: n,
+            });
+        }
+        let lips = if snap.lips().is_empty() {
+            None
+        } else {
+            let range = LipPool::worker_range(snap.lport_range(), cfg.workers, cfg.id)?;
+            if cfg.steering.iter().any(Option::is_some) {
+                // A shuffled start keeps steered allocation cheap whatever the RSS key.
+                Some(LipPool::new_shuffled(
+                    snap.lips(),
+                    range,
+                    cfg.id as u64 + 1,
+                )?)
+            } else {
+                Some(LipPool::new(snap.lips(), range)?)
+            }
+        };
+        let scheds = snap
+            .services()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                snap.scheduler(i)
+                    .cloned()
+                    .unwrap_or_else(|| s.sched().build(s.dests()))
+            })
+            .collect();
+        let table = Table::with_capacity(cfg.table_capacity, *snap.timeouts());
+        let templates = Table::with_capacity(
+            (cfg.table_capacity / 4).max(64),
+            conntrack::Timeouts::default(),
+        );
+        let neigh = NeighTable::new(cfg.neigh);
+        let bufs = (0..n).map(|_| Burst::new()).collect();
+        Ok(Worker {
+            roles,
+            tx: Tx { ports, bufs },
+            source,
+            refused: Arc::clone(&snap),
+            snap,
+            scheds,
+            table,
+            templates,
+            template_rearm: Vec::with_capacity(1024),
+            load_scratch: Vec::with_capacity(most_dests),
+            lips,
+            neigh,
+            redirect: None,
+            stats: WorkerStats::new(),
+            mailbox: Arc::new(Mailbox {
+                queue: crossbeam_queue::ArrayQueue::new(16),
+            }),
+            busy_loops: 0,
+            loops_since_publish: 0,
+            counters: Counters::default(),
+            ident: 0,
+            loops: 0,
+            now: 0,
+            cfg,
+        })
+    }
+
+    /// Connects this worker to its peers through `rings` (shared by all workers).
+    ///
+    /// # Errors
+    /// [`WorkerError::RingMismatch`] if the rings are not for `WorkerConfig::workers` workers.
+    pub fn with_redirect(mut self, rings: Arc<RedirectRings<D::Buf>>) -> Result<Self, WorkerError> {
+        if rings.workers() != self.cfg.workers as usize {
+            return Err(WorkerError::RingMismatch {
+                rings: rings.workers(),
+                workers: self.cfg.workers,
+            });
+        }
+        self.redirect = Some(rings);
+        Ok(self)
+    }
+
+    /// The counters this worker publishes for the control plane.
+    pub fn stats_handle(&self) -> Arc<WorkerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The mailbox the control plane posts requests to.
+    pub fn mailbox_handle(&self) -> Arc<Mailbox> {
+        Arc::clone(&self.mailbox)
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The session table (read-only: listing, tests).
+    pub fn sessions(&self) -> &Table<Forward> {
+        &self.table
+    }
+
+    /// The neighbour table, e.g. to add static entries.
+    pub fn neighbours_mut(&mut self) -> &mut NeighTable<Parked<D::Buf>> {
+        &mut self.neigh
+    }
+
+    /// The neighbour table.
+    pub fn neighbours(&self) -> &NeighTable<Parked<D::Buf>> {
+        &self.neigh
+    }
+
+    /// This worker's LIP pool, if FullNAT LIPs are configured.
+    pub fn lip_pool(&self) -> Option<&LipPool> {
+        self.lips.as_ref()
+    }
+
+    /// Port handle `port` (tests inject and collect frames through it).
+    pub fn port_mut(&mut self, port: u16) -> &mut D {
+        &mut self.tx.ports[port as usize]
+    }
+
+    /// The snapshot this worker currently uses.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    /// One turn of the run loop at time `now` (ms): picks up a new configuration snapshot,
+    /// receives a burst from every port, processes it, flushes TX buffers, and every
+    /// `slow_every` loops runs the slow jobs. Returns how many frames were received.
+    pub fn poll(&mut self, now: u64) -> usize {
+        self.now = now;
+        self.refresh_snapshot();
+        let mut received = 0;
+        for port in 0..self.tx.ports.len() {
+            let mut rx: Burst<D::Buf> = Burst::new();
+            self.tx.ports[port].rx_burst(&mut rx);
+            received += rx.len();
+            for buf in rx {
+                self.counters.rx_packets += 1;
+                self.counters.rx_bytes += buf.len() as u64;
+                match self.roles[port] {
+                    PortRole::Exception { data } => self.tx.send(data, buf, &mut self.counters),
+                    PortRole::Data { .. } => self.process(port as u16, buf, false),
+                }
+            }
+        }
+        received += self.drain_redirects();
+        self.tx.flush_all(&mut self.counters);
+        self.loops_since_publish = self.loops_since_publish.wrapping_add(1);
+        if received > 0 {
+            self.busy_loops = self.busy_loops.wrapping_add(1);
+        }
+        self.loops = self.loops.wrapping_add(1);
+        if self.loops.is_multiple_of(self.cfg.slow_every.max(1)) {
+            self.slow_jobs(now);
+        }
+        received
+    }
+
+    /// The slow jobs at time `now`: expire due sessions (returning their LIP ports), age
+    /// neighbours and retry ARP. [`Worker::poll`] calls this every `slow_every` loops.
+    pub fn slow_jobs(&mut self, now: u64) {
+        self.now = now;
+        let lips = &mut self.lips;
+        let counters = &mut self.counters;
+        let stats = &self.stats;
+        let templates = &mut self.templates;
+        self.table.expire(now, self.cfg.expire_budget, |_, s| {
+            counters.sessions_expired += 1;
+            // It ended at its deadline, however late this job runs.
+            session_ended(lips, stats, templates, s.deadline.min(now), &s);
+        });
+        // A template whose timer ran out while its client still has sessions lives on.
+        let rearm = &mut self.template_rearm;
+        self.templates.expire(now, self.cfg.expire_budget, |_, t| {
+            if t.data.live > 0 && rearm.len() < rearm.capacity() {
+                rearm.push((t.original, t.data));
+            }
+        });
+        for (k, t) in self.template_rearm.drain(..) {
+            if let Ok(id) = self.templates.insert(k, None, t, now) {
+                self.templates.refresh_for(id, now, t.timeout_ms as u64);
+            }
+        }
+        let snap = &self.snap;
+        let tx = &mut self.tx;
+        let mut gave_up = 0;
+        self.neigh.tick(
+            now,
+            |ip| send_arp_request(snap, tx, counters, ip),
+            |p| {
+                drop(p);
+                gave_up += 1;
+            },
+        );
+        self.counters.drops[DropReason::NeighbourUnresolved.index()] += gave_up;
+        self.tx.flush_all(&mut self.counters);
+        self.publish();
+        while let Some(req) = self.mailbox.queue.pop() {
+            match req {
+                MailRequest::DumpSessions { max, reply } => {
+                    let list: Vec<SessionInfo> = self
+                        .table
+                        .iter()
+                        .take(max)
+                        .map(|(_, s)| SessionInfo {
+                            original: s.original,
+                            forward: s.data,
+                            state: s.state,
+                            expires_in: s.deadline.saturating_sub(now),
+                        })
+                        .collect();
+                    // The asker may have given up waiting; that is fine.
+                    let _ = reply.try_send(list);
+                }
+            }
+        }
+    }
+
+    /// Processes up to a burst of packets from each peer's ring to this worker.
+    fn drain_redirects(&mut self) -> usize {
+        // Taken out for the drain (no refcount traffic per loop) and put back after: packets
+        // that were handed over are never handed over again, so nothing needs the rings here.
+        let Some(rings) = self.redirect.take() else {
+            return 0;
+        };
+        let me = self.cfg.id;
+        let mut n = 0;
+        for peer in 0..self.cfg.workers {
+            if peer == me {
+                continue;
+            }
+            for _ in 0..crate::device::BURST {
+                let Some(h) = rings.pop(peer, me) else {
+                    break;
+                };
+                n += 1;
+                match h.kind {
+                    HandoffKind::Owned => {
+                        self.counters.redirected_in += 1;
+                        self.process(h.port, h.buf, true)
+                    }
+                    HandoffKind::ArpCopy => self.process(h.port, h.buf, true),
+                }
+            }
+        }
+        self.redirect = Some(rings);
+        n
+    }
+
+    /// Hands `buf` (received on `port`) to worker `owner`.
+    fn redirect(&mut self, owner: u16, port: u16, buf: D::Buf) {
+        let pushed = match &self.redirect {
+            Some(r) => r
+                .push(
+                    self.cfg.id,
+                    owner,
+                    Handoff {
+                        buf,
+                        port,
+                        kind: HandoffKind::Owned,
+                    },
+                )
+                .is_ok(),
+            None => false,
+        };
+        if pushed {
+            self.counters.redirected_out += 1;
+        } else {
+            self.drop_pkt(DropReason::RedirectFull)
+        }
+    }
+
+    /// The worker that owns (or must create) the session of a packet this worker's table does
+    /// not know, when it is another one: FullNAT replies by their LIP port's slice; packets of
+    /// services with NAT dests, and NAT replies, by the client endpoint's home worker;
+    /// persistent services by the client address's home worker.
+    fn owner_elsewhere(&self, key: &FlowKey, local: Option<Local>) -> Option<u16> {
+        let workers = self.cfg.workers;
+        if workers <= 1 || self.redirect.is_none() {
+            return None;
+        }
+        let snap = &self.snap;
+        let owner = if local.is_some_and(|l| l.lip) {
+            LipPool::worker_of(snap.lport_range(), workers, key.dport)?
+        } else if let Some(si) = snap.service_index(key.proto, key.dst, key.dport) {
+            match snap.service_homing(si) {
+                Homing::None => return None,
+                Homing::Endpoint => redirect::home(key.src, key.sport, workers),
+                Homing::Client => redirect::home(key.src, 0, workers),
+            }
+        } else {
+            match snap.nat_dest_homing(key.proto, key.src, key.sport)? {
+                Homing::None => return None,
+                Homing::Endpoint => redirect::home(key.dst, key.dport, workers),
+                Homing::Client => redirect::home(key.dst, 0, workers),
+            }
+        };
+        (owner != self.cfg.id).then_some(owner)
+    }
+
+    /// A copy of `src` in a fresh buffer from `port`'s pool.
+    fn copy_buf(tx: &mut Tx<D>, port: u16, src: &D::Buf) -> Option<D::Buf> {
+        let mut b = tx.ports[port as usize].alloc()?;
+        if !b.append(src.len()) {
+            return None;
+        }
+        b.data_mut().copy_from_slice(src.data());
+        Some(b)
+    }
+
+    /// Shares an ARP frame received on `port` with the other workers and the kernel.
+    fn share_arp(&mut self, port: u16, buf: &D::Buf) {
+        if let Some(rings) = self.redirect.as_deref() {
+            let me = self.cfg.id;
+            for peer in (0..self.cfg.workers).filter(|&w| w != me) {
+                let Some(copy) = Self::copy_buf(&mut self.tx, port, buf) else {
+                    self.counters.drops[DropReason::NoBuffer.index()] += 1;
+                    return;
+                };
+                let h = Handoff {
+                    buf: copy,
+                    port,
+                    kind: HandoffKind::ArpCopy,
+                };
+                if rings.push(me, peer, h).is_err() {
+                    self.counters.drops[DropReason::RedirectFull.index()] += 1;
+                } else {
+                    self.counters.arp_to_peers += 1;
+                }
+            }
+        }
+        if let Some(PortRole::Data { exception: Some(e) }) = self.roles.get(port as usize).copied()
+        {
+            match Self::copy_buf(&mut self.tx, port, buf) {
+                Some(copy) => {
+                    self.counters.arp_to_kernel += 1;
+                    self.tx.send(e, copy, &mut self.counters);
+                }
+                None => self.drop_pkt(DropReason::NoBuffer),
+            }
+        }
+    }
+
+    /// Copies the whole-worker counters into the shared block (a slow job).
+    fn publish(&mut self) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let c = &self.counters;
+        let w = &self.stats.worker;
+        w.rx_packets.store(c.rx_packets, Relaxed);
+        w.rx_bytes.store(c.rx_bytes, Relaxed);
+        w.tx_packets.store(c.tx_packets, Relaxed);
+        w.tx_bytes.store(c.tx_bytes, Relaxed);
+        w.sessions.store(self.table.len() as u64, Relaxed);
+        w.sessions_created.store(c.sessions_created, Relaxed);
+        w.sessions_expired.store(c.sessions_expired, Relaxed);
+        w.redirected_out.store(c.redirected_out, Relaxed);
+        w.redirected_in.store(c.redirected_in, Relaxed);
+        w.exception.store(c.exception, Relaxed);
+        if let Some(p) = &self.lips {
+            w.lip_available.store(p.available() as u64, Relaxed);
+            w.lip_capacity.store(p.capacity() as u64, Relaxed);
+        }
+        for (a, v) in w.drops.iter().zip(c.drops.iter()) {
+            a.store(*v, Relaxed);
+        }
+        if self.loops_since_publish > 0 {
+            let permille = self.busy_loops as u64 * 1000 / self.loops_since_publish as u64;
+            w.busy_permille.store(permille, Relaxed);
+        }
+        self.busy_loops = 0;
+        self.loops_since_publish = 0;
+    }
+
+    fn refresh_snapshot(&mut self) {
+        let cur = self.source.load();
+        if Arc::ptr_eq(&cur, &self.snap) {
+            return;
+        }
+        let new = Arc::clone(&cur);
+        drop(cur);
+        if new.ports_needed() > self.tx.ports.len() {
+            // Keep forwarding with the configuration we have; say why the new one is refused.
+            if !Arc::ptr_eq(&new, &self.refused) {
+                tracing::error!(
+                    worker = self.cfg.id,
+                    needed = new.ports_needed(),
+                    ports = self.tx.ports.len(),
+                    "configuration refused: it uses ports this worker does not have"
+                );
+                self.counters.snapshots_refused += 1;
+                self.refused = new;
+            }
+            return;
+        }
+        // Keep each surviving service's scheduler position; build the others.
+        let mut scheds = Vec::with_capacity(new.services().len());
+        for (i, s) in new.services().iter().enumerate() {
+            let key = s.key();
+            // rr and wrr keep this worker's position; everything else is taken as the
+            // control side built it (a Maglev table is never computed on a worker).
+            let kept = self
+                .snap
+                .service_index(key.proto, key.vip, key.port)
+                .and_then(|i| self.scheds.get(i))
+                .filter(|old| {
+                    old.kind() == s.sched() && matches!(s.sched(), SchedKind::Rr | SchedKind::Wrr)
+                })
+                .cloned();
+            scheds.push(match kept {
+                Some(mut old) => {
+                    old.update(s.dests());
+                    old
+                }
+                None => new
+                    .scheduler(i)
+                    .cloned()
+                    .unwrap_or_else(|| s.sched().build(s.dests())),
+            });
+        }
+        self.scheds = scheds;
+        // Adopting a snapshot may allocate; packets never do.
+        self.load_scratch.reserve(max_dests(&new));
+        self.table.set_timeouts(*new.timeouts());
+        self.snap = new;
+    }
+
+    #[inline]
+    fn drop_pkt(&mut self, r: DropReason) {
+        self.counters.drops[r.index()] += 1;
+    }
+
+    fn process(&mut self, port: u16, mut buf: D::Buf, redirected: bool) {
+        if !buf.is_contiguous() {
+            return self.drop_pkt(DropReason::MultiSegment);
+        }
+        let p = match parse::parse(buf.data()) {
+            Ok(p) => p,
+            Err(r) => return self.drop_pkt(r),
+        };
+        let port_mac = self.tx.ports[port as usize].mac().0;
+        let group = p.dst_mac[0] & 1 == 1;
+        if p.dst_mac != port_mac && !group {
+            return self.drop_pkt(DropReason::OtherHost);
+        }
+        let Some(iface) = self.snap.iface_index(port, p.vlan) else {
+            return self.drop_pkt(DropReason::UnknownVlan);
+        };
+        match p.l3 {
+            L3::Arp => {
+                if !redirected {
+                    self.share_arp(port, &buf);
+                }
+                self.arp(iface, buf, p.l3_off, p.src_mac, redirected)
+            }
+            L3::Ipv6 => self.drop_pkt(DropReason::Ipv6NotSupported),
+            L3::Ipv4(m) => {
+                if group {
+                    return self.drop_pkt(DropReason::OtherHost);
+                }
+                buf.truncate(p.l3_off + m.total_len);
+                self.ipv4(port, buf, p.l3_off, &m, redirected)
+            }
+        }
+    }
+
+    fn ipv4(&mut self, port: u16, buf: D::Buf, l3: usize, m: &Ipv4Meta, redirected: bool) {
+        let key = flow_key(m);
+        if let Some(key) = key {
+            if let Some((id, dir)) = self.table.lookup(&key) {
+                let reopen = dir == Dir::Original
+                    && opens_session(m)
+                    && key.proto == Proto::Tcp
+                    && matches!(
+                        self.table.get(id).map(|s| s.state),
+                        Some(SessionState::Tcp(TcpState::TimeWait | TcpState::Close))
+                    );
+                if !reopen {
+                    return self.forward(id, dir, buf, l3, m);
+                }
+                // A new connection reusing the 4-tuple of one that is closing: like IPVS's
+                // conn_reuse_mode, the old session ends and the SYN is scheduled afresh.
+                if let Some(s) = self.table.remove(id) {
+                    let now = self.now;
+                    session_ended(&mut self.lips, &self.stats, &mut self.templates, now, &s);
+                    self.counters.sessions_reused += 1;
+                }
+            }
+            if !redirected {
+                if let Some(owner) = self.owner_elsewhere(&key, self.snap.local(m.dst)) {
+                    return self.redirect(owner, port, buf);
+                }
+            }
+            if let Some(si) = self.snap.service_index(key.proto, m.dst, key.dport) {
+                return self.new_session(si, key, buf, l3, m);
+            }
+        }
+        let Some(local) = self.snap.local(m.dst) else {
+            return self.drop_pkt(if m.fragment {
+                DropReason::Fragment
+            } else {
+                DropReason::NotForUs
+            });
+        };
+        if m.fragment {
+            // The kernel reassembles its own traffic; a VIP's or LIP's fragments carry no
+            // complete L4 header to match a session, so they are dropped and counted.
+            return match local.dip {
+                Some(_) => self.exception(port, buf),
+                None => self.drop_pkt(DropReason::Fragment),
+            };
+        }
+        if let L4::Icmp { ty, .. } = m.l4 {
+            if ty == parse::ICMP_ECHO_REQUEST {
+                return self.echo_reply(buf, l3, m);
+            }
+        }
+        // The director's own traffic that rvs does not handle (a LIP is rvs's alone).
+        if local.dip.is_some() || local.vip {
+            return self.exception(port, buf);
+        }
+        self.drop_pkt(DropReason::NotForUs)
+    }
+
+    fn new_session(&mut self, si: usize, key: FlowKey, buf: D::Buf, l3: usize, m: &Ipv4Meta) {
+        if !opens_session(m) {
+            return self.drop_pkt(DropReason::NoSession);
+        }
+        let hint = FlowHint {
+            src: m.src,
+            sport: key.sport,
+        };
+        // Disjoint fields: the snapshot is read while this worker's scheduler moves its cursor.
+        let svc = &self.snap.services()[si];
+        let persist_ms = svc.persistence().map_or(0, |s| s.saturating_mul(1000));
+        // A persistent service sends the client where its template says, while that dest is
+        // still in the service (even at weight 0, as IPVS does by default).
+        let mut template = None;
+        if persist_ms > 0 {
+            if let Some((tid, _)) = self.templates.lookup(&template_key(&key)) {
+                let t = self.templates.get(tid).map(|t| t.data);
+                let di = t.and_then(|t| {
+                    svc.dests()
+                        .iter()
+                        .position(|d| d.addr == t.rip && d.port == t.rport)
+                });
+                match di {
+                    Some(di) => template = Some((tid, di)),
+                    None => {
+                        self.templates.remove(tid);
+                    }
+                }
+            }
+        }
+        let picked = match template {
+            Some((_, di)) => Some(di),
+            None => {
+                // Least-connection schedulers weigh this worker's own sessions per dest.
+                let loads = &mut self.load_scratch;
+                loads.clear();
+                let sched = self.scheds.get_mut(si);
+                if matches!(
+                    sched.as_ref().map(|s| s.kind()),
+                    Some(SchedKind::Lc | SchedKind::Wlc)
+                ) {
+                    for di in 0..svc.dests().len() {
+                        let c = self.stats.dest(self.snap.dest_slot(si, di)).sample();
+                        loads.push(DestLoad {
+                            active: c.active.min(u32::MAX as u64) as u32,
+                            inactive: c.inactive.min(u32::MAX as u64) as u32,
+                        });
+                    }
+                }
+                sched.and_then(|s| s.pick(svc.dests(), &hint, loads))
+            }
+        }
+        .map(|di| (svc.dests()[di], self.snap.dest_slot(si, di)));
+        let Some((dest, slot)) = picked else {
+            return self.drop_pkt(DropReason::NoDest);
+        };
+        if routed(dest.mode) && m.ttl <= 1 {
+            return self.drop_pkt(DropReason::TtlExceeded);
+        }
+        let rport = if key.proto == Proto::Icmp {
+            0
+        } else {
+            dest.port
+        };
+        let (lip, lport) = if dest.mode == ForwardMode::FullNat {
+            let steer = self
+                .snap
+                .route(dest.addr)
+                .map(|h| self.snap.iface(h.iface).port as usize)
+                .and_then(|p| self.cfg.steering.get(p))
+                .and_then(Option::as_ref);
+            let tries = STEER_TRIES_PER_QUEUE * self.cfg.workers.max(1) as usize;
+            let got = match (self.lips.as_mut(), steer) {
+                (Some(pool), Some(s)) => pool.alloc_where(s.selector(dest.addr, rport), tries),
+                (Some(pool), None) => pool.alloc(),
+                (None, _) => None,
+            };
+            match got {
+                Some(lp) => lp,
+                None => return self.drop_pkt(DropReason::LipExhausted),
+            }
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0)
+        };
+        let fwd = Forward {
+            mode: dest.mode,
+            rip: dest.addr,
+            rport,
+            lip,
+            lport,
+            slot,
+            persist_ms,
+        };
+        let reply = match dest.mode {
+            ForwardMode::Nat | ForwardMode::FullNat => Some(rewritten_key(&key, &fwd).mirror()),
+            ForwardMode::Dr | ForwardMode::Tun => None,
+        };
+        match self.table.insert(key, reply, fwd, self.now) {
+            Ok(id) => {
+                self.counters.sessions_created += 1;
+                if persist_ms > 0 {
+                    let now = self.now;
+                    match template {
+                        Some((tid, _)) => {
+                            if let Some(t) = self.templates.data_mut(tid) {
+                                t.live += 1;
+                            }
+                            self.templates.refresh_for(tid, now, persist_ms as u64);
+                        }
+                        None => {
+                            let t = Template {
+                                rip: dest.addr,
+                                rport: dest.port,
+                                live: 1,
+                                timeout_ms: persist_ms,
+                            };
+                            // A full template table only costs the persistence of this client.
+                            if let Ok(tid) = self.templates.insert(template_key(&key), None, t, now)
+                            {
+                                self.templates.refresh_for(tid, now, persist_ms as u64);
+                            }
+                        }
+                    }
+                }
+                // TCP starts inactive (SYN_RECV after this packet); UDP and ICMP are active.
+                self.stats.session_opened(slot, key.proto != Proto::Tcp);
+                self.forward(id, Dir::Original, buf, l3, m)
+            }
+            Err(e) => {
+                release_lip(&mut self.lips, &fwd);
+                self.drop_pkt(match e {
+                    conntrack::InsertError::Full => DropReason::TableFull,
+                    conntrack::InsertError::KeyExists => DropReason::SessionConflict,
+                })
+            }
+        }
+    }
+
+    fn forward(
+        &mut self,
+        id: conntrack::SessionId,
+        dir: Dir,
+        mut buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+    ) {
+        let event = match m.l4 {
+            L4::Tcp { flags, .. } => TcpEvent::from_flags(
+                flags & tcp_flags::SYN != 0,
+                flags & tcp_flags::FIN != 0,
+                flags & tcp_flags::ACK != 0,
+                flags & tcp_flags::RST != 0,
+            ),
+            _ => None,
+        };
+        let Some(s) = self.table.get(id) else {
+            return self.drop_pkt(DropReason::NoSession);
+        };
+        let f = s.data;
+        let orig = s.original;
+        let was_active = is_active(s.state);
+        if routed(f.mode) && m.ttl <= 1 {
+            return self.drop_pkt(DropReason::TtlExceeded);
+        }
+        if let Some(state) = self.table.on_packet(id, dir, event, self.now) {
+            self.stats
+                .session_moved(f.slot, was_active, is_active(state));
+        }
+        self.stats
+            .packet(f.slot, dir == Dir::Original, m.total_len as u64);
+        let icmp = m.proto == 1;
+        let end = l3 + m.total_len;
+        let pkt = &mut buf.data_mut()[l3..end];
+        let toward = match (f.mode, dir) {
+            (ForwardMode::Nat, Dir::Original) => {
+                let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
+                r.set_dst(f.rip);
+                if !icmp {
+                    r.set_dport(f.rport);
+                }
+                r.dec_ttl();
+                f.rip
+            }
+            (ForwardMode::Nat, Dir::Reply) => {
+                let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
+                r.set_src(orig.dst);
+                if !icmp {
+                    r.set_sport(orig.dport);
+                }
+                r.dec_ttl();
+                orig.src
+            }
+            (ForwardMode::FullNat, Dir::Original) => {
+                let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
+                r.set_src(f.lip);
+                r.set_dst(f.rip);
+                if icmp {
+                    r.set_echo_ident(f.lport);
+                } else {
+                    r.set_sport(f.lport);
+                    r.set_dport(f.rport);
+                }
+                r.dec_ttl();
+                f.rip
+            }
+            (ForwardMode::FullNat, Dir::Reply) => {
+                let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
+                r.set_src(orig.dst);
+                r.set_dst(orig.src);
+                if icmp {
+                    r.set_echo_ident(orig.sport);
+                } else {
+                    r.set_sport(orig.dport);
+                    r.set_dport(orig.sport);
+                }
+                r.dec_ttl();
+                orig.src
+            }
+            (ForwardMode::Dr, Dir::Original) => {
+                return match self.snap.route(f.rip) {
+                    Some(hop) if hop.on_link => self.emit(buf, l3, 0, hop),
+                    _ => self.drop_pkt(DropReason::NoRoute),
+                };
+            }
+            (ForwardMode::Tun, Dir::Original) => return self.tunnel(buf, l3, m, f.rip),
+            // DR and TUN sessions have no reply key, so no packet matches them this way.
+            (ForwardMode::Dr | ForwardMode::Tun, Dir::Reply) => {
+                return self.drop_pkt(DropReason::NotForUs)
+            }
+        };
+        match self.snap.route(toward) {
+            Some(hop) => self.emit(buf, l3, 0, hop),
+            None => self.drop_pkt(DropReason::NoRoute),
+        }
+    }
+
+    /// TUN: IPIP-encapsulates the untouched packet toward the RS (RFC 2003).
+    fn tunnel(&mut self, buf: D::Buf, l3: usize, m: &Ipv4Meta, rip: Ipv4Addr) {
+        let Some(hop) = self.snap.route(rip) else {
+            return self.drop_pkt(DropReason::NoRoute);
+        };
+        let iface = self.snap.iface(hop.iface);
+        if m.total_len + IPIP_OVERHEAD > iface.mtu as usize {
+            if m.dont_frag {
+                let mtu = (iface.mtu as usize - IPIP_OVERHEAD) as u32;
+                self.frag_needed(&buf, l3, m, mtu);
+            }
+            return self.drop_pkt(DropReason::TooBig);
+        }
+        let outer = IpipHeader {
+            src: self.snap.source_addr(hop.iface, rip),
+            dst: rip,
+            tos: buf.data()[l3 + 1],
+            ttl: m.ttl,
+            dont_frag: m.dont_frag,
+            ident: self.next_ident(),
+            inner_len: m.total_len as u16,
+        };
+        self.emit_with(buf, l3, IPIP_OVERHEAD, hop, |gap| {
+            rewrite::write_ipip(gap, &outer);
+        })
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+
+    /// Sends an ICMP "fragmentation needed" for the packet at `l3` back to its sender.
+    fn frag_needed(&mut self, offending: &D::Buf, l3: usize, m: &Ipv4Meta, mtu: u32) {
+        let Some(hop) = self.snap.route(m.src) else {
+            return self.drop_pkt(DropReason::NoRoute);
+        };
+        let port = self.snap.iface(hop.iface).port;
+        let Some(mut b) = self.tx.ports[port as usize].alloc() else {
+            return self.drop_pkt(DropReason::NoBuffer);
+        };
+        let e = IcmpError {
+            src: self.snap.source_addr(hop.iface, m.src),
+            dst: m.src,
+            ty: ICMP_DEST_UNREACH,
+            code: ICMP_FRAG_NEEDED,
+            rest: mtu,
+            ident: self.next_ident(),
+        };
+        let end = l3 + m.total_len;
+        if !local::write_icmp_error(&mut b, &e, &offending.data()[l3..end]) {
+            return self.drop_pkt(DropReason::NoBuffer);
+        }
+        self.counters.icmp_errors += 1;
+        self.emit(b, L2_ROOM, 0, hop)
+    }
+
+    /// Answers an ICMP echo request to one of the director's addresses, in place.
+    fn echo_reply(&mut self, mut buf: D::Buf, l3: usize, m: &Ipv4Meta) {
+        let end = l3 + m.total_len;
+        {
+            let mut r = Ipv4Rewrite::new(&mut buf.data_mut()[l3..end], m.header_len, 1);
+            r.set_icmp_type(parse::ICMP_ECHO_REPLY);
+            r.set_src(m.dst);
+            r.set_dst(m.src);
+            r.set_ttl(64);
+        }
+        match self.snap.route(m.src) {
+            Some(hop) => {
+                self.counters.icmp_echo_replies += 1;
+                self.emit(buf, l3, 0, hop)
+            }
+            None => self.drop_pkt(DropReason::NoRoute),
+        }
+    }
+
+    fn exception(&mut self, port: u16, buf: D::Buf) {
+        match self.roles.get(port as usize) {
+            Some(PortRole::Data { exception: Some(e) }) => {
+                self.counters.exception += 1;
+                self.tx.send(*e, buf, &mut self.counters)
+            }
+            _ => self.drop_pkt(DropReason::NoExceptionPath),
+        }
+    }
+
+    fn arp(&mut self, iface: u16, mut buf: D::Buf, l3: usize, src_mac: [u8; 6], copy: bool) {
+        let repr = match ArpPacket::new_checked(&buf.data()[l3..]).and_then(|p| ArpRepr::parse(&p))
+        {
+            Ok(r) => r,
+            Err(_) => return self.drop_pkt(DropReason::MalformedArp),
+        };
+        let ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr: sha,
+            source_protocol_addr: spa,
+            target_protocol_addr: tpa,
+            ..
+        } = repr
+        else {
+            return self.drop_pkt(DropReason::MalformedArp);
+        };
+        let for_us = self.snap.answers_arp(iface, tpa);
+        // Learn the sender when the ARP concerns us, or refresh an entry we already have.
+        if (for_us || self.neigh.contains(spa)) && !spa.is_unspecified() && sha.0[0] & 1 == 0 {
+            let tx = &mut self.tx;
+            let counters = &mut self.counters;
+            self.neigh.learn(spa, sha, self.now, |p, mac| {
+                let mut b = p.buf;
+                rewrite::set_dst_mac(&mut b, mac.0);
+                tx.send(p.port, b, counters);
+            });
+        }
+        if copy {
+            // Another worker answered it already; this copy only fed the neighbour table.
+            return;
+        }
+        if operation != ArpOperation::Request || !for_us {
+            return self.drop_pkt(DropReason::ArpNotForUs);
+        }
+        let i = self.snap.iface(iface);
+        let (port, vlan) = (i.port, i.vlan);
+        let mac = self.tx.ports[port as usize].mac();
+        let reply = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: mac,
+            source_protocol_addr: tpa,
+            target_hardware_addr: sha,
+            target_protocol_addr: spa,
+        };
+        if !local::write_arp(&mut buf, vlan, mac.0, src_mac, &reply) {
+            return self.drop_pkt(DropReason::NoBuffer);
+        }
+        self.counters.arp_replies += 1;
+        self.tx.send(port, buf, &mut self.counters)
+    }
+
+    #[inline]
+    fn emit(&mut self, buf: D::Buf, l3: usize, gap: usize, hop: Hop) {
+        self.emit_with(buf, l3, gap, hop, |_| {})
+    }
+
+    /// Frames the packet for `hop` (with `gap` bytes before L3 that `fill` writes), resolves
+    /// the next hop's MAC and queues it for TX, or parks it until ARP answers.
+    #[inline]
+    fn emit_with(
+        &mut self,
+        mut buf: D::Buf,
+        l3: usize,
+        gap: usize,
+        hop: Hop,
+        fill: impl FnOnce(&mut [u8]),
+    ) {
+        let iface = self.snap.iface(hop.iface);
+        let (port, vlan) = (iface.port, iface.vlan);
+        let mac = self.tx.ports[port as usize].mac();
+        let at = match rewrite::frame_l2(&mut buf, l3, gap, vlan, mac.0, ETHERTYPE_IPV4) {
+            Ok(at) => at,
+            Err(r) => return self.drop_pkt(r),
+        };
+        fill(&mut buf.data_mut()[at..at + gap]);
+        if let Some(dmac) = self.neigh.lookup(hop.nexthop) {
+            rewrite::set_dst_mac(&mut buf, dmac.0);
+            return self.tx.send(port, buf, &mut self.counters);
+        }
+        match self.neigh.park(hop.nexthop, Parked { buf, port }, self.now) {
+            Park::Parked { send_request } => {
+                self.counters.parked += 1;
+                if send_request {
+                    send_arp_request(&self.snap, &mut self.tx, &mut self.counters, hop.nexthop);
+                }
+            }
+            Park::Rejected(p) => {
+                drop(p);
+                self.drop_pkt(DropReason::NeighbourUnresolved)
+            }
+        }
+    }
+}
+
+/// Sends an ARP request for `ip` out of the interface its route uses.
+fn send_arp_request<D: Device>(snap: &Snapshot, tx: &mut Tx<D>, c: &mut Counters, ip: Ipv4Addr) {
+    let Some(hop) = snap.route(ip) else {
+        c.drops[DropReason::NoRoute.index()] += 1;
+        return;
+    };
+    let iface = snap.iface(hop.iface);
+    let port = iface.port;
+    let mac = tx.ports[port as usize].mac();
+    let Some(mut b) = tx.ports[port as usize].alloc() else {
+        c.drops[DropReason::NoBuffer.index()] += 1;
+        return;
+    };
+    let req = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: mac,
+        source_protocol_addr: snap.source_addr(hop.iface, hop.nexthop),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: hop.nexthop,
+    };
+    if !local::write_arp(&mut b, iface.vlan, mac.0, [0xff; 6], &req) {
+        c.drops[DropReason::NoBuffer.index()] += 1;
+        return;
+    }
+    c.arp_requests += 1;
+    tx.send(port, b, c);
+}
+
+/// Everything a session's end (at `ended_at`) gives back: its LIP port, its counts, its
+/// template's hold.
+fn session_ended(
+    lips: &mut Option<LipPool>,
+    stats: &WorkerStats,
+    templates: &mut Table<Template>,
+    ended_at: u64,
+    s: &conntrack::Session<Forward>,
+) {
+    stats.session_closed(s.data.slot, is_active(s.state));
+    release_lip(lips, &s.data);
+    if s.data.persist_ms > 0 {
+        if let Some((tid, _)) = templates.lookup(&template_key(&s.original)) {
+            if let Some(t) = templates.data_mut(tid) {
+                t.live = t.live.saturating_sub(1);
+            }
+            // The client's next connection within the timeout still goes to the same dest.
+            templates.refresh_for(tid, ended_at, s.data.persist_ms as u64);
+        }
+    }
+}
+
+fn release_lip(lips: &mut Option<LipPool>, f: &Forward) {
+    if f.mode == ForwardMode::FullNat {
+        if let Some(p) = lips.as_mut() {
+            p.free(f.lip, f.lport);
+        }
+    }
+}
+
+/// The most dests any service of `snap` has.
+fn max_dests(snap: &Snapshot) -> usize {
+    snap.services()
+        .iter()
+        .map(|s| s.dests().len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// IPVS's ActiveConn: established TCP sessions, and UDP/ICMP ones (which never go inactive).
+#[inline]
+fn is_active(state: SessionState) -> bool {
+    match state {
+        SessionState::Tcp(t) => t == TcpState::Established,
+        SessionState::Udp | SessionState::Icmp => true,
+    }
+}
+
+/// NAT and FullNAT route the packet (TTL decremented); DR and TUN leave the IP header alone.
+#[inline]
+fn routed(mode: ForwardMode) -> bool {
+    matches!(mode, ForwardMode::Nat | ForwardMode::FullNat)
+}
+
+/// The flow key of a packet, if it is one rvs tracks (TCP, UDP, ICMP echo; not fragments).
+#[inline]
+fn flow_key(m: &Ipv4Meta) -> Option<FlowKey> {
+    let (proto, sport, dport) = match m.l4 {
+        L4::Tcp { sport, dport, .. } => (Proto::Tcp, sport, dport),
+        L4::Udp { sport, dport } => (Proto::Udp, sport, dport),
+        L4::Icmp { ty, ident, .. } if ty == parse::ICMP_ECHO_REQUEST => (Proto::Icmp, ident, 0),
+        L4::Icmp { ty, ident, .. } if ty == parse::ICMP_ECHO_REPLY => (Proto::Icmp, 0, ident),
+        _ => return None,
+    };
+    Some(FlowKey::new(proto, m.src, sport, m.dst, dport))
+}
+
+/// Can this packet open a session? TCP: a plain SYN (no ACK, RST or FIN); UDP: any datagram;
+/// ICMP: an echo request.
+#[inline]
+fn opens_session(m: &Ipv4Meta) -> bool {
+    match m.l4 {
+        L4::Tcp { flags, .. } => {
+            flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN)
+                == tcp_flags::SYN
+        }
+        L4::Udp { .. } => true,
+        L4::Icmp { ty, .. } => ty == parse::ICMP_ECHO_REQUEST,
+        L4::None => false,
+    }
+}
+
+/// The key of the client's packet after the forward rewrite (what the RS sees).
+#[inline]
+fn rewritten_key(k: &FlowKey, f: &Forward) -> FlowKey {
+    match f.mode {
+        ForwardMode::FullNat => FlowKey::new(k.proto, f.lip, f.lport, f.rip, f.rport),
+        _ => FlowKey::new(k.proto, k.src, k.sport, f.rip, f.rport),
+    }
+}

@@ -1,0 +1,177 @@
+//! Test lab for the worker: a two-port director on in-memory devices, frame builders and an
+//! independent decoder (smoltcp's views and checksum code, not ours).
+#![allow(dead_code, missing_docs)]
+
+use arc_swap::ArcSwap;
+use conntrack::Proto;
+use dataplane::mem::{MemDevice, MemPool};
+use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
+use dataplane::wire::EthernetAddress;
+use dataplane::worker::{PortRole, Worker, WorkerConfig};
+use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+pub use testkit::*;
+
+pub fn interfaces() -> Vec<InterfaceConfig> {
+    vec![
+        InterfaceConfig {
+            name: "wan0".into(),
+            port: WAN,
+            vlan: None,
+            addrs: vec![Cidr::new(DIP_WAN, 24)],
+            mtu: 1500,
+        },
+        InterfaceConfig {
+            name: "lan0".into(),
+            port: LAN,
+            vlan: None,
+            addrs: vec![Cidr::new(DIP_LAN, 24)],
+            mtu: 1500,
+        },
+    ]
+}
+
+/// A director config with one service on VIP:80/`proto` and the given dests.
+pub fn config(proto: Proto, port: u16, sched: SchedKind, dests: &[Dest]) -> DirectorConfig {
+    let mut services = ServiceTable::default();
+    let mut svc = Service::new(
+        ServiceKey {
+            proto,
+            vip: VIP,
+            port,
+        },
+        sched,
+    )
+    .unwrap();
+    for d in dests {
+        svc.add_dest(*d).unwrap();
+    }
+    services.add(svc).unwrap();
+    DirectorConfig {
+        interfaces: interfaces(),
+        routes: vec![RouteConfig {
+            dst: Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
+            via: ROUTER,
+        }],
+        lips: vec![LIP1, LIP2],
+        lport_range: 1024..=65535,
+        services,
+        ..DirectorConfig::default()
+    }
+}
+
+pub fn dest(i: usize, port: u16, weight: u32, mode: ForwardMode) -> Dest {
+    Dest {
+        addr: RS[i],
+        port,
+        weight,
+        mode,
+    }
+}
+
+pub struct Lab {
+    pub worker: Worker<MemDevice>,
+    pub cell: Arc<ArcSwap<Snapshot>>,
+    pub pool: MemPool,
+    pub now: u64,
+}
+
+impl Lab {
+    pub fn new(cfg: &DirectorConfig) -> Lab {
+        Lab::with(cfg, WorkerConfig::default(), true)
+    }
+
+    /// A lab; `static_neigh` pre-populates the router's and the RSs' MACs.
+    pub fn with(cfg: &DirectorConfig, wcfg: WorkerConfig, static_neigh: bool) -> Lab {
+        let snap = Snapshot::build(cfg).expect("valid config");
+        let cell = Arc::new(ArcSwap::from_pointee(snap));
+        let pool = MemPool::new(4096);
+        let ports = vec![
+            MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 1024),
+            MemDevice::new(EthernetAddress(LAN_MAC), pool.clone(), 1024),
+            MemDevice::new(EthernetAddress(TAP_MAC), pool.clone(), 1024),
+        ];
+        let mut wcfg = wcfg;
+        if wcfg.ports.is_empty() {
+            wcfg.ports = vec![
+                PortRole::Data {
+                    exception: Some(TAP),
+                },
+                PortRole::Data { exception: None },
+                PortRole::Exception { data: WAN },
+            ];
+        }
+        let mut worker = Worker::new(wcfg, ports, cell.clone()).expect("worker");
+        if static_neigh {
+            let n = worker.neighbours_mut();
+            n.insert_static(ROUTER, EthernetAddress(ROUTER_MAC));
+            for (i, rs) in RS.iter().enumerate() {
+                n.insert_static(*rs, EthernetAddress(rs_mac(i)));
+            }
+        }
+        Lab {
+            worker,
+            cell,
+            pool,
+            now: 1_000,
+        }
+    }
+
+    /// Injects `frame` on `port`, runs one poll, returns what every port sent.
+    pub fn send(&mut self, port: u16, frame: &[u8]) -> Out {
+        assert!(self.worker.port_mut(port).inject(frame));
+        self.worker.poll(self.now);
+        self.collect()
+    }
+
+    pub fn collect(&mut self) -> Out {
+        Out {
+            wan: self.worker.port_mut(WAN).take_tx(),
+            lan: self.worker.port_mut(LAN).take_tx(),
+            tap: self.worker.port_mut(TAP).take_tx(),
+        }
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.now += ms;
+    }
+
+    pub fn slow(&mut self) -> Out {
+        self.worker.slow_jobs(self.now);
+        self.collect()
+    }
+
+    pub fn publish(&mut self, cfg: &DirectorConfig) {
+        self.cell
+            .store(Arc::new(Snapshot::build(cfg).expect("valid config")));
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Out {
+    pub wan: Vec<Vec<u8>>,
+    pub lan: Vec<Vec<u8>>,
+    pub tap: Vec<Vec<u8>>,
+}
+
+impl Out {
+    pub fn total(&self) -> usize {
+        self.wan.len() + self.lan.len() + self.tap.len()
+    }
+    /// The single frame sent, on whichever port.
+    pub fn only(&self) -> (u16, &[u8]) {
+        assert_eq!(
+            self.total(),
+            1,
+            "expected exactly one frame out, got {self:?}"
+        );
+        if let Some(f) = self.wan.first() {
+            (WAN, f)
+        } else if let Some(f) = self.lan.first() {
+            (LAN, f)
+        } else {
+            (TAP, &self.tap[0])
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Two workers, each with its own queue on every port, sharing one snapshot and the redirect
+//! rings: packets that reach the worker not owning their session are handed over and
+//! forwarded, in FullNAT (by LIP port slice) and NAT (by the client endpoint's home worker);
+//! ARP answers reach every worker's neighbour table; a full ring is a counted drop.
+
+mod common;
+
+use arc_swap::ArcSwap;
+use common::*;
+use conntrack::Proto;
+use dataplane::lip::ReplySteering;
+use dataplane::mem::{MemBuf, MemDevice, MemPool};
+use dataplane::redirect::{home, RedirectRings};
+use dataplane::rss::{toeplitz, Reta, RssKey};
+use dataplane::snapshot::{DirectorConfig, Snapshot};
+use dataplane::wire::EthernetAddress;
+use dataplane::worker::{PortRole, Worker, WorkerConfig};
+use dataplane::DropReason;
+use sched::{ForwardMode, SchedKind};
+use std::sync::Arc;
+
+struct Pair {
+    w: Vec<Worker<MemDevice>>,
+    now: u64,
+}
+
+impl Pair {
+    fn new(cfg: &DirectorConfig, depth: usize, static_neigh: bool) -> Pair {
+        Pair::with_steering(cfg, depth, static_neigh, None)
+    }
+
+    /// Two workers; with `rss`, the LAN port spreads replies by Toeplitz with this key and a
+    /// round-robin RETA, and each worker steers its FullNAT LIP ports to its own queue.
+    fn with_steering(
+        cfg: &DirectorConfig,
+        depth: usize,
+        static_neigh: bool,
+        rss: Option<RssKey>,
+    ) -> Pair {
+        let cell = Arc::new(ArcSwap::from_pointee(Snapshot::build(cfg).unwrap()));
+        let rings: Arc<RedirectRings<MemBuf>> = Arc::new(RedirectRings::new(2, depth));
+        let pool = MemPool::new(4096);
+        let w = (0..2)
+            .map(|id| {
+                let ports = vec![
+                    MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 256),
+                    MemDevice::new(EthernetAddress(LAN_MAC), pool.clone(), 256),
+                    MemDevice::new(EthernetAddress(TAP_MAC), pool.clone(), 256),
+                ];
+                let wcfg = WorkerConfig {
+                    id,
+                    workers: 2,
+                    ports: vec![
+                        PortRole::Data {
+                            exception: Some(TAP),
+                        },
+                        PortRole::Data { exception: None },
+                        PortRole::Exception { data: WAN },
+                    ],
+                    steering: match rss {
+                        Some(key) => vec![
+                            None,
+                            Some(
+                                ReplySteering::new(&key, Reta::round_robin(128, 2).unwrap(), id)
+                                    .unwrap(),
+                            ),
+                            None,
+                        ],
+                        None => Vec::new(),
+                    },
+                    ..WorkerConfig::default()
+                };
+                let mut w = Worker::new(wcfg, ports, cell.clone())
+                    .unwrap()
+                    .with_redirect(rings.clone())
+                    .unwrap();
+                if static_neigh {
+                    w.neighbours_mut()
+                        .insert_static(ROUTER, EthernetAddress(ROUTER_MAC));
+                    for (i, rs) in RS.iter().enumerate() {
+                        w.neighbours_mut()
+                            .insert_static(*rs, EthernetAddress(rs_mac(i)));
+                    }
+                }
+                w
+            })
+            .collect();
+        Pair { w, now: 1_000 }
+    }
+
+    /// Injects `frame` on worker `wi`'s queue of `port`, then polls both workers (the
+    /// receiver first) until nothing moves; returns what each worker sent.
+    fn send(&mut self, wi: usize, port: u16, frame: &[u8]) -> [Out; 2] {
+        assert!(self.w[wi].port_mut(port).inject(frame));
+        for _ in 0..3 {
+            self.w[wi].poll(self.now);
+            self.w[1 - wi].poll(self.now);
+        }
+        [self.collect(0), self.collect(1)]
+    }
+
+    fn collect(&mut self, wi: usize) -> Out {
+        let w = &mut self.w[wi];
+        Out {
+            wan: w.port_mut(WAN).take_tx(),
+            lan: w.port_mut(LAN).take_tx(),
+            tap: w.port_mut(TAP).take_tx(),
+        }
+    }
+}
+
+#[test]
+fn fullnat_reply_on_the_other_worker_is_redirected_to_the_owner() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let mut p = Pair::new(&cfg, 64, true);
+    let [o0, o1] = p.send(0, WAN, &Frame::tcp(CIP, 40000, VIP, 80, SYN).build());
+    assert_eq!((o0.lan.len(), o1.total()), (1, 0));
+    let s = decode(&o0.lan[0]);
+    let (lip, lport) = (s.src, s.sport);
+    assert!(lport <= 33279, "worker 0's slice of 1024..=65535");
+
+    // The RS's answer lands on worker 1's queue: handed to worker 0, which forwards it.
+    let [o0, o1] = p.send(
+        1,
+        LAN,
+        &Frame::tcp(RS[0], 8080, lip, lport, SYN | ACK)
+            .via_rs(0)
+            .build(),
+    );
+    assert_eq!(o1.total(), 0);
+    let s = decode(&o0.wan[0]);
+    assert_eq!((s.src, s.sport, s.dst, s.dport), (VIP, 80, CIP, 40000));
+    assert_eq!(p.w[1].counters().redirected_out, 1);
+    assert_eq!(p.w[0].counters().redirected_in, 1);
+    assert_eq!(
+        p.w[1].sessions().len(),
+        0,
+        "no session was made on the wrong worker"
+    );
+    for w in &p.w {
+        assert_eq!(w.counters().total_drops(), 0);
+    }
+    assert!(p.w[0].counters().balanced() && p.w[1].counters().balanced());
+}
+
+#[test]
+fn nat_sessions_live_on_the_client_endpoint_home_worker() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(1, 8080, 1, ForwardMode::Nat)],
+    );
+    let mut p = Pair::new(&cfg, 64, true);
+    // Pick client ports homed on each worker, and send each client's SYN to the *other* one.
+    let mut by_home = [None, None];
+    for cport in 40000..40100u16 {
+        by_home[home(CIP, cport, 2) as usize].get_or_insert(cport);
+    }
+    for (h, cport) in by_home.iter().enumerate() {
+        let cport = cport.unwrap();
+        let away = 1 - h;
+        let [a, b] = p.send(away, WAN, &Frame::tcp(CIP, cport, VIP, 80, SYN).build());
+        let out = if h == 0 { &a } else { &b };
+        let s = decode(&out.lan[0]);
+        assert_eq!((s.dst, s.dport, s.src, s.sport), (RS[1], 8080, CIP, cport));
+        let key = conntrack::FlowKey::new(Proto::Tcp, CIP, cport, VIP, 80);
+        assert!(
+            p.w[h].sessions().lookup(&key).is_some(),
+            "session on the home worker"
+        );
+        assert!(p.w[away].sessions().lookup(&key).is_none());
+
+        // The RS's reply arrives on the non-home worker too, and is forwarded by the home.
+        let [a, b] = p.send(
+            away,
+            LAN,
+            &Frame::tcp(RS[1], 8080, CIP, cport, SYN | ACK)
+                .via_rs(1)
+                .build(),
+        );
+        let out = if h == 0 { &a } else { &b };
+        let s = decode(&out.wan[0]);
+        assert_eq!((s.src, s.sport, s.dst, s.dport), (VIP, 80, CIP, cport));
+        // Arriving at home, nothing moves between workers.
+        let before = p.w[away].counters().redirected_out;
+        p.send(h, WAN, &Frame::tcp(CIP, cport, VIP, 80, ACK).build());
+        assert_eq!(p.w[away].counters().redirected_out, before);
+    }
+    for w in &p.w {
+        assert_eq!(w.counters().total_drops(), 0);
+        assert!(w.counters().balanced());
+    }
+}
+
+#[test]
+fn arp_answers_reach_every_worker() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let mut p = Pair::new(&cfg, 64, false);
+    for w in &mut p.w {
+        w.neighbours_mut()
+            .insert_static(ROUTER, EthernetAddress(ROUTER_MAC));
+    }
+    // Worker 1 parks a SYN and asks for the RS's MAC.
+    let [o0, o1] = p.send(1, WAN, &Frame::tcp(CIP, 40001, VIP, 80, SYN).build());
+    assert_eq!((o0.total(), o1.lan.len()), (0, 1));
+    // The answer arrives on worker 0's queue (non-IP traffic often lands on queue 0).
+    let f = testkit::arp_frame(2, rs_mac(0), LAN_MAC, RS[0], LAN_MAC, DIP_LAN);
+    let [_, o1] = p.send(0, LAN, &f);
+    let s = decode(&o1.lan[0]);
+    assert_eq!(
+        (s.dst_mac, s.dst),
+        (rs_mac(0), RS[0]),
+        "worker 1's parked SYN left"
+    );
+    assert_eq!(p.w[0].counters().arp_to_peers, 1);
+    assert!(p.w[0].neighbours().lookup(RS[0]).is_some());
+    assert!(p.w[1].neighbours().lookup(RS[0]).is_some());
+}
+
+#[test]
+fn a_full_ring_is_a_counted_drop() {
+    let cfg = config(
+        Proto::Udp,
+        53,
+        SchedKind::Rr,
+        &[dest(0, 53, 1, ForwardMode::FullNat)],
+    );
+    let mut p = Pair::new(&cfg, 2, true);
+    let mut replies = Vec::new();
+    for i in 0..4u16 {
+        let [o0, _] = p.send(0, WAN, &Frame::udp(CIP, 50000 + i, VIP, 53).build());
+        let s = decode(&o0.lan[0]);
+        replies.push(Frame::udp(RS[0], 53, s.src, s.sport).via_rs(0).build());
+    }
+    // Four replies on worker 1 in one burst, with worker 0 not polling: two fit the ring.
+    for r in &replies {
+        assert!(p.w[1].port_mut(LAN).inject(r));
+    }
+    p.w[1].poll(p.now);
+    assert_eq!(p.w[1].counters().redirected_out, 2);
+    assert_eq!(p.w[1].counters().drop_count(DropReason::RedirectFull), 2);
+    p.w[0].poll(p.now);
+    assert_eq!(p.collect(0).wan.len(), 2);
+    assert!(p.w[1].counters().balanced());
+}
+
+#[test]
+fn rss_steered_lip_ports_bring_replies_back_to_their_owner() {
+    let cfg = config(
+        Proto::Udp,
+        53,
+        SchedKind::Rr,
+        &[
+            dest(0, 53, 1, ForwardMode::FullNat),
+            dest(1, 5353, 1, ForwardMode::FullNat),
+        ],
+    );
+    let key = RssKey::MICROSOFT;
+    let reta = Reta::round_robin(128, 2).unwrap();
+    let mut p = Pair::with_steering(&cfg, 64, true, Some(key));
+    let mut replies = Vec::new();
+    for i in 0..200u16 {
+        let w = (i % 2) as usize;
+        let [o0, o1] = p.send(w, WAN, &Frame::udp(CIP, 20000 + i, VIP, 53).build());
+        let out = if w == 0 { o0 } else { o1 };
+        let s = decode(&out.lan[0]);
+        // The reply's tuple as the NIC hashes it: src RIP:rport, dst LIP:lport.
+        let mut input = [0u8; 12];
+        input[0..4].copy_from_slice(&s.dst.octets());
+        input[4..8].copy_from_slice(&s.src.octets());
+        input[8..10].copy_from_slice(&s.dport.to_be_bytes());
+        input[10..12].copy_from_slice(&s.sport.to_be_bytes());
+        let queue = reta.queue(toeplitz(&key, &input)) as usize;
+        assert_eq!(
+            queue,
+            w,
+            "reply of {:?} would land on queue {queue}, owner is {w}",
+            (s.src, s.sport)
+        );
+        replies.push((
+            queue,
+            Frame::udp(s.dst, s.dport, s.src, s.sport)
+                .via_rs(if s.dst == RS[0] { 0 } else { 1 })
+                .build(),
+        ));
+    }
+    // Deliver each reply where RSS puts it: every one is forwarded, none handed over.
+    for (q, r) in &replies {
+        let [o0, o1] = p.send(*q, LAN, r);
+        assert_eq!(o0.wan.len() + o1.wan.len(), 1);
+    }
+    for w in &p.w {
+        assert_eq!(w.counters().redirected_out, 0);
+        assert_eq!(w.counters().total_drops(), 0);
+    }
+}
+
+#[test]
+fn a_persistent_client_meets_one_template_whichever_worker_it_reaches() {
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[
+            dest(0, 8080, 1, ForwardMode::Nat),
+            dest(1, 8080, 1, ForwardMode::Nat),
+        ],
+    );
+    let key = sched::ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP,
+        port: 80,
+    };
+    cfg.services
+        .get_mut(&key)
+        .unwrap()
+        .set_persistence(Some(300))
+        .unwrap();
+    let mut p = Pair::new(&cfg, 64, true);
+    let mut seen = Vec::new();
+    for i in 0..8u16 {
+        // Alternate the worker that receives the SYN, as RSS would spread a client's ports.
+        let [o0, o1] = p.send(
+            (i % 2) as usize,
+            WAN,
+            &Frame::tcp(CIP, 45000 + i, VIP, 80, SYN).build(),
+        );
+        let f = o0.lan.first().or(o1.lan.first()).expect("forwarded");
+        seen.push(decode(f).dst);
+    }
+    assert!(seen.iter().all(|d| *d == seen[0]), "{seen:?}");
+    let home = home(CIP, 0, 2) as usize;
+    assert_eq!(
+        p.w[home].sessions().len(),
+        8,
+        "all on the client's home worker"
+    );
+}

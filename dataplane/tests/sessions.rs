@@ -1,0 +1,566 @@
+//! Sessions and scheduling through the worker: IPVS wrr order, draining with weight 0,
+//! SYN retransmission and reuse, hard capacity, LIP exhaustion, configuration changes.
+
+mod common;
+
+use common::*;
+use conntrack::{Proto, SessionState, TcpState};
+use dataplane::worker::WorkerConfig;
+use dataplane::DropReason;
+use sched::{Dest, ForwardMode, SchedKind, ServiceKey};
+
+fn key() -> ServiceKey {
+    ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP,
+        port: 80,
+    }
+}
+
+fn rs_index(f: &[u8]) -> usize {
+    let s = decode(f);
+    RS.iter().position(|r| *r == s.dst).expect("a real server")
+}
+
+#[test]
+fn wrr_follows_the_ipvs_sequence() {
+    let dests = [
+        dest(0, 80, 4, ForwardMode::Nat),
+        dest(1, 80, 3, ForwardMode::Nat),
+        dest(2, 80, 2, ForwardMode::Nat),
+    ];
+    let mut lab = Lab::new(&config(Proto::Tcp, 80, SchedKind::Wrr, &dests));
+    let picks: Vec<usize> = (0..18)
+        .map(|i| {
+            rs_index(
+                &lab.send(WAN, &Frame::tcp(CIP, 30000 + i, VIP, 80, SYN).build())
+                    .lan[0],
+            )
+        })
+        .collect();
+    assert_eq!(
+        picks,
+        [0, 0, 1, 0, 1, 2, 0, 1, 2, 0, 0, 1, 0, 1, 2, 0, 1, 2]
+    );
+
+    let dests = [
+        dest(0, 80, 5, ForwardMode::Nat),
+        dest(1, 80, 1, ForwardMode::Nat),
+        dest(2, 80, 1, ForwardMode::Nat),
+    ];
+    let mut lab = Lab::new(&config(Proto::Tcp, 80, SchedKind::Wrr, &dests));
+    let picks: Vec<usize> = (0..7)
+        .map(|i| {
+            rs_index(
+                &lab.send(WAN, &Frame::tcp(CIP, 30000 + i, VIP, 80, SYN).build())
+                    .lan[0],
+            )
+        })
+        .collect();
+    assert_eq!(picks, [0, 0, 0, 0, 0, 1, 2]);
+}
+
+#[test]
+fn rr_cycles() {
+    let dests = [
+        dest(0, 80, 1, ForwardMode::Dr),
+        dest(1, 80, 1, ForwardMode::Dr),
+        dest(2, 80, 1, ForwardMode::Dr),
+    ];
+    let mut lab = Lab::new(&config(Proto::Tcp, 80, SchedKind::Rr, &dests));
+    let picks: Vec<usize> = (0..6)
+        .map(|i| {
+            let out = lab.send(WAN, &Frame::tcp(CIP, 31000 + i, VIP, 80, SYN).build());
+            (0..3).find(|&r| out.lan[0][0..6] == rs_mac(r)).unwrap()
+        })
+        .collect();
+    assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+}
+
+#[test]
+fn weight_zero_drains_without_breaking_sessions() {
+    let dests = [
+        dest(0, 80, 1, ForwardMode::FullNat),
+        dest(1, 80, 1, ForwardMode::FullNat),
+    ];
+    let mut cfg = config(Proto::Tcp, 80, SchedKind::Rr, &dests);
+    let mut lab = Lab::new(&cfg);
+    let out = lab.send(WAN, &Frame::tcp(CIP, 32000, VIP, 80, SYN).build());
+    assert_eq!(rs_index(&out.lan[0]), 0);
+
+    // Quiesce RS0 (weight 0) and publish: the established flow keeps going to RS0.
+    cfg.services
+        .get_mut(&key())
+        .unwrap()
+        .edit_dest(Dest {
+            weight: 0,
+            ..dests[0]
+        })
+        .unwrap();
+    lab.publish(&cfg);
+    for i in 0..4 {
+        let out = lab.send(
+            WAN,
+            &Frame::tcp(CIP, 32000, VIP, 80, ACK).payload(&[i]).build(),
+        );
+        assert_eq!(rs_index(&out.lan[0]), 0, "existing session keeps its dest");
+    }
+    // New sessions all go to RS1.
+    for i in 1..6 {
+        let out = lab.send(WAN, &Frame::tcp(CIP, 32000 + i, VIP, 80, SYN).build());
+        assert_eq!(rs_index(&out.lan[0]), 1);
+    }
+    // Even removing RS0 from the service keeps its session forwarding.
+    cfg.services
+        .get_mut(&key())
+        .unwrap()
+        .remove_dest(RS[0], 80)
+        .unwrap();
+    lab.publish(&cfg);
+    let out = lab.send(WAN, &Frame::tcp(CIP, 32000, VIP, 80, ACK).build());
+    assert_eq!(rs_index(&out.lan[0]), 0);
+    assert_eq!(lab.worker.counters().total_drops(), 0);
+}
+
+#[test]
+fn retransmitted_syn_keeps_its_dest_and_time_wait_syn_reschedules() {
+    let dests = [
+        dest(0, 80, 1, ForwardMode::Nat),
+        dest(1, 80, 1, ForwardMode::Nat),
+    ];
+    let mut lab = Lab::new(&config(Proto::Tcp, 80, SchedKind::Rr, &dests));
+    let syn = Frame::tcp(CIP, 33000, VIP, 80, SYN).build();
+    assert_eq!(rs_index(&lab.send(WAN, &syn).lan[0]), 0);
+    assert_eq!(
+        rs_index(&lab.send(WAN, &syn).lan[0]),
+        0,
+        "retransmission goes to the same dest"
+    );
+    assert_eq!(lab.worker.counters().sessions_created, 1);
+
+    // Complete and close the connection into TIME_WAIT.
+    lab.send(
+        LAN,
+        &Frame::tcp(RS[0], 80, CIP, 33000, SYN | ACK)
+            .via_rs(0)
+            .build(),
+    );
+    lab.send(WAN, &Frame::tcp(CIP, 33000, VIP, 80, ACK).build());
+    lab.send(WAN, &Frame::tcp(CIP, 33000, VIP, 80, FIN | ACK).build());
+    lab.send(
+        LAN,
+        &Frame::tcp(RS[0], 80, CIP, 33000, FIN | ACK)
+            .via_rs(0)
+            .build(),
+    );
+    let (_, s) = lab.worker.sessions().iter().next().unwrap();
+    assert_eq!(s.state, SessionState::Tcp(TcpState::TimeWait));
+
+    // A new SYN on the same 4-tuple is a new connection: a new session, scheduled afresh.
+    let out = lab.send(WAN, &syn);
+    assert_eq!(rs_index(&out.lan[0]), 1);
+    assert_eq!(lab.worker.counters().sessions_created, 2);
+    assert_eq!(lab.worker.counters().sessions_reused, 1);
+    assert_eq!(lab.worker.sessions().len(), 1);
+}
+
+#[test]
+fn full_table_refuses_new_sessions_and_keeps_old_ones() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 80, 1, ForwardMode::FullNat)],
+    );
+    let wcfg = WorkerConfig {
+        table_capacity: 2,
+        ..WorkerConfig::default()
+    };
+    let mut lab = Lab::with(&cfg, wcfg, true);
+    let free = lab.worker.lip_pool().unwrap().available();
+    for i in 0..2 {
+        assert_eq!(
+            lab.send(WAN, &Frame::tcp(CIP, 34000 + i, VIP, 80, SYN).build())
+                .lan
+                .len(),
+            1
+        );
+    }
+    let out = lab.send(WAN, &Frame::tcp(CIP, 34002, VIP, 80, SYN).build());
+    assert_eq!(out.total(), 0);
+    assert_eq!(lab.worker.counters().drop_count(DropReason::TableFull), 1);
+    assert_eq!(
+        lab.worker.lip_pool().unwrap().available(),
+        free - 2,
+        "refused session returns its LIP port"
+    );
+    // The existing sessions keep flowing: flow 0 completes its handshake and carries data.
+    for i in 0..3 {
+        let out = lab.send(
+            WAN,
+            &Frame::tcp(CIP, 34000, VIP, 80, ACK).payload(&[i]).build(),
+        );
+        assert_eq!(out.lan.len(), 1);
+    }
+    // Flow 1 stays in SYN_RECV and times out after 60 s; flow 0 (ESTABLISHED) stays.
+    lab.advance(60_000);
+    lab.slow();
+    assert_eq!(lab.worker.sessions().len(), 1);
+    assert_eq!(lab.worker.counters().sessions_expired, 1);
+    assert_eq!(
+        lab.send(WAN, &Frame::tcp(CIP, 34002, VIP, 80, SYN).build())
+            .lan
+            .len(),
+        1
+    );
+    assert_eq!(
+        lab.send(WAN, &Frame::tcp(CIP, 34000, VIP, 80, ACK).build())
+            .lan
+            .len(),
+        1
+    );
+    assert_eq!(lab.worker.counters().drop_count(DropReason::TableFull), 1);
+}
+
+#[test]
+fn lip_exhaustion_is_counted_and_ports_come_back() {
+    let mut cfg = config(
+        Proto::Udp,
+        53,
+        SchedKind::Rr,
+        &[dest(0, 53, 1, ForwardMode::FullNat)],
+    );
+    cfg.lips = vec![LIP1, LIP2];
+    cfg.lport_range = 5000..=5001;
+    let mut lab = Lab::new(&cfg);
+    let mut used = Vec::new();
+    for i in 0..4 {
+        let out = lab.send(WAN, &Frame::udp(CIP, 6000 + i, VIP, 53).build());
+        let s = decode(&out.lan[0]);
+        used.push((s.src, s.sport));
+    }
+    used.sort();
+    assert_eq!(
+        used,
+        vec![(LIP1, 5000), (LIP1, 5001), (LIP2, 5000), (LIP2, 5001)]
+    );
+    let out = lab.send(WAN, &Frame::udp(CIP, 6004, VIP, 53).build());
+    assert_eq!(out.total(), 0);
+    assert_eq!(
+        lab.worker.counters().drop_count(DropReason::LipExhausted),
+        1
+    );
+    lab.advance(300_000);
+    lab.slow();
+    assert_eq!(lab.worker.sessions().len(), 0);
+    assert_eq!(
+        lab.send(WAN, &Frame::udp(CIP, 6004, VIP, 53).build())
+            .lan
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn timeouts_change_at_run_time() {
+    let mut cfg = config(
+        Proto::Udp,
+        53,
+        SchedKind::Rr,
+        &[dest(0, 53, 1, ForwardMode::Nat)],
+    );
+    let mut lab = Lab::new(&cfg);
+    cfg.timeouts.set(SessionState::Udp, 10_000);
+    lab.publish(&cfg);
+    lab.send(WAN, &Frame::udp(CIP, 7000, VIP, 53).build());
+    lab.advance(9_999);
+    lab.slow();
+    assert_eq!(lab.worker.sessions().len(), 1);
+    lab.advance(1);
+    lab.slow();
+    assert_eq!(lab.worker.sessions().len(), 0);
+}
+
+#[test]
+fn no_dest_and_all_quiesced_are_counted() {
+    let mut lab = Lab::new(&config(
+        Proto::Tcp,
+        80,
+        SchedKind::Wrr,
+        &[dest(0, 80, 0, ForwardMode::Nat)],
+    ));
+    assert_eq!(
+        lab.send(WAN, &Frame::tcp(CIP, 35000, VIP, 80, SYN).build())
+            .total(),
+        0
+    );
+    assert_eq!(lab.worker.counters().drop_count(DropReason::NoDest), 1);
+}
+
+#[test]
+fn configuration_for_missing_ports_is_refused_and_forwarding_goes_on() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 80, 1, ForwardMode::Nat)],
+    );
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(
+        lab.send(WAN, &Frame::tcp(CIP, 36000, VIP, 80, SYN).build())
+            .lan
+            .len(),
+        1
+    );
+    let mut bad = cfg.clone();
+    bad.interfaces[1].port = 7;
+    lab.publish(&bad);
+    for _ in 0..3 {
+        let out = lab.send(WAN, &Frame::tcp(CIP, 36000, VIP, 80, ACK).build());
+        assert_eq!(
+            out.lan.len(),
+            1,
+            "still forwarding with the previous configuration"
+        );
+    }
+    assert_eq!(lab.worker.counters().snapshots_refused, 1);
+
+    // At start, the same configuration is a clear error.
+    let snap = dataplane::snapshot::Snapshot::build(&bad).unwrap();
+    let cell = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(snap));
+    let pool = dataplane::mem::MemPool::new(4);
+    let ports = vec![dataplane::mem::MemDevice::new(
+        dataplane::wire::EthernetAddress(WAN_MAC),
+        pool,
+        4,
+    )];
+    let err = dataplane::worker::Worker::new(WorkerConfig::default(), ports, cell)
+        .err()
+        .expect("refused");
+    assert_eq!(
+        err.to_string(),
+        "the configuration uses 8 ports, but the worker was given 1"
+    );
+}
+
+#[test]
+fn published_counters_follow_sessions_like_ipvs() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[
+            dest(0, 8080, 1, ForwardMode::FullNat),
+            dest(1, 8080, 1, ForwardMode::FullNat),
+        ],
+    );
+    let mut lab = Lab::new(&cfg);
+    let stats = lab.worker.stats_handle();
+    let out = lab.send(WAN, &Frame::tcp(CIP, 37000, VIP, 80, SYN).build());
+    let s = decode(&out.lan[0]);
+    assert_eq!(s.dst, RS[0]);
+    let slot = lab.worker.snapshot().dest_slot(0, 0);
+    let d = stats.dest(slot).sample();
+    assert_eq!(
+        (d.conns, d.active, d.inactive, d.inpkts, d.inbytes),
+        (1, 0, 1, 1, 40),
+        "SYN_RECV is inactive"
+    );
+    lab.send(
+        LAN,
+        &Frame::tcp(RS[0], 8080, s.src, s.sport, SYN | ACK)
+            .via_rs(0)
+            .payload(b"xy")
+            .build(),
+    );
+    lab.send(WAN, &Frame::tcp(CIP, 37000, VIP, 80, ACK).build());
+    let d = stats.dest(slot).sample();
+    assert_eq!(
+        (d.active, d.inactive, d.inpkts, d.outpkts, d.outbytes),
+        (1, 0, 2, 1, 42),
+        "ESTABLISHED is active"
+    );
+    lab.send(WAN, &Frame::tcp(CIP, 37000, VIP, 80, FIN | ACK).build());
+    assert_eq!(
+        (
+            stats.dest(slot).sample().active,
+            stats.dest(slot).sample().inactive
+        ),
+        (0, 1)
+    );
+    // The other dest saw nothing.
+    assert_eq!(
+        stats.dest(lab.worker.snapshot().dest_slot(0, 1)).sample(),
+        Default::default()
+    );
+    // Expiry closes it; whole-worker counters are published by the slow jobs.
+    lab.advance(3_600_000);
+    lab.slow();
+    let d = stats.dest(slot).sample();
+    assert_eq!((d.conns, d.active, d.inactive), (1, 0, 0));
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.worker.rx_packets.load(Relaxed), 4);
+    assert_eq!(stats.worker.sessions.load(Relaxed), 0);
+    assert_eq!(stats.worker.sessions_expired.load(Relaxed), 1);
+}
+
+fn persistent(secs: u32) -> dataplane::snapshot::DirectorConfig {
+    let mut cfg = config(
+        Proto::Udp,
+        53,
+        SchedKind::Rr,
+        &[
+            dest(0, 53, 1, ForwardMode::Nat),
+            dest(1, 53, 1, ForwardMode::Nat),
+        ],
+    );
+    let key = ServiceKey {
+        proto: Proto::Udp,
+        vip: VIP,
+        port: 53,
+    };
+    cfg.services
+        .get_mut(&key)
+        .unwrap()
+        .set_persistence(Some(secs))
+        .unwrap();
+    cfg
+}
+
+#[test]
+fn persistence_keeps_a_client_on_one_dest_like_ipvs_templates() {
+    let other = std::net::Ipv4Addr::new(198, 51, 100, 99);
+    let mut lab = Lab::new(&persistent(300));
+    // Without persistence rr would alternate; with it, every port of CIP goes to RS0.
+    for i in 0..4 {
+        let out = lab.send(WAN, &Frame::udp(CIP, 1000 + i, VIP, 53).build());
+        assert_eq!(rs_index(&out.lan[0]), 0, "connection {i}");
+    }
+    // Another client is scheduled normally (rr continues with RS1).
+    assert_eq!(
+        rs_index(&lab.send(WAN, &Frame::udp(other, 1000, VIP, 53).build()).lan[0]),
+        1
+    );
+
+    // The client's sessions end (UDP 300 s); its template lasts 300 s after the last one.
+    lab.advance(300_000);
+    lab.slow();
+    assert_eq!(lab.worker.sessions().len(), 0);
+    lab.advance(299_999);
+    lab.slow();
+    assert_eq!(
+        rs_index(&lab.send(WAN, &Frame::udp(CIP, 2000, VIP, 53).build()).lan[0]),
+        0,
+        "template still alive"
+    );
+    // That new session holds the template again; once it and the template run out, the
+    // client is scheduled afresh (rr's next pick is RS0 again, then RS1 for the other).
+    lab.advance(300_000 + 300_000);
+    lab.slow();
+    lab.slow();
+    assert_eq!(lab.worker.sessions().len(), 0);
+    let picks: Vec<usize> = [other, CIP]
+        .iter()
+        .map(|c| rs_index(&lab.send(WAN, &Frame::udp(*c, 3000, VIP, 53).build()).lan[0]))
+        .collect();
+    assert_eq!(picks, [0, 1], "both templates gone: rr decides again");
+}
+
+#[test]
+fn a_template_whose_dest_left_the_service_is_dropped() {
+    let mut cfg = persistent(300);
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(
+        rs_index(&lab.send(WAN, &Frame::udp(CIP, 1000, VIP, 53).build()).lan[0]),
+        0
+    );
+    let key = ServiceKey {
+        proto: Proto::Udp,
+        vip: VIP,
+        port: 53,
+    };
+    // Weight 0 keeps persistence (IPVS's default): still RS0.
+    cfg.services
+        .get_mut(&key)
+        .unwrap()
+        .edit_dest(dest(0, 53, 0, ForwardMode::Nat))
+        .unwrap();
+    lab.publish(&cfg);
+    assert_eq!(
+        rs_index(&lab.send(WAN, &Frame::udp(CIP, 1001, VIP, 53).build()).lan[0]),
+        0
+    );
+    // Removed: the template goes and the client is rescheduled.
+    cfg.services
+        .get_mut(&key)
+        .unwrap()
+        .remove_dest(RS[0], 53)
+        .unwrap();
+    lab.publish(&cfg);
+    assert_eq!(
+        rs_index(&lab.send(WAN, &Frame::udp(CIP, 1002, VIP, 53).build()).lan[0]),
+        1
+    );
+    assert_eq!(
+        rs_index(&lab.send(WAN, &Frame::udp(CIP, 1003, VIP, 53).build()).lan[0]),
+        1
+    );
+}
+
+#[test]
+fn least_connection_sees_the_workers_own_loads() {
+    let dests = [
+        dest(0, 80, 1, ForwardMode::Nat),
+        dest(1, 80, 1, ForwardMode::Nat),
+    ];
+    let mut lab = Lab::new(&config(Proto::Tcp, 80, SchedKind::Lc, &dests));
+    // Both idle: the first dest. Establish it: an active connection weighs 256 (IPVS).
+    assert_eq!(
+        rs_index(
+            &lab.send(WAN, &Frame::tcp(CIP, 38000, VIP, 80, SYN).build())
+                .lan[0]
+        ),
+        0
+    );
+    lab.send(
+        LAN,
+        &Frame::tcp(RS[0], 80, CIP, 38000, SYN | ACK)
+            .via_rs(0)
+            .build(),
+    );
+    lab.send(WAN, &Frame::tcp(CIP, 38000, VIP, 80, ACK).build());
+    // New connections (inactive, weight 1 each) all go to the other dest.
+    for i in 1..6 {
+        let out = lab.send(WAN, &Frame::tcp(CIP, 38000 + i, VIP, 80, SYN).build());
+        assert_eq!(rs_index(&out.lan[0]), 1, "connection {i}");
+    }
+}
+
+#[test]
+fn hashing_schedulers_keep_a_client_address_on_one_dest() {
+    for kind in [SchedKind::Sh, SchedKind::Mh] {
+        let dests = [
+            dest(0, 80, 1, ForwardMode::Nat),
+            dest(1, 80, 1, ForwardMode::Nat),
+            dest(2, 80, 1, ForwardMode::Nat),
+        ];
+        let mut lab = Lab::new(&config(Proto::Tcp, 80, kind, &dests));
+        let mut used = [false; 3];
+        for c in 0..32u8 {
+            let cip = std::net::Ipv4Addr::new(198, 51, 100, c);
+            let first = rs_index(
+                &lab.send(WAN, &Frame::tcp(cip, 30000, VIP, 80, SYN).build())
+                    .lan[0],
+            );
+            for p in 1..4 {
+                let again = rs_index(
+                    &lab.send(WAN, &Frame::tcp(cip, 30000 + p, VIP, 80, SYN).build())
+                        .lan[0],
+                );
+                assert_eq!(again, first, "{kind:?}: client {cip} moved");
+            }
+            used[first] = true;
+        }
+        assert_eq!(used, [true; 3], "{kind:?} spreads clients over every dest");
+    }
+}

@@ -1,0 +1,323 @@
+"""Scenarios and checks shared by rvs's two labs: the network-namespace lab (lab/run) and the
+container lab (docker/run). Both exercise the same checks on their own topology.
+
+A *site* is a topology with rvsd running on it. It provides:
+
+    site.vip, site.rs (RIPs of rs1..rs3), site.dip_lan, site.router_lan (or None),
+    site.workers, site.slack (seconds of scheduling slack for timing checks)
+    site.client_sh(script, timeout) -> stdout    run a shell script on the client
+    site.rvsadm(args, check=True) -> CompletedProcess
+    site.reload(extra_toml)                      rvsadm --reload with the base config + extra
+    site.set_rs_routes(via)                      real servers' default route (None: none)
+    site.set_dr_vip(on)                          VIP on the servers' loopback + ARP sysctls
+    site.stop_http(i) / site.start_http(i)       stop/start rs<i>'s HTTP server
+    site.capture_ipip(i, seconds) -> [dict]      IPIP frames seen on rs<i>
+    site.set_tun_decap(on) -> str                servers decapsulate IPIP (VIP on loopback);
+                                                 returns how: the kernel's tunl0, or a
+                                                 userspace decapsulator where it has no IPIP
+    site.log(msg)
+"""
+
+import json
+import math
+import threading
+import time
+
+
+class Checks:
+    """Traffic, tables and pass/fail bookkeeping, over a site."""
+
+    def __init__(self, site):
+        self.site = site
+        self.results = []
+        # UDP clients bind explicit source ports, never the same twice in a run: a port the
+        # kernel picked again would hit a session that (rightly) outlived its scenario.
+        self.next_udp_port = 20000
+
+    def http_timed(self, n, port=80, timeout=2):
+        """n sequential curl requests from the client: [(unix time, "rsN" or "ERR")]."""
+        s = self.site
+        out = s.client_sh(
+            f"for i in $(seq {n}); do t=$(date +%s.%N); "
+            f"r=$(curl -s -m {timeout} http://{s.vip}:{port}/ || echo ERR); echo \"$t $r\"; done",
+            timeout=n * (timeout + 1) + 30,
+        )
+        got = []
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                got.append((float(parts[0]), parts[1] if parts[1].startswith("rs") else "ERR"))
+        got += [(0.0, "ERR")] * max(0, n - len(got))
+        return got
+
+    def http(self, n, port=80, timeout=2):
+        """n sequential curl requests from the client: (per-RS counts, errors)."""
+        counts, errors = {}, 0
+        for _, name in self.http_timed(n, port, timeout):
+            if name == "ERR":
+                errors += 1
+            else:
+                counts[name] = counts.get(name, 0) + 1
+        return counts, errors
+
+    def udp(self, n, port=53, timeout=1.0):
+        """n UDP requests from distinct client ports: (per-RS counts, errors)."""
+        first = self.next_udp_port
+        self.next_udp_port += n
+        code = (
+            "import socket,json\n"
+            "c,e={},0\n"
+            f"for i in range({n}):\n"
+            "    s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            f"    s.bind(('0.0.0.0',{first}+i))\n"
+            f"    s.settimeout({timeout})\n"
+            f"    s.sendto(b'hello',('{self.site.vip}',{port}))\n"
+            "    try:\n"
+            "        d,_=s.recvfrom(64); k=d.decode().strip(); c[k]=c.get(k,0)+1\n"
+            "    except OSError:\n"
+            "        e+=1\n"
+            "    s.close()\n"
+            "print(json.dumps([c,e]))\n"
+        )
+        out = self.site.client_sh(f"python3 -c \"{code}\"", timeout=n * timeout + 30)
+        counts, errors = json.loads(out.strip().splitlines()[-1])
+        return counts, errors
+
+    def table(self, title, weights, rows):
+        s = self.site
+        s.log(f"\n== {title}")
+        total = sum(weights)
+        s.log("RS         weight  expected " + "".join(f"{k:>8}" for k, _ in rows))
+        for i, w in enumerate(weights):
+            name = f"rs{i + 1}"
+            line = f"{s.rs[i]:<10} {w:>6} {100 * w / total:>8.1f}% "
+            line += "".join(f"{c.get(name, 0):>8}" for _, (c, _) in rows)
+            s.log(line)
+        s.log("errors               " + "".join(f"{e:>8}" for _, (_, e) in rows))
+
+    def expect(self, name, ok, detail):
+        self.results.append((name, ok, detail))
+        self.site.log(("PASS " if ok else "FAIL ") + f"{name}: {detail}")
+
+    def check_split(self, name, counts, errors, weights):
+        """Counts per RS against the weights. With one worker the scheduler's sequence is
+        IPVS's: exact over whole cycles (sum of weights / gcd), off by at most one request
+        otherwise. With several workers each has its own position: within 25 %. Never an
+        error."""
+        n = sum(counts.values()) + errors
+        want = {f"rs{i + 1}": n * w / sum(weights) for i, w in enumerate(weights)}
+        g = 0
+        for w in weights:
+            g = math.gcd(g, w)
+        cycle = sum(weights) // max(g, 1)
+        if self.site.workers == 1:
+            slack = 0 if n % cycle == 0 else 1
+            ok = errors == 0 and all(abs(counts.get(k, 0) - v) <= slack for k, v in want.items())
+        else:
+            ok = errors == 0 and all(
+                abs(counts.get(k, 0) - v) <= max(2, 0.25 * v) for k, v in want.items()
+            )
+        shown = {k: round(v, 1) for k, v in want.items()}
+        self.expect(name, ok, f"{counts} errors={errors} expected {shown}")
+
+    def summary(self):
+        passed = sum(1 for _, ok, _ in self.results if ok)
+        return passed, len(self.results) - passed
+
+
+def service(site, sched, mode, weights, vport=80, rport=8080, udp=False):
+    proto = "-u" if udp else "-t"
+    site.rvsadm(["-A", proto, f"{site.vip}:{vport}", "-s", sched])
+    for addr, w in zip(site.rs, weights):
+        site.rvsadm(["-a", proto, f"{site.vip}:{vport}", "-r", f"{addr}:{rport}", mode, "-w", str(w)])
+
+
+def fullnat_rr(site, ck, n):
+    """FullNAT, rr, HTTP and UDP; the servers have no route back to clients."""
+    site.set_rs_routes(None)
+    service(site, "rr", "--fullnat", [1, 1, 1])
+    service(site, "rr", "--fullnat", [1, 1, 1], vport=53, rport=53, udp=True)
+    h, u = ck.http(n), ck.udp(n)
+    ck.table("FullNAT, rr (servers have no route to the client subnet)", [1, 1, 1], [("http", h), ("udp", u)])
+    ck.check_split("fullnat-rr http", *h, [1, 1, 1])
+    ck.check_split("fullnat-rr udp", *u, [1, 1, 1])
+
+
+def fullnat_wrr(site, ck, n):
+    """FullNAT, wrr 3:2:1."""
+    site.set_rs_routes(None)
+    service(site, "wrr", "--fullnat", [3, 2, 1])
+    h = ck.http(n)
+    ck.table("FullNAT, wrr 3:2:1", [3, 2, 1], [("http", h)])
+    ck.check_split("fullnat-wrr http", *h, [3, 2, 1])
+
+
+def nat(site, ck, n):
+    """NAT: the servers' gateway is the director."""
+    site.set_rs_routes(site.dip_lan)
+    service(site, "wrr", "-m", [1, 1, 2])
+    service(site, "rr", "-m", [1, 1, 1], vport=53, rport=53, udp=True)
+    h, u = ck.http(n), ck.udp(n)
+    ck.table("NAT, wrr 1:1:2 (servers' gateway is the director)", [1, 1, 2], [("http", h), ("udp", u)])
+    ck.check_split("nat-wrr http", *h, [1, 1, 2])
+    ck.check_split("nat-rr udp", *u, [1, 1, 1])
+
+
+def dr(site, ck, n):
+    """DR: VIP on the servers' loopback, replies straight back through the router."""
+    site.set_rs_routes(site.router_lan)
+    site.set_dr_vip(True)
+    try:
+        service(site, "rr", "-g", [1, 1, 1], vport=80, rport=80)
+        h = ck.http(n)
+        ck.table("DR, rr (VIP on the servers' loopback, arp_ignore=1/arp_announce=2)", [1, 1, 1], [("http", h)])
+        ck.check_split("dr-rr http", *h, [1, 1, 1])
+    finally:
+        site.set_dr_vip(False)
+
+
+def tun(site, ck, n):
+    """TUN: IPIP frames captured and decoded on each server (no IPIP module here)."""
+    site.set_rs_routes(site.router_lan)
+    service(site, "rr", "-i", [1, 1, 1], vport=80, rport=80)
+    caps = {}
+    threads = [
+        threading.Thread(target=lambda i=i: caps.__setitem__(i, site.capture_ipip(i, 4))) for i in range(1, 4)
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    ck.http(min(n, 9), timeout=1)  # unanswered: the servers cannot decapsulate
+    for t in threads:
+        t.join()
+    site.log("\n== TUN, rr: IPIP frames captured on each server (this kernel cannot decapsulate)")
+    for i in range(1, 4):
+        site.log(f"{site.rs[i - 1]:<10} {len(caps.get(i, [])):>4} frames")
+    good = all(
+        c["osrc"] == site.dip_lan
+        and c["odst"] == site.rs[i - 1]
+        and c["idst"] == site.vip
+        and c["iproto"] == 6
+        and c["dport"] == 80
+        for i in range(1, 4)
+        for c in caps.get(i, [])
+    )
+    counts = {f"rs{i}": len(caps.get(i, [])) for i in range(1, 4)}
+    ck.expect(
+        "tun-rr ipip",
+        good and all(v > 0 for v in counts.values()),
+        f"{counts}; outer {site.dip_lan}->RIP, inner ->{site.vip}:80 untouched: {good}",
+    )
+
+
+def tun_roundtrip(site, ck, n):
+    """TUN: the full round trip, the servers decapsulating and answering the client directly."""
+    site.set_rs_routes(site.router_lan)
+    how = site.set_tun_decap(True)
+    try:
+        service(site, "rr", "-i", [1, 1, 1], vport=80, rport=80)
+        h = ck.http(n)
+        ck.table(f"TUN, rr: full round trip (servers decapsulate with {how})", [1, 1, 1], [("http", h)])
+        ck.check_split("tun-rr http", *h, [1, 1, 1])
+    finally:
+        site.set_tun_decap(False)
+
+
+def failover(site, ck, n):
+    """A server stops mid-run: the health check takes it out; errors only while detecting."""
+    site.set_rs_routes(None)
+    extra = f'\n[[service]]\nproto = "tcp"\nvip = "{site.vip}"\nport = 80\nscheduler = "rr"\n'
+    for a in site.rs:
+        extra += f'  [[service.dest]]\n  addr = "{a}"\n  port = 8080\n  mode = "fullnat"\n'
+    extra += '  [service.check]\n  type = "http"\n  interval = 0.3\n  timeout = 0.3\n  rise = 2\n  fall = 2\n'
+    site.reload(extra)
+    time.sleep(1.5)
+    before, e0 = ck.http(n // 2)
+    site.stop_http(2)
+    stopped = time.time()
+    # Requests go on while the check detects it: fall × interval, plus a probe's timeout,
+    # plus the site's scheduling slack (busy-polling DPDK processes share the cores). Errors
+    # are allowed in that window only.
+    window = 2 * 0.3 + 0.3 + site.slack
+    during = []
+    while time.time() < stopped + window + 0.5:  # keep asking through the whole window
+        during += ck.http_timed(10, timeout=1)
+    errs = [t - stopped for t, r in during if r == "ERR"]
+    late = [round(d, 2) for d in errs if d > window]
+    after, e2 = ck.http(n // 2)
+    site.log("\n== failover: rs2's HTTP server stops mid-run (check: http every 0.3 s, fall 2)")
+    site.log(f"before: {before} errors={e0}")
+    site.log(f"during: {len(errs)} errors, the last {max(errs, default=0):.2f} s after the stop")
+    site.log(f"after:  {after} errors={e2}")
+    site.log(site.rvsadm(["--health"]).stdout.rstrip())
+    ck.expect("failover before", e0 == 0 and len(before) == 3, f"{before} errors={e0}")
+    ck.expect(
+        "failover detection",
+        not late,
+        f"{len(errs)} errors, all within {window:.1f} s of the stop (late: {late})",
+    )
+    ck.expect("failover after", e2 == 0 and "rs2" not in after, f"{after} errors={e2}")
+    site.start_http(2)
+    time.sleep(1.5)
+    back, e3 = ck.http(n // 2)
+    site.log(f"back:   {back} errors={e3}")
+    ck.expect("failover return", e3 == 0 and "rs2" in back, f"{back} errors={e3}")
+
+
+def reload_under_load(site, ck, n):
+    """Weight change and reload while a keep-alive connection is open: no reset."""
+    site.set_rs_routes(None)
+    service(site, "wrr", "--fullnat", [1, 1, 1])
+    code = (
+        "import socket,time,sys\n"
+        f"s=socket.create_connection(('{site.vip}',80),timeout=3)\n"
+        "names=[]\n"
+        "for i in range(6):\n"
+        "    s.sendall(b'GET / HTTP/1.1\\r\\nHost: lab\\r\\n\\r\\n')\n"
+        "    d=b''\n"
+        "    while not (b'\\r\\n\\r\\n' in d and d.endswith(b'\\n') and d.split(b'\\r\\n\\r\\n',1)[1]):\n"
+        "        c=s.recv(512)\n"
+        "        if not c:\n"
+        "            print('RESET'); sys.exit(1)\n"
+        "        d+=c\n"
+        "    names.append(d.split(b'\\r\\n\\r\\n',1)[1].decode().strip())\n"
+        "    time.sleep(0.5)\n"
+        "print(' '.join(names))\n"
+    )
+    holder = threading.Thread(target=lambda: held.append(site.client_sh(f"python3 -c \"{code}\"", timeout=60)))
+    held = []
+    holder.start()
+    time.sleep(0.8)
+    site.rvsadm(["-e", "-t", f"{site.vip}:80", "-r", f"{site.rs[0]}:8080", "--fullnat", "-w", "5"])
+    extra = f'\n[[service]]\nproto = "tcp"\nvip = "{site.vip}"\nport = 80\nscheduler = "wrr"\n'
+    for a, w in zip(site.rs, [1, 0, 3]):
+        extra += f'  [[service.dest]]\n  addr = "{a}"\n  port = 8080\n  weight = {w}\n  mode = "fullnat"\n'
+    site.reload(extra)
+    holder.join()
+    names = held[0].split() if held else []
+    same = len(names) == 6 and len(set(names)) == 1 and names[0].startswith("rs")
+    h = ck.http(n)
+    ck.table("reload under load: weights 1:1:1 → (edit 5:1:1) → reload 1:0:3", [1, 0, 3], [("http", h)])
+    ck.expect("reload keeps the open connection", same, f"keep-alive answers: {' '.join(names)}")
+    ck.check_split("reload new weights", *h, [1, 0, 3])
+
+
+SCENARIOS = {
+    "fullnat-rr": fullnat_rr,
+    "fullnat-wrr": fullnat_wrr,
+    "nat": nat,
+    "dr": dr,
+    "tun": tun,
+    "tun-roundtrip": tun_roundtrip,
+    "failover": failover,
+    "reload": reload_under_load,
+}
+
+
+def run_all(site, names, n):
+    """Runs `names` on `site` (clearing services before each); returns the Checks."""
+    ck = Checks(site)
+    for name in names:
+        site.rvsadm(["-C"])
+        SCENARIOS[name](site, ck, n)
+    return ck

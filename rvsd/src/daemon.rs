@@ -1,0 +1,734 @@
+//! Bringing the director up on DPDK, running it, and taking it down cleanly.
+//!
+//! Start: EAL (the operator's arguments plus one `--vdev`/`-a` per port and one `net_tap` per
+//! exception path), one mbuf pool, every port configured with one RX/TX queue pair per worker
+//! (RSS across them where the port can), TAPs given their data port's MAC. Then one thread per
+//! worker, pinned to its core and registered with the EAL, each owning queue `w` of every port,
+//! its own session table and its share of LIP ports; the workers share the configuration
+//! snapshot and the redirect rings. The main thread blocks on signals: SIGHUP reloads the
+//! services, addresses and timeouts from the file; SIGINT/SIGTERM stop the workers, then the
+//! ports, then the EAL (no hugepage files are left behind: `--huge-unlink` is added unless the
+//! operator runs without hugepages or in memory).
+
+use control::config::{PortConfig, RvsConfig};
+use control::model::Model;
+use control::server::{ControlState, Server};
+use dataplane::dpdk_port::DpdkQueue;
+use dataplane::lip::{LipPool, ReplySteering};
+use dataplane::redirect::RedirectRings;
+use dataplane::rss::{Reta, RssKey};
+use dataplane::wire::EthernetAddress;
+use dataplane::worker::{Counters, PortRole, Worker, WorkerConfig};
+use dpdk::flow::{Flow, L4Proto};
+use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, RssConf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tracing::{error, info, warn};
+
+/// Why the daemon could not start (or had to stop).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration file.
+    #[error("configuration: {0}")]
+    Config(#[from] control::config::ConfigFileError),
+    /// The DPDK environment or a port.
+    #[error("{0}")]
+    Dpdk(#[from] dpdk::DpdkError),
+    /// A port named in the configuration did not appear after EAL init.
+    #[error("port \"{name}\": device {device} did not appear after EAL init: check the device string (a vdev like net_vhost0,iface=PATH or a PCI address bound to a DPDK driver)")]
+    NoSuchPort {
+        /// The port's name in the configuration.
+        name: String,
+        /// The EAL device name looked up.
+        device: String,
+    },
+    /// A port cannot give each worker its own queue.
+    #[error("port \"{name}\" ({driver}) has at most {max} queues, but {workers} workers need one each: lower [daemon] workers")]
+    TooFewQueues {
+        /// The port.
+        name: String,
+        /// Its driver.
+        driver: String,
+        /// Queues it offers.
+        max: u16,
+        /// Workers configured.
+        workers: u16,
+    },
+    /// RSS asked on a port that cannot do it.
+    #[error("port \"{name}\" ({driver}) cannot do RSS: set rss = false for it (the redirect rings then hand each packet to the worker owning its session) or run one worker")]
+    NoRss {
+        /// The port.
+        name: String,
+        /// Its driver.
+        driver: String,
+    },
+    /// The control socket or metrics listener could not start.
+    #[error("control plane: {0}")]
+    Control(std::io::Error),
+    /// The worker could not be built.
+    #[error("worker {id}: {source}")]
+    Worker {
+        /// Worker index.
+        id: u16,
+        /// Why.
+        source: dataplane::worker::WorkerError,
+    },
+    /// The EAL would need hugepages and there are none.
+    #[error("{0}")]
+    NoHugepages(String),
+    /// A thread could not be started or pinned.
+    #[error("worker {id}: {message}")]
+    Thread {
+        /// Worker index.
+        id: u16,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The EAL arguments rvsd runs with: the operator's, `-l CORE` unless they chose lcores, then
+/// the devices of the ports and of the exception TAPs, then `--huge-unlink` when hugepages
+/// are in use.
+pub fn eal_args(cfg: &RvsConfig) -> Vec<String> {
+    let mut args = vec!["rvsd".to_string()];
+    args.extend(cfg.eal_args.iter().cloned());
+    // Workers are rvsd's own pinned threads: the EAL needs just one lcore, for the main thread
+    // (which blocks on signals). More would start idle EAL threads for nothing.
+    let cores_given = cfg
+        .eal_args
+        .iter()
+        .any(|a| a == "-l" || a == "-c" || a.starts_with("--lcores") || a.starts_with("-l"));
+    if !cores_given {
+        let main = cfg
+            .daemon
+            .cores
+            .as_ref()
+            .and_then(|c| c.first())
+            .copied()
+            .unwrap_or(0);
+        args.push("-l".into());
+        args.push(main.to_string());
+    }
+    for p in &cfg.ports {
+        if p.is_vdev() {
+            args.push("--vdev".into());
+        } else {
+            args.push("-a".into());
+        }
+        args.push(p.device.clone());
+    }
+    for (i, p) in cfg.ports.iter().enumerate() {
+        if let Some(ifname) = &p.exception {
+            args.push("--vdev".into());
+            args.push(format!("{},iface={ifname}", tap_name(i)));
+        }
+    }
+    let no_files = cfg
+        .eal_args
+        .iter()
+        .any(|a| a == "--no-huge" || a == "--in-memory" || a == "--huge-unlink");
+    if !no_files {
+        args.push("--huge-unlink".into());
+    }
+    args
+}
+
+/// Why the EAL will not find the memory these arguments ask for, if it will not: hugepages are
+/// needed (no `--no-huge`) but `meminfo` shows none reserved.
+pub fn hugepage_problem(args: &[String], meminfo: &str) -> Option<String> {
+    if args.iter().any(|a| a == "--no-huge") {
+        return None;
+    }
+    let total = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Total:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())?;
+    (total == 0).then(|| {
+        "no hugepages are reserved: reserve some (echo 512 > /proc/sys/vm/nr_hugepages, and \
+         mount hugetlbfs if none is mounted), or add \"--no-huge\", \"-m\", \"1024\" to [eal] args"
+            .to_string()
+    })
+}
+
+/// The EAL's runtime directory for these arguments (`/var/run/dpdk/PREFIX` as root).
+fn runtime_dir(args: &[String]) -> std::path::PathBuf {
+    let prefix = args
+        .iter()
+        .position(|a| a == "--file-prefix")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--file-prefix=").map(str::to_string))
+        })
+        .unwrap_or_else(|| "rte".to_string());
+    let base = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !is_root() => std::path::PathBuf::from(d).join("dpdk"),
+        _ => std::path::PathBuf::from("/var/run/dpdk"),
+    };
+    base.join(prefix)
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// The EAL, and its runtime directory to remove once the EAL is cleaned up. rvsd held the
+/// primary lock of its file prefix, so the directory is its own.
+struct EalGuard {
+    eal: Option<Eal>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for EalGuard {
+    fn drop(&mut self) {
+        self.eal.take();
+        if !Eal::is_running() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn tap_name(port: usize) -> String {
+    format!("net_tap_rvs{port}")
+}
+
+/// A running director.
+pub struct Daemon {
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<Result<Counters, DaemonError>>>,
+    flows: Vec<Flow>,
+    server: Option<Server>,
+    ports: Vec<Port>,
+    config: RvsConfig,
+    // Dropped last: the pool after the ports, the EAL after everything.
+    pool: Option<Mempool>,
+    eal: Option<EalGuard>,
+}
+
+impl Daemon {
+    /// Starts the director described by `cfg`.
+    ///
+    /// # Errors
+    /// EAL, port, queue or thread setup failures, each saying what to do.
+    pub fn start(cfg: RvsConfig) -> Result<Daemon, DaemonError> {
+        let args = eal_args(&cfg);
+        if let Some(msg) = hugepage_problem(
+            &args,
+            &std::fs::read_to_string("/proc/meminfo").unwrap_or_default(),
+        ) {
+            return Err(DaemonError::NoHugepages(msg));
+        }
+        // Before the EAL pins this thread to its main lcore, which narrows what it may run on.
+        let cores = worker_cores(&cfg);
+        info!(args = ?args, "starting EAL");
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let eal = EalGuard {
+            eal: Some(Eal::init(&arg_refs)?),
+            dir: runtime_dir(&args),
+        };
+        let workers = cfg.daemon.workers;
+        let pool = Mempool::new(
+            "rvs_pkt",
+            cfg.daemon.mbufs,
+            cfg.daemon.mbuf_cache,
+            Mempool::DEFAULT_DATA_ROOM,
+            None,
+        )?;
+
+        // Data ports first (indices 0..P), then their exception TAPs.
+        let mut ports = Vec::new();
+        let mut roles = Vec::new();
+        let mut macs = Vec::new();
+        for p in &cfg.ports {
+            let port = open_port(p, p.device_name(), workers, &cfg, &pool, true)?;
+            macs.push(port.mac());
+            ports.push(port);
+            roles.push(PortRole::Data { exception: None });
+        }
+        let data_ports = ports.len();
+        for (i, p) in cfg.ports.iter().enumerate() {
+            if p.exception.is_some() {
+                let mut tap = open_port(p, &tap_name(i), workers, &cfg, &pool, false)?;
+                // The kernel side answers and sends as the data port: same MAC.
+                tap.set_mac(macs[i])?;
+                let idx = ports.len() as u16;
+                roles[i] = PortRole::Data {
+                    exception: Some(idx),
+                };
+                roles.push(PortRole::Exception { data: i as u16 });
+                ports.push(tap);
+            }
+        }
+        for port in &mut ports {
+            port.start()?;
+        }
+        // Ports doing RSS: their key and RETA let each worker pick FullNAT ports whose
+        // replies come back to its own queue.
+        let mut rss: Vec<Option<(RssKey, Reta)>> = Vec::new();
+        for (i, p) in cfg.ports.iter().enumerate() {
+            rss.push(if rss_wanted(p, workers) {
+                reply_hashing(&ports[i], &p.name)
+            } else {
+                None
+            });
+        }
+        // Where a port takes flow rules, they steer each worker's LIP-port slice to its queue
+        // exactly (and replace the RSS steering there).
+        let mut flows: Vec<Flow> = Vec::new();
+        if workers > 1 && !cfg.director.lips.is_empty() {
+            for (i, p) in cfg.ports.iter().enumerate() {
+                match steer_by_flow(&ports[i], &cfg, workers) {
+                    Ok(f) => {
+                        info!(port = %p.name, rules = f.len(), "FullNAT replies steered by rte_flow");
+                        flows.extend(f);
+                        rss[i] = None;
+                    }
+                    Err(e) => info!(port = %p.name, "no rte_flow steering ({e})"),
+                }
+            }
+        }
+        for (p, mac) in cfg.ports.iter().zip(&macs) {
+            info!(
+                port = %p.name,
+                device = p.device_name(),
+                mac = %EthernetAddress(*mac),
+                "port up"
+            );
+        }
+        info!(
+            ports = data_ports,
+            taps = ports.len() - data_ports,
+            workers,
+            "ports started"
+        );
+
+        let model = Model::new(cfg.director.clone()).map_err(|e| match e {
+            control::model::ControlError::Config(c) => {
+                DaemonError::Config(control::config::ConfigFileError::Director(c))
+            }
+            other => DaemonError::Control(std::io::Error::other(other.to_string())),
+        })?;
+        let cell = model.cell();
+        let mut worker_stats = Vec::new();
+        let mut mailboxes = Vec::new();
+        let rings: Arc<RedirectRings<Mbuf>> = Arc::new(RedirectRings::new(
+            workers as usize,
+            cfg.daemon.redirect_depth,
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        for w in 0..workers {
+            let queues: Vec<DpdkQueue> = ports
+                .iter()
+                .map(|p| DpdkQueue::from_port(p, w, pool.clone()))
+                .collect::<Result<_, _>>()?;
+            let steering = rss
+                .iter()
+                .map(|r| {
+                    r.as_ref()
+                        .and_then(|(key, reta)| ReplySteering::new(key, reta.clone(), w).ok())
+                })
+                .collect();
+            let wcfg = WorkerConfig {
+                id: w,
+                workers,
+                table_capacity: cfg.daemon.table_capacity,
+                slow_every: cfg.daemon.slow_every,
+                ports: roles.clone(),
+                steering,
+                ..WorkerConfig::default()
+            };
+            let worker = Worker::new(wcfg, queues, cell.clone())
+                .and_then(|wk| wk.with_redirect(rings.clone()))
+                .map_err(|source| DaemonError::Worker { id: w, source })?;
+            worker_stats.push(worker.stats_handle());
+            mailboxes.push(worker.mailbox_handle());
+            let stop = stop.clone();
+            let core = cores.get(w as usize).copied();
+            let neighbours = cfg.neighbours.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("rvs-worker-{w}"))
+                .spawn(move || run_worker(w, core, worker, neighbours, stop))
+                .map_err(|e| DaemonError::Thread {
+                    id: w,
+                    message: e.to_string(),
+                })?;
+            handles.push(h);
+        }
+        let control = Arc::new(Mutex::new(ControlState::new(
+            model,
+            worker_stats,
+            mailboxes,
+        )));
+        let server = Server::start(
+            std::path::Path::new(&cfg.daemon.socket),
+            cfg.daemon.metrics,
+            control,
+            &cfg.checks,
+        )
+        .map_err(DaemonError::Control);
+        let server = match server {
+            Ok(s) => s,
+            Err(e) => {
+                stop.store(true, Ordering::Release);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(e);
+            }
+        };
+        if cfg.daemon.kernel_addresses {
+            configure_kernel(&cfg);
+        }
+        Ok(Daemon {
+            stop,
+            workers: handles,
+            flows,
+            server: Some(server),
+            ports,
+            config: cfg,
+            pool: Some(pool),
+            eal: Some(eal),
+        })
+    }
+
+    /// Applies the services, addresses, routes, LIPs and timeouts of a new configuration.
+    /// Ports, EAL and daemon settings need a restart; a change there is logged and ignored.
+    ///
+    /// # Errors
+    /// The new configuration's error; nothing is changed then.
+    pub fn reload(&mut self, new: RvsConfig) -> Result<(), DaemonError> {
+        if new.ports != self.config.ports
+            || new.daemon != self.config.daemon
+            || new.eal_args != self.config.eal_args
+        {
+            warn!("reload: [eal], [daemon] and [[port]] changes need a restart; applying the rest");
+        }
+        // The model, then the health checks (down dests stay down until they rise).
+        if let Some(s) = &self.server {
+            s.reload(&new)
+                .map_err(|e| DaemonError::Control(std::io::Error::other(e.to_string())))?;
+        }
+        self.config.director = new.director;
+        self.config.checks = new.checks;
+        Ok(())
+    }
+
+    /// Stops the workers and the ports; returns each worker's final counters.
+    pub fn stop(mut self) -> Vec<Result<Counters, DaemonError>> {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+        self.stop.store(true, Ordering::Release);
+        let mut results = Vec::new();
+        for (w, h) in self.workers.drain(..).enumerate() {
+            results.push(h.join().unwrap_or_else(|_| {
+                Err(DaemonError::Thread {
+                    id: w as u16,
+                    message: "the worker thread panicked".into(),
+                })
+            }));
+        }
+        // Flow rules go before their ports.
+        self.flows.clear();
+        for p in &mut self.ports {
+            if let Err(e) = p.stop() {
+                warn!(error = %e, "stopping a port");
+            }
+        }
+        // The workers (and their queues) are gone: the ports can close.
+        for p in self.ports.drain(..) {
+            if let Err(e) = p.close() {
+                warn!(error = %e, "closing a port");
+            }
+        }
+        self.pool.take();
+        self.eal.take();
+        results
+    }
+}
+
+fn open_port(
+    p: &PortConfig,
+    device: &str,
+    workers: u16,
+    cfg: &RvsConfig,
+    pool: &Mempool,
+    data: bool,
+) -> Result<Port, DaemonError> {
+    let mut port = Port::by_name(device).map_err(|_| DaemonError::NoSuchPort {
+        name: p.name.clone(),
+        device: device.to_string(),
+    })?;
+    let info = port.info()?;
+    if info.max_rx_queues < workers || info.max_tx_queues < workers {
+        return Err(DaemonError::TooFewQueues {
+            name: p.name.clone(),
+            driver: info.driver_name.clone(),
+            max: info.max_rx_queues.min(info.max_tx_queues),
+            workers,
+        });
+    }
+    let want_rss = data && rss_wanted(p, workers);
+    if want_rss && info.flow_type_rss_offloads == 0 {
+        return Err(DaemonError::NoRss {
+            name: p.name.clone(),
+            driver: info.driver_name,
+        });
+    }
+    let rss = want_rss.then_some(RssConf {
+        hash_functions: info.flow_type_rss_offloads
+            & (dpdk::port::rss::IP | dpdk::port::rss::TCP | dpdk::port::rss::UDP),
+        key: None,
+    });
+    port.configure(
+        &PortConf {
+            rx_queues: workers,
+            tx_queues: workers,
+            rx_desc: cfg.daemon.rx_desc,
+            tx_desc: cfg.daemon.tx_desc,
+            mtu: if data { p.mtu } else { None },
+            rss,
+            tx_offloads: 0,
+        },
+        pool,
+    )?;
+    if data {
+        if let Some(mac) = p.mac {
+            port.set_mac(mac)?;
+        }
+        // Only when asked: several virtual PMDs implement neither enabling nor disabling it.
+        if p.promiscuous {
+            port.promiscuous(true)?;
+        }
+    }
+    Ok(port)
+}
+
+/// One rte_flow rule per LIP, protocol and (value, mask) block of each worker's LIP-port
+/// slice, sending FullNAT replies to the worker owning their port. All or nothing: on the
+/// first refusal the rules made so far are destroyed and the error returned.
+fn steer_by_flow(port: &Port, cfg: &RvsConfig, workers: u16) -> Result<Vec<Flow>, dpdk::DpdkError> {
+    let mut flows = Vec::new();
+    for w in 0..workers {
+        let Ok(slice) = LipPool::worker_range(cfg.director.lport_range.clone(), workers, w) else {
+            continue;
+        };
+        for (value, mask) in LipPool::port_blocks(slice) {
+            for &lip in &cfg.director.lips {
+                for proto in [L4Proto::Tcp, L4Proto::Udp] {
+                    flows.push(Flow::steer_ipv4_dst_port(port, lip, proto, value, mask, w)?);
+                }
+            }
+        }
+    }
+    Ok(flows)
+}
+
+/// Gives the kernel its side of the exception path: each TAP gets the DIPs of the untagged
+/// interfaces on its data port and is brought up, and gateway routes through those
+/// interfaces go through it. Failures are logged; forwarding does not depend on them.
+fn configure_kernel(cfg: &RvsConfig) {
+    let ip = |args: &[&str]| match std::process::Command::new("ip").args(args).status() {
+        Ok(s) if s.success() => true,
+        Ok(s) => {
+            warn!(?args, %s, "ip command failed");
+            false
+        }
+        Err(e) => {
+            warn!(?args, "cannot run ip: {e}");
+            false
+        }
+    };
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let Some(tap) = &p.exception else { continue };
+        let ifaces: Vec<_> = cfg
+            .director
+            .interfaces
+            .iter()
+            .filter(|f| f.port as usize == i && f.vlan.is_none())
+            .collect();
+        for f in &ifaces {
+            for a in &f.addrs {
+                ip(&["addr", "replace", &a.to_string(), "dev", tap]);
+            }
+        }
+        ip(&["link", "set", "dev", tap, "up"]);
+        for r in &cfg.director.routes {
+            let on_this_port = ifaces
+                .iter()
+                .any(|f| f.addrs.iter().any(|a| a.contains(r.via)));
+            if on_this_port {
+                ip(&[
+                    "route",
+                    "replace",
+                    &r.dst.to_string(),
+                    "via",
+                    &r.via.to_string(),
+                    "dev",
+                    tap,
+                ]);
+            }
+        }
+        info!(tap = %tap, "kernel addresses and routes set on the exception TAP");
+    }
+}
+
+/// RSS is on for a data port when several workers share it, unless the operator said no.
+fn rss_wanted(p: &PortConfig, workers: u16) -> bool {
+    workers > 1 && p.rss.unwrap_or(true)
+}
+
+/// The port's RSS key and RETA, for software Toeplitz; None (with a warning) if the port
+/// won't tell, in which case replies reaching the wrong worker use the redirect rings.
+fn reply_hashing(port: &Port, name: &str) -> Option<(RssKey, Reta)> {
+    let found = port
+        .rss_key()
+        .ok()
+        .and_then(|k| RssKey::new(&k).ok())
+        .zip(port.reta().ok().and_then(|r| Reta::new(r).ok()));
+    match &found {
+        Some((_, reta)) => info!(port = name, reta = reta.size(), "FullNAT reply steering by RSS"),
+        None => warn!(
+            port = name,
+            "RSS key or RETA unavailable: FullNAT replies on another worker's queue will be handed over"
+        ),
+    }
+    found
+}
+
+/// Cores for the workers: the configured list, or every core in order.
+fn worker_cores(cfg: &RvsConfig) -> Vec<usize> {
+    if let Some(c) = &cfg.daemon.cores {
+        return c.clone();
+    }
+    let all: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if all.is_empty() {
+        return Vec::new();
+    }
+    (0..cfg.daemon.workers as usize)
+        .map(|w| all[w % all.len()])
+        .collect()
+}
+
+fn run_worker(
+    id: u16,
+    core: Option<usize>,
+    mut worker: Worker<DpdkQueue>,
+    neighbours: Vec<control::config::NeighbourConfig>,
+    stop: Arc<AtomicBool>,
+) -> Result<Counters, DaemonError> {
+    if let Some(core) = core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            warn!(worker = id, core, "could not pin the worker to its core");
+        }
+    }
+    let lcore = dpdk::register_thread().map_err(DaemonError::Dpdk)?;
+    info!(worker = id, ?core, lcore, "worker running");
+    for n in &neighbours {
+        worker
+            .neighbours_mut()
+            .insert_static(n.ip, EthernetAddress(n.mac));
+    }
+    let per_ms = (dpdk::tsc_hz() / 1000).max(1);
+    while !stop.load(Ordering::Relaxed) {
+        worker.poll(dpdk::tsc() / per_ms);
+    }
+    let c = worker.counters().clone();
+    let sessions = worker.sessions().len();
+    drop(worker);
+    dpdk::unregister_thread();
+    info!(
+        worker = id,
+        rx = c.rx_packets,
+        tx = c.tx_packets,
+        drops = c.total_drops(),
+        sessions,
+        redirected_out = c.redirected_out,
+        redirected_in = c.redirected_in,
+        "worker stopped"
+    );
+    if c.total_drops() > 0 {
+        for r in dataplane::DropReason::ALL {
+            let n = c.drop_count(*r);
+            if n > 0 {
+                info!(worker = id, reason = r.as_str(), n, "drops");
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// Logs why the daemon stopped with an error.
+pub fn report(e: &DaemonError) {
+    error!("{e}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn hugepages_are_checked_only_when_needed() {
+        let none = "MemTotal: 1 kB\nHugePages_Total:       0\nHugePages_Free: 0\n";
+        let some = "HugePages_Total:     512\n";
+        let e = hugepage_problem(&args(&["rvsd", "-l", "0"]), none).expect("a problem");
+        assert!(e.contains("nr_hugepages") && e.contains("--no-huge"), "{e}");
+        assert_eq!(hugepage_problem(&args(&["rvsd", "--no-huge"]), none), None);
+        assert_eq!(hugepage_problem(&args(&["rvsd"]), some), None);
+        assert_eq!(
+            hugepage_problem(&args(&["rvsd"]), "MemTotal: 1 kB\n"),
+            None,
+            "unknown: let the EAL say"
+        );
+    }
+
+    #[test]
+    fn eal_arguments() {
+        let cfg = control::config::RvsConfig::parse(
+            r#"
+[eal]
+args = ["--file-prefix", "x"]
+[[port]]
+name = "wan"
+device = "net_null0"
+exception = "tap0"
+[[port]]
+name = "lan"
+device = "0000:01:00.0"
+"#,
+        )
+        .unwrap();
+        let a = eal_args(&cfg);
+        assert_eq!(
+            a,
+            args(&[
+                "rvsd",
+                "--file-prefix",
+                "x",
+                "-l",
+                "0",
+                "--vdev",
+                "net_null0",
+                "-a",
+                "0000:01:00.0",
+                "--vdev",
+                "net_tap_rvs0,iface=tap0",
+                "--huge-unlink"
+            ])
+        );
+        assert_eq!(runtime_dir(&a), std::path::PathBuf::from("/var/run/dpdk/x"));
+    }
+}

@@ -1,0 +1,124 @@
+//! Errors of the control side: why a service or dest change was refused.
+//!
+//! Every change is all-or-nothing: when one of these is returned, nothing was changed. The
+//! messages start with ipvsadm's wording where ipvsadm has one ("Service already exists",
+//! "No such destination", ...) and then say what to do about it.
+
+use core::net::Ipv4Addr;
+
+use thiserror::Error;
+
+use crate::dest::{ForwardMode, MAX_WEIGHT};
+use crate::mh::MH_TABLE_SIZES;
+use crate::service::ServiceKey;
+use crate::service::MAX_PERSISTENCE;
+use crate::Proto;
+
+/// Why a change to a service, its dests or its scheduler was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SchedError {
+    /// A persistence timeout outside 1 s ..= 31 days.
+    #[error(
+        "invalid timeout value `{0}' specified: persistence must be 1..={MAX_PERSISTENCE} seconds"
+    )]
+    PersistenceOutOfRange(u32),
+
+    /// A dest weight above [`MAX_WEIGHT`] (ipvsadm's range is 0..=65535).
+    #[error("weight {weight} is out of range: a dest weight must be in 0..={MAX_WEIGHT}")]
+    WeightOutOfRange {
+        /// The weight that was asked for.
+        weight: u32,
+    },
+
+    /// A DR or TUN dest whose port differs from the service port: these modes leave the
+    /// packet's L4 header untouched, so they cannot map ports.
+    #[error(
+        "dest port {dest_port} is not allowed in {mode} mode: {mode} cannot map ports \
+         (service port is {service_port})"
+    )]
+    PortMapNotAllowed {
+        /// The forwarding mode of the dest.
+        mode: ForwardMode,
+        /// The port the dest was given.
+        dest_port: u16,
+        /// The port of the service, the only one this mode can use.
+        service_port: u16,
+    },
+
+    /// A dest with this address and port is already part of the service.
+    #[error("Destination already exists: {addr}:{port} (edit it instead of adding it again)")]
+    DuplicateDest {
+        /// The dest's RIP.
+        addr: Ipv4Addr,
+        /// The dest's port.
+        port: u16,
+    },
+
+    /// No dest with this address and port is part of the service.
+    #[error("No such destination: {addr}:{port} is not a dest of this service")]
+    DestNotFound {
+        /// The RIP that was asked for.
+        addr: Ipv4Addr,
+        /// The port that was asked for.
+        port: u16,
+    },
+
+    /// A service with this protocol, VIP and port already exists.
+    #[error("Service already exists: {key} (edit it instead of adding it again)")]
+    DuplicateService {
+        /// The key of the existing service.
+        key: ServiceKey,
+    },
+
+    /// No service with this protocol, VIP and port exists.
+    #[error("Service not defined: {key}")]
+    ServiceNotFound {
+        /// The key that was asked for.
+        key: ServiceKey,
+    },
+
+    /// A TCP or UDP port of 0, or a non-zero port on an ICMP service or dest.
+    #[error("port {port} is not valid for {proto}: {}", port_rule(*proto))]
+    InvalidPort {
+        /// The protocol of the service.
+        proto: Proto,
+        /// The port that was given.
+        port: u16,
+    },
+
+    /// A scheduler name rvs does not know.
+    #[error("Scheduler not found: '{0}' (rvs knows rr, wrr, lc, wlc, sh and mh)")]
+    UnknownScheduler(String),
+
+    /// An mh table size that is not one of [`MH_TABLE_SIZES`]: the Maglev permutation needs a
+    /// prime size, and rvs takes IPVS's primes and the Maglev paper's 65537.
+    #[error(
+        "mh table size {size} is not supported: use one of {} (65537 is the default)",
+        table_sizes()
+    )]
+    MhTableSize {
+        /// The size that was asked for.
+        size: usize,
+    },
+
+    /// A forwarding mode name rvs does not know.
+    #[error(
+        "forwarding mode '{0}' not known: use nat (masq), dr (route, gate), \
+         tun (tunnel, ipip) or fullnat (fnat)"
+    )]
+    UnknownForwardMode(String),
+}
+
+/// What a valid port is for `proto`, as the end of an [`SchedError::InvalidPort`] message.
+fn port_rule(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Icmp => "icmp services and dests have no port, use 0",
+        Proto::Tcp | Proto::Udp => "tcp and udp services and dests need a port in 1..=65535",
+    }
+}
+
+/// [`MH_TABLE_SIZES`] as a list for an [`SchedError::MhTableSize`] message.
+fn table_sizes() -> String {
+    let sizes: Vec<String> = MH_TABLE_SIZES.iter().map(ToString::to_string).collect();
+    sizes.join(", ")
+}

@@ -1,0 +1,381 @@
+//! Test support shared by rvs's integration tests and benches: the lab topology's constants,
+//! a frame builder (Ethernet / optional 802.1Q / IPv4 / TCP, UDP or ICMP echo, valid
+//! checksums) and an independent decoder that verifies checksums with smoltcp's full
+//! computation — never with rvs's own code.
+#![allow(missing_docs)]
+
+use smoltcp::wire::{Icmpv4Packet, IpAddress, Ipv4Packet, TcpPacket, UdpPacket};
+use std::net::Ipv4Addr;
+
+pub const WAN: u16 = 0;
+pub const LAN: u16 = 1;
+pub const TAP: u16 = 2;
+pub const WAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const LAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
+pub const TAP_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x01];
+pub const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xfe, 0xfe];
+pub const DIP_WAN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const DIP_LAN: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+pub const ROUTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+pub const CIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+pub const LIP1: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 201);
+pub const LIP2: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 202);
+pub const RS: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(10, 1, 0, 11),
+    Ipv4Addr::new(10, 1, 0, 12),
+    Ipv4Addr::new(10, 1, 0, 13),
+];
+
+pub fn rs_mac(i: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0x01, 0, 0x0b + i as u8]
+}
+
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+pub const FIN: u8 = 0x01;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+
+#[derive(Clone, Debug)]
+pub enum L4Spec {
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+        zero_csum: bool,
+    },
+    Echo {
+        request: bool,
+        ident: u16,
+        seq: u16,
+    },
+}
+
+/// A frame to build: Ethernet (+ optional tag) / IPv4 / L4 / payload, with valid checksums.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub vlan: Option<u16>,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+    pub tos: u8,
+    pub df: bool,
+    pub ident: u16,
+    pub l4: L4Spec,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    pub fn tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) -> Frame {
+        Frame {
+            dst_mac: WAN_MAC,
+            src_mac: ROUTER_MAC,
+            vlan: None,
+            src,
+            dst,
+            ttl: 64,
+            tos: 0,
+            df: true,
+            ident: 0x1234,
+            l4: L4Spec::Tcp {
+                sport,
+                dport,
+                flags,
+                seq: 1000,
+                ack: if flags & ACK != 0 { 5000 } else { 0 },
+            },
+            payload: Vec::new(),
+        }
+    }
+
+    pub fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Frame {
+        Frame {
+            l4: L4Spec::Udp {
+                sport,
+                dport,
+                zero_csum: false,
+            },
+            ..Frame::tcp(src, sport, dst, dport, 0)
+        }
+    }
+
+    pub fn echo(src: Ipv4Addr, dst: Ipv4Addr, request: bool, ident: u16) -> Frame {
+        Frame {
+            l4: L4Spec::Echo {
+                request,
+                ident,
+                seq: 1,
+            },
+            payload: b"ping-payload".to_vec(),
+            ..Frame::tcp(src, 0, dst, 0, 0)
+        }
+    }
+
+    /// Same frame arriving from a real server on the LAN port.
+    pub fn via_rs(mut self, i: usize) -> Frame {
+        self.dst_mac = LAN_MAC;
+        self.src_mac = rs_mac(i);
+        self
+    }
+
+    pub fn payload(mut self, p: &[u8]) -> Frame {
+        self.payload = p.to_vec();
+        self
+    }
+
+    pub fn build(&self) -> Vec<u8> {
+        let l4_len = match self.l4 {
+            L4Spec::Tcp { .. } => 20,
+            L4Spec::Udp { .. } => 8,
+            L4Spec::Echo { .. } => 8,
+        } + self.payload.len();
+        let ip_len = 20 + l4_len;
+        let l2 = if self.vlan.is_some() { 18 } else { 14 };
+        let mut f = vec![0u8; l2 + ip_len];
+        f[0..6].copy_from_slice(&self.dst_mac);
+        f[6..12].copy_from_slice(&self.src_mac);
+        if let Some(v) = self.vlan {
+            f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+            f[14..16].copy_from_slice(&v.to_be_bytes());
+            f[16..18].copy_from_slice(&0x0800u16.to_be_bytes());
+        } else {
+            f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        }
+        {
+            let l4 = &mut f[l2 + 20..];
+            match self.l4 {
+                L4Spec::Tcp {
+                    sport,
+                    dport,
+                    flags,
+                    seq,
+                    ack,
+                } => {
+                    let mut t = TcpPacket::new_unchecked(&mut *l4);
+                    t.set_src_port(sport);
+                    t.set_dst_port(dport);
+                    t.set_seq_number(smoltcp::wire::TcpSeqNumber(seq as i32));
+                    t.set_ack_number(smoltcp::wire::TcpSeqNumber(ack as i32));
+                    t.set_header_len(20);
+                    t.set_window_len(65535);
+                    t.payload_mut().copy_from_slice(&self.payload);
+                    let l = &mut f[l2 + 20..];
+                    l[13] = flags;
+                    let mut t = TcpPacket::new_unchecked(&mut *l);
+                    t.fill_checksum(&IpAddress::Ipv4(self.src), &IpAddress::Ipv4(self.dst));
+                }
+                L4Spec::Udp {
+                    sport,
+                    dport,
+                    zero_csum,
+                } => {
+                    let mut u = UdpPacket::new_unchecked(&mut *l4);
+                    u.set_src_port(sport);
+                    u.set_dst_port(dport);
+                    u.set_len(l4_len as u16);
+                    u.payload_mut().copy_from_slice(&self.payload);
+                    if zero_csum {
+                        u.set_checksum(0);
+                    } else {
+                        u.fill_checksum(&IpAddress::Ipv4(self.src), &IpAddress::Ipv4(self.dst));
+                    }
+                }
+                L4Spec::Echo {
+                    request,
+                    ident,
+                    seq,
+                } => {
+                    l4[0] = if request { 8 } else { 0 };
+                    l4[4..6].copy_from_slice(&ident.to_be_bytes());
+                    l4[6..8].copy_from_slice(&seq.to_be_bytes());
+                    l4[8..].copy_from_slice(&self.payload);
+                    let mut i = Icmpv4Packet::new_unchecked(&mut *l4);
+                    i.fill_checksum();
+                }
+            }
+        }
+        let mut ip = Ipv4Packet::new_unchecked(&mut f[l2..]);
+        ip.set_version(4);
+        ip.set_header_len(20);
+        ip.set_dscp(self.tos >> 2);
+        ip.set_ecn(self.tos & 3);
+        ip.set_total_len(ip_len as u16);
+        ip.set_ident(self.ident);
+        ip.clear_flags();
+        ip.set_dont_frag(self.df);
+        ip.set_hop_limit(self.ttl);
+        ip.set_next_header(match self.l4 {
+            L4Spec::Tcp { .. } => smoltcp::wire::IpProtocol::Tcp,
+            L4Spec::Udp { .. } => smoltcp::wire::IpProtocol::Udp,
+            L4Spec::Echo { .. } => smoltcp::wire::IpProtocol::Icmp,
+        });
+        ip.set_src_addr(self.src);
+        ip.set_dst_addr(self.dst);
+        ip.fill_checksum();
+        f
+    }
+}
+
+/// An output frame, decoded and checked with smoltcp (independent of rvs's own code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub vlan: Option<u16>,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+    pub proto: u8,
+    pub df: bool,
+    pub tos: u8,
+    pub ident: u16,
+    pub total_len: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub flags: u8,
+    pub payload: Vec<u8>,
+    /// Offset of the IP header in the frame.
+    pub l3: usize,
+}
+
+/// True if `frame` is Ethernet (optionally tagged) / IPv4 whose header and TCP/UDP/ICMP
+/// checksums all verify by smoltcp's full computation. Never panics.
+pub fn checksums_valid(frame: &[u8]) -> bool {
+    if frame.len() < 14 {
+        return false;
+    }
+    let l3 = if frame[12..14] == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
+    if frame.len() < l3 || frame[l3 - 2..l3] != [0x08, 0x00] {
+        return false;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {
+        return false;
+    };
+    if !ip.verify_checksum() {
+        return false;
+    }
+    let (src, dst) = (
+        IpAddress::Ipv4(ip.src_addr()),
+        IpAddress::Ipv4(ip.dst_addr()),
+    );
+    let p = ip.payload();
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return true;
+    }
+    match u8::from(ip.next_header()) {
+        6 => TcpPacket::new_checked(p).is_ok_and(|t| t.verify_checksum(&src, &dst)),
+        17 => UdpPacket::new_checked(p).is_ok_and(|u| u.verify_checksum(&src, &dst)),
+        1 => Icmpv4Packet::new_checked(p).is_ok_and(|i| i.verify_checksum()),
+        _ => true,
+    }
+}
+
+/// Decodes an Ethernet/IPv4 frame and asserts that the IPv4 and L4 checksums verify by a
+/// full computation (smoltcp's). ICMP echo: sport = ident.
+pub fn decode(frame: &[u8]) -> Seen {
+    let mut dst_mac = [0u8; 6];
+    dst_mac.copy_from_slice(&frame[0..6]);
+    let mut src_mac = [0u8; 6];
+    src_mac.copy_from_slice(&frame[6..12]);
+    let (vlan, l3) = if frame[12..14] == [0x81, 0x00] {
+        (Some(u16::from_be_bytes([frame[14], frame[15]]) & 0xfff), 18)
+    } else {
+        (None, 14)
+    };
+    assert_eq!(&frame[l3 - 2..l3], &[0x08, 0x00], "ethertype IPv4");
+    let ip = Ipv4Packet::new_checked(&frame[l3..]).expect("ipv4 header");
+    assert!(ip.verify_checksum(), "IPv4 header checksum must verify");
+    let src = ip.src_addr();
+    let dst = ip.dst_addr();
+    let payload_ip = &frame[l3 + ip.header_len() as usize..l3 + ip.total_len() as usize];
+    let (sport, dport, flags, payload) = match u8::from(ip.next_header()) {
+        6 => {
+            let t = TcpPacket::new_checked(payload_ip).expect("tcp");
+            assert!(
+                t.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)),
+                "TCP checksum must verify"
+            );
+            (
+                t.src_port(),
+                t.dst_port(),
+                payload_ip[13],
+                t.payload().to_vec(),
+            )
+        }
+        17 => {
+            let u = UdpPacket::new_checked(payload_ip).expect("udp");
+            assert!(
+                u.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)),
+                "UDP checksum must verify"
+            );
+            (u.src_port(), u.dst_port(), 0, u.payload().to_vec())
+        }
+        1 => {
+            let i = Icmpv4Packet::new_checked(payload_ip).expect("icmp");
+            assert!(i.verify_checksum(), "ICMP checksum must verify");
+            (
+                u16::from_be_bytes([payload_ip[4], payload_ip[5]]),
+                0,
+                payload_ip[0],
+                payload_ip[8..].to_vec(),
+            )
+        }
+        _ => (0, 0, 0, payload_ip.to_vec()),
+    };
+    Seen {
+        dst_mac,
+        src_mac,
+        vlan,
+        src,
+        dst,
+        ttl: ip.hop_limit(),
+        proto: u8::from(ip.next_header()),
+        df: ip.dont_frag(),
+        tos: frame[l3 + 1],
+        ident: ip.ident(),
+        total_len: ip.total_len(),
+        sport,
+        dport,
+        flags,
+        payload,
+        l3,
+    }
+}
+
+/// An untagged Ethernet/ARP frame (padded to 60 bytes): `op` 1 = request, 2 = reply.
+pub fn arp_frame(
+    op: u16,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    spa: Ipv4Addr,
+    tha: [u8; 6],
+    tpa: Ipv4Addr,
+) -> Vec<u8> {
+    use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress};
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::from(op),
+        source_hardware_addr: EthernetAddress(src_mac),
+        source_protocol_addr: spa,
+        target_hardware_addr: EthernetAddress(tha),
+        target_protocol_addr: tpa,
+    };
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&[0x08, 0x06]);
+    repr.emit(&mut ArpPacket::new_unchecked(&mut f[14..42]));
+    f
+}
