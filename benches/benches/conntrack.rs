@@ -1,5 +1,8 @@
 //! Session table at one million sessions: lookup (hit, miss), churn (remove + insert),
-//! per-packet refresh, and the expiry tick (nothing due, some due).
+//! per-packet refresh, and the expiry tick (nothing due, some due). Then the scale check:
+//! lookup hits in a table of the worker's own sessions (`Forward`) at 100k and at 10M, each
+//! table pre-sized, with the bytes per session it allocated (slab, index and wheel) and a
+//! check that loading it never grew the index.
 //!
 //! Keys are random and every stream is visited in an order unrelated to insertion, so the
 //! figures include the cache misses a real worker sees.
@@ -12,6 +15,8 @@ use conntrack::{
     Dir, FlowKey, Proto, SessionId, SessionState, Table, TcpEvent, TcpState, Timeouts,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
+use dataplane::worker::Forward;
+use sched::ForwardMode;
 
 const SESSIONS: usize = 1 << 20;
 const S: u64 = 1000;
@@ -64,8 +69,8 @@ impl Rng {
 
 /// A table with `SESSIONS` established sessions whose deadlines are spread over the
 /// 900 s ESTABLISHED timeout (as in steady state), and their ids and keys.
-struct Loaded {
-    table: Table<Data>,
+struct Loaded<T = Data> {
+    table: Table<T>,
     ids: Vec<SessionId>,
     keys: Vec<(FlowKey, FlowKey)>,
     rng: Rng,
@@ -74,16 +79,25 @@ struct Loaded {
 }
 
 fn loaded(capacity: usize, timeouts: Timeouts) -> Loaded {
+    loaded_with(SESSIONS, capacity, timeouts, [0; 32])
+}
+
+fn loaded_with<T: Copy>(
+    sessions: usize,
+    capacity: usize,
+    timeouts: Timeouts,
+    data: T,
+) -> Loaded<T> {
     let mut table = Table::with_capacity(capacity, timeouts);
     let mut rng = Rng(0x5eed);
-    let mut ids = Vec::with_capacity(SESSIONS);
-    let mut keys = Vec::with_capacity(SESSIONS);
-    let step = (900 * S) as f64 / SESSIONS as f64;
+    let mut ids = Vec::with_capacity(sessions);
+    let mut keys = Vec::with_capacity(sessions);
+    let step = (900 * S) as f64 / sessions as f64;
     let mut now = T0;
-    while ids.len() < SESSIONS {
+    while ids.len() < sessions {
         let (o, r) = rng.keys();
         now = T0 + (ids.len() as f64 * step) as u64;
-        if let Ok(id) = table.insert(o, Some(r), [0; 32], now) {
+        if let Ok(id) = table.insert(o, Some(r), data, now) {
             table.on_packet(id, Dir::Original, Some(TcpEvent::Ack), now);
             ids.push(id);
             keys.push((o, r));
@@ -224,5 +238,50 @@ fn expire(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, lookup, churn_and_refresh, expire);
+/// Lookup hits at 100k and 10M sessions of the worker's own type, in random order over both
+/// directions' keys. The bar: the 10M figure at most twice the 100k one.
+fn scale(c: &mut Criterion) {
+    let fwd = Forward {
+        mode: ForwardMode::FullNat,
+        rip: Ipv4Addr::new(10, 1, 0, 11),
+        rport: 8080,
+        lip: LIP,
+        lport: 4242,
+        slot: 0,
+        persist_ms: 0,
+    };
+    let mut g = c.benchmark_group("conntrack/scale");
+    for (name, n) in [("hit_100k", 100_000usize), ("hit_10M", 10_000_000)] {
+        let l = loaded_with(n, n, Timeouts::default(), fwd);
+        let buckets = Table::<Forward>::with_capacity(n, Timeouts::default()).index_buckets();
+        assert_eq!(l.table.len(), n);
+        assert_eq!(
+            l.table.index_buckets(),
+            buckets,
+            "{name}: the index grew while loading"
+        );
+        eprintln!(
+            "conntrack/scale/{name}: {} sessions, {:.1} bytes per session allocated (slab {} + index + wheel)",
+            n,
+            l.table.allocation_size() as f64 / n as f64,
+            std::mem::size_of::<conntrack::Session<Forward>>(),
+        );
+        let mut hits: Vec<FlowKey> = l.keys.iter().flat_map(|(o, r)| [*o, *r]).collect();
+        let mut rng = Rng(11);
+        rng.shuffle(&mut hits);
+        let mut i = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                if i == hits.len() {
+                    i = 0;
+                }
+                black_box(l.table.lookup(black_box(&hits[i])))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, lookup, churn_and_refresh, expire, scale);
 criterion_main!(benches);

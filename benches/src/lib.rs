@@ -1,6 +1,8 @@
 //! Shared helpers for the rvs criterion benches: a two-port director on in-memory devices and
 //! frame builders. Frames are built with smoltcp (valid checksums), independent of rvs's code.
 
+pub mod trace;
+
 use arc_swap::ArcSwap;
 use conntrack::{Proto, SessionState, TcpState, Timeouts};
 use dataplane::mem::{MemDevice, MemPool};

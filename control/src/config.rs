@@ -107,6 +107,9 @@ pub struct DaemonConfig {
     pub cores: Option<Vec<usize>>,
     /// Hard capacity of each worker's session table.
     pub table_capacity: usize,
+    /// Hard capacity of each worker's persistence template table (default: a sixteenth of
+    /// `table_capacity`, at least 64).
+    pub template_capacity: usize,
     /// Mbufs in the packet pool (shared by all ports and workers).
     pub mbufs: u32,
     /// Per-core mbuf cache.
@@ -135,6 +138,7 @@ impl Default for DaemonConfig {
             workers: 1,
             cores: None,
             table_capacity: 1 << 20,
+            template_capacity: 1 << 16,
             mbufs: 16383,
             mbuf_cache: 256,
             rx_desc: 1024,
@@ -219,6 +223,7 @@ struct FileDaemon {
     workers: Option<u16>,
     cores: Option<Vec<usize>>,
     table_capacity: Option<usize>,
+    template_capacity: Option<usize>,
     mbufs: Option<u32>,
     mbuf_cache: Option<u32>,
     rx_desc: Option<u16>,
@@ -540,6 +545,9 @@ impl RvsConfig {
             workers: f.daemon.workers.unwrap_or(d.workers),
             cores: f.daemon.cores,
             table_capacity: f.daemon.table_capacity.unwrap_or(d.table_capacity),
+            template_capacity: f.daemon.template_capacity.unwrap_or_else(|| {
+                (f.daemon.table_capacity.unwrap_or(d.table_capacity) / 16).max(64)
+            }),
             mbufs: f.daemon.mbufs.unwrap_or(d.mbufs),
             mbuf_cache: f.daemon.mbuf_cache.unwrap_or(d.mbuf_cache),
             rx_desc: f.daemon.rx_desc.unwrap_or(d.rx_desc),
@@ -579,6 +587,9 @@ impl RvsConfig {
                 "daemon",
                 "table_capacity, slow_every and redirect_depth must be at least 1",
             ));
+        }
+        if daemon.template_capacity < 64 {
+            return Err(value("daemon", "template_capacity must be at least 64"));
         }
         if daemon.mbufs < 1024 {
             return Err(value("daemon", "mbufs must be at least 1024"));
@@ -840,6 +851,17 @@ mac = "02:00:00:00:fe:fe"
     fn a_full_file_parses() {
         let c = RvsConfig::parse(GOOD).unwrap();
         assert_eq!(c.daemon.workers, 2);
+        assert_eq!(
+            (c.daemon.table_capacity, c.daemon.template_capacity),
+            (4096, 256),
+            "templates default to a sixteenth of the sessions"
+        );
+        let big = RvsConfig::parse(&GOOD.replace("4096", "10000000")).unwrap();
+        assert_eq!(big.daemon.template_capacity, 625_000);
+        let small = RvsConfig::parse(&GOOD.replace("4096", "100")).unwrap();
+        assert_eq!(small.daemon.template_capacity, 64, "at least 64");
+        let set = RvsConfig::parse(&GOOD.replace("4096", "4096\ntemplate_capacity = 1000"));
+        assert_eq!(set.unwrap().daemon.template_capacity, 1000);
         assert_eq!(c.ports.len(), 2);
         assert_eq!(c.ports[0].device_name(), "net_vhost0");
         assert!(c.ports[0].is_vdev() && !c.ports[1].is_vdev());
@@ -928,6 +950,8 @@ mac = "02:00:00:00:fe:fe"
             e.contains("timeout must not be longer than its interval"),
             "{e}"
         );
+        let e = err(&GOOD.replace("4096", "4096\ntemplate_capacity = 10"));
+        assert_eq!(e, "daemon: template_capacity must be at least 64");
         let e = err(&GOOD.replace("udp = 30", "udp = 0"));
         assert_eq!(e, "timeouts: udp must be at least 1 second");
         let e = err(&GOOD.replace("workers = 2", "workers = 2\ncores = [1]"));

@@ -57,6 +57,9 @@ pub struct WorkerConfig {
     pub workers: u16,
     /// Hard capacity of the session table.
     pub table_capacity: usize,
+    /// Hard capacity of the persistence template table (one template per client of a
+    /// persistent service; at least 64).
+    pub template_capacity: usize,
     /// Neighbour table settings.
     pub neigh: NeighConfig,
     /// Run the slow jobs every this many loops (at least 1).
@@ -79,6 +82,7 @@ impl Default for WorkerConfig {
             id: 0,
             workers: 1,
             table_capacity: 1 << 20,
+            template_capacity: 1 << 16,
             neigh: NeighConfig::default(),
             slow_every: 64,
             expire_budget: 4096,
@@ -439,7 +443,7 @@ impl<D: Device> Worker<D> {
             .collect();
         let table = Table::with_capacity(cfg.table_capacity, *snap.timeouts());
         let templates = Table::with_capacity(
-            (cfg.table_capacity / 4).max(64),
+            cfg.template_capacity.max(64),
             conntrack::Timeouts::default(),
         );
         let neigh = NeighTable::new(cfg.neigh);
@@ -505,6 +509,11 @@ impl<D: Device> Worker<D> {
     /// The session table (read-only: listing, tests).
     pub fn sessions(&self) -> &Table<Forward> {
         &self.table
+    }
+
+    /// Bytes the session and template tables allocated (all of it at construction).
+    pub fn session_memory(&self) -> usize {
+        self.table.allocation_size() + self.templates.allocation_size()
     }
 
     /// The neighbour table, e.g. to add static entries.

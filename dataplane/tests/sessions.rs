@@ -564,3 +564,30 @@ fn hashing_schedulers_keep_a_client_address_on_one_dest() {
         assert_eq!(used, [true; 3], "{kind:?} spreads clients over every dest");
     }
 }
+
+/// The per-session memory bar: a worker sized for 10M sessions (and the default sixteenth as
+/// templates) allocates at most 128 bytes per session for both tables, slab, index and wheel
+/// included, and all of it up front (the index never grows: see the table's docs).
+#[test]
+fn ten_million_sessions_take_at_most_128_bytes_each() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    for sessions in [100_000usize, 10_000_000] {
+        let wcfg = WorkerConfig {
+            table_capacity: sessions,
+            template_capacity: sessions / 16,
+            ..WorkerConfig::default()
+        };
+        let lab = Lab::with(&cfg, wcfg, true);
+        let per = lab.worker.session_memory() as f64 / sessions as f64;
+        eprintln!("{sessions} sessions: {per:.1} bytes per session");
+        assert!(
+            (80.0..=128.0).contains(&per),
+            "{sessions} sessions: {per:.1} bytes each"
+        );
+    }
+}

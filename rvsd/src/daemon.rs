@@ -337,6 +337,7 @@ impl Daemon {
                 id: w,
                 workers,
                 table_capacity: cfg.daemon.table_capacity,
+                template_capacity: cfg.daemon.template_capacity,
                 slow_every: cfg.daemon.slow_every,
                 ports: roles.clone(),
                 steering,

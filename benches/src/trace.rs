@@ -1,0 +1,204 @@
+//! Fixed packet traces through the in-memory director, shared by the instruction counter
+//! (`rvs-icount` under callgrind) and the long allocation proof (`tests/no_alloc_1m.rs`).
+//!
+//! A trace is a loop of steps. Each step queues one burst of client frames on the WAN port
+//! and polls the worker; for the two-way modes (FullNAT, NAT) it then reflects what the
+//! worker sent to the real-server side — MACs, addresses and ports swapped, TTL back to 64,
+//! as a real server's reply and the throughput harness's reflector would look — into the LAN
+//! port and polls again, so both directions of the session are on the measured path. The
+//! polls go through a caller-supplied function: the instruction counter counts inside it,
+//! the allocation proof arms its allocator inside it.
+
+use crate::{client, director, tcp_frame, LAN, VIP, WAN, WAN_MAC};
+use dataplane::buf::PacketBuf;
+use dataplane::mem::MemDevice;
+use dataplane::worker::Worker;
+use sched::ForwardMode;
+use std::hint::black_box;
+
+/// Frames per burst (the worker's RX burst).
+pub const BURST: usize = 32;
+/// Established flows a trace cycles over.
+pub const FLOWS: u32 = 4096;
+const ACK: u8 = 0x10;
+const SYN: u8 = 0x02;
+
+/// What a trace sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// FullNAT, established flows, client → RS and RS → client.
+    FullNatEstablished,
+    /// FullNAT, every frame the SYN of a new flow (schedule, LIP port, insert).
+    FullNatNew,
+    /// NAT, established flows, both directions.
+    NatEstablished,
+    /// DR, established flows (one way: replies bypass the director).
+    DrEstablished,
+}
+
+impl Scenario {
+    /// Every scenario, in report order.
+    pub const ALL: [Scenario; 4] = [
+        Scenario::FullNatEstablished,
+        Scenario::FullNatNew,
+        Scenario::NatEstablished,
+        Scenario::DrEstablished,
+    ];
+
+    /// The name used on command lines and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::FullNatEstablished => "fullnat_established",
+            Scenario::FullNatNew => "fullnat_new_session",
+            Scenario::NatEstablished => "nat_established",
+            Scenario::DrEstablished => "dr_established",
+        }
+    }
+
+    /// The scenario called `name`.
+    pub fn by_name(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn mode(self) -> ForwardMode {
+        match self {
+            Scenario::FullNatEstablished | Scenario::FullNatNew => ForwardMode::FullNat,
+            Scenario::NatEstablished => ForwardMode::Nat,
+            Scenario::DrEstablished => ForwardMode::Dr,
+        }
+    }
+
+    fn two_way(self) -> bool {
+        matches!(
+            self,
+            Scenario::FullNatEstablished | Scenario::NatEstablished
+        )
+    }
+}
+
+/// A director and the state of one trace through it.
+pub struct Trace {
+    /// The worker under test.
+    pub worker: Worker<MemDevice>,
+    scenario: Scenario,
+    /// Client frames of the established flows (empty for the new-session scenario).
+    frames: Vec<Vec<u8>>,
+    next: usize,
+    /// New-session scenario: the next flow number.
+    flow: u32,
+    now: u64,
+}
+
+impl Trace {
+    /// A director for `scenario`; the established scenarios open their `FLOWS` sessions
+    /// (SYN one way, then for the two-way modes the reply, so they are past SYN_RECV).
+    pub fn new(scenario: Scenario) -> Trace {
+        let new = scenario == Scenario::FullNatNew;
+        let worker = director(scenario.mode(), 1 << 20, if new { 1 } else { 600_000 });
+        let mut t = Trace {
+            worker,
+            scenario,
+            frames: Vec::new(),
+            next: 0,
+            flow: 0,
+            now: 10,
+        };
+        if !new {
+            let flow =
+                |i: u32, flags, len| tcp_frame(WAN_MAC, client(i), sport(i), VIP, 80, flags, len);
+            for chunk in (0..FLOWS).collect::<Vec<_>>().chunks(BURST) {
+                for &i in chunk {
+                    assert!(t.worker.port_mut(WAN).inject(&flow(i, SYN, 0)));
+                }
+                t.step_with(|w, now| w.poll(now), |w, now| w.slow_jobs(now));
+            }
+            assert_eq!(t.worker.sessions().len(), FLOWS as usize);
+            t.frames = (0..FLOWS).map(|i| flow(i, ACK, 64)).collect();
+        }
+        t
+    }
+
+    /// The scenario this trace runs.
+    pub fn scenario(&self) -> Scenario {
+        self.scenario
+    }
+
+    /// One step with plain polls.
+    pub fn step_plain(&mut self) -> usize {
+        self.step(|w, now| w.poll(now), |w, now| w.slow_jobs(now))
+    }
+
+    /// One step: a burst of client frames in, through `poll` (and back through it for the
+    /// two-way modes), the output dropped; for the new-session scenario the clock then moves
+    /// on and `slow` runs the expiry. Returns the frames `poll` processed.
+    pub fn step(
+        &mut self,
+        poll: impl FnMut(&mut Worker<MemDevice>, u64) -> usize,
+        slow: impl FnMut(&mut Worker<MemDevice>, u64),
+    ) -> usize {
+        if self.scenario == Scenario::FullNatNew {
+            for _ in 0..BURST {
+                let f = self.flow;
+                let syn = tcp_frame(WAN_MAC, client(f / 50_000), sport(f), VIP, 80, SYN, 0);
+                assert!(self.worker.port_mut(WAN).inject(&syn));
+                self.flow = self.flow.wrapping_add(1);
+            }
+        } else {
+            for _ in 0..BURST {
+                let f = &self.frames[self.next % self.frames.len()];
+                assert!(self.worker.port_mut(WAN).inject(f));
+                self.next += 1;
+            }
+        }
+        self.step_with(poll, slow)
+    }
+
+    /// Polls what is queued on WAN, reflects the LAN output for two-way modes, polls again,
+    /// drops the output; for the new-session scenario moves the clock on and expires.
+    fn step_with(
+        &mut self,
+        mut poll: impl FnMut(&mut Worker<MemDevice>, u64) -> usize,
+        mut slow: impl FnMut(&mut Worker<MemDevice>, u64),
+    ) -> usize {
+        let mut n = poll(&mut self.worker, self.now);
+        if self.scenario.two_way() {
+            while let Some(mut b) = self.worker.port_mut(LAN).pop_tx() {
+                reflect(b.data_mut());
+                assert!(self.worker.port_mut(LAN).inject_buf(b).is_ok());
+            }
+            n += poll(&mut self.worker, self.now);
+        }
+        for port in [WAN, LAN] {
+            while let Some(b) = self.worker.port_mut(port).pop_tx() {
+                black_box(&b);
+            }
+        }
+        if self.scenario == Scenario::FullNatNew {
+            self.now += 2;
+            slow(&mut self.worker, self.now);
+        }
+        n
+    }
+}
+
+/// Client source port of flow `i`.
+fn sport(i: u32) -> u16 {
+    10_000 + (i % 50_000) as u16
+}
+
+/// Turns an IPv4 frame into its reply: MACs, addresses and ports swapped (which leaves the
+/// L4 checksum valid), TTL 64 and the header checksum recomputed.
+pub fn reflect(f: &mut [u8]) {
+    let (dst, src) = f[..12].split_at_mut(6);
+    dst.swap_with_slice(src);
+    let ip = &mut f[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let (a, b) = ip[12..20].split_at_mut(4);
+    a.swap_with_slice(b);
+    let (sp, dp) = ip[ihl..ihl + 4].split_at_mut(2);
+    sp.swap_with_slice(dp);
+    ip[8] = 64;
+    ip[10..12].fill(0);
+    let sum = dataplane::checksum::checksum(&ip[..ihl]);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+}
