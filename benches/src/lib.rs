@@ -1,6 +1,7 @@
 //! Shared helpers for the rvs criterion benches: a two-port director on in-memory devices and
 //! frame builders. Frames are built with smoltcp (valid checksums), independent of rvs's code.
 
+pub mod peer;
 pub mod trace;
 
 use arc_swap::ArcSwap;

@@ -86,7 +86,10 @@ pub fn update_udp32(csum: u16, old: u32, new: u32) -> u16 {
 
 /// An accumulated checksum change: several 16/32-bit field edits summed once, then applied to
 /// a checksum in one step. Equivalent to applying [`update16`] / [`update32`] edit by edit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// The sum is kept unfolded (each edit adds at most 2 × 0xffff, so a `u32` holds over 30 000
+/// of them) and folded once, when applied.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Delta(u32);
 
 impl Delta {
@@ -96,32 +99,31 @@ impl Delta {
     /// Adds a 16-bit field edit `old` → `new`.
     #[inline]
     pub fn add16(&mut self, old: u16, new: u16) {
-        self.0 = fold(self.0 + !old as u32 + new as u32) as u32;
+        self.0 += !old as u32 + new as u32;
     }
 
     /// Adds a 32-bit field edit `old` → `new` (an IPv4 address).
     #[inline]
     pub fn add32(&mut self, old: u32, new: u32) {
-        self.add16((old >> 16) as u16, (new >> 16) as u16);
-        self.add16(old as u16, new as u16);
+        self.0 += (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
     }
 
     /// Adds all the edits of `other`.
     #[inline]
     pub fn add(&mut self, other: Delta) {
-        self.0 = fold(self.0 + other.0) as u32;
+        self.0 = fold(self.0) as u32 + fold(other.0) as u32;
     }
 
     /// True if the edits add up to no change.
     #[inline]
     pub fn is_zero(self) -> bool {
-        self.0 == 0 || self.0 == 0xffff
+        matches!(fold(self.0), 0 | 0xffff)
     }
 
     /// The checksum `csum` after the edits.
     #[inline]
     pub fn apply(self, csum: u16) -> u16 {
-        !fold(!csum as u32 + self.0)
+        !fold(!csum as u32 + fold(self.0) as u32)
     }
 
     /// The UDP checksum `csum` after the edits: 0 ("no checksum", RFC 768) stays 0, and a

@@ -29,9 +29,15 @@ mod ip_field {
 /// `pkt` starts at the IPv4 header and holds at least the whole L4 header (the caller parsed
 /// it with [`crate::parse::parse_ipv4`], which guarantees this for unfragmented TCP, UDP and
 /// ICMP). Checksums are written when the value is dropped.
+///
+/// The fixed parts are split off once, as arrays (the first 20 bytes of the IP header, the
+/// first 8 of the L4 header, and for TCP its checksum), so the setters index them with
+/// constants and carry no bounds checks.
 pub struct Ipv4Rewrite<'a> {
-    pkt: &'a mut [u8],
-    l4: usize,
+    ip: &'a mut [u8; 20],
+    l4: &'a mut [u8; 8],
+    /// TCP's checksum field (bytes 16..18 of its header); None for UDP and ICMP.
+    tcp_csum: Option<&'a mut [u8; 2]>,
     proto: u8,
     ip_delta: Delta,
     l4_delta: Delta,
@@ -39,11 +45,21 @@ pub struct Ipv4Rewrite<'a> {
 
 impl<'a> Ipv4Rewrite<'a> {
     /// Starts a rewrite of the IPv4 packet `pkt` whose header is `header_len` bytes.
+    ///
+    /// # Panics
+    /// If `pkt` is shorter than its headers (`header_len` ≥ 20, then 8 bytes of L4 header,
+    /// 20 for TCP): [`crate::parse::parse_ipv4`] has checked that for every packet it passes.
     #[inline]
     pub fn new(pkt: &'a mut [u8], header_len: usize, proto: u8) -> Ipv4Rewrite<'a> {
+        let (hdr, rest) = pkt.split_at_mut(header_len);
+        let ip: &mut [u8; 20] = (&mut hdr[..20]).try_into().expect("IPv4 header");
+        let (l4, tail) = rest.split_at_mut(8);
+        let l4: &mut [u8; 8] = l4.try_into().expect("L4 header");
+        let tcp_csum = (proto == 6).then(|| (&mut tail[8..10]).try_into().expect("TCP header"));
         Ipv4Rewrite {
-            pkt,
-            l4: header_len,
+            ip,
+            l4,
+            tcp_csum,
             proto,
             ip_delta: Delta::ZERO,
             l4_delta: Delta::ZERO,
@@ -51,25 +67,11 @@ impl<'a> Ipv4Rewrite<'a> {
     }
 
     #[inline]
-    fn get32(&self, at: usize) -> u32 {
-        u32::from_be_bytes([
-            self.pkt[at],
-            self.pkt[at + 1],
-            self.pkt[at + 2],
-            self.pkt[at + 3],
-        ])
-    }
-
-    #[inline]
-    fn get16(&self, at: usize) -> u16 {
-        u16::from_be_bytes([self.pkt[at], self.pkt[at + 1]])
-    }
-
-    #[inline]
     fn set_addr(&mut self, at: usize, addr: Ipv4Addr) {
-        let old = self.get32(at);
+        let field: &mut [u8; 4] = (&mut self.ip[at..at + 4]).try_into().expect("4 bytes");
+        let old = u32::from_be_bytes(*field);
         let new = u32::from(addr);
-        self.pkt[at..at + 4].copy_from_slice(&new.to_be_bytes());
+        *field = new.to_be_bytes();
         self.ip_delta.add32(old, new);
         // TCP and UDP checksums cover the addresses through the pseudo-header; ICMP does not.
         if self.proto != 1 {
@@ -79,9 +81,9 @@ impl<'a> Ipv4Rewrite<'a> {
 
     #[inline]
     fn set_l4_u16(&mut self, at: usize, value: u16) {
-        let at = self.l4 + at;
-        let old = self.get16(at);
-        self.pkt[at..at + 2].copy_from_slice(&value.to_be_bytes());
+        let field: &mut [u8; 2] = (&mut self.l4[at..at + 2]).try_into().expect("2 bytes");
+        let old = u16::from_be_bytes(*field);
+        *field = value.to_be_bytes();
         self.l4_delta.add16(old, value);
     }
 
@@ -118,49 +120,55 @@ impl<'a> Ipv4Rewrite<'a> {
     /// Sets the TTL.
     #[inline]
     pub fn set_ttl(&mut self, ttl: u8) {
-        let old = self.get16(ip_field::TTL);
-        self.pkt[ip_field::TTL] = ttl;
-        let new = self.get16(ip_field::TTL);
-        self.ip_delta.add16(old, new);
+        let t = ip_field::TTL;
+        let old = u16::from_be_bytes([self.ip[t], self.ip[t + 1]]);
+        self.ip[t] = ttl;
+        self.ip_delta
+            .add16(old, u16::from_be_bytes([ttl, self.ip[t + 1]]));
     }
 
     /// Decrements the TTL (the caller has checked it is above 1).
     #[inline]
     pub fn dec_ttl(&mut self) {
-        let ttl = self.pkt[ip_field::TTL];
+        let ttl = self.ip[ip_field::TTL];
         self.set_ttl(ttl.wrapping_sub(1));
     }
 
     /// Sets the ICMP type byte (echo request → echo reply).
     #[inline]
     pub fn set_icmp_type(&mut self, ty: u8) {
-        let at = self.l4;
-        let old = self.get16(at);
-        self.pkt[at] = ty;
-        let new = self.get16(at);
-        self.l4_delta.add16(old, new);
+        let old = u16::from_be_bytes([self.l4[0], self.l4[1]]);
+        self.l4[0] = ty;
+        self.l4_delta
+            .add16(old, u16::from_be_bytes([ty, self.l4[1]]));
     }
 
+    #[inline]
     fn finish(&mut self) {
         if !self.ip_delta.is_zero() {
-            let c = self.get16(ip_field::CHECKSUM);
-            let c = self.ip_delta.apply(c);
-            self.pkt[ip_field::CHECKSUM..ip_field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+            let c = ip_field::CHECKSUM;
+            let field: &mut [u8; 2] = (&mut self.ip[c..c + 2]).try_into().expect("2 bytes");
+            *field = self
+                .ip_delta
+                .apply(u16::from_be_bytes(*field))
+                .to_be_bytes();
         }
         if !self.l4_delta.is_zero() {
-            let (at, udp) = match self.proto {
-                6 => (self.l4 + 16, false),
-                17 => (self.l4 + 6, true),
-                1 => (self.l4 + 2, false),
-                _ => return,
-            };
-            let c = self.get16(at);
+            let delta = self.l4_delta;
+            let (field, udp): (&mut [u8; 2], bool) =
+                match (self.proto, self.tcp_csum.as_deref_mut()) {
+                    (6, Some(f)) => (f, false),
+                    (17, _) => ((&mut self.l4[6..8]).try_into().expect("2 bytes"), true),
+                    (1, _) => ((&mut self.l4[2..4]).try_into().expect("2 bytes"), false),
+                    _ => return,
+                };
+            let c = u16::from_be_bytes(*field);
             let c = if udp {
-                self.l4_delta.apply_udp(c)
+                delta.apply_udp(c)
             } else {
-                self.l4_delta.apply(c)
+                delta.apply(c)
             };
-            self.pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
+            *field = c.to_be_bytes();
         }
         self.ip_delta = Delta::ZERO;
         self.l4_delta = Delta::ZERO;

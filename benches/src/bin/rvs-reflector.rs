@@ -32,84 +32,51 @@
 
 use arrayvec::ArrayVec;
 use dataplane::checksum::{checksum, update16};
-use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, BURST};
-use std::io::{BufRead, Write};
+use dpdk::{Mbuf, Mempool, BURST};
+use rvs_benches::peer::{value, Common};
+use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 struct Args {
-    wan: String,
-    lan: String,
-    peer_mac: [u8; 6],
-    vip: Ipv4Addr,
-    vport: u16,
+    c: Common,
     flows: u32,
     inflight: u32,
     warmup: f64,
     seconds: f64,
-    core: u32,
-    prefix: String,
     dr: bool,
     sessions: u32,
 }
 
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        wan: String::new(),
-        lan: String::new(),
-        peer_mac: [0; 6],
-        vip: Ipv4Addr::UNSPECIFIED,
-        vport: 0,
-        flows: 1024,
-        inflight: 512,
-        warmup: 2.0,
-        seconds: 5.0,
-        core: 0,
-        prefix: "rvs-reflector".into(),
-        dr: false,
-        sessions: 0,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--dr" {
-            a.dr = true;
-            continue;
+    let (mut flows, mut inflight, mut warmup, mut seconds) = (1024, 512, 2.0, 5.0);
+    let (mut dr, mut sessions) = (false, 0);
+    let c = Common::parse("rvs-reflector", &["--dr"], |flag, v| {
+        let v = v.unwrap_or_default();
+        match flag {
+            "--dr" => dr = true,
+            "--flows" => flows = value(flag, v, "a count")?,
+            "--inflight" => inflight = value(flag, v, "a count")?,
+            "--warmup" => warmup = value(flag, v, "seconds")?,
+            "--seconds" => seconds = value(flag, v, "seconds")?,
+            "--sessions" => sessions = value(flag, v, "a count")?,
+            _ => return Ok(false),
         }
-        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let bad = |what: &str| format!("{flag} {v}: not {what}");
-        match flag.as_str() {
-            "--wan" => a.wan = v,
-            "--lan" => a.lan = v,
-            "--peer-mac" => a.peer_mac = parse_mac(&v).ok_or_else(|| bad("a MAC"))?,
-            "--vip" => a.vip = v.parse().map_err(|_| bad("an IPv4 address"))?,
-            "--vport" => a.vport = v.parse().map_err(|_| bad("a port"))?,
-            "--flows" => a.flows = v.parse().map_err(|_| bad("a count"))?,
-            "--inflight" => a.inflight = v.parse().map_err(|_| bad("a count"))?,
-            "--warmup" => a.warmup = v.parse().map_err(|_| bad("seconds"))?,
-            "--seconds" => a.seconds = v.parse().map_err(|_| bad("seconds"))?,
-            "--core" => a.core = v.parse().map_err(|_| bad("a core"))?,
-            "--prefix" => a.prefix = v,
-            "--sessions" => a.sessions = v.parse().map_err(|_| bad("a count"))?,
-            _ => return Err(format!("unknown option {flag}")),
-        }
-    }
-    if a.wan.is_empty() || a.lan.is_empty() || a.vport == 0 || a.vip.is_unspecified() {
-        return Err("--wan, --lan, --peer-mac, --vip and --vport are required".into());
-    }
-    if a.flows == 0 || a.flows > 65_000 || a.inflight == 0 {
+        Ok(true)
+    })?;
+    if flows == 0 || flows > 65_000 || inflight == 0 {
         return Err("--flows must be 1..=65000 and --inflight at least 1".into());
     }
-    Ok(a)
+    Ok(Args {
+        c,
+        flows,
+        inflight,
+        warmup,
+        seconds,
+        dr,
+        sessions,
+    })
 }
 
 /// The seed frame `i`: UDP from client `i % flows` (172.16.0.0/16) to the VIP.
@@ -134,7 +101,7 @@ fn udp_frame(m: &mut Mbuf, client: Ipv4Addr, sport: u16, a: &Args, src_mac: [u8;
     }
     let f = m.data_mut();
     f.fill(0);
-    f[0..6].copy_from_slice(&a.peer_mac);
+    f[0..6].copy_from_slice(&a.c.peer_mac);
     f[6..12].copy_from_slice(&src_mac);
     f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
     let ip = &mut f[14..34];
@@ -143,12 +110,12 @@ fn udp_frame(m: &mut Mbuf, client: Ipv4Addr, sport: u16, a: &Args, src_mac: [u8;
     ip[8] = 64;
     ip[9] = 17;
     ip[12..16].copy_from_slice(&client.octets());
-    ip[16..20].copy_from_slice(&a.vip.octets());
+    ip[16..20].copy_from_slice(&a.c.vip.octets());
     let sum = checksum(ip);
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     let udp = &mut f[34..42];
     udp[0..2].copy_from_slice(&sport.to_be_bytes());
-    udp[2..4].copy_from_slice(&a.vport.to_be_bytes());
+    udp[2..4].copy_from_slice(&a.c.vport.to_be_bytes());
     udp[4..6].copy_from_slice(&((LEN - 34) as u16).to_be_bytes());
     // UDP checksum 0: none (IPv4).
     true
@@ -254,68 +221,15 @@ fn warm_up(
 }
 
 fn run(a: &Args) -> Result<(), String> {
-    let core = a.core.to_string();
-    let wan = format!("net_vhost0,iface={},queues=1", a.wan);
-    let lan = format!("net_vhost1,iface={},queues=1", a.lan);
-    let eal_args = [
-        "rvs-reflector",
-        "-l",
-        &core,
-        "--no-pci",
-        "--no-huge",
-        "-m",
-        "1024",
-        "--single-file-segments",
-        "--file-prefix",
-        &a.prefix,
-        "--vdev",
-        &wan,
-        "--vdev",
-        &lan,
-    ];
-    let _eal = Eal::init(&eal_args).map_err(|e| e.to_string())?;
-    let pool = Mempool::new("reflector", 16383, 256, 2176, None).map_err(|e| e.to_string())?;
-    let mut ports = Vec::new();
-    for name in ["net_vhost0", "net_vhost1"] {
-        let mut p = Port::by_name(name).map_err(|e| e.to_string())?;
-        p.configure(&PortConf::default(), &pool)
-            .map_err(|e| e.to_string())?;
-        p.start().map_err(|e| e.to_string())?;
-        ports.push(p);
-    }
-    let mac = |m: [u8; 6]| {
-        m.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
+    let peer = a.c.open("rvs-reflector")?;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "mac wan {}", mac(ports[0].mac()));
-    let _ = writeln!(out, "mac lan {}", mac(ports[1].mac()));
-    let _ = writeln!(out, "ready");
-    let _ = out.flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(ports[0].link_up() && ports[1].link_up()) {
-        if Instant::now() > deadline {
-            return Err("the DUT never connected to both vhost-user sockets".into());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut queues = [
-        ports[0].queue(0).map_err(|e| e.to_string())?,
-        ports[1].queue(0).map_err(|e| e.to_string())?,
-    ];
+    let mut queues = peer.handshake(&mut out)?;
+    let (pool, ports) = (&peer.pool, &peer.ports);
 
     let src = ports[0].mac();
     let mut burst: ArrayVec<Mbuf, BURST> = ArrayVec::new();
     if a.sessions > 0 {
-        let (sent, back) = warm_up(&pool, &mut queues, a, src)?;
+        let (sent, back) = warm_up(pool, &mut queues, a, src)?;
         let _ = writeln!(out, "warm sent={sent} back={back}");
         let _ = out.flush();
     }
@@ -342,7 +256,7 @@ fn run(a: &Args) -> Result<(), String> {
     let end = warm_end + Duration::from_secs_f64(a.seconds);
     let mut at_warm: Option<[u64; 2]> = None;
     let mut polls = 0u32;
-    let (dut_wan, r_wan) = (a.peer_mac, ports[0].mac());
+    let (dut_wan, r_wan) = (a.c.peer_mac, ports[0].mac());
     loop {
         for side in 0..2 {
             burst.clear();
@@ -388,27 +302,12 @@ fn run(a: &Args) -> Result<(), String> {
     );
     let _ = out.flush();
     drop(queues);
-    for p in &mut ports {
-        let _ = p.stop();
-    }
+    peer.close();
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("rvs-reflector: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rvs-reflector: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    rvs_benches::peer::main("rvs-reflector", parse_args, run)
 }
 
 #[cfg(test)]
