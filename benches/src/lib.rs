@@ -6,6 +6,7 @@ pub mod trace;
 
 use arc_swap::ArcSwap;
 use conntrack::{Proto, SessionState, TcpState, Timeouts};
+use dataplane::device::Device;
 use dataplane::mem::{MemDevice, MemPool};
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
 use dataplane::wire::{EthernetAddress, Ipv4Packet, TcpPacket};
@@ -38,6 +39,21 @@ pub const RS: [Ipv4Addr; 3] = [
 /// with static neighbours. SYN_RECV lasts `syn_recv_ms` (benches of the new-session path
 /// expire sessions between batches).
 pub fn director(mode: ForwardMode, capacity: usize, syn_recv_ms: u64) -> Worker<MemDevice> {
+    let pool = MemPool::new(8192);
+    let ports = vec![
+        MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 4096),
+        MemDevice::new(EthernetAddress(LAN_MAC), pool, 4096),
+    ];
+    director_on(ports, mode, capacity, syn_recv_ms)
+}
+
+/// The same director on any two devices (WAN, LAN), e.g. DPDK queues.
+pub fn director_on<D: Device>(
+    ports: Vec<D>,
+    mode: ForwardMode,
+    capacity: usize,
+    syn_recv_ms: u64,
+) -> Worker<D> {
     let mut services = ServiceTable::new();
     let key = ServiceKey {
         proto: Proto::Tcp,
@@ -85,11 +101,6 @@ pub fn director(mode: ForwardMode, capacity: usize, syn_recv_ms: u64) -> Worker<
         ..DirectorConfig::default()
     };
     let snap = Snapshot::build(&cfg).expect("config");
-    let pool = MemPool::new(8192);
-    let ports = vec![
-        MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 4096),
-        MemDevice::new(EthernetAddress(LAN_MAC), pool, 4096),
-    ];
     let wcfg = WorkerConfig {
         table_capacity: capacity,
         slow_every: u32::MAX,
