@@ -69,11 +69,12 @@ pub fn probe(kind: &CheckKind, addr: SocketAddr, timeout: Duration) -> Result<()
                 .map_err(|e| format!("TCP connect: {e}"))?;
             let _ = s.set_read_timeout(Some(timeout));
             let _ = s.set_write_timeout(Some(timeout));
-            write!(
-                s,
+            // One write (one segment): `write!` on the stream would send each piece apart.
+            let request = format!(
                 "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: rvs-health\r\nConnection: close\r\n\r\n"
-            )
-            .map_err(|e| format!("HTTP request: {e}"))?;
+            );
+            s.write_all(request.as_bytes())
+                .map_err(|e| format!("HTTP request: {e}"))?;
             let mut head = [0u8; 64];
             let mut n = 0;
             while n < 12 {
@@ -221,15 +222,26 @@ mod tests {
 
     #[test]
     fn tcp_and_http_probes_against_real_sockets() {
-        /// A listener answering one HTTP request with `status` (after reading it).
+        /// A listener answering one HTTP request with `status`, after reading the whole
+        /// request head (closing with request bytes unread would make the kernel send a reset
+        /// that can overtake the answer).
         fn http_once(status: &'static str) -> (SocketAddr, std::thread::JoinHandle<()>) {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = l.local_addr().unwrap();
             let t = std::thread::spawn(move || {
                 let (mut c, _) = l.accept().unwrap();
+                let mut head = Vec::new();
                 let mut buf = [0u8; 256];
-                let _ = c.read(&mut buf);
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
                 let _ = write!(c, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+                let _ = c.shutdown(std::net::Shutdown::Write);
+                // Wait for the prober to close first.
+                let _ = c.read(&mut buf);
             });
             (addr, t)
         }
