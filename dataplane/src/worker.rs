@@ -359,7 +359,9 @@ pub struct Worker<D: Device> {
     cfg: WorkerConfig,
     roles: Vec<PortRole>,
     tx: Tx<D>,
-    source: Arc<SnapshotCell>,
+    /// The configuration cell, through a cache: checking it for a new snapshot on every poll
+    /// is one relaxed pointer load.
+    source: arc_swap::Cache<Arc<SnapshotCell>, Arc<Snapshot>>,
     snap: Arc<Snapshot>,
     refused: Arc<Snapshot>,
     scheds: Vec<AnyScheduler>,
@@ -408,7 +410,8 @@ impl<D: Device> Worker<D> {
             }
             roles[i] = *r;
         }
-        let snap = source.load_full();
+        let mut source = arc_swap::Cache::new(source);
+        let snap = Arc::clone(source.load());
         let most_dests = max_dests(&snap);
         if snap.ports_needed() > n {
             return Err(WorkerError::MissingPort {
@@ -552,7 +555,9 @@ impl<D: Device> Worker<D> {
             let mut rx: Burst<D::Buf> = Burst::new();
             self.tx.ports[port].rx_burst(&mut rx);
             received += rx.len();
-            for buf in rx {
+            // Drained in place: `for buf in rx` would move the whole burst array (a memcpy of
+            // its full capacity on every poll, empty or not).
+            for buf in rx.drain(..) {
                 self.counters.rx_packets += 1;
                 self.counters.rx_bytes += buf.len() as u64;
                 match self.roles[port] {
@@ -791,11 +796,10 @@ impl<D: Device> Worker<D> {
 
     fn refresh_snapshot(&mut self) {
         let cur = self.source.load();
-        if Arc::ptr_eq(&cur, &self.snap) {
+        if Arc::ptr_eq(cur, &self.snap) {
             return;
         }
-        let new = Arc::clone(&cur);
-        drop(cur);
+        let new = Arc::clone(cur);
         if new.ports_needed() > self.tx.ports.len() {
             // Keep forwarding with the configuration we have; say why the new one is refused.
             if !Arc::ptr_eq(&new, &self.refused) {
