@@ -1,54 +1,15 @@
 //! Zero heap allocations per packet in steady state, over a million packets: every trace of
 //! `rvs_benches::trace` (FullNAT established both ways, FullNAT new sessions with their
-//! expiry, NAT both ways, DR) is warmed up, then run with a counting global allocator armed
-//! around each `Worker::poll` and `Worker::slow_jobs` on this thread until the traces together have processed over
-//! 1 000 000 frames. The allocator proves first that it sees an allocation when there is one.
+//! expiry, NAT both ways, DR) is warmed up, then run with a counting global allocator
+//! (`testkit::alloc`) armed around each `Worker::poll` and `Worker::slow_jobs` on this thread
+//! until the traces together have processed over 1 000 000 frames. The allocator proves first
+//! that it sees an allocation and a reallocation.
 
 use rvs_benches::trace::{Scenario, Trace};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static ARMED: Cell<bool> = const { Cell::new(false) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ARMED.with(|a| a.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // Safety: forwarding the caller's layout to the system allocator unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Safety: `ptr` came from `System.alloc` with this layout (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if ARMED.with(|a| a.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // Safety: `ptr` came from `System.alloc` with `layout` (see `alloc`).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use testkit::alloc::{armed, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Runs `f` with the counter armed; returns its result and the allocations it made.
-fn armed<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    let before = ALLOCS.load(Ordering::Relaxed);
-    ARMED.with(|a| a.set(true));
-    let r = f();
-    ARMED.with(|a| a.set(false));
-    (r, ALLOCS.load(Ordering::Relaxed) - before)
-}
 
 #[test]
 fn a_million_packets_after_warm_up_allocate_nothing() {

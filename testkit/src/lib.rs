@@ -4,6 +4,8 @@
 //! computation — never with rvs's own code.
 #![allow(missing_docs)]
 
+pub mod alloc;
+
 use smoltcp::wire::{Icmpv4Packet, IpAddress, Ipv4Packet, TcpPacket, UdpPacket};
 use std::net::Ipv4Addr;
 
