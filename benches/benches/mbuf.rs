@@ -34,7 +34,6 @@ struct Dpdk {
 fn dpdk() -> Dpdk {
     let prefix = format!("rvs-bench-mbuf-{}", std::process::id());
     let args = [
-        "rvs-bench-mbuf",
         "--no-pci",
         "--no-huge",
         "-m",

@@ -1,10 +1,12 @@
 //! What the harness's DPDK programs (rvs-reflector, rvs-connrate) share: two `net_vhost`
 //! ports, the client side and the server side of a device under test that connects to them
-//! with virtio_user, and the start-up handshake with the Python driver.
+//! with virtio_user, and the start-up handshake with the Python driver. Also the reflection of
+//! a frame into its reply, which the in-memory traces (`crate::trace`) use too.
 //!
 //! The program prints `mac wan ..`, `mac lan ..` and `ready` once its ports exist, waits for a
 //! line on standard input (the DUT is up), then for both links.
 
+use dataplane::checksum::update16;
 use dpdk::{Eal, Mempool, Port, PortConf, Queue};
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -50,7 +52,6 @@ impl Peer {
         let wan = format!("net_vhost0,iface={wan},queues=1");
         let lan = format!("net_vhost1,iface={lan},queues=1");
         let eal_args = [
-            program,
             "-l",
             &core,
             "--no-pci",
@@ -216,4 +217,47 @@ impl Common {
     pub fn open(&self, program: &str) -> Result<Peer, String> {
         Peer::open(program, &self.wan, &self.lan, self.core, &self.prefix)
     }
+}
+
+/// An Ethernet frame carrying at least a minimal IPv4 header.
+#[inline]
+pub fn is_ipv4(f: &[u8]) -> bool {
+    f.len() >= 14 + 20 && f[12..14] == [0x08, 0x00] && f[14] >> 4 == 4
+}
+
+/// Sets the IPv4 TTL back to 64, folding the change into the header checksum (RFC 1624).
+#[inline]
+pub fn restore_ttl(f: &mut [u8]) {
+    let old = u16::from_be_bytes([f[22], f[23]]);
+    let new = (64u16 << 8) | u16::from(f[23]);
+    if old != new {
+        f[22] = 64;
+        let hc = update16(u16::from_be_bytes([f[24], f[25]]), old, new);
+        f[24..26].copy_from_slice(&hc.to_be_bytes());
+    }
+}
+
+/// Swaps the frame's MACs, IPv4 addresses and L4 ports and sets its TTL back to 64. None of
+/// the swaps changes a checksum; the TTL is folded into the IPv4 one (RFC 1624).
+#[inline]
+pub fn reflect(f: &mut [u8]) -> bool {
+    if !is_ipv4(f) {
+        return false;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    if ihl < 20 || f.len() < 14 + ihl + 4 {
+        return false;
+    }
+    for i in 0..6 {
+        f.swap(i, 6 + i);
+    }
+    for i in 0..4 {
+        f.swap(26 + i, 30 + i);
+    }
+    let l4 = 14 + ihl;
+    for i in 0..2 {
+        f.swap(l4 + i, l4 + 2 + i);
+    }
+    restore_ttl(f);
+    true
 }

@@ -9,6 +9,7 @@
 //! polls go through a caller-supplied function: the instruction counter counts inside it,
 //! the allocation proof arms its allocator inside it.
 
+use crate::peer::reflect;
 use crate::{client, director, tcp_frame, LAN, VIP, WAN, WAN_MAC};
 use dataplane::buf::PacketBuf;
 use dataplane::mem::MemDevice;
@@ -163,7 +164,7 @@ impl Trace {
         let mut n = poll(&mut self.worker, self.now);
         if self.scenario.two_way() {
             while let Some(mut b) = self.worker.port_mut(LAN).pop_tx() {
-                reflect(b.data_mut());
+                assert!(reflect(b.data_mut()), "the worker sent an IPv4 frame");
                 assert!(self.worker.port_mut(LAN).inject_buf(b).is_ok());
             }
             n += poll(&mut self.worker, self.now);
@@ -184,21 +185,4 @@ impl Trace {
 /// Client source port of flow `i`.
 fn sport(i: u32) -> u16 {
     10_000 + (i % 50_000) as u16
-}
-
-/// Turns an IPv4 frame into its reply: MACs, addresses and ports swapped (which leaves the
-/// L4 checksum valid), TTL 64 and the header checksum recomputed.
-pub fn reflect(f: &mut [u8]) {
-    let (dst, src) = f[..12].split_at_mut(6);
-    dst.swap_with_slice(src);
-    let ip = &mut f[14..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let (a, b) = ip[12..20].split_at_mut(4);
-    a.swap_with_slice(b);
-    let (sp, dp) = ip[ihl..ihl + 4].split_at_mut(2);
-    sp.swap_with_slice(dp);
-    ip[8] = 64;
-    ip[10..12].fill(0);
-    let sum = dataplane::checksum::checksum(&ip[..ihl]);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
 }

@@ -142,11 +142,7 @@ pub fn parse_fast(frame: &[u8]) -> Option<Parsed> {
     if total_len < 20 || frame.len() - 14 < total_len || ip[6] & 0x3f != 0 || ip[7] != 0 {
         return None;
     }
-    let mut sum = 0u32;
-    for w in ip.chunks_exact(2) {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if crate::checksum::fold(sum) != 0xffff {
+    if crate::checksum::fold(crate::checksum::sum_bytes(0, ip)) != 0xffff {
         return None;
     }
     let l4 = &frame[34..14 + total_len];

@@ -24,6 +24,17 @@ mod ip_field {
     pub const DST: usize = 16;
 }
 
+/// The `N` bytes of `bytes` at `at`, as an array (so that indexing it needs no bounds checks).
+///
+/// # Panics
+/// If `bytes` is shorter than `at + N`; [`Ipv4Rewrite::new`] says why it is not.
+#[inline]
+fn field<const N: usize>(bytes: &mut [u8], at: usize) -> &mut [u8; N] {
+    (&mut bytes[at..at + N])
+        .try_into()
+        .expect("header field within the packet")
+}
+
 /// An in-place rewrite of one IPv4 packet that keeps its checksums right.
 ///
 /// `pkt` starts at the IPv4 header and holds at least the whole L4 header (the caller parsed
@@ -52,10 +63,10 @@ impl<'a> Ipv4Rewrite<'a> {
     #[inline]
     pub fn new(pkt: &'a mut [u8], header_len: usize, proto: u8) -> Ipv4Rewrite<'a> {
         let (hdr, rest) = pkt.split_at_mut(header_len);
-        let ip: &mut [u8; 20] = (&mut hdr[..20]).try_into().expect("IPv4 header");
+        let ip: &mut [u8; 20] = field(hdr, 0);
         let (l4, tail) = rest.split_at_mut(8);
-        let l4: &mut [u8; 8] = l4.try_into().expect("L4 header");
-        let tcp_csum = (proto == 6).then(|| (&mut tail[8..10]).try_into().expect("TCP header"));
+        let l4: &mut [u8; 8] = field(l4, 0);
+        let tcp_csum = (proto == 6).then(|| field(tail, 8));
         Ipv4Rewrite {
             ip,
             l4,
@@ -68,10 +79,10 @@ impl<'a> Ipv4Rewrite<'a> {
 
     #[inline]
     fn set_addr(&mut self, at: usize, addr: Ipv4Addr) {
-        let field: &mut [u8; 4] = (&mut self.ip[at..at + 4]).try_into().expect("4 bytes");
-        let old = u32::from_be_bytes(*field);
+        let bytes: &mut [u8; 4] = field(self.ip, at);
+        let old = u32::from_be_bytes(*bytes);
         let new = u32::from(addr);
-        *field = new.to_be_bytes();
+        *bytes = new.to_be_bytes();
         self.ip_delta.add32(old, new);
         // TCP and UDP checksums cover the addresses through the pseudo-header; ICMP does not.
         if self.proto != 1 {
@@ -81,9 +92,9 @@ impl<'a> Ipv4Rewrite<'a> {
 
     #[inline]
     fn set_l4_u16(&mut self, at: usize, value: u16) {
-        let field: &mut [u8; 2] = (&mut self.l4[at..at + 2]).try_into().expect("2 bytes");
-        let old = u16::from_be_bytes(*field);
-        *field = value.to_be_bytes();
+        let bytes: &mut [u8; 2] = field(self.l4, at);
+        let old = u16::from_be_bytes(*bytes);
+        *bytes = value.to_be_bytes();
         self.l4_delta.add16(old, value);
     }
 
@@ -146,29 +157,25 @@ impl<'a> Ipv4Rewrite<'a> {
     #[inline]
     fn finish(&mut self) {
         if !self.ip_delta.is_zero() {
-            let c = ip_field::CHECKSUM;
-            let field: &mut [u8; 2] = (&mut self.ip[c..c + 2]).try_into().expect("2 bytes");
-            *field = self
-                .ip_delta
-                .apply(u16::from_be_bytes(*field))
-                .to_be_bytes();
+            let sum: &mut [u8; 2] = field(self.ip, ip_field::CHECKSUM);
+            *sum = self.ip_delta.apply(u16::from_be_bytes(*sum)).to_be_bytes();
         }
         if !self.l4_delta.is_zero() {
             let delta = self.l4_delta;
-            let (field, udp): (&mut [u8; 2], bool) =
-                match (self.proto, self.tcp_csum.as_deref_mut()) {
-                    (6, Some(f)) => (f, false),
-                    (17, _) => ((&mut self.l4[6..8]).try_into().expect("2 bytes"), true),
-                    (1, _) => ((&mut self.l4[2..4]).try_into().expect("2 bytes"), false),
-                    _ => return,
-                };
-            let c = u16::from_be_bytes(*field);
+            let (sum, udp): (&mut [u8; 2], bool) = match (self.proto, self.tcp_csum.as_deref_mut())
+            {
+                (6, Some(f)) => (f, false),
+                (17, _) => (field(self.l4, 6), true),
+                (1, _) => (field(self.l4, 2), false),
+                _ => return,
+            };
+            let c = u16::from_be_bytes(*sum);
             let c = if udp {
                 delta.apply_udp(c)
             } else {
                 delta.apply(c)
             };
-            *field = c.to_be_bytes();
+            *sum = c.to_be_bytes();
         }
         self.ip_delta = Delta::ZERO;
         self.l4_delta = Delta::ZERO;

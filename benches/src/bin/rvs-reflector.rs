@@ -31,9 +31,9 @@
 //! measured seconds (every one of them crossed the DUT once).
 
 use arrayvec::ArrayVec;
-use dataplane::checksum::{checksum, update16};
+use dataplane::checksum::checksum;
 use dpdk::{Mbuf, Mempool, BURST};
-use rvs_benches::peer::{value, Common};
+use rvs_benches::peer::{is_ipv4, reflect, restore_ttl, value, Common};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -121,12 +121,6 @@ fn udp_frame(m: &mut Mbuf, client: Ipv4Addr, sport: u16, a: &Args, src_mac: [u8;
     true
 }
 
-/// An Ethernet frame carrying at least a minimal IPv4 header.
-#[inline]
-fn is_ipv4(f: &[u8]) -> bool {
-    f.len() >= 14 + 20 && f[12..14] == [0x08, 0x00] && f[14] >> 4 == 4
-}
-
 /// DR: the frame goes back to the DUT's client side as it is, but for its MACs and TTL.
 #[inline]
 fn resend(f: &mut [u8], dst: [u8; 6], src: [u8; 6]) -> bool {
@@ -135,43 +129,6 @@ fn resend(f: &mut [u8], dst: [u8; 6], src: [u8; 6]) -> bool {
     }
     f[0..6].copy_from_slice(&dst);
     f[6..12].copy_from_slice(&src);
-    restore_ttl(f);
-    true
-}
-
-/// Sets the IPv4 TTL back to 64, folding the change into the header checksum (RFC 1624).
-#[inline]
-fn restore_ttl(f: &mut [u8]) {
-    let old = u16::from_be_bytes([f[22], f[23]]);
-    let new = (64u16 << 8) | u16::from(f[23]);
-    if old != new {
-        f[22] = 64;
-        let hc = update16(u16::from_be_bytes([f[24], f[25]]), old, new);
-        f[24..26].copy_from_slice(&hc.to_be_bytes());
-    }
-}
-
-/// Swaps the frame's MACs, IPv4 addresses and L4 ports and sets its TTL back to 64. None of
-/// the swaps changes a checksum; the TTL is folded into the IPv4 one (RFC 1624).
-#[inline]
-fn reflect(f: &mut [u8]) -> bool {
-    if !is_ipv4(f) {
-        return false;
-    }
-    let ihl = usize::from(f[14] & 0x0f) * 4;
-    if ihl < 20 || f.len() < 14 + ihl + 4 {
-        return false;
-    }
-    for i in 0..6 {
-        f.swap(i, 6 + i);
-    }
-    for i in 0..4 {
-        f.swap(26 + i, 30 + i);
-    }
-    let l4 = 14 + ihl;
-    for i in 0..2 {
-        f.swap(l4 + i, l4 + 2 + i);
-    }
     restore_ttl(f);
     true
 }
