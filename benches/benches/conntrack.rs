@@ -12,13 +12,14 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use conntrack::{
-    Dir, FlowKey, Proto, SessionId, SessionState, Table, TcpEvent, TcpState, Timeouts,
+    Candidate, Dir, FlowKey, Proto, SessionId, SessionState, Table, TcpEvent, TcpState, Timeouts,
 };
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::worker::Forward;
 use sched::ForwardMode;
 
 const SESSIONS: usize = 1 << 20;
+const BURST: usize = 32;
 const S: u64 = 1000;
 const T0: u64 = 1_700_000_000_000;
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -89,6 +90,12 @@ fn loaded_with<T: Copy>(
     data: T,
 ) -> Loaded<T> {
     let mut table = Table::with_capacity(capacity, timeouts);
+    // As the worker does: big tables on transparent huge pages.
+    for (addr, len) in table.memory_regions() {
+        if len >= 4 << 20 {
+            let _ = dpdk::advise_huge_pages(addr, len);
+        }
+    }
     let mut rng = Rng(0x5eed);
     let mut ids = Vec::with_capacity(sessions);
     let mut keys = Vec::with_capacity(sessions);
@@ -270,6 +277,7 @@ fn scale(c: &mut Criterion) {
         let mut rng = Rng(11);
         rng.shuffle(&mut hits);
         let mut i = 0;
+        g.throughput(Throughput::Elements(1));
         g.bench_function(name, |b| {
             b.iter(|| {
                 i += 1;
@@ -277,6 +285,35 @@ fn scale(c: &mut Criterion) {
                     i = 0;
                 }
                 black_box(l.table.lookup(black_box(&hits[i])))
+            })
+        });
+        // The worker's way: a burst of 32 keys hashed with their index lines prefetched,
+        // then their candidate sessions prefetched, then looked up.
+        let mut at = 0;
+        g.throughput(Throughput::Elements(BURST as u64));
+        g.bench_function(format!("{name}_burst"), |b| {
+            b.iter(|| {
+                if at + BURST > hits.len() {
+                    at = 0;
+                }
+                let keys = &hits[at..at + BURST];
+                at += BURST;
+                let mut hashes = [(conntrack::KeyHash::default(), Candidate::NONE); BURST];
+                for (k, h) in keys.iter().zip(hashes.iter_mut()) {
+                    h.0 = l.table.hash(k);
+                    dpdk::prefetch(l.table.index_line(h.0));
+                }
+                for h in hashes.iter_mut() {
+                    h.1 = l.table.candidate(h.0);
+                    if let Some(slot) = l.table.candidate_slot(h.1) {
+                        dpdk::prefetch_all(slot);
+                    }
+                }
+                let mut found = 0;
+                for (k, h) in keys.iter().zip(hashes.iter()) {
+                    found += usize::from(l.table.lookup_hinted(k, h.0, h.1).is_some());
+                }
+                assert_eq!(found, BURST);
             })
         });
     }

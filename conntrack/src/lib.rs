@@ -8,8 +8,10 @@
 //! - [`timeout`]: session states across protocols and their idle timeouts.
 //! - [`wheel`]: the hashed timer wheel threaded through the session slab.
 //! - [`table`]: the per-worker session table (slab, key index, timers).
+//! - [`index`]: the table's key index, one cache line per bucket, with prefetch hints.
 #![deny(unsafe_code)]
 
+pub mod index;
 pub mod key;
 pub mod table;
 pub mod tcp_state;
@@ -17,7 +19,9 @@ pub mod timeout;
 pub mod wheel;
 
 pub use key::{Dir, FlowKey, Proto};
-pub use table::{InsertError, Session, SessionId, SessionMut, Table, MAX_CAPACITY};
+pub use table::{
+    Candidate, InsertError, KeyHash, Session, SessionId, SessionMut, Table, MAX_CAPACITY,
+};
 pub use tcp_state::{next_state, StateDir, TcpEvent, TcpState, TRANSITIONS};
 pub use timeout::{SessionState, Timeouts};
 pub use wheel::Wheel;

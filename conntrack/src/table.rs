@@ -6,12 +6,12 @@
 //! - The **slab** is a `Vec` reserved for `capacity` sessions at construction; freed slots are
 //!   reused through a free list. A slot is exactly one [`Session<T>`] (the vacant variant hides
 //!   in a niche of the flow key): 88 bytes for a 32-byte `T`.
-//! - The **index** is a [`hashbrown::HashTable`] of `u32`s (`slot << 1 | direction`); keys are
-//!   not copied but compared against the slab. Both keys of a session (original and reply) map
-//!   to it. It is hashed with foldhash seeded at random per table (hash-flooding resistance)
-//!   and has `next_power_of_two(2 × 2 × capacity × 8/7)` buckets: the 2 × capacity keys of a
-//!   full table fill at most 7/16 of them. That is 5 bytes per bucket, 23–46 bytes per session
-//!   (42 at one million sessions, 40 at 2^20).
+//! - The **index** ([`crate::index`]) maps key hashes to `u32` entries (`slot << 1 |
+//!   direction`) in 64-byte buckets of ten; keys are not copied but compared against the
+//!   slab. Both keys of a session (original and reply) map to it. It is hashed with foldhash
+//!   seeded at random per table (hash-flooding resistance) and sized for 2 × capacity keys at
+//!   most 3/4 full, in a power of two of buckets: 17–34 bytes per session (26.8 at ten
+//!   million, 32 at 2^20).
 //! - The **timer wheel** ([`crate::wheel`]) links sessions through two `u32`s in each slot.
 //!   Refreshing a session's deadline later is a single store; see the wheel's docs for why that
 //!   is still exact.
@@ -19,19 +19,20 @@
 //! # Allocation
 //!
 //! Everything is allocated by [`Table::with_capacity`]; `insert`, `lookup`, `on_packet`,
-//! `remove` and `expire` never allocate. The one cost to know about is hashbrown's
-//! tombstones: removing a key from a run of 16 occupied buckets leaves a tombstone, and when
-//! tombstones have eaten all the spare room an insert rehashes the index. hashbrown rehashes
-//! *in place* (no allocation) whenever the keys fill at most half of its 7/8 usable buckets,
-//! which the sizing above guarantees, so it never grows the index. The in-place rehash is
-//! O(buckets), a stall of the worker, but at ≤ 7/16 load tombstones are rare: measured at
-//! 25 % load (2^20 two-key sessions), 20 M remove+insert pairs consumed 100 k of the 5.3 M
-//! spare buckets, i.e. one rehash per billion or so. At 50 % load (half the buckets) the
-//! same churn used up the spare room every ~20 M pairs, and hashbrown then *grows* the table
-//! (allocates), which is why the index is not smaller.
+//! `remove` and `expire` never allocate, and the index has no tombstones, so it never
+//! rehashes or grows: removal clears a word and the overflow counts of the buckets its probe
+//! passed.
 //!
-//! In all, a table of 2^20 sessions with a 32-byte `T` takes 88 + 40 bytes per session plus
+//! In all, a table of 2^20 sessions with a 32-byte `T` takes 88 + 32 bytes per session plus
 //! a 512 KiB wheel.
+//!
+//! # Burst lookups
+//!
+//! [`Table::hash`] hashes a key once; [`Table::index_line`] names the index line a lookup of
+//! that hash reads, and [`Table::candidate`] (reading that line) the entry it will most likely
+//! return, whose session [`Table::candidate_slot`] names. A worker prefetches the lines for a
+//! whole burst, then the sessions, and only then looks each packet up with
+//! [`Table::lookup_hinted`], which checks the candidate first.
 //!
 //! # Session ids
 //!
@@ -46,7 +47,8 @@ use core::hash::BuildHasher;
 use core::ops::Deref;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashTable;
+
+use crate::index::Index;
 
 use crate::key::{Dir, FlowKey, Proto};
 use crate::tcp_state::{next_state, StateDir, TcpEvent, TcpState};
@@ -63,6 +65,20 @@ const SLOT_SHIFT: u32 = 4;
 const MAX_WHEEL_SLOTS: usize = 1 << 16;
 
 const NIL: u32 = u32::MAX;
+
+/// A key's hash in one [`Table`] (from [`Table::hash`]; meaningless in another table).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyHash(u64);
+
+/// The index entry a lookup will most likely return (from [`Table::candidate`]); a hint
+/// that stays safe to use after the table changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate(u32);
+
+impl Candidate {
+    /// No hint.
+    pub const NONE: Candidate = Candidate(NIL);
+}
 
 /// A handle to a session in a [`Table`]: slot number and generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -210,7 +226,7 @@ struct Store<T> {
     slots: Vec<Slot<T>>,
     free: u32,
     len: usize,
-    index: HashTable<u32>,
+    index: Index,
     hasher: RandomState,
 }
 
@@ -267,28 +283,15 @@ impl<T> Store<T> {
     #[inline]
     fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
         let want = key.packed();
-        self.index
-            .find(hash, |&e| {
-                Self::entry_key(&self.slots, e).is_some_and(|k| k.packed() == want)
-            })
-            .copied()
-    }
-
-    #[inline]
-    fn index_insert(&mut self, hash: u64, e: u32) {
-        let slots = &self.slots;
-        let hasher = &self.hasher;
-        self.index.insert_unique(hash, e, |&e| {
-            Self::entry_key(slots, e).map_or(0, |k| hash_key(hasher, k))
-        });
+        self.index.find(hash, |e| {
+            Self::entry_key(&self.slots, e).is_some_and(|k| k.packed() == want)
+        })
     }
 
     #[inline]
     fn index_remove(&mut self, key: &FlowKey, e: u32) {
         let hash = hash_key(&self.hasher, key);
-        if let Ok(found) = self.index.find_entry(hash, |&x| x == e) {
-            found.remove();
-        }
+        self.index.remove(hash, e);
     }
 
     /// Puts a session in a free slot; the caller has checked `len < capacity`.
@@ -384,15 +387,7 @@ impl<T> Table<T> {
     /// everything it will ever need allocated now.
     pub fn with_capacity(capacity: usize, timeouts: Timeouts) -> Table<T> {
         let capacity = capacity.min(MAX_CAPACITY);
-        // Buckets such that 2 × capacity keys fill at most half of the usable 7/8 (so that
-        // hashbrown's tombstone rehash is always in place), asking hashbrown for exactly 7/8 of
-        // that count so that it picks it.
-        let buckets = capacity
-            .saturating_mul(32)
-            .div_ceil(7)
-            .max(16)
-            .next_power_of_two();
-        let index = HashTable::with_capacity(buckets / 8 * 7);
+        let index = Index::with_max_keys(2 * capacity);
         let slots = (capacity / 16).clamp(64, MAX_WHEEL_SLOTS);
         // `capacity <= MAX_CAPACITY < 2^31`, so this conversion and the wheel's ids fit.
         let nodes = u32::try_from(capacity).unwrap_or(MAX_CAPACITY as u32);
@@ -443,8 +438,20 @@ impl<T> Table<T> {
     /// The session a packet with `key` belongs to, and which of its keys matched.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(SessionId, Dir)> {
-        let hash = hash_key(&self.store.hasher, key);
-        let e = self.store.find(hash, key)?;
+        self.lookup_hashed(key, self.hash(key))
+    }
+
+    /// This table's hash of `key` (seeded per table), for [`Table::lookup_hashed`] and the
+    /// prefetch hints.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> KeyHash {
+        KeyHash(hash_key(&self.store.hasher, key))
+    }
+
+    /// [`Table::lookup`] with the key's hash already computed by [`Table::hash`].
+    #[inline]
+    pub fn lookup_hashed(&self, key: &FlowKey, hash: KeyHash) -> Option<(SessionId, Dir)> {
+        let e = self.store.find(hash.0, key)?;
         let s = self.store.session(entry_slot(e))?;
         Some((
             SessionId {
@@ -453,6 +460,51 @@ impl<T> Table<T> {
             },
             entry_dir(e),
         ))
+    }
+
+    /// The index's cache line that a lookup of `hash` reads first: a prefetch hint, not read
+    /// here.
+    #[inline]
+    pub fn index_line(&self, hash: KeyHash) -> &[u32] {
+        self.store.index.line(hash.0)
+    }
+
+    /// The entry a lookup of `hash` will most likely return: the first tag match in its home
+    /// bucket (reads that bucket, not the session).
+    #[inline]
+    pub fn candidate(&self, hash: KeyHash) -> Candidate {
+        Candidate(self.store.index.candidate(hash.0).unwrap_or(NIL))
+    }
+
+    /// The slab slot of a candidate, to prefetch (not read here).
+    #[inline]
+    pub fn candidate_slot(&self, c: Candidate) -> Option<&impl Sized> {
+        self.store.slots.get(entry_slot(c.0) as usize)
+    }
+
+    /// [`Table::lookup_hashed`] that first tries the entry [`Table::candidate`] named, which
+    /// spares the index scan when it holds `key` (it still does after any change to the table
+    /// in between: a key belongs to one session at most).
+    #[inline]
+    pub fn lookup_hinted(
+        &self,
+        key: &FlowKey,
+        hash: KeyHash,
+        c: Candidate,
+    ) -> Option<(SessionId, Dir)> {
+        if c.0 != NIL {
+            if let Some(Slot::Occupied(s)) = self.store.slots.get(entry_slot(c.0) as usize) {
+                let dir = entry_dir(c.0);
+                if s.key(dir).is_some_and(|k| k.packed() == key.packed()) {
+                    let id = SessionId {
+                        index: entry_slot(c.0),
+                        gen: s.gen,
+                    };
+                    return Some((id, dir));
+                }
+            }
+        }
+        self.lookup_hashed(key, hash)
     }
 
     /// The session `id` refers to, if it is still in the table.
@@ -496,7 +548,10 @@ impl<T> Table<T> {
         data: T,
         now: u64,
     ) -> Result<SessionId, InsertError> {
-        if self.store.len >= self.capacity {
+        let keys = 1 + usize::from(reply.is_some());
+        if self.store.len >= self.capacity
+            || self.store.index.len() + keys > self.store.index.max_keys()
+        {
             return Err(InsertError::Full);
         }
         let h_original = hash_key(&self.store.hasher, &original);
@@ -534,10 +589,12 @@ impl<T> Table<T> {
                 gen: 0,
             })
             .ok_or(InsertError::Full)?;
+        // Room for both keys was checked above.
         self.store
-            .index_insert(h_original, entry(id.index, Dir::Original));
+            .index
+            .insert(h_original, entry(id.index, Dir::Original));
         if let Some(h) = h_reply {
-            self.store.index_insert(h, entry(id.index, Dir::Reply));
+            self.store.index.insert(h, entry(id.index, Dir::Reply));
         }
         self.wheel.skip_to(now);
         self.wheel.arm(&mut self.store, id.index);
@@ -648,10 +705,23 @@ impl<T> Table<T> {
             + (self.wheel.slots() + 1) * core::mem::size_of::<Link>()
     }
 
-    /// Number of buckets of the key index (fixed at construction unless hashbrown had to grow
-    /// it, see the module docs).
+    /// Number of buckets of the key index (fixed at construction).
     pub fn index_buckets(&self) -> usize {
-        self.store.index.num_buckets()
+        self.store.index.buckets()
+    }
+
+    /// The memory regions of the slab and the index, as (start address, length in bytes), for
+    /// advising the kernel about their pages (e.g. transparent huge pages).
+    pub fn memory_regions(&self) -> [(usize, usize); 2] {
+        let slots = &self.store.slots;
+        let words = self.store.index.memory();
+        [
+            (
+                slots.as_ptr() as usize,
+                slots.capacity() * core::mem::size_of::<Slot<T>>(),
+            ),
+            (words.as_ptr() as usize, core::mem::size_of_val(words)),
+        ]
     }
 }
 
@@ -683,17 +753,19 @@ mod tests {
     #[test]
     fn index_is_sized_at_construction() {
         let t: Table<()> = Table::with_capacity(1000, Timeouts::default());
-        assert_eq!(t.index_buckets(), 8192);
+        assert_eq!(t.index_buckets(), 512);
+        let t: Table<()> = Table::with_capacity(1500, Timeouts::default());
+        assert_eq!(t.index_buckets(), 512);
         for cap in [0, 1, 7, 1000, 4096, 917_504, 917_505, 1_000_000] {
             let t: Table<()> = Table::with_capacity(cap, Timeouts::default());
-            // hashbrown rehashes in place while keys <= (7/8 buckets) / 2.
-            assert!(2 * cap <= t.index_buckets() / 8 * 7 / 2, "capacity {cap}");
-            assert!(t.store.index.capacity() >= 2 * cap);
+            // Two keys per session fill at most 3/4 of the ten words per bucket.
+            assert!(2 * cap * 4 <= t.index_buckets() * 10 * 3, "capacity {cap}");
+            assert_eq!(t.store.index.max_keys(), 2 * cap);
         }
-        let t: Table<()> = Table::with_capacity(917_504, Timeouts::default());
-        assert_eq!(t.index_buckets(), 1 << 22);
         let t: Table<()> = Table::with_capacity(1 << 20, Timeouts::default());
-        assert_eq!(t.index_buckets(), 1 << 23);
+        assert_eq!(t.index_buckets(), 1 << 19);
+        let t: Table<()> = Table::with_capacity(10_000_000, Timeouts::default());
+        assert_eq!(t.index_buckets(), 1 << 22);
         let t: Table<()> = Table::with_capacity(0, Timeouts::default());
         assert_eq!(t.capacity(), 0);
     }
