@@ -82,7 +82,7 @@ fn worker(d: &Dpdk, mode: ForwardMode, syn_recv_ms: u64) -> Worker<DpdkQueue> {
             DpdkQueue::new(q, d.pool.clone(), EthernetAddress(mac))
         })
         .collect();
-    director_on(devices, mode, 1 << 20, syn_recv_ms)
+    director_on(devices, mode, 1 << 20, syn_recv_ms, true)
 }
 
 /// Queues `frames` on the client port's RX (see the module docs).

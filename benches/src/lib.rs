@@ -39,12 +39,22 @@ pub const RS: [Ipv4Addr; 3] = [
 /// with static neighbours. SYN_RECV lasts `syn_recv_ms` (benches of the new-session path
 /// expire sessions between batches).
 pub fn director(mode: ForwardMode, capacity: usize, syn_recv_ms: u64) -> Worker<MemDevice> {
+    director_with(mode, capacity, syn_recv_ms, true)
+}
+
+/// [`director`] with the worker's prefetching stages on or off.
+pub fn director_with(
+    mode: ForwardMode,
+    capacity: usize,
+    syn_recv_ms: u64,
+    prefetch: bool,
+) -> Worker<MemDevice> {
     let pool = MemPool::new(8192);
     let ports = vec![
         MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 4096),
         MemDevice::new(EthernetAddress(LAN_MAC), pool, 4096),
     ];
-    director_on(ports, mode, capacity, syn_recv_ms)
+    director_on(ports, mode, capacity, syn_recv_ms, prefetch)
 }
 
 /// The same director on any two devices (WAN, LAN), e.g. DPDK queues.
@@ -53,6 +63,7 @@ pub fn director_on<D: Device>(
     mode: ForwardMode,
     capacity: usize,
     syn_recv_ms: u64,
+    prefetch: bool,
 ) -> Worker<D> {
     let mut services = ServiceTable::new();
     let key = ServiceKey {
@@ -95,7 +106,11 @@ pub fn director_on<D: Device>(
             dst: Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
             via: Ipv4Addr::new(192, 0, 2, 254),
         }],
-        lips: vec![Ipv4Addr::new(10, 1, 0, 201), Ipv4Addr::new(10, 1, 0, 202)],
+        // Two LIPs; tables beyond 2^20 sessions get one per 50 000 (a LIP has about 64k
+        // ports toward each dest).
+        lips: (0..lip_count(capacity))
+            .map(|i| Ipv4Addr::new(10, 1, 0, 201 + i as u8))
+            .collect(),
         services,
         timeouts,
         ..DirectorConfig::default()
@@ -104,6 +119,7 @@ pub fn director_on<D: Device>(
     let wcfg = WorkerConfig {
         table_capacity: capacity,
         slow_every: u32::MAX,
+        prefetch,
         ..WorkerConfig::default()
     };
     let mut w = Worker::new(wcfg, ports, Arc::new(ArcSwap::from_pointee(snap))).expect("worker");
@@ -113,6 +129,15 @@ pub fn director_on<D: Device>(
         n.insert_static(*rs, EthernetAddress([0x02, 0, 0, 1, 0, 0x0b + i as u8]));
     }
     w
+}
+
+/// LIPs of a bench director with `capacity` sessions.
+fn lip_count(capacity: usize) -> usize {
+    if capacity > 1 << 20 {
+        (capacity / 50_000 + 2).min(50)
+    } else {
+        2
+    }
 }
 
 /// A TCP frame with valid checksums and `payload_len` bytes of payload.

@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! A bucket is sixteen `u32` words, 64-byte aligned: ten entry words (the entry plus one, so
-//! that 0 is a free word), five words holding the ten entries' 16-bit *tags* (the top bits of
+//! that 0 is a free word; used words come first, removal moves the last one into the hole,
+//! so a scan stops at the first free word), five words holding the ten entries' 16-bit *tags* (the top bits of
 //! the key's hash) and one overflow word, which counts the entries that were placed beyond
 //! this bucket because it was full when their probe passed it. The probe starts at the
 //! *home* bucket (the hash's low bits) and steps by an odd stride taken from the hash's upper
@@ -150,20 +151,24 @@ impl Index {
     }
 
     #[inline]
-    fn bucket(&self, b: usize) -> &[u32] {
+    fn bucket(&self, b: usize) -> &[u32; WORDS] {
         let at = self.base + b * WORDS;
-        &self.words[at..at + WORDS]
+        self.words[at..at + WORDS]
+            .try_into()
+            .expect("a bucket is WORDS words")
     }
 
     #[inline]
-    fn bucket_mut(&mut self, b: usize) -> &mut [u32] {
+    fn bucket_mut(&mut self, b: usize) -> &mut [u32; WORDS] {
         let at = self.base + b * WORDS;
-        &mut self.words[at..at + WORDS]
+        (&mut self.words[at..at + WORDS])
+            .try_into()
+            .expect("a bucket is WORDS words")
     }
 
     /// The cache line a lookup of `hash` reads first (to prefetch).
     #[inline]
-    pub fn line(&self, hash: u64) -> &[u32] {
+    pub fn line(&self, hash: u64) -> &[u32; WORDS] {
         self.bucket(self.home(hash))
     }
 
@@ -173,11 +178,20 @@ impl Index {
     pub fn candidate(&self, hash: u64) -> Option<u32> {
         let bucket = self.line(hash);
         let tag = tag_of(hash);
-        (0..SLOTS).find_map(|i| tagged(bucket, i, tag))
+        for i in 0..SLOTS {
+            let w = bucket[i];
+            if w == 0 {
+                break;
+            }
+            if tag_at(bucket, i) == tag {
+                return Some(w - 1);
+            }
+        }
+        None
     }
 
     /// The first entry stored under `hash` for which `eq` holds.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = tag_of(hash);
         let stride = Self::stride(hash);
@@ -185,11 +199,14 @@ impl Index {
         // Bounded by the bucket count; the overflow words end it long before.
         for _ in 0..=self.mask {
             let bucket = self.bucket(b);
+            // Used words come first: the first free one ends the bucket.
             for i in 0..SLOTS {
-                if let Some(e) = tagged(bucket, i, tag) {
-                    if eq(e) {
-                        return Some(e);
-                    }
+                let w = bucket[i];
+                if w == 0 {
+                    break;
+                }
+                if tag_at(bucket, i) == tag && eq(w - 1) {
+                    return Some(w - 1);
                 }
             }
             if bucket[OVERFLOW] == 0 {
@@ -229,9 +246,14 @@ impl Index {
         let Some((b, i, probe)) = self.locate(hash, entry) else {
             return false;
         };
+        // The bucket's last used word fills the hole, so that used words stay in front.
         let bucket = self.bucket_mut(b);
-        bucket[i] = 0;
-        set_tag(bucket, i, 0);
+        let last = bucket[..SLOTS].iter().rposition(|&w| w != 0).unwrap_or(i);
+        bucket[i] = bucket[last];
+        let moved = tag_at(bucket, last);
+        set_tag(bucket, i, moved);
+        bucket[last] = 0;
+        set_tag(bucket, last, 0);
         self.len -= 1;
         // The buckets it overflowed past no longer count it.
         let stride = Self::stride(hash);
@@ -278,6 +300,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::HashMap;
+
+    /// Every bucket's used words come before its free ones, and free words have tag 0.
+    fn compact(ix: &Index) -> bool {
+        (0..ix.buckets()).all(|b| {
+            let bucket = ix.bucket(b);
+            let used = bucket[..SLOTS].iter().take_while(|&&w| w != 0).count();
+            bucket[used..SLOTS].iter().all(|&w| w == 0)
+                && (used..SLOTS).all(|i| tag_at(bucket, i) == 0)
+        })
+    }
 
     /// A hash whose home bucket is `home`, with tag and stride from `tag`.
     fn h(home: usize, tag: u32) -> u64 {
@@ -329,8 +361,15 @@ mod tests {
         assert!(ix.remove(home, 12));
         assert_eq!(ix.bucket(n - 1)[OVERFLOW], 2);
         assert!(!ix.remove(home, 12));
-        // A free word in the home bucket is reused before the probe goes on.
+        // A free word in the home bucket is reused before the probe goes on; used words stay
+        // in front (the last one moved into the hole).
         assert!(ix.remove(home, 0));
+        assert_eq!(
+            ix.bucket(n - 1)[0],
+            10,
+            "entry 9 (stored as 10) moved to word 0"
+        );
+        assert_eq!(ix.bucket(n - 1)[9], 0);
         assert!(ix.insert(home, 50));
         assert_eq!(ix.probe_length(home, 50), Some(0));
         assert_eq!(ix.bucket(n - 1)[OVERFLOW], 2);
@@ -356,7 +395,7 @@ mod tests {
         assert!(!ix.remove(5, u32::MAX));
         assert!(ix.remove(1, 0));
         assert!(ix.insert(9, MAX_ENTRY));
-        assert_eq!(ix.find(9, |_| true), Some(MAX_ENTRY));
+        assert_eq!(ix.find(9, |x| x == MAX_ENTRY), Some(MAX_ENTRY));
     }
 
     #[test]
@@ -437,6 +476,7 @@ mod tests {
                     _ => {}
                 }
                 prop_assert_eq!(ix.len(), model.len());
+                prop_assert!(compact(&ix));
                 for (&me, &mh) in &model {
                     prop_assert_eq!(ix.find(mh, |x| x == me), Some(me));
                 }

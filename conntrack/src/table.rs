@@ -280,7 +280,7 @@ impl<T> Store<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
         let want = key.packed();
         self.index.find(hash, |e| {

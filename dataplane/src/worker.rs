@@ -15,7 +15,7 @@ use crate::drop::DropReason;
 use crate::lip::{LipError, LipPool, ReplySteering};
 use crate::local::{self, IcmpError, L2_ROOM};
 use crate::neigh::{NeighConfig, NeighTable, Park};
-use crate::parse::{self, tcp_flags, Ipv4Meta, Parsed, L3, L4};
+use crate::parse::{self, tcp_flags, Ipv4Meta, L3, L4};
 use crate::redirect::{self, Handoff, HandoffKind, RedirectRings};
 use crate::rewrite::{self, IpipHeader, Ipv4Rewrite};
 use crate::snapshot::{Homing, Hop, Local, Snapshot, SnapshotCell};
@@ -69,6 +69,9 @@ pub struct WorkerConfig {
     pub slow_every: u32,
     /// Sessions expired at most per slow-job run.
     pub expire_budget: usize,
+    /// Look RX bursts up in prefetching stages (the default; off only to measure what the
+    /// stages save).
+    pub prefetch: bool,
     /// Role of each port, by port index; ports beyond the list are data ports without an
     /// exception path.
     pub ports: Vec<PortRole>,
@@ -89,6 +92,7 @@ impl Default for WorkerConfig {
             neigh: NeighConfig::default(),
             slow_every: 64,
             expire_budget: 4096,
+            prefetch: true,
             ports: Vec::new(),
             steering: Vec::new(),
         }
@@ -304,14 +308,7 @@ impl Mailbox {
     }
 }
 
-/// A received frame after the first stages of a burst: parsed, its flow key hashed, the
-/// session index's likely entry for it noted.
-struct Pre {
-    parsed: Result<Parsed, DropReason>,
-    flow: Option<Flow>,
-}
-
-/// A tracked packet's flow key, its hash in the session table and the table's hint.
+/// A frame's flow key as read ahead, its hash in the session table and the table's hint.
 #[derive(Clone, Copy)]
 struct Flow {
     key: FlowKey,
@@ -693,9 +690,9 @@ impl<D: Device> Worker<D> {
                 match h.kind {
                     HandoffKind::Owned => {
                         self.counters.redirected_in += 1;
-                        self.process(h.port, h.buf, true)
+                        self.process(h.port, h.buf, None, true)
                     }
-                    HandoffKind::ArpCopy => self.process(h.port, h.buf, true),
+                    HandoffKind::ArpCopy => self.process(h.port, h.buf, None, true),
                 }
             }
         }
@@ -884,73 +881,56 @@ impl<D: Device> Worker<D> {
         self.counters.drops[r.index()] += 1;
     }
 
-    /// A data port's RX burst, in stages so that the cache misses of its packets overlap:
-    /// (1) every frame's first line is prefetched; (2) every frame is parsed and its flow key
-    /// hashed, and the session index line of that hash prefetched; (3) the candidate session
-    /// each index line names is prefetched; (4) each packet is handled as [`Worker::process`]
-    /// would, its lookup checking the candidate first.
+    /// A data port's RX burst, in stages so that the cache misses of its lookups overlap (the
+    /// session index is sized for the table's capacity, so even a few sessions are spread over
+    /// more memory than the caches hold): (1) the flow key of every plain IPv4 TCP/UDP frame is read from fixed
+    /// offsets and hashed, and the session index line of that hash prefetched; (2) the
+    /// candidate session each index line names is prefetched; (3) each packet is handled as
+    /// [`Worker::process`] would, its lookup starting from the hint when its parsed key is
+    /// the one stage 1 read.
     fn process_burst(&mut self, port: u16, rx: &mut Burst<D::Buf>) {
-        for buf in rx.iter() {
-            if let Some(head) = buf.data().first() {
-                dpdk::prefetch(head);
+        if !self.cfg.prefetch {
+            for buf in rx.drain(..) {
+                self.counters.rx_packets += 1;
+                self.counters.rx_bytes += buf.len() as u64;
+                self.process(port, buf, None, false);
             }
+            return;
         }
-        let mut pre: ArrayVec<Pre, BURST> = ArrayVec::new();
+        let mut hints: ArrayVec<Option<Flow>, BURST> = ArrayVec::new();
         for buf in rx.iter() {
-            let p = self.pre(buf);
-            if let Some(f) = &p.flow {
-                dpdk::prefetch(self.table.index_line(f.hash));
-            }
-            pre.push(p);
-        }
-        for p in pre.iter_mut() {
-            if let Some(f) = &mut p.flow {
-                f.cand = self.table.candidate(f.hash);
-                if let Some(slot) = self.table.candidate_slot(f.cand) {
-                    dpdk::prefetch_all(slot);
+            let hint = quick_key(buf.data()).map(|key| {
+                let hash = self.table.hash(&key);
+                dpdk::prefetch(self.table.index_line(hash));
+                Flow {
+                    key,
+                    hash,
+                    cand: Candidate::NONE,
                 }
+            });
+            hints.push(hint);
+        }
+        for f in hints.iter_mut().flatten() {
+            f.cand = self.table.candidate(f.hash);
+            if let Some(slot) = self.table.candidate_slot(f.cand) {
+                dpdk::prefetch_all(slot);
             }
         }
         // Drained in place: `for buf in rx` would move the whole burst array (a memcpy of its
         // full capacity on every poll, empty or not).
-        for (buf, p) in rx.drain(..).zip(pre.drain(..)) {
+        for (buf, hint) in rx.drain(..).zip(hints.drain(..)) {
             self.counters.rx_packets += 1;
             self.counters.rx_bytes += buf.len() as u64;
-            self.process_pre(port, buf, p, false);
+            self.process(port, buf, hint, false);
         }
     }
 
-    /// Parses a frame and hashes its flow key (the part of processing that needs nothing but
-    /// the frame and the table's hasher).
-    #[inline]
-    fn pre(&self, buf: &D::Buf) -> Pre {
+    /// Handles one received frame; `hint` is what [`Worker::process_burst`] read ahead.
+    fn process(&mut self, port: u16, mut buf: D::Buf, hint: Option<Flow>, redirected: bool) {
         if !buf.is_contiguous() {
-            return Pre {
-                parsed: Err(DropReason::MultiSegment),
-                flow: None,
-            };
+            return self.drop_pkt(DropReason::MultiSegment);
         }
-        let parsed = parse::parse(buf.data());
-        let flow = match &parsed {
-            Ok(Parsed {
-                l3: L3::Ipv4(m), ..
-            }) => flow_key(m).map(|key| Flow {
-                key,
-                hash: self.table.hash(&key),
-                cand: Candidate::NONE,
-            }),
-            _ => None,
-        };
-        Pre { parsed, flow }
-    }
-
-    fn process(&mut self, port: u16, buf: D::Buf, redirected: bool) {
-        let p = self.pre(&buf);
-        self.process_pre(port, buf, p, redirected)
-    }
-
-    fn process_pre(&mut self, port: u16, mut buf: D::Buf, pre: Pre, redirected: bool) {
-        let p = match pre.parsed {
+        let p = match parse::parse(buf.data()) {
             Ok(p) => p,
             Err(r) => return self.drop_pkt(r),
         };
@@ -975,7 +955,7 @@ impl<D: Device> Worker<D> {
                     return self.drop_pkt(DropReason::OtherHost);
                 }
                 buf.truncate(p.l3_off + m.total_len);
-                self.ipv4(port, buf, p.l3_off, &m, pre.flow, redirected)
+                self.ipv4(port, buf, p.l3_off, &m, hint, redirected)
             }
         }
     }
@@ -986,10 +966,14 @@ impl<D: Device> Worker<D> {
         buf: D::Buf,
         l3: usize,
         m: &Ipv4Meta,
-        flow: Option<Flow>,
+        hint: Option<Flow>,
         redirected: bool,
     ) {
-        if let Some(Flow { key, hash, cand }) = flow {
+        if let Some(key) = flow_key(m) {
+            let (hash, cand) = match hint {
+                Some(h) if h.key == key => (h.hash, h.cand),
+                _ => (self.table.hash(&key), Candidate::NONE),
+            };
             if let Some((id, dir)) = self.table.lookup_hinted(&key, hash, cand) {
                 let reopen = dir == Dir::Original
                     && opens_session(m)
@@ -1554,6 +1538,25 @@ fn flow_key(m: &Ipv4Meta) -> Option<FlowKey> {
         _ => return None,
     };
     Some(FlowKey::new(proto, m.src, sport, m.dst, dport))
+}
+
+/// The flow key of a plain IPv4 TCP/UDP frame (untagged, no IP options), read from fixed
+/// offsets without validating anything: only a hint for prefetching, which the parsed key
+/// must equal to be used.
+#[inline]
+fn quick_key(frame: &[u8]) -> Option<FlowKey> {
+    let h: &[u8; 38] = frame.get(..38)?.try_into().ok()?;
+    if h[12..15] != [0x08, 0x00, 0x45] {
+        return None;
+    }
+    let proto = match h[23] {
+        6 => Proto::Tcp,
+        17 => Proto::Udp,
+        _ => return None,
+    };
+    let addr = |at: usize| Ipv4Addr::new(h[at], h[at + 1], h[at + 2], h[at + 3]);
+    let port = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    Some(FlowKey::new(proto, addr(26), port(34), addr(30), port(36)))
 }
 
 /// Can this packet open a session? TCP: a plain SYN (no ACK, RST or FIN); UDP: any datagram;
