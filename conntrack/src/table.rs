@@ -101,23 +101,28 @@ impl SessionId {
 /// [`Table::data_mut`] or [`SessionMut::data_mut`]): the keys index the session and the
 /// deadline places it on the timer wheel. Sessions handed back by [`Table::remove`] and
 /// [`Table::expire`] are plain values.
+///
+/// The layout is fixed (`repr(C)`) so that everything a lookup reads — both keys (one of
+/// which holds the slot's occupied/vacant niche) and the generation — is in the first
+/// [`Table::LOOKUP_BYTES`] bytes of the slot.
 #[derive(Clone)]
+#[repr(C)]
 pub struct Session<T> {
     /// The key of client packets (LVS "input").
     pub original: FlowKey,
     /// The key of real-server packets as they reach the director, if it sees them (NAT,
     /// FullNAT); `None` for DR and TUN.
     pub reply: Option<FlowKey>,
+    gen: u16,
     /// The state that sets the timeout.
     pub state: SessionState,
+    link: Link,
     /// When the session was inserted (ms).
     pub created: u64,
     /// When the session expires unless refreshed (ms): last packet + timeout of its state.
     pub deadline: u64,
     /// Caller data (destination, NAT rewrite, counters...).
     pub data: T,
-    link: Link,
-    gen: u16,
 }
 
 impl<T> Session<T> {
@@ -476,6 +481,11 @@ impl<T> Table<T> {
         Candidate(self.store.index.candidate(hash.0).unwrap_or(NIL))
     }
 
+    /// The bytes at the start of a slab slot that a lookup reads (keys, niche, generation):
+    /// what to prefetch of a [`Table::candidate_slot`] before a lookup that needs nothing
+    /// else of the session.
+    pub const LOOKUP_BYTES: usize = 32;
+
     /// The slab slot of a candidate, to prefetch (not read here).
     #[inline]
     pub fn candidate_slot(&self, c: Candidate) -> Option<&impl Sized> {
@@ -738,6 +748,36 @@ mod tests {
             Ipv4Addr::new(192, 0, 2, 1),
             80,
         )
+    }
+
+    #[test]
+    fn lookup_reads_the_first_32_bytes() {
+        use core::mem::offset_of;
+        type S = Session<[u8; 32]>;
+        assert_eq!(offset_of!(S, original), 0);
+        assert_eq!(offset_of!(S, reply), 14);
+        assert_eq!(offset_of!(S, gen), 28);
+        assert_eq!(offset_of!(S, state), 30);
+        assert!(offset_of!(S, state) < Table::<[u8; 32]>::LOOKUP_BYTES);
+        // The vacant variant lives in the niche of the first key: an occupied slot and its
+        // session start at the same address.
+        let slot = Slot::Occupied(Session {
+            original: key(1),
+            reply: None,
+            gen: 0,
+            state: SessionState::Udp,
+            link: Link::default(),
+            created: 0,
+            deadline: 0,
+            data: [0u8; 32],
+        });
+        let Slot::Occupied(s) = &slot else {
+            unreachable!()
+        };
+        assert_eq!(
+            s as *const S as usize,
+            &slot as *const Slot<[u8; 32]> as usize
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! - [`port`]: ports (configure, start, RSS key and table, stats) and their queues (bursts).
 //! - [`flow`]: rte_flow rules steering a destination address and port range to a queue.
 //! - [`error`]: what went wrong, where, and what to do.
-//! - [`prefetch`], [`prefetch_all`]: DPDK's `rte_prefetch0`, for the worker's burst stages;
+//! - [`prefetch`], [`prefetch_all`], [`prefetch_head`]: DPDK's `rte_prefetch0`, for the
+//!   worker's burst stages;
 //!   [`advise_huge_pages`]: transparent huge pages for the session tables.
 //! - [`ffi`]: the raw bindings and the C shim (unsafe; for `Mbuf::from_raw` and the like).
 //!
@@ -40,13 +41,19 @@ pub fn prefetch<T: ?Sized>(r: &T) {
     prefetch_ptr((r as *const T).cast::<u8>());
 }
 
-/// [`prefetch`] of every cache line `*r` spans (an 80-byte session straddles two lines
-/// half the time).
+/// [`prefetch`] of every cache line `*r` spans (an 80-byte session straddles two lines).
 #[inline(always)]
 pub fn prefetch_all<T>(r: &T) {
+    prefetch_head(r, core::mem::size_of::<T>());
+}
+
+/// [`prefetch`] of the cache lines that the first `bytes` bytes of `*r` span (what a lookup
+/// reads of a session, say).
+#[inline(always)]
+pub fn prefetch_head<T>(r: &T, bytes: usize) {
     let p = (r as *const T).cast::<u8>();
     let skew = p as usize & 63;
-    let lines = (skew + core::mem::size_of::<T>()).div_ceil(64).max(1);
+    let lines = (skew + bytes).div_ceil(64).max(1);
     let first = p.wrapping_sub(skew);
     for i in 0..lines {
         prefetch_ptr(first.wrapping_add(i * 64));
