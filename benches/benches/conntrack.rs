@@ -91,11 +91,7 @@ fn loaded_with<T: Copy>(
 ) -> Loaded<T> {
     let mut table = Table::with_capacity(capacity, timeouts);
     // As the worker does: big tables on transparent huge pages.
-    for (addr, len) in table.memory_regions() {
-        if len >= 4 << 20 {
-            let _ = dpdk::advise_huge_pages(addr, len);
-        }
-    }
+    dataplane::worker::advise_huge_pages(&table);
     let mut rng = Rng(0x5eed);
     let mut ids = Vec::with_capacity(sessions);
     let mut keys = Vec::with_capacity(sessions);

@@ -57,11 +57,20 @@ fn set_tag(bucket: &mut [u32], i: usize, tag: u32) {
     *w = (*w & !(0xffff << shift)) | (tag << shift);
 }
 
-/// The entry word `i` of `bucket` holds if it is used and tagged `tag`.
-#[inline]
-fn tagged(bucket: &[u32], i: usize, tag: u32) -> Option<u32> {
-    let w = bucket[i];
-    (w != 0 && tag_at(bucket, i) == tag).then(|| w - 1)
+/// The first used word of `bucket` tagged `tag` whose entry satisfies `eq`. Used words come
+/// first, so the first free one ends the scan.
+#[inline(always)]
+fn scan(bucket: &[u32; WORDS], tag: u32, mut eq: impl FnMut(u32) -> bool) -> Option<usize> {
+    for i in 0..SLOTS {
+        let w = bucket[i];
+        if w == 0 {
+            break;
+        }
+        if tag_at(bucket, i) == tag && eq(w - 1) {
+            return Some(i);
+        }
+    }
+    None
 }
 
 /// Largest entry value an index can hold (`u32::MAX` would wrap to the free word).
@@ -177,17 +186,7 @@ impl Index {
     #[inline]
     pub fn candidate(&self, hash: u64) -> Option<u32> {
         let bucket = self.line(hash);
-        let tag = tag_of(hash);
-        for i in 0..SLOTS {
-            let w = bucket[i];
-            if w == 0 {
-                break;
-            }
-            if tag_at(bucket, i) == tag {
-                return Some(w - 1);
-            }
-        }
-        None
+        scan(bucket, tag_of(hash), |_| true).map(|i| bucket[i] - 1)
     }
 
     /// The first entry stored under `hash` for which `eq` holds.
@@ -199,15 +198,8 @@ impl Index {
         // Bounded by the bucket count; the overflow words end it long before.
         for _ in 0..=self.mask {
             let bucket = self.bucket(b);
-            // Used words come first: the first free one ends the bucket.
-            for i in 0..SLOTS {
-                let w = bucket[i];
-                if w == 0 {
-                    break;
-                }
-                if tag_at(bucket, i) == tag && eq(w - 1) {
-                    return Some(w - 1);
-                }
+            if let Some(i) = scan(bucket, tag, &mut eq) {
+                return Some(bucket[i] - 1);
             }
             if bucket[OVERFLOW] == 0 {
                 return None;
@@ -277,7 +269,7 @@ impl Index {
         let mut b = self.home(hash);
         for probe in 0..=self.mask {
             let bucket = self.bucket(b);
-            if let Some(i) = (0..SLOTS).find(|&i| tagged(bucket, i, tag) == Some(entry)) {
+            if let Some(i) = scan(bucket, tag, |e| e == entry) {
                 return Some((b, i, probe));
             }
             if bucket[OVERFLOW] == 0 {

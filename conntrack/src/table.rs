@@ -457,6 +457,12 @@ impl<T> Table<T> {
     #[inline]
     pub fn lookup_hashed(&self, key: &FlowKey, hash: KeyHash) -> Option<(SessionId, Dir)> {
         let e = self.store.find(hash.0, key)?;
+        self.found(e)
+    }
+
+    /// The session and direction index entry `e` stands for.
+    #[inline]
+    fn found(&self, e: u32) -> Option<(SessionId, Dir)> {
         let s = self.store.session(entry_slot(e))?;
         Some((
             SessionId {
@@ -502,17 +508,9 @@ impl<T> Table<T> {
         hash: KeyHash,
         c: Candidate,
     ) -> Option<(SessionId, Dir)> {
-        if c.0 != NIL {
-            if let Some(Slot::Occupied(s)) = self.store.slots.get(entry_slot(c.0) as usize) {
-                let dir = entry_dir(c.0);
-                if s.key(dir).is_some_and(|k| k.packed() == key.packed()) {
-                    let id = SessionId {
-                        index: entry_slot(c.0),
-                        gen: s.gen,
-                    };
-                    return Some((id, dir));
-                }
-            }
+        let want = key.packed();
+        if Store::entry_key(&self.store.slots, c.0).is_some_and(|k| k.packed() == want) {
+            return self.found(c.0);
         }
         self.lookup_hashed(key, hash)
     }

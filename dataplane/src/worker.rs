@@ -464,19 +464,8 @@ impl<D: Device> Worker<D> {
             cfg.template_capacity.max(64),
             conntrack::Timeouts::default(),
         );
-        // Large tables (ten million sessions take about a GiB) on transparent huge pages: a
-        // lookup then misses the TLB far less often. Their pages are not touched yet.
-        for (addr, len) in table
-            .memory_regions()
-            .into_iter()
-            .chain(templates.memory_regions())
-        {
-            if len >= HUGE_PAGE_MIN {
-                if let Err(e) = dpdk::advise_huge_pages(addr, len) {
-                    tracing::debug!("session table without transparent huge pages: {e}");
-                }
-            }
-        }
+        advise_huge_pages(&table);
+        advise_huge_pages(&templates);
         let neigh = NeighTable::new(cfg.neigh);
         let bufs = (0..n).map(|_| Burst::new()).collect();
         Ok(Worker {
@@ -882,43 +871,38 @@ impl<D: Device> Worker<D> {
     }
 
     /// A data port's RX burst, in stages so that the cache misses of its lookups overlap (the
-    /// session index is sized for the table's capacity, so even a few sessions are spread over
-    /// more memory than the caches hold): (1) the flow key of every plain IPv4 TCP/UDP frame is read from fixed
-    /// offsets and hashed, and the session index line of that hash prefetched; (2) the
-    /// candidate session each index line names is prefetched; (3) each packet is handled as
-    /// [`Worker::process`] would, its lookup starting from the hint when its parsed key is
-    /// the one stage 1 read.
+    /// session index is sized for the table's capacity, so even a few sessions are spread
+    /// over more memory than the caches hold): (1) the flow key of every plain IPv4 TCP/UDP
+    /// frame is read from fixed offsets and hashed, and the session index line of that hash
+    /// prefetched; (2) the candidate session each index line names is prefetched; (3) each
+    /// packet is handled as [`Worker::process`] would, its lookup starting from the hint when
+    /// its parsed key is the one stage 1 read. With `prefetch` off only stage 3 runs.
     fn process_burst(&mut self, port: u16, rx: &mut Burst<D::Buf>) {
-        if !self.cfg.prefetch {
-            for buf in rx.drain(..) {
-                self.counters.rx_packets += 1;
-                self.counters.rx_bytes += buf.len() as u64;
-                self.process(port, buf, None, false);
-            }
-            return;
-        }
         let mut hints: ArrayVec<Option<Flow>, BURST> = ArrayVec::new();
-        for buf in rx.iter() {
-            let hint = quick_key(buf.data()).map(|key| {
-                let hash = self.table.hash(&key);
-                dpdk::prefetch(self.table.index_line(hash));
-                Flow {
-                    key,
-                    hash,
-                    cand: Candidate::NONE,
+        if self.cfg.prefetch {
+            for buf in rx.iter() {
+                let hint = quick_key(buf.data()).map(|key| {
+                    let hash = self.table.hash(&key);
+                    dpdk::prefetch(self.table.index_line(hash));
+                    Flow {
+                        key,
+                        hash,
+                        cand: Candidate::NONE,
+                    }
+                });
+                hints.push(hint);
+            }
+            for f in hints.iter_mut().flatten() {
+                f.cand = self.table.candidate(f.hash);
+                if let Some(slot) = self.table.candidate_slot(f.cand) {
+                    dpdk::prefetch_all(slot);
                 }
-            });
-            hints.push(hint);
-        }
-        for f in hints.iter_mut().flatten() {
-            f.cand = self.table.candidate(f.hash);
-            if let Some(slot) = self.table.candidate_slot(f.cand) {
-                dpdk::prefetch_all(slot);
             }
         }
         // Drained in place: `for buf in rx` would move the whole burst array (a memcpy of its
         // full capacity on every poll, empty or not).
-        for (buf, hint) in rx.drain(..).zip(hints.drain(..)) {
+        let hints = hints.drain(..).chain(core::iter::repeat(None));
+        for (buf, hint) in rx.drain(..).zip(hints) {
             self.counters.rx_packets += 1;
             self.counters.rx_bytes += buf.len() as u64;
             self.process(port, buf, hint, false);
@@ -1440,6 +1424,19 @@ impl<D: Device> Worker<D> {
             Park::Rejected(p) => {
                 drop(p);
                 self.drop_pkt(DropReason::NeighbourUnresolved)
+            }
+        }
+    }
+}
+
+/// Puts a freshly allocated table's large regions (ten million sessions take about a GiB)
+/// on transparent huge pages, so that a lookup misses the TLB far less often; their pages
+/// must not have been touched yet. A hint: failure is logged and changes nothing.
+pub fn advise_huge_pages<T>(table: &Table<T>) {
+    for (addr, len) in table.memory_regions() {
+        if len >= HUGE_PAGE_MIN {
+            if let Err(e) = dpdk::advise_huge_pages(addr, len) {
+                tracing::debug!("session table without transparent huge pages: {e}");
             }
         }
     }
