@@ -54,6 +54,10 @@ drop_reasons! {
     MalformedIpv4 => "malformed_ipv4",
     /// IPv4 header checksum does not verify.
     BadIpv4Checksum => "bad_ipv4_checksum",
+    /// Source or destination address no host may use on the wire (RFC 1122 3.2.1.3, RFC
+    /// 5735): 0.0.0.0/8, 127.0.0.0/8, multicast or reserved (224.0.0.0/3, broadcast included)
+    /// as the source; 0.0.0.0/8, 127.0.0.0/8 or 240.0.0.0/4 as the destination.
+    MartianAddress => "martian_address",
     /// IPv4 fragment (fragments carry no complete L4 header to match a session).
     Fragment => "fragment",
     /// IPv6 header truncated or inconsistent.
@@ -66,7 +70,14 @@ drop_reasons! {
     MalformedUdp => "malformed_udp",
     /// ICMP header truncated.
     MalformedIcmp => "malformed_icmp",
-    /// TTL would reach zero on a routed (NAT/FullNAT) forward.
+    /// TCP flag combination no connection uses (the invalid ones of Linux conntrack's
+    /// table: SYN with FIN or RST, FIN without ACK, no flags): dropped before any lookup.
+    BadTcpFlags => "bad_tcp_flags",
+    /// An ICMP error about a session's packet whose ICMP checksum does not verify (the
+    /// director rewrites its quote, so it checks first, as IPVS does).
+    BadIcmpChecksum => "bad_icmp_checksum",
+    /// TTL would reach zero on a routed (NAT/FullNAT) forward (an ICMP time exceeded goes
+    /// back to the sender, within the ICMP rate limit).
     TtlExceeded => "ttl_exceeded",
     /// Not addressed to the director and no session matches.
     NotForUs => "not_for_us",
@@ -85,7 +96,8 @@ drop_reasons! {
     NoRoute => "no_route",
     /// Next-hop MAC unresolved and the packet could not be parked (queue full or ARP gave up).
     NeighbourUnresolved => "neighbour_unresolved",
-    /// Encapsulated packet exceeds the egress MTU.
+    /// Packet (encapsulated for TUN) exceeds the egress MTU: with DF set an ICMP
+    /// fragmentation needed goes back to the sender; the director does not fragment.
     TooBig => "too_big",
     /// No buffer could be had to build a packet (ARP, ICMP reply).
     NoBuffer => "no_buffer",

@@ -5,6 +5,8 @@
 //! - [`device`]: one worker's RX/TX queue pair on a port.
 //! - [`dpdk_port`]: DPDK mbufs as packet buffers and a DPDK queue pair as a device.
 //! - [`drop`](mod@drop): the per-packet drop-reason enum.
+//! - [`icmp`]: ICMP errors about sessions' packets (their quotes, rewritten), and the rate
+//!   limit on the ones the director builds.
 //! - [`lip`]: FullNAT local-address (LIP) port pools, one per worker.
 //! - [`local`]: frames the director builds itself (ARP, ICMP errors).
 //! - [`mem`]: in-memory device and buffer pool for tests and benches.
@@ -23,6 +25,7 @@ pub mod checksum;
 pub mod device;
 pub mod dpdk_port;
 pub mod drop;
+pub mod icmp;
 pub mod lip;
 pub mod local;
 pub mod mem;

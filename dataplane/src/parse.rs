@@ -24,6 +24,27 @@ pub mod tcp_flags {
     pub const PSH: u8 = 0x08;
     /// ACK.
     pub const ACK: u8 = 0x10;
+    /// URG.
+    pub const URG: u8 = 0x20;
+
+    /// True for the flag combinations a TCP connection uses; the others (SYN with FIN or
+    /// RST, FIN without ACK, no flags at all, the "christmas tree") are what scanners and
+    /// floods send. The same set as Linux conntrack's `tcp_valid_flags`: PSH, ECE and CWR are
+    /// ignored, and what is left must be SYN, SYN+URG, SYN+ACK, RST, RST+ACK, FIN+ACK,
+    /// FIN+ACK+URG, ACK or ACK+URG.
+    #[inline]
+    pub const fn valid(flags: u8) -> bool {
+        const SYN_URG: u8 = SYN | URG;
+        const SYN_ACK: u8 = SYN | ACK;
+        const RST_ACK: u8 = RST | ACK;
+        const FIN_ACK: u8 = FIN | ACK;
+        const FIN_ACK_URG: u8 = FIN | ACK | URG;
+        const ACK_URG: u8 = ACK | URG;
+        matches!(
+            flags & (FIN | SYN | RST | ACK | URG),
+            SYN | SYN_URG | SYN_ACK | RST | RST_ACK | FIN_ACK | FIN_ACK_URG | ACK | ACK_URG
+        )
+    }
 }
 
 /// ICMP echo request type.

@@ -12,6 +12,7 @@
 use crate::buf::PacketBuf;
 use crate::device::{Burst, Device, BURST};
 use crate::drop::DropReason;
+use crate::icmp;
 use crate::lip::{LipError, LipPool, ReplySteering};
 use crate::local::{self, IcmpError, L2_ROOM};
 use crate::neigh::{NeighConfig, NeighTable, Park};
@@ -28,8 +29,6 @@ use sched::{AnyScheduler, DestLoad, FlowHint, ForwardMode, SchedKind, Scheduler}
 use std::sync::Arc;
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
-const ICMP_DEST_UNREACH: u8 = 3;
-const ICMP_FRAG_NEEDED: u8 = 4;
 const IPIP_OVERHEAD: usize = 20;
 /// Table memory regions from this size up are advised onto transparent huge pages.
 const HUGE_PAGE_MIN: usize = 4 << 20;
@@ -201,8 +200,13 @@ pub struct Counters {
     pub arp_requests: u64,
     /// ICMP echo replies sent for the director's addresses.
     pub icmp_echo_replies: u64,
-    /// ICMP errors sent (fragmentation needed).
+    /// ICMP errors the director built and sent (fragmentation needed, time exceeded).
     pub icmp_errors: u64,
+    /// ICMP errors not sent: over the rate limit ([`icmp::RateLimit`]), no route back to the
+    /// sender, or no buffer. (The offending packet's drop is counted by its own reason.)
+    pub icmp_unsent: u64,
+    /// ICMP errors about a session's packet relayed to the session's other side.
+    pub icmp_relayed: u64,
     /// Packets parked while their next hop resolved.
     pub parked: u64,
     /// Configuration snapshots this worker could not adopt (see the log).
@@ -233,6 +237,8 @@ impl Default for Counters {
             arp_requests: 0,
             icmp_echo_replies: 0,
             icmp_errors: 0,
+            icmp_unsent: 0,
+            icmp_relayed: 0,
             parked: 0,
             snapshots_refused: 0,
             redirected_out: 0,
@@ -393,6 +399,7 @@ pub struct Worker<D: Device> {
     busy_loops: u32,
     loops_since_publish: u32,
     counters: Counters,
+    icmp_limit: icmp::RateLimit,
     ident: u16,
     loops: u32,
     now: u64,
@@ -489,6 +496,7 @@ impl<D: Device> Worker<D> {
             busy_loops: 0,
             loops_since_publish: 0,
             counters: Counters::default(),
+            icmp_limit: icmp::RateLimit::new(),
             ident: 0,
             loops: 0,
             now: 0,
@@ -928,10 +936,16 @@ impl<D: Device> Worker<D> {
         };
         match p.l3 {
             L3::Arp => {
+                let repr = ArpPacket::new_checked(&buf.data()[p.l3_off..])
+                    .and_then(|a| ArpRepr::parse(&a));
+                let Ok(repr) = repr else {
+                    return self.drop_pkt(DropReason::MalformedArp);
+                };
+                // Only well-formed ARP is shared with the peers and the kernel.
                 if !redirected {
                     self.share_arp(port, &buf);
                 }
-                self.arp(iface, buf, p.l3_off, p.src_mac, redirected)
+                self.arp(iface, buf, p.src_mac, repr, redirected)
             }
             L3::Ipv6 => self.drop_pkt(DropReason::Ipv6NotSupported),
             L3::Ipv4(m) => {
@@ -953,7 +967,15 @@ impl<D: Device> Worker<D> {
         hint: Option<Flow>,
         redirected: bool,
     ) {
+        if martian(m.src, m.dst) {
+            return self.drop_pkt(DropReason::MartianAddress);
+        }
         if let Some(key) = flow_key(m) {
+            if let L4::Tcp { flags, .. } = m.l4 {
+                if !tcp_flags::valid(flags) {
+                    return self.drop_pkt(DropReason::BadTcpFlags);
+                }
+            }
             let (hash, cand) = match hint {
                 Some(h) if h.key == key => (h.hash, h.cand),
                 _ => (self.table.hash(&key), Candidate::NONE),
@@ -984,6 +1006,24 @@ impl<D: Device> Worker<D> {
             }
             if let Some(si) = self.snap.service_index(key.proto, m.dst, key.dport) {
                 return self.new_session(si, key, buf, l3, m);
+            }
+        }
+        if let L4::Icmp { ty, .. } = m.l4 {
+            if icmp::is_error(ty) {
+                let pkt = &buf.data()[l3..l3 + m.total_len];
+                if let Some(q) = icmp::quote(pkt, m.header_len) {
+                    // The error travels against the quoted packet: its session holds the
+                    // quote's mirror.
+                    let key = q.key.mirror();
+                    if let Some((id, dir)) = self.table.lookup(&key) {
+                        return self.relay_icmp_error(id, dir, buf, l3, m, &q);
+                    }
+                    if !redirected {
+                        if let Some(owner) = self.owner_elsewhere(&key, self.snap.local(key.dst)) {
+                            return self.redirect(owner, port, buf);
+                        }
+                    }
+                }
             }
         }
         let Some(local) = self.snap.local(m.dst) else {
@@ -1070,6 +1110,7 @@ impl<D: Device> Worker<D> {
             return self.drop_pkt(DropReason::NoDest);
         };
         if routed(dest.mode) && m.ttl <= 1 {
+            self.icmp_error_back(&buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
             return self.drop_pkt(DropReason::TtlExceeded);
         }
         let rport = if key.proto == Proto::Icmp {
@@ -1155,7 +1196,7 @@ impl<D: Device> Worker<D> {
         &mut self,
         id: conntrack::SessionId,
         dir: Dir,
-        mut buf: D::Buf,
+        buf: D::Buf,
         l3: usize,
         m: &Ipv4Meta,
     ) {
@@ -1174,77 +1215,126 @@ impl<D: Device> Worker<D> {
         let f = s.data;
         let orig = s.original;
         let was_active = is_active(s.state);
-        if routed(f.mode) && m.ttl <= 1 {
-            return self.drop_pkt(DropReason::TtlExceeded);
-        }
+        // NAT and FullNAT route: where to, whether the TTL allows it and whether it fits the
+        // egress MTU are settled before the session sees the packet.
+        let routed_hop = if routed(f.mode) {
+            if m.ttl <= 1 {
+                self.icmp_error_back(&buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
+                return self.drop_pkt(DropReason::TtlExceeded);
+            }
+            let toward = if dir == Dir::Original {
+                f.rip
+            } else {
+                orig.src
+            };
+            let Some(hop) = self.snap.route(toward) else {
+                return self.drop_pkt(DropReason::NoRoute);
+            };
+            let mtu = self.snap.iface(hop.iface).mtu as usize;
+            if m.total_len > mtu {
+                if m.dont_frag {
+                    let (ty, code) = (icmp::DEST_UNREACH, icmp::FRAG_NEEDED);
+                    self.icmp_error_back(&buf, l3, m, ty, code, mtu as u32);
+                }
+                return self.drop_pkt(DropReason::TooBig);
+            }
+            Some(hop)
+        } else {
+            None
+        };
         if let Some(state) = self.table.on_packet(id, dir, event, self.now) {
             self.stats
                 .session_moved(f.slot, was_active, is_active(state));
         }
         self.stats
             .packet(f.slot, dir == Dir::Original, m.total_len as u64);
-        let icmp = m.proto == 1;
+        match (routed_hop, f.mode, dir) {
+            (Some(hop), _, _) => {
+                let mut buf = buf;
+                let end = l3 + m.total_len;
+                rewrite_routed(&mut buf.data_mut()[l3..end], m, &f, &orig, dir);
+                self.emit(buf, l3, 0, hop)
+            }
+            (None, ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
+                Some(hop) if hop.on_link => self.emit(buf, l3, 0, hop),
+                _ => self.drop_pkt(DropReason::NoRoute),
+            },
+            (None, ForwardMode::Tun, Dir::Original) => self.tunnel(buf, l3, m, f.rip),
+            // DR and TUN sessions have no reply key, so no packet matches them this way.
+            _ => self.drop_pkt(DropReason::NotForUs),
+        }
+    }
+
+    /// Relays an ICMP error about session `id`'s packet to the session's other side, as IPVS
+    /// does for NAT (`ip_vs_nat_icmp`): its quote is rewritten to show the packet as that
+    /// side sent it ([`icmp::rewrite_quote`]), and the outer header is addressed like the
+    /// session's own packets in that direction. Toward the client the error comes from the
+    /// VIP; toward the RS it keeps its source in NAT (the RS routes back through the
+    /// director anyway) and comes from the session's LIP in FullNAT. DR and TUN sessions
+    /// only see the client side: an error about the RS's direct reply goes to the RS as the
+    /// client's packets do (on the link, or encapsulated). The session's state and timer do
+    /// not change.
+    fn relay_icmp_error(
+        &mut self,
+        id: conntrack::SessionId,
+        dir: Dir,
+        mut buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        q: &icmp::Quote,
+    ) {
+        let Some(s) = self.table.get(id) else {
+            return self.drop_pkt(DropReason::NoSession);
+        };
+        let (f, orig) = (s.data, s.original);
         let end = l3 + m.total_len;
-        let pkt = &mut buf.data_mut()[l3..end];
-        let toward = match (f.mode, dir) {
-            (ForwardMode::Nat, Dir::Original) => {
-                let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
-                r.set_dst(f.rip);
-                if !icmp {
-                    r.set_dport(f.rport);
-                }
-                r.dec_ttl();
-                f.rip
-            }
-            (ForwardMode::Nat, Dir::Reply) => {
-                let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
-                r.set_src(orig.dst);
-                if !icmp {
-                    r.set_sport(orig.dport);
-                }
-                r.dec_ttl();
-                orig.src
-            }
-            (ForwardMode::FullNat, Dir::Original) => {
-                let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
-                r.set_src(f.lip);
-                r.set_dst(f.rip);
-                if icmp {
-                    r.set_echo_ident(f.lport);
-                } else {
-                    r.set_sport(f.lport);
-                    r.set_dport(f.rport);
-                }
-                r.dec_ttl();
-                f.rip
-            }
-            (ForwardMode::FullNat, Dir::Reply) => {
-                let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
-                r.set_src(orig.dst);
-                r.set_dst(orig.src);
-                if icmp {
-                    r.set_echo_ident(orig.sport);
-                } else {
-                    r.set_sport(orig.dport);
-                    r.set_dport(orig.sport);
-                }
-                r.dec_ttl();
-                orig.src
-            }
-            (ForwardMode::Dr, Dir::Original) => {
-                return match self.snap.route(f.rip) {
+        if !icmp::checksum_valid(&buf.data()[l3..end], m.header_len) {
+            return self.drop_pkt(DropReason::BadIcmpChecksum);
+        }
+        if !routed(f.mode) {
+            self.counters.icmp_relayed += 1;
+            return match (f.mode, dir) {
+                (ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
                     Some(hop) if hop.on_link => self.emit(buf, l3, 0, hop),
                     _ => self.drop_pkt(DropReason::NoRoute),
-                };
+                },
+                (ForwardMode::Tun, Dir::Original) => self.tunnel(buf, l3, m, f.rip),
+                _ => self.drop_pkt(DropReason::NotForUs),
+            };
+        }
+        // Never an ICMP error about an ICMP error (RFC 1122 3.2.2).
+        if m.ttl <= 1 {
+            return self.drop_pkt(DropReason::TtlExceeded);
+        }
+        let pkt = &mut buf.data_mut()[l3..end];
+        let toward = match dir {
+            // Toward the RS: the quote becomes the RS's own reply as it sent it.
+            Dir::Original => {
+                let reply = rewritten_key(&orig, &f).mirror();
+                icmp::rewrite_quote(pkt, m.header_len, q, &reply);
+                let mut r = Ipv4Rewrite::new(pkt, m.header_len, 1);
+                if f.mode == ForwardMode::FullNat {
+                    r.set_src(f.lip);
+                }
+                r.set_dst(f.rip);
+                r.dec_ttl();
+                f.rip
             }
-            (ForwardMode::Tun, Dir::Original) => return self.tunnel(buf, l3, m, f.rip),
-            // DR and TUN sessions have no reply key, so no packet matches them this way.
-            (ForwardMode::Dr | ForwardMode::Tun, Dir::Reply) => {
-                return self.drop_pkt(DropReason::NotForUs)
+            // Toward the client: the quote becomes the client's packet to the VIP.
+            Dir::Reply => {
+                icmp::rewrite_quote(pkt, m.header_len, q, &orig);
+                let mut r = Ipv4Rewrite::new(pkt, m.header_len, 1);
+                r.set_src(orig.dst);
+                r.set_dst(orig.src);
+                r.dec_ttl();
+                orig.src
             }
         };
         match self.snap.route(toward) {
-            Some(hop) => self.emit(buf, l3, 0, hop),
+            Some(hop) => {
+                self.counters.icmp_relayed += 1;
+                self.emit(buf, l3, 0, hop)
+            }
             None => self.drop_pkt(DropReason::NoRoute),
         }
     }
@@ -1258,7 +1348,7 @@ impl<D: Device> Worker<D> {
         if m.total_len + IPIP_OVERHEAD > iface.mtu as usize {
             if m.dont_frag {
                 let mtu = (iface.mtu as usize - IPIP_OVERHEAD) as u32;
-                self.frag_needed(&buf, l3, m, mtu);
+                self.icmp_error_back(&buf, l3, m, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, mtu);
             }
             return self.drop_pkt(DropReason::TooBig);
         }
@@ -1281,26 +1371,41 @@ impl<D: Device> Worker<D> {
         self.ident
     }
 
-    /// Sends an ICMP "fragmentation needed" for the packet at `l3` back to its sender.
-    fn frag_needed(&mut self, offending: &D::Buf, l3: usize, m: &Ipv4Meta, mtu: u32) {
-        let Some(hop) = self.snap.route(m.src) else {
-            return self.drop_pkt(DropReason::NoRoute);
+    /// Sends an ICMP error (`ty`, `code`, `rest`: fragmentation needed with the next-hop MTU,
+    /// or time exceeded) about the packet at `l3` back to its sender, quoting it as received.
+    /// Within [`icmp::RateLimit`]'s budget; beyond it, or without a route or a buffer, nothing
+    /// is sent and `icmp_unsent` counts it. The caller drops the offending packet.
+    fn icmp_error_back(
+        &mut self,
+        offending: &D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        ty: u8,
+        code: u8,
+        rest: u32,
+    ) {
+        let hop = self.snap.route(m.src);
+        let Some(hop) = hop.filter(|_| self.icmp_limit.allow(self.now)) else {
+            self.counters.icmp_unsent += 1;
+            return;
         };
         let port = self.snap.iface(hop.iface).port;
         let Some(mut b) = self.tx.ports[port as usize].alloc() else {
-            return self.drop_pkt(DropReason::NoBuffer);
+            self.counters.icmp_unsent += 1;
+            return;
         };
         let e = IcmpError {
             src: self.snap.source_addr(hop.iface, m.src),
             dst: m.src,
-            ty: ICMP_DEST_UNREACH,
-            code: ICMP_FRAG_NEEDED,
-            rest: mtu,
+            ty,
+            code,
+            rest,
             ident: self.next_ident(),
         };
         let end = l3 + m.total_len;
         if !local::write_icmp_error(&mut b, &e, &offending.data()[l3..end]) {
-            return self.drop_pkt(DropReason::NoBuffer);
+            self.counters.icmp_unsent += 1;
+            return;
         }
         self.counters.icmp_errors += 1;
         self.emit(b, L2_ROOM, 0, hop)
@@ -1335,12 +1440,7 @@ impl<D: Device> Worker<D> {
         }
     }
 
-    fn arp(&mut self, iface: u16, mut buf: D::Buf, l3: usize, src_mac: [u8; 6], copy: bool) {
-        let repr = match ArpPacket::new_checked(&buf.data()[l3..]).and_then(|p| ArpRepr::parse(&p))
-        {
-            Ok(r) => r,
-            Err(_) => return self.drop_pkt(DropReason::MalformedArp),
-        };
+    fn arp(&mut self, iface: u16, mut buf: D::Buf, src_mac: [u8; 6], repr: ArpRepr, copy: bool) {
         let ArpRepr::EthernetIpv4 {
             operation,
             source_hardware_addr: sha,
@@ -1516,6 +1616,59 @@ fn is_active(state: SessionState) -> bool {
         SessionState::Tcp(t) => t == TcpState::Established,
         SessionState::Udp | SessionState::Icmp => true,
     }
+}
+
+/// The NAT or FullNAT rewrite of a session's packet `pkt` (from its IPv4 header to its end)
+/// going in direction `dir`: addresses, ports (the echo identifier for ICMP), TTL, checksums.
+#[inline]
+fn rewrite_routed(pkt: &mut [u8], m: &Ipv4Meta, f: &Forward, orig: &FlowKey, dir: Dir) {
+    let icmp = m.proto == 1;
+    let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
+    match (f.mode, dir) {
+        (ForwardMode::FullNat, Dir::Original) => {
+            r.set_src(f.lip);
+            r.set_dst(f.rip);
+            if icmp {
+                r.set_echo_ident(f.lport);
+            } else {
+                r.set_sport(f.lport);
+                r.set_dport(f.rport);
+            }
+        }
+        (ForwardMode::FullNat, Dir::Reply) => {
+            r.set_src(orig.dst);
+            r.set_dst(orig.src);
+            if icmp {
+                r.set_echo_ident(orig.sport);
+            } else {
+                r.set_sport(orig.dport);
+                r.set_dport(orig.sport);
+            }
+        }
+        (_, Dir::Original) => {
+            r.set_dst(f.rip);
+            if !icmp {
+                r.set_dport(f.rport);
+            }
+        }
+        (_, Dir::Reply) => {
+            r.set_src(orig.dst);
+            if !icmp {
+                r.set_sport(orig.dport);
+            }
+        }
+    }
+    r.dec_ttl();
+}
+
+/// True if `src` may not appear as a packet's source or `dst` as its destination on the
+/// wire (RFC 1122 3.2.1.3, RFC 5735): "this network" 0/8 and loopback 127/8 either way;
+/// multicast and reserved 224/3 (the limited broadcast included) as a source; reserved 240/4
+/// as a destination (multicast destinations arrive on group MACs, dropped before this).
+#[inline]
+fn martian(src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    let (s, d) = (src.octets()[0], dst.octets()[0]);
+    s == 0 || s == 127 || s >= 224 || d == 0 || d == 127 || d >= 240
 }
 
 /// NAT and FullNAT route the packet (TTL decremented); DR and TUN leave the IP header alone.

@@ -381,3 +381,62 @@ pub fn arp_frame(
     repr.emit(&mut ArpPacket::new_unchecked(&mut f[14..42]));
     f
 }
+
+/// An untagged Ethernet/IPv4/ICMP error frame `src → dst` (type `ty`, code `code`, rest of
+/// header `rest`) quoting `quoted` (an IPv4 packet, usually an earlier frame's L3 bytes),
+/// with valid checksums; addressed from `src_mac` to `dst_mac`.
+pub fn icmp_error_frame(
+    (src_mac, dst_mac): ([u8; 6], [u8; 6]),
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    (ty, code, rest): (u8, u8, u32),
+    quoted: &[u8],
+) -> Vec<u8> {
+    let total = 20 + 8 + quoted.len();
+    let mut f = vec![0u8; 14 + total];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    {
+        let icmp = &mut f[34..];
+        icmp[0] = ty;
+        icmp[1] = code;
+        icmp[4..8].copy_from_slice(&rest.to_be_bytes());
+        icmp[8..].copy_from_slice(quoted);
+        Icmpv4Packet::new_unchecked(&mut *icmp).fill_checksum();
+    }
+    let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+    ip.set_version(4);
+    ip.set_header_len(20);
+    ip.set_total_len(total as u16);
+    ip.set_ident(0x4321);
+    ip.clear_flags();
+    ip.set_hop_limit(64);
+    ip.set_next_header(smoltcp::wire::IpProtocol::Icmp);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
+    f
+}
+
+/// Sets the IPv4 total length of an untagged frame (the frame itself is not resized) and
+/// refreshes the IPv4 header checksum: for building inconsistent packets on purpose.
+pub fn set_ip_total_len(frame: &mut [u8], len: u16) {
+    frame[16..18].copy_from_slice(&len.to_be_bytes());
+    refresh_ip_checksum(frame, 14);
+}
+
+/// Recomputes the IPv4 header checksum of the header at `l3` (after editing the header).
+pub fn refresh_ip_checksum(frame: &mut [u8], l3: usize) {
+    let hl = usize::from(frame[l3] & 0x0f) * 4;
+    frame[l3 + 10..l3 + 12].fill(0);
+    let mut sum: u32 = 0;
+    let end = (l3 + hl.max(20)).min(frame.len());
+    for c in frame[l3..end].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    frame[l3 + 10..l3 + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
