@@ -6,11 +6,13 @@
 //! Queueing the frames (a copy each) and collecting the output happen outside the timed
 //! region (`iter_custom`). Throughput is reported per packet. The established paths cycle over
 //! 4096 sessions in a table sized for 2^20 and for FullNAT also over a million, with and
-//! without the worker's prefetching stages.
+//! without the worker's prefetching stages. `syn_flood_refused` is a SYN flood's packet once
+//! the session table is full.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::mem::MemDevice;
 use dataplane::worker::Worker;
+use dataplane::DropReason;
 use rvs_benches::{client, director, director_with, tcp_frame, LAN, VIP, WAN, WAN_MAC};
 use sched::ForwardMode;
 use std::hint::black_box;
@@ -124,12 +126,68 @@ fn new_sessions(c: &mut Criterion, name: &str, mode: ForwardMode) {
     assert_eq!(w.counters().total_drops(), 0, "{name}: nothing dropped");
 }
 
+/// A SYN flood against a full table: every frame a SYN of a flow never seen, and every one
+/// refused (`table_full`) — what one flood packet costs the worker once its table is full
+/// (the flood's sessions wait out SYN_RECV; the table never evicts).
+fn syn_flood_refused(c: &mut Criterion, name: &str) {
+    const CAPACITY: usize = 4096;
+    let mut w = director(ForwardMode::FullNat, CAPACITY, 3_600_000);
+    let mut flow = 0u32;
+    let mut syn = move || {
+        let f = tcp_frame(
+            WAN_MAC,
+            client(flow / 50_000),
+            10_000 + (flow % 50_000) as u16,
+            VIP,
+            80,
+            SYN,
+            0,
+        );
+        flow = flow.wrapping_add(1);
+        f
+    };
+    while w.sessions().len() < CAPACITY {
+        for _ in 0..BURST {
+            w.port_mut(WAN).inject(&syn());
+        }
+        w.poll(1);
+        drain(&mut w);
+    }
+    let refused_before = w.counters().drop_count(DropReason::TableFull);
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(BURST as u64));
+    let mut sent = 0u64;
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                for _ in 0..BURST {
+                    w.port_mut(WAN).inject(&syn());
+                }
+                let t = Instant::now();
+                black_box(w.poll(2));
+                total += t.elapsed();
+                assert_eq!(drain(&mut w), 0);
+                sent += BURST as u64;
+            }
+            total
+        })
+    });
+    g.finish();
+    let refused = w.counters().drop_count(DropReason::TableFull) - refused_before;
+    assert_eq!(
+        refused, sent,
+        "{name}: every flood SYN refused as table_full"
+    );
+}
+
 fn pipeline(c: &mut Criterion) {
     established(c, "fullnat_established", ForwardMode::FullNat, FLOWS, true);
     established(c, "nat_established", ForwardMode::Nat, FLOWS, true);
     established(c, "dr_established", ForwardMode::Dr, FLOWS, true);
     established(c, "tun_established", ForwardMode::Tun, FLOWS, true);
     new_sessions(c, "fullnat_new_session", ForwardMode::FullNat);
+    syn_flood_refused(c, "syn_flood_refused");
     // What the prefetching stages save, side by side: FullNAT established without them, over
     // the 4096 sessions and over a million.
     established(

@@ -1057,6 +1057,11 @@ impl<D: Device> Worker<D> {
         if !opens_session(m) {
             return self.drop_pkt(DropReason::NoSession);
         }
+        // A full table (a SYN flood waiting out SYN_RECV) refuses before the scheduler moves
+        // or a LIP port is taken: a flood packet costs as little as it can.
+        if self.table.len() >= self.table.capacity() {
+            return self.drop_pkt(DropReason::TableFull);
+        }
         let hint = FlowHint {
             src: m.src,
             sport: key.sport,
