@@ -1,5 +1,7 @@
 //! rvs control plane.
 //!
+//! - [`access`]: who may use the control socket and how much: socket mode, peer credentials,
+//!   rate limits, client slots, request deadlines.
 //! - [`cli`]: rvsadm's command line (ipvsadm's syntax) parsed into requests.
 //! - [`config`]: the rvsd configuration file (TOML), checked into a `DirectorConfig` and
 //!   the daemon's settings.
@@ -10,6 +12,7 @@
 //! - [`proto`]: the control protocol (versioned, length-prefixed JSON) between rvsadm and rvsd.
 //! - [`server`]: rvsd's control threads: requests, listings, estimator, metrics endpoint.
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod format;

@@ -226,6 +226,12 @@ pub enum ErrorKind {
     Refused,
     /// Something failed in the daemon.
     Internal,
+    /// rvsd is at one of its limits (clients served at once, connection or request rate) or
+    /// closed an idle connection to serve another; nothing was done and the same request can
+    /// be sent again.
+    Busy,
+    /// The client's uid may not use the control socket (only root and rvsd's own uid may).
+    Denied,
 }
 
 /// Counters of a service or dest (since start or the last `-Z`).
@@ -485,8 +491,16 @@ pub fn read_frame_bytes(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
 /// # Errors
 /// [`FrameError::Malformed`] with a message that says what is wrong.
 pub fn decode_request(body: &[u8]) -> Result<Request, FrameError> {
-    let env: Envelope =
-        serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let malformed = |e: serde_json::Error| FrameError::Malformed(e.to_string());
+    let sent: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
+    let env = Envelope::deserialize(&sent).map_err(malformed)?;
+    // serde's `deny_unknown_fields` does not reach the unit variants of a tagged enum:
+    // `{"op":"clear","force":true}` would decode as a clear. Every field sent must be one the
+    // decoded message has.
+    let known = serde_json::to_value(&env).map_err(malformed)?;
+    if let Some(field) = unknown_field(&sent, &known, "") {
+        return Err(FrameError::Malformed(format!("unknown field `{field}`")));
+    }
     if env.version != VERSION {
         return Err(FrameError::Malformed(format!(
             "protocol version {} is not supported (this rvsd speaks {VERSION})",
@@ -494,6 +508,31 @@ pub fn decode_request(body: &[u8]) -> Result<Request, FrameError> {
         )));
     }
     Ok(env.request)
+}
+
+/// The first field of `sent` that `known` (what `sent` decoded to, written back) lacks, as a
+/// path (`request.requests[1].force`).
+fn unknown_field(sent: &serde_json::Value, known: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match (sent, known) {
+        (Value::Object(sent), Value::Object(known)) => sent.iter().find_map(|(key, value)| {
+            let path = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            match known.get(key) {
+                None => Some(path),
+                Some(k) => unknown_field(value, k, &path),
+            }
+        }),
+        (Value::Array(sent), Value::Array(known)) => sent
+            .iter()
+            .zip(known)
+            .enumerate()
+            .find_map(|(i, (s, k))| unknown_field(s, k, &format!("{at}[{i}]"))),
+        _ => None,
+    }
 }
 
 /// Decodes a response body.
@@ -578,10 +617,46 @@ mod tests {
         assert!(e.to_string().contains("unknown variant"), "{e}");
         let e = decode_request(br#"{"version":1,"request":{"op":"clear"},"x":1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
+        // Operations without fields take none either, in a batch too.
+        for (body, field) in [
+            (
+                r#"{"version":1,"request":{"op":"clear","force":true}}"#,
+                "request.force",
+            ),
+            (
+                r#"{"version":1,"request":{"op":"workers","id":0}}"#,
+                "request.id",
+            ),
+            (
+                r#"{"version":1,"request":{"op":"batch","requests":[{"op":"zero","service":null},{"op":"clear","all":1}]}}"#,
+                "request.requests[1].all",
+            ),
+        ] {
+            let e = decode_request(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("malformed message: unknown field `{field}`"),
+                "{body}"
+            );
+        }
+        // Optional fields may be left out.
+        assert_eq!(
+            decode_request(br#"{"version":1,"request":{"op":"list"}}"#).unwrap(),
+            Request::List { service: None }
+        );
         let mut big = Vec::new();
         big.extend_from_slice(&((MAX_FRAME as u32) + 1).to_be_bytes());
         let e = read_frame_bytes(&mut big.as_slice()).unwrap_err();
         assert!(matches!(e, FrameError::TooLarge(_)), "{e}");
+        // A zero-length frame is read (and is not a request); a cut one is an I/O error.
+        assert_eq!(read_frame_bytes(&mut [0u8; 4].as_slice()).unwrap(), b"");
+        assert!(decode_request(b"").is_err());
+        let cut = [0, 0, 0, 9, b'{', b'}'];
+        let e = read_frame_bytes(&mut cut.as_slice()).unwrap_err();
+        assert!(
+            matches!(e, FrameError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof),
+            "{e}"
+        );
     }
 
     proptest! {

@@ -2,10 +2,14 @@
 //! workers' published counters, rates from an IPVS-style estimator, and a Prometheus endpoint.
 //!
 //! Threads, all blocking (never spinning — the data path has the cores): one accepting on the
-//! Unix socket (mode 0600), one per client (at most [`MAX_CLIENTS`], each with read and write
-//! timeouts so a slow or dead client only ever holds its own thread), one for the estimator
+//! Unix socket (mode 0600), one per client (at most [`MAX_CLIENTS`]), one for the estimator
 //! (every 2 s) and one accepting metrics scrapes. The model sits behind a mutex on the control
 //! side only; workers see nothing but the snapshots it publishes.
+//!
+//! Who may connect, how often, how many at once and how long a request may take are the
+//! business of [`crate::access`]: the accepting thread checks the peer's uid, the connection
+//! rate and the slots before a client thread starts; the client thread enforces its request
+//! deadlines and request rate. Every refusal is an error answer and changes nothing.
 
 use crate::config::RvsConfig;
 use crate::health::{Checker, HealthCheck};
@@ -22,20 +26,19 @@ use sched::{Dest, ForwardMode, SchedError, SchedKind, Service, ServiceTable};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
-use tracing::{info, warn};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
 
-/// Clients served at once; more are told to retry.
-pub const MAX_CLIENTS: usize = 16;
-/// How long a client may take to send a request or read an answer.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::access::MAX_CLIENTS;
+use crate::access::{self, DeadlineReader, Limits, Peer, Refusal, Slot, Slots, TokenBucket};
+
 /// The estimator's period (IPVS's is 2 s).
 pub const ESTIMATOR_PERIOD: Duration = Duration::from_secs(2);
 
@@ -671,74 +674,87 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
     state: Arc<Mutex<ControlState>>,
     checks: Checks,
+    slots: Arc<Slots>,
 }
 
 impl Server {
     /// Listens on the Unix socket `path` (mode 0600; its directory is created if missing; a
     /// stale socket file is replaced, a live one is an error), optionally serves metrics on
-    /// `metrics`, and runs the estimator.
+    /// `metrics`, and runs the estimator, with the default [`Limits`].
     ///
     /// # Errors
-    /// Socket or listener errors, or another rvsd already answering on `path`.
+    /// Socket or listener errors, an unsafe socket directory (see [`access::bind_socket`]), or
+    /// another rvsd already answering on `path`.
     pub fn start(
         path: &Path,
         metrics: Option<std::net::SocketAddr>,
         state: Arc<Mutex<ControlState>>,
         checks: &[HealthCheck],
     ) -> io::Result<Server> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("another rvsd answers on {}", path.display()),
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Server::start_with(path, metrics, state, checks, Limits::default())
+    }
+
+    /// [`Server::start`] with other limits.
+    ///
+    /// # Errors
+    /// As [`Server::start`].
+    pub fn start_with(
+        path: &Path,
+        metrics: Option<std::net::SocketAddr>,
+        state: Arc<Mutex<ControlState>>,
+        checks: &[HealthCheck],
+        limits: Limits,
+    ) -> io::Result<Server> {
+        let listener = access::bind_socket(path)?;
+        // The uid rvsd runs as owns the socket it just made.
+        let owner = std::fs::metadata(path)?.uid();
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         lock(&state).set_checks(checks);
         let checker: Checks = Arc::new(Mutex::new(Some(Checker::start(checks, state.clone()))));
+        let slots = Arc::new(Slots::new(limits.max_clients));
 
-        let (st, sp, ck) = (state.clone(), stop.clone(), checker.clone());
+        let (st, sp, ck, sl) = (state.clone(), stop.clone(), checker.clone(), slots.clone());
         threads.push(
             std::thread::Builder::new()
                 .name("rvs-control".into())
                 .spawn(move || {
-                    let live = Arc::new(AtomicUsize::new(0));
+                    let mut rate = TokenBucket::new(
+                        limits.connections_per_sec,
+                        limits.connection_burst,
+                        Instant::now(),
+                    );
                     for conn in listener.incoming() {
                         if sp.load(Ordering::Acquire) {
                             break;
                         }
-                        let Ok(conn) = conn else { continue };
-                        if live.load(Ordering::Acquire) >= MAX_CLIENTS {
-                            let mut c = conn;
-                            let _ = proto::write_frame(
-                                &mut c,
-                                &Response::Error {
-                                    kind: ErrorKind::Internal,
-                                    message: format!(
-                                        "rvsd is serving {MAX_CLIENTS} clients: try again"
-                                    ),
-                                },
-                            );
-                            continue;
-                        }
-                        live.fetch_add(1, Ordering::AcqRel);
-                        let (st, live, ck) = (st.clone(), live.clone(), ck.clone());
+                        let conn = match conn {
+                            Ok(c) => c,
+                            Err(e) => {
+                                // Out of descriptors, say: wait instead of spinning.
+                                warn!(error = %e, "control socket: accept failed");
+                                std::thread::sleep(Duration::from_millis(50));
+                                continue;
+                            }
+                        };
+                        let slot = match admit(&conn, owner, &mut rate, &sl, &limits) {
+                            Ok(slot) => slot,
+                            Err(refusal) => {
+                                refuse(conn, &refusal);
+                                continue;
+                            }
+                        };
+                        let (st, ck, sl2, slot2) =
+                            (st.clone(), ck.clone(), sl.clone(), slot.clone());
                         let spawned = std::thread::Builder::new().name("rvs-client".into()).spawn(
                             move || {
-                                serve_client(conn, &st, &ck);
-                                live.fetch_sub(1, Ordering::AcqRel);
+                                serve_client(conn, &slot2, &limits, &st, &ck);
+                                sl2.leave(&slot2);
                             },
                         );
                         if spawned.is_err() {
                             warn!("could not start a thread for a control client");
+                            sl.leave(&slot);
                         }
                     }
                 })?,
@@ -787,7 +803,13 @@ impl Server {
             threads,
             state,
             checks: checker,
+            slots,
         })
+    }
+
+    /// Control clients being served now.
+    pub fn clients(&self) -> usize {
+        self.slots.live()
     }
 
     /// Applies a reloaded configuration (SIGHUP): the model, then the health checks.
@@ -839,14 +861,84 @@ fn restart_checks(current: &Checks, checks: &[HealthCheck], state: &Arc<Mutex<Co
     *slot = Some(Checker::start(checks, state.clone()));
 }
 
-/// Serves one control client until it hangs up, times out, or sends something unreadable.
-fn serve_client(mut conn: UnixStream, state: &Arc<Mutex<ControlState>>, checks: &Checks) {
-    let _ = conn.set_read_timeout(Some(CLIENT_TIMEOUT));
-    let _ = conn.set_write_timeout(Some(CLIENT_TIMEOUT));
+/// Admits a new connection: its peer's uid, the connection rate, then a slot.
+fn admit(
+    conn: &UnixStream,
+    owner: u32,
+    rate: &mut TokenBucket,
+    slots: &Slots,
+    limits: &Limits,
+) -> Result<Arc<Slot>, Refusal> {
+    let peer = Peer::of(conn).map_err(Refusal::Credentials)?;
+    access::authorize(&peer, owner)?;
+    let now = Instant::now();
+    if !rate.take(now) {
+        return Err(Refusal::ConnectionRate {
+            per_sec: limits.connections_per_sec,
+            burst: limits.connection_burst,
+        });
+    }
+    slots.admit(conn, now)
+}
+
+/// Tells a connection why it is not served, and closes it.
+fn refuse(mut conn: UnixStream, refusal: &Refusal) {
+    match refusal {
+        Refusal::Denied { uid, pid, .. } => {
+            warn!(
+                uid,
+                pid, "control client refused: only root and rvsd's uid may connect"
+            );
+        }
+        Refusal::Credentials(e) => warn!(error = %e, "control client refused: no credentials"),
+        other => debug!(reason = %other, "control client turned away"),
+    }
+    // A new connection's send buffer is empty: this small answer does not block.
+    let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = proto::write_frame(&mut conn, &refusal.response());
+}
+
+/// Serves one control client until it hangs up, misses a request deadline, sends something
+/// unreadable, or is evicted to make room for another.
+fn serve_client(
+    mut conn: UnixStream,
+    slot: &Slot,
+    limits: &Limits,
+    state: &Arc<Mutex<ControlState>>,
+    checks: &Checks,
+) {
+    let _ = conn.set_write_timeout(Some(limits.write));
+    let mut rate = TokenBucket::new(
+        limits.requests_per_sec,
+        limits.request_burst,
+        Instant::now(),
+    );
+    let mut wait = limits.first_request;
     loop {
-        let body = match proto::read_frame_bytes(&mut conn) {
+        let mut reader = DeadlineReader::new(&conn, Instant::now() + wait);
+        let read = proto::read_frame_bytes(&mut reader);
+        let received = reader.received();
+        if !slot.start_work() {
+            let evicted = Refusal::Evicted {
+                clients: limits.max_clients,
+            };
+            let _ = proto::write_frame(&mut conn, &evicted.response());
+            return;
+        }
+        let body = match read {
             Ok(b) => b,
+            Err(FrameError::Io(e)) if access::is_timeout(&e) => {
+                let late = Refusal::Timeout {
+                    limit: wait,
+                    received,
+                };
+                debug!(reason = %late, "control client closed");
+                let _ = proto::write_frame(&mut conn, &late.response());
+                return;
+            }
+            // Hung up, possibly in the middle of a request: nothing to answer, nothing done.
             Err(FrameError::Io(_)) => return,
+            // Over MAX_FRAME: refused unread; the stream is out of step, so it ends here.
             Err(e) => {
                 let _ = proto::write_frame(
                     &mut conn,
@@ -858,31 +950,46 @@ fn serve_client(mut conn: UnixStream, state: &Arc<Mutex<ControlState>>, checks: 
                 return;
             }
         };
-        let response = match proto::decode_request(&body) {
-            // Waits for the workers: done without holding the model.
-            Ok(Request::Connections) => {
-                let boxes = lock(state).mailboxes.clone();
-                connections(&boxes)
+        let response = if !rate.take(Instant::now()) {
+            Refusal::RequestRate {
+                per_sec: limits.requests_per_sec,
+                burst: limits.request_burst,
             }
-            Ok(req) => {
-                let (response, reloaded) = {
-                    let mut st = lock(state);
-                    let r = st.handle(req);
-                    (r, st.pending_checks.take())
-                };
-                if let Some(new) = reloaded {
-                    restart_checks(checks, &new, state);
-                }
-                response
-            }
-            Err(e) => Response::Error {
-                kind: ErrorKind::BadRequest,
-                message: e.to_string(),
-            },
+            .response()
+        } else {
+            answer(&body, state, checks)
         };
         if proto::write_frame(&mut conn, &response).is_err() {
             return;
         }
+        slot.finish_work(Instant::now());
+        wait = limits.next_request;
+    }
+}
+
+/// Decodes and answers one request body.
+fn answer(body: &[u8], state: &Arc<Mutex<ControlState>>, checks: &Checks) -> Response {
+    match proto::decode_request(body) {
+        // Waits for the workers: done without holding the model.
+        Ok(Request::Connections) => {
+            let boxes = lock(state).mailboxes.clone();
+            connections(&boxes)
+        }
+        Ok(req) => {
+            let (response, reloaded) = {
+                let mut st = lock(state);
+                let r = st.handle(req);
+                (r, st.pending_checks.take())
+            };
+            if let Some(new) = reloaded {
+                restart_checks(checks, &new, state);
+            }
+            response
+        }
+        Err(e) => Response::Error {
+            kind: ErrorKind::BadRequest,
+            message: e.to_string(),
+        },
     }
 }
 

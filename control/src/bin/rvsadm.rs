@@ -6,18 +6,26 @@
 //! command line and when rvsd cannot be reached (ipvsadm's "Can't initialize ipvs"); 255 (its
 //! `-1`) for the "Try ..." hint, popt errors and a refused change; 1 when a listing fails.
 //! Error messages go to stderr alone, as ipvsadm prints them.
+//!
+//! A uid rvsd does not serve gets exit status 2, as ipvsadm's "Permission denied (you must be
+//! root)". A `busy` answer (rvsd at its client or rate limits; nothing was done) is retried
+//! with a growing pause for up to [`BUSY_WAIT`] — like `iptables -w` waiting for its lock, so
+//! that scripts running many rvsadm at once do not fail — then reported, with exit status 1.
 
 use control::cli::{self, Invocation, Output};
 use control::format;
-use control::proto::{self, Envelope, FrameError, Request, Response};
+use control::proto::{self, Envelope, ErrorKind, FrameError, Request, Response};
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long rvsd may take to answer before rvsadm gives up.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long rvsadm keeps retrying while rvsd answers that it is busy.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
 
 /// Exit status of a refused change (ipvsadm returns -1 from `main`).
 const EXIT_REFUSED: u8 = 255;
@@ -127,6 +135,9 @@ fn request_and_print(socket: &str, request: Request, output: &Output) -> u8 {
         Ok(r) => r,
         Err(e) => return client_failure(&e),
     };
+    if let Some(code) = access_failure(&response) {
+        return code;
+    }
     match format::render(&request, &response, output) {
         Ok(text) => print(&text),
         Err(e) => {
@@ -143,6 +154,9 @@ fn save(socket: &str) -> u8 {
         Ok(r) => r,
         Err(e) => return client_failure(&e),
     };
+    if let Some(code) = access_failure(&response) {
+        return code;
+    }
     let text = match &response {
         Response::Services { services } => format::rules(services),
         other => format::render(&request, other, &Output::default()),
@@ -182,8 +196,56 @@ fn client_failure(e: &ClientError) -> u8 {
     }
 }
 
-/// One request, one answer.
+/// Prints an answer that says rvsd did not serve this client (denied, or still busy), and its
+/// exit status; None for any other answer.
+fn access_failure(response: &Response) -> Option<u8> {
+    match response {
+        Response::Error {
+            kind: ErrorKind::Denied,
+            message,
+        } => {
+            eprintln!("rvsadm: {message}");
+            Some(EXIT_USAGE)
+        }
+        Response::Error {
+            kind: ErrorKind::Busy,
+            message,
+        } => {
+            eprintln!(
+                "rvsadm: rvsd stayed busy for {} s: {message}",
+                BUSY_WAIT.as_secs()
+            );
+            Some(EXIT_FAILED)
+        }
+        _ => None,
+    }
+}
+
+/// One request, one answer; a `busy` answer (nothing was done) is retried for up to
+/// [`BUSY_WAIT`].
 fn exchange(socket: &str, request: &Request) -> Result<Response, ClientError> {
+    let give_up = Instant::now() + BUSY_WAIT;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let response = exchange_once(socket, request)?;
+        let busy = matches!(
+            response,
+            Response::Error {
+                kind: ErrorKind::Busy,
+                ..
+            }
+        );
+        let now = Instant::now();
+        if !busy || now + pause > give_up {
+            return Ok(response);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// One connection, one request, one answer.
+fn exchange_once(socket: &str, request: &Request) -> Result<Response, ClientError> {
     let path = PathBuf::from(socket);
     let mut stream = UnixStream::connect(&path).map_err(|source| ClientError::Connect {
         path: socket.to_owned(),
@@ -201,7 +263,12 @@ fn exchange(socket: &str, request: &Request) -> Result<Response, ClientError> {
         version: proto::VERSION,
         request: request.clone(),
     };
-    proto::write_frame(&mut stream, &envelope).map_err(broken)?;
-    let body = proto::read_frame_bytes(&mut stream).map_err(broken)?;
+    // rvsd may answer (busy, denied) and close without reading the request: the answer is
+    // still there to read when sending failed.
+    let sent = proto::write_frame(&mut stream, &envelope);
+    let body = match proto::read_frame_bytes(&mut stream) {
+        Ok(body) => body,
+        Err(e) => return Err(broken(sent.err().unwrap_or(e))),
+    };
     proto::decode_response(&body).map_err(broken)
 }
