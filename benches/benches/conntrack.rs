@@ -15,7 +15,7 @@ use conntrack::{
     Candidate, Dir, FlowKey, Proto, SessionId, SessionState, Table, TcpEvent, TcpState, Timeouts,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dataplane::worker::Forward;
+use dataplane::worker::{Forward, SynProxy};
 use sched::ForwardMode;
 
 const SESSIONS: usize = 1 << 20;
@@ -252,6 +252,7 @@ fn scale(c: &mut Criterion) {
         lport: 4242,
         slot: 0,
         persist_ms: 0,
+        synproxy: SynProxy::Off,
     };
     let mut g = c.benchmark_group("conntrack/scale");
     for (name, n) in [("hit_100k", 100_000usize), ("hit_10M", 10_000_000)] {

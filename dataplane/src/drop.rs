@@ -84,6 +84,12 @@ drop_reasons! {
     /// Addressed to a service but no session matches and the packet cannot open one
     /// (TCP without SYN, ICMP that is not an echo request).
     NoSession => "no_session",
+    /// An ACK to a SYN-proxy service without a session whose SYN cookie does not check (a
+    /// guess, a stale or a spoofed ACK).
+    BadCookie => "bad_cookie",
+    /// A packet of a SYN-proxied session whose real server has not answered the director's
+    /// SYN yet (the client retransmits it).
+    SynProxyPending => "synproxy_pending",
     /// The service has no dest that can take a new session (none, or all weight 0).
     NoDest => "no_dest",
     /// The session table is at its hard capacity; new sessions are refused.

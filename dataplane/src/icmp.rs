@@ -177,6 +177,33 @@ pub fn rewrite_quote(pkt: &mut [u8], header_len: usize, q: &Quote, to: &FlowKey)
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
 }
 
+/// Adds `seq_by` to the quoted TCP segment's sequence number and `ack_by` to its
+/// acknowledgement number (when that much is quoted), keeping the quoted TCP checksum (when
+/// quoted) consistent: a SYN-proxied session's quote moved into the other side's sequence
+/// space. Call it before [`rewrite_quote`], which then recomputes the ICMP checksum.
+///
+/// # Panics
+/// If `q` was not returned by [`quote`] for this `pkt`.
+pub fn shift_quoted_tcp(pkt: &mut [u8], q: &Quote, seq_by: u32, ack_by: u32) {
+    let start = q.at + q.header_len;
+    let l4 = &mut pkt[start..start + q.l4_len];
+    let be32 = |l4: &[u8], i: usize| u32::from_be_bytes([l4[i], l4[i + 1], l4[i + 2], l4[i + 3]]);
+    let mut c = (l4.len() >= 18).then(|| u16::from_be_bytes([l4[16], l4[17]]));
+    let seq = be32(l4, 4);
+    let new_seq = seq.wrapping_add(seq_by);
+    l4[4..8].copy_from_slice(&new_seq.to_be_bytes());
+    c = c.map(|c| checksum::update32(c, seq, new_seq));
+    if l4.len() >= 12 {
+        let ack = be32(l4, 8);
+        let new_ack = ack.wrapping_add(ack_by);
+        l4[8..12].copy_from_slice(&new_ack.to_be_bytes());
+        c = c.map(|c| checksum::update32(c, ack, new_ack));
+    }
+    if let Some(c) = c {
+        l4[16..18].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
 /// The budget for the ICMP errors a worker builds itself (time exceeded, fragmentation
 /// needed): a token bucket of [`RateLimit::BURST`] refilled at [`RateLimit::PER_SEC`] a second,
 /// Linux's `icmp_msgs_burst` and `icmp_msgs_per_sec` defaults. A flood of TTL-1 or oversized

@@ -15,6 +15,7 @@
 //! - [`redirect`]: lock-free rings handing packets to the worker that owns their session.
 //! - [`rewrite`]: in-place header rewrites with incremental checksums, L2 framing, IPIP.
 //! - [`rss`]: the NIC's RSS in software: Toeplitz hash, redirection table (RETA).
+//! - [`synproxy`]: SYN cookies and the sequence shift of SYN-proxied sessions.
 //! - [`stats`]: lock-free counters each worker publishes (per dest slot and per worker).
 //! - [`snapshot`]: the validated configuration workers read, and how it is published.
 //! - [`wire`]: zero-copy packet views (smoltcp's, plus 802.1Q tags) and their panic contract.
@@ -36,6 +37,7 @@ pub mod rewrite;
 pub mod rss;
 pub mod snapshot;
 pub mod stats;
+pub mod synproxy;
 pub mod wire;
 pub mod worker;
 

@@ -103,3 +103,73 @@ pub fn write_icmp_error<B: PacketBuf>(buf: &mut B, e: &IcmpError, offending: &[u
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
     true
 }
+
+/// A TCP segment the director sends itself (the SYN proxy's SYN/ACK to a client, its SYN and
+/// ACK to a real server, a RST): no payload, at most an MSS option.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegment {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number (sent with the ACK flag only).
+    pub ack: u32,
+    /// Flags byte.
+    pub flags: u8,
+    /// Window (unscaled: the SYN proxy negotiates no window scaling).
+    pub window: u16,
+    /// The MSS option, for SYNs.
+    pub mss: Option<u16>,
+    /// IPv4 identification.
+    pub ident: u16,
+}
+
+/// Overwrites `buf` with the IPv4/TCP segment `s` (DF set, TTL 64, both checksums), placed at
+/// offset [`L2_ROOM`] so the caller can frame it with [`crate::rewrite::frame_l2`]. The buffer
+/// may be the received frame being answered: the caller reads what it needs first. Returns
+/// false if the buffer has no room.
+pub fn write_tcp<B: PacketBuf>(buf: &mut B, s: &TcpSegment) -> bool {
+    let tcp_len = if s.mss.is_some() { 24 } else { 20 };
+    let total = 20 + tcp_len;
+    buf.truncate(0);
+    if !buf.append(L2_ROOM + total) {
+        return false;
+    }
+    let d = &mut buf.data_mut()[L2_ROOM..];
+    d[0] = 0x45;
+    d[1] = 0;
+    d[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    d[4..6].copy_from_slice(&s.ident.to_be_bytes());
+    d[6..8].copy_from_slice(&[0x40, 0]);
+    d[8] = 64;
+    d[9] = 6;
+    d[10..12].fill(0);
+    d[12..16].copy_from_slice(&s.src.octets());
+    d[16..20].copy_from_slice(&s.dst.octets());
+    let c = checksum::checksum(&d[0..20]);
+    d[10..12].copy_from_slice(&c.to_be_bytes());
+    let t = &mut d[20..total];
+    t[0..2].copy_from_slice(&s.sport.to_be_bytes());
+    t[2..4].copy_from_slice(&s.dport.to_be_bytes());
+    t[4..8].copy_from_slice(&s.seq.to_be_bytes());
+    let ack = if s.flags & 0x10 != 0 { s.ack } else { 0 };
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = (tcp_len as u8 / 4) << 4;
+    t[13] = s.flags;
+    t[14..16].copy_from_slice(&s.window.to_be_bytes());
+    t[16..20].fill(0);
+    if let Some(mss) = s.mss {
+        t[20..22].copy_from_slice(&[2, 4]);
+        t[22..24].copy_from_slice(&mss.to_be_bytes());
+    }
+    let pseudo = checksum::pseudo_header_sum(u32::from(s.src), u32::from(s.dst), 6, tcp_len as u16);
+    let c = !checksum::fold(checksum::sum_bytes(pseudo, t));
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    true
+}

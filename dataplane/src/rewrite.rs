@@ -189,6 +189,28 @@ impl Drop for Ipv4Rewrite<'_> {
     }
 }
 
+/// Adds `seq_by` to the sequence number and `ack_by` to the acknowledgement number of the
+/// TCP segment `pkt` (from its IPv4 header of `header_len` bytes; wrapping, as sequence
+/// numbers do), updating the TCP checksum (RFC 1624). The SYN proxy's shift between the
+/// client's and the RS's sequence spaces.
+///
+/// # Panics
+/// If `pkt` holds less than a TCP header after `header_len` ([`crate::parse`] has checked it).
+#[inline]
+pub fn shift_tcp(pkt: &mut [u8], header_len: usize, seq_by: u32, ack_by: u32) {
+    let t: &mut [u8; 20] = field(pkt, header_len);
+    let be32 =
+        |t: &[u8; 20], at: usize| u32::from_be_bytes([t[at], t[at + 1], t[at + 2], t[at + 3]]);
+    let (seq, ack) = (be32(t, 4), be32(t, 8));
+    let (new_seq, new_ack) = (seq.wrapping_add(seq_by), ack.wrapping_add(ack_by));
+    t[4..8].copy_from_slice(&new_seq.to_be_bytes());
+    t[8..12].copy_from_slice(&new_ack.to_be_bytes());
+    let mut c = u16::from_be_bytes([t[16], t[17]]);
+    c = checksum::update32(c, seq, new_seq);
+    c = checksum::update32(c, ack, new_ack);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+}
+
 /// Length of the Ethernet header with or without an 802.1Q tag.
 #[inline]
 pub fn l2_len(vlan: Option<u16>) -> usize {

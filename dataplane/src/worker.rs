@@ -14,13 +14,14 @@ use crate::device::{Burst, Device, BURST};
 use crate::drop::DropReason;
 use crate::icmp;
 use crate::lip::{LipError, LipPool, ReplySteering};
-use crate::local::{self, IcmpError, L2_ROOM};
+use crate::local::{self, IcmpError, TcpSegment, L2_ROOM};
 use crate::neigh::{NeighConfig, NeighTable, Park};
 use crate::parse::{self, tcp_flags, Ipv4Meta, L3, L4};
 use crate::redirect::{self, Handoff, HandoffKind, RedirectRings};
 use crate::rewrite::{self, IpipHeader, Ipv4Rewrite};
 use crate::snapshot::{Homing, Hop, Local, Snapshot, SnapshotCell};
 use crate::stats::WorkerStats;
+use crate::synproxy::{self, CookieInfo, Cookies, Shift};
 use crate::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress};
 use arrayvec::ArrayVec;
 use conntrack::{Candidate, Dir, FlowKey, KeyHash, Proto, SessionState, Table, TcpEvent, TcpState};
@@ -150,6 +151,21 @@ pub struct Forward {
     /// The service's persistence timeout in ms (0: not persistent); the session counts in its
     /// client's template while it lives.
     pub persist_ms: u32,
+    /// Whether the director proxied the handshake, and how far it got.
+    pub synproxy: SynProxy,
+}
+
+/// A session's SYN proxy state ([`crate::synproxy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynProxy {
+    /// Not proxied: the client's SYN went to the RS.
+    Off,
+    /// The client's ACK carried a valid cookie and the director sent its SYN to the RS, which
+    /// has not answered yet. The worker's per-session word holds the client's initial
+    /// sequence number.
+    Pending(CookieInfo),
+    /// Both halves are open; the per-session word holds their sequence [`Shift`].
+    On,
 }
 
 /// An IPVS persistence template: which dest a client of a persistent service goes to.
@@ -207,6 +223,14 @@ pub struct Counters {
     pub icmp_unsent: u64,
     /// ICMP errors about a session's packet relayed to the session's other side.
     pub icmp_relayed: u64,
+    /// SYN proxy: SYN/ACKs with a cookie sent to clients.
+    pub synproxy_cookies: u64,
+    /// SYN proxy: ACKs with a valid cookie, each opening a session and a SYN to its RS.
+    pub synproxy_opened: u64,
+    /// SYN proxy: SYNs sent to an RS again (a client packet came while it had not answered).
+    pub synproxy_syn_retries: u64,
+    /// SYN proxy: RS handshakes completed (the session's two halves joined).
+    pub synproxy_joined: u64,
     /// Packets parked while their next hop resolved.
     pub parked: u64,
     /// Configuration snapshots this worker could not adopt (see the log).
@@ -239,6 +263,10 @@ impl Default for Counters {
             icmp_errors: 0,
             icmp_unsent: 0,
             icmp_relayed: 0,
+            synproxy_cookies: 0,
+            synproxy_opened: 0,
+            synproxy_syn_retries: 0,
+            synproxy_joined: 0,
             parked: 0,
             snapshots_refused: 0,
             redirected_out: 0,
@@ -400,6 +428,11 @@ pub struct Worker<D: Device> {
     loops_since_publish: u32,
     counters: Counters,
     icmp_limit: icmp::RateLimit,
+    cookies: Cookies,
+    /// One word per session slot (by [`conntrack::SessionId::index`]) for proxied sessions:
+    /// the client's initial sequence number, then the [`Shift`]. Zeroed pages cost nothing
+    /// until a proxied session touches them.
+    proxy_words: Vec<u32>,
     ident: u16,
     loops: u32,
     now: u64,
@@ -467,6 +500,7 @@ impl<D: Device> Worker<D> {
             })
             .collect();
         let table = Table::with_capacity(cfg.table_capacity, *snap.timeouts());
+        let proxy_slots = table.capacity();
         let templates = Table::with_capacity(
             cfg.template_capacity.max(64),
             conntrack::Timeouts::default(),
@@ -497,6 +531,8 @@ impl<D: Device> Worker<D> {
             loops_since_publish: 0,
             counters: Counters::default(),
             icmp_limit: icmp::RateLimit::new(),
+            cookies: Cookies::new(),
+            proxy_words: vec![0; proxy_slots],
             ident: 0,
             loops: 0,
             now: 0,
@@ -541,7 +577,9 @@ impl<D: Device> Worker<D> {
 
     /// Bytes the session and template tables allocated (all of it at construction).
     pub fn session_memory(&self) -> usize {
-        self.table.allocation_size() + self.templates.allocation_size()
+        self.table.allocation_size()
+            + self.templates.allocation_size()
+            + self.proxy_words.len() * core::mem::size_of::<u32>()
     }
 
     /// The neighbour table, e.g. to add static entries.
@@ -1054,13 +1092,38 @@ impl<D: Device> Worker<D> {
     }
 
     fn new_session(&mut self, si: usize, key: FlowKey, buf: D::Buf, l3: usize, m: &Ipv4Meta) {
+        if key.proto == Proto::Tcp && self.snap.services()[si].synproxy() {
+            return self.synproxy_new(si, key, buf, l3, m);
+        }
         if !opens_session(m) {
             return self.drop_pkt(DropReason::NoSession);
         }
+        match self.open_session(si, &key, &buf, l3, m, SynProxy::Off) {
+            Ok(id) => self.forward(id, Dir::Original, buf, l3, m),
+            Err(r) => self.drop_pkt(r),
+        }
+    }
+
+    /// Opens a session of service `si` for the client packet `m` (in `buf` at `l3`, quoted if
+    /// its TTL runs out): schedules a dest (or follows the client's persistence template),
+    /// takes a FullNAT LIP port and inserts both keys.
+    ///
+    /// # Errors
+    /// The drop reason when no session could be opened; nothing is left taken then.
+    fn open_session(
+        &mut self,
+        si: usize,
+        key: &FlowKey,
+        buf: &D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        synproxy: SynProxy,
+    ) -> Result<conntrack::SessionId, DropReason> {
+        let key = *key;
         // A full table (a SYN flood waiting out SYN_RECV) refuses before the scheduler moves
         // or a LIP port is taken: a flood packet costs as little as it can.
         if self.table.len() >= self.table.capacity() {
-            return self.drop_pkt(DropReason::TableFull);
+            return Err(DropReason::TableFull);
         }
         let hint = FlowHint {
             src: m.src,
@@ -1112,11 +1175,11 @@ impl<D: Device> Worker<D> {
         }
         .map(|di| (svc.dests()[di], self.snap.dest_slot(si, di)));
         let Some((dest, slot)) = picked else {
-            return self.drop_pkt(DropReason::NoDest);
+            return Err(DropReason::NoDest);
         };
         if routed(dest.mode) && m.ttl <= 1 {
-            self.icmp_error_back(&buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
-            return self.drop_pkt(DropReason::TtlExceeded);
+            self.icmp_error_back(buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
+            return Err(DropReason::TtlExceeded);
         }
         let rport = if key.proto == Proto::Icmp {
             0
@@ -1138,7 +1201,7 @@ impl<D: Device> Worker<D> {
             };
             match got {
                 Some(lp) => lp,
-                None => return self.drop_pkt(DropReason::LipExhausted),
+                None => return Err(DropReason::LipExhausted),
             }
         } else {
             (Ipv4Addr::UNSPECIFIED, 0)
@@ -1151,6 +1214,7 @@ impl<D: Device> Worker<D> {
             lport,
             slot,
             persist_ms,
+            synproxy,
         };
         let reply = match dest.mode {
             ForwardMode::Nat | ForwardMode::FullNat => Some(rewritten_key(&key, &fwd).mirror()),
@@ -1185,11 +1249,11 @@ impl<D: Device> Worker<D> {
                 }
                 // TCP starts inactive (SYN_RECV after this packet); UDP and ICMP are active.
                 self.stats.session_opened(slot, key.proto != Proto::Tcp);
-                self.forward(id, Dir::Original, buf, l3, m)
+                Ok(id)
             }
             Err(e) => {
                 release_lip(&mut self.lips, &fwd);
-                self.drop_pkt(match e {
+                Err(match e {
                     conntrack::InsertError::Full => DropReason::TableFull,
                     conntrack::InsertError::KeyExists => DropReason::SessionConflict,
                 })
@@ -1220,6 +1284,9 @@ impl<D: Device> Worker<D> {
         let f = s.data;
         let orig = s.original;
         let was_active = is_active(s.state);
+        if let SynProxy::Pending(info) = f.synproxy {
+            return self.synproxy_pending(id, dir, buf, l3, m, info);
+        }
         // NAT and FullNAT route: where to, whether the TTL allows it and whether it fits the
         // egress MTU are settled before the session sees the packet.
         let routed_hop = if routed(f.mode) {
@@ -1257,7 +1324,12 @@ impl<D: Device> Worker<D> {
             (Some(hop), _, _) => {
                 let mut buf = buf;
                 let end = l3 + m.total_len;
-                rewrite_routed(&mut buf.data_mut()[l3..end], m, &f, &orig, dir);
+                let pkt = &mut buf.data_mut()[l3..end];
+                rewrite_routed(pkt, m, &f, &orig, dir);
+                if f.synproxy == SynProxy::On {
+                    let shift = Shift(self.proxy_words[id.index()]);
+                    shift_proxied(pkt, m, dir, shift);
+                }
                 self.emit(buf, l3, 0, hop)
             }
             (None, ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
@@ -1268,6 +1340,189 @@ impl<D: Device> Worker<D> {
             // DR and TUN sessions have no reply key, so no packet matches them this way.
             _ => self.drop_pkt(DropReason::NotForUs),
         }
+    }
+
+    /// A packet for a SYN-proxied service without a session: a SYN is answered with a cookie
+    /// (no state kept); an ACK whose cookie checks opens the session and sends the RS the
+    /// client's SYN as it was (its sequence number and MSS); anything else has no session.
+    fn synproxy_new(&mut self, si: usize, key: FlowKey, mut buf: D::Buf, l3: usize, m: &Ipv4Meta) {
+        let L4::Tcp { flags, .. } = m.l4 else {
+            return self.drop_pkt(DropReason::NoSession);
+        };
+        let tcp = &buf.data()[l3 + m.header_len..l3 + m.total_len];
+        let (seq, ack) = (be32(&tcp[4..8]), be32(&tcp[8..12]));
+        let core = flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN);
+        if core == tcp_flags::SYN {
+            let mss = synproxy::syn_mss(tcp).unwrap_or(synproxy::MSS_TABLE[0]);
+            let cookie = self.cookies.make(&key, seq, mss, self.now);
+            let Some(hop) = self.snap.route(m.src) else {
+                return self.drop_pkt(DropReason::NoRoute);
+            };
+            let ours = (self.snap.iface(hop.iface).mtu as usize).saturating_sub(40);
+            let seg = TcpSegment {
+                src: m.dst,
+                dst: m.src,
+                sport: key.dport,
+                dport: key.sport,
+                seq: cookie,
+                ack: seq.wrapping_add(1),
+                flags: tcp_flags::SYN | tcp_flags::ACK,
+                window: u16::MAX,
+                mss: Some(ours.min(usize::from(synproxy::MSS_TABLE[3])) as u16),
+                ident: self.next_ident(),
+            };
+            if !local::write_tcp(&mut buf, &seg) {
+                return self.drop_pkt(DropReason::NoBuffer);
+            }
+            self.counters.synproxy_cookies += 1;
+            return self.emit(buf, L2_ROOM, 0, hop);
+        }
+        if core != tcp_flags::ACK {
+            return self.drop_pkt(DropReason::NoSession);
+        }
+        let isn = seq.wrapping_sub(1);
+        let Some(info) = self.cookies.check(&key, isn, ack.wrapping_sub(1), self.now) else {
+            return self.drop_pkt(DropReason::BadCookie);
+        };
+        let id = match self.open_session(si, &key, &buf, l3, m, SynProxy::Pending(info)) {
+            Ok(id) => id,
+            Err(r) => return self.drop_pkt(r),
+        };
+        self.proxy_words[id.index()] = isn;
+        self.table
+            .on_packet(id, Dir::Original, Some(TcpEvent::Syn), self.now);
+        self.counters.synproxy_opened += 1;
+        self.proxy_syn(id, buf)
+    }
+
+    /// Sends proxied session `id`'s SYN to its RS in `buf` (the client's packet that caused it).
+    fn proxy_syn(&mut self, id: conntrack::SessionId, buf: D::Buf) {
+        let Some(s) = self.table.get(id) else {
+            return self.drop_pkt(DropReason::NoSession);
+        };
+        let (f, orig) = (s.data, s.original);
+        let SynProxy::Pending(info) = f.synproxy else {
+            return self.drop_pkt(DropReason::NoSession);
+        };
+        let seg = TcpSegment {
+            seq: self.proxy_words[id.index()],
+            ack: 0,
+            flags: tcp_flags::SYN,
+            mss: Some(synproxy::MSS_TABLE[usize::from(info.mss)]),
+            ..self.segment_to_rs(&f, &orig)
+        };
+        self.send_segment(buf, &seg)
+    }
+
+    /// A segment from the client's side of `f`'s session to its RS, as the RS sees that side
+    /// (the LIP in FullNAT, the client in NAT); sequence numbers and flags to fill in.
+    fn segment_to_rs(&mut self, f: &Forward, orig: &FlowKey) -> TcpSegment {
+        let (src, sport) = match f.mode {
+            ForwardMode::FullNat => (f.lip, f.lport),
+            _ => (orig.src, orig.sport),
+        };
+        TcpSegment {
+            src,
+            dst: f.rip,
+            sport,
+            dport: f.rport,
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            window: u16::MAX,
+            mss: None,
+            ident: self.next_ident(),
+        }
+    }
+
+    /// Writes `seg` into `buf` and sends it toward its destination.
+    fn send_segment(&mut self, mut buf: D::Buf, seg: &TcpSegment) {
+        let Some(hop) = self.snap.route(seg.dst) else {
+            return self.drop_pkt(DropReason::NoRoute);
+        };
+        if !local::write_tcp(&mut buf, seg) {
+            return self.drop_pkt(DropReason::NoBuffer);
+        }
+        self.emit(buf, L2_ROOM, 0, hop)
+    }
+
+    /// A packet of a proxied session whose RS has not answered the director's SYN yet. From
+    /// the client: the SYN goes again (the client's retransmissions pace the retries). From
+    /// the RS: its SYN/ACK joins the halves — the shift is recorded, the RS gets the ACK that
+    /// completes its handshake, and the session is ESTABLISHED; its RST resets the client's
+    /// connection. Anything else waits (dropped and counted).
+    fn synproxy_pending(
+        &mut self,
+        id: conntrack::SessionId,
+        dir: Dir,
+        buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        info: CookieInfo,
+    ) {
+        let L4::Tcp { flags, .. } = m.l4 else {
+            return self.drop_pkt(DropReason::SynProxyPending);
+        };
+        let Some(s) = self.table.get(id) else {
+            return self.drop_pkt(DropReason::NoSession);
+        };
+        let (f, orig) = (s.data, s.original);
+        if dir == Dir::Original {
+            if flags & (tcp_flags::SYN | tcp_flags::RST | tcp_flags::FIN) != 0 {
+                return self.drop_pkt(DropReason::SynProxyPending);
+            }
+            self.counters.synproxy_syn_retries += 1;
+            return self.proxy_syn(id, buf);
+        }
+        let tcp = &buf.data()[l3 + m.header_len..l3 + m.total_len];
+        let (seq, ack) = (be32(&tcp[4..8]), be32(&tcp[8..12]));
+        let isn = self.proxy_words[id.index()];
+        let core = flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN);
+        let now = self.now;
+        if core == tcp_flags::SYN | tcp_flags::ACK && ack == isn.wrapping_add(1) {
+            let cookie = self.cookies.remake(&orig, isn, info, now);
+            self.proxy_words[id.index()] = seq.wrapping_sub(cookie);
+            if let Some(d) = self.table.data_mut(id) {
+                d.synproxy = SynProxy::On;
+            }
+            // The RS's SYN/ACK, then the ACK the director sends for the client.
+            self.table
+                .on_packet(id, Dir::Reply, Some(TcpEvent::Syn), now);
+            if let Some(state) = self
+                .table
+                .on_packet(id, Dir::Original, Some(TcpEvent::Ack), now)
+            {
+                self.stats.session_moved(f.slot, false, is_active(state));
+            }
+            self.counters.synproxy_joined += 1;
+            let seg = TcpSegment {
+                seq: isn.wrapping_add(1),
+                ack: seq.wrapping_add(1),
+                flags: tcp_flags::ACK,
+                ..self.segment_to_rs(&f, &orig)
+            };
+            return self.send_segment(buf, &seg);
+        }
+        if flags & tcp_flags::RST != 0 {
+            // The RS refused: the client's connection is reset where it stands.
+            let cookie = self.cookies.remake(&orig, isn, info, now);
+            self.table
+                .on_packet(id, Dir::Reply, Some(TcpEvent::Rst), now);
+            let seg = TcpSegment {
+                src: orig.dst,
+                dst: orig.src,
+                sport: orig.dport,
+                dport: orig.sport,
+                seq: cookie.wrapping_add(1),
+                ack: 0,
+                flags: tcp_flags::RST,
+                window: 0,
+                mss: None,
+                ident: self.next_ident(),
+            };
+            return self.send_segment(buf, &seg);
+        }
+        self.drop_pkt(DropReason::SynProxyPending)
     }
 
     /// Relays an ICMP error about session `id`'s packet to the session's other side, as IPVS
@@ -1311,7 +1566,16 @@ impl<D: Device> Worker<D> {
         if m.ttl <= 1 {
             return self.drop_pkt(DropReason::TtlExceeded);
         }
+        let shift = (f.synproxy == SynProxy::On && q.key.proto == Proto::Tcp)
+            .then(|| Shift(self.proxy_words[id.index()]));
         let pkt = &mut buf.data_mut()[l3..end];
+        if let Some(shift) = shift {
+            // A proxied session's quote moves into the sequence space of the side it goes to.
+            match dir {
+                Dir::Original => icmp::shift_quoted_tcp(pkt, q, shift.to_rs(0), 0),
+                Dir::Reply => icmp::shift_quoted_tcp(pkt, q, 0, shift.to_client(0)),
+            }
+        }
         let toward = match dir {
             // Toward the RS: the quote becomes the RS's own reply as it sent it.
             Dir::Original => {
@@ -1664,6 +1928,29 @@ fn rewrite_routed(pkt: &mut [u8], m: &Ipv4Meta, f: &Forward, orig: &FlowKey, dir
         }
     }
     r.dec_ttl();
+}
+
+/// A big-endian u32 from the first four bytes of `b`.
+#[inline]
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Moves a proxied session's TCP segment `pkt` into the sequence space of the side it goes
+/// to: the RS's `seq` back to the cookie's space toward the client, the client's `ack` (when
+/// it has one) into the RS's space toward the RS.
+#[inline]
+fn shift_proxied(pkt: &mut [u8], m: &Ipv4Meta, dir: Dir, shift: Shift) {
+    let L4::Tcp { flags, .. } = m.l4 else {
+        return;
+    };
+    match dir {
+        Dir::Reply => rewrite::shift_tcp(pkt, m.header_len, shift.to_client(0), 0),
+        Dir::Original if flags & tcp_flags::ACK != 0 => {
+            rewrite::shift_tcp(pkt, m.header_len, 0, shift.to_rs(0))
+        }
+        Dir::Original => {}
+    }
 }
 
 /// True if `src` may not appear as a packet's source or `dst` as its destination on the

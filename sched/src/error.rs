@@ -86,6 +86,23 @@ pub enum SchedError {
         port: u16,
     },
 
+    /// SYN proxy asked for on a UDP or ICMP service: it answers TCP handshakes.
+    #[error("synproxy is for tcp services only: {key} is not tcp")]
+    SynProxyNotTcp {
+        /// The service.
+        key: ServiceKey,
+    },
+
+    /// SYN proxy with a DR or TUN dest: the proxy shifts the sequence numbers of the real
+    /// server's packets, which in DR and TUN do not pass through the director.
+    #[error(
+        "synproxy cannot be used with {mode} dests: the real server's replies must pass          through the director (use NAT or FullNAT, or disable synproxy)"
+    )]
+    SynProxyNeedsReplies {
+        /// The dest's (or an existing dest's) forwarding mode.
+        mode: ForwardMode,
+    },
+
     /// A scheduler name rvs does not know.
     #[error("Scheduler not found: '{0}' (rvs knows rr, wrr, lc, wlc, sh and mh)")]
     UnknownScheduler(String),

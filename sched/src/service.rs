@@ -60,6 +60,9 @@ pub struct Service {
     sched: SchedKind,
     /// Persistence timeout in seconds (ipvsadm `-p`).
     persistence: Option<u32>,
+    /// SYN proxy (DPVS and Alibaba LVS `-j enable`): the director answers SYNs with SYN
+    /// cookies and opens the RS connection only after the client's valid ACK.
+    synproxy: bool,
     /// The dests, unique by `(addr, port)`, in the order they were added.
     dests: Vec<Dest>,
 }
@@ -76,6 +79,7 @@ impl Service {
             key,
             sched,
             persistence: None,
+            synproxy: false,
             dests: Vec::new(),
         })
     }
@@ -113,6 +117,30 @@ impl Service {
             }
         }
         self.persistence = secs;
+        Ok(())
+    }
+
+    /// Whether the director proxies this service's TCP handshakes with SYN cookies.
+    pub fn synproxy(&self) -> bool {
+        self.synproxy
+    }
+
+    /// Turns SYN proxy on or off (`-j enable|disable`). Sessions already open keep the way
+    /// they were opened.
+    ///
+    /// # Errors
+    /// Nothing changes if refused: [`SchedError::SynProxyNotTcp`] on a UDP or ICMP service,
+    /// [`SchedError::SynProxyNeedsReplies`] if a dest is DR or TUN.
+    pub fn set_synproxy(&mut self, on: bool) -> Result<(), SchedError> {
+        if on {
+            if self.key.proto != Proto::Tcp {
+                return Err(SchedError::SynProxyNotTcp { key: self.key });
+            }
+            if let Some(d) = self.dests.iter().find(|d| !d.mode.maps_ports()) {
+                return Err(SchedError::SynProxyNeedsReplies { mode: d.mode });
+            }
+        }
+        self.synproxy = on;
         Ok(())
     }
 
@@ -188,6 +216,9 @@ impl Service {
             return Err(SchedError::WeightOutOfRange { weight: d.weight });
         }
         check_port(self.key.proto, d.port)?;
+        if self.synproxy && !d.mode.maps_ports() {
+            return Err(SchedError::SynProxyNeedsReplies { mode: d.mode });
+        }
         if !d.mode.maps_ports() && d.port != self.key.port {
             return Err(SchedError::PortMapNotAllowed {
                 mode: d.mode,
@@ -292,6 +323,42 @@ mod tests {
             weight,
             mode,
         }
+    }
+
+    #[test]
+    fn synproxy_is_for_tcp_with_nat_or_fullnat_dests() {
+        let mut udp = Service::new(key(Proto::Udp, 53), SchedKind::Rr).unwrap();
+        assert!(matches!(
+            udp.set_synproxy(true),
+            Err(SchedError::SynProxyNotTcp { .. })
+        ));
+        assert!(!udp.synproxy());
+        let mut s = tcp80();
+        s.add_dest(dest(80, 1, ForwardMode::Dr)).unwrap();
+        assert_eq!(
+            s.set_synproxy(true),
+            Err(SchedError::SynProxyNeedsReplies {
+                mode: ForwardMode::Dr
+            })
+        );
+        assert!(!s.synproxy());
+        let mut s = tcp80();
+        s.add_dest(dest(8080, 1, ForwardMode::FullNat)).unwrap();
+        s.set_synproxy(true).unwrap();
+        assert!(s.synproxy());
+        let tun = Dest {
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            ..dest(80, 1, ForwardMode::Tun)
+        };
+        assert_eq!(
+            s.add_dest(tun),
+            Err(SchedError::SynProxyNeedsReplies {
+                mode: ForwardMode::Tun
+            })
+        );
+        assert_eq!(s.dests().len(), 1, "nothing changed");
+        s.set_synproxy(false).unwrap();
+        s.add_dest(tun).unwrap();
     }
 
     #[test]

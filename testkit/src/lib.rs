@@ -440,3 +440,22 @@ pub fn refresh_ip_checksum(frame: &mut [u8], l3: usize) {
     }
     frame[l3 + 10..l3 + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }
+
+/// `frame` (untagged Ethernet/IPv4/TCP without options) with the TCP options `opts` (a
+/// multiple of 4 bytes) inserted after its TCP header; lengths and checksums made right.
+pub fn with_tcp_options(frame: &[u8], opts: &[u8]) -> Vec<u8> {
+    assert_eq!(opts.len() % 4, 0, "TCP options come in 32-bit words");
+    let mut f = frame[..54].to_vec();
+    f.extend_from_slice(opts);
+    f.extend_from_slice(&frame[54..]);
+    let total = (f.len() - 14) as u16;
+    set_ip_total_len(&mut f, total);
+    f[14 + 20 + 12] = ((20 + opts.len()) as u8 / 4) << 4;
+    let (src, dst) = {
+        let ip = Ipv4Packet::new_checked(&f[14..]).expect("ipv4");
+        (ip.src_addr(), ip.dst_addr())
+    };
+    TcpPacket::new_unchecked(&mut f[34..])
+        .fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+    f
+}
