@@ -159,6 +159,10 @@ pub enum CliError {
     /// A word that belongs to no option.
     #[error("unexpected argument {0}")]
     UnexpectedArgument(String),
+    /// `-j` with something other than `enable` or `disable`.
+    #[error("illegal synproxy value `{0}': use -j enable or -j disable")]
+    SynProxyValue(String),
+
     /// `-A`/`-E` with port 0 and no `-p` (only a persistent service may match every port).
     #[error("Zero port specified for non-persistent service")]
     ZeroPort,
@@ -268,27 +272,28 @@ impl Command {
     fn row(self) -> &'static [u8; Opt::COUNT] {
         // Columns, in Opt::ALL order: numeric, connection, service-address, scheduler,
         // persistent, real-server, forwarding-method, weight, timeout, stats, rate, nosort,
-        // exact, json.
+        // exact, json, synproxy.
         match self {
-            //                                       ncvsprfwtsrnej
-            Command::Add | Command::Edit =>        b"xx+  xxxxxxxxx",
-            Command::Del =>                        b"xx+xxxxxxxxxxx",
-            Command::List =>                       b" 11xxxxx1     ",
-            Command::AddDest | Command::EditDest => b"xx+xx+  xxxxxx",
-            Command::DelDest =>                    b"xx+xx+xxxxxxxx",
-            Command::Save =>                       b" xxxxxxxxxxxxx",
-            Command::Zero =>                       b"xx xxxxxxxxxxx",
+            //                                       ncvsprfwtsrnejy
+            Command::Add | Command::Edit =>        b"xx+  xxxxxxxxx ",
+            Command::Del =>                        b"xx+xxxxxxxxxxxx",
+            Command::List =>                       b" 11xxxxx1     x",
+            Command::AddDest | Command::EditDest => b"xx+xx+  xxxxxxx",
+            Command::DelDest =>                    b"xx+xx+xxxxxxxxx",
+            Command::Save =>                       b" xxxxxxxxxxxxxx",
+            Command::Zero =>                       b"xx xxxxxxxxxxxx",
             Command::Workers | Command::Lips | Command::Health => {
-                                                   b" xxxxxxxxxxx  "
+                                                   b" xxxxxxxxxxx  x"
             }
             Command::Flush | Command::Timeout | Command::Restore | Command::Reload => {
-                                                   b"xxxxxxxxxxxxxx"
+                                                   b"xxxxxxxxxxxxxxx"
             }
         }
     }
 }
 
-/// The options that ipvsadm's table checks, in ipvsadm's `optnames[]` order, plus `json`.
+/// The options that ipvsadm's table checks, in ipvsadm's `optnames[]` order, plus `json` and
+/// `synproxy` (DPVS's `-j`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Opt {
     Numeric,
@@ -305,10 +310,11 @@ enum Opt {
     NoSort,
     Exact,
     Json,
+    SynProxy,
 }
 
 impl Opt {
-    const COUNT: usize = 14;
+    const COUNT: usize = 15;
     const ALL: [Opt; Opt::COUNT] = [
         Opt::Numeric,
         Opt::Connection,
@@ -324,6 +330,7 @@ impl Opt {
         Opt::NoSort,
         Opt::Exact,
         Opt::Json,
+        Opt::SynProxy,
     ];
 
     fn name(self) -> &'static str {
@@ -342,6 +349,7 @@ impl Opt {
             Opt::NoSort => "nosort",
             Opt::Exact => "exact",
             Opt::Json => "json",
+            Opt::SynProxy => "synproxy",
         }
     }
 
@@ -359,6 +367,7 @@ enum Key {
     Service(ProtoName),
     Scheduler,
     Persistent,
+    SynProxy,
     Server,
     Mode(Mode),
     Weight,
@@ -441,6 +450,7 @@ const SPECS: &[Spec] = &[
     spec(None, &["icmp", "icmp-service"], Key::Service(ProtoName::Icmp), Arity::Required),
     spec(Some('s'), &["scheduler"], Key::Scheduler, Arity::Required),
     spec(Some('p'), &["persistent"], Key::Persistent, Arity::Optional),
+    spec(Some('j'), &["synproxy"], Key::SynProxy, Arity::Required),
     spec(Some('r'), &["real-server"], Key::Server, Arity::Required),
     spec(Some('g'), &["gatewaying"], Key::Mode(Mode::Dr), Arity::None),
     spec(Some('m'), &["masquerading"], Key::Mode(Mode::Nat), Arity::None),
@@ -505,6 +515,7 @@ struct State {
     service: Option<SvcArg>,
     scheduler: Option<String>,
     persistence: Option<u32>,
+    synproxy: bool,
     server: Option<(Ipv4Addr, Option<u16>)>,
     mode: Option<Mode>,
     weight: Option<u32>,
@@ -574,6 +585,14 @@ impl State {
                     Some(v) => parse_timeout(v, 1)?,
                 });
             }
+            Key::SynProxy => {
+                self.set_option(Opt::SynProxy)?;
+                self.synproxy = match value.unwrap_or_default() {
+                    "enable" => true,
+                    "disable" => false,
+                    other => return Err(CliError::SynProxyValue(other.to_owned())),
+                };
+            }
             Key::Server => {
                 self.set_option(Opt::Server)?;
                 let server =
@@ -609,7 +628,8 @@ impl State {
                     | Opt::Persistent
                     | Opt::Server
                     | Opt::Forward
-                    | Opt::Weight => {}
+                    | Opt::Weight
+                    | Opt::SynProxy => {}
                 }
             }
             Key::Sort => {}
@@ -756,17 +776,20 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
                 _ => DEFAULT_SCHEDULER.to_owned(),
             };
             let persistence = state.persistence;
+            let synproxy = state.synproxy;
             if command == Command::Add {
                 Request::AddService {
                     service,
                     scheduler,
                     persistence,
+                    synproxy,
                 }
             } else {
                 Request::EditService {
                     service,
                     scheduler,
                     persistence,
+                    synproxy,
                 }
             }
         }
@@ -1036,6 +1059,8 @@ Options:
   --icmp            service-address   ICMP echo service, service-address is IPv4
   --scheduler    -s scheduler         the default scheduler is wlc.
   --persistent   -p [timeout]         persistent service (default 300 seconds)
+  --synproxy     -j enable|disable    answer SYNs with SYN cookies; open the RS connection
+                                      only after the client's ACK (tcp, NAT and FullNAT)
   --real-server  -r server-address    server-address is IPv4[:port]
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)

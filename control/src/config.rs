@@ -293,6 +293,8 @@ struct FileService {
     port: Option<u16>,
     scheduler: Option<String>,
     persistence: Option<u32>,
+    #[serde(default)]
+    synproxy: bool,
     #[serde(default, rename = "dest")]
     dests: Vec<FileDest>,
     check: Option<FileCheck>,
@@ -730,6 +732,7 @@ impl RvsConfig {
             };
             let mut svc = Service::new(key, sched).map_err(service_err)?;
             svc.set_persistence(s.persistence).map_err(service_err)?;
+            svc.set_synproxy(s.synproxy).map_err(service_err)?;
             for d in &s.dests {
                 let mode = match &d.mode {
                     Some(m) => ForwardMode::from_str(m).map_err(service_err)?,
@@ -906,6 +909,25 @@ mac = "02:00:00:00:fe:fe"
 
     fn err(text: &str) -> String {
         RvsConfig::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn synproxy_is_a_service_option_for_nat_and_fullnat() {
+        let on = GOOD.replace("scheduler = \"rr\"", "scheduler = \"rr\"\nsynproxy = true");
+        // The second dest has no mode: DR, which a SYN proxy cannot serve.
+        let e = err(&on);
+        assert!(
+            e.contains("synproxy cannot be used with DR (-g) dests: the real server's replies"),
+            "{e}"
+        );
+        let on = on.replace(
+            "addr = \"10.1.0.12\"",
+            "addr = \"10.1.0.12\"\n  port = 8080\n  mode = \"nat\"",
+        );
+        let c = RvsConfig::parse(&on).unwrap();
+        assert!(c.director.services.iter().all(|s| s.synproxy()));
+        let c = RvsConfig::parse(GOOD).unwrap();
+        assert!(c.director.services.iter().all(|s| !s.synproxy()));
     }
 
     #[test]

@@ -261,6 +261,9 @@ pub fn services_table(services: &[ServiceView], output: &Output, full: bool) -> 
             if let Some(t) = svc.persistence {
                 let _ = write!(s, " persistent {t}");
             }
+            if svc.synproxy {
+                s.push_str(" synproxy");
+            }
         }
         s.push('\n');
         for d in dests {
@@ -323,6 +326,9 @@ pub fn rules(services: &[ServiceView]) -> Result<String, FormatError> {
         let _ = write!(s, "-A {name} -s {}", svc.scheduler);
         if let Some(t) = svc.persistence {
             let _ = write!(s, " -p {t}");
+        }
+        if svc.synproxy {
+            s.push_str(" -j enable");
         }
         s.push('\n');
         for d in dests {

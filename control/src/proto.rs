@@ -106,8 +106,11 @@ pub enum Request {
         scheduler: String,
         /// `-p`: persistence timeout in seconds.
         persistence: Option<u32>,
+        /// `-j enable`: SYN proxy.
+        #[serde(default)]
+        synproxy: bool,
     },
-    /// `-E`: change a service's scheduler or persistence.
+    /// `-E`: change a service's scheduler, persistence or SYN proxy.
     EditService {
         /// The service.
         service: SvcKey,
@@ -115,6 +118,9 @@ pub enum Request {
         scheduler: String,
         /// `-p`: persistence timeout in seconds.
         persistence: Option<u32>,
+        /// `-j enable`: SYN proxy.
+        #[serde(default)]
+        synproxy: bool,
     },
     /// `-D`: delete a service (its sessions run out on their own).
     DeleteService {
@@ -298,6 +304,9 @@ pub struct ServiceView {
     pub scheduler: String,
     /// Persistence timeout in seconds.
     pub persistence: Option<u32>,
+    /// SYN proxy on.
+    #[serde(default)]
+    pub synproxy: bool,
     /// Counters (sum of its dests').
     pub stats: Stats,
     /// Rates.
@@ -563,6 +572,7 @@ mod tests {
                 service: key(),
                 scheduler: "wrr".into(),
                 persistence: Some(300),
+                synproxy: true,
             },
             Request::AddDest {
                 service: key(),

@@ -87,6 +87,10 @@ impl Est {
 /// A metric: name, Prometheus type, and how to read it from a sample of `T`.
 type Metric<T> = (&'static str, &'static str, fn(&T) -> u64);
 
+/// Mbufs out of rvsd's packet pool, as the daemon last published it (about once a second);
+/// `u64::MAX` while no pool publishes (the metric is left out then). For `rvs_mbufs_in_use`.
+pub static MBUFS_IN_USE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
 /// The control plane's state: the model, the workers' counters, `-Z` baselines, estimators.
 pub struct ControlState {
     model: Model,
@@ -341,6 +345,7 @@ impl ControlState {
                 key: key.into(),
                 scheduler: s.sched().to_string(),
                 persistence: s.persistence(),
+                synproxy: s.synproxy(),
                 stats,
                 rates,
                 dests,
@@ -495,6 +500,13 @@ impl ControlState {
                 }
             }
         }
+        let mbufs = MBUFS_IN_USE.load(Relaxed);
+        if mbufs != u64::MAX {
+            let _ = writeln!(
+                out,
+                "# TYPE rvs_mbufs_in_use gauge\nrvs_mbufs_in_use {mbufs}"
+            );
+        }
         out
     }
 }
@@ -573,19 +585,23 @@ fn apply_change(
             service,
             scheduler,
             persistence,
+            synproxy,
         } => {
             let mut s = Service::new((*service).into(), sched_of(scheduler)?)?;
             s.set_persistence(*persistence)?;
+            s.set_synproxy(*synproxy)?;
             c.services.add(s)?;
         }
         Request::EditService {
             service,
             scheduler,
             persistence,
+            synproxy,
         } => {
             let sched = sched_of(scheduler)?;
             let s = service_mut(c, *service)?;
             s.set_persistence(*persistence)?;
+            s.set_synproxy(*synproxy)?;
             s.set_sched(sched);
         }
         Request::DeleteService { service } => {

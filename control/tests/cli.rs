@@ -65,7 +65,8 @@ fn add_service_defaults_to_wlc_without_persistence() {
         Request::AddService {
             service: tcp(1, 80),
             scheduler: "wlc".into(),
-            persistence: None
+            persistence: None,
+            synproxy: false
         }
     );
 }
@@ -76,6 +77,7 @@ fn add_service_with_scheduler_and_persistence() {
         service: tcp(1, 80),
         scheduler: "wrr".into(),
         persistence: Some(600),
+        synproxy: false,
     };
     for line in [
         "-A -t 192.0.2.1:80 -s wrr -p 600",
@@ -111,7 +113,8 @@ fn persistent_service_may_have_port_zero() {
         Request::AddService {
             service: tcp(1, 0),
             scheduler: "rr".into(),
-            persistence: Some(60)
+            persistence: Some(60),
+            synproxy: false
         }
     );
 }
@@ -131,7 +134,8 @@ fn udp_and_icmp_services() {
         Request::AddService {
             service: udp(2, 53),
             scheduler: "rr".into(),
-            persistence: None
+            persistence: None,
+            synproxy: false
         }
     );
     let icmp = SvcKey {
@@ -144,7 +148,8 @@ fn udp_and_icmp_services() {
         Request::AddService {
             service: icmp,
             scheduler: "rr".into(),
-            persistence: None
+            persistence: None,
+            synproxy: false
         }
     );
     assert_eq!(
@@ -164,7 +169,8 @@ fn edit_service_sends_the_whole_service_as_ipvsadm_does() {
         Request::EditService {
             service: tcp(1, 80),
             scheduler: "rr".into(),
-            persistence: None
+            persistence: None,
+            synproxy: false
         }
     );
     assert_eq!(
@@ -172,7 +178,8 @@ fn edit_service_sends_the_whole_service_as_ipvsadm_does() {
         Request::EditService {
             service: tcp(1, 80),
             scheduler: "wlc".into(),
-            persistence: Some(120)
+            persistence: Some(120),
+            synproxy: false
         }
     );
 }
@@ -606,11 +613,35 @@ fn repeated_options_are_refused() {
 }
 
 #[test]
+fn synproxy_is_dpvs_dash_j() {
+    for (line, on) in [
+        ("-A -t 192.0.2.1:80 -s rr -j enable", true),
+        ("-A -t 192.0.2.1:80 -s rr --synproxy=disable", false),
+        ("-E -t 192.0.2.1:80 -s rr -j enable", true),
+    ] {
+        let synproxy = match request(line) {
+            Request::AddService { synproxy, .. } | Request::EditService { synproxy, .. } => {
+                synproxy
+            }
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(synproxy, on, "{line}");
+    }
+    assert_eq!(
+        error("-A -t 192.0.2.1:80 -j maybe"),
+        "illegal synproxy value `maybe': use -j enable or -j disable"
+    );
+    assert_eq!(error("-A -t 192.0.2.1:80 -j"), "-j: missing argument");
+    assert!(error("-a -t 192.0.2.1:80 -r 10.1.0.11 -j enable").contains("synproxy"));
+    assert!(error("-L -j enable").contains("synproxy"));
+}
+
+#[test]
 fn option_syntax_errors_are_popts() {
     assert_eq!(error("-A -t"), "-t: missing argument");
     assert_eq!(error("-a -t 192.0.2.1:80 -r"), "-r: missing argument");
     assert_eq!(error("-L --bogus"), "--bogus: unknown option");
-    assert_eq!(error("-Lj"), "-j: unknown option");
+    assert_eq!(error("-Lk"), "-k: unknown option");
     assert_eq!(
         error("-L --numeric=yes"),
         "--numeric: option does not take an argument"
@@ -702,7 +733,8 @@ rvsadm -a -u 192.0.2.2:53 -r 10.1.0.21:53 -g -w 1
                 Request::AddService {
                     service: tcp(1, 80),
                     scheduler: "wrr".into(),
-                    persistence: None
+                    persistence: None,
+                    synproxy: false
                 },
                 Request::AddDest {
                     service: tcp(1, 80),
@@ -711,7 +743,8 @@ rvsadm -a -u 192.0.2.2:53 -r 10.1.0.21:53 -g -w 1
                 Request::AddService {
                     service: udp(2, 53),
                     scheduler: "rr".into(),
-                    persistence: Some(300)
+                    persistence: Some(300),
+                    synproxy: false
                 },
                 Request::AddDest {
                     service: udp(2, 53),

@@ -71,6 +71,7 @@ fn services() -> Vec<ServiceView> {
             key: key(ProtoName::Udp, 2, 53),
             scheduler: "rr".into(),
             persistence: Some(300),
+            synproxy: false,
             stats: stats(Z),
             rates: rates(Z),
             dests: vec![
@@ -82,6 +83,7 @@ fn services() -> Vec<ServiceView> {
             key: key(ProtoName::Tcp, 1, 80),
             scheduler: "wrr".into(),
             persistence: None,
+            synproxy: true,
             stats: stats([
                 123,
                 100_000_000,
@@ -129,6 +131,7 @@ fn services() -> Vec<ServiceView> {
             key: key(ProtoName::Icmp, 9, 0),
             scheduler: "rr".into(),
             persistence: None,
+            synproxy: false,
             stats: stats(Z),
             rates: rates(Z),
             dests: vec![dest(31, 0, "Route", 1, 0, 0, Z, Z)],
@@ -158,7 +161,7 @@ const PLAIN: &[&str] = &[
     "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
     "ICMP 192.0.2.9:0 rr",
     "  -> 10.1.0.31:0                  Route   1      0          0         ",
-    "TCP  192.0.2.1:80 wrr",
+    "TCP  192.0.2.1:80 wrr synproxy",
     "  -> 10.1.0.11:8080               FullNat 3      0          0         ",
     "  -> 10.1.0.12:8080               Masq    1      5          2         ",
     "UDP  192.0.2.2:53 rr persistent 300",
@@ -221,7 +224,7 @@ const RATE_EXACT: &[&str] = &[
 const RULES: &[&str] = &[
     "-A --icmp 192.0.2.9 -s rr",
     "-a --icmp 192.0.2.9 -r 10.1.0.31 -g -w 1",
-    "-A -t 192.0.2.1:80 -s wrr",
+    "-A -t 192.0.2.1:80 -s wrr -j enable",
     "-a -t 192.0.2.1:80 -r 10.1.0.11:8080 --fullnat -w 3",
     "-a -t 192.0.2.1:80 -r 10.1.0.12:8080 -m -w 1",
     "-A -u 192.0.2.2:53 -s rr -p 300",
@@ -259,7 +262,7 @@ fn nosort_keeps_rvsds_order() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[3], "UDP  192.0.2.2:53 rr persistent 300");
     assert!(lines[4].starts_with("  -> 10.1.0.22:53 "), "{out}");
-    assert_eq!(lines[6], "TCP  192.0.2.1:80 wrr");
+    assert_eq!(lines[6], "TCP  192.0.2.1:80 wrr synproxy");
     assert!(lines[7].starts_with("  -> 10.1.0.12:8080 "), "{out}");
     assert_eq!(lines[9], "ICMP 192.0.2.9:0 rr");
 }
@@ -580,6 +583,7 @@ fn adds(services: &[ServiceView]) -> Vec<Request> {
             service: s.key,
             scheduler: s.scheduler.clone(),
             persistence: s.persistence,
+            synproxy: s.synproxy,
         });
         let mut dests: Vec<&DestView> = s.dests.iter().collect();
         dests.sort_by_key(|d| (d.addr, d.port));
@@ -717,6 +721,7 @@ fn arb_service() -> impl Strategy<Value = ServiceView> {
                 },
                 scheduler: sched.into(),
                 persistence,
+                synproxy: false,
                 stats: Stats::default(),
                 rates: Rates::default(),
                 dests,

@@ -199,6 +199,7 @@ fn add_service(vip: Ipv4Addr) -> Request {
         service: svc(vip),
         scheduler: "wrr".into(),
         persistence: None,
+        synproxy: false,
     }
 }
 

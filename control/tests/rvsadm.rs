@@ -116,6 +116,7 @@ fn one_service() -> Vec<ServiceView> {
         key: tcp80(),
         scheduler: "wrr".into(),
         persistence: Some(300),
+        synproxy: false,
         stats: Stats::default(),
         rates: Rates::default(),
         dests: vec![DestView {
@@ -267,7 +268,8 @@ fn save_output_restores_as_one_batch() {
                 Request::AddService {
                     service: tcp80(),
                     scheduler: "wrr".into(),
-                    persistence: Some(300)
+                    persistence: Some(300),
+                    synproxy: false
                 },
                 Request::AddDest {
                     service: tcp80(),

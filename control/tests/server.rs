@@ -103,6 +103,7 @@ fn control_server_end_to_end() {
         service: key(),
         scheduler: "wrr".into(),
         persistence: None,
+        synproxy: false,
     };
     assert_eq!(call(&sock, add.clone()), Response::Done);
     let dest = DestSpec {
@@ -147,6 +148,7 @@ fn control_server_end_to_end() {
                 service: SvcKey { port: 81, ..key() },
                 scheduler: "wrr".into(),
                 persistence: Some(0),
+                synproxy: false,
             },
             "persistence must be",
         ),

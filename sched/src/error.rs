@@ -96,7 +96,9 @@ pub enum SchedError {
     /// SYN proxy with a DR or TUN dest: the proxy shifts the sequence numbers of the real
     /// server's packets, which in DR and TUN do not pass through the director.
     #[error(
-        "synproxy cannot be used with {mode} dests: the real server's replies must pass          through the director (use NAT or FullNAT, or disable synproxy)"
+        "synproxy cannot be used with {} dests: the real server's replies must pass through \
+         the director (use NAT or FullNAT, or disable synproxy)",
+        mode_switch(*mode)
     )]
     SynProxyNeedsReplies {
         /// The dest's (or an existing dest's) forwarding mode.
@@ -124,6 +126,16 @@ pub enum SchedError {
          tun (tunnel, ipip) or fullnat (fnat)"
     )]
     UnknownForwardMode(String),
+}
+
+/// A forwarding mode as an operator names it, with its ipvsadm switch.
+fn mode_switch(mode: ForwardMode) -> &'static str {
+    match mode {
+        ForwardMode::Dr => "DR (-g)",
+        ForwardMode::Tun => "TUN (-i)",
+        ForwardMode::Nat => "NAT (-m)",
+        ForwardMode::FullNat => "FullNAT (--fullnat)",
+    }
 }
 
 /// What a valid port is for `proto`, as the end of an [`SchedError::InvalidPort`] message.
