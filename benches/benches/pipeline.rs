@@ -7,13 +7,15 @@
 //! region (`iter_custom`). Throughput is reported per packet. The established paths cycle over
 //! 4096 sessions in a table sized for 2^20 and for FullNAT also over a million, with and
 //! without the worker's prefetching stages. `syn_flood_refused` is a SYN flood's packet once
-//! the session table is full.
+//! the session table is full; `synproxy_syn_cookie` one against a SYN-proxy service.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::mem::MemDevice;
 use dataplane::worker::Worker;
 use dataplane::DropReason;
-use rvs_benches::{client, director, director_with, tcp_frame, LAN, VIP, WAN, WAN_MAC};
+use rvs_benches::{
+    client, director, director_with, synproxy_director, tcp_frame, LAN, VIP, WAN, WAN_MAC,
+};
 use sched::ForwardMode;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -181,6 +183,43 @@ fn syn_flood_refused(c: &mut Criterion, name: &str) {
     );
 }
 
+/// The same flood against a SYN-proxy service: every SYN answered with a cookie, nothing
+/// kept — what one flood packet costs then, table full or not.
+fn synproxy_syn(c: &mut Criterion, name: &str) {
+    let mut w = synproxy_director(4096);
+    let mut flow = 0u32;
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(BURST as u64));
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                for _ in 0..BURST {
+                    let syn = tcp_frame(
+                        WAN_MAC,
+                        client(flow / 50_000),
+                        10_000 + (flow % 50_000) as u16,
+                        VIP,
+                        80,
+                        SYN,
+                        0,
+                    );
+                    w.port_mut(WAN).inject(&syn);
+                    flow = flow.wrapping_add(1);
+                }
+                let t = Instant::now();
+                black_box(w.poll(2));
+                total += t.elapsed();
+                assert_eq!(drain(&mut w), BURST, "a SYN/ACK for every SYN");
+            }
+            total
+        })
+    });
+    g.finish();
+    assert_eq!(w.sessions().len(), 0, "{name}: no state kept");
+    assert_eq!(w.counters().total_drops(), 0, "{name}: nothing dropped");
+}
+
 fn pipeline(c: &mut Criterion) {
     established(c, "fullnat_established", ForwardMode::FullNat, FLOWS, true);
     established(c, "nat_established", ForwardMode::Nat, FLOWS, true);
@@ -188,6 +227,7 @@ fn pipeline(c: &mut Criterion) {
     established(c, "tun_established", ForwardMode::Tun, FLOWS, true);
     new_sessions(c, "fullnat_new_session", ForwardMode::FullNat);
     syn_flood_refused(c, "syn_flood_refused");
+    synproxy_syn(c, "synproxy_syn_cookie");
     // What the prefetching stages save, side by side: FullNAT established without them, over
     // the 4096 sessions and over a million.
     established(

@@ -65,6 +65,23 @@ pub fn director_on<D: Device>(
     syn_recv_ms: u64,
     prefetch: bool,
 ) -> Worker<D> {
+    let cfg = config(mode, capacity, syn_recv_ms, false);
+    worker_on(ports, &cfg, capacity, prefetch)
+}
+
+/// [`director`] in FullNAT with the service's SYN proxy on (`-j enable`).
+pub fn synproxy_director(capacity: usize) -> Worker<MemDevice> {
+    let pool = MemPool::new(8192);
+    let ports = vec![
+        MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 4096),
+        MemDevice::new(EthernetAddress(LAN_MAC), pool, 4096),
+    ];
+    let cfg = config(ForwardMode::FullNat, capacity, 60_000, true);
+    worker_on(ports, &cfg, capacity, true)
+}
+
+/// The bench director's configuration.
+fn config(mode: ForwardMode, capacity: usize, syn_recv_ms: u64, synproxy: bool) -> DirectorConfig {
     let mut services = ServiceTable::new();
     let key = ServiceKey {
         proto: Proto::Tcp,
@@ -82,10 +99,11 @@ pub fn director_on<D: Device>(
         })
         .expect("dest");
     }
+    svc.set_synproxy(synproxy).expect("synproxy");
     services.add(svc).expect("add");
     let mut timeouts = Timeouts::default();
     timeouts.set(SessionState::Tcp(TcpState::SynRecv), syn_recv_ms);
-    let cfg = DirectorConfig {
+    DirectorConfig {
         interfaces: vec![
             InterfaceConfig {
                 name: "wan0".into(),
@@ -114,8 +132,17 @@ pub fn director_on<D: Device>(
         services,
         timeouts,
         ..DirectorConfig::default()
-    };
-    let snap = Snapshot::build(&cfg).expect("config");
+    }
+}
+
+/// A worker over `ports` with `cfg`, static neighbours and no slow jobs.
+fn worker_on<D: Device>(
+    ports: Vec<D>,
+    cfg: &DirectorConfig,
+    capacity: usize,
+    prefetch: bool,
+) -> Worker<D> {
+    let snap = Snapshot::build(cfg).expect("config");
     let wcfg = WorkerConfig {
         table_capacity: capacity,
         slow_every: u32::MAX,
