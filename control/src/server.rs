@@ -461,7 +461,7 @@ impl ControlState {
                 }
             }
         }
-        let worker_metrics: [Metric<WorkerStats>; 6] = [
+        let worker_metrics: [Metric<WorkerStats>; 12] = [
             ("rvs_worker_rx_packets_total", "counter", |w| {
                 w.worker.rx_packets.load(Relaxed)
             }),
@@ -479,6 +479,24 @@ impl ControlState {
             }),
             ("rvs_worker_busy_ratio_permille", "gauge", |w| {
                 w.worker.busy_permille.load(Relaxed)
+            }),
+            ("rvs_worker_icmp_errors_sent_total", "counter", |w| {
+                w.worker.icmp_errors.load(Relaxed)
+            }),
+            ("rvs_worker_icmp_errors_unsent_total", "counter", |w| {
+                w.worker.icmp_unsent.load(Relaxed)
+            }),
+            ("rvs_worker_icmp_errors_relayed_total", "counter", |w| {
+                w.worker.icmp_relayed.load(Relaxed)
+            }),
+            ("rvs_worker_synproxy_cookies_total", "counter", |w| {
+                w.worker.synproxy_cookies.load(Relaxed)
+            }),
+            ("rvs_worker_synproxy_opened_total", "counter", |w| {
+                w.worker.synproxy_opened.load(Relaxed)
+            }),
+            ("rvs_worker_synproxy_joined_total", "counter", |w| {
+                w.worker.synproxy_joined.load(Relaxed)
             }),
         ];
         for (name, kind, get) in worker_metrics {

@@ -308,10 +308,16 @@ fn control_server_end_to_end() {
         ),
         "{text}"
     );
-    assert!(
-        text.contains("# TYPE rvs_worker_rx_packets_total counter"),
-        "{text}"
-    );
+    for name in [
+        "rvs_worker_rx_packets_total",
+        "rvs_worker_icmp_errors_relayed_total",
+        "rvs_worker_synproxy_cookies_total",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} counter\n{name}{{worker=\"0\"}} ")),
+            "{name}: {text}"
+        );
+    }
 
     server.stop();
     assert!(!sock.exists(), "socket removed at stop");

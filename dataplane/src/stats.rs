@@ -117,6 +117,18 @@ pub struct WorkerCounters {
     pub redirected_in: AtomicU64,
     /// Frames to the kernel.
     pub exception: AtomicU64,
+    /// ICMP errors the director built and sent (time exceeded, fragmentation needed).
+    pub icmp_errors: AtomicU64,
+    /// ICMP errors the director did not send (rate limit, no route, no buffer).
+    pub icmp_unsent: AtomicU64,
+    /// ICMP errors about sessions relayed to their other side.
+    pub icmp_relayed: AtomicU64,
+    /// SYN proxy: SYN/ACKs with a cookie sent.
+    pub synproxy_cookies: AtomicU64,
+    /// SYN proxy: valid cookies (sessions opened toward an RS).
+    pub synproxy_opened: AtomicU64,
+    /// SYN proxy: RS handshakes completed.
+    pub synproxy_joined: AtomicU64,
     /// Loops that found work, per mille of the loops since the previous publish.
     pub busy_permille: AtomicU64,
     /// Free (LIP, port) pairs in this worker's share.
@@ -154,6 +166,12 @@ impl WorkerStats {
                 redirected_out: AtomicU64::new(0),
                 redirected_in: AtomicU64::new(0),
                 exception: AtomicU64::new(0),
+                icmp_errors: AtomicU64::new(0),
+                icmp_unsent: AtomicU64::new(0),
+                icmp_relayed: AtomicU64::new(0),
+                synproxy_cookies: AtomicU64::new(0),
+                synproxy_opened: AtomicU64::new(0),
+                synproxy_joined: AtomicU64::new(0),
                 busy_permille: AtomicU64::new(0),
                 lip_available: AtomicU64::new(0),
                 lip_capacity: AtomicU64::new(0),

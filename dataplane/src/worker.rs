@@ -844,6 +844,12 @@ impl<D: Device> Worker<D> {
         w.redirected_out.store(c.redirected_out, Relaxed);
         w.redirected_in.store(c.redirected_in, Relaxed);
         w.exception.store(c.exception, Relaxed);
+        w.icmp_errors.store(c.icmp_errors, Relaxed);
+        w.icmp_unsent.store(c.icmp_unsent, Relaxed);
+        w.icmp_relayed.store(c.icmp_relayed, Relaxed);
+        w.synproxy_cookies.store(c.synproxy_cookies, Relaxed);
+        w.synproxy_opened.store(c.synproxy_opened, Relaxed);
+        w.synproxy_joined.store(c.synproxy_joined, Relaxed);
         if let Some(p) = &self.lips {
             w.lip_available.store(p.available() as u64, Relaxed);
             w.lip_capacity.store(p.capacity() as u64, Relaxed);

@@ -605,6 +605,9 @@ fn port_unreachable_from_the_rs_reaches_the_client() {
         assert_eq!(q.payload, b"query");
         assert_eq!(lab.worker.counters().icmp_relayed, 1);
         assert!(lab.worker.counters().balanced());
+        lab.slow();
+        let w = &lab.worker.stats_handle().worker;
+        assert_eq!(w.icmp_relayed.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }
 

@@ -199,6 +199,18 @@ fn fullnat_and_nat_handshakes_are_proxied_and_joined() {
         assert_eq!(seq_ack(&out.lan[0]), (ISN + 19, RS_ISN + 26));
         assert_eq!(lab.worker.counters().synproxy_joined, 1);
         assert!(lab.worker.counters().balanced(), "{mode:?}");
+        // Published for the control plane (metrics) by the slow jobs.
+        lab.slow();
+        let w = &lab.worker.stats_handle().worker;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            (
+                load(&w.synproxy_cookies),
+                load(&w.synproxy_opened),
+                load(&w.synproxy_joined)
+            ),
+            (1, 1, 1)
+        );
     }
 }
 
