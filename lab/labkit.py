@@ -16,6 +16,15 @@ A *site* is a topology with rvsd running on it. It provides:
                                                  returns how: the kernel's tunl0, or a
                                                  userspace decapsulator where it has no IPIP
     site.log(msg)
+
+and, for the scenarios only the network-namespace lab runs (pmtu-*, udp-unreachable):
+
+    site.cip, site.lip                           the client's address, the FullNAT LIP
+    site.big_path, site.big_size, site.big_sha256   a large file every server serves
+    site.rs_sh(i, script) -> stdout              run a shell script on rs<i>
+    site.set_client_path_mtu(mtu)                the router's route to the client gets a
+                                                 locked MTU (None: removed again)
+    site.drop_router_icmp(on)                    the router's own ICMP to the VIP blackholed
 """
 
 import json
@@ -302,6 +311,135 @@ def reload_under_load(site, ck, n):
     ck.check_split("reload new weights", *h, [1, 0, 3])
 
 
+def downloads(site, k, timeout):
+    """k sequential downloads of the large file from the client: [(curl exit, size, sha256)]."""
+    out = site.client_sh(
+        f"f=$(mktemp); for i in $(seq {k}); do rm -f $f; "
+        f"curl -sf -m {timeout} -o $f http://{site.vip}{site.big_path}; rc=$?; "
+        "echo $rc $(stat -c %s $f 2>/dev/null || echo 0) $(sha256sum < $f 2>/dev/null | cut -c1-64); "
+        "done; rm -f $f",
+        timeout=k * (timeout + 2) + 30,
+    )
+    got = []
+    for line in out.splitlines():
+        parts = line.split() + ["", "", ""]
+        got.append((int(parts[0]), int(parts[1] or 0), parts[2]))
+    return got
+
+
+def pmtu(site, ck, mode):
+    """Path-MTU discovery through the director: the router's link to the client takes 1280
+    bytes, the servers send 1500-byte DF segments. The router's fragmentation-needed (sent to
+    the VIP) must reach the server with its quote rewritten to the server's own segment
+    (RIP:rport → LIP:lport in FullNAT, RIP:rport → CIP:cport in NAT), from which the server
+    learns the path MTU (its route cache shows `mtu 1280` toward the LIP or the client).
+    Control: with the router's ICMP blackholed (what the servers see when nothing is
+    relayed) a download stalls and times out: a PMTU black hole."""
+    nat = mode == "-m"
+    label = "pmtu-nat" if nat else "pmtu-fullnat"
+    peer = site.cip if nat else site.lip  # whom the servers send to
+    site.set_rs_routes(site.dip_lan if nat else None)
+    service(site, "rr", mode, [1, 1, 1])
+    for i in range(1, 4):
+        site.rs_sh(i, "ip route flush cache")
+    site.set_client_path_mtu(1280)
+    try:
+        site.drop_router_icmp(True)
+        try:
+            blackholed = downloads(site, 1, 3)
+        finally:
+            site.drop_router_icmp(False)
+        for i in range(1, 4):
+            site.rs_sh(i, "ip route flush cache")
+        got = downloads(site, 6, 10)
+        learned = {}
+        for i in range(1, 4):
+            route = site.rs_sh(i, f"ip route get {peer}")
+            learned[f"rs{i}"] = "mtu 1280" in route
+    finally:
+        site.set_client_path_mtu(None)
+    good = [g for g in got if g == (0, site.big_size, site.big_sha256)]
+    kind = "NAT" if nat else "FullNAT"
+    site.log(f"\n== {kind}: path MTU 1280 between router and client, servers send 1500-byte DF segments")
+    site.log(f"blackholed ICMP: curl exit {blackholed[0][0] if blackholed else '?'} after "
+             f"{blackholed[0][1] if blackholed else 0} of {site.big_size} bytes")
+    for rc, size, digest in got:
+        site.log(f"download: curl exit {rc}, {size} bytes, sha256 {digest[:16]}...")
+    site.log(f"servers' route to {peer} learned mtu 1280: {learned}")
+    ck.expect(
+        f"{label} control",
+        len(blackholed) == 1 and blackholed[0][0] != 0,
+        f"without the ICMP the download stalls: curl exit {blackholed[0][0] if blackholed else '?'}",
+    )
+    ck.expect(
+        f"{label} downloads",
+        len(good) == 6,
+        f"{len(good)}/6 downloads of {site.big_size} bytes complete with the right sha256",
+    )
+    ck.expect(f"{label} learned", all(learned.values()), f"route cache mtu 1280 toward {peer}: {learned}")
+
+
+def pmtu_fullnat(site, ck, n):
+    """FullNAT: a router's fragmentation-needed reaches the server as an error from the LIP."""
+    pmtu(site, ck, "--fullnat")
+
+
+def pmtu_nat(site, ck, n):
+    """NAT: a router's fragmentation-needed reaches the server about its segment to the client."""
+    pmtu(site, ck, "-m")
+
+
+def udp_unreachable(site, ck, n):
+    """UDP to a closed port: the server's port unreachable reaches the client (ECONNREFUSED).
+
+    FullNAT and NAT, a connected client socket each time; a working UDP service still answers."""
+    site.set_rs_routes(site.dip_lan)  # NAT needs it; FullNAT goes to the LIP on the link
+    service(site, "rr", "--fullnat", [1, 1, 1], vport=5300, rport=5399, udp=True)
+    service(site, "rr", "-m", [1, 1, 1], vport=5301, rport=5399, udp=True)
+    service(site, "rr", "--fullnat", [1, 1, 1], vport=53, rport=53, udp=True)
+    k = 6
+    first = ck.next_udp_port
+    ck.next_udp_port += 3 * k
+    code = (
+        "import socket,json,time\n"
+        "out={}\n"
+        "for j,port in enumerate((5300,5301,53)):\n"
+        "    r=out.setdefault(str(port),{})\n"
+        f"    for i in range({k}):\n"
+        "        s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+        f"        s.bind(('0.0.0.0',{first}+j*{k}+i))\n"
+        "        s.settimeout(2)\n"
+        f"        s.connect(('{site.vip}',port))\n"
+        "        s.send(b'hello')\n"
+        "        try:\n"
+        "            a=s.recv(64).decode().strip()\n"
+        "        except ConnectionRefusedError:\n"
+        "            a='refused'\n"
+        "        except OSError as e:\n"
+        "            a=type(e).__name__\n"
+        "        r[a]=r.get(a,0)+1\n"
+        "        s.close()\n"
+        "        time.sleep(0.05)\n"
+        "print(json.dumps(out))\n"
+    )
+    out = site.client_sh(f"python3 -c \"{code}\"", timeout=3 * k * 3 + 30)
+    try:
+        got = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        got = {}
+    site.log("\n== UDP to a port without a listener (5399 on every server): connected client sockets")
+    for port, what in (("5300", "FullNAT 5300 -> 5399"), ("5301", "NAT     5301 -> 5399"), ("53", "FullNAT 53 -> 53")):
+        site.log(f"{what:<22} {got.get(port, {})}")
+    ck.expect("udp-unreachable fullnat", got.get("5300") == {"refused": k}, f"{got.get('5300')}: ECONNREFUSED on all {k}")
+    ck.expect("udp-unreachable nat", got.get("5301") == {"refused": k}, f"{got.get('5301')}: ECONNREFUSED on all {k}")
+    answered = got.get("53", {})
+    ck.expect(
+        "udp-unreachable working service",
+        sum(answered.values()) == k and all(a.startswith("rs") for a in answered),
+        f"{answered}",
+    )
+
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -311,6 +449,9 @@ SCENARIOS = {
     "tun-roundtrip": tun_roundtrip,
     "failover": failover,
     "reload": reload_under_load,
+    "pmtu-fullnat": pmtu_fullnat,
+    "pmtu-nat": pmtu_nat,
+    "udp-unreachable": udp_unreachable,
 }
 
 

@@ -8,7 +8,8 @@
 //! snapshot and the redirect rings. The main thread blocks on signals: SIGHUP reloads the
 //! services, addresses and timeouts from the file; SIGINT/SIGTERM stop the workers, then the
 //! ports, then the EAL (no hugepage files are left behind: `--huge-unlink` is added unless the
-//! operator runs without hugepages or in memory).
+//! operator runs without hugepages or in memory). While it runs, a small thread publishes the
+//! pool's mbufs in use once a second (`rvs_mbufs_in_use` in the metrics).
 
 use control::config::{PortConfig, RvsConfig};
 use control::model::Model;
@@ -21,9 +22,10 @@ use dataplane::wire::EthernetAddress;
 use dataplane::worker::{Counters, PortRole, Worker, WorkerConfig};
 use dpdk::flow::{Flow, L4Proto};
 use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, RssConf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tracing::{error, info, warn};
 
 /// Why the daemon could not start (or had to stop).
@@ -202,6 +204,8 @@ pub struct Daemon {
     workers: Vec<JoinHandle<Result<Counters, DaemonError>>>,
     flows: Vec<Flow>,
     server: Option<Server>,
+    /// Publishes the pool's mbufs in use (it holds a pool handle: joined before the pool goes).
+    pool_gauge: Option<JoinHandle<()>>,
     ports: Vec<Port>,
     config: RvsConfig,
     // Dropped last: the pool after the ports, the EAL after everything.
@@ -385,11 +389,21 @@ impl Daemon {
         if cfg.daemon.kernel_addresses {
             configure_kernel(&cfg);
         }
+        let gauge_pool = pool.clone();
+        let pool_gauge = spawn_gauge(
+            move || u64::from(gauge_pool.in_use()),
+            &control::server::MBUFS_IN_USE,
+            Duration::from_secs(1),
+            stop.clone(),
+        )
+        .map_err(|e| warn!("no rvs_mbufs_in_use metric: cannot start its thread: {e}"))
+        .ok();
         Ok(Daemon {
             stop,
             workers: handles,
             flows,
             server: Some(server),
+            pool_gauge,
             ports,
             config: cfg,
             pool: Some(pool),
@@ -425,6 +439,10 @@ impl Daemon {
             s.stop();
         }
         self.stop.store(true, Ordering::Release);
+        if let Some(g) = self.pool_gauge.take() {
+            g.thread().unpark();
+            let _ = g.join();
+        }
         let mut results = Vec::new();
         for (w, h) in self.workers.drain(..).enumerate() {
             results.push(h.join().unwrap_or_else(|_| {
@@ -668,6 +686,24 @@ fn run_worker(
     Ok(c)
 }
 
+/// Starts a thread that stores `read()` into `gauge` now and then every `every`, until `stop`
+/// is set (unpark the thread to have it see `stop` at once).
+fn spawn_gauge(
+    read: impl Fn() -> u64 + Send + 'static,
+    gauge: &'static AtomicU64,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("rvs-gauge".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                gauge.store(read(), Ordering::Relaxed);
+                std::thread::park_timeout(every);
+            }
+        })
+}
+
 /// Logs why the daemon stopped with an error.
 pub fn report(e: &DaemonError) {
     error!("{e}");
@@ -679,6 +715,43 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn gauge_publishes_until_stopped() {
+        static GAUGE: AtomicU64 = AtomicU64::new(0);
+        let reads = Arc::new(AtomicU64::new(0));
+        let r = reads.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let read = move || 40 + r.fetch_add(1, Ordering::Relaxed);
+        let t = spawn_gauge(read, &GAUGE, Duration::from_millis(5), stop.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while GAUGE.load(Ordering::Relaxed) < 42 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gauge is not refreshed"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        stop.store(true, Ordering::Release);
+        t.thread().unpark();
+        t.join().unwrap();
+        let n = reads.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(reads.load(Ordering::Relaxed), n, "read after the stop");
+        assert_eq!(GAUGE.load(Ordering::Relaxed), 40 + n - 1);
+    }
+
+    #[test]
+    fn metrics_show_the_mbufs_in_use() {
+        let model = Model::new(Default::default()).unwrap();
+        let state = ControlState::new(model, Vec::new(), Vec::new());
+        control::server::MBUFS_IN_USE.store(1234, Ordering::Relaxed);
+        let text = state.metrics();
+        assert!(
+            text.contains("# TYPE rvs_mbufs_in_use gauge\nrvs_mbufs_in_use 1234\n"),
+            "{text}"
+        );
     }
 
     #[test]
