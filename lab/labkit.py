@@ -17,7 +17,8 @@ A *site* is a topology with rvsd running on it. It provides:
                                                  userspace decapsulator where it has no IPIP
     site.log(msg)
 
-and, for the scenarios only the network-namespace lab runs (pmtu-*, udp-unreachable):
+and, for the scenarios only the network-namespace lab runs (pmtu-*, udp-unreachable,
+synproxy):
 
     site.cip, site.lip                           the client's address, the FullNAT LIP
     site.big_path, site.big_size, site.big_sha256   a large file every server serves
@@ -29,6 +30,7 @@ and, for the scenarios only the network-namespace lab runs (pmtu-*, udp-unreacha
 
 import json
 import math
+import os
 import threading
 import time
 
@@ -439,6 +441,104 @@ def udp_unreachable(site, ck, n):
         f"{answered}",
     )
 
+# A spoofed SYN flood from the client's namespace: raw IPv4/TCP SYNs to VIP:port with
+# sources 198.51.100.100-199 (the client's own subnet, so the router's reverse-path filter
+# lets them through) and random ports; nobody answers the director's SYN/ACKs.
+SYN_FLOOD_PY = r"""
+import random, socket, struct, sys
+vip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+d = socket.inet_aton(vip)
+for i in range(n):
+    src = socket.inet_aton('198.51.100.%d' % (100 + i % 100))
+    sport = random.randint(1024, 65535)
+    tcp = struct.pack('!HHIIBBHHH', sport, port, random.getrandbits(32), 0, 5 << 4, 2, 65535, 0, 0)
+    c = csum(src + d + struct.pack('!BBH', 0, 6, len(tcp)) + tcp)
+    tcp = tcp[:16] + struct.pack('!H', c) + tcp[18:]
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 40, i & 0xffff, 0x4000, 64, 6, 0, src, d)
+    ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+    r.sendto(ip + tcp, (vip, 0))
+print(n)
+"""
+
+
+def flood_sessions(site):
+    """Sessions whose client is one of the flood's spoofed addresses (rvsadm -L -c)."""
+    out = site.rvsadm(["-L", "-n", "-c"]).stdout
+    return sum(1 for line in out.splitlines() if "198.51.100.1" in line.replace("198.51.100.10:", ""))
+
+
+def dest_conns(site):
+    """Connections the servers have been given (the Conns column of rvsadm -L --stats)."""
+    out = site.rvsadm(["-L", "-n", "--stats"]).stdout
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("->")]
+    return sum(int(r[2]) for r in rows if len(r) > 2 and r[2].isdigit())
+
+
+def synproxy(site, ck, n):
+    """SYN proxy (-j enable) on a FullNAT and a NAT service: the director answers SYNs with
+    cookies and opens the server's connection on the client's ACK, shifting sequence numbers
+    from then on — real curl requests complete and spread as scheduled. A spoofed SYN flood
+    against the proxied VIP gets SYN/ACKs only: no session, no connection to any server; a
+    real client still gets through during and after it."""
+    site.set_rs_routes(site.dip_lan)
+    service(site, "rr", "--fullnat", [1, 1, 1])
+    service(site, "rr", "-m", [1, 1, 1], vport=81, rport=8080)
+    for vport in (80, 81):
+        site.rvsadm(["-E", "-t", f"{site.vip}:{vport}", "-s", "rr", "-j", "enable"])
+    listing = site.rvsadm(["-L", "-n"]).stdout
+    ck.expect("synproxy listed", listing.count(" rr synproxy") == 2, listing.strip().splitlines()[2])
+    h, m = ck.http(n), ck.http(n, port=81)
+    ck.table("SYN proxy: FullNAT :80 and NAT :81, rr (-j enable)", [1, 1, 1], [("fullnat", h), ("nat", m)])
+    ck.check_split("synproxy fullnat http", *h, [1, 1, 1])
+    ck.check_split("synproxy nat http", *m, [1, 1, 1])
+    got = downloads(site, 2, 10)
+    ck.expect(
+        "synproxy download",
+        all(g == (0, site.big_size, site.big_sha256) for g in got),
+        f"{site.big_size}-byte downloads through the proxied FullNAT service: {got}",
+    )
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(SYN_FLOOD_PY)
+    # Control: the same flood against a service without the proxy opens sessions (each one
+    # a connection handed to a server), so the checks below can see a flood when there is one.
+    service(site, "rr", "--fullnat", [1, 1, 1], vport=82)
+    site.client_sh(f"python3 {f.name} {site.vip} 82 300", timeout=60)
+    time.sleep(0.5)
+    unproxied = flood_sessions(site)
+    ck.expect(
+        "synproxy control: an unproxied flood opens sessions",
+        unproxied >= 270,
+        f"{unproxied} sessions of spoofed clients after 300 SYNs to :82",
+    )
+    before = dest_conns(site)
+    k = 3000
+    flood = threading.Thread(
+        target=lambda: site.client_sh(f"python3 {f.name} {site.vip} 80 {k}", timeout=120)
+    )
+    flood.start()
+    during = ck.http(max(3, n // 3))
+    flood.join()
+    os.unlink(f.name)
+    time.sleep(0.5)
+    spoofed, after_conns = flood_sessions(site) - unproxied, dest_conns(site)
+    given = after_conns - before - sum(during[0].values())
+    site.log(
+        f"spoofed SYN flood: {k} SYNs to the proxied VIP; sessions of spoofed clients: {spoofed}; "
+        f"connections given to servers beyond the real requests: {given}; "
+        f"real requests during the flood: {during}"
+    )
+    ck.expect("synproxy flood keeps no state", spoofed == 0, f"{spoofed} sessions of spoofed clients")
+    ck.expect("synproxy flood reaches no server", given == 0, f"{given} connections beyond the real ones")
+    ck.expect("synproxy serves during a flood", during[1] == 0, f"{during}")
+
 
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
@@ -452,6 +552,7 @@ SCENARIOS = {
     "pmtu-fullnat": pmtu_fullnat,
     "pmtu-nat": pmtu_nat,
     "udp-unreachable": udp_unreachable,
+    "synproxy": synproxy,
 }
 
 
