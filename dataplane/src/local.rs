@@ -48,6 +48,37 @@ pub fn write_arp<B: PacketBuf>(
     true
 }
 
+/// Overwrites `buf` with `total` bytes of IPv4 packet at offset [`L2_ROOM`]: a 20-byte
+/// header (TTL 64, DF as given, protocol `proto`, `src` → `dst`, its checksum) and room for the
+/// payload after it, which it returns (header included). `None` if the buffer has no room.
+fn ipv4_packet<B: PacketBuf>(
+    buf: &mut B,
+    total: usize,
+    ident: u16,
+    dont_frag: bool,
+    proto: u8,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+) -> Option<&mut [u8]> {
+    buf.truncate(0);
+    if !buf.append(L2_ROOM + total) {
+        return None;
+    }
+    let d = &mut buf.data_mut()[L2_ROOM..L2_ROOM + total];
+    d[0] = 0x45;
+    d[1] = 0;
+    d[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    d[4..6].copy_from_slice(&ident.to_be_bytes());
+    d[6..8].copy_from_slice(&[if dont_frag { 0x40 } else { 0 }, 0]);
+    d[8] = 64;
+    d[9] = proto;
+    d[10..12].fill(0);
+    d[12..16].copy_from_slice(&src.octets());
+    d[16..20].copy_from_slice(&dst.octets());
+    let c = checksum::checksum(&d[0..20]);
+    d[10..12].copy_from_slice(&c.to_be_bytes());
+    Some(d)
+}
+
 /// An ICMP error to build (RFC 792): type, code, the 32-bit "rest of header" word.
 #[derive(Clone, Copy, Debug)]
 pub struct IcmpError {
@@ -74,26 +105,11 @@ pub fn write_icmp_error<B: PacketBuf>(buf: &mut B, e: &IcmpError, offending: &[u
         None => return false,
     };
     let quote = &offending[..(ihl + ICMP_QUOTE_L4).min(offending.len())];
-    let l4_len = 8 + quote.len();
-    let total = 20 + l4_len;
-    buf.truncate(0);
-    if !buf.append(L2_ROOM + total) {
+    let total = 20 + 8 + quote.len();
+    let Some(d) = ipv4_packet(buf, total, e.ident, false, 1, (e.src, e.dst)) else {
         return false;
-    }
-    let d = &mut buf.data_mut()[L2_ROOM..];
-    d[0] = 0x45;
-    d[1] = 0;
-    d[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    d[4..6].copy_from_slice(&e.ident.to_be_bytes());
-    d[6..8].fill(0);
-    d[8] = 64;
-    d[9] = 1;
-    d[10..12].fill(0);
-    d[12..16].copy_from_slice(&e.src.octets());
-    d[16..20].copy_from_slice(&e.dst.octets());
-    let c = checksum::checksum(&d[0..20]);
-    d[10..12].copy_from_slice(&c.to_be_bytes());
-    let icmp = &mut d[20..total];
+    };
+    let icmp = &mut d[20..];
     icmp[0] = e.ty;
     icmp[1] = e.code;
     icmp[2..4].fill(0);
@@ -137,24 +153,10 @@ pub struct TcpSegment {
 pub fn write_tcp<B: PacketBuf>(buf: &mut B, s: &TcpSegment) -> bool {
     let tcp_len = if s.mss.is_some() { 24 } else { 20 };
     let total = 20 + tcp_len;
-    buf.truncate(0);
-    if !buf.append(L2_ROOM + total) {
+    let Some(d) = ipv4_packet(buf, total, s.ident, true, 6, (s.src, s.dst)) else {
         return false;
-    }
-    let d = &mut buf.data_mut()[L2_ROOM..];
-    d[0] = 0x45;
-    d[1] = 0;
-    d[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    d[4..6].copy_from_slice(&s.ident.to_be_bytes());
-    d[6..8].copy_from_slice(&[0x40, 0]);
-    d[8] = 64;
-    d[9] = 6;
-    d[10..12].fill(0);
-    d[12..16].copy_from_slice(&s.src.octets());
-    d[16..20].copy_from_slice(&s.dst.octets());
-    let c = checksum::checksum(&d[0..20]);
-    d[10..12].copy_from_slice(&c.to_be_bytes());
-    let t = &mut d[20..total];
+    };
+    let t = &mut d[20..];
     t[0..2].copy_from_slice(&s.sport.to_be_bytes());
     t[2..4].copy_from_slice(&s.dport.to_be_bytes());
     t[4..8].copy_from_slice(&s.seq.to_be_bytes());

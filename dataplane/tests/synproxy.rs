@@ -17,8 +17,13 @@ use sched::{ForwardMode, SchedKind, ServiceKey};
 const ISN: u32 = 0x1111_0000;
 const RS_ISN: u32 = 0x7777_0000;
 
-fn proxied_lab(mode: ForwardMode) -> Lab {
+fn proxied_config(mode: ForwardMode) -> dataplane::snapshot::DirectorConfig {
     let mut cfg = config(Proto::Tcp, 80, SchedKind::Rr, &[dest(0, 8080, 1, mode)]);
+    set_synproxy(&mut cfg, true);
+    cfg
+}
+
+fn set_synproxy(cfg: &mut dataplane::snapshot::DirectorConfig, on: bool) {
     let key = ServiceKey {
         proto: Proto::Tcp,
         vip: VIP,
@@ -27,9 +32,12 @@ fn proxied_lab(mode: ForwardMode) -> Lab {
     cfg.services
         .get_mut(&key)
         .unwrap()
-        .set_synproxy(true)
+        .set_synproxy(on)
         .unwrap();
-    Lab::new(&cfg)
+}
+
+fn proxied_lab(mode: ForwardMode) -> Lab {
+    Lab::new(&proxied_config(mode))
 }
 
 fn tcp(
@@ -87,6 +95,28 @@ fn client_handshake(lab: &mut Lab, cport: u16) -> u32 {
     cookie
 }
 
+/// The client's ACK of the SYN/ACK with `cookie` (port 40000).
+fn client_ack(cookie: u32) -> Frame {
+    tcp((CIP, 40000), (VIP, 80), ACK, ISN + 1, cookie.wrapping_add(1))
+}
+
+/// Both handshakes of a proxied FullNAT session from client port 40000: returns the cookie
+/// and the (LIP, lport) the RS sees.
+fn join(lab: &mut Lab) -> (u32, std::net::Ipv4Addr, u16) {
+    let cookie = client_handshake(lab, 40000);
+    let syn = decode(&lab.send(WAN, &client_ack(cookie).build()).lan[0]);
+    let synack = tcp(
+        (RS[0], 8080),
+        (syn.src, syn.sport),
+        SYN | ACK,
+        RS_ISN,
+        ISN + 1,
+    )
+    .via_rs(0);
+    lab.send(LAN, &synack.build());
+    (cookie, syn.src, syn.sport)
+}
+
 #[test]
 fn fullnat_and_nat_handshakes_are_proxied_and_joined() {
     for mode in [ForwardMode::FullNat, ForwardMode::Nat] {
@@ -100,13 +130,7 @@ fn fullnat_and_nat_handshakes_are_proxied_and_joined() {
         assert_eq!(lab.worker.counters().synproxy_cookies, 1);
 
         // The client's ACK brings the cookie back: the RS gets the client's SYN.
-        let ack = tcp(
-            (CIP, 40000),
-            (VIP, 80),
-            ACK,
-            ISN + 1,
-            cookie.wrapping_add(1),
-        );
+        let ack = client_ack(cookie);
         let out = lab.send(WAN, &ack.build());
         assert_eq!(out.total(), 1, "{out:?}");
         let syn = decode(&out.lan[0]);
@@ -263,13 +287,7 @@ fn acks_without_a_valid_cookie_open_nothing() {
     assert_eq!(lab.worker.counters().drop_count(DropReason::NoSession), 1);
     // Three epochs later the right ACK is stale.
     lab.advance(3 * EPOCH_MS);
-    let late = tcp(
-        (CIP, 40000),
-        (VIP, 80),
-        ACK,
-        ISN + 1,
-        cookie.wrapping_add(1),
-    );
+    let late = client_ack(cookie);
     assert_eq!(lab.send(WAN, &late.build()).total(), 0);
     assert_eq!(lab.worker.counters().drop_count(DropReason::BadCookie), 5);
     assert_eq!(lab.worker.sessions().len(), 0);
@@ -280,13 +298,7 @@ fn acks_without_a_valid_cookie_open_nothing() {
 fn a_refusing_rs_resets_the_client() {
     let mut lab = proxied_lab(ForwardMode::FullNat);
     let cookie = client_handshake(&mut lab, 40000);
-    let ack = tcp(
-        (CIP, 40000),
-        (VIP, 80),
-        ACK,
-        ISN + 1,
-        cookie.wrapping_add(1),
-    );
+    let ack = client_ack(cookie);
     let syn = decode(&lab.send(WAN, &ack.build()).lan[0]);
     let rst = tcp((RS[0], 8080), (syn.src, syn.sport), RST | ACK, 0, ISN + 1).via_rs(0);
     let out = lab.send(LAN, &rst.build());
@@ -335,13 +347,7 @@ fn a_syn_flood_never_reaches_the_table_or_an_rs() {
     assert_eq!(lab.worker.lip_pool().unwrap().available(), free);
     // A real client still gets through.
     let cookie = client_handshake(&mut lab, 40000);
-    let ack = tcp(
-        (CIP, 40000),
-        (VIP, 80),
-        ACK,
-        ISN + 1,
-        cookie.wrapping_add(1),
-    );
+    let ack = client_ack(cookie);
     assert_eq!(lab.send(WAN, &ack.build()).lan.len(), 1);
     assert!(lab.worker.counters().balanced());
 }
@@ -351,18 +357,7 @@ fn a_syn_flood_never_reaches_the_table_or_an_rs() {
 #[test]
 fn icmp_errors_of_a_proxied_session_quote_each_side_its_own_numbers() {
     let mut lab = proxied_lab(ForwardMode::FullNat);
-    let cookie = client_handshake(&mut lab, 40000);
-    let ack = tcp(
-        (CIP, 40000),
-        (VIP, 80),
-        ACK,
-        ISN + 1,
-        cookie.wrapping_add(1),
-    );
-    let syn = decode(&lab.send(WAN, &ack.build()).lan[0]);
-    let (lip, lport) = (syn.src, syn.sport);
-    let synack = tcp((RS[0], 8080), (lip, lport), SYN | ACK, RS_ISN, ISN + 1).via_rs(0);
-    lab.send(LAN, &synack.build());
+    let (cookie, lip, lport) = join(&mut lab);
     let big = tcp((RS[0], 8080), (lip, lport), ACK, RS_ISN + 1, ISN + 1)
         .via_rs(0)
         .payload(&[0x42; 1400]);
@@ -397,56 +392,13 @@ fn icmp_errors_of_a_proxied_session_quote_each_side_its_own_numbers() {
 
 #[test]
 fn turning_synproxy_off_keeps_proxied_sessions() {
-    let mut cfg = config(
-        Proto::Tcp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 8080, 1, ForwardMode::FullNat)],
-    );
-    let key = ServiceKey {
-        proto: Proto::Tcp,
-        vip: VIP,
-        port: 80,
-    };
-    cfg.services
-        .get_mut(&key)
-        .unwrap()
-        .set_synproxy(true)
-        .unwrap();
+    let mut cfg = proxied_config(ForwardMode::FullNat);
     let mut lab = Lab::new(&cfg);
-    let cookie = client_handshake(&mut lab, 40000);
-    let ack = tcp(
-        (CIP, 40000),
-        (VIP, 80),
-        ACK,
-        ISN + 1,
-        cookie.wrapping_add(1),
-    );
-    let syn = decode(&lab.send(WAN, &ack.build()).lan[0]);
-    let synack = tcp(
-        (RS[0], 8080),
-        (syn.src, syn.sport),
-        SYN | ACK,
-        RS_ISN,
-        ISN + 1,
-    )
-    .via_rs(0);
-    lab.send(LAN, &synack.build());
-    cfg.services
-        .get_mut(&key)
-        .unwrap()
-        .set_synproxy(false)
-        .unwrap();
+    let (cookie, _, _) = join(&mut lab);
+    set_synproxy(&mut cfg, false);
     lab.publish(&cfg);
     // The proxied session keeps shifting; a new SYN goes straight to the RS.
-    let data = tcp(
-        (CIP, 40000),
-        (VIP, 80),
-        ACK,
-        ISN + 1,
-        cookie.wrapping_add(1),
-    )
-    .payload(b"x");
+    let data = client_ack(cookie).payload(b"x");
     let out = lab.send(WAN, &data.build());
     assert_eq!(seq_ack(&out.lan[0]), (ISN + 1, RS_ISN + 1));
     let out = lab.send(WAN, &Frame::tcp(CIP, 40001, VIP, 80, SYN).build());
