@@ -1,0 +1,1055 @@
+//! Writes the seed corpora of the three fuzz targets:
+//!
+//! ```sh
+//! cargo run --manifest-path fuzz/Cargo.toml --example seeds
+//! ```
+//!
+//! - `corpus/pipeline/`: scripts (see `rvs_fuzz::pipeline`) of well-formed frames built with
+//!   testkit's `Frame` builder — TCP handshakes and teardowns, UDP, ICMP echo, through every
+//!   forwarding mode, the real servers' replies built by reflecting what the director sent,
+//!   ARP, 802.1Q tags, fragments, IP options, the exception path both ways, neighbour
+//!   resolution, snapshot changes, expiry.
+//! - `corpus/control_request/`: framed requests of every operation (`proto::Request`).
+//! - `corpus/config/`: the configurations of `examples/`, `docker/` and `lab/`, and variants
+//!   using every section and key.
+//!
+//! Seeds are starting points; `scripts/fuzz` then minimises each corpus (`cargo fuzz cmin`).
+
+use control::proto::{self, DestSpec, Envelope, ProtoName, Request, SvcKey};
+use rvs_fuzz::pipeline::{
+    self, encode, Record, DIP_VLAN, LAN_GW, LAN_GW_MAC, LAN_VLAN, RS_FAR, RS_VLAN, RS_VLAN_MAC,
+    VIP2, VLAN_MTU,
+};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use testkit::{
+    arp_frame, icmp_error_frame, rs_mac, Frame, ACK, CIP, DIP_LAN, DIP_WAN, FIN, LAN, LAN_MAC,
+    LIP1, PSH, ROUTER, ROUTER_MAC, RS, RST, SYN, TAP, VIP, WAN, WAN_MAC,
+};
+
+/// A client on the WAN subnet itself (its replies need ARP).
+const ONLINK: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
+const ONLINK_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x50];
+
+/// A pipeline script under construction.
+#[derive(Default)]
+struct Script(Vec<u8>);
+
+impl Script {
+    /// A frame on `port`, alone in its cycle.
+    fn send(&mut self, port: u16, f: &[u8]) -> &mut Self {
+        self.frame(port, f, true, 0, false)
+    }
+
+    /// A frame that does not end the cycle.
+    fn batch(&mut self, port: u16, f: &[u8]) -> &mut Self {
+        self.frame(port, f, false, 0, false)
+    }
+
+    fn frame(&mut self, port: u16, f: &[u8], end: bool, step: usize, slow: bool) -> &mut Self {
+        encode(
+            &mut self.0,
+            &Record::Frame {
+                port,
+                bytes: f,
+                repair: false,
+                end,
+                step,
+                slow,
+            },
+        );
+        self
+    }
+
+    /// A frame the harness should repair (reflected replies).
+    fn repaired(&mut self, port: u16, f: &[u8]) -> &mut Self {
+        encode(
+            &mut self.0,
+            &Record::Frame {
+                port,
+                bytes: f,
+                repair: true,
+                end: true,
+                step: 1,
+                slow: false,
+            },
+        );
+        self
+    }
+
+    /// Later frames go to worker `w`'s queues.
+    fn worker(&mut self, w: usize) -> &mut Self {
+        encode(&mut self.0, &Record::Worker(w));
+        self
+    }
+
+    fn publish(&mut self, i: usize) -> &mut Self {
+        encode(&mut self.0, &Record::Publish(i));
+        self
+    }
+
+    /// What the director sent on `port` in the last cycle (run from the start).
+    fn last_out(&self, port: u16) -> Option<Vec<u8>> {
+        let outs = pipeline::trace(&self.0);
+        outs.last()?
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, f)| f.clone())
+    }
+
+    /// Sends back, on `port`, the reply to what the director last sent there: MACs,
+    /// addresses and ports swapped, TCP flags `flags`, ICMP echo request → reply.
+    fn reply(&mut self, port: u16, flags: u8) -> &mut Self {
+        let out = self
+            .last_out(port)
+            .unwrap_or_else(|| panic!("seed: nothing was sent on port {port} to answer"));
+        self.repaired(port, &reflect(&out, flags))
+    }
+}
+
+/// The reply a peer would send to `f` (see [`Script::reply`]); checksums are left for the
+/// harness to repair.
+fn reflect(f: &[u8], flags: u8) -> Vec<u8> {
+    let mut r = f.to_vec();
+    let (dst, src) = (f[0..6].to_vec(), f[6..12].to_vec());
+    r[0..6].copy_from_slice(&src);
+    r[6..12].copy_from_slice(&dst);
+    let l3 = if f[12..14] == [0x81, 0x00] { 18 } else { 14 };
+    let ip = &mut r[l3..];
+    let hl = ((ip[0] & 0x0f) as usize) * 4;
+    let (a, b) = (ip[12..16].to_vec(), ip[16..20].to_vec());
+    ip[12..16].copy_from_slice(&b);
+    ip[16..20].copy_from_slice(&a);
+    ip[8] = 64;
+    let l4 = &mut ip[hl..];
+    match f[l3 + 9] {
+        6 | 17 => {
+            let (s, d) = (l4[0..2].to_vec(), l4[2..4].to_vec());
+            l4[0..2].copy_from_slice(&d);
+            l4[2..4].copy_from_slice(&s);
+            if f[l3 + 9] == 6 {
+                // The peer's next sequence number is what was acknowledged; it acknowledges
+                // the segment as a SYN or FIN (one sequence number).
+                let (seq, ack) = (l4[4..8].to_vec(), l4[8..12].to_vec());
+                let seq = u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]);
+                l4[4..8].copy_from_slice(&ack);
+                l4[8..12].copy_from_slice(&seq.wrapping_add(1).to_be_bytes());
+                l4[13] = flags;
+            }
+        }
+        1 => l4[0] = 0,
+        _ => {}
+    }
+    r
+}
+
+fn tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) -> Frame {
+    Frame::tcp(src, sport, dst, dport, flags)
+}
+
+/// `f` as sent by a host on the LAN side with `mac`, optionally tagged.
+fn from_lan(mut f: Frame, mac: [u8; 6], vlan: Option<u16>) -> Frame {
+    f.dst_mac = LAN_MAC;
+    f.src_mac = mac;
+    f.vlan = vlan;
+    f
+}
+
+/// `frame` with 4 bytes of IP options (NOP NOP NOP EOL), lengths and checksums left for the
+/// harness's repair bit to fix (the record sets it).
+fn with_ip_options(frame: &[u8]) -> Vec<u8> {
+    let mut f = frame[..34].to_vec();
+    f.extend_from_slice(&[1, 1, 1, 0]);
+    f.extend_from_slice(&frame[34..]);
+    f[14] = 0x46;
+    let total = (f.len() - 14) as u16;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    pipeline::repair(&mut f);
+    f
+}
+
+/// `frame` as an IPv4 fragment: more-fragments set (first) or offset `off` × 8 bytes.
+fn fragment(frame: &[u8], more: bool, off: u16) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let v = (if more { 0x2000 } else { 0 }) | off;
+    f[20..22].copy_from_slice(&v.to_be_bytes());
+    pipeline::repair(&mut f);
+    f
+}
+
+fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    let mut add = |name, s: &Script| seeds.push((name, s.0.clone()));
+
+    // FullNAT TCP: handshake, data, close, and a new SYN on the closed tuple.
+    let mut s = Script::default();
+    s.send(WAN, &tcp(CIP, 40000, VIP, 80, SYN).build());
+    s.reply(LAN, SYN | ACK);
+    s.send(
+        WAN,
+        &tcp(CIP, 40000, VIP, 80, ACK | PSH)
+            .payload(b"GET / HTTP/1.0\r\n\r\n")
+            .build(),
+    );
+    s.reply(LAN, ACK | PSH);
+    s.send(WAN, &tcp(CIP, 40000, VIP, 80, FIN | ACK).build());
+    s.reply(LAN, FIN | ACK);
+    s.send(WAN, &tcp(CIP, 40000, VIP, 80, ACK).build());
+    s.frame(WAN, &tcp(CIP, 40000, VIP, 80, SYN).build(), true, 3, true);
+    add("tcp_fullnat_session", &s);
+
+    // NAT TCP with a reset from the server.
+    let mut s = Script::default();
+    s.send(WAN, &tcp(CIP, 41000, VIP, 443, SYN).build());
+    s.reply(LAN, SYN | ACK);
+    s.send(WAN, &tcp(CIP, 41000, VIP, 443, ACK).build());
+    s.reply(LAN, RST | ACK);
+    add("tcp_nat_reset", &s);
+
+    // NAT UDP on a persistent service: two flows of one client, replies.
+    let mut s = Script::default();
+    s.send(
+        WAN,
+        &Frame::udp(CIP, 5000, VIP, 53).payload(b"query-1").build(),
+    );
+    s.reply(LAN, 0);
+    s.send(
+        WAN,
+        &Frame::udp(CIP, 5001, VIP, 53).payload(b"query-2").build(),
+    );
+    s.reply(LAN, 0);
+    add("udp_nat_persistent", &s);
+
+    // FullNAT UDP to a server on the tagged LAN interface.
+    let mut s = Script::default();
+    s.send(
+        WAN,
+        &Frame::udp(CIP, 6000, VIP, 123).payload(&[0x1b; 48]).build(),
+    );
+    s.reply(LAN, 0);
+    add("udp_fullnat_vlan", &s);
+
+    // UDP without checksum.
+    let mut s = Script::default();
+    let mut f = Frame::udp(CIP, 6001, VIP, 53).payload(b"no-checksum");
+    f.l4 = testkit::L4Spec::Udp {
+        sport: 6001,
+        dport: 53,
+        zero_csum: true,
+    };
+    s.send(WAN, &f.build());
+    s.reply(LAN, 0);
+    add("udp_zero_checksum", &s);
+
+    // DR: SYN and data to three dests, one on the VLAN.
+    let mut s = Script::default();
+    for (i, sport) in [42000u16, 42001, 42002].iter().enumerate() {
+        s.frame(
+            WAN,
+            &tcp(CIP, *sport, VIP2, 80, SYN).build(),
+            i == 2,
+            0,
+            false,
+        );
+    }
+    s.send(
+        WAN,
+        &tcp(CIP, 42000, VIP2, 80, ACK | PSH)
+            .payload(b"data")
+            .build(),
+    );
+    add("tcp_dr", &s);
+
+    // TUN: to the VLAN dest (small MTU: a big DF packet gets "fragmentation needed", a big
+    // non-DF one is dropped) and to the far dest behind the unresolved LAN gateway, which an
+    // ARP reply then resolves.
+    let mut s = Script::default();
+    // mh hashes the client address: several clients reach both dests.
+    let client = |i: u16| Ipv4Addr::new(198, 51, 100, 7 + i as u8);
+    for i in 0..4u16 {
+        s.batch(WAN, &tcp(client(i), 43000 + i, VIP2, 8000, SYN).build());
+    }
+    s.send(
+        WAN,
+        &Frame::udp(CIP, 7000, VIP2, 4789).payload(b"vxlan?").build(),
+    );
+    let big = vec![0x5a; 1470];
+    for i in 0..4u16 {
+        let mut f = tcp(client(i), 43000 + i, VIP2, 8000, ACK)
+            .payload(&big[..(VLAN_MTU as usize + 150 * i as usize)]);
+        f.df = i % 2 == 0;
+        s.batch(WAN, &f.build());
+    }
+    s.send(
+        WAN,
+        &tcp(CIP, 43000, VIP2, 8000, ACK).payload(b"small").build(),
+    );
+    s.send(
+        LAN,
+        &arp_frame(2, LAN_GW_MAC, LAN_MAC, LAN_GW, LAN_MAC, DIP_LAN),
+    );
+    add("tun_and_neighbour_resolution", &s);
+
+    // ICMP: echo to the ICMP FullNAT service and its reply; echo to a DIP and to a VIP
+    // without ICMP service (answered in place); an echo reply nobody asked for.
+    let mut s = Script::default();
+    s.send(WAN, &Frame::echo(CIP, VIP2, true, 77).build());
+    s.reply(LAN, 0);
+    s.send(WAN, &Frame::echo(CIP, DIP_WAN, true, 78).build());
+    s.send(WAN, &Frame::echo(CIP, VIP, true, 79).build());
+    s.send(
+        LAN,
+        &from_lan(Frame::echo(RS[0], DIP_LAN, true, 80), rs_mac(0), None).build(),
+    );
+    s.send(WAN, &Frame::echo(CIP, VIP, false, 81).build());
+    add("icmp_echo", &s);
+
+    // ARP: requests for a DIP, a VIP, a LIP (on LAN), a tagged request for the VLAN DIP, a
+    // request for someone else, a gratuitous reply.
+    let mut s = Script::default();
+    s.send(
+        WAN,
+        &arp_frame(1, ROUTER_MAC, [0xff; 6], ROUTER, [0; 6], DIP_WAN),
+    );
+    s.send(
+        WAN,
+        &arp_frame(1, ROUTER_MAC, [0xff; 6], ROUTER, [0; 6], VIP),
+    );
+    s.send(
+        LAN,
+        &arp_frame(1, rs_mac(1), [0xff; 6], RS[1], [0; 6], LIP1),
+    );
+    let mut tagged = arp_frame(1, RS_VLAN_MAC, [0xff; 6], RS_VLAN, [0; 6], DIP_VLAN);
+    tagged.splice(12..12, [0x81, 0x00, 0x00, LAN_VLAN as u8]);
+    s.send(LAN, &tagged);
+    s.send(
+        WAN,
+        &arp_frame(1, ROUTER_MAC, [0xff; 6], ROUTER, [0; 6], ONLINK),
+    );
+    s.send(
+        WAN,
+        &arp_frame(2, ONLINK_MAC, [0xff; 6], ONLINK, [0xff; 6], ONLINK),
+    );
+    add("arp", &s);
+
+    // Exception path both ways: SSH to the DIP goes to the kernel; the kernel answers.
+    let mut s = Script::default();
+    s.send(WAN, &tcp(CIP, 50000, DIP_WAN, 22, SYN).build());
+    let mut answer = tcp(DIP_WAN, 22, CIP, 50000, SYN | ACK);
+    answer.dst_mac = ROUTER_MAC;
+    answer.src_mac = WAN_MAC;
+    s.send(TAP, &answer.build());
+    s.send(WAN, &tcp(CIP, 50001, VIP, 22, SYN).build());
+    s.send(
+        LAN,
+        &from_lan(tcp(RS[0], 50002, DIP_LAN, 22, SYN), rs_mac(0), None).build(),
+    );
+    add("exception_path", &s);
+
+    // Fragments: to the VIP (dropped), to the DIP (kernel); IP options on a SYN.
+    let mut s = Script::default();
+    let whole = Frame::udp(CIP, 8000, VIP, 53).payload(&[7; 64]).build();
+    s.send(WAN, &fragment(&whole, true, 0));
+    s.send(WAN, &fragment(&whole, false, 9));
+    let to_dip = Frame::udp(CIP, 8001, DIP_WAN, 9999)
+        .payload(&[8; 64])
+        .build();
+    s.send(WAN, &fragment(&to_dip, true, 0));
+    s.send(
+        WAN,
+        &with_ip_options(&tcp(CIP, 44000, VIP, 80, SYN).build()),
+    );
+    s.send(
+        WAN,
+        &with_ip_options(&tcp(CIP, 44001, VIP2, 80, SYN).build()),
+    );
+    add("fragments_and_options", &s);
+
+    // 802.1Q: a tagged frame on the untagged WAN, tagged traffic from the VLAN server, and a
+    // DR dest on the VLAN answered through it.
+    let mut s = Script::default();
+    let mut f = tcp(CIP, 45000, VIP, 80, SYN);
+    f.vlan = Some(LAN_VLAN);
+    s.send(WAN, &f.build());
+    s.send(
+        LAN,
+        &from_lan(
+            tcp(RS_VLAN, 123, DIP_VLAN, 22, SYN),
+            RS_VLAN_MAC,
+            Some(LAN_VLAN),
+        )
+        .build(),
+    );
+    s.send(
+        LAN,
+        &from_lan(
+            Frame::echo(RS_VLAN, DIP_VLAN, true, 5),
+            RS_VLAN_MAC,
+            Some(LAN_VLAN),
+        )
+        .build(),
+    );
+    add("vlan", &s);
+
+    // Configuration changes under live sessions: changed weights and timeouts, no services,
+    // a snapshot the worker must refuse, back to the base.
+    let mut s = Script::default();
+    s.send(WAN, &tcp(CIP, 46000, VIP, 80, SYN).build());
+    s.reply(LAN, SYN | ACK);
+    s.publish(1);
+    s.send(WAN, &tcp(CIP, 46000, VIP, 80, ACK).build());
+    s.send(WAN, &tcp(CIP, 46001, VIP, 80, SYN).build());
+    s.publish(2);
+    s.send(WAN, &tcp(CIP, 46002, VIP, 80, SYN).build());
+    s.publish(3);
+    s.send(WAN, &tcp(CIP, 46003, VIP, 80, SYN).build());
+    s.publish(0);
+    s.frame(WAN, &tcp(CIP, 46000, VIP, 80, ACK).build(), true, 6, true);
+    add("snapshots", &s);
+
+    // Expiry: a session, the clock jumps past its timeout, a late packet.
+    let mut s = Script::default();
+    s.send(WAN, &Frame::udp(CIP, 9000, VIP, 53).build());
+    s.frame(WAN, &[], true, 7, true);
+    s.send(WAN, &Frame::udp(CIP, 9000, VIP, 53).build());
+    add("expiry", &s);
+
+    // Drops: IPv6, TTL 1, a service without usable dest, a bad checksum, a frame for another
+    // MAC, a truncated frame, a broadcast IPv4 frame.
+    let mut s = Script::default();
+    let mut v6 = vec![0u8; 54];
+    v6[0..6].copy_from_slice(&WAN_MAC);
+    v6[6..12].copy_from_slice(&ROUTER_MAC);
+    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    v6[14] = 0x60;
+    v6[20] = 59;
+    s.send(WAN, &v6);
+    let mut f = tcp(CIP, 47000, VIP, 80, SYN);
+    f.ttl = 1;
+    s.send(WAN, &f.build());
+    s.send(WAN, &tcp(CIP, 47001, VIP, 8081, SYN).build());
+    let mut bad = tcp(CIP, 47002, VIP, 80, SYN).build();
+    bad[40] ^= 0xff;
+    s.send(WAN, &bad);
+    let mut other = tcp(CIP, 47003, VIP, 80, SYN);
+    other.dst_mac = [0x02, 9, 9, 9, 9, 9];
+    s.send(WAN, &other.build());
+    s.send(WAN, &tcp(CIP, 47004, VIP, 80, SYN).build()[..30]);
+    let mut bcast = tcp(CIP, 47005, VIP, 80, SYN);
+    bcast.dst_mac = [0xff; 6];
+    s.send(WAN, &bcast.build());
+    s.send(WAN, &tcp(CIP, 47006, VIP, 80, ACK).build());
+    add("drops", &s);
+
+    // One burst: the same SYN twice, a SYN and its ACK, replies of another flow (the
+    // prefetching stages read keys ahead of inserts).
+    let mut s = Script::default();
+    s.batch(WAN, &tcp(CIP, 48000, VIP, 80, SYN).build());
+    s.batch(WAN, &tcp(CIP, 48000, VIP, 80, SYN).build());
+    s.batch(WAN, &tcp(CIP, 48001, VIP, 443, SYN).build());
+    s.batch(WAN, &tcp(CIP, 48001, VIP, 443, ACK).build());
+    s.batch(WAN, &Frame::udp(CIP, 48002, VIP, 53).build());
+    s.send(WAN, &Frame::udp(CIP, 48002, VIP, 53).build());
+    add("one_burst", &s);
+
+    // A client on the WAN subnet: NAT replies to it park until it answers ARP.
+    let mut s = Script::default();
+    let mut f = tcp(ONLINK, 49000, VIP, 443, SYN);
+    f.src_mac = ONLINK_MAC;
+    s.send(WAN, &f.build());
+    s.reply(LAN, SYN | ACK);
+    s.send(
+        WAN,
+        &arp_frame(2, ONLINK_MAC, WAN_MAC, ONLINK, WAN_MAC, DIP_WAN),
+    );
+    add("onlink_client_arp", &s);
+
+    // ICMP errors about sessions: the RS's port unreachable about a FullNAT UDP flow goes to
+    // the client; the client's router's time exceeded about a NAT reply goes to the RS; an
+    // ICMP error about nothing; a TTL-1 packet of a session (time exceeded back) and a
+    // too-big one with DF (fragmentation needed back).
+    let mut s = Script::default();
+    s.send(
+        WAN,
+        &Frame::udp(CIP, 11000, VIP, 123).payload(b"ntp?").build(),
+    );
+    let out = s.last_out(LAN).expect("forwarded");
+    let l3 = if out[12..14] == [0x81, 0x00] { 18 } else { 14 };
+    let mut unreach = icmp_error_frame(
+        (RS_VLAN_MAC, LAN_MAC),
+        RS_VLAN,
+        LIP1,
+        (3, 3, 0),
+        &out[l3..l3 + 28],
+    );
+    unreach.splice(12..12, [0x81, 0x00, 0x00, LAN_VLAN as u8]);
+    s.send(LAN, &unreach);
+    s.send(WAN, &tcp(CIP, 11001, VIP, 443, SYN).build());
+    s.reply(LAN, SYN | ACK);
+    let back = s.last_out(WAN).expect("reply forwarded");
+    s.send(
+        WAN,
+        &icmp_error_frame((ROUTER_MAC, WAN_MAC), ROUTER, VIP, (11, 0, 0), &back[14..]),
+    );
+    s.send(
+        WAN,
+        &icmp_error_frame(
+            (ROUTER_MAC, WAN_MAC),
+            ROUTER,
+            DIP_WAN,
+            (3, 1, 0),
+            &back[14..42],
+        ),
+    );
+    let mut ttl1 = tcp(CIP, 11001, VIP, 443, ACK);
+    ttl1.ttl = 1;
+    s.send(WAN, &ttl1.build());
+    s.send(
+        WAN,
+        &tcp(CIP, 11001, VIP, 443, ACK).payload(&[1; 1490]).build(),
+    );
+    add("icmp_errors", &s);
+
+    // SYN proxy, FullNAT and NAT: the director answers the SYN with a cookie, the client's
+    // ACK opens the session and the director's SYN to the RS, whose SYN/ACK joins the halves;
+    // data both ways (sequence numbers shifted); an ACK with a wrong cookie; the RS refusing.
+    for (name, vip, port) in [
+        ("synproxy_fullnat", VIP, 8443u16),
+        ("synproxy_nat", VIP2, 443),
+    ] {
+        let mut s = Script::default();
+        s.send(WAN, &tcp(CIP, 13000, vip, port, SYN).build());
+        s.reply(WAN, ACK);
+        s.reply(LAN, SYN | ACK);
+        s.send(
+            WAN,
+            &tcp(CIP, 13000, vip, port, ACK | PSH)
+                .payload(b"GET /")
+                .build(),
+        );
+        s.reply(LAN, ACK | PSH);
+        s.send(WAN, &tcp(CIP, 13001, vip, port, ACK).build());
+        s.send(WAN, &tcp(CIP, 13002, vip, port, SYN).build());
+        s.reply(WAN, ACK);
+        s.reply(LAN, RST | ACK);
+        add(name, &s);
+    }
+
+    // Two workers: replies and later packets arriving on the other worker's queue (RSS
+    // put them there) are handed over to the session's owner; an ARP answer on one worker
+    // teaches the other.
+    let mut s = Script::default();
+    s.send(WAN, &tcp(CIP, 12000, VIP, 80, SYN).build());
+    s.worker(1);
+    s.reply(LAN, SYN | ACK);
+    s.send(WAN, &tcp(CIP, 12000, VIP, 80, ACK).build());
+    for sport in 12001u16..12005 {
+        s.batch(WAN, &tcp(CIP, sport, VIP, 443, SYN).build());
+    }
+    s.send(WAN, &Frame::udp(CIP, 12006, VIP, 53).build());
+    s.reply(LAN, 0);
+    s.worker(0);
+    s.send(WAN, &Frame::udp(CIP, 12007, VIP2, 4789).build());
+    s.worker(1);
+    s.send(
+        LAN,
+        &arp_frame(2, LAN_GW_MAC, LAN_MAC, LAN_GW, LAN_MAC, DIP_LAN),
+    );
+    s.worker(0);
+    s.send(WAN, &Frame::udp(CIP, 12007, VIP2, 4789).build());
+    add("two_workers", &s);
+
+    // Floods: more FullNAT flows than worker 0 has LIP ports (2 × 16), more DR sessions
+    // than its table holds (256).
+    let mut s = Script::default();
+    for sport in 0..40u16 {
+        s.frame(
+            WAN,
+            &Frame::udp(CIP, 20000 + sport, VIP, 123).build(),
+            sport == 39,
+            0,
+            false,
+        );
+    }
+    add("flood_lip_ports", &s);
+    let mut s = Script::default();
+    for i in 0..260u16 {
+        let client = Ipv4Addr::new(198, 51, 100, 100 + (i % 50) as u8);
+        s.frame(
+            WAN,
+            &tcp(client, 30000 + i, VIP2, 80, SYN).build(),
+            i == 259,
+            0,
+            false,
+        );
+    }
+    add("flood_table", &s);
+
+    // Far TUN dest: the gateway never answers (given up in the slow jobs).
+    let mut s = Script::default();
+    s.send(WAN, &Frame::udp(CIP, 7001, VIP2, 4789).build());
+    for _ in 0..4 {
+        s.frame(WAN, &[], true, 3, true);
+    }
+    add("neighbour_gives_up", &s);
+
+    let _ = RS_FAR;
+    seeds
+}
+
+fn key(proto: ProtoName, vip: Ipv4Addr, port: u16) -> SvcKey {
+    SvcKey { proto, vip, port }
+}
+
+fn dest(addr: Ipv4Addr, port: u16, weight: u32, mode: &str) -> DestSpec {
+    DestSpec {
+        addr,
+        port,
+        weight,
+        mode: mode.into(),
+    }
+}
+
+fn framed(reqs: &[Request]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in reqs {
+        proto::write_frame(
+            &mut out,
+            &Envelope {
+                version: proto::VERSION,
+                request: r.clone(),
+            },
+        )
+        .expect("frame");
+    }
+    out
+}
+
+fn control_seeds() -> Vec<(String, Vec<u8>)> {
+    let web = key(ProtoName::Tcp, VIP, 80);
+    let new = key(ProtoName::Tcp, Ipv4Addr::new(192, 0, 2, 110), 8443);
+    let dns = key(ProtoName::Udp, VIP, 53);
+    let ping = key(ProtoName::Icmp, VIP, 0);
+    let mut one = vec![
+        Request::AddService {
+            service: new,
+            scheduler: "mh".into(),
+            persistence: Some(300),
+            synproxy: false,
+        },
+        Request::AddService {
+            service: ping,
+            scheduler: "rr".into(),
+            persistence: None,
+            synproxy: false,
+        },
+        Request::EditService {
+            service: web,
+            scheduler: "wlc".into(),
+            persistence: Some(60),
+            synproxy: false,
+        },
+        Request::DeleteService { service: dns },
+        Request::AddDest {
+            service: web,
+            dest: dest(RS[2], 8080, 5, "fullnat"),
+        },
+        Request::AddDest {
+            service: web,
+            dest: dest(RS[2], 9090, 1, "nat"),
+        },
+        Request::EditDest {
+            service: web,
+            dest: dest(RS[0], 8080, 0, "fullnat"),
+        },
+        Request::DeleteDest {
+            service: web,
+            addr: RS[1],
+            port: 8080,
+        },
+        Request::Clear,
+        Request::Zero { service: None },
+        Request::Zero { service: Some(web) },
+        Request::SetTimeouts {
+            tcp: 900,
+            tcpfin: 0,
+            udp: 30,
+        },
+        Request::Reload {
+            path: "/etc/rvs/rvsd.toml".into(),
+        },
+        Request::Reload {
+            path: "/etc/rvs/rvs.toml".into(),
+        },
+        Request::List { service: None },
+        Request::List { service: Some(dns) },
+        Request::Connections,
+        Request::Timeouts,
+        Request::Workers,
+        Request::Lips,
+        Request::Health,
+    ];
+    // Every forwarding mode on a new service, as rvsadm -R would send it.
+    let mut batch = vec![Request::AddService {
+        service: new,
+        scheduler: "wrr".into(),
+        persistence: None,
+        synproxy: false,
+    }];
+    for (i, mode) in ["nat", "dr", "tun", "fullnat"].iter().enumerate() {
+        let port = if matches!(*mode, "dr" | "tun") {
+            8443
+        } else {
+            443
+        };
+        batch.push(Request::AddDest {
+            service: new,
+            dest: dest(RS[i % 3], port + i as u16, 1 + i as u32, mode),
+        });
+    }
+    batch.push(Request::Zero { service: None });
+    one.push(Request::Batch { requests: batch });
+    // A batch that fails in its last step (nothing of it may apply).
+    one.push(Request::Batch {
+        requests: vec![
+            Request::DeleteDest {
+                service: web,
+                addr: RS[0],
+                port: 8080,
+            },
+            Request::AddService {
+                service: web,
+                scheduler: "rr".into(),
+                persistence: None,
+                synproxy: false,
+            },
+        ],
+    });
+    let mut seeds: Vec<(String, Vec<u8>)> = one
+        .iter()
+        .map(|r| {
+            let v = serde_json::to_value(r).expect("json");
+            let op = v["op"].as_str().unwrap_or("request").to_string();
+            (op, framed(std::slice::from_ref(r)))
+        })
+        .collect();
+    // Numbered, since several share an op.
+    for (i, s) in seeds.iter_mut().enumerate() {
+        s.0 = format!("{:02}_{}", i, s.0);
+    }
+    // A session of requests: add, list, change, refuse, delete.
+    seeds.push((
+        "session".into(),
+        framed(&[
+            Request::AddService {
+                service: new,
+                scheduler: "sh".into(),
+                persistence: None,
+                synproxy: false,
+            },
+            Request::AddDest {
+                service: new,
+                dest: dest(RS[0], 443, 1, "nat"),
+            },
+            Request::List { service: Some(new) },
+            Request::AddDest {
+                service: new,
+                dest: dest(RS[0], 443, 1, "nat"),
+            },
+            Request::EditDest {
+                service: new,
+                dest: dest(RS[0], 443, 3, "fullnat"),
+            },
+            Request::DeleteService { service: new },
+        ]),
+    ));
+    // Malformed: another version, an unknown op, an unknown field, a short frame.
+    let raw = |json: &str| {
+        let mut v = (json.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(json.as_bytes());
+        v
+    };
+    seeds.push((
+        "bad_version".into(),
+        raw(r#"{"version":2,"request":{"op":"clear"}}"#),
+    ));
+    seeds.push((
+        "bad_op".into(),
+        raw(r#"{"version":1,"request":{"op":"format-disk"}}"#),
+    ));
+    seeds.push((
+        "bad_field".into(),
+        raw(r#"{"version":1,"request":{"op":"clear"},"x":1}"#),
+    ));
+    let mut short = raw(r#"{"version":1,"request":{"op":"timeouts"}}"#);
+    short.truncate(20);
+    seeds.push(("short".into(), short));
+    seeds
+}
+
+fn config_seeds(root: &Path) -> Vec<(String, String)> {
+    let read =
+        |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let example = read("examples/rvsd.toml");
+    let docker = read("docker/rvsd.toml");
+    let lab = r#"[eal]
+args = ["--no-pci", "--no-huge", "-m", "512", "--file-prefix", "rvs-lab"]
+
+[daemon]
+workers = 1
+table_capacity = 65536
+mbufs = 8191
+socket = "/tmp/rvs-lab/rvsd.sock"
+metrics = "off"
+kernel_addresses = true
+
+[[port]]
+name = "wan"
+device = "net_af_packet0,iface=dw"
+rss = false
+
+[[port]]
+name = "lan"
+device = "net_af_packet1,iface=dl"
+rss = false
+exception = "rvslan"
+
+[[interface]]
+name = "wan0"
+port = "wan"
+addrs = ["192.0.2.1/24"]
+
+[[interface]]
+name = "lan0"
+port = "lan"
+addrs = ["10.1.0.1/24"]
+
+[[route]]
+dst = "0.0.0.0/0"
+via = "192.0.2.254"
+
+[fullnat]
+lips = ["10.1.0.201"]
+"#;
+    let mut failover = lab.to_string();
+    failover.push_str(
+        "\n[[service]]\nproto = \"tcp\"\nvip = \"192.0.2.100\"\nport = 80\nscheduler = \"rr\"\n",
+    );
+    for a in ["10.1.0.11", "10.1.0.12", "10.1.0.13"] {
+        failover.push_str(&format!(
+            "  [[service.dest]]\n  addr = \"{a}\"\n  port = 8080\n  mode = \"fullnat\"\n"
+        ));
+    }
+    failover.push_str(
+        "  [service.check]\n  type = \"http\"\n  interval = 0.3\n  timeout = 0.3\n  rise = 2\n  fall = 2\n",
+    );
+    let everything = r#"# Every section and key.
+[eal]
+args = ["--no-pci", "--no-huge", "-m", "256"]
+
+[daemon]
+workers = 4
+cores = [1, 2, 3, 4]
+table_capacity = 4096
+template_capacity = 256
+mbufs = 4095
+mbuf_cache = 128
+rx_desc = 512
+tx_desc = 512
+slow_every = 32
+redirect_depth = 256
+socket = "/run/rvs/test.sock"
+metrics = "127.0.0.1:9410"
+kernel_addresses = false
+
+[[port]]
+name = "wan"
+device = "0000:01:00.0"
+rss = true
+mtu = 9000
+promiscuous = true
+mac = "02:00:00:00:00:01"
+exception = "rvs-wan"
+
+[[port]]
+name = "lan"
+device = "net_tap0,iface=rvs-lan-dev"
+mtu = 1500
+
+[[interface]]
+name = "wan0"
+port = "wan"
+addrs = ["192.0.2.1/24", "198.51.100.1/24"]
+mtu = 8000
+
+[[interface]]
+name = "lan0"
+port = "lan"
+addrs = ["10.1.0.1/24"]
+
+[[interface]]
+name = "lan0.100"
+port = "lan"
+vlan = 100
+addrs = ["10.2.0.1/24"]
+mtu = 1000
+
+[[route]]
+dst = "0.0.0.0/0"
+via = "192.0.2.254"
+
+[[route]]
+dst = "172.16.0.0/16"
+via = "10.1.0.254"
+
+[fullnat]
+lips = ["10.1.0.201", "10.1.0.202", "10.1.0.203"]
+lport_range = "2000-2999"
+
+[timeouts]
+tcp = 900
+tcpfin = 60
+udp = 300
+icmp = 10
+syn_recv = 30
+time_wait = 2
+close = 1
+
+[[service]]
+proto = "tcp"
+vip = "192.0.2.100"
+port = 80
+scheduler = "wrr"
+  [[service.dest]]
+  addr = "10.1.0.11"
+  port = 8080
+  weight = 3
+  mode = "fullnat"
+  [[service.dest]]
+  addr = "10.2.0.11"
+  port = 8080
+  weight = 0
+  mode = "nat"
+  [service.check]
+  type = "http"
+  path = "/health"
+  expect = 204
+  interval = 1.5
+  timeout = 0.5
+  rise = 1
+  fall = 5
+  port = 8081
+
+[[service]]
+proto = "udp"
+vip = "192.0.2.100"
+port = 53
+scheduler = "sh"
+persistence = 600
+  [[service.dest]]
+  addr = "10.1.0.13"
+  mode = "dr"
+  [service.check]
+  type = "udp"
+
+[[service]]
+proto = "TCP"
+vip = "192.0.2.101"
+port = 443
+scheduler = "mh"
+  [[service.dest]]
+  addr = "172.16.0.11"
+  mode = "tun"
+  [service.check]
+  type = "tcp"
+  interval = 5
+
+[[service]]
+proto = "icmp"
+vip = "192.0.2.101"
+scheduler = "lc"
+  [[service.dest]]
+  addr = "10.1.0.12"
+  mode = "fullnat"
+  [service.check]
+  type = "none"
+
+[[service]]
+proto = "tcp"
+vip = "192.0.2.102"
+port = 8443
+persistence = 60
+scheduler = "wlc"
+
+[[neighbour]]
+ip = "10.1.0.254"
+mac = "02:00:00:01:fe:fe"
+
+[[neighbour]]
+ip = "192.0.2.254"
+mac = "02-00-00-00-fe-fe"
+"#;
+    let mut seeds = vec![
+        ("example".to_string(), example.clone()),
+        ("docker_template".to_string(), docker.clone()),
+        (
+            "docker_rendered".to_string(),
+            docker
+                .replace("@WAN_DEVICE@", "net_af_packet0,iface=eth0")
+                .replace("@LAN_DEVICE@", "net_af_packet1,iface=eth1"),
+        ),
+        ("lab".to_string(), lab.to_string()),
+        ("lab_failover".to_string(), failover),
+        ("everything".to_string(), everything.to_string()),
+        ("empty".to_string(), String::new()),
+    ];
+    // Refusals at every level: syntax, unknown key, values, the service model, the snapshot.
+    let broken = [
+        ("syntax", "[daemon\nworkers = 1\n"),
+        ("unknown_key", "[daemon]\nworkerz = 2\n"),
+        ("bad_value", "[[port]]\nname = \"a\"\ndevice = \"x\"\nmtu = 100\n"),
+        (
+            "second_service_bad",
+            "[[service]]\nproto = \"tcp\"\nvip = \"192.0.2.1\"\nport = 80\n\n[[service]]\nproto = \"sctp\"\nvip = \"192.0.2.1\"\n",
+        ),
+        (
+            "dr_port_mapping",
+            "[[service]]\nproto = \"tcp\"\nvip = \"192.0.2.1\"\nport = 80\n  [[service.dest]]\n  addr = \"10.0.0.1\"\n  port = 8080\n  mode = \"dr\"\n",
+        ),
+        ("unicode", "# é ü ☃\n[daemon]\nsocket = \"/run/ȓvs.sock\"\nworkers = 0\n"),
+    ];
+    for (name, text) in broken {
+        seeds.push((format!("broken_{name}"), text.to_string()));
+    }
+    seeds
+}
+
+fn write_dir(dir: &Path, files: impl IntoIterator<Item = (String, Vec<u8>)>) -> usize {
+    std::fs::create_dir_all(dir).expect("corpus dir");
+    let mut n = 0;
+    for (name, bytes) in files {
+        std::fs::write(dir.join(format!("seed_{name}")), bytes).expect("write seed");
+        n += 1;
+    }
+    n
+}
+
+fn main() {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = fuzz.parent().expect("repo root").to_path_buf();
+    let corpus = fuzz.join("corpus");
+    let p = write_dir(
+        &corpus.join("pipeline"),
+        pipeline_seeds()
+            .into_iter()
+            .map(|(n, b)| (n.to_string(), b)),
+    );
+    let c = write_dir(&corpus.join("control_request"), control_seeds());
+    let f = write_dir(
+        &corpus.join("config"),
+        config_seeds(&root)
+            .into_iter()
+            .map(|(n, t)| (n, t.into_bytes())),
+    );
+    println!("seeds: pipeline {p}, control_request {c}, config {f}");
+}

@@ -1,0 +1,57 @@
+//! Every committed input — the corpora and the saved reproducers — through the harnesses,
+//! without libFuzzer (stable `cargo test`):
+//!
+//! ```sh
+//! cargo test --manifest-path fuzz/Cargo.toml --release
+//! ```
+//!
+//! A reproducer under `regressions/<target>/` stays there after its bug is fixed, so the
+//! bug cannot come back unnoticed.
+
+use std::path::Path;
+
+fn inputs(target: &str) -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        let Ok(rd) = std::fs::read_dir(root.join(dir).join(target)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.path().is_file() && e.file_name() != ".gitkeep" {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn replay(target: &str, run: fn(&[u8])) {
+    let files = inputs(target);
+    assert!(!files.is_empty(), "no inputs for {target}");
+    let failed: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let data = std::fs::read(f).expect("read input");
+            std::panic::catch_unwind(|| run(&data)).is_err()
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(failed.is_empty(), "{target}: failing inputs: {failed:#?}");
+}
+
+#[test]
+fn pipeline() {
+    replay("pipeline", rvs_fuzz::pipeline::run);
+}
+
+#[test]
+fn control_request() {
+    replay("control_request", rvs_fuzz::control::run);
+}
+
+#[test]
+fn config() {
+    replay("config", rvs_fuzz::config::run);
+}
