@@ -97,7 +97,13 @@ fn client_handshake(lab: &mut Lab, cport: u16) -> u32 {
 
 /// The client's ACK of the SYN/ACK with `cookie` (port 40000).
 fn client_ack(cookie: u32) -> Frame {
-    tcp((CIP, 40000), (VIP, 80), ACK, ISN + 1, cookie.wrapping_add(1))
+    tcp(
+        (CIP, 40000),
+        (VIP, 80),
+        ACK,
+        ISN + 1,
+        cookie.wrapping_add(1),
+    )
 }
 
 /// Both handshakes of a proxied FullNAT session from client port 40000: returns the cookie
