@@ -16,6 +16,7 @@
 
 use crate::checksum;
 use crate::parse::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST};
+use crate::wire::be32;
 use conntrack::{FlowKey, Proto};
 use core::net::Ipv4Addr;
 
@@ -118,8 +119,7 @@ pub fn rewrite_quote(pkt: &mut [u8], header_len: usize, q: &Quote, to: &FlowKey)
     let end = q.at + q.header_len + q.l4_len;
     let inner = &mut pkt[q.at..end];
     let (ip, l4) = inner.split_at_mut(q.header_len);
-    let old = |ip: &[u8], i: usize| u32::from_be_bytes([ip[i], ip[i + 1], ip[i + 2], ip[i + 3]]);
-    let (old_src, old_dst) = (old(ip, 12), old(ip, 16));
+    let (old_src, old_dst) = (be32(ip, 12), be32(ip, 16));
     let (new_src, new_dst) = (u32::from(to.src), u32::from(to.dst));
     ip[12..16].copy_from_slice(&new_src.to_be_bytes());
     ip[16..20].copy_from_slice(&new_dst.to_be_bytes());
@@ -187,7 +187,6 @@ pub fn rewrite_quote(pkt: &mut [u8], header_len: usize, q: &Quote, to: &FlowKey)
 pub fn shift_quoted_tcp(pkt: &mut [u8], q: &Quote, seq_by: u32, ack_by: u32) {
     let start = q.at + q.header_len;
     let l4 = &mut pkt[start..start + q.l4_len];
-    let be32 = |l4: &[u8], i: usize| u32::from_be_bytes([l4[i], l4[i + 1], l4[i + 2], l4[i + 3]]);
     let mut c = (l4.len() >= 18).then(|| u16::from_be_bytes([l4[16], l4[17]]));
     let seq = be32(l4, 4);
     let new_seq = seq.wrapping_add(seq_by);

@@ -26,6 +26,9 @@ pub mod tcp_flags {
     pub const ACK: u8 = 0x10;
     /// URG.
     pub const URG: u8 = 0x20;
+    /// The flags that say where a segment is in a connection's life (PSH, URG, ECE and CWR
+    /// do not): mask with it to tell a plain SYN, SYN/ACK, ACK, FIN or RST.
+    pub const HANDSHAKE: u8 = SYN | ACK | RST | FIN;
 
     /// True for the flag combinations a TCP connection uses; the others (SYN with FIN or
     /// RST, FIN without ACK, no flags at all, the "christmas tree") are what scanners and
@@ -41,7 +44,7 @@ pub mod tcp_flags {
         const FIN_ACK_URG: u8 = FIN | ACK | URG;
         const ACK_URG: u8 = ACK | URG;
         matches!(
-            flags & (FIN | SYN | RST | ACK | URG),
+            flags & (HANDSHAKE | URG),
             SYN | SYN_URG | SYN_ACK | RST | RST_ACK | FIN_ACK | FIN_ACK_URG | ACK | ACK_URG
         )
     }

@@ -11,7 +11,7 @@
 use crate::buf::PacketBuf;
 use crate::checksum::{self, Delta};
 use crate::drop::DropReason;
-use crate::wire::{ETHERNET_HEADER_LEN, ETHERTYPE_VLAN, VLAN_TAG_LEN};
+use crate::wire::{be32, ETHERNET_HEADER_LEN, ETHERTYPE_VLAN, VLAN_TAG_LEN};
 use core::net::Ipv4Addr;
 
 /// IP protocol number of IPv4-in-IPv4 (RFC 2003).
@@ -199,8 +199,6 @@ impl Drop for Ipv4Rewrite<'_> {
 #[inline]
 pub fn shift_tcp(pkt: &mut [u8], header_len: usize, seq_by: u32, ack_by: u32) {
     let t: &mut [u8; 20] = field(pkt, header_len);
-    let be32 =
-        |t: &[u8; 20], at: usize| u32::from_be_bytes([t[at], t[at + 1], t[at + 2], t[at + 3]]);
     let (seq, ack) = (be32(t, 4), be32(t, 8));
     let (new_seq, new_ack) = (seq.wrapping_add(seq_by), ack.wrapping_add(ack_by));
     t[4..8].copy_from_slice(&new_seq.to_be_bytes());

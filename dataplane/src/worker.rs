@@ -22,7 +22,7 @@ use crate::rewrite::{self, IpipHeader, Ipv4Rewrite};
 use crate::snapshot::{Homing, Hop, Local, Snapshot, SnapshotCell};
 use crate::stats::WorkerStats;
 use crate::synproxy::{self, CookieInfo, Cookies, Shift};
-use crate::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress};
+use crate::wire::{be32, ArpOperation, ArpPacket, ArpRepr, EthernetAddress};
 use arrayvec::ArrayVec;
 use conntrack::{Candidate, Dir, FlowKey, KeyHash, Proto, SessionState, Table, TcpEvent, TcpState};
 use core::net::Ipv4Addr;
@@ -1104,7 +1104,7 @@ impl<D: Device> Worker<D> {
         if !opens_session(m) {
             return self.drop_pkt(DropReason::NoSession);
         }
-        match self.open_session(si, &key, &buf, l3, m, SynProxy::Off) {
+        match self.open_session(si, key, &buf, l3, m, SynProxy::Off) {
             Ok(id) => self.forward(id, Dir::Original, buf, l3, m),
             Err(r) => self.drop_pkt(r),
         }
@@ -1119,13 +1119,12 @@ impl<D: Device> Worker<D> {
     fn open_session(
         &mut self,
         si: usize,
-        key: &FlowKey,
+        key: FlowKey,
         buf: &D::Buf,
         l3: usize,
         m: &Ipv4Meta,
         synproxy: SynProxy,
     ) -> Result<conntrack::SessionId, DropReason> {
-        let key = *key;
         // A full table (a SYN flood waiting out SYN_RECV) refuses before the scheduler moves
         // or a LIP port is taken: a flood packet costs as little as it can.
         if self.table.len() >= self.table.capacity() {
@@ -1356,8 +1355,8 @@ impl<D: Device> Worker<D> {
             return self.drop_pkt(DropReason::NoSession);
         };
         let tcp = &buf.data()[l3 + m.header_len..l3 + m.total_len];
-        let (seq, ack) = (be32(&tcp[4..8]), be32(&tcp[8..12]));
-        let core = flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN);
+        let (seq, ack) = (be32(tcp, 4), be32(tcp, 8));
+        let core = flags & tcp_flags::HANDSHAKE;
         if core == tcp_flags::SYN {
             let mss = synproxy::syn_mss(tcp).unwrap_or(synproxy::MSS_TABLE[0]);
             let cookie = self.cookies.make(&key, seq, mss, self.now);
@@ -1390,7 +1389,7 @@ impl<D: Device> Worker<D> {
         let Some(info) = self.cookies.check(&key, isn, ack.wrapping_sub(1), self.now) else {
             return self.drop_pkt(DropReason::BadCookie);
         };
-        let id = match self.open_session(si, &key, &buf, l3, m, SynProxy::Pending(info)) {
+        let id = match self.open_session(si, key, &buf, l3, m, SynProxy::Pending(info)) {
             Ok(id) => id,
             Err(r) => return self.drop_pkt(r),
         };
@@ -1481,9 +1480,9 @@ impl<D: Device> Worker<D> {
             return self.proxy_syn(id, buf);
         }
         let tcp = &buf.data()[l3 + m.header_len..l3 + m.total_len];
-        let (seq, ack) = (be32(&tcp[4..8]), be32(&tcp[8..12]));
+        let (seq, ack) = (be32(tcp, 4), be32(tcp, 8));
         let isn = self.proxy_words[id.index()];
-        let core = flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN);
+        let core = flags & tcp_flags::HANDSHAKE;
         let now = self.now;
         if core == tcp_flags::SYN | tcp_flags::ACK && ack == isn.wrapping_add(1) {
             let cookie = self.cookies.remake(&orig, isn, info, now);
@@ -1558,13 +1557,18 @@ impl<D: Device> Worker<D> {
             return self.drop_pkt(DropReason::BadIcmpChecksum);
         }
         if !routed(f.mode) {
-            self.counters.icmp_relayed += 1;
             return match (f.mode, dir) {
                 (ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
-                    Some(hop) if hop.on_link => self.emit(buf, l3, 0, hop),
+                    Some(hop) if hop.on_link => {
+                        self.counters.icmp_relayed += 1;
+                        self.emit(buf, l3, 0, hop)
+                    }
                     _ => self.drop_pkt(DropReason::NoRoute),
                 },
-                (ForwardMode::Tun, Dir::Original) => self.tunnel(buf, l3, m, f.rip),
+                (ForwardMode::Tun, Dir::Original) => {
+                    self.counters.icmp_relayed += 1;
+                    self.tunnel(buf, l3, m, f.rip)
+                }
                 _ => self.drop_pkt(DropReason::NotForUs),
             };
         }
@@ -1936,12 +1940,6 @@ fn rewrite_routed(pkt: &mut [u8], m: &Ipv4Meta, f: &Forward, orig: &FlowKey, dir
     r.dec_ttl();
 }
 
-/// A big-endian u32 from the first four bytes of `b`.
-#[inline]
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-}
-
 /// Moves a proxied session's TCP segment `pkt` into the sequence space of the side it goes
 /// to: the RS's `seq` back to the cookie's space toward the client, the client's `ack` (when
 /// it has one) into the RS's space toward the RS.
@@ -2012,10 +2010,7 @@ fn quick_key(frame: &[u8]) -> Option<FlowKey> {
 #[inline]
 fn opens_session(m: &Ipv4Meta) -> bool {
     match m.l4 {
-        L4::Tcp { flags, .. } => {
-            flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN)
-                == tcp_flags::SYN
-        }
+        L4::Tcp { flags, .. } => flags & tcp_flags::HANDSHAKE == tcp_flags::SYN,
         L4::Udp { .. } => true,
         L4::Icmp { ty, .. } => ty == parse::ICMP_ECHO_REQUEST,
         L4::None => false,

@@ -37,6 +37,15 @@ pub use smoltcp::wire::{
 };
 pub use vlan::{Packet as VlanPacket, Repr as VlanRepr};
 
+/// The big-endian `u32` at `b[at..at + 4]` (a TCP sequence number, an address).
+///
+/// # Panics
+/// If `b` is shorter than `at + 4`: callers index headers whose length they have checked.
+#[inline]
+pub fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
 /// Ethertype of an 802.1Q customer tag (C-tag).
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
 /// Ethertype of an 802.1ad service tag (S-tag, QinQ outer tag).
