@@ -458,7 +458,8 @@ pub fn health(dests: &[crate::proto::HealthView]) -> String {
 }
 
 /// `--workers`: one line per worker, numbers in ipvsadm's 9-column style (`--exact` applies),
-/// busy share in percent, and the drops by reason.
+/// busy share in percent, and the drops by reason; then every event counter above zero, a line
+/// per worker.
 pub fn workers(list: &[WorkerView], output: &Output) -> String {
     let mut s = format!(
         "{:<6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} Drops\n",
@@ -486,6 +487,22 @@ pub fn workers(list: &[WorkerView], output: &Output) -> String {
                 .join(",")
         };
         let _ = writeln!(s, " {busy:>6} {drops}");
+    }
+    // Every event counter, below the table: one line per worker, the counters above zero.
+    if list.iter().any(|w| !w.counters.is_empty()) {
+        s.push_str("Worker Counters\n");
+        for w in list {
+            let counters = if w.counters.is_empty() {
+                "-".to_owned()
+            } else {
+                w.counters
+                    .iter()
+                    .map(|(name, n)| format!("{name}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let _ = writeln!(s, "{:<6} {counters}", w.id);
+        }
     }
     s
 }

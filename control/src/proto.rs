@@ -363,6 +363,9 @@ pub struct WorkerView {
     pub drops: Vec<(String, u64)>,
     /// Share of recent loops that found work, 0..=1000 (per mille).
     pub busy_permille: u32,
+    /// Every other event counter of the worker, by name (only counters above zero).
+    #[serde(default)]
+    pub counters: Vec<(String, u64)>,
 }
 
 /// One worker's share of the LIP ports.

@@ -19,6 +19,7 @@ use crate::proto::{
     SvcKey, WorkerView,
 };
 use conntrack::{SessionState, TcpState};
+use dataplane::counters::Counter;
 use dataplane::drop::DropReason;
 use dataplane::stats::{DestSample, WorkerStats};
 use dataplane::worker::{MailRequest, Mailbox};
@@ -410,17 +411,22 @@ impl ControlState {
                 let c = &w.worker;
                 WorkerView {
                     id: i as u16,
-                    rx_packets: c.rx_packets.load(Relaxed),
-                    tx_packets: c.tx_packets.load(Relaxed),
+                    rx_packets: c.get(Counter::RxPackets),
+                    tx_packets: c.get(Counter::TxPackets),
                     sessions: c.sessions.load(Relaxed),
-                    redirected_out: c.redirected_out.load(Relaxed),
-                    redirected_in: c.redirected_in.load(Relaxed),
+                    redirected_out: c.get(Counter::RedirectedOut),
+                    redirected_in: c.get(Counter::RedirectedIn),
                     drops: DropReason::ALL
                         .iter()
-                        .map(|r| (r.as_str().to_string(), c.drops[r.index()].load(Relaxed)))
+                        .map(|r| (r.as_str().to_string(), c.drop_count(*r)))
                         .filter(|(_, n)| *n > 0)
                         .collect(),
                     busy_permille: c.busy_permille.load(Relaxed) as u32,
+                    counters: Counter::ALL
+                        .iter()
+                        .map(|k| (k.as_str().to_string(), c.get(*k)))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
                 }
             })
             .collect();
@@ -461,54 +467,30 @@ impl ControlState {
                 }
             }
         }
-        let worker_metrics: [Metric<WorkerStats>; 12] = [
-            ("rvs_worker_rx_packets_total", "counter", |w| {
-                w.worker.rx_packets.load(Relaxed)
-            }),
-            ("rvs_worker_tx_packets_total", "counter", |w| {
-                w.worker.tx_packets.load(Relaxed)
-            }),
+        let worker_gauges: [Metric<WorkerStats>; 2] = [
             ("rvs_worker_sessions", "gauge", |w| {
                 w.worker.sessions.load(Relaxed)
-            }),
-            ("rvs_worker_redirected_out_total", "counter", |w| {
-                w.worker.redirected_out.load(Relaxed)
-            }),
-            ("rvs_worker_redirected_in_total", "counter", |w| {
-                w.worker.redirected_in.load(Relaxed)
             }),
             ("rvs_worker_busy_ratio_permille", "gauge", |w| {
                 w.worker.busy_permille.load(Relaxed)
             }),
-            ("rvs_worker_icmp_errors_sent_total", "counter", |w| {
-                w.worker.icmp_errors.load(Relaxed)
-            }),
-            ("rvs_worker_icmp_errors_unsent_total", "counter", |w| {
-                w.worker.icmp_unsent.load(Relaxed)
-            }),
-            ("rvs_worker_icmp_errors_relayed_total", "counter", |w| {
-                w.worker.icmp_relayed.load(Relaxed)
-            }),
-            ("rvs_worker_synproxy_cookies_total", "counter", |w| {
-                w.worker.synproxy_cookies.load(Relaxed)
-            }),
-            ("rvs_worker_synproxy_opened_total", "counter", |w| {
-                w.worker.synproxy_opened.load(Relaxed)
-            }),
-            ("rvs_worker_synproxy_joined_total", "counter", |w| {
-                w.worker.synproxy_joined.load(Relaxed)
-            }),
         ];
-        for (name, kind, get) in worker_metrics {
+        for (name, kind, get) in worker_gauges {
             let _ = writeln!(out, "# TYPE {name} {kind}");
             for (i, w) in self.workers.iter().enumerate() {
                 let _ = writeln!(out, "{name}{{worker=\"{i}\"}} {}", get(w));
             }
         }
+        for c in Counter::ALL {
+            let _ = writeln!(out, "# TYPE {} counter", c.metric());
+            for (i, w) in self.workers.iter().enumerate() {
+                let _ = writeln!(out, "{}{{worker=\"{i}\"}} {}", c.metric(), w.worker.get(*c));
+            }
+        }
         let _ = writeln!(out, "# TYPE rvs_worker_drops_total counter");
         for (i, w) in self.workers.iter().enumerate() {
             for r in DropReason::ALL {
-                let n = w.worker.drops[r.index()].load(Relaxed);
+                let n = w.worker.drop_count(*r);
                 if n > 0 {
                     let _ = writeln!(
                         out,

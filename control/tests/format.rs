@@ -488,6 +488,7 @@ fn workers() -> Vec<WorkerView> {
             redirected_in: 3,
             drops: vec![("no-session".into(), 3), ("table-full".into(), 1)],
             busy_permille: 425,
+            counters: vec![],
         },
         WorkerView {
             id: 1,
@@ -498,6 +499,7 @@ fn workers() -> Vec<WorkerView> {
             redirected_in: 0,
             drops: vec![],
             busy_permille: 1000,
+            counters: vec![],
         },
     ]
 }
@@ -518,6 +520,24 @@ fn workers_table() {
         ..Output::default()
     };
     assert!(render(&Request::Workers, &resp, exact).contains("0      123456789     1000"));
+}
+
+#[test]
+fn workers_table_lists_every_counter_below() {
+    let mut list = workers();
+    list[0].counters = vec![("rx_bytes".into(), 9000), ("arp_to_kernel".into(), 2)];
+    let resp = Response::Workers { workers: list };
+    assert_eq!(
+        render(&Request::Workers, &resp, Output::default()),
+        joined(&[
+            "Worker   RxPkts   TxPkts Sessions RedirOut  RedirIn   Busy Drops",
+            "0       123456K     1000       17        0        3  42.5% no-session=3,table-full=1",
+            "1             0        0        0        0        0 100.0% -",
+            "Worker Counters",
+            "0      rx_bytes=9000,arp_to_kernel=2",
+            "1      -",
+        ])
+    );
 }
 
 #[test]

@@ -423,6 +423,7 @@ fn workers_as_json() {
         redirected_in: 0,
         drops: vec![("no-route".into(), 1)],
         busy_permille: 12,
+        counters: vec![],
     }];
     let rvsd = FakeRvsd::start(vec![Some(Response::Workers {
         workers: workers.clone(),

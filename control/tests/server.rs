@@ -323,3 +323,50 @@ fn control_server_end_to_end() {
     assert!(!sock.exists(), "socket removed at stop");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn every_worker_counter_is_listed_and_exported() {
+    use dataplane::stats::WorkerStats;
+    use dataplane::{Counter, Counters};
+    let model = Model::new(DirectorConfig::default()).expect("model");
+    // Each counter gets its own value, so a counter published in another's place shows.
+    let mut counters = Counters::default();
+    for c in Counter::ALL {
+        counters.add(*c, 1000 + c.index() as u64);
+    }
+    let stats = WorkerStats::new();
+    stats.worker.publish(&counters);
+    let mut state = ControlState::new(model, vec![stats], Vec::new());
+    let Response::Workers { workers } = state.handle(Request::Workers) else {
+        panic!("not a workers answer");
+    };
+    let listed: Vec<(String, u64)> = workers[0].counters.clone();
+    let expected: Vec<(String, u64)> = Counter::ALL
+        .iter()
+        .map(|c| (c.as_str().to_string(), 1000 + c.index() as u64))
+        .collect();
+    assert_eq!(listed, expected);
+    // The ones no listing or metric showed before.
+    for name in [
+        "synproxy_syn_retries",
+        "arp_to_peers",
+        "arp_to_kernel",
+        "sessions_reused",
+        "parked",
+        "arp_replies",
+        "arp_requests",
+        "icmp_echo_replies",
+        "snapshots_refused",
+    ] {
+        assert!(listed.iter().any(|(n, _)| n == name), "{name} not listed");
+    }
+    let text = state.metrics();
+    for c in Counter::ALL {
+        let line = format!(
+            "{}{{worker=\"0\"}} {}\n",
+            c.metric(),
+            1000 + c.index() as u64
+        );
+        assert!(text.contains(&line), "{line}: {text}");
+    }
+}

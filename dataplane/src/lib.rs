@@ -2,6 +2,7 @@
 //!
 //! - [`buf`]: the owned packet buffer trait every device's buffers implement.
 //! - [`checksum`]: RFC 1624 incremental and RFC 1071 full Internet checksums.
+//! - [`counters`]: the per-worker event counters, one enum-indexed array.
 //! - [`device`]: one worker's RX/TX queue pair on a port.
 //! - [`dpdk_port`]: DPDK mbufs as packet buffers and a DPDK queue pair as a device.
 //! - [`drop`](mod@drop): the per-packet drop-reason enum.
@@ -23,6 +24,7 @@
 
 pub mod buf;
 pub mod checksum;
+pub mod counters;
 pub mod device;
 pub mod dpdk_port;
 pub mod drop;
@@ -41,4 +43,5 @@ pub mod synproxy;
 pub mod wire;
 pub mod worker;
 
+pub use counters::{Counter, Counters};
 pub use drop::DropReason;

@@ -10,6 +10,7 @@
 //! and the IPVS-style active/inactive session counts (TCP ESTABLISHED is active, other TCP
 //! states inactive; UDP and ICMP sessions count as active, as in IPVS).
 
+use crate::counters::{Counter, Counters};
 use crate::drop::DropReason;
 use crate::snapshot::MAX_DEST_SLOTS;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -94,49 +95,45 @@ impl DestCounters {
     }
 }
 
-/// Whole-worker counters, published by the worker's slow jobs.
+/// Whole-worker counters, published by the worker's slow jobs: every [`Counter`] (named
+/// accessors such as `rx_packets()` come with the counter table in [`crate::counters`]), the
+/// drops by reason, and a few gauges.
 #[derive(Debug)]
 pub struct WorkerCounters {
-    /// Frames received.
-    pub rx_packets: AtomicU64,
-    /// Bytes received.
-    pub rx_bytes: AtomicU64,
-    /// Frames sent.
-    pub tx_packets: AtomicU64,
-    /// Bytes sent.
-    pub tx_bytes: AtomicU64,
+    /// Events by [`Counter::index`].
+    pub counters: [AtomicU64; Counter::COUNT],
+    /// Drops by [`DropReason::index`].
+    pub drops: [AtomicU64; DropReason::COUNT],
     /// Live sessions.
     pub sessions: AtomicU64,
-    /// Sessions created.
-    pub sessions_created: AtomicU64,
-    /// Sessions expired.
-    pub sessions_expired: AtomicU64,
-    /// Packets handed to other workers.
-    pub redirected_out: AtomicU64,
-    /// Packets handed over by other workers.
-    pub redirected_in: AtomicU64,
-    /// Frames to the kernel.
-    pub exception: AtomicU64,
-    /// ICMP errors the director built and sent (time exceeded, fragmentation needed).
-    pub icmp_errors: AtomicU64,
-    /// ICMP errors the director did not send (rate limit, no route, no buffer).
-    pub icmp_unsent: AtomicU64,
-    /// ICMP errors about sessions relayed to their other side.
-    pub icmp_relayed: AtomicU64,
-    /// SYN proxy: SYN/ACKs with a cookie sent.
-    pub synproxy_cookies: AtomicU64,
-    /// SYN proxy: valid cookies (sessions opened toward an RS).
-    pub synproxy_opened: AtomicU64,
-    /// SYN proxy: RS handshakes completed.
-    pub synproxy_joined: AtomicU64,
     /// Loops that found work, per mille of the loops since the previous publish.
     pub busy_permille: AtomicU64,
     /// Free (LIP, port) pairs in this worker's share.
     pub lip_available: AtomicU64,
     /// All (LIP, port) pairs of this worker's share.
     pub lip_capacity: AtomicU64,
-    /// Drops by [`DropReason::index`].
-    pub drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl WorkerCounters {
+    /// One counter's published value.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[c.index()].load(Relaxed)
+    }
+
+    /// One drop reason's published count.
+    pub fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops[r.index()].load(Relaxed)
+    }
+
+    /// Copies the worker's own counters in (its slow jobs; the worker is the only writer).
+    pub fn publish(&self, c: &Counters) {
+        for (a, v) in self.counters.iter().zip(c.values()) {
+            a.store(*v, Relaxed);
+        }
+        for (a, v) in self.drops.iter().zip(c.drops()) {
+            a.store(*v, Relaxed);
+        }
+    }
 }
 
 /// Everything one worker publishes.
@@ -156,26 +153,12 @@ impl WorkerStats {
                 .map(|_| DestCounters::default())
                 .collect(),
             worker: WorkerCounters {
-                rx_packets: AtomicU64::new(0),
-                rx_bytes: AtomicU64::new(0),
-                tx_packets: AtomicU64::new(0),
-                tx_bytes: AtomicU64::new(0),
+                counters: core::array::from_fn(|_| AtomicU64::new(0)),
+                drops: core::array::from_fn(|_| AtomicU64::new(0)),
                 sessions: AtomicU64::new(0),
-                sessions_created: AtomicU64::new(0),
-                sessions_expired: AtomicU64::new(0),
-                redirected_out: AtomicU64::new(0),
-                redirected_in: AtomicU64::new(0),
-                exception: AtomicU64::new(0),
-                icmp_errors: AtomicU64::new(0),
-                icmp_unsent: AtomicU64::new(0),
-                icmp_relayed: AtomicU64::new(0),
-                synproxy_cookies: AtomicU64::new(0),
-                synproxy_opened: AtomicU64::new(0),
-                synproxy_joined: AtomicU64::new(0),
                 busy_permille: AtomicU64::new(0),
                 lip_available: AtomicU64::new(0),
                 lip_capacity: AtomicU64::new(0),
-                drops: core::array::from_fn(|_| AtomicU64::new(0)),
             },
         })
     }

@@ -10,6 +10,7 @@
 //! on a simulated clock.
 
 use crate::buf::PacketBuf;
+use crate::counters::{Counter, Counters};
 use crate::device::{Burst, Device, BURST};
 use crate::drop::DropReason;
 use crate::icmp;
@@ -189,120 +190,6 @@ fn template_key(key: &FlowKey) -> FlowKey {
     FlowKey::new(key.proto, key.src, 0, key.dst, key.dport)
 }
 
-/// Per-worker counters. Plain integers: only the owning worker writes them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Counters {
-    /// Frames received on data and exception ports.
-    pub rx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Frames handed to devices.
-    pub tx_packets: u64,
-    /// Bytes handed to devices.
-    pub tx_bytes: u64,
-    /// Drops, indexed by [`DropReason::index`].
-    pub drops: [u64; DropReason::COUNT],
-    /// Sessions created.
-    pub sessions_created: u64,
-    /// Sessions expired by their timers.
-    pub sessions_expired: u64,
-    /// Sessions replaced by a new SYN in TIME_WAIT/CLOSE.
-    pub sessions_reused: u64,
-    /// Frames handed to the exception path (the kernel).
-    pub exception: u64,
-    /// ARP replies sent for the director's addresses.
-    pub arp_replies: u64,
-    /// ARP requests sent to resolve next hops.
-    pub arp_requests: u64,
-    /// ICMP echo replies sent for the director's addresses.
-    pub icmp_echo_replies: u64,
-    /// ICMP errors the director built and sent (fragmentation needed, time exceeded).
-    pub icmp_errors: u64,
-    /// ICMP errors not sent: over the rate limit ([`icmp::RateLimit`]), no route back to the
-    /// sender, or no buffer. (The offending packet's drop is counted by its own reason.)
-    pub icmp_unsent: u64,
-    /// ICMP errors about a session's packet relayed to the session's other side.
-    pub icmp_relayed: u64,
-    /// SYN proxy: SYN/ACKs with a cookie sent to clients.
-    pub synproxy_cookies: u64,
-    /// SYN proxy: ACKs with a valid cookie, each opening a session and a SYN to its RS.
-    pub synproxy_opened: u64,
-    /// SYN proxy: SYNs sent to an RS again (a client packet came while it had not answered).
-    pub synproxy_syn_retries: u64,
-    /// SYN proxy: RS handshakes completed (the session's two halves joined).
-    pub synproxy_joined: u64,
-    /// Packets parked while their next hop resolved.
-    pub parked: u64,
-    /// Configuration snapshots this worker could not adopt (see the log).
-    pub snapshots_refused: u64,
-    /// Packets handed to the worker owning their session.
-    pub redirected_out: u64,
-    /// Packets other workers handed to this one.
-    pub redirected_in: u64,
-    /// ARP frames copied to the other workers (so that every neighbour table learns).
-    pub arp_to_peers: u64,
-    /// ARP frames copied to the kernel through the exception path (so that it learns too).
-    pub arp_to_kernel: u64,
-}
-
-impl Default for Counters {
-    fn default() -> Counters {
-        Counters {
-            rx_packets: 0,
-            rx_bytes: 0,
-            tx_packets: 0,
-            tx_bytes: 0,
-            drops: [0; DropReason::COUNT],
-            sessions_created: 0,
-            sessions_expired: 0,
-            sessions_reused: 0,
-            exception: 0,
-            arp_replies: 0,
-            arp_requests: 0,
-            icmp_echo_replies: 0,
-            icmp_errors: 0,
-            icmp_unsent: 0,
-            icmp_relayed: 0,
-            synproxy_cookies: 0,
-            synproxy_opened: 0,
-            synproxy_syn_retries: 0,
-            synproxy_joined: 0,
-            parked: 0,
-            snapshots_refused: 0,
-            redirected_out: 0,
-            redirected_in: 0,
-            arp_to_peers: 0,
-            arp_to_kernel: 0,
-        }
-    }
-}
-
-impl Counters {
-    /// Drops for one reason.
-    pub fn drop_count(&self, r: DropReason) -> u64 {
-        self.drops[r.index()]
-    }
-
-    /// Drops for every reason.
-    pub fn total_drops(&self) -> u64 {
-        self.drops.iter().sum()
-    }
-
-    /// Frames sent that came from a port or a peer (not built or copied by the director).
-    pub fn forwarded(&self) -> u64 {
-        self.tx_packets - self.arp_requests - self.icmp_errors - self.arp_to_kernel
-    }
-
-    /// The accounting identity: every frame received from a port or handed over by a peer
-    /// was sent on, dropped for a reason, parked, or handed to another worker — exactly once.
-    /// Parked frames that later leave are counted again by `tx_packets`, so this holds while
-    /// nothing parked has been released: tests use it on static neighbours.
-    pub fn balanced(&self) -> bool {
-        self.rx_packets + self.redirected_in
-            == self.forwarded() + self.total_drops() + self.parked + self.redirected_out
-    }
-}
-
 /// One session, as listed for the operator (`rvsadm -L -c`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -370,12 +257,12 @@ impl<D: Device> Tx<D> {
         if self.bufs[p].is_full() {
             self.flush(p, c);
         }
-        c.tx_packets += 1;
-        c.tx_bytes += buf.len() as u64;
+        c.count(Counter::TxPackets);
+        c.add(Counter::TxBytes, buf.len() as u64);
         // After a flush the buffer has room: a device that took nothing had its packets dropped.
         if let Err(e) = self.bufs[p].try_push(buf) {
             drop(e);
-            c.drops[DropReason::TxFull.index()] += 1;
+            c.count_drop(DropReason::TxFull);
         }
     }
 
@@ -389,10 +276,10 @@ impl<D: Device> Tx<D> {
         let left = self.bufs[p].len() as u64;
         if left > 0 {
             for b in self.bufs[p].drain(..) {
-                c.tx_packets -= 1;
-                c.tx_bytes -= b.len() as u64;
+                c.sub(Counter::TxPackets, 1);
+                c.sub(Counter::TxBytes, b.len() as u64);
             }
-            c.drops[DropReason::TxFull.index()] += left;
+            c.add_drops(DropReason::TxFull, left);
         }
     }
 
@@ -623,8 +510,8 @@ impl<D: Device> Worker<D> {
                     // Drained in place: `for buf in rx` would move the whole burst array (a
                     // memcpy of its full capacity on every poll, empty or not).
                     for buf in rx.drain(..) {
-                        self.counters.rx_packets += 1;
-                        self.counters.rx_bytes += buf.len() as u64;
+                        self.counters.count(Counter::RxPackets);
+                        self.counters.add(Counter::RxBytes, buf.len() as u64);
                         self.tx.send(data, buf, &mut self.counters);
                     }
                 }
@@ -653,7 +540,7 @@ impl<D: Device> Worker<D> {
         let stats = &self.stats;
         let templates = &mut self.templates;
         self.table.expire(now, self.cfg.expire_budget, |_, s| {
-            counters.sessions_expired += 1;
+            counters.count(Counter::SessionsExpired);
             // It ended at its deadline, however late this job runs.
             session_ended(lips, stats, templates, s.deadline.min(now), &s);
         });
@@ -680,7 +567,8 @@ impl<D: Device> Worker<D> {
                 gave_up += 1;
             },
         );
-        self.counters.drops[DropReason::NeighbourUnresolved.index()] += gave_up;
+        self.counters
+            .add_drops(DropReason::NeighbourUnresolved, gave_up);
         self.tx.flush_all(&mut self.counters);
         self.publish();
         while let Some(req) = self.mailbox.queue.pop() {
@@ -724,7 +612,7 @@ impl<D: Device> Worker<D> {
                 n += 1;
                 match h.kind {
                     HandoffKind::Owned => {
-                        self.counters.redirected_in += 1;
+                        self.counters.count(Counter::RedirectedIn);
                         self.process(h.port, h.buf, None, true)
                     }
                     HandoffKind::ArpCopy => self.process(h.port, h.buf, None, true),
@@ -752,7 +640,7 @@ impl<D: Device> Worker<D> {
             None => false,
         };
         if pushed {
-            self.counters.redirected_out += 1;
+            self.counters.count(Counter::RedirectedOut);
         } else {
             self.drop_pkt(DropReason::RedirectFull)
         }
@@ -802,7 +690,7 @@ impl<D: Device> Worker<D> {
             let me = self.cfg.id;
             for peer in (0..self.cfg.workers).filter(|&w| w != me) {
                 let Some(copy) = Self::copy_buf(&mut self.tx, port, buf) else {
-                    self.counters.drops[DropReason::NoBuffer.index()] += 1;
+                    self.counters.count_drop(DropReason::NoBuffer);
                     return;
                 };
                 let h = Handoff {
@@ -811,9 +699,9 @@ impl<D: Device> Worker<D> {
                     kind: HandoffKind::ArpCopy,
                 };
                 if rings.push(me, peer, h).is_err() {
-                    self.counters.drops[DropReason::RedirectFull.index()] += 1;
+                    self.counters.count_drop(DropReason::RedirectFull);
                 } else {
-                    self.counters.arp_to_peers += 1;
+                    self.counters.count(Counter::ArpToPeers);
                 }
             }
         }
@@ -821,7 +709,7 @@ impl<D: Device> Worker<D> {
         {
             match Self::copy_buf(&mut self.tx, port, buf) {
                 Some(copy) => {
-                    self.counters.arp_to_kernel += 1;
+                    self.counters.count(Counter::ArpToKernel);
                     self.tx.send(e, copy, &mut self.counters);
                 }
                 None => self.drop_pkt(DropReason::NoBuffer),
@@ -832,30 +720,12 @@ impl<D: Device> Worker<D> {
     /// Copies the whole-worker counters into the shared block (a slow job).
     fn publish(&mut self) {
         use core::sync::atomic::Ordering::Relaxed;
-        let c = &self.counters;
         let w = &self.stats.worker;
-        w.rx_packets.store(c.rx_packets, Relaxed);
-        w.rx_bytes.store(c.rx_bytes, Relaxed);
-        w.tx_packets.store(c.tx_packets, Relaxed);
-        w.tx_bytes.store(c.tx_bytes, Relaxed);
+        w.publish(&self.counters);
         w.sessions.store(self.table.len() as u64, Relaxed);
-        w.sessions_created.store(c.sessions_created, Relaxed);
-        w.sessions_expired.store(c.sessions_expired, Relaxed);
-        w.redirected_out.store(c.redirected_out, Relaxed);
-        w.redirected_in.store(c.redirected_in, Relaxed);
-        w.exception.store(c.exception, Relaxed);
-        w.icmp_errors.store(c.icmp_errors, Relaxed);
-        w.icmp_unsent.store(c.icmp_unsent, Relaxed);
-        w.icmp_relayed.store(c.icmp_relayed, Relaxed);
-        w.synproxy_cookies.store(c.synproxy_cookies, Relaxed);
-        w.synproxy_opened.store(c.synproxy_opened, Relaxed);
-        w.synproxy_joined.store(c.synproxy_joined, Relaxed);
         if let Some(p) = &self.lips {
             w.lip_available.store(p.available() as u64, Relaxed);
             w.lip_capacity.store(p.capacity() as u64, Relaxed);
-        }
-        for (a, v) in w.drops.iter().zip(c.drops.iter()) {
-            a.store(*v, Relaxed);
         }
         if self.loops_since_publish > 0 {
             let permille = self.busy_loops as u64 * 1000 / self.loops_since_publish as u64;
@@ -880,7 +750,7 @@ impl<D: Device> Worker<D> {
                     ports = self.tx.ports.len(),
                     "configuration refused: it uses ports this worker does not have"
                 );
-                self.counters.snapshots_refused += 1;
+                self.counters.count(Counter::SnapshotsRefused);
                 self.refused = new;
             }
             return;
@@ -919,7 +789,7 @@ impl<D: Device> Worker<D> {
 
     #[inline]
     fn drop_pkt(&mut self, r: DropReason) {
-        self.counters.drops[r.index()] += 1;
+        self.counters.count_drop(r);
     }
 
     /// A data port's RX burst, in stages so that the cache misses of its lookups overlap (the
@@ -955,8 +825,8 @@ impl<D: Device> Worker<D> {
         // full capacity on every poll, empty or not).
         let hints = hints.drain(..).chain(core::iter::repeat(None));
         for (buf, hint) in rx.drain(..).zip(hints) {
-            self.counters.rx_packets += 1;
-            self.counters.rx_bytes += buf.len() as u64;
+            self.counters.count(Counter::RxPackets);
+            self.counters.add(Counter::RxBytes, buf.len() as u64);
             self.process(port, buf, hint, false);
         }
     }
@@ -1040,7 +910,7 @@ impl<D: Device> Worker<D> {
                 if let Some(s) = self.table.remove(id) {
                     let now = self.now;
                     session_ended(&mut self.lips, &self.stats, &mut self.templates, now, &s);
-                    self.counters.sessions_reused += 1;
+                    self.counters.count(Counter::SessionsReused);
                 }
             }
             if !redirected {
@@ -1227,7 +1097,7 @@ impl<D: Device> Worker<D> {
         };
         match self.table.insert(key, reply, fwd, self.now) {
             Ok(id) => {
-                self.counters.sessions_created += 1;
+                self.counters.count(Counter::SessionsCreated);
                 if persist_ms > 0 {
                     let now = self.now;
                     match template {
@@ -1379,7 +1249,7 @@ impl<D: Device> Worker<D> {
             if !local::write_tcp(&mut buf, &seg) {
                 return self.drop_pkt(DropReason::NoBuffer);
             }
-            self.counters.synproxy_cookies += 1;
+            self.counters.count(Counter::SynproxyCookies);
             return self.emit(buf, L2_ROOM, 0, hop);
         }
         if core != tcp_flags::ACK {
@@ -1396,7 +1266,7 @@ impl<D: Device> Worker<D> {
         self.proxy_words[id.index()] = isn;
         self.table
             .on_packet(id, Dir::Original, Some(TcpEvent::Syn), self.now);
-        self.counters.synproxy_opened += 1;
+        self.counters.count(Counter::SynproxyOpened);
         self.proxy_syn(id, buf)
     }
 
@@ -1476,7 +1346,7 @@ impl<D: Device> Worker<D> {
             if flags & (tcp_flags::SYN | tcp_flags::RST | tcp_flags::FIN) != 0 {
                 return self.drop_pkt(DropReason::SynProxyPending);
             }
-            self.counters.synproxy_syn_retries += 1;
+            self.counters.count(Counter::SynproxySynRetries);
             return self.proxy_syn(id, buf);
         }
         let tcp = &buf.data()[l3 + m.header_len..l3 + m.total_len];
@@ -1499,7 +1369,7 @@ impl<D: Device> Worker<D> {
             {
                 self.stats.session_moved(f.slot, false, is_active(state));
             }
-            self.counters.synproxy_joined += 1;
+            self.counters.count(Counter::SynproxyJoined);
             let seg = TcpSegment {
                 seq: isn.wrapping_add(1),
                 ack: seq.wrapping_add(1),
@@ -1560,13 +1430,13 @@ impl<D: Device> Worker<D> {
             return match (f.mode, dir) {
                 (ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
                     Some(hop) if hop.on_link => {
-                        self.counters.icmp_relayed += 1;
+                        self.counters.count(Counter::IcmpRelayed);
                         self.emit(buf, l3, 0, hop)
                     }
                     _ => self.drop_pkt(DropReason::NoRoute),
                 },
                 (ForwardMode::Tun, Dir::Original) => {
-                    self.counters.icmp_relayed += 1;
+                    self.counters.count(Counter::IcmpRelayed);
                     self.tunnel(buf, l3, m, f.rip)
                 }
                 _ => self.drop_pkt(DropReason::NotForUs),
@@ -1611,7 +1481,7 @@ impl<D: Device> Worker<D> {
         };
         match self.snap.route(toward) {
             Some(hop) => {
-                self.counters.icmp_relayed += 1;
+                self.counters.count(Counter::IcmpRelayed);
                 self.emit(buf, l3, 0, hop)
             }
             None => self.drop_pkt(DropReason::NoRoute),
@@ -1665,12 +1535,12 @@ impl<D: Device> Worker<D> {
     ) {
         let hop = self.snap.route(m.src);
         let Some(hop) = hop.filter(|_| self.icmp_limit.allow(self.now)) else {
-            self.counters.icmp_unsent += 1;
+            self.counters.count(Counter::IcmpUnsent);
             return;
         };
         let port = self.snap.iface(hop.iface).port;
         let Some(mut b) = self.tx.ports[port as usize].alloc() else {
-            self.counters.icmp_unsent += 1;
+            self.counters.count(Counter::IcmpUnsent);
             return;
         };
         let e = IcmpError {
@@ -1683,10 +1553,10 @@ impl<D: Device> Worker<D> {
         };
         let end = l3 + m.total_len;
         if !local::write_icmp_error(&mut b, &e, &offending.data()[l3..end]) {
-            self.counters.icmp_unsent += 1;
+            self.counters.count(Counter::IcmpUnsent);
             return;
         }
-        self.counters.icmp_errors += 1;
+        self.counters.count(Counter::IcmpErrors);
         self.emit(b, L2_ROOM, 0, hop)
     }
 
@@ -1702,7 +1572,7 @@ impl<D: Device> Worker<D> {
         }
         match self.snap.route(m.src) {
             Some(hop) => {
-                self.counters.icmp_echo_replies += 1;
+                self.counters.count(Counter::IcmpEchoReplies);
                 self.emit(buf, l3, 0, hop)
             }
             None => self.drop_pkt(DropReason::NoRoute),
@@ -1712,7 +1582,7 @@ impl<D: Device> Worker<D> {
     fn exception(&mut self, port: u16, buf: D::Buf) {
         match self.roles.get(port as usize) {
             Some(PortRole::Data { exception: Some(e) }) => {
-                self.counters.exception += 1;
+                self.counters.count(Counter::Exception);
                 self.tx.send(*e, buf, &mut self.counters)
             }
             _ => self.drop_pkt(DropReason::NoExceptionPath),
@@ -1761,7 +1631,7 @@ impl<D: Device> Worker<D> {
         if !local::write_arp(&mut buf, vlan, mac.0, src_mac, &reply) {
             return self.drop_pkt(DropReason::NoBuffer);
         }
-        self.counters.arp_replies += 1;
+        self.counters.count(Counter::ArpReplies);
         self.tx.send(port, buf, &mut self.counters)
     }
 
@@ -1795,7 +1665,7 @@ impl<D: Device> Worker<D> {
         }
         match self.neigh.park(hop.nexthop, Parked { buf, port }, self.now) {
             Park::Parked { send_request } => {
-                self.counters.parked += 1;
+                self.counters.count(Counter::Parked);
                 if send_request {
                     send_arp_request(&self.snap, &mut self.tx, &mut self.counters, hop.nexthop);
                 }
@@ -1824,14 +1694,14 @@ pub fn advise_huge_pages<T>(table: &Table<T>) {
 /// Sends an ARP request for `ip` out of the interface its route uses.
 fn send_arp_request<D: Device>(snap: &Snapshot, tx: &mut Tx<D>, c: &mut Counters, ip: Ipv4Addr) {
     let Some(hop) = snap.route(ip) else {
-        c.drops[DropReason::NoRoute.index()] += 1;
+        c.count_drop(DropReason::NoRoute);
         return;
     };
     let iface = snap.iface(hop.iface);
     let port = iface.port;
     let mac = tx.ports[port as usize].mac();
     let Some(mut b) = tx.ports[port as usize].alloc() else {
-        c.drops[DropReason::NoBuffer.index()] += 1;
+        c.count_drop(DropReason::NoBuffer);
         return;
     };
     let req = ArpRepr::EthernetIpv4 {
@@ -1842,10 +1712,10 @@ fn send_arp_request<D: Device>(snap: &Snapshot, tx: &mut Tx<D>, c: &mut Counters
         target_protocol_addr: hop.nexthop,
     };
     if !local::write_arp(&mut b, iface.vlan, mac.0, [0xff; 6], &req) {
-        c.drops[DropReason::NoBuffer.index()] += 1;
+        c.count_drop(DropReason::NoBuffer);
         return;
     }
-    c.arp_requests += 1;
+    c.count(Counter::ArpRequests);
     tx.send(port, b, c);
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use conntrack::Proto;
-use dataplane::worker::Counters;
+use dataplane::Counters;
 use proptest::prelude::*;
 use sched::{ForwardMode, SchedKind};
 

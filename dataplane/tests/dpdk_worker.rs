@@ -213,12 +213,12 @@ fn fullnat_syn_through_dpdk_ports() {
     assert!(sent(&mut w, LAN).is_empty());
 
     let c = w.counters();
-    assert_eq!(c.rx_packets, 4);
-    assert_eq!(c.sessions_created, 1);
-    assert_eq!(c.arp_requests, 1);
+    assert_eq!(c.rx_packets(), 4);
+    assert_eq!(c.sessions_created(), 1);
+    assert_eq!(c.arp_requests(), 1);
     // The drops: the ARP reply, consumed once learned (it needs no answer), and the chain.
     assert_eq!(c.drop_count(DropReason::ArpNotForUs), 1);
-    assert_eq!(c.total_drops(), 2, "{:?}", c.drops);
+    assert_eq!(c.total_drops(), 2, "{:?}", c.drops());
 
     // Shutdown in order: the worker (its queues and buffers), the ports, the pool, the EAL.
     drop(w);

@@ -142,7 +142,7 @@ fn syn_flood_fills_the_table_and_established_sessions_keep_flowing() {
     println!(
         "SYN flood: {flood_n} spoofed SYNs into a {CAPACITY}-session table: {} opened, {refused} \
          refused (table_full); {} of {sent_established} established packets delivered",
-        c.sessions_created - 8,
+        c.sessions_created() - 8,
         delivered.0 + delivered.1
     );
     assert_eq!(
@@ -213,7 +213,7 @@ fn udp_flood_fills_the_table_and_existing_flows_keep_flowing() {
     println!(
         "UDP flood: 10000 spoofed datagrams into a {CAPACITY}-session table: {} opened, {} \
          refused (table_full); {delivered} of {sent} packets of existing flows delivered",
-        c.sessions_created - 8,
+        c.sessions_created() - 8,
         c.drop_count(DropReason::TableFull)
     );
     assert_eq!(delivered, sent);
@@ -263,7 +263,7 @@ fn lip_ports_run_out_under_a_syn_flood_and_come_back() {
     println!(
         "LIP exhaustion: 2000 spoofed SYNs, 200 LIP ports: {} opened, {exhausted} refused \
          (lip_exhausted); established packets delivered: {}",
-        c.sessions_created - 4,
+        c.sessions_created() - 4,
         lan.iter()
             .chain(wan.iter())
             .filter(|f| decode(f).payload == [1; 8])

@@ -354,7 +354,7 @@ fn ttl_one_gets_time_exceeded() {
             ttl as u64 + 1
         );
     }
-    assert_eq!(lab.worker.counters().icmp_errors, 2);
+    assert_eq!(lab.worker.counters().icmp_errors(), 2);
     assert!(lab.worker.counters().balanced());
     assert_eq!(lab.worker.sessions().len(), 0);
 
@@ -384,8 +384,8 @@ fn icmp_errors_the_director_builds_are_rate_limited() {
         icmp::RateLimit::BURST as usize,
         "a burst at one instant"
     );
-    assert_eq!(c.icmp_errors, icmp::RateLimit::BURST as u64);
-    assert_eq!(c.icmp_unsent, n as u64 - icmp::RateLimit::BURST as u64);
+    assert_eq!(c.icmp_errors(), icmp::RateLimit::BURST as u64);
+    assert_eq!(c.icmp_unsent(), n as u64 - icmp::RateLimit::BURST as u64);
     assert_eq!(c.drop_count(DropReason::TtlExceeded), n as u64);
     // 100 ms later: 100 more.
     lab.advance(100);
@@ -603,11 +603,14 @@ fn port_unreachable_from_the_rs_reaches_the_client() {
             "{mode:?}"
         );
         assert_eq!(q.payload, b"query");
-        assert_eq!(lab.worker.counters().icmp_relayed, 1);
+        assert_eq!(lab.worker.counters().icmp_relayed(), 1);
         assert!(lab.worker.counters().balanced());
         lab.slow();
         let w = &lab.worker.stats_handle().worker;
-        assert_eq!(w.icmp_relayed.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            w.icmp_relayed().load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 }
 
@@ -753,7 +756,7 @@ fn icmp_errors_that_are_not_about_a_session() {
         &rs_l3[..24],
     );
     expect_drop(&mut lab, LAN, &err, DropReason::NotForUs, "quote too short");
-    assert_eq!(lab.worker.counters().icmp_relayed, 0);
+    assert_eq!(lab.worker.counters().icmp_relayed(), 0);
 }
 
 /// The director does not fragment: a packet bigger than the egress MTU is dropped; with DF

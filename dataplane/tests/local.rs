@@ -91,7 +91,7 @@ fn arp_replies_for_vip_lip_and_dip() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(lab.worker.counters().arp_replies, 4);
+    assert_eq!(lab.worker.counters().arp_replies(), 4);
     // The LAN DIP is not answered on the WAN interface; unknown addresses are not answered.
     for target in [DIP_LAN, Ipv4Addr::new(192, 0, 2, 77)] {
         let req = arp_frame(
@@ -148,7 +148,7 @@ fn next_hop_resolution_parks_then_releases() {
     // A retransmitted SYN parks too, with no second request.
     let out = lab.send(WAN, &Frame::tcp(CIP, 41000, VIP, 80, SYN).build());
     assert_eq!(out.total(), 0);
-    assert_eq!(lab.worker.counters().parked, 2);
+    assert_eq!(lab.worker.counters().parked(), 2);
 
     // The RS answers: both parked SYNs leave, in order, with its MAC.
     let reply = arp_frame(
@@ -197,7 +197,7 @@ fn unanswered_resolution_gives_up_and_counts() {
     for i in 0..5 {
         lab.send(WAN, &Frame::tcp(CIP, 42000 + i, VIP, 80, SYN).build());
     }
-    assert_eq!(lab.worker.counters().parked, 4);
+    assert_eq!(lab.worker.counters().parked(), 4);
     assert_eq!(
         lab.worker
             .counters()
@@ -219,7 +219,7 @@ fn echo_replies_for_vip_and_dip() {
         assert_eq!(s.dst_mac, ROUTER_MAC);
         assert_eq!(s.payload, b"ping-payload");
     }
-    assert_eq!(lab.worker.counters().icmp_echo_replies, 3);
+    assert_eq!(lab.worker.counters().icmp_echo_replies(), 3);
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn exception_path_both_ways() {
         assert_eq!(p, TAP);
         assert_eq!(f, &input[..]);
     }
-    assert_eq!(lab.worker.counters().exception, 2);
+    assert_eq!(lab.worker.counters().exception(), 2);
     // What the kernel sends comes out of the data port as is.
     let from_kernel = Frame::tcp(DIP_WAN, 22, CIP, 43000, SYN | ACK).build();
     let out = lab.send(TAP, &from_kernel);

@@ -109,7 +109,7 @@ fn fullnat_tcp_both_directions() {
     lab.advance(1);
     lab.slow();
     assert_eq!(lab.worker.sessions().len(), 0);
-    assert_eq!(lab.worker.counters().sessions_expired, 1);
+    assert_eq!(lab.worker.counters().sessions_expired(), 1);
     assert_eq!(lab.worker.lip_pool().unwrap().available(), free_before);
     assert_eq!(lab.worker.counters().total_drops(), 0);
 }

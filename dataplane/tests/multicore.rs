@@ -135,8 +135,8 @@ fn fullnat_reply_on_the_other_worker_is_redirected_to_the_owner() {
     assert_eq!(o1.total(), 0);
     let s = decode(&o0.wan[0]);
     assert_eq!((s.src, s.sport, s.dst, s.dport), (VIP, 80, CIP, 40000));
-    assert_eq!(p.w[1].counters().redirected_out, 1);
-    assert_eq!(p.w[0].counters().redirected_in, 1);
+    assert_eq!(p.w[1].counters().redirected_out(), 1);
+    assert_eq!(p.w[0].counters().redirected_in(), 1);
     assert_eq!(
         p.w[1].sessions().len(),
         0,
@@ -188,9 +188,9 @@ fn nat_sessions_live_on_the_client_endpoint_home_worker() {
         let s = decode(&out.wan[0]);
         assert_eq!((s.src, s.sport, s.dst, s.dport), (VIP, 80, CIP, cport));
         // Arriving at home, nothing moves between workers.
-        let before = p.w[away].counters().redirected_out;
+        let before = p.w[away].counters().redirected_out();
         p.send(h, WAN, &Frame::tcp(CIP, cport, VIP, 80, ACK).build());
-        assert_eq!(p.w[away].counters().redirected_out, before);
+        assert_eq!(p.w[away].counters().redirected_out(), before);
     }
     for w in &p.w {
         assert_eq!(w.counters().total_drops(), 0);
@@ -223,7 +223,7 @@ fn arp_answers_reach_every_worker() {
         (rs_mac(0), RS[0]),
         "worker 1's parked SYN left"
     );
-    assert_eq!(p.w[0].counters().arp_to_peers, 1);
+    assert_eq!(p.w[0].counters().arp_to_peers(), 1);
     assert!(p.w[0].neighbours().lookup(RS[0]).is_some());
     assert!(p.w[1].neighbours().lookup(RS[0]).is_some());
 }
@@ -248,7 +248,7 @@ fn a_full_ring_is_a_counted_drop() {
         assert!(p.w[1].port_mut(LAN).inject(r));
     }
     p.w[1].poll(p.now);
-    assert_eq!(p.w[1].counters().redirected_out, 2);
+    assert_eq!(p.w[1].counters().redirected_out(), 2);
     assert_eq!(p.w[1].counters().drop_count(DropReason::RedirectFull), 2);
     p.w[0].poll(p.now);
     assert_eq!(p.collect(0).wan.len(), 2);
@@ -301,7 +301,7 @@ fn rss_steered_lip_ports_bring_replies_back_to_their_owner() {
         assert_eq!(o0.wan.len() + o1.wan.len(), 1);
     }
     for w in &p.w {
-        assert_eq!(w.counters().redirected_out, 0);
+        assert_eq!(w.counters().redirected_out(), 0);
         assert_eq!(w.counters().total_drops(), 0);
     }
 }

@@ -136,7 +136,7 @@ fn retransmitted_syn_keeps_its_dest_and_time_wait_syn_reschedules() {
         0,
         "retransmission goes to the same dest"
     );
-    assert_eq!(lab.worker.counters().sessions_created, 1);
+    assert_eq!(lab.worker.counters().sessions_created(), 1);
 
     // Complete and close the connection into TIME_WAIT.
     lab.send(
@@ -159,8 +159,8 @@ fn retransmitted_syn_keeps_its_dest_and_time_wait_syn_reschedules() {
     // A new SYN on the same 4-tuple is a new connection: a new session, scheduled afresh.
     let out = lab.send(WAN, &syn);
     assert_eq!(rs_index(&out.lan[0]), 1);
-    assert_eq!(lab.worker.counters().sessions_created, 2);
-    assert_eq!(lab.worker.counters().sessions_reused, 1);
+    assert_eq!(lab.worker.counters().sessions_created(), 2);
+    assert_eq!(lab.worker.counters().sessions_reused(), 1);
     assert_eq!(lab.worker.sessions().len(), 1);
 }
 
@@ -206,7 +206,7 @@ fn full_table_refuses_new_sessions_and_keeps_old_ones() {
     lab.advance(60_000);
     lab.slow();
     assert_eq!(lab.worker.sessions().len(), 1);
-    assert_eq!(lab.worker.counters().sessions_expired, 1);
+    assert_eq!(lab.worker.counters().sessions_expired(), 1);
     assert_eq!(
         lab.send(WAN, &Frame::tcp(CIP, 34002, VIP, 80, SYN).build())
             .lan
@@ -323,7 +323,7 @@ fn configuration_for_missing_ports_is_refused_and_forwarding_goes_on() {
             "still forwarding with the previous configuration"
         );
     }
-    assert_eq!(lab.worker.counters().snapshots_refused, 1);
+    assert_eq!(lab.worker.counters().snapshots_refused(), 1);
 
     // At start, the same configuration is a clear error.
     let snap = dataplane::snapshot::Snapshot::build(&bad).unwrap();
@@ -399,9 +399,9 @@ fn published_counters_follow_sessions_like_ipvs() {
     let d = stats.dest(slot).sample();
     assert_eq!((d.conns, d.active, d.inactive), (1, 0, 0));
     use std::sync::atomic::Ordering::Relaxed;
-    assert_eq!(stats.worker.rx_packets.load(Relaxed), 4);
+    assert_eq!(stats.worker.rx_packets().load(Relaxed), 4);
     assert_eq!(stats.worker.sessions.load(Relaxed), 0);
-    assert_eq!(stats.worker.sessions_expired.load(Relaxed), 1);
+    assert_eq!(stats.worker.sessions_expired().load(Relaxed), 1);
 }
 
 fn persistent(secs: u32) -> dataplane::snapshot::DirectorConfig {

@@ -133,7 +133,7 @@ fn fullnat_and_nat_handshakes_are_proxied_and_joined() {
             0,
             "{mode:?}: a SYN leaves no state"
         );
-        assert_eq!(lab.worker.counters().synproxy_cookies, 1);
+        assert_eq!(lab.worker.counters().synproxy_cookies(), 1);
 
         // The client's ACK brings the cookie back: the RS gets the client's SYN.
         let ack = client_ack(cookie);
@@ -168,7 +168,7 @@ fn fullnat_and_nat_handshakes_are_proxied_and_joined() {
         .payload(b"early");
         let out = lab.send(WAN, &early.build());
         assert_eq!(decode(&out.lan[0]).flags, SYN, "the SYN again");
-        assert_eq!(lab.worker.counters().synproxy_syn_retries, 1);
+        assert_eq!(lab.worker.counters().synproxy_syn_retries(), 1);
 
         // The RS's SYN/ACK: the RS gets the ACK, the client nothing.
         let synack = tcp((RS[0], 8080), (lip, lport), SYN | ACK, RS_ISN, ISN + 1).via_rs(0);
@@ -227,7 +227,7 @@ fn fullnat_and_nat_handshakes_are_proxied_and_joined() {
         );
         let out = lab.send(WAN, &fin.build());
         assert_eq!(seq_ack(&out.lan[0]), (ISN + 19, RS_ISN + 26));
-        assert_eq!(lab.worker.counters().synproxy_joined, 1);
+        assert_eq!(lab.worker.counters().synproxy_joined(), 1);
         assert!(lab.worker.counters().balanced(), "{mode:?}");
         // Published for the control plane (metrics) by the slow jobs.
         lab.slow();
@@ -235,9 +235,9 @@ fn fullnat_and_nat_handshakes_are_proxied_and_joined() {
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(
             (
-                load(&w.synproxy_cookies),
-                load(&w.synproxy_opened),
-                load(&w.synproxy_joined)
+                load(w.synproxy_cookies()),
+                load(w.synproxy_opened()),
+                load(w.synproxy_joined())
             ),
             (1, 1, 1)
         );

@@ -74,7 +74,8 @@ use dataplane::parse;
 use dataplane::redirect::RedirectRings;
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
 use dataplane::wire::EthernetAddress;
-use dataplane::worker::{Counters, PortRole, Worker, WorkerConfig};
+use dataplane::Counters;
+use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, Icmpv4Packet, IpAddress, Ipv4Packet, TcpPacket, UdpPacket,
@@ -620,7 +621,7 @@ impl Lab {
     }
 
     fn parked(&self) -> u64 {
-        self.w.iter().map(|w| w.counters().parked).sum()
+        self.w.iter().map(|w| w.counters().parked()).sum()
     }
 
     /// Frames parked now, over all workers, by the counters (see the module doc).
@@ -629,14 +630,14 @@ impl Lab {
             .iter()
             .map(|w| {
                 let c = w.counters();
-                let forwarded = c.tx_packets as i128
-                    - c.arp_requests as i128
-                    - c.icmp_errors as i128
-                    - c.arp_to_kernel as i128;
-                c.rx_packets as i128 + c.redirected_in as i128
+                let forwarded = c.tx_packets() as i128
+                    - c.arp_requests() as i128
+                    - c.icmp_errors() as i128
+                    - c.arp_to_kernel() as i128;
+                c.rx_packets() as i128 + c.redirected_in() as i128
                     - forwarded
-                    - c.drops.iter().map(|&d| d as i128).sum::<i128>()
-                    - c.redirected_out as i128
+                    - c.drops().iter().map(|&d| d as i128).sum::<i128>()
+                    - c.redirected_out() as i128
             })
             .sum()
     }
@@ -653,22 +654,22 @@ impl Lab {
         );
         let (out, inn): (u64, u64) = self.w.iter().fold((0, 0), |(o, i), w| {
             (
-                o + w.counters().redirected_out,
-                i + w.counters().redirected_in,
+                o + w.counters().redirected_out(),
+                i + w.counters().redirected_in(),
             )
         });
         assert_eq!(out, inn, "handed over ≠ taken over (the rings are empty)");
         for (i, w) in self.w.iter().enumerate() {
             let c = w.counters();
-            assert_eq!((c.rx_packets, c.rx_bytes), self.rx[i], "rx counters: {c:?}");
-            assert_eq!((c.tx_packets, c.tx_bytes), self.tx[i], "tx counters: {c:?}");
+            assert_eq!((c.rx_packets(), c.rx_bytes()), self.rx[i], "rx counters: {c:?}");
+            assert_eq!((c.tx_packets(), c.tx_bytes()), self.tx[i], "tx counters: {c:?}");
             if parked == 0 {
                 assert!(c.balanced(), "Counters::balanced() fails: {c:?}");
             }
             let table = w.sessions();
             assert_eq!(
                 table.len() as u64,
-                c.sessions_created - c.sessions_expired - c.sessions_reused,
+                c.sessions_created() - c.sessions_expired() - c.sessions_reused(),
                 "live sessions vs created − expired − reused: {c:?}"
             );
             let (mut active, mut inactive, mut fullnat) = (0u64, 0u64, 0usize);
@@ -706,7 +707,7 @@ impl Lab {
                 (active, inactive),
                 "worker {i}: dest active/inactive counters vs live sessions"
             );
-            assert_eq!(conns, c.sessions_created, "dest conns vs sessions created");
+            assert_eq!(conns, c.sessions_created(), "dest conns vs sessions created");
         }
     }
 }

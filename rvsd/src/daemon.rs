@@ -19,7 +19,8 @@ use dataplane::lip::{LipPool, ReplySteering};
 use dataplane::redirect::RedirectRings;
 use dataplane::rss::{Reta, RssKey};
 use dataplane::wire::EthernetAddress;
-use dataplane::worker::{Counters, PortRole, Worker, WorkerConfig};
+use dataplane::worker::{PortRole, Worker, WorkerConfig};
+use dataplane::Counters;
 use dpdk::flow::{Flow, L4Proto};
 use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, RssConf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -667,12 +668,12 @@ fn run_worker(
     dpdk::unregister_thread();
     info!(
         worker = id,
-        rx = c.rx_packets,
-        tx = c.tx_packets,
+        rx = c.rx_packets(),
+        tx = c.tx_packets(),
         drops = c.total_drops(),
         sessions,
-        redirected_out = c.redirected_out,
-        redirected_in = c.redirected_in,
+        redirected_out = c.redirected_out(),
+        redirected_in = c.redirected_in(),
         "worker stopped"
     );
     if c.total_drops() > 0 {

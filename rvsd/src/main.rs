@@ -109,15 +109,15 @@ fn run(path: &str) -> ExitCode {
             Ok(c) => {
                 let mut line = format!(
                     "worker {w} rx_packets={} tx_packets={} drops={} sessions_created={} sessions_expired={} redirected_out={} redirected_in={} exception={} arp_replies={}",
-                    c.rx_packets,
-                    c.tx_packets,
+                    c.rx_packets(),
+                    c.tx_packets(),
                     c.total_drops(),
-                    c.sessions_created,
-                    c.sessions_expired,
-                    c.redirected_out,
-                    c.redirected_in,
-                    c.exception,
-                    c.arp_replies,
+                    c.sessions_created(),
+                    c.sessions_expired(),
+                    c.redirected_out(),
+                    c.redirected_in(),
+                    c.exception(),
+                    c.arp_replies(),
                 );
                 for r in dataplane::DropReason::ALL {
                     let n = c.drop_count(*r);

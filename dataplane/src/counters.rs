@@ -1,0 +1,252 @@
+//! What a worker counts besides drops: one enum-indexed array, the way [`DropReason`] works.
+//!
+//! Each [`Counter`] has a snake_case name (in `rvsadm --workers` and the logs) and a
+//! Prometheus metric name. The worker bumps its plain [`Counters`] on the data path and copies
+//! all of them into its shared [`crate::stats::WorkerCounters`] in its slow jobs; the control
+//! plane lists and exports every one of them by walking [`Counter::ALL`]. Adding a counter is
+//! one line in the table below.
+
+use crate::drop::DropReason;
+use crate::stats::WorkerCounters;
+use core::fmt;
+use core::sync::atomic::AtomicU64;
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident $method:ident => $metric:literal, )*) => {
+        /// A whole-worker event counter.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Counter {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Counter {
+            /// Every counter, in array order.
+            pub const ALL: &'static [Counter] = &[$(Counter::$name,)*];
+            /// How many counters there are (the length of a counter array).
+            pub const COUNT: usize = Counter::ALL.len();
+
+            /// A stable snake_case name, used in listings and logs.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Counter::$name => stringify!($method),)*
+                }
+            }
+
+            /// The Prometheus metric (a counter, labelled by worker) that exports it.
+            pub fn metric(self) -> &'static str {
+                match self {
+                    $(Counter::$name => $metric,)*
+                }
+            }
+
+            /// The index of this counter in a counter array.
+            #[inline]
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl Counters {
+            $(
+                $(#[$doc])*
+                #[inline]
+                pub fn $method(&self) -> u64 {
+                    self.values[Counter::$name as usize]
+                }
+            )*
+        }
+
+        impl WorkerCounters {
+            $(
+                $(#[$doc])*
+                #[inline]
+                pub fn $method(&self) -> &AtomicU64 {
+                    &self.counters[Counter::$name as usize]
+                }
+            )*
+        }
+    };
+}
+
+counters! {
+    /// Frames received on data and exception ports.
+    RxPackets rx_packets => "rvs_worker_rx_packets_total",
+    /// Bytes received.
+    RxBytes rx_bytes => "rvs_worker_rx_bytes_total",
+    /// Frames handed to devices.
+    TxPackets tx_packets => "rvs_worker_tx_packets_total",
+    /// Bytes handed to devices.
+    TxBytes tx_bytes => "rvs_worker_tx_bytes_total",
+    /// Sessions created.
+    SessionsCreated sessions_created => "rvs_worker_sessions_created_total",
+    /// Sessions expired by their timers.
+    SessionsExpired sessions_expired => "rvs_worker_sessions_expired_total",
+    /// Sessions replaced by a new SYN in TIME_WAIT/CLOSE.
+    SessionsReused sessions_reused => "rvs_worker_sessions_reused_total",
+    /// Frames handed to the exception path (the kernel).
+    Exception exception => "rvs_worker_exception_total",
+    /// ARP replies sent for the director's addresses.
+    ArpReplies arp_replies => "rvs_worker_arp_replies_total",
+    /// ARP requests sent to resolve next hops.
+    ArpRequests arp_requests => "rvs_worker_arp_requests_total",
+    /// ICMP echo replies sent for the director's addresses.
+    IcmpEchoReplies icmp_echo_replies => "rvs_worker_icmp_echo_replies_total",
+    /// ICMP errors the director built and sent (fragmentation needed, time exceeded).
+    IcmpErrors icmp_errors => "rvs_worker_icmp_errors_sent_total",
+    /// ICMP errors not sent: over the rate limit ([`crate::icmp::RateLimit`]), no route back
+    /// to the sender, or no buffer. (The offending packet's drop is counted by its own reason.)
+    IcmpUnsent icmp_unsent => "rvs_worker_icmp_errors_unsent_total",
+    /// ICMP errors about a session's packet relayed to the session's other side.
+    IcmpRelayed icmp_relayed => "rvs_worker_icmp_errors_relayed_total",
+    /// SYN proxy: SYN/ACKs with a cookie sent to clients.
+    SynproxyCookies synproxy_cookies => "rvs_worker_synproxy_cookies_total",
+    /// SYN proxy: ACKs with a valid cookie, each opening a session and a SYN to its RS.
+    SynproxyOpened synproxy_opened => "rvs_worker_synproxy_opened_total",
+    /// SYN proxy: SYNs sent to an RS again (a client packet came while it had not answered).
+    SynproxySynRetries synproxy_syn_retries => "rvs_worker_synproxy_syn_retries_total",
+    /// SYN proxy: RS handshakes completed (the session's two halves joined).
+    SynproxyJoined synproxy_joined => "rvs_worker_synproxy_joined_total",
+    /// Packets parked while their next hop resolved.
+    Parked parked => "rvs_worker_parked_total",
+    /// Configuration snapshots this worker could not adopt (see the log).
+    SnapshotsRefused snapshots_refused => "rvs_worker_snapshots_refused_total",
+    /// Packets handed to the worker owning their session.
+    RedirectedOut redirected_out => "rvs_worker_redirected_out_total",
+    /// Packets other workers handed to this one.
+    RedirectedIn redirected_in => "rvs_worker_redirected_in_total",
+    /// ARP frames copied to the other workers (so that every neighbour table learns).
+    ArpToPeers arp_to_peers => "rvs_worker_arp_to_peers_total",
+    /// ARP frames copied to the kernel through the exception path (so that it learns too).
+    ArpToKernel arp_to_kernel => "rvs_worker_arp_to_kernel_total",
+}
+
+impl fmt::Display for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Per-worker counters. Plain integers: only the owning worker writes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counters {
+    /// Events, indexed by [`Counter::index`].
+    values: [u64; Counter::COUNT],
+    /// Drops, indexed by [`DropReason::index`].
+    drops: [u64; DropReason::COUNT],
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            values: [0; Counter::COUNT],
+            drops: [0; DropReason::COUNT],
+        }
+    }
+}
+
+impl Counters {
+    /// One counter's value.
+    #[inline]
+    pub fn get(&self, c: Counter) -> u64 {
+        self.values[c.index()]
+    }
+
+    /// Adds `n` to counter `c`.
+    #[inline]
+    pub fn add(&mut self, c: Counter, n: u64) {
+        self.values[c.index()] += n;
+    }
+
+    /// Takes `n` back from counter `c` (frames a device refused after they were counted).
+    #[inline]
+    pub fn sub(&mut self, c: Counter, n: u64) {
+        self.values[c.index()] -= n;
+    }
+
+    /// One more event `c`.
+    #[inline]
+    pub fn count(&mut self, c: Counter) {
+        self.add(c, 1);
+    }
+
+    /// One more drop for reason `r`.
+    #[inline]
+    pub fn count_drop(&mut self, r: DropReason) {
+        self.drops[r.index()] += 1;
+    }
+
+    /// `n` more drops for reason `r`.
+    #[inline]
+    pub fn add_drops(&mut self, r: DropReason, n: u64) {
+        self.drops[r.index()] += n;
+    }
+
+    /// Every counter's value, by [`Counter::index`].
+    pub fn values(&self) -> &[u64; Counter::COUNT] {
+        &self.values
+    }
+
+    /// Every drop count, by [`DropReason::index`].
+    pub fn drops(&self) -> &[u64; DropReason::COUNT] {
+        &self.drops
+    }
+
+    /// Drops for one reason.
+    pub fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops[r.index()]
+    }
+
+    /// Drops for every reason.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Frames sent that came from a port or a peer (not built or copied by the director).
+    pub fn forwarded(&self) -> u64 {
+        self.tx_packets() - self.arp_requests() - self.icmp_errors() - self.arp_to_kernel()
+    }
+
+    /// The accounting identity: every frame received from a port or handed over by a peer
+    /// was sent on, dropped for a reason, parked, or handed to another worker — exactly once.
+    /// Parked frames that later leave are counted again by `tx_packets`, so this holds while
+    /// nothing parked has been released: tests use it on static neighbours.
+    pub fn balanced(&self) -> bool {
+        self.rx_packets() + self.redirected_in()
+            == self.forwarded() + self.total_drops() + self.parked() + self.redirected_out()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_dense_and_names_unique() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+        let mut names: Vec<_> = Counter::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Counter::COUNT);
+        let mut metrics: Vec<_> = Counter::ALL.iter().map(|c| c.metric()).collect();
+        metrics.sort();
+        metrics.dedup();
+        assert_eq!(metrics.len(), Counter::COUNT);
+        assert!(metrics
+            .iter()
+            .all(|m| m.starts_with("rvs_worker_") && m.ends_with("_total")));
+    }
+
+    #[test]
+    fn accessors_read_their_own_slot() {
+        let mut c = Counters::default();
+        c.add(Counter::SynproxySynRetries, 3);
+        c.count(Counter::ArpToKernel);
+        assert_eq!(c.synproxy_syn_retries(), 3);
+        assert_eq!(c.arp_to_kernel(), 1);
+        assert_eq!(c.get(Counter::ArpToKernel), 1);
+        assert_eq!(c.values().iter().sum::<u64>(), 4);
+    }
+}
