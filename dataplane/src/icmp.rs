@@ -15,26 +15,17 @@
 //! only a packet and a [`Quote`] that [`quote`] returned for it.
 
 use crate::checksum;
-use crate::parse::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST};
-use crate::wire::be32;
+use crate::wire::ipv4::{field as ip, FRAG_OFFSET};
+use crate::wire::{be32, tcp, udp, IpProto, IPV4_MIN_HEADER_LEN};
 use conntrack::{FlowKey, Proto};
 use core::net::Ipv4Addr;
 
-/// ICMP destination unreachable (RFC 792).
-pub const DEST_UNREACH: u8 = 3;
-/// ICMP source quench (RFC 792; deprecated by RFC 6633, still relayed).
-pub const SOURCE_QUENCH: u8 = 4;
-/// ICMP time exceeded (RFC 792).
-pub const TIME_EXCEEDED: u8 = 11;
-/// ICMP parameter problem (RFC 792).
-pub const PARAM_PROBLEM: u8 = 12;
-/// Code of destination unreachable: fragmentation needed and DF set (RFC 1191).
-pub const FRAG_NEEDED: u8 = 4;
-/// Code of time exceeded: TTL exceeded in transit.
-pub const TTL_EXCEEDED: u8 = 0;
+use crate::wire::icmp::{field as icmp_field, HEADER_LEN as ICMP_HEADER};
+pub use crate::wire::icmp::{
+    DEST_UNREACH, ECHO_REPLY, ECHO_REQUEST, FRAG_NEEDED, PARAM_PROBLEM, SOURCE_QUENCH,
+    TIME_EXCEEDED, TTL_EXCEEDED,
+};
 
-/// Length of the ICMP header in front of the quote.
-const ICMP_HEADER: usize = 8;
 /// The L4 bytes every error quotes (RFC 792): enough for the ports.
 const QUOTED_L4_MIN: usize = 8;
 
@@ -70,24 +61,26 @@ pub fn quote(pkt: &[u8], header_len: usize) -> Option<Quote> {
     let inner = pkt.get(at..)?;
     let first = *inner.first()?;
     let ihl = usize::from(first & 0x0f) * 4;
-    if first >> 4 != 4 || ihl < 20 || inner.len() < ihl + QUOTED_L4_MIN {
+    if first >> 4 != 4 || ihl < IPV4_MIN_HEADER_LEN || inner.len() < ihl + QUOTED_L4_MIN {
         return None;
     }
     // The quoted total length may exceed what was quoted; the L4 bytes are what is here.
-    let frag_offset = u16::from_be_bytes([inner[6], inner[7]]) & 0x1fff;
+    let at_frag = ip::FLAGS_FRAG;
+    let frag_offset = u16::from_be_bytes([inner[at_frag], inner[at_frag + 1]]) & FRAG_OFFSET;
     if frag_offset != 0 {
         return None;
     }
     let addr = |i: usize| Ipv4Addr::new(inner[i], inner[i + 1], inner[i + 2], inner[i + 3]);
-    let (src, dst) = (addr(12), addr(16));
+    let (src, dst) = (addr(ip::SRC), addr(ip::DST));
     let l4 = &inner[ihl..];
     let be16 = |i: usize| u16::from_be_bytes([l4[i], l4[i + 1]]);
-    let key = match inner[9] {
-        6 => FlowKey::new(Proto::Tcp, src, be16(0), dst, be16(2)),
-        17 => FlowKey::new(Proto::Udp, src, be16(0), dst, be16(2)),
-        1 => match l4[0] {
-            ICMP_ECHO_REQUEST => FlowKey::new(Proto::Icmp, src, be16(4), dst, 0),
-            ICMP_ECHO_REPLY => FlowKey::new(Proto::Icmp, src, 0, dst, be16(4)),
+    let (sport, dport) = (be16(tcp::field::SRC_PORT), be16(tcp::field::DST_PORT));
+    let key = match IpProto::from(inner[ip::PROTOCOL]) {
+        IpProto::Tcp => FlowKey::new(Proto::Tcp, src, sport, dst, dport),
+        IpProto::Udp => FlowKey::new(Proto::Udp, src, sport, dst, dport),
+        IpProto::Icmp => match l4[icmp_field::TYPE] {
+            ECHO_REQUEST => FlowKey::new(Proto::Icmp, src, be16(icmp_field::IDENT), dst, 0),
+            ECHO_REPLY => FlowKey::new(Proto::Icmp, src, 0, dst, be16(icmp_field::IDENT)),
             _ => return None,
         },
         _ => return None,
@@ -118,32 +111,33 @@ pub fn checksum_valid(pkt: &[u8], header_len: usize) -> bool {
 pub fn rewrite_quote(pkt: &mut [u8], header_len: usize, q: &Quote, to: &FlowKey) {
     let end = q.at + q.header_len + q.l4_len;
     let inner = &mut pkt[q.at..end];
-    let (ip, l4) = inner.split_at_mut(q.header_len);
-    let (old_src, old_dst) = (be32(ip, 12), be32(ip, 16));
+    let (hdr, l4) = inner.split_at_mut(q.header_len);
+    let (old_src, old_dst) = (be32(hdr, ip::SRC), be32(hdr, ip::DST));
     let (new_src, new_dst) = (u32::from(to.src), u32::from(to.dst));
-    ip[12..16].copy_from_slice(&new_src.to_be_bytes());
-    ip[16..20].copy_from_slice(&new_dst.to_be_bytes());
-    let mut c = u16::from_be_bytes([ip[10], ip[11]]);
+    hdr[ip::SRC..ip::SRC + 4].copy_from_slice(&new_src.to_be_bytes());
+    hdr[ip::DST..ip::DST + 4].copy_from_slice(&new_dst.to_be_bytes());
+    let mut c = u16::from_be_bytes([hdr[ip::CHECKSUM], hdr[ip::CHECKSUM + 1]]);
     c = checksum::update32(c, old_src, new_src);
     c = checksum::update32(c, old_dst, new_dst);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    hdr[ip::CHECKSUM..ip::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
 
     let port = |l4: &[u8], i: usize| u16::from_be_bytes([l4[i], l4[i + 1]]);
     match to.proto {
         Proto::Tcp | Proto::Udp => {
-            let (old_sport, old_dport) = (port(l4, 0), port(l4, 2));
-            l4[0..2].copy_from_slice(&to.sport.to_be_bytes());
-            l4[2..4].copy_from_slice(&to.dport.to_be_bytes());
+            let (sp, dp) = (tcp::field::SRC_PORT, tcp::field::DST_PORT);
+            let (old_sport, old_dport) = (port(l4, sp), port(l4, dp));
+            l4[sp..sp + 2].copy_from_slice(&to.sport.to_be_bytes());
+            l4[dp..dp + 2].copy_from_slice(&to.dport.to_be_bytes());
             // TCP's checksum is bytes 16..18, quoted only when the error quotes that much;
             // UDP's is bytes 6..8, always quoted, and 0 means "none" (RFC 768).
-            let (at, udp) = if to.proto == Proto::Tcp {
-                (16, false)
+            let (at, is_udp) = if to.proto == Proto::Tcp {
+                (tcp::field::CHECKSUM, false)
             } else {
-                (6, true)
+                (udp::field::CHECKSUM, true)
             };
             if l4.len() >= at + 2 {
                 let mut c = port(l4, at);
-                if udp {
+                if is_udp {
                     c = checksum::update_udp32(c, old_src, new_src);
                     c = checksum::update_udp32(c, old_dst, new_dst);
                     c = checksum::update_udp16(c, old_sport, to.sport);
@@ -159,22 +153,24 @@ pub fn rewrite_quote(pkt: &mut [u8], header_len: usize, q: &Quote, to: &FlowKey)
         }
         Proto::Icmp => {
             // An echo's identifier: the request's source "port", the reply's destination one.
-            let ident = if l4[0] == ICMP_ECHO_REQUEST {
+            let ident = if l4[icmp_field::TYPE] == ECHO_REQUEST {
                 to.sport
             } else {
                 to.dport
             };
-            let old_ident = port(l4, 4);
-            l4[4..6].copy_from_slice(&ident.to_be_bytes());
-            let c = checksum::update16(port(l4, 2), old_ident, ident);
-            l4[2..4].copy_from_slice(&c.to_be_bytes());
+            let (at, sum) = (icmp_field::IDENT, icmp_field::CHECKSUM);
+            let old_ident = port(l4, at);
+            l4[at..at + 2].copy_from_slice(&ident.to_be_bytes());
+            let c = checksum::update16(port(l4, sum), old_ident, ident);
+            l4[sum..sum + 2].copy_from_slice(&c.to_be_bytes());
         }
     }
 
-    let icmp = &mut pkt[header_len..];
-    icmp[2..4].fill(0);
-    let c = checksum::checksum(icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let m = &mut pkt[header_len..];
+    let sum = icmp_field::CHECKSUM;
+    m[sum..sum + 2].fill(0);
+    let c = checksum::checksum(m);
+    m[sum..sum + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// Adds `seq_by` to the quoted TCP segment's sequence number and `ack_by` to its
@@ -187,19 +183,21 @@ pub fn rewrite_quote(pkt: &mut [u8], header_len: usize, q: &Quote, to: &FlowKey)
 pub fn shift_quoted_tcp(pkt: &mut [u8], q: &Quote, seq_by: u32, ack_by: u32) {
     let start = q.at + q.header_len;
     let l4 = &mut pkt[start..start + q.l4_len];
-    let mut c = (l4.len() >= 18).then(|| u16::from_be_bytes([l4[16], l4[17]]));
-    let seq = be32(l4, 4);
+    use tcp::field::{ACK, CHECKSUM, SEQ};
+    let mut c =
+        (l4.len() >= CHECKSUM + 2).then(|| u16::from_be_bytes([l4[CHECKSUM], l4[CHECKSUM + 1]]));
+    let seq = be32(l4, SEQ);
     let new_seq = seq.wrapping_add(seq_by);
-    l4[4..8].copy_from_slice(&new_seq.to_be_bytes());
+    l4[SEQ..SEQ + 4].copy_from_slice(&new_seq.to_be_bytes());
     c = c.map(|c| checksum::update32(c, seq, new_seq));
-    if l4.len() >= 12 {
-        let ack = be32(l4, 8);
+    if l4.len() >= ACK + 4 {
+        let ack = be32(l4, ACK);
         let new_ack = ack.wrapping_add(ack_by);
-        l4[8..12].copy_from_slice(&new_ack.to_be_bytes());
+        l4[ACK..ACK + 4].copy_from_slice(&new_ack.to_be_bytes());
         c = c.map(|c| checksum::update32(c, ack, new_ack));
     }
     if let Some(c) = c {
-        l4[16..18].copy_from_slice(&c.to_be_bytes());
+        l4[CHECKSUM..CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     }
 }
 
@@ -372,7 +370,7 @@ mod tests {
             8,
         );
         // Make the quote an echo request with identifier 7 and a valid checksum.
-        pkt[48] = ICMP_ECHO_REQUEST;
+        pkt[48] = ECHO_REQUEST;
         pkt[52..54].copy_from_slice(&7u16.to_be_bytes());
         pkt[50..52].fill(0);
         let c = checksum::checksum(&pkt[48..56]);

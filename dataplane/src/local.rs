@@ -6,7 +6,10 @@
 use crate::buf::PacketBuf;
 use crate::checksum;
 use crate::rewrite::l2_len;
-use crate::wire::{ArpPacket, ArpRepr, ETHERTYPE_VLAN};
+use crate::wire::{
+    icmp, tcp, ArpPacket, ArpRepr, IpProto, Ipv4Header, ETHERTYPE_ARP, ETHERTYPE_VLAN,
+    IPV4_MIN_HEADER_LEN,
+};
 use core::net::Ipv4Addr;
 
 /// Minimum Ethernet frame length without FCS; shorter frames are zero-padded.
@@ -39,9 +42,9 @@ pub fn write_arp<B: PacketBuf>(
         Some(v) => {
             d[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
             d[14..16].copy_from_slice(&(v & 0x0fff).to_be_bytes());
-            d[16..18].copy_from_slice(&0x0806u16.to_be_bytes());
+            d[16..18].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
         }
-        None => d[12..14].copy_from_slice(&0x0806u16.to_be_bytes()),
+        None => d[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes()),
     }
     let mut arp = ArpPacket::new_unchecked(&mut d[l2..l2 + repr.buffer_len()]);
     repr.emit(&mut arp);
@@ -56,7 +59,7 @@ fn ipv4_packet<B: PacketBuf>(
     total: usize,
     ident: u16,
     dont_frag: bool,
-    proto: u8,
+    proto: IpProto,
     (src, dst): (Ipv4Addr, Ipv4Addr),
 ) -> Option<&mut [u8]> {
     buf.truncate(0);
@@ -64,18 +67,17 @@ fn ipv4_packet<B: PacketBuf>(
         return None;
     }
     let d = &mut buf.data_mut()[L2_ROOM..L2_ROOM + total];
-    d[0] = 0x45;
-    d[1] = 0;
-    d[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    d[4..6].copy_from_slice(&ident.to_be_bytes());
-    d[6..8].copy_from_slice(&[if dont_frag { 0x40 } else { 0 }, 0]);
-    d[8] = 64;
-    d[9] = proto;
-    d[10..12].fill(0);
-    d[12..16].copy_from_slice(&src.octets());
-    d[16..20].copy_from_slice(&dst.octets());
-    let c = checksum::checksum(&d[0..20]);
-    d[10..12].copy_from_slice(&c.to_be_bytes());
+    let header = Ipv4Header {
+        src,
+        dst,
+        proto,
+        tos: 0,
+        ttl: crate::wire::ipv4::DEFAULT_TTL,
+        ident,
+        dont_frag,
+        total_len: total as u16,
+    };
+    header.emit((&mut d[..IPV4_MIN_HEADER_LEN]).try_into().ok()?);
     Some(d)
 }
 
@@ -105,18 +107,19 @@ pub fn write_icmp_error<B: PacketBuf>(buf: &mut B, e: &IcmpError, offending: &[u
         None => return false,
     };
     let quote = &offending[..(ihl + ICMP_QUOTE_L4).min(offending.len())];
-    let total = 20 + 8 + quote.len();
-    let Some(d) = ipv4_packet(buf, total, e.ident, false, 1, (e.src, e.dst)) else {
+    let total = IPV4_MIN_HEADER_LEN + icmp::HEADER_LEN + quote.len();
+    let Some(d) = ipv4_packet(buf, total, e.ident, false, IpProto::Icmp, (e.src, e.dst)) else {
         return false;
     };
-    let icmp = &mut d[20..];
-    icmp[0] = e.ty;
-    icmp[1] = e.code;
-    icmp[2..4].fill(0);
-    icmp[4..8].copy_from_slice(&e.rest.to_be_bytes());
-    icmp[8..].copy_from_slice(quote);
-    let c = checksum::checksum(icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    use icmp::field::{CHECKSUM, CODE, REST, TYPE};
+    let m = &mut d[IPV4_MIN_HEADER_LEN..];
+    m[TYPE] = e.ty;
+    m[CODE] = e.code;
+    m[CHECKSUM..CHECKSUM + 2].fill(0);
+    m[REST..REST + 4].copy_from_slice(&e.rest.to_be_bytes());
+    m[icmp::HEADER_LEN..].copy_from_slice(quote);
+    let c = checksum::checksum(m);
+    m[CHECKSUM..CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     true
 }
 
@@ -151,27 +154,36 @@ pub struct TcpSegment {
 /// may be the received frame being answered: the caller reads what it needs first. Returns
 /// false if the buffer has no room.
 pub fn write_tcp<B: PacketBuf>(buf: &mut B, s: &TcpSegment) -> bool {
-    let tcp_len = if s.mss.is_some() { 24 } else { 20 };
-    let total = 20 + tcp_len;
-    let Some(d) = ipv4_packet(buf, total, s.ident, true, 6, (s.src, s.dst)) else {
+    use tcp::field::{ACK, CHECKSUM, DATA_OFF, DST_PORT, FLAGS, SEQ, SRC_PORT, URGENT, WINDOW};
+    const MSS_OPTION_LEN: usize = 4;
+    let tcp_len = tcp::HEADER_LEN + if s.mss.is_some() { MSS_OPTION_LEN } else { 0 };
+    let total = IPV4_MIN_HEADER_LEN + tcp_len;
+    let Some(d) = ipv4_packet(buf, total, s.ident, true, IpProto::Tcp, (s.src, s.dst)) else {
         return false;
     };
-    let t = &mut d[20..];
-    t[0..2].copy_from_slice(&s.sport.to_be_bytes());
-    t[2..4].copy_from_slice(&s.dport.to_be_bytes());
-    t[4..8].copy_from_slice(&s.seq.to_be_bytes());
-    let ack = if s.flags & 0x10 != 0 { s.ack } else { 0 };
-    t[8..12].copy_from_slice(&ack.to_be_bytes());
-    t[12] = (tcp_len as u8 / 4) << 4;
-    t[13] = s.flags;
-    t[14..16].copy_from_slice(&s.window.to_be_bytes());
-    t[16..20].fill(0);
+    let t = &mut d[IPV4_MIN_HEADER_LEN..];
+    t[SRC_PORT..SRC_PORT + 2].copy_from_slice(&s.sport.to_be_bytes());
+    t[DST_PORT..DST_PORT + 2].copy_from_slice(&s.dport.to_be_bytes());
+    t[SEQ..SEQ + 4].copy_from_slice(&s.seq.to_be_bytes());
+    let ack = if s.flags & tcp::flags::ACK != 0 {
+        s.ack
+    } else {
+        0
+    };
+    t[ACK..ACK + 4].copy_from_slice(&ack.to_be_bytes());
+    t[DATA_OFF] = (tcp_len as u8 / 4) << 4;
+    t[FLAGS] = s.flags;
+    t[WINDOW..WINDOW + 2].copy_from_slice(&s.window.to_be_bytes());
+    t[CHECKSUM..URGENT + 2].fill(0);
     if let Some(mss) = s.mss {
-        t[20..22].copy_from_slice(&[2, 4]);
-        t[22..24].copy_from_slice(&mss.to_be_bytes());
+        let o = tcp::HEADER_LEN;
+        t[o..o + 2].copy_from_slice(&[tcp::OPT_MSS, MSS_OPTION_LEN as u8]);
+        t[o + 2..o + 4].copy_from_slice(&mss.to_be_bytes());
     }
-    let pseudo = checksum::pseudo_header_sum(u32::from(s.src), u32::from(s.dst), 6, tcp_len as u16);
+    let proto = IpProto::Tcp.number();
+    let pseudo =
+        checksum::pseudo_header_sum(u32::from(s.src), u32::from(s.dst), proto, tcp_len as u16);
     let c = !checksum::fold(checksum::sum_bytes(pseudo, t));
-    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t[CHECKSUM..CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     true
 }

@@ -6,54 +6,13 @@
 //! [`DropReason`], never a panic.
 
 use crate::drop::DropReason;
+use crate::wire::ipv4::{field as ip, FLAG_DF, FLAG_MF, FRAG_OFFSET, VER_IHL_NO_OPTIONS};
 use crate::wire::{
-    EthernetFrame, EthernetProtocol, Icmpv4Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
-    VlanPacket, ETHERNET_HEADER_LEN, ETHERTYPE_QINQ, ETHERTYPE_VLAN, VLAN_TAG_LEN,
+    icmp, tcp, udp, EthernetFrame, EthernetProtocol, Icmpv4Packet, IpProto, Ipv4Packet, Ipv6Packet,
+    TcpPacket, UdpPacket, VlanPacket, ETHERNET_HEADER_LEN, ETHERTYPE_IPV4, ETHERTYPE_QINQ,
+    ETHERTYPE_VLAN, IPV4_MIN_HEADER_LEN, VLAN_TAG_LEN,
 };
 use core::net::Ipv4Addr;
-
-/// TCP flag bits as in the header's flags byte.
-pub mod tcp_flags {
-    /// FIN.
-    pub const FIN: u8 = 0x01;
-    /// SYN.
-    pub const SYN: u8 = 0x02;
-    /// RST.
-    pub const RST: u8 = 0x04;
-    /// PSH.
-    pub const PSH: u8 = 0x08;
-    /// ACK.
-    pub const ACK: u8 = 0x10;
-    /// URG.
-    pub const URG: u8 = 0x20;
-    /// The flags that say where a segment is in a connection's life (PSH, URG, ECE and CWR
-    /// do not): mask with it to tell a plain SYN, SYN/ACK, ACK, FIN or RST.
-    pub const HANDSHAKE: u8 = SYN | ACK | RST | FIN;
-
-    /// True for the flag combinations a TCP connection uses; the others (SYN with FIN or
-    /// RST, FIN without ACK, no flags at all, the "christmas tree") are what scanners and
-    /// floods send. The same set as Linux conntrack's `tcp_valid_flags`: PSH, ECE and CWR are
-    /// ignored, and what is left must be SYN, SYN+URG, SYN+ACK, RST, RST+ACK, FIN+ACK,
-    /// FIN+ACK+URG, ACK or ACK+URG.
-    #[inline]
-    pub const fn valid(flags: u8) -> bool {
-        const SYN_URG: u8 = SYN | URG;
-        const SYN_ACK: u8 = SYN | ACK;
-        const RST_ACK: u8 = RST | ACK;
-        const FIN_ACK: u8 = FIN | ACK;
-        const FIN_ACK_URG: u8 = FIN | ACK | URG;
-        const ACK_URG: u8 = ACK | URG;
-        matches!(
-            flags & (HANDSHAKE | URG),
-            SYN | SYN_URG | SYN_ACK | RST | RST_ACK | FIN_ACK | FIN_ACK_URG | ACK | ACK_URG
-        )
-    }
-}
-
-/// ICMP echo request type.
-pub const ICMP_ECHO_REQUEST: u8 = 8;
-/// ICMP echo reply type.
-pub const ICMP_ECHO_REPLY: u8 = 0;
 
 /// What the Ethernet frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,8 +49,8 @@ pub struct Ipv4Meta {
     pub dst: Ipv4Addr,
     /// Time to live.
     pub ttl: u8,
-    /// IP protocol number.
-    pub proto: u8,
+    /// IP protocol.
+    pub proto: IpProto,
     /// IPv4 header length in bytes (20..=60).
     pub header_len: usize,
     /// IPv4 total length (header + payload), ≤ the frame's L3 bytes; any Ethernet padding
@@ -114,7 +73,7 @@ pub enum L4 {
         sport: u16,
         /// Destination port.
         dport: u16,
-        /// Flags byte (see [`tcp_flags`]).
+        /// Flags byte (see [`crate::wire::tcp::flags`]).
         flags: u8,
     },
     /// UDP ports.
@@ -156,47 +115,54 @@ pub fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
 /// checks this on valid and mutated frames).
 #[inline]
 pub fn parse_fast(frame: &[u8]) -> Option<Parsed> {
-    let head: &[u8; 34] = frame.get(..34)?.try_into().ok()?;
-    if head[12..15] != [0x08, 0x00, 0x45] {
+    const L3: usize = ETHERNET_HEADER_LEN;
+    const L4: usize = L3 + IPV4_MIN_HEADER_LEN;
+    let head: &[u8; L4] = frame.get(..L4)?.try_into().ok()?;
+    let [t0, t1] = ETHERTYPE_IPV4.to_be_bytes();
+    if head[12..15] != [t0, t1, VER_IHL_NO_OPTIONS] {
         return None;
     }
-    let ip: &[u8; 20] = head[14..34].try_into().ok()?;
-    let total_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let h: &[u8; IPV4_MIN_HEADER_LEN] = head[L3..L4].try_into().ok()?;
+    let be16 = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let total_len = usize::from(be16(h, ip::LENGTH));
     // Fragments (MF or an offset) take the full path.
-    if total_len < 20 || frame.len() - 14 < total_len || ip[6] & 0x3f != 0 || ip[7] != 0 {
+    if total_len < IPV4_MIN_HEADER_LEN
+        || frame.len() - L3 < total_len
+        || be16(h, ip::FLAGS_FRAG) & (FLAG_MF | FRAG_OFFSET) != 0
+    {
         return None;
     }
-    if crate::checksum::fold(crate::checksum::sum_bytes(0, ip)) != 0xffff {
+    if crate::checksum::fold(crate::checksum::sum_bytes(0, h)) != 0xffff {
         return None;
     }
-    let l4 = &frame[34..14 + total_len];
-    let be16 = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
-    let l4 = match ip[9] {
-        6 => {
-            if l4.len() < 20 {
+    let l4 = &frame[L4..L3 + total_len];
+    let proto = IpProto::from(h[ip::PROTOCOL]);
+    let l4 = match proto {
+        IpProto::Tcp => {
+            if l4.len() < tcp::HEADER_LEN {
                 return None;
             }
-            let doff = usize::from(l4[12] >> 4) * 4;
-            if doff < 20 || doff > l4.len() {
+            let doff = usize::from(l4[tcp::field::DATA_OFF] >> 4) * 4;
+            if doff < tcp::HEADER_LEN || doff > l4.len() {
                 return None;
             }
             L4::Tcp {
-                sport: be16(0),
-                dport: be16(2),
-                flags: l4[13],
+                sport: be16(l4, tcp::field::SRC_PORT),
+                dport: be16(l4, tcp::field::DST_PORT),
+                flags: l4[tcp::field::FLAGS],
             }
         }
-        17 => {
-            if l4.len() < 8 {
+        IpProto::Udp => {
+            if l4.len() < udp::HEADER_LEN {
                 return None;
             }
-            let len = usize::from(be16(4));
-            if len < 8 || len > l4.len() {
+            let len = usize::from(be16(l4, udp::field::LENGTH));
+            if len < udp::HEADER_LEN || len > l4.len() {
                 return None;
             }
             L4::Udp {
-                sport: be16(0),
-                dport: be16(2),
+                sport: be16(l4, udp::field::SRC_PORT),
+                dport: be16(l4, udp::field::DST_PORT),
             }
         }
         _ => return None,
@@ -205,19 +171,20 @@ pub fn parse_fast(frame: &[u8]) -> Option<Parsed> {
     dst_mac.copy_from_slice(&head[0..6]);
     let mut src_mac = [0u8; 6];
     src_mac.copy_from_slice(&head[6..12]);
+    let addr = |at: usize| Ipv4Addr::new(h[at], h[at + 1], h[at + 2], h[at + 3]);
     Some(Parsed {
         dst_mac,
         src_mac,
         vlan: None,
         l3_off: ETHERNET_HEADER_LEN,
         l3: L3::Ipv4(Ipv4Meta {
-            src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
-            dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
-            ttl: ip[8],
-            proto: ip[9],
-            header_len: 20,
+            src: addr(ip::SRC),
+            dst: addr(ip::DST),
+            ttl: h[ip::TTL],
+            proto,
+            header_len: IPV4_MIN_HEADER_LEN,
             total_len,
-            dont_frag: ip[6] & 0x40 != 0,
+            dont_frag: be16(h, ip::FLAGS_FRAG) & FLAG_DF != 0,
             fragment: false,
             l4,
         }),
@@ -278,14 +245,14 @@ pub fn parse_ipv4(pkt: &[u8]) -> Result<Ipv4Meta, DropReason> {
     let header_len = ip.header_len() as usize;
     let total_len = ip.total_len() as usize;
     // smoltcp checks IHL >= 5 only against the buffer; insist on it and on a sane total length.
-    if header_len < 20 || total_len < header_len {
+    if header_len < IPV4_MIN_HEADER_LEN || total_len < header_len {
         return Err(DropReason::MalformedIpv4);
     }
     if !ip.verify_checksum() {
         return Err(DropReason::BadIpv4Checksum);
     }
     let fragment = ip.more_frags() || ip.frag_offset() != 0;
-    let proto = u8::from(ip.next_header());
+    let proto = IpProto::from(u8::from(ip.next_header()));
     let l4_bytes = &pkt[header_len..total_len];
     let l4 = if fragment {
         L4::None
@@ -305,35 +272,36 @@ pub fn parse_ipv4(pkt: &[u8]) -> Result<Ipv4Meta, DropReason> {
     })
 }
 
-fn parse_l4(proto: u8, l4: &[u8]) -> Result<L4, DropReason> {
+fn parse_l4(proto: IpProto, l4: &[u8]) -> Result<L4, DropReason> {
     Ok(match proto {
-        6 => {
+        IpProto::Tcp => {
             let tcp = TcpPacket::new_checked(l4).map_err(|_| DropReason::MalformedTcp)?;
-            if tcp.header_len() < 20 {
+            if usize::from(tcp.header_len()) < tcp::HEADER_LEN {
                 return Err(DropReason::MalformedTcp);
             }
             L4::Tcp {
                 sport: tcp.src_port(),
                 dport: tcp.dst_port(),
-                flags: l4[13],
+                flags: l4[tcp::field::FLAGS],
             }
         }
-        17 => {
+        IpProto::Udp => {
             let udp = UdpPacket::new_checked(l4).map_err(|_| DropReason::MalformedUdp)?;
             L4::Udp {
                 sport: udp.src_port(),
                 dport: udp.dst_port(),
             }
         }
-        1 => {
-            let icmp = Icmpv4Packet::new_checked(l4).map_err(|_| DropReason::MalformedIcmp)?;
-            if l4.len() < 8 {
+        IpProto::Icmp => {
+            let view = Icmpv4Packet::new_checked(l4).map_err(|_| DropReason::MalformedIcmp)?;
+            if l4.len() < icmp::HEADER_LEN {
                 return Err(DropReason::MalformedIcmp);
             }
+            let at = icmp::field::IDENT;
             L4::Icmp {
-                ty: u8::from(icmp.msg_type()),
-                code: icmp.msg_code(),
-                ident: u16::from_be_bytes([l4[4], l4[5]]),
+                ty: u8::from(view.msg_type()),
+                code: view.msg_code(),
+                ident: u16::from_be_bytes([l4[at], l4[at + 1]]),
             }
         }
         _ => L4::None,

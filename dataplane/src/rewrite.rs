@@ -6,23 +6,18 @@
 //! them and the payload is never rescanned. UDP's zero checksum is kept (RFC 768).
 //!
 //! [`frame_l2`] then puts the Ethernet header (with or without an 802.1Q tag) in front of the
-//! L3 packet, with room for an encapsulation header between them ([`write_ipip`] for TUN).
+//! L3 packet, with room for an encapsulation header between them (TUN's outer IPv4 header,
+//! written by [`crate::wire::Ipv4Header::emit`]).
 
 use crate::buf::PacketBuf;
 use crate::checksum::{self, Delta};
 use crate::drop::DropReason;
-use crate::wire::{be32, ETHERNET_HEADER_LEN, ETHERTYPE_VLAN, VLAN_TAG_LEN};
+use crate::wire::ipv4::field as ip_field;
+use crate::wire::{
+    be32, icmp, tcp, udp, IpProto, ETHERNET_HEADER_LEN, ETHERTYPE_VLAN, IPV4_MIN_HEADER_LEN,
+    VLAN_TAG_LEN,
+};
 use core::net::Ipv4Addr;
-
-/// IP protocol number of IPv4-in-IPv4 (RFC 2003).
-pub const IPPROTO_IPIP: u8 = 4;
-
-mod ip_field {
-    pub const TTL: usize = 8;
-    pub const CHECKSUM: usize = 10;
-    pub const SRC: usize = 12;
-    pub const DST: usize = 16;
-}
 
 /// The `N` bytes of `bytes` at `at`, as an array (so that indexing it needs no bounds checks).
 ///
@@ -45,11 +40,11 @@ fn field<const N: usize>(bytes: &mut [u8], at: usize) -> &mut [u8; N] {
 /// first 8 of the L4 header, and for TCP its checksum), so the setters index them with
 /// constants and carry no bounds checks.
 pub struct Ipv4Rewrite<'a> {
-    ip: &'a mut [u8; 20],
+    ip: &'a mut [u8; IPV4_MIN_HEADER_LEN],
     l4: &'a mut [u8; 8],
     /// TCP's checksum field (bytes 16..18 of its header); None for UDP and ICMP.
     tcp_csum: Option<&'a mut [u8; 2]>,
-    proto: u8,
+    proto: IpProto,
     ip_delta: Delta,
     l4_delta: Delta,
 }
@@ -61,12 +56,12 @@ impl<'a> Ipv4Rewrite<'a> {
     /// If `pkt` is shorter than its headers (`header_len` ≥ 20, then 8 bytes of L4 header,
     /// 20 for TCP): [`crate::parse::parse_ipv4`] has checked that for every packet it passes.
     #[inline]
-    pub fn new(pkt: &'a mut [u8], header_len: usize, proto: u8) -> Ipv4Rewrite<'a> {
+    pub fn new(pkt: &'a mut [u8], header_len: usize, proto: IpProto) -> Ipv4Rewrite<'a> {
         let (hdr, rest) = pkt.split_at_mut(header_len);
-        let ip: &mut [u8; 20] = field(hdr, 0);
+        let ip: &mut [u8; IPV4_MIN_HEADER_LEN] = field(hdr, 0);
         let (l4, tail) = rest.split_at_mut(8);
         let l4: &mut [u8; 8] = field(l4, 0);
-        let tcp_csum = (proto == 6).then(|| field(tail, 8));
+        let tcp_csum = (proto == IpProto::Tcp).then(|| field(tail, tcp::field::CHECKSUM - 8));
         Ipv4Rewrite {
             ip,
             l4,
@@ -85,7 +80,7 @@ impl<'a> Ipv4Rewrite<'a> {
         *bytes = new.to_be_bytes();
         self.ip_delta.add32(old, new);
         // TCP and UDP checksums cover the addresses through the pseudo-header; ICMP does not.
-        if self.proto != 1 {
+        if self.proto != IpProto::Icmp {
             self.l4_delta.add32(old, new);
         }
     }
@@ -113,19 +108,19 @@ impl<'a> Ipv4Rewrite<'a> {
     /// Sets the TCP/UDP source port.
     #[inline]
     pub fn set_sport(&mut self, port: u16) {
-        self.set_l4_u16(0, port);
+        self.set_l4_u16(tcp::field::SRC_PORT, port);
     }
 
     /// Sets the TCP/UDP destination port.
     #[inline]
     pub fn set_dport(&mut self, port: u16) {
-        self.set_l4_u16(2, port);
+        self.set_l4_u16(tcp::field::DST_PORT, port);
     }
 
     /// Sets the ICMP echo identifier.
     #[inline]
     pub fn set_echo_ident(&mut self, ident: u16) {
-        self.set_l4_u16(4, ident);
+        self.set_l4_u16(icmp::field::IDENT, ident);
     }
 
     /// Sets the TTL.
@@ -148,10 +143,11 @@ impl<'a> Ipv4Rewrite<'a> {
     /// Sets the ICMP type byte (echo request → echo reply).
     #[inline]
     pub fn set_icmp_type(&mut self, ty: u8) {
-        let old = u16::from_be_bytes([self.l4[0], self.l4[1]]);
-        self.l4[0] = ty;
+        let t = icmp::field::TYPE;
+        let old = u16::from_be_bytes([self.l4[t], self.l4[t + 1]]);
+        self.l4[t] = ty;
         self.l4_delta
-            .add16(old, u16::from_be_bytes([ty, self.l4[1]]));
+            .add16(old, u16::from_be_bytes([ty, self.l4[t + 1]]));
     }
 
     #[inline]
@@ -164,9 +160,9 @@ impl<'a> Ipv4Rewrite<'a> {
             let delta = self.l4_delta;
             let (sum, udp): (&mut [u8; 2], bool) = match (self.proto, self.tcp_csum.as_deref_mut())
             {
-                (6, Some(f)) => (f, false),
-                (17, _) => (field(self.l4, 6), true),
-                (1, _) => (field(self.l4, 2), false),
+                (IpProto::Tcp, Some(f)) => (f, false),
+                (IpProto::Udp, _) => (field(self.l4, udp::field::CHECKSUM), true),
+                (IpProto::Icmp, _) => (field(self.l4, icmp::field::CHECKSUM), false),
                 _ => return,
             };
             let c = u16::from_be_bytes(*sum);
@@ -198,15 +194,16 @@ impl Drop for Ipv4Rewrite<'_> {
 /// If `pkt` holds less than a TCP header after `header_len` ([`crate::parse`] has checked it).
 #[inline]
 pub fn shift_tcp(pkt: &mut [u8], header_len: usize, seq_by: u32, ack_by: u32) {
-    let t: &mut [u8; 20] = field(pkt, header_len);
-    let (seq, ack) = (be32(t, 4), be32(t, 8));
+    use tcp::field::{ACK, CHECKSUM, SEQ};
+    let t: &mut [u8; tcp::HEADER_LEN] = field(pkt, header_len);
+    let (seq, ack) = (be32(t, SEQ), be32(t, ACK));
     let (new_seq, new_ack) = (seq.wrapping_add(seq_by), ack.wrapping_add(ack_by));
-    t[4..8].copy_from_slice(&new_seq.to_be_bytes());
-    t[8..12].copy_from_slice(&new_ack.to_be_bytes());
-    let mut c = u16::from_be_bytes([t[16], t[17]]);
+    t[SEQ..SEQ + 4].copy_from_slice(&new_seq.to_be_bytes());
+    t[ACK..ACK + 4].copy_from_slice(&new_ack.to_be_bytes());
+    let mut c = u16::from_be_bytes([t[CHECKSUM], t[CHECKSUM + 1]]);
     c = checksum::update32(c, seq, new_seq);
     c = checksum::update32(c, ack, new_ack);
-    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t[CHECKSUM..CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// Length of the Ethernet header with or without an 802.1Q tag.
@@ -264,44 +261,6 @@ pub fn set_dst_mac<B: PacketBuf>(buf: &mut B, mac: [u8; 6]) {
     buf.data_mut()[0..6].copy_from_slice(&mac);
 }
 
-/// The fields of an outer IPIP header (RFC 2003) that come from the inner packet and the route.
-#[derive(Clone, Copy, Debug)]
-pub struct IpipHeader {
-    /// Outer source: the director's address on the egress interface (DIP).
-    pub src: Ipv4Addr,
-    /// Outer destination: the real server (RIP).
-    pub dst: Ipv4Addr,
-    /// Copied from the inner header (DSCP/ECN byte).
-    pub tos: u8,
-    /// Copied from the inner header.
-    pub ttl: u8,
-    /// Copied from the inner header, so path-MTU discovery keeps working through the tunnel.
-    pub dont_frag: bool,
-    /// Outer identification.
-    pub ident: u16,
-    /// Inner packet length in bytes.
-    pub inner_len: u16,
-}
-
-/// Writes a 20-byte outer IPv4 header for IPIP at `out[0..20]`, checksum included.
-#[inline]
-pub fn write_ipip(out: &mut [u8], h: &IpipHeader) {
-    let total = h.inner_len.saturating_add(20);
-    out[0] = 0x45;
-    out[1] = h.tos;
-    out[2..4].copy_from_slice(&total.to_be_bytes());
-    out[4..6].copy_from_slice(&h.ident.to_be_bytes());
-    let flags: u16 = if h.dont_frag { 0x4000 } else { 0 };
-    out[6..8].copy_from_slice(&flags.to_be_bytes());
-    out[8] = h.ttl;
-    out[9] = IPPROTO_IPIP;
-    out[10..12].fill(0);
-    out[12..16].copy_from_slice(&h.src.octets());
-    out[16..20].copy_from_slice(&h.dst.octets());
-    let c = checksum::checksum(&out[0..20]);
-    out[10..12].copy_from_slice(&c.to_be_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,7 +310,7 @@ mod tests {
         let mut p = tcp_packet();
         verify(&p);
         {
-            let mut r = Ipv4Rewrite::new(&mut p, 20, 6);
+            let mut r = Ipv4Rewrite::new(&mut p, 20, IpProto::Tcp);
             r.set_src(Ipv4Addr::new(10, 9, 0, 1));
             r.set_sport(5001);
             r.set_dst(Ipv4Addr::new(10, 2, 0, 11));
@@ -376,7 +335,7 @@ mod tests {
         p[24..26].copy_from_slice(&8u16.to_be_bytes());
         p[26..28].fill(0);
         {
-            let mut r = Ipv4Rewrite::new(&mut p, 20, 17);
+            let mut r = Ipv4Rewrite::new(&mut p, 20, IpProto::Udp);
             r.set_dst(Ipv4Addr::new(10, 2, 0, 11));
             r.set_dport(53);
         }
@@ -406,18 +365,17 @@ mod tests {
     #[test]
     fn ipip_header_is_valid() {
         let mut out = [0u8; 20];
-        write_ipip(
-            &mut out,
-            &IpipHeader {
-                src: Ipv4Addr::new(10, 2, 0, 1),
-                dst: Ipv4Addr::new(10, 2, 0, 11),
-                tos: 0x10,
-                ttl: 64,
-                dont_frag: true,
-                ident: 7,
-                inner_len: 44,
-            },
-        );
+        crate::wire::Ipv4Header {
+            src: Ipv4Addr::new(10, 2, 0, 1),
+            dst: Ipv4Addr::new(10, 2, 0, 11),
+            proto: IpProto::Ipip,
+            tos: 0x10,
+            ttl: 64,
+            dont_frag: true,
+            ident: 7,
+            total_len: 20 + 44,
+        }
+        .emit(&mut out);
         assert_eq!(checksum::checksum(&out), 0);
         assert_eq!(u16::from_be_bytes([out[2], out[3]]), 64);
         assert_eq!(out[9], 4);

@@ -119,18 +119,19 @@ pub fn mss_index(mss: u16) -> u8 {
 
 /// The MSS option of a SYN's TCP header `tcp` (options within its data offset), if any.
 pub fn syn_mss(tcp: &[u8]) -> Option<u16> {
-    let doff = usize::from(*tcp.get(12)? >> 4) * 4;
-    let mut opts = tcp.get(20..doff)?;
+    use crate::wire::tcp::{field, HEADER_LEN, OPT_END, OPT_MSS, OPT_NOP};
+    let doff = usize::from(*tcp.get(field::DATA_OFF)? >> 4) * 4;
+    let mut opts = tcp.get(HEADER_LEN..doff)?;
     while let [kind, rest @ ..] = opts {
-        match kind {
-            0 => return None,
-            1 => opts = rest,
+        match *kind {
+            OPT_END => return None,
+            OPT_NOP => opts = rest,
             _ => {
                 let len = usize::from(*rest.first()?);
                 if len < 2 || len > opts.len() {
                     return None;
                 }
-                if *kind == 2 && len == 4 {
+                if *kind == OPT_MSS && len == 4 {
                     return Some(u16::from_be_bytes([opts[2], opts[3]]));
                 }
                 opts = &opts[len..];

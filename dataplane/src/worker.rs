@@ -17,21 +17,25 @@ use crate::icmp;
 use crate::lip::{LipError, LipPool, ReplySteering};
 use crate::local::{self, IcmpError, TcpSegment, L2_ROOM};
 use crate::neigh::{NeighConfig, NeighTable, Park};
-use crate::parse::{self, tcp_flags, Ipv4Meta, L3, L4};
+use crate::parse::{self, Ipv4Meta, L3, L4};
 use crate::redirect::{self, Handoff, HandoffKind, RedirectRings};
-use crate::rewrite::{self, IpipHeader, Ipv4Rewrite};
+use crate::rewrite::{self, Ipv4Rewrite};
 use crate::snapshot::{Homing, Hop, Local, Snapshot, SnapshotCell};
 use crate::stats::WorkerStats;
 use crate::synproxy::{self, CookieInfo, Cookies, Shift};
-use crate::wire::{be32, ArpOperation, ArpPacket, ArpRepr, EthernetAddress};
+use crate::wire::tcp::{self, flags as tcp_flags};
+use crate::wire::{
+    be32, ArpOperation, ArpPacket, ArpRepr, EthernetAddress, IpProto, Ipv4Header, ETHERTYPE_IPV4,
+    IPV4_MIN_HEADER_LEN,
+};
 use arrayvec::ArrayVec;
 use conntrack::{Candidate, Dir, FlowKey, KeyHash, Proto, SessionState, Table, TcpEvent, TcpState};
 use core::net::Ipv4Addr;
 use sched::{AnyScheduler, DestLoad, FlowHint, ForwardMode, SchedKind, Scheduler};
 use std::sync::Arc;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const IPIP_OVERHEAD: usize = 20;
+/// What TUN's encapsulation adds: an outer IPv4 header (RFC 2003).
+const IPIP_OVERHEAD: usize = IPV4_MIN_HEADER_LEN;
 /// Table memory regions from this size up are advised onto transparent huge pages.
 const HUGE_PAGE_MIN: usize = 4 << 20;
 /// Candidate LIP ports examined per worker queue before RSS-aware allocation gives up.
@@ -956,7 +960,7 @@ impl<D: Device> Worker<D> {
             };
         }
         if let L4::Icmp { ty, .. } = m.l4 {
-            if ty == parse::ICMP_ECHO_REQUEST {
+            if ty == icmp::ECHO_REQUEST {
                 return self.echo_reply(buf, l3, m);
             }
         }
@@ -1224,11 +1228,11 @@ impl<D: Device> Worker<D> {
         let L4::Tcp { flags, .. } = m.l4 else {
             return self.drop_pkt(DropReason::NoSession);
         };
-        let tcp = &buf.data()[l3 + m.header_len..l3 + m.total_len];
-        let (seq, ack) = (be32(tcp, 4), be32(tcp, 8));
+        let seg = &buf.data()[l3 + m.header_len..l3 + m.total_len];
+        let (seq, ack) = (be32(seg, tcp::field::SEQ), be32(seg, tcp::field::ACK));
         let core = flags & tcp_flags::HANDSHAKE;
         if core == tcp_flags::SYN {
-            let mss = synproxy::syn_mss(tcp).unwrap_or(synproxy::MSS_TABLE[0]);
+            let mss = synproxy::syn_mss(seg).unwrap_or(synproxy::MSS_TABLE[0]);
             let cookie = self.cookies.make(&key, seq, mss, self.now);
             let Some(hop) = self.snap.route(m.src) else {
                 return self.drop_pkt(DropReason::NoRoute);
@@ -1349,8 +1353,8 @@ impl<D: Device> Worker<D> {
             self.counters.count(Counter::SynproxySynRetries);
             return self.proxy_syn(id, buf);
         }
-        let tcp = &buf.data()[l3 + m.header_len..l3 + m.total_len];
-        let (seq, ack) = (be32(tcp, 4), be32(tcp, 8));
+        let seg = &buf.data()[l3 + m.header_len..l3 + m.total_len];
+        let (seq, ack) = (be32(seg, tcp::field::SEQ), be32(seg, tcp::field::ACK));
         let isn = self.proxy_words[id.index()];
         let core = flags & tcp_flags::HANDSHAKE;
         let now = self.now;
@@ -1461,7 +1465,7 @@ impl<D: Device> Worker<D> {
             Dir::Original => {
                 let reply = rewritten_key(&orig, &f).mirror();
                 icmp::rewrite_quote(pkt, m.header_len, q, &reply);
-                let mut r = Ipv4Rewrite::new(pkt, m.header_len, 1);
+                let mut r = Ipv4Rewrite::new(pkt, m.header_len, IpProto::Icmp);
                 if f.mode == ForwardMode::FullNat {
                     r.set_src(f.lip);
                 }
@@ -1472,7 +1476,7 @@ impl<D: Device> Worker<D> {
             // Toward the client: the quote becomes the client's packet to the VIP.
             Dir::Reply => {
                 icmp::rewrite_quote(pkt, m.header_len, q, &orig);
-                let mut r = Ipv4Rewrite::new(pkt, m.header_len, 1);
+                let mut r = Ipv4Rewrite::new(pkt, m.header_len, IpProto::Icmp);
                 r.set_src(orig.dst);
                 r.set_dst(orig.src);
                 r.dec_ttl();
@@ -1501,17 +1505,20 @@ impl<D: Device> Worker<D> {
             }
             return self.drop_pkt(DropReason::TooBig);
         }
-        let outer = IpipHeader {
+        let outer = Ipv4Header {
             src: self.snap.source_addr(hop.iface, rip),
             dst: rip,
-            tos: buf.data()[l3 + 1],
+            proto: IpProto::Ipip,
+            tos: buf.data()[l3 + crate::wire::ipv4::field::TOS],
             ttl: m.ttl,
             dont_frag: m.dont_frag,
             ident: self.next_ident(),
-            inner_len: m.total_len as u16,
+            total_len: (m.total_len + IPIP_OVERHEAD) as u16,
         };
         self.emit_with(buf, l3, IPIP_OVERHEAD, hop, |gap| {
-            rewrite::write_ipip(gap, &outer);
+            if let Ok(h) = gap.try_into() {
+                outer.emit(h);
+            }
         })
     }
 
@@ -1564,8 +1571,8 @@ impl<D: Device> Worker<D> {
     fn echo_reply(&mut self, mut buf: D::Buf, l3: usize, m: &Ipv4Meta) {
         let end = l3 + m.total_len;
         {
-            let mut r = Ipv4Rewrite::new(&mut buf.data_mut()[l3..end], m.header_len, 1);
-            r.set_icmp_type(parse::ICMP_ECHO_REPLY);
+            let mut r = Ipv4Rewrite::new(&mut buf.data_mut()[l3..end], m.header_len, IpProto::Icmp);
+            r.set_icmp_type(icmp::ECHO_REPLY);
             r.set_src(m.dst);
             r.set_dst(m.src);
             r.set_ttl(64);
@@ -1771,7 +1778,7 @@ fn is_active(state: SessionState) -> bool {
 /// going in direction `dir`: addresses, ports (the echo identifier for ICMP), TTL, checksums.
 #[inline]
 fn rewrite_routed(pkt: &mut [u8], m: &Ipv4Meta, f: &Forward, orig: &FlowKey, dir: Dir) {
-    let icmp = m.proto == 1;
+    let icmp = m.proto == IpProto::Icmp;
     let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
     match (f.mode, dir) {
         (ForwardMode::FullNat, Dir::Original) => {
@@ -1849,8 +1856,8 @@ fn flow_key(m: &Ipv4Meta) -> Option<FlowKey> {
     let (proto, sport, dport) = match m.l4 {
         L4::Tcp { sport, dport, .. } => (Proto::Tcp, sport, dport),
         L4::Udp { sport, dport } => (Proto::Udp, sport, dport),
-        L4::Icmp { ty, ident, .. } if ty == parse::ICMP_ECHO_REQUEST => (Proto::Icmp, ident, 0),
-        L4::Icmp { ty, ident, .. } if ty == parse::ICMP_ECHO_REPLY => (Proto::Icmp, 0, ident),
+        L4::Icmp { ty, ident, .. } if ty == icmp::ECHO_REQUEST => (Proto::Icmp, ident, 0),
+        L4::Icmp { ty, ident, .. } if ty == icmp::ECHO_REPLY => (Proto::Icmp, 0, ident),
         _ => return None,
     };
     Some(FlowKey::new(proto, m.src, sport, m.dst, dport))
@@ -1882,7 +1889,7 @@ fn opens_session(m: &Ipv4Meta) -> bool {
     match m.l4 {
         L4::Tcp { flags, .. } => flags & tcp_flags::HANDSHAKE == tcp_flags::SYN,
         L4::Udp { .. } => true,
-        L4::Icmp { ty, .. } => ty == parse::ICMP_ECHO_REQUEST,
+        L4::Icmp { ty, .. } => ty == icmp::ECHO_REQUEST,
         L4::None => false,
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Ethernet, ARP, IPv4, IPv6, TCP, UDP and ICMP come from `smoltcp::wire`, re-exported here so
 //! the data path names one module; what smoltcp lacks is written here in the same style
-//! ([`vlan`]: 802.1Q tags).
+//! ([`vlan`]: 802.1Q tags), and the header layouts the fixed-offset readers and in-place
+//! rewrites use ([`ipv4`]: fields, protocol numbers and the one IPv4 header writer; [`l4`]:
+//! TCP, UDP and ICMP fields and values).
 //!
 //! # Panic contract
 //! Untrusted bytes enter a view only through `new_checked` (or `new_unchecked` followed by a
@@ -26,7 +28,12 @@
 //! | [`Ipv6Packet`] | < 40 bytes; payload length > buffer − 40 | version = 6; extension headers (next header is not necessarily L4); trailing bytes accepted, `payload()` trimmed |
 //! | [`Icmpv6Packet`] | < 4 bytes; shorter than its type's fixed header; unknown types | checksum |
 
+pub mod ipv4;
+pub mod l4;
 pub mod vlan;
+
+pub use ipv4::{IpProto, Ipv4Header};
+pub use l4::{icmp, tcp, udp};
 
 /// The error every view returns: the input is malformed or too short.
 pub use smoltcp::wire::Error as WireError;
@@ -46,6 +53,10 @@ pub fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// Ethertype of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// Ethertype of ARP.
+pub const ETHERTYPE_ARP: u16 = 0x0806;
 /// Ethertype of an 802.1Q customer tag (C-tag).
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
 /// Ethertype of an 802.1ad service tag (S-tag, QinQ outer tag).
