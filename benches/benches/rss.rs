@@ -7,7 +7,8 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dataplane::lip::{LipPool, ReplySteering};
+use dataplane::lip::LipPool;
+use dataplane::rss::ReplySteering;
 use dataplane::rss::{hash_ipv4_l4, toeplitz, Reta, RssKey, ToeplitzTable};
 
 const SRC: Ipv4Addr = Ipv4Addr::new(66, 9, 149, 187);

@@ -15,7 +15,8 @@
 //! - [`parse`]: raw frame → validated summary (or a drop reason).
 //! - [`redirect`]: lock-free rings handing packets to the worker that owns their session.
 //! - [`rewrite`]: in-place header rewrites with incremental checksums, L2 framing, IPIP.
-//! - [`rss`]: the NIC's RSS in software: Toeplitz hash, redirection table (RETA).
+//! - [`rss`]: the NIC's RSS in software: Toeplitz hash, redirection table (RETA), and the
+//!   steering of FullNAT replies to a worker's queue.
 //! - [`synproxy`]: SYN cookies and the sequence shift of SYN-proxied sessions.
 //! - [`stats`]: lock-free counters each worker publishes (per dest slot and per worker).
 //! - [`snapshot`]: the validated configuration workers read, and how it is published.

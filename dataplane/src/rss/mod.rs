@@ -5,8 +5,8 @@
 //! index its redirection table, whose entry names the RX queue. Computing the same thing here
 //! lets a worker predict which queue a packet *will* arrive on, before it exists: FullNAT picks
 //! an lport whose reply tuple `RIP:rport → LIP:lport` lands on the worker's own queue (see
-//! [`crate::lip::ReplySteering`]), so the reply finds the session without a hand-over between
-//! workers (DESIGN.md, "Multi-core: who owns a session").
+//! [`ReplySteering`], in `steering.rs`), so the reply finds the session without a hand-over
+//! between workers.
 //!
 //! The hash input is the packet's fields in network byte order, in the order the specification
 //! gives: source address, destination address, then for TCP/UDP source port, destination port
@@ -28,6 +28,10 @@
 //!
 //! Test vectors: the RSS verification suite of Microsoft's "Verifying the RSS Hash Calculation"
 //! (also in the Intel 82599 datasheet, §7.1.2.8.3, and DPDK's `app/test/test_thash.c`).
+
+mod steering;
+
+pub use steering::{PartialReplyHash, ReplySteering};
 
 use core::fmt;
 use core::net::Ipv4Addr;
