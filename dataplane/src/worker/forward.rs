@@ -1,0 +1,199 @@
+//! Steps 7–8: a session's packet — state transition, then the per-mode rewrite (NAT and
+//! FullNAT addresses and ports, DR's MAC only, TUN's IPIP encapsulation) — on its way out.
+
+use super::session::{is_active, Forward, SynProxy};
+use super::Worker;
+use crate::buf::PacketBuf;
+use crate::device::Device;
+use crate::drop::DropReason;
+use crate::icmp;
+use crate::parse::{Ipv4Meta, L4};
+use crate::rewrite::{self, Ipv4Rewrite};
+use crate::synproxy::Shift;
+use crate::wire::tcp::flags as tcp_flags;
+use crate::wire::{IpProto, Ipv4Header, IPV4_MIN_HEADER_LEN};
+use conntrack::{Dir, FlowKey, TcpEvent};
+use core::net::Ipv4Addr;
+use sched::ForwardMode;
+
+/// What TUN's encapsulation adds: an outer IPv4 header (RFC 2003).
+pub(super) const IPIP_OVERHEAD: usize = IPV4_MIN_HEADER_LEN;
+
+impl<D: Device> Worker<D> {
+    pub(super) fn forward(
+        &mut self,
+        id: conntrack::SessionId,
+        dir: Dir,
+        buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+    ) {
+        let event = match m.l4 {
+            L4::Tcp { flags, .. } => TcpEvent::from_flags(
+                flags & tcp_flags::SYN != 0,
+                flags & tcp_flags::FIN != 0,
+                flags & tcp_flags::ACK != 0,
+                flags & tcp_flags::RST != 0,
+            ),
+            _ => None,
+        };
+        let Some(s) = self.table.get(id) else {
+            return self.drop_pkt(DropReason::NoSession);
+        };
+        let f = s.data;
+        let orig = s.original;
+        let was_active = is_active(s.state);
+        if let SynProxy::Pending(info) = f.synproxy {
+            return self.synproxy_pending(id, dir, buf, l3, m, info);
+        }
+        // NAT and FullNAT route: where to, whether the TTL allows it and whether it fits the
+        // egress MTU are settled before the session sees the packet.
+        let routed_hop = if routed(f.mode) {
+            if m.ttl <= 1 {
+                self.icmp_error_back(&buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
+                return self.drop_pkt(DropReason::TtlExceeded);
+            }
+            let toward = if dir == Dir::Original {
+                f.rip
+            } else {
+                orig.src
+            };
+            let Some(hop) = self.snap.route(toward) else {
+                return self.drop_pkt(DropReason::NoRoute);
+            };
+            let mtu = self.snap.iface(hop.iface).mtu as usize;
+            if m.total_len > mtu {
+                if m.dont_frag {
+                    let (ty, code) = (icmp::DEST_UNREACH, icmp::FRAG_NEEDED);
+                    self.icmp_error_back(&buf, l3, m, ty, code, mtu as u32);
+                }
+                return self.drop_pkt(DropReason::TooBig);
+            }
+            Some(hop)
+        } else {
+            None
+        };
+        if let Some(state) = self.table.on_packet(id, dir, event, self.now) {
+            self.stats
+                .session_moved(f.slot, was_active, is_active(state));
+        }
+        self.stats
+            .packet(f.slot, dir == Dir::Original, m.total_len as u64);
+        match (routed_hop, f.mode, dir) {
+            (Some(hop), _, _) => {
+                let mut buf = buf;
+                let end = l3 + m.total_len;
+                let pkt = &mut buf.data_mut()[l3..end];
+                rewrite_routed(pkt, m, &f, &orig, dir);
+                if f.synproxy == SynProxy::On {
+                    let shift = Shift(self.proxy_words[id.index()]);
+                    shift_proxied(pkt, m, dir, shift);
+                }
+                self.emit(buf, l3, 0, hop)
+            }
+            (None, ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
+                Some(hop) if hop.on_link => self.emit(buf, l3, 0, hop),
+                _ => self.drop_pkt(DropReason::NoRoute),
+            },
+            (None, ForwardMode::Tun, Dir::Original) => self.tunnel(buf, l3, m, f.rip),
+            // DR and TUN sessions have no reply key, so no packet matches them this way.
+            _ => self.drop_pkt(DropReason::NotForUs),
+        }
+    }
+
+    /// TUN: IPIP-encapsulates the untouched packet toward the RS (RFC 2003).
+    pub(super) fn tunnel(&mut self, buf: D::Buf, l3: usize, m: &Ipv4Meta, rip: Ipv4Addr) {
+        let Some(hop) = self.snap.route(rip) else {
+            return self.drop_pkt(DropReason::NoRoute);
+        };
+        let iface = self.snap.iface(hop.iface);
+        if m.total_len + IPIP_OVERHEAD > iface.mtu as usize {
+            if m.dont_frag {
+                let mtu = (iface.mtu as usize - IPIP_OVERHEAD) as u32;
+                self.icmp_error_back(&buf, l3, m, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, mtu);
+            }
+            return self.drop_pkt(DropReason::TooBig);
+        }
+        let outer = Ipv4Header {
+            src: self.snap.source_addr(hop.iface, rip),
+            dst: rip,
+            proto: IpProto::Ipip,
+            tos: buf.data()[l3 + crate::wire::ipv4::field::TOS],
+            ttl: m.ttl,
+            dont_frag: m.dont_frag,
+            ident: self.next_ident(),
+            total_len: (m.total_len + IPIP_OVERHEAD) as u16,
+        };
+        self.emit_with(buf, l3, IPIP_OVERHEAD, hop, |gap| {
+            if let Ok(h) = gap.try_into() {
+                outer.emit(h);
+            }
+        })
+    }
+}
+
+/// NAT and FullNAT route the packet (TTL decremented); DR and TUN leave the IP header alone.
+#[inline]
+pub(super) fn routed(mode: ForwardMode) -> bool {
+    matches!(mode, ForwardMode::Nat | ForwardMode::FullNat)
+}
+
+/// The NAT or FullNAT rewrite of a session's packet `pkt` (from its IPv4 header to its end)
+/// going in direction `dir`: addresses, ports (the echo identifier for ICMP), TTL, checksums.
+#[inline]
+pub(super) fn rewrite_routed(pkt: &mut [u8], m: &Ipv4Meta, f: &Forward, orig: &FlowKey, dir: Dir) {
+    let icmp = m.proto == IpProto::Icmp;
+    let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
+    match (f.mode, dir) {
+        (ForwardMode::FullNat, Dir::Original) => {
+            r.set_src(f.lip);
+            r.set_dst(f.rip);
+            if icmp {
+                r.set_echo_ident(f.lport);
+            } else {
+                r.set_sport(f.lport);
+                r.set_dport(f.rport);
+            }
+        }
+        (ForwardMode::FullNat, Dir::Reply) => {
+            r.set_src(orig.dst);
+            r.set_dst(orig.src);
+            if icmp {
+                r.set_echo_ident(orig.sport);
+            } else {
+                r.set_sport(orig.dport);
+                r.set_dport(orig.sport);
+            }
+        }
+        (_, Dir::Original) => {
+            r.set_dst(f.rip);
+            if !icmp {
+                r.set_dport(f.rport);
+            }
+        }
+        (_, Dir::Reply) => {
+            r.set_src(orig.dst);
+            if !icmp {
+                r.set_sport(orig.dport);
+            }
+        }
+    }
+    r.dec_ttl();
+}
+
+/// Moves a proxied session's TCP segment `pkt` into the sequence space of the side it goes
+/// to: the RS's `seq` back to the cookie's space toward the client, the client's `ack` (when
+/// it has one) into the RS's space toward the RS.
+#[inline]
+pub(super) fn shift_proxied(pkt: &mut [u8], m: &Ipv4Meta, dir: Dir, shift: Shift) {
+    let L4::Tcp { flags, .. } = m.l4 else {
+        return;
+    };
+    match dir {
+        Dir::Reply => rewrite::shift_tcp(pkt, m.header_len, shift.to_client(0), 0),
+        Dir::Original if flags & tcp_flags::ACK != 0 => {
+            rewrite::shift_tcp(pkt, m.header_len, 0, shift.to_rs(0))
+        }
+        Dir::Original => {}
+    }
+}

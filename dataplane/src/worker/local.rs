@@ -1,0 +1,156 @@
+//! The director's own traffic: ARP answered and learnt, ARP shared with the other workers
+//! and the kernel, and the exception path to the kernel for everything else.
+
+use super::tx::Tx;
+use super::{PortRole, Worker};
+use crate::buf::PacketBuf;
+use crate::counters::{Counter, Counters};
+use crate::device::Device;
+use crate::drop::DropReason;
+use crate::local::{self};
+use crate::redirect::{Handoff, HandoffKind};
+use crate::rewrite::{self};
+use crate::snapshot::Snapshot;
+use crate::wire::{ArpOperation, ArpRepr, EthernetAddress};
+use core::net::Ipv4Addr;
+
+impl<D: Device> Worker<D> {
+    pub(super) fn arp(
+        &mut self,
+        iface: u16,
+        mut buf: D::Buf,
+        src_mac: [u8; 6],
+        repr: ArpRepr,
+        copy: bool,
+    ) {
+        let ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr: sha,
+            source_protocol_addr: spa,
+            target_protocol_addr: tpa,
+            ..
+        } = repr
+        else {
+            return self.drop_pkt(DropReason::MalformedArp);
+        };
+        let for_us = self.snap.answers_arp(iface, tpa);
+        // Learn the sender when the ARP concerns us, or refresh an entry we already have.
+        if (for_us || self.neigh.contains(spa)) && !spa.is_unspecified() && sha.0[0] & 1 == 0 {
+            let tx = &mut self.tx;
+            let counters = &mut self.counters;
+            self.neigh.learn(spa, sha, self.now, |p, mac| {
+                let mut b = p.buf;
+                rewrite::set_dst_mac(&mut b, mac.0);
+                tx.send(p.port, b, counters);
+            });
+        }
+        if copy {
+            // Another worker answered it already; this copy only fed the neighbour table.
+            return;
+        }
+        if operation != ArpOperation::Request || !for_us {
+            return self.drop_pkt(DropReason::ArpNotForUs);
+        }
+        let i = self.snap.iface(iface);
+        let (port, vlan) = (i.port, i.vlan);
+        let mac = self.tx.ports[port as usize].mac();
+        let reply = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: mac,
+            source_protocol_addr: tpa,
+            target_hardware_addr: sha,
+            target_protocol_addr: spa,
+        };
+        if !local::write_arp(&mut buf, vlan, mac.0, src_mac, &reply) {
+            return self.drop_pkt(DropReason::NoBuffer);
+        }
+        self.counters.count(Counter::ArpReplies);
+        self.tx.send(port, buf, &mut self.counters)
+    }
+
+    /// Shares an ARP frame received on `port` with the other workers and the kernel.
+    pub(super) fn share_arp(&mut self, port: u16, buf: &D::Buf) {
+        if let Some(rings) = self.redirect.as_deref() {
+            let me = self.cfg.id;
+            for peer in (0..self.cfg.workers).filter(|&w| w != me) {
+                let Some(copy) = Self::copy_buf(&mut self.tx, port, buf) else {
+                    self.counters.count_drop(DropReason::NoBuffer);
+                    return;
+                };
+                let h = Handoff {
+                    buf: copy,
+                    port,
+                    kind: HandoffKind::ArpCopy,
+                };
+                if rings.push(me, peer, h).is_err() {
+                    self.counters.count_drop(DropReason::RedirectFull);
+                } else {
+                    self.counters.count(Counter::ArpToPeers);
+                }
+            }
+        }
+        if let Some(PortRole::Data { exception: Some(e) }) = self.roles.get(port as usize).copied()
+        {
+            match Self::copy_buf(&mut self.tx, port, buf) {
+                Some(copy) => {
+                    self.counters.count(Counter::ArpToKernel);
+                    self.tx.send(e, copy, &mut self.counters);
+                }
+                None => self.drop_pkt(DropReason::NoBuffer),
+            }
+        }
+    }
+
+    /// A copy of `src` in a fresh buffer from `port`'s pool.
+    pub(super) fn copy_buf(tx: &mut Tx<D>, port: u16, src: &D::Buf) -> Option<D::Buf> {
+        let mut b = tx.ports[port as usize].alloc()?;
+        if !b.append(src.len()) {
+            return None;
+        }
+        b.data_mut().copy_from_slice(src.data());
+        Some(b)
+    }
+
+    pub(super) fn exception(&mut self, port: u16, buf: D::Buf) {
+        match self.roles.get(port as usize) {
+            Some(PortRole::Data { exception: Some(e) }) => {
+                self.counters.count(Counter::Exception);
+                self.tx.send(*e, buf, &mut self.counters)
+            }
+            _ => self.drop_pkt(DropReason::NoExceptionPath),
+        }
+    }
+}
+
+/// Sends an ARP request for `ip` out of the interface its route uses.
+pub(super) fn send_arp_request<D: Device>(
+    snap: &Snapshot,
+    tx: &mut Tx<D>,
+    c: &mut Counters,
+    ip: Ipv4Addr,
+) {
+    let Some(hop) = snap.route(ip) else {
+        c.count_drop(DropReason::NoRoute);
+        return;
+    };
+    let iface = snap.iface(hop.iface);
+    let port = iface.port;
+    let mac = tx.ports[port as usize].mac();
+    let Some(mut b) = tx.ports[port as usize].alloc() else {
+        c.count_drop(DropReason::NoBuffer);
+        return;
+    };
+    let req = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: mac,
+        source_protocol_addr: snap.source_addr(hop.iface, hop.nexthop),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: hop.nexthop,
+    };
+    if !local::write_arp(&mut b, iface.vlan, mac.0, [0xff; 6], &req) {
+        c.count_drop(DropReason::NoBuffer);
+        return;
+    }
+    c.count(Counter::ArpRequests);
+    tx.send(port, b, c);
+}

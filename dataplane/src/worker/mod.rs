@@ -1,0 +1,359 @@
+//! The worker: one thread's run loop over its queues, its session table and its state.
+//!
+//! A packet's walk (see docs/architecture.md): RX burst → [`parse`] → classify (ARP, a session,
+//! a new session for a service, the director's own traffic, or a drop) → session lookup and
+//! TCP state transition → rewrite per forwarding mode → next-hop MAC from the neighbour table →
+//! per-port TX buffer → TX burst. Every N loops the slow jobs run: session expiry, neighbour
+//! aging and ARP retries. Nothing on the per-packet path allocates, locks or makes a syscall.
+//!
+//! The worker is sans-clock: [`Worker::poll`] takes `now` (milliseconds), so tests drive it
+//! on a simulated clock.
+
+mod classify;
+mod config;
+mod forward;
+mod icmp;
+mod local;
+mod session;
+mod slow;
+mod synproxy;
+mod tx;
+
+pub use config::{PortRole, WorkerConfig, WorkerError};
+pub use session::{Forward, SynProxy, Template};
+pub use slow::{MailRequest, Mailbox, SessionInfo};
+pub use tx::Parked;
+
+use crate::buf::PacketBuf;
+use crate::counters::{Counter, Counters};
+use crate::device::{Burst, Device};
+use crate::icmp::RateLimit;
+use crate::lip::LipPool;
+use crate::neigh::NeighTable;
+use crate::redirect::RedirectRings;
+use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::stats::WorkerStats;
+use crate::synproxy::Cookies;
+use conntrack::{FlowKey, Table};
+use sched::{AnyScheduler, DestLoad, SchedKind, Scheduler};
+use std::sync::Arc;
+use tx::Tx;
+
+/// Table memory regions from this size up are advised onto transparent huge pages.
+const HUGE_PAGE_MIN: usize = 4 << 20;
+
+/// One worker: its ports' queues, its session table, its share of LIP ports, its neighbours.
+pub struct Worker<D: Device> {
+    cfg: WorkerConfig,
+    roles: Vec<PortRole>,
+    tx: Tx<D>,
+    /// The configuration cell, through a cache: checking it for a new snapshot on every poll
+    /// is one relaxed pointer load.
+    source: arc_swap::Cache<Arc<SnapshotCell>, Arc<Snapshot>>,
+    snap: Arc<Snapshot>,
+    refused: Arc<Snapshot>,
+    scheds: Vec<AnyScheduler>,
+    table: Table<Forward>,
+    templates: Table<Template>,
+    template_rearm: Vec<(FlowKey, Template)>,
+    /// Per-dest loads for least-connection schedulers, sized to the largest service.
+    load_scratch: Vec<DestLoad>,
+    lips: Option<LipPool>,
+    neigh: NeighTable<Parked<D::Buf>>,
+    redirect: Option<Arc<RedirectRings<D::Buf>>>,
+    stats: Arc<WorkerStats>,
+    mailbox: Arc<Mailbox>,
+    busy_loops: u32,
+    loops_since_publish: u32,
+    counters: Counters,
+    icmp_limit: RateLimit,
+    cookies: Cookies,
+    /// One word per session slot (by [`conntrack::SessionId::index`]) for proxied sessions:
+    /// the client's initial sequence number, then the [`Shift`]. Zeroed pages cost nothing
+    /// until a proxied session touches them.
+    proxy_words: Vec<u32>,
+    ident: u16,
+    loops: u32,
+    now: u64,
+}
+
+impl<D: Device> Worker<D> {
+    /// A worker over `ports` (its own queue on each), reading configuration from `source`.
+    ///
+    /// # Errors
+    /// A LIP pool that cannot be split among the workers, or port roles naming missing ports.
+    pub fn new(
+        cfg: WorkerConfig,
+        ports: Vec<D>,
+        source: Arc<SnapshotCell>,
+    ) -> Result<Worker<D>, WorkerError> {
+        let n = ports.len();
+        let mut roles = vec![PortRole::Data { exception: None }; n];
+        for (i, r) in cfg.ports.iter().enumerate().take(n) {
+            let other = match *r {
+                PortRole::Data { exception: Some(e) } => e,
+                PortRole::Data { exception: None } => i as u16,
+                PortRole::Exception { data } => data,
+            };
+            if other as usize >= n {
+                return Err(WorkerError::BadPortRole {
+                    port: i as u16,
+                    other,
+                    count: n,
+                });
+            }
+            roles[i] = *r;
+        }
+        let mut source = arc_swap::Cache::new(source);
+        let snap = Arc::clone(source.load());
+        let most_dests = max_dests(&snap);
+        if snap.ports_needed() > n {
+            return Err(WorkerError::MissingPort {
+                needed: snap.ports_needed(),
+                count: n,
+            });
+        }
+        let lips = if snap.lips().is_empty() {
+            None
+        } else {
+            let range = LipPool::worker_range(snap.lport_range(), cfg.workers, cfg.id)?;
+            if cfg.steering.iter().any(Option::is_some) {
+                // A shuffled start keeps steered allocation cheap whatever the RSS key.
+                Some(LipPool::new_shuffled(
+                    snap.lips(),
+                    range,
+                    cfg.id as u64 + 1,
+                )?)
+            } else {
+                Some(LipPool::new(snap.lips(), range)?)
+            }
+        };
+        let scheds = snap
+            .services()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                snap.scheduler(i)
+                    .cloned()
+                    .unwrap_or_else(|| s.sched().build(s.dests()))
+            })
+            .collect();
+        let table = Table::with_capacity(cfg.table_capacity, *snap.timeouts());
+        let proxy_slots = table.capacity();
+        let templates = Table::with_capacity(
+            cfg.template_capacity.max(64),
+            conntrack::Timeouts::default(),
+        );
+        advise_huge_pages(&table);
+        advise_huge_pages(&templates);
+        let neigh = NeighTable::new(cfg.neigh);
+        let bufs = (0..n).map(|_| Burst::new()).collect();
+        Ok(Worker {
+            roles,
+            tx: Tx { ports, bufs },
+            source,
+            refused: Arc::clone(&snap),
+            snap,
+            scheds,
+            table,
+            templates,
+            template_rearm: Vec::with_capacity(1024),
+            load_scratch: Vec::with_capacity(most_dests),
+            lips,
+            neigh,
+            redirect: None,
+            stats: WorkerStats::new(),
+            mailbox: Arc::new(Mailbox {
+                queue: crossbeam_queue::ArrayQueue::new(16),
+            }),
+            busy_loops: 0,
+            loops_since_publish: 0,
+            counters: Counters::default(),
+            icmp_limit: RateLimit::new(),
+            cookies: Cookies::new(),
+            proxy_words: vec![0; proxy_slots],
+            ident: 0,
+            loops: 0,
+            now: 0,
+            cfg,
+        })
+    }
+
+    /// Connects this worker to its peers through `rings` (shared by all workers).
+    ///
+    /// # Errors
+    /// [`WorkerError::RingMismatch`] if the rings are not for `WorkerConfig::workers` workers.
+    pub fn with_redirect(mut self, rings: Arc<RedirectRings<D::Buf>>) -> Result<Self, WorkerError> {
+        if rings.workers() != self.cfg.workers as usize {
+            return Err(WorkerError::RingMismatch {
+                rings: rings.workers(),
+                workers: self.cfg.workers,
+            });
+        }
+        self.redirect = Some(rings);
+        Ok(self)
+    }
+
+    /// The counters this worker publishes for the control plane.
+    pub fn stats_handle(&self) -> Arc<WorkerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The mailbox the control plane posts requests to.
+    pub fn mailbox_handle(&self) -> Arc<Mailbox> {
+        Arc::clone(&self.mailbox)
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The session table (read-only: listing, tests).
+    pub fn sessions(&self) -> &Table<Forward> {
+        &self.table
+    }
+
+    /// Bytes the session and template tables allocated (all of it at construction).
+    pub fn session_memory(&self) -> usize {
+        self.table.allocation_size()
+            + self.templates.allocation_size()
+            + self.proxy_words.len() * core::mem::size_of::<u32>()
+    }
+
+    /// The neighbour table, e.g. to add static entries.
+    pub fn neighbours_mut(&mut self) -> &mut NeighTable<Parked<D::Buf>> {
+        &mut self.neigh
+    }
+
+    /// The neighbour table.
+    pub fn neighbours(&self) -> &NeighTable<Parked<D::Buf>> {
+        &self.neigh
+    }
+
+    /// This worker's LIP pool, if FullNAT LIPs are configured.
+    pub fn lip_pool(&self) -> Option<&LipPool> {
+        self.lips.as_ref()
+    }
+
+    /// Port handle `port` (tests inject and collect frames through it).
+    pub fn port_mut(&mut self, port: u16) -> &mut D {
+        &mut self.tx.ports[port as usize]
+    }
+
+    /// The snapshot this worker currently uses.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    /// One turn of the run loop at time `now` (ms): picks up a new configuration snapshot,
+    /// receives a burst from every port, processes it, flushes TX buffers, and every
+    /// `slow_every` loops runs the slow jobs. Returns how many frames were received.
+    pub fn poll(&mut self, now: u64) -> usize {
+        self.now = now;
+        self.refresh_snapshot();
+        let mut received = 0;
+        for port in 0..self.tx.ports.len() {
+            let mut rx: Burst<D::Buf> = Burst::new();
+            self.tx.ports[port].rx_burst(&mut rx);
+            received += rx.len();
+            match self.roles[port] {
+                PortRole::Exception { data } => {
+                    // Drained in place: `for buf in rx` would move the whole burst array (a
+                    // memcpy of its full capacity on every poll, empty or not).
+                    for buf in rx.drain(..) {
+                        self.counters.count(Counter::RxPackets);
+                        self.counters.add(Counter::RxBytes, buf.len() as u64);
+                        self.tx.send(data, buf, &mut self.counters);
+                    }
+                }
+                PortRole::Data { .. } => self.process_burst(port as u16, &mut rx),
+            }
+        }
+        received += self.drain_redirects();
+        self.tx.flush_all(&mut self.counters);
+        self.loops_since_publish = self.loops_since_publish.wrapping_add(1);
+        if received > 0 {
+            self.busy_loops = self.busy_loops.wrapping_add(1);
+        }
+        self.loops = self.loops.wrapping_add(1);
+        if self.loops.is_multiple_of(self.cfg.slow_every.max(1)) {
+            self.slow_jobs(now);
+        }
+        received
+    }
+
+    fn refresh_snapshot(&mut self) {
+        let cur = self.source.load();
+        if Arc::ptr_eq(cur, &self.snap) {
+            return;
+        }
+        let new = Arc::clone(cur);
+        if new.ports_needed() > self.tx.ports.len() {
+            // Keep forwarding with the configuration we have; say why the new one is refused.
+            if !Arc::ptr_eq(&new, &self.refused) {
+                tracing::error!(
+                    worker = self.cfg.id,
+                    needed = new.ports_needed(),
+                    ports = self.tx.ports.len(),
+                    "configuration refused: it uses ports this worker does not have"
+                );
+                self.counters.count(Counter::SnapshotsRefused);
+                self.refused = new;
+            }
+            return;
+        }
+        // Keep each surviving service's scheduler position; build the others.
+        let mut scheds = Vec::with_capacity(new.services().len());
+        for (i, s) in new.services().iter().enumerate() {
+            let key = s.key();
+            // rr and wrr keep this worker's position; everything else is taken as the
+            // control side built it (a Maglev table is never computed on a worker).
+            let kept = self
+                .snap
+                .service_index(key.proto, key.vip, key.port)
+                .and_then(|i| self.scheds.get(i))
+                .filter(|old| {
+                    old.kind() == s.sched() && matches!(s.sched(), SchedKind::Rr | SchedKind::Wrr)
+                })
+                .cloned();
+            scheds.push(match kept {
+                Some(mut old) => {
+                    old.update(s.dests());
+                    old
+                }
+                None => new
+                    .scheduler(i)
+                    .cloned()
+                    .unwrap_or_else(|| s.sched().build(s.dests())),
+            });
+        }
+        self.scheds = scheds;
+        // Adopting a snapshot may allocate; packets never do.
+        self.load_scratch.reserve(max_dests(&new));
+        self.table.set_timeouts(*new.timeouts());
+        self.snap = new;
+    }
+}
+
+/// Puts a freshly allocated table's large regions (ten million sessions take about a GiB)
+/// on transparent huge pages, so that a lookup misses the TLB far less often; their pages
+/// must not have been touched yet. A hint: failure is logged and changes nothing.
+pub fn advise_huge_pages<T>(table: &Table<T>) {
+    for (addr, len) in table.memory_regions() {
+        if len >= HUGE_PAGE_MIN {
+            if let Err(e) = dpdk::advise_huge_pages(addr, len) {
+                tracing::debug!("session table without transparent huge pages: {e}");
+            }
+        }
+    }
+}
+
+/// The most dests any service of `snap` has.
+fn max_dests(snap: &Snapshot) -> usize {
+    snap.services()
+        .iter()
+        .map(|s| s.dests().len())
+        .max()
+        .unwrap_or(0)
+}

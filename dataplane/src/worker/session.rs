@@ -1,0 +1,302 @@
+//! Step 6: opening a session — scheduling a dest (or following a persistence template),
+//! taking a FullNAT LIP port, inserting both keys — and what a session's end gives back.
+
+use super::classify::opens_session;
+use super::forward::routed;
+use super::Worker;
+use crate::counters::Counter;
+use crate::device::Device;
+use crate::drop::DropReason;
+use crate::icmp;
+use crate::lip::LipPool;
+use crate::parse::Ipv4Meta;
+use crate::stats::WorkerStats;
+use crate::synproxy::CookieInfo;
+use conntrack::{Dir, FlowKey, Proto, SessionState, Table, TcpState};
+use core::net::Ipv4Addr;
+use sched::{DestLoad, FlowHint, ForwardMode, SchedKind, Scheduler};
+
+/// Candidate LIP ports examined per worker queue before RSS-aware allocation gives up.
+pub(super) const STEER_TRIES_PER_QUEUE: usize = 64;
+
+/// What a session needs to forward its packets, whatever the configuration does later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// Forwarding mode of the dest.
+    pub mode: ForwardMode,
+    /// Real server address.
+    pub rip: Ipv4Addr,
+    /// Real server port (0 for ICMP).
+    pub rport: u16,
+    /// FullNAT local address (unspecified otherwise).
+    pub lip: Ipv4Addr,
+    /// FullNAT local port / ICMP identifier (0 otherwise).
+    pub lport: u16,
+    /// The dest's counter slot.
+    pub slot: u32,
+    /// The service's persistence timeout in ms (0: not persistent); the session counts in its
+    /// client's template while it lives.
+    pub persist_ms: u32,
+    /// Whether the director proxied the handshake, and how far it got.
+    pub synproxy: SynProxy,
+}
+
+/// A session's SYN proxy state ([`crate::synproxy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynProxy {
+    /// Not proxied: the client's SYN went to the RS.
+    Off,
+    /// The client's ACK carried a valid cookie and the director sent its SYN to the RS, which
+    /// has not answered yet. The worker's per-session word holds the client's initial
+    /// sequence number.
+    Pending(CookieInfo),
+    /// Both halves are open; the per-session word holds their sequence [`Shift`].
+    On,
+}
+
+/// An IPVS persistence template: which dest a client of a persistent service goes to.
+/// Keyed (proto, CIP, 0, VIP, vport) in the worker's template table; it lives while its
+/// client has sessions, and the service's persistence timeout after the last one ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Template {
+    /// The dest's address.
+    pub rip: Ipv4Addr,
+    /// The dest's port.
+    pub rport: u16,
+    /// Live sessions that used it.
+    pub live: u32,
+    /// The persistence timeout in ms.
+    pub timeout_ms: u32,
+}
+
+/// The template key of a session's client packets (`key` is client → VIP).
+#[inline]
+pub(super) fn template_key(key: &FlowKey) -> FlowKey {
+    FlowKey::new(key.proto, key.src, 0, key.dst, key.dport)
+}
+
+impl<D: Device> Worker<D> {
+    pub(super) fn new_session(
+        &mut self,
+        si: usize,
+        key: FlowKey,
+        buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+    ) {
+        if key.proto == Proto::Tcp && self.snap.services()[si].synproxy() {
+            return self.synproxy_new(si, key, buf, l3, m);
+        }
+        if !opens_session(m) {
+            return self.drop_pkt(DropReason::NoSession);
+        }
+        match self.open_session(si, key, &buf, l3, m, SynProxy::Off) {
+            Ok(id) => self.forward(id, Dir::Original, buf, l3, m),
+            Err(r) => self.drop_pkt(r),
+        }
+    }
+
+    /// Opens a session of service `si` for the client packet `m` (in `buf` at `l3`, quoted if
+    /// its TTL runs out): schedules a dest (or follows the client's persistence template),
+    /// takes a FullNAT LIP port and inserts both keys.
+    ///
+    /// # Errors
+    /// The drop reason when no session could be opened; nothing is left taken then.
+    pub(super) fn open_session(
+        &mut self,
+        si: usize,
+        key: FlowKey,
+        buf: &D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        synproxy: SynProxy,
+    ) -> Result<conntrack::SessionId, DropReason> {
+        // A full table (a SYN flood waiting out SYN_RECV) refuses before the scheduler moves
+        // or a LIP port is taken: a flood packet costs as little as it can.
+        if self.table.len() >= self.table.capacity() {
+            return Err(DropReason::TableFull);
+        }
+        let hint = FlowHint {
+            src: m.src,
+            sport: key.sport,
+        };
+        // Disjoint fields: the snapshot is read while this worker's scheduler moves its cursor.
+        let svc = &self.snap.services()[si];
+        let persist_ms = svc.persistence().map_or(0, |s| s.saturating_mul(1000));
+        // A persistent service sends the client where its template says, while that dest is
+        // still in the service (even at weight 0, as IPVS does by default).
+        let mut template = None;
+        if persist_ms > 0 {
+            if let Some((tid, _)) = self.templates.lookup(&template_key(&key)) {
+                let t = self.templates.get(tid).map(|t| t.data);
+                let di = t.and_then(|t| {
+                    svc.dests()
+                        .iter()
+                        .position(|d| d.addr == t.rip && d.port == t.rport)
+                });
+                match di {
+                    Some(di) => template = Some((tid, di)),
+                    None => {
+                        self.templates.remove(tid);
+                    }
+                }
+            }
+        }
+        let picked = match template {
+            Some((_, di)) => Some(di),
+            None => {
+                // Least-connection schedulers weigh this worker's own sessions per dest.
+                let loads = &mut self.load_scratch;
+                loads.clear();
+                let sched = self.scheds.get_mut(si);
+                if matches!(
+                    sched.as_ref().map(|s| s.kind()),
+                    Some(SchedKind::Lc | SchedKind::Wlc)
+                ) {
+                    for di in 0..svc.dests().len() {
+                        let c = self.stats.dest(self.snap.dest_slot(si, di)).sample();
+                        loads.push(DestLoad {
+                            active: c.active.min(u32::MAX as u64) as u32,
+                            inactive: c.inactive.min(u32::MAX as u64) as u32,
+                        });
+                    }
+                }
+                sched.and_then(|s| s.pick(svc.dests(), &hint, loads))
+            }
+        }
+        .map(|di| (svc.dests()[di], self.snap.dest_slot(si, di)));
+        let Some((dest, slot)) = picked else {
+            return Err(DropReason::NoDest);
+        };
+        if routed(dest.mode) && m.ttl <= 1 {
+            self.icmp_error_back(buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
+            return Err(DropReason::TtlExceeded);
+        }
+        let rport = if key.proto == Proto::Icmp {
+            0
+        } else {
+            dest.port
+        };
+        let (lip, lport) = if dest.mode == ForwardMode::FullNat {
+            let steer = self
+                .snap
+                .route(dest.addr)
+                .map(|h| self.snap.iface(h.iface).port as usize)
+                .and_then(|p| self.cfg.steering.get(p))
+                .and_then(Option::as_ref);
+            let tries = STEER_TRIES_PER_QUEUE * self.cfg.workers.max(1) as usize;
+            let got = match (self.lips.as_mut(), steer) {
+                (Some(pool), Some(s)) => pool.alloc_where(s.selector(dest.addr, rport), tries),
+                (Some(pool), None) => pool.alloc(),
+                (None, _) => None,
+            };
+            match got {
+                Some(lp) => lp,
+                None => return Err(DropReason::LipExhausted),
+            }
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0)
+        };
+        let fwd = Forward {
+            mode: dest.mode,
+            rip: dest.addr,
+            rport,
+            lip,
+            lport,
+            slot,
+            persist_ms,
+            synproxy,
+        };
+        let reply = match dest.mode {
+            ForwardMode::Nat | ForwardMode::FullNat => Some(rewritten_key(&key, &fwd).mirror()),
+            ForwardMode::Dr | ForwardMode::Tun => None,
+        };
+        match self.table.insert(key, reply, fwd, self.now) {
+            Ok(id) => {
+                self.counters.count(Counter::SessionsCreated);
+                if persist_ms > 0 {
+                    let now = self.now;
+                    match template {
+                        Some((tid, _)) => {
+                            if let Some(t) = self.templates.data_mut(tid) {
+                                t.live += 1;
+                            }
+                            self.templates.refresh_for(tid, now, persist_ms as u64);
+                        }
+                        None => {
+                            let t = Template {
+                                rip: dest.addr,
+                                rport: dest.port,
+                                live: 1,
+                                timeout_ms: persist_ms,
+                            };
+                            // A full template table only costs the persistence of this client.
+                            if let Ok(tid) = self.templates.insert(template_key(&key), None, t, now)
+                            {
+                                self.templates.refresh_for(tid, now, persist_ms as u64);
+                            }
+                        }
+                    }
+                }
+                // TCP starts inactive (SYN_RECV after this packet); UDP and ICMP are active.
+                self.stats.session_opened(slot, key.proto != Proto::Tcp);
+                Ok(id)
+            }
+            Err(e) => {
+                release_lip(&mut self.lips, &fwd);
+                Err(match e {
+                    conntrack::InsertError::Full => DropReason::TableFull,
+                    conntrack::InsertError::KeyExists => DropReason::SessionConflict,
+                })
+            }
+        }
+    }
+}
+
+/// Everything a session's end (at `ended_at`) gives back: its LIP port, its counts, its
+/// template's hold.
+pub(super) fn session_ended(
+    lips: &mut Option<LipPool>,
+    stats: &WorkerStats,
+    templates: &mut Table<Template>,
+    ended_at: u64,
+    s: &conntrack::Session<Forward>,
+) {
+    stats.session_closed(s.data.slot, is_active(s.state));
+    release_lip(lips, &s.data);
+    if s.data.persist_ms > 0 {
+        if let Some((tid, _)) = templates.lookup(&template_key(&s.original)) {
+            if let Some(t) = templates.data_mut(tid) {
+                t.live = t.live.saturating_sub(1);
+            }
+            // The client's next connection within the timeout still goes to the same dest.
+            templates.refresh_for(tid, ended_at, s.data.persist_ms as u64);
+        }
+    }
+}
+
+pub(super) fn release_lip(lips: &mut Option<LipPool>, f: &Forward) {
+    if f.mode == ForwardMode::FullNat {
+        if let Some(p) = lips.as_mut() {
+            p.free(f.lip, f.lport);
+        }
+    }
+}
+
+/// IPVS's ActiveConn: established TCP sessions, and UDP/ICMP ones (which never go inactive).
+#[inline]
+pub(super) fn is_active(state: SessionState) -> bool {
+    match state {
+        SessionState::Tcp(t) => t == TcpState::Established,
+        SessionState::Udp | SessionState::Icmp => true,
+    }
+}
+
+/// The key of the client's packet after the forward rewrite (what the RS sees).
+#[inline]
+pub(super) fn rewritten_key(k: &FlowKey, f: &Forward) -> FlowKey {
+    match f.mode {
+        ForwardMode::FullNat => FlowKey::new(k.proto, f.lip, f.lport, f.rip, f.rport),
+        _ => FlowKey::new(k.proto, k.src, k.sport, f.rip, f.rport),
+    }
+}
