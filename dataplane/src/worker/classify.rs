@@ -4,6 +4,7 @@
 //! that owns its session when that is another one.
 
 use super::session::session_ended;
+use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
 use crate::counters::Counter;
@@ -12,7 +13,7 @@ use crate::drop::DropReason;
 use crate::icmp;
 use crate::lip::LipPool;
 use crate::parse::{self, Ipv4Meta, L3, L4};
-use crate::redirect::{self, Handoff, HandoffKind};
+use crate::redirect::{self, HandoffKind};
 use crate::snapshot::{Homing, Local};
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{ArpPacket, ArpRepr};
@@ -64,39 +65,38 @@ impl<D: Device> Worker<D> {
         for (buf, hint) in rx.drain(..).zip(hints) {
             self.counters.count(Counter::RxPackets);
             self.counters.add(Counter::RxBytes, buf.len() as u64);
-            self.process(port, buf, hint, false);
+            let verdict = self.process(port, buf, hint, false);
+            self.settle(verdict);
         }
     }
 
-    /// Handles one received frame; `hint` is what [`Worker::process_burst`] read ahead.
+    /// Decides what becomes of one received frame (`redirected`: handed over by a peer);
+    /// `hint` is what [`Worker::process_burst`] read ahead.
     pub(super) fn process(
         &mut self,
         port: u16,
         mut buf: D::Buf,
         hint: Option<Flow>,
         redirected: bool,
-    ) {
+    ) -> Verdict<D::Buf> {
         if !buf.is_contiguous() {
-            return self.drop_pkt(DropReason::MultiSegment);
+            return Err(DropReason::MultiSegment);
         }
-        let p = match parse::parse(buf.data()) {
-            Ok(p) => p,
-            Err(r) => return self.drop_pkt(r),
-        };
+        let p = parse::parse(buf.data())?;
         let port_mac = self.tx.ports[port as usize].mac().0;
         let group = p.dst_mac[0] & 1 == 1;
         if p.dst_mac != port_mac && !group {
-            return self.drop_pkt(DropReason::OtherHost);
+            return Err(DropReason::OtherHost);
         }
         let Some(iface) = self.snap.iface_index(port, p.vlan) else {
-            return self.drop_pkt(DropReason::UnknownVlan);
+            return Err(DropReason::UnknownVlan);
         };
         match p.l3 {
             L3::Arp => {
                 let repr = ArpPacket::new_checked(&buf.data()[p.l3_off..])
                     .and_then(|a| ArpRepr::parse(&a));
                 let Ok(repr) = repr else {
-                    return self.drop_pkt(DropReason::MalformedArp);
+                    return Err(DropReason::MalformedArp);
                 };
                 // Only well-formed ARP is shared with the peers and the kernel.
                 if !redirected {
@@ -104,10 +104,10 @@ impl<D: Device> Worker<D> {
                 }
                 self.arp(iface, buf, p.src_mac, repr, redirected)
             }
-            L3::Ipv6 => self.drop_pkt(DropReason::Ipv6NotSupported),
+            L3::Ipv6 => Err(DropReason::Ipv6NotSupported),
             L3::Ipv4(m) => {
                 if group {
-                    return self.drop_pkt(DropReason::OtherHost);
+                    return Err(DropReason::OtherHost);
                 }
                 buf.truncate(p.l3_off + m.total_len);
                 self.ipv4(port, buf, p.l3_off, &m, hint, redirected)
@@ -115,6 +115,9 @@ impl<D: Device> Worker<D> {
         }
     }
 
+    /// Classifies an IPv4 packet (its header at `l3`): a session's packet, a new session for
+    /// a service, an ICMP error about a session, the director's own traffic, or a drop; a
+    /// packet whose session another worker owns is handed to it.
     pub(super) fn ipv4(
         &mut self,
         port: u16,
@@ -123,14 +126,14 @@ impl<D: Device> Worker<D> {
         m: &Ipv4Meta,
         hint: Option<Flow>,
         redirected: bool,
-    ) {
+    ) -> Verdict<D::Buf> {
         if martian(m.src, m.dst) {
-            return self.drop_pkt(DropReason::MartianAddress);
+            return Err(DropReason::MartianAddress);
         }
         if let Some(key) = flow_key(m) {
             if let L4::Tcp { flags, .. } = m.l4 {
                 if !tcp_flags::valid(flags) {
-                    return self.drop_pkt(DropReason::BadTcpFlags);
+                    return Err(DropReason::BadTcpFlags);
                 }
             }
             let (hash, cand) = match hint {
@@ -158,7 +161,7 @@ impl<D: Device> Worker<D> {
             }
             if !redirected {
                 if let Some(owner) = self.owner_elsewhere(&key, self.snap.local(m.dst)) {
-                    return self.redirect(owner, port, buf);
+                    return Ok(Emit::Handoff { owner, port, buf });
                 }
             }
             if let Some(si) = self.snap.service_index(key.proto, m.dst, key.dport) {
@@ -177,14 +180,14 @@ impl<D: Device> Worker<D> {
                     }
                     if !redirected {
                         if let Some(owner) = self.owner_elsewhere(&key, self.snap.local(key.dst)) {
-                            return self.redirect(owner, port, buf);
+                            return Ok(Emit::Handoff { owner, port, buf });
                         }
                     }
                 }
             }
         }
         let Some(local) = self.snap.local(m.dst) else {
-            return self.drop_pkt(if m.fragment {
+            return Err(if m.fragment {
                 DropReason::Fragment
             } else {
                 DropReason::NotForUs
@@ -195,7 +198,7 @@ impl<D: Device> Worker<D> {
             // complete L4 header to match a session, so they are dropped and counted.
             return match local.dip {
                 Some(_) => self.exception(port, buf),
-                None => self.drop_pkt(DropReason::Fragment),
+                None => Err(DropReason::Fragment),
             };
         }
         if let L4::Icmp { ty, .. } = m.l4 {
@@ -207,12 +210,7 @@ impl<D: Device> Worker<D> {
         if local.dip.is_some() || local.vip {
             return self.exception(port, buf);
         }
-        self.drop_pkt(DropReason::NotForUs)
-    }
-
-    #[inline]
-    pub(super) fn drop_pkt(&mut self, r: DropReason) {
-        self.counters.count_drop(r);
+        Err(DropReason::NotForUs)
     }
 
     /// The worker that owns (or must create) the session of a packet this worker's table does
@@ -243,29 +241,6 @@ impl<D: Device> Worker<D> {
         (owner != self.cfg.id).then_some(owner)
     }
 
-    /// Hands `buf` (received on `port`) to worker `owner`.
-    pub(super) fn redirect(&mut self, owner: u16, port: u16, buf: D::Buf) {
-        let pushed = match &self.redirect {
-            Some(r) => r
-                .push(
-                    self.cfg.id,
-                    owner,
-                    Handoff {
-                        buf,
-                        port,
-                        kind: HandoffKind::Owned,
-                    },
-                )
-                .is_ok(),
-            None => false,
-        };
-        if pushed {
-            self.counters.count(Counter::RedirectedOut);
-        } else {
-            self.drop_pkt(DropReason::RedirectFull)
-        }
-    }
-
     /// Processes up to a burst of packets from each peer's ring to this worker.
     pub(super) fn drain_redirects(&mut self) -> usize {
         // Taken out for the drain (no refcount traffic per loop) and put back after: packets
@@ -284,13 +259,11 @@ impl<D: Device> Worker<D> {
                     break;
                 };
                 n += 1;
-                match h.kind {
-                    HandoffKind::Owned => {
-                        self.counters.count(Counter::RedirectedIn);
-                        self.process(h.port, h.buf, None, true)
-                    }
-                    HandoffKind::ArpCopy => self.process(h.port, h.buf, None, true),
+                if h.kind == HandoffKind::Owned {
+                    self.counters.count(Counter::RedirectedIn);
                 }
+                let verdict = self.process(h.port, h.buf, None, true);
+                self.settle(verdict);
             }
         }
         self.redirect = Some(rings);

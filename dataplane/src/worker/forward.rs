@@ -2,6 +2,7 @@
 //! FullNAT addresses and ports, DR's MAC only, TUN's IPIP encapsulation) — on its way out.
 
 use super::session::{is_active, Forward, SynProxy};
+use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
 use crate::device::Device;
@@ -27,7 +28,7 @@ impl<D: Device> Worker<D> {
         buf: D::Buf,
         l3: usize,
         m: &Ipv4Meta,
-    ) {
+    ) -> Verdict<D::Buf> {
         let event = match m.l4 {
             L4::Tcp { flags, .. } => TcpEvent::from_flags(
                 flags & tcp_flags::SYN != 0,
@@ -38,7 +39,7 @@ impl<D: Device> Worker<D> {
             _ => None,
         };
         let Some(s) = self.table.get(id) else {
-            return self.drop_pkt(DropReason::NoSession);
+            return Err(DropReason::NoSession);
         };
         let f = s.data;
         let orig = s.original;
@@ -51,7 +52,7 @@ impl<D: Device> Worker<D> {
         let routed_hop = if routed(f.mode) {
             if m.ttl <= 1 {
                 self.icmp_error_back(&buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
-                return self.drop_pkt(DropReason::TtlExceeded);
+                return Err(DropReason::TtlExceeded);
             }
             let toward = if dir == Dir::Original {
                 f.rip
@@ -59,7 +60,7 @@ impl<D: Device> Worker<D> {
                 orig.src
             };
             let Some(hop) = self.snap.route(toward) else {
-                return self.drop_pkt(DropReason::NoRoute);
+                return Err(DropReason::NoRoute);
             };
             let mtu = self.snap.iface(hop.iface).mtu as usize;
             if m.total_len > mtu {
@@ -67,7 +68,7 @@ impl<D: Device> Worker<D> {
                     let (ty, code) = (icmp::DEST_UNREACH, icmp::FRAG_NEEDED);
                     self.icmp_error_back(&buf, l3, m, ty, code, mtu as u32);
                 }
-                return self.drop_pkt(DropReason::TooBig);
+                return Err(DropReason::TooBig);
             }
             Some(hop)
         } else {
@@ -89,22 +90,28 @@ impl<D: Device> Worker<D> {
                     let shift = Shift(self.proxy_words[id.index()]);
                     shift_proxied(pkt, m, dir, shift);
                 }
-                self.emit(buf, l3, 0, hop)
+                Ok(Emit::route(buf, l3, hop))
             }
             (None, ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
-                Some(hop) if hop.on_link => self.emit(buf, l3, 0, hop),
-                _ => self.drop_pkt(DropReason::NoRoute),
+                Some(hop) if hop.on_link => Ok(Emit::route(buf, l3, hop)),
+                _ => Err(DropReason::NoRoute),
             },
             (None, ForwardMode::Tun, Dir::Original) => self.tunnel(buf, l3, m, f.rip),
             // DR and TUN sessions have no reply key, so no packet matches them this way.
-            _ => self.drop_pkt(DropReason::NotForUs),
+            _ => Err(DropReason::NotForUs),
         }
     }
 
     /// TUN: IPIP-encapsulates the untouched packet toward the RS (RFC 2003).
-    pub(super) fn tunnel(&mut self, buf: D::Buf, l3: usize, m: &Ipv4Meta, rip: Ipv4Addr) {
+    pub(super) fn tunnel(
+        &mut self,
+        buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        rip: Ipv4Addr,
+    ) -> Verdict<D::Buf> {
         let Some(hop) = self.snap.route(rip) else {
-            return self.drop_pkt(DropReason::NoRoute);
+            return Err(DropReason::NoRoute);
         };
         let iface = self.snap.iface(hop.iface);
         if m.total_len + IPIP_OVERHEAD > iface.mtu as usize {
@@ -112,7 +119,7 @@ impl<D: Device> Worker<D> {
                 let mtu = (iface.mtu as usize - IPIP_OVERHEAD) as u32;
                 self.icmp_error_back(&buf, l3, m, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, mtu);
             }
-            return self.drop_pkt(DropReason::TooBig);
+            return Err(DropReason::TooBig);
         }
         let outer = Ipv4Header {
             src: self.snap.source_addr(hop.iface, rip),
@@ -124,10 +131,11 @@ impl<D: Device> Worker<D> {
             ident: self.next_ident(),
             total_len: (m.total_len + IPIP_OVERHEAD) as u16,
         };
-        self.emit_with(buf, l3, IPIP_OVERHEAD, hop, |gap| {
-            if let Ok(h) = gap.try_into() {
-                outer.emit(h);
-            }
+        Ok(Emit::Route {
+            buf,
+            l3,
+            hop,
+            encap: Some(outer),
         })
     }
 }

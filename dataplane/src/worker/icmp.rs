@@ -4,6 +4,7 @@
 
 use super::forward::routed;
 use super::session::{rewritten_key, SynProxy};
+use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
 use crate::counters::Counter;
@@ -36,34 +37,34 @@ impl<D: Device> Worker<D> {
         l3: usize,
         m: &Ipv4Meta,
         q: &icmp::Quote,
-    ) {
+    ) -> Verdict<D::Buf> {
         let Some(s) = self.table.get(id) else {
-            return self.drop_pkt(DropReason::NoSession);
+            return Err(DropReason::NoSession);
         };
         let (f, orig) = (s.data, s.original);
         let end = l3 + m.total_len;
         if !icmp::checksum_valid(&buf.data()[l3..end], m.header_len) {
-            return self.drop_pkt(DropReason::BadIcmpChecksum);
+            return Err(DropReason::BadIcmpChecksum);
         }
         if !routed(f.mode) {
             return match (f.mode, dir) {
                 (ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
                     Some(hop) if hop.on_link => {
                         self.counters.count(Counter::IcmpRelayed);
-                        self.emit(buf, l3, 0, hop)
+                        Ok(Emit::route(buf, l3, hop))
                     }
-                    _ => self.drop_pkt(DropReason::NoRoute),
+                    _ => Err(DropReason::NoRoute),
                 },
                 (ForwardMode::Tun, Dir::Original) => {
                     self.counters.count(Counter::IcmpRelayed);
                     self.tunnel(buf, l3, m, f.rip)
                 }
-                _ => self.drop_pkt(DropReason::NotForUs),
+                _ => Err(DropReason::NotForUs),
             };
         }
         // Never an ICMP error about an ICMP error (RFC 1122 3.2.2).
         if m.ttl <= 1 {
-            return self.drop_pkt(DropReason::TtlExceeded);
+            return Err(DropReason::TtlExceeded);
         }
         let shift = (f.synproxy == SynProxy::On && q.key.proto == Proto::Tcp)
             .then(|| Shift(self.proxy_words[id.index()]));
@@ -101,9 +102,9 @@ impl<D: Device> Worker<D> {
         match self.snap.route(toward) {
             Some(hop) => {
                 self.counters.count(Counter::IcmpRelayed);
-                self.emit(buf, l3, 0, hop)
+                Ok(Emit::route(buf, l3, hop))
             }
-            None => self.drop_pkt(DropReason::NoRoute),
+            None => Err(DropReason::NoRoute),
         }
     }
 
@@ -144,11 +145,17 @@ impl<D: Device> Worker<D> {
             return;
         }
         self.counters.count(Counter::IcmpErrors);
-        self.emit(b, L2_ROOM, 0, hop)
+        // The offending packet's own drop is its caller's verdict; this is a frame of its own.
+        self.settle(Ok(Emit::route(b, L2_ROOM, hop)))
     }
 
     /// Answers an ICMP echo request to one of the director's addresses, in place.
-    pub(super) fn echo_reply(&mut self, mut buf: D::Buf, l3: usize, m: &Ipv4Meta) {
+    pub(super) fn echo_reply(
+        &mut self,
+        mut buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+    ) -> Verdict<D::Buf> {
         let end = l3 + m.total_len;
         {
             let mut r = Ipv4Rewrite::new(&mut buf.data_mut()[l3..end], m.header_len, IpProto::Icmp);
@@ -160,9 +167,9 @@ impl<D: Device> Worker<D> {
         match self.snap.route(m.src) {
             Some(hop) => {
                 self.counters.count(Counter::IcmpEchoReplies);
-                self.emit(buf, l3, 0, hop)
+                Ok(Emit::route(buf, l3, hop))
             }
-            None => self.drop_pkt(DropReason::NoRoute),
+            None => Err(DropReason::NoRoute),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and the kernel, and the exception path to the kernel for everything else.
 
 use super::tx::Tx;
+use super::tx::{Emit, Verdict};
 use super::{PortRole, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::{Counter, Counters};
@@ -15,6 +16,9 @@ use crate::wire::{ArpOperation, ArpRepr, EthernetAddress};
 use core::net::Ipv4Addr;
 
 impl<D: Device> Worker<D> {
+    /// An ARP frame on interface `iface`: its sender is learnt when it concerns the director
+    /// (parked packets waiting for it leave), and a request for one of the director's
+    /// addresses is answered in place. `copy`: a peer's copy, for the neighbour table only.
     pub(super) fn arp(
         &mut self,
         iface: u16,
@@ -22,7 +26,7 @@ impl<D: Device> Worker<D> {
         src_mac: [u8; 6],
         repr: ArpRepr,
         copy: bool,
-    ) {
+    ) -> Verdict<D::Buf> {
         let ArpRepr::EthernetIpv4 {
             operation,
             source_hardware_addr: sha,
@@ -31,7 +35,7 @@ impl<D: Device> Worker<D> {
             ..
         } = repr
         else {
-            return self.drop_pkt(DropReason::MalformedArp);
+            return Err(DropReason::MalformedArp);
         };
         let for_us = self.snap.answers_arp(iface, tpa);
         // Learn the sender when the ARP concerns us, or refresh an entry we already have.
@@ -46,10 +50,10 @@ impl<D: Device> Worker<D> {
         }
         if copy {
             // Another worker answered it already; this copy only fed the neighbour table.
-            return;
+            return Ok(Emit::Absorbed);
         }
         if operation != ArpOperation::Request || !for_us {
-            return self.drop_pkt(DropReason::ArpNotForUs);
+            return Err(DropReason::ArpNotForUs);
         }
         let i = self.snap.iface(iface);
         let (port, vlan) = (i.port, i.vlan);
@@ -62,20 +66,24 @@ impl<D: Device> Worker<D> {
             target_protocol_addr: spa,
         };
         if !local::write_arp(&mut buf, vlan, mac.0, src_mac, &reply) {
-            return self.drop_pkt(DropReason::NoBuffer);
+            return Err(DropReason::NoBuffer);
         }
         self.counters.count(Counter::ArpReplies);
-        self.tx.send(port, buf, &mut self.counters)
+        Ok(Emit::Port { port, buf })
     }
 
-    /// Shares an ARP frame received on `port` with the other workers and the kernel.
+    /// Shares an ARP frame received on `port` with the other workers and the kernel. The
+    /// copies are frames of their own: a copy that cannot be made or sent is counted as a
+    /// drop of its own, and the frame itself goes on.
     pub(super) fn share_arp(&mut self, port: u16, buf: &D::Buf) {
-        if let Some(rings) = self.redirect.as_deref() {
+        // Taken out while the copies go (and put back): settling a copy needs the worker.
+        if let Some(rings) = self.redirect.take() {
             let me = self.cfg.id;
+            let mut out_of_buffers = false;
             for peer in (0..self.cfg.workers).filter(|&w| w != me) {
                 let Some(copy) = Self::copy_buf(&mut self.tx, port, buf) else {
-                    self.counters.count_drop(DropReason::NoBuffer);
-                    return;
+                    out_of_buffers = true;
+                    break;
                 };
                 let h = Handoff {
                     buf: copy,
@@ -83,21 +91,23 @@ impl<D: Device> Worker<D> {
                     kind: HandoffKind::ArpCopy,
                 };
                 if rings.push(me, peer, h).is_err() {
-                    self.counters.count_drop(DropReason::RedirectFull);
+                    self.settle(Err(DropReason::RedirectFull));
                 } else {
                     self.counters.count(Counter::ArpToPeers);
                 }
             }
+            self.redirect = Some(rings);
+            if out_of_buffers {
+                return self.settle(Err(DropReason::NoBuffer));
+            }
         }
         if let Some(PortRole::Data { exception: Some(e) }) = self.roles.get(port as usize).copied()
         {
-            match Self::copy_buf(&mut self.tx, port, buf) {
-                Some(copy) => {
-                    self.counters.count(Counter::ArpToKernel);
-                    self.tx.send(e, copy, &mut self.counters);
-                }
-                None => self.drop_pkt(DropReason::NoBuffer),
+            let copy = Self::copy_buf(&mut self.tx, port, buf).ok_or(DropReason::NoBuffer);
+            if copy.is_ok() {
+                self.counters.count(Counter::ArpToKernel);
             }
+            self.settle(copy.map(|buf| Emit::Port { port: e, buf }));
         }
     }
 
@@ -111,13 +121,15 @@ impl<D: Device> Worker<D> {
         Some(b)
     }
 
-    pub(super) fn exception(&mut self, port: u16, buf: D::Buf) {
+    /// Hands a frame for the director that rvs does not handle to the kernel, through the
+    /// exception path of the port it came in on.
+    pub(super) fn exception(&mut self, port: u16, buf: D::Buf) -> Verdict<D::Buf> {
         match self.roles.get(port as usize) {
-            Some(PortRole::Data { exception: Some(e) }) => {
+            Some(&PortRole::Data { exception: Some(e) }) => {
                 self.counters.count(Counter::Exception);
-                self.tx.send(*e, buf, &mut self.counters)
+                Ok(Emit::Port { port: e, buf })
             }
-            _ => self.drop_pkt(DropReason::NoExceptionPath),
+            _ => Err(DropReason::NoExceptionPath),
         }
     }
 }

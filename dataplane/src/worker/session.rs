@@ -3,6 +3,7 @@
 
 use super::classify::opens_session;
 use super::forward::routed;
+use super::tx::Verdict;
 use super::Worker;
 use crate::counters::Counter;
 use crate::device::Device;
@@ -83,17 +84,15 @@ impl<D: Device> Worker<D> {
         buf: D::Buf,
         l3: usize,
         m: &Ipv4Meta,
-    ) {
+    ) -> Verdict<D::Buf> {
         if key.proto == Proto::Tcp && self.snap.services()[si].synproxy() {
             return self.synproxy_new(si, key, buf, l3, m);
         }
         if !opens_session(m) {
-            return self.drop_pkt(DropReason::NoSession);
+            return Err(DropReason::NoSession);
         }
-        match self.open_session(si, key, &buf, l3, m, SynProxy::Off) {
-            Ok(id) => self.forward(id, Dir::Original, buf, l3, m),
-            Err(r) => self.drop_pkt(r),
-        }
+        let id = self.open_session(si, key, &buf, l3, m, SynProxy::Off)?;
+        self.forward(id, Dir::Original, buf, l3, m)
     }
 
     /// Opens a session of service `si` for the client packet `m` (in `buf` at `l3`, quoted if

@@ -3,6 +3,7 @@
 //! and the sequence shift).
 
 use super::session::{is_active, Forward, SynProxy};
+use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
 use crate::counters::Counter;
@@ -27,9 +28,9 @@ impl<D: Device> Worker<D> {
         mut buf: D::Buf,
         l3: usize,
         m: &Ipv4Meta,
-    ) {
+    ) -> Verdict<D::Buf> {
         let L4::Tcp { flags, .. } = m.l4 else {
-            return self.drop_pkt(DropReason::NoSession);
+            return Err(DropReason::NoSession);
         };
         let seg = &buf.data()[l3 + m.header_len..l3 + m.total_len];
         let (seq, ack) = (be32(seg, tcp::field::SEQ), be32(seg, tcp::field::ACK));
@@ -38,7 +39,7 @@ impl<D: Device> Worker<D> {
             let mss = synproxy::syn_mss(seg).unwrap_or(synproxy::MSS_TABLE[0]);
             let cookie = self.cookies.make(&key, seq, mss, self.now);
             let Some(hop) = self.snap.route(m.src) else {
-                return self.drop_pkt(DropReason::NoRoute);
+                return Err(DropReason::NoRoute);
             };
             let ours = (self.snap.iface(hop.iface).mtu as usize).saturating_sub(40);
             let seg = TcpSegment {
@@ -54,22 +55,19 @@ impl<D: Device> Worker<D> {
                 ident: self.next_ident(),
             };
             if !local::write_tcp(&mut buf, &seg) {
-                return self.drop_pkt(DropReason::NoBuffer);
+                return Err(DropReason::NoBuffer);
             }
             self.counters.count(Counter::SynproxyCookies);
-            return self.emit(buf, L2_ROOM, 0, hop);
+            return Ok(Emit::route(buf, L2_ROOM, hop));
         }
         if core != tcp_flags::ACK {
-            return self.drop_pkt(DropReason::NoSession);
+            return Err(DropReason::NoSession);
         }
         let isn = seq.wrapping_sub(1);
         let Some(info) = self.cookies.check(&key, isn, ack.wrapping_sub(1), self.now) else {
-            return self.drop_pkt(DropReason::BadCookie);
+            return Err(DropReason::BadCookie);
         };
-        let id = match self.open_session(si, key, &buf, l3, m, SynProxy::Pending(info)) {
-            Ok(id) => id,
-            Err(r) => return self.drop_pkt(r),
-        };
+        let id = self.open_session(si, key, &buf, l3, m, SynProxy::Pending(info))?;
         self.proxy_words[id.index()] = isn;
         self.table
             .on_packet(id, Dir::Original, Some(TcpEvent::Syn), self.now);
@@ -78,13 +76,13 @@ impl<D: Device> Worker<D> {
     }
 
     /// Sends proxied session `id`'s SYN to its RS in `buf` (the client's packet that caused it).
-    pub(super) fn proxy_syn(&mut self, id: conntrack::SessionId, buf: D::Buf) {
+    pub(super) fn proxy_syn(&mut self, id: conntrack::SessionId, buf: D::Buf) -> Verdict<D::Buf> {
         let Some(s) = self.table.get(id) else {
-            return self.drop_pkt(DropReason::NoSession);
+            return Err(DropReason::NoSession);
         };
         let (f, orig) = (s.data, s.original);
         let SynProxy::Pending(info) = f.synproxy else {
-            return self.drop_pkt(DropReason::NoSession);
+            return Err(DropReason::NoSession);
         };
         let seg = TcpSegment {
             seq: self.proxy_words[id.index()],
@@ -118,14 +116,14 @@ impl<D: Device> Worker<D> {
     }
 
     /// Writes `seg` into `buf` and sends it toward its destination.
-    pub(super) fn send_segment(&mut self, mut buf: D::Buf, seg: &TcpSegment) {
+    pub(super) fn send_segment(&mut self, mut buf: D::Buf, seg: &TcpSegment) -> Verdict<D::Buf> {
         let Some(hop) = self.snap.route(seg.dst) else {
-            return self.drop_pkt(DropReason::NoRoute);
+            return Err(DropReason::NoRoute);
         };
         if !local::write_tcp(&mut buf, seg) {
-            return self.drop_pkt(DropReason::NoBuffer);
+            return Err(DropReason::NoBuffer);
         }
-        self.emit(buf, L2_ROOM, 0, hop)
+        Ok(Emit::route(buf, L2_ROOM, hop))
     }
 
     /// A packet of a proxied session whose RS has not answered the director's SYN yet. From
@@ -141,17 +139,17 @@ impl<D: Device> Worker<D> {
         l3: usize,
         m: &Ipv4Meta,
         info: CookieInfo,
-    ) {
+    ) -> Verdict<D::Buf> {
         let L4::Tcp { flags, .. } = m.l4 else {
-            return self.drop_pkt(DropReason::SynProxyPending);
+            return Err(DropReason::SynProxyPending);
         };
         let Some(s) = self.table.get(id) else {
-            return self.drop_pkt(DropReason::NoSession);
+            return Err(DropReason::NoSession);
         };
         let (f, orig) = (s.data, s.original);
         if dir == Dir::Original {
             if flags & (tcp_flags::SYN | tcp_flags::RST | tcp_flags::FIN) != 0 {
-                return self.drop_pkt(DropReason::SynProxyPending);
+                return Err(DropReason::SynProxyPending);
             }
             self.counters.count(Counter::SynproxySynRetries);
             return self.proxy_syn(id, buf);
@@ -204,6 +202,6 @@ impl<D: Device> Worker<D> {
             };
             return self.send_segment(buf, &seg);
         }
-        self.drop_pkt(DropReason::SynProxyPending)
+        Err(DropReason::SynProxyPending)
     }
 }

@@ -8,9 +8,10 @@ use crate::counters::{Counter, Counters};
 use crate::device::{Burst, Device};
 use crate::drop::DropReason;
 use crate::neigh::Park;
-use crate::rewrite::{self};
+use crate::redirect::{Handoff, HandoffKind};
+use crate::rewrite;
 use crate::snapshot::Hop;
-use crate::wire::ETHERTYPE_IPV4;
+use crate::wire::{Ipv4Header, ETHERTYPE_IPV4, IPV4_MIN_HEADER_LEN};
 
 /// A packet waiting for its next hop's MAC: already framed, destination MAC still zero.
 #[derive(Debug)]
@@ -65,34 +66,121 @@ impl<D: Device> Tx<D> {
     }
 }
 
-impl<D: Device> Worker<D> {
+/// What the per-packet functions decide for a packet the worker keeps; [`Worker::output`]
+/// carries it out. A dropped packet is the `Err` of its [`Verdict`] instead, counted once by
+/// [`Worker::settle`].
+pub(super) enum Emit<B> {
+    /// Routed toward `hop`: its L3 packet starts at `l3`; it is framed for the egress
+    /// interface (behind `encap`, TUN's outer IPv4 header, when there is one) and sent to the
+    /// next hop's MAC, or parked until ARP resolves it.
+    Route {
+        /// The packet.
+        buf: B,
+        /// Offset of its L3 header.
+        l3: usize,
+        /// Where it goes.
+        hop: Hop,
+        /// An outer header to put in front of it (TUN).
+        encap: Option<Ipv4Header>,
+    },
+    /// Sent as it is, already framed, out of `port`.
+    Port {
+        /// The egress port.
+        port: u16,
+        /// The frame.
+        buf: B,
+    },
+    /// Handed to worker `owner`, which owns the packet's session (received on `port`).
+    Handoff {
+        /// The worker to hand it to.
+        owner: u16,
+        /// The port it arrived on.
+        port: u16,
+        /// The frame.
+        buf: B,
+    },
+    /// Nothing left to do: a peer's copy of an ARP frame, which only fed the neighbour table.
+    Absorbed,
+}
+
+impl<B> Emit<B> {
+    /// A packet at `l3` routed toward `hop`, with no encapsulation.
     #[inline]
-    pub(super) fn emit(&mut self, buf: D::Buf, l3: usize, gap: usize, hop: Hop) {
-        self.emit_with(buf, l3, gap, hop, |_| {})
+    pub(super) fn route(buf: B, l3: usize, hop: Hop) -> Emit<B> {
+        Emit::Route {
+            buf,
+            l3,
+            hop,
+            encap: None,
+        }
+    }
+}
+
+/// The outcome of one packet: where it goes, or why it was dropped.
+pub(super) type Verdict<B> = Result<Emit<B>, DropReason>;
+
+impl<D: Device> Worker<D> {
+    /// Carries out `verdict`, and counts the packet's drop if it was dropped, here or on the
+    /// way out: the one place a packet's drop is counted.
+    #[inline]
+    pub(super) fn settle(&mut self, verdict: Verdict<D::Buf>) {
+        if let Err(r) = verdict.and_then(|e| self.output(e)) {
+            self.counters.count_drop(r);
+        }
     }
 
-    /// Frames the packet for `hop` (with `gap` bytes before L3 that `fill` writes), resolves
-    /// the next hop's MAC and queues it for TX, or parks it until ARP answers.
+    /// Sends, parks or hands over a packet as `emit` says.
+    ///
+    /// # Errors
+    /// [`DropReason::NoHeadroom`] (no room to frame it), [`DropReason::NeighbourUnresolved`]
+    /// (its next hop's parking queue is full) or [`DropReason::RedirectFull`] (the owner's ring
+    /// is full); the packet is gone then.
     #[inline]
-    pub(super) fn emit_with(
+    pub(super) fn output(&mut self, emit: Emit<D::Buf>) -> Result<(), DropReason> {
+        match emit {
+            Emit::Route {
+                buf,
+                l3,
+                hop,
+                encap,
+            } => self.route(buf, l3, hop, encap),
+            Emit::Port { port, buf } => {
+                self.tx.send(port, buf, &mut self.counters);
+                Ok(())
+            }
+            Emit::Handoff { owner, port, buf } => self.hand_over(owner, port, buf),
+            Emit::Absorbed => Ok(()),
+        }
+    }
+
+    /// Frames the packet for `hop` (behind `encap`'s header when given), resolves the next
+    /// hop's MAC and queues it for TX, or parks it until ARP answers.
+    #[inline]
+    fn route(
         &mut self,
         mut buf: D::Buf,
         l3: usize,
-        gap: usize,
         hop: Hop,
-        fill: impl FnOnce(&mut [u8]),
-    ) {
+        encap: Option<Ipv4Header>,
+    ) -> Result<(), DropReason> {
         let iface = self.snap.iface(hop.iface);
         let (port, vlan) = (iface.port, iface.vlan);
         let mac = self.tx.ports[port as usize].mac();
-        let at = match rewrite::frame_l2(&mut buf, l3, gap, vlan, mac.0, ETHERTYPE_IPV4) {
-            Ok(at) => at,
-            Err(r) => return self.drop_pkt(r),
+        let gap = if encap.is_some() {
+            IPV4_MIN_HEADER_LEN
+        } else {
+            0
         };
-        fill(&mut buf.data_mut()[at..at + gap]);
+        let at = rewrite::frame_l2(&mut buf, l3, gap, vlan, mac.0, ETHERTYPE_IPV4)?;
+        if let Some(h) = encap {
+            if let Ok(out) = (&mut buf.data_mut()[at..at + gap]).try_into() {
+                h.emit(out);
+            }
+        }
         if let Some(dmac) = self.neigh.lookup(hop.nexthop) {
             rewrite::set_dst_mac(&mut buf, dmac.0);
-            return self.tx.send(port, buf, &mut self.counters);
+            self.tx.send(port, buf, &mut self.counters);
+            return Ok(());
         }
         match self.neigh.park(hop.nexthop, Parked { buf, port }, self.now) {
             Park::Parked { send_request } => {
@@ -100,12 +188,30 @@ impl<D: Device> Worker<D> {
                 if send_request {
                     send_arp_request(&self.snap, &mut self.tx, &mut self.counters, hop.nexthop);
                 }
+                Ok(())
             }
             Park::Rejected(p) => {
                 drop(p);
-                self.drop_pkt(DropReason::NeighbourUnresolved)
+                Err(DropReason::NeighbourUnresolved)
             }
         }
+    }
+
+    /// Hands `buf` (received on `port`) to worker `owner`.
+    fn hand_over(&mut self, owner: u16, port: u16, buf: D::Buf) -> Result<(), DropReason> {
+        let Some(rings) = &self.redirect else {
+            return Err(DropReason::RedirectFull);
+        };
+        let h = Handoff {
+            buf,
+            port,
+            kind: HandoffKind::Owned,
+        };
+        rings
+            .push(self.cfg.id, owner, h)
+            .map_err(|_| DropReason::RedirectFull)?;
+        self.counters.count(Counter::RedirectedOut);
+        Ok(())
     }
 
     pub(super) fn next_ident(&mut self) -> u16 {
