@@ -12,7 +12,7 @@ use crate::device::{Burst, Device, BURST};
 use crate::drop::DropReason;
 use crate::icmp;
 use crate::lip::LipPool;
-use crate::parse::{self, Ipv4Meta, L3, L4};
+use crate::parse::{self, Ipv4Meta, Parsed, L3, L4};
 use crate::redirect::{self, HandoffKind};
 use crate::snapshot::{Homing, Local};
 use crate::wire::tcp::flags as tcp_flags;
@@ -21,68 +21,92 @@ use arrayvec::ArrayVec;
 use conntrack::{Candidate, Dir, FlowKey, KeyHash, Proto, SessionState, TcpState};
 use core::net::Ipv4Addr;
 
-/// A frame's flow key as read ahead, its hash in the session table and the table's hint.
+/// What the first stages of a burst learnt about a frame: its parse (the common frame, by
+/// the parser's fast path), its session key's hash and the table's likely entry for it.
 #[derive(Clone, Copy)]
-pub(super) struct Flow {
-    pub(super) key: FlowKey,
-    pub(super) hash: KeyHash,
-    pub(super) cand: Candidate,
+pub(super) struct Staged {
+    parsed: Parsed,
+    hash: KeyHash,
+    cand: Candidate,
+}
+
+/// A session lookup begun ahead: the key's hash and the table's likely entry.
+#[derive(Clone, Copy)]
+pub(super) struct Hint {
+    hash: KeyHash,
+    cand: Candidate,
 }
 
 impl<D: Device> Worker<D> {
     /// A data port's RX burst, in stages so that the cache misses of its lookups overlap (the
     /// session index is sized for the table's capacity, so even a few sessions are spread
-    /// over more memory than the caches hold): (1) the flow key of every plain IPv4 TCP/UDP
-    /// frame is read from fixed offsets and hashed, and the session index line of that hash
-    /// prefetched; (2) the candidate session each index line names is prefetched; (3) each
-    /// packet is handled as [`Worker::process`] would, its lookup starting from the hint when
-    /// its parsed key is the one stage 1 read. With `prefetch` off only stage 3 runs.
+    /// over more memory than the caches hold): (1) every common frame (untagged IPv4 TCP or
+    /// UDP without options) is parsed by the parser's fast path, its flow key hashed and the
+    /// session index line of that hash prefetched; (2) the candidate session each index line
+    /// names is prefetched; (3) each packet is handled as [`Worker::process`] would, with its
+    /// parse and its lookup begun. With `prefetch` off only stage 3 runs.
     pub(super) fn process_burst(&mut self, port: u16, rx: &mut Burst<D::Buf>) {
-        let mut hints: ArrayVec<Option<Flow>, BURST> = ArrayVec::new();
+        let mut staged: ArrayVec<Option<Staged>, BURST> = ArrayVec::new();
         if self.cfg.prefetch {
             for buf in rx.iter() {
-                let hint = quick_key(buf.data()).map(|key| {
-                    let hash = self.table.hash(&key);
-                    dpdk::prefetch(self.table.index_line(hash));
-                    Flow {
-                        key,
-                        hash,
-                        cand: Candidate::NONE,
-                    }
-                });
-                hints.push(hint);
+                let s = buf
+                    .is_contiguous()
+                    .then(|| parse::parse_fast(buf.data()))
+                    .flatten()
+                    .and_then(|parsed| {
+                        let L3::Ipv4(m) = &parsed.l3 else {
+                            return None;
+                        };
+                        let hash = self.table.hash(&flow_key(m)?);
+                        dpdk::prefetch(self.table.index_line(hash));
+                        Some(Staged {
+                            parsed,
+                            hash,
+                            cand: Candidate::NONE,
+                        })
+                    });
+                staged.push(s);
             }
-            for f in hints.iter_mut().flatten() {
-                f.cand = self.table.candidate(f.hash);
-                if let Some(slot) = self.table.candidate_slot(f.cand) {
+            for s in staged.iter_mut().flatten() {
+                s.cand = self.table.candidate(s.hash);
+                if let Some(slot) = self.table.candidate_slot(s.cand) {
                     dpdk::prefetch_all(slot);
                 }
             }
         }
         // Drained in place: `for buf in rx` would move the whole burst array (a memcpy of its
         // full capacity on every poll, empty or not).
-        let hints = hints.drain(..).chain(core::iter::repeat(None));
-        for (buf, hint) in rx.drain(..).zip(hints) {
+        let staged = staged.drain(..).chain(core::iter::repeat(None));
+        for (buf, s) in rx.drain(..).zip(staged) {
             self.counters.count(Counter::RxPackets);
             self.counters.add(Counter::RxBytes, buf.len() as u64);
-            let verdict = self.process(port, buf, hint, false);
+            let verdict = self.process(port, buf, s, false);
             self.settle(verdict);
         }
     }
 
     /// Decides what becomes of one received frame (`redirected`: handed over by a peer);
-    /// `hint` is what [`Worker::process_burst`] read ahead.
+    /// `staged` is what [`Worker::process_burst`] learnt of it ahead.
     pub(super) fn process(
         &mut self,
         port: u16,
         mut buf: D::Buf,
-        hint: Option<Flow>,
+        staged: Option<Staged>,
         redirected: bool,
     ) -> Verdict<D::Buf> {
         if !buf.is_contiguous() {
             return Err(DropReason::MultiSegment);
         }
-        let p = parse::parse(buf.data())?;
+        let (p, hint) = match staged {
+            Some(s) => (
+                s.parsed,
+                Some(Hint {
+                    hash: s.hash,
+                    cand: s.cand,
+                }),
+            ),
+            None => (parse::parse(buf.data())?, None),
+        };
         let port_mac = self.tx.ports[port as usize].mac().0;
         let group = p.dst_mac[0] & 1 == 1;
         if p.dst_mac != port_mac && !group {
@@ -124,7 +148,7 @@ impl<D: Device> Worker<D> {
         buf: D::Buf,
         l3: usize,
         m: &Ipv4Meta,
-        hint: Option<Flow>,
+        hint: Option<Hint>,
         redirected: bool,
     ) -> Verdict<D::Buf> {
         if martian(m.src, m.dst) {
@@ -136,9 +160,10 @@ impl<D: Device> Worker<D> {
                     return Err(DropReason::BadTcpFlags);
                 }
             }
+            // A staged frame's hint is for this very key: it came from the same parse.
             let (hash, cand) = match hint {
-                Some(h) if h.key == key => (h.hash, h.cand),
-                _ => (self.table.hash(&key), Candidate::NONE),
+                Some(h) => (h.hash, h.cand),
+                None => (self.table.hash(&key), Candidate::NONE),
             };
             if let Some((id, dir)) = self.table.lookup_hinted(&key, hash, cand) {
                 let reopen = dir == Dir::Original
@@ -292,25 +317,6 @@ pub(super) fn flow_key(m: &Ipv4Meta) -> Option<FlowKey> {
         _ => return None,
     };
     Some(FlowKey::new(proto, m.src, sport, m.dst, dport))
-}
-
-/// The flow key of a plain IPv4 TCP/UDP frame (untagged, no IP options), read from fixed
-/// offsets without validating anything: only a hint for prefetching, which the parsed key
-/// must equal to be used.
-#[inline]
-pub(super) fn quick_key(frame: &[u8]) -> Option<FlowKey> {
-    let h: &[u8; 38] = frame.get(..38)?.try_into().ok()?;
-    if h[12..15] != [0x08, 0x00, 0x45] {
-        return None;
-    }
-    let proto = match h[23] {
-        6 => Proto::Tcp,
-        17 => Proto::Udp,
-        _ => return None,
-    };
-    let addr = |at: usize| Ipv4Addr::new(h[at], h[at + 1], h[at + 2], h[at + 3]);
-    let port = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
-    Some(FlowKey::new(proto, addr(26), port(34), addr(30), port(36)))
 }
 
 /// Can this packet open a session? TCP: a plain SYN (no ACK, RST or FIN); UDP: any datagram;
