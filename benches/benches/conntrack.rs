@@ -15,8 +15,7 @@ use conntrack::{
     Candidate, Dir, FlowKey, Proto, SessionId, SessionState, Table, TcpEvent, TcpState, Timeouts,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dataplane::worker::{Forward, SynProxy};
-use sched::ForwardMode;
+use dataplane::worker::{Forward, SynProxy, Via};
 
 const SESSIONS: usize = 1 << 20;
 const BURST: usize = 32;
@@ -245,11 +244,12 @@ fn expire(c: &mut Criterion) {
 /// directions' keys. The bar: the 10M figure at most twice the 100k one.
 fn scale(c: &mut Criterion) {
     let fwd = Forward {
-        mode: ForwardMode::FullNat,
+        via: Via::FullNat {
+            lip: LIP,
+            lport: 4242,
+        },
         rip: Ipv4Addr::new(10, 1, 0, 11),
         rport: 8080,
-        lip: LIP,
-        lport: 4242,
         slot: 0,
         persist_ms: 0,
         synproxy: SynProxy::Off,

@@ -565,7 +565,7 @@ pub fn connections(mailboxes: &[Arc<Mailbox>]) -> Response {
                 vport: s.original.dport,
                 dest: f.rip,
                 dport: f.rport,
-                local: (f.mode == ForwardMode::FullNat).then_some((f.lip, f.lport)),
+                local: f.local(),
                 worker: w as u16,
             });
         }

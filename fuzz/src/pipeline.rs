@@ -683,7 +683,7 @@ impl Lab {
                 } else {
                     inactive += 1;
                 }
-                if s.data.mode == ForwardMode::FullNat {
+                if s.data.mode() == ForwardMode::FullNat {
                     fullnat += 1;
                 }
             }

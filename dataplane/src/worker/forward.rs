@@ -1,7 +1,7 @@
 //! Steps 7–8: a session's packet — state transition, then the per-mode rewrite (NAT and
 //! FullNAT addresses and ports, DR's MAC only, TUN's IPIP encapsulation) — on its way out.
 
-use super::session::{is_active, Forward, SynProxy};
+use super::session::{is_active, Forward, SynProxy, Via};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -49,7 +49,7 @@ impl<D: Device> Worker<D> {
         }
         // NAT and FullNAT route: where to, whether the TTL allows it and whether it fits the
         // egress MTU are settled before the session sees the packet.
-        let routed_hop = if routed(f.mode) {
+        let routed_hop = if routed(f.mode()) {
             if m.ttl <= 1 {
                 self.icmp_error_back(&buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
                 return Err(DropReason::TtlExceeded);
@@ -80,7 +80,7 @@ impl<D: Device> Worker<D> {
         }
         self.stats
             .packet(f.slot, dir == Dir::Original, m.total_len as u64);
-        match (routed_hop, f.mode, dir) {
+        match (routed_hop, f.via, dir) {
             (Some(hop), _, _) => {
                 let mut buf = buf;
                 let end = l3 + m.total_len;
@@ -92,11 +92,11 @@ impl<D: Device> Worker<D> {
                 }
                 Ok(Emit::route(buf, l3, hop))
             }
-            (None, ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
+            (None, Via::Dr, Dir::Original) => match self.snap.route(f.rip) {
                 Some(hop) if hop.on_link => Ok(Emit::route(buf, l3, hop)),
                 _ => Err(DropReason::NoRoute),
             },
-            (None, ForwardMode::Tun, Dir::Original) => self.tunnel(buf, l3, m, f.rip),
+            (None, Via::Tun, Dir::Original) => self.tunnel(buf, l3, m, f.rip),
             // DR and TUN sessions have no reply key, so no packet matches them this way.
             _ => Err(DropReason::NotForUs),
         }
@@ -152,18 +152,18 @@ pub(super) fn routed(mode: ForwardMode) -> bool {
 pub(super) fn rewrite_routed(pkt: &mut [u8], m: &Ipv4Meta, f: &Forward, orig: &FlowKey, dir: Dir) {
     let icmp = m.proto == IpProto::Icmp;
     let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
-    match (f.mode, dir) {
-        (ForwardMode::FullNat, Dir::Original) => {
-            r.set_src(f.lip);
+    match (f.via, dir) {
+        (Via::FullNat { lip, lport }, Dir::Original) => {
+            r.set_src(lip);
             r.set_dst(f.rip);
             if icmp {
-                r.set_echo_ident(f.lport);
+                r.set_echo_ident(lport);
             } else {
-                r.set_sport(f.lport);
+                r.set_sport(lport);
                 r.set_dport(f.rport);
             }
         }
-        (ForwardMode::FullNat, Dir::Reply) => {
+        (Via::FullNat { .. }, Dir::Reply) => {
             r.set_src(orig.dst);
             r.set_dst(orig.src);
             if icmp {

@@ -3,7 +3,7 @@
 //! exceeded, fragmentation needed), and echo replies for the director's addresses.
 
 use super::forward::routed;
-use super::session::{rewritten_key, SynProxy};
+use super::session::{rewritten_key, SynProxy, Via};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -17,7 +17,6 @@ use crate::rewrite::Ipv4Rewrite;
 use crate::synproxy::Shift;
 use crate::wire::IpProto;
 use conntrack::{Dir, Proto};
-use sched::ForwardMode;
 
 impl<D: Device> Worker<D> {
     /// Relays an ICMP error about session `id`'s packet to the session's other side, as IPVS
@@ -46,16 +45,16 @@ impl<D: Device> Worker<D> {
         if !icmp::checksum_valid(&buf.data()[l3..end], m.header_len) {
             return Err(DropReason::BadIcmpChecksum);
         }
-        if !routed(f.mode) {
-            return match (f.mode, dir) {
-                (ForwardMode::Dr, Dir::Original) => match self.snap.route(f.rip) {
+        if !routed(f.mode()) {
+            return match (f.via, dir) {
+                (Via::Dr, Dir::Original) => match self.snap.route(f.rip) {
                     Some(hop) if hop.on_link => {
                         self.counters.count(Counter::IcmpRelayed);
                         Ok(Emit::route(buf, l3, hop))
                     }
                     _ => Err(DropReason::NoRoute),
                 },
-                (ForwardMode::Tun, Dir::Original) => {
+                (Via::Tun, Dir::Original) => {
                     self.counters.count(Counter::IcmpRelayed);
                     self.tunnel(buf, l3, m, f.rip)
                 }
@@ -82,8 +81,8 @@ impl<D: Device> Worker<D> {
                 let reply = rewritten_key(&orig, &f).mirror();
                 icmp::rewrite_quote(pkt, m.header_len, q, &reply);
                 let mut r = Ipv4Rewrite::new(pkt, m.header_len, IpProto::Icmp);
-                if f.mode == ForwardMode::FullNat {
-                    r.set_src(f.lip);
+                if let Some((lip, _)) = f.local() {
+                    r.set_src(lip);
                 }
                 r.set_dst(f.rip);
                 r.dec_ttl();

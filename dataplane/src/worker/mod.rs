@@ -20,7 +20,7 @@ mod synproxy;
 mod tx;
 
 pub use config::{PortRole, WorkerConfig, WorkerError};
-pub use session::{Forward, SynProxy, Template};
+pub use session::{Forward, SynProxy, Template, Via};
 pub use slow::{MailRequest, Mailbox, SessionInfo};
 pub use tx::Parked;
 

@@ -23,16 +23,13 @@ pub(super) const STEER_TRIES_PER_QUEUE: usize = 64;
 /// What a session needs to forward its packets, whatever the configuration does later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Forward {
-    /// Forwarding mode of the dest.
-    pub mode: ForwardMode,
+    /// How its packets reach the RS: the dest's forwarding mode, with what only that mode
+    /// needs.
+    pub via: Via,
     /// Real server address.
     pub rip: Ipv4Addr,
     /// Real server port (0 for ICMP).
     pub rport: u16,
-    /// FullNAT local address (unspecified otherwise).
-    pub lip: Ipv4Addr,
-    /// FullNAT local port / ICMP identifier (0 otherwise).
-    pub lport: u16,
     /// The dest's counter slot.
     pub slot: u32,
     /// The service's persistence timeout in ms (0: not persistent); the session counts in its
@@ -40,6 +37,46 @@ pub struct Forward {
     pub persist_ms: u32,
     /// Whether the director proxied the handshake, and how far it got.
     pub synproxy: SynProxy,
+}
+
+/// A session's forwarding mode and the data only that mode has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// NAT: the destination becomes the RS; replies come back through the director.
+    Nat,
+    /// FullNAT: the source becomes this local address and port as well.
+    FullNat {
+        /// The LIP.
+        lip: Ipv4Addr,
+        /// The local port (the echo identifier for ICMP).
+        lport: u16,
+    },
+    /// DR: only the destination MAC changes.
+    Dr,
+    /// TUN: IPIP-encapsulated toward the RS.
+    Tun,
+}
+
+impl Forward {
+    /// The dest's forwarding mode.
+    #[inline]
+    pub fn mode(&self) -> ForwardMode {
+        match self.via {
+            Via::Nat => ForwardMode::Nat,
+            Via::FullNat { .. } => ForwardMode::FullNat,
+            Via::Dr => ForwardMode::Dr,
+            Via::Tun => ForwardMode::Tun,
+        }
+    }
+
+    /// FullNAT's (LIP, lport); `None` in the other modes.
+    #[inline]
+    pub fn local(&self) -> Option<(Ipv4Addr, u16)> {
+        match self.via {
+            Via::FullNat { lip, lport } => Some((lip, lport)),
+            _ => None,
+        }
+    }
 }
 
 /// A session's SYN proxy state ([`crate::synproxy`]).
@@ -176,32 +213,33 @@ impl<D: Device> Worker<D> {
         } else {
             dest.port
         };
-        let (lip, lport) = if dest.mode == ForwardMode::FullNat {
-            let steer = self
-                .snap
-                .route(dest.addr)
-                .map(|h| self.snap.iface(h.iface).port as usize)
-                .and_then(|p| self.cfg.steering.get(p))
-                .and_then(Option::as_ref);
-            let tries = STEER_TRIES_PER_QUEUE * self.cfg.workers.max(1) as usize;
-            let got = match (self.lips.as_mut(), steer) {
-                (Some(pool), Some(s)) => pool.alloc_where(s.selector(dest.addr, rport), tries),
-                (Some(pool), None) => pool.alloc(),
-                (None, _) => None,
-            };
-            match got {
-                Some(lp) => lp,
-                None => return Err(DropReason::LipExhausted),
+        let via = match dest.mode {
+            ForwardMode::Nat => Via::Nat,
+            ForwardMode::Dr => Via::Dr,
+            ForwardMode::Tun => Via::Tun,
+            ForwardMode::FullNat => {
+                let steer = self
+                    .snap
+                    .route(dest.addr)
+                    .map(|h| self.snap.iface(h.iface).port as usize)
+                    .and_then(|p| self.cfg.steering.get(p))
+                    .and_then(Option::as_ref);
+                let tries = STEER_TRIES_PER_QUEUE * self.cfg.workers.max(1) as usize;
+                let got = match (self.lips.as_mut(), steer) {
+                    (Some(pool), Some(s)) => pool.alloc_where(s.selector(dest.addr, rport), tries),
+                    (Some(pool), None) => pool.alloc(),
+                    (None, _) => None,
+                };
+                let Some((lip, lport)) = got else {
+                    return Err(DropReason::LipExhausted);
+                };
+                Via::FullNat { lip, lport }
             }
-        } else {
-            (Ipv4Addr::UNSPECIFIED, 0)
         };
         let fwd = Forward {
-            mode: dest.mode,
+            via,
             rip: dest.addr,
             rport,
-            lip,
-            lport,
             slot,
             persist_ms,
             synproxy,
@@ -274,11 +312,10 @@ pub(super) fn session_ended(
     }
 }
 
+/// Gives a FullNAT session's (LIP, lport) back to the pool.
 pub(super) fn release_lip(lips: &mut Option<LipPool>, f: &Forward) {
-    if f.mode == ForwardMode::FullNat {
-        if let Some(p) = lips.as_mut() {
-            p.free(f.lip, f.lport);
-        }
+    if let (Via::FullNat { lip, lport }, Some(p)) = (f.via, lips.as_mut()) {
+        p.free(lip, lport);
     }
 }
 
@@ -294,8 +331,8 @@ pub(super) fn is_active(state: SessionState) -> bool {
 /// The key of the client's packet after the forward rewrite (what the RS sees).
 #[inline]
 pub(super) fn rewritten_key(k: &FlowKey, f: &Forward) -> FlowKey {
-    match f.mode {
-        ForwardMode::FullNat => FlowKey::new(k.proto, f.lip, f.lport, f.rip, f.rport),
+    match f.via {
+        Via::FullNat { lip, lport } => FlowKey::new(k.proto, lip, lport, f.rip, f.rport),
         _ => FlowKey::new(k.proto, k.src, k.sport, f.rip, f.rport),
     }
 }

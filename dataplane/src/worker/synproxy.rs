@@ -15,7 +15,6 @@ use crate::synproxy::{self, CookieInfo};
 use crate::wire::be32;
 use crate::wire::tcp::{self, flags as tcp_flags};
 use conntrack::{Dir, FlowKey, TcpEvent};
-use sched::ForwardMode;
 
 impl<D: Device> Worker<D> {
     /// A packet for a SYN-proxied service without a session: a SYN is answered with a cookie
@@ -97,10 +96,7 @@ impl<D: Device> Worker<D> {
     /// A segment from the client's side of `f`'s session to its RS, as the RS sees that side
     /// (the LIP in FullNAT, the client in NAT); sequence numbers and flags to fill in.
     pub(super) fn segment_to_rs(&mut self, f: &Forward, orig: &FlowKey) -> TcpSegment {
-        let (src, sport) = match f.mode {
-            ForwardMode::FullNat => (f.lip, f.lport),
-            _ => (orig.src, orig.sport),
-        };
+        let (src, sport) = f.local().unwrap_or((orig.src, orig.sport));
         TcpSegment {
             src,
             dst: f.rip,
