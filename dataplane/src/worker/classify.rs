@@ -174,7 +174,7 @@ impl<D: Device> Worker<D> {
                         Some(SessionState::Tcp(TcpState::TimeWait | TcpState::Close))
                     );
                 if !reopen {
-                    return self.forward(id, dir, buf, l3, m);
+                    return self.forward(id, dir, buf, l3, m, None);
                 }
                 // A new connection reusing the 4-tuple of one that is closing: like IPVS's
                 // conn_reuse_mode, the old session ends and the SYN is scheduled afresh.

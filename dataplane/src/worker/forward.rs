@@ -10,6 +10,7 @@ use crate::drop::DropReason;
 use crate::icmp;
 use crate::parse::{Ipv4Meta, L4};
 use crate::rewrite::{self, Ipv4Rewrite};
+use crate::snapshot::Hop;
 use crate::synproxy::Shift;
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{IpProto, Ipv4Header, IPV4_MIN_HEADER_LEN};
@@ -21,6 +22,11 @@ use sched::ForwardMode;
 pub(super) const IPIP_OVERHEAD: usize = IPV4_MIN_HEADER_LEN;
 
 impl<D: Device> Worker<D> {
+    /// A packet of session `id` going in direction `dir`: on through the SYN proxy's
+    /// handshake, routed (NAT, FullNAT: TTL, route and egress MTU settled first, then the
+    /// state moves and the addresses and ports are rewritten) or sent on the link or the
+    /// tunnel (DR, TUN). `opened`: the route of a NAT/FullNAT session that this packet has
+    /// just opened, whose TTL was checked then.
     pub(super) fn forward(
         &mut self,
         id: conntrack::SessionId,
@@ -28,6 +34,7 @@ impl<D: Device> Worker<D> {
         buf: D::Buf,
         l3: usize,
         m: &Ipv4Meta,
+        opened: Option<Hop>,
     ) -> Verdict<D::Buf> {
         let event = match m.l4 {
             L4::Tcp { flags, .. } => TcpEvent::from_flags(
@@ -50,17 +57,21 @@ impl<D: Device> Worker<D> {
         // NAT and FullNAT route: where to, whether the TTL allows it and whether it fits the
         // egress MTU are settled before the session sees the packet.
         let routed_hop = if routed(f.mode()) {
-            if m.ttl <= 1 {
-                self.icmp_error_back(&buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
-                return Err(DropReason::TtlExceeded);
-            }
-            let toward = if dir == Dir::Original {
-                f.rip
-            } else {
-                orig.src
-            };
-            let Some(hop) = self.snap.route(toward) else {
-                return Err(DropReason::NoRoute);
+            let hop = match opened {
+                Some(hop) => hop,
+                None => {
+                    if m.ttl <= 1 {
+                        let (ty, code) = (icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED);
+                        self.icmp_error_back(&buf, l3, m, ty, code, 0);
+                        return Err(DropReason::TtlExceeded);
+                    }
+                    let toward = if dir == Dir::Original {
+                        f.rip
+                    } else {
+                        orig.src
+                    };
+                    self.snap.route(toward).ok_or(DropReason::NoRoute)?
+                }
             };
             let mtu = self.snap.iface(hop.iface).mtu as usize;
             if m.total_len > mtu {

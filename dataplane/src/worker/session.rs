@@ -11,6 +11,7 @@ use crate::drop::DropReason;
 use crate::icmp;
 use crate::lip::LipPool;
 use crate::parse::Ipv4Meta;
+use crate::snapshot::Hop;
 use crate::stats::WorkerStats;
 use crate::synproxy::CookieInfo;
 use conntrack::{Dir, FlowKey, Proto, SessionState, Table, TcpState};
@@ -107,6 +108,16 @@ pub struct Template {
     pub timeout_ms: u32,
 }
 
+/// How a newly opened session's packets go.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Routing {
+    /// DR or TUN: on the link or through the tunnel, the route looked up as they go.
+    Direct,
+    /// NAT or FullNAT: routed; the route toward the RS as looked up when the session opened
+    /// (`None`: there is none).
+    Routed(Option<Hop>),
+}
+
 /// The template key of a session's client packets (`key` is client → VIP).
 #[inline]
 pub(super) fn template_key(key: &FlowKey) -> FlowKey {
@@ -114,6 +125,9 @@ pub(super) fn template_key(key: &FlowKey) -> FlowKey {
 }
 
 impl<D: Device> Worker<D> {
+    /// A packet for service `si` that no session knows: the SYN proxy's when the service has
+    /// it; otherwise, if it can open a session (a plain SYN, a UDP datagram, an echo
+    /// request), the session is opened and the packet forwarded on the route found for it.
     pub(super) fn new_session(
         &mut self,
         si: usize,
@@ -128,13 +142,20 @@ impl<D: Device> Worker<D> {
         if !opens_session(m) {
             return Err(DropReason::NoSession);
         }
-        let id = self.open_session(si, key, &buf, l3, m, SynProxy::Off)?;
-        self.forward(id, Dir::Original, buf, l3, m)
+        let (id, routing) = self.open_session(si, key, &buf, l3, m, SynProxy::Off)?;
+        // A NAT/FullNAT session's TTL was checked and its route looked up as it opened.
+        let opened = match routing {
+            Routing::Direct => None,
+            Routing::Routed(hop) => Some(hop.ok_or(DropReason::NoRoute)?),
+        };
+        self.forward(id, Dir::Original, buf, l3, m, opened)
     }
 
     /// Opens a session of service `si` for the client packet `m` (in `buf` at `l3`, quoted if
     /// its TTL runs out): schedules a dest (or follows the client's persistence template),
-    /// takes a FullNAT LIP port and inserts both keys.
+    /// and for NAT and FullNAT checks the TTL and looks the route to the RS up (FullNAT takes
+    /// a LIP port whose reply comes back to this worker's queue), then inserts both keys.
+    /// Returns the session and how it goes: for NAT and FullNAT, its route toward the RS.
     ///
     /// # Errors
     /// The drop reason when no session could be opened; nothing is left taken then.
@@ -146,68 +167,27 @@ impl<D: Device> Worker<D> {
         l3: usize,
         m: &Ipv4Meta,
         synproxy: SynProxy,
-    ) -> Result<conntrack::SessionId, DropReason> {
+    ) -> Result<(conntrack::SessionId, Routing), DropReason> {
         // A full table (a SYN flood waiting out SYN_RECV) refuses before the scheduler moves
         // or a LIP port is taken: a flood packet costs as little as it can.
         if self.table.len() >= self.table.capacity() {
             return Err(DropReason::TableFull);
         }
-        let hint = FlowHint {
-            src: m.src,
-            sport: key.sport,
-        };
-        // Disjoint fields: the snapshot is read while this worker's scheduler moves its cursor.
-        let svc = &self.snap.services()[si];
-        let persist_ms = svc.persistence().map_or(0, |s| s.saturating_mul(1000));
-        // A persistent service sends the client where its template says, while that dest is
-        // still in the service (even at weight 0, as IPVS does by default).
-        let mut template = None;
-        if persist_ms > 0 {
-            if let Some((tid, _)) = self.templates.lookup(&template_key(&key)) {
-                let t = self.templates.get(tid).map(|t| t.data);
-                let di = t.and_then(|t| {
-                    svc.dests()
-                        .iter()
-                        .position(|d| d.addr == t.rip && d.port == t.rport)
-                });
-                match di {
-                    Some(di) => template = Some((tid, di)),
-                    None => {
-                        self.templates.remove(tid);
-                    }
-                }
+        let persist_ms = self.snap.services()[si]
+            .persistence()
+            .map_or(0, |s| s.saturating_mul(1000));
+        let (di, template) = self.pick_dest(si, &key, m, persist_ms)?;
+        let dest = self.snap.services()[si].dests()[di];
+        let slot = self.snap.dest_slot(si, di);
+        let routing = if routed(dest.mode) {
+            if m.ttl <= 1 {
+                self.icmp_error_back(buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
+                return Err(DropReason::TtlExceeded);
             }
-        }
-        let picked = match template {
-            Some((_, di)) => Some(di),
-            None => {
-                // Least-connection schedulers weigh this worker's own sessions per dest.
-                let loads = &mut self.load_scratch;
-                loads.clear();
-                let sched = self.scheds.get_mut(si);
-                if matches!(
-                    sched.as_ref().map(|s| s.kind()),
-                    Some(SchedKind::Lc | SchedKind::Wlc)
-                ) {
-                    for di in 0..svc.dests().len() {
-                        let c = self.stats.dest(self.snap.dest_slot(si, di)).sample();
-                        loads.push(DestLoad {
-                            active: c.active.min(u32::MAX as u64) as u32,
-                            inactive: c.inactive.min(u32::MAX as u64) as u32,
-                        });
-                    }
-                }
-                sched.and_then(|s| s.pick(svc.dests(), &hint, loads))
-            }
-        }
-        .map(|di| (svc.dests()[di], self.snap.dest_slot(si, di)));
-        let Some((dest, slot)) = picked else {
-            return Err(DropReason::NoDest);
+            Routing::Routed(self.snap.route(dest.addr))
+        } else {
+            Routing::Direct
         };
-        if routed(dest.mode) && m.ttl <= 1 {
-            self.icmp_error_back(buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
-            return Err(DropReason::TtlExceeded);
-        }
         let rport = if key.proto == Proto::Icmp {
             0
         } else {
@@ -218,21 +198,11 @@ impl<D: Device> Worker<D> {
             ForwardMode::Dr => Via::Dr,
             ForwardMode::Tun => Via::Tun,
             ForwardMode::FullNat => {
-                let steer = self
-                    .snap
-                    .route(dest.addr)
-                    .map(|h| self.snap.iface(h.iface).port as usize)
-                    .and_then(|p| self.cfg.steering.get(p))
-                    .and_then(Option::as_ref);
-                let tries = STEER_TRIES_PER_QUEUE * self.cfg.workers.max(1) as usize;
-                let got = match (self.lips.as_mut(), steer) {
-                    (Some(pool), Some(s)) => pool.alloc_where(s.selector(dest.addr, rport), tries),
-                    (Some(pool), None) => pool.alloc(),
-                    (None, _) => None,
+                let hop = match routing {
+                    Routing::Routed(hop) => hop,
+                    Routing::Direct => None,
                 };
-                let Some((lip, lport)) = got else {
-                    return Err(DropReason::LipExhausted);
-                };
+                let (lip, lport) = self.take_lip(hop, dest.addr, rport)?;
                 Via::FullNat { lip, lport }
             }
         };
@@ -248,43 +218,136 @@ impl<D: Device> Worker<D> {
             ForwardMode::Nat | ForwardMode::FullNat => Some(rewritten_key(&key, &fwd).mirror()),
             ForwardMode::Dr | ForwardMode::Tun => None,
         };
-        match self.table.insert(key, reply, fwd, self.now) {
-            Ok(id) => {
-                self.counters.count(Counter::SessionsCreated);
-                if persist_ms > 0 {
-                    let now = self.now;
-                    match template {
-                        Some((tid, _)) => {
-                            if let Some(t) = self.templates.data_mut(tid) {
-                                t.live += 1;
-                            }
-                            self.templates.refresh_for(tid, now, persist_ms as u64);
-                        }
-                        None => {
-                            let t = Template {
-                                rip: dest.addr,
-                                rport: dest.port,
-                                live: 1,
-                                timeout_ms: persist_ms,
-                            };
-                            // A full template table only costs the persistence of this client.
-                            if let Ok(tid) = self.templates.insert(template_key(&key), None, t, now)
-                            {
-                                self.templates.refresh_for(tid, now, persist_ms as u64);
-                            }
-                        }
-                    }
-                }
-                // TCP starts inactive (SYN_RECV after this packet); UDP and ICMP are active.
-                self.stats.session_opened(slot, key.proto != Proto::Tcp);
-                Ok(id)
-            }
+        let id = match self.table.insert(key, reply, fwd, self.now) {
+            Ok(id) => id,
             Err(e) => {
                 release_lip(&mut self.lips, &fwd);
-                Err(match e {
+                return Err(match e {
                     conntrack::InsertError::Full => DropReason::TableFull,
                     conntrack::InsertError::KeyExists => DropReason::SessionConflict,
-                })
+                });
+            }
+        };
+        self.counters.count(Counter::SessionsCreated);
+        if persist_ms > 0 {
+            self.hold_template(&key, template, &dest, persist_ms);
+        }
+        // TCP starts inactive (SYN_RECV after this packet); UDP and ICMP are active.
+        self.stats.session_opened(slot, key.proto != Proto::Tcp);
+        Ok((id, routing))
+    }
+
+    /// The dest of service `si` a new session of the client of `key` goes to: the one its
+    /// persistence template names while that dest is still in the service (even at weight 0,
+    /// as IPVS does by default), else the scheduler's pick. Returns the dest's index and the
+    /// template that chose it.
+    ///
+    /// # Errors
+    /// [`DropReason::NoDest`] when no dest can take the session.
+    fn pick_dest(
+        &mut self,
+        si: usize,
+        key: &FlowKey,
+        m: &Ipv4Meta,
+        persist_ms: u32,
+    ) -> Result<(usize, Option<conntrack::SessionId>), DropReason> {
+        // Disjoint fields: the snapshot is read while this worker's scheduler moves its cursor.
+        let svc = &self.snap.services()[si];
+        if persist_ms > 0 {
+            if let Some((tid, _)) = self.templates.lookup(&template_key(key)) {
+                let t = self.templates.get(tid).map(|t| t.data);
+                let di = t.and_then(|t| {
+                    svc.dests()
+                        .iter()
+                        .position(|d| d.addr == t.rip && d.port == t.rport)
+                });
+                match di {
+                    Some(di) => return Ok((di, Some(tid))),
+                    None => {
+                        self.templates.remove(tid);
+                    }
+                }
+            }
+        }
+        // Least-connection schedulers weigh this worker's own sessions per dest.
+        let loads = &mut self.load_scratch;
+        loads.clear();
+        let sched = self.scheds.get_mut(si);
+        if matches!(
+            sched.as_ref().map(|s| s.kind()),
+            Some(SchedKind::Lc | SchedKind::Wlc)
+        ) {
+            for di in 0..svc.dests().len() {
+                let c = self.stats.dest(self.snap.dest_slot(si, di)).sample();
+                loads.push(DestLoad {
+                    active: c.active.min(u32::MAX as u64) as u32,
+                    inactive: c.inactive.min(u32::MAX as u64) as u32,
+                });
+            }
+        }
+        let hint = FlowHint {
+            src: m.src,
+            sport: key.sport,
+        };
+        sched
+            .and_then(|s| s.pick(svc.dests(), &hint, loads))
+            .map(|di| (di, None))
+            .ok_or(DropReason::NoDest)
+    }
+
+    /// A FullNAT (LIP, lport) from this worker's pool for a session to `rip:rport` over
+    /// `hop`: when the RS-facing port does RSS, one whose reply comes back to this worker's
+    /// queue.
+    ///
+    /// # Errors
+    /// [`DropReason::LipExhausted`] when none is free (or none qualifies within the tries).
+    fn take_lip(
+        &mut self,
+        hop: Option<Hop>,
+        rip: Ipv4Addr,
+        rport: u16,
+    ) -> Result<(Ipv4Addr, u16), DropReason> {
+        let steer = hop
+            .map(|h| self.snap.iface(h.iface).port as usize)
+            .and_then(|p| self.cfg.steering.get(p))
+            .and_then(Option::as_ref);
+        let tries = STEER_TRIES_PER_QUEUE * self.cfg.workers.max(1) as usize;
+        let got = match (self.lips.as_mut(), steer) {
+            (Some(pool), Some(s)) => pool.alloc_where(s.selector(rip, rport), tries),
+            (Some(pool), None) => pool.alloc(),
+            (None, _) => None,
+        };
+        got.ok_or(DropReason::LipExhausted)
+    }
+
+    /// A new session of a persistent service holds its client's template: the one that
+    /// chose its dest, or a new one for that dest. A full template table only costs the
+    /// persistence of this client.
+    fn hold_template(
+        &mut self,
+        key: &FlowKey,
+        template: Option<conntrack::SessionId>,
+        dest: &sched::Dest,
+        persist_ms: u32,
+    ) {
+        let now = self.now;
+        match template {
+            Some(tid) => {
+                if let Some(t) = self.templates.data_mut(tid) {
+                    t.live += 1;
+                }
+                self.templates.refresh_for(tid, now, persist_ms as u64);
+            }
+            None => {
+                let t = Template {
+                    rip: dest.addr,
+                    rport: dest.port,
+                    live: 1,
+                    timeout_ms: persist_ms,
+                };
+                if let Ok(tid) = self.templates.insert(template_key(key), None, t, now) {
+                    self.templates.refresh_for(tid, now, persist_ms as u64);
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 //! opened on a valid ACK, and the two halves joined (see [`crate::synproxy`] for the cookies
 //! and the sequence shift).
 
-use super::session::{is_active, Forward, SynProxy};
+use super::session::{is_active, Forward, Routing, SynProxy};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -11,6 +11,7 @@ use crate::device::Device;
 use crate::drop::DropReason;
 use crate::local::{self, TcpSegment, L2_ROOM};
 use crate::parse::{Ipv4Meta, L4};
+use crate::snapshot::Hop;
 use crate::synproxy::{self, CookieInfo};
 use crate::wire::be32;
 use crate::wire::tcp::{self, flags as tcp_flags};
@@ -66,16 +67,27 @@ impl<D: Device> Worker<D> {
         let Some(info) = self.cookies.check(&key, isn, ack.wrapping_sub(1), self.now) else {
             return Err(DropReason::BadCookie);
         };
-        let id = self.open_session(si, key, &buf, l3, m, SynProxy::Pending(info))?;
+        let (id, routing) = self.open_session(si, key, &buf, l3, m, SynProxy::Pending(info))?;
+        // A proxied service's dests are NAT or FullNAT: routed.
+        let hop = match routing {
+            Routing::Routed(hop) => hop,
+            Routing::Direct => None,
+        };
         self.proxy_words[id.index()] = isn;
         self.table
             .on_packet(id, Dir::Original, Some(TcpEvent::Syn), self.now);
         self.counters.count(Counter::SynproxyOpened);
-        self.proxy_syn(id, buf)
+        self.proxy_syn(id, buf, hop)
     }
 
-    /// Sends proxied session `id`'s SYN to its RS in `buf` (the client's packet that caused it).
-    pub(super) fn proxy_syn(&mut self, id: conntrack::SessionId, buf: D::Buf) -> Verdict<D::Buf> {
+    /// Sends proxied session `id`'s SYN to its RS in `buf` (the client's packet that caused
+    /// it), over `hop` when the session's opening looked the route up.
+    pub(super) fn proxy_syn(
+        &mut self,
+        id: conntrack::SessionId,
+        buf: D::Buf,
+        hop: Option<Hop>,
+    ) -> Verdict<D::Buf> {
         let Some(s) = self.table.get(id) else {
             return Err(DropReason::NoSession);
         };
@@ -90,7 +102,7 @@ impl<D: Device> Worker<D> {
             mss: Some(synproxy::MSS_TABLE[usize::from(info.mss)]),
             ..self.segment_to_rs(&f, &orig)
         };
-        self.send_segment(buf, &seg)
+        self.send_segment(buf, &seg, hop)
     }
 
     /// A segment from the client's side of `f`'s session to its RS, as the RS sees that side
@@ -111,10 +123,17 @@ impl<D: Device> Worker<D> {
         }
     }
 
-    /// Writes `seg` into `buf` and sends it toward its destination.
-    pub(super) fn send_segment(&mut self, mut buf: D::Buf, seg: &TcpSegment) -> Verdict<D::Buf> {
-        let Some(hop) = self.snap.route(seg.dst) else {
-            return Err(DropReason::NoRoute);
+    /// Writes `seg` into `buf` and sends it toward its destination, over `hop` if the caller
+    /// has the route already.
+    pub(super) fn send_segment(
+        &mut self,
+        mut buf: D::Buf,
+        seg: &TcpSegment,
+        hop: Option<Hop>,
+    ) -> Verdict<D::Buf> {
+        let hop = match hop {
+            Some(hop) => hop,
+            None => self.snap.route(seg.dst).ok_or(DropReason::NoRoute)?,
         };
         if !local::write_tcp(&mut buf, seg) {
             return Err(DropReason::NoBuffer);
@@ -148,7 +167,7 @@ impl<D: Device> Worker<D> {
                 return Err(DropReason::SynProxyPending);
             }
             self.counters.count(Counter::SynproxySynRetries);
-            return self.proxy_syn(id, buf);
+            return self.proxy_syn(id, buf, None);
         }
         let seg = &buf.data()[l3 + m.header_len..l3 + m.total_len];
         let (seq, ack) = (be32(seg, tcp::field::SEQ), be32(seg, tcp::field::ACK));
@@ -177,7 +196,7 @@ impl<D: Device> Worker<D> {
                 flags: tcp_flags::ACK,
                 ..self.segment_to_rs(&f, &orig)
             };
-            return self.send_segment(buf, &seg);
+            return self.send_segment(buf, &seg, None);
         }
         if flags & tcp_flags::RST != 0 {
             // The RS refused: the client's connection is reset where it stands.
@@ -196,7 +215,7 @@ impl<D: Device> Worker<D> {
                 mss: None,
                 ident: self.next_ident(),
             };
-            return self.send_segment(buf, &seg);
+            return self.send_segment(buf, &seg, None);
         }
         Err(DropReason::SynProxyPending)
     }
