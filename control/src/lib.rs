@@ -2,6 +2,8 @@
 //!
 //! - [`access`]: who may use the control socket and how much: socket mode, peer credentials,
 //!   rate limits, client slots, request deadlines.
+//! - [`change`]: every change to the model (rvsadm requests, reloads, health verdicts) as one
+//!   [`Change`], applied by [`Model::apply`].
 //! - [`cli`]: rvsadm's command line (ipvsadm's syntax) parsed into requests.
 //! - [`config`]: the rvsd configuration file (TOML), checked into a `DirectorConfig` and
 //!   the daemon's settings.
@@ -13,6 +15,7 @@
 //! - [`server`]: rvsd's control threads: requests, listings, estimator, metrics endpoint.
 
 pub mod access;
+pub mod change;
 pub mod cli;
 pub mod config;
 pub mod format;
@@ -21,4 +24,5 @@ pub mod model;
 pub mod proto;
 pub mod server;
 
+pub use change::Change;
 pub use model::{ControlError, Model};

@@ -1,18 +1,23 @@
 //! The authoritative model of the director, and how its changes reach the workers.
 //!
-//! [`Model`] owns the [`DirectorConfig`] and the [`SnapshotCell`] the workers read. Each
-//! operation works on a copy, builds the [`Snapshot`] from it (which validates the whole
-//! configuration), and only then commits the copy and publishes the snapshot: a refused change
-//! leaves both the model and what the workers see exactly as they were. Workers pick up a new
-//! snapshot at their next burst; sessions keep their dest across any change because a session
-//! carries everything it needs to forward (see `dataplane::worker::Forward`).
+//! [`Model`] owns the [`DirectorConfig`] and the [`SnapshotCell`] the workers read. Every
+//! [`Change`] goes through [`Model::apply`], which works on a copy, builds the [`Snapshot`]
+//! from it (which validates the whole configuration), and only then commits the copy and
+//! publishes the snapshot: a refused change leaves both the model and what the workers see
+//! exactly as they were. Workers pick up a new snapshot at their next burst; sessions keep their
+//! dest across any change because a session carries everything it needs to forward (see
+//! `dataplane::worker::Forward`).
 
+use crate::change::Change;
 use arc_swap::ArcSwap;
-use conntrack::{SessionState, Timeouts};
 use dataplane::snapshot::{ConfigError, DestSlots, DirectorConfig, Snapshot, SnapshotCell};
-use sched::{Dest, SchedError, SchedKind, Service, ServiceKey};
+use sched::{Dest, SchedError, ServiceKey};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+
+/// The dests a health check has down, by service, RIP and port.
+pub(crate) type DownSet = BTreeSet<(ServiceKey, Ipv4Addr, u16)>;
 
 /// Why a change was refused. Nothing of a refused change is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +40,7 @@ pub struct Model {
     slots: DestSlots,
     /// Dests a health check found down: published with weight 0 (their sessions drain), while
     /// `config` keeps the weight the operator gave, restored when they come back.
-    down: std::collections::BTreeSet<(ServiceKey, Ipv4Addr, u16)>,
+    down: DownSet,
     cell: Arc<SnapshotCell>,
     generation: u64,
 }
@@ -77,63 +82,29 @@ impl Model {
         self.generation
     }
 
-    /// Applies `change` to a copy of the configuration; commits and publishes only if both
-    /// the change and the resulting configuration are valid.
+    /// Applies `change`: to a copy of the configuration (and of the set of dests a health
+    /// check has down), then builds the snapshot from the copy, which validates the whole
+    /// configuration; commits the copy and publishes the snapshot only if both succeed. A
+    /// health verdict that changes nothing publishes nothing.
     ///
     /// # Errors
-    /// The change's own error, or the configuration's; nothing is changed then.
-    pub fn apply<F>(&mut self, change: F) -> Result<(), ControlError>
-    where
-        F: FnOnce(&mut DirectorConfig) -> Result<(), ControlError>,
-    {
-        let mut next = self.config.clone();
-        change(&mut next)?;
+    /// The change's own error (ipvsadm's: service or dest missing or duplicate, invalid
+    /// weight...), or the configuration's (FullNAT without LIPs, DR dest off-link, no route);
+    /// nothing is changed then.
+    pub fn apply(&mut self, change: Change) -> Result<(), ControlError> {
+        let mut config = self.config.clone();
+        let mut down = self.down.clone();
+        if !change.edit(&mut config, &mut down)? {
+            return Ok(());
+        }
         let mut slots = self.slots.clone();
-        let snap = Snapshot::build_with_slots(&self.effective(&next), &mut slots)?;
-        self.config = next;
+        let snap = Snapshot::build_with_slots(&effective(&config, &down), &mut slots)?;
+        self.config = config;
+        self.down = down;
         self.slots = slots;
         self.cell.store(Arc::new(snap));
         self.generation += 1;
         Ok(())
-    }
-
-    /// `config` as published: dests that are down get weight 0.
-    fn effective(&self, config: &DirectorConfig) -> DirectorConfig {
-        let mut c = config.clone();
-        for (key, addr, port) in &self.down {
-            if let Some(s) = c.services.get_mut(key) {
-                if let Some(d) = s.dest(*addr, *port).copied() {
-                    // Weight 0 is always valid: the edit cannot fail.
-                    let _ = s.edit_dest(Dest { weight: 0, ..d });
-                }
-            }
-        }
-        c
-    }
-
-    /// Marks a dest up or down (health checks). Down: published with weight 0, so it takes no
-    /// new sessions while its sessions continue; up: its configured weight again. Returns
-    /// whether anything changed.
-    ///
-    /// # Errors
-    /// Only if publishing fails, which the configuration already passed.
-    pub fn set_health(
-        &mut self,
-        key: ServiceKey,
-        addr: Ipv4Addr,
-        port: u16,
-        up: bool,
-    ) -> Result<bool, ControlError> {
-        let id = (key, addr, port);
-        let changed = if up {
-            self.down.remove(&id)
-        } else {
-            self.down.insert(id)
-        };
-        if changed {
-            self.apply(|_| Ok(()))?;
-        }
-        Ok(changed)
     }
 
     /// True if a health check has the dest down.
@@ -149,104 +120,29 @@ impl Model {
             d.weight
         }
     }
-
-    /// `ipvsadm -A`: adds a service with no dests.
-    ///
-    /// # Errors
-    /// [`SchedError::DuplicateService`], an invalid port, or a configuration error.
-    pub fn add_service(&mut self, key: ServiceKey, sched: SchedKind) -> Result<(), ControlError> {
-        self.apply(|c| Ok(c.services.add(Service::new(key, sched)?)?))
-    }
-
-    /// `ipvsadm -E`: changes a service's scheduler.
-    ///
-    /// # Errors
-    /// [`SchedError::ServiceNotFound`].
-    pub fn edit_service(&mut self, key: ServiceKey, sched: SchedKind) -> Result<(), ControlError> {
-        self.apply(|c| {
-            service_mut(c, &key)?.set_sched(sched);
-            Ok(())
-        })
-    }
-
-    /// `ipvsadm -D`: deletes a service. Its sessions keep forwarding until they expire.
-    ///
-    /// # Errors
-    /// [`SchedError::ServiceNotFound`].
-    pub fn delete_service(&mut self, key: ServiceKey) -> Result<(), ControlError> {
-        self.apply(|c| c.services.remove(&key).map(|_| ()).map_err(Into::into))
-    }
-
-    /// `ipvsadm -a`: adds a dest to a service.
-    ///
-    /// # Errors
-    /// Service missing, dest invalid or duplicate, or not runnable (FullNAT without LIPs,
-    /// DR dest off-link, no route).
-    pub fn add_dest(&mut self, key: ServiceKey, dest: Dest) -> Result<(), ControlError> {
-        self.apply(|c| Ok(service_mut(c, &key)?.add_dest(dest)?))
-    }
-
-    /// `ipvsadm -e`: changes a dest's weight or mode. Weight 0 drains it.
-    ///
-    /// # Errors
-    /// As [`Model::add_dest`], or [`SchedError::DestNotFound`].
-    pub fn edit_dest(&mut self, key: ServiceKey, dest: Dest) -> Result<(), ControlError> {
-        self.apply(|c| Ok(service_mut(c, &key)?.edit_dest(dest)?))
-    }
-
-    /// `ipvsadm -d`: removes a dest. Its sessions keep forwarding until they expire.
-    ///
-    /// # Errors
-    /// [`SchedError::ServiceNotFound`] or [`SchedError::DestNotFound`].
-    pub fn delete_dest(
-        &mut self,
-        key: ServiceKey,
-        addr: Ipv4Addr,
-        port: u16,
-    ) -> Result<(), ControlError> {
-        self.apply(|c| {
-            service_mut(c, &key)?.remove_dest(addr, port)?;
-            Ok(())
-        })
-    }
-
-    /// `ipvsadm --set TCP TCPFIN UDP` (milliseconds; 0 keeps the current value).
-    ///
-    /// # Errors
-    /// None today; kept fallible like every change.
-    pub fn set_timeouts(&mut self, tcp: u64, tcpfin: u64, udp: u64) -> Result<(), ControlError> {
-        use conntrack::TcpState;
-        self.apply(|c| {
-            let t: &mut Timeouts = &mut c.timeouts;
-            for (state, ms) in [
-                (SessionState::Tcp(TcpState::Established), tcp),
-                (SessionState::Tcp(TcpState::FinWait), tcpfin),
-                (SessionState::Udp, udp),
-            ] {
-                if ms != 0 {
-                    t.set(state, ms);
-                }
-            }
-            Ok(())
-        })
-    }
 }
 
-fn service_mut<'a>(
-    c: &'a mut DirectorConfig,
-    key: &ServiceKey,
-) -> Result<&'a mut Service, SchedError> {
-    c.services
-        .get_mut(key)
-        .ok_or(SchedError::ServiceNotFound { key: *key })
+/// `config` as published: dests that are `down` get weight 0.
+fn effective(config: &DirectorConfig, down: &DownSet) -> DirectorConfig {
+    let mut c = config.clone();
+    for (key, addr, port) in down {
+        if let Some(s) = c.services.get_mut(key) {
+            if let Some(d) = s.dest(*addr, *port).copied() {
+                // Weight 0 is always valid: the edit cannot fail.
+                let _ = s.edit_dest(Dest { weight: 0, ..d });
+            }
+        }
+    }
+    c
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use conntrack::Proto;
+    use conntrack::SessionState;
     use dataplane::snapshot::{Cidr, InterfaceConfig};
-    use sched::ForwardMode;
+    use sched::{ForwardMode, SchedKind, Service};
 
     fn base() -> DirectorConfig {
         DirectorConfig {
@@ -269,6 +165,32 @@ mod tests {
         }
     }
 
+    fn add_service(sched: SchedKind) -> Change {
+        Change::AddService(Service::new(key(), sched).unwrap())
+    }
+
+    fn add_dest(dest: Dest) -> Change {
+        Change::AddDest { key: key(), dest }
+    }
+
+    /// Applies a health verdict; true if it changed anything (it published a snapshot then).
+    fn set_health(
+        m: &mut Model,
+        key: ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+        up: bool,
+    ) -> Result<bool, ControlError> {
+        let before = m.generation();
+        m.apply(Change::Health {
+            key,
+            addr,
+            port,
+            up,
+        })?;
+        Ok(m.generation() != before)
+    }
+
     fn dest(last: u8, mode: ForwardMode) -> Dest {
         Dest {
             addr: Ipv4Addr::new(10, 1, 0, last),
@@ -282,8 +204,8 @@ mod tests {
     fn changes_are_published() {
         let mut m = Model::new(base()).unwrap();
         let cell = m.cell();
-        m.add_service(key(), SchedKind::Wrr).unwrap();
-        m.add_dest(key(), dest(11, ForwardMode::Dr)).unwrap();
+        m.apply(add_service(SchedKind::Wrr)).unwrap();
+        m.apply(add_dest(dest(11, ForwardMode::Dr))).unwrap();
         let snap = cell.load();
         assert_eq!(snap.services().len(), 1);
         assert_eq!(snap.services()[0].dests().len(), 1);
@@ -294,13 +216,13 @@ mod tests {
     fn refused_changes_change_nothing() {
         let mut m = Model::new(base()).unwrap();
         let cell = m.cell();
-        m.add_service(key(), SchedKind::Rr).unwrap();
+        m.apply(add_service(SchedKind::Rr)).unwrap();
         let before = Arc::as_ptr(&cell.load_full());
         let cfg_before = format!("{:?}", m.config());
 
         // FullNAT without LIPs: valid for the service model, refused by the director.
         let e = m
-            .add_dest(key(), dest(11, ForwardMode::FullNat))
+            .apply(add_dest(dest(11, ForwardMode::FullNat)))
             .unwrap_err();
         assert!(
             matches!(
@@ -312,7 +234,7 @@ mod tests {
         // DR dest off-link.
         let mut off = dest(11, ForwardMode::Dr);
         off.addr = Ipv4Addr::new(10, 9, 0, 1);
-        let e = m.add_dest(key(), off).unwrap_err();
+        let e = m.apply(add_dest(off)).unwrap_err();
         assert!(
             matches!(e, ControlError::Config(ConfigError::DestNotOnLink { .. })),
             "{e}"
@@ -320,13 +242,13 @@ mod tests {
         // DR with a mapped port.
         let mut mapped = dest(11, ForwardMode::Dr);
         mapped.port = 8080;
-        let e = m.add_dest(key(), mapped).unwrap_err();
+        let e = m.apply(add_dest(mapped)).unwrap_err();
         assert!(e.to_string().contains("cannot map ports"), "{e}");
         // Duplicate service, unknown service.
-        assert!(m.add_service(key(), SchedKind::Rr).is_err());
+        assert!(m.apply(add_service(SchedKind::Rr)).is_err());
         let mut other = key();
         other.port = 81;
-        let e = m.delete_service(other).unwrap_err();
+        let e = m.apply(Change::DeleteService { key: other }).unwrap_err();
         assert!(e.to_string().starts_with("Service not defined"), "{e}");
 
         assert_eq!(Arc::as_ptr(&cell.load_full()), before, "nothing published");
@@ -337,7 +259,12 @@ mod tests {
     #[test]
     fn set_timeouts_keeps_zero_fields() {
         let mut m = Model::new(base()).unwrap();
-        m.set_timeouts(0, 30_000, 0).unwrap();
+        m.apply(Change::SetTimeouts {
+            tcp: 0,
+            tcpfin: 30_000,
+            udp: 0,
+        })
+        .unwrap();
         let t = *m.cell().load().timeouts();
         assert_eq!(
             t.get(SessionState::Tcp(conntrack::TcpState::FinWait)),
@@ -354,13 +281,13 @@ mod tests {
     fn health_quiesces_without_losing_the_configured_weight() {
         let mut m = Model::new(base()).unwrap();
         let cell = m.cell();
-        m.add_service(key(), SchedKind::Wrr).unwrap();
+        m.apply(add_service(SchedKind::Wrr)).unwrap();
         let mut d = dest(11, ForwardMode::Dr);
         d.weight = 5;
-        m.add_dest(key(), d).unwrap();
-        assert!(m.set_health(key(), d.addr, d.port, false).unwrap());
+        m.apply(add_dest(d)).unwrap();
+        assert!(set_health(&mut m, key(), d.addr, d.port, false).unwrap());
         assert!(
-            !m.set_health(key(), d.addr, d.port, false).unwrap(),
+            !set_health(&mut m, key(), d.addr, d.port, false).unwrap(),
             "no change twice"
         );
         assert_eq!(
@@ -374,9 +301,13 @@ mod tests {
             "configured kept"
         );
         // An operator edit while down keeps it down and remembers the new weight.
-        m.edit_dest(key(), Dest { weight: 7, ..d }).unwrap();
+        m.apply(Change::EditDest {
+            key: key(),
+            dest: Dest { weight: 7, ..d },
+        })
+        .unwrap();
         assert_eq!(cell.load().services()[0].dests()[0].weight, 0);
-        assert!(m.set_health(key(), d.addr, d.port, true).unwrap());
+        assert!(set_health(&mut m, key(), d.addr, d.port, true).unwrap());
         assert_eq!(cell.load().services()[0].dests()[0].weight, 7);
     }
 }

@@ -11,6 +11,7 @@
 //! rate and the slots before a client thread starts; the client thread enforces its request
 //! deadlines and request rate. Every refusal is an error answer and changes nothing.
 
+use crate::change::{self, Change};
 use crate::config::RvsConfig;
 use crate::health::{Checker, HealthCheck};
 use crate::model::{ControlError, Model};
@@ -23,14 +24,13 @@ use dataplane::counters::Counter;
 use dataplane::drop::DropReason;
 use dataplane::stats::{DestSample, WorkerStats};
 use dataplane::worker::{MailRequest, Mailbox};
-use sched::{Dest, ForwardMode, SchedError, SchedKind, Service, ServiceTable};
+use sched::{Dest, ForwardMode, SchedError};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -147,11 +147,7 @@ impl ControlState {
         {
             warn!("reload: LIP changes take effect at the next restart");
         }
-        let director = new.director.clone();
-        self.model.apply(|c| {
-            *c = director;
-            Ok(())
-        })?;
+        self.model.apply(Change::Replace(new.director.clone()))?;
         info!("configuration reloaded");
         Ok(())
     }
@@ -166,8 +162,13 @@ impl ControlState {
         addr: std::net::Ipv4Addr,
         port: u16,
         up: bool,
-    ) -> Result<bool, ControlError> {
-        self.model.set_health(key, addr, port, up)
+    ) -> Result<(), ControlError> {
+        self.model.apply(Change::Health {
+            key,
+            addr,
+            port,
+            up,
+        })
     }
 
     /// Sum over workers of one dest slot's counters.
@@ -236,16 +237,12 @@ impl ControlState {
                 Err(e) => refused(format!("{path}: {e}")),
             },
             change => {
-                let result = self.model.apply(|c| apply_change(c, &change));
-                match result {
+                // Counters zeroed inside a batch (a restored -Z), once it has applied.
+                let zeroed = change::zeroed_by(&change);
+                match Change::try_from(change).and_then(|c| self.model.apply(c)) {
                     Ok(()) => {
-                        // Counters zeroed inside a batch (a restored -Z) once it applied.
-                        if let Request::Batch { requests } = &change {
-                            for r in requests {
-                                if let Request::Zero { service } = r {
-                                    self.zero(*service);
-                                }
-                            }
+                        for service in zeroed {
+                            self.zero(service);
                         }
                         Response::Done
                     }
@@ -571,107 +568,6 @@ pub fn connections(mailboxes: &[Arc<Mailbox>]) -> Response {
         }
     }
     Response::Connections { conns }
-}
-
-/// Applies one change request to a configuration copy (the model commits it only if the
-/// whole result is valid). Read-only requests are refused here.
-fn apply_change(
-    c: &mut dataplane::snapshot::DirectorConfig,
-    req: &Request,
-) -> Result<(), ControlError> {
-    let sched_of = |name: &str| SchedKind::from_str(name).map_err(ControlError::from);
-    match req {
-        Request::AddService {
-            service,
-            scheduler,
-            persistence,
-            synproxy,
-        } => {
-            let mut s = Service::new((*service).into(), sched_of(scheduler)?)?;
-            s.set_persistence(*persistence)?;
-            s.set_synproxy(*synproxy)?;
-            c.services.add(s)?;
-        }
-        Request::EditService {
-            service,
-            scheduler,
-            persistence,
-            synproxy,
-        } => {
-            let sched = sched_of(scheduler)?;
-            let s = service_mut(c, *service)?;
-            s.set_persistence(*persistence)?;
-            s.set_synproxy(*synproxy)?;
-            s.set_sched(sched);
-        }
-        Request::DeleteService { service } => {
-            c.services.remove(&(*service).into())?;
-        }
-        Request::AddDest { service, dest } => {
-            let d = dest_of(dest)?;
-            service_mut(c, *service)?.add_dest(d)?;
-        }
-        Request::EditDest { service, dest } => {
-            let d = dest_of(dest)?;
-            service_mut(c, *service)?.edit_dest(d)?;
-        }
-        Request::DeleteDest {
-            service,
-            addr,
-            port,
-        } => {
-            service_mut(c, *service)?.remove_dest(*addr, *port)?;
-        }
-        Request::Clear => c.services = ServiceTable::new(),
-        Request::SetTimeouts { tcp, tcpfin, udp } => {
-            for (state, secs) in [
-                (SessionState::Tcp(TcpState::Established), tcp),
-                (SessionState::Tcp(TcpState::FinWait), tcpfin),
-                (SessionState::Udp, udp),
-            ] {
-                if *secs != 0 {
-                    c.timeouts.set(state, *secs as u64 * 1000);
-                }
-            }
-        }
-        Request::Batch { requests } => {
-            for r in requests {
-                // Zeroing counters changes no configuration: done after the batch applies.
-                if !matches!(r, Request::Zero { .. }) {
-                    apply_change(c, r)?;
-                }
-            }
-        }
-        other => {
-            return Err(ControlError::Unsupported(format!(
-                "{} cannot be part of a change",
-                serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v.get("op").and_then(|o| o.as_str().map(str::to_string)))
-                    .unwrap_or_else(|| "this request".into())
-            )))
-        }
-    }
-    Ok(())
-}
-
-fn dest_of(d: &proto::DestSpec) -> Result<Dest, ControlError> {
-    Ok(Dest {
-        addr: d.addr,
-        port: d.port,
-        weight: d.weight,
-        mode: ForwardMode::from_str(&d.mode)?,
-    })
-}
-
-fn service_mut(
-    c: &mut dataplane::snapshot::DirectorConfig,
-    key: SvcKey,
-) -> Result<&mut Service, ControlError> {
-    let key: sched::ServiceKey = key.into();
-    c.services
-        .get_mut(&key)
-        .ok_or(ControlError::Sched(SchedError::ServiceNotFound { key }))
 }
 
 fn lock(state: &Mutex<ControlState>) -> MutexGuard<'_, ControlState> {
