@@ -8,13 +8,15 @@
 //! same way — so the kernel needs the DIPs on the TAPs (`[daemon] kernel_addresses = true`
 //! does that) as with DPVS's KNI and keepalived. Each dest gets its own thread, which sleeps
 //! between probes; nothing spins and nothing here touches a worker.
+//!
+//! The checks know nothing of the control state: they are given their [`Target`]s and report
+//! each up or down to a [`HealthSink`], which the control state implements.
 
-use crate::server::ControlState;
 use sched::ServiceKey;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -53,6 +55,27 @@ pub struct HealthCheck {
     pub fall: u32,
     /// Port to probe instead of the dest's.
     pub port: Option<u16>,
+}
+
+/// One dest to probe, with its service's check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The check of the dest's service.
+    pub check: HealthCheck,
+    /// The dest's RIP.
+    pub addr: Ipv4Addr,
+    /// The dest's port (probed unless the check names another).
+    pub port: u16,
+    /// Whether the dest starts up (a dest already down starts down, so a restarted check
+    /// does not flap it).
+    pub up: bool,
+}
+
+/// Where the checks report: a dest went down after `fall` failed probes, or up again after
+/// `rise` good ones.
+pub trait HealthSink: Send + Sync {
+    /// The dest `addr:port` of `service` is now up (`true`) or down.
+    fn dest_health(&self, service: ServiceKey, addr: Ipv4Addr, port: u16, up: bool);
 }
 
 /// Runs one probe against `addr`.
@@ -121,38 +144,16 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// Starts one thread per dest of every checked service (as the model has them now).
-    /// A dest the model already has down starts down, so a reload does not flap it.
-    pub fn start(checks: &[HealthCheck], state: Arc<Mutex<ControlState>>) -> Checker {
+    /// Starts one thread per target, each reporting its dest's changes to `sink`.
+    pub fn start(targets: Vec<Target>, sink: Arc<dyn HealthSink>) -> Checker {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        let targets: Vec<(HealthCheck, Ipv4Addr, u16, bool)> = {
-            let st = state.lock().unwrap_or_else(|p| p.into_inner());
-            let m = st.model();
-            checks
-                .iter()
-                .filter_map(|c| m.config().services.get(&c.service).map(|s| (c, s)))
-                .flat_map(|(c, s)| {
-                    s.dests()
-                        .iter()
-                        .map(|d| {
-                            (
-                                c.clone(),
-                                d.addr,
-                                d.port,
-                                !m.is_down(c.service, d.addr, d.port),
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        };
-        for (check, addr, port, up) in targets {
-            let (st, sp) = (state.clone(), stop.clone());
-            let name = format!("rvs-check-{addr}");
+        for target in targets {
+            let (sink, sp) = (sink.clone(), stop.clone());
+            let addr = target.addr;
             let spawned = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || run(check, addr, port, up, st, sp));
+                .name(format!("rvs-check-{addr}"))
+                .spawn(move || run(target, sink.as_ref(), &sp));
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => warn!(%addr, "could not start a health check thread: {e}"),
@@ -173,25 +174,25 @@ impl Checker {
     }
 }
 
-fn run(
-    check: HealthCheck,
-    addr: Ipv4Addr,
-    port: u16,
-    mut up: bool,
-    state: Arc<Mutex<ControlState>>,
-    stop: Arc<AtomicBool>,
-) {
-    let target = SocketAddr::from((addr, check.port.unwrap_or(port)));
+/// Probes one dest every interval until `stop`, reporting each change of state to `sink`.
+fn run(target: Target, sink: &dyn HealthSink, stop: &AtomicBool) {
+    let Target {
+        check,
+        addr,
+        port,
+        mut up,
+    } = target;
+    let probed = SocketAddr::from((addr, check.port.unwrap_or(port)));
     let (mut oks, mut fails) = (0u32, 0u32);
     while !stop.load(Ordering::Acquire) {
-        match probe(&check.kind, target, check.timeout) {
+        match probe(&check.kind, probed, check.timeout) {
             Ok(()) => {
                 oks += 1;
                 fails = 0;
                 if !up && oks >= check.rise {
                     up = true;
-                    info!(service = %check.service, dest = %target, "dest is UP again: configured weight restored");
-                    mark(&state, &check, addr, port, true);
+                    info!(service = %check.service, dest = %probed, "dest is UP again: configured weight restored");
+                    sink.dest_health(check.service, addr, port, true);
                 }
             }
             Err(why) => {
@@ -199,19 +200,12 @@ fn run(
                 oks = 0;
                 if up && fails >= check.fall {
                     up = false;
-                    warn!(service = %check.service, dest = %target, reason = %why, "dest is DOWN: weight 0, its sessions drain");
-                    mark(&state, &check, addr, port, false);
+                    warn!(service = %check.service, dest = %probed, reason = %why, "dest is DOWN: weight 0, its sessions drain");
+                    sink.dest_health(check.service, addr, port, false);
                 }
             }
         }
         std::thread::park_timeout(check.interval);
-    }
-}
-
-fn mark(state: &Mutex<ControlState>, check: &HealthCheck, addr: Ipv4Addr, port: u16, up: bool) {
-    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = st.set_health(check.service, addr, port, up) {
-        warn!(service = %check.service, %addr, "could not publish a health change: {e}");
     }
 }
 
@@ -266,6 +260,66 @@ mod tests {
             "HTTP status 503, expected 200"
         );
         t.join().unwrap();
+    }
+
+    /// Records every verdict.
+    #[derive(Default)]
+    struct Verdicts(std::sync::Mutex<Vec<(Ipv4Addr, u16, bool)>>);
+
+    impl HealthSink for Verdicts {
+        fn dest_health(&self, _: ServiceKey, addr: Ipv4Addr, port: u16, up: bool) {
+            self.0.lock().unwrap().push((addr, port, up));
+        }
+    }
+
+    #[test]
+    fn a_checker_reports_rises_and_falls_to_its_sink() {
+        let live = TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (live_port, closed_port) = (
+            live.local_addr().unwrap().port(),
+            closed.local_addr().unwrap().port(),
+        );
+        drop(closed);
+        let check = HealthCheck {
+            service: ServiceKey {
+                proto: conntrack::Proto::Tcp,
+                vip: Ipv4Addr::new(192, 0, 2, 100),
+                port: 80,
+            },
+            kind: CheckKind::Tcp,
+            interval: Duration::from_millis(20),
+            timeout: Duration::from_millis(500),
+            rise: 2,
+            fall: 2,
+            port: None,
+        };
+        let target = |port, up| Target {
+            check: check.clone(),
+            addr: Ipv4Addr::LOCALHOST,
+            port,
+            up,
+        };
+        let sink = Arc::new(Verdicts::default());
+        // A down dest that answers rises; an up dest that refuses falls; each says so once.
+        let checker = Checker::start(
+            vec![target(live_port, false), target(closed_port, true)],
+            sink.clone(),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sink.0.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        checker.stop();
+        let mut got = sink.0.lock().unwrap().clone();
+        got.sort();
+        let mut want = vec![
+            (Ipv4Addr::LOCALHOST, live_port, true),
+            (Ipv4Addr::LOCALHOST, closed_port, false),
+        ];
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use crate::change::{self, Change};
 use crate::config::RvsConfig;
-use crate::health::{Checker, HealthCheck};
+use crate::health::{Checker, HealthCheck, HealthSink, Target};
 use crate::model::{ControlError, Model};
 use crate::proto::{
     self, ConnView, DestView, ErrorKind, FrameError, Rates, Request, Response, ServiceView, Stats,
@@ -152,23 +152,22 @@ impl ControlState {
         Ok(())
     }
 
-    /// Marks a dest up or down (from a health check).
-    ///
-    /// # Errors
-    /// Publishing failed.
-    pub fn set_health(
-        &mut self,
-        key: sched::ServiceKey,
-        addr: std::net::Ipv4Addr,
-        port: u16,
-        up: bool,
-    ) -> Result<(), ControlError> {
-        self.model.apply(Change::Health {
-            key,
-            addr,
-            port,
-            up,
-        })
+    /// What `checks` probe: each dest of each checked service as the model has it now, up
+    /// unless the model already has it down (so a restarted check does not flap it).
+    pub fn health_targets(&self, checks: &[HealthCheck]) -> Vec<Target> {
+        let m = &self.model;
+        checks
+            .iter()
+            .filter_map(|c| m.config().services.get(&c.service).map(|s| (c, s)))
+            .flat_map(|(c, s)| {
+                s.dests().iter().map(|d| Target {
+                    check: c.clone(),
+                    addr: d.addr,
+                    port: d.port,
+                    up: !m.is_down(c.service, d.addr, d.port),
+                })
+            })
+            .collect()
     }
 
     /// Sum over workers of one dest slot's counters.
@@ -570,6 +569,27 @@ pub fn connections(mailboxes: &[Arc<Mailbox>]) -> Response {
     Response::Connections { conns }
 }
 
+/// Health verdicts become [`Change::Health`] through the model.
+impl HealthSink for Mutex<ControlState> {
+    fn dest_health(
+        &self,
+        service: sched::ServiceKey,
+        addr: std::net::Ipv4Addr,
+        port: u16,
+        up: bool,
+    ) {
+        let change = Change::Health {
+            key: service,
+            addr,
+            port,
+            up,
+        };
+        if let Err(e) = lock(self).model.apply(change) {
+            warn!(%service, %addr, "could not publish a health change: {e}");
+        }
+    }
+}
+
 fn lock(state: &Mutex<ControlState>) -> MutexGuard<'_, ControlState> {
     // A panic while holding the lock would be a bug in the handler; keep serving the model.
     state.lock().unwrap_or_else(|p| p.into_inner())
@@ -623,7 +643,7 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         lock(&state).set_checks(checks);
-        let checker: Checks = Arc::new(Mutex::new(Some(Checker::start(checks, state.clone()))));
+        let checker: Checks = Arc::new(Mutex::new(Some(start_checks(checks, &state))));
         let slots = Arc::new(Slots::new(limits.max_clients));
 
         let (st, sp, ck, sl) = (state.clone(), stop.clone(), checker.clone(), slots.clone());
@@ -770,7 +790,13 @@ fn restart_checks(current: &Checks, checks: &[HealthCheck], state: &Arc<Mutex<Co
     if let Some(old) = slot.take() {
         old.stop();
     }
-    *slot = Some(Checker::start(checks, state.clone()));
+    *slot = Some(start_checks(checks, state));
+}
+
+/// Starts `checks` on the dests the model has now.
+fn start_checks(checks: &[HealthCheck], state: &Arc<Mutex<ControlState>>) -> Checker {
+    let targets = lock(state).health_targets(checks);
+    Checker::start(targets, state.clone())
 }
 
 /// Admits a new connection: its peer's uid, the connection rate, then a slot.
