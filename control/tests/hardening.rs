@@ -9,7 +9,8 @@ use control::proto::{
     self, DestSpec, Envelope, ErrorKind, FrameError, ProtoName, Request, Response, SvcKey,
     MAX_FRAME,
 };
-use control::server::{ControlState, Server, MAX_CLIENTS};
+use control::server::{Server, MAX_CLIENTS};
+use control::state::ControlState;
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

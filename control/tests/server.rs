@@ -5,7 +5,8 @@
 
 use control::model::Model;
 use control::proto::{self, DestSpec, Envelope, ProtoName, Request, Response, SvcKey};
-use control::server::{ControlState, Server};
+use control::server::Server;
+use control::state::ControlState;
 use dataplane::mem::{MemDevice, MemPool};
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig};
 use dataplane::wire::EthernetAddress;

@@ -19,7 +19,7 @@
 use control::config::RvsConfig;
 use control::model::Model;
 use control::proto::Request;
-use control::server::ControlState;
+use control::state::ControlState;
 use dataplane::lip::LipPool;
 use dataplane::mem::{MemBuf, MemDevice, MemPool};
 use dataplane::redirect::RedirectRings;

@@ -20,7 +20,8 @@
 
 use control::model::Model;
 use control::proto::{self, Envelope, Request, Response};
-use control::server::{ControlState, ESTIMATOR_PERIOD};
+use control::estimator::ESTIMATOR_PERIOD;
+use control::state::ControlState;
 use dataplane::snapshot::Snapshot;
 use dataplane::stats::WorkerStats;
 use sched::SchedKind;

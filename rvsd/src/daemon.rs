@@ -13,7 +13,8 @@
 
 use control::config::{PortConfig, RvsConfig};
 use control::model::Model;
-use control::server::{ControlState, Server};
+use control::server::Server;
+use control::state::ControlState;
 use dataplane::dpdk_port::DpdkQueue;
 use dataplane::lip::LipPool;
 use dataplane::redirect::RedirectRings;
@@ -394,7 +395,7 @@ impl Daemon {
         let gauge_pool = pool.clone();
         let pool_gauge = spawn_gauge(
             move || u64::from(gauge_pool.in_use()),
-            &control::server::MBUFS_IN_USE,
+            &control::metrics::MBUFS_IN_USE,
             Duration::from_secs(1),
             stop.clone(),
         )
@@ -748,7 +749,7 @@ mod tests {
     fn metrics_show_the_mbufs_in_use() {
         let model = Model::new(Default::default()).unwrap();
         let state = ControlState::new(model, Vec::new(), Vec::new());
-        control::server::MBUFS_IN_USE.store(1234, Ordering::Relaxed);
+        control::metrics::MBUFS_IN_USE.store(1234, Ordering::Relaxed);
         let text = state.metrics();
         assert!(
             text.contains("# TYPE rvs_mbufs_in_use gauge\nrvs_mbufs_in_use 1234\n"),

@@ -1,0 +1,241 @@
+//! The control plane's state and how it answers a request.
+//!
+//! [`ControlState`] holds the model, the workers' published counters and mailboxes, the `-Z`
+//! baselines, the estimator and the health checks in force. Changes — rvsadm's requests, a
+//! reload, a health verdict — become a [`Change`] and go through [`Model::apply`]; listings are
+//! built by [`crate::views`] from what the state reads. The server keeps it behind a mutex on
+//! the control side only; workers see nothing but the snapshots the model publishes.
+
+use crate::change::{self, Change};
+use crate::config::RvsConfig;
+use crate::estimator::Estimator;
+use crate::health::{HealthCheck, HealthSink, Target};
+use crate::metrics;
+use crate::model::{ControlError, Model};
+use crate::proto::{Request, Response, SvcKey};
+use crate::views::{self, refused, Readings};
+use conntrack::{SessionState, TcpState};
+use dataplane::stats::{DestSample, WorkerStats};
+use dataplane::worker::Mailbox;
+use sched::{SchedError, ServiceKey};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// The control plane's state: the model, the workers' counters, `-Z` baselines, estimator.
+pub struct ControlState {
+    model: Model,
+    workers: Vec<Arc<WorkerStats>>,
+    mailboxes: Vec<Arc<Mailbox>>,
+    baseline: HashMap<u32, DestSample>,
+    estimator: Estimator,
+    /// Health checks of a configuration reloaded through the socket, for the server to
+    /// (re)start once the request is answered.
+    pending_checks: Option<Vec<HealthCheck>>,
+    /// The health checks in force (for `--health`).
+    checks: Vec<HealthCheck>,
+}
+
+impl ControlState {
+    /// State over `model`, reading the counters of `workers` and asking them for session
+    /// lists through `mailboxes` (one per worker, in worker order).
+    pub fn new(
+        model: Model,
+        workers: Vec<Arc<WorkerStats>>,
+        mailboxes: Vec<Arc<Mailbox>>,
+    ) -> ControlState {
+        ControlState {
+            model,
+            workers,
+            mailboxes,
+            baseline: HashMap::new(),
+            estimator: Estimator::default(),
+            pending_checks: None,
+            checks: Vec::new(),
+        }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The workers' mailboxes, for `-c` (which waits for the workers without the state).
+    pub fn mailboxes(&self) -> Vec<Arc<Mailbox>> {
+        self.mailboxes.clone()
+    }
+
+    /// What the listings and metrics read.
+    fn readings(&self) -> Readings<'_> {
+        Readings {
+            model: &self.model,
+            workers: &self.workers,
+            baseline: &self.baseline,
+            estimator: &self.estimator,
+            checks: &self.checks,
+        }
+    }
+
+    /// Applies the services, addresses, routes, LIPs and timeouts of `new` (a reload).
+    ///
+    /// # Errors
+    /// The new configuration's error; nothing changes then.
+    pub fn reload(&mut self, new: &RvsConfig) -> Result<(), ControlError> {
+        if new.director.lips != self.model.config().lips
+            || new.director.lport_range != self.model.config().lport_range
+        {
+            warn!("reload: LIP changes take effect at the next restart");
+        }
+        self.model.apply(Change::Replace(new.director.clone()))?;
+        info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// One estimator period over every dest's counters.
+    pub fn tick(&mut self, period: Duration) {
+        let readings = self.readings();
+        let samples: Vec<(u32, DestSample)> = self
+            .model
+            .config()
+            .services
+            .iter()
+            .flat_map(|s| s.dests().iter().map(move |d| (s.key(), d.addr, d.port)))
+            .filter_map(|(k, a, p)| self.model.slots().get(k, a, p))
+            .map(|slot| (slot, readings.sample(slot)))
+            .collect();
+        self.estimator.tick(samples, period);
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::List { service } => self.readings().services(service),
+            Request::Timeouts => {
+                let t = self.model.config().timeouts;
+                Response::Timeouts {
+                    tcp: t.get(SessionState::Tcp(TcpState::Established)) / 1000,
+                    tcpfin: t.get(SessionState::Tcp(TcpState::FinWait)) / 1000,
+                    udp: t.get(SessionState::Udp) / 1000,
+                }
+            }
+            Request::Workers => self.readings().workers(),
+            Request::Lips => self.readings().lips(),
+            Request::Health => self.readings().health(),
+            Request::Connections => views::connections(&self.mailboxes),
+            Request::Zero { service } => self.zero(service),
+            Request::Reload { path } => match RvsConfig::load(&path) {
+                Ok(new) => match self.reload(&new) {
+                    Ok(()) => {
+                        self.pending_checks = Some(new.checks.clone());
+                        self.checks = new.checks;
+                        Response::Done
+                    }
+                    Err(e) => refused(e),
+                },
+                Err(e) => refused(format!("{path}: {e}")),
+            },
+            change => {
+                // Counters zeroed inside a batch (a restored -Z), once it has applied.
+                let zeroed = change::zeroed_by(&change);
+                match Change::try_from(change).and_then(|c| self.model.apply(c)) {
+                    Ok(()) => {
+                        for service in zeroed {
+                            self.zero(service);
+                        }
+                        Response::Done
+                    }
+                    Err(e) => refused(e),
+                }
+            }
+        }
+    }
+
+    /// `-Z`: the counters of one service's dests (or of all) start again from 0.
+    fn zero(&mut self, service: Option<SvcKey>) -> Response {
+        let cfg = self.model.config();
+        let keys: Vec<ServiceKey> = match service {
+            Some(k) => {
+                let k: ServiceKey = k.into();
+                if cfg.services.get(&k).is_none() {
+                    return refused(SchedError::ServiceNotFound { key: k });
+                }
+                vec![k]
+            }
+            None => cfg.services.iter().map(|s| s.key()).collect(),
+        };
+        let mut slots = Vec::new();
+        for k in keys {
+            if let Some(s) = cfg.services.get(&k) {
+                for d in s.dests() {
+                    if let Some(slot) = self.model.slots().get(k, d.addr, d.port) {
+                        slots.push(slot);
+                    }
+                }
+            }
+        }
+        let readings = self.readings();
+        let now: Vec<(u32, DestSample)> = slots
+            .into_iter()
+            .map(|slot| (slot, readings.sample(slot)))
+            .collect();
+        self.baseline.extend(now);
+        Response::Done
+    }
+
+    /// Sets the health checks in force (listed by `--health`).
+    pub fn set_checks(&mut self, checks: &[HealthCheck]) {
+        self.checks = checks.to_vec();
+    }
+
+    /// The health checks of a configuration reloaded through the socket since the last call,
+    /// for the server to restart.
+    pub fn take_pending_checks(&mut self) -> Option<Vec<HealthCheck>> {
+        self.pending_checks.take()
+    }
+
+    /// What `checks` probe: each dest of each checked service as the model has it now, up
+    /// unless the model already has it down (so a restarted check does not flap it).
+    pub fn health_targets(&self, checks: &[HealthCheck]) -> Vec<Target> {
+        let m = &self.model;
+        checks
+            .iter()
+            .filter_map(|c| m.config().services.get(&c.service).map(|s| (c, s)))
+            .flat_map(|(c, s)| {
+                s.dests().iter().map(|d| Target {
+                    check: c.clone(),
+                    addr: d.addr,
+                    port: d.port,
+                    up: !m.is_down(c.service, d.addr, d.port),
+                })
+            })
+            .collect()
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn metrics(&self) -> String {
+        metrics::render(&self.readings())
+    }
+}
+
+/// Health verdicts become [`Change::Health`] through the model.
+impl HealthSink for Mutex<ControlState> {
+    fn dest_health(&self, service: ServiceKey, addr: Ipv4Addr, port: u16, up: bool) {
+        let change = Change::Health {
+            key: service,
+            addr,
+            port,
+            up,
+        };
+        if let Err(e) = lock(self).model.apply(change) {
+            warn!(%service, %addr, "could not publish a health change: {e}");
+        }
+    }
+}
+
+/// The state, even if a thread panicked while holding it: a panic in a handler would be a
+/// bug there, and the model is only ever replaced whole, so keep serving it.
+pub(crate) fn lock(state: &Mutex<ControlState>) -> MutexGuard<'_, ControlState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}

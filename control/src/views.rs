@@ -1,0 +1,269 @@
+//! The listings rvsd answers with: services and dests with their counters and rates (`-L`),
+//! LIPs (`--lips`), health-checked dests (`--health`), workers (`--workers`) and sessions
+//! (`-L -c`).
+//!
+//! A listing reads the model, the workers' published counters (summed over the workers), the
+//! `-Z` baselines and the estimator's rates through a [`Readings`]; nothing here changes them.
+
+use crate::estimator::Estimator;
+use crate::health::{CheckKind, HealthCheck};
+use crate::model::Model;
+use crate::proto::{
+    ConnView, DestView, ErrorKind, HealthView, LipWorkerView, Rates, Response, ServiceView, Stats,
+    SvcKey, WorkerView,
+};
+use dataplane::counters::Counter;
+use dataplane::drop::DropReason;
+use dataplane::stats::{DestSample, WorkerStats};
+use dataplane::worker::{MailRequest, Mailbox, SessionInfo};
+use sched::{Dest, SchedError, ServiceKey};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most sessions one `-c` listing returns per worker.
+pub const MAX_LISTED_SESSIONS: usize = 100_000;
+
+/// What the listings read.
+pub struct Readings<'a> {
+    /// The model.
+    pub model: &'a Model,
+    /// Each worker's published counters, in worker order.
+    pub workers: &'a [Arc<WorkerStats>],
+    /// The dest counters at the last `-Z`, by counter slot.
+    pub baseline: &'a HashMap<u32, DestSample>,
+    /// The rates.
+    pub estimator: &'a Estimator,
+    /// The health checks in force.
+    pub checks: &'a [HealthCheck],
+}
+
+/// An error answer for a refused request.
+pub(crate) fn refused(e: impl ToString) -> Response {
+    Response::Error {
+        kind: ErrorKind::Refused,
+        message: e.to_string(),
+    }
+}
+
+impl Readings<'_> {
+    /// The sum over the workers of one dest slot's counters.
+    pub fn sample(&self, slot: u32) -> DestSample {
+        let mut s = DestSample::default();
+        for w in self.workers {
+            s.add(&w.dest(slot).sample());
+        }
+        s
+    }
+
+    /// `-L`: every service (or the one asked for) with its dests, counters and rates.
+    pub fn services(&self, service: Option<SvcKey>) -> Response {
+        let cfg = self.model.config();
+        let wanted: Option<ServiceKey> = service.map(Into::into);
+        if let Some(k) = wanted {
+            if cfg.services.get(&k).is_none() {
+                return refused(SchedError::ServiceNotFound { key: k });
+            }
+        }
+        let mut services = Vec::new();
+        for s in cfg
+            .services
+            .iter()
+            .filter(|s| wanted.is_none_or(|k| k == s.key()))
+        {
+            let key = s.key();
+            let dests: Vec<DestView> = s.dests().iter().map(|d| self.dest(key, d)).collect();
+            let mut stats = Stats::default();
+            let mut rates = Rates::default();
+            for d in &dests {
+                stats.conns += d.stats.conns;
+                stats.inpkts += d.stats.inpkts;
+                stats.outpkts += d.stats.outpkts;
+                stats.inbytes += d.stats.inbytes;
+                stats.outbytes += d.stats.outbytes;
+                rates.cps += d.rates.cps;
+                rates.inpps += d.rates.inpps;
+                rates.outpps += d.rates.outpps;
+                rates.inbps += d.rates.inbps;
+                rates.outbps += d.rates.outbps;
+            }
+            services.push(ServiceView {
+                key: key.into(),
+                scheduler: s.sched().to_string(),
+                persistence: s.persistence(),
+                synproxy: s.synproxy(),
+                stats,
+                rates,
+                dests,
+            });
+        }
+        Response::Services { services }
+    }
+
+    /// One dest: its published weight, session gauges, counters since `-Z`, and rates.
+    fn dest(&self, key: ServiceKey, d: &Dest) -> DestView {
+        let slot = self.model.slots().get(key, d.addr, d.port);
+        let (now, base, rates) = match slot {
+            Some(s) => (
+                self.sample(s),
+                self.baseline.get(&s).copied().unwrap_or_default(),
+                self.estimator.rates(s),
+            ),
+            None => Default::default(),
+        };
+        DestView {
+            addr: d.addr,
+            port: d.port,
+            forward: d.mode.ipvsadm_name().to_string(),
+            weight: self.model.effective_weight(key, d),
+            active: now.active,
+            inactive: now.inactive,
+            stats: Stats {
+                conns: now.conns.saturating_sub(base.conns),
+                inpkts: now.inpkts.saturating_sub(base.inpkts),
+                outpkts: now.outpkts.saturating_sub(base.outpkts),
+                inbytes: now.inbytes.saturating_sub(base.inbytes),
+                outbytes: now.outbytes.saturating_sub(base.outbytes),
+            },
+            rates,
+        }
+    }
+
+    /// `--lips`: the LIPs, the local port range and each worker's free share of it.
+    pub fn lips(&self) -> Response {
+        let cfg = self.model.config();
+        Response::Lips {
+            lips: cfg.lips.clone(),
+            first_port: *cfg.lport_range.start(),
+            last_port: *cfg.lport_range.end(),
+            workers: self
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| LipWorkerView {
+                    id: i as u16,
+                    available: w.worker.lip_available.load(Relaxed),
+                    capacity: w.worker.lip_capacity.load(Relaxed),
+                })
+                .collect(),
+        }
+    }
+
+    /// `--health`: each dest of a checked service, its check, and whether it is up.
+    pub fn health(&self) -> Response {
+        let cfg = self.model.config();
+        let mut dests = Vec::new();
+        for c in self.checks {
+            let Some(s) = cfg.services.get(&c.service) else {
+                continue;
+            };
+            for d in s.dests() {
+                dests.push(HealthView {
+                    service: c.service.into(),
+                    addr: d.addr,
+                    port: d.port,
+                    check: describe_check(c),
+                    up: !self.model.is_down(c.service, d.addr, d.port),
+                    weight: d.weight,
+                });
+            }
+        }
+        Response::Health { dests }
+    }
+
+    /// `--workers`: each worker's packet, session, redirect, drop and event counters.
+    pub fn workers(&self) -> Response {
+        let workers = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let c = &w.worker;
+                WorkerView {
+                    id: i as u16,
+                    rx_packets: c.get(Counter::RxPackets),
+                    tx_packets: c.get(Counter::TxPackets),
+                    sessions: c.sessions.load(Relaxed),
+                    redirected_out: c.get(Counter::RedirectedOut),
+                    redirected_in: c.get(Counter::RedirectedIn),
+                    drops: DropReason::ALL
+                        .iter()
+                        .map(|r| (r.as_str().to_string(), c.drop_count(*r)))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                    busy_permille: c.busy_permille.load(Relaxed) as u32,
+                    counters: Counter::ALL
+                        .iter()
+                        .map(|k| (k.as_str().to_string(), c.get(*k)))
+                        .filter(|(_, n)| *n > 0)
+                        .collect(),
+                }
+            })
+            .collect();
+        Response::Workers { workers }
+    }
+}
+
+/// A check in one line, e.g. `http GET / = 200 every 2s timeout 1s rise 2 fall 3`.
+fn describe_check(c: &HealthCheck) -> String {
+    let what = match &c.kind {
+        CheckKind::Tcp => "tcp connect".to_string(),
+        CheckKind::Udp => "udp".to_string(),
+        CheckKind::Http { path, expect } => format!("http GET {path} = {expect}"),
+    };
+    let port = c.port.map(|p| format!(" port {p}")).unwrap_or_default();
+    format!(
+        "{what}{port} every {:?} timeout {:?} rise {} fall {}",
+        c.interval, c.timeout, c.rise, c.fall
+    )
+}
+
+/// `-L -c`: asks every worker for its sessions (answered in their slow jobs) and lists them.
+/// Waits for the workers, so it is called without holding the control state.
+pub fn connections(mailboxes: &[Arc<Mailbox>]) -> Response {
+    let mut waiting = Vec::new();
+    for (w, m) in mailboxes.iter().enumerate() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let posted = m.post(MailRequest::DumpSessions {
+            max: MAX_LISTED_SESSIONS,
+            reply: tx,
+        });
+        if posted.is_err() {
+            return Response::Error {
+                kind: ErrorKind::Internal,
+                message: format!("worker {w} is busy with other requests: try again"),
+            };
+        }
+        waiting.push((w, rx));
+    }
+    let mut conns = Vec::new();
+    for (w, rx) in waiting {
+        let Ok(list) = rx.recv_timeout(Duration::from_secs(2)) else {
+            return Response::Error {
+                kind: ErrorKind::Internal,
+                message: format!("worker {w} did not answer within 2 s"),
+            };
+        };
+        conns.extend(list.iter().map(|s| conn_view(s, w as u16)));
+    }
+    Response::Connections { conns }
+}
+
+/// One session as `-c` lists it. The only place that reads a session's forwarding fields.
+fn conn_view(s: &SessionInfo, worker: u16) -> ConnView {
+    let f = s.forward;
+    ConnView {
+        proto: s.original.proto.into(),
+        expire_secs: s.expires_in.div_ceil(1000),
+        state: s.state.to_string(),
+        source: s.original.src,
+        sport: s.original.sport,
+        vip: s.original.dst,
+        vport: s.original.dport,
+        dest: f.rip,
+        dport: f.rport,
+        local: f.local(),
+        worker,
+    }
+}
