@@ -1,10 +1,13 @@
 //! The rvsd configuration file (TOML): EAL, ports, interfaces, routes, LIPs, timeouts,
 //! services and dests.
 //!
-//! [`RvsConfig::parse`] reads the text, checks every value, and builds the
-//! [`DirectorConfig`] the data path runs (validated as a whole by `Snapshot::build`) plus the
-//! daemon's own settings. Unknown keys are errors, so a typo never passes silently; every
-//! error names the section and the value, and syntax errors carry the line and column.
+//! [`RvsConfig::parse`] reads the text once, checks each section's values (one function per
+//! section), and builds the [`DirectorConfig`] the data path runs (validated as a whole by
+//! `Snapshot::build`) plus the daemon's own settings. Unknown keys are errors, so a typo never
+//! passes silently. Every error names the section and the value: syntax errors, unknown keys
+//! and values of the wrong type carry the line and column; a value refused in a `[[port]]`,
+//! `[[interface]]`, `[[route]]`, `[[service]]` or `[[neighbour]]` entry names the line of the
+//! entry's header (entries are read as `toml::Spanned`).
 //!
 //! ```toml
 //! [eal]
@@ -48,13 +51,14 @@
 //!   mode = "fullnat"               # nat | dr | tun | fullnat; ipvsadm's default is dr
 //! ```
 
-use conntrack::{Proto, SessionState, TcpState, Timeouts};
-use dataplane::snapshot::{Cidr, ConfigError, DirectorConfig, InterfaceConfig, RouteConfig};
-use sched::{Dest, ForwardMode, SchedError, SchedKind, Service, ServiceKey, ServiceTable};
-use serde::Deserialize;
+mod sections;
+
+use crate::health::HealthCheck;
+use dataplane::snapshot::{ConfigError, DirectorConfig, Snapshot};
+use sched::{SchedError, ServiceTable};
 use std::net::Ipv4Addr;
-use std::ops::RangeInclusive;
-use std::str::FromStr;
+
+pub use sections::parse_mac;
 
 /// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -89,13 +93,6 @@ pub enum ConfigFileError {
     /// The configuration as a whole cannot run (no route to a dest, FullNAT without LIPs...).
     #[error(transparent)]
     Director(#[from] ConfigError),
-}
-
-fn value(section: impl Into<String>, message: impl Into<String>) -> ConfigFileError {
-    ConfigFileError::Value {
-        section: section.into(),
-        message: message.into(),
-    }
 }
 
 /// The daemon's own settings (`[daemon]`).
@@ -207,311 +204,7 @@ pub struct RvsConfig {
     /// Static neighbours.
     pub neighbours: Vec<NeighbourConfig>,
     /// Health checks, one per checked service.
-    pub checks: Vec<crate::health::HealthCheck>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct FileEal {
-    #[serde(default)]
-    args: Vec<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct FileDaemon {
-    workers: Option<u16>,
-    cores: Option<Vec<usize>>,
-    table_capacity: Option<usize>,
-    template_capacity: Option<usize>,
-    mbufs: Option<u32>,
-    mbuf_cache: Option<u32>,
-    rx_desc: Option<u16>,
-    tx_desc: Option<u16>,
-    slow_every: Option<u32>,
-    redirect_depth: Option<usize>,
-    socket: Option<String>,
-    metrics: Option<String>,
-    kernel_addresses: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilePort {
-    name: String,
-    device: String,
-    rss: Option<bool>,
-    mtu: Option<u16>,
-    #[serde(default)]
-    promiscuous: bool,
-    mac: Option<String>,
-    exception: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileInterface {
-    name: String,
-    port: String,
-    vlan: Option<u16>,
-    addrs: Vec<String>,
-    mtu: Option<u16>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRoute {
-    dst: String,
-    via: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct FileFullNat {
-    #[serde(default)]
-    lips: Vec<String>,
-    lport_range: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct FileTimeouts {
-    tcp: Option<u64>,
-    tcpfin: Option<u64>,
-    udp: Option<u64>,
-    icmp: Option<u64>,
-    syn_recv: Option<u64>,
-    time_wait: Option<u64>,
-    close: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileService {
-    proto: String,
-    vip: String,
-    port: Option<u16>,
-    scheduler: Option<String>,
-    persistence: Option<u32>,
-    #[serde(default)]
-    synproxy: bool,
-    #[serde(default, rename = "dest")]
-    dests: Vec<FileDest>,
-    check: Option<FileCheck>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileCheck {
-    #[serde(rename = "type")]
-    kind: String,
-    interval: Option<f64>,
-    timeout: Option<f64>,
-    rise: Option<u32>,
-    fall: Option<u32>,
-    port: Option<u16>,
-    path: Option<String>,
-    expect: Option<u16>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDest {
-    addr: String,
-    port: Option<u16>,
-    weight: Option<u32>,
-    mode: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileNeighbour {
-    ip: String,
-    mac: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    #[serde(default)]
-    eal: FileEal,
-    #[serde(default)]
-    daemon: FileDaemon,
-    #[serde(default, rename = "port")]
-    ports: Vec<FilePort>,
-    #[serde(default, rename = "interface")]
-    interfaces: Vec<FileInterface>,
-    #[serde(default, rename = "route")]
-    routes: Vec<FileRoute>,
-    #[serde(default)]
-    fullnat: FileFullNat,
-    #[serde(default)]
-    timeouts: FileTimeouts,
-    #[serde(default, rename = "service")]
-    services: Vec<FileService>,
-    #[serde(default, rename = "neighbour")]
-    neighbours: Vec<FileNeighbour>,
-}
-
-/// Parses `a.b.c.d`.
-fn addr(section: &str, what: &str, s: &str) -> Result<Ipv4Addr, ConfigFileError> {
-    Ipv4Addr::from_str(s.trim())
-        .map_err(|_| value(section, format!("{what} '{s}' is not an IPv4 address")))
-}
-
-/// Parses `a.b.c.d/len`.
-fn cidr(section: &str, s: &str) -> Result<Cidr, ConfigFileError> {
-    let (a, l) = s
-        .split_once('/')
-        .ok_or_else(|| value(section, format!("'{s}' needs a prefix length, e.g. {s}/24")))?;
-    let len: u8 = l
-        .parse()
-        .ok()
-        .filter(|l| *l <= 32)
-        .ok_or_else(|| value(section, format!("'{s}': prefix length must be 0..=32")))?;
-    Ok(Cidr::new(addr(section, "address", a)?, len))
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut out {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
-}
-
-fn port_range(section: &str, s: &str) -> Result<RangeInclusive<u16>, ConfigFileError> {
-    let bad = || {
-        value(
-            section,
-            format!("lport_range '{s}' must look like 1024-65535"),
-        )
-    };
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let a: u16 = a.trim().parse().map_err(|_| bad())?;
-    let b: u16 = b.trim().parse().map_err(|_| bad())?;
-    if a == 0 || a > b {
-        return Err(bad());
-    }
-    Ok(a..=b)
-}
-
-/// Where each `[[table]]` entry starts, by table name, for error messages.
-#[derive(Deserialize, Default)]
-struct Spans {
-    #[serde(default)]
-    port: Vec<toml::Spanned<toml::Value>>,
-    #[serde(default)]
-    interface: Vec<toml::Spanned<toml::Value>>,
-    #[serde(default)]
-    route: Vec<toml::Spanned<toml::Value>>,
-    #[serde(default)]
-    service: Vec<toml::Spanned<toml::Value>>,
-    #[serde(default)]
-    neighbour: Vec<toml::Spanned<toml::Value>>,
-}
-
-/// Prefixes a value error with the line of the `[[table]]` entry it is about.
-fn locate(e: ConfigFileError, text: &str, at: Option<(&'static str, usize)>) -> ConfigFileError {
-    let Some((table, i)) = at else { return e };
-    let spans: Spans = toml::from_str(text).unwrap_or_default();
-    let list = match table {
-        "port" => &spans.port,
-        "interface" => &spans.interface,
-        "route" => &spans.route,
-        "service" => &spans.service,
-        _ => &spans.neighbour,
-    };
-    let Some(span) = list.get(i).map(|s| s.span()) else {
-        return e;
-    };
-    // The span starts at the entry's [[header]].
-    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-    match e {
-        ConfigFileError::Value { section, message } => ConfigFileError::Value {
-            section: format!("line {line}: {section}"),
-            message,
-        },
-        ConfigFileError::Service { section, source } => ConfigFileError::Service {
-            section: format!("line {line}: {section}"),
-            source,
-        },
-        other => other,
-    }
-}
-
-fn health_check(
-    section: &str,
-    service: ServiceKey,
-    c: &FileCheck,
-) -> Result<Option<crate::health::HealthCheck>, ConfigFileError> {
-    use crate::health::{CheckKind, HealthCheck};
-    let duration = |what: &str, v: Option<f64>, default: f64| {
-        let s = v.unwrap_or(default);
-        if !(0.01..=3600.0).contains(&s) {
-            return Err(value(
-                section,
-                format!("check {what} = {s} s must be 0.01..=3600"),
-            ));
-        }
-        Ok(std::time::Duration::from_secs_f64(s))
-    };
-    let kind = match c.kind.as_str() {
-        "none" => return Ok(None),
-        "tcp" => CheckKind::Tcp,
-        "udp" => CheckKind::Udp,
-        "http" => CheckKind::Http {
-            path: c.path.clone().unwrap_or_else(|| "/".into()),
-            expect: c.expect.unwrap_or(200),
-        },
-        other => {
-            return Err(value(
-                section,
-                format!("check type '{other}' must be tcp, http, udp or none"),
-            ))
-        }
-    };
-    if !matches!(kind, CheckKind::Http { .. }) && (c.path.is_some() || c.expect.is_some()) {
-        return Err(value(
-            section,
-            "check path and expect are for type = \"http\"",
-        ));
-    }
-    let (rise, fall) = (c.rise.unwrap_or(2), c.fall.unwrap_or(3));
-    if rise == 0 || fall == 0 {
-        return Err(value(section, "check rise and fall must be at least 1"));
-    }
-    let interval = duration("interval", c.interval, 2.0)?;
-    let timeout = duration("timeout", c.timeout, interval.as_secs_f64().min(1.0))?;
-    if timeout > interval {
-        return Err(value(
-            section,
-            "check timeout must not be longer than its interval",
-        ));
-    }
-    Ok(Some(HealthCheck {
-        service,
-        kind,
-        interval,
-        timeout,
-        rise,
-        fall,
-        port: c.port,
-    }))
-}
-
-fn secs(section: &str, what: &str, v: Option<u64>) -> Result<Option<u64>, ConfigFileError> {
-    match v {
-        Some(0) => Err(value(section, format!("{what} must be at least 1 second"))),
-        Some(s) if s > 31 * 24 * 3600 => Err(value(
-            section,
-            format!("{what} = {s} s is more than 31 days"),
-        )),
-        Some(s) => Ok(Some(s * 1000)),
-        None => Ok(None),
-    }
+    pub checks: Vec<HealthCheck>,
 }
 
 impl RvsConfig {
@@ -527,250 +220,41 @@ impl RvsConfig {
         RvsConfig::parse(&text)
     }
 
-    /// Parses and checks a configuration.
+    /// Parses and checks a configuration: the TOML once, then each section in the order of
+    /// the reference above, then the director configuration as a whole.
     ///
     /// # Errors
     /// The first problem found, saying where and what would be right.
     pub fn parse(text: &str) -> Result<RvsConfig, ConfigFileError> {
-        let at = std::cell::Cell::new(None);
-        RvsConfig::parse_at(text, &at).map_err(|e| locate(e, text, at.get()))
-    }
-
-    /// [`RvsConfig::parse`], noting in `at` which `[[table]]` entry is being read.
-    fn parse_at(
-        text: &str,
-        at: &std::cell::Cell<Option<(&'static str, usize)>>,
-    ) -> Result<RvsConfig, ConfigFileError> {
-        let f: File = toml::from_str(text).map_err(|e| ConfigFileError::Syntax(e.to_string()))?;
-        let d = DaemonConfig::default();
-        let daemon = DaemonConfig {
-            workers: f.daemon.workers.unwrap_or(d.workers),
-            cores: f.daemon.cores,
-            table_capacity: f.daemon.table_capacity.unwrap_or(d.table_capacity),
-            template_capacity: f.daemon.template_capacity.unwrap_or_else(|| {
-                (f.daemon.table_capacity.unwrap_or(d.table_capacity) / 16).max(64)
-            }),
-            mbufs: f.daemon.mbufs.unwrap_or(d.mbufs),
-            mbuf_cache: f.daemon.mbuf_cache.unwrap_or(d.mbuf_cache),
-            rx_desc: f.daemon.rx_desc.unwrap_or(d.rx_desc),
-            tx_desc: f.daemon.tx_desc.unwrap_or(d.tx_desc),
-            slow_every: f.daemon.slow_every.unwrap_or(d.slow_every),
-            redirect_depth: f.daemon.redirect_depth.unwrap_or(d.redirect_depth),
-            socket: f.daemon.socket.unwrap_or(d.socket),
-            kernel_addresses: f.daemon.kernel_addresses.unwrap_or(d.kernel_addresses),
-            metrics: match f.daemon.metrics.as_deref() {
-                None => d.metrics,
-                Some("off") => None,
-                Some(a) => Some(a.parse().map_err(|_| {
-                    value(
-                        "daemon",
-                        format!("metrics '{a}' must be an address like 127.0.0.1:9410, or \"off\""),
-                    )
-                })?),
-            },
+        let f: sections::File =
+            toml::from_str(text).map_err(|e| ConfigFileError::Syntax(e.to_string()))?;
+        let daemon = sections::daemon(f.daemon)?;
+        let mut ports: Vec<PortConfig> = Vec::with_capacity(f.ports.len());
+        sections::each(text, f.ports, |p| {
+            let port = sections::port(p, &ports)?;
+            ports.push(port);
+            Ok(())
+        })?;
+        let mut director = DirectorConfig {
+            interfaces: sections::each(text, f.interfaces, |i| sections::interface(i, &ports))?,
+            routes: sections::each(text, f.routes, sections::route)?,
+            ..DirectorConfig::default()
         };
-        if daemon.workers == 0 || daemon.workers > 128 {
-            return Err(value("daemon", "workers must be 1..=128"));
+        let (lips, lport_range) = sections::fullnat(&f.fullnat)?;
+        director.lips = lips;
+        if let Some(r) = lport_range {
+            director.lport_range = r;
         }
-        if let Some(c) = &daemon.cores {
-            if c.len() != daemon.workers as usize {
-                return Err(value(
-                    "daemon",
-                    format!(
-                        "cores lists {} cores for {} workers: give one core per worker",
-                        c.len(),
-                        daemon.workers
-                    ),
-                ));
-            }
-        }
-        if daemon.table_capacity == 0 || daemon.slow_every == 0 || daemon.redirect_depth == 0 {
-            return Err(value(
-                "daemon",
-                "table_capacity, slow_every and redirect_depth must be at least 1",
-            ));
-        }
-        if daemon.template_capacity < 64 {
-            return Err(value("daemon", "template_capacity must be at least 64"));
-        }
-        if daemon.mbufs < 1024 {
-            return Err(value("daemon", "mbufs must be at least 1024"));
-        }
-
-        let mut ports = Vec::with_capacity(f.ports.len());
-        for (i, p) in f.ports.into_iter().enumerate() {
-            at.set(Some(("port", i)));
-            let section = format!("port \"{}\"", p.name);
-            if ports.iter().any(|q: &PortConfig| q.name == p.name) {
-                return Err(value(section, "a port of this name is already defined"));
-            }
-            let mac = match &p.mac {
-                Some(m) => Some(parse_mac(m).ok_or_else(|| {
-                    value(
-                        &section,
-                        format!("mac '{m}' must look like 02:00:00:00:00:01"),
-                    )
-                })?),
-                None => None,
-            };
-            if let Some(mtu) = p.mtu.filter(|m| !(576..=9000).contains(m)) {
-                return Err(value(
-                    section,
-                    format!("mtu {mtu} is out of range (576..=9000)"),
-                ));
-            }
-            let mtu = p.mtu;
-            ports.push(PortConfig {
-                name: p.name,
-                device: p.device,
-                rss: p.rss,
-                mtu,
-                promiscuous: p.promiscuous,
-                mac,
-                exception: p.exception,
-            });
-        }
-
-        at.set(None);
-        let mut director = DirectorConfig::default();
-        for (n, i) in f.interfaces.into_iter().enumerate() {
-            at.set(Some(("interface", n)));
-            let section = format!("interface \"{}\"", i.name);
-            let port = ports
-                .iter()
-                .position(|p| p.name == i.port)
-                .ok_or_else(|| value(&section, format!("port \"{}\" is not defined", i.port)))?;
-            let addrs = i
-                .addrs
-                .iter()
-                .map(|a| cidr(&section, a))
-                .collect::<Result<Vec<_>, _>>()?;
-            director.interfaces.push(InterfaceConfig {
-                name: i.name,
-                port: port as u16,
-                vlan: i.vlan,
-                addrs,
-                mtu: i.mtu.or(ports[port].mtu).unwrap_or(1500),
-            });
-        }
-        for (n, r) in f.routes.into_iter().enumerate() {
-            at.set(Some(("route", n)));
-            let section = format!("route {} via {}", r.dst, r.via);
-            director.routes.push(RouteConfig {
-                dst: cidr(&section, &r.dst)?,
-                via: addr(&section, "via", &r.via)?,
-            });
-        }
-        at.set(None);
-        director.lips = f
-            .fullnat
-            .lips
-            .iter()
-            .map(|l| addr("fullnat", "LIP", l))
-            .collect::<Result<_, _>>()?;
-        if let Some(r) = &f.fullnat.lport_range {
-            director.lport_range = port_range("fullnat", r)?;
-        }
-
-        let mut t = Timeouts::default();
-        let ft = &f.timeouts;
-        for (state, v, what) in [
-            (SessionState::Tcp(TcpState::Established), ft.tcp, "tcp"),
-            (SessionState::Tcp(TcpState::FinWait), ft.tcpfin, "tcpfin"),
-            (SessionState::Udp, ft.udp, "udp"),
-            (SessionState::Icmp, ft.icmp, "icmp"),
-            (
-                SessionState::Tcp(TcpState::SynRecv),
-                ft.syn_recv,
-                "syn_recv",
-            ),
-            (
-                SessionState::Tcp(TcpState::TimeWait),
-                ft.time_wait,
-                "time_wait",
-            ),
-            (SessionState::Tcp(TcpState::Close), ft.close, "close"),
-        ] {
-            if let Some(ms) = secs("timeouts", what, v)? {
-                t.set(state, ms);
-            }
-        }
-        director.timeouts = t;
-
+        director.timeouts = sections::timeouts(&f.timeouts)?;
         let mut services = ServiceTable::new();
-        let mut checks = Vec::new();
-        for (n, s) in f.services.into_iter().enumerate() {
-            at.set(Some(("service", n)));
-            let proto = match s.proto.to_ascii_lowercase().as_str() {
-                "tcp" => Proto::Tcp,
-                "udp" => Proto::Udp,
-                "icmp" => Proto::Icmp,
-                other => {
-                    return Err(value(
-                        format!("service {} {}", s.proto, s.vip),
-                        format!("proto '{other}' must be tcp, udp or icmp"),
-                    ))
-                }
-            };
-            let port = s.port.unwrap_or(0);
-            let section = format!("service {} {}:{}", proto, s.vip, port);
-            let key = ServiceKey {
-                proto,
-                vip: addr(&section, "vip", &s.vip)?,
-                port,
-            };
-            let sched = match &s.scheduler {
-                Some(n) => SchedKind::from_str(n).map_err(|source| ConfigFileError::Service {
-                    section: section.clone(),
-                    source,
-                })?,
-                None => SchedKind::Wrr,
-            };
-            let service_err = |source| ConfigFileError::Service {
-                section: section.clone(),
-                source,
-            };
-            let mut svc = Service::new(key, sched).map_err(service_err)?;
-            svc.set_persistence(s.persistence).map_err(service_err)?;
-            svc.set_synproxy(s.synproxy).map_err(service_err)?;
-            for d in &s.dests {
-                let mode = match &d.mode {
-                    Some(m) => ForwardMode::from_str(m).map_err(service_err)?,
-                    None => ForwardMode::Dr,
-                };
-                svc.add_dest(Dest {
-                    addr: addr(&section, "dest", &d.addr)?,
-                    port: d.port.unwrap_or(port),
-                    weight: d.weight.unwrap_or(1),
-                    mode,
-                })
-                .map_err(service_err)?;
-            }
-            if let Some(c) = &s.check {
-                if let Some(check) = health_check(&section, key, c)? {
-                    checks.push(check);
-                }
-            }
-            services.add(svc).map_err(service_err)?;
-        }
-        at.set(None);
+        let checks = sections::each(text, f.services, |s| sections::service(s, &mut services))?
+            .into_iter()
+            .flatten()
+            .collect();
         director.services = services;
-
-        at.set(None);
-        let mut neighbours = Vec::new();
-        for (k, n) in f.neighbours.into_iter().enumerate() {
-            at.set(Some(("neighbour", k)));
-            let section = format!("neighbour {}", n.ip);
-            neighbours.push(NeighbourConfig {
-                ip: addr(&section, "ip", &n.ip)?,
-                mac: parse_mac(&n.mac)
-                    .ok_or_else(|| value(&section, format!("mac '{}' is not a MAC", n.mac)))?,
-            });
-        }
-
-        at.set(None);
+        let neighbours = sections::each(text, f.neighbours, sections::neighbour)?;
         // The data path's own whole-configuration checks.
-        dataplane::snapshot::Snapshot::build(&director)?;
+        Snapshot::build(&director)?;
         Ok(RvsConfig {
             eal_args: f.eal.args,
             daemon,
@@ -785,6 +269,8 @@ impl RvsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conntrack::{SessionState, TcpState};
+    use sched::{ForwardMode, SchedKind};
 
     const GOOD: &str = r#"
 [eal]

@@ -1,0 +1,569 @@
+//! The configuration file's sections as serde reads them, and one function per section that
+//! checks its values into what rvsd runs.
+//!
+//! Each `[[table]]` entry is read as a [`Spanned`] value, so an error about it names the line
+//! of its header (`line 20: interface "wan0": ...`) from the one parse of the file.
+
+use super::{ConfigFileError, DaemonConfig, NeighbourConfig, PortConfig};
+use crate::health::{CheckKind, HealthCheck};
+use conntrack::{Proto, SessionState, TcpState, Timeouts};
+use dataplane::snapshot::{Cidr, InterfaceConfig, RouteConfig};
+use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
+use serde::Deserialize;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+use std::time::Duration;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct File {
+    #[serde(default)]
+    pub eal: FileEal,
+    #[serde(default)]
+    pub daemon: FileDaemon,
+    #[serde(default, rename = "port")]
+    pub ports: Vec<Spanned<FilePort>>,
+    #[serde(default, rename = "interface")]
+    pub interfaces: Vec<Spanned<FileInterface>>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Spanned<FileRoute>>,
+    #[serde(default)]
+    pub fullnat: FileFullNat,
+    #[serde(default)]
+    pub timeouts: FileTimeouts,
+    #[serde(default, rename = "service")]
+    pub services: Vec<Spanned<FileService>>,
+    #[serde(default, rename = "neighbour")]
+    pub neighbours: Vec<Spanned<FileNeighbour>>,
+}
+
+/// `[eal]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileEal {
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// `[daemon]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileDaemon {
+    workers: Option<u16>,
+    cores: Option<Vec<usize>>,
+    table_capacity: Option<usize>,
+    template_capacity: Option<usize>,
+    mbufs: Option<u32>,
+    mbuf_cache: Option<u32>,
+    rx_desc: Option<u16>,
+    tx_desc: Option<u16>,
+    slow_every: Option<u32>,
+    redirect_depth: Option<usize>,
+    socket: Option<String>,
+    metrics: Option<String>,
+    kernel_addresses: Option<bool>,
+}
+
+/// `[[port]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FilePort {
+    name: String,
+    device: String,
+    rss: Option<bool>,
+    mtu: Option<u16>,
+    #[serde(default)]
+    promiscuous: bool,
+    mac: Option<String>,
+    exception: Option<String>,
+}
+
+/// `[[interface]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileInterface {
+    name: String,
+    port: String,
+    vlan: Option<u16>,
+    addrs: Vec<String>,
+    mtu: Option<u16>,
+}
+
+/// `[[route]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRoute {
+    dst: String,
+    via: String,
+}
+
+/// `[fullnat]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileFullNat {
+    #[serde(default)]
+    lips: Vec<String>,
+    lport_range: Option<String>,
+}
+
+/// `[timeouts]`, in seconds.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileTimeouts {
+    tcp: Option<u64>,
+    tcpfin: Option<u64>,
+    udp: Option<u64>,
+    icmp: Option<u64>,
+    syn_recv: Option<u64>,
+    time_wait: Option<u64>,
+    close: Option<u64>,
+}
+
+/// `[[service]]`, with its `[[service.dest]]` entries and its `[service.check]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileService {
+    proto: String,
+    vip: String,
+    port: Option<u16>,
+    scheduler: Option<String>,
+    persistence: Option<u32>,
+    #[serde(default)]
+    synproxy: bool,
+    #[serde(default, rename = "dest")]
+    dests: Vec<FileDest>,
+    check: Option<FileCheck>,
+}
+
+/// `[[service.dest]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDest {
+    addr: String,
+    port: Option<u16>,
+    weight: Option<u32>,
+    mode: Option<String>,
+}
+
+/// `[service.check]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCheck {
+    #[serde(rename = "type")]
+    kind: String,
+    interval: Option<f64>,
+    timeout: Option<f64>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+    port: Option<u16>,
+    path: Option<String>,
+    expect: Option<u16>,
+}
+
+/// `[[neighbour]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileNeighbour {
+    ip: String,
+    mac: String,
+}
+
+fn value(section: impl Into<String>, message: impl Into<String>) -> ConfigFileError {
+    ConfigFileError::Value {
+        section: section.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks each `[[table]]` entry with `check`, in order; an error is prefixed with the line of
+/// the entry's header.
+pub(super) fn each<T, U>(
+    text: &str,
+    entries: Vec<Spanned<T>>,
+    mut check: impl FnMut(T) -> Result<U, ConfigFileError>,
+) -> Result<Vec<U>, ConfigFileError> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let start = entry.span().start;
+            check(entry.into_inner()).map_err(|e| locate(e, text, start))
+        })
+        .collect()
+}
+
+/// Prefixes a value or service error with the line of byte offset `at` in `text`.
+fn locate(e: ConfigFileError, text: &str, at: usize) -> ConfigFileError {
+    let line = text.get(..at).unwrap_or(text).matches('\n').count() + 1;
+    match e {
+        ConfigFileError::Value { section, message } => ConfigFileError::Value {
+            section: format!("line {line}: {section}"),
+            message,
+        },
+        ConfigFileError::Service { section, source } => ConfigFileError::Service {
+            section: format!("line {line}: {section}"),
+            source,
+        },
+        other => other,
+    }
+}
+
+/// Parses `a.b.c.d`.
+fn addr(section: &str, what: &str, s: &str) -> Result<Ipv4Addr, ConfigFileError> {
+    Ipv4Addr::from_str(s.trim())
+        .map_err(|_| value(section, format!("{what} '{s}' is not an IPv4 address")))
+}
+
+/// Parses `a.b.c.d/len`.
+fn cidr(section: &str, s: &str) -> Result<Cidr, ConfigFileError> {
+    let (a, l) = s
+        .split_once('/')
+        .ok_or_else(|| value(section, format!("'{s}' needs a prefix length, e.g. {s}/24")))?;
+    let len: u8 = l
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| value(section, format!("'{s}': prefix length must be 0..=32")))?;
+    Ok(Cidr::new(addr(section, "address", a)?, len))
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Seconds, 1 s ..= 31 days, as milliseconds.
+fn secs(section: &str, what: &str, v: Option<u64>) -> Result<Option<u64>, ConfigFileError> {
+    match v {
+        Some(0) => Err(value(section, format!("{what} must be at least 1 second"))),
+        Some(s) if s > 31 * 24 * 3600 => Err(value(
+            section,
+            format!("{what} = {s} s is more than 31 days"),
+        )),
+        Some(s) => Ok(Some(s * 1000)),
+        None => Ok(None),
+    }
+}
+
+/// `[daemon]`: every setting, defaulted, and checked.
+pub(super) fn daemon(f: FileDaemon) -> Result<DaemonConfig, ConfigFileError> {
+    let d = DaemonConfig::default();
+    let metrics: Option<SocketAddr> = match f.metrics.as_deref() {
+        None => d.metrics,
+        Some("off") => None,
+        Some(a) => Some(a.parse().map_err(|_| {
+            value(
+                "daemon",
+                format!("metrics '{a}' must be an address like 127.0.0.1:9410, or \"off\""),
+            )
+        })?),
+    };
+    let table_capacity = f.table_capacity.unwrap_or(d.table_capacity);
+    let daemon = DaemonConfig {
+        workers: f.workers.unwrap_or(d.workers),
+        cores: f.cores,
+        table_capacity,
+        template_capacity: f.template_capacity.unwrap_or((table_capacity / 16).max(64)),
+        mbufs: f.mbufs.unwrap_or(d.mbufs),
+        mbuf_cache: f.mbuf_cache.unwrap_or(d.mbuf_cache),
+        rx_desc: f.rx_desc.unwrap_or(d.rx_desc),
+        tx_desc: f.tx_desc.unwrap_or(d.tx_desc),
+        slow_every: f.slow_every.unwrap_or(d.slow_every),
+        redirect_depth: f.redirect_depth.unwrap_or(d.redirect_depth),
+        socket: f.socket.unwrap_or(d.socket),
+        metrics,
+        kernel_addresses: f.kernel_addresses.unwrap_or(d.kernel_addresses),
+    };
+    if daemon.workers == 0 || daemon.workers > 128 {
+        return Err(value("daemon", "workers must be 1..=128"));
+    }
+    if let Some(c) = &daemon.cores {
+        if c.len() != daemon.workers as usize {
+            return Err(value(
+                "daemon",
+                format!(
+                    "cores lists {} cores for {} workers: give one core per worker",
+                    c.len(),
+                    daemon.workers
+                ),
+            ));
+        }
+    }
+    if daemon.table_capacity == 0 || daemon.slow_every == 0 || daemon.redirect_depth == 0 {
+        return Err(value(
+            "daemon",
+            "table_capacity, slow_every and redirect_depth must be at least 1",
+        ));
+    }
+    if daemon.template_capacity < 64 {
+        return Err(value("daemon", "template_capacity must be at least 64"));
+    }
+    if daemon.mbufs < 1024 {
+        return Err(value("daemon", "mbufs must be at least 1024"));
+    }
+    Ok(daemon)
+}
+
+/// One `[[port]]`, after the `earlier` ones.
+pub(super) fn port(p: FilePort, earlier: &[PortConfig]) -> Result<PortConfig, ConfigFileError> {
+    let section = format!("port \"{}\"", p.name);
+    if earlier.iter().any(|q| q.name == p.name) {
+        return Err(value(section, "a port of this name is already defined"));
+    }
+    let mac = match &p.mac {
+        Some(m) => Some(parse_mac(m).ok_or_else(|| {
+            value(
+                &section,
+                format!("mac '{m}' must look like 02:00:00:00:00:01"),
+            )
+        })?),
+        None => None,
+    };
+    if let Some(mtu) = p.mtu.filter(|m| !(576..=9000).contains(m)) {
+        return Err(value(
+            section,
+            format!("mtu {mtu} is out of range (576..=9000)"),
+        ));
+    }
+    Ok(PortConfig {
+        name: p.name,
+        device: p.device,
+        rss: p.rss,
+        mtu: p.mtu,
+        promiscuous: p.promiscuous,
+        mac,
+        exception: p.exception,
+    })
+}
+
+/// One `[[interface]]` on one of `ports`; its MTU defaults to its port's, then 1500.
+pub(super) fn interface(
+    i: FileInterface,
+    ports: &[PortConfig],
+) -> Result<InterfaceConfig, ConfigFileError> {
+    let section = format!("interface \"{}\"", i.name);
+    let port = ports
+        .iter()
+        .position(|p| p.name == i.port)
+        .ok_or_else(|| value(&section, format!("port \"{}\" is not defined", i.port)))?;
+    let addrs = i
+        .addrs
+        .iter()
+        .map(|a| cidr(&section, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(InterfaceConfig {
+        name: i.name,
+        port: port as u16,
+        vlan: i.vlan,
+        addrs,
+        mtu: i.mtu.or(ports[port].mtu).unwrap_or(1500),
+    })
+}
+
+/// One `[[route]]`.
+pub(super) fn route(r: FileRoute) -> Result<RouteConfig, ConfigFileError> {
+    let section = format!("route {} via {}", r.dst, r.via);
+    Ok(RouteConfig {
+        dst: cidr(&section, &r.dst)?,
+        via: addr(&section, "via", &r.via)?,
+    })
+}
+
+/// `[fullnat]`: the LIPs and the local port range (if given).
+pub(super) fn fullnat(
+    f: &FileFullNat,
+) -> Result<(Vec<Ipv4Addr>, Option<RangeInclusive<u16>>), ConfigFileError> {
+    let lips = f
+        .lips
+        .iter()
+        .map(|l| addr("fullnat", "LIP", l))
+        .collect::<Result<_, _>>()?;
+    let range = f
+        .lport_range
+        .as_deref()
+        .map(|r| port_range("fullnat", r))
+        .transpose()?;
+    Ok((lips, range))
+}
+
+/// `lport_range = "1024-65535"`.
+fn port_range(section: &str, s: &str) -> Result<RangeInclusive<u16>, ConfigFileError> {
+    let bad = || {
+        value(
+            section,
+            format!("lport_range '{s}' must look like 1024-65535"),
+        )
+    };
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let a: u16 = a.trim().parse().map_err(|_| bad())?;
+    let b: u16 = b.trim().parse().map_err(|_| bad())?;
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok(a..=b)
+}
+
+/// `[timeouts]`: IPVS's defaults with the ones given.
+pub(super) fn timeouts(f: &FileTimeouts) -> Result<Timeouts, ConfigFileError> {
+    let mut t = Timeouts::default();
+    for (state, v, what) in [
+        (SessionState::Tcp(TcpState::Established), f.tcp, "tcp"),
+        (SessionState::Tcp(TcpState::FinWait), f.tcpfin, "tcpfin"),
+        (SessionState::Udp, f.udp, "udp"),
+        (SessionState::Icmp, f.icmp, "icmp"),
+        (SessionState::Tcp(TcpState::SynRecv), f.syn_recv, "syn_recv"),
+        (
+            SessionState::Tcp(TcpState::TimeWait),
+            f.time_wait,
+            "time_wait",
+        ),
+        (SessionState::Tcp(TcpState::Close), f.close, "close"),
+    ] {
+        if let Some(ms) = secs("timeouts", what, v)? {
+            t.set(state, ms);
+        }
+    }
+    Ok(t)
+}
+
+/// One `[[service]]` with its dests, added to `services`; returns its health check unless it
+/// has none.
+pub(super) fn service(
+    s: FileService,
+    services: &mut ServiceTable,
+) -> Result<Option<HealthCheck>, ConfigFileError> {
+    let proto = match s.proto.to_ascii_lowercase().as_str() {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        "icmp" => Proto::Icmp,
+        other => {
+            return Err(value(
+                format!("service {} {}", s.proto, s.vip),
+                format!("proto '{other}' must be tcp, udp or icmp"),
+            ))
+        }
+    };
+    let port = s.port.unwrap_or(0);
+    let section = format!("service {} {}:{}", proto, s.vip, port);
+    let key = ServiceKey {
+        proto,
+        vip: addr(&section, "vip", &s.vip)?,
+        port,
+    };
+    let service_err = |source| ConfigFileError::Service {
+        section: section.clone(),
+        source,
+    };
+    let sched = match &s.scheduler {
+        Some(n) => SchedKind::from_str(n).map_err(service_err)?,
+        None => SchedKind::Wrr,
+    };
+    let mut svc = Service::new(key, sched).map_err(service_err)?;
+    svc.set_persistence(s.persistence).map_err(service_err)?;
+    svc.set_synproxy(s.synproxy).map_err(service_err)?;
+    for d in &s.dests {
+        let dest = dest(&section, port, d)?;
+        svc.add_dest(dest).map_err(service_err)?;
+    }
+    let check = match &s.check {
+        Some(c) => check(&section, key, c)?,
+        None => None,
+    };
+    services.add(svc).map_err(service_err)?;
+    Ok(check)
+}
+
+/// One `[[service.dest]]`: its port defaults to the service's, its weight to 1, its mode to
+/// DR (ipvsadm's default).
+fn dest(section: &str, service_port: u16, d: &FileDest) -> Result<Dest, ConfigFileError> {
+    let mode = match &d.mode {
+        Some(m) => ForwardMode::from_str(m).map_err(|source| ConfigFileError::Service {
+            section: section.to_string(),
+            source,
+        })?,
+        None => ForwardMode::Dr,
+    };
+    Ok(Dest {
+        addr: addr(section, "dest", &d.addr)?,
+        port: d.port.unwrap_or(service_port),
+        weight: d.weight.unwrap_or(1),
+        mode,
+    })
+}
+
+/// `[service.check]`: None for `type = "none"`.
+fn check(
+    section: &str,
+    service: ServiceKey,
+    c: &FileCheck,
+) -> Result<Option<HealthCheck>, ConfigFileError> {
+    let duration = |what: &str, v: Option<f64>, default: f64| {
+        let s = v.unwrap_or(default);
+        if !(0.01..=3600.0).contains(&s) {
+            return Err(value(
+                section,
+                format!("check {what} = {s} s must be 0.01..=3600"),
+            ));
+        }
+        Ok(Duration::from_secs_f64(s))
+    };
+    let kind = match c.kind.as_str() {
+        "none" => return Ok(None),
+        "tcp" => CheckKind::Tcp,
+        "udp" => CheckKind::Udp,
+        "http" => CheckKind::Http {
+            path: c.path.clone().unwrap_or_else(|| "/".into()),
+            expect: c.expect.unwrap_or(200),
+        },
+        other => {
+            return Err(value(
+                section,
+                format!("check type '{other}' must be tcp, http, udp or none"),
+            ))
+        }
+    };
+    if !matches!(kind, CheckKind::Http { .. }) && (c.path.is_some() || c.expect.is_some()) {
+        return Err(value(
+            section,
+            "check path and expect are for type = \"http\"",
+        ));
+    }
+    let (rise, fall) = (c.rise.unwrap_or(2), c.fall.unwrap_or(3));
+    if rise == 0 || fall == 0 {
+        return Err(value(section, "check rise and fall must be at least 1"));
+    }
+    let interval = duration("interval", c.interval, 2.0)?;
+    let timeout = duration("timeout", c.timeout, interval.as_secs_f64().min(1.0))?;
+    if timeout > interval {
+        return Err(value(
+            section,
+            "check timeout must not be longer than its interval",
+        ));
+    }
+    Ok(Some(HealthCheck {
+        service,
+        kind,
+        interval,
+        timeout,
+        rise,
+        fall,
+        port: c.port,
+    }))
+}
+
+/// One `[[neighbour]]`.
+pub(super) fn neighbour(n: FileNeighbour) -> Result<NeighbourConfig, ConfigFileError> {
+    let section = format!("neighbour {}", n.ip);
+    Ok(NeighbourConfig {
+        ip: addr(&section, "ip", &n.ip)?,
+        mac: parse_mac(&n.mac)
+            .ok_or_else(|| value(&section, format!("mac '{}' is not a MAC", n.mac)))?,
+    })
+}
