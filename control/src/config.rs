@@ -43,7 +43,7 @@
 //! proto = "tcp"
 //! vip = "192.0.2.100"
 //! port = 80
-//! scheduler = "wrr"
+//! scheduler = "wrr"                # rr | wrr | lc | wlc | sh | mh; default wlc, as ipvsadm
 //!   [[service.dest]]
 //!   addr = "10.1.0.11"
 //!   port = 8080
@@ -468,6 +468,14 @@ mac = "02:00:00:00:fe:fe"
         assert!(e.contains("must look like 1024-65535"), "{e}");
         let e = err(&GOOD.replace("02:00:00:00:01:01", "02:00:00:00:01"));
         assert!(e.contains("port \"lan\": mac"), "{e}");
+    }
+
+    #[test]
+    fn a_service_without_a_scheduler_gets_wlc_as_with_rvsadm() {
+        let c = RvsConfig::parse(&GOOD.replace("scheduler = \"rr\"\n", "")).unwrap();
+        let svc = c.director.services.iter().next().unwrap();
+        assert_eq!(svc.sched(), SchedKind::Wlc);
+        assert_eq!(svc.sched().to_string(), "wlc");
     }
 
     #[test]

@@ -16,6 +16,9 @@ use std::str::FromStr;
 use std::time::Duration;
 use toml::Spanned;
 
+/// The scheduler of a service without `scheduler`: `wlc`, ipvsadm's default (and rvsadm's).
+pub(super) const DEFAULT_SCHEDULER: SchedKind = SchedKind::Wlc;
+
 /// The whole file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -463,7 +466,7 @@ pub(super) fn service(
     };
     let sched = match &s.scheduler {
         Some(n) => SchedKind::from_str(n).map_err(service_err)?,
-        None => SchedKind::Wrr,
+        None => DEFAULT_SCHEDULER,
     };
     let mut svc = Service::new(key, sched).map_err(service_err)?;
     svc.set_persistence(s.persistence).map_err(service_err)?;
