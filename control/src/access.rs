@@ -21,7 +21,7 @@
 //! Every refusal is a [`Response::Error`] saying what happened; none changes the model. The
 //! `Busy` ones can be sent again as they are, which rvsadm does for a few seconds.
 
-use crate::proto::{ErrorKind, Response};
+use proto::{ErrorKind, Response};
 use std::io::{self, Read};
 use std::net::Shutdown;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};

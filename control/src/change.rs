@@ -5,10 +5,11 @@
 //! become a `Change`, and [`Model::apply`](crate::Model::apply) is the one place that applies
 //! them: to a copy, validated as a whole, then published — or refused with nothing changed.
 
+use crate::convert::service_key;
 use crate::model::{ControlError, DownSet};
-use crate::proto::{self, Request, SvcKey};
 use conntrack::{SessionState, TcpState};
 use dataplane::snapshot::DirectorConfig;
+use proto::{Request, SvcKey};
 use sched::{Dest, ForwardMode, SchedError, SchedKind, Service, ServiceKey, ServiceTable};
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -174,7 +175,7 @@ impl TryFrom<Request> for Change {
                 persistence,
                 synproxy,
             } => {
-                let mut s = Service::new(service.into(), sched_of(&scheduler)?)?;
+                let mut s = Service::new(service_key(service), sched_of(&scheduler)?)?;
                 s.set_persistence(persistence)?;
                 s.set_synproxy(synproxy)?;
                 Change::AddService(s)
@@ -185,20 +186,20 @@ impl TryFrom<Request> for Change {
                 persistence,
                 synproxy,
             } => Change::EditService {
-                key: service.into(),
+                key: service_key(service),
                 sched: sched_of(&scheduler)?,
                 persistence,
                 synproxy,
             },
             Request::DeleteService { service } => Change::DeleteService {
-                key: service.into(),
+                key: service_key(service),
             },
             Request::AddDest { service, dest } => Change::AddDest {
-                key: service.into(),
+                key: service_key(service),
                 dest: dest_of(&dest)?,
             },
             Request::EditDest { service, dest } => Change::EditDest {
-                key: service.into(),
+                key: service_key(service),
                 dest: dest_of(&dest)?,
             },
             Request::DeleteDest {
@@ -206,7 +207,7 @@ impl TryFrom<Request> for Change {
                 addr,
                 port,
             } => Change::DeleteDest {
-                key: service.into(),
+                key: service_key(service),
                 addr,
                 port,
             },
@@ -270,7 +271,7 @@ fn service_mut(c: &mut DirectorConfig, key: ServiceKey) -> Result<&mut Service, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{DestSpec, ProtoName};
+    use proto::{DestSpec, ProtoName};
 
     fn svc() -> SvcKey {
         SvcKey {
@@ -296,7 +297,7 @@ mod tests {
         };
         assert_eq!(
             (s.key(), s.sched(), s.persistence(), s.synproxy()),
-            (svc().into(), SchedKind::Wlc, Some(60), true)
+            (service_key(svc()), SchedKind::Wlc, Some(60), true)
         );
         let Ok(Change::SetTimeouts { tcp, tcpfin, udp }) = Change::try_from(Request::SetTimeouts {
             tcp: 600,

@@ -5,8 +5,8 @@
 //! moving average with weight 1/4, in fixed point (×2^10 for counts, ×2^5 for bytes), exactly
 //! as IPVS smooths its rates.
 
-use crate::proto::Rates;
 use dataplane::stats::DestSample;
+use proto::Rates;
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -8,15 +8,16 @@
 
 use crate::change::{self, Change};
 use crate::config::RvsConfig;
+use crate::convert::service_key;
 use crate::estimator::Estimator;
 use crate::health::{HealthCheck, HealthSink, Target};
 use crate::metrics;
 use crate::model::{ControlError, Model};
-use crate::proto::{Request, Response, SvcKey};
 use crate::views::{self, refused, Readings};
 use conntrack::{SessionState, TcpState};
 use dataplane::stats::{DestSample, WorkerStats};
 use dataplane::worker::Mailbox;
+use proto::{Request, Response, SvcKey};
 use sched::{SchedError, ServiceKey};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -157,7 +158,7 @@ impl ControlState {
         let cfg = self.model.config();
         let keys: Vec<ServiceKey> = match service {
             Some(k) => {
-                let k: ServiceKey = k.into();
+                let k = service_key(k);
                 if cfg.services.get(&k).is_none() {
                     return refused(SchedError::ServiceNotFound { key: k });
                 }

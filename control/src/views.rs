@@ -5,17 +5,18 @@
 //! A listing reads the model, the workers' published counters (summed over the workers), the
 //! `-Z` baselines and the estimator's rates through a [`Readings`]; nothing here changes them.
 
+use crate::convert::{proto_name, service_key, svc_key};
 use crate::estimator::Estimator;
 use crate::health::{CheckKind, HealthCheck};
 use crate::model::Model;
-use crate::proto::{
-    ConnView, DestView, ErrorKind, HealthView, LipWorkerView, Rates, Response, ServiceView, Stats,
-    SvcKey, WorkerView,
-};
 use dataplane::counters::Counter;
 use dataplane::drop::DropReason;
 use dataplane::stats::{DestSample, WorkerStats};
 use dataplane::worker::{MailRequest, Mailbox, SessionInfo};
+use proto::{
+    ConnView, DestView, ErrorKind, HealthView, LipWorkerView, Rates, Response, ServiceView, Stats,
+    SvcKey, WorkerView,
+};
 use sched::{Dest, SchedError, ServiceKey};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -60,7 +61,7 @@ impl Readings<'_> {
     /// `-L`: every service (or the one asked for) with its dests, counters and rates.
     pub fn services(&self, service: Option<SvcKey>) -> Response {
         let cfg = self.model.config();
-        let wanted: Option<ServiceKey> = service.map(Into::into);
+        let wanted: Option<ServiceKey> = service.map(service_key);
         if let Some(k) = wanted {
             if cfg.services.get(&k).is_none() {
                 return refused(SchedError::ServiceNotFound { key: k });
@@ -89,7 +90,7 @@ impl Readings<'_> {
                 rates.outbps += d.rates.outbps;
             }
             services.push(ServiceView {
-                key: key.into(),
+                key: svc_key(key),
                 scheduler: s.sched().to_string(),
                 persistence: s.persistence(),
                 synproxy: s.synproxy(),
@@ -160,7 +161,7 @@ impl Readings<'_> {
             };
             for d in s.dests() {
                 dests.push(HealthView {
-                    service: c.service.into(),
+                    service: svc_key(c.service),
                     addr: d.addr,
                     port: d.port,
                     check: describe_check(c),
@@ -254,7 +255,7 @@ pub fn connections(mailboxes: &[Arc<Mailbox>]) -> Response {
 fn conn_view(s: &SessionInfo, worker: u16) -> ConnView {
     let f = s.forward;
     ConnView {
-        proto: s.original.proto.into(),
+        proto: proto_name(s.original.proto),
         expire_secs: s.expires_in.div_ceil(1000),
         state: s.state.to_string(),
         source: s.original.src,

@@ -5,13 +5,13 @@
 
 use control::access::Limits;
 use control::model::Model;
-use control::proto::{
-    self, DestSpec, Envelope, ErrorKind, FrameError, ProtoName, Request, Response, SvcKey,
-    MAX_FRAME,
-};
 use control::server::{Server, MAX_CLIENTS};
 use control::state::ControlState;
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig};
+use proto::{
+    self, DestSpec, Envelope, ErrorKind, FrameError, ProtoName, Request, Response, SvcKey,
+    MAX_FRAME,
+};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown};
@@ -231,11 +231,24 @@ fn services(r: &Response) -> BTreeSet<(Ipv4Addr, Vec<(Ipv4Addr, u32)>)> {
     }
 }
 
+/// The rvsadm binary `cargo test --workspace` built beside this test (rvsadm is its own crate).
+fn rvsadm_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("rvsadm");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p rvsadm` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
 /// rvsadm as `uid`, from a copy in `dir` (so that `nobody` can run it).
 fn rvsadm_as(uid: u32, dir: &Path, sock: &Path, args: &[&str]) -> (i32, String) {
     let bin = dir.join("rvsadm");
     if !bin.exists() {
-        std::fs::copy(env!("CARGO_BIN_EXE_rvsadm"), &bin).unwrap();
+        std::fs::copy(rvsadm_bin(), &bin).unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let out = Command::new(&bin)

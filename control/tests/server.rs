@@ -4,13 +4,13 @@
 //! does not block another, and the metrics endpoint serves Prometheus text.
 
 use control::model::Model;
-use control::proto::{self, DestSpec, Envelope, ProtoName, Request, Response, SvcKey};
 use control::server::Server;
 use control::state::ControlState;
 use dataplane::mem::{MemDevice, MemPool};
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig};
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::{Worker, WorkerConfig};
+use proto::{self, DestSpec, Envelope, ProtoName, Request, Response, SvcKey};
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;

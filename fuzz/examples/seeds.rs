@@ -15,7 +15,7 @@
 //!
 //! Seeds are starting points; `scripts/fuzz` then minimises each corpus (`cargo fuzz cmin`).
 
-use control::proto::{self, DestSpec, Envelope, ProtoName, Request, SvcKey};
+use proto::{DestSpec, Envelope, ProtoName, Request, SvcKey};
 use rvs_fuzz::pipeline::{
     self, encode, Record, DIP_VLAN, LAN_GW, LAN_GW_MAC, LAN_VLAN, RS_FAR, RS_VLAN, RS_VLAN_MAC,
     VIP2, VLAN_MTU,

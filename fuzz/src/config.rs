@@ -18,7 +18,7 @@
 
 use control::config::RvsConfig;
 use control::model::Model;
-use control::proto::Request;
+use proto::Request;
 use control::state::ControlState;
 use dataplane::lip::LipPool;
 use dataplane::mem::{MemBuf, MemDevice, MemPool};

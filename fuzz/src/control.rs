@@ -19,7 +19,7 @@
 //! pipeline target's business).
 
 use control::model::Model;
-use control::proto::{self, Envelope, Request, Response};
+use proto::{Envelope, Request, Response};
 use control::estimator::ESTIMATOR_PERIOD;
 use control::state::ControlState;
 use dataplane::snapshot::Snapshot;

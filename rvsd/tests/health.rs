@@ -9,7 +9,7 @@
 
 mod common;
 
-use control::proto::{self, Envelope, Request, Response};
+use proto::{Envelope, Request, Response};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -16,7 +16,7 @@ fn rvsadm_bin() -> PathBuf {
     let bin = dir.join("rvsadm");
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p control --bin rvsadm` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build -p rvsadm` (cargo test --workspace does)",
         bin.display()
     );
     bin

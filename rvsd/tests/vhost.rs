@@ -325,21 +325,20 @@ port = 80
 
     // The control socket: the listing carries the workers' counters, -c their sessions.
     let sock = rvsd.dir.join("rvsd.sock");
-    let call = |request: control::proto::Request| {
+    let call = |request: proto::Request| {
         let mut c = std::os::unix::net::UnixStream::connect(&sock).expect("control socket");
-        control::proto::write_frame(
+        proto::write_frame(
             &mut c,
-            &control::proto::Envelope {
-                version: control::proto::VERSION,
+            &proto::Envelope {
+                version: proto::VERSION,
                 request,
             },
         )
         .expect("send");
-        control::proto::decode_response(&control::proto::read_frame_bytes(&mut c).expect("answer"))
-            .expect("decode")
+        proto::decode_response(&proto::read_frame_bytes(&mut c).expect("answer")).expect("decode")
     };
-    match call(control::proto::Request::List { service: None }) {
-        control::proto::Response::Services { services } => {
+    match call(proto::Request::List { service: None }) {
+        proto::Response::Services { services } => {
             let fnat = services
                 .iter()
                 .find(|s| s.key.vip == VIP)
@@ -372,8 +371,8 @@ port = 80
         }
         other => panic!("{other:?}"),
     }
-    match call(control::proto::Request::Connections) {
-        control::proto::Response::Connections { conns } => {
+    match call(proto::Request::Connections) {
+        proto::Response::Connections { conns } => {
             assert_eq!(conns.len(), 11, "{conns:?}");
             let f = conns
                 .iter()

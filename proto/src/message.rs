@@ -1,20 +1,12 @@
-//! The control protocol between `rvsadm` and `rvsd`, over a Unix stream socket.
-//!
-//! Framing: each message is a 4-byte big-endian length followed by that many bytes of JSON.
-//! A request is an [`Envelope`] (`{"version": 1, "request": {"op": "add-service", ...}}`);
-//! the answer is one [`Response`]. Messages longer than [`MAX_FRAME`] are refused before they
-//! are read; unknown operations, unknown fields and other versions are errors. Every change
-//! is all-or-nothing: a refused request changes nothing.
+//! The messages between `rvsadm` and `rvsd`: a request in its [`Envelope`], and the
+//! [`Response`] to it. The operations follow ipvsadm's commands; unknown operations and fields
+//! are errors, and every change is all-or-nothing: a refused request changes nothing.
 
 use serde::{Deserialize, Serialize};
-use std::io::{self, Read, Write};
 use std::net::Ipv4Addr;
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
-
-/// The largest message either side accepts, in bytes.
-pub const MAX_FRAME: usize = 1 << 20;
 
 /// A service as named on the command line (`-t 192.0.2.1:80`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,46 +30,6 @@ pub enum ProtoName {
     Udp,
     /// ICMP echo.
     Icmp,
-}
-
-impl From<ProtoName> for conntrack::Proto {
-    fn from(p: ProtoName) -> conntrack::Proto {
-        match p {
-            ProtoName::Tcp => conntrack::Proto::Tcp,
-            ProtoName::Udp => conntrack::Proto::Udp,
-            ProtoName::Icmp => conntrack::Proto::Icmp,
-        }
-    }
-}
-
-impl From<conntrack::Proto> for ProtoName {
-    fn from(p: conntrack::Proto) -> ProtoName {
-        match p {
-            conntrack::Proto::Tcp => ProtoName::Tcp,
-            conntrack::Proto::Udp => ProtoName::Udp,
-            conntrack::Proto::Icmp => ProtoName::Icmp,
-        }
-    }
-}
-
-impl From<SvcKey> for sched::ServiceKey {
-    fn from(k: SvcKey) -> sched::ServiceKey {
-        sched::ServiceKey {
-            proto: k.proto.into(),
-            vip: k.vip,
-            port: k.port,
-        }
-    }
-}
-
-impl From<sched::ServiceKey> for SvcKey {
-    fn from(k: sched::ServiceKey) -> SvcKey {
-        SvcKey {
-            proto: k.proto.into(),
-            vip: k.vip,
-            port: k.port,
-        }
-    }
 }
 
 /// A dest as given to `-a`/`-e`.
@@ -453,156 +405,15 @@ pub enum Response {
     },
 }
 
-/// Why a frame could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    /// The peer closed the connection or the socket failed.
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    /// The announced length is over [`MAX_FRAME`].
-    #[error("message of {0} bytes is larger than the {MAX_FRAME}-byte limit")]
-    TooLarge(usize),
-    /// The bytes are not the expected JSON.
-    #[error("malformed message: {0}")]
-    Malformed(String),
-}
-
-/// Writes `msg` as one frame.
-///
-/// # Errors
-/// I/O errors, or a message over [`MAX_FRAME`].
-pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
-    let body = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if body.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge(body.len()));
-    }
-    w.write_all(&(body.len() as u32).to_be_bytes())?;
-    w.write_all(&body)?;
-    w.flush()?;
-    Ok(())
-}
-
-/// Reads one frame's bytes (refusing, before reading them, bodies over [`MAX_FRAME`]).
-///
-/// # Errors
-/// I/O errors (including EOF) or an oversized length.
-pub fn read_frame_bytes(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len)?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len));
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    Ok(body)
-}
-
-/// Decodes a request body, checking the version.
-///
-/// # Errors
-/// [`FrameError::Malformed`] with a message that says what is wrong.
-pub fn decode_request(body: &[u8]) -> Result<Request, FrameError> {
-    let malformed = |e: serde_json::Error| FrameError::Malformed(e.to_string());
-    let sent: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
-    let env = Envelope::deserialize(&sent).map_err(malformed)?;
-    // serde's `deny_unknown_fields` does not reach the unit variants of a tagged enum:
-    // `{"op":"clear","force":true}` would decode as a clear. Every field sent must be one the
-    // decoded message has.
-    let known = serde_json::to_value(&env).map_err(malformed)?;
-    if let Some(field) = unknown_field(&sent, &known, "") {
-        return Err(FrameError::Malformed(format!("unknown field `{field}`")));
-    }
-    if env.version != VERSION {
-        return Err(FrameError::Malformed(format!(
-            "protocol version {} is not supported (this rvsd speaks {VERSION})",
-            env.version
-        )));
-    }
-    Ok(env.request)
-}
-
-/// The first field of `sent` that `known` (what `sent` decoded to, written back) lacks, as a
-/// path (`request.requests[1].force`).
-fn unknown_field(sent: &serde_json::Value, known: &serde_json::Value, at: &str) -> Option<String> {
-    use serde_json::Value;
-    match (sent, known) {
-        (Value::Object(sent), Value::Object(known)) => sent.iter().find_map(|(key, value)| {
-            let path = if at.is_empty() {
-                key.clone()
-            } else {
-                format!("{at}.{key}")
-            };
-            match known.get(key) {
-                None => Some(path),
-                Some(k) => unknown_field(value, k, &path),
-            }
-        }),
-        (Value::Array(sent), Value::Array(known)) => sent
-            .iter()
-            .zip(known)
-            .enumerate()
-            .find_map(|(i, (s, k))| unknown_field(s, k, &format!("{at}[{i}]"))),
-        _ => None,
-    }
-}
-
-/// Decodes a response body.
-///
-/// # Errors
-/// [`FrameError::Malformed`].
-pub fn decode_response(body: &[u8]) -> Result<Response, FrameError> {
-    serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     fn key() -> SvcKey {
         SvcKey {
             proto: ProtoName::Tcp,
             vip: Ipv4Addr::new(192, 0, 2, 1),
             port: 80,
-        }
-    }
-
-    #[test]
-    fn requests_round_trip_through_frames() {
-        let reqs = vec![
-            Request::AddService {
-                service: key(),
-                scheduler: "wrr".into(),
-                persistence: Some(300),
-                synproxy: true,
-            },
-            Request::AddDest {
-                service: key(),
-                dest: DestSpec {
-                    addr: Ipv4Addr::new(10, 0, 0, 1),
-                    port: 8080,
-                    weight: 3,
-                    mode: "fullnat".into(),
-                },
-            },
-            Request::Batch {
-                requests: vec![Request::Clear, Request::Zero { service: None }],
-            },
-            Request::List { service: None },
-        ];
-        for r in reqs {
-            let mut buf = Vec::new();
-            write_frame(
-                &mut buf,
-                &Envelope {
-                    version: VERSION,
-                    request: r.clone(),
-                },
-            )
-            .unwrap();
-            let body = read_frame_bytes(&mut buf.as_slice()).unwrap();
-            assert_eq!(decode_request(&body).unwrap(), r);
         }
     }
 
@@ -620,68 +431,5 @@ mod tests {
             serde_json::to_string(&env).unwrap(),
             r#"{"version":1,"request":{"op":"delete-dest","service":{"proto":"tcp","vip":"192.0.2.1","port":80},"addr":"10.0.0.1","port":80}}"#
         );
-    }
-
-    #[test]
-    fn bad_messages_are_refused_with_reasons() {
-        let e = decode_request(br#"{"version":2,"request":{"op":"clear"}}"#).unwrap_err();
-        assert!(e.to_string().contains("version 2 is not supported"), "{e}");
-        let e = decode_request(br#"{"version":1,"request":{"op":"format-disk"}}"#).unwrap_err();
-        assert!(e.to_string().contains("unknown variant"), "{e}");
-        let e = decode_request(br#"{"version":1,"request":{"op":"clear"},"x":1}"#).unwrap_err();
-        assert!(e.to_string().contains("unknown field"), "{e}");
-        // Operations without fields take none either, in a batch too.
-        for (body, field) in [
-            (
-                r#"{"version":1,"request":{"op":"clear","force":true}}"#,
-                "request.force",
-            ),
-            (
-                r#"{"version":1,"request":{"op":"workers","id":0}}"#,
-                "request.id",
-            ),
-            (
-                r#"{"version":1,"request":{"op":"batch","requests":[{"op":"zero","service":null},{"op":"clear","all":1}]}}"#,
-                "request.requests[1].all",
-            ),
-        ] {
-            let e = decode_request(body.as_bytes()).unwrap_err();
-            assert_eq!(
-                e.to_string(),
-                format!("malformed message: unknown field `{field}`"),
-                "{body}"
-            );
-        }
-        // Optional fields may be left out.
-        assert_eq!(
-            decode_request(br#"{"version":1,"request":{"op":"list"}}"#).unwrap(),
-            Request::List { service: None }
-        );
-        let mut big = Vec::new();
-        big.extend_from_slice(&((MAX_FRAME as u32) + 1).to_be_bytes());
-        let e = read_frame_bytes(&mut big.as_slice()).unwrap_err();
-        assert!(matches!(e, FrameError::TooLarge(_)), "{e}");
-        // A zero-length frame is read (and is not a request); a cut one is an I/O error.
-        assert_eq!(read_frame_bytes(&mut [0u8; 4].as_slice()).unwrap(), b"");
-        assert!(decode_request(b"").is_err());
-        let cut = [0, 0, 0, 9, b'{', b'}'];
-        let e = read_frame_bytes(&mut cut.as_slice()).unwrap_err();
-        assert!(
-            matches!(e, FrameError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof),
-            "{e}"
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn the_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode_request(&bytes);
-            let _ = read_frame_bytes(&mut bytes.as_slice());
-        }
-
-        #[test]
-        fn json_shaped_garbage_never_panics(s in r#"\{"version":1,"request":\{"op":"[a-z-]{0,14}"(,"[a-z]{1,8}":[0-9a-z"\[\]{}.,]{0,20}){0,3}\}\}"#) {
-            let _ = decode_request(s.as_bytes());
-        }
     }
 }

@@ -13,7 +13,9 @@
 //! the answer's payload instead of a table.
 
 use crate::cli::Output;
-use crate::proto::{ConnView, DestView, ProtoName, Request, Response, ServiceView, WorkerView};
+use proto::{
+    ConnView, DestView, ForwardName, ProtoName, Request, Response, ServiceView, WorkerView,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -63,7 +65,7 @@ pub fn banner() -> String {
     format!(
         "Rust Virtual Server version {} (protocol={})\n",
         env!("CARGO_PKG_VERSION"),
-        crate::proto::VERSION
+        proto::VERSION
     )
 }
 
@@ -218,10 +220,7 @@ fn sorted(services: &[ServiceView], nosort: bool) -> Vec<(&ServiceView, Vec<&Des
 /// The `Forward` column name of a dest (`Masq`, `Route`, `Tunnel`, `FullNat`), whichever
 /// spelling rvsd used; an unknown one is printed as it came.
 fn forward_name(forward: &str) -> &str {
-    forward
-        .parse::<sched::ForwardMode>()
-        .map(sched::ForwardMode::ipvsadm_name)
-        .unwrap_or(forward)
+    ForwardName::parse(forward).map_or(forward, |m| m.column())
 }
 
 /// `-L`, `-L --stats`, `-L --rate`: the banner (for a full listing), ipvsadm's title lines,
@@ -288,7 +287,7 @@ pub fn services_table(services: &[ServiceView], output: &Output, full: bool) -> 
 }
 
 /// The five number columns of `--stats` (or `--rate`).
-fn counters(stats: &crate::proto::Stats, rates: &crate::proto::Rates, output: &Output) -> String {
+fn counters(stats: &proto::Stats, rates: &proto::Rates, output: &Output) -> String {
     let values = if output.stats {
         [
             stats.conns,
@@ -332,13 +331,10 @@ pub fn rules(services: &[ServiceView]) -> Result<String, FormatError> {
         }
         s.push('\n');
         for d in dests {
-            let switch = match d.forward.parse::<sched::ForwardMode>() {
-                Ok(sched::ForwardMode::Nat) => "-m",
-                Ok(sched::ForwardMode::Dr) => "-g",
-                Ok(sched::ForwardMode::Tun) => "-i",
-                Ok(sched::ForwardMode::FullNat) => "--fullnat",
-                Err(_) if d.forward.eq_ignore_ascii_case("local") => "-g",
-                Err(_) => {
+            let switch = match ForwardName::parse(&d.forward) {
+                Some(method) => method.switch(),
+                None if d.forward.eq_ignore_ascii_case("local") => "-g",
+                None => {
                     return Err(FormatError::UnknownForward {
                         dest: addr_port(d.addr, d.port),
                         forward: d.forward.clone(),
@@ -411,7 +407,7 @@ pub fn lips_table(
     lips: &[std::net::Ipv4Addr],
     first: u16,
     last: u16,
-    list: &[crate::proto::LipWorkerView],
+    list: &[proto::LipWorkerView],
 ) -> String {
     let mut s = String::new();
     let names: Vec<String> = lips.iter().map(|l| l.to_string()).collect();
@@ -433,7 +429,7 @@ pub fn lips_table(
 }
 
 /// `--health`: each checked dest, its state and its check.
-pub fn health(dests: &[crate::proto::HealthView]) -> String {
+pub fn health(dests: &[proto::HealthView]) -> String {
     let mut s = format!(
         "{:<4} {:<21} {:<21} {:<5} {:>6} Check\n",
         "Prot", "LocalAddress:Port", "RemoteAddress:Port", "State", "Weight"

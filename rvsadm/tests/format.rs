@@ -1,13 +1,13 @@
 //! Golden outputs for given answers (the expected text was produced by ipvsadm.c's printf
 //! formats, transliterated), `-S` → `-R` round trips, and `--json` read back.
 
-use control::cli::{self, Output};
-use control::format::{self, FormatError, TimeoutsView};
-use control::proto::{
+use proptest::prelude::*;
+use proto::{
     ConnView, DestView, ErrorKind, ProtoName, Rates, Request, Response, ServiceView, Stats, SvcKey,
     WorkerView,
 };
-use proptest::prelude::*;
+use rvsadm::cli::{self, Output};
+use rvsadm::format::{self, FormatError, TimeoutsView};
 use std::net::Ipv4Addr;
 
 fn stats(v: [u64; 5]) -> Stats {
@@ -616,7 +616,7 @@ fn adds(services: &[ServiceView]) -> Vec<Request> {
             };
             out.push(Request::AddDest {
                 service: s.key,
-                dest: control::proto::DestSpec {
+                dest: proto::DestSpec {
                     addr: d.addr,
                     port: d.port,
                     weight: d.weight,
@@ -785,8 +785,8 @@ proptest! {
 
 #[test]
 fn lips_and_health_tables() {
-    use control::format::{health, lips_table};
-    use control::proto::{HealthView, LipWorkerView, ProtoName, SvcKey};
+    use proto::{HealthView, LipWorkerView, ProtoName, SvcKey};
+    use rvsadm::format::{health, lips_table};
     use std::net::Ipv4Addr;
     let t = lips_table(
         &[Ipv4Addr::new(10, 1, 0, 201), Ipv4Addr::new(10, 1, 0, 202)],

@@ -21,7 +21,7 @@
 //! [`parse_rules`] reads `-S` output (one ipvsadm command line per line) back into one
 //! [`Request::Batch`], for `-R`.
 
-use crate::proto::{DestSpec, ProtoName, Request, SvcKey};
+use proto::{DestSpec, ProtoName, Request, SvcKey};
 use std::net::Ipv4Addr;
 
 /// The scheduler of a service added without `-s` (ipvsadm's `DEF_SCHED`).
@@ -1011,7 +1011,7 @@ pub fn version() -> String {
     format!(
         "rvsadm v{} (control protocol {})\n",
         env!("CARGO_PKG_VERSION"),
-        crate::proto::VERSION
+        proto::VERSION
     )
 }
 

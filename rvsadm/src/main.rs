@@ -1,8 +1,8 @@
 //! `rvsadm`: administer rvsd with ipvsadm's commands.
 //!
-//! Parses the command line ([`control::cli`]), sends one request to rvsd over its control
+//! Parses the command line ([`rvsadm::cli`]), sends one request to rvsd over its control
 //! socket (`--socket PATH`, else `$RVS_SOCKET`, else `/run/rvs/rvsd.sock`), and prints the
-//! answer ([`control::format`]). Exit statuses follow ipvsadm: 0 on success; 2 for a bad
+//! answer ([`rvsadm::format`]). Exit statuses follow ipvsadm: 0 on success; 2 for a bad
 //! command line and when rvsd cannot be reached (ipvsadm's "Can't initialize ipvs"); 255 (its
 //! `-1`) for the "Try ..." hint, popt errors and a refused change; 1 when a listing fails.
 //! Error messages go to stderr alone, as ipvsadm prints them.
@@ -12,9 +12,9 @@
 //! with a growing pause for up to [`BUSY_WAIT`] — like `iptables -w` waiting for its lock, so
 //! that scripts running many rvsadm at once do not fail — then reported, with exit status 1.
 
-use control::cli::{self, Invocation, Output};
-use control::format;
-use control::proto::{self, Envelope, ErrorKind, FrameError, Request, Response};
+use proto::{Envelope, ErrorKind, FrameError, Request, Response};
+use rvsadm::cli::{self, Invocation, Output};
+use rvsadm::format;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! ipvsadm command lines parsed into requests, and every refusal with ipvsadm's message.
 
-use control::cli::{self, CliError, Invocation, Output, RestoreError};
-use control::proto::{DestSpec, ProtoName, Request, SvcKey};
+use proto::{DestSpec, ProtoName, Request, SvcKey};
+use rvsadm::cli::{self, CliError, Invocation, Output, RestoreError};
 use std::net::Ipv4Addr;
 
 fn words(line: &str) -> Vec<String> {

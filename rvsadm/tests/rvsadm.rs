@@ -1,11 +1,11 @@
 //! The rvsadm binary against a stand-in rvsd: a Unix socket thread that answers with canned
 //! responses and records the requests it got. Checks output, stderr and exit statuses.
 
-use control::format;
-use control::proto::{
+use proto::{
     self, DestSpec, DestView, ErrorKind, ProtoName, Rates, Request, Response, ServiceView, Stats,
     SvcKey, WorkerView,
 };
+use rvsadm::format;
 use std::io::{ErrorKind as IoErrorKind, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixListener;
@@ -331,7 +331,7 @@ fn cannot_connect_says_so_and_exits_2() {
 #[test]
 fn the_default_socket_is_named_when_unreachable() {
     // Runs only where no rvsd listens at the default path (always so in tests here).
-    if std::path::Path::new(control::cli::DEFAULT_SOCKET).exists() {
+    if std::path::Path::new(rvsadm::cli::DEFAULT_SOCKET).exists() {
         return;
     }
     let run = rvsadm(None, &["-C"], "");
@@ -407,9 +407,9 @@ fn command_line_errors_never_reach_rvsd() {
 fn help_and_version_need_no_rvsd() {
     let run = rvsadm(None, &["-h"], "");
     assert_eq!(run.code, 0);
-    assert_eq!(run.stdout, control::cli::usage());
+    assert_eq!(run.stdout, rvsadm::cli::usage());
     let run = rvsadm(None, &["--version"], "");
-    assert_eq!((run.code, run.stdout), (0, control::cli::version()));
+    assert_eq!((run.code, run.stdout), (0, rvsadm::cli::version()));
 }
 
 #[test]
