@@ -2,7 +2,7 @@
 //!
 //! A session's deadline is `now + timeout(state)`, re-armed on every packet (IPVS
 //! `cp->timeout = pd->timeout_table[state]`). The defaults follow Linux IPVS
-//! (`tcp_timeouts`, `udp_timeouts`, `icmp_timeouts`) except where DESIGN.md chooses
+//! (`tcp_timeouts`, `udp_timeouts`, `icmp_timeouts`) except where rvs chooses
 //! otherwise: SYN_RECV 60 s, ESTABLISHED 900 s, FIN_WAIT 60 s, UDP 300 s.
 
 use core::fmt;
@@ -52,7 +52,7 @@ pub struct Timeouts {
 }
 
 impl Default for Timeouts {
-    /// SYN_RECV 60 s, ESTABLISHED 900 s, FIN_WAIT 60 s, UDP 300 s (DESIGN.md); NONE 2 s,
+    /// SYN_RECV 60 s, ESTABLISHED 900 s, FIN_WAIT 60 s, UDP 300 s (rvs's choice); NONE 2 s,
     /// SYN_SENT 120 s, TIME_WAIT 120 s, CLOSE 10 s, CLOSE_WAIT 60 s, LAST_ACK 30 s,
     /// LISTEN 120 s, SYNACK 120 s, ICMP 60 s (Linux IPVS).
     fn default() -> Timeouts {

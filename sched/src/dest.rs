@@ -12,7 +12,7 @@ use crate::error::SchedError;
 /// The largest dest weight, as in ipvsadm (weights are 0..=65535).
 pub const MAX_WEIGHT: u32 = 65535;
 
-/// How packets reach a dest (see the table in DESIGN.md).
+/// How packets reach a dest (the table of modes is in the README and docs/architecture.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ForwardMode {
     /// NAT (ipvsadm `-m`, masquerading): dst VIP:vport → RIP:rport; replies pass the director.

@@ -1,13 +1,24 @@
 //! The worker: one thread's run loop over its queues, its session table and its state.
 //!
-//! A packet's walk (see docs/architecture.md): RX burst → [`parse`] → classify (ARP, a session,
-//! a new session for a service, the director's own traffic, or a drop) → session lookup and
-//! TCP state transition → rewrite per forwarding mode → next-hop MAC from the neighbour table →
-//! per-port TX buffer → TX burst. Every N loops the slow jobs run: session expiry, neighbour
-//! aging and ARP retries. Nothing on the per-packet path allocates, locks or makes a syscall.
+//! A packet's walk (docs/architecture.md names the function of each step), one file per step:
+//! - `mod.rs`: the worker, [`Worker::poll`] (RX from every port, then the steps below), and
+//!   taking a new configuration snapshot;
+//! - `classify.rs`: the burst looked up in prefetching stages, the frame parsed and filtered,
+//!   then classified — a session's packet, a new session, an ICMP error about a session, the
+//!   director's own traffic — and handed to the worker owning its session if that is another;
+//! - `session.rs`: opening a session (dest, LIP port, persistence template) and ending one;
+//! - `forward.rs`: the session's state, then the per-mode rewrite (NAT, FullNAT, DR, TUN);
+//! - `synproxy.rs`: SYN cookies and the proxied handshake;
+//! - `icmp.rs`: ICMP errors relayed, ICMP errors sent back, echo replies;
+//! - `local.rs`: ARP, sharing ARP with the peers and the kernel, the exception path;
+//! - `tx.rs`: the verdict (`Emit` or a drop) carried out — framing, next hop,
+//!   parking, TX buffers — and the drop counted, in one place;
+//! - `slow.rs`: the slow jobs every `slow_every` loops (expiry, neighbour aging, ARP retries,
+//!   publishing the counters, the control plane's mailbox); `config.rs`: the settings.
 //!
-//! The worker is sans-clock: [`Worker::poll`] takes `now` (milliseconds), so tests drive it
-//! on a simulated clock.
+//! Nothing on the per-packet path allocates, locks or makes a syscall. The worker is
+//! sans-clock: [`Worker::poll`] takes `now` (milliseconds), so tests drive it on a simulated
+//! clock.
 
 mod classify;
 mod config;

@@ -89,7 +89,7 @@ pub enum SynProxy {
     /// has not answered yet. The worker's per-session word holds the client's initial
     /// sequence number.
     Pending(CookieInfo),
-    /// Both halves are open; the per-session word holds their sequence [`Shift`].
+    /// Both halves are open; the per-session word holds their sequence [`Shift`](crate::synproxy::Shift).
     On,
 }
 
