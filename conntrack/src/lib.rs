@@ -22,6 +22,6 @@ pub use key::{Dir, FlowKey, Proto};
 pub use table::{
     Candidate, InsertError, KeyHash, Session, SessionId, SessionMut, Table, MAX_CAPACITY,
 };
-pub use tcp_state::{next_state, StateDir, TcpEvent, TcpState, TRANSITIONS};
+pub use tcp_state::{next_state, StateDir, TcpEvent, TcpState, IPVS_DEVIATIONS, TRANSITIONS};
 pub use timeout::{SessionState, Timeouts};
 pub use wheel::Wheel;

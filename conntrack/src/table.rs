@@ -611,8 +611,12 @@ impl<T> Table<T> {
 
     /// A packet of session `id` went by in direction `dir`: a TCP session moves through the
     /// transition table (`event` `None`: no transition; see [`Session::state_dir`] for the
-    /// table third), then the session is re-armed to `now + timeout(new state)`. UDP and ICMP
-    /// sessions ignore `event`. Returns the new state, or `None` for an unknown or stale id.
+    /// table third), then the session is re-armed to `now + timeout(new state)` — except that
+    /// a reply-direction packet that leaves a [half-open](TcpState::half_open) session in its
+    /// state does not re-arm it: a server retransmitting its SYN/ACK (or ACKing from
+    /// TIME_WAIT) to a client that never answers does not keep the session alive. UDP and
+    /// ICMP sessions ignore `event`. Returns the new state, or `None` for an unknown or stale
+    /// id.
     #[inline]
     pub fn on_packet(
         &mut self,
@@ -631,7 +635,13 @@ impl<T> Table<T> {
             }
             (st, _) => st,
         };
+        let held = dir == Dir::Reply
+            && state == s.state
+            && matches!(state, SessionState::Tcp(t) if t.half_open());
         s.state = state;
+        if held {
+            return Some(state);
+        }
         if s.set_deadline(now.saturating_add(self.timeouts.get(state))) {
             self.wheel.rearm(&mut self.store, id.index);
         }

@@ -3,7 +3,8 @@
 //! A session's deadline is `now + timeout(state)`, re-armed on every packet (IPVS
 //! `cp->timeout = pd->timeout_table[state]`). The defaults follow Linux IPVS
 //! (`tcp_timeouts`, `udp_timeouts`, `icmp_timeouts`) except where rvs chooses
-//! otherwise: SYN_RECV 60 s, ESTABLISHED 900 s, FIN_WAIT 60 s, UDP 300 s.
+//! otherwise: SYN_RECV and SYNACK 60 s (the half-open states share one timeout), ESTABLISHED
+//! 900 s, FIN_WAIT 60 s, UDP 300 s.
 
 use core::fmt;
 
@@ -52,9 +53,9 @@ pub struct Timeouts {
 }
 
 impl Default for Timeouts {
-    /// SYN_RECV 60 s, ESTABLISHED 900 s, FIN_WAIT 60 s, UDP 300 s (rvs's choice); NONE 2 s,
-    /// SYN_SENT 120 s, TIME_WAIT 120 s, CLOSE 10 s, CLOSE_WAIT 60 s, LAST_ACK 30 s,
-    /// LISTEN 120 s, SYNACK 120 s, ICMP 60 s (Linux IPVS).
+    /// SYN_RECV and SYNACK 60 s, ESTABLISHED 900 s, FIN_WAIT 60 s, UDP 300 s (rvs's choice);
+    /// NONE 2 s, SYN_SENT 120 s, TIME_WAIT 120 s, CLOSE 10 s, CLOSE_WAIT 60 s, LAST_ACK 30 s,
+    /// LISTEN 120 s, ICMP 60 s (Linux IPVS).
     fn default() -> Timeouts {
         let mut tcp = [0; TCP_STATE_COUNT];
         tcp[TcpState::None.index()] = 2 * SEC;
@@ -67,7 +68,7 @@ impl Default for Timeouts {
         tcp[TcpState::CloseWait.index()] = 60 * SEC;
         tcp[TcpState::LastAck.index()] = 30 * SEC;
         tcp[TcpState::Listen.index()] = 120 * SEC;
-        tcp[TcpState::SynAck.index()] = 120 * SEC;
+        tcp[TcpState::SynAck.index()] = 60 * SEC;
         Timeouts {
             tcp,
             udp: 300 * SEC,
@@ -118,7 +119,7 @@ mod tests {
         assert_eq!(s(TcpState::CloseWait), 60);
         assert_eq!(s(TcpState::LastAck), 30);
         assert_eq!(s(TcpState::Listen), 120);
-        assert_eq!(s(TcpState::SynAck), 120);
+        assert_eq!(s(TcpState::SynAck), 60);
         assert_eq!(t.get(SessionState::Udp), 300 * SEC);
         assert_eq!(t.get(SessionState::Icmp), 60 * SEC);
     }

@@ -192,8 +192,15 @@ proptest! {
                             }
                             (s, _) => s,
                         };
+                        // A server's segment that leaves a half-open session as it was
+                        // does not keep it alive.
+                        let held = dir == Dir::Reply
+                            && new == l.state
+                            && matches!(new, SessionState::Tcp(t) if t.half_open());
                         l.state = new;
-                        l.deadline = now + timeouts.get(new);
+                        if !held {
+                            l.deadline = now + timeouts.get(new);
+                        }
                         prop_assert_eq!(table.on_packet(l.id, dir, event, now), Some(new));
                     }
                 }

@@ -85,13 +85,36 @@ fn every_default_timeout_is_exact() {
     flow_then_timeout(&[], TcpState::None, 2, true);
     // SYN_RECV: client SYN.
     flow_then_timeout(&[(IN, SYN, 5)], TcpState::SynRecv, 60, true);
-    // SYN_RECV still after the server's SYN/ACK.
+    // SYNACK after the server's SYN/ACK: still half-open, on SYN_RECV's timeout.
     flow_then_timeout(
         &[(IN, SYN, 5), (OUT, SYN_ACK, 6)],
-        TcpState::SynRecv,
+        TcpState::SynAck,
         60,
         true,
     );
+    // A server's bare ACK (TIME_WAIT met) leaves SYN_RECV, and does not re-arm it.
+    let mut t = table();
+    let (o, r) = tcp(40000);
+    let id = t.insert(o, Some(r), 0, T0).unwrap();
+    assert_eq!(t.on_packet(id, IN, SYN, T0 + 5), st(TcpState::SynRecv));
+    assert_eq!(t.on_packet(id, OUT, ACK, T0 + 9 * S), st(TcpState::SynRecv));
+    assert_eq!(
+        t.on_packet(id, OUT, ACK, T0 + 30 * S),
+        st(TcpState::SynRecv)
+    );
+    expires_exactly_at(&mut t, id, T0 + 5 + 60 * S);
+    // Nor do the server's retransmitted SYN/ACKs re-arm SYNACK: a spoofed SYN's session
+    // ends SYN_RECV's timeout after the first SYN/ACK.
+    let id = t.insert(o, Some(r), 0, T0).unwrap();
+    t.on_packet(id, IN, SYN, T0);
+    assert_eq!(t.on_packet(id, OUT, SYN_ACK, T0 + 7), st(TcpState::SynAck));
+    for retry in [1, 3, 7, 15, 31] {
+        assert_eq!(
+            t.on_packet(id, OUT, SYN_ACK, T0 + 7 + retry * S),
+            st(TcpState::SynAck)
+        );
+    }
+    expires_exactly_at(&mut t, id, T0 + 7 + 60 * S);
     // ESTABLISHED: three-way handshake.
     flow_then_timeout(
         &[(IN, SYN, 5), (OUT, SYN_ACK, 6), (IN, ACK, 7)],
@@ -159,7 +182,7 @@ fn states_entered_outside_the_packet_path() {
     for (state, timeout_s) in [
         (TcpState::LastAck, 30),
         (TcpState::Listen, 120),
-        (TcpState::SynAck, 120),
+        (TcpState::SynAck, 60),
     ] {
         let mut t = table();
         let (o, r) = tcp(40000);
@@ -231,7 +254,7 @@ fn normal_open_and_client_close() {
     assert_eq!(t.lookup(&o), Some((id, IN)));
     assert_eq!(t.lookup(&r), Some((id, OUT)));
     assert_eq!(t.on_packet(id, IN, SYN, T0), st(TcpState::SynRecv));
-    assert_eq!(t.on_packet(id, OUT, SYN_ACK, T0 + 1), st(TcpState::SynRecv));
+    assert_eq!(t.on_packet(id, OUT, SYN_ACK, T0 + 1), st(TcpState::SynAck));
     assert_eq!(t.on_packet(id, IN, ACK, T0 + 2), st(TcpState::Established));
     assert_eq!(t.on_packet(id, IN, ACK, T0 + 3), st(TcpState::Established));
     assert_eq!(t.on_packet(id, OUT, ACK, T0 + 4), st(TcpState::Established));
@@ -377,7 +400,11 @@ fn input_only_flows_for_dr_and_tun() {
     let id = t.insert(o, Some(r), 0, T0).unwrap();
     t.set_state(id, SessionState::Tcp(TcpState::SynAck), T0);
     assert_eq!(t.on_packet(id, IN, RST, T0), st(TcpState::SynRecv));
-    t.on_packet(id, IN, ACK, T0);
+    // A client ACK alone does not establish it (the director sees both sides here) ...
+    assert_eq!(t.on_packet(id, IN, ACK, T0), st(TcpState::SynRecv));
+    // ... the server's SYN/ACK and then the client's ACK do.
+    assert_eq!(t.on_packet(id, OUT, SYN_ACK, T0), st(TcpState::SynAck));
+    assert_eq!(t.on_packet(id, IN, ACK, T0), st(TcpState::Established));
     assert_eq!(t.on_packet(id, IN, FIN_ACK, T0), st(TcpState::CloseWait));
 }
 

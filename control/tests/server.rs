@@ -215,6 +215,8 @@ fn control_server_end_to_end() {
             .via_rs(0)
             .build()
     ));
+    // The server's SYN/ACK crosses the director before the client's ACK does.
+    worker.poll(3);
     assert!(worker
         .port_mut(WAN)
         .inject(&Frame::tcp(CIP, 40000, VIP, 80, ACK).build()));

@@ -82,6 +82,14 @@ counters! {
     SessionsCreated sessions_created => "rvs_worker_sessions_created_total",
     /// Sessions expired by their timers.
     SessionsExpired sessions_expired => "rvs_worker_sessions_expired_total",
+    /// TCP sessions expired half-open (SYN_RECV or SYNACK): the client never completed the
+    /// handshake (a spoofed SYN, or a client that gave up).
+    HalfOpenExpired half_open_expired => "rvs_worker_half_open_expired_total",
+    /// SYNs a server answered with a bare ACK instead of a SYN/ACK (it still held the 4-tuple
+    /// in TIME_WAIT, or the SYN was spoofed): the session stays half-open, not established.
+    SynAnsweredAck syn_answered_ack => "rvs_worker_syn_answered_ack_total",
+    /// SYNs a server answered with a RST (nothing listening): the session closes.
+    SynAnsweredRst syn_answered_rst => "rvs_worker_syn_answered_rst_total",
     /// Sessions replaced by a new SYN in TIME_WAIT/CLOSE.
     SessionsReused sessions_reused => "rvs_worker_sessions_reused_total",
     /// Frames handed to the exception path (the kernel).

@@ -65,7 +65,7 @@ fn fullnat_tcp_both_directions() {
     assert_eq!((s.dst, s.dport), (CIP, 40000));
     assert_eq!(s.ttl, 63);
     assert_eq!(s.flags, SYN | ACK);
-    assert_eq!(state_of(&lab), TcpState::SynRecv);
+    assert_eq!(state_of(&lab), TcpState::SynAck);
 
     // Client ACK with data → RS; payload untouched.
     let data = Frame::tcp(CIP, 40000, VIP, 80, ACK | PSH)

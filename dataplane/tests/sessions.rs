@@ -178,13 +178,12 @@ fn full_table_refuses_new_sessions_and_keeps_old_ones() {
     };
     let mut lab = Lab::with(&cfg, wcfg, true);
     let free = lab.worker.lip_pool().unwrap().available();
+    let mut first = None;
     for i in 0..2 {
-        assert_eq!(
-            lab.send(WAN, &Frame::tcp(CIP, 34000 + i, VIP, 80, SYN).build())
-                .lan
-                .len(),
-            1
-        );
+        let out = lab.send(WAN, &Frame::tcp(CIP, 34000 + i, VIP, 80, SYN).build());
+        assert_eq!(out.lan.len(), 1);
+        let s = decode(&out.lan[0]);
+        first.get_or_insert((s.src, s.sport));
     }
     let out = lab.send(WAN, &Frame::tcp(CIP, 34002, VIP, 80, SYN).build());
     assert_eq!(out.total(), 0);
@@ -195,6 +194,9 @@ fn full_table_refuses_new_sessions_and_keeps_old_ones() {
         "refused session returns its LIP port"
     );
     // The existing sessions keep flowing: flow 0 completes its handshake and carries data.
+    let (lip, lport) = first.unwrap();
+    let synack = Frame::tcp(RS[0], 80, lip, lport, SYN | ACK).via_rs(0);
+    assert_eq!(lab.send(LAN, &synack.build()).wan.len(), 1);
     for i in 0..3 {
         let out = lab.send(
             WAN,

@@ -421,7 +421,9 @@ pub(super) fn timeouts(f: &FileTimeouts) -> Result<Timeouts, ConfigFileError> {
         (SessionState::Tcp(TcpState::FinWait), f.tcpfin, "tcpfin"),
         (SessionState::Udp, f.udp, "udp"),
         (SessionState::Icmp, f.icmp, "icmp"),
+        // One timeout for both half-open states: SYN_RECV, and SYNACK (the server answered).
         (SessionState::Tcp(TcpState::SynRecv), f.syn_recv, "syn_recv"),
+        (SessionState::Tcp(TcpState::SynAck), f.syn_recv, "syn_recv"),
         (
             SessionState::Tcp(TcpState::TimeWait),
             f.time_wait,

@@ -5,6 +5,7 @@ use super::session::{is_active, Forward, SynProxy, Via};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
+use crate::counters::Counter;
 use crate::device::Device;
 use crate::drop::DropReason;
 use crate::icmp;
@@ -14,7 +15,7 @@ use crate::snapshot::Hop;
 use crate::synproxy::Shift;
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{IpProto, Ipv4Header, IPV4_MIN_HEADER_LEN};
-use conntrack::{Dir, FlowKey, TcpEvent};
+use conntrack::{Dir, FlowKey, SessionState, TcpEvent, TcpState};
 use core::net::Ipv4Addr;
 use sched::ForwardMode;
 
@@ -50,7 +51,8 @@ impl<D: Device> Worker<D> {
         };
         let f = s.data;
         let orig = s.original;
-        let was_active = is_active(s.state);
+        let before = s.state;
+        let was_active = is_active(before);
         if let SynProxy::Pending(info) = f.synproxy {
             return self.synproxy_pending(id, dir, buf, l3, m, info);
         }
@@ -88,6 +90,13 @@ impl<D: Device> Worker<D> {
         if let Some(state) = self.table.on_packet(id, dir, event, self.now) {
             self.stats
                 .session_moved(f.slot, was_active, is_active(state));
+        }
+        if dir == Dir::Reply && before == SessionState::Tcp(TcpState::SynRecv) {
+            match event {
+                Some(TcpEvent::Ack) => self.counters.count(Counter::SynAnsweredAck),
+                Some(TcpEvent::Rst) => self.counters.count(Counter::SynAnsweredRst),
+                _ => {}
+            }
         }
         self.stats
             .packet(f.slot, dir == Dir::Original, m.total_len as u64);

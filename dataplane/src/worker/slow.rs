@@ -60,6 +60,9 @@ impl<D: Device> Worker<D> {
         let templates = &mut self.templates;
         self.table.expire(now, self.cfg.expire_budget, |_, s| {
             counters.count(Counter::SessionsExpired);
+            if matches!(s.state, SessionState::Tcp(t) if t.half_open()) {
+                counters.count(Counter::HalfOpenExpired);
+            }
             // It ended at its deadline, however late this job runs.
             session_ended(lips, stats, templates, s.deadline.min(now), &s);
         });
