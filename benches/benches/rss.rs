@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dataplane::lip::LipPool;
+use dataplane::lip::{LipPool, Toward};
 use dataplane::rss::ReplySteering;
 use dataplane::rss::{hash_ipv4_l4, toeplitz, Reta, RssKey, ToeplitzTable};
 
@@ -15,6 +15,12 @@ const SRC: Ipv4Addr = Ipv4Addr::new(66, 9, 149, 187);
 const DST: Ipv4Addr = Ipv4Addr::new(161, 142, 100, 80);
 const LIP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
 const PORTS: std::ops::RangeInclusive<u16> = 1024..=65535;
+/// These pools have one port pool and no quarantine: any dest, any time.
+const ANY: Toward = Toward {
+    rip: Ipv4Addr::UNSPECIFIED,
+    rport: 0,
+    now: 0,
+};
 /// Connections held open while allocating: the pool is in steady churn, not fresh.
 const HELD: usize = 1000;
 
@@ -92,6 +98,7 @@ impl Churn {
         let mut sel = steer.selector(rip, 80);
         let examined = &mut self.examined;
         let got = self.pool.alloc_where(
+            ANY,
             |l, p| {
                 *examined += 1;
                 sel(l, p)
@@ -104,7 +111,7 @@ impl Churn {
         }
         if self.held.len() > HELD {
             let (l, p) = self.held.swap_remove(self.rng.below(self.held.len()));
-            self.pool.free(l, p);
+            self.pool.free(l, p, ANY);
         }
     }
 }
@@ -119,12 +126,12 @@ fn steering(c: &mut Criterion) {
     let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
     g.bench_function("alloc_free", |b| {
         b.iter(|| {
-            if let Some(pair) = pool.alloc() {
+            if let Some(pair) = pool.alloc(ANY) {
                 held.push(pair);
             }
             if held.len() > HELD {
                 let (l, p) = held.swap_remove(rng.below(held.len()));
-                pool.free(l, p);
+                pool.free(l, p, ANY);
             }
         })
     });

@@ -7,6 +7,7 @@ pub mod trace;
 use arc_swap::ArcSwap;
 use conntrack::{Proto, SessionState, TcpState, Timeouts};
 use dataplane::device::Device;
+use dataplane::lip::PortReuse;
 use dataplane::mem::{MemDevice, MemPool};
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
 use dataplane::wire::{EthernetAddress, Ipv4Packet, TcpPacket};
@@ -131,6 +132,13 @@ fn config(mode: ForwardMode, capacity: usize, syn_recv_ms: u64, synproxy: bool) 
             .collect(),
         services,
         timeouts,
+        // The new-session traces open ~16k sessions per second of their clock toward a few
+        // dests: a 1 s quarantine keeps the check on the path without running a dest's pool
+        // dry (60 s would, after a few million iterations).
+        lport_reuse: PortReuse {
+            quarantine_ms: 1_000,
+            ..PortReuse::default()
+        },
         ..DirectorConfig::default()
     }
 }

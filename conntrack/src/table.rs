@@ -617,7 +617,7 @@ impl<T> Table<T> {
     /// TIME_WAIT) to a client that never answers does not keep the session alive. UDP and
     /// ICMP sessions ignore `event`. Returns the new state, or `None` for an unknown or stale
     /// id.
-    #[inline]
+    #[inline(always)]
     pub fn on_packet(
         &mut self,
         id: SessionId,
@@ -629,17 +629,19 @@ impl<T> Table<T> {
             .store
             .session_mut(id.index)
             .filter(|s| s.gen == id.gen)?;
-        let state = match (s.state, event) {
-            (SessionState::Tcp(st), Some(ev)) => {
-                SessionState::Tcp(next_state(s.state_dir(dir), ev, st))
+        let (state, rearm) = match (s.state, event) {
+            (SessionState::Tcp(st), ev) => {
+                let next = match ev {
+                    Some(ev) => next_state(s.state_dir(dir), ev, st),
+                    None => st,
+                };
+                let held = dir == Dir::Reply && next == st && next.half_open();
+                (SessionState::Tcp(next), !held)
             }
-            (st, _) => st,
+            (st, _) => (st, true),
         };
-        let held = dir == Dir::Reply
-            && state == s.state
-            && matches!(state, SessionState::Tcp(t) if t.half_open());
         s.state = state;
-        if held {
+        if !rearm {
             return Some(state);
         }
         if s.set_deadline(now.saturating_add(self.timeouts.get(state))) {

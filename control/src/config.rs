@@ -33,6 +33,8 @@
 //! [fullnat]
 //! lips = ["10.1.0.201", "10.1.0.202"]
 //! lport_range = "1024-65535"
+//! lport_quarantine = 60            # s a freed TCP (LIP, lport) waits before the same dest
+//! lport_pools = 16                 # port pools per LIP; dests spread over them by hash
 //!
 //! [timeouts]                       # seconds, like ipvsadm --set
 //! tcp = 900
@@ -240,11 +242,7 @@ impl RvsConfig {
             routes: sections::each(text, f.routes, sections::route)?,
             ..DirectorConfig::default()
         };
-        let (lips, lport_range) = sections::fullnat(&f.fullnat)?;
-        director.lips = lips;
-        if let Some(r) = lport_range {
-            director.lport_range = r;
-        }
+        sections::fullnat(&f.fullnat, &mut director)?;
         director.timeouts = sections::timeouts(&f.timeouts)?;
         let mut services = ServiceTable::new();
         let checks = sections::each(text, f.services, |s| sections::service(s, &mut services))?
@@ -335,6 +333,50 @@ scheduler = "rr"
 ip = "192.0.2.254"
 mac = "02:00:00:00:fe:fe"
 "#;
+
+    #[test]
+    fn lport_quarantine_and_pools_default_and_parse() {
+        let c = RvsConfig::parse(GOOD).unwrap();
+        assert_eq!(c.director.lport_reuse, dataplane::lip::PortReuse::default());
+        assert_eq!(
+            (
+                c.director.lport_reuse.pools,
+                c.director.lport_reuse.quarantine_ms
+            ),
+            (16, 60_000)
+        );
+        let set = |extra: &str| {
+            RvsConfig::parse(&GOOD.replace(
+                "lport_range = \"2000-60000\"",
+                &format!("lport_range = \"2000-60000\"\n{extra}"),
+            ))
+        };
+        let c = set("lport_quarantine = 0\nlport_pools = 64").unwrap();
+        assert_eq!(
+            (
+                c.director.lport_reuse.pools,
+                c.director.lport_reuse.quarantine_ms
+            ),
+            (64, 0)
+        );
+        for (bad, says) in [
+            (
+                "lport_pools = 0",
+                "lport_pools = 0: 1 to 256 pools are possible",
+            ),
+            (
+                "lport_pools = 257",
+                "lport_pools = 257: 1 to 256 pools are possible",
+            ),
+            (
+                "lport_quarantine = 7200",
+                "lport_quarantine = 7200 s is more than an hour",
+            ),
+        ] {
+            let e = set(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn a_full_file_parses() {

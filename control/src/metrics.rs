@@ -84,6 +84,23 @@ pub fn render(r: &Readings) -> String {
             }
         }
     }
+    let usage = crate::views::lip_usage(r.workers);
+    if !usage.is_empty() {
+        let _ = writeln!(out, "# TYPE rvs_lip_ports gauge");
+        for u in &usage {
+            for (state, n) in [
+                ("in_use", u.in_use),
+                ("quarantine", u.quarantined),
+                ("free", u.free),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "rvs_lip_ports{{worker=\"{}\",lip=\"{}\",state=\"{state}\"}} {n}",
+                    u.worker, u.lip
+                );
+            }
+        }
+    }
     let mbufs = MBUFS_IN_USE.load(Relaxed);
     if mbufs != u64::MAX {
         let _ = writeln!(

@@ -86,6 +86,7 @@ impl ControlState {
     pub fn reload(&mut self, new: &RvsConfig) -> Result<(), ControlError> {
         if new.director.lips != self.model.config().lips
             || new.director.lport_range != self.model.config().lport_range
+            || new.director.lport_reuse != self.model.config().lport_reuse
         {
             warn!("reload: LIP changes take effect at the next restart");
         }

@@ -14,8 +14,8 @@ use dataplane::drop::DropReason;
 use dataplane::stats::{DestSample, WorkerStats};
 use dataplane::worker::{MailRequest, Mailbox, SessionInfo};
 use proto::{
-    ConnView, DestView, ErrorKind, HealthView, LipWorkerView, Rates, Response, ServiceView, Stats,
-    SvcKey, WorkerView,
+    ConnView, DestView, ErrorKind, HealthView, LipUsageView, LipWorkerView, Rates, Response,
+    ServiceView, Stats, SvcKey, WorkerView,
 };
 use sched::{Dest, SchedError, ServiceKey};
 use std::collections::HashMap;
@@ -131,13 +131,17 @@ impl Readings<'_> {
         }
     }
 
-    /// `--lips`: the LIPs, the local port range and each worker's free share of it.
+    /// `--lips`: the LIPs, the local port range, each worker's free share of it, and each
+    /// LIP's pairs in use, in quarantine and free per worker.
     pub fn lips(&self) -> Response {
         let cfg = self.model.config();
         Response::Lips {
             lips: cfg.lips.clone(),
             first_port: *cfg.lport_range.start(),
             last_port: *cfg.lport_range.end(),
+            pools: cfg.lport_reuse.pools,
+            quarantine_secs: cfg.lport_reuse.quarantine_ms / 1000,
+            usage: lip_usage(self.workers),
             workers: self
                 .workers
                 .iter()
@@ -204,6 +208,27 @@ impl Readings<'_> {
             .collect();
         Response::Workers { workers }
     }
+}
+
+/// Each worker's LIPs, as its slow jobs last published them.
+pub(crate) fn lip_usage(workers: &[Arc<WorkerStats>]) -> Vec<LipUsageView> {
+    let mut out = Vec::new();
+    for (i, w) in workers.iter().enumerate() {
+        for g in w.lips.iter() {
+            let (in_use, quarantined) = (g.in_use.load(Relaxed), g.quarantined.load(Relaxed));
+            out.push(LipUsageView {
+                worker: i as u16,
+                lip: std::net::Ipv4Addr::from(g.addr.load(Relaxed) as u32),
+                in_use,
+                quarantined,
+                free: g
+                    .capacity
+                    .load(Relaxed)
+                    .saturating_sub(in_use + quarantined),
+            });
+        }
+    }
+    out
 }
 
 /// A check in one line, e.g. `http GET / = 200 every 2s timeout 1s rise 2 fall 3`.

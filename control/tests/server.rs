@@ -268,6 +268,22 @@ fn control_server_end_to_end() {
     stop.store(true, Ordering::Release);
     let _worker = t.join().unwrap();
 
+    // --lips: the session's pair is in use on LIP1, none in quarantine; metrics agree.
+    match call(&sock, Request::Lips) {
+        Response::Lips {
+            pools,
+            quarantine_secs,
+            usage,
+            ..
+        } => {
+            assert_eq!((pools, quarantine_secs), (16, 60));
+            let u = usage.iter().find(|u| u.lip == LIP1).expect("LIP1 listed");
+            assert_eq!((u.worker, u.in_use, u.quarantined), (0, 1, 0));
+            assert_eq!(u.free, 16 * 64512 - 1);
+        }
+        other => panic!("{other:?}"),
+    }
+
     // -Z zeroes the counters (not the live connection gauges).
     assert_eq!(call(&sock, Request::Zero { service: None }), Response::Done);
     match call(&sock, Request::List { service: None }) {
@@ -370,6 +386,40 @@ fn every_worker_counter_is_listed_and_exported() {
             c.metric(),
             1000 + c.index() as u64
         );
+        assert!(text.contains(&line), "{line}: {text}");
+    }
+}
+
+#[test]
+fn lip_pressure_is_listed_and_exported() {
+    use dataplane::stats::WorkerStats;
+    let cfg = DirectorConfig {
+        lips: vec![LIP1],
+        ..DirectorConfig::default()
+    };
+    let model = Model::new(cfg).expect("model");
+    let stats = WorkerStats::with_lips(1);
+    let g = &stats.lips[0];
+    g.addr.store(u64::from(u32::from(LIP1)), Ordering::Relaxed);
+    g.in_use.store(5, Ordering::Relaxed);
+    g.quarantined.store(7, Ordering::Relaxed);
+    g.capacity.store(100, Ordering::Relaxed);
+    let mut state = ControlState::new(model, vec![stats], Vec::new());
+    let Response::Lips { usage, .. } = state.handle(Request::Lips) else {
+        panic!("not a lips answer");
+    };
+    assert_eq!(
+        (
+            usage[0].lip,
+            usage[0].in_use,
+            usage[0].quarantined,
+            usage[0].free
+        ),
+        (LIP1, 5, 7, 88)
+    );
+    let text = state.metrics();
+    for (st, n) in [("in_use", 5), ("quarantine", 7), ("free", 88)] {
+        let line = format!("rvs_lip_ports{{worker=\"0\",lip=\"{LIP1}\",state=\"{st}\"}} {n}\n");
         assert!(text.contains(&line), "{line}: {text}");
     }
 }

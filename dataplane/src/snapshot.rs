@@ -6,6 +6,7 @@
 //! the lookup tables the data path uses. A snapshot is published to workers through an
 //! `arc_swap::ArcSwap` ([`SnapshotCell`]); a worker loads it once per burst and never locks.
 
+use crate::lip::PortReuse;
 use conntrack::{Proto, Timeouts};
 use core::fmt;
 use core::net::Ipv4Addr;
@@ -90,6 +91,9 @@ pub struct DirectorConfig {
     pub lips: Vec<Ipv4Addr>,
     /// LIP ports to hand out, split into disjoint slices, one per worker.
     pub lport_range: RangeInclusive<u16>,
+    /// How freed LIP ports come back: port pools per LIP and the quarantine that keeps a
+    /// port from meeting a server's TIME_WAIT. Read when a worker starts.
+    pub lport_reuse: PortReuse,
     /// Virtual services and their dests.
     pub services: ServiceTable,
     /// Session timeouts.
@@ -103,6 +107,7 @@ impl Default for DirectorConfig {
             routes: Vec::new(),
             lips: Vec::new(),
             lport_range: 1024..=65535,
+            lport_reuse: PortReuse::default(),
             services: ServiceTable::default(),
             timeouts: Timeouts::default(),
         }
@@ -203,6 +208,9 @@ pub enum ConfigError {
         /// Range end.
         end: u16,
     },
+    /// A number of LIP port pools out of range.
+    #[error("lport_pools = {0}: 1 to {max} pools are possible", max = PortReuse::MAX_POOLS)]
+    BadPortPools(u16),
 }
 
 /// A configured interface, as the data path uses it.
@@ -312,6 +320,7 @@ pub struct Snapshot {
     nat_dests: HashMap<(Proto, Ipv4Addr, u16), Homing>,
     lips: Vec<Ipv4Addr>,
     lport_range: RangeInclusive<u16>,
+    lport_reuse: PortReuse,
     timeouts: Timeouts,
 }
 
@@ -428,6 +437,9 @@ impl Snapshot {
                 end: *cfg.lport_range.end(),
             });
         }
+        if cfg.lport_reuse.pools == 0 || cfg.lport_reuse.pools > PortReuse::MAX_POOLS {
+            return Err(ConfigError::BadPortPools(cfg.lport_reuse.pools));
+        }
         for &lip in &cfg.lips {
             if local.contains_key(&lip) {
                 return Err(ConfigError::DuplicateAddress(lip));
@@ -454,6 +466,7 @@ impl Snapshot {
             nat_dests: HashMap::new(),
             lips: cfg.lips.clone(),
             lport_range: cfg.lport_range.clone(),
+            lport_reuse: cfg.lport_reuse,
             timeouts: cfg.timeouts,
         };
         for svc in cfg.services.iter() {
@@ -641,6 +654,11 @@ impl Snapshot {
         self.lport_range.clone()
     }
 
+    /// How freed LIP ports come back into use.
+    pub fn lport_reuse(&self) -> PortReuse {
+        self.lport_reuse
+    }
+
     /// Session timeouts.
     pub fn timeouts(&self) -> &Timeouts {
         &self.timeouts
@@ -661,6 +679,7 @@ impl Snapshot {
             nat_dests: HashMap::new(),
             lips: Vec::new(),
             lport_range: 1024..=65535,
+            lport_reuse: PortReuse::default(),
             timeouts: Timeouts::default(),
         })
     }

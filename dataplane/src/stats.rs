@@ -136,6 +136,20 @@ impl WorkerCounters {
     }
 }
 
+/// One LIP's pressure in one worker's port pools, published by its slow jobs
+/// ([`crate::lip::LipUsage`]).
+#[derive(Debug, Default)]
+pub struct LipGauges {
+    /// The LIP (as a `u32`).
+    pub addr: AtomicU64,
+    /// (pool, port) pairs held by sessions.
+    pub in_use: AtomicU64,
+    /// Pairs in quarantine.
+    pub quarantined: AtomicU64,
+    /// All pairs.
+    pub capacity: AtomicU64,
+}
+
 /// Everything one worker publishes.
 #[derive(Debug)]
 pub struct WorkerStats {
@@ -143,12 +157,20 @@ pub struct WorkerStats {
     pub dests: Box<[DestCounters]>,
     /// Whole-worker counters.
     pub worker: WorkerCounters,
+    /// Per LIP of the worker's pool, in the pool's order.
+    pub lips: Box<[LipGauges]>,
 }
 
 impl WorkerStats {
-    /// A zeroed block with room for [`MAX_DEST_SLOTS`] dests.
+    /// A zeroed block with room for [`MAX_DEST_SLOTS`] dests and no LIPs.
     pub fn new() -> Arc<WorkerStats> {
+        Self::with_lips(0)
+    }
+
+    /// A zeroed block with room for [`MAX_DEST_SLOTS`] dests and `lips` LIPs.
+    pub fn with_lips(lips: usize) -> Arc<WorkerStats> {
         Arc::new(WorkerStats {
+            lips: (0..lips).map(|_| LipGauges::default()).collect(),
             dests: (0..MAX_DEST_SLOTS)
                 .map(|_| DestCounters::default())
                 .collect(),

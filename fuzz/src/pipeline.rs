@@ -378,6 +378,7 @@ pub fn base_config() -> DirectorConfig {
         ],
         lips: vec![LIP1, LIP2],
         lport_range: 1024..=1055,
+        lport_reuse: dataplane::lip::PortReuse::default(),
         services: table,
         timeouts: Timeouts::default(),
     }

@@ -326,10 +326,26 @@ pub struct WorkerView {
 pub struct LipWorkerView {
     /// Worker index.
     pub id: u16,
-    /// Free (LIP, port) pairs.
+    /// (pool, LIP, port) not in use: free or in quarantine.
     pub available: u64,
-    /// All of its (LIP, port) pairs.
+    /// All of its (pool, LIP, port).
     pub capacity: u64,
+}
+
+/// One LIP's pressure in one worker: its (pool, port) pairs in use, in quarantine and free.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LipUsageView {
+    /// Worker index.
+    pub worker: u16,
+    /// The LIP.
+    pub lip: Ipv4Addr,
+    /// Pairs held by sessions.
+    pub in_use: u64,
+    /// Pairs released less than the quarantine ago.
+    pub quarantined: u64,
+    /// Pairs free now.
+    pub free: u64,
 }
 
 /// A health-checked dest.
@@ -397,6 +413,15 @@ pub enum Response {
         last_port: u16,
         /// Each worker's share.
         workers: Vec<LipWorkerView>,
+        /// Port pools per LIP.
+        #[serde(default)]
+        pools: u16,
+        /// Seconds a freed TCP (LIP, lport) stays out of use toward its dest.
+        #[serde(default)]
+        quarantine_secs: u64,
+        /// Each LIP in each worker.
+        #[serde(default)]
+        usage: Vec<LipUsageView>,
     },
     /// `--health`.
     Health {

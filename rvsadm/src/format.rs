@@ -113,7 +113,16 @@ pub fn render(
             first_port,
             last_port,
             workers: list,
-        } => Ok(lips_table(lips, *first_port, *last_port, list)),
+            pools,
+            quarantine_secs,
+            usage,
+        } => Ok(lips_table(
+            lips,
+            (*first_port, *last_port),
+            (*pools, *quarantine_secs),
+            list,
+            usage,
+        )),
         Response::Health { dests } if output.json => json(dests),
         Response::Health { dests } => Ok(health(dests)),
     }
@@ -405,9 +414,10 @@ pub fn timeouts(t: &TimeoutsView) -> String {
 /// `--lips`: the FullNAT local addresses and each worker's free ports.
 pub fn lips_table(
     lips: &[std::net::Ipv4Addr],
-    first: u16,
-    last: u16,
+    (first, last): (u16, u16),
+    (pools, quarantine_secs): (u16, u64),
     list: &[proto::LipWorkerView],
+    usage: &[proto::LipUsageView],
 ) -> String {
     let mut s = String::new();
     let names: Vec<String> = lips.iter().map(|l| l.to_string()).collect();
@@ -420,10 +430,31 @@ pub fn lips_table(
             names.join(" ")
         }
     );
-    let _ = writeln!(s, "Local ports: {first}-{last}");
+    if pools > 0 {
+        let _ = writeln!(
+            s,
+            "Local ports: {first}-{last} ({pools} pools per LIP, quarantine {quarantine_secs} s)"
+        );
+    } else {
+        let _ = writeln!(s, "Local ports: {first}-{last}");
+    }
     let _ = writeln!(s, "{:<6} {:>10} {:>10}", "Worker", "Free", "Total");
     for w in list {
         let _ = writeln!(s, "{:<6} {:>10} {:>10}", w.id, w.available, w.capacity);
+    }
+    if !usage.is_empty() {
+        let _ = writeln!(
+            s,
+            "{:<6} {:<15} {:>10} {:>10} {:>10}",
+            "Worker", "LocalAddress", "InUse", "Quarantine", "Free"
+        );
+        for u in usage {
+            let _ = writeln!(
+                s,
+                "{:<6} {:<15} {:>10} {:>10} {:>10}",
+                u.worker, u.lip, u.in_use, u.quarantined, u.free
+            );
+        }
     }
     s
 }

@@ -785,29 +785,54 @@ proptest! {
 
 #[test]
 fn lips_and_health_tables() {
-    use proto::{HealthView, LipWorkerView, ProtoName, SvcKey};
+    use proto::{HealthView, LipUsageView, LipWorkerView, ProtoName, SvcKey};
     use rvsadm::format::{health, lips_table};
     use std::net::Ipv4Addr;
-    let t = lips_table(
-        &[Ipv4Addr::new(10, 1, 0, 201), Ipv4Addr::new(10, 1, 0, 202)],
-        1024,
-        65535,
-        &[
-            LipWorkerView {
-                id: 0,
-                available: 64510,
-                capacity: 64512,
-            },
-            LipWorkerView {
-                id: 1,
-                available: 64512,
-                capacity: 64512,
-            },
-        ],
-    );
+    let workers = [
+        LipWorkerView {
+            id: 0,
+            available: 64510,
+            capacity: 64512,
+        },
+        LipWorkerView {
+            id: 1,
+            available: 64512,
+            capacity: 64512,
+        },
+    ];
+    let lips = [Ipv4Addr::new(10, 1, 0, 201), Ipv4Addr::new(10, 1, 0, 202)];
+    let t = lips_table(&lips, (1024, 65535), (0, 0), &workers, &[]);
     assert_eq!(
         t,
         "Local addresses: 10.1.0.201 10.1.0.202\nLocal ports: 1024-65535\nWorker       Free      Total\n0           64510      64512\n1           64512      64512\n"
+    );
+    let usage = [
+        LipUsageView {
+            worker: 0,
+            lip: lips[0],
+            in_use: 2,
+            quarantined: 7,
+            free: 516087,
+        },
+        LipUsageView {
+            worker: 1,
+            lip: lips[1],
+            in_use: 0,
+            quarantined: 0,
+            free: 516096,
+        },
+    ];
+    let t = lips_table(&lips, (1024, 65535), (16, 60), &workers, &usage);
+    assert_eq!(
+        t,
+        "Local addresses: 10.1.0.201 10.1.0.202\n\
+         Local ports: 1024-65535 (16 pools per LIP, quarantine 60 s)\n\
+         Worker       Free      Total\n\
+         0           64510      64512\n\
+         1           64512      64512\n\
+         Worker LocalAddress         InUse Quarantine       Free\n\
+         0      10.1.0.201               2          7     516087\n\
+         1      10.1.0.202               0          0     516096\n"
     );
     let h = health(&[HealthView {
         service: SvcKey {

@@ -262,12 +262,22 @@ fn rvsadm_drives_a_running_rvsd() {
     // rvs's own listings: the LIP pool and the health checks (none configured here).
     let lips = adm.ok(&["--lips"]);
     assert!(
-        lips.starts_with("Local addresses: 10.1.0.201\nLocal ports: 1024-65535\n"),
+        lips.starts_with(
+            "Local addresses: 10.1.0.201\n\
+             Local ports: 1024-65535 (16 pools per LIP, quarantine 60 s)\n"
+        ),
+        "{lips}"
+    );
+    // 16 pools × 64512 ports; the LIP's line: nothing in use or in quarantine.
+    assert!(
+        lips.lines()
+            .any(|l| l.starts_with("0 ") && l.ends_with(" 1032192")),
         "{lips}"
     );
     assert!(
         lips.lines()
-            .any(|l| l.starts_with("0 ") && l.ends_with("64512")),
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["0", "10.1.0.201", "0", "0", "1032192"]),
         "{lips}"
     );
     let health = adm.ok(&["--health"]);

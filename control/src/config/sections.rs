@@ -7,7 +7,8 @@
 use super::{ConfigFileError, DaemonConfig, NeighbourConfig, PortConfig};
 use crate::health::{CheckKind, HealthCheck};
 use conntrack::{Proto, SessionState, TcpState, Timeouts};
-use dataplane::snapshot::{Cidr, InterfaceConfig, RouteConfig};
+use dataplane::lip::PortReuse;
+use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig};
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -110,6 +111,10 @@ pub(super) struct FileFullNat {
     #[serde(default)]
     lips: Vec<String>,
     lport_range: Option<String>,
+    /// Seconds a freed TCP (LIP, lport) stays out of use toward its dest; 0: none.
+    lport_quarantine: Option<u64>,
+    /// Port pools per LIP (dests spread over them by hash).
+    lport_pools: Option<u16>,
 }
 
 /// `[timeouts]`, in seconds.
@@ -379,10 +384,12 @@ pub(super) fn route(r: FileRoute) -> Result<RouteConfig, ConfigFileError> {
     })
 }
 
-/// `[fullnat]`: the LIPs and the local port range (if given).
+/// `[fullnat]`: the LIPs, the local port range (if given) and how freed ports come back,
+/// into `director`.
 pub(super) fn fullnat(
     f: &FileFullNat,
-) -> Result<(Vec<Ipv4Addr>, Option<RangeInclusive<u16>>), ConfigFileError> {
+    director: &mut DirectorConfig,
+) -> Result<(), ConfigFileError> {
     let lips = f
         .lips
         .iter()
@@ -393,7 +400,35 @@ pub(super) fn fullnat(
         .as_deref()
         .map(|r| port_range("fullnat", r))
         .transpose()?;
-    Ok((lips, range))
+    let mut reuse = PortReuse::default();
+    match f.lport_quarantine {
+        Some(s) if s > 3600 => {
+            return Err(value(
+                "fullnat",
+                format!("lport_quarantine = {s} s is more than an hour"),
+            ))
+        }
+        Some(s) => reuse.quarantine_ms = s * 1000,
+        None => {}
+    }
+    if let Some(n) = f.lport_pools {
+        if n == 0 || n > PortReuse::MAX_POOLS {
+            return Err(value(
+                "fullnat",
+                format!(
+                    "lport_pools = {n}: 1 to {} pools are possible",
+                    PortReuse::MAX_POOLS
+                ),
+            ));
+        }
+        reuse.pools = n;
+    }
+    director.lips = lips;
+    if let Some(r) = range {
+        director.lport_range = r;
+    }
+    director.lport_reuse = reuse;
+    Ok(())
 }
 
 /// `lport_range = "1024-65535"`.

@@ -14,6 +14,20 @@
 //! lets `free` ignore a port it did not hand out instead of listing it twice. With several
 //! LIPs, `alloc` may step over exhausted ones: O(number of LIPs) in the worst case, a handful.
 //!
+//! **Port pools and quarantine.** A server that closed a connection first keeps its 4-tuple
+//! in TIME_WAIT (60 s on Linux); a new SYN from the same `LIP:lport` meets it and is answered
+//! with a bare ACK instead of a SYN/ACK, and the client must retransmit. FIFO reuse alone
+//! does not prevent that once a LIP's ports come round faster than the servers' TIME_WAIT.
+//! So each LIP's ports are kept in [`PortReuse::pools`] independent pools (DPVS's `sa_pool`
+//! splits its ports by destination hash the same way): a dest `RIP:rport` always draws from
+//! the pool its hash picks, so one lport serves dests of different pools at once, and a pair
+//! freed by a connection stays out of its pool for [`PortReuse::quarantine_ms`] — it is never
+//! handed out toward the same `RIP:rport` again before the server's TIME_WAIT is over.
+//! The reply key `RIP:rport → LIP:lport` stays unique: a dest's pool holds each lport once.
+//! Memory: 2 bytes (ring) + 4 bytes (quarantine end) + 1 bit (in use) per
+//! (pool, LIP, port), e.g. 16 pools × 1 LIP × 32,256 ports = 3.2 MB per worker
+//! ([`LipPool::allocation_size`]).
+//!
 //! With RSS, the reply must also arrive on the RX queue of the worker that owns the session.
 //! [`LipPool::alloc_where`] hands out only pairs a predicate accepts, and [`ReplySteering`](crate::rss::ReplySteering)
 //! is the predicate that accepts an lport when the NIC will hash the reply `RIP:rport →
@@ -64,12 +78,70 @@ pub enum LipError {
     /// The same LIP was listed twice.
     #[error("local address {0} is listed twice")]
     DuplicateLip(Ipv4Addr),
+    /// The number of port pools is 0 or over [`PortReuse::MAX_POOLS`].
+    #[error("{0} LIP port pools: 1 to 256 are possible")]
+    BadPools(u16),
 }
 
-/// One LIP's place in the pool: its ring of free ports is `ring[index * nports ..][..nports]`.
+/// How freed ports come back into use (see the module notes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortReuse {
+    /// Independent pools of each LIP's ports; a dest `RIP:rport` draws from the pool its hash
+    /// picks. `1..=`[`PortReuse::MAX_POOLS`].
+    pub pools: u16,
+    /// How long a freed (LIP, lport) stays out of its pool, in milliseconds (0: not at all).
+    pub quarantine_ms: u64,
+}
+
+impl PortReuse {
+    /// One pool, no quarantine: a freed port is the last in line, and that is all.
+    pub const NONE: PortReuse = PortReuse {
+        pools: 1,
+        quarantine_ms: 0,
+    };
+    /// The most pools a LIP's ports may be split into.
+    pub const MAX_POOLS: u16 = 256;
+}
+
+impl Default for PortReuse {
+    /// 16 pools (DPVS's `sa_pool` default), 60 s quarantine (Linux's TIME_WAIT).
+    fn default() -> PortReuse {
+        PortReuse {
+            pools: 16,
+            quarantine_ms: 60_000,
+        }
+    }
+}
+
+/// Where a FullNAT connection goes, and when: the dest picks the port pool, `now` (ms) is
+/// checked against quarantines and starts the one a freed port enters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Toward {
+    /// The dest's address.
+    pub rip: Ipv4Addr,
+    /// The dest's port.
+    pub rport: u16,
+    /// The worker's clock, in milliseconds.
+    pub now: u64,
+}
+
+/// One LIP's pressure in one worker's pool: (pool, port) pairs in use, in quarantine, free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LipUsage {
+    /// The LIP.
+    pub addr: Ipv4Addr,
+    /// Pairs held by sessions.
+    pub in_use: u64,
+    /// Pairs freed less than the quarantine ago (at one-second granularity).
+    pub quarantined: u64,
+    /// All pairs: pools × ports.
+    pub capacity: u64,
+}
+
+/// One (pool, LIP) ring of free ports: `ring[r * nports ..][..nports]`, `r = pool × LIPs +
+/// LIP index`.
 #[derive(Clone, Copy)]
-struct Lip {
-    addr: Ipv4Addr,
+struct Ring {
     /// Ring position of the next port to hand out.
     head: u32,
     /// Free ports in the ring.
@@ -79,15 +151,28 @@ struct Lip {
 /// The (LIP, port) pairs one worker may use as FullNAT source addresses.
 pub struct LipPool {
     /// LIPs in the order given (the round-robin order).
-    lips: Box<[Lip]>,
+    lips: Box<[Ipv4Addr]>,
     /// LIP address → index into `lips`, sorted by address.
     by_addr: Box<[(u32, u32)]>,
-    /// Free-port rings, `nports` slots per LIP.
+    /// One ring per (pool, LIP).
+    rings: Box<[Ring]>,
+    /// Free-port rings, `nports` slots per (pool, LIP).
     ring: Box<[u16]>,
-    /// One bit per (LIP, port): set while the port is handed out.
+    /// One bit per (pool, LIP, port): set while the port is handed out.
     in_use: Box<[u64]>,
+    /// Per (pool, LIP, port): the second (of the worker's clock) its quarantine ends.
+    until: Box<[u32]>,
+    /// Pairs in use, per LIP.
+    used: Box<[u32]>,
+    /// Pairs entering quarantine, per LIP and by the second it ends (a ring of `window`
+    /// seconds), for [`LipPool::usage`].
+    released: Box<[u32]>,
+    window: u32,
+    /// The last second whose `released` buckets were cleared.
+    released_through: u64,
     first_port: u16,
     nports: u32,
+    reuse: PortReuse,
     /// LIP to try first on the next `alloc`.
     next: usize,
     available: usize,
@@ -99,8 +184,9 @@ impl fmt::Debug for LipPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let last = u32::from(self.first_port) + self.nports - 1;
         f.debug_struct("LipPool")
-            .field("lips", &Addrs(&self.lips))
+            .field("lips", &self.lips)
             .field("ports", &(self.first_port..=last as u16))
+            .field("reuse", &self.reuse)
             .field("available", &self.available)
             .field("capacity", &self.capacity())
             .finish()
@@ -126,17 +212,6 @@ impl SplitMix64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
-    }
-}
-
-/// Debug-prints the LIP addresses as a list.
-struct Addrs<'a>(&'a [Lip]);
-
-impl fmt::Debug for Addrs<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.0.iter().map(|l| l.addr))
-            .finish()
     }
 }
 
@@ -248,7 +323,7 @@ impl LipPool {
     /// [`LipError::NoLips`] if `lips` is empty, [`LipError::DuplicateLip`] if an address is
     /// listed twice, [`LipError::BadRange`] if `ports` is empty or contains port 0.
     pub fn new(lips: &[Ipv4Addr], ports: RangeInclusive<u16>) -> Result<LipPool, LipError> {
-        Self::build(lips, ports, None)
+        Self::build(lips, ports, None, PortReuse::NONE)
     }
 
     /// Like [`new`](Self::new), but each LIP's ports are first handed out in a pseudo-random
@@ -268,7 +343,23 @@ impl LipPool {
         ports: RangeInclusive<u16>,
         seed: u64,
     ) -> Result<LipPool, LipError> {
-        Self::build(lips, ports, Some(seed))
+        Self::build(lips, ports, Some(seed), PortReuse::NONE)
+    }
+
+    /// The pool a worker uses: [`new`](Self::new) or, with a seed,
+    /// [`new_shuffled`](Self::new_shuffled), with `reuse`'s pools and quarantine (each
+    /// pool's ring in its own order).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), and [`LipError::BadPools`] if `reuse.pools` is 0 or over
+    /// [`PortReuse::MAX_POOLS`].
+    pub fn with_reuse(
+        lips: &[Ipv4Addr],
+        ports: RangeInclusive<u16>,
+        seed: Option<u64>,
+        reuse: PortReuse,
+    ) -> Result<LipPool, LipError> {
+        Self::build(lips, ports, seed, reuse)
     }
 
     /// [`new`](Self::new), with the rings shuffled when a seed is given.
@@ -276,9 +367,13 @@ impl LipPool {
         lips: &[Ipv4Addr],
         ports: RangeInclusive<u16>,
         seed: Option<u64>,
+        reuse: PortReuse,
     ) -> Result<LipPool, LipError> {
         if lips.is_empty() {
             return Err(LipError::NoLips);
+        }
+        if reuse.pools == 0 || reuse.pools > PortReuse::MAX_POOLS {
+            return Err(LipError::BadPools(reuse.pools));
         }
         let ports = Self::worker_range(ports, 1, 0)?;
         let mut by_addr: Vec<(u32, u32)> = lips
@@ -292,7 +387,8 @@ impl LipPool {
         }
         let first_port = *ports.start();
         let nports = u32::from(*ports.end()) - u32::from(first_port) + 1;
-        let mut ring: Box<[u16]> = lips.iter().flat_map(|_| ports.clone()).collect();
+        let rings = usize::from(reuse.pools) * lips.len();
+        let mut ring: Box<[u16]> = (0..rings).flat_map(|_| ports.clone()).collect();
         let mut rng = SplitMix64(seed.unwrap_or(SCATTER_SEED));
         if seed.is_some() {
             for lip_ring in ring.chunks_mut(nports as usize) {
@@ -302,40 +398,85 @@ impl LipPool {
                 }
             }
         }
-        let bits = lips.len() * nports as usize;
+        let bits = rings * nports as usize;
+        // Quarantines end within (now, now + quarantine]: that many seconds, plus the one
+        // being rounded up into and the current one.
+        let window = (reuse.quarantine_ms.div_ceil(1000) + 2).min(u64::from(u32::MAX)) as u32;
         Ok(LipPool {
-            lips: lips
-                .iter()
-                .map(|&addr| Lip {
-                    addr,
-                    head: 0,
-                    free: nports,
-                })
-                .collect(),
+            lips: lips.into(),
             by_addr: by_addr.into_boxed_slice(),
+            rings: vec![
+                Ring {
+                    head: 0,
+                    free: nports
+                };
+                rings
+            ]
+            .into_boxed_slice(),
             ring,
             in_use: vec![0u64; bits.div_ceil(64)].into_boxed_slice(),
+            until: if reuse.quarantine_ms > 0 {
+                vec![0u32; bits].into_boxed_slice()
+            } else {
+                Box::default()
+            },
+            used: vec![0u32; lips.len()].into_boxed_slice(),
+            released: if reuse.quarantine_ms > 0 {
+                vec![0u32; lips.len() * window as usize].into_boxed_slice()
+            } else {
+                Box::default()
+            },
+            window,
+            released_through: 0,
             first_port,
             nports,
+            reuse,
             next: 0,
             available: bits,
             rng,
         })
     }
 
-    /// A free (LIP, port), marked in use until [`free`](Self::free)d. LIPs take turns
-    /// (round-robin, skipping exhausted ones); within a LIP the port freed longest ago comes
-    /// first. `None` when every LIP is exhausted.
-    pub fn alloc(&mut self) -> Option<(Ipv4Addr, u16)> {
+    /// The pool of dest `rip:rport`: a hash of both, so every session to one dest draws
+    /// from the same pool (its reply keys stay unique) and dests spread over the pools.
+    #[inline]
+    fn pool_of(&self, rip: Ipv4Addr, rport: u16) -> usize {
+        // Fibonacci hashing of address and port, then the high bits scaled to the pools.
+        let z = (u64::from(u32::from(rip)) << 16 | u64::from(rport))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (((z >> 32) * u64::from(self.reuse.pools)) >> 32) as usize
+    }
+
+    /// The ring of (pool `pool`, LIP `i`).
+    #[inline]
+    fn ring_of(&self, pool: usize, i: usize) -> usize {
+        pool * self.lips.len() + i
+    }
+
+    /// Whether `port`, at the head of ring `r`, is out of quarantine at `now` (ms).
+    #[inline]
+    fn cooled(&self, r: usize, port: u16, now: u64) -> bool {
+        self.until.is_empty() || now / 1000 >= u64::from(self.until[self.bit(r, port)])
+    }
+
+    /// A free (LIP, port) from the pool of the dest `to` names, marked in use until
+    /// [`free`](Self::free)d. LIPs take turns (round-robin, skipping exhausted ones); within
+    /// a LIP the port freed longest ago comes first, if its quarantine is over (the ports
+    /// behind it were freed later). `None` when every LIP of that pool is exhausted or in
+    /// quarantine.
+    #[inline]
+    pub fn alloc(&mut self, to: Toward) -> Option<(Ipv4Addr, u16)> {
         if self.available == 0 {
             return None;
         }
         let n = self.lips.len();
+        let base = self.pool_of(to.rip, to.rport) * n;
         let mut i = self.next;
         for _ in 0..n {
-            if self.lips[i].free > 0 {
-                let port = self.pop_head(i);
-                return Some(self.hand_out(i, port));
+            let r = base + i;
+            if self.rings[r].free > 0 && self.cooled(r, self.head_port(r), to.now) {
+                let port = self.pop_head(r);
+                return Some(self.hand_out(r, i, port));
             }
             i = if i + 1 == n { 0 } else { i + 1 };
         }
@@ -358,14 +499,18 @@ impl LipPool {
     /// port, plus stepping over exhausted LIPs; never allocates.
     pub fn alloc_where(
         &mut self,
+        to: Toward,
         mut pred: impl FnMut(Ipv4Addr, u16) -> bool,
         max_tries: usize,
     ) -> Option<(Ipv4Addr, u16)> {
+        let pool = self.pool_of(to.rip, to.rport);
         let n = self.lips.len();
         let mut tries = max_tries;
         // Round `r` examines the head of every LIP with more than `r` free ports. A rejected
         // port goes at least half the free ports back, so a call sees it again only after
         // that many rounds (possible on a nearly exhausted LIP, and bounded by the tries).
+        // A LIP whose head is in quarantine is passed over (what is behind it was freed
+        // later), without costing a try.
         let mut round = 0u32;
         while tries > 0 {
             let mut examined = false;
@@ -374,14 +519,15 @@ impl LipPool {
                 if tries == 0 {
                     return None;
                 }
-                if self.lips[i].free > round {
+                let r = self.ring_of(pool, i);
+                if self.rings[r].free > round && self.cooled(r, self.head_port(r), to.now) {
                     examined = true;
                     tries -= 1;
-                    let port = self.pop_head(i);
-                    if pred(self.lips[i].addr, port) {
-                        return Some(self.hand_out(i, port));
+                    let port = self.pop_head(r);
+                    if pred(self.lips[i], port) {
+                        return Some(self.hand_out(r, i, port));
                     }
-                    self.put_back(i, port);
+                    self.put_back(r, port);
                 }
                 i = if i + 1 == n { 0 } else { i + 1 };
             }
@@ -393,31 +539,112 @@ impl LipPool {
         None
     }
 
-    /// Returns `port` on `lip` to the pool, behind every port already free on that LIP.
+    /// Returns `port` on `lip`, handed out for a connection to `to`'s dest, to its pool,
+    /// behind every port already free there, in quarantine until `to.now` + the quarantine.
     /// Returns `false` and changes nothing if the pair is not currently handed out (unknown
     /// LIP, port outside the range, or already free), so a double free never lists a port
     /// twice.
-    pub fn free(&mut self, lip: Ipv4Addr, port: u16) -> bool {
+    pub fn free(&mut self, lip: Ipv4Addr, port: u16, to: Toward) -> bool {
+        self.give_back(lip, port, to, true)
+    }
+
+    /// Like [`free`](Self::free), without quarantine: for a pair that never reached the wire
+    /// (its session could not be stored), or whose protocol leaves nothing behind on the
+    /// server (UDP, ICMP: no TIME_WAIT).
+    pub fn free_now(&mut self, lip: Ipv4Addr, port: u16, to: Toward) -> bool {
+        self.give_back(lip, port, to, false)
+    }
+
+    fn give_back(&mut self, lip: Ipv4Addr, port: u16, to: Toward, quarantine: bool) -> bool {
         let Some(i) = self.index_of(lip) else {
             return false;
         };
         if port < self.first_port || u32::from(port - self.first_port) >= self.nports {
             return false;
         }
-        let bit = self.bit(i, port);
+        let r = self.ring_of(self.pool_of(to.rip, to.rport), i);
+        let bit = self.bit(r, port);
         let mask = 1u64 << (bit % 64);
         if self.in_use[bit / 64] & mask == 0 {
             return false;
         }
         self.in_use[bit / 64] &= !mask;
-        self.push_tail(i, port);
+        if !self.until.is_empty() {
+            let until = if quarantine {
+                (to.now + self.reuse.quarantine_ms).div_ceil(1000)
+            } else {
+                0
+            };
+            self.until[bit] = until.min(u64::from(u32::MAX)) as u32;
+            self.advance_released(to.now / 1000);
+            if quarantine && until > self.released_through {
+                let w = self.window as usize;
+                self.released[i * w + (until % u64::from(self.window)) as usize] += 1;
+            }
+        }
+        self.push_tail(r, port);
+        self.used[i] -= 1;
         self.available += 1;
         true
     }
 
+    /// Clears the `released` buckets of the seconds up to `now_s`, whose quarantines are
+    /// over.
+    fn advance_released(&mut self, now_s: u64) {
+        if self.released.is_empty() || now_s <= self.released_through {
+            return;
+        }
+        let w = u64::from(self.window);
+        let from = self.released_through.max(now_s.saturating_sub(w)) + 1;
+        for sec in from..=now_s {
+            let b = (sec % w) as usize;
+            for lip in self.released.chunks_mut(w as usize) {
+                lip[b] = 0;
+            }
+        }
+        self.released_through = now_s;
+    }
+
+    /// Each LIP's pairs in use, in quarantine and in all, at `now` (ms; the slow jobs).
+    pub fn usage(&mut self, now: u64) -> impl Iterator<Item = LipUsage> + '_ {
+        self.advance_released(now / 1000);
+        let this = &*self;
+        let w = this.window as usize;
+        let capacity = u64::from(this.reuse.pools) * u64::from(this.nports);
+        this.lips
+            .iter()
+            .enumerate()
+            .map(move |(i, &addr)| LipUsage {
+                addr,
+                in_use: u64::from(this.used[i]),
+                quarantined: this
+                    .released
+                    .get(i * w..(i + 1) * w)
+                    .map_or(0, |b| b.iter().map(|&n| u64::from(n)).sum()),
+                capacity,
+            })
+    }
+
+    /// How freed ports come back into use.
+    pub fn reuse(&self) -> PortReuse {
+        self.reuse
+    }
+
+    /// Bytes allocated by the pool (rings, quarantine ends, in-use bits, counts).
+    pub fn allocation_size(&self) -> usize {
+        self.ring.len() * 2
+            + self.until.len() * 4
+            + self.in_use.len() * 8
+            + self.released.len() * 4
+            + self.rings.len() * core::mem::size_of::<Ring>()
+            + self.used.len() * 4
+            + self.lips.len() * 4
+            + self.by_addr.len() * 8
+    }
+
     /// The LIPs, in round-robin order.
     pub fn lips(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.lips.iter().map(|l| l.addr)
+        self.lips.iter().copied()
     }
 
     /// Whether `addr` is one of this pool's LIPs (a packet to it may be a FullNAT reply).
@@ -425,14 +652,14 @@ impl LipPool {
         self.index_of(addr).is_some()
     }
 
-    /// (LIP, port) pairs free now.
+    /// (pool, LIP, port) not in use now (free or in quarantine).
     pub fn available(&self) -> usize {
         self.available
     }
 
-    /// All (LIP, port) pairs of the pool: LIPs × ports.
+    /// All (pool, LIP, port) of the pool: pools × LIPs × ports.
     pub fn capacity(&self) -> usize {
-        self.lips.len() * self.nports as usize
+        self.rings.len() * self.nports as usize
     }
 
     /// The index in `lips` of `addr` (binary search over the sorted addresses).
@@ -445,12 +672,18 @@ impl LipPool {
             .map(|k| self.by_addr[k].1 as usize)
     }
 
-    /// Takes the port at the head of LIP `i`'s ring (the one freed longest ago); the LIP must
-    /// have a free port.
+    /// The port at the head of ring `r` (the one freed longest ago); the ring must have a
+    /// free port.
     #[inline]
-    fn pop_head(&mut self, i: usize) -> u16 {
-        let l = &mut self.lips[i];
-        let port = self.ring[i * self.nports as usize + l.head as usize];
+    fn head_port(&self, r: usize) -> u16 {
+        self.ring[r * self.nports as usize + self.rings[r].head as usize]
+    }
+
+    /// Takes the port at the head of ring `r`; the ring must have a free port.
+    #[inline]
+    fn pop_head(&mut self, r: usize) -> u16 {
+        let port = self.head_port(r);
+        let l = &mut self.rings[r];
         l.head += 1;
         if l.head == self.nports {
             l.head = 0;
@@ -459,57 +692,61 @@ impl LipPool {
         port
     }
 
-    /// Puts `port` behind the free ports of LIP `i`'s ring.
+    /// Puts `port` behind the free ports of ring `r`.
     #[inline]
-    fn push_tail(&mut self, i: usize, port: u16) {
-        let l = &mut self.lips[i];
+    fn push_tail(&mut self, r: usize, port: u16) {
+        let l = &mut self.rings[r];
         let mut tail = l.head + l.free;
         if tail >= self.nports {
             tail -= self.nports;
         }
-        self.ring[i * self.nports as usize + tail as usize] = port;
+        self.ring[r * self.nports as usize + tail as usize] = port;
         l.free += 1;
     }
 
-    /// Returns `port`, just taken from LIP `i`'s head and rejected, to a random place among
+    /// Returns `port`, just taken from ring `r`'s head and rejected, to a random place among
     /// the newer half of the free ports (`m` of them, offsets `ceil(m/2) ..= m` from the
     /// head, `m` being the tail); the port it displaces goes to the tail.
     #[inline]
-    fn put_back(&mut self, i: usize, port: u16) {
-        let m = self.lips[i].free;
+    fn put_back(&mut self, r: usize, port: u16) {
+        let m = self.rings[r].free;
         let lo = m.div_ceil(2);
         let j = lo + self.rng.below(m - lo + 1);
         if j < m {
-            let mut at = self.lips[i].head + j;
+            let mut at = self.rings[r].head + j;
             if at >= self.nports {
                 at -= self.nports;
             }
-            let slot = &mut self.ring[i * self.nports as usize + at as usize];
+            let slot = &mut self.ring[r * self.nports as usize + at as usize];
             let displaced = core::mem::replace(slot, port);
-            self.push_tail(i, displaced);
+            self.push_tail(r, displaced);
         } else {
-            self.push_tail(i, port);
+            self.push_tail(r, port);
         }
     }
 
-    /// Marks `port` of LIP `i`, just taken from its ring, in use; the next allocation starts
-    /// at the LIP after `i`.
+    /// Marks `port` of ring `r` (LIP `i`), just taken from it, in use; the next allocation
+    /// starts at the LIP after `i`.
     #[inline]
-    fn hand_out(&mut self, i: usize, port: u16) -> (Ipv4Addr, u16) {
-        let bit = self.bit(i, port);
+    fn hand_out(&mut self, r: usize, i: usize, port: u16) -> (Ipv4Addr, u16) {
+        let bit = self.bit(r, port);
         self.in_use[bit / 64] |= 1 << (bit % 64);
+        self.used[i] += 1;
         self.available -= 1;
         self.next = if i + 1 == self.lips.len() { 0 } else { i + 1 };
-        (self.lips[i].addr, port)
+        (self.lips[i], port)
     }
 
-    /// The in-use bit of (LIP index `i`, `port`); `port` must lie in the range.
+    /// The index of (ring `r`, `port`) in the in-use bits and quarantine ends; `port` must
+    /// lie in the range.
     #[inline]
-    fn bit(&self, i: usize, port: u16) -> usize {
-        i * self.nports as usize + usize::from(port - self.first_port)
+    fn bit(&self, r: usize, port: u16) -> usize {
+        r * self.nports as usize + usize::from(port - self.first_port)
     }
 }
 
+#[cfg(test)]
+mod quarantine;
 #[cfg(test)]
 mod steered;
 #[cfg(test)]

@@ -6,6 +6,13 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 
 use super::*;
+
+/// Any dest, at any time: these pools have one pool and no quarantine.
+const T: Toward = Toward {
+    rip: Ipv4Addr::UNSPECIFIED,
+    rport: 0,
+    now: 0,
+};
 use crate::rss::{toeplitz, ReplySteering, Reta, RssKey, ToeplitzTable};
 
 const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -69,7 +76,7 @@ fn steered_pool_still_hands_out_every_port() {
     for _ in 0..2000 {
         let rip = Ipv4Addr::from(r.next() as u32);
         let before = pool.available();
-        match pool.alloc_where(steer.selector(rip, 443), 192) {
+        match pool.alloc_where(T, steer.selector(rip, 443), 192) {
             Some((lip, lport)) => {
                 assert!(steer.accepts(rip, 443, lip, lport));
                 assert!(out.insert((lip, lport)), "handed out twice");
@@ -78,7 +85,7 @@ fn steered_pool_still_hands_out_every_port() {
             None => assert_eq!(pool.available(), before),
         }
     }
-    while let Some(pair) = pool.alloc() {
+    while let Some(pair) = pool.alloc(T) {
         assert!(out.insert(pair), "handed out twice");
     }
     assert_eq!(out.len(), pool.capacity());
@@ -104,6 +111,7 @@ fn churn(
         let (rip, rport) = rs[(r.next() % 8) as usize];
         let mut sel = steer.selector(rip, rport);
         let got = pool.alloc_where(
+            T,
             |l, p| {
                 examined += 1;
                 sel(l, p)
@@ -116,7 +124,7 @@ fn churn(
         }
         if held.len() > 1000 {
             let (l, p) = held.swap_remove((r.next() % held.len() as u64) as usize);
-            assert!(pool.free(l, p));
+            assert!(pool.free(l, p, T));
         }
     }
     (steps, fails, examined)
@@ -171,7 +179,7 @@ proptest! {
         let mut held = Vec::new();
         for i in 0..300usize {
             let rip = Ipv4Addr::from(rips[i % rips.len()]);
-            if let Some((lip, lport)) = pool.alloc_where(steer.selector(rip, rport), 64 * usize::from(q)) {
+            if let Some((lip, lport)) = pool.alloc_where(T, steer.selector(rip, rport), 64 * usize::from(q)) {
                 prop_assert!(range.contains(&lport));
                 prop_assert_eq!(reference_queue(&key, &reta, rip, rport, lip, lport), worker);
                 prop_assert_eq!(LipPool::worker_of(1024..=65535, q, lport), Some(worker));
@@ -179,7 +187,7 @@ proptest! {
             }
             if i % 3 == 0 && !held.is_empty() {
                 let (l, p) = held.swap_remove(i % held.len());
-                prop_assert!(pool.free(l, p));
+                prop_assert!(pool.free(l, p, T));
             }
         }
     }

@@ -7,6 +7,13 @@ use proptest::prelude::*;
 
 use super::*;
 
+/// Any dest, at any time: these pools have one pool and no quarantine.
+const T: Toward = Toward {
+    rip: Ipv4Addr::UNSPECIFIED,
+    rport: 0,
+    now: 0,
+};
+
 const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const C: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
@@ -46,7 +53,7 @@ fn new_rejects_bad_input() {
 fn round_robin_over_lips() {
     let mut pool = LipPool::new(&[A, B, C], 5000..=5009).unwrap();
     assert_eq!(pool.capacity(), 30);
-    let got: Vec<_> = (0..6).map(|_| pool.alloc().unwrap()).collect();
+    let got: Vec<_> = (0..6).map(|_| pool.alloc(T).unwrap()).collect();
     assert_eq!(
         got,
         [
@@ -68,46 +75,46 @@ fn round_robin_over_lips() {
 fn ports_are_reused_fifo() {
     let mut pool = LipPool::new(&[A], 1000..=1003).unwrap();
     for p in 1000..=1003 {
-        assert_eq!(pool.alloc(), Some((A, p)));
+        assert_eq!(pool.alloc(T), Some((A, p)));
     }
-    assert_eq!(pool.alloc(), None);
-    assert!(pool.free(A, 1002));
-    assert!(pool.free(A, 1000));
-    assert!(pool.free(A, 1003));
+    assert_eq!(pool.alloc(T), None);
+    assert!(pool.free(A, 1002, T));
+    assert!(pool.free(A, 1000, T));
+    assert!(pool.free(A, 1003, T));
     // Least recently freed first.
-    assert_eq!(pool.alloc(), Some((A, 1002)));
-    assert!(pool.free(A, 1002));
-    assert_eq!(pool.alloc(), Some((A, 1000)));
-    assert_eq!(pool.alloc(), Some((A, 1003)));
-    assert_eq!(pool.alloc(), Some((A, 1002)));
-    assert_eq!(pool.alloc(), None);
+    assert_eq!(pool.alloc(T), Some((A, 1002)));
+    assert!(pool.free(A, 1002, T));
+    assert_eq!(pool.alloc(T), Some((A, 1000)));
+    assert_eq!(pool.alloc(T), Some((A, 1003)));
+    assert_eq!(pool.alloc(T), Some((A, 1002)));
+    assert_eq!(pool.alloc(T), None);
 }
 
 #[test]
 fn free_ignores_what_is_not_held() {
     let mut pool = LipPool::new(&[A, B], 1000..=1001).unwrap();
-    assert!(!pool.free(A, 1000), "never handed out");
-    let (lip, port) = pool.alloc().unwrap();
-    assert!(!pool.free(C, port), "unknown LIP");
-    assert!(!pool.free(lip, 999), "below the range");
-    assert!(!pool.free(lip, 1002), "above the range");
-    assert!(!pool.free(lip, 0));
-    assert!(!pool.free(lip, u16::MAX));
-    assert!(pool.free(lip, port));
-    assert!(!pool.free(lip, port), "double free");
+    assert!(!pool.free(A, 1000, T), "never handed out");
+    let (lip, port) = pool.alloc(T).unwrap();
+    assert!(!pool.free(C, port, T), "unknown LIP");
+    assert!(!pool.free(lip, 999, T), "below the range");
+    assert!(!pool.free(lip, 1002, T), "above the range");
+    assert!(!pool.free(lip, 0, T));
+    assert!(!pool.free(lip, u16::MAX, T));
+    assert!(pool.free(lip, port, T));
+    assert!(!pool.free(lip, port, T), "double free");
     assert_eq!(pool.available(), pool.capacity());
 }
 
 #[test]
 fn exhausted_lips_are_skipped() {
     let mut pool = LipPool::new(&[A, B, C], 7000..=7000).unwrap();
-    assert_eq!(pool.alloc(), Some((A, 7000)));
-    assert_eq!(pool.alloc(), Some((B, 7000)));
-    assert_eq!(pool.alloc(), Some((C, 7000)));
-    assert_eq!(pool.alloc(), None);
-    assert!(pool.free(B, 7000));
-    assert_eq!(pool.alloc(), Some((B, 7000)));
-    assert_eq!(pool.alloc(), None);
+    assert_eq!(pool.alloc(T), Some((A, 7000)));
+    assert_eq!(pool.alloc(T), Some((B, 7000)));
+    assert_eq!(pool.alloc(T), Some((C, 7000)));
+    assert_eq!(pool.alloc(T), None);
+    assert!(pool.free(B, 7000, T));
+    assert_eq!(pool.alloc(T), Some((B, 7000)));
+    assert_eq!(pool.alloc(T), None);
 }
 
 #[test]
@@ -115,13 +122,13 @@ fn full_range_pool() {
     let mut pool = LipPool::new(&[A], 1..=u16::MAX).unwrap();
     assert_eq!(pool.capacity(), 65535);
     let mut last = 0;
-    while let Some((_, p)) = pool.alloc() {
+    while let Some((_, p)) = pool.alloc(T) {
         last = p;
     }
     assert_eq!(last, u16::MAX);
-    assert!(pool.free(A, u16::MAX));
-    assert!(pool.free(A, 1));
-    assert_eq!(pool.alloc(), Some((A, u16::MAX)));
+    assert!(pool.free(A, u16::MAX, T));
+    assert!(pool.free(A, 1, T));
+    assert_eq!(pool.alloc(T), Some((A, u16::MAX)));
     let dbg = format!("{pool:?}");
     assert!(dbg.contains("ports: 1..=65535"), "{dbg}");
 }
@@ -185,7 +192,7 @@ proptest! {
             (0..nlips).map(|_| (first..=last).collect()).collect();
         for op in ops {
             match op {
-                Op::Alloc => match pool.alloc() {
+                Op::Alloc => match pool.alloc(T) {
                     Some((lip, port)) => {
                         prop_assert!(!held.contains(&(lip, port)), "handed out twice");
                         let i = lips.iter().position(|&l| l == lip).unwrap();
@@ -196,7 +203,7 @@ proptest! {
                 },
                 Op::FreeHeld(k) if !held.is_empty() => {
                     let (lip, port) = held.swap_remove(k % held.len());
-                    prop_assert!(pool.free(lip, port));
+                    prop_assert!(pool.free(lip, port, T));
                     let i = lips.iter().position(|&l| l == lip).unwrap();
                     fifo[i].push_back(port);
                 }
@@ -204,7 +211,7 @@ proptest! {
                 Op::FreeAny(l, port) => {
                     let lip = all[l];
                     let was_held = held.iter().position(|&h| h == (lip, port));
-                    prop_assert_eq!(pool.free(lip, port), was_held.is_some());
+                    prop_assert_eq!(pool.free(lip, port, T), was_held.is_some());
                     if let Some(k) = was_held {
                         held.swap_remove(k);
                         let i = lips.iter().position(|&x| x == lip).unwrap();
@@ -216,7 +223,7 @@ proptest! {
         }
         // Drain: exactly the free pairs come out, then None.
         let mut seen: HashSet<_> = held.iter().copied().collect();
-        while let Some(pair) = pool.alloc() {
+        while let Some(pair) = pool.alloc(T) {
             prop_assert!(seen.insert(pair));
         }
         prop_assert_eq!(seen.len(), pool.capacity());
@@ -250,10 +257,11 @@ proptest! {
 fn alloc_where_rejections_leave_the_pool_as_it_was() {
     let mut pool = LipPool::new(&[A, B], 100..=163).unwrap();
     let mut twin = LipPool::new(&[A, B], 100..=163).unwrap();
-    let _ = (pool.alloc(), twin.alloc()); // so `next` is not at the first LIP
+    let _ = (pool.alloc(T), twin.alloc(T)); // so `next` is not at the first LIP
     let before = pool.available();
     let mut seen = Vec::new();
     let got = pool.alloc_where(
+        T,
         |l, p| {
             seen.push((l, p));
             false
@@ -266,26 +274,27 @@ fn alloc_where_rejections_leave_the_pool_as_it_was() {
     assert_eq!(seen.len(), before);
     assert_eq!(&seen[..4], &[(B, 100), (A, 101), (B, 101), (A, 102)]);
     // Every free port is still there.
-    let rest: HashSet<_> = core::iter::from_fn(|| pool.alloc()).collect();
-    let twin_rest: HashSet<_> = core::iter::from_fn(|| twin.alloc()).collect();
+    let rest: HashSet<_> = core::iter::from_fn(|| pool.alloc(T)).collect();
+    let twin_rest: HashSet<_> = core::iter::from_fn(|| twin.alloc(T)).collect();
     assert_eq!(rest, twin_rest);
     assert_eq!(rest.len(), before);
     // A few rejections leave the older ports in FIFO order: the rejected ones went back
     // among the newer half.
     let mut pool = LipPool::new(&[A, B], 100..=163).unwrap();
     let mut twin = LipPool::new(&[A, B], 100..=163).unwrap();
-    assert_eq!(pool.alloc_where(|_, _| false, 10), None);
+    assert_eq!(pool.alloc_where(T, |_, _| false, 10), None);
     for _ in 0..10 {
-        twin.alloc();
+        twin.alloc(T);
     }
     for _ in 0..20 {
-        assert_eq!(pool.alloc(), twin.alloc());
+        assert_eq!(pool.alloc(T), twin.alloc(T));
     }
     // `max_tries` bounds the work; 0 examines nothing.
     let mut pool = LipPool::new(&[A], 1000..=1999).unwrap();
     let mut calls = 0;
     assert_eq!(
         pool.alloc_where(
+            T,
             |_, _| {
                 calls += 1;
                 false
@@ -295,13 +304,13 @@ fn alloc_where_rejections_leave_the_pool_as_it_was() {
         None
     );
     assert_eq!(calls, 7);
-    assert_eq!(pool.alloc_where(|_, _| true, 0), None);
+    assert_eq!(pool.alloc_where(T, |_, _| true, 0), None);
     // Rejected ports went back: the next candidate is the one after them.
     assert_eq!(
-        pool.alloc_where(|_, p| p % 2 == 0 && p > 1007, 100),
+        pool.alloc_where(T, |_, p| p % 2 == 0 && p > 1007, 100),
         Some((A, 1008))
     );
-    assert_eq!(pool.alloc(), Some((A, 1009)));
+    assert_eq!(pool.alloc(T), Some((A, 1009)));
 }
 
 #[test]
@@ -309,8 +318,8 @@ fn shuffled_pool_is_a_permutation_per_lip() {
     let mut pool = LipPool::new_shuffled(&[A, B], 5000..=5999, 42).unwrap();
     let mut again = LipPool::new_shuffled(&[A, B], 5000..=5999, 42).unwrap();
     let mut ports: [Vec<u16>; 2] = [Vec::new(), Vec::new()];
-    while let Some((lip, port)) = pool.alloc() {
-        assert_eq!(again.alloc(), Some((lip, port)), "same seed, same order");
+    while let Some((lip, port)) = pool.alloc(T) {
+        assert_eq!(again.alloc(T), Some((lip, port)), "same seed, same order");
         ports[usize::from(lip == B)].push(port);
     }
     for p in &ports {
@@ -321,10 +330,10 @@ fn shuffled_pool_is_a_permutation_per_lip() {
     }
     assert_ne!(ports[0], ports[1], "each LIP has its own order");
     // After the first round, reuse is FIFO as with `new`.
-    assert!(pool.free(A, 5500));
-    assert!(pool.free(A, 5001));
-    assert_eq!(pool.alloc(), Some((A, 5500)));
-    assert_eq!(pool.alloc(), Some((A, 5001)));
+    assert!(pool.free(A, 5500, T));
+    assert!(pool.free(A, 5001, T));
+    assert_eq!(pool.alloc(T), Some((A, 5500)));
+    assert_eq!(pool.alloc(T), Some((A, 5001)));
     let other = LipPool::new_shuffled(&[A], 5000..=5999, 43).unwrap();
     assert!(LipPool::new_shuffled(&[], 1..=2, 0).is_err());
     assert_eq!(other.available(), 1000);
@@ -390,12 +399,12 @@ proptest! {
                         next = (i + 1) % nlips;
                         fifo[i].pop_front().map(|p| (lips[i], p))
                     });
-                    prop_assert_eq!(pool.alloc(), want);
+                    prop_assert_eq!(pool.alloc(T), want);
                     held.extend(want);
                 }
                 WhereOp::AllocWhere(salt, max_tries) => {
                     let mut calls = Vec::new();
-                    let got = pool.alloc_where(|l, p| {
+                    let got = pool.alloc_where(T, |l, p| {
                         calls.push((l, p));
                         accept(salt, l, p)
                     }, max_tries);
@@ -440,7 +449,7 @@ proptest! {
                 }
                 WhereOp::FreeHeld(k) if !held.is_empty() => {
                     let (lip, port) = held.swap_remove(k % held.len());
-                    prop_assert!(pool.free(lip, port));
+                    prop_assert!(pool.free(lip, port, T));
                     let i = lips.iter().position(|&l| l == lip).unwrap();
                     fifo[i].push_back(port);
                 }

@@ -128,17 +128,20 @@ impl<D: Device> Worker<D> {
             None
         } else {
             let range = LipPool::worker_range(snap.lport_range(), cfg.workers, cfg.id)?;
-            if cfg.steering.iter().any(Option::is_some) {
-                // A shuffled start keeps steered allocation cheap whatever the RSS key.
-                Some(LipPool::new_shuffled(
-                    snap.lips(),
-                    range,
-                    cfg.id as u64 + 1,
-                )?)
-            } else {
-                Some(LipPool::new(snap.lips(), range)?)
-            }
+            // A shuffled start keeps steered allocation cheap whatever the RSS key.
+            let seed = cfg
+                .steering
+                .iter()
+                .any(Option::is_some)
+                .then_some(cfg.id as u64 + 1);
+            Some(LipPool::with_reuse(
+                snap.lips(),
+                range,
+                seed,
+                snap.lport_reuse(),
+            )?)
         };
+        let stats = WorkerStats::with_lips(snap.lips().len());
         let scheds = snap
             .services()
             .iter()
@@ -173,7 +176,7 @@ impl<D: Device> Worker<D> {
             lips,
             neigh,
             redirect: None,
-            stats: WorkerStats::new(),
+            stats,
             mailbox: Arc::new(Mailbox {
                 queue: crossbeam_queue::ArrayQueue::new(16),
             }),

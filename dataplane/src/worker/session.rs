@@ -9,7 +9,7 @@ use crate::counters::Counter;
 use crate::device::Device;
 use crate::drop::DropReason;
 use crate::icmp;
-use crate::lip::LipPool;
+use crate::lip::{LipPool, Toward};
 use crate::parse::Ipv4Meta;
 use crate::snapshot::Hop;
 use crate::stats::WorkerStats;
@@ -221,7 +221,10 @@ impl<D: Device> Worker<D> {
         let id = match self.table.insert(key, reply, fwd, self.now) {
             Ok(id) => id,
             Err(e) => {
-                release_lip(&mut self.lips, &fwd);
+                // The pair never reached the wire: no quarantine.
+                if let (Via::FullNat { lip, lport }, Some(p)) = (fwd.via, self.lips.as_mut()) {
+                    p.free_now(lip, lport, toward(&fwd, self.now));
+                }
                 return Err(match e {
                     conntrack::InsertError::Full => DropReason::TableFull,
                     conntrack::InsertError::KeyExists => DropReason::SessionConflict,
@@ -312,9 +315,14 @@ impl<D: Device> Worker<D> {
             .and_then(|p| self.cfg.steering.get(p))
             .and_then(Option::as_ref);
         let tries = STEER_TRIES_PER_QUEUE * self.cfg.workers.max(1) as usize;
+        let to = Toward {
+            rip,
+            rport,
+            now: self.now,
+        };
         let got = match (self.lips.as_mut(), steer) {
-            (Some(pool), Some(s)) => pool.alloc_where(s.selector(rip, rport), tries),
-            (Some(pool), None) => pool.alloc(),
+            (Some(pool), Some(s)) => pool.alloc_where(to, s.selector(rip, rport), tries),
+            (Some(pool), None) => pool.alloc(to),
             (None, _) => None,
         };
         got.ok_or(DropReason::LipExhausted)
@@ -363,7 +371,7 @@ pub(super) fn session_ended(
     s: &conntrack::Session<Forward>,
 ) {
     stats.session_closed(s.data.slot, is_active(s.state));
-    release_lip(lips, &s.data);
+    release_lip(lips, &s.data, ended_at, s.original.proto == Proto::Tcp);
     if s.data.persist_ms > 0 {
         if let Some((tid, _)) = templates.lookup(&template_key(&s.original)) {
             if let Some(t) = templates.data_mut(tid) {
@@ -375,10 +383,25 @@ pub(super) fn session_ended(
     }
 }
 
-/// Gives a FullNAT session's (LIP, lport) back to the pool.
-pub(super) fn release_lip(lips: &mut Option<LipPool>, f: &Forward) {
+/// Gives a FullNAT session's (LIP, lport), freed at `now`, back to its dest's pool; a TCP
+/// session's waits out the quarantine there (the server may hold the 4-tuple in TIME_WAIT;
+/// UDP and ICMP have nothing of the kind).
+fn release_lip(lips: &mut Option<LipPool>, f: &Forward, now: u64, tcp: bool) {
     if let (Via::FullNat { lip, lport }, Some(p)) = (f.via, lips.as_mut()) {
-        p.free(lip, lport);
+        if tcp {
+            p.free(lip, lport, toward(f, now));
+        } else {
+            p.free_now(lip, lport, toward(f, now));
+        }
+    }
+}
+
+/// A session's dest, at `now`, as the LIP pool files its ports.
+fn toward(f: &Forward, now: u64) -> Toward {
+    Toward {
+        rip: f.rip,
+        rport: f.rport,
+        now,
     }
 }
 

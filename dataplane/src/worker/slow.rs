@@ -120,9 +120,15 @@ impl<D: Device> Worker<D> {
         let w = &self.stats.worker;
         w.publish(&self.counters);
         w.sessions.store(self.table.len() as u64, Relaxed);
-        if let Some(p) = &self.lips {
+        if let Some(p) = &mut self.lips {
             w.lip_available.store(p.available() as u64, Relaxed);
             w.lip_capacity.store(p.capacity() as u64, Relaxed);
+            for (g, u) in self.stats.lips.iter().zip(p.usage(self.now)) {
+                g.addr.store(u64::from(u32::from(u.addr)), Relaxed);
+                g.in_use.store(u.in_use, Relaxed);
+                g.quarantined.store(u.quarantined, Relaxed);
+                g.capacity.store(u.capacity, Relaxed);
+            }
         }
         if self.loops_since_publish > 0 {
             let permille = self.busy_loops as u64 * 1000 / self.loops_since_publish as u64;
