@@ -18,7 +18,7 @@ A *site* is a topology with rvsd running on it. It provides:
     site.log(msg)
 
 and, for the scenarios only the network-namespace lab runs (pmtu-*, udp-unreachable,
-synproxy):
+synproxy, time-wait):
 
     site.cip, site.lip                           the client's address, the FullNAT LIP
     site.big_path, site.big_size, site.big_sha256   a large file every server serves
@@ -26,6 +26,8 @@ synproxy):
     site.set_client_path_mtu(mtu)                the router's route to the client gets a
                                                  locked MTU (None: removed again)
     site.drop_router_icmp(on)                    the router's own ICMP to the VIP blackholed
+    site.restart_rvsd(extra)                     rvsd restarted with the base config + extra
+                                                 (time-wait)
 """
 
 import json
@@ -540,6 +542,167 @@ def synproxy(site, ck, n):
     ck.expect("synproxy serves during a flood", during[1] == 0, f"{during}")
 
 
+# Short HTTP/1.0 connections from the client at a steady rate: the server closes first, so
+# it keeps each 4-tuple in TIME_WAIT for 60 s. Prints the outcomes, the connections slower
+# than 0.9 s (a SYN retransmitted: 1 s) and the client's TCPSynRetrans over the run.
+TW_LOAD_PY = r"""
+import json, socket, sys, time
+from concurrent.futures import ThreadPoolExecutor
+vip, port, rate, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+def syn_retrans():
+    lines = open('/proc/net/netstat').read().splitlines()
+    for h, v in zip(lines[::2], lines[1::2]):
+        if h.startswith('TcpExt:'):
+            return int(dict(zip(h.split()[1:], v.split()[1:]))['TCPSynRetrans'])
+def one(_):
+    t = time.time()
+    try:
+        s = socket.create_connection((vip, port), timeout=10)
+        s.sendall(b'GET / HTTP/1.0\r\n\r\n')
+        d = b''
+        while True:
+            c = s.recv(4096)
+            if not c:
+                break
+            d += c
+        s.close()
+        return ('ok' if d.startswith(b'HTTP/1.1 200') else 'bad', time.time() - t)
+    except OSError as e:
+        return (type(e).__name__, time.time() - t)
+before = syn_retrans()
+t0 = time.time()
+with ThreadPoolExecutor(32) as ex:
+    futs = []
+    for i in range(int(rate * secs)):
+        d = t0 + i / rate - time.time()
+        if d > 0:
+            time.sleep(d)
+        futs.append(ex.submit(one, i))
+    res = [f.result() for f in futs]
+out = {}
+for r, _ in res:
+    out[r] = out.get(r, 0) + 1
+print(json.dumps({'results': out, 'slow': sum(1 for _, dt in res if dt > 0.9),
+                  'syn_retrans': syn_retrans() - before}))
+"""
+
+
+def worker_counts(site):
+    """Every worker counter and drop, summed over the workers (rvsadm --workers --json)."""
+    got = {}
+    for w in json.loads(site.rvsadm(["--workers", "--json"]).stdout):
+        for name, v in w.get("counters", []) + w.get("drops", []):
+            got[name] = got.get(name, 0) + v
+    return got
+
+
+def lip_usage(site):
+    """(in use, in quarantine) over the LIPs and workers (rvsadm --lips --json)."""
+    usage = json.loads(site.rvsadm(["--lips", "--json"]).stdout).get("usage", [])
+    return sum(u["in_use"] for u in usage), sum(u["quarantined"] for u in usage)
+
+
+def time_wait(site, ck, n):
+    """LIP ports and the servers' TIME_WAIT: short connections (the servers close first)
+    through one LIP at a rate that brings a shared FIFO of 450 ports round in 30 s, less than
+    the servers' 60 s TIME_WAIT. Without quarantine (control) new SYNs meet TIME_WAIT: the
+    servers answer with bare ACKs and the client retransmits its SYNs; a spoofed SYN flood then
+    leaves no session ESTABLISHED and is gone after SYN_RECV's timeout. With the default port
+    pools and quarantine, zero SYN retransmissions. The client sends no TCP timestamps (as
+    clients behind other hosts' clocks look to a server), so TIME_WAIT does not take the new
+    SYN by its timestamp."""
+    rate, secs, syn_recv = 15, 40, 10
+    timeouts = f"\n[timeouts]\ntime_wait = 1\nclose = 1\nsyn_recv = {syn_recv}\n"
+    site.client_sh("sysctl -qw net.ipv4.tcp_timestamps=0")
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(TW_LOAD_PY)
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as g:
+        g.write(SYN_FLOOD_PY)
+
+    def load():
+        out = site.client_sh(f"python3 {f.name} {site.vip} 80 {rate} {secs}", timeout=secs + 60)
+        try:
+            return json.loads(out.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            return {"results": {}, "slow": -1, "syn_retrans": -1, "raw": out[-300:]}
+
+    try:
+        site.set_rs_routes(None)
+        # Control: one pool, no quarantine (a FIFO of ports shared by the three servers).
+        site.restart_rvsd('lport_range = "40000-40449"\nlport_quarantine = 0\nlport_pools = 1\n' + timeouts)
+        service(site, "rr", "--fullnat", [1, 1, 1])
+        a, ca = load(), worker_counts(site)
+        site.log(
+            f"\n== TIME_WAIT: {rate} connections/s for {secs} s through one LIP, 450 ports, servers close first"
+        )
+        site.log(f"control, no quarantine: {a}; director: syn_answered_ack={ca.get('syn_answered_ack', 0)}")
+        ck.expect(
+            "time-wait control: a shared FIFO meets TIME_WAIT",
+            a["syn_retrans"] > 0 and ca.get("syn_answered_ack", 0) > 0,
+            f"client SYN retransmissions {a['syn_retrans']}, bare ACKs from servers "
+            f"{ca.get('syn_answered_ack', 0)}, slow connections {a['slow']}",
+        )
+        # A spoofed flood right after: its SYNs get ports the servers still hold in TIME_WAIT.
+        k = 600
+        site.client_sh(f"python3 {g.name} {site.vip} 80 {k}", timeout=60)
+        time.sleep(0.5)
+        conns = site.rvsadm(["-L", "-n", "-c"]).stdout.splitlines()
+        spoofed = [line for line in conns if "198.51.100.1" in line.replace("198.51.100.10:", "")]
+        est = sum(1 for line in spoofed if "ESTABLISHED" in line)
+        acks = worker_counts(site).get("syn_answered_ack", 0) - ca.get("syn_answered_ack", 0)
+        site.log(
+            f"spoofed flood: {k} SYNs, {len(spoofed)} sessions, {est} ESTABLISHED, "
+            f"{acks} answered by a bare ACK"
+        )
+        ck.expect(
+            "time-wait flood: no spoofed session ESTABLISHED",
+            len(spoofed) > 0 and est == 0,
+            f"{len(spoofed)} sessions of spoofed clients, {est} ESTABLISHED, {acks} bare ACKs",
+        )
+        time.sleep(syn_recv + 2 + site.slack)
+        conns = site.rvsadm(["-L", "-n", "-c"]).stdout.splitlines()
+        left = sum(1 for line in conns if "198.51.100.1" in line.replace("198.51.100.10:", ""))
+        used, _ = lip_usage(site)
+        c = worker_counts(site)
+        site.log(
+            f"{syn_recv + 2} s later: {left} spoofed sessions, LIP pairs in use {used}, "
+            f"half_open_expired={c.get('half_open_expired', 0)}"
+        )
+        ck.expect(
+            "time-wait flood gone after SYN_RECV's timeout",
+            left == 0 and used == 0,
+            f"{left} spoofed sessions and {used} LIP pairs in use {syn_recv + 2} s after the flood",
+        )
+        # Default pools and quarantine, fresh ports (the control's are still in TIME_WAIT).
+        site.restart_rvsd('lport_range = "41000-41449"\n' + timeouts)
+        service(site, "rr", "--fullnat", [1, 1, 1])
+        b, cb = load(), worker_counts(site)
+        _, quarantined = lip_usage(site)
+        site.log(
+            f"pools and quarantine: {b}; director: syn_answered_ack={cb.get('syn_answered_ack', 0)}, "
+            f"lip_exhausted={cb.get('lip_exhausted', 0)}, pairs in quarantine {quarantined}"
+        )
+        ck.expect(
+            "time-wait: no SYN meets TIME_WAIT with pools and quarantine",
+            b["results"] == {"ok": rate * secs}
+            and b["syn_retrans"] == 0
+            and b["slow"] == 0
+            and cb.get("syn_answered_ack", 0) == 0
+            and cb.get("lip_exhausted", 0) == 0
+            and quarantined > 0,
+            f"{b['results']}, client SYN retransmissions {b['syn_retrans']}, slow {b['slow']}, "
+            f"bare ACKs {cb.get('syn_answered_ack', 0)}, lip_exhausted {cb.get('lip_exhausted', 0)}, "
+            f"in quarantine {quarantined}",
+        )
+    finally:
+        os.unlink(f.name)
+        os.unlink(g.name)
+        site.client_sh("sysctl -qw net.ipv4.tcp_timestamps=1")
+        site.restart_rvsd()
+
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -553,6 +716,7 @@ SCENARIOS = {
     "pmtu-nat": pmtu_nat,
     "udp-unreachable": udp_unreachable,
     "synproxy": synproxy,
+    "time-wait": time_wait,
 }
 
 
