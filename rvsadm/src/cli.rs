@@ -1032,6 +1032,7 @@ pub fn usage() -> String {
   rvsadm --set tcp tcpfin udp
   rvsadm --reload config-file
   rvsadm --workers [--exact] [--json]
+  rvsadm --lips|--health [--json]
   rvsadm -h
 
 Commands:
@@ -1050,6 +1051,8 @@ Either long or short options are allowed.
   --set tcp tcpfin udp        set connection timeout values (0 keeps a value)
   --reload config-file        apply a configuration file's services and timeouts
   --workers                   per-worker counters
+  --lips                      LIPs and their ports: in use, in quarantine, free
+  --health                    health-checked real servers and their state
   --help            -h        display this help message
   --version         -v        display the version
 
