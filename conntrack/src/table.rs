@@ -702,11 +702,32 @@ impl<T> Table<T> {
 
     /// Every session, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (SessionId, &Session<T>)> {
-        self.store
-            .slots
+        self.iter_slots(0..self.slot_bound())
+    }
+
+    /// One past the highest slot any session has occupied: every [`SessionId::index`] is
+    /// below it. It only grows (up to the capacity), so a walk of the table in slot order can
+    /// stop and resume with [`Table::iter_slots`] at any slot number.
+    #[inline]
+    pub fn slot_bound(&self) -> usize {
+        self.store.slots.len()
+    }
+
+    /// The sessions in the slots `slots` (clamped to [`Table::slot_bound`]), in slot order:
+    /// it reads `slots.len()` slots at most, whatever the sessions in them, so a long walk can
+    /// be done in bounded steps. A session stays in its slot for its whole life: walking
+    /// consecutive ranges visits each session that lived throughout exactly once, and a session
+    /// inserted or removed in between at most once.
+    pub fn iter_slots(
+        &self,
+        slots: core::ops::Range<usize>,
+    ) -> impl Iterator<Item = (SessionId, &Session<T>)> {
+        let end = slots.end.min(self.store.slots.len());
+        let start = slots.start.min(end);
+        self.store.slots[start..end]
             .iter()
-            .enumerate()
-            .filter_map(|(i, slot)| match slot {
+            .zip(start..)
+            .filter_map(|(slot, i)| match slot {
                 Slot::Occupied(s) => Some((
                     SessionId {
                         index: i as u32,
@@ -860,6 +881,62 @@ mod tests {
         assert_eq!(t.len(), cap);
         assert_eq!(t.allocation_size(), size);
         assert_eq!(t.index_buckets(), buckets);
+    }
+
+    #[test]
+    fn a_walk_in_slot_ranges_sees_each_lasting_session_once() {
+        let mut t: Table<u32> = Table::with_capacity(1000, Timeouts::default());
+        let ids: Vec<SessionId> = (0..600)
+            .map(|i| t.insert(key(i), None, i, 0).unwrap())
+            .collect();
+        // Holes: every third session is gone before the walk.
+        for id in ids.iter().step_by(3) {
+            t.remove(*id).unwrap();
+        }
+        assert_eq!(t.slot_bound(), 600);
+        let mut seen = Vec::new();
+        let mut from = 0;
+        let mut steps = 0;
+        while from < t.slot_bound() {
+            let to = from + 7;
+            seen.extend(t.iter_slots(from..to).map(|(id, s)| {
+                assert!((from..to).contains(&id.index()));
+                assert_eq!(t.get(id).map(|g| g.data), Some(s.data));
+                s.data
+            }));
+            // Churn between steps: a session ends ahead of the walk and one behind it; the
+            // new sessions reuse their slots.
+            if steps == 20 {
+                t.remove(ids[500]).unwrap();
+                t.remove(ids[4]).unwrap();
+                t.insert(key(10_000), None, 10_000, 0).unwrap();
+                t.insert(key(10_001), None, 10_001, 0).unwrap();
+            }
+            from = to;
+            steps += 1;
+        }
+        let lasting: Vec<u32> = (0..600).filter(|i| i % 3 != 0 && *i != 500).collect();
+        let mut unique = seen.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "a session seen twice");
+        for i in &lasting {
+            assert!(seen.contains(i), "session {i} missed");
+        }
+        assert!(!seen.contains(&500), "ended ahead of the walk");
+        assert!(
+            seen.contains(&4),
+            "ended behind the walk, after it was seen"
+        );
+        // One of the new sessions took the slot ahead of the walk and is seen; the one behind
+        // it is not.
+        assert_eq!(seen.iter().filter(|d| **d >= 10_000).count(), 1);
+        // Out-of-range and empty ranges read nothing.
+        assert_eq!(t.iter_slots(600..10_000).count(), 0);
+        let backwards = core::ops::Range { start: 50, end: 10 };
+        assert_eq!(t.iter_slots(backwards).count(), 0);
+        assert_eq!(t.iter_slots(0..usize::MAX).count(), t.len());
+        assert_eq!(t.iter().count(), t.len());
     }
 
     #[test]
