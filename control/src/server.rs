@@ -348,9 +348,12 @@ fn serve_client(
 fn answer(body: &[u8], state: &Arc<Mutex<ControlState>>, checks: &Checks) -> Response {
     match proto::decode_request(body) {
         // Waits for the workers: done without holding the model.
-        Ok(Request::Connections) => {
-            let boxes = lock(state).mailboxes();
-            views::connections(&boxes)
+        Ok(Request::Connections { from }) => {
+            let (boxes, workers) = {
+                let st = lock(state);
+                (st.mailboxes(), st.worker_stats())
+            };
+            views::connections(&boxes, &workers, from)
         }
         Ok(req) => {
             let (response, reloaded) = {

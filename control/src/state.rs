@@ -68,6 +68,11 @@ impl ControlState {
         self.mailboxes.clone()
     }
 
+    /// The workers' published counters, in worker order.
+    pub fn worker_stats(&self) -> Vec<Arc<WorkerStats>> {
+        self.workers.clone()
+    }
+
     /// What the listings and metrics read.
     fn readings(&self) -> Readings<'_> {
         Readings {
@@ -125,7 +130,9 @@ impl ControlState {
             Request::Workers => self.readings().workers(),
             Request::Lips => self.readings().lips(),
             Request::Health => self.readings().health(),
-            Request::Connections => views::connections(&self.mailboxes),
+            Request::Connections { from } => {
+                views::connections(&self.mailboxes, &self.workers, from)
+            }
             Request::Zero { service } => self.zero(service),
             Request::Reload { path } => match RvsConfig::load(&path) {
                 Ok(new) => match self.reload(&new) {

@@ -12,10 +12,10 @@ use crate::model::Model;
 use dataplane::counters::Counter;
 use dataplane::drop::DropReason;
 use dataplane::stats::{DestSample, WorkerStats};
-use dataplane::worker::{MailRequest, Mailbox, SessionInfo};
+use dataplane::worker::{MailRequest, Mailbox, SessionDump, SessionInfo};
 use proto::{
-    ConnView, DestView, ErrorKind, HealthView, LipUsageView, LipWorkerView, Rates, Response,
-    ServiceView, Stats, SvcKey, WorkerView,
+    ConnCursor, ConnView, DestView, ErrorKind, HealthView, LipUsageView, LipWorkerView, Rates,
+    Response, ServiceView, Stats, SvcKey, WorkerView, CONNECTIONS_PAGE,
 };
 use sched::{Dest, SchedError, ServiceKey};
 use std::collections::HashMap;
@@ -23,8 +23,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Most sessions one `-c` listing returns per worker.
-pub const MAX_LISTED_SESSIONS: usize = 100_000;
+/// How long a worker may take to answer one request for sessions.
+pub const WORKER_ANSWER: Duration = Duration::from_secs(2);
 
 /// What the listings read.
 pub struct Readings<'a> {
@@ -245,35 +245,86 @@ fn describe_check(c: &HealthCheck) -> String {
     )
 }
 
-/// `-L -c`: asks every worker for its sessions (answered in their slow jobs) and lists them.
-/// Waits for the workers, so it is called without holding the control state.
-pub fn connections(mailboxes: &[Arc<Mailbox>]) -> Response {
-    let mut waiting = Vec::new();
-    for (w, m) in mailboxes.iter().enumerate() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let posted = m.post(MailRequest::DumpSessions {
-            max: MAX_LISTED_SESSIONS,
-            reply: tx,
-        });
-        if posted.is_err() {
-            return Response::Error {
-                kind: ErrorKind::Internal,
-                message: format!("worker {w} is busy with other requests: try again"),
-            };
-        }
-        waiting.push((w, rx));
+/// `-L -c`: one page of the sessions, from `from` (the start when none) on: up to
+/// [`CONNECTIONS_PAGE`] of them, asked of the workers in order (answered in their slow jobs, a
+/// bounded stretch of their table at a time), with the cursor of the next page. Waits for the
+/// workers, so it is called without holding the control state. Memory: one page.
+pub fn connections(
+    mailboxes: &[Arc<Mailbox>],
+    workers: &[Arc<WorkerStats>],
+    from: Option<ConnCursor>,
+) -> Response {
+    let mut at = from.unwrap_or(ConnCursor { worker: 0, slot: 0 });
+    if usize::from(at.worker) >= mailboxes.len() && (at.worker, at.slot) != (0, 0) {
+        return refused(format!(
+            "no worker {} to list sessions from (rvsd has {})",
+            at.worker,
+            mailboxes.len()
+        ));
     }
-    let mut conns = Vec::new();
-    for (w, rx) in waiting {
-        let Ok(list) = rx.recv_timeout(Duration::from_secs(2)) else {
-            return Response::Error {
-                kind: ErrorKind::Internal,
-                message: format!("worker {w} did not answer within 2 s"),
-            };
+    let mut conns = Vec::with_capacity(CONNECTIONS_PAGE);
+    // The buffer the workers fill, passed from one to the next.
+    let mut buf = Vec::with_capacity(CONNECTIONS_PAGE);
+    while conns.len() < CONNECTIONS_PAGE {
+        let w = usize::from(at.worker);
+        let Some(mailbox) = mailboxes.get(w) else {
+            break;
         };
-        conns.extend(list.iter().map(|s| conn_view(s, w as u16)));
+        let dump = match ask(mailbox, w, at.slot, CONNECTIONS_PAGE - conns.len(), buf) {
+            Ok(dump) => dump,
+            Err(e) => return e,
+        };
+        conns.extend(dump.sessions.iter().map(|s| conn_view(s, at.worker)));
+        at = match dump.next {
+            Some(slot) => ConnCursor {
+                worker: at.worker,
+                slot,
+            },
+            None => ConnCursor {
+                worker: at.worker.saturating_add(1),
+                slot: 0,
+            },
+        };
+        buf = dump.sessions;
     }
-    Response::Connections { conns }
+    let next = (usize::from(at.worker) < mailboxes.len()).then_some(at);
+    let local = workers
+        .iter()
+        .any(|w| w.worker.lip_available.load(Relaxed) < w.worker.lip_capacity.load(Relaxed));
+    Response::Connections { conns, next, local }
+}
+
+/// Asks worker `w` for at most `max` sessions from slot `from` on, in `buf`.
+fn ask(
+    mailbox: &Mailbox,
+    w: usize,
+    from: u32,
+    max: usize,
+    mut buf: Vec<SessionInfo>,
+) -> Result<SessionDump, Response> {
+    let internal = |message: String| Response::Error {
+        kind: ErrorKind::Internal,
+        message,
+    };
+    buf.clear();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let posted = mailbox.post(MailRequest::DumpSessions {
+        from,
+        max,
+        into: buf,
+        reply: tx,
+    });
+    if posted.is_err() {
+        return Err(internal(format!(
+            "worker {w} is busy with other requests: try again"
+        )));
+    }
+    rx.recv_timeout(WORKER_ANSWER).map_err(|_| {
+        internal(format!(
+            "worker {w} did not answer within {} s",
+            WORKER_ANSWER.as_secs()
+        ))
+    })
 }
 
 /// One session as `-c` lists it. The only place that reads a session's forwarding fields.

@@ -423,44 +423,46 @@ fn malformed_and_unknown_requests_change_nothing_and_the_server_goes_on() {
     assert_eq!(rvsd.call(add_dest(VIP, RS[0], 1)), Response::Done);
     let before = rvsd.list();
     let nested = format!(
-        r#"{{"version":1,"request":{}{}}}"#,
+        r#"{{"version":2,"request":{}{}}}"#,
         "[".repeat(10_000),
         "]".repeat(10_000)
     );
     let svc = r#"{"proto":"tcp","vip":"192.0.2.100","port":80}"#;
     let dest = |addr: &str, weight: &str, mode: &str| {
         format!(
-            r#"{{"version":1,"request":{{"op":"add-dest","service":{svc},"dest":{{"addr":"{addr}","port":8080,"weight":{weight},"mode":"{mode}"}}}}}}"#
+            r#"{{"version":2,"request":{{"op":"add-dest","service":{svc},"dest":{{"addr":"{addr}","port":8080,"weight":{weight},"mode":"{mode}"}}}}}}"#
         )
     };
     let bad: Vec<(String, ErrorKind)> = vec![
         // Not JSON, or not whole.
         ("not json".into(), ErrorKind::BadRequest),
         ("\u{fffd}\u{0}".into(), ErrorKind::BadRequest),
-        (r#"{"version":1,"request":{"op":"clear""#.into(), ErrorKind::BadRequest),
+        (r#"{"version":2,"request":{"op":"clear""#.into(), ErrorKind::BadRequest),
         (nested, ErrorKind::BadRequest),
-        // Other versions, including one that would wrap to 1 in a u32.
-        (r#"{"version":2,"request":{"op":"clear"}}"#.into(), ErrorKind::BadRequest),
-        (r#"{"version":4294967297,"request":{"op":"clear"}}"#.into(), ErrorKind::BadRequest),
-        (r#"{"version":"1","request":{"op":"clear"}}"#.into(), ErrorKind::BadRequest),
+        // Other versions (1: before -L -c was paged), including one that would wrap to 2 in a
+        // u32.
+        (r#"{"version":1,"request":{"op":"clear"}}"#.into(), ErrorKind::BadRequest),
+        (r#"{"version":3,"request":{"op":"clear"}}"#.into(), ErrorKind::BadRequest),
+        (r#"{"version":4294967298,"request":{"op":"clear"}}"#.into(), ErrorKind::BadRequest),
+        (r#"{"version":"2","request":{"op":"clear"}}"#.into(), ErrorKind::BadRequest),
         (r#"{"request":{"op":"clear"}}"#.into(), ErrorKind::BadRequest),
         // Unknown operations and fields, at every level.
-        (r#"{"version":1,"request":{"op":"format-disk"}}"#.into(), ErrorKind::BadRequest),
-        (r#"{"version":1,"request":{"op":"clear","force":true}}"#.into(), ErrorKind::BadRequest),
-        (r#"{"version":1,"request":{"op":"clear"},"sudo":1}"#.into(), ErrorKind::BadRequest),
+        (r#"{"version":2,"request":{"op":"format-disk"}}"#.into(), ErrorKind::BadRequest),
+        (r#"{"version":2,"request":{"op":"clear","force":true}}"#.into(), ErrorKind::BadRequest),
+        (r#"{"version":2,"request":{"op":"clear"},"sudo":1}"#.into(), ErrorKind::BadRequest),
         (
-            r#"{"version":1,"request":{"op":"batch","requests":[{"op":"clear"},{"op":"nope"}]}}"#
+            r#"{"version":2,"request":{"op":"batch","requests":[{"op":"clear"},{"op":"nope"}]}}"#
                 .into(),
             ErrorKind::BadRequest,
         ),
         // Valid JSON of the wrong shape.
         ("[1,2,3]".into(), ErrorKind::BadRequest),
         ("null".into(), ErrorKind::BadRequest),
-        (r#"{"version":1,"request":"clear"}"#.into(), ErrorKind::BadRequest),
-        (r#"{"version":1,"request":{"op":"delete-service"}}"#.into(), ErrorKind::BadRequest),
+        (r#"{"version":2,"request":"clear"}"#.into(), ErrorKind::BadRequest),
+        (r#"{"version":2,"request":{"op":"delete-service"}}"#.into(), ErrorKind::BadRequest),
         // Numbers out of range (a port that would wrap to 80, a weight past u32).
         (
-            r#"{"version":1,"request":{"op":"delete-service","service":{"proto":"tcp","vip":"192.0.2.100","port":65616}}}"#.into(),
+            r#"{"version":2,"request":{"op":"delete-service","service":{"proto":"tcp","vip":"192.0.2.100","port":65616}}}"#.into(),
             ErrorKind::BadRequest,
         ),
         (dest("10.1.0.12", "4294967296", "fullnat"), ErrorKind::BadRequest),
@@ -475,11 +477,11 @@ fn malformed_and_unknown_requests_change_nothing_and_the_server_goes_on() {
         // Names the model does not know.
         (dest("10.1.0.12", "1", "teleport"), ErrorKind::Refused),
         (
-            r#"{"version":1,"request":{"op":"add-service","service":{"proto":"tcp","vip":"192.0.2.101","port":80},"scheduler":"fastest","persistence":null}}"#.into(),
+            r#"{"version":2,"request":{"op":"add-service","service":{"proto":"tcp","vip":"192.0.2.101","port":80},"scheduler":"fastest","persistence":null}}"#.into(),
             ErrorKind::Refused,
         ),
         (
-            r#"{"version":1,"request":{"op":"add-service","service":{"proto":"sctp","vip":"192.0.2.101","port":80},"scheduler":"rr","persistence":null}}"#.into(),
+            r#"{"version":2,"request":{"op":"add-service","service":{"proto":"sctp","vip":"192.0.2.101","port":80},"scheduler":"rr","persistence":null}}"#.into(),
             ErrorKind::BadRequest,
         ),
     ];

@@ -251,9 +251,10 @@ fn control_server_end_to_end() {
         }
         w
     });
-    match call(&sock, Request::Connections) {
-        Response::Connections { conns } => {
-            assert_eq!(conns.len(), 1);
+    match call(&sock, Request::Connections { from: None }) {
+        Response::Connections { conns, next, local } => {
+            assert_eq!((conns.len(), next), (1, None));
+            assert!(local, "a FullNAT session holds a LIP port");
             let c = &conns[0];
             assert_eq!(
                 (c.source, c.sport, c.vip, c.vport, c.dest, c.dport),

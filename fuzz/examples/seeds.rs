@@ -15,7 +15,7 @@
 //!
 //! Seeds are starting points; `scripts/fuzz` then minimises each corpus (`cargo fuzz cmin`).
 
-use proto::{DestSpec, Envelope, ProtoName, Request, SvcKey};
+use proto::{ConnCursor, DestSpec, Envelope, ProtoName, Request, SvcKey};
 use rvs_fuzz::pipeline::{
     self, encode, Record, DIP_VLAN, LAN_GW, LAN_GW_MAC, LAN_VLAN, RS_FAR, RS_VLAN, RS_VLAN_MAC,
     VIP2, VLAN_MTU,
@@ -683,7 +683,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
         },
         Request::List { service: None },
         Request::List { service: Some(dns) },
-        Request::Connections,
+        Request::Connections { from: None },
         Request::Timeouts,
         Request::Workers,
         Request::Lips,
@@ -725,6 +725,13 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
             },
         ],
     });
+    // A later page of -L -c.
+    one.push(Request::Connections {
+        from: Some(ConnCursor {
+            worker: 1,
+            slot: 4096,
+        }),
+    });
     let mut seeds: Vec<(String, Vec<u8>)> = one
         .iter()
         .map(|r| {
@@ -763,7 +770,8 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
             Request::DeleteService { service: new },
         ]),
     ));
-    // Malformed: another version, an unknown op, an unknown field, a short frame.
+    // Malformed: another version (1, before -L -c was paged), an unknown op, an unknown field,
+    // a short frame.
     let raw = |json: &str| {
         let mut v = (json.len() as u32).to_be_bytes().to_vec();
         v.extend_from_slice(json.as_bytes());
@@ -771,17 +779,17 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
     };
     seeds.push((
         "bad_version".into(),
-        raw(r#"{"version":2,"request":{"op":"clear"}}"#),
+        raw(r#"{"version":1,"request":{"op":"clear"}}"#),
     ));
     seeds.push((
         "bad_op".into(),
-        raw(r#"{"version":1,"request":{"op":"format-disk"}}"#),
+        raw(r#"{"version":2,"request":{"op":"format-disk"}}"#),
     ));
     seeds.push((
         "bad_field".into(),
-        raw(r#"{"version":1,"request":{"op":"clear"},"x":1}"#),
+        raw(r#"{"version":2,"request":{"op":"clear"},"x":1}"#),
     ));
-    let mut short = raw(r#"{"version":1,"request":{"op":"timeouts"}}"#);
+    let mut short = raw(r#"{"version":2,"request":{"op":"timeouts"}}"#);
     short.truncate(20);
     seeds.push(("short".into(), short));
     seeds

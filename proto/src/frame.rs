@@ -166,24 +166,29 @@ mod tests {
 
     #[test]
     fn bad_messages_are_refused_with_reasons() {
-        let e = decode_request(br#"{"version":2,"request":{"op":"clear"}}"#).unwrap_err();
-        assert!(e.to_string().contains("version 2 is not supported"), "{e}");
-        let e = decode_request(br#"{"version":1,"request":{"op":"format-disk"}}"#).unwrap_err();
+        // rvsadm of protocol 1 (before -L -c was paged) is told, not misread.
+        let e = decode_request(br#"{"version":1,"request":{"op":"clear"}}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("version 1 is not supported (this rvsd speaks 2)"),
+            "{e}"
+        );
+        let e = decode_request(br#"{"version":2,"request":{"op":"format-disk"}}"#).unwrap_err();
         assert!(e.to_string().contains("unknown variant"), "{e}");
-        let e = decode_request(br#"{"version":1,"request":{"op":"clear"},"x":1}"#).unwrap_err();
+        let e = decode_request(br#"{"version":2,"request":{"op":"clear"},"x":1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
         // Operations without fields take none either, in a batch too.
         for (body, field) in [
             (
-                r#"{"version":1,"request":{"op":"clear","force":true}}"#,
+                r#"{"version":2,"request":{"op":"clear","force":true}}"#,
                 "request.force",
             ),
             (
-                r#"{"version":1,"request":{"op":"workers","id":0}}"#,
+                r#"{"version":2,"request":{"op":"workers","id":0}}"#,
                 "request.id",
             ),
             (
-                r#"{"version":1,"request":{"op":"batch","requests":[{"op":"zero","service":null},{"op":"clear","all":1}]}}"#,
+                r#"{"version":2,"request":{"op":"batch","requests":[{"op":"zero","service":null},{"op":"clear","all":1}]}}"#,
                 "request.requests[1].all",
             ),
         ] {
@@ -196,9 +201,43 @@ mod tests {
         }
         // Optional fields may be left out.
         assert_eq!(
-            decode_request(br#"{"version":1,"request":{"op":"list"}}"#).unwrap(),
+            decode_request(br#"{"version":2,"request":{"op":"list"}}"#).unwrap(),
             Request::List { service: None }
         );
+        // A listing's first page names no cursor; the next ones name theirs, strictly.
+        assert_eq!(
+            decode_request(br#"{"version":2,"request":{"op":"connections"}}"#).unwrap(),
+            Request::Connections { from: None }
+        );
+        assert_eq!(
+            decode_request(
+                br#"{"version":2,"request":{"op":"connections","from":{"worker":3,"slot":70000}}}"#
+            )
+            .unwrap(),
+            Request::Connections {
+                from: Some(crate::message::ConnCursor {
+                    worker: 3,
+                    slot: 70000
+                })
+            }
+        );
+        for (body, what) in [
+            (
+                r#"{"version":2,"request":{"op":"connections","from":{"worker":0,"slot":1,"page":2}}}"#,
+                "unknown field `page`",
+            ),
+            (
+                r#"{"version":2,"request":{"op":"connections","from":{"worker":0}}}"#,
+                "missing field `slot`",
+            ),
+            (
+                r#"{"version":2,"request":{"op":"connections","from":{"worker":65536,"slot":0}}}"#,
+                "invalid value",
+            ),
+        ] {
+            let e = decode_request(body.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains(what), "{body}: {e}");
+        }
         let mut big = Vec::new();
         big.extend_from_slice(&((MAX_FRAME as u32) + 1).to_be_bytes());
         let e = read_frame_bytes(&mut big.as_slice()).unwrap_err();
@@ -214,6 +253,41 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_page_of_the_longest_sessions_fits_in_half_a_frame() {
+        use crate::message::{ConnCursor, ConnView, CONNECTIONS_PAGE};
+        let far = std::net::Ipv4Addr::new(255, 255, 255, 255);
+        let longest = ConnView {
+            proto: ProtoName::Icmp,
+            expire_secs: u64::MAX,
+            // The longest state name a session has (conntrack's names are at most 11 bytes);
+            // twice that for margin.
+            state: "ESTABLISHEDESTABLISHED".into(),
+            source: far,
+            sport: u16::MAX,
+            vip: far,
+            vport: u16::MAX,
+            dest: far,
+            dport: u16::MAX,
+            local: Some((far, u16::MAX)),
+            worker: u16::MAX,
+        };
+        let page = Response::Connections {
+            conns: vec![longest; CONNECTIONS_PAGE],
+            next: Some(ConnCursor {
+                worker: u16::MAX,
+                slot: u32::MAX,
+            }),
+            local: true,
+        };
+        let size = serde_json::to_vec(&page).unwrap().len();
+        assert!(size < MAX_FRAME / 2, "{size} bytes");
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &page).unwrap();
+        let body = read_frame_bytes(&mut wire.as_slice()).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), page);
+    }
+
     proptest! {
         #[test]
         fn the_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -222,7 +296,7 @@ mod tests {
         }
 
         #[test]
-        fn json_shaped_garbage_never_panics(s in r#"\{"version":1,"request":\{"op":"[a-z-]{0,14}"(,"[a-z]{1,8}":[0-9a-z"\[\]{}.,]{0,20}){0,3}\}\}"#) {
+        fn json_shaped_garbage_never_panics(s in r#"\{"version":2,"request":\{"op":"[a-z-]{0,14}"(,"[a-z]{1,8}":[0-9a-z"\[\]{}.,]{0,20}){0,3}\}\}"#) {
             let _ = decode_request(s.as_bytes());
         }
     }

@@ -5,8 +5,13 @@
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
-/// The protocol version this build speaks.
-pub const VERSION: u32 = 1;
+/// The protocol version this build speaks. Version 2 pages `-L -c` (a cursor in
+/// [`Request::Connections`], the next one in [`Response::Connections`]).
+pub const VERSION: u32 = 2;
+
+/// Most sessions in one page of `-L -c` ([`Response::Connections`]): a page of the longest
+/// sessions there can be stays under half of [`crate::MAX_FRAME`].
+pub const CONNECTIONS_PAGE: usize = 2048;
 
 /// A service as named on the command line (`-t 192.0.2.1:80`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,8 +138,12 @@ pub enum Request {
         /// The service, or None for all.
         service: Option<SvcKey>,
     },
-    /// `-L -c`: the sessions.
-    Connections,
+    /// `-L -c`: one page of the sessions, at most [`CONNECTIONS_PAGE`]. A listing asks from
+    /// no cursor, then from each answer's `next` until it is none.
+    Connections {
+        /// Where the page starts; none for the first page.
+        from: Option<ConnCursor>,
+    },
     /// `-L --timeout`.
     Timeouts,
     /// Per-worker counters.
@@ -295,6 +304,19 @@ pub struct ConnView {
     pub worker: u16,
 }
 
+/// Where a page of `-L -c` starts: a worker and a slot of its session table. Workers are
+/// listed in order, each table in slot order; a session keeps its slot for its whole life, so
+/// each session that lives throughout a listing is listed exactly once, and one that starts or
+/// ends during it may or may not be (as with `/proc/net/ip_vs_conn`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct ConnCursor {
+    /// Worker index.
+    pub worker: u16,
+    /// Slot of its session table.
+    pub slot: u32,
+}
+
 /// Per-worker counters.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -384,10 +406,16 @@ pub enum Response {
         /// The services.
         services: Vec<ServiceView>,
     },
-    /// `-L -c`.
+    /// `-L -c`: one page of the sessions.
     Connections {
-        /// The sessions.
+        /// The sessions, at most [`CONNECTIONS_PAGE`].
         conns: Vec<ConnView>,
+        /// Where the next page starts; none after the last page.
+        next: Option<ConnCursor>,
+        /// Whether rvsd held FullNAT sessions (some worker had LIP ports in use) when it made
+        /// this page: a listing knows from its first page whether sessions have a local
+        /// address to show.
+        local: bool,
     },
     /// `-L --timeout` (seconds).
     Timeouts {
@@ -445,7 +473,7 @@ mod tests {
     #[test]
     fn wire_form_is_readable() {
         let env = Envelope {
-            version: 1,
+            version: VERSION,
             request: Request::DeleteDest {
                 service: key(),
                 addr: Ipv4Addr::new(10, 0, 0, 1),
@@ -454,7 +482,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&env).unwrap(),
-            r#"{"version":1,"request":{"op":"delete-dest","service":{"proto":"tcp","vip":"192.0.2.1","port":80},"addr":"10.0.0.1","port":80}}"#
+            r#"{"version":2,"request":{"op":"delete-dest","service":{"proto":"tcp","vip":"192.0.2.1","port":80},"addr":"10.0.0.1","port":80}}"#
         );
     }
 }

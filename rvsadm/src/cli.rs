@@ -802,7 +802,7 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
                 return Err(CliError::ListConflict);
             }
             if output.connections {
-                Request::Connections
+                Request::Connections { from: None }
             } else if output.timeout {
                 Request::Timeouts
             } else {

@@ -9,8 +9,11 @@
 //! Differences, all additive: the first line names rvs instead of the kernel's IPVS; the
 //! Forward column also says `FullNat`; ICMP services print as `ICMP 192.0.2.1:0` (rules:
 //! `--icmp 192.0.2.1`); `-c` gains a `local` column (the FullNAT LIP:lport) after
-//! `destination` when some session has one; `--workers` is rvs's own table; `--json` prints
-//! the answer's payload instead of a table.
+//! `destination` when rvsd holds FullNAT sessions; `--workers` is rvs's own table; `--json`
+//! prints the answer's payload instead of a table.
+//!
+//! `-c` comes in pages ([`ConnectionsPrinter`]): the title lines once, then each page's rows as
+//! it arrives; with `--json` one array across the pages, written as it goes.
 
 use crate::cli::Output;
 use proto::{
@@ -95,8 +98,12 @@ pub fn render(
             let one = matches!(request, Request::List { service: Some(_) });
             Ok(services_table(services, output, !one))
         }
-        Response::Connections { conns } if output.json => json(conns),
-        Response::Connections { conns } => Ok(connections(conns)),
+        Response::Connections { conns, local, .. } => {
+            let mut printer = ConnectionsPrinter::new(output);
+            let mut s = printer.page(conns, *local)?;
+            s.push_str(&printer.finish());
+            Ok(s)
+        }
         &Response::Timeouts { tcp, tcpfin, udp } => {
             let view = TimeoutsView { tcp, tcpfin, udp };
             if output.json {
@@ -132,7 +139,7 @@ pub fn render(
 fn expected_answer(request: &Request) -> &'static str {
     match request {
         Request::List { .. } => "services",
-        Request::Connections => "connections",
+        Request::Connections { .. } => "connections",
         Request::Timeouts => "timeouts",
         Request::Workers => "workers",
         Request::Lips => "lips",
@@ -361,46 +368,123 @@ pub fn rules(services: &[ServiceView]) -> Result<String, FormatError> {
 }
 
 /// `-L -c`: ipvsadm's connection listing (`pro expire state source virtual destination`,
-/// expiry as mm:ss), with a `local` column when some session is FullNAT.
+/// expiry as mm:ss), with a `local` column when some session is FullNAT; all in one page.
 pub fn connections(conns: &[ConnView]) -> String {
-    let with_local = conns.iter().any(|c| c.local.is_some());
-    let mut s = String::from("RVS connection entries\n");
-    if with_local {
-        let _ = writeln!(
-            s,
-            "pro expire {:<11} {:<18} {:<18} {:<18} local",
-            "state", "source", "virtual", "destination"
-        );
-    } else {
-        let _ = writeln!(
-            s,
-            "pro expire {:<11} {:<18} {:<18} destination",
-            "state", "source", "virtual"
-        );
-    }
-    for c in conns {
-        let expire = format!("{:02}:{:02}", c.expire_secs / 60, c.expire_secs % 60);
-        let _ = write!(
-            s,
-            "{:<3} {:<6} {:<11} {:<18} {:<18} ",
-            proto_label(c.proto),
-            expire,
-            c.state,
-            addr_port(c.source, c.sport),
-            addr_port(c.vip, c.vport)
-        );
-        let dest = addr_port(c.dest, c.dport);
-        if with_local {
-            let local = c
-                .local
-                .map(|(a, p)| addr_port(a, p))
-                .unwrap_or_else(|| "-".to_owned());
-            let _ = writeln!(s, "{dest:<18} {local}");
-        } else {
-            let _ = writeln!(s, "{dest}");
+    let mut printer = ConnectionsPrinter::new(&Output::default());
+    // Tables cannot fail to print.
+    let mut s = printer.page(conns, false).unwrap_or_default();
+    s.push_str(&printer.finish());
+    s
+}
+
+/// `-L -c` printed page by page as rvsd sends them, so that a listing of any size takes the
+/// memory of one page: ipvsadm's table (title lines before the first page's rows), or with
+/// `--json` one JSON array over all the pages, exactly as the whole list would be printed.
+///
+/// The table's `local` column (FullNAT LIP:lport, `-` for other sessions) is there when the
+/// first page says rvsd holds FullNAT sessions or has one. A FullNAT session on a later page of
+/// a table without the column (it started during the listing) still shows its local address
+/// after its destination.
+#[derive(Debug)]
+pub struct ConnectionsPrinter {
+    json: bool,
+    /// Whether anything was printed yet (the title lines; the array's first element).
+    started: bool,
+    with_local: bool,
+}
+
+impl ConnectionsPrinter {
+    /// A printer for `output` (`--json` or a table).
+    pub fn new(output: &Output) -> ConnectionsPrinter {
+        ConnectionsPrinter {
+            json: output.json,
+            started: false,
+            with_local: false,
         }
     }
-    s
+
+    /// The text of one page; `local` is the page's word on FullNAT sessions.
+    ///
+    /// # Errors
+    /// [`FormatError::Json`] if a session cannot be written as JSON.
+    pub fn page(&mut self, conns: &[ConnView], local: bool) -> Result<String, FormatError> {
+        let mut s = String::new();
+        if self.json {
+            for c in conns {
+                s.push_str(if self.started { ",\n" } else { "[\n" });
+                self.started = true;
+                let item = serde_json::to_string_pretty(c)
+                    .map_err(|e| FormatError::Json(e.to_string()))?;
+                // serde_json's array layout: each element indented by two spaces (strings
+                // hold no raw line breaks).
+                for (i, line) in item.lines().enumerate() {
+                    if i > 0 {
+                        s.push('\n');
+                    }
+                    s.push_str("  ");
+                    s.push_str(line);
+                }
+            }
+            return Ok(s);
+        }
+        if !self.started {
+            self.started = true;
+            self.with_local = local || conns.iter().any(|c| c.local.is_some());
+            s.push_str("RVS connection entries\n");
+            if self.with_local {
+                let _ = writeln!(
+                    s,
+                    "pro expire {:<11} {:<18} {:<18} {:<18} local",
+                    "state", "source", "virtual", "destination"
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "pro expire {:<11} {:<18} {:<18} destination",
+                    "state", "source", "virtual"
+                );
+            }
+        }
+        for c in conns {
+            let expire = format!("{:02}:{:02}", c.expire_secs / 60, c.expire_secs % 60);
+            let _ = write!(
+                s,
+                "{:<3} {:<6} {:<11} {:<18} {:<18} ",
+                proto_label(c.proto),
+                expire,
+                c.state,
+                addr_port(c.source, c.sport),
+                addr_port(c.vip, c.vport)
+            );
+            let dest = addr_port(c.dest, c.dport);
+            match c.local {
+                Some((a, p)) => {
+                    let _ = writeln!(s, "{dest:<18} {}", addr_port(a, p));
+                }
+                None if self.with_local => {
+                    let _ = writeln!(s, "{dest:<18} -");
+                }
+                None => {
+                    let _ = writeln!(s, "{dest}");
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// The text after the last page: the end of the JSON array (`[]` if it had nothing), or
+    /// the title lines of a table that had no page.
+    pub fn finish(self) -> String {
+        match (self.json, self.started) {
+            (true, true) => "\n]\n".to_owned(),
+            (true, false) => "[]\n".to_owned(),
+            (false, true) => String::new(),
+            (false, false) => {
+                let mut printer = self;
+                printer.page(&[], false).unwrap_or_default()
+            }
+        }
+    }
 }
 
 /// `-L --timeout`: `Timeout (tcp tcpfin udp): 900 60 300`.

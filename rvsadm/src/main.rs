@@ -11,8 +11,13 @@
 //! root)". A `busy` answer (rvsd at its client or rate limits; nothing was done) is retried
 //! with a growing pause for up to [`BUSY_WAIT`] — like `iptables -w` waiting for its lock, so
 //! that scripts running many rvsadm at once do not fail — then reported, with exit status 1.
+//!
+//! `-L -c` asks for the sessions page by page, each from where the previous one ended, and
+//! prints each page as it comes ([`format::ConnectionsPrinter`]): a listing of any size takes
+//! the memory of one page here and in rvsd. Sessions that start or end during the listing may
+//! or may not be in it, as with `/proc/net/ip_vs_conn`; every other session is listed once.
 
-use proto::{Envelope, ErrorKind, FrameError, Request, Response};
+use proto::{ConnCursor, Envelope, ErrorKind, FrameError, Request, Response};
 use rvsadm::cli::{self, Invocation, Output};
 use rvsadm::format;
 use std::io::{self, Read, Write};
@@ -26,6 +31,11 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long rvsadm keeps retrying while rvsd answers that it is busy.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// How long after an answer the next page of `-L -c` is still asked on the same connection:
+/// rvsd closes a connection that stays silent for 10 s after an answer, as it may while the
+/// output waits on a pager; later pages go on a new connection.
+const REUSE_FOR: Duration = Duration::from_secs(5);
 
 /// Exit status of a refused change (ipvsadm returns -1 from `main`).
 const EXIT_REFUSED: u8 = 255;
@@ -83,6 +93,10 @@ fn run(args: &[String]) -> u8 {
     match invocation {
         Invocation::Help => print(&cli::usage()),
         Invocation::Version => print(&cli::version()),
+        Invocation::Request {
+            request: Request::Connections { from },
+            output,
+        } => list_connections(&socket, from, &output),
         Invocation::Request { request, output } => request_and_print(&socket, request, &output),
         Invocation::Save { .. } => save(&socket),
         Invocation::Restore => restore(&socket),
@@ -116,7 +130,7 @@ fn is_listing(request: &Request) -> bool {
     matches!(
         request,
         Request::List { .. }
-            | Request::Connections
+            | Request::Connections { .. }
             | Request::Timeouts
             | Request::Workers
             | Request::Lips
@@ -244,29 +258,141 @@ fn exchange(socket: &str, request: &Request) -> Result<Response, ClientError> {
     }
 }
 
+/// `-L -c`: every page from `from` on, each printed as it comes.
+fn list_connections(socket: &str, from: Option<ConnCursor>, output: &cli::Output) -> u8 {
+    let mut printer = format::ConnectionsPrinter::new(output);
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut from = from;
+    // The open connection and when it last answered.
+    let mut open: Option<(UnixStream, Instant)> = None;
+    let mut pause = Duration::from_millis(10);
+    let mut progress = Instant::now();
+    loop {
+        let mut stream = match open.take() {
+            Some((s, answered)) if answered.elapsed() < REUSE_FOR => s,
+            _ => match connect(socket) {
+                Ok(s) => s,
+                Err(e) => return client_failure(&e),
+            },
+        };
+        let request = Request::Connections { from };
+        let response = match exchange_on(&mut stream, socket, &request) {
+            Ok(r) => r,
+            Err(e) => return client_failure(&e),
+        };
+        let busy = matches!(
+            response,
+            Response::Error {
+                kind: ErrorKind::Busy,
+                ..
+            }
+        );
+        // Busy (rate or slot limits; the connection may be closed): the same page again on a
+        // new connection, for up to BUSY_WAIT without progress.
+        if busy && progress.elapsed() + pause <= BUSY_WAIT {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(250));
+            continue;
+        }
+        if let Some(code) = access_failure(&response) {
+            return code;
+        }
+        let (conns, next, local) = match response {
+            Response::Connections { conns, next, local } => (conns, next, local),
+            other => {
+                let _ = out.flush();
+                let e = format::render(&request, &other, output)
+                    .err()
+                    .unwrap_or_else(|| format::FormatError::Refused("no sessions".into()));
+                eprintln!("{e}");
+                return EXIT_FAILED;
+            }
+        };
+        open = Some((stream, Instant::now()));
+        progress = Instant::now();
+        pause = Duration::from_millis(10);
+        let text = match printer.page(&conns, local) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_FAILED;
+            }
+        };
+        if let Some(code) = write_out(&mut out, &text) {
+            return code;
+        }
+        match next {
+            Some(n) => from = Some(n),
+            None => break,
+        }
+    }
+    let end = printer.finish();
+    if let Some(code) = write_out(&mut out, &end) {
+        return code;
+    }
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            eprintln!("rvsadm: cannot write output: {e}");
+            EXIT_FAILED
+        }
+        _ => 0,
+    }
+}
+
+/// Writes `text`; an exit status if that ends the listing (0 for a closed pipe, as with
+/// `rvsadm -Lnc | head`).
+fn write_out(out: &mut impl Write, text: &str) -> Option<u8> {
+    match out.write_all(text.as_bytes()) {
+        Ok(()) => None,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Some(0),
+        Err(e) => {
+            eprintln!("rvsadm: cannot write output: {e}");
+            Some(EXIT_FAILED)
+        }
+    }
+}
+
 /// One connection, one request, one answer.
 fn exchange_once(socket: &str, request: &Request) -> Result<Response, ClientError> {
+    let mut stream = connect(socket)?;
+    exchange_on(&mut stream, socket, request)
+}
+
+/// A connection to rvsd at `socket`, with rvsadm's timeouts.
+fn connect(socket: &str) -> Result<UnixStream, ClientError> {
     let path = PathBuf::from(socket);
-    let mut stream = UnixStream::connect(&path).map_err(|source| ClientError::Connect {
+    let stream = UnixStream::connect(&path).map_err(|source| ClientError::Connect {
         path: socket.to_owned(),
         source,
     })?;
+    let timeouts = stream
+        .set_read_timeout(Some(ANSWER_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(ANSWER_TIMEOUT)));
+    timeouts.map_err(|e| ClientError::Exchange {
+        path: socket.to_owned(),
+        source: FrameError::Io(e),
+    })?;
+    Ok(stream)
+}
+
+/// One request and its answer on `stream`.
+fn exchange_on(
+    stream: &mut UnixStream,
+    socket: &str,
+    request: &Request,
+) -> Result<Response, ClientError> {
     let broken = |source: FrameError| ClientError::Exchange {
         path: socket.to_owned(),
         source,
     };
-    let timeouts = stream
-        .set_read_timeout(Some(ANSWER_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(ANSWER_TIMEOUT)));
-    timeouts.map_err(|e| broken(FrameError::Io(e)))?;
     let envelope = Envelope {
         version: proto::VERSION,
         request: request.clone(),
     };
     // rvsd may answer (busy, denied) and close without reading the request: the answer is
     // still there to read when sending failed.
-    let sent = proto::write_frame(&mut stream, &envelope);
-    let body = match proto::read_frame_bytes(&mut stream) {
+    let sent = proto::write_frame(stream, &envelope);
+    let body = match proto::read_frame_bytes(stream) {
         Ok(body) => body,
         Err(e) => return Err(broken(sent.err().unwrap_or(e))),
     };

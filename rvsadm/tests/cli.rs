@@ -364,9 +364,12 @@ fn listings() {
             service: Some(tcp(1, 80))
         }
     );
-    assert_eq!(request("-L -n -c"), Request::Connections);
-    assert_eq!(request("-Lnc"), Request::Connections);
-    assert_eq!(request("-L --connection"), Request::Connections);
+    assert_eq!(request("-L -n -c"), Request::Connections { from: None });
+    assert_eq!(request("-Lnc"), Request::Connections { from: None });
+    assert_eq!(
+        request("-L --connection"),
+        Request::Connections { from: None }
+    );
     assert_eq!(request("-L --timeout"), Request::Timeouts);
     assert_eq!(request("--workers"), Request::Workers);
     assert_eq!(request("--workers --json -X"), Request::Workers);

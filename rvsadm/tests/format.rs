@@ -402,8 +402,12 @@ fn conns() -> Vec<ConnView> {
 #[test]
 fn connections_like_ipvsadm_lnc() {
     let out = render(
-        &Request::Connections,
-        &Response::Connections { conns: conns() },
+        &Request::Connections { from: None },
+        &Response::Connections {
+            conns: conns(),
+            next: None,
+            local: false,
+        },
         Output {
             connections: true,
             numeric: true,
@@ -434,8 +438,12 @@ fn fullnat_connections_add_a_local_column() {
         Some((Ipv4Addr::new(10, 2, 0, 1), 1025)),
     ));
     let out = render(
-        &Request::Connections,
-        &Response::Connections { conns: list },
+        &Request::Connections { from: None },
+        &Response::Connections {
+            conns: list,
+            next: None,
+            local: false,
+        },
         Output::default(),
     );
     assert_eq!(
@@ -450,11 +458,116 @@ fn fullnat_connections_add_a_local_column() {
     );
 }
 
+/// `n` sessions, every third one FullNAT.
+fn many_conns(n: u16) -> Vec<ConnView> {
+    (0..n)
+        .map(|i| {
+            let local = (i % 3 == 2).then(|| (Ipv4Addr::new(10, 2, 0, 1), 1024 + i));
+            let mut c = conn(
+                ProtoName::Tcp,
+                u64::from(i),
+                "ESTABLISHED",
+                (7, 40000 + i),
+                (1, 80),
+                (11, 8080),
+                local,
+            );
+            c.worker = i / 4;
+            c
+        })
+        .collect()
+}
+
+/// What a printer makes of `pages` (each with the page's `local` word).
+fn paged(pages: &[(&[ConnView], bool)], json: bool) -> String {
+    let mut p = format::ConnectionsPrinter::new(&Output {
+        json,
+        ..Output::default()
+    });
+    let mut out = String::new();
+    for (conns, local) in pages {
+        out.push_str(&p.page(conns, *local).unwrap());
+    }
+    out + &p.finish()
+}
+
+#[test]
+fn pages_print_as_one_table_and_one_json_array() {
+    let all = many_conns(10);
+    // Split anywhere, with empty pages in between, the output is the whole list's.
+    let splits: [&[usize]; 4] = [&[10], &[1, 9], &[2, 0, 5, 3], &[0, 0, 4, 4, 2, 0]];
+    let whole_table = render(
+        &Request::Connections { from: None },
+        &Response::Connections {
+            conns: all.clone(),
+            next: None,
+            local: true,
+        },
+        Output::default(),
+    );
+    assert_eq!(whole_table.lines().count(), 12);
+    let whole_json = serde_json::to_string_pretty(&all).unwrap() + "\n";
+    for split in splits {
+        let mut pages = Vec::new();
+        let mut at = 0;
+        for &n in split {
+            pages.push((&all[at..at + n], true));
+            at += n;
+        }
+        assert_eq!(at, all.len());
+        assert_eq!(paged(&pages, false), whole_table, "{split:?}");
+        assert_eq!(paged(&pages, true), whole_json, "{split:?}");
+        let back: Vec<ConnView> = serde_json::from_str(&paged(&pages, true)).unwrap();
+        assert_eq!(back, all);
+    }
+    // Nothing at all, in one empty page or none.
+    assert_eq!(paged(&[(&[], false)], true), "[]\n");
+    assert_eq!(paged(&[], true), "[]\n");
+    assert_eq!(
+        paged(&[(&[], false), (&[], false)], false),
+        "RVS connection entries\npro expire state       source             virtual            destination\n"
+    );
+    assert_eq!(paged(&[], false), paged(&[(&[], false)], false));
+}
+
+#[test]
+fn the_local_column_is_decided_by_the_first_page() {
+    let all = many_conns(3);
+    // rvsd says FullNAT sessions exist though the first page has none: the column is there.
+    let out = paged(&[(&all[..1], true), (&all[1..], true)], false);
+    assert_eq!(
+        out,
+        joined(&[
+            "RVS connection entries",
+            "pro expire state       source             virtual            destination        local",
+            "TCP 00:00  ESTABLISHED 203.0.113.7:40000  192.0.2.1:80       10.1.0.11:8080     -",
+            "TCP 00:01  ESTABLISHED 203.0.113.7:40001  192.0.2.1:80       10.1.0.11:8080     -",
+            "TCP 00:02  ESTABLISHED 203.0.113.7:40002  192.0.2.1:80       10.1.0.11:8080     10.2.0.1:1026",
+        ])
+    );
+    // A FullNAT session that started after the first page still shows its local address.
+    let out = paged(&[(&all[..1], false), (&all[1..], true)], false);
+    assert_eq!(
+        out,
+        joined(&[
+            "RVS connection entries",
+            "pro expire state       source             virtual            destination",
+            "TCP 00:00  ESTABLISHED 203.0.113.7:40000  192.0.2.1:80       10.1.0.11:8080",
+            "TCP 00:01  ESTABLISHED 203.0.113.7:40001  192.0.2.1:80       10.1.0.11:8080",
+            "TCP 00:02  ESTABLISHED 203.0.113.7:40002  192.0.2.1:80       10.1.0.11:8080     10.2.0.1:1026",
+        ])
+    );
+}
+
 #[test]
 fn no_connections_is_the_two_header_lines() {
     let out = render(
-        &Request::Connections,
-        &Response::Connections { conns: vec![] },
+        &Request::Connections { from: None },
+        &Response::Connections {
+            conns: vec![],
+            next: None,
+            local: false,
+        },
         Output::default(),
     );
     assert_eq!(
@@ -661,8 +774,12 @@ fn json_parses_back_to_the_payload() {
     assert_eq!(back, services());
 
     let out = render(
-        &Request::Connections,
-        &Response::Connections { conns: conns() },
+        &Request::Connections { from: None },
+        &Response::Connections {
+            conns: conns(),
+            next: None,
+            local: false,
+        },
         json,
     );
     let back: Vec<ConnView> = serde_json::from_str(&out).unwrap();

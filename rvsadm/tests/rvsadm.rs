@@ -2,8 +2,8 @@
 //! responses and records the requests it got. Checks output, stderr and exit statuses.
 
 use proto::{
-    self, DestSpec, DestView, ErrorKind, ProtoName, Rates, Request, Response, ServiceView, Stats,
-    SvcKey, WorkerView,
+    self, ConnCursor, ConnView, DestSpec, DestView, ErrorKind, ProtoName, Rates, Request, Response,
+    ServiceView, Stats, SvcKey, WorkerView,
 };
 use rvsadm::format;
 use std::io::{ErrorKind as IoErrorKind, Write};
@@ -22,7 +22,8 @@ fn socket_path() -> PathBuf {
     std::env::temp_dir().join(format!("rvsadm-test-{}-{n}.sock", std::process::id()))
 }
 
-/// A stand-in rvsd answering one connection per canned answer (`None`: hang up unanswered).
+/// A stand-in rvsd answering the canned answers in order, each request on whichever
+/// connection it comes (`None`: hang up unanswered).
 struct FakeRvsd {
     path: PathBuf,
     thread: JoinHandle<Vec<Request>>,
@@ -37,25 +38,26 @@ impl FakeRvsd {
         let thread = thread::spawn(move || {
             let mut got = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(20);
-            let mut answers = answers.into_iter();
-            let mut next = answers.next();
-            while let Some(answer) = next.take() {
+            let mut answers = answers.into_iter().peekable();
+            'connections: while answers.peek().is_some() {
                 let mut stream = match listener.accept() {
                     Ok((s, _)) => s,
                     Err(e) if e.kind() == IoErrorKind::WouldBlock && Instant::now() < deadline => {
-                        next = Some(answer);
                         thread::sleep(Duration::from_millis(5));
                         continue;
                     }
                     Err(_) => break,
                 };
                 stream.set_nonblocking(false).expect("blocking");
-                let body = proto::read_frame_bytes(&mut stream).expect("request frame");
-                got.push(proto::decode_request(&body).expect("valid request"));
-                if let Some(resp) = answer {
-                    proto::write_frame(&mut stream, &resp).expect("answer");
+                // Requests on this connection until the client hangs up.
+                while let Ok(body) = proto::read_frame_bytes(&mut stream) {
+                    got.push(proto::decode_request(&body).expect("valid request"));
+                    match answers.next() {
+                        Some(Some(resp)) => proto::write_frame(&mut stream, &resp).expect("answer"),
+                        Some(None) => continue 'connections,
+                        None => break 'connections,
+                    }
                 }
-                next = answers.next();
             }
             got
         });
@@ -438,7 +440,11 @@ fn workers_as_json() {
 #[test]
 fn connections_and_timeouts() {
     let rvsd = FakeRvsd::start(vec![
-        Some(Response::Connections { conns: vec![] }),
+        Some(Response::Connections {
+            conns: vec![],
+            next: None,
+            local: false,
+        }),
         Some(Response::Timeouts {
             tcp: 900,
             tcpfin: 60,
@@ -457,7 +463,7 @@ fn connections_and_timeouts() {
     );
     assert_eq!(
         rvsd.requests(),
-        vec![Request::Connections, Request::Timeouts]
+        vec![Request::Connections { from: None }, Request::Timeouts]
     );
 }
 
@@ -506,4 +512,106 @@ fn an_answer_of_the_wrong_kind_is_an_error() {
         "unexpected answer from rvsd: done (expected services)\n"
     );
     rvsd.requests();
+}
+
+/// Session `i` of a listing: client 203.0.113.7:(40000 + i).
+fn session(i: u16) -> ConnView {
+    ConnView {
+        proto: ProtoName::Udp,
+        expire_secs: 300,
+        state: "UDP".into(),
+        source: Ipv4Addr::new(203, 0, 113, 7),
+        sport: 40000 + i,
+        vip: Ipv4Addr::new(192, 0, 2, 1),
+        vport: 53,
+        dest: Ipv4Addr::new(10, 1, 0, 11),
+        dport: 53,
+        local: None,
+        worker: i / 3,
+    }
+}
+
+/// The pages of sessions 0..7: three, none (a worker without sessions), four.
+fn pages() -> (Vec<Option<Response>>, Vec<Request>) {
+    let at = |worker, slot| Some(ConnCursor { worker, slot });
+    let page = |range: std::ops::Range<u16>, next| {
+        Some(Response::Connections {
+            conns: range.map(session).collect(),
+            next,
+            local: false,
+        })
+    };
+    (
+        vec![page(0..3, at(0, 3)), page(3..3, at(2, 0)), page(3..7, None)],
+        vec![
+            Request::Connections { from: None },
+            Request::Connections { from: at(0, 3) },
+            Request::Connections { from: at(2, 0) },
+        ],
+    )
+}
+
+#[test]
+fn connections_are_asked_page_by_page_and_printed_as_one_listing() {
+    let all: Vec<ConnView> = (0..7).map(session).collect();
+    let (answers, asked) = pages();
+    let rvsd = FakeRvsd::start(answers);
+    let run = rvsadm(Some(&rvsd.socket()), &["-L", "-n", "-c"], "");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(run.stdout, format::connections(&all));
+    assert_eq!(run.stdout.lines().count(), 2 + 7);
+    // Each page asked from where the previous one ended.
+    assert_eq!(rvsd.requests(), asked);
+
+    let (answers, asked) = pages();
+    let rvsd = FakeRvsd::start(answers);
+    let run = rvsadm(Some(&rvsd.socket()), &["-Lnc", "--json"], "");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(
+        run.stdout,
+        serde_json::to_string_pretty(&all).unwrap() + "\n"
+    );
+    let back: Vec<ConnView> = serde_json::from_str(&run.stdout).expect("one JSON array");
+    assert_eq!(back, all);
+    assert_eq!(rvsd.requests(), asked);
+}
+
+#[test]
+fn a_listing_cut_short_by_an_error_says_so_and_exits_1() {
+    let (mut answers, _) = pages();
+    answers[1] = Some(Response::Error {
+        kind: ErrorKind::Internal,
+        message: "worker 1 did not answer within 2 s".into(),
+    });
+    answers.truncate(2);
+    let rvsd = FakeRvsd::start(answers);
+    let run = rvsadm(Some(&rvsd.socket()), &["-Lnc"], "");
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (1, "worker 1 did not answer within 2 s\n")
+    );
+    // What came before the error was printed.
+    assert_eq!(
+        run.stdout,
+        format::connections(&(0..3).map(session).collect::<Vec<_>>())
+    );
+    assert_eq!(rvsd.requests().len(), 2);
+}
+
+#[test]
+fn a_busy_page_is_asked_again() {
+    let (mut answers, mut asked) = pages();
+    answers.insert(
+        1,
+        Some(Response::Error {
+            kind: ErrorKind::Busy,
+            message: "rvsd is busy: more than 200 requests per second on one connection".into(),
+        }),
+    );
+    asked.insert(1, asked[1].clone());
+    let rvsd = FakeRvsd::start(answers);
+    let run = rvsadm(Some(&rvsd.socket()), &["-Lnc"], "");
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert_eq!(run.stdout.lines().count(), 2 + 7);
+    assert_eq!(rvsd.requests(), asked);
 }

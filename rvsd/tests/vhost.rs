@@ -371,8 +371,10 @@ port = 80
         }
         other => panic!("{other:?}"),
     }
-    match call(proto::Request::Connections) {
-        proto::Response::Connections { conns } => {
+    match call(proto::Request::Connections { from: None }) {
+        proto::Response::Connections { conns, next, local } => {
+            assert_eq!(next, None, "one page");
+            assert!(local, "FullNAT sessions");
             assert_eq!(conns.len(), 11, "{conns:?}");
             let f = conns
                 .iter()

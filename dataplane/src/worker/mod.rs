@@ -32,7 +32,7 @@ mod tx;
 
 pub use config::{PortRole, WorkerConfig, WorkerError};
 pub use session::{Forward, SynProxy, Template, Via};
-pub use slow::{MailRequest, Mailbox, SessionInfo};
+pub use slow::{MailRequest, Mailbox, SessionDump, SessionInfo, DUMP_SCAN_SLOTS};
 pub use tx::Parked;
 
 use crate::buf::PacketBuf;

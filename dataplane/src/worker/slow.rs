@@ -23,16 +23,35 @@ pub struct SessionInfo {
     pub expires_in: u64,
 }
 
+/// Slots of the session table one [`MailRequest::DumpSessions`] reads at most, occupied or
+/// not: the pause a listing adds to one slow job stays small whatever the table's size.
+pub const DUMP_SCAN_SLOTS: usize = 1 << 16;
+
 /// A request from the control plane, handled by the worker's slow jobs.
 #[derive(Debug)]
 pub enum MailRequest {
-    /// List up to `max` sessions.
+    /// List sessions in slot order from slot `from` on: at most `max` of them, read from at
+    /// most [`DUMP_SCAN_SLOTS`] slots. The answer says where to resume.
     DumpSessions {
-        /// How many at most.
+        /// The first slot to read (0 for the start of the table).
+        from: u32,
+        /// How many sessions at most.
         max: usize,
+        /// An empty buffer to fill and send back; the worker never grows it (it stops at its
+        /// capacity), so answering allocates nothing.
+        into: Vec<SessionInfo>,
         /// Where to send them.
-        reply: std::sync::mpsc::SyncSender<Vec<SessionInfo>>,
+        reply: std::sync::mpsc::SyncSender<SessionDump>,
     },
+}
+
+/// A worker's answer to [`MailRequest::DumpSessions`].
+#[derive(Debug)]
+pub struct SessionDump {
+    /// The sessions, in slot order.
+    pub sessions: Vec<SessionInfo>,
+    /// The slot to ask from next, or `None` when the table was read to its end.
+    pub next: Option<u32>,
 }
 
 /// The control plane's way into a worker: a bounded lock-free queue of requests the worker
@@ -95,22 +114,50 @@ impl<D: Device> Worker<D> {
         self.publish();
         while let Some(req) = self.mailbox.queue.pop() {
             match req {
-                MailRequest::DumpSessions { max, reply } => {
-                    let list: Vec<SessionInfo> = self
-                        .table
-                        .iter()
-                        .take(max)
-                        .map(|(_, s)| SessionInfo {
-                            original: s.original,
-                            forward: s.data,
-                            state: s.state,
-                            expires_in: s.deadline.saturating_sub(now),
-                        })
-                        .collect();
+                MailRequest::DumpSessions {
+                    from,
+                    max,
+                    into,
+                    reply,
+                } => {
+                    let dump = self.dump_sessions(from, max, into, now);
                     // The asker may have given up waiting; that is fine.
-                    let _ = reply.try_send(list);
+                    let _ = reply.try_send(dump);
                 }
             }
+        }
+    }
+
+    /// Sessions from slot `from` on, into `into` (up to `max` and its capacity), reading at
+    /// most [`DUMP_SCAN_SLOTS`] slots.
+    fn dump_sessions(
+        &self,
+        from: u32,
+        max: usize,
+        mut into: Vec<SessionInfo>,
+        now: u64,
+    ) -> SessionDump {
+        into.clear();
+        let room = max.min(into.capacity());
+        let bound = self.table.slot_bound();
+        let end = (from as usize).saturating_add(DUMP_SCAN_SLOTS).min(bound);
+        let mut next = (end < bound).then_some(end);
+        for (id, s) in self.table.iter_slots(from as usize..end) {
+            if into.len() == room {
+                next = Some(id.index());
+                break;
+            }
+            into.push(SessionInfo {
+                original: s.original,
+                forward: s.data,
+                state: s.state,
+                expires_in: s.deadline.saturating_sub(now),
+            });
+        }
+        SessionDump {
+            sessions: into,
+            // Slot numbers are below the table's capacity, itself below 2^31.
+            next: next.map(|n| n as u32),
         }
     }
 
