@@ -20,7 +20,7 @@ use crate::metrics;
 use crate::model::ControlError;
 use crate::state::{lock, ControlState};
 use crate::views;
-use proto::{ErrorKind, FrameError, Request, Response};
+use proto::{ErrorKind, FrameError, Request, Response, MAX_FRAME};
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
@@ -336,11 +336,57 @@ fn serve_client(
         } else {
             answer(&body, state, checks)
         };
-        if proto::write_frame(&mut conn, &response).is_err() {
+        if send(&mut conn, &response).is_err() {
             return;
         }
         slot.finish_work(Instant::now());
         wait = limits.next_request;
+    }
+}
+
+/// Sends `response`; one too large for a frame is replaced by an error answer that says so
+/// ([`too_large`]), never dropped with the connection.
+fn send(conn: &mut UnixStream, response: &Response) -> Result<(), FrameError> {
+    let body = match proto::encode(response) {
+        Err(FrameError::TooLarge(size)) => {
+            let what = answer_name(response);
+            warn!(
+                size,
+                limit = MAX_FRAME,
+                what,
+                "reply too large for one message"
+            );
+            proto::encode(&too_large(size, what))?
+        }
+        other => other?,
+    };
+    proto::write_body(conn, &body)
+}
+
+/// The error answer sent instead of a reply of `size` bytes (over [`MAX_FRAME`]) to a request
+/// for `what`.
+pub fn too_large(size: usize, what: &str) -> Response {
+    Response::Error {
+        kind: ErrorKind::Internal,
+        message: format!(
+            "reply of {size} bytes is over the {} MiB limit of one message: the {what} \
+             listing is too large to send",
+            MAX_FRAME >> 20
+        ),
+    }
+}
+
+/// What a response lists, for messages.
+fn answer_name(response: &Response) -> &'static str {
+    match response {
+        Response::Done => "done",
+        Response::Error { .. } => "error",
+        Response::Services { .. } => "services (-L)",
+        Response::Connections { .. } => "connections (-L -c)",
+        Response::Timeouts { .. } => "timeouts (-L --timeout)",
+        Response::Workers { .. } => "workers (--workers)",
+        Response::Lips { .. } => "LIPs (--lips)",
+        Response::Health { .. } => "health checks (--health)",
     }
 }
 

@@ -822,3 +822,52 @@ fn rvsadm_gives_up_on_a_busy_rvsd_with_a_clear_message() {
          per second (burst 1); nothing was done, try again\n"
     );
 }
+
+#[test]
+fn a_reply_over_the_frame_limit_is_an_error_not_a_hang_up() {
+    let rvsd = Rvsd::start(Limits::default());
+    let mut c = rvsd.connect();
+    // Three services of 2,000 dests each: their -L listing is some 1.3 MB.
+    let vips = [
+        VIP,
+        Ipv4Addr::new(192, 0, 2, 101),
+        Ipv4Addr::new(192, 0, 2, 102),
+    ];
+    for vip in vips {
+        let mut requests = vec![add_service(vip)];
+        requests.extend((0..2000u32).map(|d| add_dest(vip, Ipv4Addr::from(0x0a02_0000 + d), 1)));
+        send(&mut c, Request::Batch { requests });
+        assert_eq!(answer(&mut c), Some(Response::Done));
+    }
+    send(&mut c, Request::List { service: None });
+    let refused = answer(&mut c).expect("an answer, not a hang-up");
+    assert_eq!(error_kind(&refused), Some(ErrorKind::Internal));
+    let text = message(&refused);
+    let size: usize = text
+        .strip_prefix("reply of ")
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {text}"));
+    assert!(size > MAX_FRAME, "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "reply of {size} bytes is over the 1 MiB limit of one message: the services (-L) \
+             listing is too large to send"
+        )
+    );
+    // The connection goes on, and one service's listing fits.
+    send(
+        &mut c,
+        Request::List {
+            service: Some(svc(VIP)),
+        },
+    );
+    match answer(&mut c) {
+        Some(Response::Services { services }) => assert_eq!(services[0].dests.len(), 2000),
+        other => panic!("{other:?}"),
+    }
+    // rvsadm prints the error and fails like a failed listing.
+    let (code, stderr) = rvsadm_as(0, &rvsd.dir, &rvsd.sock, &["-L", "-n"]);
+    assert_eq!((code, stderr), (1, format!("{text}\n")));
+}

@@ -28,12 +28,32 @@ pub enum FrameError {
 /// # Errors
 /// I/O errors, or a message over [`MAX_FRAME`].
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
+    write_body(w, &encode(msg)?)
+}
+
+/// `msg` as a frame body, for [`write_body`].
+///
+/// # Errors
+/// [`FrameError::TooLarge`] with the body's size if it is over [`MAX_FRAME`] (nothing is
+/// written then: the caller can send something else instead).
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let body = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if body.len() > MAX_FRAME {
         return Err(FrameError::TooLarge(body.len()));
     }
+    Ok(body)
+}
+
+/// Writes a body from [`encode`] as one frame.
+///
+/// # Errors
+/// I/O errors, or a body over [`MAX_FRAME`].
+pub fn write_body(w: &mut impl Write, body: &[u8]) -> Result<(), FrameError> {
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
     w.write_all(&(body.len() as u32).to_be_bytes())?;
-    w.write_all(&body)?;
+    w.write_all(body)?;
     w.flush()?;
     Ok(())
 }
@@ -251,6 +271,27 @@ mod tests {
             matches!(e, FrameError::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_with_its_size_and_nothing_written() {
+        let big = Response::Error {
+            kind: crate::message::ErrorKind::Internal,
+            message: "x".repeat(MAX_FRAME),
+        };
+        let size = serde_json::to_vec(&big).unwrap().len();
+        assert!(matches!(encode(&big), Err(FrameError::TooLarge(n)) if n == size));
+        let mut wire = Vec::new();
+        assert!(matches!(
+            write_frame(&mut wire, &big),
+            Err(FrameError::TooLarge(_))
+        ));
+        assert!(wire.is_empty());
+        assert!(matches!(
+            write_body(&mut wire, &vec![b' '; MAX_FRAME + 1]),
+            Err(FrameError::TooLarge(_))
+        ));
+        assert!(wire.is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod message;
 
 pub use forward::ForwardName;
 pub use frame::{
-    decode_request, decode_response, read_frame_bytes, write_frame, FrameError, MAX_FRAME,
+    decode_request, decode_response, encode, read_frame_bytes, write_body, write_frame, FrameError,
+    MAX_FRAME,
 };
 pub use message::*;

@@ -615,3 +615,16 @@ fn a_busy_page_is_asked_again() {
     assert_eq!(run.stdout.lines().count(), 2 + 7);
     assert_eq!(rvsd.requests(), asked);
 }
+
+#[test]
+fn an_answer_over_the_message_limit_is_printed_and_fails() {
+    let message = "reply of 1300000 bytes is over the 1 MiB limit of one message: the services \
+                   (-L) listing is too large to send";
+    let rvsd = FakeRvsd::start(vec![Some(Response::Error {
+        kind: ErrorKind::Internal,
+        message: message.into(),
+    })]);
+    let run = rvsadm(Some(&rvsd.socket()), &["-L", "-n"], "");
+    assert_eq!((run.code, run.stderr), (1, format!("{message}\n")));
+    rvsd.requests();
+}
