@@ -2,8 +2,8 @@
 //! over the control socket — every session exactly once, no message near the frame limit —
 //! by the protocol and by rvsadm, as a table and as JSON.
 //!
-//! The million-session run is the `list_sessions` example (release build, `scripts/listing`),
-//! measured in docs/robustness.md.
+//! The same million sessions are measured in a release build, listed by rvsadm, by the
+//! `list_sessions` example (`scripts/listing`; figures in docs/robustness.md).
 
 #[path = "support/fleet.rs"]
 mod fleet;
