@@ -19,6 +19,8 @@
 //!   steering of FullNAT replies to a worker's queue.
 //! - [`synproxy`]: SYN cookies and the sequence shift of SYN-proxied sessions.
 //! - [`stats`]: lock-free counters each worker publishes (per dest slot and per worker).
+//! - [`sync`]: the session sync wire format between directors: records, datagram writer and
+//!   reader.
 //! - [`snapshot`]: the validated configuration workers read, and how it is published.
 //! - [`wire`]: zero-copy packet views (smoltcp's, plus 802.1Q tags) and their panic contract.
 //! - [`worker`]: the run loop: RX, classify, sessions, rewrite, TX, slow jobs.
@@ -40,6 +42,7 @@ pub mod rewrite;
 pub mod rss;
 pub mod snapshot;
 pub mod stats;
+pub mod sync;
 pub mod synproxy;
 pub mod wire;
 pub mod worker;

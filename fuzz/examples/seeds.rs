@@ -12,14 +12,26 @@
 //! - `corpus/control_request/`: framed requests of every operation (`proto::Request`).
 //! - `corpus/config/`: the configurations of `examples/`, `docker/` and `lab/`, and variants
 //!   using every section and key.
+//! - `corpus/sync_decode/`: session sync datagrams: sessions of every protocol, mode, TCP state
+//!   and SYN proxy state, templates, unknown record types, and one refusal of each kind.
+//!
+//! `cargo run --manifest-path fuzz/Cargo.toml --example seeds -- sync_decode` writes only the
+//! targets named.
 //!
 //! Seeds are starting points; `scripts/fuzz` then minimises each corpus (`cargo fuzz cmin`).
 
+use conntrack::{Proto, SessionState, TcpState};
+use dataplane::sync::wire::{header, mode, record_header, session, template};
+use dataplane::sync::{
+    DatagramWriter, SyncHeader, SyncProxy, SyncRecord, SyncSession, SyncTemplate,
+    MTU_1500_DATAGRAM_LEN,
+};
 use proto::{ConnCursor, DestSpec, Envelope, ProtoName, Request, SvcKey};
 use rvs_fuzz::pipeline::{
     self, encode, Record, DIP_VLAN, LAN_GW, LAN_GW_MAC, LAN_VLAN, RS_FAR, RS_VLAN, RS_VLAN_MAC,
     VIP2, VLAN_MTU,
 };
+use sched::ForwardMode;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use testkit::{
@@ -1042,22 +1054,219 @@ fn write_dir(dir: &Path, files: impl IntoIterator<Item = (String, Vec<u8>)>) -> 
     n
 }
 
+/// A sync datagram of `records` (valid ones) in a buffer of `size` bytes; the records that
+/// do not fit are left out.
+fn sync_datagram(seq: u32, records: &[SyncRecord], size: usize) -> Vec<u8> {
+    let h = SyncHeader {
+        sync_id: 1,
+        flags: 0,
+        sender: u32::from(Ipv4Addr::new(192, 0, 2, 1)),
+        seq,
+    };
+    let mut buf = vec![0u8; size];
+    let mut w = DatagramWriter::new(&mut buf, &h).expect("room for the header");
+    for r in records {
+        if w.push(r).is_err() {
+            break;
+        }
+    }
+    w.datagram().to_vec()
+}
+
+/// Sessions of every protocol, mode, state and SYN proxy state.
+fn sync_sessions() -> Vec<SyncRecord> {
+    let (cip, vip, rip, lip) = (CIP, VIP, RS[0], LIP1);
+    let mut out = Vec::new();
+    for proto in [Proto::Tcp, Proto::Udp, Proto::Icmp] {
+        let states: Vec<SessionState> = match proto {
+            Proto::Tcp => TcpState::ALL
+                .iter()
+                .map(|&t| SessionState::Tcp(t))
+                .collect(),
+            Proto::Udp => vec![SessionState::Udp],
+            Proto::Icmp => vec![SessionState::Icmp],
+        };
+        for m in [
+            ForwardMode::Nat,
+            ForwardMode::Tun,
+            ForwardMode::Dr,
+            ForwardMode::FullNat,
+        ] {
+            let mut proxies = vec![SyncProxy::Off];
+            if proto == Proto::Tcp && m.maps_ports() {
+                proxies.push(SyncProxy::Pending {
+                    client_isn: 0x0102_0304,
+                    mss: 3,
+                    epoch: 17,
+                });
+                proxies.push(SyncProxy::On { shift: 0x8000_0001 });
+            }
+            let (vport, rport) = match (proto, m.maps_ports()) {
+                (Proto::Icmp, _) => (0, 0),
+                (_, true) => (80, 8080),
+                (_, false) => (80, 80),
+            };
+            for &state in &states {
+                for &synproxy in &proxies {
+                    out.push(SyncRecord::Session(SyncSession {
+                        proto,
+                        client: (cip, 40000),
+                        vip: (vip, vport),
+                        rip,
+                        rport,
+                        mode: m,
+                        lip: (m == ForwardMode::FullNat).then_some((lip, 1024)),
+                        state,
+                        expires_in_ms: 900_000,
+                        persist_ms: if proto == Proto::Udp { 300_000 } else { 0 },
+                        synproxy,
+                    }));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sync_templates() -> Vec<SyncRecord> {
+    [Proto::Tcp, Proto::Udp, Proto::Icmp]
+        .into_iter()
+        .map(|proto| {
+            let port = if proto == Proto::Icmp { 0 } else { 443 };
+            SyncRecord::Template(SyncTemplate {
+                proto,
+                client: CIP,
+                vip: (VIP, port),
+                rip: RS[1],
+                rport: port,
+                timeout_ms: 360_000,
+                expires_in_ms: 360_000,
+            })
+        })
+        .collect()
+}
+
+/// Sync datagrams: every kind of record, batches, and one refusal of each kind.
+fn sync_seeds() -> Vec<(String, Vec<u8>)> {
+    let sessions = sync_sessions();
+    let templates = sync_templates();
+    let mut seeds = Vec::new();
+    let per = (MTU_1500_DATAGRAM_LEN - header::LEN) / session::LEN;
+    for (i, chunk) in sessions.chunks(per).enumerate() {
+        seeds.push((
+            format!("sessions_{i}"),
+            sync_datagram(i as u32, chunk, MTU_1500_DATAGRAM_LEN),
+        ));
+    }
+    seeds.push((
+        "templates".into(),
+        sync_datagram(100, &templates, MTU_1500_DATAGRAM_LEN),
+    ));
+    let mixed: Vec<SyncRecord> = sessions
+        .iter()
+        .step_by(7)
+        .chain(templates.iter())
+        .copied()
+        .collect();
+    seeds.push((
+        "mixed".into(),
+        sync_datagram(101, &mixed, MTU_1500_DATAGRAM_LEN),
+    ));
+    seeds.push((
+        "empty".into(),
+        sync_datagram(102, &[], MTU_1500_DATAGRAM_LEN),
+    ));
+    seeds.push(("jumbo".into(), sync_datagram(103, &sessions, 9000)));
+
+    // A datagram of two sessions and a template, then broken in one place each.
+    let base = sync_datagram(
+        200,
+        &[sessions[0], sessions[sessions.len() - 1], templates[0]],
+        MTU_1500_DATAGRAM_LEN,
+    );
+    let s1 = header::LEN;
+    let t1 = header::LEN + 2 * session::LEN;
+    let set16 =
+        |b: &mut Vec<u8>, at: usize, v: u16| b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = base.clone();
+        f(&mut b);
+        b
+    };
+    let len = base.len();
+    let broken: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", base[..len - 5].to_vec()),
+        ("bad_magic", edit(&|b| b[0] = b'X')),
+        ("unknown_version", edit(&|b| b[header::VERSION] = 2)),
+        ("bad_length", edit(&|b| b.push(0))),
+        (
+            "bad_framing",
+            edit(&|b| set16(b, s1 + record_header::LENGTH, 2)),
+        ),
+        ("bad_record_count", edit(&|b| set16(b, header::COUNT, 4))),
+        (
+            "unknown_record_type",
+            edit(&|b| set16(b, s1 + record_header::TYPE, 9)),
+        ),
+        ("bad_proto", edit(&|b| b[s1 + session::PROTO] = 47)),
+        ("bad_mode", edit(&|b| b[s1 + session::MODE] = 4)),
+        ("bad_state", edit(&|b| b[s1 + session::STATE] = 11)),
+        ("bad_synproxy", edit(&|b| b[s1 + session::SYNPROXY] = 3)),
+        (
+            "bad_lip",
+            edit(&|b| {
+                b[s1 + session::MODE] = mode::NAT;
+                b[s1 + session::LIP] = 10;
+            }),
+        ),
+        ("bad_port", edit(&|b| set16(b, s1 + session::VIP_PORT, 0))),
+        (
+            "bad_address",
+            edit(&|b| b[s1 + session::RIP..s1 + session::RIP + 4].fill(0)),
+        ),
+        (
+            "bad_timeout",
+            edit(&|b| b[t1 + template::TIMEOUT_MS..t1 + template::TIMEOUT_MS + 4].fill(0)),
+        ),
+    ];
+    for (name, b) in broken {
+        seeds.push((format!("refused_{name}"), b));
+    }
+    seeds
+}
+
 fn main() {
     let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = fuzz.parent().expect("repo root").to_path_buf();
     let corpus = fuzz.join("corpus");
-    let p = write_dir(
-        &corpus.join("pipeline"),
-        pipeline_seeds()
-            .into_iter()
-            .map(|(n, b)| (n.to_string(), b)),
-    );
-    let c = write_dir(&corpus.join("control_request"), control_seeds());
-    let f = write_dir(
-        &corpus.join("config"),
-        config_seeds(&root)
-            .into_iter()
-            .map(|(n, t)| (n, t.into_bytes())),
-    );
-    println!("seeds: pipeline {p}, control_request {c}, config {f}");
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |t: &str| only.is_empty() || only.iter().any(|o| o == t);
+    let mut written = Vec::new();
+    if wanted("pipeline") {
+        let n = write_dir(
+            &corpus.join("pipeline"),
+            pipeline_seeds()
+                .into_iter()
+                .map(|(n, b)| (n.to_string(), b)),
+        );
+        written.push(format!("pipeline {n}"));
+    }
+    if wanted("control_request") {
+        let n = write_dir(&corpus.join("control_request"), control_seeds());
+        written.push(format!("control_request {n}"));
+    }
+    if wanted("config") {
+        let n = write_dir(
+            &corpus.join("config"),
+            config_seeds(&root)
+                .into_iter()
+                .map(|(n, t)| (n, t.into_bytes())),
+        );
+        written.push(format!("config {n}"));
+    }
+    if wanted("sync_decode") {
+        let n = write_dir(&corpus.join("sync_decode"), sync_seeds());
+        written.push(format!("sync_decode {n}"));
+    }
+    println!("seeds: {}", written.join(", "));
 }

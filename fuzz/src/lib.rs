@@ -5,7 +5,9 @@
 //! - [`pipeline`]: raw frames through a director worker on in-memory ports.
 //! - [`control`]: control-protocol frames decoded and applied to a control state.
 //! - [`config`]: configuration text through the parser and what rvsd builds from it.
+//! - [`sync`]: session sync datagrams through the reader, each record re-encoded.
 
 pub mod config;
 pub mod control;
 pub mod pipeline;
+pub mod sync;

@@ -55,3 +55,34 @@ fn control_request() {
 fn config() {
     replay("config", rvs_fuzz::config::run);
 }
+
+#[test]
+fn sync_decode() {
+    replay("sync_decode", rvs_fuzz::sync::run);
+}
+
+/// Each `seed_refused_<reason>` sync seed is refused for that reason: the whole datagram, or
+/// one of its records.
+#[test]
+fn sync_seeds_are_refused_for_their_reason() {
+    use dataplane::sync::{wire::header, Datagram};
+    let mut seen = 0;
+    for f in inputs("sync_decode") {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(reason) = name.strip_prefix("seed_refused_") else {
+            continue;
+        };
+        let data = std::fs::read(&f).expect("read input");
+        let got: Vec<&str> = match Datagram::parse(&data, data[header::SYNC_ID]) {
+            Err(e) => vec![e.as_str()],
+            Ok(g) => g
+                .records()
+                .filter_map(|r| r.err())
+                .map(|e| e.as_str())
+                .collect(),
+        };
+        assert_eq!(got, [reason], "{name}");
+        seen += 1;
+    }
+    assert!(seen >= 15, "only {seen} refusal seeds");
+}

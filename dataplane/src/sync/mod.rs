@@ -1,0 +1,132 @@
+//! Session sync between directors: rvs's own versioned wire format and its codec.
+//!
+//! As with IPVS's sync daemon, a *master* director sends its sessions (and persistence
+//! templates) to *backup* peers in UDP datagrams; a backup installs each, so that after a
+//! failover the flows go on where they were. This module is the format only: what a record
+//! says ([`SyncRecord`], independent of how a worker keeps its sessions), the writer that
+//! packs records into a caller's datagram buffer ([`DatagramWriter`]), the reader that checks
+//! a received datagram and yields its records ([`Datagram`]), and why a datagram or a record
+//! is refused ([`SyncDrop`], a small `Copy` enum with snake_case names, like
+//! [`DropReason`](crate::DropReason)). Neither side allocates, and no input makes the reader
+//! panic. The sync daemon that sends and receives these datagrams is being built on top.
+//!
+//! # Datagram
+//!
+//! All fields are big-endian. A datagram is a 20-byte header and `count` records, nothing
+//! after them:
+//!
+//! | offset | size | field | value |
+//! |---|---|---|---|
+//! | 0 | 4 | magic | `RVSY` ([`wire::MAGIC`]) |
+//! | 4 | 1 | version | 1 ([`wire::VERSION`]); another version is refused whole |
+//! | 5 | 1 | sync id | the sync group (IPVS `--syncid`); a receiver takes only its own |
+//! | 6 | 2 | flags | none defined in version 1: sent 0, ignored on receipt |
+//! | 8 | 4 | sender id | the sending director |
+//! | 12 | 4 | sequence | +1 per datagram (wrapping), so a receiver can count losses |
+//! | 16 | 2 | count | number of records |
+//! | 18 | 2 | length | of the whole datagram in bytes, header included |
+//! | 20 | | records | `count` records, back to back |
+//!
+//! A datagram is at most 65,535 bytes (the length field); a sender sizes its datagrams to its
+//! path, e.g. 1472 bytes for a 1500-byte MTU ([`wire::MTU_1500_DATAGRAM_LEN`]), and starts a
+//! new one when a record does not fit ([`WriteError::Full`]).
+//!
+//! # Records
+//!
+//! Every record starts with its type and its length, so that a receiver can step over a type
+//! a newer sender added ([`SyncDrop::UnknownRecordType`], counted, the other records
+//! installed):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 2 | type: 1 session, 2 template; others are skipped |
+//! | 2 | 2 | length of the record in bytes, these 4 included (≥ 4) |
+//!
+//! A known type has exactly its layout's length ([`SyncDrop::BadRecordLength`] otherwise): a
+//! later field comes with a new record type (or version), never by growing a type.
+//!
+//! **Session** (type 1, 46 bytes; offsets from the record's start, [`wire::session`]):
+//!
+//! | offset | size | field | value |
+//! |---|---|---|---|
+//! | 4 | 1 | proto | IP protocol: 1 ICMP, 6 TCP, 17 UDP |
+//! | 5 | 1 | mode | IPVS forwarding numbers: 0 NAT (masq), 2 TUN, 3 DR, 5 FullNAT (DPVS's number) |
+//! | 6 | 1 | state | TCP: the IPVS state number (`TcpState::index`, 0 NONE … 10 SYNACK); UDP, ICMP: 0 |
+//! | 7 | 1 | SYN proxy | 0 off, 1 pending (RS not answered yet), 2 on |
+//! | 8 | 4 | client address | |
+//! | 12 | 4 | VIP | |
+//! | 16 | 4 | RIP | |
+//! | 20 | 4 | LIP | FullNAT: the LIP (not 0.0.0.0); other modes: 0 |
+//! | 24 | 2 | client port | ICMP: the echo identifier |
+//! | 26 | 2 | VIP port | ICMP: 0 |
+//! | 28 | 2 | RS port | ICMP: 0; DR, TUN: the VIP port |
+//! | 30 | 2 | local port | FullNAT: the LIP's port (ICMP: echo identifier toward the RS); other modes: 0 |
+//! | 32 | 4 | expires in | ms until the session expires unless a packet re-arms it |
+//! | 36 | 4 | persistence | the service's persistence timeout in ms, 0 if none |
+//! | 40 | 4 | SYN proxy word | pending: the client's ISN; on: the shift (RS ISN − cookie); off: 0 |
+//! | 44 | 1 | cookie MSS | pending: index into `synproxy::MSS_TABLE` (< 4); otherwise 0 |
+//! | 45 | 1 | cookie epoch | pending: low 8 bits of the cookie's epoch; otherwise 0 |
+//!
+//! **Template** (type 2, 29 bytes, [`wire::template`]): an IPVS persistence template, keyed
+//! (proto, client, VIP, VIP port) like the worker's:
+//!
+//! | offset | size | field | value |
+//! |---|---|---|---|
+//! | 4 | 1 | proto | as for a session |
+//! | 5 | 4 | client address | |
+//! | 9 | 4 | VIP | |
+//! | 13 | 4 | RIP | |
+//! | 17 | 2 | VIP port | ICMP: 0 |
+//! | 19 | 2 | RS port | ICMP: 0 |
+//! | 21 | 4 | timeout | the persistence timeout in ms, not 0 |
+//! | 25 | 4 | expires in | ms until the template expires if no session holds it |
+//!
+//! Times are relative (ms left), not absolute: directors do not share a clock.
+//!
+//! A pending SYN-proxied session carries what the master's worker keeps for it: the client's
+//! ISN and the cookie's MSS index and epoch. The worker re-makes the cookie from those with
+//! its own random key when the RS answers; a backup's worker has another key, so it can
+//! install such a session but not join its halves unless the sync daemon shares the cookie
+//! key or sends the cookie itself (a new record type would carry it). Sessions already `On`
+//! carry their shift and need no key.
+//!
+//! # What a receiver refuses
+//!
+//! The whole datagram ([`SyncDrop::refuses_datagram`]), checked in this order: shorter than
+//! the header (`truncated`), `bad_magic`, `unknown_version`, `wrong_sync_id`, a length field
+//! below the header (`bad_length`), beyond the bytes received (`truncated`) or short of them
+//! (`bad_length`), a record shorter than its header or running past the end (`bad_framing`),
+//! a count that is not the number of records (`bad_record_count`).
+//!
+//! One record, the others still installed: `unknown_record_type`, `bad_record_length`, and
+//! the semantic rules ([`SyncSession::validate`], [`SyncTemplate::validate`]), which the
+//! writer applies too (it refuses to send what a receiver would refuse):
+//!
+//! - `bad_proto`, `bad_mode`: values outside the tables above;
+//! - `bad_state`: a TCP state number above 10, a non-zero state for UDP or ICMP (in a
+//!   [`SyncSession`]: a state that is not the protocol's);
+//! - `bad_synproxy`: an unknown SYN proxy value, a SYN proxy on UDP or ICMP or with a DR or
+//!   TUN dest (services refuse both), a cookie MSS index ≥ 4, non-zero fields the state does
+//!   not use;
+//! - `bad_address`: 0.0.0.0 as client, VIP or RIP;
+//! - `bad_port`: a TCP or UDP VIP port or RS port of 0; an ICMP VIP port or RS port other
+//!   than 0 (ports make no sense there; the client port and local port, which carry the echo
+//!   identifier, are free); a DR or TUN RS port other than the VIP port (those modes do not
+//!   rewrite the L4 header, and their dests must use the service port). The client port may
+//!   be 0, as the data path accepts it;
+//! - `bad_lip`: FullNAT with LIP 0.0.0.0, or a LIP or local port in another mode;
+//! - `bad_timeout`: a template with a timeout of 0.
+
+#![deny(unsafe_code)]
+
+pub mod record;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use record::{SyncDrop, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
+pub use wire::{
+    decode_record, Datagram, DatagramWriter, Records, SyncHeader, WriteError, MAX_DATAGRAM_LEN,
+    MTU_1500_DATAGRAM_LEN,
+};

@@ -1,0 +1,283 @@
+//! What a sync record says, independent of how a worker keeps its sessions, the rules a record
+//! must keep to be installed, and why a datagram or a record is refused ([`SyncDrop`]).
+
+use core::fmt;
+use core::net::Ipv4Addr;
+
+use conntrack::{Proto, SessionState};
+use sched::ForwardMode;
+
+use crate::synproxy::MSS_TABLE;
+
+/// One session or persistence template, as a master director sends it and a backup installs
+/// it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncRecord {
+    /// A session.
+    Session(SyncSession),
+    /// An IPVS persistence template.
+    Template(SyncTemplate),
+}
+
+/// A session: enough for a backup to forward the flow's next packet exactly as the master
+/// would have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncSession {
+    /// The L4 protocol.
+    pub proto: Proto,
+    /// The client's address and port (ICMP: the echo identifier).
+    pub client: (Ipv4Addr, u16),
+    /// The service's VIP and port (ICMP: port 0).
+    pub vip: (Ipv4Addr, u16),
+    /// The real server's address.
+    pub rip: Ipv4Addr,
+    /// The real server's port (ICMP: 0; DR and TUN: the VIP's port).
+    pub rport: u16,
+    /// How packets reach the RS.
+    pub mode: ForwardMode,
+    /// FullNAT's LIP and local port (ICMP: the echo identifier toward the RS); present in
+    /// FullNAT, absent in every other mode.
+    pub lip: Option<(Ipv4Addr, u16)>,
+    /// The state that selects the session's timeout: `Tcp(_)` for TCP, `Udp` for UDP, `Icmp`
+    /// for ICMP.
+    pub state: SessionState,
+    /// Time left until the session expires unless a packet re-arms it, in ms.
+    pub expires_in_ms: u32,
+    /// The service's persistence timeout in ms (0: not persistent).
+    pub persist_ms: u32,
+    /// The SYN proxy's state (TCP with NAT or FullNAT only).
+    pub synproxy: SyncProxy,
+}
+
+/// A SYN-proxied session's state and the per-session sequence word that goes with it
+/// ([`crate::synproxy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncProxy {
+    /// Not proxied.
+    Off,
+    /// The client's cookie checked and the director's SYN went to the RS, which has not
+    /// answered yet.
+    Pending {
+        /// The client's initial sequence number.
+        client_isn: u32,
+        /// The cookie's MSS, an index into [`MSS_TABLE`].
+        mss: u8,
+        /// The low 8 bits of the cookie's epoch.
+        epoch: u8,
+    },
+    /// Both halves are open.
+    On {
+        /// RS ISN − cookie: the [`Shift`](crate::synproxy::Shift) between the halves.
+        shift: u32,
+    },
+}
+
+/// An IPVS persistence template: which dest the client's next sessions of a persistent
+/// service go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncTemplate {
+    /// The L4 protocol of the service.
+    pub proto: Proto,
+    /// The client's address (a template has no client port).
+    pub client: Ipv4Addr,
+    /// The service's VIP and port (ICMP: port 0).
+    pub vip: (Ipv4Addr, u16),
+    /// The dest's address.
+    pub rip: Ipv4Addr,
+    /// The dest's port (ICMP: 0).
+    pub rport: u16,
+    /// The service's persistence timeout in ms (never 0: a service without persistence has
+    /// no templates).
+    pub timeout_ms: u32,
+    /// Time left until the template expires if no session holds it, in ms.
+    pub expires_in_ms: u32,
+}
+
+macro_rules! sync_drops {
+    ($( $(#[$doc:meta])* $name:ident => $text:literal, )*) => {
+        /// Why a received sync datagram, or one record of it, was not installed. The first
+        /// seven refuse the whole datagram ([`SyncDrop::refuses_datagram`]); the others one
+        /// record, the datagram's other records being installed.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum SyncDrop {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl SyncDrop {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [SyncDrop] = &[$(SyncDrop::$name,)*];
+            /// How many reasons there are (the length of a per-reason counter array).
+            pub const COUNT: usize = SyncDrop::ALL.len();
+
+            /// A stable snake_case name, used in counters and logs.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(SyncDrop::$name => $text,)*
+                }
+            }
+
+            /// The index of this reason in a per-reason counter array.
+            #[inline]
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+sync_drops! {
+    /// Shorter than the datagram header, or than the header's length field says.
+    Truncated => "truncated",
+    /// The first four bytes are not `RVSY`.
+    BadMagic => "bad_magic",
+    /// A format version this director does not read.
+    UnknownVersion => "unknown_version",
+    /// Another sync group's datagram (its sync id is not the one expected).
+    WrongSyncId => "wrong_sync_id",
+    /// The header's length field is below the header's length, or bytes follow it.
+    BadLength => "bad_length",
+    /// A record's length is below the record header's, or runs past the datagram's end.
+    BadFraming => "bad_framing",
+    /// The header's record count is not the number of records the datagram holds.
+    BadRecordCount => "bad_record_count",
+    /// A record type this director does not know (a newer sender's): skipped.
+    UnknownRecordType => "unknown_record_type",
+    /// A known record type whose length is not its layout's.
+    BadRecordLength => "bad_record_length",
+    /// An IP protocol that is not TCP, UDP or ICMP.
+    BadProto => "bad_proto",
+    /// An unknown forwarding mode.
+    BadMode => "bad_mode",
+    /// An unknown TCP state, or a state that is not the protocol's (TCP for a UDP session).
+    BadState => "bad_state",
+    /// An unknown SYN proxy state, a SYN proxy on a UDP or ICMP session or in DR or TUN, an
+    /// MSS index out of the table, or a value in a field the state does not use.
+    BadSynProxy => "bad_synproxy",
+    /// FullNAT without a LIP, or a LIP or local port in another mode.
+    BadLip => "bad_lip",
+    /// A TCP or UDP service or RS port of 0, an ICMP service or RS port other than 0, or an
+    /// RS port other than the service's in DR or TUN.
+    BadPort => "bad_port",
+    /// The unspecified address (0.0.0.0) as a client, VIP or RIP.
+    BadAddress => "bad_address",
+    /// A persistence template with a timeout of 0.
+    BadTimeout => "bad_timeout",
+}
+
+impl SyncDrop {
+    /// Whether this reason refuses the whole datagram (the header or the records' framing is
+    /// wrong, so no record can be trusted) rather than one record.
+    #[inline]
+    pub fn refuses_datagram(self) -> bool {
+        (self as u8) <= SyncDrop::BadRecordCount as u8
+    }
+}
+
+impl fmt::Display for SyncDrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl SyncRecord {
+    /// Checks the rules a record must keep to be sent or installed (see
+    /// [`SyncSession::validate`] and [`SyncTemplate::validate`]).
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub fn validate(&self) -> Result<(), SyncDrop> {
+        match self {
+            SyncRecord::Session(s) => s.validate(),
+            SyncRecord::Template(t) => t.validate(),
+        }
+    }
+}
+
+impl SyncSession {
+    /// Checks, in this order:
+    ///
+    /// - [`SyncDrop::BadState`]: `state` is the protocol's (`Tcp(_)` for TCP, `Udp`, `Icmp`);
+    /// - [`SyncDrop::BadSynProxy`]: a SYN proxy state other than `Off` only on TCP in NAT or
+    ///   FullNAT, and a pending session's MSS index within [`MSS_TABLE`];
+    /// - [`SyncDrop::BadAddress`]: client, VIP and RIP are not 0.0.0.0;
+    /// - [`SyncDrop::BadPort`]: TCP and UDP have a non-zero VIP port and RS port, ICMP has
+    ///   both 0; in DR and TUN the RS port is the VIP's (the packet's L4 header is not
+    ///   rewritten). The client port is free (ICMP: the echo identifier, 0 included);
+    /// - [`SyncDrop::BadLip`]: FullNAT has a LIP other than 0.0.0.0 (its port is free, as a
+    ///   LIP port range may include any port), the other modes have none.
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub fn validate(&self) -> Result<(), SyncDrop> {
+        let state_ok = matches!(
+            (self.proto, self.state),
+            (Proto::Tcp, SessionState::Tcp(_))
+                | (Proto::Udp, SessionState::Udp)
+                | (Proto::Icmp, SessionState::Icmp)
+        );
+        if !state_ok {
+            return Err(SyncDrop::BadState);
+        }
+        if self.synproxy != SyncProxy::Off {
+            let mss_ok = match self.synproxy {
+                SyncProxy::Pending { mss, .. } => usize::from(mss) < MSS_TABLE.len(),
+                SyncProxy::Off | SyncProxy::On { .. } => true,
+            };
+            if self.proto != Proto::Tcp || !self.mode.maps_ports() || !mss_ok {
+                return Err(SyncDrop::BadSynProxy);
+            }
+        }
+        if [self.client.0, self.vip.0, self.rip]
+            .iter()
+            .any(Ipv4Addr::is_unspecified)
+        {
+            return Err(SyncDrop::BadAddress);
+        }
+        check_ports(self.proto, self.vip.1, self.rport)?;
+        if !self.mode.maps_ports() && self.rport != self.vip.1 {
+            return Err(SyncDrop::BadPort);
+        }
+        match (self.mode, self.lip) {
+            (ForwardMode::FullNat, Some((lip, _))) if !lip.is_unspecified() => Ok(()),
+            (ForwardMode::Nat | ForwardMode::Dr | ForwardMode::Tun, None) => Ok(()),
+            _ => Err(SyncDrop::BadLip),
+        }
+    }
+}
+
+impl SyncTemplate {
+    /// Checks, in this order: [`SyncDrop::BadAddress`] (client, VIP or RIP 0.0.0.0),
+    /// [`SyncDrop::BadPort`] (as for a session: TCP and UDP non-zero VIP and RS ports, ICMP
+    /// both 0) and [`SyncDrop::BadTimeout`] (a timeout of 0).
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub fn validate(&self) -> Result<(), SyncDrop> {
+        if [self.client, self.vip.0, self.rip]
+            .iter()
+            .any(Ipv4Addr::is_unspecified)
+        {
+            return Err(SyncDrop::BadAddress);
+        }
+        check_ports(self.proto, self.vip.1, self.rport)?;
+        if self.timeout_ms == 0 {
+            return Err(SyncDrop::BadTimeout);
+        }
+        Ok(())
+    }
+}
+
+/// A service's port and its RS's port: non-zero for TCP and UDP, zero for ICMP (the rule
+/// services and dests already keep).
+fn check_ports(proto: Proto, vport: u16, rport: u16) -> Result<(), SyncDrop> {
+    let ok = match proto {
+        Proto::Tcp | Proto::Udp => vport != 0 && rport != 0,
+        Proto::Icmp => vport == 0 && rport == 0,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(SyncDrop::BadPort)
+    }
+}
