@@ -146,10 +146,13 @@ impl Readings<'_> {
                 .workers
                 .iter()
                 .enumerate()
-                .map(|(i, w)| LipWorkerView {
-                    id: i as u16,
-                    available: w.worker.lip_available.load(Relaxed),
-                    capacity: w.worker.lip_capacity.load(Relaxed),
+                .map(|(i, w)| {
+                    let (in_use, capacity) = w.lip_pairs();
+                    LipWorkerView {
+                        id: i as u16,
+                        available: capacity.saturating_sub(in_use),
+                        capacity,
+                    }
                 })
                 .collect(),
         }
@@ -288,9 +291,7 @@ pub fn connections(
         buf = dump.sessions;
     }
     let next = (usize::from(at.worker) < mailboxes.len()).then_some(at);
-    let local = workers
-        .iter()
-        .any(|w| w.worker.lip_available.load(Relaxed) < w.worker.lip_capacity.load(Relaxed));
+    let local = workers.iter().any(|w| w.lip_pairs().0 > 0);
     Response::Connections { conns, next, local }
 }
 

@@ -108,10 +108,6 @@ pub struct WorkerCounters {
     pub sessions: AtomicU64,
     /// Loops that found work, per mille of the loops since the previous publish.
     pub busy_permille: AtomicU64,
-    /// Free (LIP, port) pairs in this worker's share.
-    pub lip_available: AtomicU64,
-    /// All (LIP, port) pairs of this worker's share.
-    pub lip_capacity: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -179,9 +175,14 @@ impl WorkerStats {
                 drops: core::array::from_fn(|_| AtomicU64::new(0)),
                 sessions: AtomicU64::new(0),
                 busy_permille: AtomicU64::new(0),
-                lip_available: AtomicU64::new(0),
-                lip_capacity: AtomicU64::new(0),
             },
+        })
+    }
+
+    /// (pool, LIP, port) pairs of this worker's share: (in use, all), over its LIPs.
+    pub fn lip_pairs(&self) -> (u64, u64) {
+        self.lips.iter().fold((0, 0), |(u, c), g| {
+            (u + g.in_use.load(Relaxed), c + g.capacity.load(Relaxed))
         })
     }
 

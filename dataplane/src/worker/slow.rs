@@ -168,8 +168,6 @@ impl<D: Device> Worker<D> {
         w.publish(&self.counters);
         w.sessions.store(self.table.len() as u64, Relaxed);
         if let Some(p) = &mut self.lips {
-            w.lip_available.store(p.available() as u64, Relaxed);
-            w.lip_capacity.store(p.capacity() as u64, Relaxed);
             for (g, u) in self.stats.lips.iter().zip(p.usage(self.now)) {
                 g.addr.store(u64::from(u32::from(u.addr)), Relaxed);
                 g.in_use.store(u.in_use, Relaxed);
