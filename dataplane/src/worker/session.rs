@@ -222,9 +222,7 @@ impl<D: Device> Worker<D> {
             Ok(id) => id,
             Err(e) => {
                 // The pair never reached the wire: no quarantine.
-                if let (Via::FullNat { lip, lport }, Some(p)) = (fwd.via, self.lips.as_mut()) {
-                    p.free_now(lip, lport, toward(&fwd, self.now));
-                }
+                release_lip(&mut self.lips, &fwd, self.now, false);
                 return Err(match e {
                     conntrack::InsertError::Full => DropReason::TableFull,
                     conntrack::InsertError::KeyExists => DropReason::SessionConflict,
@@ -383,25 +381,21 @@ pub(super) fn session_ended(
     }
 }
 
-/// Gives a FullNAT session's (LIP, lport), freed at `now`, back to its dest's pool; a TCP
-/// session's waits out the quarantine there (the server may hold the 4-tuple in TIME_WAIT;
-/// UDP and ICMP have nothing of the kind).
-fn release_lip(lips: &mut Option<LipPool>, f: &Forward, now: u64, tcp: bool) {
+/// Gives a FullNAT session's (LIP, lport), freed at `now`, back to its dest's pool; with
+/// `quarantine` (a TCP session's: the server may hold the 4-tuple in TIME_WAIT; UDP and ICMP
+/// have nothing of the kind) it waits out the quarantine there.
+fn release_lip(lips: &mut Option<LipPool>, f: &Forward, now: u64, quarantine: bool) {
     if let (Via::FullNat { lip, lport }, Some(p)) = (f.via, lips.as_mut()) {
-        if tcp {
-            p.free(lip, lport, toward(f, now));
+        let to = Toward {
+            rip: f.rip,
+            rport: f.rport,
+            now,
+        };
+        if quarantine {
+            p.free(lip, lport, to);
         } else {
-            p.free_now(lip, lport, toward(f, now));
+            p.free_now(lip, lport, to);
         }
-    }
-}
-
-/// A session's dest, at `now`, as the LIP pool files its ports.
-fn toward(f: &Forward, now: u64) -> Toward {
-    Toward {
-        rip: f.rip,
-        rport: f.rport,
-        now,
     }
 }
 
