@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use conntrack::{Proto, SessionState, TcpState};
+use conntrack::{Proto, TcpState};
 use core::net::Ipv4Addr;
 use sched::{ForwardMode, SchedKind};
 
@@ -18,17 +18,6 @@ fn lab() -> Lab {
         &[dest(0, 8080, 1, ForwardMode::FullNat)],
     );
     Lab::new(&cfg)
-}
-
-/// The only session's state.
-fn state_of(lab: &Lab) -> TcpState {
-    let mut it = lab.worker.sessions().iter();
-    let (_, s) = it.next().expect("one session");
-    assert!(it.next().is_none(), "exactly one session");
-    match s.state {
-        SessionState::Tcp(t) => t,
-        other => panic!("not a TCP session: {other:?}"),
-    }
 }
 
 /// Sends the client's SYN from `cport`; returns the (LIP, lport) it left with.

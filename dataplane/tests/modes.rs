@@ -9,16 +9,6 @@ use dataplane::DropReason;
 use sched::{ForwardMode, SchedKind};
 use smoltcp::wire::Ipv4Packet;
 
-fn state_of(lab: &Lab) -> TcpState {
-    let mut it = lab.worker.sessions().iter();
-    let (_, s) = it.next().expect("one session");
-    assert!(it.next().is_none(), "exactly one session");
-    match s.state {
-        SessionState::Tcp(t) => t,
-        other => panic!("not a TCP session: {other:?}"),
-    }
-}
-
 #[test]
 fn fullnat_tcp_both_directions() {
     let cfg = config(

@@ -3,7 +3,7 @@
 #![allow(dead_code, missing_docs)]
 
 use arc_swap::ArcSwap;
-use conntrack::Proto;
+use conntrack::{Proto, SessionState, TcpState};
 use dataplane::mem::{MemDevice, MemPool};
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
 use dataplane::wire::EthernetAddress;
@@ -173,5 +173,16 @@ impl Out {
         } else {
             (TAP, &self.tap[0])
         }
+    }
+}
+
+/// The state of the lab's only session, a TCP one.
+pub fn state_of(lab: &Lab) -> TcpState {
+    let mut it = lab.worker.sessions().iter();
+    let (_, s) = it.next().expect("one session");
+    assert!(it.next().is_none(), "exactly one session");
+    match s.state {
+        SessionState::Tcp(t) => t,
+        other => panic!("not a TCP session: {other:?}"),
     }
 }
