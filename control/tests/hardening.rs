@@ -3,11 +3,14 @@
 //! clients. Each test runs its own rvsd control server on a real Unix socket and checks with a
 //! listing that nothing refused left a trace.
 
+#[path = "support/fleet.rs"]
+mod fleet;
+
 use control::access::Limits;
 use control::model::Model;
 use control::server::{Server, MAX_CLIENTS};
 use control::state::ControlState;
-use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig};
+use dataplane::snapshot::DirectorConfig;
 use proto::{
     self, DestSpec, Envelope, ErrorKind, FrameError, ProtoName, Request, Response, SvcKey,
     MAX_FRAME,
@@ -53,28 +56,8 @@ fn test_dir() -> PathBuf {
 
 fn director() -> DirectorConfig {
     DirectorConfig {
-        interfaces: vec![
-            InterfaceConfig {
-                name: "wan0".into(),
-                port: WAN,
-                vlan: None,
-                addrs: vec![Cidr::new(DIP_WAN, 24)],
-                mtu: 1500,
-            },
-            InterfaceConfig {
-                name: "lan0".into(),
-                port: LAN,
-                vlan: None,
-                addrs: vec![Cidr::new(DIP_LAN, 24)],
-                mtu: 1500,
-            },
-        ],
-        routes: vec![RouteConfig {
-            dst: Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
-            via: ROUTER,
-        }],
         lips: vec![LIP1],
-        ..DirectorConfig::default()
+        ..fleet::director()
     }
 }
 

@@ -3,16 +3,18 @@
 //! `-c` lists the worker's sessions, `-Z` zeroes, bad input changes nothing, a silent client
 //! does not block another, and the metrics endpoint serves Prometheus text.
 
+#[path = "support/fleet.rs"]
+mod fleet;
+
 use control::model::Model;
 use control::server::Server;
 use control::state::ControlState;
 use dataplane::mem::{MemDevice, MemPool};
-use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig};
+use dataplane::snapshot::DirectorConfig;
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::{Worker, WorkerConfig};
 use proto::{self, DestSpec, Envelope, ProtoName, Request, Response, SvcKey};
 use std::io::{Read, Write};
-use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,28 +46,8 @@ fn key() -> SvcKey {
 #[test]
 fn control_server_end_to_end() {
     let cfg = DirectorConfig {
-        interfaces: vec![
-            InterfaceConfig {
-                name: "wan0".into(),
-                port: WAN,
-                vlan: None,
-                addrs: vec![Cidr::new(DIP_WAN, 24)],
-                mtu: 1500,
-            },
-            InterfaceConfig {
-                name: "lan0".into(),
-                port: LAN,
-                vlan: None,
-                addrs: vec![Cidr::new(DIP_LAN, 24)],
-                mtu: 1500,
-            },
-        ],
-        routes: vec![dataplane::snapshot::RouteConfig {
-            dst: Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
-            via: ROUTER,
-        }],
         lips: vec![LIP1],
-        ..DirectorConfig::default()
+        ..fleet::director()
     };
     let model = Model::new(cfg).expect("model");
     let pool = MemPool::new(512);

@@ -53,8 +53,8 @@ pub fn service() -> SvcKey {
     }
 }
 
-/// A director with a WAN and a LAN interface and a default route.
-fn director() -> DirectorConfig {
+/// A director with a WAN and a LAN interface and a default route (the control tests' base).
+pub fn director() -> DirectorConfig {
     DirectorConfig {
         interfaces: vec![
             InterfaceConfig {
