@@ -83,6 +83,15 @@ pub enum LipError {
     BadPools(u16),
 }
 
+/// Why [`LipPool::take`] could not take a pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TakeError {
+    /// The LIP is not this pool's, or the port is outside its range.
+    Foreign,
+    /// The pair is already handed out toward that dest's pool.
+    InUse,
+}
+
 /// How freed ports come back into use (see the module notes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortReuse {
@@ -158,6 +167,9 @@ pub struct LipPool {
     rings: Box<[Ring]>,
     /// Free-port rings, `nports` slots per (pool, LIP).
     ring: Box<[u16]>,
+    /// Per (pool, LIP, port): where a free port sits in its ring (what [`LipPool::take`]
+    /// needs to take it in O(1)); meaningless while it is handed out.
+    pos: Box<[u16]>,
     /// One bit per (pool, LIP, port): set while the port is handed out.
     in_use: Box<[u64]>,
     /// Per (pool, LIP, port): the second (of the worker's clock) its quarantine ends.
@@ -399,6 +411,12 @@ impl LipPool {
             }
         }
         let bits = rings * nports as usize;
+        let mut pos = vec![0u16; bits].into_boxed_slice();
+        for (r, lip_ring) in ring.chunks(nports as usize).enumerate() {
+            for (at, &port) in lip_ring.iter().enumerate() {
+                pos[r * nports as usize + usize::from(port - first_port)] = at as u16;
+            }
+        }
         // Quarantines end within (now, now + quarantine]: that many seconds, plus the one
         // being rounded up into and the current one.
         let window = (reuse.quarantine_ms.div_ceil(1000) + 2).min(u64::from(u32::MAX)) as u32;
@@ -414,6 +432,7 @@ impl LipPool {
             ]
             .into_boxed_slice(),
             ring,
+            pos,
             in_use: vec![0u64; bits.div_ceil(64)].into_boxed_slice(),
             until: if reuse.quarantine_ms > 0 {
                 vec![0u32; bits].into_boxed_slice()
@@ -555,6 +574,44 @@ impl LipPool {
         self.give_back(lip, port, to, false)
     }
 
+    /// Takes the given pair for a connection to `to`'s dest, as if [`alloc`](Self::alloc) had
+    /// handed it out: a session a peer director opened with it is installed here (session
+    /// sync), and this pool must not hand the pair out again while the session lives. A pair
+    /// in quarantine is taken all the same (the peer's connection already uses it; its
+    /// quarantine stays counted in [`usage`](Self::usage) until it would have ended). O(1):
+    /// the pair's place in its ring is kept for this. The round-robin position does not move.
+    ///
+    /// # Errors
+    /// [`TakeError::Foreign`] for a LIP or port this pool does not have, [`TakeError::InUse`]
+    /// if the pair is already handed out toward that dest's pool; nothing changes then.
+    pub fn take(&mut self, lip: Ipv4Addr, port: u16, to: Toward) -> Result<(), TakeError> {
+        let i = self.index_of(lip).ok_or(TakeError::Foreign)?;
+        if port < self.first_port || u32::from(port - self.first_port) >= self.nports {
+            return Err(TakeError::Foreign);
+        }
+        let r = self.ring_of(self.pool_of(to.rip, to.rport), i);
+        let bit = self.bit(r, port);
+        if self.in_use[bit / 64] & (1 << (bit % 64)) != 0 {
+            return Err(TakeError::InUse);
+        }
+        // A free pair sits in its ring: swap it to the head, then take the head.
+        let base = r * self.nports as usize;
+        let head = self.rings[r].head as usize;
+        let at = usize::from(self.pos[bit]);
+        if at != head {
+            let moved = self.ring[base + head];
+            self.ring.swap(base + head, base + at);
+            let moved_bit = self.bit(r, moved);
+            self.pos[moved_bit] = at as u16;
+        }
+        let got = self.pop_head(r);
+        debug_assert_eq!(got, port);
+        self.in_use[bit / 64] |= 1 << (bit % 64);
+        self.used[i] += 1;
+        self.available -= 1;
+        Ok(())
+    }
+
     fn give_back(&mut self, lip: Ipv4Addr, port: u16, to: Toward, quarantine: bool) -> bool {
         let Some(i) = self.index_of(lip) else {
             return false;
@@ -633,6 +690,7 @@ impl LipPool {
     /// Bytes allocated by the pool (rings, quarantine ends, in-use bits, counts).
     pub fn allocation_size(&self) -> usize {
         self.ring.len() * 2
+            + self.pos.len() * 2
             + self.until.len() * 4
             + self.in_use.len() * 8
             + self.released.len() * 4
@@ -702,6 +760,8 @@ impl LipPool {
         }
         self.ring[r * self.nports as usize + tail as usize] = port;
         l.free += 1;
+        let bit = self.bit(r, port);
+        self.pos[bit] = tail as u16;
     }
 
     /// Returns `port`, just taken from ring `r`'s head and rejected, to a random place among
@@ -719,6 +779,8 @@ impl LipPool {
             }
             let slot = &mut self.ring[r * self.nports as usize + at as usize];
             let displaced = core::mem::replace(slot, port);
+            let bit = self.bit(r, port);
+            self.pos[bit] = at as u16;
             self.push_tail(r, displaced);
         } else {
             self.push_tail(r, port);
@@ -749,5 +811,7 @@ impl LipPool {
 mod quarantine;
 #[cfg(test)]
 mod steered;
+#[cfg(test)]
+mod take;
 #[cfg(test)]
 mod tests;
