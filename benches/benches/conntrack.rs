@@ -253,6 +253,8 @@ fn scale(c: &mut Criterion) {
         slot: 0,
         persist_ms: 0,
         synproxy: SynProxy::Off,
+        peer: false,
+        sync_noted: false,
     };
     let mut g = c.benchmark_group("conntrack/scale");
     for (name, n) in [("hit_100k", 100_000usize), ("hit_10M", 10_000_000)] {

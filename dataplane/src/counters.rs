@@ -127,6 +127,31 @@ counters! {
     ArpToPeers arp_to_peers => "rvs_worker_arp_to_peers_total",
     /// ARP frames copied to the kernel through the exception path (so that it learns too).
     ArpToKernel arp_to_kernel => "rvs_worker_arp_to_kernel_total",
+    /// Session sync: records queued for the sync daemon (births, state changes, sweeps).
+    SyncQueued sync_queued => "rvs_worker_sync_queued_total",
+    /// Session sync: records not queued, the daemon's ring or the worker's list of changes
+    /// being full (the next refresh sweep carries them).
+    SyncUnqueued sync_unqueued => "rvs_worker_sync_unqueued_total",
+    /// Session sync: peers' sessions and templates installed.
+    SyncInstalled sync_installed => "rvs_worker_sync_installed_total",
+    /// Session sync: peers' records that refreshed a session or template they had sent
+    /// before.
+    SyncUpdated sync_updated => "rvs_worker_sync_updated_total",
+    /// Session sync: peers' records for a session this director drives itself (kept as it
+    /// is).
+    SyncKept sync_kept => "rvs_worker_sync_kept_total",
+    /// Session sync: peers' records that disagree with a local session or template (another
+    /// dest or LIP port, a key in use): refused, nothing local replaced.
+    SyncConflicts sync_conflicts => "rvs_worker_sync_conflicts_total",
+    /// Session sync: peers' sessions of a service or dest this director does not have.
+    SyncUnknownService sync_unknown_service => "rvs_worker_sync_unknown_service_total",
+    /// Session sync: peers' FullNAT sessions on a LIP or port outside this worker's share.
+    SyncForeignLip sync_foreign_lip => "rvs_worker_sync_foreign_lip_total",
+    /// Session sync: peers' records refused for a full session or template table.
+    SyncTableFull sync_table_full => "rvs_worker_sync_table_full_total",
+    /// Session sync: peers' records not installable as they are (a SYN-proxied session still
+    /// waiting for its RS).
+    SyncRefused sync_refused => "rvs_worker_sync_refused_total",
 }
 
 impl fmt::Display for Counter {

@@ -119,12 +119,16 @@
 
 #![deny(unsafe_code)]
 
+pub mod link;
+pub mod owner;
 pub mod record;
 pub mod wire;
 
 #[cfg(test)]
 mod tests;
 
+pub use link::SyncLink;
+pub use owner::FlowOwner;
 pub use record::{SyncDrop, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
 pub use wire::{
     decode_record, Datagram, DatagramWriter, Records, SyncHeader, WriteError, MAX_DATAGRAM_LEN,

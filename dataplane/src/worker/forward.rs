@@ -90,6 +90,9 @@ impl<D: Device> Worker<D> {
         if let Some(state) = self.table.on_packet(id, dir, event, self.now) {
             self.stats
                 .session_moved(f.slot, was_active, is_active(state));
+            if state != before {
+                self.sync_changed(id);
+            }
         }
         if dir == Dir::Reply && before == SessionState::Tcp(TcpState::SynRecv) {
             match event {

@@ -13,6 +13,7 @@
 //! - `local.rs`: ARP, sharing ARP with the peers and the kernel, the exception path;
 //! - `tx.rs`: the verdict (`Emit` or a drop) carried out — framing, next hop,
 //!   parking, TX buffers — and the drop counted, in one place;
+//! - `sync.rs`: session sync — changes noted, exported, swept, and peers' records installed;
 //! - `slow.rs`: the slow jobs every `slow_every` loops (expiry, neighbour aging, ARP retries,
 //!   publishing the counters, the control plane's mailbox); `config.rs`: the settings.
 //!
@@ -27,6 +28,7 @@ mod icmp;
 mod local;
 mod session;
 mod slow;
+mod sync;
 mod synproxy;
 mod tx;
 
@@ -83,6 +85,8 @@ pub struct Worker<D: Device> {
     /// the client's initial sequence number, then the [`Shift`]. Zeroed pages cost nothing
     /// until a proxied session touches them.
     proxy_words: Vec<u32>,
+    /// Session sync, when a sync daemon is connected ([`Worker::with_sync`]).
+    sync: Option<sync::SyncState>,
     ident: u16,
     loops: u32,
     now: u64,
@@ -186,6 +190,7 @@ impl<D: Device> Worker<D> {
             icmp_limit: RateLimit::new(),
             cookies: Cookies::new(),
             proxy_words: vec![0; proxy_slots],
+            sync: None,
             ident: 0,
             loops: 0,
             now: 0,

@@ -38,6 +38,10 @@ pub struct Forward {
     pub persist_ms: u32,
     /// Whether the director proxied the handshake, and how far it got.
     pub synproxy: SynProxy,
+    /// Installed from a peer director's sync record, and not moved by this director since.
+    pub peer: bool,
+    /// Noted for session sync since the last export (one record however many changes).
+    pub sync_noted: bool,
 }
 
 /// A session's forwarding mode and the data only that mode has.
@@ -213,6 +217,8 @@ impl<D: Device> Worker<D> {
             slot,
             persist_ms,
             synproxy,
+            peer: false,
+            sync_noted: false,
         };
         let reply = match dest.mode {
             ForwardMode::Nat | ForwardMode::FullNat => Some(rewritten_key(&key, &fwd).mirror()),
@@ -230,6 +236,10 @@ impl<D: Device> Worker<D> {
             }
         };
         self.counters.count(Counter::SessionsCreated);
+        if key.proto != Proto::Tcp {
+            // A TCP session's first packet moves its state, which notes it for sync then.
+            self.sync_changed(id);
+        }
         if persist_ms > 0 {
             self.hold_template(&key, template, &dest, persist_ms);
         }
@@ -353,6 +363,7 @@ impl<D: Device> Worker<D> {
                 };
                 if let Ok(tid) = self.templates.insert(template_key(key), None, t, now) {
                     self.templates.refresh_for(tid, now, persist_ms as u64);
+                    self.sync_template_made(tid);
                 }
             }
         }

@@ -111,6 +111,7 @@ impl<D: Device> Worker<D> {
         self.counters
             .add_drops(DropReason::NeighbourUnresolved, gave_up);
         self.tx.flush_all(&mut self.counters);
+        self.sync_jobs(now);
         self.publish();
         while let Some(req) = self.mailbox.queue.pop() {
             match req {

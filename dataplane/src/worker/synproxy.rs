@@ -190,6 +190,7 @@ impl<D: Device> Worker<D> {
                 self.stats.session_moved(f.slot, false, is_active(state));
             }
             self.counters.count(Counter::SynproxyJoined);
+            self.sync_changed(id);
             let seg = TcpSegment {
                 seq: isn.wrapping_add(1),
                 ack: seq.wrapping_add(1),

@@ -118,6 +118,27 @@ impl Lab {
         }
     }
 
+    /// The same lab with its worker connected to a sync daemon through the returned link.
+    pub fn synced(self) -> (Lab, Arc<dataplane::sync::SyncLink>) {
+        let link = Arc::new(dataplane::sync::SyncLink::default());
+        let Lab {
+            worker,
+            cell,
+            pool,
+            now,
+        } = self;
+        let worker = worker.with_sync(link.clone());
+        (
+            Lab {
+                worker,
+                cell,
+                pool,
+                now,
+            },
+            link,
+        )
+    }
+
     /// Injects `frame` on `port`, runs one poll, returns what every port sent.
     pub fn send(&mut self, port: u16, frame: &[u8]) -> Out {
         assert!(self.worker.port_mut(port).inject(frame));

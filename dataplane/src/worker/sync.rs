@@ -1,0 +1,473 @@
+//! Session sync on the worker ([`crate::sync`]): what changed is noted on the packet path (a
+//! session id in a preallocated list, nothing more), and the slow jobs turn the notes into
+//! records on the [`SyncLink`]'s outbound ring, sweep the whole table now and then (refresh,
+//! and a peer's bulk sync), and install the records peers sent.
+//!
+//! A session installed from a peer is marked ([`Forward::peer`]) until this director moves
+//! its state itself: a peer's later record for it updates its state and extends its
+//! deadline, while a session this director drives keeps its own state (the record is
+//! counted `sync_kept`). A record that disagrees with a session here — another dest, another
+//! LIP port, a key already used the other way — is refused (`sync_conflicts`); nothing local
+//! is ever replaced.
+
+use std::sync::Arc;
+
+use super::session::{is_active, rewritten_key, template_key, Forward, SynProxy, Template, Via};
+use super::Worker;
+use crate::counters::Counter;
+use crate::device::Device;
+use crate::lip::{TakeError, Toward};
+use crate::sync::{SyncLink, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
+use conntrack::{Dir, FlowKey, InsertError, Proto, Session, SessionId};
+use sched::ForwardMode;
+
+/// Changes noted between two slow jobs at most; more wait for the next refresh sweep
+/// (counted `sync_unqueued`).
+const DIRTY_CAP: usize = 4096;
+/// Table slots a sweep reads per slow job.
+const SWEEP_SLOTS: usize = 4096;
+/// Records installed per slow job at most.
+const INSTALL_BUDGET: usize = 2048;
+
+/// What changed, for the slow jobs to export.
+#[derive(Clone, Copy, Debug)]
+enum Dirty {
+    Session(SessionId),
+    Template(SessionId),
+}
+
+/// Where a sweep is: the session table, then the template table.
+#[derive(Clone, Copy, Debug)]
+struct Sweep {
+    /// The request it answers (0: a refresh nobody asked for).
+    request: u32,
+    templates: bool,
+    slot: usize,
+}
+
+/// A worker's sync state.
+#[derive(Debug)]
+pub(super) struct SyncState {
+    link: Arc<SyncLink>,
+    /// Whether to note changes (the link's export flag, read in the slow jobs).
+    exporting: bool,
+    dirty: Vec<Dirty>,
+    sweep: Option<Sweep>,
+    /// When the last sweep started (ms).
+    swept_at: u64,
+    /// The last sweep request seen.
+    seen_request: u32,
+}
+
+impl SyncState {
+    pub(super) fn new(link: Arc<SyncLink>) -> SyncState {
+        let seen_request = link.sweeps_asked();
+        SyncState {
+            link,
+            exporting: false,
+            dirty: Vec::with_capacity(DIRTY_CAP),
+            sweep: None,
+            swept_at: 0,
+            seen_request,
+        }
+    }
+}
+
+impl<D: Device> Worker<D> {
+    /// Connects this worker to a sync daemon through `link`.
+    pub fn with_sync(mut self, link: Arc<SyncLink>) -> Self {
+        self.sync = Some(SyncState::new(link));
+        self
+    }
+
+    /// The packet path: session `id` was opened or changed state; a session a peer opened
+    /// is this director's from now on. Allocation-free: an id in a preallocated list.
+    #[inline]
+    pub(super) fn sync_changed(&mut self, id: SessionId) {
+        if let Some(s) = &mut self.sync {
+            let Some(d) = self.table.data_mut(id) else {
+                return;
+            };
+            d.peer = false;
+            if s.exporting && !d.sync_noted {
+                d.sync_noted = true;
+                note(s, &mut self.counters, Dirty::Session(id));
+            }
+        }
+    }
+
+    /// A persistence template was made for a new session.
+    pub(super) fn sync_template_made(&mut self, id: SessionId) {
+        if let Some(s) = &mut self.sync {
+            if s.exporting {
+                note(s, &mut self.counters, Dirty::Template(id));
+            }
+        }
+    }
+
+    /// The slow jobs' part: export what changed, sweep on, install what peers sent.
+    pub(super) fn sync_jobs(&mut self, now: u64) {
+        let Some(mut s) = self.sync.take() else {
+            return;
+        };
+        let exporting = s.link.exporting();
+        if exporting != s.exporting {
+            s.exporting = exporting;
+            s.dirty.clear();
+            s.sweep = None;
+        }
+        if s.exporting {
+            self.export_dirty(&mut s, now);
+            self.sweep_step(&mut s, now);
+        }
+        for _ in 0..INSTALL_BUDGET {
+            let Some(r) = s.link.pop_in() else {
+                break;
+            };
+            let c = self.install(r, now);
+            self.counters.count(c);
+        }
+        self.sync = Some(s);
+    }
+
+    fn export_dirty(&mut self, s: &mut SyncState, now: u64) {
+        for d in s.dirty.drain(..) {
+            let r = match d {
+                Dirty::Session(id) => {
+                    if let Some(f) = self.table.data_mut(id) {
+                        f.sync_noted = false;
+                    }
+                    self.table
+                        .get(id)
+                        .and_then(|x| self.session_record(id, x, now))
+                }
+                Dirty::Template(id) => self.templates.get(id).and_then(|t| template_record(t, now)),
+            };
+            if let Some(r) = r {
+                queue(&s.link, &mut self.counters, r);
+            }
+        }
+    }
+
+    /// Reads on through the table (then the templates), queueing every session, while the
+    /// outbound ring has room; starts a sweep when a peer asked for one or the refresh
+    /// period has passed.
+    fn sweep_step(&mut self, s: &mut SyncState, now: u64) {
+        if s.sweep.is_none() {
+            let asked = s.link.sweeps_asked();
+            let refresh = s.link.refresh_ms();
+            if asked != s.seen_request {
+                s.seen_request = asked;
+                s.sweep = Some(Sweep {
+                    request: asked,
+                    templates: false,
+                    slot: 0,
+                });
+            } else if refresh > 0 && now.saturating_sub(s.swept_at) >= refresh {
+                s.sweep = Some(Sweep {
+                    request: 0,
+                    templates: false,
+                    slot: 0,
+                });
+            } else {
+                return;
+            }
+            s.swept_at = now;
+        }
+        let Some(mut w) = s.sweep else {
+            return;
+        };
+        let mut room = s.link.room_out();
+        let end = w.slot + SWEEP_SLOTS;
+        if !w.templates {
+            let bound = self.table.slot_bound();
+            for (id, x) in self.table.iter_slots(w.slot..end.min(bound)) {
+                if room == 0 {
+                    w.slot = id.index();
+                    s.sweep = Some(w);
+                    return;
+                }
+                if let Some(r) = self.session_record(id, x, now) {
+                    queue(&s.link, &mut self.counters, r);
+                    room -= 1;
+                }
+            }
+            if end < bound {
+                w.slot = end;
+                s.sweep = Some(w);
+                return;
+            }
+            // On to the templates, in this job still.
+            w = Sweep {
+                templates: true,
+                slot: 0,
+                ..w
+            };
+        }
+        let end = w.slot + SWEEP_SLOTS;
+        let bound = self.templates.slot_bound();
+        for (id, t) in self.templates.iter_slots(w.slot..end.min(bound)) {
+            if room == 0 {
+                w.slot = id.index();
+                s.sweep = Some(w);
+                return;
+            }
+            if let Some(r) = template_record(t, now) {
+                queue(&s.link, &mut self.counters, r);
+                room -= 1;
+            }
+        }
+        if end < bound {
+            w.slot = end;
+            s.sweep = Some(w);
+        } else {
+            if w.request != 0 {
+                s.link.finish_sweep(w.request);
+            }
+            s.sweep = None;
+        }
+    }
+
+    /// A session as a sync record; `None` while a SYN-proxied session waits for its RS (its
+    /// cookie comes from this worker's secret, so a peer could not join its halves: it is
+    /// sent once both halves are open).
+    fn session_record(&self, id: SessionId, x: &Session<Forward>, now: u64) -> Option<SyncRecord> {
+        let f = &x.data;
+        let synproxy = match f.synproxy {
+            SynProxy::Off => SyncProxy::Off,
+            SynProxy::On => SyncProxy::On {
+                shift: self.proxy_words[id.index()],
+            },
+            SynProxy::Pending(_) => return None,
+        };
+        let k = &x.original;
+        Some(SyncRecord::Session(SyncSession {
+            proto: k.proto,
+            client: (k.src, k.sport),
+            vip: (k.dst, k.dport),
+            rip: f.rip,
+            rport: f.rport,
+            mode: f.mode(),
+            lip: f.local(),
+            state: x.state,
+            expires_in_ms: x.deadline.saturating_sub(now).min(u64::from(u32::MAX)) as u32,
+            persist_ms: f.persist_ms,
+            synproxy,
+        }))
+    }
+
+    /// Installs a peer's record; returns the counter that says how it went.
+    pub(super) fn install(&mut self, r: SyncRecord, now: u64) -> Counter {
+        if r.validate().is_err() {
+            // The daemon checked it already; a record that slipped through changes nothing.
+            return Counter::SyncRefused;
+        }
+        match r {
+            SyncRecord::Session(x) => self.install_session(&x, now),
+            SyncRecord::Template(t) => self.install_template(&t, now),
+        }
+    }
+
+    fn install_session(&mut self, x: &SyncSession, now: u64) -> Counter {
+        let synproxy = match x.synproxy {
+            SyncProxy::Off => SynProxy::Off,
+            SyncProxy::On { .. } => SynProxy::On,
+            SyncProxy::Pending { .. } => return Counter::SyncRefused,
+        };
+        let Some(si) = self.snap.service_index(x.proto, x.vip.0, x.vip.1) else {
+            return Counter::SyncUnknownService;
+        };
+        let icmp = x.proto == Proto::Icmp;
+        let Some(di) = self.snap.services()[si]
+            .dests()
+            .iter()
+            .position(|d| d.addr == x.rip && (icmp || d.port == x.rport))
+        else {
+            return Counter::SyncUnknownService;
+        };
+        let via = match (x.mode, x.lip) {
+            (ForwardMode::Nat, _) => Via::Nat,
+            (ForwardMode::Dr, _) => Via::Dr,
+            (ForwardMode::Tun, _) => Via::Tun,
+            (ForwardMode::FullNat, Some((lip, lport))) => Via::FullNat { lip, lport },
+            (ForwardMode::FullNat, None) => return Counter::SyncRefused,
+        };
+        let f = Forward {
+            via,
+            rip: x.rip,
+            rport: x.rport,
+            slot: self.snap.dest_slot(si, di),
+            persist_ms: x.persist_ms,
+            synproxy,
+            peer: true,
+            sync_noted: false,
+        };
+        let key = FlowKey::new(x.proto, x.client.0, x.client.1, x.vip.0, x.vip.1);
+        if let Some((id, dir)) = self.table.lookup(&key) {
+            return self.refresh_from_peer(id, dir, &f, x, now);
+        }
+        let to = Toward {
+            rip: f.rip,
+            rport: f.rport,
+            now,
+        };
+        if let Via::FullNat { lip, lport } = f.via {
+            match self.lips.as_mut().map(|p| p.take(lip, lport, to)) {
+                Some(Ok(())) => {}
+                Some(Err(TakeError::InUse)) => return Counter::SyncConflicts,
+                Some(Err(TakeError::Foreign)) | None => return Counter::SyncForeignLip,
+            }
+        }
+        let reply = match x.mode {
+            ForwardMode::Nat | ForwardMode::FullNat => Some(rewritten_key(&key, &f).mirror()),
+            ForwardMode::Dr | ForwardMode::Tun => None,
+        };
+        let id = match self.table.insert(key, reply, f, now) {
+            Ok(id) => id,
+            Err(e) => {
+                if let (Via::FullNat { lip, lport }, Some(p)) = (f.via, self.lips.as_mut()) {
+                    p.free_now(lip, lport, to);
+                }
+                return match e {
+                    InsertError::Full => Counter::SyncTableFull,
+                    InsertError::KeyExists => Counter::SyncConflicts,
+                };
+            }
+        };
+        self.table.set_state(id, x.state, now);
+        self.table.refresh_for(id, now, u64::from(x.expires_in_ms));
+        if let SyncProxy::On { shift } = x.synproxy {
+            self.proxy_words[id.index()] = shift;
+        }
+        self.stats.session_opened(f.slot, is_active(x.state));
+        if x.persist_ms > 0 {
+            self.hold_synced_template(&key, &f, now);
+        }
+        Counter::SyncInstalled
+    }
+
+    /// A record for a session this table already has: the same flow forwarded the same way
+    /// takes the peer's state if the session is the peer's (this director has not moved it
+    /// since), and the later of the two deadlines; anything else is a conflict.
+    fn refresh_from_peer(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        f: &Forward,
+        x: &SyncSession,
+        now: u64,
+    ) -> Counter {
+        let Some(cur) = self.table.get(id) else {
+            return Counter::SyncConflicts;
+        };
+        let same = dir == Dir::Original
+            && cur.data.via == f.via
+            && cur.data.rip == f.rip
+            && cur.data.rport == f.rport;
+        if !same {
+            return Counter::SyncConflicts;
+        }
+        if !cur.data.peer {
+            return Counter::SyncKept;
+        }
+        let (was, deadline) = (cur.state, cur.deadline);
+        let until = deadline.max(now.saturating_add(u64::from(x.expires_in_ms)));
+        self.table.set_state(id, x.state, now);
+        self.table.refresh_for(id, now, until - now);
+        if let SyncProxy::On { shift } = x.synproxy {
+            self.proxy_words[id.index()] = shift;
+        }
+        self.stats
+            .session_moved(f.slot, is_active(was), is_active(x.state));
+        Counter::SyncUpdated
+    }
+
+    /// A synced session of a persistent service holds its client's template, as a local
+    /// one does.
+    fn hold_synced_template(&mut self, key: &FlowKey, f: &Forward, now: u64) {
+        let tk = template_key(key);
+        if let Some((tid, _)) = self.templates.lookup(&tk) {
+            if let Some(t) = self.templates.data_mut(tid) {
+                t.live += 1;
+            }
+            return;
+        }
+        let t = Template {
+            rip: f.rip,
+            rport: f.rport,
+            live: 1,
+            timeout_ms: f.persist_ms,
+        };
+        if let Ok(tid) = self.templates.insert(tk, None, t, now) {
+            self.templates
+                .refresh_for(tid, now, u64::from(f.persist_ms));
+        }
+    }
+
+    fn install_template(&mut self, x: &SyncTemplate, now: u64) -> Counter {
+        let key = FlowKey::new(x.proto, x.client, 0, x.vip.0, x.vip.1);
+        let until = now.saturating_add(u64::from(x.expires_in_ms));
+        if let Some((tid, _)) = self.templates.lookup(&key) {
+            let Some(t) = self.templates.get(tid) else {
+                return Counter::SyncConflicts;
+            };
+            if (t.data.rip, t.data.rport) != (x.rip, x.rport) {
+                return Counter::SyncConflicts;
+            }
+            let later = t.deadline.max(until);
+            self.templates.refresh_for(tid, now, later - now);
+            return Counter::SyncUpdated;
+        }
+        let t = Template {
+            rip: x.rip,
+            rport: x.rport,
+            live: 0,
+            timeout_ms: x.timeout_ms,
+        };
+        match self.templates.insert(key, None, t, now) {
+            Ok(tid) => {
+                self.templates
+                    .refresh_for(tid, now, u64::from(x.expires_in_ms));
+                Counter::SyncInstalled
+            }
+            Err(InsertError::Full) => Counter::SyncTableFull,
+            Err(InsertError::KeyExists) => Counter::SyncConflicts,
+        }
+    }
+}
+
+/// Notes a change for the next slow job, or counts it when the list is full (the next
+/// refresh sweep carries it).
+#[inline]
+fn note(s: &mut SyncState, counters: &mut crate::counters::Counters, d: Dirty) {
+    if s.dirty.len() < s.dirty.capacity() {
+        s.dirty.push(d);
+    } else {
+        counters.count(Counter::SyncUnqueued);
+    }
+}
+
+/// Queues a record for the daemon, or counts it when the ring is full.
+fn queue(link: &SyncLink, counters: &mut crate::counters::Counters, r: SyncRecord) {
+    if link.push_out(r).is_ok() {
+        counters.count(Counter::SyncQueued);
+    } else {
+        counters.count(Counter::SyncUnqueued);
+    }
+}
+
+/// A persistence template as a sync record.
+fn template_record(t: &Session<Template>, now: u64) -> Option<SyncRecord> {
+    let k = &t.original;
+    let r = SyncRecord::Template(SyncTemplate {
+        proto: k.proto,
+        client: k.src,
+        vip: (k.dst, k.dport),
+        rip: t.data.rip,
+        rport: t.data.rport,
+        timeout_ms: t.data.timeout_ms,
+        expires_in_ms: t.deadline.saturating_sub(now).min(u64::from(u32::MAX)) as u32,
+    });
+    // A template of an ICMP service with a port-carrying dest would not validate; skip it.
+    r.validate().ok().map(|()| r)
+}

@@ -1,0 +1,660 @@
+//! Session sync between two directors' workers, in memory: director A opens sessions, its
+//! worker queues sync records, the records go (through the wire format) to director B's
+//! worker, and B forwards the flow's next packets exactly as A does — byte for byte, in every
+//! mode, for TCP, UDP and ICMP, with the SYN proxy's shift and FullNAT's LIP port. Also:
+//! state changes, refresh of a peer's session, conflicts with local sessions, bad records,
+//! bulk sweeps and persistence templates.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use conntrack::{Proto, SessionState, TcpState};
+use dataplane::snapshot::DirectorConfig;
+use dataplane::sync::{
+    Datagram, DatagramWriter, FlowOwner, SyncHeader, SyncLink, SyncProxy, SyncRecord, SyncSession,
+};
+use dataplane::Counter;
+use sched::{ForwardMode, SchedKind, ServiceKey};
+
+const SYNC_ID: u8 = 7;
+
+/// Two directors with the same configuration, A exporting, B installing.
+struct Pair {
+    a: Lab,
+    la: Arc<SyncLink>,
+    b: Lab,
+    lb: Arc<SyncLink>,
+}
+
+impl Pair {
+    fn new(cfg: &DirectorConfig) -> Pair {
+        let (a, la) = Lab::new(cfg).synced();
+        let (b, lb) = Lab::new(cfg).synced();
+        la.set_export(true, 0);
+        let mut p = Pair { a, la, b, lb };
+        // The export flag is read in the slow jobs.
+        p.a.slow();
+        p
+    }
+
+    /// A's slow jobs, then every queued record through one or more datagrams to B, then
+    /// B's slow jobs. Returns the records sent.
+    fn sync(&mut self) -> Vec<SyncRecord> {
+        self.a.slow();
+        let mut sent = Vec::new();
+        while let Some(r) = self.la.pop_out() {
+            sent.push(r);
+        }
+        let mut buf = vec![0u8; 1472];
+        let mut pending: &[SyncRecord] = &sent;
+        let owner = FlowOwner::new(1, &[]);
+        while !pending.is_empty() {
+            let header = SyncHeader {
+                sync_id: SYNC_ID,
+                flags: 0,
+                sender: 1,
+                seq: 0,
+            };
+            let mut w = DatagramWriter::new(&mut buf, &header).unwrap();
+            let mut n = 0;
+            for r in pending {
+                if w.push(r).is_err() {
+                    break;
+                }
+                n += 1;
+            }
+            assert!(n > 0, "a record that never fits");
+            let bytes = w.datagram().to_vec();
+            let d = Datagram::parse(&bytes, SYNC_ID).expect("valid datagram");
+            for r in d.records() {
+                let r = r.expect("valid record");
+                let snap = self.b.worker.snapshot().clone();
+                assert_eq!(owner.owner(&snap, &r), 0);
+                self.lb.post_in(r).unwrap();
+            }
+            pending = &pending[n..];
+        }
+        self.b.slow();
+        sent
+    }
+
+    /// The same frame into both directors on `port`: what each sent.
+    fn both(&mut self, port: u16, frame: &[u8]) -> (Out, Out) {
+        (self.a.send(port, frame), self.b.send(port, frame))
+    }
+
+    /// The frame gives the same output on both directors, and some output (TUN's outer
+    /// header aside: its identification is each director's own counter).
+    fn same(&mut self, port: u16, frame: &[u8]) -> Out {
+        let (oa, ob) = self.both(port, frame);
+        let norm = |o: &Out| -> Vec<Vec<u8>> {
+            let mut all: Vec<Vec<u8>> = o.wan.iter().chain(&o.lan).chain(&o.tap).cloned().collect();
+            for f in &mut all {
+                if f[14 + 9] == 4 {
+                    f[18..20].fill(0);
+                    f[24..26].fill(0);
+                }
+            }
+            all
+        };
+        assert_eq!(
+            (oa.wan.len(), oa.lan.len(), oa.tap.len()),
+            (ob.wan.len(), ob.lan.len(), ob.tap.len())
+        );
+        assert!(oa.total() > 0, "A forwarded nothing");
+        assert_eq!(norm(&oa), norm(&ob), "B forwards differently from A");
+        oa
+    }
+}
+
+fn count(lab: &Lab, c: Counter) -> u64 {
+    lab.worker.counters().get(c)
+}
+
+fn tcp_frame(
+    (src, sport): (std::net::Ipv4Addr, u16),
+    (dst, dport): (std::net::Ipv4Addr, u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+) -> Frame {
+    let mut f = Frame::tcp(src, sport, dst, dport, flags);
+    f.l4 = L4Spec::Tcp {
+        sport,
+        dport,
+        flags,
+        seq,
+        ack,
+    };
+    f
+}
+
+/// Opens a TCP connection through A only (SYN, SYN/ACK, ACK): B never saw it. Returns the
+/// RS index and the source port the RS saw.
+fn open_on_a(p: &mut Pair, cport: u16, rs_port: u16) -> (usize, u16) {
+    let out = p.a.send(WAN, &Frame::tcp(CIP, cport, VIP, 80, SYN).build());
+    let s = decode(&out.lan[0]);
+    let rs = (0..RS.len())
+        .find(|&i| out.lan[0][0..6] == rs_mac(i))
+        .unwrap();
+    if s.proto == 6 && s.dst == RS[rs] {
+        // NAT and FullNAT: the RS answers through the director (DR, TUN: past it).
+        let synack = Frame::tcp(s.dst, rs_port, s.src, s.sport, SYN | ACK).via_rs(rs);
+        assert_eq!(p.a.send(LAN, &synack.build()).wan.len(), 1);
+    }
+    assert_eq!(
+        p.a.send(WAN, &Frame::tcp(CIP, cport, VIP, 80, ACK).build())
+            .lan
+            .len(),
+        1
+    );
+    (rs, s.sport)
+}
+
+/// A TCP connection established on A continues on B, both ways, in `mode`.
+fn tcp_continues(mode: ForwardMode) {
+    let rs_port = if mode.maps_ports() { 8080 } else { 80 };
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, rs_port, 1, mode), dest(1, rs_port, 1, mode)],
+    );
+    let mut p = Pair::new(&cfg);
+    let (rs, sport) = open_on_a(&mut p, 40000, rs_port);
+    let sent = p.sync();
+    assert!(!sent.is_empty());
+    let Some(SyncRecord::Session(last)) = sent.last() else {
+        panic!("no session record: {sent:?}");
+    };
+    assert_eq!(last.state, SessionState::Tcp(TcpState::Established));
+    assert_eq!(count(&p.b, Counter::SyncInstalled), 1);
+    let data = Frame::tcp(CIP, 40000, VIP, 80, ACK | PSH).payload(b"GET / HTTP/1.1\r\n\r\n");
+    let out = p.same(WAN, &data.build());
+    assert_eq!(out.lan[0][0..6], rs_mac(rs));
+    let seen = decode(&out.lan[0]);
+    if mode.maps_ports() {
+        let reply = Frame::tcp(RS[rs], rs_port, seen.src, sport, ACK | PSH)
+            .via_rs(rs)
+            .payload(b"HTTP/1.1 200 OK\r\n\r\n");
+        let back = p.same(LAN, &reply.build());
+        let b = decode(&back.wan[0]);
+        assert_eq!((b.src, b.dst), (VIP, CIP));
+    }
+    let s = p.b.worker.sessions().iter().next().unwrap().1;
+    assert!(s.data.peer, "installed from the peer");
+}
+
+#[test]
+fn fullnat_tcp_continues_on_the_peer() {
+    tcp_continues(ForwardMode::FullNat);
+}
+
+#[test]
+fn nat_tcp_continues_on_the_peer() {
+    tcp_continues(ForwardMode::Nat);
+}
+
+#[test]
+fn dr_tcp_continues_on_the_peer() {
+    tcp_continues(ForwardMode::Dr);
+}
+
+#[test]
+fn tun_tcp_continues_on_the_peer() {
+    tcp_continues(ForwardMode::Tun);
+}
+
+#[test]
+fn fullnat_lip_port_is_taken_on_the_peer() {
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    cfg.lips = vec![LIP1];
+    cfg.lport_range = 20_000..=20_001;
+    cfg.lport_reuse.pools = 1;
+    let mut p = Pair::new(&cfg);
+    let (_, lport) = open_on_a(&mut p, 40000, 8080);
+    let before = p.b.worker.lip_pool().unwrap().available();
+    p.sync();
+    assert_eq!(p.b.worker.lip_pool().unwrap().available(), before - 1);
+    // B's own next connection gets the other port, never the synced one.
+    let out = p.b.send(WAN, &Frame::tcp(CIP, 40001, VIP, 80, SYN).build());
+    let other = decode(&out.lan[0]).sport;
+    assert_ne!(other, lport);
+    // And with both ports held, B refuses a third rather than reuse one.
+    let out = p.b.send(WAN, &Frame::tcp(CIP, 40002, VIP, 80, SYN).build());
+    assert_eq!(out.lan.len(), 0);
+}
+
+#[test]
+fn udp_and_icmp_sessions_continue_on_the_peer() {
+    for proto in [Proto::Udp, Proto::Icmp] {
+        for mode in [ForwardMode::FullNat, ForwardMode::Nat] {
+            let port = if proto == Proto::Icmp { 0 } else { 53 };
+            let cfg = config(proto, port, SchedKind::Rr, &[dest(0, port, 1, mode)]);
+            let mut p = Pair::new(&cfg);
+            let first = match proto {
+                Proto::Udp => Frame::udp(CIP, 5353, VIP, 53).payload(b"q1"),
+                _ => Frame::echo(CIP, VIP, true, 0x4242),
+            };
+            let out = p.a.send(WAN, &first.build());
+            let seen = decode(&out.lan[0]);
+            p.sync();
+            assert_eq!(count(&p.b, Counter::SyncInstalled), 1, "{proto:?} {mode:?}");
+            let again = match proto {
+                Proto::Udp => Frame::udp(CIP, 5353, VIP, 53).payload(b"q2"),
+                _ => Frame::echo(CIP, VIP, true, 0x4242),
+            };
+            p.same(WAN, &again.build());
+            let reply = match proto {
+                Proto::Udp => Frame::udp(RS[0], 53, seen.src, seen.sport).payload(b"a"),
+                _ => Frame::echo(RS[0], seen.src, false, seen.sport),
+            };
+            let back = p.same(LAN, &reply.via_rs(0).build());
+            assert_eq!(decode(&back.wan[0]).dst, CIP);
+        }
+    }
+}
+
+/// The SYN proxy's shift goes with the session: B moves sequence numbers as A does.
+#[test]
+fn synproxy_shift_continues_on_the_peer() {
+    for mode in [ForwardMode::FullNat, ForwardMode::Nat] {
+        let mut cfg = config(Proto::Tcp, 80, SchedKind::Rr, &[dest(0, 8080, 1, mode)]);
+        let key = ServiceKey {
+            proto: Proto::Tcp,
+            vip: VIP,
+            port: 80,
+        };
+        cfg.services
+            .get_mut(&key)
+            .unwrap()
+            .set_synproxy(true)
+            .unwrap();
+        let mut p = Pair::new(&cfg);
+        let isn = 0x1111_0000u32;
+        let syn = tcp_frame((CIP, 40000), (VIP, 80), SYN, isn, 0).build();
+        let out = p.a.send(WAN, &syn);
+        let t = &out.wan[0][decode(&out.wan[0]).l3 + 20..];
+        let cookie = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+        let ack = tcp_frame(
+            (CIP, 40000),
+            (VIP, 80),
+            ACK,
+            isn.wrapping_add(1),
+            cookie.wrapping_add(1),
+        );
+        let out = p.a.send(WAN, &ack.build());
+        let to_rs = decode(&out.lan[0]);
+        // Pending (the RS has not answered): not exported yet.
+        let pending = p.sync();
+        assert!(
+            pending.is_empty(),
+            "a pending proxied session was sent: {pending:?}"
+        );
+        let synack = tcp_frame(
+            (RS[0], 8080),
+            (to_rs.src, to_rs.sport),
+            SYN | ACK,
+            0x7777_0000,
+            isn.wrapping_add(1),
+        )
+        .via_rs(0);
+        p.a.send(LAN, &synack.build());
+        let sent = p.sync();
+        let shift = sent.iter().find_map(|r| match r {
+            SyncRecord::Session(SyncSession {
+                synproxy: SyncProxy::On { shift },
+                ..
+            }) => Some(*shift),
+            _ => None,
+        });
+        assert_eq!(
+            shift,
+            Some(0x7777_0000u32.wrapping_sub(cookie)),
+            "{mode:?}: {sent:?}"
+        );
+        let data = tcp_frame(
+            (CIP, 40000),
+            (VIP, 80),
+            ACK | PSH,
+            isn.wrapping_add(1),
+            cookie.wrapping_add(1),
+        )
+        .payload(b"hello");
+        p.same(WAN, &data.build());
+        let answer = tcp_frame(
+            (RS[0], 8080),
+            (to_rs.src, to_rs.sport),
+            ACK | PSH,
+            0x7777_0001,
+            isn.wrapping_add(6),
+        )
+        .via_rs(0)
+        .payload(b"world");
+        let back = p.same(LAN, &answer.build());
+        let t = &back.wan[0][decode(&back.wan[0]).l3 + 20..];
+        let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+        assert_eq!(
+            seq,
+            cookie.wrapping_add(1),
+            "{mode:?}: in the client's space"
+        );
+    }
+}
+
+#[test]
+fn state_changes_are_synced_and_refresh_the_peers_copy() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let mut p = Pair::new(&cfg);
+    let (_, lport) = open_on_a(&mut p, 40000, 8080);
+    let first = p.sync();
+    let states: Vec<_> = first
+        .iter()
+        .map(|r| match r {
+            SyncRecord::Session(s) => s.state,
+            _ => panic!("{r:?}"),
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [SessionState::Tcp(TcpState::Established)],
+        "one record for the changes since the last slow job, as they stand"
+    );
+    // Nothing changed: nothing to send.
+    assert!(p.sync().is_empty());
+    p.a.send(WAN, &Frame::tcp(CIP, 40000, VIP, 80, FIN | ACK).build());
+    let updated = count(&p.b, Counter::SyncUpdated);
+    let sent = p.sync();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(count(&p.b, Counter::SyncUpdated), updated + 1);
+    let s = p.b.worker.sessions().iter().next().unwrap().1;
+    assert_eq!(s.state, SessionState::Tcp(TcpState::CloseWait));
+    // The RS's FIN on B (after the failover): B drives the session now ...
+    let fin = Frame::tcp(RS[0], 8080, LIP1, lport, FIN | ACK).via_rs(0);
+    let out = p.b.send(LAN, &fin.build());
+    assert_eq!(out.wan.len(), 1);
+    let s = p.b.worker.sessions().iter().next().unwrap().1;
+    assert!(!s.data.peer, "moved by B itself");
+    // ... so A's late record for it is not taken.
+    let stale = p.a.worker.sessions().iter().next().unwrap().1.state;
+    p.la.set_export(true, 0);
+    let n = p.la.request_sweep();
+    p.sync();
+    assert!(p.la.sweep_finished(n));
+    assert_eq!(count(&p.b, Counter::SyncKept), 1);
+    let s = p.b.worker.sessions().iter().next().unwrap().1;
+    assert_ne!(s.state, stale);
+}
+
+#[test]
+fn a_conflicting_record_changes_nothing() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[
+            dest(0, 8080, 1, ForwardMode::FullNat),
+            dest(1, 8080, 1, ForwardMode::FullNat),
+        ],
+    );
+    let mut p = Pair::new(&cfg);
+    // B has its own session for the flow, to RS 0; A's goes to RS 1.
+    p.a.send(WAN, &Frame::tcp(CIP, 39999, VIP, 80, SYN).build());
+    p.b.send(WAN, &Frame::tcp(CIP, 40000, VIP, 80, SYN).build());
+    let out = p.a.send(WAN, &Frame::tcp(CIP, 40000, VIP, 80, SYN).build());
+    assert_eq!(decode(&out.lan[0]).dst, RS[1]);
+    let view = |l: &Lab| -> Vec<_> {
+        l.worker
+            .sessions()
+            .iter()
+            .map(|(_, s)| (s.original, s.reply, s.state, s.deadline, s.data))
+            .collect()
+    };
+    let before = view(&p.b);
+    p.sync();
+    // 40000: the key is B's, toward another dest. 39999: both directors handed out the
+    // first port of the pool toward RS 0, so its (LIP, lport) is B's own session's.
+    assert_eq!(count(&p.b, Counter::SyncConflicts), 2);
+    assert_eq!(count(&p.b, Counter::SyncInstalled), 0);
+    let after = view(&p.b);
+    assert!(
+        before.iter().all(|s| after.contains(s)),
+        "B's session untouched"
+    );
+}
+
+#[test]
+fn records_for_unknown_services_and_lips_are_counted() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let (mut b, lb) = Lab::new(&cfg).synced();
+    let good = SyncSession {
+        proto: Proto::Tcp,
+        client: (CIP, 40000),
+        vip: (VIP, 80),
+        rip: RS[0],
+        rport: 8080,
+        mode: ForwardMode::FullNat,
+        lip: Some((LIP1, 30000)),
+        state: SessionState::Tcp(TcpState::Established),
+        expires_in_ms: 900_000,
+        persist_ms: 0,
+        synproxy: SyncProxy::Off,
+    };
+    let cases = [
+        (
+            SyncSession {
+                vip: (VIP, 81),
+                ..good
+            },
+            Counter::SyncUnknownService,
+        ),
+        (
+            SyncSession { rip: RS[2], ..good },
+            Counter::SyncUnknownService,
+        ),
+        (
+            SyncSession {
+                lip: Some((DIP_LAN, 30000)),
+                ..good
+            },
+            Counter::SyncForeignLip,
+        ),
+        (
+            SyncSession {
+                synproxy: SyncProxy::Pending {
+                    client_isn: 1,
+                    mss: 0,
+                    epoch: 0,
+                },
+                ..good
+            },
+            Counter::SyncRefused,
+        ),
+    ];
+    for (r, c) in cases {
+        let before = count(&b, c);
+        lb.post_in(SyncRecord::Session(r)).unwrap();
+        b.slow();
+        assert_eq!(count(&b, c), before + 1, "{r:?}");
+    }
+    assert_eq!(b.worker.sessions().len(), 0);
+    lb.post_in(SyncRecord::Session(good)).unwrap();
+    b.slow();
+    assert_eq!(b.worker.sessions().len(), 1);
+    // It expires when the master said it would, if nothing refreshes it.
+    b.advance(899_000);
+    b.slow();
+    assert_eq!(b.worker.sessions().len(), 1);
+    b.advance(2_000);
+    b.slow();
+    assert_eq!(b.worker.sessions().len(), 0);
+    assert_eq!(
+        b.worker.lip_pool().unwrap().available(),
+        b.worker.lip_pool().unwrap().capacity(),
+        "its LIP port came back"
+    );
+}
+
+#[test]
+fn a_bulk_sweep_sends_every_session_and_template() {
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let key = ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP,
+        port: 80,
+    };
+    cfg.services
+        .get_mut(&key)
+        .unwrap()
+        .set_persistence(Some(300))
+        .unwrap();
+    let (mut a, la) = Lab::new(&cfg).synced();
+    // Sessions opened while nobody exported.
+    for c in 0..50u16 {
+        let frame = Frame::tcp(
+            std::net::Ipv4Addr::new(198, 51, 100, 10 + (c % 5) as u8),
+            40000 + c,
+            VIP,
+            80,
+            SYN,
+        );
+        assert_eq!(a.send(WAN, &frame.build()).lan.len(), 1);
+    }
+    a.slow();
+    assert_eq!(la.outbound_len(), 0);
+    la.set_export(true, 0);
+    let n = la.request_sweep();
+    a.slow();
+    assert!(la.sweep_finished(n));
+    let mut sessions = 0;
+    let mut templates = 0;
+    while let Some(r) = la.pop_out() {
+        match r {
+            SyncRecord::Session(s) => {
+                assert_eq!(s.persist_ms, 300_000);
+                sessions += 1;
+            }
+            SyncRecord::Template(_) => templates += 1,
+        }
+    }
+    assert_eq!((sessions, templates), (50, 5));
+    // A periodic refresh sweeps again a period after the last sweep started, not before.
+    la.set_export(true, 10_000);
+    a.advance(9_000);
+    a.slow();
+    assert_eq!(la.outbound_len(), 0);
+    a.advance(1_000);
+    a.slow();
+    assert_eq!(la.outbound_len(), 55);
+}
+
+#[test]
+fn a_full_ring_is_counted_and_the_sweep_resumes() {
+    let cfg = config(
+        Proto::Udp,
+        53,
+        SchedKind::Rr,
+        &[dest(0, 53, 1, ForwardMode::Nat)],
+    );
+    let snap = dataplane::snapshot::Snapshot::build(&cfg).unwrap();
+    let cell = Arc::new(arc_swap::ArcSwap::from_pointee(snap));
+    drop(cell);
+    let (mut a, _) = Lab::new(&cfg).synced();
+    // A small ring: 8 records.
+    let link = Arc::new(SyncLink::new(8));
+    a = {
+        let Lab {
+            worker,
+            cell,
+            pool,
+            now,
+        } = a;
+        Lab {
+            worker: worker.with_sync(link.clone()),
+            cell,
+            pool,
+            now,
+        }
+    };
+    for c in 0..20u16 {
+        a.send(WAN, &Frame::udp(CIP, 1000 + c, VIP, 53).build());
+    }
+    link.set_export(true, 0);
+    let n = link.request_sweep();
+    a.slow();
+    assert_eq!(link.outbound_len(), 8);
+    assert!(!link.sweep_finished(n));
+    let mut got = 0;
+    for _ in 0..10 {
+        while link.pop_out().is_some() {
+            got += 1;
+        }
+        a.slow();
+    }
+    while link.pop_out().is_some() {
+        got += 1;
+    }
+    assert_eq!(got, 20, "every session once");
+    assert!(link.sweep_finished(n));
+    // Changes noted while the ring is full are counted, not lost silently.
+    for c in 0..20u16 {
+        a.send(WAN, &Frame::udp(CIP, 2000 + c, VIP, 53).build());
+    }
+    a.slow();
+    assert_eq!(link.outbound_len(), 8);
+    assert_eq!(a.worker.counters().get(Counter::SyncUnqueued), 12);
+}
+
+#[test]
+fn owner_follows_the_lip_port_slices_and_homing() {
+    let cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let snap = dataplane::snapshot::Snapshot::build(&cfg).unwrap();
+    let owner = FlowOwner::new(2, &[]);
+    let rec = |lport| {
+        SyncRecord::Session(SyncSession {
+            proto: Proto::Tcp,
+            client: (CIP, 40000),
+            vip: (VIP, 80),
+            rip: RS[0],
+            rport: 8080,
+            mode: ForwardMode::FullNat,
+            lip: Some((LIP1, lport)),
+            state: SessionState::Tcp(TcpState::Established),
+            expires_in_ms: 1000,
+            persist_ms: 0,
+            synproxy: SyncProxy::Off,
+        })
+    };
+    // 1024..=65535 over two workers: 1024..=33279 and 33280..=65535.
+    assert_eq!(owner.owner(&snap, &rec(1024)), 0);
+    assert_eq!(owner.owner(&snap, &rec(33_279)), 0);
+    assert_eq!(owner.owner(&snap, &rec(33_280)), 1);
+    assert_eq!(FlowOwner::new(1, &[]).owner(&snap, &rec(60_000)), 0);
+}
