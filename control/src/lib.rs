@@ -12,6 +12,7 @@
 //! - [`model`]: the authoritative model; [`Model::apply`] validates, commits and publishes.
 //! - [`server`]: rvsd's control threads: accept, clients, admission, estimator, metrics.
 //! - [`state`]: the control state and how it answers each request.
+//! - [`sync`]: the sync daemon: session sync with the peer directors over UDP.
 //! - [`views`]: the listings: services, dests, LIPs, health, workers, sessions.
 
 pub mod access;
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod state;
+pub mod sync;
 pub mod views;
 
 pub use change::Change;

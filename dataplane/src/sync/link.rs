@@ -94,7 +94,7 @@ impl SyncLink {
     }
 
     /// The worker queues a record; gives it back if the ring is full.
-    pub(crate) fn push_out(&self, r: SyncRecord) -> Result<(), SyncRecord> {
+    pub fn push_out(&self, r: SyncRecord) -> Result<(), SyncRecord> {
         self.outbound.push(r)
     }
 
@@ -104,12 +104,12 @@ impl SyncLink {
     }
 
     /// The worker takes the next record to install.
-    pub(crate) fn pop_in(&self) -> Option<SyncRecord> {
+    pub fn pop_in(&self) -> Option<SyncRecord> {
         self.inbound.pop()
     }
 
     /// The newest sweep request.
-    pub(crate) fn sweeps_asked(&self) -> u32 {
+    pub fn sweeps_asked(&self) -> u32 {
         self.sweeps_asked.load(Relaxed)
     }
 

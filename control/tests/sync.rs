@@ -1,0 +1,206 @@
+//! The sync daemon over real UDP sockets on the loopback interface (unicast peers): a
+//! master's records reach the backup's worker ring, a backup that starts asks for a bulk
+//! sync, and bad datagrams — garbage, another sync group, a truncated one — are counted and
+//! change nothing; lost datagrams are counted from the sequence numbers.
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use conntrack::{Proto, SessionState, TcpState};
+use control::sync::{Role, SyncError, SyncPlane, SyncSettings};
+use dataplane::snapshot::{DirectorConfig, Snapshot};
+use dataplane::sync::{
+    DatagramWriter, FlowOwner, SyncDrop, SyncHeader, SyncLink, SyncProxy, SyncRecord, SyncSession,
+};
+use sched::ForwardMode;
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn plane() -> (SyncPlane, Arc<SyncLink>) {
+    let link = Arc::new(SyncLink::default());
+    let cell = Arc::new(ArcSwap::from_pointee(
+        Snapshot::build(&DirectorConfig::default()).unwrap(),
+    ));
+    (
+        SyncPlane::new(vec![link.clone()], FlowOwner::new(1, &[]), cell),
+        link,
+    )
+}
+
+fn settings(port: u16, peer: u16, sync_id: u8) -> SyncSettings {
+    SyncSettings {
+        interface: "lo".into(),
+        sync_id,
+        port,
+        peers: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, peer)],
+        ..SyncSettings::default()
+    }
+}
+
+fn session(cport: u16) -> SyncRecord {
+    SyncRecord::Session(SyncSession {
+        proto: Proto::Tcp,
+        client: (Ipv4Addr::new(198, 51, 100, 7), cport),
+        vip: (Ipv4Addr::new(192, 0, 2, 100), 80),
+        rip: Ipv4Addr::new(10, 1, 0, 11),
+        rport: 8080,
+        mode: ForwardMode::FullNat,
+        lip: Some((Ipv4Addr::new(10, 1, 0, 201), cport)),
+        state: SessionState::Tcp(TcpState::Established),
+        expires_in_ms: 900_000,
+        persist_ms: 0,
+        synproxy: SyncProxy::Off,
+    })
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn datagram(sync_id: u8, sender: u32, seq: u32, records: &[SyncRecord]) -> Vec<u8> {
+    let mut buf = vec![0u8; 1472];
+    let header = SyncHeader {
+        sync_id,
+        flags: 0,
+        sender,
+        seq,
+    };
+    let mut w = DatagramWriter::new(&mut buf, &header).unwrap();
+    for r in records {
+        w.push(r).unwrap();
+    }
+    w.datagram().to_vec()
+}
+
+#[test]
+fn records_go_from_master_to_backup_and_a_backup_asks_for_bulk() {
+    let (pa, pb) = (free_port(), free_port());
+    let (mut a, la) = plane();
+    let (mut b, lb) = plane();
+    a.start(Role::Master, settings(pa, pb, 9)).unwrap();
+    assert!(matches!(
+        a.start(Role::Master, settings(pa, pb, 9)),
+        Err(SyncError::AlreadyRunning(Role::Master))
+    ));
+    assert!(matches!(
+        a.start(Role::Backup, settings(pa, pb, 10)),
+        Err(SyncError::OtherSettings { .. })
+    ));
+    let asked = la.sweeps_asked();
+    b.start(Role::Backup, settings(pb, pa, 9)).unwrap();
+    // The backup's bulk request reaches the master, which asks its workers for a sweep.
+    wait_for("bulk request", || la.sweeps_asked() != asked);
+    assert_eq!(a.stats().bulk_requests_received.load(Relaxed), 1);
+    assert_eq!(b.stats().bulk_requests_sent.load(Relaxed), 1);
+    // 100 records, more than one datagram's worth (31 per 1472 bytes).
+    for c in 0..100 {
+        la.push_out(session(10_000 + c)).unwrap();
+    }
+    let mut got = Vec::new();
+    wait_for("100 records", || {
+        while let Some(r) = lb.pop_in() {
+            got.push(r);
+        }
+        got.len() == 100
+    });
+    let want: Vec<SyncRecord> = (0..100).map(|c| session(10_000 + c)).collect();
+    assert_eq!(got, want, "in order, unchanged");
+    assert_eq!(a.stats().records_sent.load(Relaxed), 100);
+    assert!(a.stats().datagrams_sent.load(Relaxed) >= 4);
+    assert_eq!(b.stats().records_posted.load(Relaxed), 100);
+    assert_eq!(b.stats().datagrams_lost.load(Relaxed), 0);
+    let daemons = a.daemons();
+    assert_eq!(daemons.len(), 1);
+    assert_eq!(daemons[0].role, Role::Master);
+    assert_eq!(b.peers().len(), 1, "the backup heard one sender");
+    b.stop(Role::Backup).unwrap();
+    assert!(matches!(
+        b.stop(Role::Backup),
+        Err(SyncError::NotRunning(Role::Backup))
+    ));
+    a.stop_all();
+    assert!(a.daemons().is_empty());
+}
+
+#[test]
+fn bad_datagrams_are_counted_and_change_nothing() {
+    let pb = free_port();
+    let (mut b, lb) = plane();
+    b.start(Role::Backup, settings(pb, free_port(), 3)).unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, pb);
+    let good = datagram(3, 77, 1, &[session(1)]);
+    tx.send_to(b"hello, sync: this is no sync datagram", to)
+        .unwrap();
+    tx.send_to(&datagram(4, 77, 1, &[session(2)]), to).unwrap();
+    tx.send_to(&good[..good.len() - 3], to).unwrap();
+    let mut bad_record = good.clone();
+    // The record's mode byte (record offset 5, after the 20-byte header): not a mode.
+    bad_record[20 + 5] = 9;
+    tx.send_to(&bad_record, to).unwrap();
+    tx.send_to(&good, to).unwrap();
+    // Seq 1, then 5: three lost.
+    tx.send_to(&datagram(3, 77, 5, &[session(3)]), to).unwrap();
+    let drops = |d: SyncDrop| b.stats().datagram_drops[d.index()].load(Relaxed);
+    wait_for("every datagram seen", || {
+        b.stats().datagrams_received.load(Relaxed) == 3
+    });
+    assert_eq!(drops(SyncDrop::BadMagic), 1);
+    assert_eq!(drops(SyncDrop::WrongSyncId), 1);
+    assert_eq!(drops(SyncDrop::Truncated), 1);
+    assert_eq!(
+        b.stats().record_drops[SyncDrop::BadMode.index()].load(Relaxed),
+        1
+    );
+    assert_eq!(b.stats().datagrams_lost.load(Relaxed), 3);
+    let mut got = Vec::new();
+    while let Some(r) = lb.pop_in() {
+        got.push(r);
+    }
+    assert_eq!(got, [session(1), session(3)]);
+}
+
+#[test]
+fn settings_are_checked() {
+    let (mut p, _) = plane();
+    let bad = [
+        SyncSettings {
+            interface: String::new(),
+            ..settings(1, 2, 0)
+        },
+        SyncSettings {
+            peers: vec![],
+            group: Ipv4Addr::new(10, 0, 0, 1),
+            ..settings(1, 2, 0)
+        },
+        SyncSettings {
+            maxlen: 40,
+            ..settings(1, 2, 0)
+        },
+        SyncSettings {
+            interface: "no-such-if0".into(),
+            ..settings(free_port(), 2, 0)
+        },
+    ];
+    for s in bad {
+        let e = p.start(Role::Master, s.clone()).unwrap_err();
+        assert!(!e.to_string().is_empty(), "{s:?}");
+        assert!(p.daemons().is_empty());
+    }
+}
