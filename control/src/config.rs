@@ -41,6 +41,18 @@
 //! tcpfin = 60
 //! udp = 300
 //!
+//! [sync]                           # session sync with the peer directors (ipvsadm --start-daemon)
+//! master = true                    # send this director's sessions
+//! backup = true                    # install the peers' sessions
+//! interface = "rvslan"             # kernel interface; default: the first port's exception TAP
+//! syncid = 1                       # default 0
+//! group = "224.0.0.81"             # multicast group and port (IPVS's defaults)
+//! port = 8848
+//! # peers = ["10.1.0.3"]           # unicast peers (address or address:port) instead of the group
+//! maxlen = 1472                    # largest datagram (UDP payload) in bytes
+//! ttl = 1                          # multicast TTL
+//! refresh = 30                     # s between refresh sweeps of the whole table; 0: none
+//!
 //! [[service]]
 //! proto = "tcp"
 //! vip = "192.0.2.100"
@@ -60,7 +72,7 @@ use dataplane::snapshot::{ConfigError, DirectorConfig, Snapshot};
 use sched::{SchedError, ServiceTable};
 use std::net::Ipv4Addr;
 
-pub use sections::parse_mac;
+pub use sections::{parse_mac, sync_peer};
 
 /// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +219,20 @@ pub struct RvsConfig {
     pub neighbours: Vec<NeighbourConfig>,
     /// Health checks, one per checked service.
     pub checks: Vec<HealthCheck>,
+    /// Session sync (`[sync]`).
+    pub sync: SyncConfig,
+}
+
+/// `[sync]`: which sync daemon roles rvsd starts with, and the settings `--start-daemon`
+/// uses for what it does not say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Start a master sync daemon.
+    pub master: bool,
+    /// Start a backup sync daemon.
+    pub backup: bool,
+    /// The settings.
+    pub settings: crate::sync::SyncSettings,
 }
 
 impl RvsConfig {
@@ -251,6 +277,7 @@ impl RvsConfig {
             .collect();
         director.services = services;
         let neighbours = sections::each(text, f.neighbours, sections::neighbour)?;
+        let sync = sections::sync(f.sync, &ports)?;
         // The data path's own whole-configuration checks.
         Snapshot::build(&director)?;
         Ok(RvsConfig {
@@ -260,6 +287,7 @@ impl RvsConfig {
             director,
             neighbours,
             checks,
+            sync,
         })
     }
 }
@@ -374,6 +402,55 @@ mac = "02:00:00:00:fe:fe"
             ),
         ] {
             let e = set(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn sync_section_defaults_and_parses() {
+        let c = RvsConfig::parse(GOOD).unwrap();
+        assert!(!c.sync.master && !c.sync.backup);
+        assert_eq!(
+            c.sync.settings.interface, "rvs-wan",
+            "the first exception TAP"
+        );
+        assert_eq!(
+            c.sync.settings.group,
+            std::net::Ipv4Addr::new(224, 0, 0, 81)
+        );
+        assert_eq!(c.sync.settings.port, 8848);
+        let with = |section: &str| RvsConfig::parse(&format!("{GOOD}\n[sync]\n{section}"));
+        let c = with(
+            "master = true\nbackup = true\ninterface = \"sync0\"\nsyncid = 9\n\
+             peers = [\"10.9.0.2\", \"10.9.0.3:9000\"]\nmaxlen = 1400\nrefresh = 0",
+        )
+        .unwrap();
+        assert!(c.sync.master && c.sync.backup);
+        let s = &c.sync.settings;
+        assert_eq!(
+            (s.interface.as_str(), s.sync_id, s.maxlen, s.refresh_ms),
+            ("sync0", 9, 1400, 0)
+        );
+        assert_eq!(
+            s.peers,
+            [
+                "10.9.0.2:8848".parse().unwrap(),
+                "10.9.0.3:9000".parse().unwrap()
+            ]
+        );
+        for (bad, says) in [
+            (
+                "peers = [\"10.9.0\"]",
+                "peer '10.9.0' is not an IPv4 address",
+            ),
+            (
+                "master = true\ngroup = \"10.0.0.1\"",
+                "10.0.0.1 is not a multicast group",
+            ),
+            ("backup = true\nmaxlen = 50", "maxlen 50 is too small"),
+            ("mode = \"master\"", "unknown field `mode`"),
+        ] {
+            let e = with(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
     }

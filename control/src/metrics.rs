@@ -19,6 +19,54 @@ pub static MBUFS_IN_USE: AtomicU64 = AtomicU64::new(u64::MAX);
 /// A metric: name, Prometheus type, and how to read it from a sample of `T`.
 type Metric<T> = (&'static str, &'static str, fn(&T) -> u64);
 
+/// The sync daemon's families: its counters, its drops by reason, the master's backlog and
+/// how long ago each sender was last heard (the backup's view of the lag).
+fn sync_metrics(out: &mut String, p: &crate::sync::SyncPlane) {
+    use dataplane::sync::SyncDrop;
+    let stats = p.stats();
+    for (name, v) in stats.values() {
+        let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");
+    }
+    for (name, drops) in [
+        ("rvs_sync_datagrams_dropped_total", &stats.datagram_drops),
+        ("rvs_sync_records_refused_total", &stats.record_drops),
+    ] {
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for d in SyncDrop::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{}\"}} {}",
+                d.as_str(),
+                drops[d.index()].load(Relaxed)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# TYPE rvs_sync_backlog_records gauge\nrvs_sync_backlog_records {}",
+        p.backlog()
+    );
+    let roles = p.daemons();
+    let _ = writeln!(out, "# TYPE rvs_sync_daemon_running gauge");
+    for role in [crate::sync::Role::Master, crate::sync::Role::Backup] {
+        let on = u8::from(roles.iter().any(|d| d.role == role));
+        let _ = writeln!(out, "rvs_sync_daemon_running{{role=\"{role}\"}} {on}");
+    }
+    let peers = p.peers();
+    if !peers.is_empty() {
+        let _ = writeln!(out, "# TYPE rvs_sync_peer_last_heard_seconds gauge");
+        let now = std::time::Instant::now();
+        for (sender, seen) in peers {
+            let _ = writeln!(
+                out,
+                "rvs_sync_peer_last_heard_seconds{{sender=\"{sender:08x}\",addr=\"{}\"}} {:.3}",
+                seen.addr,
+                now.duration_since(seen.at).as_secs_f64()
+            );
+        }
+    }
+}
+
 /// The Prometheus text exposition of every counter.
 pub fn render(r: &Readings) -> String {
     let mut out = String::new();
@@ -100,6 +148,9 @@ pub fn render(r: &Readings) -> String {
                 );
             }
         }
+    }
+    if let Some(p) = r.sync {
+        sync_metrics(&mut out, p);
     }
     let mbufs = MBUFS_IN_USE.load(Relaxed);
     if mbufs != u64::MAX {

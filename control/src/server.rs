@@ -387,6 +387,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Workers { .. } => "workers (--workers)",
         Response::Lips { .. } => "LIPs (--lips)",
         Response::Health { .. } => "health checks (--health)",
+        Response::Daemons { .. } => "sync daemons (-L --daemon)",
     }
 }
 

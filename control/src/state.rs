@@ -13,6 +13,7 @@ use crate::estimator::Estimator;
 use crate::health::{HealthCheck, HealthSink, Target};
 use crate::metrics;
 use crate::model::{ControlError, Model};
+use crate::sync::{Role, StartOptions, SyncError, SyncPlane, SyncSettings};
 use crate::views::{self, refused, Readings};
 use conntrack::{SessionState, TcpState};
 use dataplane::stats::{DestSample, WorkerStats};
@@ -37,6 +38,10 @@ pub struct ControlState {
     pending_checks: Option<Vec<HealthCheck>>,
     /// The health checks in force (for `--health`).
     checks: Vec<HealthCheck>,
+    /// Session sync, when rvsd has it ([`ControlState::set_sync`]).
+    sync: Option<SyncPlane>,
+    /// What `--start-daemon` takes for the settings it does not give.
+    sync_defaults: SyncSettings,
 }
 
 impl ControlState {
@@ -55,6 +60,34 @@ impl ControlState {
             estimator: Estimator::default(),
             pending_checks: None,
             checks: Vec::new(),
+            sync: None,
+            sync_defaults: SyncSettings::default(),
+        }
+    }
+
+    /// Gives the control plane session sync over `plane`, `--start-daemon` taking
+    /// `defaults` for what it does not say.
+    pub fn set_sync(&mut self, plane: SyncPlane, defaults: SyncSettings) {
+        self.sync = Some(plane);
+        self.sync_defaults = defaults;
+    }
+
+    /// Starts a sync daemon role with `options` over the defaults (as `--start-daemon`).
+    ///
+    /// # Errors
+    /// [`SyncError`], e.g. [`SyncError::Unavailable`] without [`ControlState::set_sync`].
+    pub fn start_daemon(&mut self, role: Role, options: StartOptions) -> Result<(), SyncError> {
+        let settings = options.over(&self.sync_defaults);
+        self.sync
+            .as_mut()
+            .ok_or(SyncError::Unavailable)?
+            .start(role, settings)
+    }
+
+    /// Stops every sync daemon role (rvsd stopping).
+    pub fn stop_daemons(&mut self) {
+        if let Some(p) = &mut self.sync {
+            p.stop_all();
         }
     }
 
@@ -81,6 +114,7 @@ impl ControlState {
             baseline: &self.baseline,
             estimator: &self.estimator,
             checks: &self.checks,
+            sync: self.sync.as_ref(),
         }
     }
 
@@ -130,6 +164,52 @@ impl ControlState {
             Request::Workers => self.readings().workers(),
             Request::Lips => self.readings().lips(),
             Request::Health => self.readings().health(),
+            Request::StartDaemon {
+                role,
+                interface,
+                sync_id,
+                maxlen,
+                group,
+                port,
+                ttl,
+                peers,
+                refresh_secs,
+            } => {
+                let options = StartOptions {
+                    interface,
+                    sync_id,
+                    maxlen,
+                    group,
+                    port,
+                    ttl,
+                    peers,
+                    refresh_secs,
+                };
+                match self.start_daemon(role.into(), options) {
+                    Ok(()) => Response::Done,
+                    Err(e) => sync_refused(&e),
+                }
+            }
+            Request::StopDaemon { role } => {
+                match self
+                    .sync
+                    .as_mut()
+                    .ok_or(SyncError::Unavailable)
+                    .and_then(|p| p.stop(role.into()))
+                {
+                    Ok(()) => Response::Done,
+                    Err(e) => sync_refused(&e),
+                }
+            }
+            Request::Daemons => match &self.sync {
+                Some(p) => p.response(&self.workers),
+                None => Response::Daemons {
+                    daemons: Vec::new(),
+                    peers: Vec::new(),
+                    backlog: 0,
+                    counters: Vec::new(),
+                },
+            },
             Request::Connections { from } => {
                 views::connections(&self.mailboxes, &self.workers, from)
             }
@@ -247,4 +327,16 @@ impl HealthSink for Mutex<ControlState> {
 /// bug there, and the model is only ever replaced whole, so keep serving it.
 pub(crate) fn lock(state: &Mutex<ControlState>) -> MutexGuard<'_, ControlState> {
     state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A sync daemon request refused: the daemon's own words.
+fn sync_refused(e: &SyncError) -> Response {
+    let kind = match e {
+        SyncError::Socket { .. } => proto::ErrorKind::Internal,
+        _ => proto::ErrorKind::Refused,
+    };
+    Response::Error {
+        kind,
+        message: e.to_string(),
+    }
 }

@@ -780,3 +780,140 @@ impl Daemon {
         }
     }
 }
+
+impl From<proto::DaemonRole> for Role {
+    fn from(r: proto::DaemonRole) -> Role {
+        match r {
+            proto::DaemonRole::Master => Role::Master,
+            proto::DaemonRole::Backup => Role::Backup,
+        }
+    }
+}
+
+impl From<Role> for proto::DaemonRole {
+    fn from(r: Role) -> proto::DaemonRole {
+        match r {
+            Role::Master => proto::DaemonRole::Master,
+            Role::Backup => proto::DaemonRole::Backup,
+        }
+    }
+}
+
+/// What `--start-daemon` asked for, over `defaults` (the file's `[sync]`, then the built-in
+/// defaults).
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// `--mcast-interface`.
+    pub interface: Option<String>,
+    /// `--syncid`.
+    pub sync_id: Option<u8>,
+    /// `--sync-maxlen`.
+    pub maxlen: Option<u16>,
+    /// `--mcast-group`.
+    pub group: Option<Ipv4Addr>,
+    /// `--mcast-port`.
+    pub port: Option<u16>,
+    /// `--mcast-ttl`.
+    pub ttl: Option<u8>,
+    /// `--sync-peer`.
+    pub peers: Vec<SocketAddrV4>,
+    /// `--sync-refresh`.
+    pub refresh_secs: Option<u32>,
+}
+
+impl StartOptions {
+    /// The settings: each option given, else `defaults`'.
+    pub fn over(self, defaults: &SyncSettings) -> SyncSettings {
+        SyncSettings {
+            interface: self.interface.unwrap_or_else(|| defaults.interface.clone()),
+            sync_id: self.sync_id.unwrap_or(defaults.sync_id),
+            group: self.group.unwrap_or(defaults.group),
+            port: self.port.unwrap_or(defaults.port),
+            peers: if self.peers.is_empty() {
+                defaults.peers.clone()
+            } else {
+                self.peers
+            },
+            maxlen: self.maxlen.unwrap_or(defaults.maxlen),
+            ttl: self.ttl.unwrap_or(defaults.ttl),
+            refresh_ms: self
+                .refresh_secs
+                .map_or(defaults.refresh_ms, |s| u64::from(s) * 1000),
+        }
+    }
+}
+
+impl SyncPlane {
+    /// `-L --daemon`'s answer: the roles, the senders heard, the backlog, and every counter
+    /// (the daemon's, and the workers' sync counters summed over `workers`).
+    pub fn response(&self, workers: &[Arc<dataplane::stats::WorkerStats>]) -> proto::Response {
+        let daemons = self
+            .daemons()
+            .into_iter()
+            .map(|d| proto::DaemonView {
+                role: d.role.into(),
+                interface: d.settings.interface.clone(),
+                sync_id: d.settings.sync_id,
+                group: d.settings.group,
+                port: d.settings.port,
+                peers: d.settings.peers.clone(),
+                maxlen: d.settings.maxlen,
+                ttl: d.settings.ttl,
+                refresh_secs: (d.settings.refresh_ms / 1000) as u32,
+                sender: d.sender,
+            })
+            .collect();
+        let now = Instant::now();
+        let peers = self
+            .peers()
+            .into_iter()
+            .map(|(sender, p)| proto::SyncPeerView {
+                sender,
+                addr: p.addr.to_string(),
+                seq: p.seq,
+                datagrams: p.datagrams,
+                last_heard_ms: now.duration_since(p.at).as_millis() as u64,
+            })
+            .collect();
+        proto::Response::Daemons {
+            daemons,
+            peers,
+            backlog: self.backlog(),
+            counters: self.counters(workers),
+        }
+    }
+
+    /// Every counter by metric name: the daemon's, its drops by reason (`name{reason}`),
+    /// and the workers' sync counters summed.
+    pub fn counters(&self, workers: &[Arc<dataplane::stats::WorkerStats>]) -> Vec<(String, u64)> {
+        use dataplane::counters::Counter;
+        let mut out: Vec<(String, u64)> = self
+            .stats
+            .values()
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect();
+        for (name, drops) in [
+            (
+                "rvs_sync_datagrams_dropped_total",
+                &self.stats.datagram_drops,
+            ),
+            ("rvs_sync_records_refused_total", &self.stats.record_drops),
+        ] {
+            for d in SyncDrop::ALL {
+                let n = drops[d.index()].load(Relaxed);
+                if n > 0 {
+                    out.push((format!("{name}{{{}}}", d.as_str()), n));
+                }
+            }
+        }
+        for c in Counter::ALL
+            .iter()
+            .filter(|c| c.as_str().starts_with("sync_"))
+        {
+            let n = workers.iter().map(|w| w.worker.get(*c)).sum();
+            out.push((c.metric().to_string(), n));
+        }
+        out
+    }
+}

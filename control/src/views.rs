@@ -38,6 +38,8 @@ pub struct Readings<'a> {
     pub estimator: &'a Estimator,
     /// The health checks in force.
     pub checks: &'a [HealthCheck],
+    /// Session sync, if rvsd has it.
+    pub sync: Option<&'a crate::sync::SyncPlane>,
 }
 
 /// An error answer for a refused request.

@@ -3,7 +3,7 @@
 //! are errors, and every change is all-or-nothing: a refused request changes nothing.
 
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// The protocol version this build speaks. Version 2 pages `-L -c` (a cursor in
 /// [`Request::Connections`], the next one in [`Response::Connections`]).
@@ -152,6 +152,105 @@ pub enum Request {
     Lips,
     /// Health-checked dests and their state (`rvsadm --health`).
     Health,
+    /// `--start-daemon master|backup`: start session sync in that role. Unset settings take
+    /// the configuration file's `[sync]` values, then the defaults.
+    StartDaemon {
+        /// The role.
+        role: DaemonRole,
+        /// `--mcast-interface`: the kernel interface the datagrams use.
+        #[serde(default)]
+        interface: Option<String>,
+        /// `--syncid`.
+        #[serde(default)]
+        sync_id: Option<u8>,
+        /// `--sync-maxlen`: largest datagram (UDP payload) in bytes.
+        #[serde(default)]
+        maxlen: Option<u16>,
+        /// `--mcast-group`.
+        #[serde(default)]
+        group: Option<Ipv4Addr>,
+        /// `--mcast-port`.
+        #[serde(default)]
+        port: Option<u16>,
+        /// `--mcast-ttl`.
+        #[serde(default)]
+        ttl: Option<u8>,
+        /// `--sync-peer` (repeatable): unicast peers instead of the group.
+        #[serde(default)]
+        peers: Vec<SocketAddrV4>,
+        /// `--sync-refresh`: seconds between refresh sweeps of the whole table (0: none).
+        #[serde(default)]
+        refresh_secs: Option<u32>,
+    },
+    /// `--stop-daemon master|backup`.
+    StopDaemon {
+        /// The role.
+        role: DaemonRole,
+    },
+    /// `-L --daemon`: the sync daemons, their peers and counters.
+    Daemons,
+}
+
+/// A sync daemon's role (ipvsadm's `state`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DaemonRole {
+    /// Sends this director's sessions.
+    Master,
+    /// Installs the peers' sessions.
+    Backup,
+}
+
+impl DaemonRole {
+    /// ipvsadm's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DaemonRole::Master => "master",
+            DaemonRole::Backup => "backup",
+        }
+    }
+}
+
+/// A running sync daemon role.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonView {
+    /// The role.
+    pub role: DaemonRole,
+    /// The kernel interface.
+    pub interface: String,
+    /// The sync id.
+    pub sync_id: u8,
+    /// The multicast group (unused with peers).
+    pub group: Ipv4Addr,
+    /// The UDP port.
+    pub port: u16,
+    /// Unicast peers (empty: multicast).
+    pub peers: Vec<SocketAddrV4>,
+    /// Largest datagram.
+    pub maxlen: u16,
+    /// Multicast TTL.
+    pub ttl: u8,
+    /// Seconds between refresh sweeps (0: none).
+    pub refresh_secs: u32,
+    /// This director's sender id.
+    pub sender: u32,
+}
+
+/// A sender a backup hears.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SyncPeerView {
+    /// Its sender id.
+    pub sender: u32,
+    /// Where its datagrams come from.
+    pub addr: String,
+    /// Its last sequence number.
+    pub seq: u32,
+    /// Datagrams received from it.
+    pub datagrams: u64,
+    /// Milliseconds since its last datagram.
+    pub last_heard_ms: u64,
 }
 
 impl Request {
@@ -455,6 +554,18 @@ pub enum Response {
     Health {
         /// The checked dests.
         dests: Vec<HealthView>,
+    },
+    /// `-L --daemon`.
+    Daemons {
+        /// The roles running.
+        daemons: Vec<DaemonView>,
+        /// The senders heard (backup).
+        peers: Vec<SyncPeerView>,
+        /// Records the workers queued and the daemon has not sent yet (master).
+        backlog: u64,
+        /// The daemon's counters and the workers' sync counters, by metric name, summed
+        /// over workers; drops by reason as `name{reason}`.
+        counters: Vec<(String, u64)>,
     },
 }
 

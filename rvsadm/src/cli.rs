@@ -21,7 +21,7 @@
 //! [`parse_rules`] reads `-S` output (one ipvsadm command line per line) back into one
 //! [`Request::Batch`], for `-R`.
 
-use proto::{DestSpec, ProtoName, Request, SvcKey};
+use proto::{DaemonRole, DestSpec, ProtoName, Request, SvcKey};
 use std::net::Ipv4Addr;
 
 /// The scheduler of a service added without `-s` (ipvsadm's `DEF_SCHED`).
@@ -169,6 +169,32 @@ pub enum CliError {
     /// A port on an ICMP service or on a dest of one (rvs-specific).
     #[error("ICMP services and their real servers have no port")]
     IcmpPort,
+    /// `--start-daemon`/`--stop-daemon` with a state other than master or backup.
+    #[error("illegal {command} parameter `{state}': use master or backup")]
+    DaemonState {
+        /// `start-daemon` or `stop-daemon`.
+        command: &'static str,
+        /// What was given.
+        state: String,
+    },
+    /// A sync daemon option with a value out of range.
+    #[error("illegal {option} value `{value}': {expected}")]
+    DaemonValue {
+        /// The option, with its dashes.
+        option: &'static str,
+        /// What was given.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A sync daemon option without `--start-daemon`, or `--daemon` without `-L`.
+    #[error("the '{option}' option goes with the '{command}' command only")]
+    DaemonOption {
+        /// The option.
+        option: &'static str,
+        /// The command it belongs to.
+        command: &'static str,
+    },
     /// `--reload` with a path that cannot be made absolute.
     #[error("cannot make `{path}' an absolute path: {reason}")]
     ReloadPath {
@@ -242,6 +268,8 @@ enum Command {
     Workers,
     Lips,
     Health,
+    StartDaemon,
+    StopDaemon,
 }
 
 impl Command {
@@ -263,6 +291,8 @@ impl Command {
             Command::Workers => "workers",
             Command::Lips => "lips",
             Command::Health => "health",
+            Command::StartDaemon => "start-daemon",
+            Command::StopDaemon => "stop-daemon",
         }
     }
 
@@ -285,7 +315,8 @@ impl Command {
             Command::Workers | Command::Lips | Command::Health => {
                                                    b" xxxxxxxxxxx  x"
             }
-            Command::Flush | Command::Timeout | Command::Restore | Command::Reload => {
+            Command::Flush | Command::Timeout | Command::Restore | Command::Reload
+            | Command::StartDaemon | Command::StopDaemon => {
                                                    b"xxxxxxxxxxxxxxx"
             }
         }
@@ -373,7 +404,54 @@ enum Key {
     Weight,
     Flag(Opt),
     Sort,
+    /// A `--start-daemon` setting.
+    Daemon(DaemonOpt),
+    /// `--daemon` (`-L --daemon`).
+    DaemonList,
     Unsupported,
+}
+
+/// The sync daemon's settings (ipvsadm's, plus rvs's unicast peers and refresh period).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DaemonOpt {
+    Interface,
+    SyncId,
+    MaxLen,
+    Group,
+    Port,
+    Ttl,
+    Peer,
+    Refresh,
+}
+
+impl DaemonOpt {
+    fn name(self) -> &'static str {
+        match self {
+            DaemonOpt::Interface => "--mcast-interface",
+            DaemonOpt::SyncId => "--syncid",
+            DaemonOpt::MaxLen => "--sync-maxlen",
+            DaemonOpt::Group => "--mcast-group",
+            DaemonOpt::Port => "--mcast-port",
+            DaemonOpt::Ttl => "--mcast-ttl",
+            DaemonOpt::Peer => "--sync-peer",
+            DaemonOpt::Refresh => "--sync-refresh",
+        }
+    }
+}
+
+/// What the `--start-daemon` options said.
+#[derive(Debug, Default)]
+struct DaemonArgs {
+    interface: Option<String>,
+    sync_id: Option<u8>,
+    maxlen: Option<u16>,
+    group: Option<Ipv4Addr>,
+    port: Option<u16>,
+    ttl: Option<u8>,
+    peers: Vec<std::net::SocketAddrV4>,
+    refresh_secs: Option<u32>,
+    /// The first option given, for the message when no `--start-daemon` goes with it.
+    first: Option<DaemonOpt>,
 }
 
 /// Whether an option takes a value.
@@ -466,6 +544,17 @@ const SPECS: &[Spec] = &[
     spec(None, &["nosort"], Key::Flag(Opt::NoSort), Arity::None),
     spec(None, &["sort"], Key::Sort, Arity::None),
     spec(None, &["json"], Key::Flag(Opt::Json), Arity::None),
+    spec(None, &["start-daemon"], Key::Cmd(Command::StartDaemon), Arity::Required),
+    spec(None, &["stop-daemon"], Key::Cmd(Command::StopDaemon), Arity::Required),
+    spec(None, &["mcast-interface"], Key::Daemon(DaemonOpt::Interface), Arity::Required),
+    spec(None, &["syncid"], Key::Daemon(DaemonOpt::SyncId), Arity::Required),
+    spec(None, &["sync-maxlen"], Key::Daemon(DaemonOpt::MaxLen), Arity::Required),
+    spec(None, &["mcast-group"], Key::Daemon(DaemonOpt::Group), Arity::Required),
+    spec(None, &["mcast-port"], Key::Daemon(DaemonOpt::Port), Arity::Required),
+    spec(None, &["mcast-ttl"], Key::Daemon(DaemonOpt::Ttl), Arity::Required),
+    spec(None, &["sync-peer"], Key::Daemon(DaemonOpt::Peer), Arity::Required),
+    spec(None, &["sync-refresh"], Key::Daemon(DaemonOpt::Refresh), Arity::Required),
+    spec(None, &["daemon"], Key::DaemonList, Arity::None),
     // ipvsadm options rvs does not have: refused by name rather than as unknown.
     spec(Some('f'), &["fwmark-service"], Key::Unsupported, Arity::Required),
     spec(Some('M'), &["netmask"], Key::Unsupported, Arity::Required),
@@ -475,11 +564,6 @@ const SPECS: &[Spec] = &[
     spec(Some('o'), &["ops"], Key::Unsupported, Arity::None),
     spec(Some('b'), &["sched-flags"], Key::Unsupported, Arity::Required),
     spec(None, &["pe"], Key::Unsupported, Arity::Required),
-    spec(None, &["start-daemon"], Key::Unsupported, Arity::Required),
-    spec(None, &["stop-daemon"], Key::Unsupported, Arity::Required),
-    spec(None, &["mcast-interface"], Key::Unsupported, Arity::Required),
-    spec(None, &["syncid"], Key::Unsupported, Arity::Required),
-    spec(None, &["daemon"], Key::Unsupported, Arity::None),
     spec(None, &["thresholds"], Key::Unsupported, Arity::None),
     spec(None, &["persistent-conn"], Key::Unsupported, Arity::None),
     spec(None, &["tun-type"], Key::Unsupported, Arity::Required),
@@ -520,6 +604,11 @@ struct State {
     mode: Option<Mode>,
     weight: Option<u32>,
     reload: Option<String>,
+    /// `--start-daemon`/`--stop-daemon`'s state word.
+    daemon_state: Option<String>,
+    daemon: DaemonArgs,
+    /// `-L --daemon`.
+    list_daemon: bool,
     output: Output,
 }
 
@@ -563,6 +652,9 @@ impl State {
                 self.set_command(command)?;
                 if command == Command::Reload {
                     self.reload = value.map(str::to_owned);
+                }
+                if matches!(command, Command::StartDaemon | Command::StopDaemon) {
+                    self.daemon_state = value.map(str::to_owned);
                 }
             }
             Key::Service(proto) => {
@@ -633,9 +725,90 @@ impl State {
                 }
             }
             Key::Sort => {}
+            Key::Daemon(opt) => self.daemon_option(opt, value.unwrap_or_default())?,
+            Key::DaemonList => {
+                if self.list_daemon {
+                    return Err(CliError::MultipleOptions("daemon"));
+                }
+                self.list_daemon = true;
+            }
             Key::Unsupported => return Err(CliError::Unsupported(word.to_owned())),
         }
         Ok(Step::Continue)
+    }
+}
+
+impl State {
+    /// One `--start-daemon` setting, checked as it comes.
+    fn daemon_option(&mut self, opt: DaemonOpt, v: &str) -> Result<(), CliError> {
+        let bad = |expected| CliError::DaemonValue {
+            option: opt.name(),
+            value: v.to_owned(),
+            expected,
+        };
+        let number =
+            |lo: i64, hi: i64, expected| string_to_number(v, lo, hi).ok_or_else(|| bad(expected));
+        let d = &mut self.daemon;
+        d.first.get_or_insert(opt);
+        let once = |given: bool| {
+            if given {
+                Err(CliError::MultipleOptions(&opt.name()[2..]))
+            } else {
+                Ok(())
+            }
+        };
+        match opt {
+            DaemonOpt::Interface => {
+                once(d.interface.is_some())?;
+                if v.is_empty() || v.len() > 15 || v.contains('/') {
+                    return Err(bad("an interface name of 1 to 15 characters"));
+                }
+                d.interface = Some(v.to_owned());
+            }
+            DaemonOpt::SyncId => {
+                once(d.sync_id.is_some())?;
+                d.sync_id = Some(number(0, 255, "0 to 255")? as u8);
+            }
+            DaemonOpt::MaxLen => {
+                once(d.maxlen.is_some())?;
+                d.maxlen = Some(number(128, 65_507, "128 to 65507 bytes")? as u16);
+            }
+            DaemonOpt::Port => {
+                once(d.port.is_some())?;
+                d.port = Some(number(1, 65_535, "1 to 65535")? as u16);
+            }
+            DaemonOpt::Ttl => {
+                once(d.ttl.is_some())?;
+                d.ttl = Some(number(1, 255, "1 to 255")? as u8);
+            }
+            DaemonOpt::Refresh => {
+                once(d.refresh_secs.is_some())?;
+                d.refresh_secs = Some(number(0, 86_400, "0 to 86400 seconds")? as u32);
+            }
+            DaemonOpt::Group => {
+                once(d.group.is_some())?;
+                let g: Ipv4Addr = v
+                    .parse()
+                    .ok()
+                    .filter(Ipv4Addr::is_multicast)
+                    .ok_or_else(|| bad("an IPv4 multicast group"))?;
+                d.group = Some(g);
+            }
+            DaemonOpt::Peer => {
+                let p = if let Ok(a) = v.parse::<std::net::SocketAddrV4>() {
+                    Some(a).filter(|a| a.port() != 0)
+                } else {
+                    v.parse::<Ipv4Addr>()
+                        .ok()
+                        .map(|a| std::net::SocketAddrV4::new(a, 0))
+                };
+                let p = p
+                    .filter(|a| !a.ip().is_unspecified() && !a.ip().is_multicast())
+                    .ok_or_else(|| bad("a unicast IPv4 address[:port]"))?;
+                d.peers.push(p);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -757,6 +930,18 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
         return Err(CliError::UnexpectedArgument((*word).to_owned()));
     }
     check_options(command, state.options)?;
+    if let (Some(opt), false) = (state.daemon.first, command == Command::StartDaemon) {
+        return Err(CliError::DaemonOption {
+            option: opt.name(),
+            command: "--start-daemon",
+        });
+    }
+    if state.list_daemon && command != Command::List {
+        return Err(CliError::DaemonOption {
+            option: "--daemon",
+            command: "-L",
+        });
+    }
 
     let service = state.service.map(|s| SvcKey {
         proto: s.proto,
@@ -800,6 +985,15 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
         Command::List => {
             if (output.connections || output.timeout) && (output.stats || output.rate) {
                 return Err(CliError::ListConflict);
+            }
+            if state.list_daemon {
+                if output.connections || output.timeout || output.rate || service.is_some() {
+                    return Err(CliError::ListConflict);
+                }
+                return Ok(Invocation::Request {
+                    request: Request::Daemons,
+                    output,
+                });
             }
             if output.connections {
                 Request::Connections { from: None }
@@ -864,6 +1058,47 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
         Command::Workers => Request::Workers,
         Command::Lips => Request::Lips,
         Command::Health => Request::Health,
+        Command::StartDaemon | Command::StopDaemon => {
+            let word = state.daemon_state.unwrap_or_default();
+            let role = match word.as_str() {
+                "master" => DaemonRole::Master,
+                "backup" => DaemonRole::Backup,
+                _ => {
+                    return Err(CliError::DaemonState {
+                        command: command.name(),
+                        state: word,
+                    })
+                }
+            };
+            if command == Command::StopDaemon {
+                Request::StopDaemon { role }
+            } else {
+                let d = state.daemon;
+                let port = d.port;
+                Request::StartDaemon {
+                    role,
+                    interface: d.interface,
+                    sync_id: d.sync_id,
+                    maxlen: d.maxlen,
+                    group: d.group,
+                    port,
+                    ttl: d.ttl,
+                    // A peer without a port uses the sync port (rvsd's when not given here).
+                    peers: d
+                        .peers
+                        .into_iter()
+                        .map(|p| {
+                            if p.port() == 0 {
+                                std::net::SocketAddrV4::new(*p.ip(), port.unwrap_or(8848))
+                            } else {
+                                p
+                            }
+                        })
+                        .collect(),
+                    refresh_secs: d.refresh_secs,
+                }
+            }
+        }
     };
     Ok(Invocation::Request { request, output })
 }
@@ -1033,6 +1268,9 @@ pub fn usage() -> String {
   rvsadm --reload config-file
   rvsadm --workers [--exact] [--json]
   rvsadm --lips|--health [--json]
+  rvsadm --start-daemon {master|backup} [daemon-options]
+  rvsadm --stop-daemon {master|backup}
+  rvsadm -L --daemon [--json]
   rvsadm -h
 
 Commands:
@@ -1053,6 +1291,8 @@ Either long or short options are allowed.
   --workers                   per-worker counters
   --lips                      LIPs and their ports: in use, in quarantine, free
   --health                    health-checked real servers and their state
+  --start-daemon state        start a session sync daemon: master or backup
+  --stop-daemon state         stop a session sync daemon: master or backup
   --help            -h        display this help message
   --version         -v        display the version
 
@@ -1077,6 +1317,16 @@ Options:
   --exact        -X                   expand numbers (display exact values)
   --nosort                            disable sorting output of service/server entries
   --json                              output as JSON
+  --daemon                            output of the sync daemons (with -L)
+  --mcast-interface interface         kernel interface of the sync daemon (default: [sync]
+                                      interface, then the first port's exception TAP)
+  --syncid sid                        sync id (0..255, default 0)
+  --sync-maxlen length                largest sync datagram in bytes (default 1472)
+  --mcast-group address               sync multicast group (default 224.0.0.81)
+  --mcast-port port                   sync UDP port (default 8848)
+  --mcast-ttl ttl                     sync multicast TTL (default 1)
+  --sync-peer address[:port]          a unicast sync peer instead of the group (repeatable)
+  --sync-refresh seconds              resend the whole table this often (default 30; 0: never)
   --numeric      -n                   numeric output (always: rvs resolves no names)
   --socket path                       rvsd's control socket (default $RVS_SOCKET,
                                       then /run/rvs/rvsd.sock)
@@ -1134,6 +1384,8 @@ mod tests {
             Command::Workers,
             Command::Lips,
             Command::Health,
+            Command::StartDaemon,
+            Command::StopDaemon,
         ] {
             assert!(c.row().iter().all(|b| b" x+1".contains(b)), "{}", c.name());
         }

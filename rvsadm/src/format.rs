@@ -132,6 +132,13 @@ pub fn render(
         )),
         Response::Health { dests } if output.json => json(dests),
         Response::Health { dests } => Ok(health(dests)),
+        Response::Daemons { .. } if output.json => json(response),
+        Response::Daemons {
+            daemons: list,
+            peers,
+            backlog,
+            counters,
+        } => Ok(daemons(list, peers, *backlog, counters)),
     }
 }
 
@@ -144,6 +151,7 @@ fn expected_answer(request: &Request) -> &'static str {
         Request::Workers => "workers",
         Request::Lips => "lips",
         Request::Health => "health",
+        Request::Daemons => "daemons",
         // Every change, batch and reload answers `done`.
         _ => "done",
     }
@@ -160,7 +168,56 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Workers { .. } => "workers",
         Response::Lips { .. } => "lips",
         Response::Health { .. } => "health",
+        Response::Daemons { .. } => "daemons",
     }
+}
+
+/// `-L --daemon`: ipvsadm's line per running role, then (rvs) the senders heard, the
+/// master's backlog and the sync counters that are not zero.
+fn daemons(
+    list: &[proto::DaemonView],
+    peers: &[proto::SyncPeerView],
+    backlog: u64,
+    counters: &[(String, u64)],
+) -> String {
+    let mut s = String::new();
+    for d in list {
+        let to = if d.peers.is_empty() {
+            format!("mcast={}", d.interface)
+        } else {
+            let p: Vec<String> = d.peers.iter().map(ToString::to_string).collect();
+            format!("interface={}, peers={}", d.interface, p.join(","))
+        };
+        s.push_str(&format!(
+            "{} sync daemon ({to}, syncid={}, maxlen={}",
+            d.role.as_str(),
+            d.sync_id,
+            d.maxlen
+        ));
+        if d.peers.is_empty() {
+            s.push_str(&format!(
+                ", group={}, port={}, ttl={}",
+                d.group, d.port, d.ttl
+            ));
+        } else {
+            s.push_str(&format!(", port={}", d.port));
+        }
+        s.push_str(&format!(", refresh={}s)\n", d.refresh_secs));
+    }
+    if list.is_empty() {
+        return s;
+    }
+    for p in peers {
+        s.push_str(&format!(
+            "peer {} sender {:08x}: {} datagrams, last seq {}, heard {} ms ago\n",
+            p.addr, p.sender, p.datagrams, p.seq, p.last_heard_ms
+        ));
+    }
+    s.push_str(&format!("backlog {backlog} records\n"));
+    for (name, v) in counters.iter().filter(|(_, v)| *v > 0) {
+        s.push_str(&format!("{name} {v}\n"));
+    }
+    s
 }
 
 /// `value` as pretty JSON, with a final newline.

@@ -135,6 +135,7 @@ fn is_listing(request: &Request) -> bool {
             | Request::Workers
             | Request::Lips
             | Request::Health
+            | Request::Daemons
     )
 }
 

@@ -1,6 +1,6 @@
 //! ipvsadm command lines parsed into requests, and every refusal with ipvsadm's message.
 
-use proto::{DestSpec, ProtoName, Request, SvcKey};
+use proto::{DaemonRole, DestSpec, ProtoName, Request, SvcKey};
 use rvsadm::cli::{self, CliError, Invocation, Output, RestoreError};
 use std::net::Ipv4Addr;
 
@@ -663,8 +663,6 @@ fn ipvsadm_options_rvs_lacks_are_refused_by_name() {
             "--l-threshold",
         ),
         ("-A -u 192.0.2.1:53 -o", "-o"),
-        ("--start-daemon master", "--start-daemon"),
-        ("-L --daemon", "--daemon"),
         ("-L --thresholds", "--thresholds"),
         ("-A -t 192.0.2.1:80 -b sh-port", "-b"),
         (
@@ -677,6 +675,100 @@ fn ipvsadm_options_rvs_lacks_are_refused_by_name() {
             format!("{opt}: not supported by rvs"),
             "{line}"
         );
+    }
+}
+
+#[test]
+fn sync_daemon_commands_speak_ipvsadm() {
+    assert_eq!(
+        request("--start-daemon master --mcast-interface rvslan --syncid 5"),
+        Request::StartDaemon {
+            role: DaemonRole::Master,
+            interface: Some("rvslan".into()),
+            sync_id: Some(5),
+            maxlen: None,
+            group: None,
+            port: None,
+            ttl: None,
+            peers: vec![],
+            refresh_secs: None,
+        }
+    );
+    assert_eq!(
+        request(
+            "--start-daemon backup --sync-peer 10.9.0.2 --sync-peer 10.9.0.3:9000 \
+             --mcast-port 9001 --sync-maxlen 1400 --mcast-group 239.1.2.3 --mcast-ttl 2 \
+             --sync-refresh 0"
+        ),
+        Request::StartDaemon {
+            role: DaemonRole::Backup,
+            interface: None,
+            sync_id: None,
+            maxlen: Some(1400),
+            group: Some(Ipv4Addr::new(239, 1, 2, 3)),
+            port: Some(9001),
+            ttl: Some(2),
+            peers: vec![
+                "10.9.0.2:9001".parse().unwrap(),
+                "10.9.0.3:9000".parse().unwrap()
+            ],
+            refresh_secs: Some(0),
+        }
+    );
+    assert_eq!(
+        request("--stop-daemon backup"),
+        Request::StopDaemon {
+            role: DaemonRole::Backup
+        }
+    );
+    assert_eq!(request("-L --daemon"), Request::Daemons);
+    assert_eq!(request("-L -n --daemon"), Request::Daemons);
+    assert!(output("-L --daemon --json").json);
+    for (line, msg) in [
+        (
+            "--start-daemon primary",
+            "illegal start-daemon parameter `primary': use master or backup",
+        ),
+        (
+            "--stop-daemon all",
+            "illegal stop-daemon parameter `all': use master or backup",
+        ),
+        (
+            "--start-daemon master --syncid 256",
+            "illegal --syncid value `256': 0 to 255",
+        ),
+        (
+            "--start-daemon master --mcast-group 10.0.0.1",
+            "illegal --mcast-group value `10.0.0.1': an IPv4 multicast group",
+        ),
+        (
+            "--start-daemon master --sync-peer 224.0.0.81",
+            "illegal --sync-peer value `224.0.0.81': a unicast IPv4 address[:port]",
+        ),
+        (
+            "--start-daemon master --sync-maxlen 64",
+            "illegal --sync-maxlen value `64': 128 to 65507 bytes",
+        ),
+        (
+            "--start-daemon master --syncid 1 --syncid 2",
+            "multiple 'syncid' options specified",
+        ),
+        (
+            "-L --syncid 3",
+            "the '--syncid' option goes with the '--start-daemon' command only",
+        ),
+        (
+            "--stop-daemon master --mcast-interface eth0",
+            "the '--mcast-interface' option goes with the '--start-daemon' command only",
+        ),
+        (
+            "-Z --daemon",
+            "the '--daemon' option goes with the '-L' command only",
+        ),
+        ("-L -c --daemon", "options conflicts in the list command"),
+        ("--start-daemon", "--start-daemon: missing argument"),
+    ] {
+        assert_eq!(error(line), msg, "{line}");
     }
 }
 

@@ -15,11 +15,13 @@ use control::config::{PortConfig, RvsConfig};
 use control::model::Model;
 use control::server::Server;
 use control::state::ControlState;
+use control::sync::{Role, StartOptions, SyncPlane};
 use dataplane::dpdk_port::DpdkQueue;
 use dataplane::lip::LipPool;
 use dataplane::redirect::RedirectRings;
 use dataplane::rss::ReplySteering;
 use dataplane::rss::{Reta, RssKey};
+use dataplane::sync::{FlowOwner, SyncLink};
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use dataplane::Counters;
@@ -71,6 +73,9 @@ pub enum DaemonError {
     /// The control socket or metrics listener could not start.
     #[error("control plane: {0}")]
     Control(std::io::Error),
+    /// A sync daemon of `[sync]` could not start.
+    #[error("[sync]: {0}")]
+    Sync(#[from] control::sync::SyncError),
     /// The worker could not be built.
     #[error("worker {id}: {source}")]
     Worker {
@@ -207,6 +212,8 @@ pub struct Daemon {
     workers: Vec<JoinHandle<Result<Counters, DaemonError>>>,
     flows: Vec<Flow>,
     server: Option<Server>,
+    /// The control state (the sync daemon stops with rvsd).
+    control: Arc<Mutex<ControlState>>,
     /// Publishes the pool's mbufs in use (it holds a pool handle: joined before the pool goes).
     pool_gauge: Option<JoinHandle<()>>,
     ports: Vec<Port>,
@@ -283,6 +290,8 @@ impl Daemon {
                 None
             });
         }
+        // Session sync installs a peer's flow on the worker its packets reach here.
+        let owner = FlowOwner::new(workers, &rss);
         // Where a port takes flow rules, they steer each worker's LIP-port slice to its queue
         // exactly (and replace the RSS steering there).
         let mut flows: Vec<Flow> = Vec::new();
@@ -328,6 +337,7 @@ impl Daemon {
         ));
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
+        let mut links = Vec::new();
         for w in 0..workers {
             let queues: Vec<DpdkQueue> = ports
                 .iter()
@@ -350,8 +360,11 @@ impl Daemon {
                 steering,
                 ..WorkerConfig::default()
             };
+            let link = Arc::new(SyncLink::default());
+            links.push(link.clone());
             let worker = Worker::new(wcfg, queues, cell.clone())
                 .and_then(|wk| wk.with_redirect(rings.clone()))
+                .map(|wk| wk.with_sync(link))
                 .map_err(|source| DaemonError::Worker { id: w, source })?;
             worker_stats.push(worker.stats_handle());
             mailboxes.push(worker.mailbox_handle());
@@ -367,15 +380,16 @@ impl Daemon {
                 })?;
             handles.push(h);
         }
-        let control = Arc::new(Mutex::new(ControlState::new(
-            model,
-            worker_stats,
-            mailboxes,
-        )));
+        let mut state = ControlState::new(model, worker_stats, mailboxes);
+        state.set_sync(
+            SyncPlane::new(links, owner, cell.clone()),
+            cfg.sync.settings.clone(),
+        );
+        let control = Arc::new(Mutex::new(state));
         let server = Server::start(
             std::path::Path::new(&cfg.daemon.socket),
             cfg.daemon.metrics,
-            control,
+            control.clone(),
             &cfg.checks,
         )
         .map_err(DaemonError::Control);
@@ -392,6 +406,15 @@ impl Daemon {
         if cfg.daemon.kernel_addresses {
             configure_kernel(&cfg);
         }
+        // The sync socket binds to a kernel interface: once the TAPs are up.
+        if let Err(e) = start_sync(&cfg, &control) {
+            server.stop();
+            stop.store(true, Ordering::Release);
+            for h in handles {
+                let _ = h.join();
+            }
+            return Err(e);
+        }
         let gauge_pool = pool.clone();
         let pool_gauge = spawn_gauge(
             move || u64::from(gauge_pool.in_use()),
@@ -406,6 +429,7 @@ impl Daemon {
             workers: handles,
             flows,
             server: Some(server),
+            control,
             pool_gauge,
             ports,
             config: cfg,
@@ -438,6 +462,10 @@ impl Daemon {
 
     /// Stops the workers and the ports; returns each worker's final counters.
     pub fn stop(mut self) -> Vec<Result<Counters, DaemonError>> {
+        self.control
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stop_daemons();
         if let Some(s) = self.server.take() {
             s.stop();
         }
@@ -472,6 +500,22 @@ impl Daemon {
         self.eal.take();
         results
     }
+}
+
+/// Starts the sync daemon roles `[sync]` asks for.
+fn start_sync(cfg: &RvsConfig, control: &Mutex<ControlState>) -> Result<(), DaemonError> {
+    let mut st = control
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (on, role) in [
+        (cfg.sync.master, Role::Master),
+        (cfg.sync.backup, Role::Backup),
+    ] {
+        if on {
+            st.start_daemon(role, StartOptions::default())?;
+        }
+    }
+    Ok(())
 }
 
 fn open_port(

@@ -4,14 +4,15 @@
 //! Each `[[table]]` entry is read as a [`Spanned`] value, so an error about it names the line
 //! of its header (`line 20: interface "wan0": ...`) from the one parse of the file.
 
-use super::{ConfigFileError, DaemonConfig, NeighbourConfig, PortConfig};
+use super::{ConfigFileError, DaemonConfig, NeighbourConfig, PortConfig, SyncConfig};
 use crate::health::{CheckKind, HealthCheck};
+use crate::sync::SyncSettings;
 use conntrack::{Proto, SessionState, TcpState, Timeouts};
 use dataplane::lip::PortReuse;
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig};
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use serde::Deserialize;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
@@ -42,6 +43,28 @@ pub(super) struct File {
     pub services: Vec<Spanned<FileService>>,
     #[serde(default, rename = "neighbour")]
     pub neighbours: Vec<Spanned<FileNeighbour>>,
+    #[serde(default)]
+    pub sync: FileSync,
+}
+
+/// `[sync]`: session sync with the peer directors (ipvsadm's `--start-daemon` options).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileSync {
+    #[serde(default)]
+    master: bool,
+    #[serde(default)]
+    backup: bool,
+    interface: Option<String>,
+    syncid: Option<u8>,
+    group: Option<String>,
+    port: Option<u16>,
+    #[serde(default)]
+    peers: Vec<String>,
+    maxlen: Option<u16>,
+    ttl: Option<u8>,
+    /// Seconds between refresh sweeps; 0: none.
+    refresh: Option<u32>,
 }
 
 /// `[eal]`.
@@ -606,4 +629,65 @@ pub(super) fn neighbour(n: FileNeighbour) -> Result<NeighbourConfig, ConfigFileE
         mac: parse_mac(&n.mac)
             .ok_or_else(|| value(&section, format!("mac '{}' is not a MAC", n.mac)))?,
     })
+}
+
+/// `[sync]`: the roles to start with and the settings (the interface defaults to the first
+/// exception TAP among `ports`).
+pub(super) fn sync(f: FileSync, ports: &[PortConfig]) -> Result<SyncConfig, ConfigFileError> {
+    let d = SyncSettings::default();
+    let interface = match f.interface {
+        Some(i) => i,
+        None => ports
+            .iter()
+            .find_map(|p| p.exception.clone())
+            .unwrap_or_default(),
+    };
+    let group = f
+        .group
+        .as_deref()
+        .map(|g| addr("sync", "group", g))
+        .transpose()?
+        .unwrap_or(d.group);
+    let port = f.port.unwrap_or(d.port);
+    let peers = f
+        .peers
+        .iter()
+        .map(|p| {
+            sync_peer(p, port).ok_or_else(|| {
+                value(
+                    "sync",
+                    format!("peer '{p}' is not an IPv4 address or address:port"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let settings = SyncSettings {
+        interface,
+        sync_id: f.syncid.unwrap_or(d.sync_id),
+        group,
+        port,
+        peers,
+        maxlen: f.maxlen.unwrap_or(d.maxlen),
+        ttl: f.ttl.unwrap_or(d.ttl),
+        refresh_ms: f.refresh.map_or(d.refresh_ms, |s| u64::from(s) * 1000),
+    };
+    if f.master || f.backup {
+        settings.check().map_err(|e| value("sync", e.to_string()))?;
+    }
+    Ok(SyncConfig {
+        master: f.master,
+        backup: f.backup,
+        settings,
+    })
+}
+
+/// A sync peer: `a.b.c.d` (on the sync port) or `a.b.c.d:port`.
+pub fn sync_peer(s: &str, port: u16) -> Option<SocketAddrV4> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddrV4>() {
+        return (a.port() != 0).then_some(a);
+    }
+    s.parse::<Ipv4Addr>()
+        .ok()
+        .map(|a| SocketAddrV4::new(a, port))
 }
