@@ -14,10 +14,23 @@
 //!   one datagram with the same header (which fits in the input's length) decode to the same
 //!   records in order, and when no record was refused that datagram is the input, byte for
 //!   byte (the encoding is canonical: the reader accepts only what the writer writes).
+//! - The decoded records then go through a backup's install path ([`install`]).
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use conntrack::Proto;
+use dataplane::lip::PortReuse;
+use dataplane::mem::{MemDevice, MemPool};
+use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, Snapshot};
 use dataplane::sync::{
-    wire::header, Datagram, DatagramWriter, SyncDrop, SyncRecord, MAX_DATAGRAM_LEN,
+    wire::header, Datagram, DatagramWriter, FlowOwner, SyncDrop, SyncLink, SyncRecord,
+    MAX_DATAGRAM_LEN,
 };
+use dataplane::wire::EthernetAddress;
+use dataplane::worker::{Worker, WorkerConfig};
+use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
+use testkit::{DIP_LAN, DIP_WAN, LAN, LAN_MAC, LIP1, RS, VIP, WAN, WAN_MAC};
 
 /// Runs one fuzz input (see the module doc). Panics on any broken invariant.
 pub fn run(data: &[u8]) {
@@ -72,5 +85,157 @@ pub fn run(data: &[u8]) {
     assert_eq!(back, decoded);
     if refused == 0 {
         assert_eq!(w.datagram(), data, "the encoding is canonical");
+    }
+    install(&decoded);
+}
+
+/// The install path: the records a datagram carried, installed by a director's two workers
+/// (each record on the worker [`FlowOwner`] names), as a backup's sync daemon does.
+///
+/// Invariants:
+///
+/// - No panic.
+/// - Every record has exactly one outcome, counted (installed, updated, kept, or refused for
+///   a reason).
+/// - Each worker's LIP pool holds exactly the pairs of its FullNAT sessions.
+/// - Once every session and template has run out, the tables are empty and every LIP pair
+///   is free again: an installed record leaks nothing.
+pub fn install(records: &[SyncRecord]) -> u64 {
+    use dataplane::counters::Counter;
+    let cell = Arc::new(ArcSwap::from_pointee(
+        Snapshot::build(&install_config()).expect("valid config"),
+    ));
+    let pool = MemPool::new(64);
+    let owner = FlowOwner::new(WORKERS as u16, &[]);
+    let mut workers: Vec<(Worker<MemDevice>, Arc<SyncLink>)> = (0..WORKERS)
+        .map(|id| {
+            let ports = [WAN_MAC, LAN_MAC]
+                .map(|mac| MemDevice::new(EthernetAddress(mac), pool.clone(), 8))
+                .into();
+            let wcfg = WorkerConfig {
+                id: id as u16,
+                workers: WORKERS as u16,
+                table_capacity: 64,
+                template_capacity: 64,
+                ..WorkerConfig::default()
+            };
+            let link = Arc::new(SyncLink::new(1024));
+            let w = Worker::new(wcfg, ports, cell.clone())
+                .expect("worker")
+                .with_sync(link.clone());
+            (w, link)
+        })
+        .collect();
+    let snap = cell.load_full();
+    let mut posted = [0u64; WORKERS];
+    for r in records {
+        let w = usize::from(owner.owner(&snap, r));
+        assert!(w < WORKERS, "owner {w} of {WORKERS}");
+        if workers[w].1.post_in(*r).is_ok() {
+            posted[w] += 1;
+        }
+    }
+    let outcomes = [
+        Counter::SyncInstalled,
+        Counter::SyncUpdated,
+        Counter::SyncKept,
+        Counter::SyncConflicts,
+        Counter::SyncUnknownService,
+        Counter::SyncForeignLip,
+        Counter::SyncTableFull,
+        Counter::SyncRefused,
+    ];
+    let mut now = 1_000u64;
+    let mut installed_all = 0;
+    for (i, (w, _)) in workers.iter_mut().enumerate() {
+        w.slow_jobs(now);
+        let counted: u64 = outcomes.iter().map(|c| w.counters().get(*c)).sum();
+        assert_eq!(counted, posted[i], "one outcome per record");
+        let installed = w.counters().get(Counter::SyncInstalled);
+        installed_all += installed;
+        assert!(w.sessions().len() as u64 <= installed);
+        if let Some(p) = w.lip_pool() {
+            let fullnat = w
+                .sessions()
+                .iter()
+                .filter(|(_, s)| s.data.local().is_some())
+                .count();
+            assert_eq!(p.capacity() - p.available(), fullnat, "LIP pairs held");
+        }
+    }
+    // Everything runs out: past the longest time a record can carry, and the quarantine.
+    now += u64::from(u32::MAX) + 3_600_000;
+    for (w, _) in &mut workers {
+        for _ in 0..64 {
+            w.slow_jobs(now);
+        }
+        assert_eq!(w.sessions().len(), 0, "every session expired");
+        if let Some(p) = w.lip_pool() {
+            assert_eq!(p.available(), p.capacity(), "every LIP pair back");
+        }
+    }
+    installed_all
+}
+
+const WORKERS: usize = 2;
+
+/// Services for the seeds' records (testkit's VIP, RS 0, LIP1): TCP and UDP on port 80 with
+/// a FullNAT dest on 8080 and a DR dest on 80, and an ICMP service.
+fn install_config() -> DirectorConfig {
+    let mut services = ServiceTable::default();
+    for (proto, port) in [(Proto::Tcp, 80), (Proto::Udp, 80), (Proto::Icmp, 0)] {
+        let mut svc = Service::new(
+            ServiceKey {
+                proto,
+                vip: VIP,
+                port,
+            },
+            SchedKind::Rr,
+        )
+        .expect("service");
+        let dests: &[(u16, ForwardMode)] = if proto == Proto::Icmp {
+            &[(0, ForwardMode::FullNat)]
+        } else {
+            &[(8080, ForwardMode::FullNat), (80, ForwardMode::Dr)]
+        };
+        for &(p, mode) in dests {
+            svc.add_dest(Dest {
+                addr: RS[0],
+                port: p,
+                weight: 1,
+                mode,
+            })
+            .expect("dest");
+        }
+        if proto == Proto::Udp {
+            svc.set_persistence(Some(300)).expect("persistence");
+        }
+        services.add(svc).expect("add");
+    }
+    DirectorConfig {
+        interfaces: vec![
+            InterfaceConfig {
+                name: "wan0".into(),
+                port: WAN,
+                vlan: None,
+                addrs: vec![Cidr::new(DIP_WAN, 24)],
+                mtu: 1500,
+            },
+            InterfaceConfig {
+                name: "lan0".into(),
+                port: LAN,
+                vlan: None,
+                addrs: vec![Cidr::new(DIP_LAN, 24)],
+                mtu: 1500,
+            },
+        ],
+        lips: vec![LIP1],
+        lport_range: 1024..=2047,
+        lport_reuse: PortReuse {
+            pools: 1,
+            quarantine_ms: 60_000,
+        },
+        services,
+        ..DirectorConfig::default()
     }
 }

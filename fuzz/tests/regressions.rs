@@ -86,3 +86,16 @@ fn sync_seeds_are_refused_for_their_reason() {
     }
     assert!(seen >= 15, "only {seen} refusal seeds");
 }
+
+/// The sync seeds reach the install path: the jumbo seed (every session the seeds have, one
+/// flow per protocol in every mode and state) installs each protocol's flow, not only
+/// refusals.
+#[test]
+fn sync_seeds_install_sessions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = std::fs::read(root.join("corpus/sync_decode/seed_jumbo")).expect("seed");
+    let g = dataplane::sync::Datagram::parse(&data, data[5]).expect("a valid seed");
+    let records: Vec<_> = g.records().filter_map(Result::ok).collect();
+    let installed = rvs_fuzz::sync::install(&records);
+    assert!(installed >= 3, "only {installed} installed");
+}
