@@ -1,4 +1,6 @@
-//! Session sync between directors: rvs's own versioned wire format and its codec.
+//! Session sync between directors: rvs's own versioned wire format and its codec, the rings
+//! between a worker and the sync daemon ([`SyncLink`]), and which worker installs a peer's
+//! flow ([`FlowOwner`]). The worker's side is `worker/sync.rs`; the daemon is in `control`.
 //!
 //! As with IPVS's sync daemon, a *master* director sends its sessions (and persistence
 //! templates) to *backup* peers in UDP datagrams; a backup installs each, so that after a
@@ -8,7 +10,7 @@
 //! a received datagram and yields its records ([`Datagram`]), and why a datagram or a record
 //! is refused ([`SyncDrop`], a small `Copy` enum with snake_case names, like
 //! [`DropReason`](crate::DropReason)). Neither side allocates, and no input makes the reader
-//! panic. The sync daemon that sends and receives these datagrams is being built on top.
+//! panic.
 //!
 //! # Datagram
 //!
@@ -20,7 +22,7 @@
 //! | 0 | 4 | magic | `RVSY` ([`wire::MAGIC`]) |
 //! | 4 | 1 | version | 1 ([`wire::VERSION`]); another version is refused whole |
 //! | 5 | 1 | sync id | the sync group (IPVS `--syncid`); a receiver takes only its own |
-//! | 6 | 2 | flags | none defined in version 1: sent 0, ignored on receipt |
+//! | 6 | 2 | flags | bit 0 (`0x0001`): the sender asks for a bulk sync; other bits sent 0, ignored on receipt |
 //! | 8 | 4 | sender id | the sending director |
 //! | 12 | 4 | sequence | +1 per datagram (wrapping), so a receiver can count losses |
 //! | 16 | 2 | count | number of records |
@@ -85,9 +87,9 @@
 //!
 //! A pending SYN-proxied session carries what the master's worker keeps for it: the client's
 //! ISN and the cookie's MSS index and epoch. The worker re-makes the cookie from those with
-//! its own random key when the RS answers; a backup's worker has another key, so it can
-//! install such a session but not join its halves unless the sync daemon shares the cookie
-//! key or sends the cookie itself (a new record type would carry it). Sessions already `On`
+//! its own random key when the RS answers; a backup's worker has another key and could not
+//! join its halves, so workers neither send nor install pending sessions (the fields stay
+//! for a sender that would share its key or send the cookie). Sessions already `On`
 //! carry their shift and need no key.
 //!
 //! # What a receiver refuses
