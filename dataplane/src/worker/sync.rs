@@ -81,8 +81,10 @@ impl<D: Device> Worker<D> {
     }
 
     /// The packet path: session `id` was opened or changed state; a session a peer opened
-    /// is this director's from now on. Allocation-free: an id in a preallocated list.
-    #[inline]
+    /// is this director's from now on. Allocation-free: an id in a preallocated list. Out of
+    /// line: a state change is the rare packet.
+    #[cold]
+    #[inline(never)]
     pub(super) fn sync_changed(&mut self, id: SessionId) {
         if let Some(s) = &mut self.sync {
             let Some(d) = self.table.data_mut(id) else {
