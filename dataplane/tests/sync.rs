@@ -385,6 +385,8 @@ fn state_changes_are_synced_and_refresh_the_peers_copy() {
     let fin = Frame::tcp(RS[0], 8080, LIP1, lport, FIN | ACK).via_rs(0);
     let out = p.b.send(LAN, &fin.build());
     assert_eq!(out.wan.len(), 1);
+    // (Taken from the peer in B's next slow job, before any install.)
+    p.b.slow();
     let s = p.b.worker.sessions().iter().next().unwrap().1;
     assert!(!s.data.peer, "moved by B itself");
     // ... so A's late record for it is not taken.

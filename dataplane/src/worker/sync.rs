@@ -32,6 +32,8 @@ const INSTALL_BUDGET: usize = 2048;
 /// What changed, for the slow jobs to export.
 #[derive(Clone, Copy, Debug)]
 enum Dirty {
+    /// A slot of the list not written yet.
+    Empty,
     Session(SessionId),
     Template(SessionId),
 }
@@ -49,9 +51,11 @@ struct Sweep {
 #[derive(Debug)]
 pub(super) struct SyncState {
     link: Arc<SyncLink>,
-    /// Whether to note changes (the link's export flag, read in the slow jobs).
+    /// Whether to export (the link's export flag, read in the slow jobs).
     exporting: bool,
-    dirty: Vec<Dirty>,
+    /// Changes noted since the last slow job: `dirty[..noted]`.
+    dirty: Box<[Dirty]>,
+    noted: usize,
     sweep: Option<Sweep>,
     /// When the last sweep started (ms).
     swept_at: u64,
@@ -65,7 +69,8 @@ impl SyncState {
         SyncState {
             link,
             exporting: false,
-            dirty: Vec::with_capacity(DIRTY_CAP),
+            dirty: vec![Dirty::Empty; DIRTY_CAP].into_boxed_slice(),
+            noted: 0,
             sweep: None,
             swept_at: 0,
             seen_request,
@@ -80,30 +85,21 @@ impl<D: Device> Worker<D> {
         self
     }
 
-    /// The packet path: session `id` was opened or changed state; a session a peer opened
-    /// is this director's from now on. Allocation-free: an id in a preallocated list. Out of
-    /// line: a state change is the rare packet.
+    /// The packet path: session `id` was opened or changed state. Only its id is noted, in
+    /// a preallocated list (the slow jobs do the rest). Out of line: a state change is the
+    /// rare packet, and the call keeps the common one's code as it was.
     #[cold]
     #[inline(never)]
     pub(super) fn sync_changed(&mut self, id: SessionId) {
         if let Some(s) = &mut self.sync {
-            let Some(d) = self.table.data_mut(id) else {
-                return;
-            };
-            d.peer = false;
-            if s.exporting && !d.sync_noted {
-                d.sync_noted = true;
-                note(s, &mut self.counters, Dirty::Session(id));
-            }
+            note(s, &mut self.counters, Dirty::Session(id));
         }
     }
 
     /// A persistence template was made for a new session.
     pub(super) fn sync_template_made(&mut self, id: SessionId) {
         if let Some(s) = &mut self.sync {
-            if s.exporting {
-                note(s, &mut self.counters, Dirty::Template(id));
-            }
+            note(s, &mut self.counters, Dirty::Template(id));
         }
     }
 
@@ -112,14 +108,15 @@ impl<D: Device> Worker<D> {
         let Some(mut s) = self.sync.take() else {
             return;
         };
+        // Before the installs: a session this director moved is its own from now on. (Changes
+        // noted while no master daemon ran are not sent: a sweep starts with the export.)
+        self.export_dirty(&mut s, now);
         let exporting = s.link.exporting();
         if exporting != s.exporting {
             s.exporting = exporting;
-            s.dirty.clear();
             s.sweep = None;
         }
         if s.exporting {
-            self.export_dirty(&mut s, now);
             self.sweep_step(&mut s, now);
         }
         for _ in 0..INSTALL_BUDGET {
@@ -132,21 +129,39 @@ impl<D: Device> Worker<D> {
         self.sync = Some(s);
     }
 
+    /// The changes noted since the last slow job: each session moved here is no longer the
+    /// peer's, and (when exporting) goes out once, as it stands now.
     fn export_dirty(&mut self, s: &mut SyncState, now: u64) {
-        for d in s.dirty.drain(..) {
+        let noted = core::mem::take(&mut s.noted);
+        for &d in &s.dirty[..noted] {
             let r = match d {
                 Dirty::Session(id) => {
-                    if let Some(f) = self.table.data_mut(id) {
-                        f.sync_noted = false;
+                    let Some(f) = self.table.data_mut(id) else {
+                        continue;
+                    };
+                    f.peer = false;
+                    if !s.exporting || f.sync_noted {
+                        continue;
                     }
+                    f.sync_noted = true;
                     self.table
                         .get(id)
                         .and_then(|x| self.session_record(id, x, now))
                 }
-                Dirty::Template(id) => self.templates.get(id).and_then(|t| template_record(t, now)),
+                Dirty::Template(id) if s.exporting => {
+                    self.templates.get(id).and_then(|t| template_record(t, now))
+                }
+                Dirty::Template(_) | Dirty::Empty => None,
             };
             if let Some(r) = r {
                 queue(&s.link, &mut self.counters, r);
+            }
+        }
+        for &d in &s.dirty[..noted] {
+            if let Dirty::Session(id) = d {
+                if let Some(f) = self.table.data_mut(id) {
+                    f.sync_noted = false;
+                }
             }
         }
     }
@@ -440,10 +455,11 @@ impl<D: Device> Worker<D> {
 
 /// Notes a change for the next slow job, or counts it when the list is full (the next
 /// refresh sweep carries it).
-#[inline]
+#[inline(always)]
 fn note(s: &mut SyncState, counters: &mut crate::counters::Counters, d: Dirty) {
-    if s.dirty.len() < s.dirty.capacity() {
-        s.dirty.push(d);
+    if let Some(slot) = s.dirty.get_mut(s.noted) {
+        *slot = d;
+        s.noted += 1;
     } else {
         counters.count(Counter::SyncUnqueued);
     }
