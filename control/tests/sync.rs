@@ -204,3 +204,41 @@ fn settings_are_checked() {
         assert!(p.daemons().is_empty());
     }
 }
+
+#[test]
+fn a_flood_fills_the_ring_and_the_rest_is_counted() {
+    let pb = free_port();
+    let (mut b, lb) = plane();
+    b.start(Role::Backup, settings(pb, free_port(), 5)).unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, pb);
+    let records: Vec<SyncRecord> = (0..31).map(|c| session(c + 1)).collect();
+    for seq in 0..1000 {
+        tx.send_to(&datagram(5, 99, seq, &records), to).unwrap();
+    }
+    // What the socket may have dropped of the flood shows as lost at the next datagram.
+    std::thread::sleep(Duration::from_millis(200));
+    tx.send_to(&datagram(5, 99, 1000, &records[..1]), to)
+        .unwrap();
+    let s = b.stats();
+    wait_for("the flood read", || {
+        s.datagrams_received.load(Relaxed) + s.datagrams_lost.load(Relaxed) == 1001
+    });
+    let (r, p, d) = (
+        s.records_received.load(Relaxed),
+        s.records_posted.load(Relaxed),
+        s.records_dropped.load(Relaxed),
+    );
+    assert_eq!(p, 8192, "the ring's depth");
+    assert_eq!(r, p + d);
+    let lost = s.datagrams_lost.load(Relaxed);
+    assert!(
+        r > 8192 && lost < 1000,
+        "{r} records received, {lost} datagrams lost"
+    );
+    let mut n = 0;
+    while lb.pop_in().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 8192);
+}
