@@ -610,6 +610,52 @@ impl Port {
         unsafe { ffi::rte_eth_promiscuous_get(self.id) == 1 }
     }
 
+    /// Receives frames for every multicast group (`rte_eth_allmulticast_enable`), e.g. VRRP
+    /// adverts for the kernel behind the exception path.
+    ///
+    /// # Errors
+    /// [`DpdkError::Port`] (e.g. `ENOTSUP` from drivers without it: try
+    /// [`Port::set_multicast_addrs`]).
+    pub fn allmulticast(&mut self) -> Result<(), DpdkError> {
+        // Safety: valid port.
+        let rc = unsafe { ffi::rte_eth_allmulticast_enable(self.id) };
+        if rc != 0 {
+            return Err(self.port_err("rte_eth_allmulticast_enable", rc));
+        }
+        Ok(())
+    }
+
+    /// True if the port receives every multicast group.
+    pub fn is_allmulticast(&self) -> bool {
+        // Safety: valid port; the call reads device state.
+        unsafe { ffi::rte_eth_allmulticast_get(self.id) == 1 }
+    }
+
+    /// Receives frames for exactly these multicast MACs (`rte_eth_dev_set_mc_addr_list`,
+    /// which replaces the port's list; an empty list clears it).
+    ///
+    /// # Errors
+    /// [`DpdkError::Port`] (`ENOTSUP` from drivers without a multicast filter, `EINVAL` for a
+    /// MAC that is not multicast or more than the driver holds).
+    pub fn set_multicast_addrs(&mut self, macs: &[[u8; 6]]) -> Result<(), DpdkError> {
+        let mut list: Vec<ffi::rte_ether_addr> = macs
+            .iter()
+            .map(|m| ffi::rte_ether_addr { addr_bytes: *m })
+            .collect();
+        let ptr = if list.is_empty() {
+            core::ptr::null_mut()
+        } else {
+            list.as_mut_ptr()
+        };
+        // Safety: valid port; `ptr` points to `list.len()` addresses that live across the
+        // call (or is null with a count of 0, which clears the list); DPDK copies them.
+        let rc = unsafe { ffi::rte_eth_dev_set_mc_addr_list(self.id, ptr, list.len() as u32) };
+        if rc != 0 {
+            return Err(self.port_err("rte_eth_dev_set_mc_addr_list", rc));
+        }
+        Ok(())
+    }
+
     /// The port's MAC address (all zeros if the driver cannot say, which for a valid port
     /// does not happen).
     pub fn mac(&self) -> [u8; 6] {
