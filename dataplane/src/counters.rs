@@ -94,6 +94,9 @@ counters! {
     SessionsReused sessions_reused => "rvs_worker_sessions_reused_total",
     /// Frames handed to the exception path (the kernel).
     Exception exception => "rvs_worker_exception_total",
+    /// Link-local IPv4 multicast (224.0.0.0/24: VRRP adverts, IGMP...) handed to the kernel
+    /// (also counted in `exception`).
+    MulticastToKernel multicast_to_kernel => "rvs_worker_multicast_to_kernel_total",
     /// ARP replies sent for the director's addresses.
     ArpReplies arp_replies => "rvs_worker_arp_replies_total",
     /// ARP requests sent to resolve next hops.

@@ -571,8 +571,46 @@ fn open_port(
         if p.promiscuous {
             port.promiscuous(true)?;
         }
+        if p.exception.is_some() {
+            receive_kernel_multicast(&mut port, &p.name);
+        }
     }
     Ok(port)
+}
+
+/// The group MACs of the link-local multicast the kernel behind an exception path needs when
+/// the port cannot take every group: all-hosts (224.0.0.1) and VRRP (224.0.0.18).
+const KERNEL_GROUPS: [[u8; 6]; 2] = [
+    [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01],
+    [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
+];
+
+/// Has a data port with an exception path receive multicast, so that VRRP adverts reach the
+/// kernel (keepalived) behind it: every group if the driver can, else the groups of
+/// [`KERNEL_GROUPS`]. A driver that can do neither is logged: some (net_af_packet) receive
+/// multicast anyway.
+fn receive_kernel_multicast(port: &mut Port, name: &str) {
+    let all = match port.allmulticast() {
+        Ok(()) => {
+            info!(
+                port = name,
+                "receiving all multicast (for the kernel's VRRP)"
+            );
+            return;
+        }
+        Err(e) => e,
+    };
+    match port.set_multicast_addrs(&KERNEL_GROUPS) {
+        Ok(()) => info!(
+            port = name,
+            "receiving the all-hosts and VRRP groups (no allmulticast: {all})"
+        ),
+        Err(e) => warn!(
+            port = name,
+            "the driver takes neither allmulticast ({all}) nor a multicast list ({e}): VRRP \
+             adverts reach the kernel only if it receives multicast anyway (net_af_packet does)"
+        ),
+    }
 }
 
 /// One rte_flow rule per LIP, protocol and (value, mask) block of each worker's LIP-port

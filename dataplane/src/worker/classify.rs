@@ -130,10 +130,15 @@ impl<D: Device> Worker<D> {
             }
             L3::Ipv6 => Err(DropReason::Ipv6NotSupported),
             L3::Ipv4(m) => {
-                if group {
-                    return Err(DropReason::OtherHost);
-                }
                 buf.truncate(p.l3_off + m.total_len);
+                if group {
+                    // VRRP adverts (and the rest of the link-local groups) are the kernel's.
+                    if !link_local_multicast(p.dst_mac, m.dst) {
+                        return Err(DropReason::OtherHost);
+                    }
+                    self.counters.count(Counter::MulticastToKernel);
+                    return self.exception(port, buf);
+                }
                 self.ipv4(port, buf, p.l3_off, &m, hint, redirected)
             }
         }
@@ -299,11 +304,21 @@ impl<D: Device> Worker<D> {
 /// True if `src` may not appear as a packet's source or `dst` as its destination on the
 /// wire (RFC 1122 3.2.1.3, RFC 5735): "this network" 0/8 and loopback 127/8 either way;
 /// multicast and reserved 224/3 (the limited broadcast included) as a source; reserved 240/4
-/// as a destination (multicast destinations arrive on group MACs, dropped before this).
+/// as a destination (multicast destinations arrive on group MACs: link-local groups go to the
+/// kernel before this, others are dropped).
 #[inline]
 pub(super) fn martian(src: Ipv4Addr, dst: Ipv4Addr) -> bool {
     let (s, d) = (src.octets()[0], dst.octets()[0]);
     s == 0 || s == 127 || s >= 224 || d == 0 || d == 127 || d >= 240
+}
+
+/// True for an IPv4 packet to a link-local multicast group (224.0.0.0/24: VRRP's 224.0.0.18,
+/// all-hosts, routing protocols) on its group MAC (RFC 1112: 01:00:5e and the group's low 23
+/// bits), which the director hands to the kernel.
+#[inline]
+pub(super) fn link_local_multicast(dst_mac: [u8; 6], dst: Ipv4Addr) -> bool {
+    let o = dst.octets();
+    o[..3] == [224, 0, 0] && dst_mac == [0x01, 0x00, 0x5e, 0x00, 0x00, o[3]]
 }
 
 /// The flow key of a packet, if it is one rvs tracks (TCP, UDP, ICMP echo; not fragments).
