@@ -101,6 +101,8 @@ counters! {
     ArpReplies arp_replies => "rvs_worker_arp_replies_total",
     /// ARP requests sent to resolve next hops.
     ArpRequests arp_requests => "rvs_worker_arp_requests_total",
+    /// Gratuitous ARPs sent for managed addresses the director took over.
+    GratuitousArps gratuitous_arps => "rvs_worker_gratuitous_arps_total",
     /// ICMP echo replies sent for the director's addresses.
     IcmpEchoReplies icmp_echo_replies => "rvs_worker_icmp_echo_replies_total",
     /// ICMP errors the director built and sent (fragmentation needed, time exceeded).
@@ -240,7 +242,11 @@ impl Counters {
 
     /// Frames sent that came from a port or a peer (not built or copied by the director).
     pub fn forwarded(&self) -> u64 {
-        self.tx_packets() - self.arp_requests() - self.icmp_errors() - self.arp_to_kernel()
+        self.tx_packets()
+            - self.arp_requests()
+            - self.gratuitous_arps()
+            - self.icmp_errors()
+            - self.arp_to_kernel()
     }
 
     /// The accounting identity: every frame received from a port or handed over by a peer

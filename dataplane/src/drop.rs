@@ -81,6 +81,9 @@ drop_reasons! {
     TtlExceeded => "ttl_exceeded",
     /// Not addressed to the director and no session matches.
     NotForUs => "not_for_us",
+    /// Addressed to a managed VIP or LIP the director does not hold now (standby: keepalived
+    /// has it on another director), and no session matches.
+    StandbyAddress => "standby_address",
     /// Addressed to a service but no session matches and the packet cannot open one
     /// (TCP without SYN, ICMP that is not an echo request).
     NoSession => "no_session",

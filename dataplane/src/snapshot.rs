@@ -5,6 +5,10 @@
 //! turns it into a [`Snapshot`] with [`Snapshot::build`], which validates the whole and derives
 //! the lookup tables the data path uses. A snapshot is published to workers through an
 //! `arc_swap::ArcSwap` ([`SnapshotCell`]); a worker loads it once per burst and never locks.
+//!
+//! Which managed addresses the director holds (see [`DirectorConfig::managed`]) is part of the
+//! snapshot too: a managed VIP or LIP that is not held is marked standby in its [`Local`]
+//! entry, the entry the data path looks up anyway, so ownership costs no lookup of its own.
 
 use crate::lip::PortReuse;
 use conntrack::{Proto, Timeouts};
@@ -13,6 +17,7 @@ use core::net::Ipv4Addr;
 use core::ops::RangeInclusive;
 use hashbrown::HashMap;
 use sched::{ForwardMode, Service, ServiceKey, ServiceTable};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Where snapshots are published: workers `load()` it, the control plane `store()`s new ones.
@@ -98,6 +103,14 @@ pub struct DirectorConfig {
     pub services: ServiceTable,
     /// Session timeouts.
     pub timeouts: Timeouts,
+    /// Addresses whose ownership is decided outside rvs (VIPs and LIPs that keepalived moves
+    /// between directors): each is served only while it is in `held`. Addresses not listed
+    /// are always served.
+    pub managed: Vec<Ipv4Addr>,
+    /// The addresses the director's kernel interfaces hold now, each with the port whose
+    /// exception interface holds it (for a managed address: where its gratuitous ARPs leave).
+    /// Learnt at run time (rtnetlink), never from the configuration file.
+    pub held: BTreeMap<Ipv4Addr, u16>,
 }
 
 impl Default for DirectorConfig {
@@ -110,6 +123,8 @@ impl Default for DirectorConfig {
             lport_reuse: PortReuse::default(),
             services: ServiceTable::default(),
             timeouts: Timeouts::default(),
+            managed: Vec::new(),
+            held: BTreeMap::new(),
         }
     }
 }
@@ -211,6 +226,12 @@ pub enum ConfigError {
     /// A number of LIP port pools out of range.
     #[error("lport_pools = {0}: 1 to {max} pools are possible", max = PortReuse::MAX_POOLS)]
     BadPortPools(u16),
+    /// A DIP listed as a managed address.
+    #[error("managed address {0} is a DIP: only VIPs and LIPs can be managed (a DIP is always the director's own)")]
+    ManagedDip(Ipv4Addr),
+    /// The same managed address listed twice.
+    #[error("managed address {0} is listed twice")]
+    ManagedTwice(Ipv4Addr),
 }
 
 /// A configured interface, as the data path uses it.
@@ -237,6 +258,22 @@ pub struct Local {
     pub vip: bool,
     /// A FullNAT LIP.
     pub lip: bool,
+    /// A managed VIP or LIP the director does not hold now: no ARP answer, no new session,
+    /// nothing to the kernel (sessions in the table go on).
+    pub standby: bool,
+}
+
+/// A managed address (see [`DirectorConfig::managed`]) as a snapshot has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Managed {
+    /// The address (a VIP or LIP, or neither yet: a VIP whose service is still to come).
+    pub addr: Ipv4Addr,
+    /// True while a kernel interface of the director holds it.
+    pub owned: bool,
+    /// The interface its gratuitous ARPs leave from while owned: on the port whose kernel
+    /// interface holds it, the interface whose subnet contains it, else the port's first
+    /// untagged interface, else its first interface; None if the port has no interface.
+    pub iface: Option<u16>,
 }
 
 /// Which worker holds a service's sessions, when the worker that receives a packet is not
@@ -322,6 +359,9 @@ pub struct Snapshot {
     lport_range: RangeInclusive<u16>,
     lport_reuse: PortReuse,
     timeouts: Timeouts,
+    managed: Vec<Managed>,
+    /// Per service: its VIP is a managed address in standby.
+    standby_services: Vec<bool>,
 }
 
 impl Snapshot {
@@ -468,6 +508,8 @@ impl Snapshot {
             lport_range: cfg.lport_range.clone(),
             lport_reuse: cfg.lport_reuse,
             timeouts: cfg.timeouts,
+            managed: Vec::with_capacity(cfg.managed.len()),
+            standby_services: Vec::new(),
         };
         for svc in cfg.services.iter() {
             let key = svc.key();
@@ -527,7 +569,50 @@ impl Snapshot {
             snap.schedulers.push(svc.sched().build(svc.dests()));
             snap.services.push(svc.clone());
         }
+        for &addr in &cfg.managed {
+            if snap.managed.iter().any(|m| m.addr == addr) {
+                return Err(ConfigError::ManagedTwice(addr));
+            }
+            let port = cfg.held.get(&addr).copied();
+            if let Some(l) = snap.local.get_mut(&addr) {
+                if l.dip.is_some() {
+                    return Err(ConfigError::ManagedDip(addr));
+                }
+                l.standby = port.is_none();
+            }
+            snap.managed.push(Managed {
+                addr,
+                owned: port.is_some(),
+                iface: port.and_then(|p| snap.garp_iface(p, addr)),
+            });
+        }
+        snap.standby_services = snap
+            .services
+            .iter()
+            .map(|s| snap.local(s.key().vip).is_some_and(|l| l.standby))
+            .collect();
         Ok(snap)
+    }
+
+    /// The interface on `port` that announces `addr`: the one whose subnet contains it, else
+    /// the first untagged one, else the first one.
+    fn garp_iface(&self, port: u16, addr: Ipv4Addr) -> Option<u16> {
+        let on_port = || {
+            self.ifaces
+                .iter()
+                .enumerate()
+                .filter(move |(_, f)| f.port == port)
+        };
+        on_port()
+            .find(|(_, f)| f.addrs.iter().any(|a| a.contains(addr)))
+            .or_else(|| on_port().find(|(_, f)| f.vlan.is_none()))
+            .or_else(|| on_port().next())
+            .map(|(i, _)| i as u16)
+    }
+
+    /// The managed addresses, in configuration order, and whether each is owned now.
+    pub fn managed(&self) -> &[Managed] {
+        &self.managed
     }
 
     /// The services, in a stable order (index = position).
@@ -557,6 +642,12 @@ impl Snapshot {
             .and_then(|v| v.get(d))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// True if service `i`'s VIP is a managed address in standby: no new session.
+    #[inline]
+    pub fn service_standby(&self, i: usize) -> bool {
+        self.standby_services.get(i).copied().unwrap_or(false)
     }
 
     /// Which worker must hold the sessions of service `i` (see [`Homing`]).
@@ -625,11 +716,11 @@ impl Snapshot {
     }
 
     /// True if the director answers ARP for `ip` on interface `iface`: a DIP of that interface,
-    /// or any VIP or LIP.
+    /// or any VIP or LIP it owns (not one in standby).
     #[inline]
     pub fn answers_arp(&self, iface: u16, ip: Ipv4Addr) -> bool {
         match self.local(ip) {
-            Some(l) => l.vip || l.lip || l.dip == Some(iface),
+            Some(l) => l.dip == Some(iface) || ((l.vip || l.lip) && !l.standby),
             None => false,
         }
     }
@@ -681,6 +772,8 @@ impl Snapshot {
             lport_range: 1024..=65535,
             lport_reuse: PortReuse::default(),
             timeouts: Timeouts::default(),
+            managed: Vec::new(),
+            standby_services: Vec::new(),
         })
     }
 }
@@ -691,5 +784,129 @@ impl Cidr {
             addr: Ipv4Addr::from(u32::from(self.addr) & self.mask()),
             len: self.len,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+    const LIP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 201);
+    const DIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+    fn iface(name: &str, port: u16, vlan: Option<u16>, addr: Cidr) -> InterfaceConfig {
+        InterfaceConfig {
+            name: name.into(),
+            port,
+            vlan,
+            addrs: vec![addr],
+            mtu: 1500,
+        }
+    }
+
+    /// wan0 (port 0) and its VLAN 100, lan0 (port 1); a service on VIP; LIP.
+    fn cfg() -> DirectorConfig {
+        let mut services = ServiceTable::default();
+        let key = ServiceKey {
+            proto: Proto::Tcp,
+            vip: VIP,
+            port: 80,
+        };
+        services
+            .add(Service::new(key, sched::SchedKind::Rr).unwrap())
+            .unwrap();
+        DirectorConfig {
+            interfaces: vec![
+                iface("wan0", 0, None, Cidr::new(DIP, 24)),
+                iface(
+                    "wan0.100",
+                    0,
+                    Some(100),
+                    Cidr::new(Ipv4Addr::new(203, 0, 113, 1), 24),
+                ),
+                iface("lan0", 1, None, Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24)),
+            ],
+            lips: vec![LIP],
+            services,
+            managed: vec![VIP, LIP],
+            ..DirectorConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_managed_address_is_standby_until_held() {
+        let s = Snapshot::build(&cfg()).unwrap();
+        assert!(s.local(VIP).unwrap().standby && s.local(LIP).unwrap().standby);
+        assert!(
+            s.service_standby(0),
+            "the service on the VIP takes no new session"
+        );
+        assert!(!s.answers_arp(0, VIP) && !s.answers_arp(1, LIP));
+        assert!(s.answers_arp(0, DIP), "DIPs are never managed");
+        let owned: Vec<bool> = s.managed().iter().map(|m| m.owned).collect();
+        assert_eq!(owned, [false, false]);
+
+        let mut c = cfg();
+        c.held = [(VIP, 0), (LIP, 1), (DIP, 0)].into_iter().collect();
+        let s = Snapshot::build(&c).unwrap();
+        assert!(!s.local(VIP).unwrap().standby && s.answers_arp(0, VIP));
+        assert!(!s.service_standby(0));
+        assert!(s.answers_arp(1, LIP));
+        assert_eq!(
+            s.managed(),
+            &[
+                Managed {
+                    addr: VIP,
+                    owned: true,
+                    iface: Some(0)
+                },
+                Managed {
+                    addr: LIP,
+                    owned: true,
+                    iface: Some(2)
+                }
+            ]
+        );
+        // Without managed addresses, nothing is ever standby (today's behaviour).
+        c.managed.clear();
+        c.held.clear();
+        let s = Snapshot::build(&c).unwrap();
+        assert!(!s.local(VIP).unwrap().standby && s.answers_arp(0, VIP));
+    }
+
+    #[test]
+    fn gratuitous_arps_leave_from_the_interface_of_the_address() {
+        let mut c = cfg();
+        let vlan_vip = Ipv4Addr::new(203, 0, 113, 100);
+        let elsewhere = Ipv4Addr::new(198, 18, 0, 1);
+        c.managed = vec![vlan_vip, elsewhere, LIP];
+        c.held = [(vlan_vip, 0), (elsewhere, 0), (LIP, 2)]
+            .into_iter()
+            .collect();
+        let s = Snapshot::build(&c).unwrap();
+        let ifaces: Vec<_> = s.managed().iter().map(|m| m.iface).collect();
+        // In the VLAN's subnet: the VLAN; in none: the port's untagged interface; on a port
+        // without interfaces: nowhere.
+        assert_eq!(ifaces, [Some(1), Some(0), None]);
+        assert!(s.managed().iter().all(|m| m.owned));
+    }
+
+    #[test]
+    fn dips_and_repeats_cannot_be_managed() {
+        let mut c = cfg();
+        c.managed.push(DIP);
+        assert_eq!(
+            Snapshot::build(&c).unwrap_err(),
+            ConfigError::ManagedDip(DIP)
+        );
+        let e = ConfigError::ManagedDip(DIP).to_string();
+        assert!(e.contains("only VIPs and LIPs can be managed"), "{e}");
+        let mut c = cfg();
+        c.managed.push(VIP);
+        assert_eq!(
+            Snapshot::build(&c).unwrap_err(),
+            ConfigError::ManagedTwice(VIP)
+        );
     }
 }

@@ -381,6 +381,7 @@ pub fn base_config() -> DirectorConfig {
         lport_reuse: dataplane::lip::PortReuse::default(),
         services: table,
         timeouts: Timeouts::default(),
+        ..DirectorConfig::default()
     }
 }
 

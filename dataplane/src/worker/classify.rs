@@ -195,6 +195,10 @@ impl<D: Device> Worker<D> {
                 }
             }
             if let Some(si) = self.snap.service_index(key.proto, m.dst, key.dport) {
+                // Ownership comes with the service lookup: no lookup of its own.
+                if self.snap.service_standby(si) {
+                    return Err(DropReason::StandbyAddress);
+                }
                 return self.new_session(si, key, buf, l3, m);
             }
         }
@@ -223,6 +227,9 @@ impl<D: Device> Worker<D> {
                 DropReason::NotForUs
             });
         };
+        if local.standby {
+            return Err(DropReason::StandbyAddress);
+        }
         if m.fragment {
             // The kernel reassembles its own traffic; a VIP's or LIP's fragments carry no
             // complete L4 header to match a session, so they are dropped and counted.

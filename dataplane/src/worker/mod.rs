@@ -11,6 +11,7 @@
 //! - `synproxy.rs`: SYN cookies and the proxied handshake;
 //! - `icmp.rs`: ICMP errors relayed, ICMP errors sent back, echo replies;
 //! - `local.rs`: ARP, sharing ARP with the peers and the kernel, the exception path;
+//! - `announce.rs`: gratuitous ARP for managed addresses the director takes over;
 //! - `tx.rs`: the verdict (`Emit` or a drop) carried out — framing, next hop,
 //!   parking, TX buffers — and the drop counted, in one place;
 //! - `sync.rs`: session sync — changes noted, exported, swept, and peers' records installed;
@@ -21,6 +22,7 @@
 //! sans-clock: [`Worker::poll`] takes `now` (milliseconds), so tests drive it on a simulated
 //! clock.
 
+mod announce;
 mod classify;
 mod config;
 mod forward;
@@ -32,6 +34,7 @@ mod sync;
 mod synproxy;
 mod tx;
 
+pub use announce::{GARP_COUNT, GARP_INTERVAL_MS};
 pub use config::{PortRole, WorkerConfig, WorkerError};
 pub use session::{Forward, SynProxy, Template, Via};
 pub use slow::{MailRequest, Mailbox, SessionDump, SessionInfo, DUMP_SCAN_SLOTS};
@@ -90,6 +93,8 @@ pub struct Worker<D: Device> {
     ident: u16,
     loops: u32,
     now: u64,
+    /// Gratuitous ARPs still to send for managed addresses taken over (worker 0 only).
+    announcing: Vec<announce::Announce>,
 }
 
 impl<D: Device> Worker<D> {
@@ -166,7 +171,7 @@ impl<D: Device> Worker<D> {
         advise_huge_pages(&templates);
         let neigh = NeighTable::new(cfg.neigh);
         let bufs = (0..n).map(|_| Burst::new()).collect();
-        Ok(Worker {
+        let mut worker = Worker {
             roles,
             tx: Tx { ports, bufs },
             source,
@@ -194,8 +199,13 @@ impl<D: Device> Worker<D> {
             ident: 0,
             loops: 0,
             now: 0,
+            announcing: Vec::new(),
             cfg,
-        })
+        };
+        // Addresses held from the start are announced like any taken over later.
+        let snap = Arc::clone(&worker.snap);
+        worker.schedule_announcements(None, &snap);
+        Ok(worker)
     }
 
     /// Connects this worker to its peers through `rings` (shared by all workers).
@@ -351,7 +361,9 @@ impl<D: Device> Worker<D> {
         // Adopting a snapshot may allocate; packets never do.
         self.load_scratch.reserve(max_dests(&new));
         self.table.set_timeouts(*new.timeouts());
-        self.snap = new;
+        let old = core::mem::replace(&mut self.snap, new);
+        let new = Arc::clone(&self.snap);
+        self.schedule_announcements(Some(&old), &new);
     }
 }
 

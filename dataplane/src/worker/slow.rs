@@ -110,6 +110,7 @@ impl<D: Device> Worker<D> {
         );
         self.counters
             .add_drops(DropReason::NeighbourUnresolved, gave_up);
+        self.announce(now);
         self.tx.flush_all(&mut self.counters);
         self.sync_jobs(now);
         self.publish();
