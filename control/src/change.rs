@@ -11,6 +11,7 @@ use conntrack::{SessionState, TcpState};
 use dataplane::snapshot::DirectorConfig;
 use proto::{Request, SvcKey};
 use sched::{Dest, ForwardMode, SchedError, SchedKind, Service, ServiceKey, ServiceTable};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
@@ -72,7 +73,10 @@ pub enum Change {
     },
     /// A reloaded configuration file: services, addresses, routes, LIPs and timeouts are
     /// replaced. Dests a health check has down stay down until they rise.
-    Replace(DirectorConfig),
+    Replace(Box<DirectorConfig>),
+    /// The addresses the exception TAPs hold now, each with its port (the address
+    /// follower's view, [`crate::ownership`]): the managed ones among them are owned.
+    Held(BTreeMap<Ipv4Addr, u16>),
     /// A health check's verdict on a dest: down publishes it with weight 0 (no new sessions;
     /// its sessions drain) while the model keeps its configured weight; up restores it.
     Health {
@@ -131,7 +135,18 @@ impl Change {
                     }
                 }
             }
-            Change::Replace(new) => *config = new,
+            Change::Replace(new) => {
+                // A file says nothing of what the kernel holds: the follower's view stays.
+                let held = core::mem::take(&mut config.held);
+                *config = *new;
+                config.held = held;
+            }
+            Change::Held(held) => {
+                if config.held == held {
+                    return Ok(false);
+                }
+                config.held = held;
+            }
             Change::Health {
                 key,
                 addr,

@@ -276,6 +276,7 @@ impl RvsConfig {
             .flatten()
             .collect();
         director.services = services;
+        director.managed = sections::ha(&f.ha, &director, &ports)?;
         let neighbours = sections::each(text, f.neighbours, sections::neighbour)?;
         let sync = sections::sync(f.sync, &ports)?;
         // The data path's own whole-configuration checks.
@@ -587,6 +588,55 @@ mac = "02:00:00:00:fe:fe"
         assert!(e.contains("must look like 1024-65535"), "{e}");
         let e = err(&GOOD.replace("02:00:00:00:01:01", "02:00:00:00:01"));
         assert!(e.contains("port \"lan\": mac"), "{e}");
+    }
+
+    #[test]
+    fn managed_addresses_are_vips_or_lips_with_an_exception_tap() {
+        let c = RvsConfig::parse(GOOD).unwrap();
+        assert!(c.director.managed.is_empty(), "none by default");
+        let ha =
+            |list: &str| RvsConfig::parse(&format!("{GOOD}\n[ha]\nmanaged_addresses = {list}\n"));
+        let c = ha(r#"["192.0.2.100", "10.1.0.201"]"#).unwrap();
+        assert_eq!(
+            c.director.managed,
+            [Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(10, 1, 0, 201)]
+        );
+        assert!(c.director.held.is_empty(), "never from the file");
+        for (list, says) in [
+            (
+                r#"["192.0.2.7"]"#,
+                "ha: managed address 192.0.2.7 is neither a VIP of a [[service]] nor a [fullnat] LIP",
+            ),
+            (r#"["192.0.2"]"#, "ha: managed address '192.0.2' is not an IPv4 address"),
+            (
+                r#"["10.1.0.201", "10.1.0.201"]"#,
+                "managed address 10.1.0.201 is listed twice",
+            ),
+        ] {
+            let e = ha(list).unwrap_err().to_string();
+            assert!(e.starts_with(says), "{list}: {e}");
+        }
+        // A VIP that is also a DIP: the data path's own check.
+        let dip_vip = GOOD.replace("vip = \"192.0.2.100\"", "vip = \"192.0.2.1\"");
+        let e = RvsConfig::parse(&format!(
+            "{dip_vip}\n[ha]\nmanaged_addresses = [\"192.0.2.1\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("managed address 192.0.2.1 is a DIP"), "{e}");
+        // Without a TAP, keepalived has nowhere to hold them.
+        let no_tap = GOOD.replace("exception = \"rvs-wan\"\n", "");
+        let e = RvsConfig::parse(&format!(
+            "{no_tap}\n[ha]\nmanaged_addresses = [\"192.0.2.100\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("managed_addresses needs a [[port]] with an exception TAP"),
+            "{e}"
+        );
+        let e = ha("[]\nvrid = 51").unwrap_err().to_string();
+        assert!(e.contains("unknown field `vrid`"), "{e}");
     }
 
     #[test]

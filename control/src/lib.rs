@@ -10,6 +10,8 @@
 //! - [`health`]: health checks that quiesce failing dests and restore them.
 //! - [`metrics`]: Prometheus text of every counter, and its HTTP endpoint.
 //! - [`model`]: the authoritative model; [`Model::apply`] validates, commits and publishes.
+//! - [`ownership`]: the address follower: which addresses the exception TAPs hold (rtnetlink).
+//! - [`rtnl`]: rtnetlink address messages, read and written.
 //! - [`server`]: rvsd's control threads: accept, clients, admission, estimator, metrics.
 //! - [`state`]: the control state and how it answers each request.
 //! - [`sync`]: the sync daemon: session sync with the peer directors over UDP.
@@ -23,6 +25,8 @@ pub mod estimator;
 pub mod health;
 pub mod metrics;
 pub mod model;
+pub mod ownership;
+pub mod rtnl;
 pub mod server;
 pub mod state;
 pub mod sync;

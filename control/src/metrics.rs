@@ -152,6 +152,19 @@ pub fn render(r: &Readings) -> String {
     if let Some(p) = r.sync {
         sync_metrics(&mut out, p);
     }
+    let managed = crate::views::managed_addresses(r.model);
+    if !managed.is_empty() {
+        let _ = writeln!(out, "# TYPE rvs_address_owned gauge");
+        for a in &managed {
+            let _ = writeln!(
+                out,
+                "rvs_address_owned{{address=\"{}\",role=\"{}\"}} {}",
+                a.addr,
+                a.role,
+                u8::from(a.owned)
+            );
+        }
+    }
     let mbufs = MBUFS_IN_USE.load(Relaxed);
     if mbufs != u64::MAX {
         let _ = writeln!(

@@ -257,6 +257,60 @@ mod tests {
     }
 
     #[test]
+    fn held_addresses_make_managed_ones_owned_and_outlive_a_reload() {
+        let lip = Ipv4Addr::new(10, 1, 0, 201);
+        let mut cfg = base();
+        cfg.lips = vec![lip];
+        cfg.managed = vec![lip];
+        let mut m = Model::new(cfg.clone()).unwrap();
+        let cell = m.cell();
+        assert!(cell.load().local(lip).unwrap().standby);
+        let held: std::collections::BTreeMap<_, _> = [(lip, 0)].into_iter().collect();
+        m.apply(Change::Held(held.clone())).unwrap();
+        assert_eq!(m.generation(), 1);
+        assert!(!cell.load().local(lip).unwrap().standby);
+        assert!(cell.load().managed()[0].owned);
+        m.apply(Change::Held(held)).unwrap();
+        assert_eq!(m.generation(), 1, "the same view publishes nothing");
+        // A reload knows nothing of the kernel's addresses: ownership stays.
+        m.apply(Change::Replace(Box::new(cfg))).unwrap();
+        assert!(cell.load().managed()[0].owned);
+        let state = crate::state::ControlState::new(m, Vec::new(), Vec::new());
+        let text = state.metrics();
+        assert!(
+            text.contains(
+                "# TYPE rvs_address_owned gauge\nrvs_address_owned{address=\"10.1.0.201\",role=\"lip\"} 1\n"
+            ),
+            "{text}"
+        );
+        let mut state = state;
+        assert_eq!(
+            state.handle(proto::Request::Addresses),
+            proto::Response::Addresses {
+                addresses: vec![proto::AddressView {
+                    addr: lip,
+                    role: "lip".into(),
+                    owned: true,
+                    interface: Some("lan0".into()),
+                }]
+            }
+        );
+        // Through the follower's sink, as rvsd does it: released.
+        let state = std::sync::Mutex::new(state);
+        crate::ownership::HeldSink::held(&state, Default::default());
+        let text = crate::state::lock(&state).metrics();
+        assert!(
+            text.contains("rvs_address_owned{address=\"10.1.0.201\",role=\"lip\"} 0\n"),
+            "{text}"
+        );
+        let plain = crate::state::ControlState::new(Model::new(base()).unwrap(), vec![], vec![]);
+        assert!(
+            !plain.metrics().contains("rvs_address_owned"),
+            "no managed addresses"
+        );
+    }
+
+    #[test]
     fn set_timeouts_keeps_zero_fields() {
         let mut m = Model::new(base()).unwrap();
         m.apply(Change::SetTimeouts {

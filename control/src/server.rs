@@ -388,6 +388,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Lips { .. } => "LIPs (--lips)",
         Response::Health { .. } => "health checks (--health)",
         Response::Daemons { .. } => "sync daemons (-L --daemon)",
+        Response::Addresses { .. } => "managed addresses (--addresses)",
     }
 }
 

@@ -13,6 +13,7 @@ use crate::estimator::Estimator;
 use crate::health::{HealthCheck, HealthSink, Target};
 use crate::metrics;
 use crate::model::{ControlError, Model};
+use crate::ownership::HeldSink;
 use crate::sync::{Role, StartOptions, SyncError, SyncPlane, SyncSettings};
 use crate::views::{self, refused, Readings};
 use conntrack::{SessionState, TcpState};
@@ -20,7 +21,7 @@ use dataplane::stats::{DestSample, WorkerStats};
 use dataplane::worker::Mailbox;
 use proto::{Request, Response, SvcKey};
 use sched::{SchedError, ServiceKey};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -129,7 +130,8 @@ impl ControlState {
         {
             warn!("reload: LIP changes take effect at the next restart");
         }
-        self.model.apply(Change::Replace(new.director.clone()))?;
+        self.model
+            .apply(Change::Replace(Box::new(new.director.clone())))?;
         info!("configuration reloaded");
         Ok(())
     }
@@ -210,6 +212,7 @@ impl ControlState {
                     counters: Vec::new(),
                 },
             },
+            Request::Addresses => self.readings().addresses(),
             Request::Connections { from } => {
                 views::connections(&self.mailboxes, &self.workers, from)
             }
@@ -319,6 +322,28 @@ impl HealthSink for Mutex<ControlState> {
         };
         if let Err(e) = lock(self).model.apply(change) {
             warn!(%service, %addr, "could not publish a health change: {e}");
+        }
+    }
+}
+
+/// The address follower's view becomes [`Change::Held`] through the model; each managed
+/// address that changes hands is logged.
+impl HeldSink for Mutex<ControlState> {
+    fn held(&self, held: BTreeMap<Ipv4Addr, u16>) {
+        let mut st = lock(self);
+        let before = views::managed_addresses(&st.model);
+        if let Err(e) = st.model.apply(Change::Held(held)) {
+            warn!("could not publish the addresses the exception interfaces hold: {e}");
+            return;
+        }
+        for (old, new) in before.iter().zip(views::managed_addresses(&st.model)) {
+            if old.owned != new.owned {
+                if new.owned {
+                    info!(address = %new.addr, interface = ?new.interface, "managed address owned: answering and serving it");
+                } else {
+                    info!(address = %new.addr, "managed address released: standby");
+                }
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The listings rvsd answers with: services and dests with their counters and rates (`-L`),
-//! LIPs (`--lips`), health-checked dests (`--health`), workers (`--workers`) and sessions
-//! (`-L -c`).
+//! LIPs (`--lips`), health-checked dests (`--health`), managed addresses (`--addresses`),
+//! workers (`--workers`) and sessions (`-L -c`).
 //!
 //! A listing reads the model, the workers' published counters (summed over the workers), the
 //! `-Z` baselines and the estimator's rates through a [`Readings`]; nothing here changes them.
@@ -14,8 +14,8 @@ use dataplane::drop::DropReason;
 use dataplane::stats::{DestSample, WorkerStats};
 use dataplane::worker::{MailRequest, Mailbox, SessionDump, SessionInfo};
 use proto::{
-    ConnCursor, ConnView, DestView, ErrorKind, HealthView, LipUsageView, LipWorkerView, Rates,
-    Response, ServiceView, Stats, SvcKey, WorkerView, CONNECTIONS_PAGE,
+    AddressView, ConnCursor, ConnView, DestView, ErrorKind, HealthView, LipUsageView,
+    LipWorkerView, Rates, Response, ServiceView, Stats, SvcKey, WorkerView, CONNECTIONS_PAGE,
 };
 use sched::{Dest, SchedError, ServiceKey};
 use std::collections::HashMap;
@@ -130,6 +130,14 @@ impl Readings<'_> {
                 outbytes: now.outbytes.saturating_sub(base.outbytes),
             },
             rates,
+        }
+    }
+
+    /// `--addresses`: each managed address, what it is and whether it is owned, as the
+    /// snapshot the workers run has it.
+    pub fn addresses(&self) -> Response {
+        Response::Addresses {
+            addresses: managed_addresses(self.model),
         }
     }
 
@@ -346,4 +354,31 @@ fn conn_view(s: &SessionInfo, worker: u16) -> ConnView {
         local: f.local(),
         worker,
     }
+}
+
+/// The managed addresses as the published snapshot has them (what the workers do).
+pub fn managed_addresses(model: &Model) -> Vec<AddressView> {
+    let snap = model.cell().load_full();
+    snap.managed()
+        .iter()
+        .map(|m| {
+            let local = snap.local(m.addr).unwrap_or_default();
+            let role = if local.vip {
+                "vip"
+            } else if local.lip {
+                "lip"
+            } else {
+                "none"
+            };
+            AddressView {
+                addr: m.addr,
+                role: role.to_string(),
+                owned: m.owned,
+                interface: m
+                    .iface
+                    .filter(|_| m.owned)
+                    .map(|i| snap.iface(i).name.clone()),
+            }
+        })
+        .collect()
 }

@@ -189,6 +189,9 @@ pub enum Request {
     },
     /// `-L --daemon`: the sync daemons, their peers and counters.
     Daemons,
+    /// Managed addresses (`[ha] managed_addresses`) and whether each is owned
+    /// (`rvsadm --addresses`). A newer operation: an older rvsd answers it `bad-request`.
+    Addresses,
 }
 
 /// A sync daemon's role (ipvsadm's `state`).
@@ -487,6 +490,20 @@ pub struct HealthView {
     pub weight: u32,
 }
 
+/// A managed address: a VIP or LIP served only while keepalived has it on this director.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AddressView {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// `vip`, `lip`, or `none` (a VIP whose services are all deleted for now).
+    pub role: String,
+    /// Owned (answered, served, announced) or standby.
+    pub owned: bool,
+    /// While owned: the interface it is announced on (its gratuitous ARPs).
+    pub interface: Option<String>,
+}
+
 /// The answer to one request.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "result", rename_all = "kebab-case", deny_unknown_fields)]
@@ -566,6 +583,11 @@ pub enum Response {
         /// The daemon's counters and the workers' sync counters, by metric name, summed
         /// over workers; drops by reason as `name{reason}`.
         counters: Vec<(String, u64)>,
+    },
+    /// `--addresses`.
+    Addresses {
+        /// The managed addresses, in configuration order.
+        addresses: Vec<AddressView>,
     },
 }
 

@@ -270,6 +270,7 @@ enum Command {
     Health,
     StartDaemon,
     StopDaemon,
+    Addresses,
 }
 
 impl Command {
@@ -293,6 +294,7 @@ impl Command {
             Command::Health => "health",
             Command::StartDaemon => "start-daemon",
             Command::StopDaemon => "stop-daemon",
+            Command::Addresses => "addresses",
         }
     }
 
@@ -312,7 +314,7 @@ impl Command {
             Command::DelDest =>                    b"xx+xx+xxxxxxxxx",
             Command::Save =>                       b" xxxxxxxxxxxxxx",
             Command::Zero =>                       b"xx xxxxxxxxxxxx",
-            Command::Workers | Command::Lips | Command::Health => {
+            Command::Workers | Command::Lips | Command::Health | Command::Addresses => {
                                                    b" xxxxxxxxxxx  x"
             }
             Command::Flush | Command::Timeout | Command::Restore | Command::Reload
@@ -521,6 +523,7 @@ const SPECS: &[Spec] = &[
     spec(None, &["workers"], Key::Cmd(Command::Workers), Arity::None),
     spec(None, &["lips"], Key::Cmd(Command::Lips), Arity::None),
     spec(None, &["health"], Key::Cmd(Command::Health), Arity::None),
+    spec(None, &["addresses"], Key::Cmd(Command::Addresses), Arity::None),
     spec(Some('h'), &["help"], Key::Help, Arity::None),
     spec(Some('v'), &["version"], Key::Version, Arity::None),
     spec(Some('t'), &["tcp-service"], Key::Service(ProtoName::Tcp), Arity::Required),
@@ -1099,6 +1102,7 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
                 }
             }
         }
+        Command::Addresses => Request::Addresses,
     };
     Ok(Invocation::Request { request, output })
 }
@@ -1271,6 +1275,7 @@ pub fn usage() -> String {
   rvsadm --start-daemon {master|backup} [daemon-options]
   rvsadm --stop-daemon {master|backup}
   rvsadm -L --daemon [--json]
+  rvsadm --lips|--health|--addresses [--json]
   rvsadm -h
 
 Commands:
@@ -1293,6 +1298,7 @@ Either long or short options are allowed.
   --health                    health-checked real servers and their state
   --start-daemon state        start a session sync daemon: master or backup
   --stop-daemon state         stop a session sync daemon: master or backup
+  --addresses                 managed VIPs and LIPs ([ha]): owned or standby
   --help            -h        display this help message
   --version         -v        display the version
 
@@ -1386,6 +1392,7 @@ mod tests {
             Command::Health,
             Command::StartDaemon,
             Command::StopDaemon,
+            Command::Addresses,
         ] {
             assert!(c.row().iter().all(|b| b" x+1".contains(b)), "{}", c.name());
         }

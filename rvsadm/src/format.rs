@@ -139,6 +139,8 @@ pub fn render(
             backlog,
             counters,
         } => Ok(daemons(list, peers, *backlog, counters)),
+        Response::Addresses { addresses: list } if output.json => json(list),
+        Response::Addresses { addresses: list } => Ok(addresses(list)),
     }
 }
 
@@ -152,6 +154,7 @@ fn expected_answer(request: &Request) -> &'static str {
         Request::Lips => "lips",
         Request::Health => "health",
         Request::Daemons => "daemons",
+        Request::Addresses => "addresses",
         // Every change, batch and reload answers `done`.
         _ => "done",
     }
@@ -169,6 +172,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Lips { .. } => "lips",
         Response::Health { .. } => "health",
         Response::Daemons { .. } => "daemons",
+        Response::Addresses { .. } => "addresses",
     }
 }
 
@@ -596,6 +600,23 @@ pub fn lips_table(
                 u.worker, u.lip, u.in_use, u.quarantined, u.free
             );
         }
+    }
+    s
+}
+
+/// `--addresses`: each managed address, what it is, owned or standby, and while owned the
+/// interface it is announced on.
+pub fn addresses(list: &[proto::AddressView]) -> String {
+    let mut s = format!("{:<15} {:<4} {:<7} Interface\n", "Address", "Role", "State");
+    for a in list {
+        let _ = writeln!(
+            s,
+            "{:<15} {:<4} {:<7} {}",
+            a.addr,
+            a.role,
+            if a.owned { "owned" } else { "standby" },
+            a.interface.as_deref().unwrap_or("-")
+        );
     }
     s
 }

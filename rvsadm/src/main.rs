@@ -136,6 +136,7 @@ fn is_listing(request: &Request) -> bool {
             | Request::Lips
             | Request::Health
             | Request::Daemons
+            | Request::Addresses
     )
 }
 

@@ -968,3 +968,37 @@ fn lips_and_health_tables() {
         "Prot LocalAddress:Port     RemoteAddress:Port    State Weight Check\nTCP  192.0.2.100:80        10.1.0.11:8080        DOWN       3 http GET / = 200 every 2s timeout 1s rise 2 fall 3\n"
     );
 }
+
+#[test]
+fn managed_addresses_table_and_request() {
+    use proto::{AddressView, Request};
+    let list = [
+        AddressView {
+            addr: Ipv4Addr::new(192, 0, 2, 100),
+            role: "vip".into(),
+            owned: true,
+            interface: Some("wan0".into()),
+        },
+        AddressView {
+            addr: Ipv4Addr::new(10, 1, 0, 201),
+            role: "lip".into(),
+            owned: false,
+            interface: None,
+        },
+    ];
+    assert_eq!(
+        format::addresses(&list),
+        "Address         Role State   Interface\n\
+         192.0.2.100     vip  owned   wan0\n\
+         10.1.0.201      lip  standby -\n"
+    );
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match cli::parse(&args(&["--addresses", "--json"])).unwrap() {
+        cli::Invocation::Request { request, output } => {
+            assert_eq!(request, Request::Addresses);
+            assert!(output.json);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(cli::parse(&args(&["--addresses", "-t", "192.0.2.1:80"])).is_err());
+}

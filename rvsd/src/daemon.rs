@@ -9,10 +9,13 @@
 //! services, addresses and timeouts from the file; SIGINT/SIGTERM stop the workers, then the
 //! ports, then the EAL (no hugepage files are left behind: `--huge-unlink` is added unless the
 //! operator runs without hugepages or in memory). While it runs, a small thread publishes the
-//! pool's mbufs in use once a second (`rvs_mbufs_in_use` in the metrics).
+//! pool's mbufs in use once a second (`rvs_mbufs_in_use` in the metrics), and the address
+//! follower (`control::ownership`) tells the model which addresses the exception TAPs hold:
+//! keepalived's `virtual_ipaddress`es there make managed VIPs and LIPs owned.
 
 use control::config::{PortConfig, RvsConfig};
 use control::model::Model;
+use control::ownership::{AddressFollower, FollowError};
 use control::server::Server;
 use control::state::ControlState;
 use control::sync::{Role, StartOptions, SyncPlane};
@@ -87,6 +90,9 @@ pub enum DaemonError {
     /// The EAL would need hugepages and there are none.
     #[error("{0}")]
     NoHugepages(String),
+    /// The addresses of the exception TAPs cannot be followed, and managed addresses need it.
+    #[error("[ha] managed_addresses: {0}")]
+    Follow(#[from] FollowError),
     /// A thread could not be started or pinned.
     #[error("worker {id}: {message}")]
     Thread {
@@ -214,6 +220,8 @@ pub struct Daemon {
     server: Option<Server>,
     /// The control state (the sync daemon stops with rvsd).
     control: Arc<Mutex<ControlState>>,
+    /// Follows the exception TAPs' addresses (managed addresses' ownership).
+    addresses: Option<AddressFollower>,
     /// Publishes the pool's mbufs in use (it holds a pool handle: joined before the pool goes).
     pool_gauge: Option<JoinHandle<()>>,
     ports: Vec<Port>,
@@ -406,8 +414,22 @@ impl Daemon {
         if cfg.daemon.kernel_addresses {
             configure_kernel(&cfg);
         }
+        let addresses = match follow_addresses(&cfg, &control) {
+            Ok(f) => f,
+            Err(e) => {
+                server.stop();
+                stop.store(true, Ordering::Release);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(e);
+            }
+        };
         // The sync socket binds to a kernel interface: once the TAPs are up.
         if let Err(e) = start_sync(&cfg, &control) {
+            if let Some(f) = addresses {
+                f.stop();
+            }
             server.stop();
             stop.store(true, Ordering::Release);
             for h in handles {
@@ -430,6 +452,7 @@ impl Daemon {
             flows,
             server: Some(server),
             control,
+            addresses,
             pool_gauge,
             ports,
             config: cfg,
@@ -462,6 +485,9 @@ impl Daemon {
 
     /// Stops the workers and the ports; returns each worker's final counters.
     pub fn stop(mut self) -> Vec<Result<Counters, DaemonError>> {
+        if let Some(f) = self.addresses.take() {
+            f.stop();
+        }
         self.control
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -679,6 +705,32 @@ fn configure_kernel(cfg: &RvsConfig) {
             }
         }
         info!(tap = %tap, "kernel addresses and routes set on the exception TAP");
+    }
+}
+
+/// Starts following the addresses of the exception TAPs (made by the EAL, so they exist by
+/// now), which sets the managed addresses' ownership before any traffic is served. Without
+/// TAPs there is nothing to follow; without managed addresses a failure is only logged.
+fn follow_addresses(
+    cfg: &RvsConfig,
+    control: &Arc<Mutex<ControlState>>,
+) -> Result<Option<AddressFollower>, DaemonError> {
+    let taps: Vec<(String, u16)> = cfg
+        .ports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((p.exception.clone()?, i as u16)))
+        .collect();
+    if taps.is_empty() {
+        return Ok(None);
+    }
+    match AddressFollower::start(&taps, control.clone()) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if cfg.director.managed.is_empty() => {
+            warn!("not following the exception interfaces' addresses: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

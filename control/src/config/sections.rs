@@ -45,6 +45,8 @@ pub(super) struct File {
     pub neighbours: Vec<Spanned<FileNeighbour>>,
     #[serde(default)]
     pub sync: FileSync,
+    #[serde(default)]
+    pub ha: FileHa,
 }
 
 /// `[sync]`: session sync with the peer directors (ipvsadm's `--start-daemon` options).
@@ -138,6 +140,15 @@ pub(super) struct FileFullNat {
     lport_quarantine: Option<u64>,
     /// Port pools per LIP (dests spread over them by hash).
     lport_pools: Option<u16>,
+}
+
+/// `[ha]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileHa {
+    /// VIPs and LIPs served only while an exception TAP holds them (keepalived moves them).
+    #[serde(default)]
+    managed_addresses: Vec<String>,
 }
 
 /// `[timeouts]`, in seconds.
@@ -452,6 +463,40 @@ pub(super) fn fullnat(
     }
     director.lport_reuse = reuse;
     Ok(())
+}
+
+/// `[ha]`: the managed addresses, each a VIP of a service or a LIP of `director`, and only
+/// with an exception TAP in `ports` for keepalived to put them on.
+pub(super) fn ha(
+    f: &FileHa,
+    director: &DirectorConfig,
+    ports: &[PortConfig],
+) -> Result<Vec<Ipv4Addr>, ConfigFileError> {
+    let managed: Vec<Ipv4Addr> = f
+        .managed_addresses
+        .iter()
+        .map(|a| addr("ha", "managed address", a))
+        .collect::<Result<_, _>>()?;
+    if !managed.is_empty() && ports.iter().all(|p| p.exception.is_none()) {
+        return Err(value(
+            "ha",
+            "managed_addresses needs a [[port]] with an exception TAP: an address is owned \
+             while keepalived holds it on one",
+        ));
+    }
+    for a in &managed {
+        let vip = director.services.iter().any(|s| s.key().vip == *a);
+        if !vip && !director.lips.contains(a) {
+            return Err(value(
+                "ha",
+                format!(
+                    "managed address {a} is neither a VIP of a [[service]] nor a [fullnat] \
+                     LIP: only those can be managed"
+                ),
+            ));
+        }
+    }
+    Ok(managed)
 }
 
 /// `lport_range = "1024-65535"`.
