@@ -26,13 +26,18 @@ synproxy, time-wait):
     site.set_client_path_mtu(mtu)                the router's route to the client gets a
                                                  locked MTU (None: removed again)
     site.drop_router_icmp(on)                    the router's own ICMP to the VIP blackholed
-    site.restart_rvsd(extra)                     rvsd restarted with the base config + extra
-                                                 (time-wait)
+    site.restart_rvsd(extra, wan_tap=False)      rvsd restarted with the base config + extra
+                                                 (time-wait; vrrp with a TAP on the wan port)
+
+and for vrrp: site.tmp, site.dip_wan, site.router_wan, site.dir_ns, site.dir_sh(script),
+site.router_sh(script), site.spawn_in(where, args, tag) (where "host": the lab's own
+namespace), site.stop_proc(tag), site.rvsd_pid().
 """
 
 import json
 import math
 import os
+import shutil
 import threading
 import time
 
@@ -703,6 +708,270 @@ def time_wait(site, ck, n):
         site.restart_rvsd()
 
 
+# An ARP request for argv[2] from argv[3] out of interface argv[1]; prints the MAC that
+# answers within argv[4] seconds, or "none".
+ARP_PROBE_PY = r"""
+import socket, struct, sys, time
+iface, target, src, wait = sys.argv[1], socket.inet_aton(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((iface, 0))
+mac = s.getsockname()[4]
+arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + socket.inet_aton(src) + bytes(6) + target
+s.send((b"\xff" * 6 + mac + b"\x08\x06" + arp).ljust(60, b"\0"))
+s.settimeout(0.1)
+end = time.time() + wait
+while time.time() < end:
+    try:
+        f = s.recv(2048)
+    except OSError:
+        continue
+    if len(f) >= 42 and f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02" and f[28:32] == target:
+        print(f[22:28].hex(":"))
+        sys.exit(0)
+print("none")
+"""
+
+# Watches interface argv[1] for argv[3] seconds or until file argv[4] exists: gratuitous ARPs
+# for argv[2] (sender = target = it) and VRRP adverts (IP protocol 112 to 224.0.0.18) that
+# arrive there; prints them as JSON.
+VRRP_SNIFF_PY = r"""
+import json, os, socket, sys, time
+iface, vip, secs, stop = sys.argv[1], socket.inet_aton(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((iface, 0))
+s.settimeout(0.2)
+garps, vrrp = [], []
+end = time.time() + secs
+while time.time() < end and not os.path.exists(stop):
+    try:
+        f, addr = s.recvfrom(2048)
+    except OSError:
+        continue
+    if addr[2] == socket.PACKET_OUTGOING:
+        continue
+    if f[12:14] == b"\x08\x06" and len(f) >= 42 and f[20:22] == b"\x00\x01" and f[28:32] == vip and f[38:42] == vip:
+        garps.append(f[6:12].hex(":"))
+    elif f[12:14] == b"\x08\x00" and len(f) >= 42 and f[23] == 112 and f[30:34] == bytes([224, 0, 0, 18]):
+        v = f[14 + (f[14] & 15) * 4:]
+        vrrp.append({"mac": f[6:12].hex(":"), "src": socket.inet_ntoa(f[26:30]), "vrid": v[1], "prio": v[2]})
+print(json.dumps({"garps": garps, "vrrp": vrrp}))
+"""
+
+# A VRRP peer for argv[3] seconds: VRRPv2 adverts (RFC 3768) from argv[2] out of interface
+# argv[1], priority argv[4], VRID argv[5], the addresses argv[6:], one a second.
+VRRP_PEER_PY = r"""
+import socket, struct, sys, time
+iface, src, secs, prio, vrid = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+addrs = b"".join(socket.inet_aton(a) for a in sys.argv[6:])
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+v = bytes([0x21, vrid, prio, len(addrs) // 4, 0, 1, 0, 0]) + addrs + bytes(8)
+v = v[:6] + struct.pack("!H", csum(v)) + v[8:]
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0xC0, 20 + len(v), 0, 0, 255, 112, 0, socket.inet_aton(src), bytes([224, 0, 0, 18]))
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+frame = bytes([1, 0, 0x5E, 0, 0, 18]) + s.getsockname()[4] + b"\x08\x00" + ip + v
+end = time.time() + secs
+while time.time() < end:
+    s.send(frame)
+    time.sleep(1)
+"""
+
+# keepalived.conf of the vrrp scenario (Debian's keepalived, unmodified): one instance on rvsd's
+# wan TAP holding the VIP there and the LIP on the lan TAP; the instance is in FAULT (holds
+# nothing) while no process named rvsd runs.
+KEEPALIVED_CONF = """global_defs {{
+    router_id rvs-lab
+}}
+
+vrrp_track_process rvsd {{
+    process rvsd
+    quorum 1
+}}
+
+vrrp_instance rvs {{
+    state BACKUP
+    interface rvswan
+    virtual_router_id 51
+    priority 100
+    advert_int 1
+    track_process {{
+        rvsd
+    }}
+    virtual_ipaddress {{
+        {vip}/32 dev rvswan
+        {lip}/32 dev rvslan
+    }}
+}}
+"""
+
+
+def wait_for(cond, secs, step=0.2):
+    """Polls cond() until it is true or secs pass; returns its last value."""
+    end = time.time() + secs
+    while True:
+        v = cond()
+        if v or time.time() > end:
+            return v
+        time.sleep(step)
+
+
+def vrrp(site, ck, n):
+    """VIP and LIP ownership follows stock keepalived on rvsd's TAPs (track_process rvsd):
+    standby before it is MASTER (no ARP answer, SYNs dropped as standby_address), owned once
+    it holds the VIP (gratuitous ARPs, ARP answered, HTTP works, its adverts on the wire), a
+    peer's higher-priority adverts through rvsd make it BACKUP, and its stop releases both."""
+    vip, lip = site.vip, site.lip
+    dests = "".join(
+        f'  [[service.dest]]\n  addr = "{rs}"\n  port = 8080\n  mode = "fullnat"\n' for rs in site.rs
+    )
+    extra = (
+        f'\n[ha]\nmanaged_addresses = ["{vip}", "{lip}"]\n\n'
+        f'[[service]]\nproto = "tcp"\nvip = "{vip}"\nport = 80\nscheduler = "rr"\n{dests}'
+    )
+    conf = os.path.join(site.tmp, "keepalived.conf")
+    with open(conf, "w") as f:
+        f.write(KEEPALIVED_CONF.format(vip=vip, lip=lip))
+    helpers = {}
+    for name, code in (("arp", ARP_PROBE_PY), ("sniff", VRRP_SNIFF_PY), ("peer", VRRP_PEER_PY)):
+        helpers[name] = os.path.join(site.tmp, f"vrrp-{name}.py")
+        with open(helpers[name], "w") as f:
+            f.write(code)
+    stop_sniff = os.path.join(site.tmp, "vrrp-sniff.stop")
+
+    def on_tap():
+        return f" {vip}/32 " in site.dir_sh("ip -4 -o addr show dev rvswan")
+
+    def owned():
+        out = json.loads(site.rvsadm(["--addresses", "--json"]).stdout)
+        return {a["addr"]: a["owned"] for a in out}
+
+    def arp():
+        site.router_sh(f"ip neigh del {vip} dev rw 2>/dev/null")
+        return site.router_sh(f"python3 {helpers['arp']} rw {vip} {site.router_wan} 1.0").strip()
+
+    try:
+        site.set_rs_routes(None)
+        site.restart_rvsd(extra, wan_tap=True)
+        mac = site.dir_sh("cat /sys/class/net/dw/address").strip()
+        comm = site.dir_sh(f"cat /proc/{site.rvsd_pid()}/comm").strip()
+        ck.expect("vrrp: rvsd's process name is rvsd (track_process)", comm == "rvsd", f"comm {comm!r}")
+        site.log("\n== VRRP: keepalived on rvsd's TAPs drives VIP and LIP ownership")
+
+        # Before keepalived: standby.
+        a0, who = owned(), arp()
+        h0 = ck.http(2, timeout=1)
+        site.router_sh(f"ip neigh replace {vip} lladdr {mac} dev rw nud permanent")
+        c0 = worker_counts(site)
+        h1 = ck.http(2, timeout=1)
+        c1 = worker_counts(site)
+        site.router_sh(f"ip neigh del {vip} dev rw")
+        dropped = c1.get("standby_address", 0) - c0.get("standby_address", 0)
+        site.log(f"before keepalived: owned {a0}, ARP answer {who}, http {h0}; with a static ARP entry {h1}, standby_address +{dropped}")
+        ck.expect(
+            "vrrp: standby before keepalived is MASTER",
+            a0 == {vip: False, lip: False} and who == "none" and h0[1] == 2 and h1[1] == 2 and dropped > 0,
+            f"owned {a0}, ARP {who}, HTTP errors {h0[1]} (and {h1[1]} past ARP, {dropped} SYNs dropped standby_address)",
+        )
+
+        # keepalived: BACKUP, then MASTER after three silent advert intervals.
+        site.spawn_in("router", ["python3", helpers["sniff"], "rw", vip, "60", stop_sniff], "vrrp-sniff")
+        time.sleep(0.3)
+        base = worker_counts(site)
+        # Started from the lab's own namespace into the director's (--namespace): keepalived
+        # opens the kernel's process-events connector, which track_process needs and only the
+        # initial network namespace has, before it enters the director's.
+        site.spawn_in(
+            "host",
+            [shutil.which("keepalived") or "/usr/sbin/keepalived", "-n", "-l", "-D", "-P",
+             "--namespace", site.dir_ns, "-f", conf,
+             "-p", os.path.join(site.tmp, "keepalived.pid"), "-r", os.path.join(site.tmp, "keepalived-vrrp.pid")],
+            "keepalived",
+        )
+        t0 = time.time()
+        master = wait_for(on_tap, 15)
+        took = time.time() - t0
+        held = wait_for(lambda: owned() == {vip: True, lip: True}, 3)
+        who = arp()
+        h = ck.http(6)
+        # rvsd announces each address it takes over 3 times, 0.5 s apart.
+        wait_for(lambda: worker_counts(site).get("gratuitous_arps", 0) - base.get("gratuitous_arps", 0) >= 6, 3)
+        c = worker_counts(site)
+        replies = c.get("arp_replies", 0) - base.get("arp_replies", 0)
+        garps = c.get("gratuitous_arps", 0) - base.get("gratuitous_arps", 0)
+        site.log(f"keepalived MASTER after {took:.1f} s: owned {owned()}, ARP answer {who}, http {h}, rvsd ARP replies +{replies}, gratuitous ARPs +{garps}")
+        ck.expect(
+            "vrrp: MASTER owns the VIP and LIP",
+            master and held and who == mac and h[1] == 0 and replies > 0 and garps >= 6,
+            f"VIP on rvswan {master} after {took:.1f} s, owned {held}, ARP answer {who} (rvsd {mac}), "
+            f"HTTP {h}, rvsd ARP replies +{replies}, gratuitous ARPs +{garps}",
+        )
+
+        # A peer with a higher priority, heard only through rvsd: keepalived becomes BACKUP.
+        mc0 = c.get("multicast_to_kernel", 0)
+        site.spawn_in(
+            "router",
+            ["python3", helpers["peer"], "rw", site.router_wan, "5", "200", "51", vip, lip],
+            "vrrp-peer",
+        )
+        released = wait_for(lambda: not on_tap(), 5)
+        standby = wait_for(lambda: owned() == {vip: False, lip: False}, 3)
+        who = arp()
+        mc = worker_counts(site).get("multicast_to_kernel", 0) - mc0
+        site.log(f"peer adverts (priority 200): VIP released {released}, owned {owned()}, ARP answer {who}, multicast_to_kernel +{mc}")
+        ck.expect(
+            "vrrp: a peer's adverts reach keepalived through rvsd",
+            released and standby and who == "none" and mc > 0,
+            f"VIP released {released}, standby {standby}, ARP answer {who}, adverts to the kernel +{mc}",
+        )
+        site.stop_proc("vrrp-peer")
+        back = wait_for(on_tap, 10)
+        h = ck.http(3)
+        site.log(f"peer gone: VIP back {back}, http {h}")
+        ck.expect("vrrp: MASTER again once the peer is silent", back and h[1] == 0, f"VIP back {back}, HTTP {h}")
+
+        # On the wire: keepalived's adverts left through rvsd's data port, and the takeovers
+        # were announced (rvsd's gratuitous ARPs, and keepalived's own through the TAP).
+        open(stop_sniff, "w").close()
+        site.stop_proc("keepalived")
+        released = wait_for(lambda: not on_tap(), 5)
+        standby = wait_for(lambda: owned() == {vip: False, lip: False}, 3)
+        who = arp()
+        site.log(f"keepalived stopped: VIP released {released}, owned {owned()}, ARP answer {who}")
+        ck.expect(
+            "vrrp: stopping keepalived releases the VIP and LIP",
+            released and standby and who == "none",
+            f"VIP released {released}, standby {standby}, ARP answer {who}",
+        )
+        time.sleep(0.5)
+        seen = {"garps": [], "vrrp": []}
+        with open(os.path.join(site.tmp, "vrrp-sniff.log")) as f:
+            lines = f.read().strip().splitlines()
+        if lines:
+            try:
+                seen = json.loads(lines[-1])
+            except ValueError:
+                pass
+        ours = [v for v in seen["vrrp"] if v["mac"] == mac and v["src"] == site.dip_wan and v["vrid"] == 51]
+        garps_seen = [g for g in seen["garps"] if g == mac]
+        site.log(f"on the wire (router side): {len(ours)} adverts from the director, {len(garps_seen)} gratuitous ARPs for {vip}")
+        ck.expect(
+            "vrrp: adverts and gratuitous ARPs on the director's segment",
+            len(ours) >= 2 and len(garps_seen) >= 3,
+            f"{len(ours)} VRRP adverts from {mac} ({site.dip_wan}), {len(garps_seen)} gratuitous ARPs for {vip}",
+        )
+    finally:
+        site.stop_proc("keepalived")
+        site.stop_proc("vrrp-peer")
+        site.stop_proc("vrrp-sniff")
+        site.router_sh(f"ip neigh del {vip} dev rw 2>/dev/null")
+        site.restart_rvsd()
+
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -717,6 +986,7 @@ SCENARIOS = {
     "udp-unreachable": udp_unreachable,
     "synproxy": synproxy,
     "time-wait": time_wait,
+    "vrrp": vrrp,
 }
 
 
