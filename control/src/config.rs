@@ -1,5 +1,5 @@
 //! The rvsd configuration file (TOML): EAL, ports, interfaces, routes, LIPs, timeouts,
-//! services and dests.
+//! services and dests, managed addresses.
 //!
 //! [`RvsConfig::parse`] reads the text once, checks each section's values (one function per
 //! section), and builds the [`DirectorConfig`] the data path runs (validated as a whole by
@@ -63,6 +63,9 @@
 //!   port = 8080
 //!   weight = 3
 //!   mode = "fullnat"               # nat | dr | tun | fullnat; ipvsadm's default is dr
+//!
+//! [ha]                             # addresses keepalived moves between directors (VIPs of
+//! managed_addresses = ["192.0.2.100"]  # services, LIPs): served only while a TAP holds one
 //! ```
 
 mod sections;
