@@ -113,24 +113,6 @@ fn count(lab: &Lab, c: Counter) -> u64 {
     lab.worker.counters().get(c)
 }
 
-fn tcp_frame(
-    (src, sport): (std::net::Ipv4Addr, u16),
-    (dst, dport): (std::net::Ipv4Addr, u16),
-    flags: u8,
-    seq: u32,
-    ack: u32,
-) -> Frame {
-    let mut f = Frame::tcp(src, sport, dst, dport, flags);
-    f.l4 = L4Spec::Tcp {
-        sport,
-        dport,
-        flags,
-        seq,
-        ack,
-    };
-    f
-}
-
 /// Opens a TCP connection through A only (SYN, SYN/ACK, ACK): B never saw it. Returns the
 /// RS index and the source port the RS saw.
 fn open_on_a(p: &mut Pair, cport: u16, rs_port: u16) -> (usize, u16) {
@@ -580,26 +562,9 @@ fn a_full_ring_is_counted_and_the_sweep_resumes() {
         SchedKind::Rr,
         &[dest(0, 53, 1, ForwardMode::Nat)],
     );
-    let snap = dataplane::snapshot::Snapshot::build(&cfg).unwrap();
-    let cell = Arc::new(arc_swap::ArcSwap::from_pointee(snap));
-    drop(cell);
-    let (mut a, _) = Lab::new(&cfg).synced();
     // A small ring: 8 records.
     let link = Arc::new(SyncLink::new(8));
-    a = {
-        let Lab {
-            worker,
-            cell,
-            pool,
-            now,
-        } = a;
-        Lab {
-            worker: worker.with_sync(link.clone()),
-            cell,
-            pool,
-            now,
-        }
-    };
+    let mut a = Lab::new(&cfg).synced_with(link.clone());
     for c in 0..20u16 {
         a.send(WAN, &Frame::udp(CIP, 1000 + c, VIP, 53).build());
     }

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::tcp_frame as tcp;
 use common::*;
 use conntrack::{Proto, SessionState, TcpState};
 use dataplane::synproxy::{EPOCH_MS, MSS_TABLE};
@@ -38,24 +39,6 @@ fn set_synproxy(cfg: &mut dataplane::snapshot::DirectorConfig, on: bool) {
 
 fn proxied_lab(mode: ForwardMode) -> Lab {
     Lab::new(&proxied_config(mode))
-}
-
-fn tcp(
-    (src, sport): (std::net::Ipv4Addr, u16),
-    (dst, dport): (std::net::Ipv4Addr, u16),
-    flags: u8,
-    seq: u32,
-    ack: u32,
-) -> Frame {
-    let mut f = Frame::tcp(src, sport, dst, dport, flags);
-    f.l4 = L4Spec::Tcp {
-        sport,
-        dport,
-        flags,
-        seq,
-        ack,
-    };
-    f
 }
 
 /// The sequence and acknowledgement numbers of an output TCP frame.

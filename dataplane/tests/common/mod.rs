@@ -121,22 +121,15 @@ impl Lab {
     /// The same lab with its worker connected to a sync daemon through the returned link.
     pub fn synced(self) -> (Lab, Arc<dataplane::sync::SyncLink>) {
         let link = Arc::new(dataplane::sync::SyncLink::default());
-        let Lab {
-            worker,
-            cell,
-            pool,
-            now,
-        } = self;
-        let worker = worker.with_sync(link.clone());
-        (
-            Lab {
-                worker,
-                cell,
-                pool,
-                now,
-            },
-            link,
-        )
+        (self.synced_with(link.clone()), link)
+    }
+
+    /// The same lab with its worker connected to a sync daemon through `link`.
+    pub fn synced_with(self, link: Arc<dataplane::sync::SyncLink>) -> Lab {
+        Lab {
+            worker: self.worker.with_sync(link),
+            ..self
+        }
     }
 
     /// Injects `frame` on `port`, runs one poll, returns what every port sent.
@@ -195,6 +188,25 @@ impl Out {
             (TAP, &self.tap[0])
         }
     }
+}
+
+/// A TCP frame with the given sequence and acknowledgement numbers.
+pub fn tcp_frame(
+    (src, sport): (Ipv4Addr, u16),
+    (dst, dport): (Ipv4Addr, u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+) -> Frame {
+    let mut f = Frame::tcp(src, sport, dst, dport, flags);
+    f.l4 = L4Spec::Tcp {
+        sport,
+        dport,
+        flags,
+        seq,
+        ack,
+    };
+    f
 }
 
 /// The state of the lab's only session, a TCP one.
