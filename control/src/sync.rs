@@ -693,15 +693,14 @@ impl Daemon {
         self.transmit(len);
     }
 
-    fn header(&mut self, flags: u16) -> SyncHeader {
-        let h = SyncHeader {
+    /// The header of the next datagram ([`Daemon::transmit`] moves the sequence on).
+    fn header(&self, flags: u16) -> SyncHeader {
+        SyncHeader {
             sync_id: self.settings.sync_id,
             flags,
             sender: self.sender,
             seq: self.seq,
-        };
-        self.seq = self.seq.wrapping_add(1);
-        h
+        }
     }
 
     /// Drains every worker's outbound ring into datagrams and sends them.
@@ -741,8 +740,6 @@ impl Daemon {
             let count = u64::from(w.count());
             let len = w.datagram().len();
             if count == 0 {
-                // Nothing to send: the sequence number was not used.
-                self.seq = self.seq.wrapping_sub(1);
                 return;
             }
             self.stats.records_sent.fetch_add(count, Relaxed);
@@ -753,8 +750,10 @@ impl Daemon {
         }
     }
 
-    /// Sends the first `len` bytes of the outbound buffer to the group or every peer.
+    /// Sends the first `len` bytes of the outbound buffer (a datagram with the current
+    /// sequence number) to the group or every peer, then moves the sequence on.
     fn transmit(&mut self, len: usize) {
+        self.seq = self.seq.wrapping_add(1);
         let targets: Vec<SocketAddr> = if self.settings.peers.is_empty() {
             vec![SocketAddr::V4(SocketAddrV4::new(
                 self.settings.group,
