@@ -84,6 +84,9 @@ drop_reasons! {
     /// Addressed to a managed VIP or LIP the director does not hold now (standby: keepalived
     /// has it on another director), and no session matches.
     StandbyAddress => "standby_address",
+    /// Addressed to a peer director's LIP (a cluster's `peer_lips`) and no session matches:
+    /// only sessions synced from that peer are served on it.
+    PeerLip => "peer_lip",
     /// Addressed to a service but no session matches and the packet cannot open one
     /// (TCP without SYN, ICMP that is not an echo request).
     NoSession => "no_session",

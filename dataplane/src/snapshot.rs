@@ -111,6 +111,11 @@ pub struct DirectorConfig {
     /// exception interface holds it (for a managed address: where its gratuitous ARPs leave).
     /// Learnt at run time (rtnetlink), never from the configuration file.
     pub held: BTreeMap<Ipv4Addr, u16>,
+    /// LIPs of the other directors of a cluster: sessions synced from them keep their
+    /// LIP:lport here, so replies to these addresses are looked up in the session table
+    /// (after a router moved them to this director). Never allocated from, never answered
+    /// for in ARP, never passed to the kernel.
+    pub peer_lips: Vec<Ipv4Addr>,
 }
 
 impl Default for DirectorConfig {
@@ -125,6 +130,7 @@ impl Default for DirectorConfig {
             timeouts: Timeouts::default(),
             managed: Vec::new(),
             held: BTreeMap::new(),
+            peer_lips: Vec::new(),
         }
     }
 }
@@ -256,8 +262,11 @@ pub struct Local {
     pub dip: Option<u16>,
     /// A VIP of at least one service.
     pub vip: bool,
-    /// A FullNAT LIP.
+    /// A FullNAT LIP (this director's, or with `peer` a peer director's).
     pub lip: bool,
+    /// A peer director's LIP (see [`DirectorConfig::peer_lips`]): only its sessions' replies
+    /// are taken; no ARP answer, no new session, nothing to the kernel.
+    pub peer: bool,
     /// A managed VIP or LIP the director does not hold now: no ARP answer, no new session,
     /// nothing to the kernel (sessions in the table go on).
     pub standby: bool,
@@ -356,6 +365,7 @@ pub struct Snapshot {
     dest_slots: Vec<Vec<u32>>,
     nat_dests: HashMap<(Proto, Ipv4Addr, u16), Homing>,
     lips: Vec<Ipv4Addr>,
+    peer_lips: Vec<Ipv4Addr>,
     lport_range: RangeInclusive<u16>,
     lport_reuse: PortReuse,
     timeouts: Timeouts,
@@ -492,6 +502,19 @@ impl Snapshot {
                 },
             );
         }
+        for &lip in &cfg.peer_lips {
+            if local.contains_key(&lip) {
+                return Err(ConfigError::DuplicateAddress(lip));
+            }
+            local.insert(
+                lip,
+                Local {
+                    lip: true,
+                    peer: true,
+                    ..Local::default()
+                },
+            );
+        }
 
         let mut snap = Snapshot {
             ifaces,
@@ -505,6 +528,7 @@ impl Snapshot {
             dest_slots: Vec::with_capacity(cfg.services.len()),
             nat_dests: HashMap::new(),
             lips: cfg.lips.clone(),
+            peer_lips: cfg.peer_lips.clone(),
             lport_range: cfg.lport_range.clone(),
             lport_reuse: cfg.lport_reuse,
             timeouts: cfg.timeouts,
@@ -513,7 +537,7 @@ impl Snapshot {
         };
         for svc in cfg.services.iter() {
             let key = svc.key();
-            if snap.lips.contains(&key.vip) {
+            if snap.local(key.vip).is_some_and(|l| l.lip) {
                 return Err(ConfigError::LipIsVip(key.vip));
             }
             for d in svc.dests() {
@@ -716,11 +740,11 @@ impl Snapshot {
     }
 
     /// True if the director answers ARP for `ip` on interface `iface`: a DIP of that interface,
-    /// or any VIP or LIP it owns (not one in standby).
+    /// or any VIP or LIP it owns (not one in standby, not a peer's LIP).
     #[inline]
     pub fn answers_arp(&self, iface: u16, ip: Ipv4Addr) -> bool {
         match self.local(ip) {
-            Some(l) => l.dip == Some(iface) || ((l.vip || l.lip) && !l.standby),
+            Some(l) => l.dip == Some(iface) || ((l.vip || l.lip) && !l.standby && !l.peer),
             None => false,
         }
     }
@@ -738,6 +762,11 @@ impl Snapshot {
     /// FullNAT LIPs.
     pub fn lips(&self) -> &[Ipv4Addr] {
         &self.lips
+    }
+
+    /// The peer directors' LIPs (see [`DirectorConfig::peer_lips`]).
+    pub fn peer_lips(&self) -> &[Ipv4Addr] {
+        &self.peer_lips
     }
 
     /// The LIP port range, before it is split among workers.
@@ -769,6 +798,7 @@ impl Snapshot {
             dest_slots: Vec::new(),
             nat_dests: HashMap::new(),
             lips: Vec::new(),
+            peer_lips: Vec::new(),
             lport_range: 1024..=65535,
             lport_reuse: PortReuse::default(),
             timeouts: Timeouts::default(),

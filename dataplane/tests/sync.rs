@@ -3,7 +3,8 @@
 //! worker, and B forwards the flow's next packets exactly as A does — byte for byte, in every
 //! mode, for TCP, UDP and ICMP, with the SYN proxy's shift and FullNAT's LIP port. Also:
 //! state changes, refresh of a peer's session, conflicts with local sessions, bad records,
-//! bulk sweeps and persistence templates.
+//! bulk sweeps and persistence templates; and cluster directors, each with LIPs of its own,
+//! serving each other's FullNAT sessions on the peer's LIP.
 
 mod common;
 
@@ -15,7 +16,7 @@ use dataplane::snapshot::DirectorConfig;
 use dataplane::sync::{
     Datagram, DatagramWriter, FlowOwner, SyncHeader, SyncLink, SyncProxy, SyncRecord, SyncSession,
 };
-use dataplane::Counter;
+use dataplane::{Counter, DropReason};
 use sched::{ForwardMode, SchedKind, ServiceKey};
 
 const SYNC_ID: u8 = 7;
@@ -30,8 +31,13 @@ struct Pair {
 
 impl Pair {
     fn new(cfg: &DirectorConfig) -> Pair {
-        let (a, la) = Lab::new(cfg).synced();
-        let (b, lb) = Lab::new(cfg).synced();
+        Pair::of(cfg, cfg)
+    }
+
+    /// A on `ca`, B on `cb` (cluster directors: each its own LIPs).
+    fn of(ca: &DirectorConfig, cb: &DirectorConfig) -> Pair {
+        let (a, la) = Lab::new(ca).synced();
+        let (b, lb) = Lab::new(cb).synced();
         la.set_export(true, 0);
         let mut p = Pair { a, la, b, lb };
         // The export flag is read in the slow jobs.
@@ -624,4 +630,69 @@ fn owner_follows_the_lip_port_slices_and_homing() {
     assert_eq!(owner.owner(&snap, &rec(33_279)), 0);
     assert_eq!(owner.owner(&snap, &rec(33_280)), 1);
     assert_eq!(FlowOwner::new(1, &[]).owner(&snap, &rec(60_000)), 0);
+}
+
+#[test]
+fn a_cluster_peer_serves_sessions_on_the_other_directors_lip() {
+    let base = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Mh,
+        &[
+            dest(0, 8080, 1, ForwardMode::FullNat),
+            dest(1, 8080, 1, ForwardMode::FullNat),
+        ],
+    );
+    // A's LIP is LIP1; B's is LIP2 and it knows LIP1 as a peer's.
+    let ca = DirectorConfig {
+        lips: vec![LIP1],
+        peer_lips: vec![LIP2],
+        ..base.clone()
+    };
+    let cb = DirectorConfig {
+        lips: vec![LIP2],
+        peer_lips: vec![LIP1],
+        ..base
+    };
+    let mut p = Pair::of(&ca, &cb);
+    let (rs, sport) = open_on_a(&mut p, 40000, 8080);
+    p.sync();
+    assert_eq!(count(&p.b, Counter::SyncInstalled), 1);
+    assert_eq!(count(&p.b, Counter::SyncForeignLip), 0);
+    // B's own pool is untouched: the pair is A's to hand out.
+    let pool = p.b.worker.lip_pool().unwrap();
+    assert_eq!(pool.available(), pool.capacity());
+    // The router moves the flow to B: both ways, B forwards exactly as A, on A's LIP:lport.
+    let data = Frame::tcp(CIP, 40000, VIP, 80, ACK | PSH).payload(b"GET / HTTP/1.1\r\n\r\n");
+    let out = p.same(WAN, &data.build());
+    let seen = decode(&out.lan[0]);
+    assert_eq!((seen.src, seen.sport), (LIP1, sport));
+    let reply = Frame::tcp(RS[rs], 8080, LIP1, sport, ACK | PSH)
+        .via_rs(rs)
+        .payload(b"HTTP/1.1 200 OK\r\n\r\n");
+    let back = p.same(LAN, &reply.build());
+    let b = decode(&back.wan[0]);
+    assert_eq!((b.src, b.dst), (VIP, CIP));
+    // A new flow on B takes B's own LIP, never the peer's.
+    let out = p.b.send(WAN, &Frame::tcp(CIP, 40001, VIP, 80, SYN).build());
+    assert_eq!(decode(&out.lan[0]).src, LIP2);
+    // B does not answer ARP for the peer's LIP, and drops what no session of it matches.
+    let arp = arp_frame(1, rs_mac(0), [0xff; 6], RS[0], [0; 6], LIP1);
+    assert_eq!(p.b.send(LAN, &arp).total(), 0);
+    let arp = arp_frame(1, rs_mac(0), [0xff; 6], RS[0], [0; 6], LIP2);
+    assert_eq!(p.b.send(LAN, &arp).total(), 1, "its own LIP is answered");
+    let stray = Frame::tcp(RS[0], 8080, LIP1, 50000, ACK).via_rs(0);
+    let before = p.b.worker.counters().drop_count(DropReason::PeerLip);
+    assert_eq!(p.b.send(LAN, &stray.build()).total(), 0);
+    assert_eq!(
+        p.b.worker.counters().drop_count(DropReason::PeerLip),
+        before + 1
+    );
+    // The session ends on B: nothing of B's pool moves.
+    let pool = p.b.worker.lip_pool().unwrap();
+    assert_eq!(
+        pool.capacity() - pool.available(),
+        1,
+        "only the new flow's pair"
+    );
 }

@@ -230,6 +230,9 @@ impl<D: Device> Worker<D> {
         if local.standby {
             return Err(DropReason::StandbyAddress);
         }
+        if local.peer {
+            return Err(DropReason::PeerLip);
+        }
         if m.fragment {
             // The kernel reassembles its own traffic; a VIP's or LIP's fragments carry no
             // complete L4 header to match a session, so they are dropped and counted.

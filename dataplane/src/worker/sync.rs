@@ -329,8 +329,12 @@ impl<D: Device> Worker<D> {
             now,
         };
         if let Via::FullNat { lip, lport } = f.via {
+            let peer = self.snap.local(lip).is_some_and(|l| l.peer);
             match self.lips.as_mut().map(|p| p.take(lip, lport, to)) {
                 Some(Ok(())) => {}
+                // A peer director's LIP: its ports are that director's to hand out, none of
+                // this one's pool; the session is only served here.
+                _ if peer => {}
                 Some(Err(TakeError::InUse)) => return Counter::SyncConflicts,
                 Some(Err(TakeError::Foreign)) | None => return Counter::SyncForeignLip,
             }
