@@ -66,6 +66,16 @@
 //!
 //! [ha]                             # addresses keepalived moves between directors (VIPs of
 //! managed_addresses = ["192.0.2.100"]  # services, LIPs): served only while a TAP holds one
+//!
+//! [cluster]                        # an ECMP cluster: host routes for BIRD to announce
+//! table = 100                      # kernel table rvsd keeps them in (BIRD: kernel table 100)
+//! interface = "rvs-wan"            # the TAP they point at; default: the first exception TAP
+//! metric = 32                      # this director's VIPs and LIPs (krt_metric in BIRD)
+//! backup_metric = 64               # the peers' LIPs, announced as backups
+//! peer_lips = ["10.1.0.202"]       # the other directors' LIPs: their synced sessions served
+//! hold = 10                        # s a starting director waits for the peers' bulk syncs
+//! settle = 2                       # s a drain waits at least after withdrawing
+//! drain_timeout = 30               # s a drain waits at most for the sessions to be synced
 //! ```
 
 mod sections;
@@ -224,6 +234,8 @@ pub struct RvsConfig {
     pub checks: Vec<HealthCheck>,
     /// Session sync (`[sync]`).
     pub sync: SyncConfig,
+    /// The cluster's announcer (`[cluster]`), if this director is in one.
+    pub cluster: Option<crate::announce::AnnounceSettings>,
 }
 
 /// `[sync]`: which sync daemon roles rvsd starts with, and the settings `--start-daemon`
@@ -282,6 +294,7 @@ impl RvsConfig {
         director.managed = sections::ha(&f.ha, &director, &ports)?;
         let neighbours = sections::each(text, f.neighbours, sections::neighbour)?;
         let sync = sections::sync(f.sync, &ports)?;
+        let cluster = sections::cluster(f.cluster, &mut director, &ports)?;
         // The data path's own whole-configuration checks.
         Snapshot::build(&director)?;
         Ok(RvsConfig {
@@ -292,6 +305,7 @@ impl RvsConfig {
             neighbours,
             checks,
             sync,
+            cluster,
         })
     }
 }
@@ -457,6 +471,72 @@ mac = "02:00:00:00:fe:fe"
             let e = with(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn cluster_section_defaults_and_parses() {
+        use std::time::Duration;
+        assert!(RvsConfig::parse(GOOD).unwrap().cluster.is_none());
+        let with = |section: &str| RvsConfig::parse(&format!("{GOOD}\n[cluster]\n{section}"));
+        let c = with("").unwrap();
+        let a = c.cluster.unwrap();
+        assert_eq!(
+            (a.table, a.interface.as_str(), a.metric, a.backup_metric),
+            (100, "rvs-wan", 32, 64),
+            "defaults; the first exception TAP"
+        );
+        assert_eq!(
+            (a.hold, a.settle, a.drain_timeout),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(2),
+                Duration::from_secs(30)
+            )
+        );
+        assert!(c.director.peer_lips.is_empty());
+        let c = with(
+            "table = 7\ninterface = \"tap9\"\nmetric = 10\nbackup_metric = 20\n\
+             peer_lips = [\"10.1.0.202\"]\nhold = 1.5\nsettle = 0\ndrain_timeout = 5",
+        )
+        .unwrap();
+        let a = c.cluster.unwrap();
+        assert_eq!(
+            (a.table, a.interface.as_str(), a.metric, a.backup_metric),
+            (7, "tap9", 10, 20)
+        );
+        assert_eq!(a.hold, Duration::from_millis(1500));
+        assert_eq!(
+            c.director.peer_lips,
+            [std::net::Ipv4Addr::new(10, 1, 0, 202)]
+        );
+        for (bad, says) in [
+            ("table = 254", "table 254 is reserved"),
+            ("table = 0", "table 0 is reserved"),
+            ("metric = 64", "backup_metric 64 must be above metric 64"),
+            (
+                "peer_lips = [\"10.1.0.201\"]",
+                "each LIP belongs to one director",
+            ),
+            (
+                "peer_lips = [\"192.0.2.1\"]",
+                "192.0.2.1 is configured twice",
+            ),
+            (
+                "peer_lips = [\"192.0.2.100\"]",
+                "LIP 192.0.2.100 is also a VIP",
+            ),
+            ("peer_lips = [\"x\"]", "peer LIP"),
+            ("hold = -1", "hold -1 is out of range"),
+            ("announce = true", "unknown field `announce`"),
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let no_tap = GOOD.replace("exception = \"rvs-wan\"\n", "");
+        let e = RvsConfig::parse(&format!("{no_tap}\n[cluster]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exception TAP"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! configuration file and health checks. The protocol is the `proto` crate; rvsadm is its own
 //! crate.
 //!
+//! - [`announce`]: the cluster's announcer: host routes for BIRD, starting, draining.
 //! - [`access`]: who may use the control socket and how much (mode, peer uid, rates, slots).
 //! - [`change`]: every change to the model — requests, reloads, health verdicts — as a [`Change`].
 //! - [`config`]: the rvsd configuration file (TOML), checked into a `DirectorConfig` and more.
@@ -18,6 +19,7 @@
 //! - [`views`]: the listings: services, dests, LIPs, health, workers, sessions.
 
 pub mod access;
+pub mod announce;
 pub mod change;
 pub mod config;
 pub mod convert;

@@ -1,6 +1,7 @@
-//! rtnetlink address messages: the part of the route netlink protocol (`rtnetlink(7)`) the
-//! address follower speaks — IPv4 `RTM_NEWADDR`/`RTM_DELADDR` read from a dump or from the
-//! `RTMGRP_IPV4_IFADDR` multicast group, and the `RTM_GETADDR` dump request.
+//! rtnetlink messages: the part of the route netlink protocol (`rtnetlink(7)`) rvsd speaks —
+//! IPv4 `RTM_NEWADDR`/`RTM_DELADDR` read from a dump or from the `RTMGRP_IPV4_IFADDR`
+//! multicast group, the `RTM_GETADDR` dump request (the address follower), and the
+//! `RTM_NEWROUTE`/`RTM_DELROUTE` requests of the announcer's host routes.
 //!
 //! Layout (`netlink(7)`, `linux/if_addr.h`), every integer in the host's byte order: a
 //! message is a 16-byte `nlmsghdr` (length, type, flags, sequence, port id) and its payload,
@@ -249,6 +250,73 @@ pub fn dump_request(seq: u32) -> [u8; HEADER_LEN + IFADDRMSG_LEN] {
     m
 }
 
+/// `RTM_NEWROUTE`: add (or, with `NLM_F_REPLACE`, replace) a route.
+pub const RTM_NEWROUTE: u16 = 24;
+/// `RTM_DELROUTE`: remove a route.
+pub const RTM_DELROUTE: u16 = 25;
+/// The routing protocol number rvsd's announcement routes carry (`rtm_protocol`): not
+/// `kernel`, `boot` or `bird`, so BIRD's kernel protocol learns them as alien routes, and
+/// `ip route show proto 250` lists them.
+pub const RTPROT_RVS: u8 = 250;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_CREATE: u16 = 0x400;
+const RTMSG_LEN: usize = 12;
+const RT_SCOPE_LINK: u8 = 253;
+const RTN_UNICAST: u8 = 1;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_PRIORITY: u16 = 6;
+const RTA_TABLE: u16 = 15;
+/// Length of a route message: header, `rtmsg`, four 8-byte attributes.
+pub const ROUTE_MSG_LEN: usize = HEADER_LEN + RTMSG_LEN + 4 * 8;
+
+/// A host route (`addr/32 dev ifindex`, scope link) in table `table` with metric `metric`,
+/// protocol [`RTPROT_RVS`], asking for an acknowledgement: `RTM_NEWROUTE` that creates or
+/// replaces it (`new`), or `RTM_DELROUTE` that removes it. Sequence `seq`.
+pub fn route_request(
+    new: bool,
+    seq: u32,
+    addr: Ipv4Addr,
+    ifindex: u32,
+    table: u32,
+    metric: u32,
+) -> [u8; ROUTE_MSG_LEN] {
+    let mut m = [0u8; ROUTE_MSG_LEN];
+    let (ty, flags) = if new {
+        (
+            RTM_NEWROUTE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        )
+    } else {
+        (RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK)
+    };
+    m[0..4].copy_from_slice(&(ROUTE_MSG_LEN as u32).to_ne_bytes());
+    m[4..6].copy_from_slice(&ty.to_ne_bytes());
+    m[6..8].copy_from_slice(&flags.to_ne_bytes());
+    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+    let r = HEADER_LEN;
+    m[r] = AF_INET; // rtm_family
+    m[r + 1] = 32; // rtm_dst_len
+    m[r + 4] = if table < 256 { table as u8 } else { 252 }; // rtm_table (RT_TABLE_COMPAT)
+    m[r + 5] = RTPROT_RVS;
+    m[r + 6] = RT_SCOPE_LINK;
+    m[r + 7] = RTN_UNICAST;
+    let attrs: [(u16, [u8; 4]); 4] = [
+        (RTA_TABLE, table.to_ne_bytes()),
+        (RTA_DST, addr.octets()),
+        (RTA_OIF, ifindex.to_ne_bytes()),
+        (RTA_PRIORITY, metric.to_ne_bytes()),
+    ];
+    for (i, (ty, data)) in attrs.iter().enumerate() {
+        let at = HEADER_LEN + RTMSG_LEN + i * 8;
+        m[at..at + 2].copy_from_slice(&8u16.to_ne_bytes());
+        m[at + 2..at + 4].copy_from_slice(&ty.to_ne_bytes());
+        m[at + 4..at + 8].copy_from_slice(data);
+    }
+    m
+}
+
 fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
@@ -265,6 +333,28 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn route_request_layout() {
+        let m = route_request(true, 7, Ipv4Addr::new(198, 51, 100, 1), 5, 100, 32);
+        assert_eq!(u32_at(&m, 0) as usize, ROUTE_MSG_LEN);
+        assert_eq!(u16_at(&m, 4), RTM_NEWROUTE);
+        assert_eq!(u16_at(&m, 6), 0x1 | 0x4 | 0x400 | 0x100);
+        assert_eq!(u32_at(&m, 8), 7);
+        assert_eq!(&m[16..24], &[2, 32, 0, 0, 100, RTPROT_RVS, 253, 1]);
+        // Attributes: table, dst, oif, priority.
+        assert_eq!(u16_at(&m, 28), 8);
+        assert_eq!(u16_at(&m, 30), 15);
+        assert_eq!(u32_at(&m, 32), 100);
+        assert_eq!(&m[40..44], &[198, 51, 100, 1]);
+        assert_eq!(u32_at(&m, 48), 5);
+        assert_eq!(u32_at(&m, 56), 32);
+        let d = route_request(false, 8, Ipv4Addr::new(198, 51, 100, 1), 5, 1000, 32);
+        assert_eq!(u16_at(&d, 4), RTM_DELROUTE);
+        assert_eq!(u16_at(&d, 6), 0x1 | 0x4);
+        assert_eq!(d[20], 252);
+        assert_eq!(u32_at(&d, 32), 1000);
+    }
 
     /// An attribute: header and data, padded.
     fn attr(ty: u16, data: &[u8]) -> Vec<u8> {

@@ -389,6 +389,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Health { .. } => "health checks (--health)",
         Response::Daemons { .. } => "sync daemons (-L --daemon)",
         Response::Addresses { .. } => "managed addresses (--addresses)",
+        Response::Cluster { .. } => "the cluster view (--cluster)",
     }
 }
 

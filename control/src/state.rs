@@ -6,6 +6,7 @@
 //! built by [`crate::views`] from what the state reads. The server keeps it behind a mutex on
 //! the control side only; workers see nothing but the snapshots the model publishes.
 
+use crate::announce::{Announcer, DrainProbe};
 use crate::change::{self, Change};
 use crate::config::RvsConfig;
 use crate::convert::service_key;
@@ -43,6 +44,8 @@ pub struct ControlState {
     sync: Option<SyncPlane>,
     /// What `--start-daemon` takes for the settings it does not give.
     sync_defaults: SyncSettings,
+    /// The cluster's announcer, when rvsd has `[cluster]` ([`ControlState::set_announcer`]).
+    announcer: Option<Announcer>,
 }
 
 impl ControlState {
@@ -63,6 +66,90 @@ impl ControlState {
             checks: Vec::new(),
             sync: None,
             sync_defaults: SyncSettings::default(),
+            announcer: None,
+        }
+    }
+
+    /// Gives the control plane a cluster announcer (`[cluster]`).
+    pub fn set_announcer(&mut self, announcer: Announcer) {
+        self.announcer = Some(announcer);
+    }
+
+    /// One announcer tick (see [`Announcer::tick`]): true once a drain is over and rvsd
+    /// should exit. False without an announcer.
+    pub fn announce_tick(&mut self) -> bool {
+        let snap = self.model.cell().load_full();
+        let sync = self.sync.as_ref().map(|p| p.view()).unwrap_or_default();
+        let probe = Probe {
+            sync: self.sync.as_ref(),
+            workers: &self.workers,
+        };
+        match &mut self.announcer {
+            Some(a) => a.tick(&snap, sync, &probe),
+            None => false,
+        }
+    }
+
+    /// Withdraws every announced route (rvsd stopping).
+    pub fn withdraw_all(&mut self) {
+        if let Some(a) = &mut self.announcer {
+            a.withdraw_all();
+        }
+    }
+
+    /// Starts a drain (`rvsadm --drain`, SIGUSR1).
+    ///
+    /// # Errors
+    /// Why not: this rvsd has no `[cluster]`.
+    pub fn drain(&mut self, timeout: Option<Duration>) -> Result<(), &'static str> {
+        let mut probe = Probe {
+            sync: self.sync.as_ref(),
+            workers: &self.workers,
+        };
+        match &mut self.announcer {
+            Some(a) => {
+                a.drain(timeout, &mut probe);
+                Ok(())
+            }
+            None => Err("this rvsd is not in a cluster: --drain needs a [cluster] section (without one, stop rvsd)"),
+        }
+    }
+
+    fn cluster(&self) -> Response {
+        let Some(a) = &self.announcer else {
+            return refused("this rvsd is not in a cluster (no [cluster] section)");
+        };
+        let (daemons, peers, backlog) = match self.sync.as_ref().map(|p| p.response(&self.workers))
+        {
+            Some(Response::Daemons {
+                daemons,
+                peers,
+                backlog,
+                ..
+            }) => (daemons, peers, backlog),
+            _ => (Vec::new(), Vec::new(), 0),
+        };
+        Response::Cluster {
+            cluster: Box::new(proto::ClusterView {
+                phase: a.phase().to_string(),
+                phase_ms: a.in_phase().as_millis() as u64,
+                table: a.settings().table,
+                interface: a.settings().interface.clone(),
+                routes: a
+                    .installed()
+                    .iter()
+                    .map(|(addr, (metric, role))| proto::RouteView {
+                        addr: *addr,
+                        metric: *metric,
+                        role: role.as_str().to_string(),
+                    })
+                    .collect(),
+                drain: a.drain_status().to_string(),
+                route_errors: a.errors(),
+                daemons,
+                peers,
+                backlog,
+            }),
         }
     }
 
@@ -213,6 +300,13 @@ impl ControlState {
                 },
             },
             Request::Addresses => self.readings().addresses(),
+            Request::Cluster => self.cluster(),
+            Request::Drain { timeout_secs } => {
+                match self.drain(timeout_secs.map(|s| Duration::from_secs(u64::from(s)))) {
+                    Ok(()) => Response::Done,
+                    Err(e) => refused(e),
+                }
+            }
             Request::Connections { from } => {
                 views::connections(&self.mailboxes, &self.workers, from)
             }
@@ -363,5 +457,28 @@ fn sync_refused(e: &SyncError) -> Response {
     Response::Error {
         kind,
         message: e.to_string(),
+    }
+}
+
+/// What a drain reads and asks through the control state.
+struct Probe<'a> {
+    sync: Option<&'a SyncPlane>,
+    workers: &'a [Arc<WorkerStats>],
+}
+
+impl DrainProbe for Probe<'_> {
+    fn sweep(&mut self) -> Option<Vec<u32>> {
+        self.sync.and_then(SyncPlane::sweep_all)
+    }
+
+    fn swept(&self, sweeps: &[u32]) -> bool {
+        self.sync.is_some_and(|p| p.swept(sweeps))
+    }
+
+    fn sessions(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.worker.sessions.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
     }
 }

@@ -34,6 +34,10 @@ pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
 pub const DEFAULT_PORT: u16 = 8848;
 /// Header flag: the sender asks for a bulk sync (a whole-table sweep).
 pub const FLAG_BULK_REQUEST: u16 = 0x0001;
+/// Header flag: the sender has sent its whole table since the last bulk request it heard
+/// (an otherwise empty datagram). A starting cluster director waits for it from its peers
+/// before it announces anything.
+pub const FLAG_BULK_END: u16 = 0x0002;
 /// The receive timeout that paces the daemon's loop.
 const TICK: Duration = Duration::from_millis(5);
 /// Bulk requests at most this often.
@@ -228,6 +232,8 @@ sync_counters! {
     bulk_requests_sent => "rvs_sync_bulk_requests_sent_total",
     /// Bulk syncs peers asked this director for.
     bulk_requests_received => "rvs_sync_bulk_requests_received_total",
+    /// Bulk syncs this director completed (a datagram saying so sent).
+    bulk_ends_sent => "rvs_sync_bulk_ends_sent_total",
     /// Received datagrams the daemon ignored (this director's own, or a bulk request while
     /// no master runs).
     ignored => "rvs_sync_ignored_total",
@@ -262,6 +268,8 @@ pub struct PeerSeen {
     pub at: Instant,
     /// Datagrams received from it.
     pub datagrams: u64,
+    /// When it last said its bulk sync was complete ([`FLAG_BULK_END`]).
+    pub bulk_ended: Option<Instant>,
 }
 
 /// One role as `-L --daemon` shows it.
@@ -306,6 +314,41 @@ impl SyncPlane {
     /// Records waiting in the workers' outbound rings (the master's backlog).
     pub fn backlog(&self) -> u64 {
         self.links.iter().map(|l| l.outbound_len() as u64).sum()
+    }
+
+    /// Starts a sweep of every worker's sessions to the peers (a drain hands them over):
+    /// each worker's sweep number, or None when no master role runs.
+    pub fn sweep_all(&self) -> Option<Vec<u32>> {
+        let r = self.running.as_ref()?;
+        if !r.shared.master.load(Relaxed) {
+            return None;
+        }
+        Some(self.links.iter().map(|l| l.request_sweep()).collect())
+    }
+
+    /// Whether the sweeps `sweeps` (from [`SyncPlane::sweep_all`]) are finished and every
+    /// record they queued has been sent.
+    pub fn swept(&self, sweeps: &[u32]) -> bool {
+        self.links
+            .iter()
+            .zip(sweeps)
+            .all(|(l, &n)| l.sweep_finished(n) && l.outbound_len() == 0)
+    }
+
+    /// What the announcer reads: the roles running, the peers heard and whose bulk sync is
+    /// complete, the backlog.
+    pub fn view(&self) -> crate::announce::SyncView {
+        let Some(r) = &self.running else {
+            return Default::default();
+        };
+        let peers = lock(&r.peers);
+        crate::announce::SyncView {
+            backup: r.shared.backup.load(Relaxed),
+            master: r.shared.master.load(Relaxed),
+            peers_heard: peers.len(),
+            peers_complete: peers.values().filter(|p| p.bulk_ended.is_some()).count(),
+            backlog: self.backlog(),
+        }
     }
 
     /// The senders this backup has heard.
@@ -389,6 +432,7 @@ impl SyncPlane {
             peers: peers.clone(),
             last_bulk_request: None,
             want_bulk: false,
+            sweeps: None,
             out: vec![0; usize::from(settings.maxlen)],
             inbuf: vec![0; 65_536],
         };
@@ -537,6 +581,9 @@ struct Daemon {
     last_bulk_request: Option<Instant>,
     /// A bulk sync to ask for as soon as the rate allows.
     want_bulk: bool,
+    /// The sweeps a peer's bulk request started, one per worker: when every one is finished
+    /// and the outbound rings are empty, a [`FLAG_BULK_END`] datagram says so.
+    sweeps: Option<Vec<u32>>,
     out: Vec<u8>,
     inbuf: Vec<u8>,
 }
@@ -553,6 +600,7 @@ impl Daemon {
             self.receive();
             if self.shared.master.load(Relaxed) {
                 self.send_records();
+                self.end_bulk();
             }
             if backup && self.want_bulk {
                 self.ask_bulk();
@@ -608,9 +656,7 @@ impl Daemon {
             if self.shared.master.load(Relaxed) {
                 self.stats.bulk_requests_received.fetch_add(1, Relaxed);
                 info!(peer = %from, "sync: a peer asks for a bulk sync");
-                for l in &self.links {
-                    l.request_sweep();
-                }
+                self.sweeps = Some(self.links.iter().map(|l| l.request_sweep()).collect());
             } else {
                 self.stats.ignored.fetch_add(1, Relaxed);
             }
@@ -619,6 +665,12 @@ impl Daemon {
             return;
         }
         self.follow_sequence(h.sender, h.seq, from);
+        if h.flags & FLAG_BULK_END != 0 {
+            if let Some(p) = lock(&self.peers).get_mut(&h.sender) {
+                p.bulk_ended = Some(Instant::now());
+            }
+            info!(peer = %from, "sync: a peer's bulk sync is complete");
+        }
         let snap = self.cell.load();
         for r in d.records() {
             let r = match r {
@@ -652,6 +704,7 @@ impl Daemon {
                         seq,
                         at: now,
                         datagrams: 1,
+                        bulk_ended: None,
                     },
                 );
                 self.want_bulk = true;
@@ -668,6 +721,7 @@ impl Daemon {
                     seq,
                     at: now,
                     datagrams: p.datagrams + 1,
+                    bulk_ended: p.bulk_ended,
                 };
             }
         }
@@ -690,6 +744,29 @@ impl Daemon {
         };
         let len = w.datagram().len();
         self.stats.bulk_requests_sent.fetch_add(1, Relaxed);
+        self.transmit(len);
+    }
+
+    /// Once the sweeps of a bulk request are done and their records sent, says so.
+    fn end_bulk(&mut self) {
+        let Some(sweeps) = &self.sweeps else {
+            return;
+        };
+        let done = self
+            .links
+            .iter()
+            .zip(sweeps)
+            .all(|(l, &n)| l.sweep_finished(n) && l.outbound_len() == 0);
+        if !done {
+            return;
+        }
+        self.sweeps = None;
+        let header = self.header(FLAG_BULK_END);
+        let Ok(w) = DatagramWriter::new(&mut self.out, &header) else {
+            return;
+        };
+        let len = w.datagram().len();
+        self.stats.bulk_ends_sent.fetch_add(1, Relaxed);
         self.transmit(len);
     }
 
@@ -872,6 +949,7 @@ impl SyncPlane {
                 seq: p.seq,
                 datagrams: p.datagrams,
                 last_heard_ms: now.duration_since(p.at).as_millis() as u64,
+                bulk_complete: p.bulk_ended.is_some(),
             })
             .collect();
         proto::Response::Daemons {

@@ -129,6 +129,26 @@ fn records_go_from_master_to_backup_and_a_backup_asks_for_bulk() {
     assert_eq!(daemons.len(), 1);
     assert_eq!(daemons[0].role, Role::Master);
     assert_eq!(b.peers().len(), 1, "the backup heard one sender");
+    // The bulk sync is complete once the worker's sweep is done and sent: the master says so
+    // and the backup (a starting cluster director) sees it.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        a.stats().bulk_ends_sent.load(Relaxed),
+        0,
+        "the sweep is not done"
+    );
+    assert_eq!(b.view().peers_complete, 0);
+    la.finish_sweep(la.sweeps_asked());
+    wait_for("bulk end", || b.view().peers_complete == 1);
+    assert_eq!(a.stats().bulk_ends_sent.load(Relaxed), 1);
+    assert!(b.peers()[0].1.bulk_ended.is_some());
+    let v = b.view();
+    assert!(v.backup && !v.master && v.peers_heard == 1);
+    assert!(a.sweep_all().is_some(), "a master can sweep for a drain");
+    assert!(
+        b.sweep_all().is_none(),
+        "a backup alone has nothing to send"
+    );
     b.stop(Role::Backup).unwrap();
     assert!(matches!(
         b.stop(Role::Backup),

@@ -192,6 +192,15 @@ pub enum Request {
     /// Managed addresses (`[ha] managed_addresses`) and whether each is owned
     /// (`rvsadm --addresses`). A newer operation: an older rvsd answers it `bad-request`.
     Addresses,
+    /// `rvsadm --cluster`: what this director announces, its phase, its sync peers.
+    Cluster,
+    /// `rvsadm --drain`: withdraw every announcement, wait until the sessions are synced to
+    /// the peers (or finished), then rvsd exits. Answered at once; `--cluster` follows it.
+    Drain {
+        /// Seconds to wait for the sessions at most before exiting anyway.
+        #[serde(default)]
+        timeout_secs: Option<u32>,
+    },
 }
 
 /// A sync daemon's role (ipvsadm's `state`).
@@ -254,6 +263,21 @@ pub struct SyncPeerView {
     pub datagrams: u64,
     /// Milliseconds since its last datagram.
     pub last_heard_ms: u64,
+    /// It said its bulk sync (answering this director's request) is complete.
+    #[serde(default)]
+    pub bulk_complete: bool,
+}
+
+/// One host route the announcer keeps in the kernel table a routing daemon exports.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteView {
+    /// The address (announced as a /32).
+    pub addr: Ipv4Addr,
+    /// The route's metric (BIRD's `krt_metric`, the MED the lab's filter sets).
+    pub metric: u32,
+    /// `vip`, `lip` (this director's) or `peer-lip` (a peer's, announced as a backup).
+    pub role: String,
 }
 
 impl Request {
@@ -504,6 +528,32 @@ pub struct AddressView {
     pub interface: Option<String>,
 }
 
+/// `--cluster`: this director in its cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterView {
+    /// `starting` (waiting for the peers' bulk sync), `serving`, `draining` or `drained`.
+    pub phase: String,
+    /// Milliseconds in this phase.
+    pub phase_ms: u64,
+    /// The kernel routing table and the interface of the announced routes.
+    pub table: u32,
+    /// The interface the routes point at.
+    pub interface: String,
+    /// The routes in the table now.
+    pub routes: Vec<RouteView>,
+    /// What the drain waits for, or how it ended (empty before a drain).
+    pub drain: String,
+    /// Route changes the kernel refused (each is retried).
+    pub route_errors: u64,
+    /// The sync daemons (as `-L --daemon`).
+    pub daemons: Vec<DaemonView>,
+    /// The peers heard.
+    pub peers: Vec<SyncPeerView>,
+    /// Records queued for the peers and not sent yet.
+    pub backlog: u64,
+}
+
 /// The answer to one request.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "result", rename_all = "kebab-case", deny_unknown_fields)]
@@ -588,6 +638,11 @@ pub enum Response {
     Addresses {
         /// The managed addresses, in configuration order.
         addresses: Vec<AddressView>,
+    },
+    /// `--cluster`.
+    Cluster {
+        /// The view (boxed: the largest answer).
+        cluster: Box<ClusterView>,
     },
 }
 

@@ -271,6 +271,8 @@ enum Command {
     StartDaemon,
     StopDaemon,
     Addresses,
+    Cluster,
+    Drain,
 }
 
 impl Command {
@@ -295,6 +297,8 @@ impl Command {
             Command::StartDaemon => "start-daemon",
             Command::StopDaemon => "stop-daemon",
             Command::Addresses => "addresses",
+            Command::Cluster => "cluster",
+            Command::Drain => "drain",
         }
     }
 
@@ -314,11 +318,12 @@ impl Command {
             Command::DelDest =>                    b"xx+xx+xxxxxxxxx",
             Command::Save =>                       b" xxxxxxxxxxxxxx",
             Command::Zero =>                       b"xx xxxxxxxxxxxx",
-            Command::Workers | Command::Lips | Command::Health | Command::Addresses => {
+            Command::Workers | Command::Lips | Command::Health | Command::Addresses
+            | Command::Cluster => {
                                                    b" xxxxxxxxxxx  x"
             }
             Command::Flush | Command::Timeout | Command::Restore | Command::Reload
-            | Command::StartDaemon | Command::StopDaemon => {
+            | Command::StartDaemon | Command::StopDaemon | Command::Drain => {
                                                    b"xxxxxxxxxxxxxxx"
             }
         }
@@ -524,6 +529,8 @@ const SPECS: &[Spec] = &[
     spec(None, &["lips"], Key::Cmd(Command::Lips), Arity::None),
     spec(None, &["health"], Key::Cmd(Command::Health), Arity::None),
     spec(None, &["addresses"], Key::Cmd(Command::Addresses), Arity::None),
+    spec(None, &["cluster"], Key::Cmd(Command::Cluster), Arity::None),
+    spec(None, &["drain"], Key::Cmd(Command::Drain), Arity::Optional),
     spec(Some('h'), &["help"], Key::Help, Arity::None),
     spec(Some('v'), &["version"], Key::Version, Arity::None),
     spec(Some('t'), &["tcp-service"], Key::Service(ProtoName::Tcp), Arity::Required),
@@ -609,6 +616,8 @@ struct State {
     reload: Option<String>,
     /// `--start-daemon`/`--stop-daemon`'s state word.
     daemon_state: Option<String>,
+    /// `--drain [SECONDS]`.
+    drain: Option<Option<u32>>,
     daemon: DaemonArgs,
     /// `-L --daemon`.
     list_daemon: bool,
@@ -658,6 +667,12 @@ impl State {
                 }
                 if matches!(command, Command::StartDaemon | Command::StopDaemon) {
                     self.daemon_state = value.map(str::to_owned);
+                }
+                if command == Command::Drain {
+                    self.drain = Some(match value {
+                        None => None,
+                        Some(v) => Some(parse_timeout(v, 1)?),
+                    });
                 }
             }
             Key::Service(proto) => {
@@ -1103,6 +1118,10 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
             }
         }
         Command::Addresses => Request::Addresses,
+        Command::Cluster => Request::Cluster,
+        Command::Drain => Request::Drain {
+            timeout_secs: state.drain.flatten(),
+        },
     };
     Ok(Invocation::Request { request, output })
 }
@@ -1275,7 +1294,8 @@ pub fn usage() -> String {
   rvsadm --start-daemon {master|backup} [daemon-options]
   rvsadm --stop-daemon {master|backup}
   rvsadm -L --daemon [--json]
-  rvsadm --lips|--health|--addresses [--json]
+  rvsadm --lips|--health|--addresses|--cluster [--json]
+  rvsadm --drain [seconds]
   rvsadm -h
 
 Commands:
@@ -1299,6 +1319,10 @@ Either long or short options are allowed.
   --start-daemon state        start a session sync daemon: master or backup
   --stop-daemon state         stop a session sync daemon: master or backup
   --addresses                 managed VIPs and LIPs ([ha]): owned or standby
+  --cluster                   the cluster view ([cluster]): phase, announced routes, sync peers
+  --drain [seconds]           withdraw this director's announcements, sync its sessions to
+                              the peers, then rvsd exits; waits and reports (at most seconds,
+                              default [cluster] drain_timeout)
   --help            -h        display this help message
   --version         -v        display the version
 
@@ -1393,6 +1417,8 @@ mod tests {
             Command::StartDaemon,
             Command::StopDaemon,
             Command::Addresses,
+            Command::Cluster,
+            Command::Drain,
         ] {
             assert!(c.row().iter().all(|b| b" x+1".contains(b)), "{}", c.name());
         }

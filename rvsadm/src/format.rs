@@ -141,6 +141,8 @@ pub fn render(
         } => Ok(daemons(list, peers, *backlog, counters)),
         Response::Addresses { addresses: list } if output.json => json(list),
         Response::Addresses { addresses: list } => Ok(addresses(list)),
+        Response::Cluster { cluster: c } if output.json => json(c),
+        Response::Cluster { cluster: c } => Ok(cluster(c)),
     }
 }
 
@@ -155,6 +157,7 @@ fn expected_answer(request: &Request) -> &'static str {
         Request::Health => "health",
         Request::Daemons => "daemons",
         Request::Addresses => "addresses",
+        Request::Cluster => "cluster",
         // Every change, batch and reload answers `done`.
         _ => "done",
     }
@@ -173,6 +176,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Health { .. } => "health",
         Response::Daemons { .. } => "daemons",
         Response::Addresses { .. } => "addresses",
+        Response::Cluster { .. } => "cluster",
     }
 }
 
@@ -220,6 +224,66 @@ fn daemons(
     s.push_str(&format!("backlog {backlog} records\n"));
     for (name, v) in counters.iter().filter(|(_, v)| *v > 0) {
         s.push_str(&format!("{name} {v}\n"));
+    }
+    s
+}
+
+/// `--cluster`: the phase, the announced routes, the sync daemons and peers.
+pub fn cluster(c: &proto::ClusterView) -> String {
+    let proto::ClusterView {
+        phase,
+        phase_ms,
+        table,
+        interface,
+        routes,
+        drain,
+        route_errors,
+        daemons: list,
+        peers,
+        backlog,
+    } = c;
+    let mut s = format!(
+        "cluster: {phase} for {:.1} s, routes in table {table} dev {interface}\n",
+        *phase_ms as f64 / 1000.0
+    );
+    if !drain.is_empty() {
+        s.push_str(&format!("drain: {drain}\n"));
+    }
+    if *route_errors > 0 {
+        s.push_str(&format!("route changes refused: {route_errors}\n"));
+    }
+    s.push_str("Announced          Metric Role\n");
+    for r in routes {
+        s.push_str(&format!(
+            "{:<18} {:<6} {}\n",
+            format!("{}/32", r.addr),
+            r.metric,
+            r.role
+        ));
+    }
+    if list.is_empty() {
+        s.push_str("no sync daemon\n");
+    } else {
+        for p in peers {
+            s.push_str(&format!(
+                "peer {} sender {:08x}: {} datagrams, heard {} ms ago, bulk sync {}\n",
+                p.addr,
+                p.sender,
+                p.datagrams,
+                p.last_heard_ms,
+                if p.bulk_complete {
+                    "complete"
+                } else {
+                    "pending"
+                }
+            ));
+        }
+        let roles: Vec<&str> = list.iter().map(|d| d.role.as_str()).collect();
+        s.push_str(&format!(
+            "sync: {} ({} peers heard), backlog {backlog} records\n",
+            roles.join("+"),
+            peers.len()
+        ));
     }
     s
 }

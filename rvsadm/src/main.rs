@@ -97,6 +97,10 @@ fn run(args: &[String]) -> u8 {
             request: Request::Connections { from },
             output,
         } => list_connections(&socket, from, &output),
+        Invocation::Request {
+            request: request @ Request::Drain { .. },
+            ..
+        } => drain(&socket, request),
         Invocation::Request { request, output } => request_and_print(&socket, request, &output),
         Invocation::Save { .. } => save(&socket),
         Invocation::Restore => restore(&socket),
@@ -137,6 +141,7 @@ fn is_listing(request: &Request) -> bool {
             | Request::Health
             | Request::Daemons
             | Request::Addresses
+            | Request::Cluster
     )
 }
 
@@ -159,6 +164,47 @@ fn request_and_print(socket: &str, request: Request, output: &Output) -> u8 {
         Err(e) => {
             eprintln!("{e}");
             failure
+        }
+    }
+}
+
+/// `--drain`: asks for the drain, then follows it (`--cluster` every 200 ms), printing each
+/// new status, until rvsd has exited: 0 if it drained, 1 if the drain timed out or rvsd
+/// could not be followed.
+fn drain(socket: &str, request: Request) -> u8 {
+    let response = match exchange(socket, &request) {
+        Ok(r) => r,
+        Err(e) => return client_failure(&e),
+    };
+    if let Some(code) = access_failure(&response) {
+        return code;
+    }
+    if let Response::Error { message, .. } = &response {
+        eprintln!("rvsadm: {message}");
+        return EXIT_REFUSED;
+    }
+    let mut last = String::new();
+    let mut timed_out = false;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        match exchange(socket, &Request::Cluster) {
+            Ok(Response::Cluster { cluster }) => {
+                let drain = cluster.drain;
+                if drain != last {
+                    println!("{drain}");
+                    timed_out = drain.starts_with("drain timed out");
+                    last = drain;
+                }
+            }
+            Ok(other) => {
+                eprintln!("rvsadm: unexpected answer while draining: {other:?}");
+                return EXIT_FAILED;
+            }
+            // The socket is gone: rvsd has exited.
+            Err(_) => {
+                println!("rvsd has exited");
+                return if timed_out { EXIT_FAILED } else { 0 };
+            }
         }
     }
 }

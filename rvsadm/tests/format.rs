@@ -1002,3 +1002,63 @@ fn managed_addresses_table_and_request() {
     }
     assert!(cli::parse(&args(&["--addresses", "-t", "192.0.2.1:80"])).is_err());
 }
+
+#[test]
+fn cluster_view_and_drain_words() {
+    let view = proto::ClusterView {
+        phase: "serving".into(),
+        phase_ms: 12_345,
+        table: 100,
+        interface: "rvswan".into(),
+        routes: vec![
+            proto::RouteView {
+                addr: Ipv4Addr::new(198, 51, 100, 100),
+                metric: 32,
+                role: "vip".into(),
+            },
+            proto::RouteView {
+                addr: Ipv4Addr::new(10, 1, 0, 202),
+                metric: 64,
+                role: "peer-lip".into(),
+            },
+        ],
+        drain: String::new(),
+        route_errors: 0,
+        daemons: Vec::new(),
+        peers: Vec::new(),
+        backlog: 0,
+    };
+    let resp = Response::Cluster {
+        cluster: Box::new(view.clone()),
+    };
+    assert_eq!(
+        render(&Request::Cluster, &resp, Output::default()),
+        "cluster: serving for 12.3 s, routes in table 100 dev rvswan\n\
+         Announced          Metric Role\n\
+         198.51.100.100/32  32     vip\n\
+         10.1.0.202/32      64     peer-lip\n\
+         no sync daemon\n"
+    );
+    let json = render(
+        &Request::Cluster,
+        &resp,
+        Output {
+            json: true,
+            ..Output::default()
+        },
+    );
+    let back: proto::ClusterView = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, view);
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for (line, want) in [(&["--drain"][..], None), (&["--drain", "20"][..], Some(20))] {
+        match cli::parse(&args(line)).unwrap() {
+            cli::Invocation::Request { request, .. } => {
+                assert_eq!(request, Request::Drain { timeout_secs: want })
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(cli::parse(&args(&["--drain", "0"])).is_err());
+    assert!(cli::parse(&args(&["--drain", "-t", "192.0.2.1:80"])).is_err());
+    assert!(cli::parse(&args(&["--cluster", "-t", "192.0.2.1:80"])).is_err());
+}

@@ -79,6 +79,9 @@ pub enum DaemonError {
     /// A sync daemon of `[sync]` could not start.
     #[error("[sync]: {0}")]
     Sync(#[from] control::sync::SyncError),
+    /// The cluster's announcer (`[cluster]`).
+    #[error("cluster: {0}")]
+    Announce(#[from] control::announce::AnnounceError),
     /// The worker could not be built.
     #[error("worker {id}: {source}")]
     Worker {
@@ -222,6 +225,8 @@ pub struct Daemon {
     control: Arc<Mutex<ControlState>>,
     /// Follows the exception TAPs' addresses (managed addresses' ownership).
     addresses: Option<AddressFollower>,
+    /// The cluster's announcer thread and its stop flag.
+    announcer: Option<AnnouncerThread>,
     /// Publishes the pool's mbufs in use (it holds a pool handle: joined before the pool goes).
     pool_gauge: Option<JoinHandle<()>>,
     ports: Vec<Port>,
@@ -437,6 +442,21 @@ impl Daemon {
             }
             return Err(e);
         }
+        let announcer = match start_announcer(&cfg, &control) {
+            Ok(a) => a,
+            Err(e) => {
+                lock(&control).stop_daemons();
+                if let Some(f) = addresses {
+                    f.stop();
+                }
+                server.stop();
+                stop.store(true, Ordering::Release);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(e);
+            }
+        };
         let gauge_pool = pool.clone();
         let pool_gauge = spawn_gauge(
             move || u64::from(gauge_pool.in_use()),
@@ -453,6 +473,7 @@ impl Daemon {
             server: Some(server),
             control,
             addresses,
+            announcer,
             pool_gauge,
             ports,
             config: cfg,
@@ -483,8 +504,26 @@ impl Daemon {
         Ok(())
     }
 
+    /// Starts a drain (SIGUSR1, as `rvsadm --drain`): the announcer withdraws everything,
+    /// waits for the sessions to reach the peers, then raises SIGTERM.
+    pub fn drain(&self) {
+        match lock(&self.control).drain(None) {
+            Ok(()) => {
+                info!("draining: announcements withdrawn, rvsd exits once the sessions are synced")
+            }
+            Err(e) => warn!("drain refused: {e}"),
+        }
+    }
+
     /// Stops the workers and the ports; returns each worker's final counters.
     pub fn stop(mut self) -> Vec<Result<Counters, DaemonError>> {
+        // Announcements first: the router stops sending before anything stops forwarding.
+        if let Some((flag, thread)) = self.announcer.take() {
+            flag.store(true, Ordering::Release);
+            thread.thread().unpark();
+            let _ = thread.join();
+            lock(&self.control).withdraw_all();
+        }
         if let Some(f) = self.addresses.take() {
             f.stop();
         }
@@ -529,6 +568,53 @@ impl Daemon {
 }
 
 /// Starts the sync daemon roles `[sync]` asks for.
+/// The announcer's thread and its stop flag.
+type AnnouncerThread = (Arc<AtomicBool>, JoinHandle<()>);
+
+fn lock(control: &Mutex<ControlState>) -> std::sync::MutexGuard<'_, ControlState> {
+    control
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// With `[cluster]`: the announcer (its routes point at a TAP, so after the ports are up),
+/// ticked from a thread of its own; once a drain is over it raises SIGTERM, and rvsd stops
+/// as on any SIGTERM.
+fn start_announcer(
+    cfg: &RvsConfig,
+    control: &Arc<Mutex<ControlState>>,
+) -> Result<Option<AnnouncerThread>, DaemonError> {
+    let Some(settings) = &cfg.cluster else {
+        return Ok(None);
+    };
+    let announcer = control::announce::Announcer::new(settings.clone())?;
+    lock(control).set_announcer(announcer);
+    let flag = Arc::new(AtomicBool::new(false));
+    let (f, st) = (flag.clone(), control.clone());
+    let thread = std::thread::Builder::new()
+        .name("rvs-announce".into())
+        .spawn(move || {
+            while !f.load(Ordering::Acquire) {
+                std::thread::park_timeout(control::announce::TICK);
+                if f.load(Ordering::Acquire) {
+                    break;
+                }
+                if lock(&st).announce_tick() {
+                    info!("drained: stopping");
+                    if let Err(e) = signal_hook::low_level::raise(signal_hook::consts::SIGTERM) {
+                        error!("drained, but could not raise SIGTERM: {e}");
+                    }
+                    break;
+                }
+            }
+        })
+        .map_err(|e| DaemonError::Thread {
+            id: u16::MAX,
+            message: format!("announcer: {e}"),
+        })?;
+    Ok(Some((flag, thread)))
+}
+
 fn start_sync(cfg: &RvsConfig, control: &Mutex<ControlState>) -> Result<(), DaemonError> {
     let mut st = control
         .lock()

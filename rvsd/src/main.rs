@@ -7,11 +7,13 @@
 //! Logs go to standard error (`RVS_LOG=debug` for more). On SIGINT or SIGTERM the workers
 //! stop, the ports are stopped and closed, the EAL is cleaned up, and one line of counters per
 //! worker is printed on standard output. SIGHUP reloads services, addresses and timeouts.
+//! SIGUSR1 drains a cluster director (`[cluster]`): its announcements are withdrawn, its
+//! sessions swept to the peers, then it stops as on SIGTERM (like `rvsadm --drain`).
 
 mod daemon;
 
 use control::config::RvsConfig;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use std::process::ExitCode;
 use tracing::{error, info};
@@ -72,7 +74,7 @@ fn run(path: &str) -> ExitCode {
         }
     };
     // Registered before the EAL starts, so a signal during start-up is not lost.
-    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("rvsd: cannot install signal handlers: {e}");
@@ -87,8 +89,12 @@ fn run(path: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    info!("running; SIGHUP reloads {path}, SIGINT/SIGTERM stop");
+    info!("running; SIGHUP reloads {path}, SIGUSR1 drains (in a cluster), SIGINT/SIGTERM stop");
     for sig in signals.forever() {
+        if sig == SIGUSR1 {
+            d.drain();
+            continue;
+        }
         if sig == SIGHUP {
             match RvsConfig::load(path).map_err(daemon::DaemonError::from) {
                 Ok(new) => {

@@ -5,6 +5,7 @@
 //! of its header (`line 20: interface "wan0": ...`) from the one parse of the file.
 
 use super::{ConfigFileError, DaemonConfig, NeighbourConfig, PortConfig, SyncConfig};
+use crate::announce::AnnounceSettings;
 use crate::health::{CheckKind, HealthCheck};
 use crate::sync::SyncSettings;
 use conntrack::{Proto, SessionState, TcpState, Timeouts};
@@ -47,6 +48,25 @@ pub(super) struct File {
     pub sync: FileSync,
     #[serde(default)]
     pub ha: FileHa,
+    pub cluster: Option<FileCluster>,
+}
+
+/// `[cluster]`: this director in an ECMP cluster (see `crate::announce`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileCluster {
+    table: Option<u32>,
+    interface: Option<String>,
+    metric: Option<u32>,
+    backup_metric: Option<u32>,
+    #[serde(default)]
+    peer_lips: Vec<String>,
+    /// Seconds.
+    hold: Option<f64>,
+    /// Seconds.
+    settle: Option<f64>,
+    /// Seconds.
+    drain_timeout: Option<f64>,
 }
 
 /// `[sync]`: session sync with the peer directors (ipvsadm's `--start-daemon` options).
@@ -736,3 +756,89 @@ pub fn sync_peer(s: &str, port: u16) -> Option<SocketAddrV4> {
         .ok()
         .map(|a| SocketAddrV4::new(a, port))
 }
+
+/// `[cluster]`: the announcer's settings (the interface defaults to the first exception TAP
+/// among `ports`), and the peers' LIPs into `director`.
+pub(super) fn cluster(
+    f: Option<FileCluster>,
+    director: &mut DirectorConfig,
+    ports: &[PortConfig],
+) -> Result<Option<AnnounceSettings>, ConfigFileError> {
+    let Some(f) = f else {
+        return Ok(None);
+    };
+    let interface = match f.interface {
+        Some(i) => i,
+        None => ports
+            .iter()
+            .find_map(|p| p.exception.clone())
+            .ok_or_else(|| {
+                value(
+                    "cluster",
+                    "the announced routes point at an exception TAP: give a [[port]] an \
+                     exception interface (or set interface)",
+                )
+            })?,
+    };
+    let table = f.table.unwrap_or(DEFAULT_TABLE);
+    // 0 is unspecified; 253-255 are the kernel's default, main and local tables.
+    if table == 0 || (253..=255).contains(&table) {
+        return Err(value(
+            "cluster",
+            format!(
+                "table {table} is reserved: choose a table of rvsd's own (e.g. {DEFAULT_TABLE})"
+            ),
+        ));
+    }
+    let metric = f.metric.unwrap_or(DEFAULT_METRIC);
+    let backup_metric = f.backup_metric.unwrap_or(DEFAULT_BACKUP_METRIC);
+    if backup_metric <= metric {
+        return Err(value(
+            "cluster",
+            format!(
+                "backup_metric {backup_metric} must be above metric {metric}: a peer's LIP is \
+                 announced as a backup, less preferred than its own director's"
+            ),
+        ));
+    }
+    let secs = |key: &str, v: Option<f64>, default: f64| -> Result<Duration, ConfigFileError> {
+        let v = v.unwrap_or(default);
+        if !(0.0..=3600.0).contains(&v) {
+            return Err(value(
+                "cluster",
+                format!("{key} {v} is out of range (0..=3600 s)"),
+            ));
+        }
+        Ok(Duration::from_secs_f64(v))
+    };
+    let peer_lips: Vec<Ipv4Addr> = f
+        .peer_lips
+        .iter()
+        .map(|a| addr("cluster", "peer LIP", a))
+        .collect::<Result<_, _>>()?;
+    for a in &peer_lips {
+        if director.lips.contains(a) {
+            return Err(value(
+                "cluster",
+                format!("peer LIP {a} is also one of this director's [fullnat] lips: each LIP belongs to one director"),
+            ));
+        }
+    }
+    director.peer_lips = peer_lips;
+    Ok(Some(AnnounceSettings {
+        table,
+        interface,
+        metric,
+        backup_metric,
+        hold: secs("hold", f.hold, 10.0)?,
+        settle: secs("settle", f.settle, 2.0)?,
+        drain_timeout: secs("drain_timeout", f.drain_timeout, 30.0)?,
+    }))
+}
+
+/// `[cluster] table`'s default.
+pub const DEFAULT_TABLE: u32 = 100;
+/// `[cluster] metric`'s default.
+pub const DEFAULT_METRIC: u32 = 32;
+/// `[cluster] backup_metric`'s default.
+pub const DEFAULT_BACKUP_METRIC: u32 = 64;

@@ -113,8 +113,9 @@ impl SyncLink {
         self.sweeps_asked.load(Relaxed)
     }
 
-    /// The worker finished the sweep it started for request `n`.
-    pub(crate) fn finish_sweep(&self, n: u32) {
+    /// The worker finished the sweep it started for request `n` (called by the worker; public
+    /// for tests that stand in for one).
+    pub fn finish_sweep(&self, n: u32) {
         self.sweeps_done.store(n, Relaxed);
     }
 }

@@ -83,18 +83,23 @@ impl Rvsd {
     }
 
     /// SIGTERM, then waits (30 s at most) and collects the output.
-    pub fn stop(mut self) -> Stopped {
+    pub fn stop(self) -> Stopped {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
+        self.stop_exited()
+    }
+
+    /// Waits (30 s at most) for rvsd to exit by itself and collects the output.
+    pub fn stop_exited(mut self) -> Stopped {
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(s) = self.child.try_wait().expect("wait") {
                 break s;
             }
-            assert!(Instant::now() < deadline, "rvsd did not stop on SIGTERM");
+            assert!(Instant::now() < deadline, "rvsd did not stop");
             std::thread::sleep(Duration::from_millis(50));
         };
         let mut out = String::new();
