@@ -201,6 +201,16 @@ impl WorkerStats {
         bump(if active { &d.active } else { &d.inactive }, 1);
     }
 
+    /// A session of dest `slot` installed from a peer director (session sync): counted
+    /// active or inactive like any, but not in `conns`, which counts the connections this
+    /// director scheduled (as IPVS's backup does: a synced connection binds its dest, it is
+    /// not scheduled).
+    #[inline]
+    pub fn session_installed(&self, slot: u32, active: bool) {
+        let d = self.dest(slot);
+        bump(if active { &d.active } else { &d.inactive }, 1);
+    }
+
     /// A session of dest `slot` changed between active and inactive.
     #[inline]
     pub fn session_moved(&self, slot: u32, was_active: bool, active: bool) {

@@ -659,6 +659,13 @@ fn a_cluster_peer_serves_sessions_on_the_other_directors_lip() {
     p.sync();
     assert_eq!(count(&p.b, Counter::SyncInstalled), 1);
     assert_eq!(count(&p.b, Counter::SyncForeignLip), 0);
+    // Counted active on B's dest, but not as a connection B scheduled (IPVS's Conns).
+    let slot = p.b.worker.snapshot().dest_slot(0, rs);
+    let d = p.b.worker.stats_handle().dest(slot).sample();
+    assert_eq!((d.conns, d.active, d.inactive), (0, 1, 0));
+    let slot = p.a.worker.snapshot().dest_slot(0, rs);
+    let d = p.a.worker.stats_handle().dest(slot).sample();
+    assert_eq!((d.conns, d.active), (1, 1));
     // B's own pool is untouched: the pair is A's to hand out.
     let pool = p.b.worker.lip_pool().unwrap();
     assert_eq!(pool.available(), pool.capacity());

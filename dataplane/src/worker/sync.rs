@@ -360,7 +360,7 @@ impl<D: Device> Worker<D> {
         if let SyncProxy::On { shift } = x.synproxy {
             self.proxy_words[id.index()] = shift;
         }
-        self.stats.session_opened(f.slot, is_active(x.state));
+        self.stats.session_installed(f.slot, is_active(x.state));
         if x.persist_ms > 0 {
             self.hold_synced_template(&key, &f, now);
         }
