@@ -58,7 +58,9 @@ def sh(args, check=True, timeout=600, stdin=None):
 
 
 class Pair:
-    """The running HA lab."""
+    """The running HA lab (and the base of docker/cluster.py's Cluster)."""
+
+    vip = VIP
 
     def __init__(self, compose, checks):
         self.compose = compose
@@ -70,8 +72,8 @@ class Pair:
     def exec(self, service, args, check=True, timeout=120):
         return sh(["docker", "exec", "-i", container(service)] + list(args), check=check, timeout=timeout)
 
-    def rvsadm(self, d, args, check=True):
-        return self.exec(d, ["rvsadm", "--socket", "/run/lab/rvsd.sock"] + list(args), check=check)
+    def rvsadm(self, d, args, check=True, timeout=120):
+        return self.exec(d, ["rvsadm", "--socket", "/run/lab/rvsd.sock"] + list(args), check=check, timeout=timeout)
 
     def alive(self, d):
         r = sh(["docker", "inspect", "-f", "{{.State.Running}}", container(d)], check=False)
@@ -117,13 +119,19 @@ class Pair:
         v = json.loads(self.rvsadm(d, ["-L", "--daemon", "--json"]).stdout)
         return dict((k, n) for k, n in v["counters"])
 
+    def wait_files(self):
+        """The servers generate their 24 MiB file at start: waits until each has it."""
+        self.wait("the servers' files", lambda: all(
+            self.exec(f"rs{i}", ["test", "-s", f"/tmp/rs{i}/files/big.bin"], check=False).returncode == 0
+            for i in (1, 2, 3)), timeout=60)
+
     def set_rs_gateway(self):
         for i in (1, 2, 3):
             self.exec(f"rs{i}", ["ip", "route", "replace", "default", "via", "10.1.0.201"])
 
     def workload(self, **kw):
         """Starts docker/ha-client in the client; returns a function that waits for its JSON."""
-        args = ["python3", "/opt/rvs/docker/ha-client", VIP] + [
+        args = ["python3", "/opt/rvs/docker/ha-client", self.vip] + [
             f"--{k.replace('_', '-')}={v}" for k, v in kw.items()
         ]
         box = {}
@@ -146,8 +154,10 @@ class Pair:
 
         return result
 
-    def check_workload(self, name, r, kill_at=None):
-        """Every download whole, nothing reset, every session and flow on one server."""
+    def check_workload(self, name, r, kill_at=None, flow_limit=None):
+        """Every download whole, nothing reset, every session and flow on one server; with
+        `kill_at`, the longest silence of all streams within keepalived's detection time + 1
+        s; with `flow_limit`, the longest stall of any one download within it."""
         dl = r["downloads"]
         bad = [d for d in dl if d["error"] or d["sha256"] != r["expected_sha256"]]
         resets = sum(1 for d in dl + r["keepalive"] if d["error"] == "reset")
@@ -173,6 +183,15 @@ class Pair:
             not ud_bad,
             ", ".join(f"{'/'.join(u['servers'])} {u['answered']}/{u['sent']}" for u in ud),
         )
+        if flow_limit is not None:
+            gaps = sorted((d["gap_s"] for d in dl), reverse=True)
+            worst = gaps[0] if gaps else 0.0
+            self.ck.expect(
+                f"{name}: interruption",
+                worst <= flow_limit,
+                f"longest stall of a download {worst:.2f} s (longest six: "
+                f"{' '.join(f'{g:.2f}' for g in gaps[:6])}), limit {flow_limit:.2f} s",
+            )
         if kill_at is not None:
             limit = DETECTION_S + 1.0
             killed = kill_at - r["started"]
@@ -287,10 +306,7 @@ def bring_up(compose, checks):
     sh(compose + ["up", "-d", "dir-b"])
     p.wait("dir-b's rvsd", lambda: p.up("dir-b"))
     p.set_rs_gateway()
-    # The servers generate their 24 MiB file at start.
-    p.wait("the servers' files", lambda: all(
-        p.exec(f"rs{i}", ["test", "-s", f"/tmp/rs{i}/files/big.bin"], check=False).returncode == 0
-        for i in (1, 2, 3)), timeout=60)
+    p.wait_files()
     time.sleep(2)
     if p.holds_vip("dir-b"):
         raise LabError("dir-b took the VIP from a working MASTER")
