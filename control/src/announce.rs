@@ -496,3 +496,185 @@ impl Announcer {
         self.apply(&BTreeMap::new());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The phases over real netlink: routes in a table of this test's own on `lo` (root).
+    use super::*;
+    use dataplane::snapshot::DirectorConfig;
+    use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
+    use std::process::Command;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+    const LIP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 201);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 202);
+
+    fn snapshot(weight: u32) -> Snapshot {
+        let key = ServiceKey {
+            proto: conntrack::Proto::Tcp,
+            vip: VIP,
+            port: 80,
+        };
+        let mut svc = Service::new(key, SchedKind::Mh).unwrap();
+        svc.add_dest(Dest {
+            addr: Ipv4Addr::new(10, 1, 0, 11),
+            port: 80,
+            weight,
+            mode: ForwardMode::FullNat,
+        })
+        .unwrap();
+        let mut services = ServiceTable::default();
+        services.add(svc).unwrap();
+        let cfg = DirectorConfig {
+            interfaces: vec![dataplane::snapshot::InterfaceConfig {
+                name: "lan0".into(),
+                port: 0,
+                vlan: None,
+                addrs: vec![dataplane::snapshot::Cidr::new(
+                    Ipv4Addr::new(10, 1, 0, 1),
+                    24,
+                )],
+                mtu: 1500,
+            }],
+            lips: vec![LIP],
+            peer_lips: vec![PEER],
+            services,
+            ..DirectorConfig::default()
+        };
+        Snapshot::build(&cfg).unwrap()
+    }
+
+    /// The routes of protocol 250 in `table`, as "addr metric".
+    fn table_routes(table: u32) -> Vec<String> {
+        let o = Command::new("ip")
+            .args(["route", "show", "table", &table.to_string(), "proto", "250"])
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let m = w
+                    .iter()
+                    .position(|x| *x == "metric")
+                    .map_or("?", |i| w[i + 1]);
+                format!("{} {m}", w[0])
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    struct Probe {
+        swept: bool,
+        sessions: u64,
+    }
+
+    impl DrainProbe for Probe {
+        fn sweep(&mut self) -> Option<Vec<u32>> {
+            Some(vec![1])
+        }
+        fn swept(&self, _: &[u32]) -> bool {
+            self.swept
+        }
+        fn sessions(&self) -> u64 {
+            self.sessions
+        }
+    }
+
+    fn settings(table: u32, hold_ms: u64) -> AnnounceSettings {
+        AnnounceSettings {
+            table,
+            interface: "lo".into(),
+            metric: 32,
+            backup_metric: 64,
+            hold: Duration::from_millis(hold_ms),
+            settle: Duration::ZERO,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn phases_follow_the_peers_and_the_drain() {
+        let table = 20_000 + std::process::id() % 10_000;
+        let mut a = Announcer::new(settings(table, 60_000)).unwrap();
+        let snap = snapshot(1);
+        let mut probe = Probe {
+            swept: false,
+            sessions: 3,
+        };
+        // A backup that heard a peer whose bulk sync is not complete: nothing announced.
+        let waiting = SyncView {
+            backup: true,
+            peers_heard: 1,
+            ..SyncView::default()
+        };
+        std::thread::sleep(LISTEN);
+        assert!(!a.tick(&snap, waiting, &probe));
+        assert_eq!(a.phase(), Phase::Starting);
+        assert!(table_routes(table).is_empty());
+        // Its bulk sync complete: serving, every route in the table.
+        let complete = SyncView {
+            peers_complete: 1,
+            ..waiting
+        };
+        a.tick(&snap, complete, &probe);
+        assert_eq!(a.phase(), Phase::Serving);
+        let all = ["10.1.0.201 32", "10.1.0.202 64", "192.0.2.100 32"];
+        assert_eq!(table_routes(table), all);
+        // The only dest at weight 0: the VIP goes, the LIPs stay.
+        a.tick(&snapshot(0), complete, &probe);
+        assert_eq!(table_routes(table), all[..2]);
+        a.tick(&snap, complete, &probe);
+        assert_eq!(table_routes(table), all);
+        // A drain: withdrawn at once, drained only once the sweep is sent.
+        a.drain(None, &mut probe);
+        assert!(!a.tick(&snap, complete, &probe));
+        assert_eq!(a.phase(), Phase::Draining);
+        assert!(table_routes(table).is_empty());
+        assert!(
+            a.drain_status().contains("sweep of 3 sessions"),
+            "{}",
+            a.drain_status()
+        );
+        probe.swept = true;
+        assert!(a.tick(&snap, complete, &probe));
+        assert_eq!(a.phase(), Phase::Drained);
+        assert!(
+            a.drain_status().starts_with("drained in"),
+            "{}",
+            a.drain_status()
+        );
+        assert_eq!(a.errors(), 0);
+    }
+
+    #[test]
+    fn hold_ends_the_wait_for_silent_peers() {
+        let table = 30_000 + std::process::id() % 10_000;
+        let mut a = Announcer::new(settings(table, 300)).unwrap();
+        let snap = snapshot(1);
+        let probe = Probe {
+            swept: false,
+            sessions: 0,
+        };
+        let never = SyncView {
+            backup: true,
+            peers_heard: 2,
+            peers_complete: 1,
+            ..SyncView::default()
+        };
+        a.tick(&snap, never, &probe);
+        assert_eq!(a.phase(), Phase::Starting);
+        std::thread::sleep(Duration::from_millis(350));
+        a.tick(&snap, never, &probe);
+        assert_eq!(a.phase(), Phase::Serving);
+        assert_eq!(table_routes(table).len(), 3);
+        a.withdraw_all();
+        assert!(table_routes(table).is_empty());
+        assert!(Announcer::new(AnnounceSettings {
+            interface: "no-such-if0".into(),
+            ..settings(table, 0)
+        })
+        .is_err());
+    }
+}

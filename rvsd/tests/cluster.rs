@@ -1,8 +1,8 @@
 //! rvsd in a cluster (`[cluster]`), as a process with a real kernel: the host routes it keeps
 //! for BIRD in a kernel table follow what it can serve (a VIP only while a service of it has
 //! a dest with weight above 0, its own LIPs, the peers' LIPs with the backup metric);
-//! `rvsadm --cluster` lists them; `rvsadm --drain` withdraws them all and rvsd exits; and a
-//! killed rvsd takes its routes with it (they point at its TAP).
+//! `rvsadm --cluster` lists them; `rvsadm --drain` (or SIGUSR1) withdraws them all and rvsd
+//! exits; and a killed rvsd takes its routes with it (they point at its TAP).
 
 mod common;
 
@@ -236,6 +236,32 @@ fn a_killed_rvsd_takes_its_routes_along() {
     rvsd.child.kill().expect("kill -9");
     rvsd.child.wait().expect("wait");
     wait_routes(t, &[]);
+}
+
+#[test]
+fn sigusr1_drains_and_rvsd_exits() {
+    let t = table(2);
+    let rvsd = Rvsd::start("usr1", config("u", t), &["rvsd.sock"]);
+    wait_routes(
+        t,
+        &[
+            "10.1.0.201 32",
+            "10.1.0.202 64",
+            "10.1.0.203 64",
+            "192.0.2.100 32",
+        ],
+    );
+    let st = Command::new("kill")
+        .args(["-USR1", &rvsd.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    // Withdrawn at once, then rvsd stops by itself after settle (0.3 s).
+    wait_routes(t, &[]);
+    let stopped = rvsd.stop_exited();
+    assert!(stopped.status.success(), "{}", stopped.err);
+    assert!(stopped.err.contains("drained in"), "{}", stopped.err);
+    assert!(stopped.out.contains("worker 0 "), "{}", stopped.out);
 }
 
 #[test]
