@@ -738,13 +738,9 @@ impl Daemon {
         }
         self.last_bulk_request = Some(now);
         self.want_bulk = false;
-        let header = self.header(FLAG_BULK_REQUEST);
-        let Ok(w) = DatagramWriter::new(&mut self.out, &header) else {
-            return;
-        };
-        let len = w.datagram().len();
-        self.stats.bulk_requests_sent.fetch_add(1, Relaxed);
-        self.transmit(len);
+        if self.send_empty(FLAG_BULK_REQUEST) {
+            self.stats.bulk_requests_sent.fetch_add(1, Relaxed);
+        }
     }
 
     /// Once the sweeps of a bulk request are done and their records sent, says so.
@@ -761,13 +757,20 @@ impl Daemon {
             return;
         }
         self.sweeps = None;
-        let header = self.header(FLAG_BULK_END);
+        if self.send_empty(FLAG_BULK_END) {
+            self.stats.bulk_ends_sent.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Sends a datagram with no records and `flags`; false if the buffer cannot hold one.
+    fn send_empty(&mut self, flags: u16) -> bool {
+        let header = self.header(flags);
         let Ok(w) = DatagramWriter::new(&mut self.out, &header) else {
-            return;
+            return false;
         };
         let len = w.datagram().len();
-        self.stats.bulk_ends_sent.fetch_add(1, Relaxed);
         self.transmit(len);
+        true
     }
 
     /// The header of the next datagram ([`Daemon::transmit`] moves the sequence on).
