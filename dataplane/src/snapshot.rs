@@ -490,7 +490,8 @@ impl Snapshot {
         if cfg.lport_reuse.pools == 0 || cfg.lport_reuse.pools > PortReuse::MAX_POOLS {
             return Err(ConfigError::BadPortPools(cfg.lport_reuse.pools));
         }
-        for &lip in &cfg.lips {
+        let own = cfg.lips.iter().map(|&a| (a, false));
+        for (lip, peer) in own.chain(cfg.peer_lips.iter().map(|&a| (a, true))) {
             if local.contains_key(&lip) {
                 return Err(ConfigError::DuplicateAddress(lip));
             }
@@ -498,19 +499,7 @@ impl Snapshot {
                 lip,
                 Local {
                     lip: true,
-                    ..Local::default()
-                },
-            );
-        }
-        for &lip in &cfg.peer_lips {
-            if local.contains_key(&lip) {
-                return Err(ConfigError::DuplicateAddress(lip));
-            }
-            local.insert(
-                lip,
-                Local {
-                    lip: true,
-                    peer: true,
+                    peer,
                     ..Local::default()
                 },
             );
