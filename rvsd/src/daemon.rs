@@ -409,10 +409,7 @@ impl Daemon {
         let server = match server {
             Ok(s) => s,
             Err(e) => {
-                stop.store(true, Ordering::Release);
-                for h in handles {
-                    let _ = h.join();
-                }
+                stop_workers(&stop, handles);
                 return Err(e);
             }
         };
@@ -423,37 +420,23 @@ impl Daemon {
             Ok(f) => f,
             Err(e) => {
                 server.stop();
-                stop.store(true, Ordering::Release);
-                for h in handles {
-                    let _ = h.join();
-                }
+                stop_workers(&stop, handles);
                 return Err(e);
             }
         };
-        // The sync socket binds to a kernel interface: once the TAPs are up.
-        if let Err(e) = start_sync(&cfg, &control) {
-            if let Some(f) = addresses {
-                f.stop();
-            }
-            server.stop();
-            stop.store(true, Ordering::Release);
-            for h in handles {
-                let _ = h.join();
-            }
-            return Err(e);
-        }
-        let announcer = match start_announcer(&cfg, &control) {
+        // The sync socket binds to a kernel interface, and the announced routes point at a
+        // TAP: both once the TAPs are up. A failed announcer stops the sync daemons again.
+        let started = start_sync(&cfg, &control).and_then(|()| {
+            start_announcer(&cfg, &control).inspect_err(|_| lock(&control).stop_daemons())
+        });
+        let announcer = match started {
             Ok(a) => a,
             Err(e) => {
-                lock(&control).stop_daemons();
                 if let Some(f) = addresses {
                     f.stop();
                 }
                 server.stop();
-                stop.store(true, Ordering::Release);
-                for h in handles {
-                    let _ = h.join();
-                }
+                stop_workers(&stop, handles);
                 return Err(e);
             }
         };
@@ -568,6 +551,14 @@ impl Daemon {
 }
 
 /// Starts the sync daemon roles `[sync]` asks for.
+/// Stops the workers of a start that failed half-way, and waits for them.
+fn stop_workers(stop: &AtomicBool, handles: Vec<JoinHandle<Result<Counters, DaemonError>>>) {
+    stop.store(true, Ordering::Release);
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
 /// The announcer's thread and its stop flag.
 type AnnouncerThread = (Arc<AtomicBool>, JoinHandle<()>);
 
