@@ -6,22 +6,10 @@
 
 mod common;
 
-use common::Rvsd;
-use std::path::{Path, PathBuf};
+use common::{rvsadm_bin, Rvsd};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn rvsadm_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("rvsadm");
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build -p rvsadm",
-        bin.display()
-    );
-    bin
-}
 
 fn rvsadm(sock: &Path, args: &[&str]) -> Output {
     Command::new(rvsadm_bin())

@@ -5,22 +5,9 @@
 
 mod common;
 
-use common::Rvsd;
+use common::{rvsadm_bin, Rvsd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-/// The rvsadm binary `cargo test --workspace` built beside this test.
-fn rvsadm_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("rvsadm");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p rvsadm` (cargo test --workspace does)",
-        bin.display()
-    );
-    bin
-}
 
 struct Adm {
     bin: PathBuf,

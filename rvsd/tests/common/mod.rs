@@ -114,6 +114,19 @@ impl Rvsd {
     }
 }
 
+/// The rvsadm binary `cargo test --workspace` built beside these tests.
+pub fn rvsadm_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("rvsadm");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p rvsadm` (cargo test --workspace does)",
+        bin.display()
+    );
+    bin
+}
+
 /// This process's end of one of rvsd's ports: the virtio-user port and its queues.
 pub struct Side {
     /// Held open for as long as its queues are used.
