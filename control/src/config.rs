@@ -15,6 +15,7 @@
 //!
 //! [daemon]
 //! workers = 2                      # one thread per worker, pinned; one queue per port each
+//! # idle_sleep_us = 100            # sleep after 64 empty loops (shared cores); default 0
 //!
 //! [[port]]
 //! name = "wan"
@@ -122,6 +123,12 @@ pub enum ConfigFileError {
     Director(#[from] ConfigError),
 }
 
+/// Empty loops in a row after which a worker with `idle_sleep_us` set sleeps.
+pub const IDLE_LOOPS: u32 = 64;
+
+/// The longest `idle_sleep_us` accepted (10 ms).
+pub const MAX_IDLE_SLEEP_US: u32 = 10_000;
+
 /// The daemon's own settings (`[daemon]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DaemonConfig {
@@ -146,6 +153,12 @@ pub struct DaemonConfig {
     pub slow_every: u32,
     /// Packets each redirect ring between two workers holds.
     pub redirect_depth: usize,
+    /// Microseconds a worker sleeps once [`IDLE_LOOPS`] loops in a row received nothing
+    /// (0, the default: it polls without pause, as a poll-mode worker should). For hosts
+    /// where directors share cores with other work, such as a lab of several directors on a
+    /// few vCPUs; a sleeping worker adds up to this much latency to the first packet of a
+    /// burst.
+    pub idle_sleep_us: u32,
     /// The control socket rvsadm talks to (mode 0600).
     pub socket: String,
     /// Where Prometheus scrapes metrics (`None`: off).
@@ -169,6 +182,7 @@ impl Default for DaemonConfig {
             tx_desc: 1024,
             slow_every: 64,
             redirect_depth: 1024,
+            idle_sleep_us: 0,
             socket: "/run/rvs/rvsd.sock".into(),
             metrics: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9410))),
             kernel_addresses: false,
@@ -422,6 +436,21 @@ mac = "02:00:00:00:fe:fe"
             let e = set(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn idle_sleep_defaults_to_busy_polling_and_is_bounded() {
+        assert_eq!(RvsConfig::parse(GOOD).unwrap().daemon.idle_sleep_us, 0);
+        let with = |us: &str| {
+            RvsConfig::parse(&GOOD.replace(
+                "table_capacity = 4096",
+                &format!("table_capacity = 4096\nidle_sleep_us = {us}"),
+            ))
+        };
+        assert_eq!(with("200").unwrap().daemon.idle_sleep_us, 200);
+        let e = with("20000").unwrap_err().to_string();
+        assert!(e.contains("idle_sleep_us 20000 is more than 10000"), "{e}");
+        assert!(with("-1").is_err());
     }
 
     #[test]

@@ -384,9 +384,11 @@ impl Daemon {
             let stop = stop.clone();
             let core = cores.get(w as usize).copied();
             let neighbours = cfg.neighbours.clone();
+            let idle_sleep = (cfg.daemon.idle_sleep_us > 0)
+                .then(|| Duration::from_micros(cfg.daemon.idle_sleep_us.into()));
             let h = std::thread::Builder::new()
                 .name(format!("rvs-worker-{w}"))
-                .spawn(move || run_worker(w, core, worker, neighbours, stop))
+                .spawn(move || run_worker(w, core, worker, neighbours, idle_sleep, stop))
                 .map_err(|e| DaemonError::Thread {
                     id: w,
                     message: e.to_string(),
@@ -857,6 +859,7 @@ fn run_worker(
     core: Option<usize>,
     mut worker: Worker<DpdkQueue>,
     neighbours: Vec<control::config::NeighbourConfig>,
+    idle_sleep: Option<Duration>,
     stop: Arc<AtomicBool>,
 ) -> Result<Counters, DaemonError> {
     if let Some(core) = core {
@@ -872,8 +875,17 @@ fn run_worker(
             .insert_static(n.ip, EthernetAddress(n.mac));
     }
     let per_ms = (dpdk::tsc_hz() / 1000).max(1);
+    let mut empty = 0u32;
     while !stop.load(Ordering::Relaxed) {
-        worker.poll(dpdk::tsc() / per_ms);
+        if worker.poll(dpdk::tsc() / per_ms) > 0 {
+            empty = 0;
+            continue;
+        }
+        // `[daemon] idle_sleep_us`: only after a run of empty loops, never between packets.
+        empty = empty.saturating_add(1);
+        if let Some(d) = idle_sleep.filter(|_| empty >= control::config::IDLE_LOOPS) {
+            std::thread::sleep(d);
+        }
     }
     let c = worker.counters().clone();
     let sessions = worker.sessions().len();

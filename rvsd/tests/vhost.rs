@@ -6,13 +6,15 @@
 //! the same number, the test chooses which worker receives each frame — so it can deliver a
 //! reply to the worker that does *not* own the session and check it is handed over and
 //! forwarded. FullNAT and NAT are checked in both directions, and the director's ARP and ICMP
-//! answers; then SIGTERM must stop rvsd cleanly with every worker's counters on stdout.
+//! answers; idle, the workers sleep (`idle_sleep_us`); then SIGTERM must stop rvsd cleanly
+//! with every worker's counters on stdout.
 
 mod common;
 
 use common::{Peer, Rvsd};
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::time::Duration;
 use testkit::*;
 
 const WAN_SIDE: usize = 0;
@@ -31,6 +33,7 @@ args = ["--no-pci", "--no-huge", "-m", "1024", "--single-file-segments", "--file
 
 [daemon]
 workers = 2
+idle_sleep_us = 1000
 table_capacity = 65536
 mbufs = 8191
 socket = "{dir}/rvsd.sock"
@@ -393,6 +396,26 @@ port = 80
         other => panic!("{other:?}"),
     }
 
+    // `idle_sleep_us`: the idle workers sleep (they block, and leave most of their core);
+    // everything above was forwarded by workers that slept between the test's frames.
+    let rpid = rvsd.child.id();
+    for w in ["rvs-worker-0", "rvs-worker-1"] {
+        let (s0, t0) = worker_usage(rpid, w);
+        std::thread::sleep(Duration::from_secs(1));
+        let (s1, t1) = worker_usage(rpid, w);
+        let ticks_per_s = 100; // USER_HZ
+        assert!(
+            s1 - s0 >= 200,
+            "{w}: an idle worker sleeping 1 ms blocks hundreds of times a second, not {}",
+            s1 - s0
+        );
+        assert!(
+            t1 - t0 <= ticks_per_s / 2,
+            "{w}: an idle worker that sleeps leaves most of its core: {} ticks in 1 s",
+            t1 - t0
+        );
+    }
+
     // SIGTERM: rvsd stops cleanly and reports its workers' counters.
     let st = rvsd.stop();
     assert!(st.status.success(), "rvsd exit {:?}\n{}", st.status, st.err);
@@ -427,4 +450,33 @@ port = 80
     // rvsd removed its EAL runtime directory; this process's own goes with the test.
     assert!(!Path::new(&format!("/var/run/dpdk/rvsd-t{pid}")).exists());
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/peer-vhost-{pid}"));
+}
+
+/// A worker thread's (voluntary context switches, CPU ticks in user and system mode), read
+/// from /proc by its thread name.
+fn worker_usage(pid: u32, name: &str) -> (u64, u64) {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let dir = task.expect("task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).expect("status");
+        let switches = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("voluntary_ctxt_switches");
+        let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
+        // Fields after the command's closing parenthesis: state is the 3rd, utime the 14th.
+        let rest: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("stat")
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks = rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap();
+        return (switches, ticks);
+    }
+    panic!("no thread {name} in rvsd {pid}");
 }

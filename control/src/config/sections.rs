@@ -111,6 +111,7 @@ pub(super) struct FileDaemon {
     tx_desc: Option<u16>,
     slow_every: Option<u32>,
     redirect_depth: Option<usize>,
+    idle_sleep_us: Option<u32>,
     socket: Option<String>,
     metrics: Option<String>,
     kernel_addresses: Option<bool>,
@@ -339,6 +340,7 @@ pub(super) fn daemon(f: FileDaemon) -> Result<DaemonConfig, ConfigFileError> {
         tx_desc: f.tx_desc.unwrap_or(d.tx_desc),
         slow_every: f.slow_every.unwrap_or(d.slow_every),
         redirect_depth: f.redirect_depth.unwrap_or(d.redirect_depth),
+        idle_sleep_us: f.idle_sleep_us.unwrap_or(d.idle_sleep_us),
         socket: f.socket.unwrap_or(d.socket),
         metrics,
         kernel_addresses: f.kernel_addresses.unwrap_or(d.kernel_addresses),
@@ -362,6 +364,16 @@ pub(super) fn daemon(f: FileDaemon) -> Result<DaemonConfig, ConfigFileError> {
         return Err(value(
             "daemon",
             "table_capacity, slow_every and redirect_depth must be at least 1",
+        ));
+    }
+    if daemon.idle_sleep_us > super::MAX_IDLE_SLEEP_US {
+        return Err(value(
+            "daemon",
+            format!(
+                "idle_sleep_us {} is more than {} (10 ms): a sleeping worker delays packets by that much",
+                daemon.idle_sleep_us,
+                super::MAX_IDLE_SLEEP_US
+            ),
         ));
     }
     if daemon.template_capacity < 64 {
