@@ -129,6 +129,7 @@ impl ControlState {
             }) => (daemons, peers, backlog),
             _ => (Vec::new(), Vec::new(), 0),
         };
+        let view = crate::sync::service_view(&self.model.cell().load());
         Response::Cluster {
             cluster: Box::new(proto::ClusterView {
                 phase: a.phase().to_string(),
@@ -149,6 +150,8 @@ impl ControlState {
                 daemons,
                 peers,
                 backlog,
+                view_services: view.services,
+                view_digest: format!("{:016x}", view.digest),
             }),
         }
     }

@@ -22,9 +22,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dataplane::snapshot::SnapshotCell;
+use dataplane::snapshot::{Snapshot, SnapshotCell};
 use dataplane::sync::{
-    Datagram, DatagramWriter, FlowOwner, SyncDrop, SyncHeader, SyncLink, WriteError,
+    Datagram, DatagramWriter, FlowOwner, ServiceView, SyncDrop, SyncHeader, SyncLink, SyncRecord,
+    WriteError,
 };
 use tracing::{info, warn};
 
@@ -42,6 +43,8 @@ pub const FLAG_BULK_END: u16 = 0x0002;
 const TICK: Duration = Duration::from_millis(5);
 /// Bulk requests at most this often.
 const BULK_INTERVAL: Duration = Duration::from_secs(1);
+/// A sender's view of its services goes out this often (and whenever the services change).
+const VIEW_INTERVAL: Duration = Duration::from_secs(1);
 /// Datagrams read per loop at most, before the outbound rings are drained again.
 const RECV_BURST: usize = 512;
 
@@ -234,6 +237,9 @@ sync_counters! {
     bulk_requests_received => "rvs_sync_bulk_requests_received_total",
     /// Bulk syncs this director completed (a datagram saying so sent).
     bulk_ends_sent => "rvs_sync_bulk_ends_sent_total",
+    /// Views of their services peers sent that differ from this director's (another
+    /// configuration: their new flows may go to other dests).
+    view_mismatches => "rvs_sync_view_mismatches_total",
     /// Received datagrams the daemon ignored (this director's own, or a bulk request while
     /// no master runs).
     ignored => "rvs_sync_ignored_total",
@@ -270,6 +276,8 @@ pub struct PeerSeen {
     pub datagrams: u64,
     /// When it last said its bulk sync was complete ([`FLAG_BULK_END`]).
     pub bulk_ended: Option<Instant>,
+    /// The last view of its services it sent.
+    pub view: Option<ServiceView>,
 }
 
 /// One role as `-L --daemon` shows it.
@@ -431,6 +439,7 @@ impl SyncPlane {
             shared: shared.clone(),
             peers: peers.clone(),
             last_bulk_request: None,
+            view: None,
             want_bulk: false,
             sweeps: None,
             out: vec![0; usize::from(settings.maxlen)],
@@ -566,6 +575,14 @@ fn sender_id() -> u32 {
     h.finish() as u32
 }
 
+/// A snapshot's view of its services, as the sync daemon sends it.
+pub fn service_view(snap: &Snapshot) -> ServiceView {
+    ServiceView {
+        services: snap.services().len() as u32,
+        digest: sched::view_digest(snap.services()),
+    }
+}
+
 /// The daemon thread's state.
 struct Daemon {
     socket: UdpSocket,
@@ -579,6 +596,8 @@ struct Daemon {
     shared: Arc<Shared>,
     peers: Arc<std::sync::Mutex<HashMap<u32, PeerSeen>>>,
     last_bulk_request: Option<Instant>,
+    /// This director's view, the snapshot it was computed from and when it was last sent.
+    view: Option<(Arc<Snapshot>, ServiceView, Option<Instant>)>,
     /// A bulk sync to ask for as soon as the rate allows.
     want_bulk: bool,
     /// The sweeps a peer's bulk request started, one per worker: when every one is finished
@@ -601,6 +620,7 @@ impl Daemon {
             if self.shared.master.load(Relaxed) {
                 self.send_records();
                 self.end_bulk();
+                self.send_view();
             }
             if backup && self.want_bulk {
                 self.ask_bulk();
@@ -681,6 +701,10 @@ impl Daemon {
                 }
             };
             self.stats.records_received.fetch_add(1, Relaxed);
+            if let SyncRecord::View(v) = r {
+                self.peer_view(h.sender, v, from, &snap);
+                continue;
+            }
             let w = usize::from(self.owner.owner(&snap, &r));
             match self.links.get(w).map(|l| l.post_in(r)) {
                 Some(Ok(())) => self.stats.records_posted.fetch_add(1, Relaxed),
@@ -705,6 +729,7 @@ impl Daemon {
                         at: now,
                         datagrams: 1,
                         bulk_ended: None,
+                        view: None,
                     },
                 );
                 self.want_bulk = true;
@@ -722,8 +747,60 @@ impl Daemon {
                     at: now,
                     datagrams: p.datagrams + 1,
                     bulk_ended: p.bulk_ended,
+                    view: p.view,
                 };
             }
+        }
+    }
+
+    /// Keeps a peer's view of its services; counts and logs one that differs from this
+    /// director's.
+    fn peer_view(&mut self, sender: u32, v: ServiceView, from: SocketAddr, snap: &Snapshot) {
+        let ours = service_view(snap);
+        let before = lock(&self.peers)
+            .get_mut(&sender)
+            .and_then(|p| p.view.replace(v));
+        if v == ours {
+            if before.is_some_and(|b| b != ours) {
+                info!(peer = %from, "sync: the peer's services agree with this director's again");
+            }
+            return;
+        }
+        self.stats.view_mismatches.fetch_add(1, Relaxed);
+        if before != Some(v) {
+            warn!(
+                peer = %from,
+                peer_services = v.services,
+                peer_digest = %format!("{:016x}", v.digest),
+                services = ours.services,
+                digest = %format!("{:016x}", ours.digest),
+                "sync: the peer's services differ from this director's: new flows may go to \
+                 other dests there (compare the configurations)"
+            );
+        }
+    }
+
+    /// Sends this director's view of its services if it changed or a second passed.
+    fn send_view(&mut self) {
+        let snap = self.cell.load_full();
+        let now = Instant::now();
+        let view = match &self.view {
+            Some((s, v, at)) if Arc::ptr_eq(s, &snap) => {
+                if at.is_some_and(|at| now.duration_since(at) < VIEW_INTERVAL) {
+                    return;
+                }
+                *v
+            }
+            _ => service_view(&snap),
+        };
+        self.view = Some((snap, view, Some(now)));
+        let header = self.header(0);
+        let Ok(mut w) = DatagramWriter::new(&mut self.out, &header) else {
+            return;
+        };
+        if w.push(&SyncRecord::View(view)).is_ok() {
+            let len = w.datagram().len();
+            self.transmit(len);
         }
     }
 
@@ -943,6 +1020,7 @@ impl SyncPlane {
             })
             .collect();
         let now = Instant::now();
+        let ours = service_view(&self.cell.load());
         let peers = self
             .peers()
             .into_iter()
@@ -953,6 +1031,9 @@ impl SyncPlane {
                 datagrams: p.datagrams,
                 last_heard_ms: now.duration_since(p.at).as_millis() as u64,
                 bulk_complete: p.bulk_ended.is_some(),
+                view_services: p.view.map(|v| v.services),
+                view_digest: p.view.map(|v| format!("{:016x}", v.digest)),
+                view_agrees: p.view.map(|v| v == ours),
             })
             .collect();
         proto::Response::Daemons {

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use conntrack::{Proto, SessionState, TcpState};
 use control::sync::{Role, SyncError, SyncPlane, SyncSettings};
-use dataplane::snapshot::{DirectorConfig, Snapshot};
+use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, Snapshot};
 use dataplane::sync::{
     DatagramWriter, FlowOwner, SyncDrop, SyncHeader, SyncLink, SyncProxy, SyncRecord, SyncSession,
 };
-use sched::ForwardMode;
+use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 
 fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -26,14 +26,53 @@ fn free_port() -> u16 {
 }
 
 fn plane() -> (SyncPlane, Arc<SyncLink>) {
+    let (p, link, _) = plane_on(Snapshot::build(&DirectorConfig::default()).unwrap());
+    (p, link)
+}
+
+/// A plane on `snap`, with the cell that holds it (to change the services).
+fn plane_on(snap: Snapshot) -> (SyncPlane, Arc<SyncLink>, Arc<ArcSwap<Snapshot>>) {
     let link = Arc::new(SyncLink::default());
-    let cell = Arc::new(ArcSwap::from_pointee(
-        Snapshot::build(&DirectorConfig::default()).unwrap(),
-    ));
+    let cell = Arc::new(ArcSwap::from_pointee(snap));
     (
-        SyncPlane::new(vec![link.clone()], FlowOwner::new(1, &[]), cell),
+        SyncPlane::new(vec![link.clone()], FlowOwner::new(1, &[]), cell.clone()),
         link,
+        cell,
     )
+}
+
+/// A director with one mh service over two FullNAT dests weighing 1 and `weight`.
+fn mh_director(weight: u32) -> Snapshot {
+    let key = ServiceKey {
+        proto: Proto::Tcp,
+        vip: Ipv4Addr::new(192, 0, 2, 100),
+        port: 80,
+    };
+    let mut svc = Service::new(key, SchedKind::Mh).unwrap();
+    for (last, w) in [(11, 1), (12, weight)] {
+        svc.add_dest(Dest {
+            addr: Ipv4Addr::new(10, 1, 0, last),
+            port: 8080,
+            weight: w,
+            mode: ForwardMode::FullNat,
+        })
+        .unwrap();
+    }
+    let mut services = ServiceTable::default();
+    services.add(svc).unwrap();
+    Snapshot::build(&DirectorConfig {
+        interfaces: vec![InterfaceConfig {
+            name: "lan0".into(),
+            port: 0,
+            vlan: None,
+            addrs: vec![Cidr::new(Ipv4Addr::new(10, 1, 0, 1), 24)],
+            mtu: 1500,
+        }],
+        lips: vec![Ipv4Addr::new(10, 1, 0, 201)],
+        services,
+        ..DirectorConfig::default()
+    })
+    .unwrap()
 }
 
 fn settings(port: u16, peer: u16, sync_id: u8) -> SyncSettings {
@@ -261,4 +300,53 @@ fn a_flood_fills_the_ring_and_the_rest_is_counted() {
         n += 1;
     }
     assert_eq!(n, 8192);
+}
+
+/// Each master sends its view of its services every second and when they change; a backup
+/// whose services differ counts it, says which peer in `-L --daemon`, and sees it agree
+/// again once both have the same services.
+#[test]
+fn a_peer_with_other_services_is_counted_and_shown() {
+    let (pa, pb) = (free_port(), free_port());
+    let (mut a, la, cell_a) = plane_on(mh_director(1));
+    let (mut b, lb, cell_b) = plane_on(mh_director(1));
+    b.start(Role::Backup, settings(pb, pa, 4)).unwrap();
+    a.start(Role::Master, settings(pa, pb, 4)).unwrap();
+    let agrees = |b: &SyncPlane| match b.response(&[]) {
+        proto::Response::Daemons { peers, .. } => peers.first().and_then(|p| p.view_agrees),
+        other => panic!("{other:?}"),
+    };
+    wait_for("the master's view", || agrees(&b).is_some());
+    assert_eq!(agrees(&b), Some(true));
+    assert_eq!(b.stats().view_mismatches.load(Relaxed), 0);
+    let first = b.peers()[0].1.view.unwrap();
+    assert_eq!(first.services, 1);
+    // Another weight on the master: its new view goes out at once, not after a second.
+    let t = Instant::now();
+    cell_a.store(Arc::new(mh_director(3)));
+    wait_for("the mismatch", || {
+        b.stats().view_mismatches.load(Relaxed) > 0
+    });
+    assert!(t.elapsed() < Duration::from_millis(900), "sent on change");
+    assert_eq!(agrees(&b), Some(false));
+    match b.response(&[]) {
+        proto::Response::Daemons {
+            peers, counters, ..
+        } => {
+            assert_eq!(peers[0].view_services, Some(1));
+            assert_ne!(peers[0].view_digest, Some(format!("{:016x}", first.digest)));
+            assert!(counters
+                .iter()
+                .any(|(n, v)| n == "rvs_sync_view_mismatches_total" && *v > 0));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Sessions still flow: the view is reported, not a reason to refuse the peer's records.
+    la.push_out(session(20_000)).unwrap();
+    wait_for("a record after the mismatch", || lb.pop_in().is_some());
+    // The backup gets the same edit: they agree again with the master's next view.
+    cell_b.store(Arc::new(mh_director(3)));
+    wait_for("agreement", || agrees(&b) == Some(true));
+    a.stop_all();
+    b.stop_all();
 }

@@ -547,6 +547,7 @@ fn a_bulk_sweep_sends_every_session_and_template() {
                 sessions += 1;
             }
             SyncRecord::Template(_) => templates += 1,
+            SyncRecord::View(v) => panic!("views come from the daemon, not a worker: {v:?}"),
         }
     }
     assert_eq!((sessions, templates), (50, 5));

@@ -266,6 +266,15 @@ pub struct SyncPeerView {
     /// It said its bulk sync (answering this director's request) is complete.
     #[serde(default)]
     pub bulk_complete: bool,
+    /// The number of services in the last view of its services it sent (None: none heard).
+    #[serde(default)]
+    pub view_services: Option<u32>,
+    /// The digest of that view, 16 hex digits.
+    #[serde(default)]
+    pub view_digest: Option<String>,
+    /// Whether that view is this director's (the same services and dests).
+    #[serde(default)]
+    pub view_agrees: Option<bool>,
 }
 
 /// One host route the announcer keeps in the kernel table a routing daemon exports.
@@ -552,6 +561,12 @@ pub struct ClusterView {
     pub peers: Vec<SyncPeerView>,
     /// Records queued for the peers and not sent yet.
     pub backlog: u64,
+    /// The number of this director's services (its view, as the peers get it).
+    #[serde(default)]
+    pub view_services: u32,
+    /// The digest of its services and dests, 16 hex digits (peers compare theirs).
+    #[serde(default)]
+    pub view_digest: String,
 }
 
 /// The answer to one request.

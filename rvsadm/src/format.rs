@@ -217,8 +217,13 @@ fn daemons(
     }
     for p in peers {
         s.push_str(&format!(
-            "peer {} sender {:08x}: {} datagrams, last seq {}, heard {} ms ago\n",
-            p.addr, p.sender, p.datagrams, p.seq, p.last_heard_ms
+            "peer {} sender {:08x}: {} datagrams, last seq {}, heard {} ms ago, {}\n",
+            p.addr,
+            p.sender,
+            p.datagrams,
+            p.seq,
+            p.last_heard_ms,
+            peer_view(p)
         ));
     }
     s.push_str(&format!("backlog {backlog} records\n"));
@@ -226,6 +231,15 @@ fn daemons(
         s.push_str(&format!("{name} {v}\n"));
     }
     s
+}
+
+/// How a peer's view of its services compares with this director's.
+fn peer_view(p: &proto::SyncPeerView) -> String {
+    match (p.view_agrees, p.view_services, &p.view_digest) {
+        (Some(true), _, _) => "services agree".to_owned(),
+        (Some(false), Some(n), Some(d)) => format!("services DIFFER ({n} services, view {d})"),
+        _ => "no view heard".to_owned(),
+    }
 }
 
 /// `--cluster`: the phase, the announced routes, the sync daemons and peers.
@@ -241,9 +255,12 @@ pub fn cluster(c: &proto::ClusterView) -> String {
         daemons: list,
         peers,
         backlog,
+        view_services,
+        view_digest,
     } = c;
     let mut s = format!(
-        "cluster: {phase} for {:.1} s, routes in table {table} dev {interface}\n",
+        "cluster: {phase} for {:.1} s, routes in table {table} dev {interface}\n\
+         services: {view_services}, view {view_digest}\n",
         *phase_ms as f64 / 1000.0
     );
     if !drain.is_empty() {
@@ -266,7 +283,7 @@ pub fn cluster(c: &proto::ClusterView) -> String {
     } else {
         for p in peers {
             s.push_str(&format!(
-                "peer {} sender {:08x}: {} datagrams, heard {} ms ago, bulk sync {}\n",
+                "peer {} sender {:08x}: {} datagrams, heard {} ms ago, bulk sync {}, {}\n",
                 p.addr,
                 p.sender,
                 p.datagrams,
@@ -275,7 +292,8 @@ pub fn cluster(c: &proto::ClusterView) -> String {
                     "complete"
                 } else {
                     "pending"
-                }
+                },
+                peer_view(p)
             ));
         }
         let roles: Vec<&str> = list.iter().map(|d| d.role.as_str()).collect();

@@ -1027,6 +1027,8 @@ fn cluster_view_and_drain_words() {
         daemons: Vec::new(),
         peers: Vec::new(),
         backlog: 0,
+        view_services: 2,
+        view_digest: "bcfdd98fce762e73".into(),
     };
     let resp = Response::Cluster {
         cluster: Box::new(view.clone()),
@@ -1034,6 +1036,7 @@ fn cluster_view_and_drain_words() {
     assert_eq!(
         render(&Request::Cluster, &resp, Output::default()),
         "cluster: serving for 12.3 s, routes in table 100 dev rvswan\n\
+         services: 2, view bcfdd98fce762e73\n\
          Announced          Metric Role\n\
          198.51.100.100/32  32     vip\n\
          10.1.0.202/32      64     peer-lip\n\
@@ -1049,6 +1052,55 @@ fn cluster_view_and_drain_words() {
     );
     let back: proto::ClusterView = serde_json::from_str(&json).unwrap();
     assert_eq!(back, view);
+    // With sync: each peer's bulk sync and whether its services agree with this director's.
+    let peer = |addr: &str, agrees: Option<bool>| proto::SyncPeerView {
+        sender: 0x0a01_0016,
+        addr: addr.into(),
+        seq: 9,
+        datagrams: 40,
+        last_heard_ms: 300,
+        bulk_complete: agrees.is_some(),
+        view_services: agrees.map(|_| 2),
+        view_digest: agrees.map(|_| "00000000deadbeef".into()),
+        view_agrees: agrees,
+    };
+    let synced = proto::ClusterView {
+        routes: Vec::new(),
+        daemons: vec![proto::DaemonView {
+            role: proto::DaemonRole::Master,
+            interface: "rvslan".into(),
+            sync_id: 15,
+            group: Ipv4Addr::new(224, 0, 0, 81),
+            port: 8848,
+            peers: Vec::new(),
+            maxlen: 1472,
+            ttl: 1,
+            refresh_secs: 10,
+            sender: 0x0a01_0015,
+        }],
+        peers: vec![
+            peer("10.1.0.22:8848", Some(true)),
+            peer("10.1.0.23:8848", Some(false)),
+            peer("10.1.0.24:8848", None),
+        ],
+        ..view.clone()
+    };
+    assert_eq!(
+        render(
+            &Request::Cluster,
+            &Response::Cluster {
+                cluster: Box::new(synced)
+            },
+            Output::default()
+        ),
+        "cluster: serving for 12.3 s, routes in table 100 dev rvswan\n\
+         services: 2, view bcfdd98fce762e73\n\
+         Announced          Metric Role\n\
+         peer 10.1.0.22:8848 sender 0a010016: 40 datagrams, heard 300 ms ago, bulk sync complete, services agree\n\
+         peer 10.1.0.23:8848 sender 0a010016: 40 datagrams, heard 300 ms ago, bulk sync complete, services DIFFER (2 services, view 00000000deadbeef)\n\
+         peer 10.1.0.24:8848 sender 0a010016: 40 datagrams, heard 300 ms ago, bulk sync pending, no view heard\n\
+         sync: master (3 peers heard), backlog 0 records\n"
+    );
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     for (line, want) in [(&["--drain"][..], None), (&["--drain", "20"][..], Some(20))] {
         match cli::parse(&args(line)).unwrap() {

@@ -295,9 +295,90 @@ impl ServiceTable {
     }
 }
 
+/// The key of [`view_digest`]'s hash: the next two words of SHA-512's initial hash value
+/// after those mh uses.
+const VIEW_KEY: crate::hash::SipKey =
+    crate::hash::SipKey(0x510e_527f_ade6_82d1, 0x9b05_688c_2b3e_6c1f);
+
+/// A digest of everything that decides where a new flow goes: each service's key, scheduler,
+/// persistence and SYN proxy, and its dests in order (mh's table depends on the order) with
+/// port, weight and mode. Directors whose services give the same digest send a new flow to
+/// the same dest with `sh` and `mh`; session sync sends it so that directors that disagree
+/// are noticed. The same in every process (fixed-key SipHash over big-endian fields).
+pub fn view_digest<'a>(services: impl IntoIterator<Item = &'a Service>) -> u64 {
+    let mut sorted: Vec<&Service> = services.into_iter().collect();
+    sorted.sort_by_key(|s| (s.key.proto.ip_proto(), s.key.vip, s.key.port));
+    let mut b = Vec::with_capacity(sorted.iter().map(|s| 24 + 20 * s.dests.len()).sum());
+    for s in sorted {
+        b.push(s.key.proto.ip_proto());
+        b.extend_from_slice(&s.key.vip.octets());
+        b.extend_from_slice(&s.key.port.to_be_bytes());
+        let name = s.sched.name().as_bytes();
+        b.push(name.len() as u8);
+        b.extend_from_slice(name);
+        b.extend_from_slice(
+            &s.persistence
+                .map_or(0, |p| p.saturating_add(1))
+                .to_be_bytes(),
+        );
+        b.push(u8::from(s.synproxy));
+        b.extend_from_slice(&(s.dests.len() as u32).to_be_bytes());
+        for d in &s.dests {
+            b.extend_from_slice(&d.addr.octets());
+            b.extend_from_slice(&d.port.to_be_bytes());
+            b.extend_from_slice(&d.weight.to_be_bytes());
+            let mode = d.mode.ipvsadm_name().as_bytes();
+            b.push(mode.len() as u8);
+            b.extend_from_slice(mode);
+        }
+    }
+    crate::hash::siphash13(VIEW_KEY, &b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_view_digest_follows_what_schedules_and_nothing_else() {
+        let key = |port| ServiceKey {
+            proto: Proto::Tcp,
+            vip: Ipv4Addr::new(192, 0, 2, 1),
+            port,
+        };
+        let dest = |last, weight| Dest {
+            addr: Ipv4Addr::new(10, 1, 0, last),
+            port: 80,
+            weight,
+            mode: crate::ForwardMode::FullNat,
+        };
+        let service = |port, sched, dests: &[Dest]| {
+            let mut s = Service::new(key(port), sched).unwrap();
+            for d in dests {
+                s.add_dest(*d).unwrap();
+            }
+            s
+        };
+        let a = service(80, SchedKind::Mh, &[dest(11, 1), dest(12, 1)]);
+        let b = service(443, SchedKind::Mh, &[dest(11, 1)]);
+        let base = view_digest([&a, &b]);
+        assert_eq!(base, view_digest([&b, &a]), "services in any order");
+        assert_eq!(base, 0xbcfd_d98f_ce76_2e73, "the same in every build");
+        for other in [
+            service(80, SchedKind::Sh, &[dest(11, 1), dest(12, 1)]),
+            service(80, SchedKind::Mh, &[dest(11, 1), dest(12, 2)]),
+            service(80, SchedKind::Mh, &[dest(12, 1), dest(11, 1)]),
+            service(80, SchedKind::Mh, &[dest(11, 1)]),
+            service(81, SchedKind::Mh, &[dest(11, 1), dest(12, 1)]),
+        ] {
+            assert_ne!(base, view_digest([&other, &b]), "{other:?}");
+        }
+        let mut p = a.clone();
+        p.set_persistence(Some(300)).unwrap();
+        assert_ne!(base, view_digest([&p, &b]));
+        assert_ne!(base, view_digest([&a]));
+        assert_ne!(view_digest([]), base);
+    }
     use crate::dest::ForwardMode;
     use proptest::prelude::*;
 

@@ -41,7 +41,7 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 2 | type: 1 session, 2 template; others are skipped |
+//! | 0 | 2 | type: 1 session, 2 template, 3 view; others are skipped |
 //! | 2 | 2 | length of the record in bytes, these 4 included (≥ 4) |
 //!
 //! A known type has exactly its layout's length ([`SyncDrop::BadRecordLength`] otherwise): a
@@ -82,6 +82,15 @@
 //! | 19 | 2 | RS port | ICMP: 0 |
 //! | 21 | 4 | timeout | the persistence timeout in ms, not 0 |
 //! | 25 | 4 | expires in | ms until the template expires if no session holds it |
+//!
+//! **View** (type 3, 16 bytes, [`wire::view`]): the sender's view of its services, sent by
+//! the sync daemon every second and whenever its services change, in a datagram of its own;
+//! a receiver compares it with its own and counts a difference (its workers never see it):
+//!
+//! | offset | size | field | value |
+//! |---|---|---|---|
+//! | 4 | 4 | services | the number of services |
+//! | 8 | 8 | digest | [`sched::view_digest`] of the services and their dests |
 //!
 //! Times are relative (ms left), not absolute: directors do not share a clock.
 //!
@@ -131,7 +140,7 @@ mod tests;
 
 pub use link::SyncLink;
 pub use owner::FlowOwner;
-pub use record::{SyncDrop, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
+pub use record::{ServiceView, SyncDrop, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
 pub use wire::{
     decode_record, Datagram, DatagramWriter, Records, SyncHeader, WriteError, MAX_DATAGRAM_LEN,
     MTU_1500_DATAGRAM_LEN,

@@ -65,6 +65,7 @@ impl FlowOwner {
         }
         let (proto, client, cport, vip, vport) = match r {
             SyncRecord::Template(t) => return redirect::home(t.client, 0, workers),
+            SyncRecord::View(_) => return 0,
             SyncRecord::Session(s) => (s.proto, s.client.0, s.client.1, s.vip.0, s.vip.1),
         };
         if let SyncRecord::Session(s) = r {

@@ -17,6 +17,20 @@ pub enum SyncRecord {
     Session(SyncSession),
     /// An IPVS persistence template.
     Template(SyncTemplate),
+    /// The sender's view of the services (for the sync daemon; workers install nothing).
+    View(ServiceView),
+}
+
+/// What a director's services say about where new flows go: how many services it has and
+/// the digest of them ([`sched::view_digest`]). Directors with the same digest pick the same
+/// dest for the same new flow with `sh` and `mh`; a peer whose digest differs from this
+/// director's has another configuration (an edit not made everywhere yet, or a stale file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceView {
+    /// The number of services.
+    pub services: u32,
+    /// The digest of the services and their dests.
+    pub digest: u64,
 }
 
 /// A session: enough for a backup to forward the flow's next packet exactly as the master
@@ -190,6 +204,7 @@ impl SyncRecord {
         match self {
             SyncRecord::Session(s) => s.validate(),
             SyncRecord::Template(t) => t.validate(),
+            SyncRecord::View(_) => Ok(()),
         }
     }
 }

@@ -7,7 +7,7 @@ use conntrack::{Proto, SessionState, TcpState};
 use proptest::prelude::*;
 use sched::ForwardMode;
 
-use super::wire::{self, header, record_header, record_type, session, template};
+use super::wire::{self, header, record_header, record_type, session, template, view};
 use super::*;
 
 const CIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
@@ -201,6 +201,38 @@ fn templates_of_every_protocol_round_trip() {
             })
         })
         .collect();
+    let back: Vec<_> = decode_all(&datagram(&recs))
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(back, recs);
+}
+
+const VIEW: ServiceView = ServiceView {
+    services: 3,
+    digest: 0x0123_4567_89ab_cdef,
+};
+
+/// A view: type 3, 16 bytes, the service count and the digest big-endian; it round-trips
+/// beside sessions.
+#[test]
+fn a_view_round_trips_as_documented() {
+    let v = SyncRecord::View(VIEW);
+    assert_eq!(
+        raw(&v),
+        [
+            &[0, 3, 0, 16][..],
+            &[0, 0, 0, 3],
+            &[0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]
+        ]
+        .concat()
+    );
+    let recs = [
+        SyncRecord::Session(tcp_session()),
+        v,
+        SyncRecord::Session(tcp_session()),
+    ];
     let back: Vec<_> = decode_all(&datagram(&recs))
         .unwrap()
         .into_iter()
@@ -746,6 +778,7 @@ fn a_known_type_of_another_length_is_refused() {
     for (base, len) in [
         (raw(&SyncRecord::Session(tcp_session())), session::LEN),
         (raw(&SyncRecord::Template(udp_template())), template::LEN),
+        (raw(&SyncRecord::View(VIEW)), view::LEN),
     ] {
         for n in [record_header::LEN, len - 1, len + 1, len + 40] {
             let mut b = base.clone();
@@ -763,7 +796,7 @@ fn unknown_record_types_are_skipped() {
     let s = SyncRecord::Session(tcp_session());
     let t = SyncRecord::Template(udp_template());
     let zero = [0u8, 0, 0, 4];
-    let three = [0u8, 3, 0, 10, 1, 2, 3, 4, 5, 6];
+    let five = [0u8, 5, 0, 10, 1, 2, 3, 4, 5, 6];
     let mut big = vec![0xff, 0xff, 0x01, 0x00];
     big.resize(256, 0xaa);
     // A record type with a known type's length is still unknown.
@@ -771,7 +804,7 @@ fn unknown_record_types_are_skipped() {
     set16(&mut like_session, record_header::TYPE, 4);
     let d = framed(&[
         &raw(&s),
-        &three,
+        &five,
         &raw(&t),
         &zero,
         &big,

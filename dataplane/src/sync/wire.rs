@@ -8,7 +8,7 @@ use core::net::Ipv4Addr;
 use conntrack::{Proto, SessionState, TcpState};
 use sched::ForwardMode;
 
-use super::record::{SyncDrop, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
+use super::record::{ServiceView, SyncDrop, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
 
 /// The first four bytes of every sync datagram.
 pub const MAGIC: [u8; 4] = *b"RVSY";
@@ -58,6 +58,8 @@ pub mod record_type {
     pub const SESSION: u16 = 1;
     /// A persistence template ([`template`](super::template)).
     pub const TEMPLATE: u16 = 2;
+    /// The sender's view of its services ([`view`](super::view)).
+    pub const VIEW: u16 = 3;
 }
 
 /// Byte offsets of a session record's fields (from the record's start).
@@ -120,6 +122,16 @@ pub mod template {
     pub const EXPIRES_IN_MS: usize = 25;
     /// Length of a template record.
     pub const LEN: usize = 29;
+}
+
+/// Byte offsets of a view record's fields (from the record's start).
+pub mod view {
+    /// Number of services, u32.
+    pub const SERVICES: usize = 4;
+    /// Digest of the services and dests, u64.
+    pub const DIGEST: usize = 8;
+    /// Length of a view record.
+    pub const LEN: usize = 16;
 }
 
 /// Forwarding mode values: IPVS's `IP_VS_CONN_F_*` forwarding numbers, FullNAT as DPVS
@@ -231,6 +243,7 @@ impl<'a> DatagramWriter<'a> {
         match rec {
             SyncRecord::Session(s) => encode_session(s, out),
             SyncRecord::Template(t) => encode_template(t, out),
+            SyncRecord::View(v) => encode_view(v, out),
         }
         self.len = end;
         self.count = count;
@@ -276,6 +289,7 @@ impl SyncRecord {
         match self {
             SyncRecord::Session(_) => session::LEN,
             SyncRecord::Template(_) => template::LEN,
+            SyncRecord::View(_) => view::LEN,
         }
     }
 }
@@ -331,6 +345,13 @@ fn encode_template(t: &SyncTemplate, out: &mut [u8]) {
     put16(out, template::RPORT, t.rport);
     put32(out, template::TIMEOUT_MS, t.timeout_ms);
     put32(out, template::EXPIRES_IN_MS, t.expires_in_ms);
+}
+
+fn encode_view(v: &ServiceView, out: &mut [u8]) {
+    put16(out, record_header::TYPE, record_type::VIEW);
+    put16(out, record_header::LENGTH, view::LEN as u16);
+    put32(out, view::SERVICES, v.services);
+    out[view::DIGEST..view::DIGEST + 8].copy_from_slice(&v.digest.to_be_bytes());
 }
 
 /// A received datagram whose header and framing checked: its records can be read one by one.
@@ -478,6 +499,15 @@ pub fn decode_record(rec: &[u8]) -> Result<SyncRecord, SyncDrop> {
         record_type::TEMPLATE => {
             let b: &[u8; template::LEN] = rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
             decode_template(b).map(SyncRecord::Template)
+        }
+        record_type::VIEW => {
+            let b: &[u8; view::LEN] = rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
+            let mut digest = [0; 8];
+            digest.copy_from_slice(&b[view::DIGEST..]);
+            Ok(SyncRecord::View(ServiceView {
+                services: get32(b, view::SERVICES),
+                digest: u64::from_be_bytes(digest),
+            }))
         }
         _ => Err(SyncDrop::UnknownRecordType),
     }

@@ -282,6 +282,8 @@ impl<D: Device> Worker<D> {
         match r {
             SyncRecord::Session(x) => self.install_session(&x, now),
             SyncRecord::Template(t) => self.install_template(&t, now),
+            // The daemon keeps views; one that reached a worker changes nothing.
+            SyncRecord::View(_) => Counter::SyncRefused,
         }
     }
 
