@@ -9,6 +9,9 @@ drained (rvsadm --drain) and restarted.
                rvsd serving throughout;
              agreement: the same clients through each director in turn (policy routes on the
                router) reach the same server on every director (mh);
+             views: the directors' views of their services (sent by their sync daemons)
+               agree; a weight edited on one director only is counted and shown by the
+               others, and agrees again once undone;
              death: 20 long downloads, keep-alive and UDP flows; the director carrying the most
                is killed: every download completes with the right sha256, nothing is reset,
                and the longest stall of any download is within BFD's detection time + 1 s;
@@ -31,6 +34,8 @@ VIP = "203.0.113.100"
 DIRECTORS = ["dir-1", "dir-2", "dir-3"]
 JOINER = "dir-4"
 WAN = {f"dir-{n}": f"10.2.0.1{n}" for n in (1, 2, 3, 4)}
+# Their servers' side, where session sync runs.
+LAN = {f"dir-{n}": f"10.1.0.2{n}" for n in (1, 2, 3, 4)}
 # BFD: 100 ms intervals, multiplier 3.
 DETECTION_S = 0.1 * 3
 SCENARIOS = ["cluster"]
@@ -126,6 +131,47 @@ def agreement(c, live):
         f"{len(agree)}/24 client addresses got one server through all of {', '.join(live)}; "
         f"servers used {servers}"
         + ("" if len(agree) == 24 else f"; differing {[(a, s) for a, s in picks.items() if a not in agree][:5]}"),
+    )
+
+
+def views(c, live):
+    """Every director has the same services (the view digests its sync daemon sends agree);
+    an edit made on one director only is seen by the others (counted, shown as DIFFER in
+    rvsadm --cluster) and clears once the edit is undone."""
+    digests = {d: c.view(d)["view_digest"] for d in live}
+    agreeing = {d: all(p.get("view_agrees") for p in c.view(d)["peers"]) for d in live}
+    c.ck.expect(
+        "cluster views: every director has the same services",
+        len(set(digests.values())) == 1 and all(agreeing.values()),
+        ", ".join(f"{d} view {digests[d]} peers agree {agreeing[d]}" for d in live),
+    )
+    odd, others = live[0], live[1:]
+    addr = LAN[odd]
+    edit = ["-e", "-t", f"{VIP}:80", "-r", "10.1.0.13:80", "--fullnat", "-w"]
+
+    def seen_by(d, agrees):
+        peers = [p for p in c.view(d)["peers"] if p["addr"].split(":")[0] == addr]
+        return bool(peers) and peers[0].get("view_agrees") is agrees
+
+    def mismatches(d):
+        counters = json.loads(c.rvsadm(d, ["-L", "--daemon", "--json"]).stdout)["counters"]
+        return dict(counters).get("rvs_sync_view_mismatches_total", 0)
+
+    before = {d: mismatches(d) for d in others}
+    c.rvsadm(odd, edit + ["2"])
+    try:
+        c.wait(f"{', '.join(others)} to see {odd}'s other weight", lambda: all(seen_by(d, False) for d in others), timeout=10)
+        counted = {d: mismatches(d) - before[d] for d in others}
+        text = c.rvsadm(others[0], ["--cluster"]).stdout
+        line = next((l for l in text.splitlines() if l.startswith(f"peer {addr}:")), "")
+    finally:
+        c.rvsadm(odd, edit + ["1"])
+    c.wait("the views to agree again", lambda: all(seen_by(d, True) for d in others), timeout=10)
+    c.ck.expect(
+        "cluster views: an edit made on one director only is counted and shown by the others",
+        all(n > 0 for n in counted.values()) and "services DIFFER" in line,
+        f"{odd}'s dest weight 2 vs 1: mismatches counted {counted}; {others[0]} shows: {line.strip()}; "
+        "agree again once undone",
     )
 
 
@@ -236,6 +282,7 @@ def cluster(c):
     c.log(f"\n== cluster: {', '.join(live)} announce {VIP}; the router has {c.paths()}")
     spread(c, live)
     agreement(c, live)
+    views(c, live)
     flap(c, live)
     victim, live = death(c, live)
     live = join(c, live, JOINER)
