@@ -15,7 +15,7 @@ use conntrack::{
     Candidate, Dir, FlowKey, Proto, SessionId, SessionState, Table, TcpEvent, TcpState, Timeouts,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dataplane::worker::{Forward, SynProxy, Via};
+use dataplane::worker::{Forward, Preamble, SynProxy, Via};
 
 const SESSIONS: usize = 1 << 20;
 const BURST: usize = 32;
@@ -255,6 +255,8 @@ fn scale(c: &mut Criterion) {
         synproxy: SynProxy::Off,
         peer: false,
         sync_noted: false,
+        preamble: Preamble::NONE,
+        first_seq: 0,
     };
     let mut g = c.benchmark_group("conntrack/scale");
     for (name, n) in [("hit_100k", 100_000usize), ("hit_10M", 10_000_000)] {

@@ -10,7 +10,9 @@ use crate::model::{ControlError, DownSet};
 use conntrack::{SessionState, TcpState};
 use dataplane::snapshot::DirectorConfig;
 use proto::{Request, SvcKey};
-use sched::{Dest, ForwardMode, SchedError, SchedKind, Service, ServiceKey, ServiceTable};
+use sched::{
+    Dest, ForwardMode, ProxyProtocol, SchedError, SchedKind, Service, ServiceKey, ServiceTable,
+};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -30,6 +32,8 @@ pub enum Change {
         persistence: Option<u32>,
         /// Its SYN proxy.
         synproxy: bool,
+        /// Its PROXY protocol header.
+        proxy_protocol: Option<ProxyProtocol>,
     },
     /// `ipvsadm -D`: deletes a service. Its sessions keep forwarding until they expire.
     DeleteService {
@@ -109,10 +113,14 @@ impl Change {
                 sched,
                 persistence,
                 synproxy,
+                proxy_protocol,
             } => {
                 let s = service_mut(config, key)?;
                 s.set_persistence(persistence)?;
+                // Off first, so that either may be turned on while the other goes off.
+                s.set_proxy_protocol(None)?;
                 s.set_synproxy(synproxy)?;
+                s.set_proxy_protocol(proxy_protocol)?;
                 s.set_sched(sched);
             }
             Change::DeleteService { key } => {
@@ -177,6 +185,13 @@ impl Change {
 /// # Errors
 /// An unknown scheduler or forwarding-mode name, an invalid service (port, persistence, SYN
 /// proxy), or [`ControlError::Unsupported`] for a request that is not a change (a listing, a
+/// A request's `proxy_protocol` (`v1`, `v2`; None or `disable`: off).
+fn proxy_protocol_of(name: Option<&str>) -> Result<Option<ProxyProtocol>, ControlError> {
+    name.map_or(Ok(None), |n| {
+        ProxyProtocol::parse(n).map_err(ControlError::from)
+    })
+}
+
 /// reload, a `-Z` alone).
 impl TryFrom<Request> for Change {
     type Error = ControlError;
@@ -189,10 +204,12 @@ impl TryFrom<Request> for Change {
                 scheduler,
                 persistence,
                 synproxy,
+                proxy_protocol,
             } => {
                 let mut s = Service::new(service_key(service), sched_of(&scheduler)?)?;
                 s.set_persistence(persistence)?;
                 s.set_synproxy(synproxy)?;
+                s.set_proxy_protocol(proxy_protocol_of(proxy_protocol.as_deref())?)?;
                 Change::AddService(s)
             }
             Request::EditService {
@@ -200,11 +217,13 @@ impl TryFrom<Request> for Change {
                 scheduler,
                 persistence,
                 synproxy,
+                proxy_protocol,
             } => Change::EditService {
                 key: service_key(service),
                 sched: sched_of(&scheduler)?,
                 persistence,
                 synproxy,
+                proxy_protocol: proxy_protocol_of(proxy_protocol.as_deref())?,
             },
             Request::DeleteService { service } => Change::DeleteService {
                 key: service_key(service),
@@ -302,6 +321,7 @@ mod tests {
             scheduler: scheduler.into(),
             persistence: Some(60),
             synproxy: true,
+            proxy_protocol: None,
         }
     }
 

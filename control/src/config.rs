@@ -59,6 +59,8 @@
 //! vip = "192.0.2.100"
 //! port = 80
 //! scheduler = "wrr"                # rr | wrr | lc | wlc | sh | mh; default wlc, as ipvsadm
+//! # proxy_protocol = "v2"          # v1 | v2 | disable: the client's address to the RS ahead
+//! #                                # of its data (tcp; FullNAT and NAT dests)
 //!   [[service.dest]]
 //!   addr = "10.1.0.11"
 //!   port = 8080
@@ -646,6 +648,31 @@ mac = "02:00:00:00:fe:fe"
         assert!(c.director.services.iter().all(|s| s.synproxy()));
         let c = RvsConfig::parse(GOOD).unwrap();
         assert!(c.director.services.iter().all(|s| !s.synproxy()));
+    }
+
+    #[test]
+    fn proxy_protocol_is_a_service_option_for_nat_and_fullnat() {
+        let on = GOOD.replace(
+            "scheduler = \"rr\"",
+            "scheduler = \"rr\"\nproxy_protocol = \"v2\"",
+        );
+        let e = err(&on);
+        assert!(
+            e.contains("proxy-protocol cannot be used with DR (-g) dests"),
+            "{e}"
+        );
+        let on = on.replace(
+            "addr = \"10.1.0.12\"",
+            "addr = \"10.1.0.12\"\n  port = 8080\n  mode = \"nat\"",
+        );
+        let c = RvsConfig::parse(&on).unwrap();
+        assert!(c
+            .director
+            .services
+            .iter()
+            .all(|s| s.proxy_protocol() == Some(sched::ProxyProtocol::V2)));
+        let e = err(&on.replace("\"v2\"", "\"v9\""));
+        assert!(e.contains("illegal proxy-protocol value 'v9'"), "{e}");
     }
 
     #[test]

@@ -96,6 +96,7 @@ impl Readings<'_> {
                 scheduler: s.sched().to_string(),
                 persistence: s.persistence(),
                 synproxy: s.synproxy(),
+                proxy_protocol: s.proxy_protocol().map(|v| v.name().to_owned()),
                 stats,
                 rates,
                 dests,

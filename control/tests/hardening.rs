@@ -184,6 +184,7 @@ fn add_service(vip: Ipv4Addr) -> Request {
         scheduler: "wrr".into(),
         persistence: None,
         synproxy: false,
+        proxy_protocol: None,
     }
 }
 

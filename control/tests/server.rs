@@ -87,6 +87,7 @@ fn control_server_end_to_end() {
         scheduler: "wrr".into(),
         persistence: None,
         synproxy: false,
+        proxy_protocol: None,
     };
     assert_eq!(call(&sock, add.clone()), Response::Done);
     let dest = DestSpec {
@@ -132,6 +133,7 @@ fn control_server_end_to_end() {
                 scheduler: "wrr".into(),
                 persistence: Some(0),
                 synproxy: false,
+                proxy_protocol: None,
             },
             "persistence must be",
         ),

@@ -98,6 +98,7 @@ fn session(cport: u16) -> SyncRecord {
         expires_in_ms: 900_000,
         persist_ms: 0,
         synproxy: SyncProxy::Off,
+        preamble: None,
     })
 }
 

@@ -120,6 +120,15 @@ counters! {
     SynproxySynRetries synproxy_syn_retries => "rvs_worker_synproxy_syn_retries_total",
     /// SYN proxy: RS handshakes completed (the session's two halves joined).
     SynproxyJoined synproxy_joined => "rvs_worker_synproxy_joined_total",
+    /// PROXY protocol: headers sent ahead of a connection's first data.
+    ProxyHeadersSent proxy_headers_sent => "rvs_worker_proxy_headers_sent_total",
+    /// PROXY protocol: headers sent again with a retransmission of the first data.
+    ProxyHeadersResent proxy_headers_resent => "rvs_worker_proxy_headers_resent_total",
+    /// PROXY protocol: headers sent as a segment of their own (the first data segment had
+    /// no room for them under the MTU, or its buffer none).
+    ProxyHeaderSegments proxy_header_segments => "rvs_worker_proxy_header_segments_total",
+    /// PROXY protocol: headers the RS acknowledged.
+    ProxyHeadersAcked proxy_headers_acked => "rvs_worker_proxy_headers_acked_total",
     /// Packets parked while their next hop resolved.
     Parked parked => "rvs_worker_parked_total",
     /// Configuration snapshots this worker could not adopt (see the log).

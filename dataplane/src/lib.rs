@@ -13,6 +13,8 @@
 //! - [`mem`]: in-memory device and buffer pool for tests and benches.
 //! - [`neigh`]: the ARP neighbour table, with aging and packets parked until resolution.
 //! - [`parse`]: raw frame → validated summary (or a drop reason).
+//! - [`proxy_protocol`]: the PROXY protocol header (v1, v2) a service puts ahead of the
+//!   client's data, its insertion into a segment and the sequence mapping around it.
 //! - [`redirect`]: lock-free rings handing packets to the worker that owns their session.
 //! - [`rewrite`]: in-place header rewrites with incremental checksums, L2 framing, IPIP.
 //! - [`rss`]: the NIC's RSS in software: Toeplitz hash, redirection table (RETA), and the
@@ -37,6 +39,7 @@ pub mod local;
 pub mod mem;
 pub mod neigh;
 pub mod parse;
+pub mod proxy_protocol;
 pub mod redirect;
 pub mod rewrite;
 pub mod rss;

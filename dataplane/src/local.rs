@@ -154,9 +154,16 @@ pub struct TcpSegment {
 /// may be the received frame being answered: the caller reads what it needs first. Returns
 /// false if the buffer has no room.
 pub fn write_tcp<B: PacketBuf>(buf: &mut B, s: &TcpSegment) -> bool {
+    write_tcp_data(buf, s, &[])
+}
+
+/// [`write_tcp`] with `data` as the segment's payload (a PROXY protocol header sent as a
+/// segment of its own).
+pub fn write_tcp_data<B: PacketBuf>(buf: &mut B, s: &TcpSegment, data: &[u8]) -> bool {
     use tcp::field::{ACK, CHECKSUM, DATA_OFF, DST_PORT, FLAGS, SEQ, SRC_PORT, URGENT, WINDOW};
     const MSS_OPTION_LEN: usize = 4;
-    let tcp_len = tcp::HEADER_LEN + if s.mss.is_some() { MSS_OPTION_LEN } else { 0 };
+    let header_len = tcp::HEADER_LEN + if s.mss.is_some() { MSS_OPTION_LEN } else { 0 };
+    let tcp_len = header_len + data.len();
     let total = IPV4_MIN_HEADER_LEN + tcp_len;
     let Some(d) = ipv4_packet(buf, total, s.ident, true, IpProto::Tcp, (s.src, s.dst)) else {
         return false;
@@ -171,7 +178,7 @@ pub fn write_tcp<B: PacketBuf>(buf: &mut B, s: &TcpSegment) -> bool {
         0
     };
     t[ACK..ACK + 4].copy_from_slice(&ack.to_be_bytes());
-    t[DATA_OFF] = (tcp_len as u8 / 4) << 4;
+    t[DATA_OFF] = (header_len as u8 / 4) << 4;
     t[FLAGS] = s.flags;
     t[WINDOW..WINDOW + 2].copy_from_slice(&s.window.to_be_bytes());
     t[CHECKSUM..URGENT + 2].fill(0);
@@ -180,6 +187,7 @@ pub fn write_tcp<B: PacketBuf>(buf: &mut B, s: &TcpSegment) -> bool {
         t[o..o + 2].copy_from_slice(&[tcp::OPT_MSS, MSS_OPTION_LEN as u8]);
         t[o + 2..o + 4].copy_from_slice(&mss.to_be_bytes());
     }
+    t[header_len..tcp_len].copy_from_slice(data);
     let proto = IpProto::Tcp.number();
     let pseudo =
         checksum::pseudo_header_sum(u32::from(s.src), u32::from(s.dst), proto, tcp_len as u16);

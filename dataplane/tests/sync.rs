@@ -446,6 +446,7 @@ fn records_for_unknown_services_and_lips_are_counted() {
         expires_in_ms: 900_000,
         persist_ms: 0,
         synproxy: SyncProxy::Off,
+        preamble: None,
     };
     let cases = [
         (
@@ -624,6 +625,7 @@ fn owner_follows_the_lip_port_slices_and_homing() {
             expires_in_ms: 1000,
             persist_ms: 0,
             synproxy: SyncProxy::Off,
+            preamble: None,
         })
     };
     // 1024..=65535 over two workers: 1024..=33279 and 33280..=65535.
@@ -703,4 +705,93 @@ fn a_cluster_peer_serves_sessions_on_the_other_directors_lip() {
         1,
         "only the new flow's pair"
     );
+}
+
+/// A session with a PROXY protocol header moves to the peer with the header's state: once
+/// the RS acknowledged it on A, B neither sends it again (a retransmission at the first byte
+/// goes without it) nor loses the shift (the client's data and the RS's acknowledgements
+/// move by the header's length on B as on A).
+#[test]
+fn a_proxy_protocol_header_is_neither_lost_nor_repeated_on_the_peer() {
+    use dataplane::sync::SyncPreamble;
+    use dataplane::worker::Phase;
+    use sched::ProxyProtocol;
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let key = ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP,
+        port: 80,
+    };
+    let svc = cfg.services.get_mut(&key).unwrap();
+    svc.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap();
+    let mut p = Pair::new(&cfg);
+    let base = 1001;
+    let n = 28;
+    let out = p.a.send(
+        WAN,
+        &tcp_frame((CIP, 40000), (VIP, 80), SYN, base - 1, 0).build(),
+    );
+    let syn = decode(&out.lan[0]);
+    let sport = syn.sport;
+    let synack = tcp_frame((RS[0], 8080), (syn.src, sport), SYN | ACK, 4999, base).via_rs(0);
+    assert_eq!(p.a.send(LAN, &synack.build()).wan.len(), 1);
+    let ack = tcp_frame((CIP, 40000), (VIP, 80), ACK, base, 5000);
+    assert_eq!(p.a.send(WAN, &ack.build()).lan.len(), 1);
+    let sent = p.sync();
+    let Some(SyncRecord::Session(s)) = sent.last() else {
+        panic!("{sent:?}");
+    };
+    let pending = SyncPreamble {
+        version: ProxyProtocol::V2,
+        phase: Phase::Pending,
+        first_seq: base,
+    };
+    assert_eq!(s.preamble, Some(pending));
+    // The first data through A only: the header goes ahead of it; then the RS (at A)
+    // acknowledges header and data.
+    let get = b"GET / HTTP/1.1\r\n\r\n";
+    let data = tcp_frame((CIP, 40000), (VIP, 80), ACK | PSH, base, 5000).payload(get);
+    let out = p.a.send(WAN, &data.build());
+    let lip_side = decode(&out.lan[0]);
+    assert_eq!(lip_side.payload.len(), n + get.len());
+    let acked = base + (n + get.len()) as u32;
+    let ack = tcp_frame((RS[0], 8080), (lip_side.src, sport), ACK, 5000, acked).via_rs(0);
+    let at_client = decode(&p.a.send(LAN, &ack.build()).wan[0]);
+    assert_eq!(at_client.dport, 40000);
+    let sent = p.sync();
+    let done = sent.iter().rev().find_map(|r| match r {
+        SyncRecord::Session(s) => s.preamble,
+        _ => None,
+    });
+    assert_eq!(
+        done,
+        Some(SyncPreamble {
+            phase: Phase::Done,
+            ..pending
+        })
+    );
+    let on_b = p.b.worker.sessions().iter().next().unwrap().1.data;
+    assert_eq!((on_b.preamble.phase(), on_b.first_seq), (Phase::Done, base));
+    // A (spurious) retransmission of the first data, and new data: B as A, no header again.
+    let out = p.same(WAN, &data.build());
+    assert_eq!(decode(&out.lan[0]).payload, get, "not repeated");
+    let more = tcp_frame(
+        (CIP, 40000),
+        (VIP, 80),
+        ACK | PSH,
+        base + get.len() as u32,
+        5000,
+    )
+    .payload(b"more");
+    p.same(WAN, &more.build());
+    let ack = tcp_frame((RS[0], 8080), (lip_side.src, sport), ACK, 5000, acked + 4).via_rs(0);
+    let out = p.same(LAN, &ack.build());
+    let t = &out.wan[0][14 + 20..];
+    let client_ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+    assert_eq!(client_ack, base + get.len() as u32 + 4, "not lost");
 }

@@ -648,18 +648,21 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
             scheduler: "mh".into(),
             persistence: Some(300),
             synproxy: false,
+            proxy_protocol: None,
         },
         Request::AddService {
             service: ping,
             scheduler: "rr".into(),
             persistence: None,
             synproxy: false,
+            proxy_protocol: None,
         },
         Request::EditService {
             service: web,
             scheduler: "wlc".into(),
             persistence: Some(60),
             synproxy: false,
+            proxy_protocol: None,
         },
         Request::DeleteService { service: dns },
         Request::AddDest {
@@ -707,6 +710,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
         scheduler: "wrr".into(),
         persistence: None,
         synproxy: false,
+        proxy_protocol: None,
     }];
     for (i, mode) in ["nat", "dr", "tun", "fullnat"].iter().enumerate() {
         let port = if matches!(*mode, "dr" | "tun") {
@@ -734,6 +738,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
                 scheduler: "rr".into(),
                 persistence: None,
                 synproxy: false,
+                proxy_protocol: None,
             },
         ],
     });
@@ -765,6 +770,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
                 scheduler: "sh".into(),
                 persistence: None,
                 synproxy: false,
+                proxy_protocol: None,
             },
             Request::AddDest {
                 service: new,
@@ -1120,6 +1126,7 @@ fn sync_sessions() -> Vec<SyncRecord> {
                         expires_in_ms: 900_000,
                         persist_ms: if proto == Proto::Udp { 300_000 } else { 0 },
                         synproxy,
+                        preamble: None,
                     }));
                 }
             }

@@ -154,6 +154,7 @@ mod tests {
                 scheduler: "wrr".into(),
                 persistence: Some(300),
                 synproxy: true,
+                proxy_protocol: None,
             },
             Request::AddDest {
                 service: key(),

@@ -66,6 +66,9 @@ pub enum Request {
         /// `-j enable`: SYN proxy.
         #[serde(default)]
         synproxy: bool,
+        /// `--proxy-protocol v1|v2`: the PROXY protocol header sent to the dests (None: off).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proxy_protocol: Option<String>,
     },
     /// `-E`: change a service's scheduler, persistence or SYN proxy.
     EditService {
@@ -78,6 +81,9 @@ pub enum Request {
         /// `-j enable`: SYN proxy.
         #[serde(default)]
         synproxy: bool,
+        /// `--proxy-protocol v1|v2`: the PROXY protocol header sent to the dests (None: off).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proxy_protocol: Option<String>,
     },
     /// `-D`: delete a service (its sessions run out on their own).
     DeleteService {
@@ -403,6 +409,9 @@ pub struct ServiceView {
     /// SYN proxy on.
     #[serde(default)]
     pub synproxy: bool,
+    /// The PROXY protocol version sent to the dests (`v1`, `v2`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<String>,
     /// Counters (sum of its dests').
     pub stats: Stats,
     /// Rates.

@@ -162,6 +162,9 @@ pub enum CliError {
     /// `-j` with something other than `enable` or `disable`.
     #[error("illegal synproxy value `{0}': use -j enable or -j disable")]
     SynProxyValue(String),
+    /// `--proxy-protocol` with a word other than v1, v2 or disable.
+    #[error("illegal proxy-protocol value `{0}': use --proxy-protocol v1, v2 or disable")]
+    ProxyProtocolValue(String),
 
     /// `-A`/`-E` with port 0 and no `-p` (only a persistent service may match every port).
     #[error("Zero port specified for non-persistent service")]
@@ -308,30 +311,30 @@ impl Command {
     fn row(self) -> &'static [u8; Opt::COUNT] {
         // Columns, in Opt::ALL order: numeric, connection, service-address, scheduler,
         // persistent, real-server, forwarding-method, weight, timeout, stats, rate, nosort,
-        // exact, json, synproxy.
+        // exact, json, synproxy, proxy-protocol.
         match self {
-            //                                       ncvsprfwtsrnejy
-            Command::Add | Command::Edit =>        b"xx+  xxxxxxxxx ",
-            Command::Del =>                        b"xx+xxxxxxxxxxxx",
-            Command::List =>                       b" 11xxxxx1     x",
-            Command::AddDest | Command::EditDest => b"xx+xx+  xxxxxxx",
-            Command::DelDest =>                    b"xx+xx+xxxxxxxxx",
-            Command::Save =>                       b" xxxxxxxxxxxxxx",
-            Command::Zero =>                       b"xx xxxxxxxxxxxx",
+            //                                       ncvsprfwtsrnejyP
+            Command::Add | Command::Edit =>        b"xx+  xxxxxxxxx  ",
+            Command::Del =>                        b"xx+xxxxxxxxxxxxx",
+            Command::List =>                       b" 11xxxxx1     xx",
+            Command::AddDest | Command::EditDest => b"xx+xx+  xxxxxxxx",
+            Command::DelDest =>                    b"xx+xx+xxxxxxxxxx",
+            Command::Save =>                       b" xxxxxxxxxxxxxxx",
+            Command::Zero =>                       b"xx xxxxxxxxxxxxx",
             Command::Workers | Command::Lips | Command::Health | Command::Addresses
             | Command::Cluster => {
-                                                   b" xxxxxxxxxxx  x"
+                                                   b" xxxxxxxxxxx  xx"
             }
             Command::Flush | Command::Timeout | Command::Restore | Command::Reload
             | Command::StartDaemon | Command::StopDaemon | Command::Drain => {
-                                                   b"xxxxxxxxxxxxxxx"
+                                                   b"xxxxxxxxxxxxxxxx"
             }
         }
     }
 }
 
-/// The options that ipvsadm's table checks, in ipvsadm's `optnames[]` order, plus `json` and
-/// `synproxy` (DPVS's `-j`).
+/// The options that ipvsadm's table checks, in ipvsadm's `optnames[]` order, plus `json`,
+/// `synproxy` (DPVS's `-j`) and `proxy-protocol` (DPVS's word too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Opt {
     Numeric,
@@ -349,10 +352,11 @@ enum Opt {
     Exact,
     Json,
     SynProxy,
+    ProxyProtocol,
 }
 
 impl Opt {
-    const COUNT: usize = 15;
+    const COUNT: usize = 16;
     const ALL: [Opt; Opt::COUNT] = [
         Opt::Numeric,
         Opt::Connection,
@@ -369,6 +373,7 @@ impl Opt {
         Opt::Exact,
         Opt::Json,
         Opt::SynProxy,
+        Opt::ProxyProtocol,
     ];
 
     fn name(self) -> &'static str {
@@ -388,6 +393,7 @@ impl Opt {
             Opt::Exact => "exact",
             Opt::Json => "json",
             Opt::SynProxy => "synproxy",
+            Opt::ProxyProtocol => "proxy-protocol",
         }
     }
 
@@ -406,6 +412,7 @@ enum Key {
     Scheduler,
     Persistent,
     SynProxy,
+    ProxyProtocol,
     Server,
     Mode(Mode),
     Weight,
@@ -539,6 +546,7 @@ const SPECS: &[Spec] = &[
     spec(Some('s'), &["scheduler"], Key::Scheduler, Arity::Required),
     spec(Some('p'), &["persistent"], Key::Persistent, Arity::Optional),
     spec(Some('j'), &["synproxy"], Key::SynProxy, Arity::Required),
+    spec(None, &["proxy-protocol"], Key::ProxyProtocol, Arity::Required),
     spec(Some('r'), &["real-server"], Key::Server, Arity::Required),
     spec(Some('g'), &["gatewaying"], Key::Mode(Mode::Dr), Arity::None),
     spec(Some('m'), &["masquerading"], Key::Mode(Mode::Nat), Arity::None),
@@ -610,6 +618,8 @@ struct State {
     scheduler: Option<String>,
     persistence: Option<u32>,
     synproxy: bool,
+    /// `--proxy-protocol`'s word, checked by rvsd (`v1`, `v2`, `disable`).
+    proxy_protocol: Option<String>,
     server: Option<(Ipv4Addr, Option<u16>)>,
     mode: Option<Mode>,
     weight: Option<u32>,
@@ -703,6 +713,14 @@ impl State {
                     other => return Err(CliError::SynProxyValue(other.to_owned())),
                 };
             }
+            Key::ProxyProtocol => {
+                self.set_option(Opt::ProxyProtocol)?;
+                let v = value.unwrap_or_default();
+                if !matches!(v, "v1" | "v2" | "disable") {
+                    return Err(CliError::ProxyProtocolValue(v.to_owned()));
+                }
+                self.proxy_protocol = Some(v.to_owned()).filter(|v| v != "disable");
+            }
             Key::Server => {
                 self.set_option(Opt::Server)?;
                 let server =
@@ -739,7 +757,8 @@ impl State {
                     | Opt::Server
                     | Opt::Forward
                     | Opt::Weight
-                    | Opt::SynProxy => {}
+                    | Opt::SynProxy
+                    | Opt::ProxyProtocol => {}
                 }
             }
             Key::Sort => {}
@@ -980,12 +999,14 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
             };
             let persistence = state.persistence;
             let synproxy = state.synproxy;
+            let proxy_protocol = state.proxy_protocol;
             if command == Command::Add {
                 Request::AddService {
                     service,
                     scheduler,
                     persistence,
                     synproxy,
+                    proxy_protocol,
                 }
             } else {
                 Request::EditService {
@@ -993,6 +1014,7 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
                     scheduler,
                     persistence,
                     synproxy,
+                    proxy_protocol,
                 }
             }
         }
@@ -1334,6 +1356,8 @@ Options:
   --persistent   -p [timeout]         persistent service (default 300 seconds)
   --synproxy     -j enable|disable    answer SYNs with SYN cookies; open the RS connection
                                       only after the client's ACK (tcp, NAT and FullNAT)
+  --proxy-protocol  v1|v2|disable     put a PROXY protocol header with the client's address
+                                      ahead of its data toward the RS (tcp, FullNAT and NAT)
   --real-server  -r server-address    server-address is IPv4[:port]
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)

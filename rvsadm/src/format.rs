@@ -422,6 +422,9 @@ pub fn services_table(services: &[ServiceView], output: &Output, full: bool) -> 
             if svc.synproxy {
                 s.push_str(" synproxy");
             }
+            if let Some(v) = &svc.proxy_protocol {
+                let _ = write!(s, " proxy-protocol {v}");
+            }
         }
         s.push('\n');
         for d in dests {
@@ -487,6 +490,9 @@ pub fn rules(services: &[ServiceView]) -> Result<String, FormatError> {
         }
         if svc.synproxy {
             s.push_str(" -j enable");
+        }
+        if let Some(v) = &svc.proxy_protocol {
+            let _ = write!(s, " --proxy-protocol {v}");
         }
         s.push('\n');
         for d in dests {

@@ -66,7 +66,8 @@ fn add_service_defaults_to_wlc_without_persistence() {
             service: tcp(1, 80),
             scheduler: "wlc".into(),
             persistence: None,
-            synproxy: false
+            synproxy: false,
+            proxy_protocol: None
         }
     );
 }
@@ -78,6 +79,7 @@ fn add_service_with_scheduler_and_persistence() {
         scheduler: "wrr".into(),
         persistence: Some(600),
         synproxy: false,
+        proxy_protocol: None,
     };
     for line in [
         "-A -t 192.0.2.1:80 -s wrr -p 600",
@@ -114,7 +116,8 @@ fn persistent_service_may_have_port_zero() {
             service: tcp(1, 0),
             scheduler: "rr".into(),
             persistence: Some(60),
-            synproxy: false
+            synproxy: false,
+            proxy_protocol: None
         }
     );
 }
@@ -135,7 +138,8 @@ fn udp_and_icmp_services() {
             service: udp(2, 53),
             scheduler: "rr".into(),
             persistence: None,
-            synproxy: false
+            synproxy: false,
+            proxy_protocol: None
         }
     );
     let icmp = SvcKey {
@@ -149,7 +153,8 @@ fn udp_and_icmp_services() {
             service: icmp,
             scheduler: "rr".into(),
             persistence: None,
-            synproxy: false
+            synproxy: false,
+            proxy_protocol: None
         }
     );
     assert_eq!(
@@ -170,7 +175,8 @@ fn edit_service_sends_the_whole_service_as_ipvsadm_does() {
             service: tcp(1, 80),
             scheduler: "rr".into(),
             persistence: None,
-            synproxy: false
+            synproxy: false,
+            proxy_protocol: None
         }
     );
     assert_eq!(
@@ -179,7 +185,8 @@ fn edit_service_sends_the_whole_service_as_ipvsadm_does() {
             service: tcp(1, 80),
             scheduler: "wlc".into(),
             persistence: Some(120),
-            synproxy: false
+            synproxy: false,
+            proxy_protocol: None
         }
     );
 }
@@ -640,6 +647,29 @@ fn synproxy_is_dpvs_dash_j() {
 }
 
 #[test]
+fn proxy_protocol_is_dpvs_word() {
+    for (line, want) in [
+        ("-A -t 192.0.2.1:80 -s rr --proxy-protocol v2", Some("v2")),
+        ("-A -t 192.0.2.1:80 --proxy-protocol=v1", Some("v1")),
+        ("-E -t 192.0.2.1:80 -s rr --proxy-protocol disable", None),
+        ("-E -t 192.0.2.1:80 -s rr", None),
+    ] {
+        let got = match request(line) {
+            Request::AddService { proxy_protocol, .. }
+            | Request::EditService { proxy_protocol, .. } => proxy_protocol,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(got.as_deref(), want, "{line}");
+    }
+    assert_eq!(
+        error("-A -t 192.0.2.1:80 --proxy-protocol v3"),
+        "illegal proxy-protocol value `v3': use --proxy-protocol v1, v2 or disable"
+    );
+    assert!(error("-a -t 192.0.2.1:80 -r 10.1.0.11 --proxy-protocol v1").contains("proxy-protocol"));
+    assert!(error("-L --proxy-protocol v1").contains("proxy-protocol"));
+}
+
+#[test]
 fn option_syntax_errors_are_popts() {
     assert_eq!(error("-A -t"), "-t: missing argument");
     assert_eq!(error("-a -t 192.0.2.1:80 -r"), "-r: missing argument");
@@ -829,7 +859,8 @@ rvsadm -a -u 192.0.2.2:53 -r 10.1.0.21:53 -g -w 1
                     service: tcp(1, 80),
                     scheduler: "wrr".into(),
                     persistence: None,
-                    synproxy: false
+                    synproxy: false,
+                    proxy_protocol: None
                 },
                 Request::AddDest {
                     service: tcp(1, 80),
@@ -839,7 +870,8 @@ rvsadm -a -u 192.0.2.2:53 -r 10.1.0.21:53 -g -w 1
                     service: udp(2, 53),
                     scheduler: "rr".into(),
                     persistence: Some(300),
-                    synproxy: false
+                    synproxy: false,
+                    proxy_protocol: None
                 },
                 Request::AddDest {
                     service: udp(2, 53),

@@ -72,6 +72,7 @@ fn services() -> Vec<ServiceView> {
             scheduler: "rr".into(),
             persistence: Some(300),
             synproxy: false,
+            proxy_protocol: None,
             stats: stats(Z),
             rates: rates(Z),
             dests: vec![
@@ -84,6 +85,7 @@ fn services() -> Vec<ServiceView> {
             scheduler: "wrr".into(),
             persistence: None,
             synproxy: true,
+            proxy_protocol: None,
             stats: stats([
                 123,
                 100_000_000,
@@ -132,6 +134,7 @@ fn services() -> Vec<ServiceView> {
             scheduler: "rr".into(),
             persistence: None,
             synproxy: false,
+            proxy_protocol: None,
             stats: stats(Z),
             rates: rates(Z),
             dests: vec![dest(31, 0, "Route", 1, 0, 0, Z, Z)],
@@ -717,6 +720,7 @@ fn adds(services: &[ServiceView]) -> Vec<Request> {
             scheduler: s.scheduler.clone(),
             persistence: s.persistence,
             synproxy: s.synproxy,
+            proxy_protocol: s.proxy_protocol.clone(),
         });
         let mut dests: Vec<&DestView> = s.dests.iter().collect();
         dests.sort_by_key(|d| (d.addr, d.port));
@@ -859,6 +863,7 @@ fn arb_service() -> impl Strategy<Value = ServiceView> {
                 scheduler: sched.into(),
                 persistence,
                 synproxy: false,
+                proxy_protocol: None,
                 stats: Stats::default(),
                 rates: Rates::default(),
                 dests,
@@ -1113,4 +1118,52 @@ fn cluster_view_and_drain_words() {
     assert!(cli::parse(&args(&["--drain", "0"])).is_err());
     assert!(cli::parse(&args(&["--drain", "-t", "192.0.2.1:80"])).is_err());
     assert!(cli::parse(&args(&["--cluster", "-t", "192.0.2.1:80"])).is_err());
+}
+
+#[test]
+fn proxy_protocol_is_listed_and_saved() {
+    let svc = ServiceView {
+        key: key(ProtoName::Tcp, 5, 80),
+        scheduler: "rr".into(),
+        persistence: None,
+        synproxy: false,
+        proxy_protocol: Some("v2".into()),
+        stats: stats(Z),
+        rates: rates(Z),
+        dests: vec![dest(11, 8080, "FullNat", 1, 0, 0, Z, Z)],
+    };
+    let list = render(
+        &Request::List { service: None },
+        &Response::Services {
+            services: vec![svc.clone()],
+        },
+        Output::default(),
+    );
+    assert!(
+        list.lines()
+            .any(|l| l == "TCP  192.0.2.5:80 rr proxy-protocol v2"),
+        "{list}"
+    );
+    let save = format::rules(&[svc]).unwrap();
+    assert_eq!(
+        save.lines().next(),
+        Some("-A -t 192.0.2.5:80 -s rr --proxy-protocol v2")
+    );
+    // What -S writes, -R reads back as the same request.
+    let words: Vec<String> = save
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .map(String::from)
+        .collect();
+    match cli::parse(&words).unwrap() {
+        cli::Invocation::Request { request, .. } => match request {
+            Request::AddService { proxy_protocol, .. } => {
+                assert_eq!(proxy_protocol.as_deref(), Some("v2"))
+            }
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
 }

@@ -119,6 +119,7 @@ fn one_service() -> Vec<ServiceView> {
         scheduler: "wrr".into(),
         persistence: Some(300),
         synproxy: false,
+        proxy_protocol: None,
         stats: Stats::default(),
         rates: Rates::default(),
         dests: vec![DestView {
@@ -271,7 +272,8 @@ fn save_output_restores_as_one_batch() {
                     service: tcp80(),
                     scheduler: "wrr".into(),
                     persistence: Some(300),
-                    synproxy: false
+                    synproxy: false,
+                    proxy_protocol: None
                 },
                 Request::AddDest {
                     service: tcp80(),

@@ -105,6 +105,36 @@ pub enum SchedError {
         mode: ForwardMode,
     },
 
+    /// PROXY protocol asked for on a UDP or ICMP service.
+    #[error("proxy-protocol is for tcp services (udp is not supported yet): {key} is not tcp")]
+    ProxyProtocolNotTcp {
+        /// The service.
+        key: ServiceKey,
+    },
+
+    /// PROXY protocol with a DR or TUN dest: the header shifts the client's sequence numbers,
+    /// and the RS's acknowledgements must be shifted back on their way through the director.
+    #[error(
+        "proxy-protocol cannot be used with {} dests: the real server's replies must pass \
+         through the director (use FullNAT or NAT, or disable proxy-protocol)",
+        mode_switch(*mode)
+    )]
+    ProxyProtocolNeedsReplies {
+        /// The dest's (or an existing dest's) forwarding mode.
+        mode: ForwardMode,
+    },
+
+    /// PROXY protocol and SYN proxy on one service.
+    #[error(
+        "proxy-protocol and synproxy cannot be used together on one service yet: disable \
+         one of them"
+    )]
+    ProxyProtocolWithSynProxy,
+
+    /// A PROXY protocol version rvs does not know.
+    #[error("illegal proxy-protocol value '{0}': use v1, v2 or disable")]
+    UnknownProxyProtocol(String),
+
     /// A scheduler name rvs does not know.
     #[error("Scheduler not found: '{0}' (rvs knows rr, wrr, lc, wlc, sh and mh)")]
     UnknownScheduler(String),

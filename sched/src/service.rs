@@ -14,6 +14,46 @@ use crate::error::SchedError;
 use crate::scheduler::SchedKind;
 use crate::Proto;
 
+/// A version of the PROXY protocol (haproxy's specification): v1 is a line of text
+/// (`PROXY TCP4 <client> <vip> <cport> <vport>\r\n`), v2 a binary header. Named as DPVS's
+/// `--proxy-protocol` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProxyProtocol {
+    /// The text header.
+    V1,
+    /// The binary header.
+    V2,
+}
+
+impl ProxyProtocol {
+    /// `v1` or `v2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+        }
+    }
+
+    /// Parses `v1`, `v2`, or `disable` (None).
+    ///
+    /// # Errors
+    /// [`SchedError::UnknownProxyProtocol`] for anything else.
+    pub fn parse(s: &str) -> Result<Option<ProxyProtocol>, SchedError> {
+        match s {
+            "v1" => Ok(Some(ProxyProtocol::V1)),
+            "v2" => Ok(Some(ProxyProtocol::V2)),
+            "disable" => Ok(None),
+            other => Err(SchedError::UnknownProxyProtocol(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for ProxyProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What identifies a service: protocol, VIP and port. Displayed as `tcp 192.0.2.1:80`.
 ///
 /// ICMP services have port 0. Keys order by protocol, then VIP, then port.
@@ -63,6 +103,9 @@ pub struct Service {
     /// SYN proxy (DPVS and Alibaba LVS `-j enable`): the director answers SYNs with SYN
     /// cookies and opens the RS connection only after the client's valid ACK.
     synproxy: bool,
+    /// The PROXY protocol header the director puts ahead of the client's data toward the
+    /// dest (DPVS's `--proxy-protocol`), so that the RS learns the client's address.
+    proxy_protocol: Option<ProxyProtocol>,
     /// The dests, unique by `(addr, port)`, in the order they were added.
     dests: Vec<Dest>,
 }
@@ -80,6 +123,7 @@ impl Service {
             sched,
             persistence: None,
             synproxy: false,
+            proxy_protocol: None,
             dests: Vec::new(),
         })
     }
@@ -139,8 +183,40 @@ impl Service {
             if let Some(d) = self.dests.iter().find(|d| !d.mode.maps_ports()) {
                 return Err(SchedError::SynProxyNeedsReplies { mode: d.mode });
             }
+            if self.proxy_protocol.is_some() {
+                return Err(SchedError::ProxyProtocolWithSynProxy);
+            }
         }
         self.synproxy = on;
+        Ok(())
+    }
+
+    /// The PROXY protocol version this service sends its dests, if any.
+    pub fn proxy_protocol(&self) -> Option<ProxyProtocol> {
+        self.proxy_protocol
+    }
+
+    /// Sends the PROXY protocol header of `version` ahead of each connection's data, or not
+    /// (`--proxy-protocol v1|v2|disable`). Sessions already open keep the way they were
+    /// opened.
+    ///
+    /// # Errors
+    /// Nothing changes if refused: [`SchedError::ProxyProtocolNotTcp`] on a UDP or ICMP
+    /// service, [`SchedError::ProxyProtocolNeedsReplies`] if a dest is DR or TUN,
+    /// [`SchedError::ProxyProtocolWithSynProxy`] on a service with SYN proxy.
+    pub fn set_proxy_protocol(&mut self, v: Option<ProxyProtocol>) -> Result<(), SchedError> {
+        if v.is_some() {
+            if self.key.proto != Proto::Tcp {
+                return Err(SchedError::ProxyProtocolNotTcp { key: self.key });
+            }
+            if let Some(d) = self.dests.iter().find(|d| !d.mode.maps_ports()) {
+                return Err(SchedError::ProxyProtocolNeedsReplies { mode: d.mode });
+            }
+            if self.synproxy {
+                return Err(SchedError::ProxyProtocolWithSynProxy);
+            }
+        }
+        self.proxy_protocol = v;
         Ok(())
     }
 
@@ -218,6 +294,9 @@ impl Service {
         check_port(self.key.proto, d.port)?;
         if self.synproxy && !d.mode.maps_ports() {
             return Err(SchedError::SynProxyNeedsReplies { mode: d.mode });
+        }
+        if self.proxy_protocol.is_some() && !d.mode.maps_ports() {
+            return Err(SchedError::ProxyProtocolNeedsReplies { mode: d.mode });
         }
         if !d.mode.maps_ports() && d.port != self.key.port {
             return Err(SchedError::PortMapNotAllowed {
@@ -440,6 +519,57 @@ mod tests {
         assert_eq!(s.dests().len(), 1, "nothing changed");
         s.set_synproxy(false).unwrap();
         s.add_dest(tun).unwrap();
+    }
+
+    #[test]
+    fn proxy_protocol_is_for_tcp_with_nat_or_fullnat_dests_without_synproxy() {
+        assert_eq!(ProxyProtocol::parse("v1"), Ok(Some(ProxyProtocol::V1)));
+        assert_eq!(ProxyProtocol::parse("v2"), Ok(Some(ProxyProtocol::V2)));
+        assert_eq!(ProxyProtocol::parse("disable"), Ok(None));
+        assert_eq!(
+            ProxyProtocol::parse("v3"),
+            Err(SchedError::UnknownProxyProtocol("v3".into()))
+        );
+        let mut udp = Service::new(key(Proto::Udp, 53), SchedKind::Rr).unwrap();
+        assert!(matches!(
+            udp.set_proxy_protocol(Some(ProxyProtocol::V2)),
+            Err(SchedError::ProxyProtocolNotTcp { .. })
+        ));
+        let mut s = tcp80();
+        s.add_dest(dest(80, 1, ForwardMode::Dr)).unwrap();
+        assert_eq!(
+            s.set_proxy_protocol(Some(ProxyProtocol::V1)),
+            Err(SchedError::ProxyProtocolNeedsReplies {
+                mode: ForwardMode::Dr
+            })
+        );
+        assert_eq!(s.proxy_protocol(), None);
+        let mut s = tcp80();
+        s.add_dest(dest(8080, 1, ForwardMode::FullNat)).unwrap();
+        s.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap();
+        assert_eq!(s.proxy_protocol(), Some(ProxyProtocol::V2));
+        let tun = Dest {
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            ..dest(80, 1, ForwardMode::Tun)
+        };
+        assert_eq!(
+            s.add_dest(tun),
+            Err(SchedError::ProxyProtocolNeedsReplies {
+                mode: ForwardMode::Tun
+            })
+        );
+        assert_eq!(
+            s.set_synproxy(true),
+            Err(SchedError::ProxyProtocolWithSynProxy)
+        );
+        assert!(!s.synproxy());
+        s.set_proxy_protocol(None).unwrap();
+        s.set_synproxy(true).unwrap();
+        assert_eq!(
+            s.set_proxy_protocol(Some(ProxyProtocol::V1)),
+            Err(SchedError::ProxyProtocolWithSynProxy)
+        );
+        assert_eq!(ProxyProtocol::V2.to_string(), "v2");
     }
 
     #[test]

@@ -196,6 +196,7 @@ pub(super) struct FileService {
     persistence: Option<u32>,
     #[serde(default)]
     synproxy: bool,
+    proxy_protocol: Option<String>,
     #[serde(default, rename = "dest")]
     dests: Vec<FileDest>,
     check: Option<FileCheck>,
@@ -608,6 +609,10 @@ pub(super) fn service(
     let mut svc = Service::new(key, sched).map_err(service_err)?;
     svc.set_persistence(s.persistence).map_err(service_err)?;
     svc.set_synproxy(s.synproxy).map_err(service_err)?;
+    if let Some(v) = &s.proxy_protocol {
+        let v = sched::ProxyProtocol::parse(v).map_err(service_err)?;
+        svc.set_proxy_protocol(v).map_err(service_err)?;
+    }
     for d in &s.dests {
         let dest = dest(&section, port, d)?;
         svc.add_dest(dest).map_err(service_err)?;

@@ -105,6 +105,7 @@ impl Fleet {
                 scheduler: "rr".into(),
                 persistence: None,
                 synproxy: false,
+                proxy_protocol: None,
             },
             Request::AddDest {
                 service: service(),

@@ -69,6 +69,19 @@
 //! | 44 | 1 | cookie MSS | pending: index into `synproxy::MSS_TABLE` (< 4); otherwise 0 |
 //! | 45 | 1 | cookie epoch | pending: low 8 bits of the cookie's epoch; otherwise 0 |
 //!
+//! **Session with a PROXY protocol header** (type 4, 52 bytes, [`wire::session_preamble`]):
+//! a session of a service that sends one; its first 46 bytes are a session record's (type
+//! 1's offsets), then:
+//!
+//! | offset | size | field | value |
+//! |---|---|---|---|
+//! | 46 | 1 | version | 1 (v1, text), 2 (v2, binary) |
+//! | 47 | 1 | phase | 0 not sent yet, 1 sent and not acknowledged, 2 acknowledged by the RS |
+//! | 48 | 4 | first byte | the client's first data byte (ISN + 1): where the header starts in the RS's sequence space |
+//!
+//! Only TCP sessions in NAT or FullNAT without SYN proxy have one (`bad_preamble` otherwise,
+//! and for another version or phase). An older receiver skips the type and counts it.
+//!
 //! **Template** (type 2, 29 bytes, [`wire::template`]): an IPVS persistence template, keyed
 //! (proto, client, VIP, VIP port) like the worker's:
 //!
@@ -140,7 +153,9 @@ mod tests;
 
 pub use link::SyncLink;
 pub use owner::FlowOwner;
-pub use record::{ServiceView, SyncDrop, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
+pub use record::{
+    ServiceView, SyncDrop, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncTemplate,
+};
 pub use wire::{
     decode_record, Datagram, DatagramWriter, Records, SyncHeader, WriteError, MAX_DATAGRAM_LEN,
     MTU_1500_DATAGRAM_LEN,

@@ -7,7 +7,9 @@ use core::net::Ipv4Addr;
 use conntrack::{Proto, SessionState};
 use sched::ForwardMode;
 
+use crate::proxy_protocol::Phase;
 use crate::synproxy::MSS_TABLE;
+use sched::ProxyProtocol;
 
 /// One session or persistence template, as a master director sends it and a backup installs
 /// it.
@@ -61,6 +63,21 @@ pub struct SyncSession {
     pub persist_ms: u32,
     /// The SYN proxy's state (TCP with NAT or FullNAT only).
     pub synproxy: SyncProxy,
+    /// The PROXY protocol header its service sends (TCP with NAT or FullNAT only).
+    pub preamble: Option<SyncPreamble>,
+}
+
+/// A session's PROXY protocol header: which, how far it got, and where it sits in the RS's
+/// sequence space, so that a session that moves to another director mid-handshake neither
+/// loses nor repeats it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncPreamble {
+    /// The version.
+    pub version: ProxyProtocol,
+    /// How far it got.
+    pub phase: Phase,
+    /// The client's first data byte (its ISN + 1).
+    pub first_seq: u32,
 }
 
 /// A SYN-proxied session's state and the per-session sequence word that goes with it
@@ -177,6 +194,9 @@ sync_drops! {
     BadAddress => "bad_address",
     /// A persistence template with a timeout of 0.
     BadTimeout => "bad_timeout",
+    /// A PROXY protocol header on a session that cannot have one (not TCP, DR or TUN, SYN
+    /// proxy), or an unknown version or phase.
+    BadPreamble => "bad_preamble",
 }
 
 impl SyncDrop {
@@ -220,7 +240,9 @@ impl SyncSession {
     ///   both 0; in DR and TUN the RS port is the VIP's (the packet's L4 header is not
     ///   rewritten). The client port is free (ICMP: the echo identifier, 0 included);
     /// - [`SyncDrop::BadLip`]: FullNAT has a LIP other than 0.0.0.0 (its port is free, as a
-    ///   LIP port range may include any port), the other modes have none.
+    ///   LIP port range may include any port), the other modes have none;
+    /// - [`SyncDrop::BadPreamble`]: a PROXY protocol header only on TCP in NAT or FullNAT
+    ///   without SYN proxy.
     ///
     /// # Errors
     /// The first rule broken.
@@ -254,10 +276,18 @@ impl SyncSession {
             return Err(SyncDrop::BadPort);
         }
         match (self.mode, self.lip) {
-            (ForwardMode::FullNat, Some((lip, _))) if !lip.is_unspecified() => Ok(()),
-            (ForwardMode::Nat | ForwardMode::Dr | ForwardMode::Tun, None) => Ok(()),
-            _ => Err(SyncDrop::BadLip),
+            (ForwardMode::FullNat, Some((lip, _))) if !lip.is_unspecified() => {}
+            (ForwardMode::Nat | ForwardMode::Dr | ForwardMode::Tun, None) => {}
+            _ => return Err(SyncDrop::BadLip),
         }
+        if self.preamble.is_some()
+            && (self.proto != Proto::Tcp
+                || !self.mode.maps_ports()
+                || self.synproxy != SyncProxy::Off)
+        {
+            return Err(SyncDrop::BadPreamble);
+        }
+        Ok(())
     }
 }
 

@@ -7,8 +7,12 @@ use conntrack::{Proto, SessionState, TcpState};
 use proptest::prelude::*;
 use sched::ForwardMode;
 
-use super::wire::{self, header, record_header, record_type, session, template, view};
+use super::wire::{
+    self, header, record_header, record_type, session, session_preamble, template, view,
+};
 use super::*;
+use crate::proxy_protocol::Phase;
+use sched::ProxyProtocol;
 
 const CIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
@@ -42,7 +46,23 @@ fn tcp_session() -> SyncSession {
         expires_in_ms: 899_000,
         persist_ms: 0,
         synproxy: SyncProxy::On { shift: 0x1234_5678 },
+        preamble: None,
     }
+}
+
+/// Every PROXY protocol header a session may carry.
+fn preambles() -> Vec<SyncPreamble> {
+    let mut out = Vec::new();
+    for version in [ProxyProtocol::V1, ProxyProtocol::V2] {
+        for phase in [Phase::Pending, Phase::Sent, Phase::Done] {
+            out.push(SyncPreamble {
+                version,
+                phase,
+                first_seq: 0xfedc_ba98,
+            });
+        }
+    }
+    out
 }
 
 fn udp_template() -> SyncTemplate {
@@ -162,7 +182,18 @@ fn every_session_variant() -> Vec<SyncRecord> {
                         expires_in_ms: u32::MAX,
                         persist_ms: 360_000,
                         synproxy,
+                        preamble: None,
                     }));
+                    if proto == Proto::Tcp && mode.maps_ports() && synproxy == SyncProxy::Off {
+                        for p in preambles() {
+                            if let Some(SyncRecord::Session(s)) = out.last().copied() {
+                                out.push(SyncRecord::Session(SyncSession {
+                                    preamble: Some(p),
+                                    ..s
+                                }));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -173,8 +204,9 @@ fn every_session_variant() -> Vec<SyncRecord> {
 #[test]
 fn every_session_variant_round_trips() {
     let all = every_session_variant();
-    // 4 modes × 11 TCP states × (1 + 6 SYN proxy states in NAT/FullNAT) + UDP and ICMP.
-    assert_eq!(all.len(), 2 * 11 * 7 + 2 * 11 + 2 * 4);
+    // 4 modes × 11 TCP states × (1 + 6 SYN proxy states in NAT/FullNAT) + UDP and ICMP,
+    // and the 6 PROXY protocol headers of NAT and FullNAT TCP sessions without SYN proxy.
+    assert_eq!(all.len(), 2 * 11 * 7 + 2 * 11 + 2 * 4 + 2 * 11 * 6);
     for chunk in all.chunks(20) {
         let d = datagram(chunk);
         let g = Datagram::parse(&d, HDR.sync_id).expect("valid datagram");
@@ -569,6 +601,28 @@ fn invalid_sessions() -> Vec<(SyncSession, SyncDrop)> {
             },
             SyncDrop::BadLip,
         ),
+        // A PROXY protocol header only on TCP in NAT or FullNAT without SYN proxy.
+        (
+            SyncSession {
+                preamble: Some(preambles()[0]),
+                ..ok
+            },
+            SyncDrop::BadPreamble,
+        ),
+        (
+            SyncSession {
+                preamble: Some(preambles()[1]),
+                ..udp
+            },
+            SyncDrop::BadPreamble,
+        ),
+        (
+            SyncSession {
+                preamble: Some(preambles()[5]),
+                ..dr
+            },
+            SyncDrop::BadPreamble,
+        ),
     ]
 }
 
@@ -635,7 +689,16 @@ fn invalid_templates() -> Vec<(SyncTemplate, SyncDrop)> {
 #[test]
 fn receiver_refuses_what_the_writer_refuses() {
     for (s, why) in invalid_sessions() {
-        let mut b = raw(&SyncRecord::Session(tcp_session()));
+        // A header needs the longer record type: start from a valid one of that type.
+        let base = match s.preamble {
+            None => tcp_session(),
+            Some(p) => SyncSession {
+                synproxy: SyncProxy::Off,
+                preamble: Some(p),
+                ..tcp_session()
+            },
+        };
+        let mut b = raw(&SyncRecord::Session(base));
         b[session::PROTO] = s.proto.ip_proto();
         b[session::MODE] = match s.mode {
             ForwardMode::Nat => wire::mode::NAT,
@@ -720,11 +783,32 @@ fn invalid_field_values_refuse_the_record() {
         ..tcp_session()
     }));
     let tpl = raw(&SyncRecord::Template(udp_template()));
+    let with_header = raw(&SyncRecord::Session(SyncSession {
+        synproxy: SyncProxy::Off,
+        preamble: Some(preambles()[3]),
+        ..tcp_session()
+    }));
     let case = |base: &[u8], at: usize, v: u8, why: SyncDrop| {
         let mut b = base.to_vec();
         b[at] = v;
         assert_eq!(decode_one(&b), Err(why), "byte {at} = {v}");
     };
+    for v in [0, 3, 255] {
+        case(
+            &with_header,
+            session_preamble::VERSION,
+            v,
+            SyncDrop::BadPreamble,
+        );
+    }
+    for p in [3, 4, 255] {
+        case(
+            &with_header,
+            session_preamble::PHASE,
+            p,
+            SyncDrop::BadPreamble,
+        );
+    }
     for p in [0, 2, 4, 41, 58, 255] {
         case(&tcp, session::PROTO, p, SyncDrop::BadProto);
         case(&tpl, template::PROTO, p, SyncDrop::BadProto);
@@ -801,7 +885,7 @@ fn unknown_record_types_are_skipped() {
     big.resize(256, 0xaa);
     // A record type with a known type's length is still unknown.
     let mut like_session = raw(&s);
-    set16(&mut like_session, record_header::TYPE, 4);
+    set16(&mut like_session, record_header::TYPE, 6);
     let d = framed(&[
         &raw(&s),
         &five,
@@ -1026,6 +1110,7 @@ fn valid_session() -> impl Strategy<Value = SyncSession> {
             state(proto),
             (any::<u32>(), any::<u32>()),
             synproxy(proto, mode),
+            (any::<u8>(), any::<u32>()),
         )
             .prop_map(
                 move |(
@@ -1035,6 +1120,7 @@ fn valid_session() -> impl Strategy<Value = SyncSession> {
                     state,
                     (expires_in_ms, persist_ms),
                     synproxy,
+                    (pick, first_seq),
                 )| SyncSession {
                     proto,
                     client: (cip, cport),
@@ -1047,6 +1133,12 @@ fn valid_session() -> impl Strategy<Value = SyncSession> {
                     expires_in_ms,
                     persist_ms,
                     synproxy,
+                    preamble: (proto == Proto::Tcp
+                        && mode.maps_ports()
+                        && synproxy == SyncProxy::Off)
+                        .then(|| preambles()[usize::from(pick) % 7..].first().copied())
+                        .flatten()
+                        .map(|p| SyncPreamble { first_seq, ..p }),
                 },
             )
     })
@@ -1124,7 +1216,7 @@ proptest! {
     #[test]
     fn batches_fill_datagrams(
         recs in prop::collection::vec(valid_record(), 1..200),
-        size in prop_oneof![Just(MTU_1500_DATAGRAM_LEN), (header::LEN + session::LEN)..2000],
+        size in prop_oneof![Just(MTU_1500_DATAGRAM_LEN), (header::LEN + session_preamble::LEN)..2000],
     ) {
         let mut back = Vec::new();
         let mut buf = vec![0u8; size];

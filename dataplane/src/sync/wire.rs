@@ -8,7 +8,11 @@ use core::net::Ipv4Addr;
 use conntrack::{Proto, SessionState, TcpState};
 use sched::ForwardMode;
 
-use super::record::{ServiceView, SyncDrop, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
+use super::record::{
+    ServiceView, SyncDrop, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncTemplate,
+};
+use crate::proxy_protocol::Phase;
+use sched::ProxyProtocol;
 
 /// The first four bytes of every sync datagram.
 pub const MAGIC: [u8; 4] = *b"RVSY";
@@ -60,6 +64,21 @@ pub mod record_type {
     pub const TEMPLATE: u16 = 2;
     /// The sender's view of its services ([`view`](super::view)).
     pub const VIEW: u16 = 3;
+    /// A session with a PROXY protocol header ([`session_preamble`](super::session_preamble)).
+    pub const SESSION_PREAMBLE: u16 = 4;
+}
+
+/// Byte offsets of a session-with-header record's fields after the session's own
+/// ([`session`]'s offsets hold for its first 46 bytes).
+pub mod session_preamble {
+    /// The header's version, u8 (1, 2).
+    pub const VERSION: usize = 46;
+    /// How far it got, u8 (0 not sent, 1 sent, 2 acknowledged).
+    pub const PHASE: usize = 47;
+    /// The client's first data byte, u32.
+    pub const FIRST_SEQ: usize = 48;
+    /// Length of the record.
+    pub const LEN: usize = 52;
 }
 
 /// Byte offsets of a session record's fields (from the record's start).
@@ -287,6 +306,7 @@ impl SyncRecord {
     #[inline]
     pub fn wire_len(&self) -> usize {
         match self {
+            SyncRecord::Session(s) if s.preamble.is_some() => session_preamble::LEN,
             SyncRecord::Session(_) => session::LEN,
             SyncRecord::Template(_) => template::LEN,
             SyncRecord::View(_) => view::LEN,
@@ -295,8 +315,26 @@ impl SyncRecord {
 }
 
 fn encode_session(s: &SyncSession, out: &mut [u8]) {
-    put16(out, record_header::TYPE, record_type::SESSION);
-    put16(out, record_header::LENGTH, session::LEN as u16);
+    match s.preamble {
+        None => {
+            put16(out, record_header::TYPE, record_type::SESSION);
+            put16(out, record_header::LENGTH, session::LEN as u16);
+        }
+        Some(p) => {
+            put16(out, record_header::TYPE, record_type::SESSION_PREAMBLE);
+            put16(out, record_header::LENGTH, session_preamble::LEN as u16);
+            out[session_preamble::VERSION] = match p.version {
+                ProxyProtocol::V1 => 1,
+                ProxyProtocol::V2 => 2,
+            };
+            out[session_preamble::PHASE] = match p.phase {
+                Phase::Pending => 0,
+                Phase::Sent => 1,
+                Phase::Done => 2,
+            };
+            put32(out, session_preamble::FIRST_SEQ, p.first_seq);
+        }
+    }
     out[session::PROTO] = s.proto.ip_proto();
     out[session::MODE] = match s.mode {
         ForwardMode::Nat => mode::NAT,
@@ -500,6 +538,32 @@ pub fn decode_record(rec: &[u8]) -> Result<SyncRecord, SyncDrop> {
             let b: &[u8; template::LEN] = rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
             decode_template(b).map(SyncRecord::Template)
         }
+        record_type::SESSION_PREAMBLE => {
+            let b: &[u8; session_preamble::LEN] =
+                rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
+            let version = match b[session_preamble::VERSION] {
+                1 => ProxyProtocol::V1,
+                2 => ProxyProtocol::V2,
+                _ => return Err(SyncDrop::BadPreamble),
+            };
+            let phase = match b[session_preamble::PHASE] {
+                0 => Phase::Pending,
+                1 => Phase::Sent,
+                2 => Phase::Done,
+                _ => return Err(SyncDrop::BadPreamble),
+            };
+            let head: &[u8; session::LEN] = b[..session::LEN]
+                .try_into()
+                .map_err(|_| SyncDrop::BadRecordLength)?;
+            let mut s = decode_session(head)?;
+            s.preamble = Some(SyncPreamble {
+                version,
+                phase,
+                first_seq: get32(b, session_preamble::FIRST_SEQ),
+            });
+            s.validate()?;
+            Ok(SyncRecord::Session(s))
+        }
         record_type::VIEW => {
             let b: &[u8; view::LEN] = rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
             let mut digest = [0; 8];
@@ -567,6 +631,7 @@ fn decode_session(b: &[u8; session::LEN]) -> Result<SyncSession, SyncDrop> {
         expires_in_ms: get32(b, session::EXPIRES_IN_MS),
         persist_ms: get32(b, session::PERSIST_MS),
         synproxy,
+        preamble: None,
     };
     s.validate()?;
     Ok(s)

@@ -106,7 +106,12 @@ impl<D: Device> Worker<D> {
         match (routed_hop, f.via, dir) {
             (Some(hop), _, _) => {
                 let mut buf = buf;
-                let end = l3 + m.total_len;
+                let total = if f.preamble.version().is_some() {
+                    self.preamble(id, dir, &mut buf, l3, m, &f, &orig, hop)?
+                } else {
+                    m.total_len
+                };
+                let end = l3 + total;
                 let pkt = &mut buf.data_mut()[l3..end];
                 rewrite_routed(pkt, m, &f, &orig, dir);
                 if f.synproxy == SynProxy::On {

@@ -3,7 +3,7 @@
 //! exceeded, fragmentation needed), and echo replies for the director's addresses.
 
 use super::forward::routed;
-use super::session::{rewritten_key, SynProxy, Via};
+use super::session::{rewritten_key, Phase, SynProxy, Via};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -13,9 +13,10 @@ use crate::drop::DropReason;
 use crate::icmp;
 use crate::local::{self, IcmpError, L2_ROOM};
 use crate::parse::Ipv4Meta;
+use crate::proxy_protocol;
 use crate::rewrite::Ipv4Rewrite;
 use crate::synproxy::Shift;
-use crate::wire::IpProto;
+use crate::wire::{be32, IpProto};
 use conntrack::{Dir, Proto};
 
 impl<D: Device> Worker<D> {
@@ -73,6 +74,25 @@ impl<D: Device> Worker<D> {
             match dir {
                 Dir::Original => icmp::shift_quoted_tcp(pkt, q, shift.to_rs(0), 0),
                 Dir::Reply => icmp::shift_quoted_tcp(pkt, q, 0, shift.to_client(0)),
+            }
+        }
+        if let (Some(version), Proto::Tcp) = (f.preamble.version(), q.key.proto) {
+            // A session with a PROXY protocol header: its quote moves by the header too.
+            let ends = proxy_protocol::Ends {
+                client: (orig.src, orig.sport),
+                vip: (orig.dst, orig.dport),
+            };
+            let n = proxy_protocol::len(version, &ends) as u32;
+            match dir {
+                Dir::Reply => {
+                    let seq = be32(pkt, q.at + q.header_len + crate::wire::tcp::field::SEQ);
+                    let to = proxy_protocol::ack_to_client(seq, f.first_seq, n);
+                    icmp::shift_quoted_tcp(pkt, q, to.wrapping_sub(seq), 0);
+                }
+                Dir::Original if f.preamble.phase() == Phase::Done => {
+                    icmp::shift_quoted_tcp(pkt, q, 0, n);
+                }
+                Dir::Original => {}
             }
         }
         let toward = match dir {

@@ -9,6 +9,8 @@
 //! - `session.rs`: opening a session (dest, LIP port, persistence template) and ending one;
 //! - `forward.rs`: the session's state, then the per-mode rewrite (NAT, FullNAT, DR, TUN);
 //! - `synproxy.rs`: SYN cookies and the proxied handshake;
+//! - `preamble.rs`: the PROXY protocol header ahead of the client's data, and the sequence
+//!   shift around it;
 //! - `icmp.rs`: ICMP errors relayed, ICMP errors sent back, echo replies;
 //! - `local.rs`: ARP, sharing ARP with the peers and the kernel, the exception path;
 //! - `announce.rs`: gratuitous ARP for managed addresses the director takes over;
@@ -28,6 +30,7 @@ mod config;
 mod forward;
 mod icmp;
 mod local;
+mod preamble;
 mod session;
 mod slow;
 mod sync;
@@ -36,7 +39,7 @@ mod tx;
 
 pub use announce::{GARP_COUNT, GARP_INTERVAL_MS};
 pub use config::{PortRole, WorkerConfig, WorkerError};
-pub use session::{Forward, SynProxy, Template, Via};
+pub use session::{Forward, Phase, Preamble, SynProxy, Template, Via};
 pub use slow::{MailRequest, Mailbox, SessionDump, SessionInfo, DUMP_SCAN_SLOTS};
 pub use tx::Parked;
 

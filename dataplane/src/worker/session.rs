@@ -5,18 +5,21 @@ use super::classify::opens_session;
 use super::forward::routed;
 use super::tx::Verdict;
 use super::Worker;
+use crate::buf::PacketBuf;
 use crate::counters::Counter;
 use crate::device::Device;
 use crate::drop::DropReason;
 use crate::icmp;
 use crate::lip::{LipPool, Toward};
-use crate::parse::Ipv4Meta;
+use crate::parse::{Ipv4Meta, L4};
+pub use crate::proxy_protocol::Phase;
 use crate::snapshot::Hop;
 use crate::stats::WorkerStats;
 use crate::synproxy::CookieInfo;
+use crate::wire::be32;
 use conntrack::{Dir, FlowKey, Proto, SessionState, Table, TcpState};
 use core::net::Ipv4Addr;
-use sched::{DestLoad, FlowHint, ForwardMode, SchedKind, Scheduler};
+use sched::{DestLoad, FlowHint, ForwardMode, ProxyProtocol, SchedKind, Scheduler};
 
 /// Candidate LIP ports examined per worker queue before RSS-aware allocation gives up.
 pub(super) const STEER_TRIES_PER_QUEUE: usize = 64;
@@ -42,6 +45,63 @@ pub struct Forward {
     pub peer: bool,
     /// Noted for session sync since the last export (one record however many changes).
     pub sync_noted: bool,
+    /// The PROXY protocol header its service sends, and how far it got.
+    pub preamble: Preamble,
+    /// With a header: the client's first data byte (its ISN + 1), where the header starts in
+    /// the RS's sequence space.
+    pub first_seq: u32,
+}
+
+/// A session's PROXY protocol header ([`crate::proxy_protocol`]): the version its service
+/// sends (none for most sessions) and how far the header got. One byte: with
+/// [`Forward::first_seq`] it fills what a session had spare, so no session grows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Preamble(u8);
+
+impl Preamble {
+    /// No header.
+    pub const NONE: Preamble = Preamble(0);
+
+    /// A header of `version`, not sent yet.
+    #[inline]
+    pub fn new(version: Option<ProxyProtocol>) -> Preamble {
+        match version {
+            None => Preamble::NONE,
+            Some(ProxyProtocol::V1) => Preamble(1),
+            Some(ProxyProtocol::V2) => Preamble(2),
+        }
+    }
+
+    /// The header's version, if the session has one.
+    #[inline]
+    pub fn version(self) -> Option<ProxyProtocol> {
+        match self.0 & 3 {
+            1 => Some(ProxyProtocol::V1),
+            2 => Some(ProxyProtocol::V2),
+            _ => None,
+        }
+    }
+
+    /// How far it got.
+    #[inline]
+    pub fn phase(self) -> Phase {
+        match self.0 >> 2 {
+            0 => Phase::Pending,
+            1 => Phase::Sent,
+            _ => Phase::Done,
+        }
+    }
+
+    /// The same header at `phase`.
+    #[inline]
+    pub fn at(self, phase: Phase) -> Preamble {
+        let p = match phase {
+            Phase::Pending => 0,
+            Phase::Sent => 1,
+            Phase::Done => 2,
+        };
+        Preamble((self.0 & 3) | p << 2)
+    }
 }
 
 /// A session's forwarding mode and the data only that mode has.
@@ -219,6 +279,8 @@ impl<D: Device> Worker<D> {
             synproxy,
             peer: false,
             sync_noted: false,
+            preamble: Preamble::new(self.snap.services()[si].proxy_protocol()),
+            first_seq: tcp_seq(buf, l3, m).map_or(0, |isn| isn.wrapping_add(1)),
         };
         let reply = match dest.mode {
             ForwardMode::Nat | ForwardMode::FullNat => Some(rewritten_key(&key, &fwd).mirror()),
@@ -425,5 +487,45 @@ pub(super) fn rewritten_key(k: &FlowKey, f: &Forward) -> FlowKey {
     match f.via {
         Via::FullNat { lip, lport } => FlowKey::new(k.proto, lip, lport, f.rip, f.rport),
         _ => FlowKey::new(k.proto, k.src, k.sport, f.rip, f.rport),
+    }
+}
+
+/// The sequence number of the TCP segment `m` at `l3` in `buf` (None for other protocols).
+#[inline]
+pub(super) fn tcp_seq<B: PacketBuf>(buf: &B, l3: usize, m: &Ipv4Meta) -> Option<u32> {
+    match m.l4 {
+        L4::Tcp { .. } => buf
+            .data()
+            .get(l3 + m.header_len..l3 + m.header_len + 8)
+            .map(|t| be32(t, crate::wire::tcp::field::SEQ)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PROXY protocol state took what a session had spare: a session is as big as
+    /// before (the per-session memory bar depends on it).
+    #[test]
+    fn a_session_does_not_grow() {
+        assert_eq!(core::mem::size_of::<Forward>(), 32);
+        assert_eq!(core::mem::size_of::<conntrack::Session<Forward>>(), 88);
+        assert_eq!(core::mem::size_of::<Preamble>(), 1);
+    }
+
+    #[test]
+    fn a_preamble_keeps_its_version_through_its_phases() {
+        assert_eq!(Preamble::NONE.version(), None);
+        assert_eq!(Preamble::new(None), Preamble::NONE);
+        for v in [ProxyProtocol::V1, ProxyProtocol::V2] {
+            let p = Preamble::new(Some(v));
+            assert_eq!((p.version(), p.phase()), (Some(v), Phase::Pending));
+            for ph in [Phase::Sent, Phase::Done, Phase::Pending] {
+                let q = p.at(ph);
+                assert_eq!((q.version(), q.phase()), (Some(v), ph));
+            }
+        }
     }
 }

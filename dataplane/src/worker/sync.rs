@@ -12,12 +12,14 @@
 
 use std::sync::Arc;
 
-use super::session::{is_active, rewritten_key, template_key, Forward, SynProxy, Template, Via};
+use super::session::{
+    is_active, rewritten_key, template_key, Forward, Preamble, SynProxy, Template, Via,
+};
 use super::Worker;
 use crate::counters::Counter;
 use crate::device::Device;
 use crate::lip::{TakeError, Toward};
-use crate::sync::{SyncLink, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
+use crate::sync::{SyncLink, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
 use conntrack::{Dir, FlowKey, InsertError, Proto, Session, SessionId};
 use sched::ForwardMode;
 
@@ -270,6 +272,11 @@ impl<D: Device> Worker<D> {
             expires_in_ms: x.deadline.saturating_sub(now).min(u64::from(u32::MAX)) as u32,
             persist_ms: f.persist_ms,
             synproxy,
+            preamble: f.preamble.version().map(|version| SyncPreamble {
+                version,
+                phase: f.preamble.phase(),
+                first_seq: f.first_seq,
+            }),
         }))
     }
 
@@ -320,6 +327,10 @@ impl<D: Device> Worker<D> {
             synproxy,
             peer: true,
             sync_noted: false,
+            preamble: x.preamble.map_or(Preamble::NONE, |p| {
+                Preamble::new(Some(p.version)).at(p.phase)
+            }),
+            first_seq: x.preamble.map_or(0, |p| p.first_seq),
         };
         let key = FlowKey::new(x.proto, x.client.0, x.client.1, x.vip.0, x.vip.1);
         if let Some((id, dir)) = self.table.lookup(&key) {
@@ -399,6 +410,11 @@ impl<D: Device> Worker<D> {
         self.table.refresh_for(id, now, until - now);
         if let SyncProxy::On { shift } = x.synproxy {
             self.proxy_words[id.index()] = shift;
+        }
+        if let Some(d) = self.table.data_mut(id) {
+            // The peer's word on its header: it may have sent it, or seen it acknowledged.
+            d.preamble = f.preamble;
+            d.first_seq = f.first_seq;
         }
         self.stats
             .session_moved(f.slot, is_active(was), is_active(x.state));

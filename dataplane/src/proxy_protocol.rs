@@ -1,0 +1,364 @@
+//! The PROXY protocol header (haproxy's specification, versions 1 and 2) that a service can
+//! put ahead of each connection's data toward its dest, so that a real server behind FullNAT
+//! learns the client's address and port; and the TCP surgery that carries it: the header
+//! inserted at the start of a segment's payload, and sequence numbers moved between the
+//! client's space and the RS's, where the header occupies the first bytes.
+//!
+//! The header names the connection as the client's packets do: source the client's address
+//! and port, destination the VIP and the service port. It is built from the session's own
+//! key, never from anything the client sends, so a client cannot claim another address.
+//!
+//! - **v1**: one line of text, `PROXY TCP4 <client> <vip> <cport> <vport>\r\n`, 32 to 56
+//!   bytes for IPv4.
+//! - **v2**: 16 bytes of fixed header (the 12-byte signature, version 2 and the PROXY
+//!   command, family `AF_INET` and protocol `STREAM`, the address block's length) and the
+//!   12-byte IPv4 address block (source and destination addresses, then ports): 28 bytes.
+//!
+//! Nothing here allocates: headers are written into a caller's buffer (at most
+//! [`MAX_LEN`] bytes).
+
+use core::net::Ipv4Addr;
+
+use sched::ProxyProtocol;
+
+use crate::buf::PacketBuf;
+use crate::checksum;
+use crate::wire::be32;
+use crate::wire::ipv4::field as ip;
+use crate::wire::tcp::{self, field as tcpf};
+
+/// The signature a v2 header starts with.
+pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
+/// Version 2, command PROXY.
+pub const V2_VERSION_PROXY: u8 = 0x21;
+/// Family `AF_INET`, protocol `STREAM`.
+pub const V2_TCP4: u8 = 0x11;
+/// The length of a v2 header for TCP over IPv4.
+pub const V2_TCP4_LEN: usize = 28;
+/// The longest header for IPv4: v1 with four three-digit octets twice and two five-digit
+/// ports.
+pub const MAX_LEN: usize = 56;
+
+/// How far a session's header got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Not sent: the client has sent no data yet.
+    Pending,
+    /// Sent ahead of the client's first data; the RS has not acknowledged it yet, so a
+    /// retransmission of that data carries it again.
+    Sent,
+    /// Acknowledged by the RS: only the sequence shift remains.
+    Done,
+}
+
+/// The two ends a header names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ends {
+    /// The client's address and port.
+    pub client: (Ipv4Addr, u16),
+    /// The VIP and the service port.
+    pub vip: (Ipv4Addr, u16),
+}
+
+/// The length of `version`'s header for `ends`.
+#[inline]
+pub fn len(version: ProxyProtocol, ends: &Ends) -> usize {
+    match version {
+        ProxyProtocol::V2 => V2_TCP4_LEN,
+        // "PROXY TCP4 " + client + " " + vip + " " + cport + " " + vport + "\r\n"
+        ProxyProtocol::V1 => {
+            11 + addr_digits(ends.client.0)
+                + 1
+                + addr_digits(ends.vip.0)
+                + 1
+                + digits(ends.client.1)
+                + 1
+                + digits(ends.vip.1)
+                + 2
+        }
+    }
+}
+
+/// Writes `version`'s header for `ends` at the start of `out`; returns its length.
+///
+/// # Panics
+/// If `out` is shorter than [`len`] (callers size it to [`MAX_LEN`]).
+pub fn write(version: ProxyProtocol, ends: &Ends, out: &mut [u8]) -> usize {
+    match version {
+        ProxyProtocol::V2 => {
+            out[..12].copy_from_slice(&V2_SIGNATURE);
+            out[12] = V2_VERSION_PROXY;
+            out[13] = V2_TCP4;
+            out[14..16].copy_from_slice(&12u16.to_be_bytes());
+            out[16..20].copy_from_slice(&ends.client.0.octets());
+            out[20..24].copy_from_slice(&ends.vip.0.octets());
+            out[24..26].copy_from_slice(&ends.client.1.to_be_bytes());
+            out[26..28].copy_from_slice(&ends.vip.1.to_be_bytes());
+            V2_TCP4_LEN
+        }
+        ProxyProtocol::V1 => {
+            let mut w = Writer { out, at: 0 };
+            w.bytes(b"PROXY TCP4 ");
+            w.addr(ends.client.0);
+            w.bytes(b" ");
+            w.addr(ends.vip.0);
+            w.bytes(b" ");
+            w.number(ends.client.1);
+            w.bytes(b" ");
+            w.number(ends.vip.1);
+            w.bytes(b"\r\n");
+            w.at
+        }
+    }
+}
+
+/// Decimal text into a slice, without allocating.
+struct Writer<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, b: &[u8]) {
+        self.out[self.at..self.at + b.len()].copy_from_slice(b);
+        self.at += b.len();
+    }
+
+    fn number(&mut self, n: u16) {
+        let d = digits(n);
+        let mut v = n;
+        for i in (0..d).rev() {
+            self.out[self.at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        self.at += d;
+    }
+
+    fn addr(&mut self, a: Ipv4Addr) {
+        for (i, o) in a.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.bytes(b".");
+            }
+            self.number(u16::from(o));
+        }
+    }
+}
+
+#[inline]
+fn digits(n: u16) -> usize {
+    match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    }
+}
+
+#[inline]
+fn addr_digits(a: Ipv4Addr) -> usize {
+    let [a, b, c, d] = a.octets();
+    3 + digits(a.into()) + digits(b.into()) + digits(c.into()) + digits(d.into())
+}
+
+/// The TCP header length of the segment at `l4` in `pkt` (the data offset), if it is a
+/// sane one within the segment.
+#[inline]
+fn tcp_header_len(pkt: &[u8], l4: usize) -> Option<usize> {
+    let doff = usize::from(pkt.get(l4 + tcpf::DATA_OFF)? >> 4) * 4;
+    (doff >= tcp::HEADER_LEN && l4 + doff <= pkt.len()).then_some(doff)
+}
+
+/// The TCP payload length of the IPv4 packet `pkt` (exactly its total length) whose header
+/// is `header_len` bytes, or None if its TCP header is not sane.
+#[inline]
+pub fn payload_len(pkt: &[u8], header_len: usize) -> Option<usize> {
+    tcp_header_len(pkt, header_len).map(|t| pkt.len() - header_len - t)
+}
+
+/// Inserts `header` at the start of the TCP payload of the IPv4 packet at `l3` in `buf`
+/// (`total_len` bytes, IPv4 header `header_len` bytes): the headers move toward the front
+/// into the headroom, or else the payload toward the back into the tailroom. The IPv4 total
+/// length and checksum follow, and the TCP checksum is computed afresh (the insertion may
+/// move the payload by an odd number of bytes). Ethernet padding after the packet is cut.
+/// Returns false, changing nothing, when the buffer has no room for it or the TCP header is
+/// not sane.
+pub fn insert<B: PacketBuf>(
+    buf: &mut B,
+    l3: usize,
+    header_len: usize,
+    total_len: usize,
+    header: &[u8],
+) -> bool {
+    let n = header.len();
+    let end = l3 + total_len;
+    if buf.len() < end || total_len + n > usize::from(u16::MAX) {
+        return false;
+    }
+    let Some(thl) = tcp_header_len(&buf.data()[l3..end], header_len) else {
+        return false;
+    };
+    let at = l3 + header_len + thl;
+    buf.truncate(end);
+    if buf.headroom() >= n {
+        if !buf.prepend(n) {
+            return false;
+        }
+        let d = buf.data_mut();
+        d.copy_within(n..n + at, 0);
+        d[at..at + n].copy_from_slice(header);
+    } else if buf.tailroom() >= n {
+        if !buf.append(n) {
+            return false;
+        }
+        let d = buf.data_mut();
+        d.copy_within(at..end, at + n);
+        d[at..at + n].copy_from_slice(header);
+    } else {
+        return false;
+    }
+    let pkt = &mut buf.data_mut()[l3..end + n];
+    let new_total = (total_len + n) as u16;
+    let old_total = u16::from_be_bytes([pkt[ip::LENGTH], pkt[ip::LENGTH + 1]]);
+    pkt[ip::LENGTH..ip::LENGTH + 2].copy_from_slice(&new_total.to_be_bytes());
+    let c = u16::from_be_bytes([pkt[ip::CHECKSUM], pkt[ip::CHECKSUM + 1]]);
+    let c = checksum::update16(c, old_total, new_total);
+    pkt[ip::CHECKSUM..ip::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+    tcp_checksum(pkt, header_len);
+    true
+}
+
+/// Computes the TCP checksum of the IPv4 packet `pkt` (exactly its total length) afresh.
+pub fn tcp_checksum(pkt: &mut [u8], header_len: usize) {
+    let seg_len = (pkt.len() - header_len) as u16;
+    let (src, dst) = (be32(pkt, ip::SRC), be32(pkt, ip::DST));
+    let seg = &mut pkt[header_len..];
+    seg[tcpf::CHECKSUM..tcpf::CHECKSUM + 2].fill(0);
+    let sum = checksum::pseudo_header_sum(src, dst, 6, seg_len);
+    let c = !checksum::fold(checksum::sum_bytes(sum, seg));
+    seg[tcpf::CHECKSUM..tcpf::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Where an acknowledgement (or a SACK edge) of the RS, which counts the header, falls in
+/// the client's space: `n` bytes earlier, except that anything within the header (the RS
+/// has not had all of it) is the client's first byte, `base`.
+#[inline]
+pub fn ack_to_client(ack: u32, base: u32, n: u32) -> u32 {
+    if ack.wrapping_sub(base) < n {
+        base
+    } else {
+        ack.wrapping_sub(n)
+    }
+}
+
+/// Whether `seq` is at or after `base` in sequence space (within half the space).
+#[inline]
+pub fn at_or_after(seq: u32, base: u32) -> bool {
+    seq.wrapping_sub(base) < 1 << 31
+}
+
+/// Moves the SACK blocks of the TCP segment at `l4` in `pkt` with `edge` (each left and
+/// right edge mapped), keeping its checksum right. Other options, and malformed option
+/// lists (left as they are from where they stop making sense), are untouched.
+pub fn map_sack(pkt: &mut [u8], l4: usize, mut edge: impl FnMut(u32) -> u32) {
+    let Some(thl) = tcp_header_len(pkt, l4) else {
+        return;
+    };
+    let seg = &mut pkt[l4..l4 + thl];
+    let mut c = u16::from_be_bytes([seg[tcpf::CHECKSUM], seg[tcpf::CHECKSUM + 1]]);
+    let mut i = tcp::HEADER_LEN;
+    while i < thl {
+        match seg[i] {
+            tcp::OPT_END => break,
+            tcp::OPT_NOP => i += 1,
+            kind => {
+                let Some(&olen) = seg.get(i + 1) else { break };
+                let olen = usize::from(olen);
+                if olen < 2 || i + olen > thl {
+                    break;
+                }
+                if kind == OPT_SACK && (olen - 2) % 8 == 0 {
+                    let mut e = i + 2;
+                    while e < i + olen {
+                        let old = be32(seg, e);
+                        let new = edge(old);
+                        seg[e..e + 4].copy_from_slice(&new.to_be_bytes());
+                        c = checksum::update32(c, old, new);
+                        e += 4;
+                    }
+                }
+                i += olen;
+            }
+        }
+    }
+    seg[tcpf::CHECKSUM..tcpf::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Option kind: selective acknowledgement blocks (RFC 2018).
+pub const OPT_SACK: u8 = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ends(c: [u8; 4], cport: u16, v: [u8; 4], vport: u16) -> Ends {
+        Ends {
+            client: (Ipv4Addr::from(c), cport),
+            vip: (Ipv4Addr::from(v), vport),
+        }
+    }
+
+    #[test]
+    fn v1_is_the_spec_line_and_its_length_is_known_before() {
+        for e in [
+            ends([198, 51, 100, 7], 40000, [192, 0, 2, 100], 80),
+            ends([1, 2, 3, 4], 0, [5, 6, 7, 8], 9),
+            ends([255, 255, 255, 255], 65535, [255, 255, 255, 255], 65535),
+            ends([10, 0, 0, 1], 100, [10, 20, 30, 40], 1000),
+        ] {
+            let mut out = [0u8; MAX_LEN];
+            let n = write(ProxyProtocol::V1, &e, &mut out);
+            let want = format!(
+                "PROXY TCP4 {} {} {} {}\r\n",
+                e.client.0, e.vip.0, e.client.1, e.vip.1
+            );
+            assert_eq!(&out[..n], want.as_bytes());
+            assert_eq!(n, len(ProxyProtocol::V1, &e));
+            assert!(n <= MAX_LEN);
+        }
+        let longest = ends([255; 4], 65535, [255; 4], 65535);
+        assert_eq!(len(ProxyProtocol::V1, &longest), MAX_LEN);
+    }
+
+    #[test]
+    fn v2_is_the_spec_layout() {
+        let e = ends([198, 51, 100, 7], 40000, [192, 0, 2, 100], 80);
+        let mut out = [0u8; MAX_LEN];
+        assert_eq!(write(ProxyProtocol::V2, &e, &mut out), 28);
+        let want: Vec<u8> = [
+            &b"\r\n\r\n\x00\r\nQUIT\n"[..],
+            &[0x21, 0x11, 0, 12],
+            &[198, 51, 100, 7, 192, 0, 2, 100],
+            &40000u16.to_be_bytes(),
+            &80u16.to_be_bytes(),
+        ]
+        .concat();
+        assert_eq!(&out[..28], &want[..]);
+        assert_eq!(len(ProxyProtocol::V2, &e), 28);
+    }
+
+    #[test]
+    fn acks_map_back_and_stay_at_the_first_byte_within_the_header() {
+        let (base, n) = (u32::MAX - 5, 28);
+        assert_eq!(ack_to_client(base, base, n), base);
+        assert_eq!(ack_to_client(base.wrapping_add(27), base, n), base);
+        assert_eq!(ack_to_client(base.wrapping_add(28), base, n), base);
+        assert_eq!(
+            ack_to_client(base.wrapping_add(1028), base, n),
+            base.wrapping_add(1000)
+        );
+        assert!(at_or_after(base.wrapping_add(10), base));
+        assert!(at_or_after(base, base));
+        assert!(!at_or_after(base.wrapping_sub(1), base));
+    }
+}
