@@ -18,11 +18,13 @@ A *site* is a topology with rvsd running on it. It provides:
     site.log(msg)
 
 and, for the scenarios only the network-namespace lab runs (pmtu-*, udp-unreachable,
-synproxy, time-wait):
+synproxy, proxy-protocol, time-wait):
 
     site.cip, site.lip                           the client's address, the FullNAT LIP
     site.big_path, site.big_size, site.big_sha256   a large file every server serves
     site.rs_sh(i, script) -> stdout              run a shell script on rs<i>
+    site.rs_home(i)                              rs<i>'s nginx directory (its pp.log: the
+                                                 access log of its PROXY protocol port 8081)
     site.set_client_path_mtu(mtu)                the router's route to the client gets a
                                                  locked MTU (None: removed again)
     site.drop_router_icmp(on)                    the router's own ICMP to the VIP blackholed
@@ -472,6 +474,93 @@ for i in range(n):
     r.sendto(ip + tcp, (vip, 0))
 print(n)
 """
+
+
+HAPROXY_CFG = """global
+  pidfile {home}/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend pp
+  bind :8082 accept-proxy
+  http-request return status 200 content-type text/plain lf-string "rs3-haproxy %[src]:%[src_port]" if {{ path / }}
+  default_backend files
+backend files
+  server local 127.0.0.1:80
+"""
+
+
+def proxy_protocol(site, ck, n):
+    """FullNAT with the PROXY protocol: the servers see the LIP, and learn the client from
+    the header rvs puts ahead of its data. rs1 and rs2 run nginx with `listen 8081
+    proxy_protocol` (it answers, and logs, `$proxy_protocol_addr:$proxy_protocol_port`); rs3
+    runs Debian's haproxy with `accept-proxy` (it answers `%[src]:%[src_port]`). For v2 and
+    then v1: 30 requests, each answered with the client's own address and port as curl saw
+    them; 3 downloads of the large file with the right sha256; every nginx log line names
+    the client."""
+    site.set_rs_routes(None)
+    home3 = site.rs_home(3)
+    site.rs_sh(3, f"cat > {home3}/haproxy.cfg <<'EOF'\n{HAPROXY_CFG.format(home=home3)}EOF\n"
+                  f"haproxy -D -f {home3}/haproxy.cfg")
+    try:
+        for version in ("v2", "v1"):
+            site.rvsadm(["-C"])
+            svc = f"{site.vip}:80"
+            site.rvsadm(["-A", "-t", svc, "-s", "rr", "--proxy-protocol", version])
+            for addr, port in zip(site.rs, (8081, 8081, 8082)):
+                site.rvsadm(["-a", "-t", svc, "-r", f"{addr}:{port}", "--fullnat"])
+            for i in (1, 2):
+                site.rs_sh(i, f": > {site.rs_home(i)}/pp.log")
+            before = worker_total(site, "proxy_headers_sent")
+            out = site.client_sh(
+                f"for i in $(seq 30); do curl -s -m 3 -w '|%{{local_ip}}:%{{local_port}}\\n' "
+                f"http://{site.vip}/ || echo ERR; done",
+                timeout=150,
+            )
+            seen, right, servers = 0, 0, {}
+            for line in out.splitlines():
+                body, _, local = line.partition("|")
+                parts = body.split()
+                if len(parts) != 2:
+                    continue
+                seen += 1
+                servers[parts[0]] = servers.get(parts[0], 0) + 1
+                right += parts[1] == local.strip()
+            got = downloads(site, 3, 30)
+            good = [g for g in got if g == (0, site.big_size, site.big_sha256)]
+            logs = [site.rs_sh(i, f"cat {site.rs_home(i)}/pp.log").splitlines() for i in (1, 2)]
+            lines = [l for log in logs for l in log]
+            named = [l for l in lines if l.split(":")[0] == site.cip and l.split()[1] == site.lip]
+            sent = worker_total(site, "proxy_headers_sent") - before
+            site.log(f"\n== PROXY protocol {version}: FullNAT to nginx (rs1, rs2) and haproxy (rs3)")
+            site.log(f"answers naming the client as curl saw it: {right}/{seen} ({servers})")
+            site.log("nginx log lines: " + "; ".join(lines[:3]) + (" ..." if len(lines) > 3 else ""))
+            ck.expect(
+                f"proxy-protocol {version} answers",
+                seen == 30 and right == 30 and len(servers) == 3,
+                f"{right}/30 answers name the client's own address:port, from {servers}",
+            )
+            ck.expect(
+                f"proxy-protocol {version} downloads",
+                len(good) == 3,
+                f"{len(good)}/3 downloads of {site.big_size} bytes with the right sha256",
+            )
+            ck.expect(
+                f"proxy-protocol {version} nginx logs",
+                len(lines) >= 20 and len(named) == len(lines) and sent >= 33,
+                f"{len(named)}/{len(lines)} log lines name {site.cip}:port (the peer being the LIP "
+                f"{site.lip}); headers sent {sent}",
+            )
+    finally:
+        site.rs_sh(3, f"kill $(cat {home3}/haproxy.pid) 2>/dev/null")
+
+
+def worker_total(site, name):
+    """A worker event counter (`rvsadm --workers`), summed over the workers."""
+    workers = json.loads(site.rvsadm(["--workers", "--json"]).stdout)
+    return sum(dict(w.get("counters", [])).get(name, 0) for w in workers)
 
 
 def flood_sessions(site):
@@ -985,6 +1074,7 @@ SCENARIOS = {
     "pmtu-nat": pmtu_nat,
     "udp-unreachable": udp_unreachable,
     "synproxy": synproxy,
+    "proxy-protocol": proxy_protocol,
     "time-wait": time_wait,
     "vrrp": vrrp,
 }
