@@ -496,8 +496,8 @@ def proxy_protocol(site, ck, n):
     """FullNAT with the PROXY protocol: the servers see the LIP, and learn the client from
     the header rvs puts ahead of its data. rs1 and rs2 run nginx with `listen 8081
     proxy_protocol` (it answers, and logs, `$proxy_protocol_addr:$proxy_protocol_port`); rs3
-    runs Debian's haproxy with `accept-proxy` (it answers `%[src]:%[src_port]`). For v2 and
-    then v1: 30 requests, each answered with the client's own address and port as curl saw
+    runs Debian's haproxy with `accept-proxy` (it answers `%[src]:%[src_port]`). For v2, v1,
+    and v2 with the SYN proxy: 30 requests, each answered with the client's own address and port as curl saw
     them; 3 downloads of the large file with the right sha256; every nginx log line names
     the client."""
     site.set_rs_routes(None)
@@ -505,10 +505,13 @@ def proxy_protocol(site, ck, n):
     site.rs_sh(3, f"cat > {home3}/haproxy.cfg <<'EOF'\n{HAPROXY_CFG.format(home=home3)}EOF\n"
                   f"haproxy -D -f {home3}/haproxy.cfg")
     try:
-        for version in ("v2", "v1"):
+        for version, synproxy in (("v2", False), ("v1", False), ("v2", True)):
             site.rvsadm(["-C"])
             svc = f"{site.vip}:80"
-            site.rvsadm(["-A", "-t", svc, "-s", "rr", "--proxy-protocol", version])
+            proxy = ["-j", "enable"] if synproxy else []
+            site.rvsadm(["-A", "-t", svc, "-s", "rr", "--proxy-protocol", version] + proxy)
+            if synproxy:
+                version += " with synproxy"
             for addr, port in zip(site.rs, (8081, 8081, 8082)):
                 site.rvsadm(["-a", "-t", svc, "-r", f"{addr}:{port}", "--fullnat"])
             for i in (1, 2):

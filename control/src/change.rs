@@ -117,8 +117,6 @@ impl Change {
             } => {
                 let s = service_mut(config, key)?;
                 s.set_persistence(persistence)?;
-                // Off first, so that either may be turned on while the other goes off.
-                s.set_proxy_protocol(None)?;
                 s.set_synproxy(synproxy)?;
                 s.set_proxy_protocol(proxy_protocol)?;
                 s.set_sched(sched);

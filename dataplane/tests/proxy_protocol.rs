@@ -245,3 +245,84 @@ fn a_service_without_it_forwards_as_before() {
     assert_eq!(seq_ack(&out.lan[0]).0, ISN + 1);
     assert_eq!(count(&lab, Counter::ProxyHeadersSent), 0);
 }
+
+/// With the SYN proxy: the header goes ahead of the first data the client sends once both
+/// halves are joined (at its ISN + 1, learnt from its ACK), the client's acknowledgements move
+/// into the RS's space by the proxy's shift, and the RS's segments come back moved by both.
+#[test]
+fn with_the_synproxy_both_shifts_apply() {
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let key = ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP,
+        port: 80,
+    };
+    let svc = cfg.services.get_mut(&key).unwrap();
+    svc.set_synproxy(true).unwrap();
+    svc.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap();
+    let mut lab = Lab::new(&cfg);
+    let out = lab.send(WAN, &tcp((CIP, CPORT), (VIP, 80), SYN, ISN, 0).build());
+    let cookie = seq_ack(&out.wan[0]).0;
+    let ack = tcp(
+        (CIP, CPORT),
+        (VIP, 80),
+        ACK,
+        ISN + 1,
+        cookie.wrapping_add(1),
+    );
+    let out = lab.send(WAN, &ack.build());
+    let syn = decode(&out.lan[0]);
+    assert_eq!(seq_ack(&out.lan[0]).0, ISN, "the client's SYN, unshifted");
+    let synack = tcp(
+        (RS[0], 8080),
+        (syn.src, syn.sport),
+        SYN | ACK,
+        RS_ISN,
+        ISN + 1,
+    )
+    .via_rs(0);
+    let out = lab.send(LAN, &synack.build());
+    assert_eq!(
+        seq_ack(&out.lan[0]),
+        (ISN + 1, RS_ISN + 1),
+        "the director's ACK to the RS"
+    );
+    let get = b"GET / HTTP/1.0\r\n\r\n";
+    let data = tcp(
+        (CIP, CPORT),
+        (VIP, 80),
+        ACK | PSH,
+        ISN + 1,
+        cookie.wrapping_add(1),
+    )
+    .payload(get);
+    let out = lab.send(WAN, &data.build());
+    let d = decode(&out.lan[0]);
+    assert_eq!(
+        d.payload,
+        [&header(ProxyProtocol::V2, CPORT)[..], get].concat()
+    );
+    assert_eq!(seq_ack(&out.lan[0]), (ISN + 1, RS_ISN + 1));
+    let n = 28;
+    let reply = tcp(
+        (RS[0], 8080),
+        (syn.src, syn.sport),
+        ACK | PSH,
+        RS_ISN + 1,
+        ISN + 1 + n + get.len() as u32,
+    )
+    .via_rs(0)
+    .payload(b"HTTP/1.0 200 OK\r\n\r\n");
+    let out = lab.send(LAN, &reply.build());
+    assert_eq!(
+        seq_ack(&out.wan[0]),
+        (cookie.wrapping_add(1), ISN + 1 + get.len() as u32),
+        "the cookie's space and the client's own"
+    );
+    assert_eq!(phase(&lab), Phase::Done);
+}

@@ -124,13 +124,6 @@ pub enum SchedError {
         mode: ForwardMode,
     },
 
-    /// PROXY protocol and SYN proxy on one service.
-    #[error(
-        "proxy-protocol and synproxy cannot be used together on one service yet: disable \
-         one of them"
-    )]
-    ProxyProtocolWithSynProxy,
-
     /// A PROXY protocol version rvs does not know.
     #[error("illegal proxy-protocol value '{0}': use v1, v2 or disable")]
     UnknownProxyProtocol(String),

@@ -183,9 +183,6 @@ impl Service {
             if let Some(d) = self.dests.iter().find(|d| !d.mode.maps_ports()) {
                 return Err(SchedError::SynProxyNeedsReplies { mode: d.mode });
             }
-            if self.proxy_protocol.is_some() {
-                return Err(SchedError::ProxyProtocolWithSynProxy);
-            }
         }
         self.synproxy = on;
         Ok(())
@@ -202,8 +199,7 @@ impl Service {
     ///
     /// # Errors
     /// Nothing changes if refused: [`SchedError::ProxyProtocolNotTcp`] on a UDP or ICMP
-    /// service, [`SchedError::ProxyProtocolNeedsReplies`] if a dest is DR or TUN,
-    /// [`SchedError::ProxyProtocolWithSynProxy`] on a service with SYN proxy.
+    /// service, [`SchedError::ProxyProtocolNeedsReplies`] if a dest is DR or TUN.
     pub fn set_proxy_protocol(&mut self, v: Option<ProxyProtocol>) -> Result<(), SchedError> {
         if v.is_some() {
             if self.key.proto != Proto::Tcp {
@@ -211,9 +207,6 @@ impl Service {
             }
             if let Some(d) = self.dests.iter().find(|d| !d.mode.maps_ports()) {
                 return Err(SchedError::ProxyProtocolNeedsReplies { mode: d.mode });
-            }
-            if self.synproxy {
-                return Err(SchedError::ProxyProtocolWithSynProxy);
             }
         }
         self.proxy_protocol = v;
@@ -522,7 +515,7 @@ mod tests {
     }
 
     #[test]
-    fn proxy_protocol_is_for_tcp_with_nat_or_fullnat_dests_without_synproxy() {
+    fn proxy_protocol_is_for_tcp_with_nat_or_fullnat_dests() {
         assert_eq!(ProxyProtocol::parse("v1"), Ok(Some(ProxyProtocol::V1)));
         assert_eq!(ProxyProtocol::parse("v2"), Ok(Some(ProxyProtocol::V2)));
         assert_eq!(ProxyProtocol::parse("disable"), Ok(None));
@@ -558,17 +551,10 @@ mod tests {
                 mode: ForwardMode::Tun
             })
         );
-        assert_eq!(
-            s.set_synproxy(true),
-            Err(SchedError::ProxyProtocolWithSynProxy)
-        );
-        assert!(!s.synproxy());
-        s.set_proxy_protocol(None).unwrap();
+        // With the SYN proxy, both ways round.
         s.set_synproxy(true).unwrap();
-        assert_eq!(
-            s.set_proxy_protocol(Some(ProxyProtocol::V1)),
-            Err(SchedError::ProxyProtocolWithSynProxy)
-        );
+        s.set_proxy_protocol(Some(ProxyProtocol::V1)).unwrap();
+        assert!(s.synproxy());
         assert_eq!(ProxyProtocol::V2.to_string(), "v2");
     }
 

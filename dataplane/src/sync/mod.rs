@@ -79,8 +79,8 @@
 //! | 47 | 1 | phase | 0 not sent yet, 1 sent and not acknowledged, 2 acknowledged by the RS |
 //! | 48 | 4 | first byte | the client's first data byte (ISN + 1): where the header starts in the RS's sequence space |
 //!
-//! Only TCP sessions in NAT or FullNAT without SYN proxy have one (`bad_preamble` otherwise,
-//! and for another version or phase). An older receiver skips the type and counts it.
+//! Only TCP sessions in NAT or FullNAT have one, never with a pending SYN proxy
+//! (`bad_preamble` otherwise, and for another version or phase). An older receiver skips the type and counts it.
 //!
 //! **Template** (type 2, 29 bytes, [`wire::template`]): an IPVS persistence template, keyed
 //! (proto, client, VIP, VIP port) like the worker's:

@@ -194,8 +194,8 @@ sync_drops! {
     BadAddress => "bad_address",
     /// A persistence template with a timeout of 0.
     BadTimeout => "bad_timeout",
-    /// A PROXY protocol header on a session that cannot have one (not TCP, DR or TUN, SYN
-    /// proxy), or an unknown version or phase.
+    /// A PROXY protocol header on a session that cannot have one (not TCP, DR or TUN, a
+    /// pending SYN proxy), or an unknown version or phase.
     BadPreamble => "bad_preamble",
 }
 
@@ -241,8 +241,8 @@ impl SyncSession {
     ///   rewritten). The client port is free (ICMP: the echo identifier, 0 included);
     /// - [`SyncDrop::BadLip`]: FullNAT has a LIP other than 0.0.0.0 (its port is free, as a
     ///   LIP port range may include any port), the other modes have none;
-    /// - [`SyncDrop::BadPreamble`]: a PROXY protocol header only on TCP in NAT or FullNAT
-    ///   without SYN proxy.
+    /// - [`SyncDrop::BadPreamble`]: a PROXY protocol header only on TCP in NAT or FullNAT,
+    ///   not on a SYN-proxied session still waiting for its RS.
     ///
     /// # Errors
     /// The first rule broken.
@@ -283,7 +283,7 @@ impl SyncSession {
         if self.preamble.is_some()
             && (self.proto != Proto::Tcp
                 || !self.mode.maps_ports()
-                || self.synproxy != SyncProxy::Off)
+                || matches!(self.synproxy, SyncProxy::Pending { .. }))
         {
             return Err(SyncDrop::BadPreamble);
         }

@@ -184,7 +184,8 @@ fn every_session_variant() -> Vec<SyncRecord> {
                         synproxy,
                         preamble: None,
                     }));
-                    if proto == Proto::Tcp && mode.maps_ports() && synproxy == SyncProxy::Off {
+                    let pending = matches!(synproxy, SyncProxy::Pending { .. });
+                    if proto == Proto::Tcp && mode.maps_ports() && !pending {
                         for p in preambles() {
                             if let Some(SyncRecord::Session(s)) = out.last().copied() {
                                 out.push(SyncRecord::Session(SyncSession {
@@ -205,8 +206,9 @@ fn every_session_variant() -> Vec<SyncRecord> {
 fn every_session_variant_round_trips() {
     let all = every_session_variant();
     // 4 modes × 11 TCP states × (1 + 6 SYN proxy states in NAT/FullNAT) + UDP and ICMP,
-    // and the 6 PROXY protocol headers of NAT and FullNAT TCP sessions without SYN proxy.
-    assert_eq!(all.len(), 2 * 11 * 7 + 2 * 11 + 2 * 4 + 2 * 11 * 6);
+    // and the 6 PROXY protocol headers of NAT and FullNAT TCP sessions whose SYN proxy is
+    // off or on (3 states), never pending.
+    assert_eq!(all.len(), 2 * 11 * 7 + 2 * 11 + 2 * 4 + 2 * 11 * 3 * 6);
     for chunk in all.chunks(20) {
         let d = datagram(chunk);
         let g = Datagram::parse(&d, HDR.sync_id).expect("valid datagram");
@@ -601,10 +603,12 @@ fn invalid_sessions() -> Vec<(SyncSession, SyncDrop)> {
             },
             SyncDrop::BadLip,
         ),
-        // A PROXY protocol header only on TCP in NAT or FullNAT without SYN proxy.
+        // A PROXY protocol header only on TCP in NAT or FullNAT, not while a SYN proxy
+        // waits for its RS.
         (
             SyncSession {
                 preamble: Some(preambles()[0]),
+                synproxy: pending(1),
                 ..ok
             },
             SyncDrop::BadPreamble,
@@ -1135,10 +1139,10 @@ fn valid_session() -> impl Strategy<Value = SyncSession> {
                     synproxy,
                     preamble: (proto == Proto::Tcp
                         && mode.maps_ports()
-                        && synproxy == SyncProxy::Off)
-                        .then(|| preambles()[usize::from(pick) % 7..].first().copied())
-                        .flatten()
-                        .map(|p| SyncPreamble { first_seq, ..p }),
+                        && !matches!(synproxy, SyncProxy::Pending { .. }))
+                    .then(|| preambles()[usize::from(pick) % 7..].first().copied())
+                    .flatten()
+                    .map(|p| SyncPreamble { first_seq, ..p }),
                 },
             )
     })

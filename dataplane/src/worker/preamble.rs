@@ -19,7 +19,7 @@
 //! Phase changes are noted for session sync, which carries the header's state, so a session
 //! that moves to a peer neither loses nor repeats it.
 
-use super::session::{Forward, Phase};
+use super::session::{Forward, Phase, SynProxy};
 use super::tx::Emit;
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -31,6 +31,7 @@ use crate::parse::{Ipv4Meta, L4};
 use crate::proxy_protocol::{self, Ends};
 use crate::rewrite;
 use crate::snapshot::Hop;
+use crate::synproxy::Shift;
 use crate::wire::be32;
 use crate::wire::tcp::{self, flags as tcp_flags};
 use conntrack::{Dir, FlowKey, SessionId};
@@ -86,7 +87,7 @@ impl<D: Device> Worker<D> {
                         self.header_sent(id, phase);
                         return Ok(m.total_len + h.len());
                     }
-                    self.header_segment(buf, l3, m, f, orig, h, hop)?;
+                    self.header_segment(id, buf, l3, m, f, orig, h, hop)?;
                     self.header_sent(id, phase);
                 }
                 if proxy_protocol::at_or_after(seq, base) {
@@ -141,6 +142,7 @@ impl<D: Device> Worker<D> {
     #[allow(clippy::too_many_arguments)]
     fn header_segment(
         &mut self,
+        id: SessionId,
         buf: &D::Buf,
         l3: usize,
         m: &Ipv4Meta,
@@ -157,6 +159,11 @@ impl<D: Device> Worker<D> {
         let port = self.snap.iface(hop.iface).port;
         let Some(mut b) = self.tx.ports[usize::from(port)].alloc() else {
             return Err(DropReason::NoBuffer);
+        };
+        // A SYN-proxied session's client acknowledges in the cookie's space.
+        let ack = match f.synproxy {
+            SynProxy::On => Shift(self.proxy_words[id.index()]).to_rs(ack),
+            _ => ack,
         };
         let seg = TcpSegment {
             seq: f.first_seq,

@@ -74,6 +74,10 @@ impl<D: Device> Worker<D> {
             Routing::Direct => None,
         };
         self.proxy_words[id.index()] = isn;
+        if let Some(d) = self.table.data_mut(id) {
+            // Opened by the client's ACK, not its SYN: its first data byte is this one.
+            d.first_seq = seq;
+        }
         self.table
             .on_packet(id, Dir::Original, Some(TcpEvent::Syn), self.now);
         self.counters.count(Counter::SynproxyOpened);
