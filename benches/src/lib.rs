@@ -81,6 +81,27 @@ pub fn synproxy_director(capacity: usize) -> Worker<MemDevice> {
     worker_on(ports, &cfg, capacity, true)
 }
 
+/// [`director`] in FullNAT with the service's PROXY protocol v2 header
+/// (`--proxy-protocol v2`).
+pub fn proxy_protocol_director(capacity: usize) -> Worker<MemDevice> {
+    let pool = MemPool::new(8192);
+    let ports = vec![
+        MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 4096),
+        MemDevice::new(EthernetAddress(LAN_MAC), pool, 4096),
+    ];
+    let mut cfg = config(ForwardMode::FullNat, capacity, 600_000, false);
+    let key = ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP,
+        port: 80,
+    };
+    if let Some(s) = cfg.services.get_mut(&key) {
+        s.set_proxy_protocol(Some(sched::ProxyProtocol::V2))
+            .expect("proxy protocol");
+    }
+    worker_on(ports, &cfg, capacity, true)
+}
+
 /// The bench director's configuration.
 fn config(mode: ForwardMode, capacity: usize, syn_recv_ms: u64, synproxy: bool) -> DirectorConfig {
     let mut services = ServiceTable::new();
@@ -175,7 +196,8 @@ fn lip_count(capacity: usize) -> usize {
     }
 }
 
-/// A TCP frame with valid checksums and `payload_len` bytes of payload.
+/// A TCP frame with valid checksums and `payload_len` bytes of payload (sequence and
+/// acknowledgement numbers 0).
 pub fn tcp_frame(
     dst_mac: [u8; 6],
     src: Ipv4Addr,
@@ -183,6 +205,18 @@ pub fn tcp_frame(
     dst: Ipv4Addr,
     dport: u16,
     flags: u8,
+    payload_len: usize,
+) -> Vec<u8> {
+    tcp_frame_seq(dst_mac, (src, sport), (dst, dport), flags, (0, 0), payload_len)
+}
+
+/// [`tcp_frame`] with sequence and acknowledgement numbers `(seq, ack)`.
+pub fn tcp_frame_seq(
+    dst_mac: [u8; 6],
+    (src, sport): (Ipv4Addr, u16),
+    (dst, dport): (Ipv4Addr, u16),
+    flags: u8,
+    (seq, ack): (u32, u32),
     payload_len: usize,
 ) -> Vec<u8> {
     let ip_len = 20 + 20 + payload_len;
@@ -197,6 +231,8 @@ pub fn tcp_frame(
         t.set_src_port(sport);
         t.set_dst_port(dport);
         t.set_header_len(20);
+        t.set_seq_number(smoltcp::wire::TcpSeqNumber(seq as i32));
+        t.set_ack_number(smoltcp::wire::TcpSeqNumber(ack as i32));
         t.set_window_len(65535);
         t.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
     }

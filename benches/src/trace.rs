@@ -10,7 +10,9 @@
 //! the allocation proof arms its allocator inside it.
 
 use crate::peer::reflect;
-use crate::{client, director, tcp_frame, LAN, VIP, WAN, WAN_MAC};
+use crate::{
+    client, director, proxy_protocol_director, tcp_frame, tcp_frame_seq, LAN, VIP, WAN, WAN_MAC,
+};
 use dataplane::buf::PacketBuf;
 use dataplane::mem::MemDevice;
 use dataplane::worker::Worker;
@@ -35,15 +37,19 @@ pub enum Scenario {
     NatEstablished,
     /// DR, established flows (one way: replies bypass the director).
     DrEstablished,
+    /// FullNAT with a PROXY protocol v2 header, established flows whose header the RS has
+    /// acknowledged: both directions shifted by it.
+    FullNatProxyEstablished,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::FullNatEstablished,
         Scenario::FullNatNew,
         Scenario::NatEstablished,
         Scenario::DrEstablished,
+        Scenario::FullNatProxyEstablished,
     ];
 
     /// The name used on command lines and in reports.
@@ -53,6 +59,7 @@ impl Scenario {
             Scenario::FullNatNew => "fullnat_new_session",
             Scenario::NatEstablished => "nat_established",
             Scenario::DrEstablished => "dr_established",
+            Scenario::FullNatProxyEstablished => "fullnat_proxy_established",
         }
     }
 
@@ -63,7 +70,9 @@ impl Scenario {
 
     fn mode(self) -> ForwardMode {
         match self {
-            Scenario::FullNatEstablished | Scenario::FullNatNew => ForwardMode::FullNat,
+            Scenario::FullNatEstablished
+            | Scenario::FullNatNew
+            | Scenario::FullNatProxyEstablished => ForwardMode::FullNat,
             Scenario::NatEstablished => ForwardMode::Nat,
             Scenario::DrEstablished => ForwardMode::Dr,
         }
@@ -72,7 +81,9 @@ impl Scenario {
     fn two_way(self) -> bool {
         matches!(
             self,
-            Scenario::FullNatEstablished | Scenario::NatEstablished
+            Scenario::FullNatEstablished
+                | Scenario::NatEstablished
+                | Scenario::FullNatProxyEstablished
         )
     }
 }
@@ -95,7 +106,11 @@ impl Trace {
     /// (SYN one way, then for the two-way modes the reply, so they are past SYN_RECV).
     pub fn new(scenario: Scenario) -> Trace {
         let new = scenario == Scenario::FullNatNew;
-        let worker = director(scenario.mode(), 1 << 20, if new { 1 } else { 600_000 });
+        let worker = if scenario == Scenario::FullNatProxyEstablished {
+            proxy_protocol_director(1 << 20)
+        } else {
+            director(scenario.mode(), 1 << 20, if new { 1 } else { 600_000 })
+        };
         let mut t = Trace {
             worker,
             scenario,
@@ -115,6 +130,17 @@ impl Trace {
             }
             assert_eq!(t.worker.sessions().len(), FLOWS as usize);
             t.frames = (0..FLOWS).map(|i| flow(i, ACK, 64)).collect();
+            if scenario == Scenario::FullNatProxyEstablished {
+                // Past the header's place (the SYNs had sequence number 0, so the first data
+                // byte is 1), acknowledging what the reflected replies carry back: the RS's
+                // acknowledgement then lies beyond the header, which counts as acknowledged.
+                t.frames = (0..FLOWS)
+                    .map(|i| {
+                        let (c, p) = (client(i), sport(i));
+                        tcp_frame_seq(WAN_MAC, (c, p), (VIP, 80), ACK, (100, 1000), 64)
+                    })
+                    .collect();
+            }
         }
         t
     }

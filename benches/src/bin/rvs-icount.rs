@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! rvs-icount SCENARIO [STEPS]     (fullnat_established, fullnat_new_session,
-//!                                  nat_established, dr_established; STEPS default 2000)
+//!                                  nat_established, dr_established,
+//!                                  fullnat_proxy_established; STEPS default 2000)
 //! ```
 //!
 //! It warms up (500 steps, not counted), runs STEPS counted steps and prints

@@ -45,6 +45,7 @@ impl<D: Device> Worker<D> {
     /// [`DropReason::NoBuffer`] if the header must go as a segment of its own and no buffer
     /// is left for it (the client's retransmission tries again).
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     pub(super) fn preamble(
         &mut self,
         id: SessionId,

@@ -237,9 +237,9 @@ impl<D: Device> Worker<D> {
         if self.table.len() >= self.table.capacity() {
             return Err(DropReason::TableFull);
         }
-        let persist_ms = self.snap.services()[si]
-            .persistence()
-            .map_or(0, |s| s.saturating_mul(1000));
+        let svc = &self.snap.services()[si];
+        let persist_ms = svc.persistence().map_or(0, |s| s.saturating_mul(1000));
+        let preamble = Preamble::new(svc.proxy_protocol());
         let (di, template) = self.pick_dest(si, &key, m, persist_ms)?;
         let dest = self.snap.services()[si].dests()[di];
         let slot = self.snap.dest_slot(si, di);
@@ -279,8 +279,12 @@ impl<D: Device> Worker<D> {
             synproxy,
             peer: false,
             sync_noted: false,
-            preamble: Preamble::new(self.snap.services()[si].proxy_protocol()),
-            first_seq: tcp_seq(buf, l3, m).map_or(0, |isn| isn.wrapping_add(1)),
+            preamble,
+            // The SYN's sequence number + 1 (only a service with a header needs it).
+            first_seq: match preamble.version() {
+                Some(_) => tcp_seq(buf, l3, m).map_or(0, |isn| isn.wrapping_add(1)),
+                None => 0,
+            },
         };
         let reply = match dest.mode {
             ForwardMode::Nat | ForwardMode::FullNat => Some(rewritten_key(&key, &fwd).mirror()),
