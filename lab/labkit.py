@@ -38,6 +38,7 @@ namespace), site.stop_proc(tag), site.rvsd_pid().
 
 import json
 import math
+import re
 import os
 import shutil
 import threading
@@ -556,8 +557,73 @@ def proxy_protocol(site, ck, n):
                 f"{len(named)}/{len(lines)} log lines name {site.cip}:port (the peer being the LIP "
                 f"{site.lip}); headers sent {sent}",
             )
+        toa(site, ck)
     finally:
         site.rs_sh(3, f"kill $(cat {home3}/haproxy.pid) 2>/dev/null")
+
+
+def toa(site, ck):
+    """TOA: a FullNAT service with `--toa` to rs1's nginx; tcpdump on rs1 decodes TCP option
+    254 of the segments that reach it (the handshake's ACK and the first data): the client's
+    address and port, as curl saw them."""
+    site.rvsadm(["-C"])
+    svc = f"{site.vip}:80"
+    site.rvsadm(["-A", "-t", svc, "-s", "rr", "--toa"])
+    site.rvsadm(["-a", "-t", svc, "-r", f"{site.rs[0]}:8080", "--fullnat"])
+    cap = f"{site.rs_home(1)}/toa.txt"
+    site.rs_sh(1, f"rm -f {cap}; (timeout 20 tcpdump -i any -nn -x -c 4 "
+                  f"'tcp dst port 8080 and tcp[tcpflags] & tcp-syn == 0' > {cap} 2>&1 &)")
+    wait_for(lambda: "listening on" in site.rs_sh(1, f"cat {cap}"), 10)
+    local = site.client_sh(
+        f"curl -s -m 3 -o /dev/null -w '%{{local_ip}}:%{{local_port}}' http://{site.vip}/"
+    ).strip()
+    wait_for(lambda: "packets captured" in site.rs_sh(1, f"cat {cap}"), 10)
+    named = [n for n in map(toa_in, tcpdump_packets(site.rs_sh(1, f"cat {cap}"))) if n]
+    site.log(f"\n== TOA: FullNAT with --toa; rs1's tcpdump decodes option 254 of {len(named)} "
+             f"segments: {named}; curl's own address {local}")
+    ck.expect(
+        "toa on the wire",
+        len(named) >= 2 and all(n == local for n in named) and worker_total(site, "toa_inserted") >= 2,
+        f"option 254 names {sorted(set(named))} in {len(named)} segments (the handshake's ACK, "
+        f"the first data); curl was {local}",
+    )
+
+
+def tcpdump_packets(text):
+    """The IPv4 packets of `tcpdump -x` output, as bytes."""
+    packets, cur = [], None
+    for line in text.splitlines():
+        m = re.match(r"\s+0x[0-9a-f]+:\s+((?:[0-9a-f]{2,4}\s?)+)", line)
+        if m:
+            cur = cur if cur is not None else bytearray()
+            cur += bytes.fromhex(m.group(1).replace(" ", ""))
+        elif cur is not None:
+            packets.append(bytes(cur))
+            cur = None
+    if cur is not None:
+        packets.append(bytes(cur))
+    return packets
+
+
+def toa_in(pkt):
+    """The address:port a TCP segment's option 254 (TOA) names, or None."""
+    if len(pkt) < 40 or pkt[0] >> 4 != 4 or pkt[9] != 6:
+        return None
+    t = pkt[(pkt[0] & 15) * 4:]
+    doff = (t[12] >> 4) * 4
+    i = 20
+    while i + 1 < doff <= len(t):
+        kind = t[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if kind == 254 and t[i + 1] == 8:
+            port = int.from_bytes(t[i + 2:i + 4], "big")
+            return ".".join(str(b) for b in t[i + 4:i + 8]) + f":{port}"
+        i += max(t[i + 1], 2)
+    return None
 
 
 def worker_total(site, name):

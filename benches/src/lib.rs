@@ -207,7 +207,14 @@ pub fn tcp_frame(
     flags: u8,
     payload_len: usize,
 ) -> Vec<u8> {
-    tcp_frame_seq(dst_mac, (src, sport), (dst, dport), flags, (0, 0), payload_len)
+    tcp_frame_seq(
+        dst_mac,
+        (src, sport),
+        (dst, dport),
+        flags,
+        (0, 0),
+        payload_len,
+    )
 }
 
 /// [`tcp_frame`] with sequence and acknowledgement numbers `(seq, ack)`.

@@ -34,6 +34,8 @@ pub enum Change {
         synproxy: bool,
         /// Its PROXY protocol header.
         proxy_protocol: Option<ProxyProtocol>,
+        /// Its TOA.
+        toa: bool,
     },
     /// `ipvsadm -D`: deletes a service. Its sessions keep forwarding until they expire.
     DeleteService {
@@ -114,11 +116,15 @@ impl Change {
                 persistence,
                 synproxy,
                 proxy_protocol,
+                toa,
             } => {
                 let s = service_mut(config, key)?;
                 s.set_persistence(persistence)?;
                 s.set_synproxy(synproxy)?;
+                // Off first, so that one may replace the other in one edit.
+                s.set_toa(false)?;
                 s.set_proxy_protocol(proxy_protocol)?;
+                s.set_toa(toa)?;
                 s.set_sched(sched);
             }
             Change::DeleteService { key } => {
@@ -203,11 +209,13 @@ impl TryFrom<Request> for Change {
                 persistence,
                 synproxy,
                 proxy_protocol,
+                toa,
             } => {
                 let mut s = Service::new(service_key(service), sched_of(&scheduler)?)?;
                 s.set_persistence(persistence)?;
                 s.set_synproxy(synproxy)?;
                 s.set_proxy_protocol(proxy_protocol_of(proxy_protocol.as_deref())?)?;
+                s.set_toa(toa)?;
                 Change::AddService(s)
             }
             Request::EditService {
@@ -216,12 +224,14 @@ impl TryFrom<Request> for Change {
                 persistence,
                 synproxy,
                 proxy_protocol,
+                toa,
             } => Change::EditService {
                 key: service_key(service),
                 sched: sched_of(&scheduler)?,
                 persistence,
                 synproxy,
                 proxy_protocol: proxy_protocol_of(proxy_protocol.as_deref())?,
+                toa,
             },
             Request::DeleteService { service } => Change::DeleteService {
                 key: service_key(service),
@@ -320,6 +330,7 @@ mod tests {
             persistence: Some(60),
             synproxy: true,
             proxy_protocol: None,
+            toa: false,
         }
     }
 

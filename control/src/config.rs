@@ -61,6 +61,7 @@
 //! scheduler = "wrr"                # rr | wrr | lc | wlc | sh | mh; default wlc, as ipvsadm
 //! # proxy_protocol = "v2"          # v1 | v2 | disable: the client's address to the RS ahead
 //! #                                # of its data (tcp; FullNAT and NAT dests)
+//! # toa = true                     # or in TCP option 254 of its first segments (Alibaba TOA)
 //!   [[service.dest]]
 //!   addr = "10.1.0.11"
 //!   port = 8080
@@ -673,6 +674,13 @@ mac = "02:00:00:00:fe:fe"
             .all(|s| s.proxy_protocol() == Some(sched::ProxyProtocol::V2)));
         let e = err(&on.replace("\"v2\"", "\"v9\""));
         assert!(e.contains("illegal proxy-protocol value 'v9'"), "{e}");
+        let e = err(&on.replace(
+            "proxy_protocol = \"v2\"",
+            "proxy_protocol = \"v2\"\ntoa = true",
+        ));
+        assert!(e.contains("toa and proxy-protocol"), "{e}");
+        let c = RvsConfig::parse(&on.replace("proxy_protocol = \"v2\"", "toa = true")).unwrap();
+        assert!(c.director.services.iter().all(|s| s.toa()));
     }
 
     #[test]

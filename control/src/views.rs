@@ -97,6 +97,7 @@ impl Readings<'_> {
                 persistence: s.persistence(),
                 synproxy: s.synproxy(),
                 proxy_protocol: s.proxy_protocol().map(|v| v.name().to_owned()),
+                toa: s.toa(),
                 stats,
                 rates,
                 dests,

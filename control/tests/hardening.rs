@@ -185,6 +185,7 @@ fn add_service(vip: Ipv4Addr) -> Request {
         persistence: None,
         synproxy: false,
         proxy_protocol: None,
+        toa: false,
     }
 }
 

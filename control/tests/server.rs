@@ -88,6 +88,7 @@ fn control_server_end_to_end() {
         persistence: None,
         synproxy: false,
         proxy_protocol: None,
+        toa: false,
     };
     assert_eq!(call(&sock, add.clone()), Response::Done);
     let dest = DestSpec {
@@ -134,6 +135,7 @@ fn control_server_end_to_end() {
                 persistence: Some(0),
                 synproxy: false,
                 proxy_protocol: None,
+                toa: false,
             },
             "persistence must be",
         ),

@@ -127,6 +127,11 @@ counters! {
     /// PROXY protocol: headers sent as a segment of their own (the first data segment had
     /// no room for them under the MTU, or its buffer none).
     ProxyHeaderSegments proxy_header_segments => "rvs_worker_proxy_header_segments_total",
+    /// TOA: segments that got the client's address in option 254.
+    ToaInserted toa_inserted => "rvs_worker_toa_inserted_total",
+    /// TOA: segments that should have had it but had no room (TCP options full, MTU,
+    /// buffer): sent without.
+    ToaNoRoom toa_no_room => "rvs_worker_toa_no_room_total",
     /// PROXY protocol: headers the RS acknowledged.
     ProxyHeadersAcked proxy_headers_acked => "rvs_worker_proxy_headers_acked_total",
     /// Packets parked while their next hop resolved.
@@ -256,6 +261,7 @@ impl Counters {
             - self.gratuitous_arps()
             - self.icmp_errors()
             - self.arp_to_kernel()
+            - self.proxy_header_segments()
     }
 
     /// The accounting identity: every frame received from a port or handed over by a peer

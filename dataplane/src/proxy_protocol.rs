@@ -39,6 +39,30 @@ pub const V2_TCP4_LEN: usize = 28;
 /// ports.
 pub const MAX_LEN: usize = 56;
 
+/// How a session tells the RS who the client is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Carrier {
+    /// A PROXY protocol header of this version ahead of the client's data.
+    Proxy(ProxyProtocol),
+    /// TOA: TCP option 254 in the connection's first segments toward the RS (no sequence
+    /// shift).
+    Toa,
+}
+
+/// TOA's option kind (Alibaba's `TCPOPT_TOA`), as the RS's kernel module reads it.
+pub const TOA_KIND: u8 = 254;
+/// TOA's option length: kind, length, port, IPv4 address.
+pub const TOA_LEN: usize = 8;
+
+/// The TOA option naming `client`: kind 254, length 8, the port, the address (network
+/// order).
+#[inline]
+pub fn toa_option((addr, port): (Ipv4Addr, u16)) -> [u8; TOA_LEN] {
+    let [p0, p1] = port.to_be_bytes();
+    let [a, b, c, d] = addr.octets();
+    [TOA_KIND, TOA_LEN as u8, p0, p1, a, b, c, d]
+}
+
 /// How far a session's header got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
@@ -190,7 +214,35 @@ pub fn insert<B: PacketBuf>(
     total_len: usize,
     header: &[u8],
 ) -> bool {
-    let n = header.len();
+    grow(buf, l3, header_len, total_len, header, false)
+}
+
+/// Inserts the TCP option `opt` (a whole number of 32-bit words) after the options of the
+/// TCP segment of the IPv4 packet at `l3`, as [`insert`] does a header (the data offset grows
+/// with it). Returns false, changing nothing, when the TCP header would exceed 60 bytes, the
+/// buffer has no room, or the TCP header is not sane.
+pub fn insert_option<B: PacketBuf>(
+    buf: &mut B,
+    l3: usize,
+    header_len: usize,
+    total_len: usize,
+    opt: &[u8],
+) -> bool {
+    opt.len().is_multiple_of(4) && grow(buf, l3, header_len, total_len, opt, true)
+}
+
+/// [`insert`] and [`insert_option`]: `bytes` at the end of the TCP header; with `option`,
+/// inside it.
+fn grow<B: PacketBuf>(
+    buf: &mut B,
+    l3: usize,
+    header_len: usize,
+    total_len: usize,
+    bytes: &[u8],
+    option: bool,
+) -> bool {
+    let n = bytes.len();
+    let header = bytes;
     let end = l3 + total_len;
     if buf.len() < end || total_len + n > usize::from(u16::MAX) {
         return false;
@@ -198,6 +250,9 @@ pub fn insert<B: PacketBuf>(
     let Some(thl) = tcp_header_len(&buf.data()[l3..end], header_len) else {
         return false;
     };
+    if option && thl + n > 60 {
+        return false;
+    }
     let at = l3 + header_len + thl;
     buf.truncate(end);
     if buf.headroom() >= n {
@@ -218,6 +273,10 @@ pub fn insert<B: PacketBuf>(
         return false;
     }
     let pkt = &mut buf.data_mut()[l3..end + n];
+    if option {
+        let flags_nibble = pkt[header_len + tcpf::DATA_OFF] & 0x0f;
+        pkt[header_len + tcpf::DATA_OFF] = (((thl + n) / 4) as u8) << 4 | flags_nibble;
+    }
     let new_total = (total_len + n) as u16;
     let old_total = u16::from_be_bytes([pkt[ip::LENGTH], pkt[ip::LENGTH + 1]]);
     pkt[ip::LENGTH..ip::LENGTH + 2].copy_from_slice(&new_total.to_be_bytes());

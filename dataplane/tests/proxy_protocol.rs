@@ -326,3 +326,75 @@ fn with_the_synproxy_both_shifts_apply() {
     );
     assert_eq!(phase(&lab), Phase::Done);
 }
+
+/// The TOA option (kind 254) of an output TCP frame: the address and port it names.
+fn toa_of(f: &[u8]) -> Option<(Ipv4Addr, u16)> {
+    let t = &f[decode(f).l3 + 20..];
+    let doff = usize::from(t[12] >> 4) * 4;
+    let mut i = 20;
+    while i < doff {
+        match t[i] {
+            0 => break,
+            1 => i += 1,
+            254 if t[i + 1] == 8 => {
+                let port = u16::from_be_bytes([t[i + 2], t[i + 3]]);
+                return Some((Ipv4Addr::new(t[i + 4], t[i + 5], t[i + 6], t[i + 7]), port));
+            }
+            _ => i += usize::from(t[i + 1].max(2)),
+        }
+    }
+    None
+}
+
+fn toa_lab() -> Lab {
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let key = ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP,
+        port: 80,
+    };
+    cfg.services.get_mut(&key).unwrap().set_toa(true).unwrap();
+    Lab::new(&cfg)
+}
+
+/// TOA: option 254 with the client's address and port in the handshake's ACK and the first
+/// data toward the RS (and their retransmissions), nothing moved in sequence space, none
+/// once the RS has acknowledged data; no room in a full option space is counted, the segment
+/// sent without.
+#[test]
+fn toa_names_the_client_in_the_first_segments() {
+    let mut lab = toa_lab();
+    let side = handshake(&mut lab);
+    let out = lab.send(WAN, &from_client(ACK, ISN + 1, b""));
+    assert_eq!(toa_of(&out.lan[0]), Some((CIP, CPORT)));
+    assert_eq!(seq_ack(&out.lan[0]), (ISN + 1, RS_ISN + 1), "no shift");
+    let get = b"GET / HTTP/1.0\r\n\r\n";
+    let out = lab.send(WAN, &from_client(ACK | PSH, ISN + 1, get));
+    assert_eq!(toa_of(&out.lan[0]), Some((CIP, CPORT)));
+    let d = decode(&out.lan[0]);
+    assert_eq!(d.payload, get);
+    assert_eq!(d.total_len as usize, 20 + 20 + 8 + get.len());
+    // The RS acknowledges the data (and its ACK passes unchanged): no option from now on.
+    let acked = ISN + 1 + get.len() as u32;
+    let out = lab.send(LAN, &from_rs(side, acked).build());
+    assert_eq!(seq_ack(&out.wan[0]).1, acked);
+    let out = lab.send(WAN, &from_client(ACK | PSH, ISN + 1, get));
+    assert_eq!(toa_of(&out.lan[0]), None, "the RS has it");
+    let out = lab.send(WAN, &from_client(ACK | PSH, acked, b"more"));
+    assert_eq!(toa_of(&out.lan[0]), None);
+    assert_eq!(count(&lab, Counter::ToaInserted), 2);
+
+    // Another connection whose first data fills the option space: sent without, counted.
+    let mut lab = toa_lab();
+    handshake(&mut lab);
+    let full = with_tcp_options(&from_client(ACK | PSH, ISN + 1, b"x"), &[1; 40]);
+    let out = lab.send(WAN, &full);
+    assert_eq!(toa_of(&out.lan[0]), None);
+    assert_eq!(decode(&out.lan[0]).payload, b"x");
+    assert_eq!(count(&lab, Counter::ToaNoRoom), 1);
+}

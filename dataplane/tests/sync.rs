@@ -747,7 +747,7 @@ fn a_proxy_protocol_header_is_neither_lost_nor_repeated_on_the_peer() {
         panic!("{sent:?}");
     };
     let pending = SyncPreamble {
-        version: ProxyProtocol::V2,
+        carrier: dataplane::proxy_protocol::Carrier::Proxy(ProxyProtocol::V2),
         phase: Phase::Pending,
         first_seq: base,
     };

@@ -547,6 +547,41 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
         add(name, &s);
     }
 
+    // PROXY protocol v1 on the NAT service VIP:443: the SYN (sequence 1000), the RS's SYN/ACK,
+    // the first data at 1001 (the header goes in front), its retransmission (again), the RS's
+    // acknowledgement (reflected), later data, a full-sized first segment of another
+    // connection (the header as a segment of its own), a FIN without data.
+    let mut s = Script::default();
+    s.send(WAN, &tcp(CIP, 14000, VIP, 443, SYN).build());
+    s.reply(LAN, SYN | ACK);
+    let mut first = tcp(CIP, 14000, VIP, 443, ACK | PSH).payload(b"GET / HTTP/1.0\r\n\r\n");
+    if let testkit::L4Spec::Tcp { seq, .. } = &mut first.l4 {
+        *seq = 1001;
+    }
+    s.send(WAN, &first.build());
+    s.send(WAN, &first.build());
+    s.reply(LAN, ACK);
+    let mut later = first.clone().payload(b"more");
+    if let testkit::L4Spec::Tcp { seq, .. } = &mut later.l4 {
+        *seq = 1019;
+    }
+    s.send(WAN, &later.build());
+    s.send(WAN, &tcp(CIP, 14001, VIP, 443, SYN).build());
+    s.reply(LAN, SYN | ACK);
+    let mut big = tcp(CIP, 14001, VIP, 443, ACK).payload(&[7; 1460]);
+    if let testkit::L4Spec::Tcp { seq, .. } = &mut big.l4 {
+        *seq = 1001;
+    }
+    s.send(WAN, &big.build());
+    s.send(WAN, &tcp(CIP, 14002, VIP, 443, SYN).build());
+    s.reply(LAN, SYN | ACK);
+    let mut fin = tcp(CIP, 14002, VIP, 443, ACK | FIN);
+    if let testkit::L4Spec::Tcp { seq, .. } = &mut fin.l4 {
+        *seq = 1001;
+    }
+    s.send(WAN, &fin.build());
+    add("proxy_protocol", &s);
+
     // Two workers: replies and later packets arriving on the other worker's queue (RSS
     // put them there) are handed over to the session's owner; an ARP answer on one worker
     // teaches the other.
@@ -649,6 +684,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
             persistence: Some(300),
             synproxy: false,
             proxy_protocol: None,
+            toa: false,
         },
         Request::AddService {
             service: ping,
@@ -656,6 +692,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
             persistence: None,
             synproxy: false,
             proxy_protocol: None,
+            toa: false,
         },
         Request::EditService {
             service: web,
@@ -663,6 +700,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
             persistence: Some(60),
             synproxy: false,
             proxy_protocol: None,
+            toa: false,
         },
         Request::DeleteService { service: dns },
         Request::AddDest {
@@ -711,6 +749,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
         persistence: None,
         synproxy: false,
         proxy_protocol: None,
+        toa: false,
     }];
     for (i, mode) in ["nat", "dr", "tun", "fullnat"].iter().enumerate() {
         let port = if matches!(*mode, "dr" | "tun") {
@@ -739,6 +778,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
                 persistence: None,
                 synproxy: false,
                 proxy_protocol: None,
+                toa: false,
             },
         ],
     });
@@ -771,6 +811,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
                 persistence: None,
                 synproxy: false,
                 proxy_protocol: None,
+                toa: false,
             },
             Request::AddDest {
                 service: new,

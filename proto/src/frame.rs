@@ -155,6 +155,7 @@ mod tests {
                 persistence: Some(300),
                 synproxy: true,
                 proxy_protocol: None,
+                toa: false,
             },
             Request::AddDest {
                 service: key(),

@@ -69,6 +69,9 @@ pub enum Request {
         /// `--proxy-protocol v1|v2`: the PROXY protocol header sent to the dests (None: off).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         proxy_protocol: Option<String>,
+        /// `--toa`: the client's address in a TCP option (254) toward the dests.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        toa: bool,
     },
     /// `-E`: change a service's scheduler, persistence or SYN proxy.
     EditService {
@@ -84,6 +87,9 @@ pub enum Request {
         /// `--proxy-protocol v1|v2`: the PROXY protocol header sent to the dests (None: off).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         proxy_protocol: Option<String>,
+        /// `--toa`: the client's address in a TCP option (254) toward the dests.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        toa: bool,
     },
     /// `-D`: delete a service (its sessions run out on their own).
     DeleteService {
@@ -412,6 +418,9 @@ pub struct ServiceView {
     /// The PROXY protocol version sent to the dests (`v1`, `v2`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_protocol: Option<String>,
+    /// TOA on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub toa: bool,
     /// Counters (sum of its dests').
     pub stats: Stats,
     /// Rates.

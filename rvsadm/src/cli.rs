@@ -311,23 +311,23 @@ impl Command {
     fn row(self) -> &'static [u8; Opt::COUNT] {
         // Columns, in Opt::ALL order: numeric, connection, service-address, scheduler,
         // persistent, real-server, forwarding-method, weight, timeout, stats, rate, nosort,
-        // exact, json, synproxy, proxy-protocol.
+        // exact, json, synproxy, proxy-protocol, toa.
         match self {
-            //                                       ncvsprfwtsrnejyP
-            Command::Add | Command::Edit =>        b"xx+  xxxxxxxxx  ",
-            Command::Del =>                        b"xx+xxxxxxxxxxxxx",
-            Command::List =>                       b" 11xxxxx1     xx",
-            Command::AddDest | Command::EditDest => b"xx+xx+  xxxxxxxx",
-            Command::DelDest =>                    b"xx+xx+xxxxxxxxxx",
-            Command::Save =>                       b" xxxxxxxxxxxxxxx",
-            Command::Zero =>                       b"xx xxxxxxxxxxxxx",
+            //                                       ncvsprfwtsrnejyPT
+            Command::Add | Command::Edit =>        b"xx+  xxxxxxxxx   ",
+            Command::Del =>                        b"xx+xxxxxxxxxxxxxx",
+            Command::List =>                       b" 11xxxxx1     xxx",
+            Command::AddDest | Command::EditDest => b"xx+xx+  xxxxxxxxx",
+            Command::DelDest =>                    b"xx+xx+xxxxxxxxxxx",
+            Command::Save =>                       b" xxxxxxxxxxxxxxxx",
+            Command::Zero =>                       b"xx xxxxxxxxxxxxxx",
             Command::Workers | Command::Lips | Command::Health | Command::Addresses
             | Command::Cluster => {
-                                                   b" xxxxxxxxxxx  xx"
+                                                   b" xxxxxxxxxxx  xxx"
             }
             Command::Flush | Command::Timeout | Command::Restore | Command::Reload
             | Command::StartDaemon | Command::StopDaemon | Command::Drain => {
-                                                   b"xxxxxxxxxxxxxxxx"
+                                                   b"xxxxxxxxxxxxxxxxx"
             }
         }
     }
@@ -353,10 +353,11 @@ enum Opt {
     Json,
     SynProxy,
     ProxyProtocol,
+    Toa,
 }
 
 impl Opt {
-    const COUNT: usize = 16;
+    const COUNT: usize = 17;
     const ALL: [Opt; Opt::COUNT] = [
         Opt::Numeric,
         Opt::Connection,
@@ -374,6 +375,7 @@ impl Opt {
         Opt::Json,
         Opt::SynProxy,
         Opt::ProxyProtocol,
+        Opt::Toa,
     ];
 
     fn name(self) -> &'static str {
@@ -394,6 +396,7 @@ impl Opt {
             Opt::Json => "json",
             Opt::SynProxy => "synproxy",
             Opt::ProxyProtocol => "proxy-protocol",
+            Opt::Toa => "toa",
         }
     }
 
@@ -547,6 +550,7 @@ const SPECS: &[Spec] = &[
     spec(Some('p'), &["persistent"], Key::Persistent, Arity::Optional),
     spec(Some('j'), &["synproxy"], Key::SynProxy, Arity::Required),
     spec(None, &["proxy-protocol"], Key::ProxyProtocol, Arity::Required),
+    spec(None, &["toa"], Key::Flag(Opt::Toa), Arity::None),
     spec(Some('r'), &["real-server"], Key::Server, Arity::Required),
     spec(Some('g'), &["gatewaying"], Key::Mode(Mode::Dr), Arity::None),
     spec(Some('m'), &["masquerading"], Key::Mode(Mode::Nat), Arity::None),
@@ -620,6 +624,8 @@ struct State {
     synproxy: bool,
     /// `--proxy-protocol`'s word, checked by rvsd (`v1`, `v2`, `disable`).
     proxy_protocol: Option<String>,
+    /// `--toa`.
+    toa: bool,
     server: Option<(Ipv4Addr, Option<u16>)>,
     mode: Option<Mode>,
     weight: Option<u32>,
@@ -751,6 +757,7 @@ impl State {
                     Opt::Exact => out.exact = true,
                     Opt::Json => out.json = true,
                     Opt::NoSort => out.nosort = true,
+                    Opt::Toa => self.toa = true,
                     Opt::Service
                     | Opt::Scheduler
                     | Opt::Persistent
@@ -1000,6 +1007,7 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
             let persistence = state.persistence;
             let synproxy = state.synproxy;
             let proxy_protocol = state.proxy_protocol;
+            let toa = state.toa;
             if command == Command::Add {
                 Request::AddService {
                     service,
@@ -1007,6 +1015,7 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
                     persistence,
                     synproxy,
                     proxy_protocol,
+                    toa,
                 }
             } else {
                 Request::EditService {
@@ -1015,6 +1024,7 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
                     persistence,
                     synproxy,
                     proxy_protocol,
+                    toa,
                 }
             }
         }
@@ -1358,6 +1368,8 @@ Options:
                                       only after the client's ACK (tcp, NAT and FullNAT)
   --proxy-protocol  v1|v2|disable     put a PROXY protocol header with the client's address
                                       ahead of its data toward the RS (tcp, FullNAT and NAT)
+  --toa                               put the client's address in TCP option 254 (TOA) of
+                                      the connection's first segments toward the RS
   --real-server  -r server-address    server-address is IPv4[:port]
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)

@@ -425,6 +425,9 @@ pub fn services_table(services: &[ServiceView], output: &Output, full: bool) -> 
             if let Some(v) = &svc.proxy_protocol {
                 let _ = write!(s, " proxy-protocol {v}");
             }
+            if svc.toa {
+                s.push_str(" toa");
+            }
         }
         s.push('\n');
         for d in dests {
@@ -493,6 +496,9 @@ pub fn rules(services: &[ServiceView]) -> Result<String, FormatError> {
         }
         if let Some(v) = &svc.proxy_protocol {
             let _ = write!(s, " --proxy-protocol {v}");
+        }
+        if svc.toa {
+            s.push_str(" --toa");
         }
         s.push('\n');
         for d in dests {

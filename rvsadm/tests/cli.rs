@@ -67,7 +67,8 @@ fn add_service_defaults_to_wlc_without_persistence() {
             scheduler: "wlc".into(),
             persistence: None,
             synproxy: false,
-            proxy_protocol: None
+            proxy_protocol: None,
+            toa: false
         }
     );
 }
@@ -80,6 +81,7 @@ fn add_service_with_scheduler_and_persistence() {
         persistence: Some(600),
         synproxy: false,
         proxy_protocol: None,
+        toa: false,
     };
     for line in [
         "-A -t 192.0.2.1:80 -s wrr -p 600",
@@ -117,7 +119,8 @@ fn persistent_service_may_have_port_zero() {
             scheduler: "rr".into(),
             persistence: Some(60),
             synproxy: false,
-            proxy_protocol: None
+            proxy_protocol: None,
+            toa: false
         }
     );
 }
@@ -139,7 +142,8 @@ fn udp_and_icmp_services() {
             scheduler: "rr".into(),
             persistence: None,
             synproxy: false,
-            proxy_protocol: None
+            proxy_protocol: None,
+            toa: false
         }
     );
     let icmp = SvcKey {
@@ -154,7 +158,8 @@ fn udp_and_icmp_services() {
             scheduler: "rr".into(),
             persistence: None,
             synproxy: false,
-            proxy_protocol: None
+            proxy_protocol: None,
+            toa: false
         }
     );
     assert_eq!(
@@ -176,7 +181,8 @@ fn edit_service_sends_the_whole_service_as_ipvsadm_does() {
             scheduler: "rr".into(),
             persistence: None,
             synproxy: false,
-            proxy_protocol: None
+            proxy_protocol: None,
+            toa: false
         }
     );
     assert_eq!(
@@ -186,7 +192,8 @@ fn edit_service_sends_the_whole_service_as_ipvsadm_does() {
             scheduler: "wlc".into(),
             persistence: Some(120),
             synproxy: false,
-            proxy_protocol: None
+            proxy_protocol: None,
+            toa: false
         }
     );
 }
@@ -670,6 +677,23 @@ fn proxy_protocol_is_dpvs_word() {
 }
 
 #[test]
+fn toa_is_a_service_flag() {
+    for (line, want) in [
+        ("-A -t 192.0.2.1:80 -s rr --toa", true),
+        ("-E -t 192.0.2.1:80 -s rr --toa", true),
+        ("-E -t 192.0.2.1:80 -s rr", false),
+    ] {
+        let got = match request(line) {
+            Request::AddService { toa, .. } | Request::EditService { toa, .. } => toa,
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(got, want, "{line}");
+    }
+    assert!(error("-a -t 192.0.2.1:80 -r 10.1.0.11 --toa").contains("toa"));
+    assert!(error("-A -t 192.0.2.1:80 --toa --toa").contains("toa"));
+}
+
+#[test]
 fn option_syntax_errors_are_popts() {
     assert_eq!(error("-A -t"), "-t: missing argument");
     assert_eq!(error("-a -t 192.0.2.1:80 -r"), "-r: missing argument");
@@ -860,7 +884,8 @@ rvsadm -a -u 192.0.2.2:53 -r 10.1.0.21:53 -g -w 1
                     scheduler: "wrr".into(),
                     persistence: None,
                     synproxy: false,
-                    proxy_protocol: None
+                    proxy_protocol: None,
+                    toa: false
                 },
                 Request::AddDest {
                     service: tcp(1, 80),
@@ -871,7 +896,8 @@ rvsadm -a -u 192.0.2.2:53 -r 10.1.0.21:53 -g -w 1
                     scheduler: "rr".into(),
                     persistence: Some(300),
                     synproxy: false,
-                    proxy_protocol: None
+                    proxy_protocol: None,
+                    toa: false
                 },
                 Request::AddDest {
                     service: udp(2, 53),

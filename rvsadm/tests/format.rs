@@ -73,6 +73,7 @@ fn services() -> Vec<ServiceView> {
             persistence: Some(300),
             synproxy: false,
             proxy_protocol: None,
+            toa: false,
             stats: stats(Z),
             rates: rates(Z),
             dests: vec![
@@ -86,6 +87,7 @@ fn services() -> Vec<ServiceView> {
             persistence: None,
             synproxy: true,
             proxy_protocol: None,
+            toa: false,
             stats: stats([
                 123,
                 100_000_000,
@@ -135,6 +137,7 @@ fn services() -> Vec<ServiceView> {
             persistence: None,
             synproxy: false,
             proxy_protocol: None,
+            toa: false,
             stats: stats(Z),
             rates: rates(Z),
             dests: vec![dest(31, 0, "Route", 1, 0, 0, Z, Z)],
@@ -721,6 +724,7 @@ fn adds(services: &[ServiceView]) -> Vec<Request> {
             persistence: s.persistence,
             synproxy: s.synproxy,
             proxy_protocol: s.proxy_protocol.clone(),
+            toa: s.toa,
         });
         let mut dests: Vec<&DestView> = s.dests.iter().collect();
         dests.sort_by_key(|d| (d.addr, d.port));
@@ -864,6 +868,7 @@ fn arb_service() -> impl Strategy<Value = ServiceView> {
                 persistence,
                 synproxy: false,
                 proxy_protocol: None,
+                toa: false,
                 stats: Stats::default(),
                 rates: Rates::default(),
                 dests,
@@ -1128,6 +1133,7 @@ fn proxy_protocol_is_listed_and_saved() {
         persistence: None,
         synproxy: false,
         proxy_protocol: Some("v2".into()),
+        toa: false,
         stats: stats(Z),
         rates: rates(Z),
         dests: vec![dest(11, 8080, "FullNat", 1, 0, 0, Z, Z)],
@@ -1143,6 +1149,27 @@ fn proxy_protocol_is_listed_and_saved() {
         list.lines()
             .any(|l| l == "TCP  192.0.2.5:80 rr proxy-protocol v2"),
         "{list}"
+    );
+    let toa = ServiceView {
+        key: key(ProtoName::Tcp, 6, 80),
+        proxy_protocol: None,
+        toa: true,
+        ..svc.clone()
+    };
+    let listed = render(
+        &Request::List { service: None },
+        &Response::Services {
+            services: vec![toa.clone()],
+        },
+        Output::default(),
+    );
+    assert!(
+        listed.lines().any(|l| l == "TCP  192.0.2.6:80 rr toa"),
+        "{listed}"
+    );
+    assert_eq!(
+        format::rules(&[toa]).unwrap().lines().next(),
+        Some("-A -t 192.0.2.6:80 -s rr --toa")
     );
     let save = format::rules(&[svc]).unwrap();
     assert_eq!(

@@ -120,6 +120,7 @@ fn one_service() -> Vec<ServiceView> {
         persistence: Some(300),
         synproxy: false,
         proxy_protocol: None,
+        toa: false,
         stats: Stats::default(),
         rates: Rates::default(),
         dests: vec![DestView {
@@ -273,7 +274,8 @@ fn save_output_restores_as_one_batch() {
                     scheduler: "wrr".into(),
                     persistence: Some(300),
                     synproxy: false,
-                    proxy_protocol: None
+                    proxy_protocol: None,
+                    toa: false
                 },
                 Request::AddDest {
                     service: tcp80(),

@@ -124,6 +124,27 @@ pub enum SchedError {
         mode: ForwardMode,
     },
 
+    /// TOA asked for on a UDP or ICMP service.
+    #[error("toa is for tcp services: {key} is not tcp")]
+    ToaNotTcp {
+        /// The service.
+        key: ServiceKey,
+    },
+
+    /// TOA with a DR or TUN dest: the option goes into segments the director rewrites.
+    #[error(
+        "toa cannot be used with {} dests: use FullNAT or NAT, or disable toa",
+        mode_switch(*mode)
+    )]
+    ToaNeedsReplies {
+        /// The dest's (or an existing dest's) forwarding mode.
+        mode: ForwardMode,
+    },
+
+    /// TOA and a PROXY protocol header on one service.
+    #[error("toa and proxy-protocol tell the server the same thing: use one of them")]
+    ToaWithProxyProtocol,
+
     /// A PROXY protocol version rvs does not know.
     #[error("illegal proxy-protocol value '{0}': use v1, v2 or disable")]
     UnknownProxyProtocol(String),

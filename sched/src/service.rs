@@ -106,6 +106,9 @@ pub struct Service {
     /// The PROXY protocol header the director puts ahead of the client's data toward the
     /// dest (DPVS's `--proxy-protocol`), so that the RS learns the client's address.
     proxy_protocol: Option<ProxyProtocol>,
+    /// TOA (Alibaba's TCP option 254): the client's address and port in an option of the
+    /// connection's first segments toward the dest, for a kernel module on the RS.
+    toa: bool,
     /// The dests, unique by `(addr, port)`, in the order they were added.
     dests: Vec<Dest>,
 }
@@ -124,6 +127,7 @@ impl Service {
             persistence: None,
             synproxy: false,
             proxy_protocol: None,
+            toa: false,
             dests: Vec::new(),
         })
     }
@@ -208,8 +212,38 @@ impl Service {
             if let Some(d) = self.dests.iter().find(|d| !d.mode.maps_ports()) {
                 return Err(SchedError::ProxyProtocolNeedsReplies { mode: d.mode });
             }
+            if self.toa {
+                return Err(SchedError::ToaWithProxyProtocol);
+            }
         }
         self.proxy_protocol = v;
+        Ok(())
+    }
+
+    /// Whether the service puts the client's address in a TOA option (`--toa`).
+    pub fn toa(&self) -> bool {
+        self.toa
+    }
+
+    /// Turns TOA on or off. Sessions already open keep the way they were opened.
+    ///
+    /// # Errors
+    /// Nothing changes if refused: [`SchedError::ToaNotTcp`] on a UDP or ICMP service,
+    /// [`SchedError::ToaNeedsReplies`] if a dest is DR or TUN,
+    /// [`SchedError::ToaWithProxyProtocol`] with a PROXY protocol header (one or the other).
+    pub fn set_toa(&mut self, on: bool) -> Result<(), SchedError> {
+        if on {
+            if self.key.proto != Proto::Tcp {
+                return Err(SchedError::ToaNotTcp { key: self.key });
+            }
+            if let Some(d) = self.dests.iter().find(|d| !d.mode.maps_ports()) {
+                return Err(SchedError::ToaNeedsReplies { mode: d.mode });
+            }
+            if self.proxy_protocol.is_some() {
+                return Err(SchedError::ToaWithProxyProtocol);
+            }
+        }
+        self.toa = on;
         Ok(())
     }
 
@@ -290,6 +324,9 @@ impl Service {
         }
         if self.proxy_protocol.is_some() && !d.mode.maps_ports() {
             return Err(SchedError::ProxyProtocolNeedsReplies { mode: d.mode });
+        }
+        if self.toa && !d.mode.maps_ports() {
+            return Err(SchedError::ToaNeedsReplies { mode: d.mode });
         }
         if !d.mode.maps_ports() && d.port != self.key.port {
             return Err(SchedError::PortMapNotAllowed {
@@ -556,6 +593,41 @@ mod tests {
         s.set_proxy_protocol(Some(ProxyProtocol::V1)).unwrap();
         assert!(s.synproxy());
         assert_eq!(ProxyProtocol::V2.to_string(), "v2");
+    }
+
+    #[test]
+    fn toa_is_for_tcp_with_nat_or_fullnat_dests_and_not_with_a_proxy_header() {
+        let mut udp = Service::new(key(Proto::Udp, 53), SchedKind::Rr).unwrap();
+        assert!(matches!(
+            udp.set_toa(true),
+            Err(SchedError::ToaNotTcp { .. })
+        ));
+        let mut s = tcp80();
+        s.add_dest(dest(80, 1, ForwardMode::Tun)).unwrap();
+        assert_eq!(
+            s.set_toa(true),
+            Err(SchedError::ToaNeedsReplies {
+                mode: ForwardMode::Tun
+            })
+        );
+        let mut s = tcp80();
+        s.add_dest(dest(8080, 1, ForwardMode::FullNat)).unwrap();
+        s.set_toa(true).unwrap();
+        assert!(s.toa());
+        assert_eq!(
+            s.add_dest(dest(80, 1, ForwardMode::Dr)),
+            Err(SchedError::ToaNeedsReplies {
+                mode: ForwardMode::Dr
+            })
+        );
+        assert_eq!(
+            s.set_proxy_protocol(Some(ProxyProtocol::V2)),
+            Err(SchedError::ToaWithProxyProtocol)
+        );
+        s.set_toa(false).unwrap();
+        s.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap();
+        assert_eq!(s.set_toa(true), Err(SchedError::ToaWithProxyProtocol));
+        assert!(!s.toa());
     }
 
     #[test]

@@ -197,6 +197,8 @@ pub(super) struct FileService {
     #[serde(default)]
     synproxy: bool,
     proxy_protocol: Option<String>,
+    #[serde(default)]
+    toa: bool,
     #[serde(default, rename = "dest")]
     dests: Vec<FileDest>,
     check: Option<FileCheck>,
@@ -613,6 +615,7 @@ pub(super) fn service(
         let v = sched::ProxyProtocol::parse(v).map_err(service_err)?;
         svc.set_proxy_protocol(v).map_err(service_err)?;
     }
+    svc.set_toa(s.toa).map_err(service_err)?;
     for d in &s.dests {
         let dest = dest(&section, port, d)?;
         svc.add_dest(dest).map_err(service_err)?;

@@ -106,6 +106,7 @@ impl Fleet {
                 persistence: None,
                 synproxy: false,
                 proxy_protocol: None,
+                toa: false,
             },
             Request::AddDest {
                 service: service(),

@@ -75,7 +75,7 @@
 //!
 //! | offset | size | field | value |
 //! |---|---|---|---|
-//! | 46 | 1 | version | 1 (v1, text), 2 (v2, binary) |
+//! | 46 | 1 | version | 1 (v1, text), 2 (v2, binary), 3 (TOA: TCP option 254, no shift) |
 //! | 47 | 1 | phase | 0 not sent yet, 1 sent and not acknowledged, 2 acknowledged by the RS |
 //! | 48 | 4 | first byte | the client's first data byte (ISN + 1): where the header starts in the RS's sequence space |
 //!

@@ -7,9 +7,8 @@ use core::net::Ipv4Addr;
 use conntrack::{Proto, SessionState};
 use sched::ForwardMode;
 
-use crate::proxy_protocol::Phase;
+use crate::proxy_protocol::{Carrier, Phase};
 use crate::synproxy::MSS_TABLE;
-use sched::ProxyProtocol;
 
 /// One session or persistence template, as a master director sends it and a backup installs
 /// it.
@@ -67,13 +66,13 @@ pub struct SyncSession {
     pub preamble: Option<SyncPreamble>,
 }
 
-/// A session's PROXY protocol header: which, how far it got, and where it sits in the RS's
+/// A session's PROXY protocol header (or TOA): which, how far it got, and where it sits in the RS's
 /// sequence space, so that a session that moves to another director mid-handshake neither
 /// loses nor repeats it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncPreamble {
-    /// The version.
-    pub version: ProxyProtocol,
+    /// A PROXY protocol header of a version, or TOA.
+    pub carrier: Carrier,
     /// How far it got.
     pub phase: Phase,
     /// The client's first data byte (its ISN + 1).

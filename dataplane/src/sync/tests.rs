@@ -11,7 +11,7 @@ use super::wire::{
     self, header, record_header, record_type, session, session_preamble, template, view,
 };
 use super::*;
-use crate::proxy_protocol::Phase;
+use crate::proxy_protocol::{Carrier, Phase};
 use sched::ProxyProtocol;
 
 const CIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
@@ -50,13 +50,17 @@ fn tcp_session() -> SyncSession {
     }
 }
 
-/// Every PROXY protocol header a session may carry.
+/// Every PROXY protocol header (and TOA) a session may carry.
 fn preambles() -> Vec<SyncPreamble> {
     let mut out = Vec::new();
-    for version in [ProxyProtocol::V1, ProxyProtocol::V2] {
+    for carrier in [
+        Carrier::Proxy(ProxyProtocol::V1),
+        Carrier::Proxy(ProxyProtocol::V2),
+        Carrier::Toa,
+    ] {
         for phase in [Phase::Pending, Phase::Sent, Phase::Done] {
             out.push(SyncPreamble {
-                version,
+                carrier,
                 phase,
                 first_seq: 0xfedc_ba98,
             });
@@ -206,9 +210,9 @@ fn every_session_variant() -> Vec<SyncRecord> {
 fn every_session_variant_round_trips() {
     let all = every_session_variant();
     // 4 modes × 11 TCP states × (1 + 6 SYN proxy states in NAT/FullNAT) + UDP and ICMP,
-    // and the 6 PROXY protocol headers of NAT and FullNAT TCP sessions whose SYN proxy is
+    // and the 9 headers (v1, v2, TOA × 3 phases) of NAT and FullNAT TCP sessions whose SYN proxy is
     // off or on (3 states), never pending.
-    assert_eq!(all.len(), 2 * 11 * 7 + 2 * 11 + 2 * 4 + 2 * 11 * 3 * 6);
+    assert_eq!(all.len(), 2 * 11 * 7 + 2 * 11 + 2 * 4 + 2 * 11 * 3 * 9);
     for chunk in all.chunks(20) {
         let d = datagram(chunk);
         let g = Datagram::parse(&d, HDR.sync_id).expect("valid datagram");
@@ -797,7 +801,7 @@ fn invalid_field_values_refuse_the_record() {
         b[at] = v;
         assert_eq!(decode_one(&b), Err(why), "byte {at} = {v}");
     };
-    for v in [0, 3, 255] {
+    for v in [0, 4, 255] {
         case(
             &with_header,
             session_preamble::VERSION,
@@ -1140,7 +1144,7 @@ fn valid_session() -> impl Strategy<Value = SyncSession> {
                     preamble: (proto == Proto::Tcp
                         && mode.maps_ports()
                         && !matches!(synproxy, SyncProxy::Pending { .. }))
-                    .then(|| preambles()[usize::from(pick) % 7..].first().copied())
+                    .then(|| preambles()[usize::from(pick) % 10..].first().copied())
                     .flatten()
                     .map(|p| SyncPreamble { first_seq, ..p }),
                 },

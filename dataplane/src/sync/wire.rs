@@ -11,7 +11,7 @@ use sched::ForwardMode;
 use super::record::{
     ServiceView, SyncDrop, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncTemplate,
 };
-use crate::proxy_protocol::Phase;
+use crate::proxy_protocol::{Carrier, Phase};
 use sched::ProxyProtocol;
 
 /// The first four bytes of every sync datagram.
@@ -71,7 +71,7 @@ pub mod record_type {
 /// Byte offsets of a session-with-header record's fields after the session's own
 /// ([`session`]'s offsets hold for its first 46 bytes).
 pub mod session_preamble {
-    /// The header's version, u8 (1, 2).
+    /// The header's version, u8 (1, 2; 3: TOA).
     pub const VERSION: usize = 46;
     /// How far it got, u8 (0 not sent, 1 sent, 2 acknowledged).
     pub const PHASE: usize = 47;
@@ -323,9 +323,10 @@ fn encode_session(s: &SyncSession, out: &mut [u8]) {
         Some(p) => {
             put16(out, record_header::TYPE, record_type::SESSION_PREAMBLE);
             put16(out, record_header::LENGTH, session_preamble::LEN as u16);
-            out[session_preamble::VERSION] = match p.version {
-                ProxyProtocol::V1 => 1,
-                ProxyProtocol::V2 => 2,
+            out[session_preamble::VERSION] = match p.carrier {
+                Carrier::Proxy(ProxyProtocol::V1) => 1,
+                Carrier::Proxy(ProxyProtocol::V2) => 2,
+                Carrier::Toa => 3,
             };
             out[session_preamble::PHASE] = match p.phase {
                 Phase::Pending => 0,
@@ -541,9 +542,10 @@ pub fn decode_record(rec: &[u8]) -> Result<SyncRecord, SyncDrop> {
         record_type::SESSION_PREAMBLE => {
             let b: &[u8; session_preamble::LEN] =
                 rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
-            let version = match b[session_preamble::VERSION] {
-                1 => ProxyProtocol::V1,
-                2 => ProxyProtocol::V2,
+            let carrier = match b[session_preamble::VERSION] {
+                1 => Carrier::Proxy(ProxyProtocol::V1),
+                2 => Carrier::Proxy(ProxyProtocol::V2),
+                3 => Carrier::Toa,
                 _ => return Err(SyncDrop::BadPreamble),
             };
             let phase = match b[session_preamble::PHASE] {
@@ -557,7 +559,7 @@ pub fn decode_record(rec: &[u8]) -> Result<SyncRecord, SyncDrop> {
                 .map_err(|_| SyncDrop::BadRecordLength)?;
             let mut s = decode_session(head)?;
             s.preamble = Some(SyncPreamble {
-                version,
+                carrier,
                 phase,
                 first_seq: get32(b, session_preamble::FIRST_SEQ),
             });

@@ -106,7 +106,7 @@ impl<D: Device> Worker<D> {
         match (routed_hop, f.via, dir) {
             (Some(hop), _, _) => {
                 let mut buf = buf;
-                let total = if f.preamble.version().is_some() {
+                let total = if f.preamble.is_on() {
                     self.preamble(id, dir, &mut buf, l3, m, &f, &orig, hop)?
                 } else {
                     m.total_len

@@ -28,7 +28,7 @@ use crate::device::Device;
 use crate::drop::DropReason;
 use crate::local::{self, TcpSegment, L2_ROOM};
 use crate::parse::{Ipv4Meta, L4};
-use crate::proxy_protocol::{self, Ends};
+use crate::proxy_protocol::{self, Carrier, Ends};
 use crate::rewrite;
 use crate::snapshot::Hop;
 use crate::synproxy::Shift;
@@ -57,8 +57,12 @@ impl<D: Device> Worker<D> {
         orig: &FlowKey,
         hop: Hop,
     ) -> Result<usize, DropReason> {
-        let (Some(version), L4::Tcp { flags, .. }) = (f.preamble.version(), m.l4) else {
+        let (Some(carrier), L4::Tcp { flags, .. }) = (f.preamble.carrier(), m.l4) else {
             return Ok(m.total_len);
+        };
+        let version = match carrier {
+            Carrier::Proxy(v) => v,
+            Carrier::Toa => return Ok(self.toa(id, dir, buf, l3, m, f, orig, hop, flags)),
         };
         let ends = Ends {
             client: (orig.src, orig.sport),
@@ -119,6 +123,59 @@ impl<D: Device> Worker<D> {
             }
         }
         Ok(m.total_len)
+    }
+
+    /// TOA: the client's address and port in TCP option 254 of the segments toward the RS
+    /// that start at the client's first data byte (the handshake's ACK, the first data and
+    /// their retransmissions), until the RS acknowledges data; where the option does not fit
+    /// (TCP header at 60 bytes, the MTU, the buffer) the segment goes without it, counted.
+    /// Nothing moves in sequence space. Returns the segment's total length.
+    #[allow(clippy::too_many_arguments)]
+    fn toa(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        buf: &mut D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        f: &Forward,
+        orig: &FlowKey,
+        hop: Hop,
+        flags: u8,
+    ) -> usize {
+        let (phase, hl) = (f.preamble.phase(), m.header_len);
+        if phase == Phase::Done {
+            return m.total_len;
+        }
+        let pkt = &buf.data()[l3..l3 + m.total_len];
+        match dir {
+            Dir::Original => {
+                if flags & (tcp_flags::SYN | tcp_flags::RST) != 0
+                    || be32(pkt, hl + tcp::field::SEQ) != f.first_seq
+                {
+                    return m.total_len;
+                }
+                let opt = proxy_protocol::toa_option((orig.src, orig.sport));
+                let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+                if m.total_len + opt.len() <= mtu
+                    && proxy_protocol::insert_option(buf, l3, hl, m.total_len, &opt)
+                {
+                    self.counters.count(Counter::ToaInserted);
+                    if phase == Phase::Pending {
+                        self.set_phase(id, Phase::Sent);
+                    }
+                    return m.total_len + opt.len();
+                }
+                self.counters.count(Counter::ToaNoRoom);
+            }
+            Dir::Reply => {
+                let past = be32(pkt, hl + tcp::field::ACK).wrapping_sub(f.first_seq);
+                if flags & tcp_flags::ACK != 0 && past > 0 && past < 1 << 31 {
+                    self.set_phase(id, Phase::Done);
+                }
+            }
+        }
+        m.total_len
     }
 
     /// The header went out (again, for a retransmission of the first data).

@@ -12,7 +12,7 @@ use crate::drop::DropReason;
 use crate::icmp;
 use crate::lip::{LipPool, Toward};
 use crate::parse::{Ipv4Meta, L4};
-pub use crate::proxy_protocol::Phase;
+pub use crate::proxy_protocol::{Carrier, Phase};
 use crate::snapshot::Hop;
 use crate::stats::WorkerStats;
 use crate::synproxy::CookieInfo;
@@ -62,22 +62,39 @@ impl Preamble {
     /// No header.
     pub const NONE: Preamble = Preamble(0);
 
-    /// A header of `version`, not sent yet.
+    /// A header carried by `carrier`, not sent yet.
     #[inline]
-    pub fn new(version: Option<ProxyProtocol>) -> Preamble {
-        match version {
+    pub fn new(carrier: Option<Carrier>) -> Preamble {
+        match carrier {
             None => Preamble::NONE,
-            Some(ProxyProtocol::V1) => Preamble(1),
-            Some(ProxyProtocol::V2) => Preamble(2),
+            Some(Carrier::Proxy(ProxyProtocol::V1)) => Preamble(1),
+            Some(Carrier::Proxy(ProxyProtocol::V2)) => Preamble(2),
+            Some(Carrier::Toa) => Preamble(3),
         }
     }
 
-    /// The header's version, if the session has one.
+    /// Whether the session has one.
+    #[inline]
+    pub fn is_on(self) -> bool {
+        self.0 & 3 != 0
+    }
+
+    /// How the session tells the RS who the client is, if it does.
+    #[inline]
+    pub fn carrier(self) -> Option<Carrier> {
+        match self.0 & 3 {
+            1 => Some(Carrier::Proxy(ProxyProtocol::V1)),
+            2 => Some(Carrier::Proxy(ProxyProtocol::V2)),
+            3 => Some(Carrier::Toa),
+            _ => None,
+        }
+    }
+
+    /// The PROXY protocol header's version, if the session sends one.
     #[inline]
     pub fn version(self) -> Option<ProxyProtocol> {
-        match self.0 & 3 {
-            1 => Some(ProxyProtocol::V1),
-            2 => Some(ProxyProtocol::V2),
+        match self.carrier() {
+            Some(Carrier::Proxy(v)) => Some(v),
             _ => None,
         }
     }
@@ -239,7 +256,11 @@ impl<D: Device> Worker<D> {
         }
         let svc = &self.snap.services()[si];
         let persist_ms = svc.persistence().map_or(0, |s| s.saturating_mul(1000));
-        let preamble = Preamble::new(svc.proxy_protocol());
+        let preamble = Preamble::new(if svc.toa() {
+            Some(Carrier::Toa)
+        } else {
+            svc.proxy_protocol().map(Carrier::Proxy)
+        });
         let (di, template) = self.pick_dest(si, &key, m, persist_ms)?;
         let dest = self.snap.services()[si].dests()[di];
         let slot = self.snap.dest_slot(si, di);
@@ -281,9 +302,10 @@ impl<D: Device> Worker<D> {
             sync_noted: false,
             preamble,
             // The SYN's sequence number + 1 (only a service with a header needs it).
-            first_seq: match preamble.version() {
-                Some(_) => tcp_seq(buf, l3, m).map_or(0, |isn| isn.wrapping_add(1)),
-                None => 0,
+            first_seq: if preamble.is_on() {
+                tcp_seq(buf, l3, m).map_or(0, |isn| isn.wrapping_add(1))
+            } else {
+                0
             },
         };
         let reply = match dest.mode {
@@ -520,15 +542,22 @@ mod tests {
     }
 
     #[test]
-    fn a_preamble_keeps_its_version_through_its_phases() {
-        assert_eq!(Preamble::NONE.version(), None);
+    fn a_preamble_keeps_its_carrier_through_its_phases() {
+        assert_eq!(Preamble::NONE.carrier(), None);
+        assert!(!Preamble::NONE.is_on());
         assert_eq!(Preamble::new(None), Preamble::NONE);
-        for v in [ProxyProtocol::V1, ProxyProtocol::V2] {
-            let p = Preamble::new(Some(v));
-            assert_eq!((p.version(), p.phase()), (Some(v), Phase::Pending));
+        for c in [
+            Carrier::Proxy(ProxyProtocol::V1),
+            Carrier::Proxy(ProxyProtocol::V2),
+            Carrier::Toa,
+        ] {
+            let p = Preamble::new(Some(c));
+            assert_eq!((p.carrier(), p.phase()), (Some(c), Phase::Pending));
+            assert!(p.is_on());
+            assert_eq!(p.version().is_some(), c != Carrier::Toa);
             for ph in [Phase::Sent, Phase::Done, Phase::Pending] {
                 let q = p.at(ph);
-                assert_eq!((q.version(), q.phase()), (Some(v), ph));
+                assert_eq!((q.carrier(), q.phase()), (Some(c), ph));
             }
         }
     }

@@ -272,8 +272,8 @@ impl<D: Device> Worker<D> {
             expires_in_ms: x.deadline.saturating_sub(now).min(u64::from(u32::MAX)) as u32,
             persist_ms: f.persist_ms,
             synproxy,
-            preamble: f.preamble.version().map(|version| SyncPreamble {
-                version,
+            preamble: f.preamble.carrier().map(|carrier| SyncPreamble {
+                carrier,
                 phase: f.preamble.phase(),
                 first_seq: f.first_seq,
             }),
@@ -328,7 +328,7 @@ impl<D: Device> Worker<D> {
             peer: true,
             sync_noted: false,
             preamble: x.preamble.map_or(Preamble::NONE, |p| {
-                Preamble::new(Some(p.version)).at(p.phase)
+                Preamble::new(Some(p.carrier)).at(p.phase)
             }),
             first_seq: x.preamble.map_or(0, |p| p.first_seq),
         };
