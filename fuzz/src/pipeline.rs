@@ -239,9 +239,16 @@ fn proxied(mut s: Service) -> Service {
     s
 }
 
+/// `s` sending the PROXY protocol header of `version`.
+fn with_header(mut s: Service, version: sched::ProxyProtocol) -> Service {
+    s.set_proxy_protocol(Some(version)).expect("proxy protocol");
+    s
+}
+
 /// The base configuration: WAN 192.0.2.1/24 (default route via the router), LAN
 /// 10.1.0.1/24, LAN VLAN 100 10.2.0.1/24 (MTU 1000), 172.16/16 via the LAN gateway, two LIPs
-/// with 2 × 32 ports, and services in every mode and scheduler, two of them SYN-proxied.
+/// with 2 × 32 ports, and services in every mode and scheduler, two of them SYN-proxied, two
+/// sending a PROXY protocol header (v1 on NAT, v2 on a SYN-proxied FullNAT service).
 pub fn base_config() -> DirectorConfig {
     use ForwardMode::{Dr, FullNat, Nat, Tun};
     let services = [
@@ -253,13 +260,16 @@ pub fn base_config() -> DirectorConfig {
             None,
             &[dest(RS[0], 8080, 1, FullNat), dest(RS[1], 8080, 2, FullNat)],
         ),
-        service(
-            Proto::Tcp,
-            VIP,
-            443,
-            SchedKind::Sh,
-            None,
-            &[dest(RS[0], 8443, 1, Nat), dest(RS[2], 8443, 1, Nat)],
+        with_header(
+            service(
+                Proto::Tcp,
+                VIP,
+                443,
+                SchedKind::Sh,
+                None,
+                &[dest(RS[0], 8443, 1, Nat), dest(RS[2], 8443, 1, Nat)],
+            ),
+            sched::ProxyProtocol::V1,
         ),
         service(
             Proto::Udp,
@@ -321,14 +331,17 @@ pub fn base_config() -> DirectorConfig {
             None,
             &[dest(RS[1], 0, 1, FullNat)],
         ),
-        proxied(service(
-            Proto::Tcp,
-            VIP,
-            8443,
-            SchedKind::Wrr,
-            None,
-            &[dest(RS[0], 9443, 1, FullNat), dest(RS[1], 9443, 1, FullNat)],
-        )),
+        with_header(
+            proxied(service(
+                Proto::Tcp,
+                VIP,
+                8443,
+                SchedKind::Wrr,
+                None,
+                &[dest(RS[0], 9443, 1, FullNat), dest(RS[1], 9443, 1, FullNat)],
+            )),
+            sched::ProxyProtocol::V2,
+        ),
         proxied(service(
             Proto::Tcp,
             VIP2,
@@ -635,7 +648,8 @@ impl Lab {
                 let forwarded = c.tx_packets() as i128
                     - c.arp_requests() as i128
                     - c.icmp_errors() as i128
-                    - c.arp_to_kernel() as i128;
+                    - c.arp_to_kernel() as i128
+                    - c.proxy_header_segments() as i128;
                 c.rx_packets() as i128 + c.redirected_in() as i128
                     - forwarded
                     - c.drops().iter().map(|&d| d as i128).sum::<i128>()
