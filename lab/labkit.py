@@ -557,9 +557,61 @@ def proxy_protocol(site, ck, n):
                 f"{len(named)}/{len(lines)} log lines name {site.cip}:port (the peer being the LIP "
                 f"{site.lip}); headers sent {sent}",
             )
+        udp_proxy_protocol(site, ck)
         toa(site, ck)
     finally:
         site.rs_sh(3, f"kill $(cat {home3}/haproxy.pid) 2>/dev/null")
+
+
+DNSDIST_CONF = """setLocal("0.0.0.0:5300")
+setACL({{"0.0.0.0/0"}})
+setProxyProtocolACL({{"10.1.0.0/16"}})
+setSecurityPollSuffix("")
+addAction(AllRule(), LogAction("{home}/dns.log", false, true, false, false, false))
+addAction(AllRule(), SpoofAction("192.0.2.53"))
+"""
+
+
+def udp_proxy_protocol(site, ck):
+    """UDP with the v2 header: rs1 and rs2 run Debian's dnsdist (`setProxyProtocolACL` for
+    the LIPs' network), which answers every query and logs where it came from; 10 dig
+    queries from known source ports through a FullNAT service with `--proxy-protocol v2`:
+    every answer comes, every log line names the client's address and that port."""
+    site.rvsadm(["-C"])
+    svc = f"{site.vip}:5300"
+    site.rvsadm(["-A", "-u", svc, "-s", "rr", "--proxy-protocol", "v2"])
+    for i in (1, 2):
+        home = site.rs_home(i)
+        site.rs_sh(i, f"cat > {home}/dnsdist.conf <<'EOF'\n{DNSDIST_CONF.format(home=home)}EOF\n"
+                      f"rm -f {home}/dns.log; (dnsdist --supervised --disable-syslog "
+                      f"-C {home}/dnsdist.conf > {home}/dnsdist.out 2>&1 &)")
+        site.rvsadm(["-a", "-u", svc, "-r", f"{site.rs[i - 1]}:5300", "--fullnat"])
+    try:
+        for i in (1, 2):
+            wait_for(lambda i=i: ":5300 " in site.rs_sh(i, "ss -lun"), 10)
+        ports = list(range(40301, 40311))
+        out = site.client_sh(
+            " ; ".join(
+                f"echo {p} $(dig -b {site.cip}#{p} @{site.vip} -p 5300 +short +tries=1 +time=3 example.com)"
+                for p in ports
+            ),
+            timeout=60,
+        )
+        answered = [l for l in out.splitlines() if l.endswith(" 192.0.2.53")]
+        logs = [l for i in (1, 2) for l in site.rs_sh(i, f"cat {site.rs_home(i)}/dns.log").splitlines()]
+        named = sorted(int(m.group(1)) for l in logs
+                       for m in [re.match(rf"Packet from {re.escape(site.cip)}:(\d+) ", l)] if m)
+        site.log(f"\n== PROXY protocol v2 over UDP: FullNAT to dnsdist on rs1, rs2")
+        site.log(f"answered {len(answered)}/10; dnsdist logged {len(logs)} queries, from ports {named}")
+        ck.expect(
+            "proxy-protocol v2 udp",
+            len(answered) == 10 and named == ports,
+            f"{len(answered)}/10 queries answered; dnsdist's {len(logs)} log lines name "
+            f"{site.cip} at exactly the clients' ports {named[:3]}...",
+        )
+    finally:
+        for i in (1, 2):
+            site.rs_sh(i, "pkill -x dnsdist")
 
 
 def toa(site, ck):

@@ -33,6 +33,8 @@ pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 pub const V2_VERSION_PROXY: u8 = 0x21;
 /// Family `AF_INET`, protocol `STREAM`.
 pub const V2_TCP4: u8 = 0x11;
+/// Family `AF_INET`, protocol `DGRAM`.
+pub const V2_UDP4: u8 = 0x12;
 /// The length of a v2 header for TCP over IPv4.
 pub const V2_TCP4_LEN: usize = 28;
 /// The longest header for IPv4: v1 with four three-digit octets twice and two five-digit
@@ -101,6 +103,17 @@ pub fn len(version: ProxyProtocol, ends: &Ends) -> usize {
                 + 2
         }
     }
+}
+
+/// Writes the v2 header of a UDP flow for `ends` (protocol `DGRAM`) at the start of `out`;
+/// returns its length, [`V2_TCP4_LEN`] like TCP's. (v1 has no UDP.)
+///
+/// # Panics
+/// If `out` is shorter than that.
+pub fn write_udp(ends: &Ends, out: &mut [u8]) -> usize {
+    let n = write(ProxyProtocol::V2, ends, out);
+    out[13] = V2_UDP4;
+    n
 }
 
 /// Writes `version`'s header for `ends` at the start of `out`; returns its length.
@@ -284,6 +297,75 @@ fn grow<B: PacketBuf>(
     let c = checksum::update16(c, old_total, new_total);
     pkt[ip::CHECKSUM..ip::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     tcp_checksum(pkt, header_len);
+    true
+}
+
+/// Inserts `header` at the start of the UDP payload of the IPv4 packet at `l3` in `buf`, as
+/// [`insert`] does for TCP: the UDP length and the IPv4 length and checksum follow, and the
+/// UDP checksum is computed afresh (a datagram sent without one stays without). Returns false,
+/// changing nothing, when the buffer has no room or the UDP length is not the packet's.
+pub fn insert_udp<B: PacketBuf>(
+    buf: &mut B,
+    l3: usize,
+    header_len: usize,
+    total_len: usize,
+    header: &[u8],
+) -> bool {
+    use crate::wire::udp;
+    let n = header.len();
+    let end = l3 + total_len;
+    let l4 = l3 + header_len;
+    if buf.len() < end || total_len < header_len + udp::HEADER_LEN || total_len + n > 65535 {
+        return false;
+    }
+    let d = buf.data();
+    let ulen = usize::from(u16::from_be_bytes([
+        d[l4 + udp::field::LENGTH],
+        d[l4 + udp::field::LENGTH + 1],
+    ]));
+    if ulen != total_len - header_len {
+        return false;
+    }
+    let at = l4 + udp::HEADER_LEN;
+    buf.truncate(end);
+    if buf.headroom() >= n {
+        if !buf.prepend(n) {
+            return false;
+        }
+        let d = buf.data_mut();
+        d.copy_within(n..n + at, 0);
+        d[at..at + n].copy_from_slice(header);
+    } else if buf.tailroom() >= n {
+        if !buf.append(n) {
+            return false;
+        }
+        let d = buf.data_mut();
+        d.copy_within(at..end, at + n);
+        d[at..at + n].copy_from_slice(header);
+    } else {
+        return false;
+    }
+    let pkt = &mut buf.data_mut()[l3..end + n];
+    let new_total = (total_len + n) as u16;
+    let old_total = u16::from_be_bytes([pkt[ip::LENGTH], pkt[ip::LENGTH + 1]]);
+    pkt[ip::LENGTH..ip::LENGTH + 2].copy_from_slice(&new_total.to_be_bytes());
+    let c = u16::from_be_bytes([pkt[ip::CHECKSUM], pkt[ip::CHECKSUM + 1]]);
+    let c = checksum::update16(c, old_total, new_total);
+    pkt[ip::CHECKSUM..ip::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+    let (src, dst) = (be32(pkt, ip::SRC), be32(pkt, ip::DST));
+    let seg = &mut pkt[header_len..];
+    let seg_len = seg.len() as u16;
+    seg[udp::field::LENGTH..udp::field::LENGTH + 2].copy_from_slice(&seg_len.to_be_bytes());
+    let had = seg[udp::field::CHECKSUM] != 0 || seg[udp::field::CHECKSUM + 1] != 0;
+    seg[udp::field::CHECKSUM..udp::field::CHECKSUM + 2].fill(0);
+    if had {
+        let sum = checksum::pseudo_header_sum(src, dst, 17, seg_len);
+        let c = match !checksum::fold(checksum::sum_bytes(sum, seg)) {
+            0 => 0xffff,
+            c => c,
+        };
+        seg[udp::field::CHECKSUM..udp::field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+    }
     true
 }
 

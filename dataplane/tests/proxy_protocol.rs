@@ -398,3 +398,80 @@ fn toa_names_the_client_in_the_first_segments() {
     assert_eq!(decode(&out.lan[0]).payload, b"x");
     assert_eq!(count(&lab, Counter::ToaNoRoom), 1);
 }
+
+/// UDP with v2: the header (protocol `DGRAM`) in front of the first datagram of a flow only,
+/// its length and checksum right; the replies untouched. A first datagram the header would
+/// make too big is dropped with a fragmentation-needed giving the room left, and the next
+/// one carries it.
+#[test]
+fn udp_flows_get_a_v2_header_once() {
+    let mut cfg = config(
+        Proto::Udp,
+        53,
+        SchedKind::Rr,
+        &[dest(0, 53, 1, ForwardMode::FullNat)],
+    );
+    let key = ServiceKey {
+        proto: Proto::Udp,
+        vip: VIP,
+        port: 53,
+    };
+    cfg.services
+        .get_mut(&key)
+        .unwrap()
+        .set_proxy_protocol(Some(ProxyProtocol::V2))
+        .unwrap();
+    let mut lab = Lab::new(&cfg);
+    let udp_header = |cport| {
+        let mut out = [0u8; proxy_protocol::MAX_LEN];
+        let ends = Ends {
+            client: (CIP, cport),
+            vip: (VIP, 53),
+        };
+        let n = proxy_protocol::write_udp(&ends, &mut out);
+        assert_eq!(out[13], 0x12, "AF_INET, DGRAM");
+        out[..n].to_vec()
+    };
+    let h = udp_header(5353);
+    let out = lab.send(
+        WAN,
+        &Frame::udp(CIP, 5353, VIP, 53).payload(b"query-1").build(),
+    );
+    let d = decode(&out.lan[0]);
+    assert_eq!(d.payload, [&h[..], b"query-1"].concat());
+    assert_eq!((d.dst, d.dport), (RS[0], 53));
+    assert_eq!(phase(&lab), Phase::Done);
+    let out = lab.send(
+        WAN,
+        &Frame::udp(CIP, 5353, VIP, 53).payload(b"query-2").build(),
+    );
+    assert_eq!(decode(&out.lan[0]).payload, b"query-2", "once per flow");
+    let reply = Frame::udp(RS[0], 53, d.src, d.sport)
+        .via_rs(0)
+        .payload(b"answer");
+    let out = lab.send(LAN, &reply.build());
+    let r = decode(&out.wan[0]);
+    assert_eq!(
+        (r.src, r.dport, r.payload.as_slice()),
+        (VIP, 5353, &b"answer"[..])
+    );
+
+    // Another flow whose first datagram fills the MTU.
+    let big = Frame::udp(CIP, 5354, VIP, 53).payload(&[9; 1472]);
+    let out = lab.send(WAN, &big.build());
+    assert!(out.lan.is_empty(), "{out:?}");
+    let e = decode(&out.wan[0]);
+    assert_eq!((e.dst, e.proto), (CIP, 1));
+    let icmp_at = e.l3 + 20;
+    assert_eq!(out.wan[0][icmp_at], 3, "destination unreachable");
+    let mtu = u16::from_be_bytes([out.wan[0][icmp_at + 6], out.wan[0][icmp_at + 7]]);
+    assert_eq!(mtu, 1500 - 28, "the room the header leaves");
+    let out = lab.send(
+        WAN,
+        &Frame::udp(CIP, 5354, VIP, 53).payload(b"small").build(),
+    );
+    assert_eq!(
+        decode(&out.lan[0]).payload,
+        [&udp_header(5354)[..], b"small"].concat()
+    );
+}

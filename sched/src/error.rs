@@ -105,9 +105,16 @@ pub enum SchedError {
         mode: ForwardMode,
     },
 
-    /// PROXY protocol asked for on a UDP or ICMP service.
-    #[error("proxy-protocol is for tcp services (udp is not supported yet): {key} is not tcp")]
+    /// PROXY protocol asked for on an ICMP service.
+    #[error("proxy-protocol is for tcp and udp services: {key} is neither")]
     ProxyProtocolNotTcp {
+        /// The service.
+        key: ServiceKey,
+    },
+
+    /// PROXY protocol v1 on a UDP service: v1 names TCP connections only.
+    #[error("proxy-protocol v1 has no udp: use v2 for {key}")]
+    ProxyProtocolV1Udp {
         /// The service.
         key: ServiceKey,
     },

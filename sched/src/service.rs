@@ -202,12 +202,18 @@ impl Service {
     /// opened.
     ///
     /// # Errors
-    /// Nothing changes if refused: [`SchedError::ProxyProtocolNotTcp`] on a UDP or ICMP
-    /// service, [`SchedError::ProxyProtocolNeedsReplies`] if a dest is DR or TUN.
+    /// Nothing changes if refused: [`SchedError::ProxyProtocolNotTcp`] on an ICMP service,
+    /// [`SchedError::ProxyProtocolV1Udp`] for v1 on UDP (v1 has no UDP),
+    /// [`SchedError::ProxyProtocolNeedsReplies`] if a dest is DR or TUN,
+    /// [`SchedError::ToaWithProxyProtocol`] with TOA on.
     pub fn set_proxy_protocol(&mut self, v: Option<ProxyProtocol>) -> Result<(), SchedError> {
-        if v.is_some() {
-            if self.key.proto != Proto::Tcp {
-                return Err(SchedError::ProxyProtocolNotTcp { key: self.key });
+        if let Some(version) = v {
+            match (self.key.proto, version) {
+                (Proto::Tcp, _) | (Proto::Udp, ProxyProtocol::V2) => {}
+                (Proto::Udp, ProxyProtocol::V1) => {
+                    return Err(SchedError::ProxyProtocolV1Udp { key: self.key })
+                }
+                (Proto::Icmp, _) => return Err(SchedError::ProxyProtocolNotTcp { key: self.key }),
             }
             if let Some(d) = self.dests.iter().find(|d| !d.mode.maps_ports()) {
                 return Err(SchedError::ProxyProtocolNeedsReplies { mode: d.mode });
@@ -562,7 +568,13 @@ mod tests {
         );
         let mut udp = Service::new(key(Proto::Udp, 53), SchedKind::Rr).unwrap();
         assert!(matches!(
-            udp.set_proxy_protocol(Some(ProxyProtocol::V2)),
+            udp.set_proxy_protocol(Some(ProxyProtocol::V1)),
+            Err(SchedError::ProxyProtocolV1Udp { .. })
+        ));
+        udp.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap();
+        let mut icmp = Service::new(key(Proto::Icmp, 0), SchedKind::Rr).unwrap();
+        assert!(matches!(
+            icmp.set_proxy_protocol(Some(ProxyProtocol::V2)),
             Err(SchedError::ProxyProtocolNotTcp { .. })
         ));
         let mut s = tcp80();

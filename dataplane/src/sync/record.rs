@@ -240,8 +240,9 @@ impl SyncSession {
     ///   rewritten). The client port is free (ICMP: the echo identifier, 0 included);
     /// - [`SyncDrop::BadLip`]: FullNAT has a LIP other than 0.0.0.0 (its port is free, as a
     ///   LIP port range may include any port), the other modes have none;
-    /// - [`SyncDrop::BadPreamble`]: a PROXY protocol header only on TCP in NAT or FullNAT,
-    ///   not on a SYN-proxied session still waiting for its RS.
+    /// - [`SyncDrop::BadPreamble`]: a PROXY protocol header (or TOA) only on TCP, or a v2
+    ///   header on UDP, in NAT or FullNAT, not on a SYN-proxied session still waiting for its
+    ///   RS.
     ///
     /// # Errors
     /// The first rule broken.
@@ -279,12 +280,19 @@ impl SyncSession {
             (ForwardMode::Nat | ForwardMode::Dr | ForwardMode::Tun, None) => {}
             _ => return Err(SyncDrop::BadLip),
         }
-        if self.preamble.is_some()
-            && (self.proto != Proto::Tcp
+        let udp_v2 = Some(Carrier::Proxy(sched::ProxyProtocol::V2));
+        if let Some(p) = self.preamble {
+            let proto_ok = match self.proto {
+                Proto::Tcp => true,
+                Proto::Udp => Some(p.carrier) == udp_v2,
+                Proto::Icmp => false,
+            };
+            if !proto_ok
                 || !self.mode.maps_ports()
-                || matches!(self.synproxy, SyncProxy::Pending { .. }))
-        {
-            return Err(SyncDrop::BadPreamble);
+                || matches!(self.synproxy, SyncProxy::Pending { .. })
+            {
+                return Err(SyncDrop::BadPreamble);
+            }
         }
         Ok(())
     }

@@ -189,8 +189,15 @@ fn every_session_variant() -> Vec<SyncRecord> {
                         preamble: None,
                     }));
                     let pending = matches!(synproxy, SyncProxy::Pending { .. });
-                    if proto == Proto::Tcp && mode.maps_ports() && !pending {
-                        for p in preambles() {
+                    let udp_v2 = |p: &SyncPreamble| {
+                        proto == Proto::Udp && p.carrier == Carrier::Proxy(ProxyProtocol::V2)
+                    };
+                    if (proto == Proto::Tcp || proto == Proto::Udp) && mode.maps_ports() && !pending
+                    {
+                        for p in preambles()
+                            .into_iter()
+                            .filter(|p| proto == Proto::Tcp || udp_v2(p))
+                        {
                             if let Some(SyncRecord::Session(s)) = out.last().copied() {
                                 out.push(SyncRecord::Session(SyncSession {
                                     preamble: Some(p),
@@ -211,8 +218,11 @@ fn every_session_variant_round_trips() {
     let all = every_session_variant();
     // 4 modes × 11 TCP states × (1 + 6 SYN proxy states in NAT/FullNAT) + UDP and ICMP,
     // and the 9 headers (v1, v2, TOA × 3 phases) of NAT and FullNAT TCP sessions whose SYN proxy is
-    // off or on (3 states), never pending.
-    assert_eq!(all.len(), 2 * 11 * 7 + 2 * 11 + 2 * 4 + 2 * 11 * 3 * 9);
+    // off or on (3 states), never pending; and UDP's v2 header in its 3 phases.
+    assert_eq!(
+        all.len(),
+        2 * 11 * 7 + 2 * 11 + 2 * 4 + 2 * 11 * 3 * 9 + 2 * 3
+    );
     for chunk in all.chunks(20) {
         let d = datagram(chunk);
         let g = Datagram::parse(&d, HDR.sync_id).expect("valid datagram");

@@ -26,6 +26,7 @@ use crate::buf::PacketBuf;
 use crate::counters::Counter;
 use crate::device::Device;
 use crate::drop::DropReason;
+use crate::icmp;
 use crate::local::{self, TcpSegment, L2_ROOM};
 use crate::parse::{Ipv4Meta, L4};
 use crate::proxy_protocol::{self, Carrier, Ends};
@@ -57,7 +58,14 @@ impl<D: Device> Worker<D> {
         orig: &FlowKey,
         hop: Hop,
     ) -> Result<usize, DropReason> {
-        let (Some(carrier), L4::Tcp { flags, .. }) = (f.preamble.carrier(), m.l4) else {
+        let flags = match (f.preamble.carrier(), m.l4) {
+            (Some(_), L4::Tcp { flags, .. }) => flags,
+            (Some(Carrier::Proxy(_)), L4::Udp { .. }) => {
+                return self.udp_header(id, dir, buf, l3, m, f, orig, hop)
+            }
+            _ => return Ok(m.total_len),
+        };
+        let Some(carrier) = f.preamble.carrier() else {
             return Ok(m.total_len);
         };
         let version = match carrier {
@@ -123,6 +131,48 @@ impl<D: Device> Worker<D> {
             }
         }
         Ok(m.total_len)
+    }
+
+    /// A UDP flow's v2 header, once: in front of the payload of the first datagram toward the
+    /// RS (`DGRAM`), after which the flow is [`Phase::Done`]; nothing else changes, in either
+    /// direction. A first datagram that the header would make too big for the egress MTU is
+    /// dropped (`too_big`, with an ICMP fragmentation needed giving the room left when DF is
+    /// set) and the next one tries again.
+    #[allow(clippy::too_many_arguments)]
+    fn udp_header(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        buf: &mut D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        f: &Forward,
+        orig: &FlowKey,
+        hop: Hop,
+    ) -> Result<usize, DropReason> {
+        if dir != Dir::Original || f.preamble.phase() == Phase::Done {
+            return Ok(m.total_len);
+        }
+        let ends = Ends {
+            client: (orig.src, orig.sport),
+            vip: (orig.dst, orig.dport),
+        };
+        let mut hb = [0u8; proxy_protocol::MAX_LEN];
+        let hn = proxy_protocol::write_udp(&ends, &mut hb);
+        let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+        if m.total_len + hn > mtu {
+            if m.dont_frag {
+                let room = (mtu - hn) as u32;
+                self.icmp_error_back(buf, l3, m, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, room);
+            }
+            return Err(DropReason::TooBig);
+        }
+        if !proxy_protocol::insert_udp(buf, l3, m.header_len, m.total_len, &hb[..hn]) {
+            return Err(DropReason::NoHeadroom);
+        }
+        self.set_phase(id, Phase::Done);
+        self.counters.count(Counter::ProxyHeadersSent);
+        Ok(m.total_len + hn)
     }
 
     /// TOA: the client's address and port in TCP option 254 of the segments toward the RS
