@@ -255,7 +255,6 @@ fn grow<B: PacketBuf>(
     option: bool,
 ) -> bool {
     let n = bytes.len();
-    let header = bytes;
     let end = l3 + total_len;
     if buf.len() < end || total_len + n > usize::from(u16::MAX) {
         return false;
@@ -266,23 +265,7 @@ fn grow<B: PacketBuf>(
     if option && thl + n > 60 {
         return false;
     }
-    let at = l3 + header_len + thl;
-    buf.truncate(end);
-    if buf.headroom() >= n {
-        if !buf.prepend(n) {
-            return false;
-        }
-        let d = buf.data_mut();
-        d.copy_within(n..n + at, 0);
-        d[at..at + n].copy_from_slice(header);
-    } else if buf.tailroom() >= n {
-        if !buf.append(n) {
-            return false;
-        }
-        let d = buf.data_mut();
-        d.copy_within(at..end, at + n);
-        d[at..at + n].copy_from_slice(header);
-    } else {
+    if !make_room(buf, l3 + header_len + thl, end, bytes) {
         return false;
     }
     let pkt = &mut buf.data_mut()[l3..end + n];
@@ -290,14 +273,42 @@ fn grow<B: PacketBuf>(
         let flags_nibble = pkt[header_len + tcpf::DATA_OFF] & 0x0f;
         pkt[header_len + tcpf::DATA_OFF] = (((thl + n) / 4) as u8) << 4 | flags_nibble;
     }
-    let new_total = (total_len + n) as u16;
+    set_total_len(pkt, total_len + n);
+    tcp_checksum(pkt, header_len);
+    true
+}
+
+/// Puts `bytes` at offset `at` of the frame in `buf`, cut to `end` first (Ethernet padding
+/// goes): what is before `at` moves toward the front into the headroom, or else what is after
+/// it toward the back into the tailroom. False, changing nothing, without room.
+fn make_room<B: PacketBuf>(buf: &mut B, at: usize, end: usize, bytes: &[u8]) -> bool {
+    let n = bytes.len();
+    buf.truncate(end);
+    if buf.headroom() >= n {
+        if !buf.prepend(n) {
+            return false;
+        }
+        buf.data_mut().copy_within(n..n + at, 0);
+    } else if buf.tailroom() >= n {
+        if !buf.append(n) {
+            return false;
+        }
+        buf.data_mut().copy_within(at..end, at + n);
+    } else {
+        return false;
+    }
+    buf.data_mut()[at..at + n].copy_from_slice(bytes);
+    true
+}
+
+/// Sets the IPv4 total length of `pkt` to `len`, its header checksum following.
+fn set_total_len(pkt: &mut [u8], len: usize) {
+    let new_total = len as u16;
     let old_total = u16::from_be_bytes([pkt[ip::LENGTH], pkt[ip::LENGTH + 1]]);
     pkt[ip::LENGTH..ip::LENGTH + 2].copy_from_slice(&new_total.to_be_bytes());
     let c = u16::from_be_bytes([pkt[ip::CHECKSUM], pkt[ip::CHECKSUM + 1]]);
     let c = checksum::update16(c, old_total, new_total);
     pkt[ip::CHECKSUM..ip::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
-    tcp_checksum(pkt, header_len);
-    true
 }
 
 /// Inserts `header` at the start of the UDP payload of the IPv4 packet at `l3` in `buf`, as
@@ -326,32 +337,11 @@ pub fn insert_udp<B: PacketBuf>(
     if ulen != total_len - header_len {
         return false;
     }
-    let at = l4 + udp::HEADER_LEN;
-    buf.truncate(end);
-    if buf.headroom() >= n {
-        if !buf.prepend(n) {
-            return false;
-        }
-        let d = buf.data_mut();
-        d.copy_within(n..n + at, 0);
-        d[at..at + n].copy_from_slice(header);
-    } else if buf.tailroom() >= n {
-        if !buf.append(n) {
-            return false;
-        }
-        let d = buf.data_mut();
-        d.copy_within(at..end, at + n);
-        d[at..at + n].copy_from_slice(header);
-    } else {
+    if !make_room(buf, l4 + udp::HEADER_LEN, end, header) {
         return false;
     }
     let pkt = &mut buf.data_mut()[l3..end + n];
-    let new_total = (total_len + n) as u16;
-    let old_total = u16::from_be_bytes([pkt[ip::LENGTH], pkt[ip::LENGTH + 1]]);
-    pkt[ip::LENGTH..ip::LENGTH + 2].copy_from_slice(&new_total.to_be_bytes());
-    let c = u16::from_be_bytes([pkt[ip::CHECKSUM], pkt[ip::CHECKSUM + 1]]);
-    let c = checksum::update16(c, old_total, new_total);
-    pkt[ip::CHECKSUM..ip::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+    set_total_len(pkt, total_len + n);
     let (src, dst) = (be32(pkt, ip::SRC), be32(pkt, ip::DST));
     let seg = &mut pkt[header_len..];
     let seg_len = seg.len() as u16;

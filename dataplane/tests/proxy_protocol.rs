@@ -22,19 +22,27 @@ const ISN: u32 = 0x1111_0000;
 const RS_ISN: u32 = 0x7777_0000;
 const CPORT: u16 = 40000;
 
-fn lab(mode: ForwardMode, version: Option<ProxyProtocol>) -> Lab {
-    let mut cfg = config(Proto::Tcp, 80, SchedKind::Rr, &[dest(0, 8080, 1, mode)]);
+/// A director with one service on VIP:`port`/`proto` (dest rs0:`rport` in `mode`), the
+/// service changed by `edit`.
+fn lab_with(
+    (proto, port, rport): (Proto, u16, u16),
+    mode: ForwardMode,
+    edit: impl FnOnce(&mut sched::Service),
+) -> Lab {
+    let mut cfg = config(proto, port, SchedKind::Rr, &[dest(0, rport, 1, mode)]);
     let key = ServiceKey {
-        proto: Proto::Tcp,
+        proto,
         vip: VIP,
-        port: 80,
+        port,
     };
-    cfg.services
-        .get_mut(&key)
-        .unwrap()
-        .set_proxy_protocol(version)
-        .unwrap();
+    edit(cfg.services.get_mut(&key).unwrap());
     Lab::new(&cfg)
+}
+
+fn lab(mode: ForwardMode, version: Option<ProxyProtocol>) -> Lab {
+    lab_with((Proto::Tcp, 80, 8080), mode, |s| {
+        s.set_proxy_protocol(version).unwrap()
+    })
 }
 
 /// The header the RS must see for the client at `cport`.
@@ -251,21 +259,10 @@ fn a_service_without_it_forwards_as_before() {
 /// into the RS's space by the proxy's shift, and the RS's segments come back moved by both.
 #[test]
 fn with_the_synproxy_both_shifts_apply() {
-    let mut cfg = config(
-        Proto::Tcp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 8080, 1, ForwardMode::FullNat)],
-    );
-    let key = ServiceKey {
-        proto: Proto::Tcp,
-        vip: VIP,
-        port: 80,
-    };
-    let svc = cfg.services.get_mut(&key).unwrap();
-    svc.set_synproxy(true).unwrap();
-    svc.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap();
-    let mut lab = Lab::new(&cfg);
+    let mut lab = lab_with((Proto::Tcp, 80, 8080), ForwardMode::FullNat, |s| {
+        s.set_synproxy(true).unwrap();
+        s.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap();
+    });
     let out = lab.send(WAN, &tcp((CIP, CPORT), (VIP, 80), SYN, ISN, 0).build());
     let cookie = seq_ack(&out.wan[0]).0;
     let ack = tcp(
@@ -347,19 +344,9 @@ fn toa_of(f: &[u8]) -> Option<(Ipv4Addr, u16)> {
 }
 
 fn toa_lab() -> Lab {
-    let mut cfg = config(
-        Proto::Tcp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 8080, 1, ForwardMode::FullNat)],
-    );
-    let key = ServiceKey {
-        proto: Proto::Tcp,
-        vip: VIP,
-        port: 80,
-    };
-    cfg.services.get_mut(&key).unwrap().set_toa(true).unwrap();
-    Lab::new(&cfg)
+    lab_with((Proto::Tcp, 80, 8080), ForwardMode::FullNat, |s| {
+        s.set_toa(true).unwrap()
+    })
 }
 
 /// TOA: option 254 with the client's address and port in the handshake's ACK and the first
@@ -405,23 +392,9 @@ fn toa_names_the_client_in_the_first_segments() {
 /// one carries it.
 #[test]
 fn udp_flows_get_a_v2_header_once() {
-    let mut cfg = config(
-        Proto::Udp,
-        53,
-        SchedKind::Rr,
-        &[dest(0, 53, 1, ForwardMode::FullNat)],
-    );
-    let key = ServiceKey {
-        proto: Proto::Udp,
-        vip: VIP,
-        port: 53,
-    };
-    cfg.services
-        .get_mut(&key)
-        .unwrap()
-        .set_proxy_protocol(Some(ProxyProtocol::V2))
-        .unwrap();
-    let mut lab = Lab::new(&cfg);
+    let mut lab = lab_with((Proto::Udp, 53, 53), ForwardMode::FullNat, |s| {
+        s.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap()
+    });
     let udp_header = |cport| {
         let mut out = [0u8; proxy_protocol::MAX_LEN];
         let ends = Ends {
