@@ -22,9 +22,10 @@
 
 use conntrack::{Proto, SessionState, TcpState};
 use dataplane::sync::wire::{header, mode, record_header, session, template};
+use dataplane::proxy_protocol::{Carrier, Phase};
 use dataplane::sync::{
-    DatagramWriter, SyncHeader, SyncProxy, SyncRecord, SyncSession, SyncTemplate,
-    MTU_1500_DATAGRAM_LEN,
+    DatagramWriter, ServiceView, SyncHeader, SyncPreamble, SyncProxy, SyncRecord, SyncSession,
+    SyncTemplate, MTU_1500_DATAGRAM_LEN,
 };
 use proto::{ConnCursor, DestSpec, Envelope, ProtoName, Request, SvcKey};
 use rvs_fuzz::pipeline::{
@@ -1280,6 +1281,57 @@ fn sync_seeds() -> Vec<(String, Vec<u8>)> {
     for (name, b) in broken {
         seeds.push((format!("refused_{name}"), b));
     }
+
+    // Sessions with a PROXY protocol header or TOA (record type 4) in every phase, and a
+    // view of the sender's services (type 3); then a header on an ICMP session, refused.
+    let mut headed = Vec::new();
+    for (proto, carrier) in [
+        (Proto::Tcp, Carrier::Proxy(sched::ProxyProtocol::V1)),
+        (Proto::Tcp, Carrier::Proxy(sched::ProxyProtocol::V2)),
+        (Proto::Tcp, Carrier::Toa),
+        (Proto::Udp, Carrier::Proxy(sched::ProxyProtocol::V2)),
+    ] {
+        for phase in [Phase::Pending, Phase::Sent, Phase::Done] {
+            let state = if proto == Proto::Tcp {
+                SessionState::Tcp(TcpState::Established)
+            } else {
+                SessionState::Udp
+            };
+            headed.push(SyncRecord::Session(SyncSession {
+                proto,
+                client: (CIP, 40001),
+                vip: (VIP, 80),
+                rip: RS[0],
+                rport: 8080,
+                mode: ForwardMode::FullNat,
+                lip: Some((LIP1, 2048)),
+                state,
+                expires_in_ms: 900_000,
+                persist_ms: 0,
+                synproxy: SyncProxy::Off,
+                preamble: Some(SyncPreamble {
+                    carrier,
+                    phase,
+                    first_seq: 0x1111_0001,
+                }),
+            }));
+        }
+    }
+    headed.push(SyncRecord::View(ServiceView {
+        services: 3,
+        digest: 0x0123_4567_89ab_cdef,
+    }));
+    seeds.push((
+        "headers_and_view".into(),
+        sync_datagram(300, &headed, MTU_1500_DATAGRAM_LEN),
+    ));
+    let one = sync_datagram(301, &headed[..1], MTU_1500_DATAGRAM_LEN);
+    let mut icmp = one.clone();
+    icmp[header::LEN + session::PROTO] = 1;
+    icmp[header::LEN + session::STATE] = 0;
+    set16(&mut icmp, header::LEN + session::VIP_PORT, 0);
+    set16(&mut icmp, header::LEN + session::RPORT, 0);
+    seeds.push(("refused_bad_preamble".into(), icmp));
     seeds
 }
 
