@@ -21,8 +21,8 @@
 //! Seeds are starting points; `scripts/fuzz` then minimises each corpus (`cargo fuzz cmin`).
 
 use conntrack::{Proto, SessionState, TcpState};
-use dataplane::sync::wire::{header, mode, record_header, session, template};
 use dataplane::proxy_protocol::{Carrier, Phase};
+use dataplane::sync::wire::{header, mode, record_header, session, template};
 use dataplane::sync::{
     DatagramWriter, ServiceView, SyncHeader, SyncPreamble, SyncProxy, SyncRecord, SyncSession,
     SyncTemplate, MTU_1500_DATAGRAM_LEN,
