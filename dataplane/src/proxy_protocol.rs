@@ -86,6 +86,17 @@ pub struct Ends {
     pub vip: (Ipv4Addr, u16),
 }
 
+impl Ends {
+    /// The ends of the connection whose client packets have `key` (client → VIP).
+    #[inline]
+    pub fn of(key: &conntrack::FlowKey) -> Ends {
+        Ends {
+            client: (key.src, key.sport),
+            vip: (key.dst, key.dport),
+        }
+    }
+}
+
 /// The length of `version`'s header for `ends`.
 #[inline]
 pub fn len(version: ProxyProtocol, ends: &Ends) -> usize {
@@ -342,32 +353,39 @@ pub fn insert_udp<B: PacketBuf>(
     }
     let pkt = &mut buf.data_mut()[l3..end + n];
     set_total_len(pkt, total_len + n);
-    let (src, dst) = (be32(pkt, ip::SRC), be32(pkt, ip::DST));
-    let seg = &mut pkt[header_len..];
-    let seg_len = seg.len() as u16;
-    seg[udp::field::LENGTH..udp::field::LENGTH + 2].copy_from_slice(&seg_len.to_be_bytes());
-    let had = seg[udp::field::CHECKSUM] != 0 || seg[udp::field::CHECKSUM + 1] != 0;
-    seg[udp::field::CHECKSUM..udp::field::CHECKSUM + 2].fill(0);
-    if had {
-        let sum = checksum::pseudo_header_sum(src, dst, 17, seg_len);
-        let c = match !checksum::fold(checksum::sum_bytes(sum, seg)) {
-            0 => 0xffff,
-            c => c,
-        };
-        seg[udp::field::CHECKSUM..udp::field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
-    }
+    let seg_len = (pkt.len() - header_len) as u16;
+    let (len_at, sum_at) = (
+        header_len + udp::field::LENGTH,
+        header_len + udp::field::CHECKSUM,
+    );
+    pkt[len_at..len_at + 2].copy_from_slice(&seg_len.to_be_bytes());
+    let had = pkt[sum_at] != 0 || pkt[sum_at + 1] != 0;
+    let c = match had.then(|| l4_checksum(pkt, header_len, 17, udp::field::CHECKSUM)) {
+        None => 0,
+        Some(0) => 0xffff,
+        Some(c) => c,
+    };
+    pkt[sum_at..sum_at + 2].copy_from_slice(&c.to_be_bytes());
     true
 }
 
 /// Computes the TCP checksum of the IPv4 packet `pkt` (exactly its total length) afresh.
 pub fn tcp_checksum(pkt: &mut [u8], header_len: usize) {
+    let c = l4_checksum(pkt, header_len, 6, tcpf::CHECKSUM);
+    let at = header_len + tcpf::CHECKSUM;
+    pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The L4 checksum of the IPv4 packet `pkt` (exactly its total length, protocol `proto`),
+/// computed afresh over the pseudo-header and the segment with its checksum field (at
+/// `field` in the L4 header) zeroed.
+fn l4_checksum(pkt: &mut [u8], header_len: usize, proto: u8, field: usize) -> u16 {
     let seg_len = (pkt.len() - header_len) as u16;
     let (src, dst) = (be32(pkt, ip::SRC), be32(pkt, ip::DST));
     let seg = &mut pkt[header_len..];
-    seg[tcpf::CHECKSUM..tcpf::CHECKSUM + 2].fill(0);
-    let sum = checksum::pseudo_header_sum(src, dst, 6, seg_len);
-    let c = !checksum::fold(checksum::sum_bytes(sum, seg));
-    seg[tcpf::CHECKSUM..tcpf::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+    seg[field..field + 2].fill(0);
+    let sum = checksum::pseudo_header_sum(src, dst, proto, seg_len);
+    !checksum::fold(checksum::sum_bytes(sum, seg))
 }
 
 /// Where an acknowledgement (or a SACK edge) of the RS, which counts the header, falls in

@@ -78,10 +78,7 @@ impl<D: Device> Worker<D> {
         }
         if let (Some(version), Proto::Tcp) = (f.preamble.version(), q.key.proto) {
             // A session with a PROXY protocol header: its quote moves by the header too.
-            let ends = proxy_protocol::Ends {
-                client: (orig.src, orig.sport),
-                vip: (orig.dst, orig.dport),
-            };
+            let ends = proxy_protocol::Ends::of(&orig);
             let n = proxy_protocol::len(version, &ends) as u32;
             match dir {
                 Dir::Reply => {

@@ -72,10 +72,7 @@ impl<D: Device> Worker<D> {
             Carrier::Proxy(v) => v,
             Carrier::Toa => return Ok(self.toa(id, dir, buf, l3, m, f, orig, hop, flags)),
         };
-        let ends = Ends {
-            client: (orig.src, orig.sport),
-            vip: (orig.dst, orig.dport),
-        };
+        let ends = Ends::of(orig);
         let n = proxy_protocol::len(version, &ends) as u32;
         let (base, phase, hl) = (f.first_seq, f.preamble.phase(), m.header_len);
         let end = l3 + m.total_len;
@@ -153,10 +150,7 @@ impl<D: Device> Worker<D> {
         if dir != Dir::Original || f.preamble.phase() == Phase::Done {
             return Ok(m.total_len);
         }
-        let ends = Ends {
-            client: (orig.src, orig.sport),
-            vip: (orig.dst, orig.dport),
-        };
+        let ends = Ends::of(orig);
         let mut hb = [0u8; proxy_protocol::MAX_LEN];
         let hn = proxy_protocol::write_udp(&ends, &mut hb);
         let mtu = usize::from(self.snap.iface(hop.iface).mtu);
