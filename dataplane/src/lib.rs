@@ -33,6 +33,7 @@ pub mod counters;
 pub mod device;
 pub mod dpdk_port;
 pub mod drop;
+pub mod frag;
 pub mod icmp;
 pub mod lip;
 pub mod local;
