@@ -105,6 +105,16 @@ counters! {
     GratuitousArps gratuitous_arps => "rvs_worker_gratuitous_arps_total",
     /// ICMP echo replies sent for the director's addresses.
     IcmpEchoReplies icmp_echo_replies => "rvs_worker_icmp_echo_replies_total",
+    /// First fragments of datagrams entered in the fragment table (their later fragments
+    /// follow them).
+    FragmentsTracked fragments_tracked => "rvs_worker_fragments_tracked_total",
+    /// Later fragments that followed their datagram's first fragment.
+    FragmentsFollowed fragments_followed => "rvs_worker_fragments_followed_total",
+    /// TUN: packets whose encapsulation no longer fit the MTU, sent as outer IPv4 fragments
+    /// (the packet had DF clear).
+    TunnelFragmented tunnel_fragmented => "rvs_worker_tunnel_fragmented_total",
+    /// TUN: the frames those packets became beyond the first (built by the director).
+    TunnelFragmentFrames tunnel_fragment_frames => "rvs_worker_tunnel_fragment_frames_total",
     /// ICMP errors the director built and sent (fragmentation needed, time exceeded).
     IcmpErrors icmp_errors => "rvs_worker_icmp_errors_sent_total",
     /// ICMP errors not sent: over the rate limit ([`crate::icmp::RateLimit`]), no route back
@@ -262,6 +272,7 @@ impl Counters {
             - self.icmp_errors()
             - self.arp_to_kernel()
             - self.proxy_header_segments()
+            - self.tunnel_fragment_frames()
     }
 
     /// The accounting identity: every frame received from a port or handed over by a peer

@@ -58,8 +58,19 @@ drop_reasons! {
     /// 5735): 0.0.0.0/8, 127.0.0.0/8, multicast or reserved (224.0.0.0/3, broadcast included)
     /// as the source; 0.0.0.0/8, 127.0.0.0/8 or 240.0.0.0/4 as the destination.
     MartianAddress => "martian_address",
-    /// IPv4 fragment (fragments carry no complete L4 header to match a session).
+    /// IPv4 fragment rvs does not forward: a TCP SYN in fragments, an ICMP error in
+    /// fragments, a first fragment of a session whose PROXY protocol header is still to be
+    /// inserted, or a fragment to a VIP or LIP that no service or session takes.
     Fragment => "fragment",
+    /// First fragment too short to hold the L4 header whole (RFC 1858: the TCP header with
+    /// its options, 8 bytes of UDP or ICMP), or a TCP fragment at offset 8 bytes.
+    FragmentTiny => "fragment_tiny",
+    /// Later fragment whose datagram's first fragment was not seen (or its entry expired):
+    /// nothing says which session it belongs to (see [`crate::frag`]).
+    FragmentUnmatched => "fragment_unmatched",
+    /// First fragment refused because its bucket of the fragment table is full of live
+    /// entries (a fragment flood; entries expire after [`crate::frag::FRAGMENT_TIMEOUT_MS`]).
+    FragmentTableFull => "fragment_table_full",
     /// IPv6 header truncated or inconsistent.
     MalformedIpv6 => "malformed_ipv6",
     /// IPv6 packet: the data path forwards IPv4 only.

@@ -75,6 +75,7 @@ fn ipv4_packet<B: PacketBuf>(
         ttl: crate::wire::ipv4::DEFAULT_TTL,
         ident,
         dont_frag,
+        frag: 0,
         total_len: total as u16,
     };
     header.emit((&mut d[..IPV4_MIN_HEADER_LEN]).try_into().ok()?);

@@ -58,10 +58,38 @@ pub struct Ipv4Meta {
     pub total_len: usize,
     /// Don't-fragment flag.
     pub dont_frag: bool,
-    /// A fragment (MF set or non-zero offset): no complete L4 header to rely on.
-    pub fragment: bool,
-    /// L4 summary (`L4::None` for fragments and protocols not parsed).
+    /// The flags/fragment-offset word's more-fragments bit and offset (DF masked out): zero
+    /// for a whole datagram; see [`Ipv4Meta::is_fragment`].
+    pub frag: u16,
+    /// L4 summary: for a first fragment the L4 header it carries whole, `L4::None` for later
+    /// fragments and protocols not parsed.
     pub l4: L4,
+}
+
+impl Ipv4Meta {
+    /// A fragment: more-fragments set or a non-zero offset.
+    #[inline]
+    pub fn is_fragment(&self) -> bool {
+        self.frag != 0
+    }
+
+    /// A fragment other than the first: no L4 header at all.
+    #[inline]
+    pub fn is_later_fragment(&self) -> bool {
+        self.frag & FRAG_OFFSET != 0
+    }
+
+    /// The fragment's offset in bytes.
+    #[inline]
+    pub fn frag_offset(&self) -> u32 {
+        u32::from(self.frag & FRAG_OFFSET) * 8
+    }
+
+    /// More fragments follow this one.
+    #[inline]
+    pub fn more_fragments(&self) -> bool {
+        self.frag & FLAG_MF != 0
+    }
 }
 
 /// The L4 fields the data path needs.
@@ -185,7 +213,7 @@ pub fn parse_fast(frame: &[u8]) -> Option<Parsed> {
             header_len: IPV4_MIN_HEADER_LEN,
             total_len,
             dont_frag: be16(h, ip::FLAGS_FRAG) & FLAG_DF != 0,
-            fragment: false,
+            frag: 0,
             l4,
         }),
     })
@@ -251,13 +279,19 @@ pub fn parse_ipv4(pkt: &[u8]) -> Result<Ipv4Meta, DropReason> {
     if !ip.verify_checksum() {
         return Err(DropReason::BadIpv4Checksum);
     }
-    let fragment = ip.more_frags() || ip.frag_offset() != 0;
+    let frag = u16::from_be_bytes([pkt[ip::FLAGS_FRAG], pkt[ip::FLAGS_FRAG + 1]])
+        & (FLAG_MF | FRAG_OFFSET);
     let proto = IpProto::from(u8::from(ip.next_header()));
     let l4_bytes = &pkt[header_len..total_len];
-    let l4 = if fragment {
-        L4::None
-    } else {
+    let l4 = if frag == 0 {
         parse_l4(proto, l4_bytes)?
+    } else if frag & FRAG_OFFSET == 0 {
+        parse_first_fragment(proto, l4_bytes)?
+    } else if frag & FRAG_OFFSET == 1 && proto == IpProto::Tcp {
+        // RFC 1858: an offset of 8 bytes can only serve to overwrite the TCP header's flags.
+        return Err(DropReason::FragmentTiny);
+    } else {
+        L4::None
     };
     Ok(Ipv4Meta {
         src: ip.src_addr(),
@@ -267,8 +301,48 @@ pub fn parse_ipv4(pkt: &[u8]) -> Result<Ipv4Meta, DropReason> {
         header_len,
         total_len,
         dont_frag: ip.dont_frag(),
-        fragment,
+        frag,
         l4,
+    })
+}
+
+/// The L4 header of a first fragment (offset 0, more fragments set), whose L4 length field
+/// and checksum cover the whole datagram, not this fragment. The header the session needs must
+/// be whole in it (RFC 1858: a first fragment too short to hold the TCP header with its
+/// options, or 8 bytes of UDP or ICMP, is refused as `fragment_tiny`).
+fn parse_first_fragment(proto: IpProto, l4: &[u8]) -> Result<L4, DropReason> {
+    let be16 = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    Ok(match proto {
+        IpProto::Tcp => {
+            if l4.len() < tcp::HEADER_LEN {
+                return Err(DropReason::FragmentTiny);
+            }
+            let doff = usize::from(l4[tcp::field::DATA_OFF] >> 4) * 4;
+            if doff < tcp::HEADER_LEN {
+                return Err(DropReason::MalformedTcp);
+            }
+            if doff > l4.len() {
+                return Err(DropReason::FragmentTiny);
+            }
+            L4::Tcp {
+                sport: be16(tcp::field::SRC_PORT),
+                dport: be16(tcp::field::DST_PORT),
+                flags: l4[tcp::field::FLAGS],
+            }
+        }
+        IpProto::Udp | IpProto::Icmp if l4.len() < udp::HEADER_LEN => {
+            return Err(DropReason::FragmentTiny)
+        }
+        IpProto::Udp => L4::Udp {
+            sport: be16(udp::field::SRC_PORT),
+            dport: be16(udp::field::DST_PORT),
+        },
+        IpProto::Icmp => L4::Icmp {
+            ty: l4[icmp::field::TYPE],
+            code: l4[icmp::field::CODE],
+            ident: be16(icmp::field::IDENT),
+        },
+        _ => L4::None,
     })
 }
 

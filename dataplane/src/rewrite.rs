@@ -185,6 +185,31 @@ impl Drop for Ipv4Rewrite<'_> {
     }
 }
 
+/// The NAT or FullNAT rewrite of a later IPv4 fragment `pkt` (from its header): new source
+/// and destination addresses and the TTL decremented, the header checksum updated (RFC 1624).
+/// A later fragment holds no L4 header: the ports and the L4 checksum, which covers the whole
+/// datagram, were rewritten in the first fragment.
+///
+/// # Panics
+/// If `pkt` is shorter than an IPv4 header ([`crate::parse`] has checked it).
+#[inline]
+pub fn rewrite_fragment(pkt: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    let h: &mut [u8; IPV4_MIN_HEADER_LEN] = field(pkt, 0);
+    let mut delta = Delta::ZERO;
+    for (at, addr) in [(ip_field::SRC, src), (ip_field::DST, dst)] {
+        let bytes: &mut [u8; 4] = field(h, at);
+        let old = u32::from_be_bytes(*bytes);
+        *bytes = u32::from(addr).to_be_bytes();
+        delta.add32(old, u32::from(addr));
+    }
+    let t = ip_field::TTL;
+    let old = u16::from_be_bytes([h[t], h[t + 1]]);
+    h[t] = h[t].wrapping_sub(1);
+    delta.add16(old, u16::from_be_bytes([h[t], h[t + 1]]));
+    let sum: &mut [u8; 2] = field(h, ip_field::CHECKSUM);
+    *sum = delta.apply(u16::from_be_bytes(*sum)).to_be_bytes();
+}
+
 /// Adds `seq_by` to the sequence number and `ack_by` to the acknowledgement number of the
 /// TCP segment `pkt` (from its IPv4 header of `header_len` bytes; wrapping, as sequence
 /// numbers do), updating the TCP checksum (RFC 1624). The SYN proxy's shift between the
@@ -363,6 +388,26 @@ mod tests {
     }
 
     #[test]
+    fn a_later_fragment_gets_its_addresses_and_ttl() {
+        let mut p = tcp_packet();
+        p[6..8].copy_from_slice(&(0x2000u16 | 185).to_be_bytes());
+        p[10..12].fill(0);
+        let c = checksum::checksum(&p[0..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        let ttl = p[8];
+        let payload = p[20..].to_vec();
+        rewrite_fragment(
+            &mut p,
+            Ipv4Addr::new(10, 2, 0, 1),
+            Ipv4Addr::new(10, 2, 0, 11),
+        );
+        assert_eq!(&p[12..20], &[10, 2, 0, 1, 10, 2, 0, 11]);
+        assert_eq!(p[8], ttl - 1);
+        assert_eq!(checksum::checksum(&p[0..20]), 0);
+        assert_eq!(&p[20..], &payload[..], "the payload is not touched");
+    }
+
+    #[test]
     fn ipip_header_is_valid() {
         let mut out = [0u8; 20];
         crate::wire::Ipv4Header {
@@ -372,6 +417,7 @@ mod tests {
             tos: 0x10,
             ttl: 64,
             dont_frag: true,
+            frag: 0,
             ident: 7,
             total_len: 20 + 44,
         }

@@ -293,32 +293,77 @@ fn ip_options_are_kept() {
     assert!(lab.worker.counters().balanced());
 }
 
-/// Policy: fragments of a datagram to a VIP are dropped and counted, first and later ones
-/// alike (a later fragment carries no ports to find a session by; rvs does not reassemble).
+/// Policy (docs/robustness.md): fragments that no session or service can take are dropped
+/// and counted by reason, and open nothing — a first fragment too short for its L4 header, a
+/// TCP fragment at offset 8, a later fragment whose first was never seen, a TCP SYN or an
+/// ICMP error in fragments, a TCP first fragment that matches no session.
 #[test]
-fn fragments_to_a_vip_are_dropped_and_counted() {
+fn hostile_fragments_are_dropped_and_counted() {
     let mut lab = lab_for(Proto::Udp, ForwardMode::FullNat);
-    let mut first = Frame::udp(CIP, 40000, VIP, 80).payload(&[7; 32]).build();
-    first[14 + 6] = 0x20; // MF, offset 0
-    refresh_ip_checksum(&mut first, 14);
-    expect_drop(
-        &mut lab,
-        WAN,
-        &first,
-        DropReason::Fragment,
-        "first fragment",
-    );
-    let mut later = Frame::udp(CIP, 40000, VIP, 80).payload(&[7; 32]).build();
-    later[14 + 6..14 + 8].copy_from_slice(&5u16.to_be_bytes()); // offset 40, last
-    refresh_ip_checksum(&mut later, 14);
+    let with_frag_word = |mut f: Vec<u8>, word: u16| {
+        f[14 + 6..14 + 8].copy_from_slice(&word.to_be_bytes());
+        refresh_ip_checksum(&mut f, 14);
+        f
+    };
+    let first = Frame::udp(CIP, 40000, VIP, 80).payload(&[7; 32]).build();
+    let mut tiny = with_frag_word(first.clone(), 0x2000);
+    set_ip_total_len(&mut tiny, 20 + 4);
+    tiny.truncate(14 + 24);
+    expect_drop(&mut lab, WAN, &tiny, DropReason::FragmentTiny, "tiny first");
+    let later = with_frag_word(first.clone(), 5);
     expect_drop(
         &mut lab,
         WAN,
         &later,
+        DropReason::FragmentUnmatched,
+        "later fragment, no first",
+    );
+    let mut tcp = lab_for(Proto::Tcp, ForwardMode::FullNat);
+    let syn = Frame::tcp(CIP, 40000, VIP, 80, SYN)
+        .payload(&[1; 16])
+        .build();
+    let syn_first = with_frag_word(syn.clone(), 0x2000);
+    expect_drop(
+        &mut tcp,
+        WAN,
+        &syn_first,
         DropReason::Fragment,
-        "later fragment",
+        "SYN fragment",
+    );
+    let at_8 = with_frag_word(syn.clone(), 0x2001);
+    expect_drop(
+        &mut tcp,
+        WAN,
+        &at_8,
+        DropReason::FragmentTiny,
+        "TCP at offset 8",
+    );
+    let ack = Frame::tcp(CIP, 40001, VIP, 80, ACK)
+        .payload(&[1; 16])
+        .build();
+    let ack_first = with_frag_word(ack, 0x2000);
+    expect_drop(
+        &mut tcp,
+        WAN,
+        &ack_first,
+        DropReason::Fragment,
+        "TCP first fragment without a session",
+    );
+    let inner = Frame::udp(VIP, 80, CIP, 40000).build();
+    let err = icmp_error_frame((ROUTER_MAC, WAN_MAC), CIP, VIP, (3, 3, 0), &inner[14..]);
+    let err_first = with_frag_word(err, 0x2000);
+    expect_drop(
+        &mut lab,
+        WAN,
+        &err_first,
+        DropReason::Fragment,
+        "ICMP error fragment",
     );
     assert_eq!(lab.worker.sessions().len(), 0);
+    assert_eq!(tcp.worker.sessions().len(), 0);
+    assert_eq!(lab.worker.fragments().in_use(), 0);
+    assert_eq!(tcp.worker.fragments().in_use(), 0);
+    still_forwards(&mut tcp, 41000);
 }
 
 /// ICMP errors in an Out: (port, decoded outer, the quote as an untagged frame to decode).

@@ -274,12 +274,13 @@ fn tun_too_big_with_df_sends_fragmentation_needed() {
     );
     assert_eq!(lab.worker.counters().drop_count(DropReason::TooBig), 1);
 
-    // Without DF there is no ICMP: the packet is dropped and counted.
+    // Without DF there is no ICMP: the encapsulated packet leaves as two outer fragments.
     let mut fr = Frame::tcp(CIP, 40011, VIP, 80, SYN).payload(&[7u8; 1460]);
     fr.df = false;
     let out = lab.send(WAN, &fr.build());
-    assert_eq!(out.total(), 0);
-    assert_eq!(lab.worker.counters().drop_count(DropReason::TooBig), 2);
+    assert_eq!((out.lan.len(), out.wan.len()), (2, 0));
+    assert_eq!(lab.worker.counters().drop_count(DropReason::TooBig), 1);
+    assert_eq!(lab.worker.counters().tunnel_fragmented(), 1);
 }
 
 #[test]

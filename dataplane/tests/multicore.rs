@@ -148,6 +148,50 @@ fn fullnat_reply_on_the_other_worker_is_redirected_to_the_owner() {
     assert!(p.w[0].counters().balanced() && p.w[1].counters().balanced());
 }
 
+/// A fragmented FullNAT reply landing on the other worker (NICs hash fragments by their
+/// addresses only): its first fragment is handed to the owner by its LIP port and noted; the
+/// later ones, which have no port, follow it there.
+#[test]
+fn fragments_of_a_reply_on_the_other_worker_follow_their_first_to_the_owner() {
+    let cfg = config(
+        Proto::Udp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    let mut p = Pair::new(&cfg, 64, true);
+    let [o0, _] = p.send(
+        0,
+        WAN,
+        &Frame::udp(CIP, 40000, VIP, 80).payload(b"q").build(),
+    );
+    let s = decode(&o0.lan[0]);
+    let payload: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    let mut answer = Frame::udp(RS[0], 8080, s.src, s.sport)
+        .via_rs(0)
+        .payload(&payload);
+    answer.df = false;
+    let mut out = Vec::new();
+    for f in fragment(&answer.build(), 1500) {
+        let [o0, o1] = p.send(1, LAN, &f);
+        assert_eq!(o1.total(), 0);
+        out.extend(o0.wan);
+    }
+    assert_eq!(out.len(), 3);
+    let whole = reassemble(&out);
+    assert!(checksums_valid(&whole));
+    let r = decode(&whole);
+    assert_eq!((r.src, r.sport, r.dst, r.dport), (VIP, 80, CIP, 40000));
+    assert_eq!(r.payload, payload);
+    let (c0, c1) = (p.w[0].counters(), p.w[1].counters());
+    assert_eq!((c1.redirected_out(), c0.redirected_in()), (3, 3));
+    assert_eq!((c1.fragments_tracked(), c1.fragments_followed()), (1, 2));
+    assert_eq!((c0.fragments_tracked(), c0.fragments_followed()), (1, 2));
+    assert_eq!(p.w[1].sessions().len(), 0);
+    assert_eq!(c0.total_drops() + c1.total_drops(), 0);
+    assert!(c0.balanced() && c1.balanced());
+}
+
 #[test]
 fn nat_sessions_live_on_the_client_endpoint_home_worker() {
     let cfg = config(

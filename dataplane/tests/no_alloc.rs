@@ -1,7 +1,7 @@
 //! The per-packet path does not allocate: a counting global allocator, armed only around
 //! `Worker::poll` on this thread, sees zero allocations over many thousands of packets of every
 //! kind after warm-up (established flows, new sessions with FullNAT ports, replies, ARP and
-//! ICMP answers, drops) — and the test proves it can see one when there is one.
+//! ICMP answers, fragments, drops) — and the test proves it can see one when there is one.
 
 mod common;
 
@@ -53,6 +53,16 @@ fn steady_state_processing_does_not_allocate() {
     let udp: Vec<Vec<u8>> = (0..flows)
         .map(|i| Frame::udp(CIP, 30000 + i, VIP, 53).payload(b"q").build())
         .collect();
+    // Fragmented datagrams: first fragments open sessions and enter the fragment table,
+    // later ones follow.
+    let frags: Vec<Vec<u8>> = (0..64u16)
+        .flat_map(|i| {
+            let mut f = Frame::udp(CIP, 31000 + i, VIP, 53).payload(&[1; 3000]);
+            f.df = false;
+            f.ident = i;
+            fragment(&f.build(), 1500)
+        })
+        .collect();
     let others = [
         Frame::echo(CIP, VIP, true, 1).build(),
         Frame::tcp(CIP, 1, DIP_WAN, 22, SYN).build(),
@@ -79,6 +89,7 @@ fn steady_state_processing_does_not_allocate() {
     run(&mut lab, &syns[..32], WAN);
     run(&mut lab, &acks[..32], WAN);
     run(&mut lab, &udp[..32], WAN);
+    run(&mut lab, &frags[..6], WAN);
     run(&mut lab, &others, WAN);
 
     let mut total = 0;
@@ -86,6 +97,7 @@ fn steady_state_processing_does_not_allocate() {
         total += run(&mut lab, &syns, WAN);
         total += run(&mut lab, &acks, WAN);
         total += run(&mut lab, &udp, WAN);
+        total += run(&mut lab, &frags, WAN);
         total += run(&mut lab, &others, WAN);
         // Sessions expire (slow jobs, armed too) and the next round opens them afresh.
         lab.advance(1_000_000 + round);
@@ -96,5 +108,10 @@ fn steady_state_processing_does_not_allocate() {
     let c = lab.worker.counters();
     assert!(c.rx_packets() > 30_000, "{}", c.rx_packets());
     assert!(c.sessions_created() >= 20 * 2 * flows as u64);
+    assert_eq!(
+        c.fragments_followed(),
+        2 * 2 + 20 * 64 * 2,
+        "every later fragment followed"
+    );
     assert_eq!(total, 0, "allocations on the packet path");
 }

@@ -58,7 +58,7 @@ fn the_common_frames_take_the_fast_path() {
     frag[20] |= 0x20;
     fix_ip_checksum(&mut frag);
     assert!(parse_fast(&frag).is_none());
-    assert!(matches!(parse(&frag), Ok(p) if matches!(p.l3, L3::Ipv4(m) if m.fragment)));
+    assert!(matches!(parse(&frag), Ok(p) if matches!(p.l3, L3::Ipv4(m) if m.is_fragment())));
     let mut bad = base(0, 8, None, true);
     bad[24] ^= 1;
     assert!(parse_fast(&bad).is_none());

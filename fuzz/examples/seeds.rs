@@ -359,11 +359,25 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
     );
     add("exception_path", &s);
 
-    // Fragments: to the VIP (dropped), to the DIP (kernel); IP options on a SYN.
+    // Fragments: a datagram to the VIP (the first opens the session, the later one follows
+    // it), one ahead of its first (unmatched), one to the DIP (kernel), a big one through TUN
+    // over the small VLAN MTU (outer fragments), a flood of first fragments (the table's
+    // bucket fills); IP options on a SYN.
     let mut s = Script::default();
     let whole = Frame::udp(CIP, 8000, VIP, 53).payload(&[7; 64]).build();
     s.send(WAN, &fragment(&whole, true, 0));
     s.send(WAN, &fragment(&whole, false, 9));
+    let mut ahead = Frame::udp(CIP, 8002, VIP, 53).payload(&[6; 64]);
+    ahead.ident = 0x2222;
+    s.send(WAN, &fragment(&ahead.build(), false, 9));
+    let mut tunneled = Frame::udp(CIP, 7001, VIP2, 4789).payload(&[0x5b; 1400]);
+    tunneled.df = false;
+    s.send(WAN, &fragment(&tunneled.build(), true, 0));
+    for ident in 0..20u16 {
+        let mut f = Frame::udp(CIP, 8003, VIP, 53).payload(&[5; 32]);
+        f.ident = 0x3000 + ident;
+        s.batch(WAN, &fragment(&f.build(), true, 0));
+    }
     let to_dip = Frame::udp(CIP, 8001, DIP_WAN, 9999)
         .payload(&[8; 64])
         .build();

@@ -74,8 +74,8 @@ use dataplane::parse;
 use dataplane::redirect::RedirectRings;
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
 use dataplane::wire::EthernetAddress;
-use dataplane::Counters;
 use dataplane::worker::{PortRole, Worker, WorkerConfig};
+use dataplane::Counters;
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, Icmpv4Packet, IpAddress, Ipv4Packet, TcpPacket, UdpPacket,
@@ -484,6 +484,9 @@ impl Lab {
                     workers: WORKERS as u16,
                     table_capacity: 256,
                     template_capacity: 64,
+                    // Small, so that a few first fragments fill a bucket.
+                    fragment_capacity: 16,
+                    fragment_seed: Some(1),
                     neigh: NeighConfig {
                         capacity: 32,
                         ..NeighConfig::default()
@@ -649,7 +652,8 @@ impl Lab {
                     - c.arp_requests() as i128
                     - c.icmp_errors() as i128
                     - c.arp_to_kernel() as i128
-                    - c.proxy_header_segments() as i128;
+                    - c.proxy_header_segments() as i128
+                    - c.tunnel_fragment_frames() as i128;
                 c.rx_packets() as i128 + c.redirected_in() as i128
                     - forwarded
                     - c.drops().iter().map(|&d| d as i128).sum::<i128>()
@@ -677,8 +681,16 @@ impl Lab {
         assert_eq!(out, inn, "handed over ≠ taken over (the rings are empty)");
         for (i, w) in self.w.iter().enumerate() {
             let c = w.counters();
-            assert_eq!((c.rx_packets(), c.rx_bytes()), self.rx[i], "rx counters: {c:?}");
-            assert_eq!((c.tx_packets(), c.tx_bytes()), self.tx[i], "tx counters: {c:?}");
+            assert_eq!(
+                (c.rx_packets(), c.rx_bytes()),
+                self.rx[i],
+                "rx counters: {c:?}"
+            );
+            assert_eq!(
+                (c.tx_packets(), c.tx_bytes()),
+                self.tx[i],
+                "tx counters: {c:?}"
+            );
             if parked == 0 {
                 assert!(c.balanced(), "Counters::balanced() fails: {c:?}");
             }
@@ -723,7 +735,11 @@ impl Lab {
                 (active, inactive),
                 "worker {i}: dest active/inactive counters vs live sessions"
             );
-            assert_eq!(conns, c.sessions_created(), "dest conns vs sessions created");
+            assert_eq!(
+                conns,
+                c.sessions_created(),
+                "dest conns vs sessions created"
+            );
         }
     }
 }
@@ -902,7 +918,10 @@ fn check_built(port: u16, f: &[u8], clean: bool) {
         "IPv4 frame to group or zero MAC: {f:02x?}"
     );
     check_ipv4(&f[l3..], clean, true, f);
-    if clean && f[l3 + 9] != 4 {
+    // The independent decoder checks L4 checksums: not for a fragment, which holds part of
+    // its datagram only (check_ipv4 checked its header).
+    let fragment = u16::from_be_bytes([f[l3 + 6], f[l3 + 7]]) & 0x3fff != 0;
+    if clean && f[l3 + 9] != 4 && !fragment {
         let _ = testkit::decode(f);
     }
 }

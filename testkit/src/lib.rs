@@ -459,3 +459,66 @@ pub fn with_tcp_options(frame: &[u8], opts: &[u8]) -> Vec<u8> {
         .fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
     f
 }
+
+/// `frame` (untagged IPv4, DF clear) cut into IPv4 fragments of at most `mtu` bytes of IP
+/// packet each, as a host's stack does (the header copied, offsets in 8-byte units, MF on all
+/// but the last, checksums refreshed). A frame that fits comes back whole.
+pub fn fragment(frame: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    let hl = usize::from(frame[14] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+    let body = &frame[14 + hl..14 + total];
+    if total <= mtu {
+        return vec![frame[..14 + total].to_vec()];
+    }
+    let chunk = (mtu - hl) & !7;
+    body.chunks(chunk)
+        .enumerate()
+        .map(|(i, piece)| {
+            let mut f = frame[..14 + hl].to_vec();
+            f.extend_from_slice(piece);
+            let more = (i + 1) * chunk < body.len();
+            let word = u16::from(more) << 13 | (i * chunk / 8) as u16;
+            f[20..22].copy_from_slice(&word.to_be_bytes());
+            set_ip_total_len(&mut f, (hl + piece.len()) as u16);
+            refresh_ip_checksum(&mut f, 14);
+            f
+        })
+        .collect()
+}
+
+/// The datagram the IPv4 fragments `frames` (untagged, one datagram, any order) make up,
+/// as one untagged frame with the first fragment's Ethernet and IP header (total length and
+/// flags fixed, checksum refreshed). Panics on a gap or an overlap: a test's frames must add
+/// up exactly.
+pub fn reassemble(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut parts: Vec<(usize, bool, &[u8], &[u8])> = frames
+        .iter()
+        .map(|f| {
+            let hl = usize::from(f[14] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+            let word = u16::from_be_bytes([f[20], f[21]]);
+            let off = usize::from(word & 0x1fff) * 8;
+            (
+                off,
+                word & 0x2000 != 0,
+                &f[..14 + hl],
+                &f[14 + hl..14 + total],
+            )
+        })
+        .collect();
+    parts.sort_by_key(|p| p.0);
+    assert_eq!(parts[0].0, 0, "the first fragment is there");
+    let mut out = parts[0].2.to_vec();
+    let hl = out.len() - 14;
+    let mut at = 0;
+    for (i, (off, more, _, body)) in parts.iter().enumerate() {
+        assert_eq!(*off, at, "fragments meet without gap or overlap");
+        assert_eq!(*more, i + 1 < parts.len(), "MF on all but the last");
+        out.extend_from_slice(body);
+        at += body.len();
+    }
+    out[20..22].copy_from_slice(&0u16.to_be_bytes());
+    set_ip_total_len(&mut out, (hl + at) as u16);
+    refresh_ip_checksum(&mut out, 14);
+    out
+}

@@ -123,19 +123,23 @@ pub struct Ipv4Header {
     pub ident: u16,
     /// Don't fragment.
     pub dont_frag: bool,
+    /// More-fragments bit and fragment offset (in 8-byte units), as in the header's
+    /// flags/offset word; zero for a whole datagram.
+    pub frag: u16,
     /// Total length, this header's 20 bytes included.
     pub total_len: u16,
 }
 
 impl Ipv4Header {
-    /// Writes the header, its checksum included, into `out` (no fragment offset, no options).
+    /// Writes the header, its checksum included, into `out` (no options).
     #[inline]
     pub fn emit(&self, out: &mut [u8; 20]) {
         out[field::VER_IHL] = VER_IHL_NO_OPTIONS;
         out[field::TOS] = self.tos;
         out[field::LENGTH..field::LENGTH + 2].copy_from_slice(&self.total_len.to_be_bytes());
         out[field::IDENT..field::IDENT + 2].copy_from_slice(&self.ident.to_be_bytes());
-        let flags: u16 = if self.dont_frag { FLAG_DF } else { 0 };
+        let df: u16 = if self.dont_frag { FLAG_DF } else { 0 };
+        let flags = df | (self.frag & (FLAG_MF | FRAG_OFFSET));
         out[field::FLAGS_FRAG..field::FLAGS_FRAG + 2].copy_from_slice(&flags.to_be_bytes());
         out[field::TTL] = self.ttl;
         out[field::PROTOCOL] = self.proto.number();
@@ -171,6 +175,7 @@ mod tests {
             ttl: 63,
             ident: 0x1234,
             dont_frag: true,
+            frag: 0,
             total_len: 20 + 60,
         };
         let mut b = [0xaau8; 20];
@@ -187,6 +192,16 @@ mod tests {
         assert_eq!(p.src_addr(), h.src);
         assert_eq!(p.dst_addr(), h.dst);
         assert_eq!(b[field::TOS], 0xb8);
+        assert!(p.verify_checksum());
+        let frag = Ipv4Header {
+            dont_frag: false,
+            frag: FLAG_MF | 185,
+            ..h
+        };
+        frag.emit(&mut b);
+        let p = Ipv4Packet::new_unchecked(&b[..]);
+        assert!(!p.dont_frag() && p.more_frags());
+        assert_eq!(p.frag_offset(), 185 * 8);
         assert!(p.verify_checksum());
     }
 }

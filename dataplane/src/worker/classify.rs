@@ -30,6 +30,19 @@ pub(super) struct Staged {
     cand: Candidate,
 }
 
+/// Where a flow's packet goes ([`Worker::step`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// On through its session, in this direction.
+    Session(conntrack::SessionId, Dir),
+    /// To the worker that owns (or must open) its session.
+    Owner(u16),
+    /// Into a new session of this service.
+    Open(usize),
+    /// No session, no owner elsewhere, no service to open one.
+    Unknown,
+}
+
 /// A session lookup begun ahead: the key's hash and the table's likely entry.
 #[derive(Clone, Copy)]
 pub(super) struct Hint {
@@ -146,7 +159,8 @@ impl<D: Device> Worker<D> {
 
     /// Classifies an IPv4 packet (its header at `l3`): a session's packet, a new session for
     /// a service, an ICMP error about a session, the director's own traffic, or a drop; a
-    /// packet whose session another worker owns is handed to it.
+    /// packet whose session another worker owns is handed to it. Fragments go to
+    /// [`Worker::fragment`].
     pub(super) fn ipv4(
         &mut self,
         port: u16,
@@ -159,47 +173,18 @@ impl<D: Device> Worker<D> {
         if martian(m.src, m.dst) {
             return Err(DropReason::MartianAddress);
         }
+        if m.is_fragment() {
+            return self.fragment(port, buf, l3, m, redirected);
+        }
         if let Some(key) = flow_key(m) {
             if let L4::Tcp { flags, .. } = m.l4 {
                 if !tcp_flags::valid(flags) {
                     return Err(DropReason::BadTcpFlags);
                 }
             }
-            // A staged frame's hint is for this very key: it came from the same parse.
-            let (hash, cand) = match hint {
-                Some(h) => (h.hash, h.cand),
-                None => (self.table.hash(&key), Candidate::NONE),
-            };
-            if let Some((id, dir)) = self.table.lookup_hinted(&key, hash, cand) {
-                let reopen = dir == Dir::Original
-                    && opens_session(m)
-                    && key.proto == Proto::Tcp
-                    && matches!(
-                        self.table.get(id).map(|s| s.state),
-                        Some(SessionState::Tcp(TcpState::TimeWait | TcpState::Close))
-                    );
-                if !reopen {
-                    return self.forward(id, dir, buf, l3, m, None);
-                }
-                // A new connection reusing the 4-tuple of one that is closing: like IPVS's
-                // conn_reuse_mode, the old session ends and the SYN is scheduled afresh.
-                if let Some(s) = self.table.remove(id) {
-                    let now = self.now;
-                    session_ended(&mut self.lips, &self.stats, &mut self.templates, now, &s);
-                    self.counters.count(Counter::SessionsReused);
-                }
-            }
-            if !redirected {
-                if let Some(owner) = self.owner_elsewhere(&key, self.snap.local(m.dst)) {
-                    return Ok(Emit::Handoff { owner, port, buf });
-                }
-            }
-            if let Some(si) = self.snap.service_index(key.proto, m.dst, key.dport) {
-                // Ownership comes with the service lookup: no lookup of its own.
-                if self.snap.service_standby(si) {
-                    return Err(DropReason::StandbyAddress);
-                }
-                return self.new_session(si, key, buf, l3, m);
+            match self.step(m, &key, hint, redirected, true)? {
+                Step::Unknown => {}
+                step => return self.take(step, port, buf, l3, m, key),
             }
         }
         if let L4::Icmp { ty, .. } = m.l4 {
@@ -220,27 +205,7 @@ impl<D: Device> Worker<D> {
                 }
             }
         }
-        let Some(local) = self.snap.local(m.dst) else {
-            return Err(if m.fragment {
-                DropReason::Fragment
-            } else {
-                DropReason::NotForUs
-            });
-        };
-        if local.standby {
-            return Err(DropReason::StandbyAddress);
-        }
-        if local.peer {
-            return Err(DropReason::PeerLip);
-        }
-        if m.fragment {
-            // The kernel reassembles its own traffic; a VIP's or LIP's fragments carry no
-            // complete L4 header to match a session, so they are dropped and counted.
-            return match local.dip {
-                Some(_) => self.exception(port, buf),
-                None => Err(DropReason::Fragment),
-            };
-        }
+        let local = self.local_target(m.dst, DropReason::NotForUs)?;
         if let L4::Icmp { ty, .. } = m.l4 {
             if ty == icmp::ECHO_REQUEST {
                 return self.echo_reply(buf, l3, m);
@@ -251,6 +216,100 @@ impl<D: Device> Worker<D> {
             return self.exception(port, buf);
         }
         Err(DropReason::NotForUs)
+    }
+
+    /// Where the packet of flow `key` (a TCP, UDP or ICMP echo packet, or a first fragment)
+    /// goes: its session, the worker owning the session, or — when `open` and the flow is a
+    /// service's — a new session; `Unknown` when none of that applies. Decided apart from the
+    /// packet's buffer, which [`Worker::take`] then moves once.
+    #[inline(always)]
+    pub(super) fn step(
+        &mut self,
+        m: &Ipv4Meta,
+        key: &FlowKey,
+        hint: Option<Hint>,
+        redirected: bool,
+        open: bool,
+    ) -> Result<Step, DropReason> {
+        // A staged frame's hint is for this very key: it came from the same parse.
+        let (hash, cand) = match hint {
+            Some(h) => (h.hash, h.cand),
+            None => (self.table.hash(key), Candidate::NONE),
+        };
+        if let Some((id, dir)) = self.table.lookup_hinted(key, hash, cand) {
+            let reopen = dir == Dir::Original
+                && opens_session(m)
+                && key.proto == Proto::Tcp
+                && matches!(
+                    self.table.get(id).map(|s| s.state),
+                    Some(SessionState::Tcp(TcpState::TimeWait | TcpState::Close))
+                );
+            if !reopen {
+                return Ok(Step::Session(id, dir));
+            }
+            // A new connection reusing the 4-tuple of one that is closing: like IPVS's
+            // conn_reuse_mode, the old session ends and the SYN is scheduled afresh.
+            if let Some(s) = self.table.remove(id) {
+                let now = self.now;
+                session_ended(&mut self.lips, &self.stats, &mut self.templates, now, &s);
+                self.counters.count(Counter::SessionsReused);
+            }
+        }
+        if !redirected {
+            if let Some(owner) = self.owner_elsewhere(key, self.snap.local(m.dst)) {
+                return Ok(Step::Owner(owner));
+            }
+        }
+        if open {
+            if let Some(si) = self.snap.service_index(key.proto, m.dst, key.dport) {
+                // Ownership comes with the service lookup: no lookup of its own.
+                if self.snap.service_standby(si) {
+                    return Err(DropReason::StandbyAddress);
+                }
+                return Ok(Step::Open(si));
+            }
+        }
+        Ok(Step::Unknown)
+    }
+
+    /// Carries out a [`Worker::step`] other than `Unknown` for the packet in `buf`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn take(
+        &mut self,
+        step: Step,
+        port: u16,
+        buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        key: FlowKey,
+    ) -> Verdict<D::Buf> {
+        match step {
+            Step::Session(id, dir) => self.forward(id, dir, buf, l3, m, None),
+            Step::Owner(owner) => Ok(Emit::Handoff { owner, port, buf }),
+            Step::Open(si) => self.new_session(si, key, buf, l3, m),
+            Step::Unknown => Err(DropReason::NotForUs),
+        }
+    }
+
+    /// The director's own address `dst` that a packet no session or service took is for:
+    /// `Err(otherwise)` when it is none of them, the standby or peer reason when the director
+    /// does not serve it now.
+    pub(super) fn local_target(
+        &self,
+        dst: Ipv4Addr,
+        otherwise: DropReason,
+    ) -> Result<Local, DropReason> {
+        let Some(local) = self.snap.local(dst) else {
+            return Err(otherwise);
+        };
+        if local.standby {
+            return Err(DropReason::StandbyAddress);
+        }
+        if local.peer {
+            return Err(DropReason::PeerLip);
+        }
+        Ok(local)
     }
 
     /// The worker that owns (or must create) the session of a packet this worker's table does
@@ -331,7 +390,8 @@ pub(super) fn link_local_multicast(dst_mac: [u8; 6], dst: Ipv4Addr) -> bool {
     o[..3] == [224, 0, 0] && dst_mac == [0x01, 0x00, 0x5e, 0x00, 0x00, o[3]]
 }
 
-/// The flow key of a packet, if it is one rvs tracks (TCP, UDP, ICMP echo; not fragments).
+/// The flow key of a packet, if it is one rvs tracks (TCP, UDP, ICMP echo; a first fragment
+/// of one too).
 #[inline]
 pub(super) fn flow_key(m: &Ipv4Meta) -> Option<FlowKey> {
     let (proto, sport, dport) = match m.l4 {

@@ -32,6 +32,12 @@ pub struct WorkerConfig {
     /// Hard capacity of the persistence template table (one template per client of a
     /// persistent service; at least 64).
     pub template_capacity: usize,
+    /// Entries of the fragment table, which later IPv4 fragments follow their datagram's
+    /// first one by ([`crate::frag`]; rounded up to buckets of 8).
+    pub fragment_capacity: usize,
+    /// The fragment table's hash seed: `None` (random, per worker) in service; fixed where
+    /// runs must repeat exactly (fuzzing compares two workers' outputs).
+    pub fragment_seed: Option<u64>,
     /// Neighbour table settings.
     pub neigh: NeighConfig,
     /// Run the slow jobs every this many loops (at least 1).
@@ -58,6 +64,8 @@ impl Default for WorkerConfig {
             workers: 1,
             table_capacity: 1 << 20,
             template_capacity: 1 << 16,
+            fragment_capacity: 4096,
+            fragment_seed: None,
             neigh: NeighConfig::default(),
             slow_every: 64,
             expire_budget: 4096,

@@ -1,7 +1,7 @@
 //! Steps 7–8: a session's packet — state transition, then the per-mode rewrite (NAT and
 //! FullNAT addresses and ports, DR's MAC only, TUN's IPIP encapsulation) — on its way out.
 
-use super::session::{is_active, Forward, SynProxy, Via};
+use super::session::{is_active, Forward, Phase, SynProxy, Via};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -54,7 +54,14 @@ impl<D: Device> Worker<D> {
         let before = s.state;
         let was_active = is_active(before);
         if let SynProxy::Pending(info) = f.synproxy {
+            if m.is_fragment() {
+                return Err(DropReason::Fragment);
+            }
             return self.synproxy_pending(id, dir, buf, l3, m, info);
+        }
+        // A header still to insert goes into a segment, which a fragment is only part of.
+        if m.is_fragment() && f.preamble.is_on() && f.preamble.phase() != Phase::Done {
+            return Err(DropReason::Fragment);
         }
         // NAT and FullNAT route: where to, whether the TTL allows it and whether it fits the
         // egress MTU are settled before the session sees the packet.
@@ -63,8 +70,11 @@ impl<D: Device> Worker<D> {
                 Some(hop) => hop,
                 None => {
                     if m.ttl <= 1 {
-                        let (ty, code) = (icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED);
-                        self.icmp_error_back(&buf, l3, m, ty, code, 0);
+                        // RFC 792: about the first fragment only.
+                        if !m.is_later_fragment() {
+                            let (ty, code) = (icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED);
+                            self.icmp_error_back(&buf, l3, m, ty, code, 0);
+                        }
                         return Err(DropReason::TtlExceeded);
                     }
                     let toward = if dir == Dir::Original {
@@ -104,6 +114,12 @@ impl<D: Device> Worker<D> {
         self.stats
             .packet(f.slot, dir == Dir::Original, m.total_len as u64);
         match (routed_hop, f.via, dir) {
+            (Some(hop), _, _) if m.is_later_fragment() => {
+                let mut buf = buf;
+                let pkt = &mut buf.data_mut()[l3..l3 + m.total_len];
+                rewrite_later_fragment(pkt, m, &f, &orig, dir);
+                Ok(Emit::route(buf, l3, hop))
+            }
             (Some(hop), _, _) => {
                 let mut buf = buf;
                 let total = if f.preamble.is_on() {
@@ -130,7 +146,9 @@ impl<D: Device> Worker<D> {
         }
     }
 
-    /// TUN: IPIP-encapsulates the untouched packet toward the RS (RFC 2003).
+    /// TUN: IPIP-encapsulates the untouched packet toward the RS (RFC 2003); one that then
+    /// exceeds the egress MTU gets an ICMP fragmentation needed back when it has DF set, and
+    /// is sent as outer fragments when it has not.
     pub(super) fn tunnel(
         &mut self,
         buf: D::Buf,
@@ -141,12 +159,11 @@ impl<D: Device> Worker<D> {
         let Some(hop) = self.snap.route(rip) else {
             return Err(DropReason::NoRoute);
         };
-        let iface = self.snap.iface(hop.iface);
-        if m.total_len + IPIP_OVERHEAD > iface.mtu as usize {
-            if m.dont_frag {
-                let mtu = (iface.mtu as usize - IPIP_OVERHEAD) as u32;
-                self.icmp_error_back(&buf, l3, m, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, mtu);
-            }
+        let mtu = self.snap.iface(hop.iface).mtu as usize;
+        let too_big = m.total_len + IPIP_OVERHEAD > mtu;
+        if too_big && m.dont_frag {
+            let room = (mtu - IPIP_OVERHEAD) as u32;
+            self.icmp_error_back(&buf, l3, m, icmp::DEST_UNREACH, icmp::FRAG_NEEDED, room);
             return Err(DropReason::TooBig);
         }
         let outer = Ipv4Header {
@@ -156,9 +173,13 @@ impl<D: Device> Worker<D> {
             tos: buf.data()[l3 + crate::wire::ipv4::field::TOS],
             ttl: m.ttl,
             dont_frag: m.dont_frag,
+            frag: 0,
             ident: self.next_ident(),
             total_len: (m.total_len + IPIP_OVERHEAD) as u16,
         };
+        if too_big {
+            return self.tunnel_fragments(buf, l3, m, hop, outer, mtu);
+        }
         Ok(Emit::Route {
             buf,
             l3,
@@ -215,6 +236,26 @@ pub(super) fn rewrite_routed(pkt: &mut [u8], m: &Ipv4Meta, f: &Forward, orig: &F
         }
     }
     r.dec_ttl();
+}
+
+/// The NAT or FullNAT rewrite of a later fragment of a session's datagram: its addresses as
+/// [`rewrite_routed`] sets them, and the TTL; the ports went with the first fragment.
+#[cold]
+#[inline(never)]
+pub(super) fn rewrite_later_fragment(
+    pkt: &mut [u8],
+    m: &Ipv4Meta,
+    f: &Forward,
+    orig: &FlowKey,
+    dir: Dir,
+) {
+    let (src, dst) = match (f.via, dir) {
+        (Via::FullNat { lip, .. }, Dir::Original) => (lip, f.rip),
+        (Via::FullNat { .. }, Dir::Reply) => (orig.dst, orig.src),
+        (_, Dir::Original) => (m.src, f.rip),
+        (_, Dir::Reply) => (orig.dst, m.dst),
+    };
+    rewrite::rewrite_fragment(pkt, src, dst);
 }
 
 /// Moves a proxied session's TCP segment `pkt` into the sequence space of the side it goes

@@ -7,6 +7,8 @@
 //!   then classified — a session's packet, a new session, an ICMP error about a session, the
 //!   director's own traffic — and handed to the worker owning its session if that is another;
 //! - `session.rs`: opening a session (dest, LIP port, persistence template) and ending one;
+//! - `fragment.rs`: IPv4 fragments — the first one classified like a whole packet and noted
+//!   in the fragment table, later ones following it there; TUN's outer fragments;
 //! - `forward.rs`: the session's state, then the per-mode rewrite (NAT, FullNAT, DR, TUN);
 //! - `synproxy.rs`: SYN cookies and the proxied handshake;
 //! - `preamble.rs`: the PROXY protocol header ahead of the client's data, and the sequence
@@ -28,6 +30,7 @@ mod announce;
 mod classify;
 mod config;
 mod forward;
+mod fragment;
 mod icmp;
 mod local;
 mod preamble;
@@ -46,6 +49,7 @@ pub use tx::Parked;
 use crate::buf::PacketBuf;
 use crate::counters::{Counter, Counters};
 use crate::device::{Burst, Device};
+use crate::frag::FragTable;
 use crate::icmp::RateLimit;
 use crate::lip::LipPool;
 use crate::neigh::NeighTable;
@@ -91,6 +95,8 @@ pub struct Worker<D: Device> {
     /// the client's initial sequence number, then the [`Shift`]. Zeroed pages cost nothing
     /// until a proxied session touches them.
     proxy_words: Vec<u32>,
+    /// Where the later fragments of datagrams seen go.
+    frags: FragTable,
     /// Session sync, when a sync daemon is connected ([`Worker::with_sync`]).
     sync: Option<sync::SyncState>,
     ident: u16,
@@ -198,8 +204,14 @@ impl<D: Device> Worker<D> {
             icmp_limit: RateLimit::new(),
             cookies: Cookies::new(),
             proxy_words: vec![0; proxy_slots],
+            frags: match cfg.fragment_seed {
+                Some(seed) => FragTable::with_seed(cfg.fragment_capacity, seed),
+                None => FragTable::new(cfg.fragment_capacity),
+            },
             sync: None,
-            ident: 0,
+            // The workers' counters start spread over the id space, so that the fresh ids
+            // FullNAT gives fragmented datagrams (worker/fragment.rs) stay apart.
+            ident: (u32::from(cfg.id) * 0x1_0000 / u32::from(cfg.workers.max(1))) as u16,
             loops: 0,
             now: 0,
             announcing: Vec::new(),
@@ -246,11 +258,17 @@ impl<D: Device> Worker<D> {
         &self.table
     }
 
+    /// The fragment table (read-only: tests).
+    pub fn fragments(&self) -> &FragTable {
+        &self.frags
+    }
+
     /// Bytes the session and template tables allocated (all of it at construction).
     pub fn session_memory(&self) -> usize {
         self.table.allocation_size()
             + self.templates.allocation_size()
             + self.proxy_words.len() * core::mem::size_of::<u32>()
+            + self.frags.allocation_size()
     }
 
     /// The neighbour table, e.g. to add static entries.

@@ -99,7 +99,8 @@ pub(super) enum Emit<B> {
         /// The frame.
         buf: B,
     },
-    /// Nothing left to do: a peer's copy of an ARP frame, which only fed the neighbour table.
+    /// Nothing left to do: a peer's copy of an ARP frame, which only fed the neighbour table,
+    /// or a packet already sent as several frames (TUN's outer fragments).
     Absorbed,
 }
 
