@@ -144,6 +144,9 @@ pub struct DaemonConfig {
     /// Hard capacity of each worker's persistence template table (default: a sixteenth of
     /// `table_capacity`, at least 64).
     pub template_capacity: usize,
+    /// Entries of each worker's fragment table, which later IPv4 fragments follow their
+    /// datagram's first fragment by (default 4096; rounded up to buckets of 8).
+    pub fragment_capacity: usize,
     /// Mbufs in the packet pool (shared by all ports and workers).
     pub mbufs: u32,
     /// Per-core mbuf cache.
@@ -179,6 +182,7 @@ impl Default for DaemonConfig {
             cores: None,
             table_capacity: 1 << 20,
             template_capacity: 1 << 16,
+            fragment_capacity: 4096,
             mbufs: 16383,
             mbuf_cache: 256,
             rx_desc: 1024,
@@ -586,6 +590,9 @@ mac = "02:00:00:00:fe:fe"
         assert_eq!(small.daemon.template_capacity, 64, "at least 64");
         let set = RvsConfig::parse(&GOOD.replace("4096", "4096\ntemplate_capacity = 1000"));
         assert_eq!(set.unwrap().daemon.template_capacity, 1000);
+        assert_eq!(small.daemon.fragment_capacity, 4096, "the default");
+        let set = RvsConfig::parse(&GOOD.replace("4096", "4096\nfragment_capacity = 512"));
+        assert_eq!(set.unwrap().daemon.fragment_capacity, 512);
         assert_eq!(c.ports.len(), 2);
         assert_eq!(c.ports[0].device_name(), "net_vhost0");
         assert!(c.ports[0].is_vdev() && !c.ports[1].is_vdev());
@@ -727,6 +734,8 @@ mac = "02:00:00:00:fe:fe"
         );
         let e = err(&GOOD.replace("4096", "4096\ntemplate_capacity = 10"));
         assert_eq!(e, "daemon: template_capacity must be at least 64");
+        let e = err(&GOOD.replace("4096", "4096\nfragment_capacity = 4"));
+        assert_eq!(e, "daemon: fragment_capacity must be between 8 and 1048576");
         let e = err(&GOOD.replace("udp = 30", "udp = 0"));
         assert_eq!(e, "timeouts: udp must be at least 1 second");
         let e = err(&GOOD.replace("workers = 2", "workers = 2\ncores = [1]"));

@@ -18,13 +18,13 @@
 
 use control::config::RvsConfig;
 use control::model::Model;
-use proto::Request;
 use control::state::ControlState;
 use dataplane::lip::LipPool;
 use dataplane::mem::{MemBuf, MemDevice, MemPool};
 use dataplane::redirect::RedirectRings;
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::{PortRole, Worker, WorkerConfig};
+use proto::Request;
 use std::sync::Arc;
 use testkit::{Frame, CIP, SYN};
 
@@ -87,6 +87,7 @@ pub fn run(data: &[u8]) {
             workers,
             table_capacity: cfg.daemon.table_capacity.min(4096),
             template_capacity: cfg.daemon.template_capacity.min(4096),
+            fragment_capacity: cfg.daemon.fragment_capacity.min(4096),
             slow_every: cfg.daemon.slow_every,
             ports: roles.clone(),
             ..WorkerConfig::default()

@@ -368,6 +368,7 @@ impl Daemon {
                 workers,
                 table_capacity: cfg.daemon.table_capacity,
                 template_capacity: cfg.daemon.template_capacity,
+                fragment_capacity: cfg.daemon.fragment_capacity,
                 slow_every: cfg.daemon.slow_every,
                 ports: roles.clone(),
                 steering,

@@ -105,6 +105,7 @@ pub(super) struct FileDaemon {
     cores: Option<Vec<usize>>,
     table_capacity: Option<usize>,
     template_capacity: Option<usize>,
+    fragment_capacity: Option<usize>,
     mbufs: Option<u32>,
     mbuf_cache: Option<u32>,
     rx_desc: Option<u16>,
@@ -337,6 +338,7 @@ pub(super) fn daemon(f: FileDaemon) -> Result<DaemonConfig, ConfigFileError> {
         cores: f.cores,
         table_capacity,
         template_capacity: f.template_capacity.unwrap_or((table_capacity / 16).max(64)),
+        fragment_capacity: f.fragment_capacity.unwrap_or(d.fragment_capacity),
         mbufs: f.mbufs.unwrap_or(d.mbufs),
         mbuf_cache: f.mbuf_cache.unwrap_or(d.mbuf_cache),
         rx_desc: f.rx_desc.unwrap_or(d.rx_desc),
@@ -381,6 +383,12 @@ pub(super) fn daemon(f: FileDaemon) -> Result<DaemonConfig, ConfigFileError> {
     }
     if daemon.template_capacity < 64 {
         return Err(value("daemon", "template_capacity must be at least 64"));
+    }
+    if !(8..=1 << 20).contains(&daemon.fragment_capacity) {
+        return Err(value(
+            "daemon",
+            "fragment_capacity must be between 8 and 1048576",
+        ));
     }
     if daemon.mbufs < 1024 {
         return Err(value("daemon", "mbufs must be at least 1024"));
