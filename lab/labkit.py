@@ -18,7 +18,7 @@ A *site* is a topology with rvsd running on it. It provides:
     site.log(msg)
 
 and, for the scenarios only the network-namespace lab runs (pmtu-*, udp-unreachable,
-synproxy, proxy-protocol, time-wait):
+synproxy, proxy-protocol, time-wait, fragments):
 
     site.cip, site.lip                           the client's address, the FullNAT LIP
     site.big_path, site.big_size, site.big_sha256   a large file every server serves
@@ -28,8 +28,11 @@ synproxy, proxy-protocol, time-wait):
     site.set_client_path_mtu(mtu)                the router's route to the client gets a
                                                  locked MTU (None: removed again)
     site.drop_router_icmp(on)                    the router's own ICMP to the VIP blackholed
-    site.restart_rvsd(extra, wan_tap=False)      rvsd restarted with the base config + extra
-                                                 (time-wait; vrrp with a TAP on the wan port)
+    site.restart_rvsd(extra, wan_tap=False, pcap=False)
+                                                 rvsd restarted with the base config + extra
+                                                 (time-wait; vrrp with a TAP on the wan port;
+                                                 fragments on net_pcap ports, which hand rvsd
+                                                 IPv4 fragments as they came)
 
 and for vrrp: site.tmp, site.dip_wan, site.router_wan, site.dir_ns, site.dir_sh(script),
 site.router_sh(script), site.spawn_in(where, args, tag) (where "host": the lab's own
@@ -1182,6 +1185,242 @@ def vrrp(site, ck, n):
         site.restart_rvsd()
 
 
+# The client of the fragments scenario: argv[3] UDP datagrams of argv[4] random bytes to
+# argv[1]:argv[2], each from its own connected socket on source port argv[5] + i, without DF
+# (IP_PMTUDISC_DONT: the client's 1500-byte MTU makes its kernel fragment the large ones),
+# 5 ms apart; the echoes are then awaited for up to argv[6] seconds. Prints JSON: echoes
+# byte-identical to what was sent, echoes that differ, errors (ICMP on a connected socket),
+# datagrams never echoed, and when the last echo came (time.time()).
+FRAG_ECHO_PY = r"""
+import json, os, select, socket, sys, time
+vip, port, n, size, first, wait = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+pending = {}
+for i in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_IP, 10, 0)  # IP_MTU_DISCOVER = IP_PMTUDISC_DONT
+    s.bind(("0.0.0.0", first + i))
+    s.connect((vip, port))
+    data = os.urandom(size)
+    s.send(data)
+    pending[s] = data
+    time.sleep(0.005)
+out = {"ok": 0, "wrong": 0, "error": 0}
+end = time.time() + wait
+while pending and time.time() < end:
+    ready, _, _ = select.select(list(pending), [], [], max(0.0, end - time.time()))
+    for s in ready:
+        data = pending.pop(s)
+        try:
+            out["ok" if s.recv(65535) == data else "wrong"] += 1
+        except OSError:
+            out["error"] += 1
+        out["at"] = time.time()
+out["lost"] = len(pending)
+print(json.dumps(out))
+"""
+
+# A flood of first fragments from the client: argv[3] IPv4 packets to argv[1] with MF set,
+# offset 0 and distinct IP identifications (1, 2, ...), each holding a UDP header to port argv[2]
+# (source ports argv[4] + i % 64; its length claims a 4000-byte datagram) and 16 bytes of the
+# datagram, from the client's own address: every one opens an entry in the director's
+# fragment table, none is ever completed. Sent in bursts of 500, 10 ms apart. Prints JSON:
+# packets sent, seconds taken, the time the last one left (time.time()).
+FRAG_FLOOD_PY = r"""
+import json, socket, struct, sys, time
+vip, port, n, sport0 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+r.connect((vip, 0))
+src, dst = socket.inet_aton(r.getsockname()[0]), socket.inet_aton(vip)
+t0, sent = time.time(), 0
+for i in range(n):
+    udp = struct.pack("!HHHH", sport0 + i % 64, port, 8 + 4000, 0) + bytes(16)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i + 1, 0x2000, 64, 17, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    while True:
+        try:
+            r.sendto(ip + udp, (vip, 0))
+            sent += 1
+            break
+        except BlockingIOError:
+            time.sleep(0.001)
+        except OSError as e:
+            if e.errno != 105:  # ENOBUFS: the qdisc is full for a moment
+                raise
+            time.sleep(0.001)
+    if i % 500 == 499:
+        time.sleep(0.01)
+print(json.dumps({"sent": sent, "secs": time.time() - t0, "end": time.time()}))
+"""
+
+# Entries of a worker's fragment table (rvsd's default `[daemon] fragment_capacity`), and how
+# long an entry outlives its datagram's latest fragment (dataplane::frag::FRAGMENT_TIMEOUT_MS).
+FRAG_TABLE = 4096
+FRAG_TIMEOUT = 2.0
+
+
+def fragments(site, ck, n):
+    """IPv4 fragments of UDP datagrams cross rvs in every mode. rvsd runs on net_pcap ports
+    for the scenario (net_af_packet's fanout has the kernel reassemble fragments first). The
+    servers echo on 9000 from the address the datagram was sent to, without DF. For FullNAT
+    (9001 -> 9000), NAT (9001 -> 9000), DR and TUN (9000): 50 datagrams of 4000 bytes of random
+    content from the client (MTU 1500: three fragments each, and three back) come back
+    byte-identical, and so do 5 of 1000 bytes (the control: no fragment); fragments_followed
+    counts the later fragments (TUN: tunnel_fragmented, the IPIP packets the director split
+    again). Then a flood of 20000 first fragments that never complete fills the table
+    (FRAG_TABLE entries: fragments_tracked), the rest are refused (fragment_table_full), and
+    a 4000-byte echo works again once the entries expire (FRAG_TIMEOUT)."""
+    import tempfile
+
+    big, small, k = 50, 5, 20000
+    tmp = []
+    for code in (FRAG_ECHO_PY, FRAG_FLOOD_PY):
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(code)
+        tmp.append(f.name)
+    echo_py, flood_py = tmp
+
+    def echo(port, count, size, wait=3.0):
+        first = ck.next_udp_port
+        ck.next_udp_port += count
+        out = site.client_sh(
+            f"python3 {echo_py} {site.vip} {port} {count} {size} {first} {wait}", timeout=count * 0.01 + wait + 30
+        )
+        try:
+            return json.loads(out.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            return {"ok": 0, "wrong": 0, "error": 0, "lost": count, "raw": out[-300:]}
+
+    def shown(got):
+        return ", ".join(f"{key} {got[key]}" for key in ("ok", "wrong", "error", "lost")) + (
+            f" ({got['raw']!r})" if "raw" in got else "")
+
+    modes = [
+        ("FullNAT", "--fullnat", 9001, None),
+        ("NAT", "-m", 9001, site.dip_lan),
+        ("DR", "-g", 9000, site.router_lan),
+        ("TUN", "-i", 9000, site.router_lan),
+    ]
+    frag_time = {}
+    try:
+        site.restart_rvsd(pcap=True)
+        site.log(
+            f"\n== IPv4 fragments through rvsd on net_pcap ports: {big} UDP datagrams of 4000 bytes "
+            f"(three fragments each way) and {small} of 1000 per mode, echoed by the servers"
+        )
+        site.log("mode      4000 B ok  1000 B ok   followed  tracked  unmatched  tiny  fragment  tunnel_fragmented")
+        for label, flag, vport, via in modes:
+            site.rvsadm(["-C"])
+            site.set_rs_routes(via)
+            how = None
+            if label == "DR":
+                site.set_dr_vip(True)
+            elif label == "TUN":
+                how = site.set_tun_decap(True)
+            try:
+                service(site, "rr", flag, [1, 1, 1], vport=vport, rport=9000, udp=True)
+                c0 = worker_counts(site)
+                got = echo(vport, big, 4000)
+                ctl = echo(vport, small, 1000)
+                c1 = worker_counts(site)
+            finally:
+                if label == "DR":
+                    site.set_dr_vip(False)
+                elif label == "TUN":
+                    site.set_tun_decap(False)
+            d = {key: c1.get(key, 0) - c0.get(key, 0) for key in (
+                "fragments_followed", "fragments_tracked", "fragment_unmatched", "fragment_tiny", "fragment",
+                "tunnel_fragmented")}
+            site.log(
+                f"{label:<8} {got['ok']:>6}/{big:<4} {ctl['ok']:>6}/{small:<3} {d['fragments_followed']:>9} "
+                f"{d['fragments_tracked']:>8} {d['fragment_unmatched']:>10} {d['fragment_tiny']:>5} "
+                f"{d['fragment']:>9} {d['tunnel_fragmented']:>18}" + (f"   (servers decapsulate with {how})" if how else "")
+            )
+            # Each 4000-byte datagram is three fragments: two follow the first (and two more
+            # on the way back in FullNAT and NAT; DR and TUN answer past the director). TUN:
+            # 1500-byte fragments + 20 bytes of IPIP exceed the MTU, two a datagram.
+            follow = 2 * big * (2 if via != site.router_lan else 1)
+            ok = (
+                got["ok"] == big
+                and ctl["ok"] == small
+                and d["fragments_followed"] >= follow
+                and (label != "TUN" or d["tunnel_fragmented"] >= 2 * big)
+            )
+            ck.expect(
+                f"fragments {label.lower()}",
+                ok,
+                f"4000-byte echoes: {shown(got)}; 1000-byte: {shown(ctl)}; fragments_followed +{d['fragments_followed']} "
+                f"(want >= {follow})" + (f", tunnel_fragmented +{d['tunnel_fragmented']} (want >= {2 * big})"
+                                         if label == "TUN" else ""),
+            )
+
+        # The flood, against a FullNAT service; the servers give up their reassembly queues
+        # after 1 s instead of 30 (each keeps the first fragments it was handed).
+        site.rvsadm(["-C"])
+        site.set_rs_routes(None)
+        service(site, "rr", "--fullnat", [1, 1, 1], vport=9001, rport=9000, udp=True)
+        for i in range(1, 4):
+            frag_time[i] = site.rs_sh(i, "sysctl -n net.ipv4.ipfrag_time").strip() or "30"
+            site.rs_sh(i, "sysctl -qw net.ipv4.ipfrag_time=1")
+        before = echo(9001, 1, 4000)
+        c0 = worker_counts(site)
+        out = site.client_sh(f"python3 {flood_py} {site.vip} 9001 {k} 61000", timeout=120)
+        c1 = worker_counts(site)
+        try:
+            flood = json.loads(out.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            flood = {"sent": 0, "secs": 0.0, "end": time.time(), "raw": out[-300:]}
+        tracked = c1.get("fragments_tracked", 0) - c0.get("fragments_tracked", 0)
+        full = c1.get("fragment_table_full", 0) - c0.get("fragment_table_full", 0)
+        other = c1.get("fragment", 0) - c0.get("fragment", 0)
+        # Then one 4000-byte echo after another (0.25 s each) until one comes back.
+        tries, back = 0, None
+        while time.time() < flood["end"] + FRAG_TIMEOUT + 3 + site.slack:
+            tries += 1
+            got = echo(9001, 1, 4000, wait=0.25)
+            if got["ok"] == 1:
+                back = got["at"] - flood["end"]
+                break
+        cap = FRAG_TABLE
+        site.log(
+            f"flood: {flood['sent']} first fragments in {flood['secs']:.2f} s; fragments_tracked +{tracked} "
+            f"(table {cap} per worker), fragment_table_full +{full}, dropped as fragment +{other}"
+        )
+        site.log(
+            f"4000-byte echo before the flood: {shown(before)}; after it: "
+            + (f"back {back:.2f} s after its last fragment (echo {tries} answered, {tries - 1} before it not)"
+               if back is not None else f"no answer to {tries} echoes")
+        )
+        ck.expect(
+            "fragments flood fills the table",
+            before["ok"] == 1
+            and flood["sent"] == k
+            and flood["secs"] < FRAG_TIMEOUT
+            and 0.95 * cap <= tracked <= cap * site.workers
+            and tracked + full >= 0.97 * k,
+            f"{flood['sent']} first fragments in {flood['secs']:.2f} s: fragments_tracked +{tracked} "
+            f"(table {cap}), fragment_table_full +{full} (together {tracked + full} of {k}); "
+            f"a 4000-byte echo before it: {shown(before)}",
+        )
+        limit = FRAG_TIMEOUT + 1 + site.slack
+        ck.expect(
+            "fragments flood expires",
+            back is not None and back <= limit,
+            (f"a 4000-byte echo answered {back:.2f} s after the flood" if back is not None else "no echo answered")
+            + f" (entries live {FRAG_TIMEOUT:.0f} s; allowed {limit:.1f} s)",
+        )
+    finally:
+        for i, v in frag_time.items():
+            site.rs_sh(i, f"sysctl -qw net.ipv4.ipfrag_time={v}")
+        for path in tmp:
+            os.unlink(path)
+        site.restart_rvsd()
+
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -1198,6 +1437,7 @@ SCENARIOS = {
     "proxy-protocol": proxy_protocol,
     "time-wait": time_wait,
     "vrrp": vrrp,
+    "fragments": fragments,
 }
 
 
