@@ -15,6 +15,11 @@ use sched::{ForwardMode, ProxyProtocol, SchedKind, ServiceKey};
 
 const CPORT: u16 = 40000;
 
+/// One UDP service on VIP:`port` with rs0:`rport` as its dest in `mode`.
+fn udp_service(port: u16, rport: u16, mode: ForwardMode) -> DirectorConfig {
+    config(Proto::Udp, port, SchedKind::Rr, &[dest(0, rport, 1, mode)])
+}
+
 /// A 4000-byte datagram's payload whose bytes all differ from their neighbours.
 fn big_payload(seed: u8) -> Vec<u8> {
     (0..4000u32)
@@ -62,7 +67,7 @@ fn round_trip(mode: ForwardMode) {
         ForwardMode::Dr | ForwardMode::Tun => 80,
         _ => 8080,
     };
-    let cfg = config(Proto::Udp, 80, SchedKind::Rr, &[dest(0, rport, 1, mode)]);
+    let cfg = udp_service(80, rport, mode);
     let mut lab = Lab::new(&cfg);
     let mut q = Frame::udp(CIP, CPORT, VIP, 80).payload(&big_payload(1));
     q.df = false;
@@ -141,12 +146,7 @@ fn a_4000_byte_datagram_crosses_every_mode() {
 /// without DF it leaves as two outer fragments that reassemble to the IPIP packet.
 #[test]
 fn tun_with_df_gets_frag_needed_instead_of_fragments() {
-    let cfg = config(
-        Proto::Udp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 80, 1, ForwardMode::Tun)],
-    );
+    let cfg = udp_service(80, 80, ForwardMode::Tun);
     let mut lab = Lab::new(&cfg);
     let full = Frame::udp(CIP, CPORT, VIP, 80).payload(&[5; 1472]);
     let out = lab.send(WAN, &full.build());
@@ -184,12 +184,7 @@ fn tun_with_df_gets_frag_needed_instead_of_fragments() {
 /// first and the rest still go.
 #[test]
 fn a_fragment_ahead_of_its_first_is_dropped() {
-    let cfg = config(
-        Proto::Udp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 8080, 1, ForwardMode::FullNat)],
-    );
+    let cfg = udp_service(80, 8080, ForwardMode::FullNat);
     let mut lab = Lab::new(&cfg);
     let mut q = Frame::udp(CIP, CPORT, VIP, 80).payload(&big_payload(3));
     q.df = false;
@@ -221,12 +216,7 @@ fn a_fragment_ahead_of_its_first_is_dropped() {
 /// datagrams pass again.
 #[test]
 fn a_fragment_flood_fills_the_table_to_its_bound() {
-    let cfg = config(
-        Proto::Udp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 8080, 1, ForwardMode::FullNat)],
-    );
+    let cfg = udp_service(80, 8080, ForwardMode::FullNat);
     let wcfg = WorkerConfig {
         fragment_capacity: 256,
         ..WorkerConfig::default()
@@ -277,12 +267,7 @@ fn a_fragment_flood_fills_the_table_to_its_bound() {
 /// dropped (`fragment`); once the header has gone, fragments pass without one.
 #[test]
 fn no_proxy_header_goes_into_fragments() {
-    let mut cfg = config(
-        Proto::Udp,
-        53,
-        SchedKind::Rr,
-        &[dest(0, 53, 1, ForwardMode::FullNat)],
-    );
+    let mut cfg = udp_service(53, 53, ForwardMode::FullNat);
     let key = ServiceKey {
         proto: Proto::Udp,
         vip: VIP,
@@ -324,12 +309,7 @@ fn no_proxy_header_goes_into_fragments() {
 /// them apart).
 #[test]
 fn fullnat_gives_each_fragmented_datagram_its_own_ip_id() {
-    let cfg = config(
-        Proto::Udp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 8080, 1, ForwardMode::FullNat)],
-    );
+    let cfg = udp_service(80, 8080, ForwardMode::FullNat);
     let cfg = DirectorConfig {
         lips: vec![LIP1],
         ..cfg
