@@ -14,6 +14,8 @@
 //! its bucket full of live entries is refused (`fragment_table_full`), so a flood of first
 //! fragments fills the table to its bound, is counted, and expires on its own. The bucket
 //! hash is seeded at random per table (foldhash), so a sender cannot aim a flood at one bucket.
+//! It is foldhash's quality variant: the fast one has no final mix, and with some seeds the
+//! low bits that pick the bucket left half of a small table's buckets unreachable.
 //!
 //! Later fragments that arrive before their first fragment are not held: they are dropped as
 //! `fragment_unmatched`, like fragments of a datagram the director never saw. Holding them
@@ -24,7 +26,7 @@
 use conntrack::FlowKey;
 use core::hash::BuildHasher;
 use core::net::Ipv4Addr;
-use foldhash::fast::SeedableRandomState;
+use foldhash::quality::SeedableRandomState;
 use foldhash::SharedSeed;
 
 /// How long an entry lives after its datagram's latest fragment (Linux's `ipfrag_time` is
