@@ -128,6 +128,7 @@ fn config(mode: ForwardMode, capacity: usize, syn_recv_ms: u64, synproxy: bool) 
     DirectorConfig {
         interfaces: vec![
             InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "wan0".into(),
                 port: WAN,
                 vlan: None,
@@ -135,6 +136,7 @@ fn config(mode: ForwardMode, capacity: usize, syn_recv_ms: u64, synproxy: bool) 
                 mtu: 1500,
             },
             InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "lan0".into(),
                 port: LAN,
                 vlan: None,

@@ -527,6 +527,7 @@ mod tests {
         services.add(svc).unwrap();
         let cfg = DirectorConfig {
             interfaces: vec![dataplane::snapshot::InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "lan0".into(),
                 port: 0,
                 vlan: None,

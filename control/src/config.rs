@@ -25,7 +25,7 @@
 //! [[interface]]
 //! name = "wan0"
 //! port = "wan"
-//! addrs = ["192.0.2.1/24"]
+//! addrs = ["192.0.2.1/24", "2001:db8:2::1/64"]   # DIPs; IPv6 ones answer ND and echo
 //!
 //! [[route]]
 //! dst = "0.0.0.0/0"
@@ -688,6 +688,38 @@ mac = "02:00:00:00:fe:fe"
         assert!(e.contains("toa and proxy-protocol"), "{e}");
         let c = RvsConfig::parse(&on.replace("proxy_protocol = \"v2\"", "toa = true")).unwrap();
         assert!(c.director.services.iter().all(|s| s.toa()));
+    }
+
+    #[test]
+    fn interfaces_take_ipv6_prefixes_beside_ipv4() {
+        let six = GOOD.replace("\"192.0.2.1/24\"", "\"192.0.2.1/24\", \"2001:db8:2::1/64\"");
+        let c = RvsConfig::parse(&six).unwrap();
+        let wan = &c.director.interfaces[0];
+        assert_eq!(wan.addrs.len(), 1);
+        assert_eq!(
+            wan.addrs6,
+            vec![dataplane::snapshot::Cidr6::new(
+                "2001:db8:2::1".parse().unwrap(),
+                64
+            )]
+        );
+        for (bad, what) in [
+            ("2001:db8:2::1/129", "prefix length must be 0..=128"),
+            (
+                "2001:db8:2::1",
+                "needs a prefix length, e.g. 2001:db8:2::1/64",
+            ),
+            ("2001:db8:2::g1/64", "is not an IPv6 address"),
+            ("fe80::1/64", "the link-local address is the kernel's"),
+            ("ff02::1/64", "not a unicast address"),
+        ] {
+            let e = err(&GOOD.replace("\"192.0.2.1/24\"", &format!("\"192.0.2.1/24\", \"{bad}\"")));
+            assert!(e.contains(what), "{bad}: {e}");
+        }
+        let twice = GOOD
+            .replace("\"192.0.2.1/24\"", "\"192.0.2.1/24\", \"2001:db8:2::1/64\"")
+            .replace("\"10.1.0.1/24\"", "\"10.1.0.1/24\", \"2001:db8:2::1/64\"");
+        assert!(err(&twice).contains("2001:db8:2::1/64: configured twice"));
     }
 
     #[test]

@@ -147,6 +147,7 @@ mod tests {
     fn base() -> DirectorConfig {
         DirectorConfig {
             interfaces: vec![InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "lan0".into(),
                 port: 0,
                 vlan: None,

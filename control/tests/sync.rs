@@ -62,6 +62,7 @@ fn mh_director(weight: u32) -> Snapshot {
     services.add(svc).unwrap();
     Snapshot::build(&DirectorConfig {
         interfaces: vec![InterfaceConfig {
+            addrs6: Vec::new(),
             name: "lan0".into(),
             port: 0,
             vlan: None,

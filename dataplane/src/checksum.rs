@@ -9,6 +9,8 @@
 //! (RFC 768) is handled by [`update_udp16`] / [`update_udp32`]: a zero stays zero, and a computed
 //! zero is sent as `0xffff`.
 
+use core::net::Ipv6Addr;
+
 /// Folds a 32-bit ones' complement accumulator to 16 bits (end-around carry).
 #[inline]
 pub fn fold(mut sum: u32) -> u16 {
@@ -44,6 +46,16 @@ pub fn checksum(data: &[u8]) -> u16 {
 #[inline]
 pub fn pseudo_header_sum(src: u32, dst: u32, proto: u8, l4_len: u16) -> u32 {
     (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto as u32 + l4_len as u32
+}
+
+/// The ICMPv6 checksum of message `msg` (its checksum field zero) from `src` to `dst`:
+/// RFC 4443 2.3, over the IPv6 pseudo-header (RFC 8200 8.1) and the message.
+pub fn icmpv6(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    let pseudo = sum_bytes(0, &src.octets());
+    let pseudo = sum_bytes(pseudo, &dst.octets());
+    let len = msg.len() as u32;
+    let pseudo = pseudo + (len >> 16) + (len & 0xffff) + 58;
+    !fold(sum_bytes(pseudo, msg))
 }
 
 /// Updates checksum `csum` for a 16-bit field that changed from `old` to `new` (RFC 1624 eqn. 3).

@@ -103,8 +103,11 @@ counters! {
     ArpRequests arp_requests => "rvs_worker_arp_requests_total",
     /// Gratuitous ARPs sent for managed addresses the director took over.
     GratuitousArps gratuitous_arps => "rvs_worker_gratuitous_arps_total",
-    /// ICMP echo replies sent for the director's addresses.
+    /// ICMP and ICMPv6 echo replies sent for the director's addresses.
     IcmpEchoReplies icmp_echo_replies => "rvs_worker_icmp_echo_replies_total",
+    /// Neighbour advertisements sent for the director's IPv6 addresses (answers to
+    /// neighbour solicitations).
+    NeighbourAdverts neighbour_adverts => "rvs_worker_neighbour_adverts_total",
     /// First fragments of datagrams entered in the fragment table (their later fragments
     /// follow them).
     FragmentsTracked fragments_tracked => "rvs_worker_fragments_tracked_total",
@@ -156,6 +159,9 @@ counters! {
     ArpToPeers arp_to_peers => "rvs_worker_arp_to_peers_total",
     /// ARP frames copied to the kernel through the exception path (so that it learns too).
     ArpToKernel arp_to_kernel => "rvs_worker_arp_to_kernel_total",
+    /// Neighbour solicitations the director answered, copied to the kernel through the
+    /// exception path so that it learns the soliciting neighbour too.
+    NdToKernel nd_to_kernel => "rvs_worker_nd_to_kernel_total",
     /// Session sync: records queued for the sync daemon (births, state changes, sweeps).
     SyncQueued sync_queued => "rvs_worker_sync_queued_total",
     /// Session sync: records not queued, the daemon's ring or the worker's list of changes
@@ -271,6 +277,7 @@ impl Counters {
             - self.gratuitous_arps()
             - self.icmp_errors()
             - self.arp_to_kernel()
+            - self.nd_to_kernel()
             - self.proxy_header_segments()
             - self.tunnel_fragment_frames()
     }

@@ -73,8 +73,13 @@ drop_reasons! {
     FragmentTableFull => "fragment_table_full",
     /// IPv6 header truncated or inconsistent.
     MalformedIpv6 => "malformed_ipv6",
-    /// IPv6 packet: the data path forwards IPv4 only.
+    /// IPv6 packet not addressed to one of the director's IPv6 addresses (nor to a
+    /// link-local group): the data path does not forward IPv6 yet.
     Ipv6NotSupported => "ipv6_not_supported",
+    /// Neighbour discovery message that fails RFC 4861's validity checks (hop limit not 255,
+    /// code not 0, ICMPv6 checksum, too short, an option of length 0, a multicast target, a
+    /// source link-layer option from the unspecified address).
+    BadNeighbourDiscovery => "bad_neighbour_discovery",
     /// TCP header truncated or data offset out of range.
     MalformedTcp => "malformed_tcp",
     /// UDP header truncated or length field inconsistent.

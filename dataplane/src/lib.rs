@@ -35,6 +35,7 @@ pub mod dpdk_port;
 pub mod drop;
 pub mod frag;
 pub mod icmp;
+pub mod icmpv6;
 pub mod lip;
 pub mod local;
 pub mod mem;

@@ -1,16 +1,22 @@
-//! Frames the director builds itself: ARP requests and replies, ICMP errors.
+//! Frames the director builds itself: ARP requests and replies, neighbour advertisements,
+//! ICMP errors.
 //!
 //! Builders write into a buffer the caller owns (a fresh one from the device pool, or the
 //! received frame being answered); they never allocate.
 
 use crate::buf::PacketBuf;
 use crate::checksum;
+use crate::icmpv6;
+use crate::parse::{ICMPV6, IPV6_HEADER_LEN};
 use crate::rewrite::l2_len;
 use crate::wire::{
-    icmp, tcp, ArpPacket, ArpRepr, IpProto, Ipv4Header, ETHERTYPE_ARP, ETHERTYPE_VLAN,
-    IPV4_MIN_HEADER_LEN,
+    icmp, tcp, ArpPacket, ArpRepr, IpProto, Ipv4Header, ETHERTYPE_ARP, ETHERTYPE_IPV6,
+    ETHERTYPE_VLAN, IPV4_MIN_HEADER_LEN,
 };
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+/// The hop limit of neighbour discovery messages, sent and required (RFC 4861 7.1).
+pub const ND_HOP_LIMIT: u8 = 255;
 
 /// Minimum Ethernet frame length without FCS; shorter frames are zero-padded.
 pub const MIN_FRAME: usize = 60;
@@ -36,18 +42,89 @@ pub fn write_arp<B: PacketBuf>(
     }
     let d = buf.data_mut();
     d.fill(0);
+    write_ethernet(d, vlan, src_mac, dst_mac, ETHERTYPE_ARP);
+    let mut arp = ArpPacket::new_unchecked(&mut d[l2..l2 + repr.buffer_len()]);
+    repr.emit(&mut arp);
+    true
+}
+
+/// Writes an Ethernet header (802.1Q-tagged with `vlan` if set) at the front of `d`.
+fn write_ethernet(
+    d: &mut [u8],
+    vlan: Option<u16>,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    ethertype: u16,
+) {
     d[0..6].copy_from_slice(&dst_mac);
     d[6..12].copy_from_slice(&src_mac);
     match vlan {
         Some(v) => {
             d[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
             d[14..16].copy_from_slice(&(v & 0x0fff).to_be_bytes());
-            d[16..18].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+            d[16..18].copy_from_slice(&ethertype.to_be_bytes());
         }
-        None => d[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes()),
+        None => d[12..14].copy_from_slice(&ethertype.to_be_bytes()),
     }
-    let mut arp = ArpPacket::new_unchecked(&mut d[l2..l2 + repr.buffer_len()]);
-    repr.emit(&mut arp);
+}
+
+/// A neighbour advertisement to build (RFC 4861 4.4): always with the target link-layer
+/// address option, never with the router flag (the director answers for its own addresses,
+/// not as a router hosts should pick).
+#[derive(Clone, Copy, Debug)]
+pub struct NeighbourAdvert {
+    /// The address advertised (the director's), also the packet's source.
+    pub target: Ipv6Addr,
+    /// Destination: the solicitation's source, or all-nodes (ff02::1) for an answer to a
+    /// duplicate address detection probe.
+    pub dst: Ipv6Addr,
+    /// The link-layer address advertised (the port's MAC), also the frame's source.
+    pub mac: [u8; 6],
+    /// The solicited flag: set when answering a solicitation from an address.
+    pub solicited: bool,
+}
+
+/// Length of a neighbour advertisement with the target link-layer address option.
+const NA_LEN: usize = 24 + 8;
+
+/// Overwrites `buf` with an Ethernet frame (tagged with `vlan` if set) to `dst_mac` carrying
+/// the IPv6 neighbour advertisement `na` (hop limit 255, override flag set, ICMPv6 checksum).
+/// Returns false, leaving `buf` unusable, if the buffer has no room.
+pub fn write_neighbour_advert<B: PacketBuf>(
+    buf: &mut B,
+    vlan: Option<u16>,
+    dst_mac: [u8; 6],
+    na: &NeighbourAdvert,
+) -> bool {
+    let l2 = l2_len(vlan);
+    let len = (l2 + IPV6_HEADER_LEN + NA_LEN).max(MIN_FRAME);
+    buf.truncate(0);
+    if !buf.append(len) {
+        return false;
+    }
+    let d = buf.data_mut();
+    d.fill(0);
+    write_ethernet(d, vlan, na.mac, dst_mac, ETHERTYPE_IPV6);
+    let ip = &mut d[l2..l2 + IPV6_HEADER_LEN + NA_LEN];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&(NA_LEN as u16).to_be_bytes());
+    ip[6] = ICMPV6;
+    ip[7] = ND_HOP_LIMIT;
+    ip[8..24].copy_from_slice(&na.target.octets());
+    ip[24..40].copy_from_slice(&na.dst.octets());
+    let m = &mut ip[IPV6_HEADER_LEN..];
+    m[0] = icmpv6::NEIGHBOUR_ADVERT;
+    m[4] = if na.solicited {
+        icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE
+    } else {
+        icmpv6::NA_OVERRIDE
+    };
+    m[8..24].copy_from_slice(&na.target.octets());
+    m[24] = icmpv6::OPT_TARGET_LLADDR;
+    m[25] = 1;
+    m[26..32].copy_from_slice(&na.mac);
+    let c = checksum::icmpv6(na.target, na.dst, m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
     true
 }
 

@@ -12,7 +12,7 @@ use crate::wire::{
     TcpPacket, UdpPacket, VlanPacket, ETHERNET_HEADER_LEN, ETHERTYPE_IPV4, ETHERTYPE_QINQ,
     ETHERTYPE_VLAN, IPV4_MIN_HEADER_LEN, VLAN_TAG_LEN,
 };
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// What the Ethernet frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,8 +21,8 @@ pub enum L3 {
     Arp,
     /// IPv4, summarised in [`Ipv4Meta`].
     Ipv4(Ipv4Meta),
-    /// IPv6 (fixed header checked; not forwarded).
-    Ipv6,
+    /// IPv6, summarised in [`Ipv6Meta`].
+    Ipv6(Ipv6Meta),
 }
 
 /// A parsed frame.
@@ -90,6 +90,26 @@ impl Ipv4Meta {
     pub fn more_fragments(&self) -> bool {
         self.frag & FLAG_MF != 0
     }
+}
+
+/// An IPv6 packet's fields the data path needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Meta {
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address.
+    pub dst: Ipv6Addr,
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// The fixed header's next header: an L4 protocol, or the first extension header.
+    pub next_header: u8,
+    /// The packet's length: the 40-byte fixed header and the payload length, ≤ the frame's L3
+    /// bytes; any Ethernet padding beyond it is not part of the packet.
+    pub total_len: usize,
+    /// L4 summary when the fixed header is followed by TCP, UDP or ICMPv6 directly (for
+    /// ICMPv6: type, code, and bytes 4..6 — the echo identifier); `L4::None` behind extension
+    /// headers and for other protocols.
+    pub l4: L4,
 }
 
 /// The L4 fields the data path needs.
@@ -246,10 +266,7 @@ pub fn parse_full(frame: &[u8]) -> Result<Parsed, DropReason> {
     let l3 = match EthernetProtocol::from(ethertype) {
         EthernetProtocol::Arp => L3::Arp,
         EthernetProtocol::Ipv4 => L3::Ipv4(parse_ipv4(payload)?),
-        EthernetProtocol::Ipv6 => {
-            Ipv6Packet::new_checked(payload).map_err(|_| DropReason::MalformedIpv6)?;
-            L3::Ipv6
-        }
+        EthernetProtocol::Ipv6 => L3::Ipv6(parse_ipv6(payload)?),
         _ => return Err(DropReason::UnknownEthertype),
     };
     Ok(Parsed {
@@ -345,6 +362,49 @@ fn parse_first_fragment(proto: IpProto, l4: &[u8]) -> Result<L4, DropReason> {
         _ => L4::None,
     })
 }
+
+/// Parses an IPv6 packet starting at `pkt[0]` (trailing bytes past the payload length are
+/// ignored): the fixed header, and the L4 header when it follows directly.
+///
+/// # Errors
+/// [`DropReason::MalformedIpv6`] (truncated, version not 6, payload length beyond the frame),
+/// or the L4 reason.
+pub fn parse_ipv6(pkt: &[u8]) -> Result<Ipv6Meta, DropReason> {
+    let ip = Ipv6Packet::new_checked(pkt).map_err(|_| DropReason::MalformedIpv6)?;
+    if ip.version() != 6 {
+        return Err(DropReason::MalformedIpv6);
+    }
+    let total_len = IPV6_HEADER_LEN + usize::from(ip.payload_len());
+    let next_header = u8::from(ip.next_header());
+    let l4_bytes = &pkt[IPV6_HEADER_LEN..total_len];
+    let l4 = match next_header {
+        ICMPV6 => {
+            if l4_bytes.len() < icmp::HEADER_LEN {
+                return Err(DropReason::MalformedIcmp);
+            }
+            L4::Icmp {
+                ty: l4_bytes[icmp::field::TYPE],
+                code: l4_bytes[icmp::field::CODE],
+                ident: u16::from_be_bytes([l4_bytes[4], l4_bytes[5]]),
+            }
+        }
+        n => parse_l4(IpProto::from(n), l4_bytes)?,
+    };
+    Ok(Ipv6Meta {
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        hop_limit: ip.hop_limit(),
+        next_header,
+        total_len,
+        l4,
+    })
+}
+
+/// ICMPv6's next-header number (RFC 4443).
+pub const ICMPV6: u8 = 58;
+
+/// Length of the IPv6 fixed header.
+pub const IPV6_HEADER_LEN: usize = 40;
 
 fn parse_l4(proto: IpProto, l4: &[u8]) -> Result<L4, DropReason> {
     Ok(match proto {

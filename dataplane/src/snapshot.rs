@@ -13,7 +13,7 @@
 use crate::lip::PortReuse;
 use conntrack::{Proto, Timeouts};
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use core::ops::RangeInclusive;
 use hashbrown::HashMap;
 use sched::{ForwardMode, Service, ServiceKey, ServiceTable};
@@ -61,6 +61,28 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// An IPv6 prefix such as `2001:db8:2::/64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr6 {
+    /// An address in the prefix (for an interface: the interface's own address).
+    pub addr: Ipv6Addr,
+    /// Prefix length, 0..=128.
+    pub len: u8,
+}
+
+impl Cidr6 {
+    /// A prefix from an address and a length.
+    pub const fn new(addr: Ipv6Addr, len: u8) -> Cidr6 {
+        Cidr6 { addr, len }
+    }
+}
+
+impl fmt::Display for Cidr6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
 /// One L3 interface of the director: a port, optionally a VLAN on it, its addresses (DIPs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InterfaceConfig {
@@ -72,6 +94,9 @@ pub struct InterfaceConfig {
     pub vlan: Option<u16>,
     /// The director's addresses on this interface (DIPs), with their subnets.
     pub addrs: Vec<Cidr>,
+    /// The director's IPv6 addresses on this interface (DIPs): answered in neighbour
+    /// discovery and ICMPv6 echo, their other traffic the kernel's.
+    pub addrs6: Vec<Cidr6>,
     /// IP MTU of the interface (576..=9000).
     pub mtu: u16,
 }
@@ -183,6 +208,18 @@ pub enum ConfigError {
     /// The same address configured twice (as DIP, LIP, or both).
     #[error("address {0} is configured twice (DIPs and LIPs must be distinct)")]
     DuplicateAddress(Ipv4Addr),
+    /// An IPv6 address configured twice, or one no interface may have (multicast,
+    /// unspecified, loopback, link-local — the link-local address is the kernel's), or a
+    /// prefix length above 128.
+    #[error("IPv6 address {addr}/{len}: {why}")]
+    BadAddress6 {
+        /// The address.
+        addr: Ipv6Addr,
+        /// The length given.
+        len: u8,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A LIP is also a VIP of a service.
     #[error("LIP {0} is also a VIP: FullNAT replies to it could not be told from new clients")]
     LipIsVip(Ipv4Addr),
@@ -251,6 +288,8 @@ pub struct Iface {
     pub vlan: Option<u16>,
     /// Addresses (DIPs) with their subnets.
     pub addrs: Vec<Cidr>,
+    /// IPv6 addresses (DIPs) with their subnets.
+    pub addrs6: Vec<Cidr6>,
     /// IP MTU.
     pub mtu: u16,
 }
@@ -358,6 +397,8 @@ pub struct Snapshot {
     iface_by_port: HashMap<(u16, Option<u16>), u16>,
     routes: Vec<RouteEntry>,
     local: HashMap<Ipv4Addr, Local>,
+    /// IPv6 DIPs, with their interface.
+    local6: HashMap<Ipv6Addr, u16>,
     services: Vec<Service>,
     schedulers: Vec<sched::AnyScheduler>,
     service_by_key: HashMap<ServiceKey, u32>,
@@ -395,6 +436,7 @@ impl Snapshot {
         let mut ifaces = Vec::with_capacity(cfg.interfaces.len());
         let mut iface_by_port: HashMap<(u16, Option<u16>), u16> = HashMap::new();
         let mut local: HashMap<Ipv4Addr, Local> = HashMap::new();
+        let mut local6: HashMap<Ipv6Addr, u16> = HashMap::new();
         let mut routes = Vec::new();
         for (i, ic) in cfg.interfaces.iter().enumerate() {
             if let Some(v) = ic.vlan {
@@ -448,11 +490,35 @@ impl Snapshot {
                     via: None,
                 });
             }
+            for a in &ic.addrs6 {
+                let why = if a.len > 128 {
+                    "prefix length must be 0..=128"
+                } else if a.addr.is_multicast()
+                    || a.addr.is_unspecified()
+                    || a.addr.is_loopback()
+                    || a.addr.is_unicast_link_local()
+                {
+                    "not a unicast address an interface can be given (the link-local address is the kernel's)"
+                } else if local6.contains_key(&a.addr) {
+                    "configured twice"
+                } else {
+                    ""
+                };
+                if !why.is_empty() {
+                    return Err(ConfigError::BadAddress6 {
+                        addr: a.addr,
+                        len: a.len,
+                        why,
+                    });
+                }
+                local6.insert(a.addr, i as u16);
+            }
             ifaces.push(Iface {
                 name: ic.name.clone(),
                 port: ic.port,
                 vlan: ic.vlan,
                 addrs: ic.addrs.clone(),
+                addrs6: ic.addrs6.clone(),
                 mtu: ic.mtu,
             });
         }
@@ -510,6 +576,7 @@ impl Snapshot {
             iface_by_port,
             routes,
             local,
+            local6,
             services: Vec::with_capacity(cfg.services.len()),
             schedulers: Vec::with_capacity(cfg.services.len()),
             service_by_key: HashMap::new(),
@@ -685,6 +752,12 @@ impl Snapshot {
         self.local.get(&ip).copied()
     }
 
+    /// The interface of IPv6 DIP `ip`, if it is one.
+    #[inline]
+    pub fn dip6(&self, ip: Ipv6Addr) -> Option<u16> {
+        self.local6.get(&ip).copied()
+    }
+
     /// The interface receiving frames on `port` with `vlan`.
     #[inline]
     pub fn iface_index(&self, port: u16, vlan: Option<u16>) -> Option<u16> {
@@ -780,6 +853,7 @@ impl Snapshot {
             iface_by_port: HashMap::new(),
             routes: Vec::new(),
             local: HashMap::new(),
+            local6: HashMap::new(),
             services: Vec::new(),
             schedulers: Vec::new(),
             service_by_key: HashMap::new(),
@@ -816,6 +890,7 @@ mod tests {
 
     fn iface(name: &str, port: u16, vlan: Option<u16>, addr: Cidr) -> InterfaceConfig {
         InterfaceConfig {
+            addrs6: Vec::new(),
             name: name.into(),
             port,
             vlan,

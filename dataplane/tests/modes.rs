@@ -393,6 +393,7 @@ fn icmp_echo_service_fullnat_and_nat() {
 fn vlan_ingress_and_egress() {
     let mut cfg = config(Proto::Tcp, 80, SchedKind::Rr, &[]);
     cfg.interfaces.push(dataplane::snapshot::InterfaceConfig {
+        addrs6: Vec::new(),
         name: "lan0.100".into(),
         port: LAN,
         vlan: Some(100),

@@ -1,14 +1,17 @@
 //! The per-packet path does not allocate: a counting global allocator, armed only around
 //! `Worker::poll` on this thread, sees zero allocations over many thousands of packets of every
 //! kind after warm-up (established flows, new sessions with FullNAT ports, replies, ARP and
-//! ICMP answers, fragments, drops) — and the test proves it can see one when there is one.
+//! ICMP answers, fragments, IPv6 neighbour solicitations and echoes, drops) — and the test proves it can see one when there is one.
 
 mod common;
 
 use common::*;
 use conntrack::Proto;
 use sched::{ForwardMode, SchedKind};
+use smoltcp::wire::{Icmpv6Repr, NdiscRepr, RawHardwareAddress};
 use testkit::alloc::{armed, Counting};
+
+const ROUTER6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -37,6 +40,8 @@ fn steady_state_processing_does_not_allocate() {
     for s in nat.services.iter() {
         cfg.services.add(s.clone()).unwrap();
     }
+    let dip6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
+    cfg.interfaces[WAN as usize].addrs6 = vec![dataplane::snapshot::Cidr6::new(dip6, 64)];
     let mut lab = Lab::new(&cfg);
     // Frames prepared up front (building them allocates; processing them must not).
     let flows = 512u16;
@@ -68,6 +73,29 @@ fn steady_state_processing_does_not_allocate() {
         Frame::tcp(CIP, 1, DIP_WAN, 22, SYN).build(),
         Frame::tcp(CIP, 1, std::net::Ipv4Addr::new(203, 0, 113, 9), 80, SYN).build(),
         vec![0u8; 20],
+        // IPv6 to the director: a neighbour solicitation (answered, copied to the kernel)
+        // and an echo request.
+        icmpv6_frame(
+            ROUTER_MAC,
+            [0x33, 0x33, 0xff, 0, 0, 1],
+            (ROUTER6, "ff02::1:ff00:1".parse().unwrap()),
+            255,
+            &Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+                target_addr: dip6,
+                lladdr: Some(RawHardwareAddress::from_bytes(&ROUTER_MAC)),
+            }),
+        ),
+        icmpv6_frame(
+            ROUTER_MAC,
+            WAN_MAC,
+            (ROUTER6, dip6),
+            64,
+            &Icmpv6Repr::EchoRequest {
+                ident: 1,
+                seq_no: 1,
+                data: b"ping6",
+            },
+        ),
     ];
 
     let run = |lab: &mut Lab, frames: &[Vec<u8>], port: u16| -> u64 {
@@ -108,6 +136,7 @@ fn steady_state_processing_does_not_allocate() {
     let c = lab.worker.counters();
     assert!(c.rx_packets() > 30_000, "{}", c.rx_packets());
     assert!(c.sessions_created() >= 20 * 2 * flows as u64);
+    assert_eq!((c.neighbour_adverts(), c.icmp_echo_replies()), (21, 42));
     assert_eq!(
         c.fragments_followed(),
         2 * 2 + 20 * 64 * 2,

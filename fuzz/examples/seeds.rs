@@ -29,15 +29,16 @@ use dataplane::sync::{
 };
 use proto::{ConnCursor, DestSpec, Envelope, ProtoName, Request, SvcKey};
 use rvs_fuzz::pipeline::{
-    self, encode, Record, DIP_VLAN, LAN_GW, LAN_GW_MAC, LAN_VLAN, RS_FAR, RS_VLAN, RS_VLAN_MAC,
-    VIP2, VLAN_MTU,
+    self, encode, Record, DIP6_WAN, DIP_VLAN, LAN_GW, LAN_GW_MAC, LAN_VLAN, RS_FAR, RS_VLAN,
+    RS_VLAN_MAC, VIP2, VLAN_MTU,
 };
 use sched::ForwardMode;
-use std::net::Ipv4Addr;
+use smoltcp::wire::{Icmpv6Repr, NdiscRepr, RawHardwareAddress};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use testkit::{
-    arp_frame, icmp_error_frame, rs_mac, Frame, ACK, CIP, DIP_LAN, DIP_WAN, FIN, LAN, LAN_MAC,
-    LIP1, PSH, ROUTER, ROUTER_MAC, RS, RST, SYN, TAP, VIP, WAN, WAN_MAC,
+    arp_frame, icmp_error_frame, icmpv6_frame, rs_mac, Frame, ACK, CIP, DIP_LAN, DIP_WAN, FIN, LAN,
+    LAN_MAC, LIP1, PSH, ROUTER, ROUTER_MAC, RS, RST, SYN, TAP, VIP, WAN, WAN_MAC,
 };
 
 /// A client on the WAN subnet itself (its replies need ARP).
@@ -654,6 +655,51 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
         s.frame(WAN, &[], true, 3, true);
     }
     add("neighbour_gives_up", &s);
+
+    // IPv6 to the director: a neighbour solicitation for its WAN DIP (answered, copied to
+    // the kernel), duplicate address detection, an echo request, TCP to the DIP (the
+    // kernel's) and an echo to an address that is not the director's (dropped).
+    let mut s = Script::default();
+    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 1);
+    let group_mac = [0x33, 0x33, 0xff, 0, 0, 1];
+    let router6 = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
+    let solicit = |src| {
+        Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+            target_addr: DIP6_WAN,
+            lladdr: (src != Ipv6Addr::UNSPECIFIED)
+                .then(|| RawHardwareAddress::from_bytes(&ROUTER_MAC)),
+        })
+    };
+    for src in [router6, Ipv6Addr::UNSPECIFIED] {
+        let f = icmpv6_frame(ROUTER_MAC, group_mac, (src, group), 255, &solicit(src));
+        s.send(WAN, &f);
+    }
+    let echo = Icmpv6Repr::EchoRequest {
+        ident: 9,
+        seq_no: 1,
+        data: b"ping6",
+    };
+    s.send(
+        WAN,
+        &icmpv6_frame(ROUTER_MAC, WAN_MAC, (router6, DIP6_WAN), 64, &echo),
+    );
+    // A TCP SYN (its checksum not looked at on the way to the kernel).
+    let bytes = Icmpv6Repr::EchoRequest {
+        ident: 9,
+        seq_no: 1,
+        data: &[0; 16],
+    };
+    let mut tcp6 = icmpv6_frame(ROUTER_MAC, WAN_MAC, (router6, DIP6_WAN), 64, &bytes);
+    tcp6[20] = 6;
+    tcp6[54 + 12] = 0x50;
+    tcp6[54 + 13] = SYN;
+    s.send(WAN, &tcp6);
+    let elsewhere = Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 1);
+    s.send(
+        WAN,
+        &icmpv6_frame(ROUTER_MAC, WAN_MAC, (router6, elsewhere), 64, &echo),
+    );
+    add("ipv6_director", &s);
 
     let _ = RS_FAR;
     seeds

@@ -18,12 +18,12 @@
 //! that does not exist. Sessions (`-c`) are listed from no workers (the worker mailbox is the
 //! pipeline target's business).
 
-use control::model::Model;
-use proto::{Envelope, Request, Response};
 use control::estimator::ESTIMATOR_PERIOD;
+use control::model::Model;
 use control::state::ControlState;
 use dataplane::snapshot::Snapshot;
 use dataplane::stats::WorkerStats;
+use proto::{Envelope, Request, Response};
 use sched::SchedKind;
 use std::io::Cursor;
 use std::path::PathBuf;

@@ -35,7 +35,8 @@
 //! - `parse_fast` and `parse_full` agree on every frame `parse_fast` accepts.
 //! - **Counters.** Per worker, `rx_packets`/`rx_bytes` equal what was injected into its
 //!   queues, `tx_packets`/`tx_bytes` what its devices took. With
-//!   `forwarded = tx − arp_requests − icmp_errors − arp_to_kernel`, the sum over the workers of
+//!   `forwarded = tx − arp_requests − icmp_errors − arp_to_kernel − nd_to_kernel` (and the
+//!   other frames the director makes: PROXY header segments, TUN's outer fragments), the sum over the workers of
 //!   `rx + redirected_in − forwarded − drops − redirected_out` is the number of items waiting
 //!   for ARP: `0 ≤ still_parked ≤ parked` and `≤ 4 ×` (incomplete neighbours), exactly 0 when
 //!   no neighbour is incomplete; frames handed over = frames taken over; while nothing was
@@ -72,21 +73,28 @@ use dataplane::mem::{MemBuf, MemDevice, MemPool};
 use dataplane::neigh::{NeighConfig, NeighState};
 use dataplane::parse;
 use dataplane::redirect::RedirectRings;
-use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
+use dataplane::snapshot::{Cidr, Cidr6, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use dataplane::Counters;
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, Icmpv4Packet, IpAddress, Ipv4Packet, TcpPacket, UdpPacket,
+    ArpOperation, ArpPacket, ArpRepr, Icmpv4Packet, Icmpv6Packet, IpAddress, Ipv4Packet,
+    Ipv6Packet, TcpPacket, UdpPacket,
 };
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, OnceLock};
 pub use testkit::{
     rs_mac, CIP, DIP_LAN, DIP_WAN, LAN, LAN_MAC, LIP1, LIP2, ROUTER, ROUTER_MAC, RS, TAP, TAP_MAC,
     VIP, WAN, WAN_MAC,
 };
+
+/// The director's IPv6 address on the WAN: neighbour solicitations and echoes to it are
+/// answered.
+pub const DIP6_WAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
+/// All-nodes (ff02::1), where an answer to duplicate address detection goes.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
 /// A second VIP (DR, TUN and ICMP services).
 pub const VIP2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 101);
@@ -117,6 +125,7 @@ pub const MAX_FRAME: usize = 0x7ff;
 
 const ETH_IPV4: [u8; 2] = [0x08, 0x00];
 const ETH_ARP: [u8; 2] = [0x08, 0x06];
+const ETH_IPV6: [u8; 2] = [0x86, 0xdd];
 
 /// The interfaces every snapshot has: (port, VLAN).
 const IFACES: [(u16, Option<u16>); 3] = [(WAN, None), (LAN, None), (LAN, Some(LAN_VLAN))];
@@ -358,6 +367,7 @@ pub fn base_config() -> DirectorConfig {
     DirectorConfig {
         interfaces: vec![
             InterfaceConfig {
+                addrs6: vec![Cidr6::new(DIP6_WAN, 64)],
                 name: "wan0".into(),
                 port: WAN,
                 vlan: None,
@@ -365,6 +375,7 @@ pub fn base_config() -> DirectorConfig {
                 mtu: 1500,
             },
             InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "lan0".into(),
                 port: LAN,
                 vlan: None,
@@ -372,6 +383,7 @@ pub fn base_config() -> DirectorConfig {
                 mtu: 1500,
             },
             InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "lan0.100".into(),
                 port: LAN,
                 vlan: Some(LAN_VLAN),
@@ -437,6 +449,7 @@ fn snapshots() -> &'static [Arc<Snapshot>; 4] {
         // Refused by the worker: an interface on a fourth port.
         let mut refused = base.clone();
         refused.interfaces.push(InterfaceConfig {
+            addrs6: Vec::new(),
             name: "extra".into(),
             port: 3,
             vlan: None,
@@ -652,6 +665,7 @@ impl Lab {
                     - c.arp_requests() as i128
                     - c.icmp_errors() as i128
                     - c.arp_to_kernel() as i128
+                    - c.nd_to_kernel() as i128
                     - c.proxy_header_segments() as i128
                     - c.tunnel_fragment_frames() as i128;
                 c.rx_packets() as i128 + c.redirected_in() as i128
@@ -909,9 +923,12 @@ fn check_built(port: u16, f: &[u8], clean: bool) {
         }
         return;
     }
+    if ethertype == ETH_IPV6 {
+        return check_ipv6(f, l3, clean);
+    }
     assert_eq!(
         ethertype, ETH_IPV4,
-        "rvs emitted a frame that is neither ARP nor IPv4: {f:02x?}"
+        "rvs emitted a frame that is neither ARP nor IP: {f:02x?}"
     );
     assert!(
         f[0] & 1 == 0 && f[0..6] != [0; 6],
@@ -923,6 +940,40 @@ fn check_built(port: u16, f: &[u8], clean: bool) {
     let fragment = u16::from_be_bytes([f[l3 + 6], f[l3 + 7]]) & 0x3fff != 0;
     if clean && f[l3 + 9] != 4 && !fragment {
         let _ = testkit::decode(f);
+    }
+}
+
+/// Checks an IPv6 frame rvs built: an echo reply or a neighbour advertisement from an IPv6
+/// DIP, to a unicast MAC (all-nodes' for an advert to ff02::1), its ICMPv6 checksum verifying
+/// when the input was clean (echo replies keep a bad checksum bad).
+fn check_ipv6(f: &[u8], l3: usize, clean: bool) {
+    let ip = Ipv6Packet::new_checked(&f[l3..]).expect("IPv6 packet rvs built parses");
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    assert_eq!(src, DIP6_WAN, "IPv6 from {src}, not a director address");
+    assert_eq!(u8::from(ip.next_header()), 58, "IPv6 rvs sent is ICMPv6");
+    let msg = Icmpv6Packet::new_checked(ip.payload()).expect("ICMPv6 rvs sent parses");
+    let to_group = dst.is_multicast();
+    match msg.msg_type().into() {
+        136u8 => {
+            assert_eq!(ip.hop_limit(), 255, "neighbour advert's hop limit");
+            assert!(msg.verify_checksum(&src, &dst), "neighbour advert checksum");
+            if to_group {
+                assert_eq!((dst, &f[0..6]), (ALL_NODES, &[0x33, 0x33, 0, 0, 0, 1][..]));
+            }
+        }
+        129u8 => {
+            assert!(!to_group, "echo reply to a group");
+            if clean {
+                assert!(msg.verify_checksum(&src, &dst), "echo reply checksum");
+            }
+        }
+        t => panic!("rvs sent ICMPv6 type {t}: {f:02x?}"),
+    }
+    if !to_group {
+        assert!(
+            f[0] & 1 == 0 && f[0..6] != [0; 6],
+            "IPv6 to a group MAC: {f:02x?}"
+        );
     }
 }
 

@@ -215,6 +215,7 @@ fn install_config() -> DirectorConfig {
     DirectorConfig {
         interfaces: vec![
             InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "wan0".into(),
                 port: WAN,
                 vlan: None,
@@ -222,6 +223,7 @@ fn install_config() -> DirectorConfig {
                 mtu: 1500,
             },
             InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "lan0".into(),
                 port: LAN,
                 vlan: None,

@@ -20,6 +20,7 @@ use control::server::Server;
 use control::state::ControlState;
 use control::sync::{Role, StartOptions, SyncPlane};
 use dataplane::dpdk_port::DpdkQueue;
+use dataplane::icmpv6;
 use dataplane::lip::LipPool;
 use dataplane::redirect::RedirectRings;
 use dataplane::rss::ReplySteering;
@@ -270,8 +271,8 @@ impl Daemon {
         let mut ports = Vec::new();
         let mut roles = Vec::new();
         let mut macs = Vec::new();
-        for p in &cfg.ports {
-            let port = open_port(p, p.device_name(), workers, &cfg, &pool, true)?;
+        for (i, p) in cfg.ports.iter().enumerate() {
+            let port = open_port((i, p), p.device_name(), workers, &cfg, &pool, true)?;
             macs.push(port.mac());
             ports.push(port);
             roles.push(PortRole::Data { exception: None });
@@ -279,7 +280,7 @@ impl Daemon {
         let data_ports = ports.len();
         for (i, p) in cfg.ports.iter().enumerate() {
             if p.exception.is_some() {
-                let mut tap = open_port(p, &tap_name(i), workers, &cfg, &pool, false)?;
+                let mut tap = open_port((i, p), &tap_name(i), workers, &cfg, &pool, false)?;
                 // The kernel side answers and sends as the data port: same MAC.
                 tap.set_mac(macs[i])?;
                 let idx = ports.len() as u16;
@@ -625,7 +626,7 @@ fn start_sync(cfg: &RvsConfig, control: &Mutex<ControlState>) -> Result<(), Daem
 }
 
 fn open_port(
-    p: &PortConfig,
+    (i, p): (usize, &PortConfig),
     device: &str,
     workers: u16,
     cfg: &RvsConfig,
@@ -677,8 +678,9 @@ fn open_port(
         if p.promiscuous {
             port.promiscuous(true)?;
         }
-        if p.exception.is_some() {
-            receive_kernel_multicast(&mut port, &p.name);
+        let groups = multicast_groups(cfg, i, p.exception.is_some());
+        if !groups.is_empty() {
+            receive_multicast(&mut port, &p.name, &groups);
         }
     }
     Ok(port)
@@ -691,30 +693,55 @@ const KERNEL_GROUPS: [[u8; 6]; 2] = [
     [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
 ];
 
-/// Has a data port with an exception path receive multicast, so that VRRP adverts reach the
-/// kernel (keepalived) behind it: every group if the driver can, else the groups of
-/// [`KERNEL_GROUPS`]. A driver that can do neither is logged: some (net_af_packet) receive
-/// multicast anyway.
-fn receive_kernel_multicast(port: &mut Port, name: &str) {
+/// The group MACs data port `port` must receive: with an exception path, the kernel's
+/// ([`KERNEL_GROUPS`]); with IPv6 DIPs, all-nodes and each DIP's solicited-node group, where
+/// neighbour solicitations for it arrive.
+fn multicast_groups(cfg: &RvsConfig, port: usize, exception: bool) -> Vec<[u8; 6]> {
+    let mut groups = if exception {
+        KERNEL_GROUPS.to_vec()
+    } else {
+        Vec::new()
+    };
+    let dips6 = cfg
+        .director
+        .interfaces
+        .iter()
+        .filter(|f| f.port as usize == port)
+        .flat_map(|f| &f.addrs6);
+    for a in dips6 {
+        for g in [icmpv6::ALL_NODES, icmpv6::solicited_node(a.addr)] {
+            let mac = icmpv6::group_mac(g);
+            if !groups.contains(&mac) {
+                groups.push(mac);
+            }
+        }
+    }
+    groups
+}
+
+/// Has a data port receive the multicast its kernel (VRRP adverts for keepalived behind the
+/// exception path) and its IPv6 DIPs (neighbour solicitations) need: every group if the
+/// driver can, else `groups`. A driver that can do neither is logged: some (net_af_packet)
+/// receive multicast anyway.
+fn receive_multicast(port: &mut Port, name: &str, groups: &[[u8; 6]]) {
     let all = match port.allmulticast() {
         Ok(()) => {
-            info!(
-                port = name,
-                "receiving all multicast (for the kernel's VRRP)"
-            );
+            info!(port = name, "receiving all multicast");
             return;
         }
         Err(e) => e,
     };
-    match port.set_multicast_addrs(&KERNEL_GROUPS) {
+    match port.set_multicast_addrs(groups) {
         Ok(()) => info!(
             port = name,
-            "receiving the all-hosts and VRRP groups (no allmulticast: {all})"
+            groups = groups.len(),
+            "receiving the kernel's and the IPv6 DIPs' groups (no allmulticast: {all})"
         ),
         Err(e) => warn!(
             port = name,
             "the driver takes neither allmulticast ({all}) nor a multicast list ({e}): VRRP \
-             adverts reach the kernel only if it receives multicast anyway (net_af_packet does)"
+             adverts and neighbour solicitations arrive only if it receives multicast anyway \
+             (net_af_packet does)"
         ),
     }
 }
@@ -765,6 +792,11 @@ fn configure_kernel(cfg: &RvsConfig) {
         for f in &ifaces {
             for a in &f.addrs {
                 ip(&["addr", "replace", &a.to_string(), "dev", tap]);
+            }
+            // No duplicate address detection: rvsd answers for the address on the wire
+            // already, and the kernel would hold it back for a second or more.
+            for a in &f.addrs6 {
+                ip(&["-6", "addr", "replace", &a.to_string(), "dev", tap, "nodad"]);
             }
         }
         ip(&["link", "set", "dev", tap, "up"]);

@@ -6,8 +6,12 @@
 
 pub mod alloc;
 
-use smoltcp::wire::{Icmpv4Packet, IpAddress, Ipv4Packet, TcpPacket, UdpPacket};
-use std::net::Ipv4Addr;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    Icmpv4Packet, Icmpv6Packet, Icmpv6Repr, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet,
+    Ipv6Repr, TcpPacket, UdpPacket,
+};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const WAN: u16 = 0;
 pub const LAN: u16 = 1;
@@ -521,4 +525,81 @@ pub fn reassemble(frames: &[Vec<u8>]) -> Vec<u8> {
     set_ip_total_len(&mut out, (hl + at) as u16);
     refresh_ip_checksum(&mut out, 14);
     out
+}
+
+/// An Ethernet/IPv6 frame carrying the ICMPv6 message `msg`, its checksum computed by smoltcp.
+pub fn icmpv6_frame(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    hop_limit: u8,
+    msg: &Icmpv6Repr,
+) -> Vec<u8> {
+    let len = msg.buffer_len();
+    let mut f = vec![0u8; 14 + 40 + len];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let ip = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: len,
+        hop_limit,
+    };
+    ip.emit(&mut Ipv6Packet::new_unchecked(&mut f[14..54]));
+    msg.emit(
+        &src,
+        &dst,
+        &mut Icmpv6Packet::new_unchecked(&mut f[54..]),
+        &ChecksumCapabilities::default(),
+    );
+    f
+}
+
+/// An IPv6 frame seen on a port: its MACs, addresses, hop limit and ICMPv6 message bytes.
+#[derive(Clone, Debug)]
+pub struct Seen6 {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub hop_limit: u8,
+    pub next_header: u8,
+    /// The payload (the ICMPv6 message for ICMPv6).
+    pub payload: Vec<u8>,
+}
+
+impl Seen6 {
+    /// The ICMPv6 message, parsed by smoltcp, which verifies its checksum.
+    pub fn icmpv6(&self) -> Icmpv6Repr<'_> {
+        assert_eq!(self.next_header, 58, "ICMPv6");
+        Icmpv6Repr::parse(
+            &self.src,
+            &self.dst,
+            &Icmpv6Packet::new_checked(&self.payload[..]).expect("icmpv6"),
+            &ChecksumCapabilities::default(),
+        )
+        .expect("ICMPv6 message with a valid checksum")
+    }
+}
+
+/// Decodes an untagged Ethernet/IPv6 frame (its fixed header, trailing padding cut).
+pub fn decode6(frame: &[u8]) -> Seen6 {
+    assert_eq!(&frame[12..14], &[0x86, 0xdd], "ethertype IPv6");
+    let ip = Ipv6Packet::new_checked(&frame[14..]).expect("ipv6 header");
+    let repr = Ipv6Repr::parse(&ip).expect("ipv6");
+    let mut dst_mac = [0u8; 6];
+    dst_mac.copy_from_slice(&frame[0..6]);
+    let mut src_mac = [0u8; 6];
+    src_mac.copy_from_slice(&frame[6..12]);
+    Seen6 {
+        dst_mac,
+        src_mac,
+        src: repr.src_addr,
+        dst: repr.dst_addr,
+        hop_limit: repr.hop_limit,
+        next_header: u8::from(repr.next_header),
+        payload: ip.payload().to_vec(),
+    }
 }

@@ -10,10 +10,10 @@ use crate::health::{CheckKind, HealthCheck};
 use crate::sync::SyncSettings;
 use conntrack::{Proto, SessionState, TcpState, Timeouts};
 use dataplane::lip::PortReuse;
-use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig};
+use dataplane::snapshot::{Cidr, Cidr6, DirectorConfig, InterfaceConfig, RouteConfig};
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use serde::Deserialize;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
@@ -283,17 +283,36 @@ fn addr(section: &str, what: &str, s: &str) -> Result<Ipv4Addr, ConfigFileError>
         .map_err(|_| value(section, format!("{what} '{s}' is not an IPv4 address")))
 }
 
-/// Parses `a.b.c.d/len`.
-fn cidr(section: &str, s: &str) -> Result<Cidr, ConfigFileError> {
-    let (a, l) = s
-        .split_once('/')
-        .ok_or_else(|| value(section, format!("'{s}' needs a prefix length, e.g. {s}/24")))?;
-    let len: u8 = l
+/// Splits a prefix such as `10.1.0.1/24` into its address text and its length (at most
+/// `max`: 32 or 128).
+fn prefix<'a>(section: &str, s: &'a str, max: u8) -> Result<(&'a str, u8), ConfigFileError> {
+    let (a, l) = s.split_once('/').ok_or_else(|| {
+        let e = if max == 32 { 24 } else { 64 };
+        value(
+            section,
+            format!("'{s}' needs a prefix length, e.g. {s}/{e}"),
+        )
+    })?;
+    let len = l
         .parse()
         .ok()
-        .filter(|l| *l <= 32)
-        .ok_or_else(|| value(section, format!("'{s}': prefix length must be 0..=32")))?;
+        .filter(|l| *l <= max)
+        .ok_or_else(|| value(section, format!("'{s}': prefix length must be 0..={max}")))?;
+    Ok((a, len))
+}
+
+/// Parses an IPv4 prefix, `10.1.0.1/24`.
+fn cidr(section: &str, s: &str) -> Result<Cidr, ConfigFileError> {
+    let (a, len) = prefix(section, s, 32)?;
     Ok(Cidr::new(addr(section, "address", a)?, len))
+}
+
+/// Parses an IPv6 prefix, `2001:db8::1/64`.
+fn cidr6(section: &str, s: &str) -> Result<Cidr6, ConfigFileError> {
+    let (a, len) = prefix(section, s, 128)?;
+    let addr = Ipv6Addr::from_str(a.trim())
+        .map_err(|_| value(section, format!("address '{a}' is not an IPv6 address")))?;
+    Ok(Cidr6::new(addr, len))
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -438,12 +457,17 @@ pub(super) fn interface(
         .iter()
         .position(|p| p.name == i.port)
         .ok_or_else(|| value(&section, format!("port \"{}\" is not defined", i.port)))?;
-    let addrs = i
-        .addrs
-        .iter()
+    let (v6, v4): (Vec<&String>, Vec<&String>) = i.addrs.iter().partition(|a| a.contains(':'));
+    let addrs = v4
+        .into_iter()
         .map(|a| cidr(&section, a))
         .collect::<Result<Vec<_>, _>>()?;
+    let addrs6 = v6
+        .into_iter()
+        .map(|a| cidr6(&section, a))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(InterfaceConfig {
+        addrs6,
         name: i.name,
         port: port as u16,
         vlan: i.vlan,

@@ -58,6 +58,7 @@ pub fn director() -> DirectorConfig {
     DirectorConfig {
         interfaces: vec![
             InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "wan0".into(),
                 port: WAN,
                 vlan: None,
@@ -65,6 +66,7 @@ pub fn director() -> DirectorConfig {
                 mtu: 1500,
             },
             InterfaceConfig {
+                addrs6: Vec::new(),
                 name: "lan0".into(),
                 port: LAN,
                 vlan: None,

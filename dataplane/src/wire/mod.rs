@@ -55,6 +55,8 @@ pub fn be32(b: &[u8], at: usize) -> u32 {
 
 /// Ethertype of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// Ethertype of IPv6.
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// Ethertype of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 /// Ethertype of an 802.1Q customer tag (C-tag).

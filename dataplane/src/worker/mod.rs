@@ -14,6 +14,7 @@
 //! - `preamble.rs`: the PROXY protocol header ahead of the client's data, and the sequence
 //!   shift around it;
 //! - `icmp.rs`: ICMP errors relayed, ICMP errors sent back, echo replies;
+//! - `ipv6.rs`: IPv6 to the director: neighbour discovery, ICMPv6 echo, the kernel's share;
 //! - `local.rs`: ARP, sharing ARP with the peers and the kernel, the exception path;
 //! - `announce.rs`: gratuitous ARP for managed addresses the director takes over;
 //! - `tx.rs`: the verdict (`Emit` or a drop) carried out — framing, next hop,
@@ -32,6 +33,7 @@ mod config;
 mod forward;
 mod fragment;
 mod icmp;
+mod ipv6;
 mod local;
 mod preamble;
 mod session;

@@ -16,6 +16,7 @@ pub use testkit::*;
 pub fn interfaces() -> Vec<InterfaceConfig> {
     vec![
         InterfaceConfig {
+            addrs6: Vec::new(),
             name: "wan0".into(),
             port: WAN,
             vlan: None,
@@ -23,6 +24,7 @@ pub fn interfaces() -> Vec<InterfaceConfig> {
             mtu: 1500,
         },
         InterfaceConfig {
+            addrs6: Vec::new(),
             name: "lan0".into(),
             port: LAN,
             vlan: None,

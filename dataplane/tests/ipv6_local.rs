@@ -1,0 +1,296 @@
+//! IPv6 to the director's own addresses: neighbour solicitations answered with the port's
+//! MAC (and copied to the kernel), duplicate address detection answered to all-nodes, ICMPv6
+//! echo answered, the rest handed to the kernel; bad neighbour discovery and IPv6 the data
+//! path does not forward counted by reason. Every frame rvs builds is decoded by smoltcp.
+
+mod common;
+
+use common::*;
+use conntrack::Proto;
+use dataplane::snapshot::{Cidr6, DirectorConfig};
+use dataplane::DropReason;
+use sched::{ForwardMode, SchedKind};
+use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress};
+use std::net::Ipv6Addr;
+
+const DIP6_WAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
+const DIP6_LAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1);
+const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
+
+fn config6() -> DirectorConfig {
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(DIP6_WAN, 64)];
+    cfg.interfaces[LAN as usize].addrs6 = vec![Cidr6::new(DIP6_LAN, 64)];
+    cfg
+}
+
+fn lab6() -> Lab {
+    Lab::new(&config6())
+}
+
+fn solicited_node(a: Ipv6Addr) -> Ipv6Addr {
+    let o = a.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | o[13] as u16,
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+fn group_mac(g: Ipv6Addr) -> [u8; 6] {
+    let o = g.octets();
+    [0x33, 0x33, o[12], o[13], o[14], o[15]]
+}
+
+/// A neighbour solicitation from `src` (MAC `mac`) for `target`, to its solicited-node group,
+/// with a source link-layer option if `slla`.
+fn ns(src: Ipv6Addr, mac: [u8; 6], target: Ipv6Addr, slla: bool) -> Vec<u8> {
+    let dst = solicited_node(target);
+    let dst_mac = group_mac(dst);
+    let msg = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+        target_addr: target,
+        lladdr: slla.then(|| RawHardwareAddress::from_bytes(&mac)),
+    });
+    icmpv6_frame(mac, dst_mac, (src, dst), 255, &msg)
+}
+
+/// The neighbour advertisement in `frame`: (flags, target, target link-layer address).
+fn advert(frame: &[u8]) -> (NdiscNeighborFlags, Ipv6Addr, Vec<u8>) {
+    let s = decode6(frame);
+    assert_eq!(s.hop_limit, 255);
+    match s.icmpv6() {
+        Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+            flags,
+            target_addr,
+            lladdr,
+        }) => (
+            flags,
+            target_addr,
+            lladdr
+                .expect("target link-layer option")
+                .as_bytes()
+                .to_vec(),
+        ),
+        other => panic!("expected a neighbour advert, got {other:?}"),
+    }
+}
+
+#[test]
+fn solicitations_for_dips_are_answered_with_the_ports_mac() {
+    let mut lab = lab6();
+    let asker = [0x02, 0, 0, 0, 0xaa, 0xaa];
+    let other = [0x02, 0, 0, 0, 0xbb, 0xbb];
+    // To the group with a source link-layer option naming another MAC than the frame's: the
+    // advert goes to the option's; the kernel (WAN has an exception path) gets the
+    // solicitation as it came.
+    let mut req = ns(ROUTER6, other, DIP6_WAN, true);
+    req[6..12].copy_from_slice(&asker);
+    let out = lab.send(WAN, &req);
+    assert_eq!((out.wan.len(), out.tap.len(), out.lan.len()), (1, 1, 0));
+    assert_eq!(out.tap[0], req);
+    let s = decode6(&out.wan[0]);
+    assert_eq!((s.dst_mac, s.src_mac), (other, WAN_MAC));
+    assert_eq!((s.src, s.dst), (DIP6_WAN, ROUTER6));
+    let (flags, target, ll) = advert(&out.wan[0]);
+    assert_eq!(
+        flags,
+        NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE
+    );
+    assert_eq!((target, &ll[..]), (DIP6_WAN, &WAN_MAC[..]));
+    // Unicast, without the option (a reachability probe): to the frame's source MAC. LAN has
+    // no exception path: no copy.
+    let rs6 = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11);
+    let msg = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+        target_addr: DIP6_LAN,
+        lladdr: None,
+    });
+    let req = icmpv6_frame(asker, LAN_MAC, (rs6, DIP6_LAN), 255, &msg);
+    let out = lab.send(LAN, &req);
+    let (p, f) = out.only();
+    assert_eq!(p, LAN);
+    let s = decode6(f);
+    assert_eq!(
+        (s.dst_mac, s.src_mac, s.src, s.dst),
+        (asker, LAN_MAC, DIP6_LAN, rs6)
+    );
+    assert_eq!(advert(f).2, LAN_MAC.to_vec());
+    let c = lab.worker.counters();
+    assert_eq!((c.neighbour_adverts(), c.nd_to_kernel()), (2, 1));
+    assert!(c.balanced(), "{c:?}");
+}
+
+#[test]
+fn duplicate_address_detection_is_answered_to_all_nodes() {
+    let mut lab = lab6();
+    let asker = [0x02, 0, 0, 0, 0xaa, 0xaa];
+    let req = ns(Ipv6Addr::UNSPECIFIED, asker, DIP6_WAN, false);
+    let out = lab.send(WAN, &req);
+    assert_eq!((out.wan.len(), out.tap.len()), (1, 1));
+    let s = decode6(&out.wan[0]);
+    assert_eq!(
+        (s.dst_mac, s.src, s.dst),
+        (ALL_NODES_MAC, DIP6_WAN, ALL_NODES)
+    );
+    let (flags, target, _) = advert(&out.wan[0]);
+    assert_eq!((flags, target), (NdiscNeighborFlags::OVERRIDE, DIP6_WAN));
+}
+
+#[test]
+fn other_solicitations_and_link_local_groups_go_to_the_kernel() {
+    let mut lab = lab6();
+    let asker = [0x02, 0, 0, 0, 0xaa, 0xaa];
+    // For the LAN's DIP but on the WAN, for an address nobody here has, a router
+    // solicitation to all-routers: none answered, all the kernel's.
+    let nobody = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x77);
+    let rs = icmpv6_frame(
+        asker,
+        group_mac("ff02::2".parse().unwrap()),
+        (ROUTER6, "ff02::2".parse().unwrap()),
+        255,
+        &Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit { lladdr: None }),
+    );
+    for req in [
+        ns(ROUTER6, asker, DIP6_LAN, true),
+        ns(ROUTER6, asker, nobody, true),
+        rs,
+    ] {
+        let out = lab.send(WAN, &req);
+        let (p, f) = out.only();
+        assert_eq!((p, f), (TAP, &req[..]));
+    }
+    let c = lab.worker.counters();
+    assert_eq!((c.neighbour_adverts(), c.multicast_to_kernel()), (0, 3));
+    assert_eq!(c.exception(), 3);
+    // What the kernel sends (its own solicitations) comes out of the data port as is.
+    let from_kernel = ns(DIP6_WAN, WAN_MAC, ROUTER6, true);
+    let out = lab.send(TAP, &from_kernel);
+    assert_eq!(out.only(), (WAN, &from_kernel[..]));
+}
+
+#[test]
+fn echo_to_a_dip_is_answered_and_other_traffic_goes_to_the_kernel() {
+    let mut lab = lab6();
+    let data = b"ping6-payload";
+    let req = icmpv6_frame(
+        ROUTER_MAC,
+        WAN_MAC,
+        (CLIENT6, DIP6_WAN),
+        60,
+        &Icmpv6Repr::EchoRequest {
+            ident: 0x1234,
+            seq_no: 7,
+            data,
+        },
+    );
+    let out = lab.send(WAN, &req);
+    let (p, f) = out.only();
+    assert_eq!(p, WAN);
+    let s = decode6(f);
+    assert_eq!((s.dst_mac, s.src_mac), (ROUTER_MAC, WAN_MAC));
+    assert_eq!((s.src, s.dst, s.hop_limit), (DIP6_WAN, CLIENT6, 64));
+    match s.icmpv6() {
+        Icmpv6Repr::EchoReply {
+            ident,
+            seq_no,
+            data: d,
+        } => assert_eq!((ident, seq_no, d), (0x1234, 7, &data[..])),
+        other => panic!("expected an echo reply, got {other:?}"),
+    }
+    assert_eq!(lab.worker.counters().icmp_echo_replies(), 1);
+    // TCP to the DIP (a BGP session, ssh): the kernel's, unchanged.
+    let tcp = tcp6_frame(CLIENT6, DIP6_WAN);
+    let out = lab.send(WAN, &tcp);
+    assert_eq!(out.only(), (TAP, &tcp[..]));
+    assert_eq!(lab.worker.counters().exception(), 1);
+    assert!(lab.worker.counters().balanced());
+}
+
+/// An IPv6 TCP SYN (checksum left zero: the director does not look at it on these paths).
+fn tcp6_frame(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 40 + 20];
+    f[0..6].copy_from_slice(&WAN_MAC);
+    f[6..12].copy_from_slice(&ROUTER_MAC);
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    f[14] = 0x60;
+    f[18..20].copy_from_slice(&20u16.to_be_bytes());
+    f[20] = 6;
+    f[21] = 60;
+    f[22..38].copy_from_slice(&src.octets());
+    f[38..54].copy_from_slice(&dst.octets());
+    f[54..56].copy_from_slice(&40000u16.to_be_bytes());
+    f[56..58].copy_from_slice(&179u16.to_be_bytes());
+    f[66] = 0x50;
+    f[67] = SYN;
+    f
+}
+
+#[test]
+fn bad_neighbour_discovery_and_unforwarded_ipv6_are_counted_and_change_nothing() {
+    let mut lab = lab6();
+    let asker = [0x02, 0, 0, 0, 0xaa, 0xaa];
+    let good = ns(ROUTER6, asker, DIP6_WAN, true);
+    let mut cases: Vec<(Vec<u8>, DropReason)> = Vec::new();
+    let mut routed = good.clone();
+    routed[21] = 254;
+    cases.push((routed, DropReason::BadNeighbourDiscovery));
+    let mut csum = good.clone();
+    csum[70] ^= 0x40;
+    cases.push((csum, DropReason::BadNeighbourDiscovery));
+    let mut short = good.clone();
+    short[18..20].copy_from_slice(&16u16.to_be_bytes());
+    cases.push((short, DropReason::BadNeighbourDiscovery));
+    let mut mcast_src = good.clone();
+    mcast_src[22] = 0xff;
+    cases.push((mcast_src, DropReason::MartianAddress));
+    // At a group MAC that is not its destination's; to a group beyond the link.
+    let mut wrong_mac = good.clone();
+    wrong_mac[0..6].copy_from_slice(&ALL_NODES_MAC);
+    cases.push((wrong_mac, DropReason::OtherHost));
+    let site: Ipv6Addr = "ff05::1:3".parse().unwrap();
+    let echo = Icmpv6Repr::EchoRequest {
+        ident: 1,
+        seq_no: 1,
+        data: b"x",
+    };
+    cases.push((
+        icmpv6_frame(asker, group_mac(site), (ROUTER6, site), 64, &echo),
+        DropReason::OtherHost,
+    ));
+    // Not to a DIP: IPv6 is not forwarded.
+    cases.push((
+        icmpv6_frame(asker, WAN_MAC, (CLIENT6, ROUTER6), 64, &echo),
+        DropReason::Ipv6NotSupported,
+    ));
+    cases.push((tcp6_frame(CLIENT6, ROUTER6), DropReason::Ipv6NotSupported));
+    // A truncated header.
+    cases.push((good[..40].to_vec(), DropReason::MalformedIpv6));
+    for (frame, reason) in cases {
+        let before = lab.worker.counters().drop_count(reason);
+        let out = lab.send(WAN, &frame);
+        assert_eq!(out.total(), 0, "{reason:?}");
+        assert_eq!(
+            lab.worker.counters().drop_count(reason),
+            before + 1,
+            "{reason:?}"
+        );
+    }
+    let c = lab.worker.counters();
+    assert_eq!((c.neighbour_adverts(), c.exception()), (0, 0));
+    assert!(c.balanced());
+    // Still answering.
+    let out = lab.send(WAN, &good);
+    assert_eq!((out.wan.len(), out.tap.len()), (1, 1));
+}
