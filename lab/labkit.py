@@ -37,6 +37,10 @@ synproxy, proxy-protocol, time-wait, fragments):
 and for vrrp: site.tmp, site.dip_wan, site.router_wan, site.dir_ns, site.dir_sh(script),
 site.router_sh(script), site.spawn_in(where, args, tag) (where "host": the lab's own
 namespace), site.stop_proc(tag), site.rvsd_pid().
+
+ipv6-director uses those too, and site.dip6_wan, site.dip6_lan (the director's IPv6 DIPs, in
+rvsd's config beside the IPv4 ones), site.router_wan6 (the router's IPv6 address on the wan
+link) and site.rs1_6 (rs1's on the lan); the director's kernel has IPv6 off on its data veths.
 """
 
 import json
@@ -453,6 +457,288 @@ def udp_unreachable(site, ck, n):
         sum(answered.values()) == k and all(a.startswith("rs") for a in answered),
         f"{answered}",
     )
+
+# ICMPv6 echo from this namespace (no `ping` needed): argv[2] echo requests to argv[1],
+# argv[3] seconds apart, then argv[4] seconds for the last replies. Prints JSON: requests
+# sent, replies (distinct sequence numbers answered), duplicates, destination unreachables
+# about them, round-trip times in ms.
+PING6_PY = r"""
+import json, os, select, socket, struct, sys, time
+dst, count, interval, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+want = socket.inet_pton(socket.AF_INET6, dst)
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)  # the kernel sums it
+ident = os.getpid() & 0xFFFF
+out = {"sent": 0, "replies": 0, "dups": 0, "unreachable": 0, "send_errors": 0, "rtt_ms": []}
+sent_at, seen = {}, set()
+def receive(until):
+    while True:
+        left = until - time.time()
+        if left <= 0 or not select.select([s], [], [], left)[0]:
+            return
+        d, a = s.recvfrom(2048)
+        if len(d) < 8:
+            continue
+        if d[0] == 129 and socket.inet_pton(socket.AF_INET6, a[0].split("%")[0]) == want:
+            i, q = struct.unpack("!HH", d[4:8])
+            if i != ident or q not in sent_at:
+                continue
+            if q in seen:
+                out["dups"] += 1
+            else:
+                seen.add(q)
+                out["replies"] += 1
+                out["rtt_ms"].append(round(1000 * (time.time() - sent_at[q]), 2))
+        elif d[0] == 1 and len(d) >= 56 and d[48] == 128 and struct.unpack("!H", d[52:54])[0] == ident:
+            out["unreachable"] += 1
+for q in range(1, count + 1):
+    sent_at[q] = time.time()
+    try:
+        s.sendto(struct.pack("!BBHHH", 128, 0, 0, ident, q) + bytes(range(56)), (dst, 0))
+        out["sent"] += 1
+    except OSError:
+        out["send_errors"] += 1
+    receive(time.time() + interval)
+receive(time.time() + wait)
+print(json.dumps(out))
+"""
+
+# A TCP echo listener on [argv[1]]:argv[2] for argv[3] seconds (the bind retried until the
+# address is usable): each connection's bytes, read to the client's FIN, are sent back
+# whole. Prints "listening", then a JSON line per connection: peer address and byte count.
+ECHO6_SERVER_PY = r"""
+import json, socket, sys, time
+addr, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+end = time.time() + secs
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+while True:
+    try:
+        s.bind((addr, port))
+        break
+    except OSError:
+        if time.time() > end:
+            raise
+        time.sleep(0.1)
+s.listen(4)
+print("listening", flush=True)
+while time.time() < end:
+    s.settimeout(max(0.1, end - time.time()))
+    try:
+        c, peer = s.accept()
+    except OSError:
+        break
+    c.settimeout(5)
+    data = b""
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            data += d
+        c.sendall(data)
+    except OSError:
+        pass
+    c.close()
+    print(json.dumps({"peer": peer[0], "bytes": len(data)}), flush=True)
+"""
+
+# A TCP client: argv[3] random bytes to [argv[1]]:argv[2], its write side shut, the echo read
+# to the end. Prints JSON: bytes sent and received, whether they came back intact, the
+# client's own address, seconds taken, or the error.
+ECHO6_CLIENT_PY = r"""
+import json, os, socket, sys, time
+addr, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+data = os.urandom(size)
+out = {"sent": size, "received": 0, "intact": False}
+t = time.time()
+try:
+    c = socket.create_connection((addr, port), timeout=5)
+    out["local"] = c.getsockname()[0]
+    c.sendall(data)
+    c.shutdown(socket.SHUT_WR)
+    back = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        back += d
+    out.update(received=len(back), intact=back == data)
+except OSError as e:
+    out["error"] = f"{type(e).__name__}: {e}"
+out["secs"] = round(time.time() - t, 3)
+print(json.dumps(out))
+"""
+
+
+def ipv6_director(site, ck, n):
+    """IPv6 to the director's own addresses: neighbour discovery, echo, the kernel path.
+
+    The DIP6s sit beside the IPv4 DIPs on both interfaces. rvsd answers the neighbour
+    solicitations for them with its port's MAC and their echo requests itself — 5 ICMPv6 echoes from the router to the wan DIP6 and from
+    rs1 to the lan DIP6 all answered, the neighbour entries name the port's MAC,
+    neighbour_adverts and icmp_echo_replies grow. An address on the link that nobody has
+    gets no neighbour advert and no reply; echoes sent to it at the director's MAC anyway
+    are dropped (ipv6_not_supported or not_for_us) and rvsd goes on answering. The kernel
+    path: a TCP echo listener in the director's namespace on each DIP6 (on rvsd's TAPs,
+    kernel_addresses; rvsd restarted with a wan TAP for the wan one) takes 100000 bytes from
+    rs1 and from the router and sends them back intact; exception grows, and the neighbours'
+    entries for the DIP6s still name the port's MAC afterwards."""
+    helpers = {}
+    for name, code in (("ping6", PING6_PY), ("echo6d", ECHO6_SERVER_PY), ("echo6", ECHO6_CLIENT_PY)):
+        helpers[name] = os.path.join(site.tmp, f"ipv6-{name}.py")
+        with open(helpers[name], "w") as f:
+            f.write(code)
+    wan_mac = site.dir_sh("cat /sys/class/net/dw/address").strip()
+    lan_mac = site.dir_sh("cat /sys/class/net/dl/address").strip()
+    unknown6 = site.dip6_wan.rsplit(":", 1)[0] + ":99"  # on the wan link; nobody has it
+    counted = ("neighbour_adverts", "nd_to_kernel", "icmp_echo_replies", "exception",
+               "ipv6_not_supported", "not_for_us")
+
+    def on(where):
+        return site.router_sh if where == "router" else (lambda script, timeout=30: site.rs_sh(1, script, timeout))
+
+    def ping6(where, dst, count, interval=0.2, wait=1.5):
+        out = on(where)(f"python3 {helpers['ping6']} {dst} {count} {interval} {wait}", timeout=count * interval + wait + 20)
+        try:
+            return json.loads(out.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            return {"sent": 0, "replies": 0, "dups": 0, "unreachable": 0, "rtt_ms": [], "raw": out[-300:]}
+
+    def neigh(where, addr, dev):
+        """The neighbour entry for addr: (MAC or None, state)."""
+        parts = on(where)(f"ip -6 neigh show {addr} dev {dev}").split()
+        mac = parts[parts.index("lladdr") + 1] if "lladdr" in parts else None
+        return mac, (parts[-1] if parts else "none")
+
+    def delta(c0, c1):
+        return {k: c1.get(k, 0) - c0.get(k, 0) for k in counted}
+
+    def shown(d, keys):
+        return ", ".join(f"{k} +{d[k]}" for k in keys)
+
+    def echoes(where, dst, dev, mac, label):
+        on(where)(f"ip -6 neigh del {dst} dev {dev} 2>/dev/null")
+        c0 = worker_counts(site)
+        got = ping6(where, dst, 5)
+        c1 = worker_counts(site)
+        lladdr, state = neigh(where, dst, dev)
+        d = delta(c0, c1)
+        rtt = got["rtt_ms"]
+        site.log(
+            f"{label}: {where} -> {dst}: {got['replies']}/{got['sent']} replies, {got['dups']} duplicates"
+            + (f", rtt {min(rtt):.2f}/{sum(rtt) / len(rtt):.2f}/{max(rtt):.2f} ms" if rtt else "")
+            + f"; {where}'s neighbour entry {lladdr} {state} (port {mac}); "
+            + shown(d, ("neighbour_adverts", "icmp_echo_replies", "nd_to_kernel"))
+        )
+        ck.expect(
+            f"ipv6-director {label} echo",
+            got["sent"] == 5 and got["replies"] == 5 and got["dups"] == 0 and lladdr == mac
+            and d["neighbour_adverts"] >= 1 and d["icmp_echo_replies"] >= 5,
+            f"{got['replies']}/5 echo replies from {dst} ({got['dups']} duplicates), neighbour entry {lladdr} "
+            f"(port {mac}), " + shown(d, ("neighbour_adverts", "icmp_echo_replies")) + (f" {got['raw']!r}" if "raw" in got else ""),
+        )
+
+    def kernel_path(where, dst, dev, mac, label, size=100000):
+        tag = f"ipv6-echo6d-{label}"
+        log = os.path.join(site.tmp, tag + ".log")
+        site.spawn_in("dir", ["python3", helpers["echo6d"], dst, "7000", "15"], tag)
+        try:
+            ready = wait_for(lambda: os.path.exists(log) and "listening" in open(log).read(), 5, step=0.1)
+            c0 = worker_counts(site)
+            got = on(where)(f"python3 {helpers['echo6']} {dst} 7000 {size}", timeout=30)
+            c1 = worker_counts(site)
+        finally:
+            site.stop_proc(tag)
+        try:
+            got = json.loads(got.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            got = {"sent": size, "received": 0, "intact": False, "error": got[-300:]}
+        peers = []
+        for line in open(log).read().splitlines():
+            if line.startswith("{"):
+                peers.append(json.loads(line))
+        lladdr, state = neigh(where, dst, dev)
+        d = delta(c0, c1)
+        where_addr = site.router_wan6 if where == "router" else site.rs1_6
+        site.log(
+            f"{label} kernel path: TCP {where} -> [{dst}]:7000 (listener in the director's namespace, "
+            f"{'listening' if ready else 'NOT listening'}): sent {got['sent']}, back {got['received']} "
+            f"intact {got['intact']} in {got.get('secs', '?')} s" + (f", error {got['error']}" if "error" in got else "")
+            + f"; the listener saw {peers}; {shown(d, ('exception', 'nd_to_kernel', 'neighbour_adverts'))}; "
+            f"{where}'s neighbour entry {lladdr} {state}"
+        )
+        ck.expect(
+            f"ipv6-director {label} kernel path",
+            ready and got["intact"] and got["received"] == size
+            and [p["peer"] for p in peers] == [where_addr] and d["exception"] >= 3 and lladdr == mac,
+            f"{got['received']}/{size} bytes back intact {got['intact']} from a TCP listener on [{dst}]:7000 in the "
+            f"director's namespace, which saw {[p['peer'] for p in peers]}; exception +{d['exception']}; "
+            f"{where}'s entry for {dst} afterwards {lladdr} (port {mac})",
+        )
+
+    try:
+        site.log(
+            f"\n== IPv6 to the director's own addresses: {site.dip6_wan} (wan, port {wan_mac}), "
+            f"{site.dip6_lan} (lan, port {lan_mac})"
+        )
+        # (a), (b): neighbour discovery and echo, answered by rvsd.
+        echoes("router", site.dip6_wan, "rw", wan_mac, "wan")
+        echoes("rs1", site.dip6_lan, "eth0", lan_mac, "lan")
+
+        # (d) An address on the wan link that nobody has: no advert, no reply. Then echoes
+        # sent to it at the director's MAC anyway (a static entry on the router): dropped.
+        site.router_sh(f"ip -6 neigh del {unknown6} dev rw 2>/dev/null")
+        c0 = worker_counts(site)
+        lost = ping6("router", unknown6, 2, interval=0.5, wait=1.5)
+        c1 = worker_counts(site)
+        lladdr, state = neigh("router", unknown6, "rw")
+        d = delta(c0, c1)
+        site.log(
+            f"unknown {unknown6}: {lost['replies']}/{lost['sent']} replies; router's neighbour entry "
+            f"{lladdr} {state}; " + shown(d, counted)
+        )
+        # (deleted first: replacing the INCOMPLETE entry would release the echoes it queued)
+        site.router_sh(f"ip -6 neigh del {unknown6} dev rw 2>/dev/null; "
+                       f"ip -6 neigh replace {unknown6} lladdr {wan_mac} dev rw nud permanent")
+        c2 = worker_counts(site)
+        forced = ping6("router", unknown6, 3, wait=1.0)
+        c3 = worker_counts(site)
+        d2 = delta(c2, c3)
+        site.router_sh(f"ip -6 neigh del {unknown6} dev rw 2>/dev/null")
+        after = ping6("router", site.dip6_wan, 2, wait=1.0)
+        alive = site.rvsd_pid() is not None and site.rvsadm(["-L", "-n"], check=False).returncode == 0
+        which = [k for k in ("ipv6_not_supported", "not_for_us") if d2[k] > 0]
+        site.log(
+            f"unknown {unknown6} at the director's MAC: {forced['replies']}/{forced['sent']} replies; "
+            + shown(d2, counted) + f" (dropped as {' and '.join(which) or 'nothing'}); then {site.dip6_wan}: "
+            f"{after['replies']}/{after['sent']} replies, rvsd up {alive}"
+        )
+        ck.expect(
+            "ipv6-director unknown address",
+            lost["sent"] == 2 and lost["replies"] == 0 and lladdr is None
+            and forced["sent"] == 3 and forced["replies"] == 0
+            and d2["ipv6_not_supported"] + d2["not_for_us"] >= 3
+            and after["replies"] == 2 and alive,
+            f"{unknown6}: {lost['replies']}/2 replies, neighbour entry {lladdr} {state}; at the director's MAC "
+            f"{forced['replies']}/3 replies, dropped as {', '.join(f'{k} +{d2[k]}' for k in ('ipv6_not_supported', 'not_for_us'))}; "
+            f"{site.dip6_wan} still answers {after['replies']}/2, rvsd up {alive}",
+        )
+
+        # (c) The kernel path: lan (rvslan exists in the lab's configuration), then wan with
+        # rvsd restarted with a TAP on its wan port too.
+        kernel_path("rs1", site.dip6_lan, "eth0", lan_mac, "lan")
+        site.restart_rvsd(wan_tap=True)
+        on_tap = wait_for(
+            lambda: (lambda a: f"{site.dip6_wan}/64" in a and "tentative" not in a)(
+                site.dir_sh("ip -6 -o addr show dev rvswan")), 5)
+        site.log(f"rvsd restarted with a wan TAP: {site.dip6_wan} on rvswan (not tentative) {bool(on_tap)}")
+        kernel_path("router", site.dip6_wan, "rw", wan_mac, "wan")
+    finally:
+        site.router_sh(f"ip -6 neigh del {unknown6} dev rw 2>/dev/null")
+        for tag in ("ipv6-echo6d-lan", "ipv6-echo6d-wan"):
+            site.stop_proc(tag)
+        site.restart_rvsd()
+
 
 # A spoofed SYN flood from the client's namespace: raw IPv4/TCP SYNs to VIP:port with
 # sources 198.51.100.100-199 (the client's own subnet, so the router's reverse-path filter
@@ -1433,6 +1719,7 @@ SCENARIOS = {
     "pmtu-fullnat": pmtu_fullnat,
     "pmtu-nat": pmtu_nat,
     "udp-unreachable": udp_unreachable,
+    "ipv6-director": ipv6_director,
     "synproxy": synproxy,
     "proxy-protocol": proxy_protocol,
     "time-wait": time_wait,
