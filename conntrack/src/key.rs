@@ -9,7 +9,26 @@
 //! mirror of the request key exactly as for TCP and UDP.
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::hash::Hash;
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+/// A flow key of one address family: what the session table hashes, compares and mirrors.
+/// A table holds the keys of one family ([`FlowKey`] for IPv4, [`FlowKey6`] for IPv6), so
+/// that an IPv4 session does not grow by the width of IPv6 addresses.
+pub trait Key: Copy + Eq + fmt::Debug {
+    /// The key as plain words: equal keys give equal words and different keys different
+    /// words (hashed and compared instead of the fields).
+    type Packed: Copy + Eq + Hash;
+
+    /// The key as words.
+    fn packed(&self) -> Self::Packed;
+
+    /// The L4 protocol.
+    fn proto(&self) -> Proto;
+
+    /// The key of a packet going the other way on the same addresses and ports.
+    fn mirror(&self) -> Self;
+}
 
 /// The L4 protocols the director tracks, with their IP protocol numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,17 +113,6 @@ impl FlowKey {
         }
     }
 
-    /// The key as two words: both addresses, then ports and protocol. Equal keys give equal
-    /// words and different keys different words; used for hashing and comparing.
-    #[inline]
-    pub(crate) fn packed(&self) -> (u64, u64) {
-        let addrs = (u64::from(self.src.to_bits()) << 32) | u64::from(self.dst.to_bits());
-        let rest = (u64::from(self.sport) << 24)
-            | (u64::from(self.dport) << 8)
-            | u64::from(self.proto.ip_proto());
-        (addrs, rest)
-    }
-
     /// The key of a packet going the other way on the same addresses and ports.
     #[inline]
     pub fn mirror(&self) -> FlowKey {
@@ -115,6 +123,103 @@ impl FlowKey {
             dport: self.sport,
             proto: self.proto,
         }
+    }
+}
+
+/// Ports and protocol as one word (both families).
+#[inline]
+fn ports_word(sport: u16, dport: u16, proto: Proto) -> u64 {
+    (u64::from(sport) << 24) | (u64::from(dport) << 8) | u64::from(proto.ip_proto())
+}
+
+impl Key for FlowKey {
+    /// Both addresses, then ports and protocol.
+    type Packed = (u64, u64);
+
+    #[inline]
+    fn packed(&self) -> (u64, u64) {
+        let addrs = (u64::from(self.src.to_bits()) << 32) | u64::from(self.dst.to_bits());
+        (addrs, ports_word(self.sport, self.dport, self.proto))
+    }
+
+    #[inline]
+    fn proto(&self) -> Proto {
+        self.proto
+    }
+
+    #[inline]
+    fn mirror(&self) -> FlowKey {
+        FlowKey::mirror(self)
+    }
+}
+
+/// A flow 5-tuple, IPv6, in host representation (ICMPv6 echo flows use the echo identifier
+/// as IPv4's do, under [`Proto::Icmp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey6 {
+    /// Source address as on the wire.
+    pub src: Ipv6Addr,
+    /// Destination address as on the wire.
+    pub dst: Ipv6Addr,
+    /// Source port (echo: identifier for requests, 0 for replies).
+    pub sport: u16,
+    /// Destination port (echo: 0 for requests, identifier for replies).
+    pub dport: u16,
+    /// L4 protocol.
+    pub proto: Proto,
+}
+
+impl FlowKey6 {
+    /// A key from its parts.
+    #[inline]
+    pub fn new(proto: Proto, src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> FlowKey6 {
+        FlowKey6 {
+            src,
+            dst,
+            sport,
+            dport,
+            proto,
+        }
+    }
+}
+
+impl Key for FlowKey6 {
+    /// Source, destination, then ports and protocol.
+    type Packed = (u128, u128, u64);
+
+    #[inline]
+    fn packed(&self) -> (u128, u128, u64) {
+        (
+            self.src.to_bits(),
+            self.dst.to_bits(),
+            ports_word(self.sport, self.dport, self.proto),
+        )
+    }
+
+    #[inline]
+    fn proto(&self) -> Proto {
+        self.proto
+    }
+
+    #[inline]
+    fn mirror(&self) -> FlowKey6 {
+        FlowKey6 {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            proto: self.proto,
+        }
+    }
+}
+
+impl fmt::Display for FlowKey6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} [{}]:{} -> [{}]:{}",
+            self.proto, self.src, self.sport, self.dst, self.dport
+        )
     }
 }
 
@@ -144,6 +249,31 @@ mod tests {
         assert_eq!(k.mirror().mirror(), k);
         assert_eq!(k.mirror().src, k.dst);
         assert_eq!(k.mirror().dport, k.sport);
+    }
+
+    #[test]
+    fn ipv6_keys_mirror_and_pack_apart() {
+        let a: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+        let k = FlowKey6::new(Proto::Tcp, a, 40000, b, 80);
+        assert_eq!(k.mirror().mirror(), k);
+        assert_eq!((k.mirror().src, k.mirror().sport), (b, 80));
+        assert_ne!(k.packed(), k.mirror().packed());
+        // Addresses that agree in their low 64 bits (where a narrower packing would lose
+        // the rest) still pack apart; so do protocols.
+        let c: Ipv6Addr = "2001:db9::1".parse().unwrap();
+        assert_ne!(
+            k.packed(),
+            FlowKey6::new(Proto::Tcp, c, 40000, b, 80).packed()
+        );
+        assert_ne!(
+            k.packed(),
+            FlowKey6::new(Proto::Udp, a, 40000, b, 80).packed()
+        );
+        assert_eq!(
+            k.to_string(),
+            "tcp [2001:db8::1]:40000 -> [2001:db8:1::10]:80"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod tcp_state;
 pub mod timeout;
 pub mod wheel;
 
-pub use key::{Dir, FlowKey, Proto};
+pub use key::{Dir, FlowKey, FlowKey6, Key, Proto};
 pub use table::{
     Candidate, InsertError, KeyHash, Session, SessionId, SessionMut, Table, MAX_CAPACITY,
 };

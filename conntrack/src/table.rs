@@ -6,6 +6,10 @@
 //! - The **slab** is a `Vec` reserved for `capacity` sessions at construction; freed slots are
 //!   reused through a free list. A slot is exactly one [`Session<T>`] (the vacant variant hides
 //!   in a niche of the flow key): 88 bytes for a 32-byte `T`.
+//! - A table holds the flow keys of one address family, its `K` ([`crate::Key`]): IPv4's
+//!   [`FlowKey`] (14 bytes, the default) or IPv6's [`crate::FlowKey6`] (38 bytes: a slot is
+//!   136 bytes for a 32-byte `T`), so that IPv6 sessions, in a table of their own, leave
+//!   IPv4's as narrow as they are.
 //! - The **index** ([`crate::index`]) maps key hashes to `u32` entries (`slot << 1 |
 //!   direction`) in 64-byte buckets of ten; keys are not copied but compared against the
 //!   slab. Both keys of a session (original and reply) map to it. It is hashed with foldhash
@@ -50,7 +54,7 @@ use foldhash::fast::RandomState;
 
 use crate::index::Index;
 
-use crate::key::{Dir, FlowKey, Proto};
+use crate::key::{Dir, FlowKey, Key, Proto};
 use crate::tcp_state::{next_state, StateDir, TcpEvent, TcpState};
 use crate::timeout::{SessionState, Timeouts};
 use crate::wheel::{Link, TimerNodes, Wheel};
@@ -107,12 +111,12 @@ impl SessionId {
 /// [`Table::LOOKUP_BYTES`] bytes of the slot.
 #[derive(Clone)]
 #[repr(C)]
-pub struct Session<T> {
+pub struct Session<T, K = FlowKey> {
     /// The key of client packets (LVS "input").
-    pub original: FlowKey,
+    pub original: K,
     /// The key of real-server packets as they reach the director, if it sees them (NAT,
     /// FullNAT); `None` for DR and TUN.
-    pub reply: Option<FlowKey>,
+    pub reply: Option<K>,
     gen: u16,
     /// The state that sets the timeout.
     pub state: SessionState,
@@ -125,10 +129,10 @@ pub struct Session<T> {
     pub data: T,
 }
 
-impl<T> Session<T> {
+impl<T, K> Session<T, K> {
     /// The key for direction `dir` (`None` for `Reply` on a session without a reply key).
     #[inline]
-    pub fn key(&self, dir: Dir) -> Option<&FlowKey> {
+    pub fn key(&self, dir: Dir) -> Option<&K> {
         match dir {
             Dir::Original => Some(&self.original),
             Dir::Reply => self.reply.as_ref(),
@@ -148,7 +152,7 @@ impl<T> Session<T> {
     }
 }
 
-impl<T> Session<T> {
+impl<T, K> Session<T, K> {
     /// Moves the deadline; true if it moved earlier, in which case the wheel must re-file the
     /// session (a later deadline is picked up lazily when its old bucket comes up).
     #[inline]
@@ -159,7 +163,7 @@ impl<T> Session<T> {
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for Session<T> {
+impl<T: fmt::Debug, K: fmt::Debug> fmt::Debug for Session<T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
             .field("original", &self.original)
@@ -174,11 +178,11 @@ impl<T: fmt::Debug> fmt::Debug for Session<T> {
 
 /// Mutable access to a session in a table: read everything, write only `data`.
 #[derive(Debug)]
-pub struct SessionMut<'a, T> {
-    session: &'a mut Session<T>,
+pub struct SessionMut<'a, T, K = FlowKey> {
+    session: &'a mut Session<T, K>,
 }
 
-impl<'a, T> SessionMut<'a, T> {
+impl<'a, T, K> SessionMut<'a, T, K> {
     /// The caller data, mutably.
     #[inline]
     pub fn data_mut(&mut self) -> &mut T {
@@ -192,11 +196,11 @@ impl<'a, T> SessionMut<'a, T> {
     }
 }
 
-impl<T> Deref for SessionMut<'_, T> {
-    type Target = Session<T>;
+impl<T, K> Deref for SessionMut<'_, T, K> {
+    type Target = Session<T, K>;
 
     #[inline]
-    fn deref(&self) -> &Session<T> {
+    fn deref(&self) -> &Session<T, K> {
         self.session
     }
 }
@@ -221,14 +225,14 @@ impl fmt::Display for InsertError {
 
 impl std::error::Error for InsertError {}
 
-enum Slot<T> {
-    Occupied(Session<T>),
+enum Slot<T, K = FlowKey> {
+    Occupied(Session<T, K>),
     Vacant { next_free: u32, gen: u16 },
 }
 
 /// Slab and key index; the timer nodes the wheel links.
-struct Store<T> {
-    slots: Vec<Slot<T>>,
+struct Store<T, K = FlowKey> {
+    slots: Vec<Slot<T, K>>,
     free: u32,
     len: usize,
     index: Index,
@@ -255,13 +259,13 @@ fn entry_dir(e: u32) -> Dir {
 }
 
 #[inline]
-fn hash_key(hasher: &RandomState, key: &FlowKey) -> u64 {
+fn hash_key<K: Key>(hasher: &RandomState, key: &K) -> u64 {
     hasher.hash_one(key.packed())
 }
 
-impl<T> Store<T> {
+impl<T, K: Key> Store<T, K> {
     #[inline]
-    fn session(&self, slot: u32) -> Option<&Session<T>> {
+    fn session(&self, slot: u32) -> Option<&Session<T, K>> {
         match self.slots.get(slot as usize) {
             Some(Slot::Occupied(s)) => Some(s),
             _ => None,
@@ -269,7 +273,7 @@ impl<T> Store<T> {
     }
 
     #[inline]
-    fn session_mut(&mut self, slot: u32) -> Option<&mut Session<T>> {
+    fn session_mut(&mut self, slot: u32) -> Option<&mut Session<T, K>> {
         match self.slots.get_mut(slot as usize) {
             Some(Slot::Occupied(s)) => Some(s),
             _ => None,
@@ -278,7 +282,7 @@ impl<T> Store<T> {
 
     /// The key an index entry stands for.
     #[inline]
-    fn entry_key(slots: &[Slot<T>], e: u32) -> Option<&FlowKey> {
+    fn entry_key(slots: &[Slot<T, K>], e: u32) -> Option<&K> {
         match slots.get(entry_slot(e) as usize) {
             Some(Slot::Occupied(s)) => s.key(entry_dir(e)),
             _ => None,
@@ -286,7 +290,7 @@ impl<T> Store<T> {
     }
 
     #[inline(always)]
-    fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+    fn find(&self, hash: u64, key: &K) -> Option<u32> {
         let want = key.packed();
         self.index.find(hash, |e| {
             Self::entry_key(&self.slots, e).is_some_and(|k| k.packed() == want)
@@ -294,13 +298,13 @@ impl<T> Store<T> {
     }
 
     #[inline]
-    fn index_remove(&mut self, key: &FlowKey, e: u32) {
+    fn index_remove(&mut self, key: &K, e: u32) {
         let hash = hash_key(&self.hasher, key);
         self.index.remove(hash, e);
     }
 
     /// Puts a session in a free slot; the caller has checked `len < capacity`.
-    fn alloc(&mut self, mut session: Session<T>) -> Option<SessionId> {
+    fn alloc(&mut self, mut session: Session<T, K>) -> Option<SessionId> {
         let slot = if self.free != NIL {
             let slot = self.free;
             let cell = self.slots.get_mut(slot as usize)?;
@@ -326,7 +330,7 @@ impl<T> Store<T> {
     }
 
     /// Empties a slot (already unlinked from the wheel) and drops its keys from the index.
-    fn release(&mut self, slot: u32) -> Option<(SessionId, Session<T>)> {
+    fn release(&mut self, slot: u32) -> Option<(SessionId, Session<T, K>)> {
         let cell = self.slots.get_mut(slot as usize)?;
         let gen = match cell {
             Slot::Occupied(s) => s.gen,
@@ -349,7 +353,7 @@ impl<T> Store<T> {
     }
 }
 
-impl<T> TimerNodes for Store<T> {
+impl<T, K: Key> TimerNodes for Store<T, K> {
     #[inline]
     fn link(&self, node: u32) -> Link {
         self.session(node).map(|s| s.link).unwrap_or_default()
@@ -370,14 +374,14 @@ impl<T> TimerNodes for Store<T> {
 
 /// The session table of one worker (sans-IO: every call that needs the time takes `now`, in
 /// ms since an arbitrary epoch; see the [module docs](self) for layout and guarantees).
-pub struct Table<T> {
-    store: Store<T>,
+pub struct Table<T, K = FlowKey> {
+    store: Store<T, K>,
     wheel: Wheel,
     timeouts: Timeouts,
     capacity: usize,
 }
 
-impl<T> fmt::Debug for Table<T> {
+impl<T, K> fmt::Debug for Table<T, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Table")
             .field("len", &self.store.len)
@@ -387,10 +391,10 @@ impl<T> fmt::Debug for Table<T> {
     }
 }
 
-impl<T> Table<T> {
+impl<T, K: Key> Table<T, K> {
     /// A table that holds at most `capacity` sessions (clamped to [`MAX_CAPACITY`]), with
     /// everything it will ever need allocated now.
-    pub fn with_capacity(capacity: usize, timeouts: Timeouts) -> Table<T> {
+    pub fn with_capacity(capacity: usize, timeouts: Timeouts) -> Table<T, K> {
         let capacity = capacity.min(MAX_CAPACITY);
         let index = Index::with_max_keys(2 * capacity);
         let slots = (capacity / 16).clamp(64, MAX_WHEEL_SLOTS);
@@ -442,20 +446,20 @@ impl<T> Table<T> {
 
     /// The session a packet with `key` belongs to, and which of its keys matched.
     #[inline]
-    pub fn lookup(&self, key: &FlowKey) -> Option<(SessionId, Dir)> {
+    pub fn lookup(&self, key: &K) -> Option<(SessionId, Dir)> {
         self.lookup_hashed(key, self.hash(key))
     }
 
     /// This table's hash of `key` (seeded per table), for [`Table::lookup_hashed`] and the
     /// prefetch hints.
     #[inline]
-    pub fn hash(&self, key: &FlowKey) -> KeyHash {
+    pub fn hash(&self, key: &K) -> KeyHash {
         KeyHash(hash_key(&self.store.hasher, key))
     }
 
     /// [`Table::lookup`] with the key's hash already computed by [`Table::hash`].
     #[inline]
-    pub fn lookup_hashed(&self, key: &FlowKey, hash: KeyHash) -> Option<(SessionId, Dir)> {
+    pub fn lookup_hashed(&self, key: &K, hash: KeyHash) -> Option<(SessionId, Dir)> {
         let e = self.store.find(hash.0, key)?;
         self.found(e)
     }
@@ -502,12 +506,7 @@ impl<T> Table<T> {
     /// spares the index scan when it holds `key` (it still does after any change to the table
     /// in between: a key belongs to one session at most).
     #[inline]
-    pub fn lookup_hinted(
-        &self,
-        key: &FlowKey,
-        hash: KeyHash,
-        c: Candidate,
-    ) -> Option<(SessionId, Dir)> {
+    pub fn lookup_hinted(&self, key: &K, hash: KeyHash, c: Candidate) -> Option<(SessionId, Dir)> {
         let want = key.packed();
         if Store::entry_key(&self.store.slots, c.0).is_some_and(|k| k.packed() == want) {
             return self.found(c.0);
@@ -517,14 +516,14 @@ impl<T> Table<T> {
 
     /// The session `id` refers to, if it is still in the table.
     #[inline]
-    pub fn get(&self, id: SessionId) -> Option<&Session<T>> {
+    pub fn get(&self, id: SessionId) -> Option<&Session<T, K>> {
         self.store.session(id.index).filter(|s| s.gen == id.gen)
     }
 
     /// The session `id` refers to, with write access to its `data` only (keys, state and
     /// deadline are owned by the table).
     #[inline]
-    pub fn get_mut(&mut self, id: SessionId) -> Option<SessionMut<'_, T>> {
+    pub fn get_mut(&mut self, id: SessionId) -> Option<SessionMut<'_, T, K>> {
         self.session_mut(id).map(|session| SessionMut { session })
     }
 
@@ -535,7 +534,7 @@ impl<T> Table<T> {
     }
 
     #[inline]
-    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session<T>> {
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut Session<T, K>> {
         self.store.session_mut(id.index).filter(|s| s.gen == id.gen)
     }
 
@@ -551,8 +550,8 @@ impl<T> Table<T> {
     /// or `reply == Some(original)`. Nothing is inserted on error.
     pub fn insert(
         &mut self,
-        original: FlowKey,
-        reply: Option<FlowKey>,
+        original: K,
+        reply: Option<K>,
         data: T,
         now: u64,
     ) -> Result<SessionId, InsertError> {
@@ -579,7 +578,7 @@ impl<T> Table<T> {
             }
             None => None,
         };
-        let state = match original.proto {
+        let state = match original.proto() {
             Proto::Tcp => SessionState::Tcp(TcpState::None),
             Proto::Udp => SessionState::Udp,
             Proto::Icmp => SessionState::Icmp,
@@ -675,7 +674,7 @@ impl<T> Table<T> {
     }
 
     /// Removes session `id` and returns it (`None` for an unknown or stale id).
-    pub fn remove(&mut self, id: SessionId) -> Option<Session<T>> {
+    pub fn remove(&mut self, id: SessionId) -> Option<Session<T, K>> {
         self.get(id)?;
         self.wheel.cancel(&mut self.store, id.index);
         self.store.release(id.index).map(|(_, s)| s)
@@ -690,7 +689,7 @@ impl<T> Table<T> {
         &mut self,
         now: u64,
         budget: usize,
-        mut f: impl FnMut(SessionId, Session<T>),
+        mut f: impl FnMut(SessionId, Session<T, K>),
     ) -> usize {
         self.wheel
             .expire(&mut self.store, now, budget, |store, slot| {
@@ -701,7 +700,7 @@ impl<T> Table<T> {
     }
 
     /// Every session, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = (SessionId, &Session<T>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (SessionId, &Session<T, K>)> {
         self.iter_slots(0..self.slot_bound())
     }
 
@@ -721,7 +720,7 @@ impl<T> Table<T> {
     pub fn iter_slots(
         &self,
         slots: core::ops::Range<usize>,
-    ) -> impl Iterator<Item = (SessionId, &Session<T>)> {
+    ) -> impl Iterator<Item = (SessionId, &Session<T, K>)> {
         let end = slots.end.min(self.store.slots.len());
         let start = slots.start.min(end);
         self.store.slots[start..end]
@@ -741,7 +740,7 @@ impl<T> Table<T> {
 
     /// Bytes allocated by the table (slab, index and wheel), for capacity planning.
     pub fn allocation_size(&self) -> usize {
-        self.store.slots.capacity() * core::mem::size_of::<Slot<T>>()
+        self.store.slots.capacity() * core::mem::size_of::<Slot<T, K>>()
             + self.store.index.allocation_size()
             + (self.wheel.slots() + 1) * core::mem::size_of::<Link>()
     }
@@ -759,7 +758,7 @@ impl<T> Table<T> {
         [
             (
                 slots.as_ptr() as usize,
-                slots.capacity() * core::mem::size_of::<Slot<T>>(),
+                slots.capacity() * core::mem::size_of::<Slot<T, K>>(),
             ),
             (words.as_ptr() as usize, core::mem::size_of_val(words)),
         ]
@@ -819,6 +818,58 @@ mod tests {
         assert_eq!(core::mem::size_of::<Session<[u8; 32]>>(), 88);
         assert_eq!(core::mem::size_of::<Slot<[u8; 32]>>(), 88);
         assert_eq!(core::mem::size_of::<Slot<[u64; 4]>>(), 88);
+    }
+
+    #[test]
+    fn ipv6_sizes() {
+        use crate::key::FlowKey6;
+        // An IPv6 table's sessions are wider by their keys only; an IPv4 table's are not
+        // touched by the family parameter (`sizes` above).
+        assert_eq!(core::mem::size_of::<FlowKey6>(), 38);
+        assert_eq!(core::mem::size_of::<Option<FlowKey6>>(), 38);
+        assert_eq!(core::mem::size_of::<Session<[u8; 32], FlowKey6>>(), 136);
+        assert_eq!(core::mem::size_of::<Slot<[u8; 32], FlowKey6>>(), 136);
+    }
+
+    #[test]
+    fn an_ipv6_table_tracks_sessions_by_both_keys_and_expires_them() {
+        use crate::key::FlowKey6;
+        use crate::tcp_state::TcpEvent;
+        let c: core::net::Ipv6Addr = "2001:db8:99::7".parse().unwrap();
+        let vip: core::net::Ipv6Addr = "2001:db8:2::100".parse().unwrap();
+        let rs: core::net::Ipv6Addr = "2001:db8:10:1::11".parse().unwrap();
+        let lip: core::net::Ipv6Addr = "2001:db8:10:1::201".parse().unwrap();
+        let mut t: Table<u32, FlowKey6> = Table::with_capacity(64, Timeouts::default());
+        let original = FlowKey6::new(Proto::Tcp, c, 40000, vip, 80);
+        let reply = FlowKey6::new(Proto::Tcp, rs, 8080, lip, 1025);
+        let id = t.insert(original, Some(reply), 7, 1_000).unwrap();
+        assert_eq!(t.lookup(&original), Some((id, Dir::Original)));
+        assert_eq!(t.lookup(&reply), Some((id, Dir::Reply)));
+        assert_eq!(t.lookup(&original.mirror()), None);
+        // Keys that differ only above the low 64 bits of an address are different flows.
+        let other = FlowKey6::new(
+            Proto::Tcp,
+            "2001:db9:99::7".parse().unwrap(),
+            40000,
+            vip,
+            80,
+        );
+        assert_eq!(t.lookup(&other), None);
+        assert_eq!(
+            t.insert(original, None, 8, 1_000),
+            Err(InsertError::KeyExists)
+        );
+        let hash = t.hash(&reply);
+        assert_eq!(t.lookup_hashed(&reply, hash), Some((id, Dir::Reply)));
+        t.on_packet(id, Dir::Original, Some(TcpEvent::Syn), 1_001);
+        assert_eq!(
+            t.get(id).map(|s| (s.state, s.data)),
+            Some((SessionState::Tcp(crate::TcpState::SynRecv), 7))
+        );
+        let mut gone = Vec::new();
+        t.expire(10_000_000, usize::MAX, |_, s| gone.push(s.original));
+        assert_eq!(gone, vec![original]);
+        assert_eq!((t.len(), t.lookup(&reply)), (0, None));
     }
 
     #[test]
