@@ -31,6 +31,10 @@
 //! dst = "0.0.0.0/0"
 //! via = "192.0.2.254"
 //!
+//! [[route]]                        # IPv6 routes too (echo replies, neighbour resolution)
+//! dst = "::/0"
+//! via = "2001:db8:2::254"
+//!
 //! [fullnat]
 //! lips = ["10.1.0.201", "10.1.0.202"]
 //! lport_range = "1024-65535"
@@ -301,9 +305,14 @@ impl RvsConfig {
         })?;
         let mut director = DirectorConfig {
             interfaces: sections::each(text, f.interfaces, |i| sections::interface(i, &ports))?,
-            routes: sections::each(text, f.routes, sections::route)?,
             ..DirectorConfig::default()
         };
+        for r in sections::each(text, f.routes, sections::route)? {
+            match r {
+                sections::Route::V4(r) => director.routes.push(r),
+                sections::Route::V6(r) => director.routes6.push(r),
+            }
+        }
         sections::fullnat(&f.fullnat, &mut director)?;
         director.timeouts = sections::timeouts(&f.timeouts)?;
         let mut services = ServiceTable::new();
@@ -716,6 +725,24 @@ mac = "02:00:00:00:fe:fe"
             let e = err(&GOOD.replace("\"192.0.2.1/24\"", &format!("\"192.0.2.1/24\", \"{bad}\"")));
             assert!(e.contains(what), "{bad}: {e}");
         }
+        // IPv6 routes beside IPv4 ones, through an interface's IPv6 subnet.
+        let routed = six.replace(
+            "[[route]]",
+            "[[route]]\ndst = \"::/0\"\nvia = \"2001:db8:2::254\"\n\n[[route]]",
+        );
+        let c = RvsConfig::parse(&routed).unwrap();
+        assert_eq!((c.director.routes.len(), c.director.routes6.len()), (1, 1));
+        assert_eq!(
+            c.director.routes6[0].via,
+            "2001:db8:2::254".parse::<std::net::Ipv6Addr>().unwrap()
+        );
+        let e = err(&routed.replace("via = \"2001:db8:2::254\"", "via = \"2001:db8:3::254\""));
+        assert!(e.contains("not inside any interface's IPv6 subnet"), "{e}");
+        let e = err(&routed.replace("via = \"2001:db8:2::254\"", "via = \"192.0.2.254\""));
+        assert!(
+            e.contains("is not an IPv6 address (the route is IPv6)"),
+            "{e}"
+        );
         let twice = GOOD
             .replace("\"192.0.2.1/24\"", "\"192.0.2.1/24\", \"2001:db8:2::1/64\"")
             .replace("\"10.1.0.1/24\"", "\"10.1.0.1/24\", \"2001:db8:2::1/64\"");

@@ -108,6 +108,8 @@ counters! {
     /// Neighbour advertisements sent for the director's IPv6 addresses (answers to
     /// neighbour solicitations).
     NeighbourAdverts neighbour_adverts => "rvs_worker_neighbour_adverts_total",
+    /// Neighbour solicitations sent to resolve IPv6 next hops (and probe stale ones).
+    NeighbourSolicits neighbour_solicits => "rvs_worker_neighbour_solicits_total",
     /// First fragments of datagrams entered in the fragment table (their later fragments
     /// follow them).
     FragmentsTracked fragments_tracked => "rvs_worker_fragments_tracked_total",
@@ -157,6 +159,9 @@ counters! {
     RedirectedIn redirected_in => "rvs_worker_redirected_in_total",
     /// ARP frames copied to the other workers (so that every neighbour table learns).
     ArpToPeers arp_to_peers => "rvs_worker_arp_to_peers_total",
+    /// Neighbour discovery frames copied to the other workers (so that every IPv6 neighbour
+    /// table learns).
+    NdToPeers nd_to_peers => "rvs_worker_nd_to_peers_total",
     /// ARP frames copied to the kernel through the exception path (so that it learns too).
     ArpToKernel arp_to_kernel => "rvs_worker_arp_to_kernel_total",
     /// Neighbour solicitations the director answered, copied to the kernel through the
@@ -274,6 +279,7 @@ impl Counters {
     pub fn forwarded(&self) -> u64 {
         self.tx_packets()
             - self.arp_requests()
+            - self.neighbour_solicits()
             - self.gratuitous_arps()
             - self.icmp_errors()
             - self.arp_to_kernel()

@@ -55,7 +55,15 @@ pub enum Nd {
         /// The solicitor's link-layer address, from its option.
         source_mac: Option<[u8; 6]>,
     },
-    /// Any other message (advertisements, router messages, redirects): the kernel's.
+    /// A neighbour advertisement for `target`, with its target link-layer address option if
+    /// it has one.
+    Advert {
+        /// The address advertised.
+        target: Ipv6Addr,
+        /// Its link-layer address, from the option.
+        target_mac: Option<[u8; 6]>,
+    },
+    /// Any other message (router messages, redirects): the kernel's.
     Other,
 }
 
@@ -93,17 +101,21 @@ pub fn neighbour_discovery(
     if msg.len() < fixed {
         return Err(BAD);
     }
-    let mut source_mac = None;
+    let (mut source_mac, mut target_mac) = (None, None);
     let mut opts = &msg[fixed..];
     while !opts.is_empty() {
         let len = opts.get(1).map_or(0, |&l| usize::from(l) * 8);
         if len == 0 || len > opts.len() {
             return Err(BAD);
         }
-        if opts[0] == OPT_SOURCE_LLADDR && len == 8 {
+        if len == 8 {
             let mut mac = [0; 6];
             mac.copy_from_slice(&opts[2..8]);
-            source_mac = Some(mac);
+            match opts[0] {
+                OPT_SOURCE_LLADDR => source_mac = Some(mac),
+                OPT_TARGET_LLADDR => target_mac = Some(mac),
+                _ => {}
+            }
         }
         opts = &opts[len..];
     }
@@ -120,7 +132,7 @@ pub fn neighbour_discovery(
         if dst.is_multicast() && msg[4] & NA_SOLICITED != 0 {
             return Err(BAD);
         }
-        return Ok(Nd::Other);
+        return Ok(Nd::Advert { target, target_mac });
     }
     if src.is_unspecified() && (dst != solicited_node(target) || source_mac.is_some()) {
         return Err(BAD);
@@ -258,7 +270,13 @@ mod tests {
         m[2..4].fill(0);
         let c = checksum::icmpv6(A, ALL_NODES, &m);
         m[2..4].copy_from_slice(&c.to_be_bytes());
-        assert_eq!(neighbour_discovery(A, ALL_NODES, 255, &m), Ok(Nd::Other));
+        assert_eq!(
+            neighbour_discovery(A, ALL_NODES, 255, &m),
+            Ok(Nd::Advert {
+                target: DIP,
+                target_mac: None
+            })
+        );
         let mut m = good;
         m[0] = ECHO_REQUEST;
         m[2..4].fill(0);

@@ -84,8 +84,8 @@ pub struct NeighbourAdvert {
     pub solicited: bool,
 }
 
-/// Length of a neighbour advertisement with the target link-layer address option.
-const NA_LEN: usize = 24 + 8;
+/// Length of a neighbour solicitation or advertisement with its link-layer address option.
+const ND_LEN: usize = 24 + 8;
 
 /// Overwrites `buf` with an Ethernet frame (tagged with `vlan` if set) to `dst_mac` carrying
 /// the IPv6 neighbour advertisement `na` (hop limit 255, override flag set, ICMPv6 checksum).
@@ -96,34 +96,81 @@ pub fn write_neighbour_advert<B: PacketBuf>(
     dst_mac: [u8; 6],
     na: &NeighbourAdvert,
 ) -> bool {
+    let flags = if na.solicited {
+        icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE
+    } else {
+        icmpv6::NA_OVERRIDE
+    };
+    let nd = Nd {
+        ty: icmpv6::NEIGHBOUR_ADVERT,
+        flags,
+        addrs: (na.target, na.dst),
+        target: na.target,
+        option: icmpv6::OPT_TARGET_LLADDR,
+        mac: na.mac,
+    };
+    write_nd(buf, vlan, dst_mac, &nd)
+}
+
+/// Overwrites `buf` with an Ethernet frame (tagged with `vlan` if set) carrying a neighbour
+/// solicitation for `target` from `src` (a DIP of the interface) with `mac` as its source
+/// link-layer address, to `target`'s solicited-node group and its group MAC. Returns false,
+/// leaving `buf` unusable, if the buffer has no room.
+pub fn write_neighbour_solicit<B: PacketBuf>(
+    buf: &mut B,
+    vlan: Option<u16>,
+    mac: [u8; 6],
+    src: Ipv6Addr,
+    target: Ipv6Addr,
+) -> bool {
+    let group = icmpv6::solicited_node(target);
+    let nd = Nd {
+        ty: icmpv6::NEIGHBOUR_SOLICIT,
+        flags: 0,
+        addrs: (src, group),
+        target,
+        option: icmpv6::OPT_SOURCE_LLADDR,
+        mac,
+    };
+    write_nd(buf, vlan, icmpv6::group_mac(group), &nd)
+}
+
+/// A neighbour solicitation or advertisement with one link-layer address option.
+struct Nd {
+    ty: u8,
+    flags: u8,
+    addrs: (Ipv6Addr, Ipv6Addr),
+    target: Ipv6Addr,
+    option: u8,
+    mac: [u8; 6],
+}
+
+fn write_nd<B: PacketBuf>(buf: &mut B, vlan: Option<u16>, dst_mac: [u8; 6], nd: &Nd) -> bool {
     let l2 = l2_len(vlan);
-    let len = (l2 + IPV6_HEADER_LEN + NA_LEN).max(MIN_FRAME);
+    let len = (l2 + IPV6_HEADER_LEN + ND_LEN).max(MIN_FRAME);
     buf.truncate(0);
     if !buf.append(len) {
         return false;
     }
     let d = buf.data_mut();
     d.fill(0);
-    write_ethernet(d, vlan, na.mac, dst_mac, ETHERTYPE_IPV6);
-    let ip = &mut d[l2..l2 + IPV6_HEADER_LEN + NA_LEN];
+    write_ethernet(d, vlan, nd.mac, dst_mac, ETHERTYPE_IPV6);
+    let (src, dst) = nd.addrs;
+    let ip = &mut d[l2..l2 + IPV6_HEADER_LEN + ND_LEN];
     ip[0] = 0x60;
-    ip[4..6].copy_from_slice(&(NA_LEN as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&(ND_LEN as u16).to_be_bytes());
     ip[6] = ICMPV6;
     ip[7] = ND_HOP_LIMIT;
-    ip[8..24].copy_from_slice(&na.target.octets());
-    ip[24..40].copy_from_slice(&na.dst.octets());
+    ip[8..24].copy_from_slice(&src.octets());
+    ip[24..40].copy_from_slice(&dst.octets());
     let m = &mut ip[IPV6_HEADER_LEN..];
-    m[0] = icmpv6::NEIGHBOUR_ADVERT;
-    m[4] = if na.solicited {
-        icmpv6::NA_SOLICITED | icmpv6::NA_OVERRIDE
-    } else {
-        icmpv6::NA_OVERRIDE
-    };
-    m[8..24].copy_from_slice(&na.target.octets());
-    m[24] = icmpv6::OPT_TARGET_LLADDR;
+    m[0] = nd.ty;
+    m[4] = nd.flags;
+    m[8..24].copy_from_slice(&nd.target.octets());
+    m[24] = nd.option;
     m[25] = 1;
-    m[26..32].copy_from_slice(&na.mac);
-    let c = checksum::icmpv6(na.target, na.dst, m);
+    m[26..32].copy_from_slice(&nd.mac);
+    let c = checksum::icmpv6(src, dst, m);
     m[2..4].copy_from_slice(&c.to_be_bytes());
     true
 }

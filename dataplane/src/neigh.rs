@@ -1,4 +1,4 @@
-//! The neighbour table: IPv4 → MAC by ARP, with aging, probing and parking of packets that
+//! The neighbour table: IPv4 → MAC by ARP (IPv6 → MAC by neighbour discovery), with aging, probing and parking of packets that
 //! wait for a resolution. One per worker; the data path resolves next hops here, never through
 //! the kernel.
 //!
@@ -31,6 +31,7 @@
 //! than evicting resolved neighbours (an ARP flood must not push out the RS gateways).
 
 use core::fmt;
+use core::hash::Hash;
 use core::net::Ipv4Addr;
 
 use arrayvec::ArrayVec;
@@ -128,14 +129,15 @@ impl<P> Entry<P> {
     }
 }
 
-/// IPv4 neighbours of one worker, with the items parked while they resolve.
+/// The neighbours of one address family (`A`: IPv4 by ARP, the default, or IPv6 by neighbour
+/// discovery) of one worker, with the items parked while they resolve.
 #[derive(Debug)]
-pub struct NeighTable<P> {
+pub struct NeighTable<P, A = Ipv4Addr> {
     cfg: NeighConfig,
-    entries: HashMap<Ipv4Addr, Entry<P>>,
+    entries: HashMap<A, Entry<P>>,
 }
 
-impl<P> NeighTable<P> {
+impl<P, A: Copy + Eq + Hash> NeighTable<P, A> {
     /// An empty table with room for `cfg.capacity` entries, all allocated now.
     ///
     /// # Panics
@@ -149,13 +151,13 @@ impl<P> NeighTable<P> {
 
     /// The MAC for `ip` if known (reachable, stale or static); never creates an entry.
     #[inline]
-    pub fn lookup(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+    pub fn lookup(&self, ip: A) -> Option<EthernetAddress> {
         self.entries.get(&ip).and_then(Entry::mac)
     }
 
     /// True if there is an entry for `ip` in any state (incomplete ones included).
     #[inline]
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub fn contains(&self, ip: A) -> bool {
         self.entries.contains_key(&ip)
     }
 
@@ -163,7 +165,7 @@ impl<P> NeighTable<P> {
     /// the answer says to send the first ARP request). Refused, and handed back, when the
     /// entry already holds [`PARK_PER_NEIGHBOUR`] items, when the table is full, or when `ip`
     /// already has a MAC.
-    pub fn park(&mut self, ip: Ipv4Addr, item: P, now: u64) -> Park<P> {
+    pub fn park(&mut self, ip: A, item: P, now: u64) -> Park<P> {
         if let Some(e) = self.entries.get_mut(&ip) {
             if e.state != NeighState::Incomplete {
                 return Park::Rejected(item);
@@ -203,7 +205,7 @@ impl<P> NeighTable<P> {
     /// table.
     pub fn learn(
         &mut self,
-        ip: Ipv4Addr,
+        ip: A,
         mac: EthernetAddress,
         now: u64,
         mut release: impl FnMut(P, EthernetAddress),
@@ -234,7 +236,7 @@ impl<P> NeighTable<P> {
     /// confirmed after `max_probes` probes is deleted. Static entries are left alone.
     ///
     /// Visits every entry: call it every few hundred milliseconds, not per packet.
-    pub fn tick(&mut self, now: u64, mut probe: impl FnMut(Ipv4Addr), mut give_up: impl FnMut(P)) {
+    pub fn tick(&mut self, now: u64, mut probe: impl FnMut(A), mut give_up: impl FnMut(P)) {
         let cfg = self.cfg;
         self.entries.retain(|&ip, e| {
             match e.state {
@@ -268,7 +270,7 @@ impl<P> NeighTable<P> {
     /// Adds or replaces a static (permanent) entry that never ages: for configured
     /// neighbours and tests. Items parked on an incomplete entry it replaces are dropped.
     /// Returns `false`, changing nothing, if `ip` is new and the table is full.
-    pub fn insert_static(&mut self, ip: Ipv4Addr, mac: EthernetAddress) -> bool {
+    pub fn insert_static(&mut self, ip: A, mac: EthernetAddress) -> bool {
         if !self.entries.contains_key(&ip) && self.entries.len() >= self.cfg.capacity {
             return false;
         }
@@ -288,9 +290,7 @@ impl<P> NeighTable<P> {
     }
 
     /// Every entry: address, state, MAC (`None` while incomplete). In no particular order.
-    pub fn iter(
-        &self,
-    ) -> impl Iterator<Item = (Ipv4Addr, NeighState, Option<EthernetAddress>)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (A, NeighState, Option<EthernetAddress>)> + '_ {
         self.entries.iter().map(|(&ip, e)| (ip, e.state, e.mac()))
     }
 

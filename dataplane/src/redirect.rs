@@ -16,7 +16,8 @@ use crossbeam_queue::ArrayQueue;
 pub enum HandoffKind {
     /// The receiver owns the packet's session (or will create it): process it fully.
     Owned,
-    /// A copy of an ARP frame another worker already answered: only learn from it.
+    /// A copy of an ARP or neighbour discovery frame another worker already handled: only
+    /// learn from it.
     ArpCopy,
 }
 

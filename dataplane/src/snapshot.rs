@@ -77,6 +77,25 @@ impl Cidr6 {
     }
 }
 
+impl Cidr6 {
+    /// True if `ip` is inside the prefix.
+    #[inline]
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.len.min(128)))
+            .unwrap_or(0);
+        (ip.to_bits() ^ self.addr.to_bits()) & mask == 0
+    }
+
+    /// The prefix with its host bits cleared.
+    pub fn masked(&self) -> Cidr6 {
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.len.min(128)))
+            .unwrap_or(0);
+        Cidr6::new(Ipv6Addr::from_bits(self.addr.to_bits() & mask), self.len)
+    }
+}
+
 impl fmt::Display for Cidr6 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.len)
@@ -110,6 +129,15 @@ pub struct RouteConfig {
     pub via: Ipv4Addr,
 }
 
+/// An IPv6 route toward a gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteConfig6 {
+    /// Destination prefix (`::/0` for a default route).
+    pub dst: Cidr6,
+    /// Gateway; must be inside a connected IPv6 subnet, whose interface the route then uses.
+    pub via: Ipv6Addr,
+}
+
 /// Everything the data path needs to know about the director, as the control plane holds it.
 #[derive(Clone, Debug)]
 pub struct DirectorConfig {
@@ -117,6 +145,8 @@ pub struct DirectorConfig {
     pub interfaces: Vec<InterfaceConfig>,
     /// Gateway routes.
     pub routes: Vec<RouteConfig>,
+    /// IPv6 gateway routes.
+    pub routes6: Vec<RouteConfig6>,
     /// FullNAT local addresses (LIPs), shared out among workers by port range.
     pub lips: Vec<Ipv4Addr>,
     /// LIP ports to hand out, split into disjoint slices, one per worker.
@@ -148,6 +178,7 @@ impl Default for DirectorConfig {
         DirectorConfig {
             interfaces: Vec::new(),
             routes: Vec::new(),
+            routes6: Vec::new(),
             lips: Vec::new(),
             lport_range: 1024..=65535,
             lport_reuse: PortReuse::default(),
@@ -230,6 +261,14 @@ pub enum ConfigError {
         dst: Cidr,
         /// The gateway.
         via: Ipv4Addr,
+    },
+    /// An IPv6 gateway outside every connected IPv6 subnet.
+    #[error("route {dst} via {via}: the gateway is not inside any interface's IPv6 subnet")]
+    GatewayUnreachable6 {
+        /// The route's prefix.
+        dst: Cidr6,
+        /// The gateway.
+        via: Ipv6Addr,
     },
     /// A FullNAT dest but no LIP to source its connections from.
     #[error("service {service}: dest {dest} uses FullNat, but no LIP is configured")]
@@ -383,6 +422,57 @@ pub struct Hop {
     pub on_link: bool,
 }
 
+/// Where an IPv6 packet leaves: the interface, and the neighbour to resolve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hop6 {
+    /// Egress interface index.
+    pub iface: u16,
+    /// Address to resolve with neighbour discovery: the destination itself when on-link,
+    /// else the gateway.
+    pub nexthop: Ipv6Addr,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RouteEntry6 {
+    net: Cidr6,
+    iface: u16,
+    via: Option<Ipv6Addr>,
+}
+
+/// The IPv6 routes: each interface's IPv6 subnets (connected), then the gateway routes through
+/// the interface whose subnet holds their gateway; longest prefix first.
+fn routes6(ifaces: &[Iface], cfg: &[RouteConfig6]) -> Result<Vec<RouteEntry6>, ConfigError> {
+    let mut routes: Vec<RouteEntry6> = ifaces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            f.addrs6.iter().map(move |a| RouteEntry6 {
+                net: a.masked(),
+                iface: i as u16,
+                via: None,
+            })
+        })
+        .collect();
+    for r in cfg {
+        let gw = routes
+            .iter()
+            .filter(|e| e.via.is_none() && e.net.contains(r.via))
+            .max_by_key(|e| e.net.len)
+            .ok_or(ConfigError::GatewayUnreachable6 {
+                dst: r.dst,
+                via: r.via,
+            })?;
+        let iface = gw.iface;
+        routes.push(RouteEntry6 {
+            net: r.dst.masked(),
+            iface,
+            via: Some(r.via),
+        });
+    }
+    routes.sort_by_key(|e| (core::cmp::Reverse(e.net.len), e.via.is_some()));
+    Ok(routes)
+}
+
 #[derive(Clone, Copy, Debug)]
 struct RouteEntry {
     net: Cidr,
@@ -396,6 +486,7 @@ pub struct Snapshot {
     ifaces: Vec<Iface>,
     iface_by_port: HashMap<(u16, Option<u16>), u16>,
     routes: Vec<RouteEntry>,
+    routes6: Vec<RouteEntry6>,
     local: HashMap<Ipv4Addr, Local>,
     /// IPv6 DIPs, with their interface.
     local6: HashMap<Ipv6Addr, u16>,
@@ -546,6 +637,7 @@ impl Snapshot {
         }
         // Longest prefix first; connected before gateway routes of the same length.
         routes.sort_by_key(|e| (core::cmp::Reverse(e.net.len), e.via.is_some()));
+        let routes6 = routes6(&ifaces, &cfg.routes6)?;
 
         if cfg.lport_range.is_empty() {
             return Err(ConfigError::BadPortRange {
@@ -575,6 +667,7 @@ impl Snapshot {
             ifaces,
             iface_by_port,
             routes,
+            routes6,
             local,
             local6,
             services: Vec::with_capacity(cfg.services.len()),
@@ -788,6 +881,28 @@ impl Snapshot {
             })
     }
 
+    /// The IPv6 route to `dst`: the longest prefix that holds it.
+    pub fn route6(&self, dst: Ipv6Addr) -> Option<Hop6> {
+        self.routes6
+            .iter()
+            .find(|e| e.net.contains(dst))
+            .map(|e| Hop6 {
+                iface: e.iface,
+                nexthop: e.via.unwrap_or(dst),
+            })
+    }
+
+    /// The director's IPv6 address on interface `iface` to use toward `peer`: the DIP whose
+    /// subnet holds `peer`, else the interface's first; `None` if it has none.
+    pub fn source_addr6(&self, iface: u16, peer: Ipv6Addr) -> Option<Ipv6Addr> {
+        let addrs = &self.ifaces.get(iface as usize)?.addrs6;
+        addrs
+            .iter()
+            .find(|a| a.contains(peer))
+            .or(addrs.first())
+            .map(|a| a.addr)
+    }
+
     /// The director's address on interface `iface` to use toward `peer`: the DIP whose subnet
     /// holds `peer`, else the interface's first address.
     #[inline]
@@ -852,6 +967,7 @@ impl Snapshot {
             ifaces: Vec::new(),
             iface_by_port: HashMap::new(),
             routes: Vec::new(),
+            routes6: Vec::new(),
             local: HashMap::new(),
             local6: HashMap::new(),
             services: Vec::new(),

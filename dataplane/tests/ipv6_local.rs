@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use conntrack::Proto;
-use dataplane::snapshot::{Cidr6, DirectorConfig};
+use dataplane::snapshot::{Cidr6, DirectorConfig, RouteConfig6};
 use dataplane::DropReason;
 use sched::{ForwardMode, SchedKind};
 use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress};
@@ -29,6 +29,10 @@ fn config6() -> DirectorConfig {
     );
     cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(DIP6_WAN, 64)];
     cfg.interfaces[LAN as usize].addrs6 = vec![Cidr6::new(DIP6_LAN, 64)];
+    cfg.routes6 = vec![RouteConfig6 {
+        dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
+        via: ROUTER6,
+    }];
     cfg
 }
 
@@ -130,6 +134,10 @@ fn solicitations_for_dips_are_answered_with_the_ports_mac() {
     let c = lab.worker.counters();
     assert_eq!((c.neighbour_adverts(), c.nd_to_kernel()), (2, 1));
     assert!(c.balanced(), "{c:?}");
+    // Both solicitors were learnt, at their option's MAC, else not at all (rs6 gave none).
+    let n = lab.worker.neighbours6();
+    assert_eq!(n.lookup(ROUTER6).map(|m| m.0), Some(other));
+    assert_eq!(n.lookup(rs6), None);
 }
 
 #[test]
@@ -180,42 +188,113 @@ fn other_solicitations_and_link_local_groups_go_to_the_kernel() {
     assert_eq!(out.only(), (WAN, &from_kernel[..]));
 }
 
-#[test]
-fn echo_to_a_dip_is_answered_and_other_traffic_goes_to_the_kernel() {
-    let mut lab = lab6();
-    let data = b"ping6-payload";
-    let req = icmpv6_frame(
+/// An echo request from `src` to `dst`, at the WAN port's MAC from the router's.
+fn echo6(src: Ipv6Addr, dst: Ipv6Addr, seq_no: u16) -> Vec<u8> {
+    icmpv6_frame(
         ROUTER_MAC,
         WAN_MAC,
-        (CLIENT6, DIP6_WAN),
+        (src, dst),
         60,
         &Icmpv6Repr::EchoRequest {
             ident: 0x1234,
-            seq_no: 7,
-            data,
+            seq_no,
+            data: b"ping6-payload",
         },
-    );
-    let out = lab.send(WAN, &req);
-    let (p, f) = out.only();
-    assert_eq!(p, WAN);
+    )
+}
+
+/// The router's advertisement of its own address, to `dst`, solicited.
+fn router_advert(dst: Ipv6Addr) -> Vec<u8> {
+    let msg = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+        flags: NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE,
+        target_addr: ROUTER6,
+        lladdr: Some(RawHardwareAddress::from_bytes(&ROUTER_MAC)),
+    });
+    icmpv6_frame(ROUTER_MAC, WAN_MAC, (ROUTER6, dst), 255, &msg)
+}
+
+/// Checks `f` is the echo reply to `echo6(CLIENT6, DIP6_WAN, seq_no)`, routed to the router.
+fn assert_echo_reply(f: &[u8], seq_no: u16) {
     let s = decode6(f);
     assert_eq!((s.dst_mac, s.src_mac), (ROUTER_MAC, WAN_MAC));
     assert_eq!((s.src, s.dst, s.hop_limit), (DIP6_WAN, CLIENT6, 64));
     match s.icmpv6() {
         Icmpv6Repr::EchoReply {
             ident,
-            seq_no,
-            data: d,
-        } => assert_eq!((ident, seq_no, d), (0x1234, 7, &data[..])),
+            seq_no: q,
+            data,
+        } => assert_eq!((ident, q, data), (0x1234, seq_no, &b"ping6-payload"[..])),
         other => panic!("expected an echo reply, got {other:?}"),
     }
-    assert_eq!(lab.worker.counters().icmp_echo_replies(), 1);
+}
+
+#[test]
+fn echo_replies_are_routed_and_wait_for_the_gateway_to_resolve() {
+    let mut lab = lab6();
+    // From off-link: the reply goes to the default route's gateway, unknown yet: parked, and
+    // a solicitation for it goes to its solicited-node group.
+    let out = lab.send(WAN, &echo6(CLIENT6, DIP6_WAN, 1));
+    let (p, f) = out.only();
+    assert_eq!(p, WAN);
+    let s = decode6(f);
+    let group = solicited_node(ROUTER6);
+    assert_eq!((s.dst_mac, s.src_mac), (group_mac(group), WAN_MAC));
+    assert_eq!((s.src, s.dst, s.hop_limit), (DIP6_WAN, group, 255));
+    match s.icmpv6() {
+        Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+            target_addr,
+            lladdr,
+        }) => {
+            assert_eq!(target_addr, ROUTER6);
+            assert_eq!(
+                lladdr.map(|l| l.as_bytes().to_vec()),
+                Some(WAN_MAC.to_vec())
+            );
+        }
+        other => panic!("expected a neighbour solicitation, got {other:?}"),
+    }
+    let c = lab.worker.counters();
+    assert_eq!((c.parked(), c.neighbour_solicits()), (1, 1));
+    // The router's advert releases the reply (the advert itself is the kernel's too).
+    let out = lab.send(WAN, &router_advert(DIP6_WAN));
+    assert_eq!((out.wan.len(), out.tap.len()), (1, 1));
+    assert_echo_reply(&out.wan[0], 1);
+    assert_eq!(
+        lab.worker.neighbours6().lookup(ROUTER6).map(|m| m.0),
+        Some(ROUTER_MAC)
+    );
+    // Resolved now: the next reply leaves at once.
+    let out = lab.send(WAN, &echo6(CLIENT6, DIP6_WAN, 2));
+    let (p, f) = out.only();
+    assert_eq!(p, WAN);
+    assert_echo_reply(f, 2);
+    assert_eq!(lab.worker.counters().icmp_echo_replies(), 2);
     // TCP to the DIP (a BGP session, ssh): the kernel's, unchanged.
     let tcp = tcp6_frame(CLIENT6, DIP6_WAN);
     let out = lab.send(WAN, &tcp);
     assert_eq!(out.only(), (TAP, &tcp[..]));
-    assert_eq!(lab.worker.counters().exception(), 1);
-    assert!(lab.worker.counters().balanced());
+}
+
+#[test]
+fn an_unanswered_neighbour_is_given_up_and_adverts_teach_only_known_neighbours() {
+    let mut lab = lab6();
+    // An advert nobody asked for teaches nothing.
+    let out = lab.send(WAN, &router_advert(DIP6_WAN));
+    assert_eq!(out.only().0, TAP);
+    assert!(lab.worker.neighbours6().is_empty());
+    // An on-link host that never answers: three solicitations, then the reply is dropped.
+    let silent = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x50);
+    let out = lab.send(WAN, &echo6(silent, DIP6_WAN, 1));
+    assert_eq!(out.wan.len(), 1);
+    let mut solicits = 1;
+    for _ in 0..5 {
+        lab.advance(1_001);
+        solicits += lab.slow().wan.len();
+    }
+    let c = lab.worker.counters();
+    assert_eq!((solicits, c.neighbour_solicits()), (3, 3));
+    assert_eq!(c.drop_count(DropReason::NeighbourUnresolved), 1);
+    assert!(lab.worker.neighbours6().is_empty());
 }
 
 /// An IPv6 TCP SYN (checksum left zero: the director does not look at it on these paths).

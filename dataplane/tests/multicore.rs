@@ -1,7 +1,7 @@
 //! Two workers, each with its own queue on every port, sharing one snapshot and the redirect
 //! rings: packets that reach the worker not owning their session are handed over and
 //! forwarded, in FullNAT (by LIP port slice) and NAT (by the client endpoint's home worker);
-//! ARP answers reach every worker's neighbour table; a full ring is a counted drop.
+//! ARP answers and IPv6 neighbour adverts reach every worker's neighbour table; a full ring is a counted drop.
 
 mod common;
 
@@ -270,6 +270,57 @@ fn arp_answers_reach_every_worker() {
     assert_eq!(p.w[0].counters().arp_to_peers(), 1);
     assert!(p.w[0].neighbours().lookup(RS[0]).is_some());
     assert!(p.w[1].neighbours().lookup(RS[0]).is_some());
+}
+
+#[test]
+fn neighbour_adverts_reach_every_worker() {
+    use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress};
+    use std::net::Ipv6Addr;
+    let dip6 = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1);
+    let rs6 = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11);
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    cfg.interfaces[LAN as usize].addrs6 = vec![dataplane::snapshot::Cidr6::new(dip6, 64)];
+    let mut p = Pair::new(&cfg, 64, true);
+    // Worker 1 answers an echo from rs1 on the LAN: parked, a solicitation for rs1 goes out.
+    let echo = icmpv6_frame(
+        rs_mac(0),
+        LAN_MAC,
+        (rs6, dip6),
+        64,
+        &Icmpv6Repr::EchoRequest {
+            ident: 7,
+            seq_no: 1,
+            data: b"x",
+        },
+    );
+    let [o0, o1] = p.send(1, LAN, &echo);
+    assert_eq!((o0.total(), o1.lan.len()), (0, 1));
+    // rs1's advert lands on worker 0's queue: both tables learn, worker 1's reply leaves.
+    let na = icmpv6_frame(
+        rs_mac(0),
+        LAN_MAC,
+        (rs6, dip6),
+        255,
+        &Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+            flags: NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE,
+            target_addr: rs6,
+            lladdr: Some(RawHardwareAddress::from_bytes(&rs_mac(0))),
+        }),
+    );
+    let [_, o1] = p.send(0, LAN, &na);
+    let s = decode6(&o1.lan[0]);
+    assert_eq!(
+        (s.dst_mac, s.dst),
+        (rs_mac(0), rs6),
+        "worker 1's parked reply left"
+    );
+    assert_eq!(p.w[0].counters().nd_to_peers(), 1);
+    assert!(p.w[1].neighbours6().lookup(rs6).is_some());
 }
 
 #[test]

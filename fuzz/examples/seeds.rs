@@ -33,7 +33,7 @@ use rvs_fuzz::pipeline::{
     RS_VLAN_MAC, VIP2, VLAN_MTU,
 };
 use sched::ForwardMode;
-use smoltcp::wire::{Icmpv6Repr, NdiscRepr, RawHardwareAddress};
+use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use testkit::{
@@ -698,6 +698,22 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
     s.send(
         WAN,
         &icmpv6_frame(ROUTER_MAC, WAN_MAC, (router6, elsewhere), 64, &echo),
+    );
+    // An echo from an on-link host rvs does not know: the reply waits while rvs solicits
+    // it; its advert releases the reply.
+    let host = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x77);
+    s.send(
+        WAN,
+        &icmpv6_frame(ROUTER_MAC, WAN_MAC, (host, DIP6_WAN), 64, &echo),
+    );
+    let advert = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+        flags: NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE,
+        target_addr: host,
+        lladdr: Some(RawHardwareAddress::from_bytes(&ROUTER_MAC)),
+    });
+    s.send(
+        WAN,
+        &icmpv6_frame(ROUTER_MAC, WAN_MAC, (host, DIP6_WAN), 255, &advert),
     );
     add("ipv6_director", &s);
 

@@ -35,7 +35,8 @@
 //! - `parse_fast` and `parse_full` agree on every frame `parse_fast` accepts.
 //! - **Counters.** Per worker, `rx_packets`/`rx_bytes` equal what was injected into its
 //!   queues, `tx_packets`/`tx_bytes` what its devices took. With
-//!   `forwarded = tx − arp_requests − icmp_errors − arp_to_kernel − nd_to_kernel` (and the
+//!   `forwarded = tx − arp_requests − neighbour_solicits − icmp_errors − arp_to_kernel −
+//!   nd_to_kernel` (and the
 //!   other frames the director makes: PROXY header segments, TUN's outer fragments), the sum over the workers of
 //!   `rx + redirected_in − forwarded − drops − redirected_out` is the number of items waiting
 //!   for ARP: `0 ≤ still_parked ≤ parked` and `≤ 4 ×` (incomplete neighbours), exactly 0 when
@@ -643,9 +644,10 @@ impl Lab {
         self.w
             .iter()
             .map(|w| {
-                w.neighbours()
-                    .iter()
-                    .filter(|e| e.1 == NeighState::Incomplete)
+                let v4 = w.neighbours().iter().map(|e| e.1);
+                let v6 = w.neighbours6().iter().map(|e| e.1);
+                v4.chain(v6)
+                    .filter(|&s| s == NeighState::Incomplete)
                     .count()
             })
             .sum()
@@ -663,6 +665,7 @@ impl Lab {
                 let c = w.counters();
                 let forwarded = c.tx_packets() as i128
                     - c.arp_requests() as i128
+                    - c.neighbour_solicits() as i128
                     - c.icmp_errors() as i128
                     - c.arp_to_kernel() as i128
                     - c.nd_to_kernel() as i128
@@ -833,9 +836,27 @@ fn is_ipv4(f: &[u8]) -> bool {
     }
 }
 
+/// The ICMPv6 message of an untagged IPv6 frame whose payload length fits it:
+/// (source, destination, message offset, message length).
+fn icmpv6_of(f: &[u8]) -> Option<(Ipv6Addr, Ipv6Addr, usize, usize)> {
+    if f.get(12..14)? != ETH_IPV6 {
+        return None;
+    }
+    let ip = Ipv6Packet::new_checked(f.get(14..)?).ok()?;
+    (u8::from(ip.next_header()) == 58 && ip.payload().len() >= 4).then(|| {
+        (ip.src_addr(), ip.dst_addr(), 54, ip.payload().len())
+    })
+}
+
 /// Makes an IPv4 frame consistent: version 4, total length (and UDP length) no longer than
-/// the frame, TCP data offset in range, every checksum right. Anything else is left alone.
+/// the frame, TCP data offset in range, every checksum right; and an IPv6 frame's ICMPv6
+/// checksum right. Anything else is left alone.
 pub fn repair(f: &mut [u8]) {
+    if let Some((src, dst, at, len)) = icmpv6_of(f) {
+        let mut msg = Icmpv6Packet::new_unchecked(&mut f[at..at + len]);
+        msg.fill_checksum(&src, &dst);
+        return;
+    }
     if !is_ipv4(f) {
         return;
     }
@@ -943,33 +964,48 @@ fn check_built(port: u16, f: &[u8], clean: bool) {
     }
 }
 
-/// Checks an IPv6 frame rvs built: an echo reply or a neighbour advertisement from an IPv6
-/// DIP, to a unicast MAC (all-nodes' for an advert to ff02::1), its ICMPv6 checksum verifying
-/// when the input was clean (echo replies keep a bad checksum bad).
+/// Checks an IPv6 frame rvs built: an echo reply, a neighbour advertisement or a neighbour
+/// solicitation from an IPv6 DIP; to a unicast MAC, or to a group at that group's MAC
+/// (all-nodes for an advert answering duplicate address detection, a solicited-node group for
+/// a solicitation); its ICMPv6 checksum verifying when the input was clean (echo replies keep
+/// a bad checksum bad).
 fn check_ipv6(f: &[u8], l3: usize, clean: bool) {
     let ip = Ipv6Packet::new_checked(&f[l3..]).expect("IPv6 packet rvs built parses");
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     assert_eq!(src, DIP6_WAN, "IPv6 from {src}, not a director address");
     assert_eq!(u8::from(ip.next_header()), 58, "IPv6 rvs sent is ICMPv6");
     let msg = Icmpv6Packet::new_checked(ip.payload()).expect("ICMPv6 rvs sent parses");
-    let to_group = dst.is_multicast();
-    match msg.msg_type().into() {
-        136u8 => {
-            assert_eq!(ip.hop_limit(), 255, "neighbour advert's hop limit");
-            assert!(msg.verify_checksum(&src, &dst), "neighbour advert checksum");
-            if to_group {
-                assert_eq!((dst, &f[0..6]), (ALL_NODES, &[0x33, 0x33, 0, 0, 0, 1][..]));
-            }
-        }
-        129u8 => {
-            assert!(!to_group, "echo reply to a group");
+    let ty: u8 = msg.msg_type().into();
+    if ty == 135 || ty == 136 {
+        assert_eq!(ip.hop_limit(), 255, "neighbour discovery's hop limit");
+        assert!(
+            msg.verify_checksum(&src, &dst),
+            "neighbour discovery checksum"
+        );
+    }
+    match ty {
+        136 => assert!(!dst.is_multicast() || dst == ALL_NODES, "advert to {dst}"),
+        135 => assert_eq!(
+            dst.segments()[..6],
+            [0xff02, 0, 0, 0, 0, 1],
+            "solicitation to {dst}"
+        ),
+        129 => {
+            assert!(!dst.is_multicast(), "echo reply to a group");
             if clean {
                 assert!(msg.verify_checksum(&src, &dst), "echo reply checksum");
             }
         }
         t => panic!("rvs sent ICMPv6 type {t}: {f:02x?}"),
     }
-    if !to_group {
+    if dst.is_multicast() {
+        let o = dst.octets();
+        assert_eq!(
+            f[0..6],
+            [0x33, 0x33, o[12], o[13], o[14], o[15]],
+            "group MAC of {dst}"
+        );
+    } else {
         assert!(
             f[0] & 1 == 0 && f[0..6] != [0; 6],
             "IPv6 to a group MAC: {f:02x?}"
@@ -1033,9 +1069,12 @@ fn internet_checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// "Clean" input: not IPv4, or IPv4 whose checksums all verify (smoltcp's computation),
-/// including those of the packet an ICMP error quotes.
+/// "Clean" input: IPv4 whose checksums all verify (smoltcp's computation), including those
+/// of the packet an ICMP error quotes; IPv6 ICMPv6 whose checksum verifies; anything else.
 fn clean(f: &[u8]) -> bool {
+    if let Some((src, dst, at, len)) = icmpv6_of(f) {
+        return Icmpv6Packet::new_unchecked(&f[at..at + len]).verify_checksum(&src, &dst);
+    }
     if !is_ipv4(f) {
         return true;
     }

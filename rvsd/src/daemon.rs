@@ -816,6 +816,23 @@ fn configure_kernel(cfg: &RvsConfig) {
                 ]);
             }
         }
+        for r in &cfg.director.routes6 {
+            let on_this_port = ifaces
+                .iter()
+                .any(|f| f.addrs6.iter().any(|a| a.contains(r.via)));
+            if on_this_port {
+                ip(&[
+                    "-6",
+                    "route",
+                    "replace",
+                    &r.dst.to_string(),
+                    "via",
+                    &r.via.to_string(),
+                    "dev",
+                    tap,
+                ]);
+            }
+        }
         info!(tap = %tap, "kernel addresses and routes set on the exception TAP");
     }
 }

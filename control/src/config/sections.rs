@@ -10,7 +10,9 @@ use crate::health::{CheckKind, HealthCheck};
 use crate::sync::SyncSettings;
 use conntrack::{Proto, SessionState, TcpState, Timeouts};
 use dataplane::lip::PortReuse;
-use dataplane::snapshot::{Cidr, Cidr6, DirectorConfig, InterfaceConfig, RouteConfig};
+use dataplane::snapshot::{
+    Cidr, Cidr6, DirectorConfig, InterfaceConfig, RouteConfig, RouteConfig6,
+};
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use serde::Deserialize;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
@@ -477,12 +479,32 @@ pub(super) fn interface(
 }
 
 /// One `[[route]]`.
-pub(super) fn route(r: FileRoute) -> Result<RouteConfig, ConfigFileError> {
+pub(super) fn route(r: FileRoute) -> Result<Route, ConfigFileError> {
     let section = format!("route {} via {}", r.dst, r.via);
-    Ok(RouteConfig {
-        dst: cidr(&section, &r.dst)?,
-        via: addr(&section, "via", &r.via)?,
-    })
+    if !r.dst.contains(':') {
+        return Ok(Route::V4(RouteConfig {
+            dst: cidr(&section, &r.dst)?,
+            via: addr(&section, "via", &r.via)?,
+        }));
+    }
+    let via = Ipv6Addr::from_str(r.via.trim()).map_err(|_| {
+        value(
+            &section,
+            format!("via '{}' is not an IPv6 address (the route is IPv6)", r.via),
+        )
+    })?;
+    Ok(Route::V6(RouteConfig6 {
+        dst: cidr6(&section, &r.dst)?,
+        via,
+    }))
+}
+
+/// A `[[route]]`, of either family (by its destination prefix).
+pub(super) enum Route {
+    /// An IPv4 route.
+    V4(RouteConfig),
+    /// An IPv6 route.
+    V6(RouteConfig6),
 }
 
 /// `[fullnat]`: the LIPs, the local port range (if given) and how freed ports come back,

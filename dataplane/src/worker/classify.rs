@@ -141,7 +141,7 @@ impl<D: Device> Worker<D> {
                 }
                 self.arp(iface, buf, p.src_mac, repr, redirected)
             }
-            L3::Ipv6(m) => self.ipv6(port, iface, buf, &p, &m, group),
+            L3::Ipv6(m) => self.ipv6(port, iface, buf, &p, &m, group, redirected),
             L3::Ipv4(m) => {
                 buf.truncate(p.l3_off + m.total_len);
                 if group {

@@ -1,24 +1,31 @@
-//! IPv6 to the director itself: neighbour solicitations for its IPv6 DIPs answered (and
-//! copied to the kernel), ICMPv6 echo to them answered, the rest of their traffic and the
+//! IPv6 to the director itself: neighbour discovery (solicitations for its IPv6 DIPs
+//! answered and copied to the kernel; solicitors and advertised neighbours learnt into the
+//! IPv6 neighbour table, shared with the other workers; IPv6 next hops resolved by
+//! solicitations), ICMPv6 echo to the DIPs answered, the rest of their traffic and the
 //! link-local groups' handed to the kernel. IPv6 is not forwarded: other IPv6 is dropped.
 
-use super::tx::{Emit, Verdict};
+use super::tx::{Emit, Parked, Tx, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
 use crate::checksum;
-use crate::counters::Counter;
+use crate::counters::{Counter, Counters};
 use crate::device::Device;
 use crate::drop::DropReason;
 use crate::icmpv6::{self, Nd};
 use crate::local::{self, NeighbourAdvert};
 use crate::parse::{Ipv6Meta, Parsed, IPV6_HEADER_LEN, L4};
+use crate::rewrite;
+use crate::snapshot::Snapshot;
+use crate::wire::EthernetAddress;
 use core::net::Ipv6Addr;
 
 impl<D: Device> Worker<D> {
     /// Classifies an IPv6 packet received on interface `iface` (`group`: sent to a group
-    /// MAC): neighbour discovery (checked, then a solicitation for one of the interface's
-    /// DIPs answered), echo requests to a DIP answered, the DIPs' other traffic and the
-    /// link-local groups' to the kernel; anything else is dropped.
+    /// MAC; `copy`: a peer's copy of neighbour discovery, for the neighbour table only):
+    /// neighbour discovery (checked, learnt from, then a solicitation for one of the
+    /// interface's DIPs answered), echo requests to a DIP answered, the DIPs' other traffic
+    /// and the link-local groups' to the kernel; anything else is dropped.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn ipv6(
         &mut self,
         port: u16,
@@ -27,6 +34,7 @@ impl<D: Device> Worker<D> {
         p: &Parsed,
         m: &Ipv6Meta,
         group: bool,
+        copy: bool,
     ) -> Verdict<D::Buf> {
         if m.src.is_multicast() || m.src.is_loopback() || m.dst.is_unspecified() {
             return Err(DropReason::MartianAddress);
@@ -40,6 +48,15 @@ impl<D: Device> Worker<D> {
             }
             _ => None,
         };
+        if let Some(nd) = nd {
+            if self.learn6(iface, m.src, nd) && !copy {
+                self.share_with_peers(port, &buf, Counter::NdToPeers);
+            }
+        }
+        if copy {
+            // Another worker handled it; this copy only fed the neighbour table.
+            return Ok(Emit::Absorbed);
+        }
         if group {
             // Only a link-local group, at its own group MAC (33:33 and its low 32 bits).
             if !icmpv6::is_link_local_group(m.dst) || icmpv6::group_mac(m.dst) != p.dst_mac {
@@ -63,9 +80,48 @@ impl<D: Device> Worker<D> {
             ..
         } = m.l4
         {
-            return self.echo6_reply(port, buf, l3, m);
+            return self.echo6_reply(buf, l3, m);
         }
         self.exception(port, buf)
+    }
+
+    /// Learns from a valid neighbour discovery message from `src` received on interface
+    /// `iface`, as Linux does: the source link-layer address of a solicitation for one of the
+    /// interface's DIPs (the solicitor will talk to us), and the target link-layer address of
+    /// an advertisement for a neighbour already in the table (an answer to a solicitation, or
+    /// an update). Parked packets waiting for it leave. True if the message should reach the
+    /// other workers' tables too (such a solicitation; any advertisement with an address:
+    /// another worker may be the one waiting for it).
+    fn learn6(&mut self, iface: u16, src: Ipv6Addr, nd: Nd) -> bool {
+        let (ip, mac, known) = match nd {
+            Nd::Solicit {
+                target,
+                source_mac: Some(mac),
+            } if !src.is_unspecified() && self.snap.dip6(target) == Some(iface) => (src, mac, true),
+            Nd::Advert {
+                target,
+                target_mac: Some(mac),
+            } => (target, mac, self.neigh6.contains(target)),
+            _ => return false,
+        };
+        if mac[0] & 1 == 1 {
+            return false;
+        }
+        if known {
+            let tx = &mut self.tx;
+            let counters = &mut self.counters;
+            self.neigh6.learn(
+                ip,
+                EthernetAddress(mac),
+                self.now,
+                |p: Parked<D::Buf>, mac| {
+                    let mut b = p.buf;
+                    rewrite::set_dst_mac(&mut b, mac.0);
+                    tx.send(p.port, b, counters);
+                },
+            );
+        }
+        true
     }
 
     /// Answers a neighbour solicitation for `target`, a DIP of interface `iface`, in the
@@ -113,22 +169,12 @@ impl<D: Device> Worker<D> {
         Ok(Emit::Port { port, buf })
     }
 
-    /// Answers an ICMPv6 echo request to one of the director's IPv6 addresses in place, back
-    /// to the frame's sender (its source MAC): addresses swapped (which leaves the checksum's
-    /// pseudo-header sum as it was), type 129, hop limit 64.
-    fn echo6_reply(
-        &mut self,
-        port: u16,
-        mut buf: D::Buf,
-        l3: usize,
-        m: &Ipv6Meta,
-    ) -> Verdict<D::Buf> {
-        let port_mac = self.tx.ports[port as usize].mac().0;
-        let d = buf.data_mut();
-        let (eth, rest) = d.split_at_mut(6);
-        eth.copy_from_slice(&rest[0..6]);
-        rest[0..6].copy_from_slice(&port_mac);
-        let ip = &mut d[l3..];
+    /// Answers an ICMPv6 echo request to one of the director's IPv6 addresses in place,
+    /// routed back to its source: addresses swapped (which leaves the checksum's pseudo-header
+    /// sum as it was), type 129, hop limit 64.
+    fn echo6_reply(&mut self, mut buf: D::Buf, l3: usize, m: &Ipv6Meta) -> Verdict<D::Buf> {
+        let hop = self.snap.route6(m.src).ok_or(DropReason::NoRoute)?;
+        let ip = &mut buf.data_mut()[l3..];
         ip[7] = 64;
         ip[8..24].copy_from_slice(&m.dst.octets());
         ip[24..40].copy_from_slice(&m.src.octets());
@@ -139,6 +185,36 @@ impl<D: Device> Worker<D> {
         let c = checksum::update16(u16::from_be_bytes([msg[2], msg[3]]), old, new);
         msg[2..4].copy_from_slice(&c.to_be_bytes());
         self.counters.count(Counter::IcmpEchoReplies);
-        Ok(Emit::Port { port, buf })
+        Ok(Emit::Route6 { buf, l3, hop })
     }
+}
+
+/// Sends a neighbour solicitation for `ip` out of the interface its IPv6 route uses, from the
+/// interface's IPv6 DIP on its subnet.
+pub(super) fn send_neighbour_solicit<D: Device>(
+    snap: &Snapshot,
+    tx: &mut Tx<D>,
+    c: &mut Counters,
+    ip: Ipv6Addr,
+) {
+    let Some((hop, src)) = snap
+        .route6(ip)
+        .and_then(|hop| Some((hop, snap.source_addr6(hop.iface, hop.nexthop)?)))
+    else {
+        c.count_drop(DropReason::NoRoute);
+        return;
+    };
+    let iface = snap.iface(hop.iface);
+    let port = iface.port;
+    let mac = tx.ports[port as usize].mac();
+    let Some(mut b) = tx.ports[port as usize].alloc() else {
+        c.count_drop(DropReason::NoBuffer);
+        return;
+    };
+    if !local::write_neighbour_solicit(&mut b, iface.vlan, mac.0, src, hop.nexthop) {
+        c.count_drop(DropReason::NoBuffer);
+        return;
+    }
+    c.count(Counter::NeighbourSolicits);
+    tx.send(port, b, c);
 }

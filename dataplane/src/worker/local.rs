@@ -76,6 +76,20 @@ impl<D: Device> Worker<D> {
     /// copies are frames of their own: a copy that cannot be made or sent is counted as a
     /// drop of its own, and the frame itself goes on.
     pub(super) fn share_arp(&mut self, port: u16, buf: &D::Buf) {
+        self.share_with_peers(port, buf, Counter::ArpToPeers);
+        if let Some(PortRole::Data { exception: Some(e) }) = self.roles.get(port as usize).copied()
+        {
+            let copy = Self::copy_buf(&mut self.tx, port, buf).ok_or(DropReason::NoBuffer);
+            if copy.is_ok() {
+                self.counters.count(Counter::ArpToKernel);
+            }
+            self.settle(copy.map(|buf| Emit::Port { port: e, buf }));
+        }
+    }
+
+    /// Copies a frame received on `port` that feeds the neighbour tables (ARP, neighbour
+    /// discovery) to every other worker, counting each copy sent in `sent`.
+    pub(super) fn share_with_peers(&mut self, port: u16, buf: &D::Buf, sent: Counter) {
         // Taken out while the copies go (and put back): settling a copy needs the worker.
         if let Some(rings) = self.redirect.take() {
             let me = self.cfg.id;
@@ -93,21 +107,13 @@ impl<D: Device> Worker<D> {
                 if rings.push(me, peer, h).is_err() {
                     self.settle(Err(DropReason::RedirectFull));
                 } else {
-                    self.counters.count(Counter::ArpToPeers);
+                    self.counters.count(sent);
                 }
             }
             self.redirect = Some(rings);
             if out_of_buffers {
-                return self.settle(Err(DropReason::NoBuffer));
+                self.settle(Err(DropReason::NoBuffer));
             }
-        }
-        if let Some(PortRole::Data { exception: Some(e) }) = self.roles.get(port as usize).copied()
-        {
-            let copy = Self::copy_buf(&mut self.tx, port, buf).ok_or(DropReason::NoBuffer);
-            if copy.is_ok() {
-                self.counters.count(Counter::ArpToKernel);
-            }
-            self.settle(copy.map(|buf| Emit::Port { port: e, buf }));
         }
     }
 

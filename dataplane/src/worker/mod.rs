@@ -60,6 +60,7 @@ use crate::snapshot::{Snapshot, SnapshotCell};
 use crate::stats::WorkerStats;
 use crate::synproxy::Cookies;
 use conntrack::{FlowKey, Table};
+use core::net::Ipv6Addr;
 use sched::{AnyScheduler, DestLoad, SchedKind, Scheduler};
 use std::sync::Arc;
 use tx::Tx;
@@ -85,6 +86,8 @@ pub struct Worker<D: Device> {
     load_scratch: Vec<DestLoad>,
     lips: Option<LipPool>,
     neigh: NeighTable<Parked<D::Buf>>,
+    /// IPv6 neighbours, resolved by neighbour discovery.
+    neigh6: NeighTable<Parked<D::Buf>, Ipv6Addr>,
     redirect: Option<Arc<RedirectRings<D::Buf>>>,
     stats: Arc<WorkerStats>,
     mailbox: Arc<Mailbox>,
@@ -181,6 +184,7 @@ impl<D: Device> Worker<D> {
         advise_huge_pages(&table);
         advise_huge_pages(&templates);
         let neigh = NeighTable::new(cfg.neigh);
+        let neigh6 = NeighTable::new(cfg.neigh);
         let bufs = (0..n).map(|_| Burst::new()).collect();
         let mut worker = Worker {
             roles,
@@ -195,6 +199,7 @@ impl<D: Device> Worker<D> {
             load_scratch: Vec::with_capacity(most_dests),
             lips,
             neigh,
+            neigh6,
             redirect: None,
             stats,
             mailbox: Arc::new(Mailbox {
@@ -281,6 +286,11 @@ impl<D: Device> Worker<D> {
     /// The neighbour table.
     pub fn neighbours(&self) -> &NeighTable<Parked<D::Buf>> {
         &self.neigh
+    }
+
+    /// The IPv6 neighbour table.
+    pub fn neighbours6(&self) -> &NeighTable<Parked<D::Buf>, Ipv6Addr> {
+        &self.neigh6
     }
 
     /// This worker's LIP pool, if FullNAT LIPs are configured.

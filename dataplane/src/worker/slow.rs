@@ -1,6 +1,7 @@
 //! The slow jobs, every `slow_every` loops (never per packet): session and template expiry,
 //! neighbour aging and ARP retries, publishing the counters, and the control plane's mailbox.
 
+use super::ipv6::send_neighbour_solicit;
 use super::local::send_arp_request;
 use super::session::session_ended;
 use super::session::Forward;
@@ -103,6 +104,14 @@ impl<D: Device> Worker<D> {
         self.neigh.tick(
             now,
             |ip| send_arp_request(snap, tx, counters, ip),
+            |p| {
+                drop(p);
+                gave_up += 1;
+            },
+        );
+        self.neigh6.tick(
+            now,
+            |ip| send_neighbour_solicit(snap, tx, counters, ip),
             |p| {
                 drop(p);
                 gave_up += 1;

@@ -1,6 +1,7 @@
 //! Steps 9–10: framing a packet for its next hop, resolving the next hop's MAC (or parking
-//! the packet until ARP answers), and the per-port TX buffers.
+//! the packet until ARP or neighbour discovery answers), and the per-port TX buffers.
 
+use super::ipv6::send_neighbour_solicit;
 use super::local::send_arp_request;
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -10,8 +11,8 @@ use crate::drop::DropReason;
 use crate::neigh::Park;
 use crate::redirect::{Handoff, HandoffKind};
 use crate::rewrite;
-use crate::snapshot::Hop;
-use crate::wire::{Ipv4Header, ETHERTYPE_IPV4, IPV4_MIN_HEADER_LEN};
+use crate::snapshot::{Hop, Hop6};
+use crate::wire::{Ipv4Header, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPV4_MIN_HEADER_LEN};
 
 /// A packet waiting for its next hop's MAC: already framed, destination MAC still zero.
 #[derive(Debug)]
@@ -83,6 +84,17 @@ pub(super) enum Emit<B> {
         /// An outer header to put in front of it (TUN).
         encap: Option<Ipv4Header>,
     },
+    /// An IPv6 packet routed toward `hop`: its L3 packet starts at `l3`; it is framed for the
+    /// egress interface and sent to the next hop's MAC, or parked until neighbour discovery
+    /// resolves it.
+    Route6 {
+        /// The packet.
+        buf: B,
+        /// Offset of its L3 header.
+        l3: usize,
+        /// Where it goes.
+        hop: Hop6,
+    },
     /// Sent as it is, already framed, out of `port`.
     Port {
         /// The egress port.
@@ -145,6 +157,7 @@ impl<D: Device> Worker<D> {
                 hop,
                 encap,
             } => self.route(buf, l3, hop, encap),
+            Emit::Route6 { buf, l3, hop } => self.route6(buf, l3, hop),
             Emit::Port { port, buf } => {
                 self.tx.send(port, buf, &mut self.counters);
                 Ok(())
@@ -188,6 +201,41 @@ impl<D: Device> Worker<D> {
                 self.counters.count(Counter::Parked);
                 if send_request {
                     send_arp_request(&self.snap, &mut self.tx, &mut self.counters, hop.nexthop);
+                }
+                Ok(())
+            }
+            Park::Rejected(p) => {
+                drop(p);
+                Err(DropReason::NeighbourUnresolved)
+            }
+        }
+    }
+
+    /// Frames the IPv6 packet for `hop`, resolves the next hop's MAC and queues it for TX, or
+    /// parks it until a neighbour advertisement answers.
+    fn route6(&mut self, mut buf: D::Buf, l3: usize, hop: Hop6) -> Result<(), DropReason> {
+        let iface = self.snap.iface(hop.iface);
+        let (port, vlan) = (iface.port, iface.vlan);
+        let mac = self.tx.ports[port as usize].mac();
+        rewrite::frame_l2(&mut buf, l3, 0, vlan, mac.0, ETHERTYPE_IPV6)?;
+        if let Some(dmac) = self.neigh6.lookup(hop.nexthop) {
+            rewrite::set_dst_mac(&mut buf, dmac.0);
+            self.tx.send(port, buf, &mut self.counters);
+            return Ok(());
+        }
+        match self
+            .neigh6
+            .park(hop.nexthop, Parked { buf, port }, self.now)
+        {
+            Park::Parked { send_request } => {
+                self.counters.count(Counter::Parked);
+                if send_request {
+                    send_neighbour_solicit(
+                        &self.snap,
+                        &mut self.tx,
+                        &mut self.counters,
+                        hop.nexthop,
+                    );
                 }
                 Ok(())
             }
