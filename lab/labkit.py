@@ -573,7 +573,9 @@ print(json.dumps(out))
 def ipv6_director(site, ck, n):
     """IPv6 to the director's own addresses: neighbour discovery, echo, the kernel path.
 
-    The DIP6s sit beside the IPv4 DIPs on both interfaces. rvsd answers the neighbour
+    The DIP6s sit beside the IPv4 DIPs on both interfaces. Restarted with empty tables, rvsd
+    answers 3 echoes from a router that does not solicit it (a permanent entry) by
+    soliciting the router first (neighbour_solicits grows). rvsd answers the neighbour
     solicitations for them with its port's MAC and their echo requests itself — 5 ICMPv6 echoes from the router to the wan DIP6 and from
     rs1 to the lan DIP6 all answered, the neighbour entries name the port's MAC,
     neighbour_adverts and icmp_echo_replies grow. An address on the link that nobody has
@@ -592,7 +594,7 @@ def ipv6_director(site, ck, n):
     lan_mac = site.dir_sh("cat /sys/class/net/dl/address").strip()
     unknown6 = site.dip6_wan.rsplit(":", 1)[0] + ":99"  # on the wan link; nobody has it
     counted = ("neighbour_adverts", "nd_to_kernel", "icmp_echo_replies", "exception",
-               "ipv6_not_supported", "not_for_us")
+               "ipv6_not_supported", "not_for_us", "neighbour_solicits")
 
     def on(where):
         return site.router_sh if where == "router" else (lambda script, timeout=30: site.rs_sh(1, script, timeout))
@@ -681,6 +683,29 @@ def ipv6_director(site, ck, n):
             f"\n== IPv6 to the director's own addresses: {site.dip6_wan} (wan, port {wan_mac}), "
             f"{site.dip6_lan} (lan, port {lan_mac})"
         )
+        # (0) rvsd resolves a neighbour itself: restarted (empty tables), it hears echoes
+        # from a router that knows its MAC already (a permanent entry, so no solicitation
+        # from the router teaches rvsd its MAC): the replies wait while rvsd solicits the
+        # router, whose advert releases them.
+        site.restart_rvsd()
+        site.router_sh(f"ip -6 neigh replace {site.dip6_wan} lladdr {wan_mac} dev rw nud permanent")
+        c0 = worker_counts(site)
+        got = ping6("router", site.dip6_wan, 3)
+        c1 = worker_counts(site)
+        site.router_sh(f"ip -6 neigh del {site.dip6_wan} dev rw 2>/dev/null")
+        d = delta(c0, c1)
+        site.log(
+            f"rvsd resolving the router: {got['replies']}/{got['sent']} replies "
+            f"(rtt {got['rtt_ms']} ms); " + shown(d, ("neighbour_solicits", "icmp_echo_replies"))
+        )
+        ck.expect(
+            "ipv6-director resolves its neighbour",
+            got["sent"] == 3 and got["replies"] == 3 and d["neighbour_solicits"] >= 1
+            and d["icmp_echo_replies"] >= 3,
+            f"{got['replies']}/3 replies to the router, which rvsd had to solicit first: "
+            + shown(d, ("neighbour_solicits", "icmp_echo_replies")),
+        )
+
         # (a), (b): neighbour discovery and echo, answered by rvsd.
         echoes("router", site.dip6_wan, "rw", wan_mac, "wan")
         echoes("rs1", site.dip6_lan, "eth0", lan_mac, "lan")
