@@ -248,7 +248,7 @@ pub fn l2_len(vlan: Option<u16>) -> usize {
 ///
 /// # Errors
 /// [`DropReason::NoHeadroom`] if the buffer cannot grow at the front by what is needed.
-#[inline]
+#[inline(always)]
 pub fn frame_l2<B: PacketBuf>(
     buf: &mut B,
     l3_off: usize,

@@ -212,7 +212,9 @@ impl<D: Device> Worker<D> {
     }
 
     /// Frames the IPv6 packet for `hop`, resolves the next hop's MAC and queues it for TX, or
-    /// parks it until a neighbour advertisement answers.
+    /// parks it until a neighbour advertisement answers. Out of line: the director's own
+    /// IPv6 (echo replies) is rare, and inlined it would cost IPv4's path its registers.
+    #[inline(never)]
     fn route6(&mut self, mut buf: D::Buf, l3: usize, hop: Hop6) -> Result<(), DropReason> {
         let iface = self.snap.iface(hop.iface);
         let (port, vlan) = (iface.port, iface.vlan);
