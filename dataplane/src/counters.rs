@@ -108,6 +108,14 @@ counters! {
     /// Neighbour advertisements sent for the director's IPv6 addresses (answers to
     /// neighbour solicitations).
     NeighbourAdverts neighbour_adverts => "rvs_worker_neighbour_adverts_total",
+    /// IPv6 packets received with a hop-by-hop options header.
+    Ipv6HopByHop ipv6_hop_by_hop => "rvs_worker_ipv6_hop_by_hop_total",
+    /// IPv6 packets received with a routing header (none left to visit: passed over).
+    Ipv6Routing ipv6_routing => "rvs_worker_ipv6_routing_total",
+    /// IPv6 fragments received (atomic fragments, whole packets, not counted).
+    Ipv6Fragments ipv6_fragments => "rvs_worker_ipv6_fragments_total",
+    /// IPv6 packets received with a destination options header.
+    Ipv6DestOpts ipv6_destination_options => "rvs_worker_ipv6_destination_options_total",
     /// Neighbour solicitations sent to resolve IPv6 next hops (and probe stale ones).
     NeighbourSolicits neighbour_solicits => "rvs_worker_neighbour_solicits_total",
     /// First fragments of datagrams entered in the fragment table (their later fragments

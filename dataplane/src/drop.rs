@@ -76,6 +76,9 @@ drop_reasons! {
     /// IPv6 packet not addressed to one of the director's IPv6 addresses (nor to a
     /// link-local group): the data path does not forward IPv6 yet.
     Ipv6NotSupported => "ipv6_not_supported",
+    /// IPv6 routing header with segments left (RFC 5095's type 0 among them): rvs is no
+    /// segment's endpoint and does not forward by source route.
+    Ipv6RoutingHeader => "ipv6_routing_header",
     /// Neighbour discovery message that fails RFC 4861's validity checks (hop limit not 255,
     /// code not 0, ICMPv6 checksum, too short, an option of length 0, a multicast target, a
     /// source link-layer option from the unspecified address).

@@ -92,24 +92,57 @@ impl Ipv4Meta {
     }
 }
 
-/// An IPv6 packet's fields the data path needs.
+/// An IPv6 packet's fields the data path needs. The addresses stay in the packet (read them
+/// with [`ipv6_addrs`]): kept out, the summary is no bigger than IPv4's, which every parsed
+/// frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv6Meta {
-    /// Source address.
-    pub src: Ipv6Addr,
-    /// Destination address.
-    pub dst: Ipv6Addr,
     /// Hop limit.
     pub hop_limit: u8,
-    /// The fixed header's next header: an L4 protocol, or the first extension header.
-    pub next_header: u8,
+    /// The extension headers the packet carries (`EXT_*` bits).
+    pub ext: u8,
+    /// The upper-layer protocol, after the extension headers (59: no next header); for a
+    /// fragment other than the first, the fragment header's next header.
+    pub upper: u8,
+    /// Offset of the upper-layer header from the start of the IPv6 header (40 without
+    /// extension headers).
+    pub l4_off: u16,
     /// The packet's length: the 40-byte fixed header and the payload length, ≤ the frame's L3
     /// bytes; any Ethernet padding beyond it is not part of the packet.
     pub total_len: usize,
-    /// L4 summary when the fixed header is followed by TCP, UDP or ICMPv6 directly (for
-    /// ICMPv6: type, code, and bytes 4..6 — the echo identifier); `L4::None` behind extension
-    /// headers and for other protocols.
+    /// L4 summary of TCP, UDP or ICMPv6 (for ICMPv6: type, code, and bytes 4..6 — the echo
+    /// identifier); `L4::None` for other protocols and for fragments.
     pub l4: L4,
+}
+
+impl Ipv6Meta {
+    /// A fragment (not an atomic one: offset 0 without more fragments is a whole packet).
+    #[inline]
+    pub fn is_fragment(&self) -> bool {
+        self.ext & EXT_FRAGMENT != 0
+    }
+}
+
+/// [`Ipv6Meta::ext`]: a hop-by-hop options header.
+pub const EXT_HOP_BY_HOP: u8 = 1;
+/// [`Ipv6Meta::ext`]: a routing header (with no segments left).
+pub const EXT_ROUTING: u8 = 2;
+/// [`Ipv6Meta::ext`]: a fragment header of a real fragment.
+pub const EXT_FRAGMENT: u8 = 4;
+/// [`Ipv6Meta::ext`]: a destination options header.
+pub const EXT_DEST_OPTS: u8 = 8;
+
+/// At most this many extension headers are walked; more is `malformed_ipv6`.
+pub const MAX_EXT_HEADERS: usize = 8;
+
+/// The source and destination addresses of the IPv6 packet at `pkt[0]` (parsed already).
+#[inline]
+pub fn ipv6_addrs(pkt: &[u8]) -> (Ipv6Addr, Ipv6Addr) {
+    let mut src = [0; 16];
+    let mut dst = [0; 16];
+    src.copy_from_slice(&pkt[8..24]);
+    dst.copy_from_slice(&pkt[24..40]);
+    (Ipv6Addr::from(src), Ipv6Addr::from(dst))
 }
 
 /// The L4 fields the data path needs.
@@ -364,41 +397,96 @@ fn parse_first_fragment(proto: IpProto, l4: &[u8]) -> Result<L4, DropReason> {
 }
 
 /// Parses an IPv6 packet starting at `pkt[0]` (trailing bytes past the payload length are
-/// ignored): the fixed header, and the L4 header when it follows directly.
+/// ignored): the fixed header, the extension headers (each policy in docs/robustness.md), and
+/// the upper-layer header.
+///
+/// Hop-by-hop options only right after the fixed header; a routing header with segments left
+/// is refused (rvs is no segment's endpoint; RFC 5095's type 0 among them), one with none is
+/// passed over; destination options are passed over; a fragment header ends the walk unless
+/// the fragment is atomic (RFC 6946: offset 0, no more fragments — a whole packet).
 ///
 /// # Errors
-/// [`DropReason::MalformedIpv6`] (truncated, version not 6, payload length beyond the frame),
-/// or the L4 reason.
+/// [`DropReason::MalformedIpv6`] (truncated, version not 6, payload length beyond the frame,
+/// an extension header cut short, hop-by-hop options not first, more than
+/// [`MAX_EXT_HEADERS`] headers), [`DropReason::Ipv6RoutingHeader`], or the L4 reason.
 pub fn parse_ipv6(pkt: &[u8]) -> Result<Ipv6Meta, DropReason> {
-    let ip = Ipv6Packet::new_checked(pkt).map_err(|_| DropReason::MalformedIpv6)?;
+    const MALFORMED: DropReason = DropReason::MalformedIpv6;
+    let ip = Ipv6Packet::new_checked(pkt).map_err(|_| MALFORMED)?;
     if ip.version() != 6 {
-        return Err(DropReason::MalformedIpv6);
+        return Err(MALFORMED);
     }
     let total_len = IPV6_HEADER_LEN + usize::from(ip.payload_len());
-    let next_header = u8::from(ip.next_header());
-    let l4_bytes = &pkt[IPV6_HEADER_LEN..total_len];
-    let l4 = match next_header {
-        ICMPV6 => {
-            if l4_bytes.len() < icmp::HEADER_LEN {
-                return Err(DropReason::MalformedIcmp);
+    let pkt = &pkt[..total_len];
+    let mut next = u8::from(ip.next_header());
+    let mut off = IPV6_HEADER_LEN;
+    let mut ext = 0;
+    let mut walked = 0;
+    loop {
+        let len = match next {
+            HOP_BY_HOP | ROUTING | DEST_OPTS => {
+                let h = pkt.get(off..off + 2).ok_or(MALFORMED)?;
+                (usize::from(h[1]) + 1) * 8
             }
-            L4::Icmp {
-                ty: l4_bytes[icmp::field::TYPE],
-                code: l4_bytes[icmp::field::CODE],
-                ident: u16::from_be_bytes([l4_bytes[4], l4_bytes[5]]),
+            FRAGMENT => 8,
+            _ => break,
+        };
+        walked += 1;
+        let h = pkt.get(off..off + len).ok_or(MALFORMED)?;
+        if walked > MAX_EXT_HEADERS || (next == HOP_BY_HOP && off != IPV6_HEADER_LEN) {
+            return Err(MALFORMED);
+        }
+        match next {
+            HOP_BY_HOP => ext |= EXT_HOP_BY_HOP,
+            DEST_OPTS => ext |= EXT_DEST_OPTS,
+            ROUTING if h[3] != 0 => return Err(DropReason::Ipv6RoutingHeader),
+            ROUTING => ext |= EXT_ROUTING,
+            _ => {
+                // Fragment: offset and M flag in bytes 2..4.
+                let word = u16::from_be_bytes([h[2], h[3]]);
+                if word & 0xfff9 != 0 {
+                    ext |= EXT_FRAGMENT;
+                }
             }
         }
-        n => parse_l4(IpProto::from(n), l4_bytes)?,
+        next = h[0];
+        off += len;
+        if ext & EXT_FRAGMENT != 0 {
+            break;
+        }
+    }
+    let l4_bytes = &pkt[off..];
+    let l4 = if ext & EXT_FRAGMENT != 0 {
+        L4::None
+    } else {
+        match next {
+            ICMPV6 => {
+                if l4_bytes.len() < icmp::HEADER_LEN {
+                    return Err(DropReason::MalformedIcmp);
+                }
+                L4::Icmp {
+                    ty: l4_bytes[icmp::field::TYPE],
+                    code: l4_bytes[icmp::field::CODE],
+                    ident: u16::from_be_bytes([l4_bytes[4], l4_bytes[5]]),
+                }
+            }
+            n => parse_l4(IpProto::from(n), l4_bytes)?,
+        }
     };
     Ok(Ipv6Meta {
-        src: ip.src_addr(),
-        dst: ip.dst_addr(),
         hop_limit: ip.hop_limit(),
-        next_header,
+        ext,
+        upper: next,
+        l4_off: off as u16,
         total_len,
         l4,
     })
 }
+
+/// IPv6 extension header numbers (RFC 8200).
+const HOP_BY_HOP: u8 = 0;
+const ROUTING: u8 = 43;
+const FRAGMENT: u8 = 44;
+const DEST_OPTS: u8 = 60;
 
 /// ICMPv6's next-header number (RFC 4443).
 pub const ICMPV6: u8 = 58;
@@ -440,4 +528,112 @@ fn parse_l4(proto: IpProto, l4: &[u8]) -> Result<L4, DropReason> {
         }
         _ => L4::None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv6 packet: the fixed header, then `exts` (each `(next header of the header,
+    /// its bytes)` chained in order), then an 8-byte ICMPv6 echo request.
+    fn ipv6(first: u8, exts: &[(u8, Vec<u8>)]) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[6] = first;
+        p[7] = 64;
+        for (next, bytes) in exts {
+            let mut h = bytes.clone();
+            h[0] = *next;
+            p.extend_from_slice(&h);
+        }
+        p.extend_from_slice(&[128, 0, 0, 0, 0x12, 0x34, 0, 1]);
+        let payload = (p.len() - 40) as u16;
+        p[4..6].copy_from_slice(&payload.to_be_bytes());
+        p
+    }
+
+    /// An 8-byte options header (hop-by-hop or destination options: PadN).
+    fn opts() -> Vec<u8> {
+        vec![0, 0, 1, 4, 0, 0, 0, 0]
+    }
+
+    fn routing(left: u8) -> Vec<u8> {
+        vec![0, 0, 0, left, 0, 0, 0, 0]
+    }
+
+    fn fragment(offset: u16, more: bool) -> Vec<u8> {
+        let w = (offset << 3) | u16::from(more);
+        let [a, b] = w.to_be_bytes();
+        vec![0, 0, a, b, 0, 0, 0, 7]
+    }
+
+    const ECHO: L4 = L4::Icmp {
+        ty: 128,
+        code: 0,
+        ident: 0x1234,
+    };
+
+    #[test]
+    fn extension_headers_are_walked_to_the_upper_layer() {
+        let m = parse_ipv6(&ipv6(ICMPV6, &[])).unwrap();
+        assert_eq!((m.ext, m.upper, m.l4_off, m.l4), (0, ICMPV6, 40, ECHO));
+        let p = ipv6(
+            HOP_BY_HOP,
+            &[(DEST_OPTS, opts()), (ROUTING, opts()), (ICMPV6, routing(0))],
+        );
+        let m = parse_ipv6(&p).unwrap();
+        assert_eq!(m.ext, EXT_HOP_BY_HOP | EXT_DEST_OPTS | EXT_ROUTING);
+        assert_eq!((m.upper, m.l4_off, m.l4), (ICMPV6, 64, ECHO));
+        // An atomic fragment is a whole packet; a real one ends the walk.
+        let m = parse_ipv6(&ipv6(FRAGMENT, &[(ICMPV6, fragment(0, false))])).unwrap();
+        assert_eq!((m.ext, m.l4, m.is_fragment()), (0, ECHO, false));
+        for (off, more) in [(0, true), (100, false), (100, true)] {
+            let m = parse_ipv6(&ipv6(FRAGMENT, &[(ICMPV6, fragment(off, more))])).unwrap();
+            assert_eq!((m.ext, m.upper, m.l4), (EXT_FRAGMENT, ICMPV6, L4::None));
+            assert!(m.is_fragment());
+        }
+        // No next header.
+        let m = parse_ipv6(&ipv6(DEST_OPTS, &[(59, opts())])).unwrap();
+        assert_eq!((m.upper, m.l4), (59, L4::None));
+    }
+
+    #[test]
+    fn extension_header_policy() {
+        let malformed = Err(DropReason::MalformedIpv6);
+        // Hop-by-hop options anywhere but first.
+        let p = ipv6(DEST_OPTS, &[(HOP_BY_HOP, opts()), (ICMPV6, opts())]);
+        assert_eq!(parse_ipv6(&p), malformed);
+        // Segments left to visit (type 0 or any other): refused.
+        let p = ipv6(ROUTING, &[(ICMPV6, routing(1))]);
+        assert_eq!(parse_ipv6(&p), Err(DropReason::Ipv6RoutingHeader));
+        // More than MAX_EXT_HEADERS.
+        let many: Vec<(u8, Vec<u8>)> = (0..=MAX_EXT_HEADERS)
+            .map(|i| {
+                let next = if i == MAX_EXT_HEADERS {
+                    ICMPV6
+                } else {
+                    DEST_OPTS
+                };
+                (next, opts())
+            })
+            .collect();
+        assert_eq!(parse_ipv6(&ipv6(DEST_OPTS, &many)), malformed);
+        let fine = &many[1..];
+        assert!(parse_ipv6(&ipv6(DEST_OPTS, fine)).is_ok());
+        // A header longer than the packet; cut at every byte.
+        let mut p = ipv6(DEST_OPTS, &[(ICMPV6, opts())]);
+        p[41] = 9;
+        assert_eq!(parse_ipv6(&p), malformed);
+        let p = ipv6(HOP_BY_HOP, &[(ROUTING, opts()), (ICMPV6, routing(0))]);
+        for cut in 40..56 {
+            let mut q = p[..cut].to_vec();
+            q[4..6].copy_from_slice(&((cut - 40) as u16).to_be_bytes());
+            assert!(parse_ipv6(&q).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn the_ipv6_summary_is_no_bigger_than_ipv4s() {
+        assert!(core::mem::size_of::<Ipv6Meta>() <= core::mem::size_of::<Ipv4Meta>());
+    }
 }

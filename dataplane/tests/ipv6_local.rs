@@ -373,3 +373,65 @@ fn bad_neighbour_discovery_and_unforwarded_ipv6_are_counted_and_change_nothing()
     let out = lab.send(WAN, &good);
     assert_eq!((out.wan.len(), out.tap.len()), (1, 1));
 }
+
+/// `frame` (an untagged IPv6 frame) with an extension header `ext` (type `ty`, its next
+/// header filled in) inserted after the fixed header.
+fn with_extension(frame: &[u8], ty: u8, ext: &[u8]) -> Vec<u8> {
+    let mut f = frame[..54].to_vec();
+    let mut h = ext.to_vec();
+    h[0] = f[20];
+    f[20] = ty;
+    f.extend_from_slice(&h);
+    f.extend_from_slice(&frame[54..]);
+    let payload = (f.len() - 54) as u16;
+    f[18..20].copy_from_slice(&payload.to_be_bytes());
+    f
+}
+
+#[test]
+fn extension_headers_follow_their_policy_and_are_counted() {
+    let mut lab = lab6();
+    let echo = echo6(ROUTER6, DIP6_WAN, 1);
+    let pad = [0, 0, 1, 4, 0, 0, 0, 0];
+    // Destination options before an echo to a DIP: not answered by rvs, the kernel's.
+    let f = with_extension(&echo, 60, &pad);
+    let out = lab.send(WAN, &f);
+    assert_eq!(out.only(), (TAP, &f[..]));
+    // A routing header with no segments left is passed over likewise; one with segments
+    // left is refused.
+    let f = with_extension(&echo, 43, &[0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(lab.send(WAN, &f).only().0, TAP);
+    let f = with_extension(&echo, 43, &[0, 0, 0, 1, 0, 0, 0, 0]);
+    assert_eq!(lab.send(WAN, &f).total(), 0);
+    // A fragment to a DIP: the kernel reassembles its own.
+    let f = with_extension(&echo, 44, &[0, 0, 0, 1, 0, 0, 0, 9]);
+    assert_eq!(lab.send(WAN, &f).only().0, TAP);
+    // Hop-by-hop options (an MLD report carries them) to a link-local group: the kernel's.
+    let mld: Ipv6Addr = "ff02::16".parse().unwrap();
+    let mut report = icmpv6_frame(ROUTER_MAC, group_mac(mld), (ROUTER6, mld), 1, &{
+        Icmpv6Repr::EchoRequest {
+            ident: 0,
+            seq_no: 0,
+            data: &[0; 4],
+        }
+    });
+    report[54] = 143;
+    let f = with_extension(&report, 0, &[0, 0, 5, 2, 0, 0, 1, 0]);
+    assert_eq!(lab.send(WAN, &f).only().0, TAP);
+    // Hop-by-hop options anywhere but first: malformed.
+    let f = with_extension(&with_extension(&echo, 0, &pad), 60, &pad);
+    assert_eq!(lab.send(WAN, &f).total(), 0);
+    let c = lab.worker.counters();
+    assert_eq!(
+        (
+            c.ipv6_destination_options(),
+            c.ipv6_routing(),
+            c.ipv6_fragments(),
+            c.ipv6_hop_by_hop()
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(c.drop_count(DropReason::Ipv6RoutingHeader), 1);
+    assert_eq!(c.drop_count(DropReason::MalformedIpv6), 1);
+    assert_eq!((c.exception(), c.icmp_echo_replies()), (4, 0));
+}

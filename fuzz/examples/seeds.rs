@@ -715,6 +715,24 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
         WAN,
         &icmpv6_frame(ROUTER_MAC, WAN_MAC, (host, DIP6_WAN), 255, &advert),
     );
+    // Extension headers: destination options before an echo (the kernel's), a routing
+    // header with a segment left (refused), a fragment to the DIP (the kernel's).
+    let plain = icmpv6_frame(ROUTER_MAC, WAN_MAC, (router6, DIP6_WAN), 64, &echo);
+    for (ty, ext) in [
+        (60u8, [0u8, 0, 1, 4, 0, 0, 0, 0]),
+        (43, [0, 0, 0, 1, 0, 0, 0, 0]),
+        (44, [0, 0, 0, 1, 0, 0, 0, 9]),
+    ] {
+        let mut f = plain[..54].to_vec();
+        let mut h = ext;
+        h[0] = f[20];
+        f[20] = ty;
+        f.extend_from_slice(&h);
+        f.extend_from_slice(&plain[54..]);
+        let payload = (f.len() - 54) as u16;
+        f[18..20].copy_from_slice(&payload.to_be_bytes());
+        s.send(WAN, &f);
+    }
     add("ipv6_director", &s);
 
     let _ = RS_FAR;

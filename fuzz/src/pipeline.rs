@@ -843,9 +843,8 @@ fn icmpv6_of(f: &[u8]) -> Option<(Ipv6Addr, Ipv6Addr, usize, usize)> {
         return None;
     }
     let ip = Ipv6Packet::new_checked(f.get(14..)?).ok()?;
-    (u8::from(ip.next_header()) == 58 && ip.payload().len() >= 4).then(|| {
-        (ip.src_addr(), ip.dst_addr(), 54, ip.payload().len())
-    })
+    (u8::from(ip.next_header()) == 58 && ip.payload().len() >= 4)
+        .then(|| (ip.src_addr(), ip.dst_addr(), 54, ip.payload().len()))
 }
 
 /// Makes an IPv4 frame consistent: version 4, total length (and UDP length) no longer than

@@ -13,7 +13,7 @@ use crate::device::Device;
 use crate::drop::DropReason;
 use crate::icmpv6::{self, Nd};
 use crate::local::{self, NeighbourAdvert};
-use crate::parse::{Ipv6Meta, Parsed, IPV6_HEADER_LEN, L4};
+use crate::parse::{self, Ipv6Meta, Parsed, IPV6_HEADER_LEN, L4};
 use crate::rewrite;
 use crate::snapshot::Snapshot;
 use crate::wire::EthernetAddress;
@@ -26,21 +26,37 @@ impl<D: Device> Worker<D> {
     /// interface's DIPs answered), echo requests to a DIP answered, the DIPs' other traffic
     /// and the link-local groups' to the kernel; anything else is dropped.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     pub(super) fn ipv6(
         &mut self,
         port: u16,
         iface: u16,
         mut buf: D::Buf,
         p: &Parsed,
-        m: &Ipv6Meta,
+        meta: &Ipv6Meta,
         group: bool,
         copy: bool,
     ) -> Verdict<D::Buf> {
+        let l3 = p.l3_off;
+        let (src, dst) = parse::ipv6_addrs(&buf.data()[l3..]);
+        let m = &Ip6 {
+            src,
+            dst,
+            hop_limit: meta.hop_limit,
+            // ND and echo are handled only right after the fixed header.
+            l4: if usize::from(meta.l4_off) == IPV6_HEADER_LEN {
+                meta.l4
+            } else {
+                L4::None
+            },
+        };
+        if !copy {
+            self.count_extension_headers(meta.ext);
+        }
         if m.src.is_multicast() || m.src.is_loopback() || m.dst.is_unspecified() {
             return Err(DropReason::MartianAddress);
         }
-        let l3 = p.l3_off;
-        buf.truncate(l3 + m.total_len);
+        buf.truncate(l3 + meta.total_len);
         let nd = match m.l4 {
             L4::Icmp { ty, .. } if icmpv6::is_nd(ty) => {
                 let msg = &buf.data()[l3 + IPV6_HEADER_LEN..];
@@ -83,6 +99,20 @@ impl<D: Device> Worker<D> {
             return self.echo6_reply(buf, l3, m);
         }
         self.exception(port, buf)
+    }
+
+    /// Counts the extension headers an IPv6 packet carried (`parse::EXT_*` bits).
+    fn count_extension_headers(&mut self, ext: u8) {
+        for (bit, c) in [
+            (parse::EXT_HOP_BY_HOP, Counter::Ipv6HopByHop),
+            (parse::EXT_ROUTING, Counter::Ipv6Routing),
+            (parse::EXT_FRAGMENT, Counter::Ipv6Fragments),
+            (parse::EXT_DEST_OPTS, Counter::Ipv6DestOpts),
+        ] {
+            if ext & bit != 0 {
+                self.counters.count(c);
+            }
+        }
     }
 
     /// Learns from a valid neighbour discovery message from `src` received on interface
@@ -136,7 +166,7 @@ impl<D: Device> Worker<D> {
         iface: u16,
         mut buf: D::Buf,
         p: &Parsed,
-        m: &Ipv6Meta,
+        m: &Ip6,
         target: Ipv6Addr,
         source_mac: Option<[u8; 6]>,
     ) -> Verdict<D::Buf> {
@@ -172,7 +202,7 @@ impl<D: Device> Worker<D> {
     /// Answers an ICMPv6 echo request to one of the director's IPv6 addresses in place,
     /// routed back to its source: addresses swapped (which leaves the checksum's pseudo-header
     /// sum as it was), type 129, hop limit 64.
-    fn echo6_reply(&mut self, mut buf: D::Buf, l3: usize, m: &Ipv6Meta) -> Verdict<D::Buf> {
+    fn echo6_reply(&mut self, mut buf: D::Buf, l3: usize, m: &Ip6) -> Verdict<D::Buf> {
         let hop = self.snap.route6(m.src).ok_or(DropReason::NoRoute)?;
         let ip = &mut buf.data_mut()[l3..];
         ip[7] = 64;
@@ -217,4 +247,15 @@ pub(super) fn send_neighbour_solicit<D: Device>(
     }
     c.count(Counter::NeighbourSolicits);
     tx.send(port, b, c);
+}
+
+/// What the IPv6 paths here read of a packet: its addresses (from the packet: the parse keeps
+/// them out of its summary), hop limit, and its ICMPv6 header when that follows the fixed
+/// header directly (`L4::None` otherwise: neighbour discovery and echo behind extension
+/// headers are the kernel's).
+struct Ip6 {
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    l4: L4,
 }
