@@ -43,7 +43,7 @@
 //! ```
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use core::str::FromStr;
 
 use crate::dest::Dest;
@@ -61,10 +61,24 @@ use crate::wrr::WeightedRoundRobin;
 /// ignore it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowHint {
-    /// The CIP.
+    /// The CIP (an IPv6 CIP folded to 32 bits: [`FlowHint::from_ipv6`]).
     pub src: Ipv4Addr,
     /// The client's source port (the echo identifier for ICMP).
     pub sport: u16,
+}
+
+impl FlowHint {
+    /// The hint of an IPv6 client: its address folded to 32 bits by XOR of its four words, as
+    /// IPVS's sh and mh schedulers fold it (`addr_fold`), so a client keeps its dest across
+    /// directors and restarts as an IPv4 client does.
+    pub fn from_ipv6(src: Ipv6Addr, sport: u16) -> FlowHint {
+        let w = src.to_bits();
+        let folded = (w as u32) ^ ((w >> 32) as u32) ^ ((w >> 64) as u32) ^ ((w >> 96) as u32);
+        FlowHint {
+            src: Ipv4Addr::from(folded),
+            sport,
+        }
+    }
 }
 
 impl Default for FlowHint {
@@ -285,6 +299,28 @@ mod tests {
         }
         assert_eq!("mh".parse::<SchedKind>(), Ok(SchedKind::Mh));
         assert_eq!(SchedKind::Wlc.to_string(), "wlc");
+    }
+
+    #[test]
+    fn ipv6_clients_are_folded_as_ipvs_folds_them() {
+        // 2001:0db8:0000:0042:0000:8a2e:0370:7334: the four words XORed.
+        let a: Ipv6Addr = "2001:db8:0:42:0:8a2e:370:7334".parse().unwrap();
+        let h = FlowHint::from_ipv6(a, 443);
+        let want = 0x2001_0db8u32 ^ 0x0000_0042 ^ 0x0000_8a2e ^ 0x0370_7334;
+        assert_eq!((u32::from(h.src), h.sport), (want, 443));
+        // Two clients of one /64 differing in their interface id get different hints; sh
+        // and mh see a client's hint the same on every director.
+        let b: Ipv6Addr = "2001:db8:0:42:0:8a2e:370:7335".parse().unwrap();
+        assert_ne!(FlowHint::from_ipv6(b, 443).src, h.src);
+        let mut sh = SchedKind::Sh.build(&dests(&[1, 1, 1, 1]));
+        let mut mh = SchedKind::Mh.build(&dests(&[1, 1, 1, 1]));
+        let d = dests(&[1, 1, 1, 1]);
+        let load = [DestLoad::default(); 4];
+        let first = (sh.pick(&d, &h, &load), mh.pick(&d, &h, &load));
+        for _ in 0..10 {
+            assert_eq!((sh.pick(&d, &h, &load), mh.pick(&d, &h, &load)), first);
+        }
+        assert!(first.0.is_some() && first.1.is_some());
     }
 
     #[test]
