@@ -91,7 +91,6 @@ mod sections;
 use crate::health::HealthCheck;
 use dataplane::snapshot::{ConfigError, DirectorConfig, Snapshot};
 use sched::{SchedError, ServiceTable};
-use std::net::Ipv4Addr;
 
 pub use sections::{parse_mac, sync_peer};
 
@@ -233,11 +232,11 @@ impl PortConfig {
     }
 }
 
-/// A static neighbour (`[[neighbour]]`).
+/// A static neighbour (`[[neighbour]]`), IPv4 or IPv6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NeighbourConfig {
     /// Address.
-    pub ip: Ipv4Addr,
+    pub ip: std::net::IpAddr,
     /// MAC.
     pub mac: [u8; 6],
 }
@@ -345,6 +344,7 @@ mod tests {
     use super::*;
     use conntrack::{SessionState, TcpState};
     use sched::{ForwardMode, SchedKind};
+    use std::net::Ipv4Addr;
 
     const GOOD: &str = r#"
 [eal]
@@ -625,6 +625,17 @@ mac = "02:00:00:00:fe:fe"
             "dest port defaults to the service port"
         );
         assert_eq!(c.neighbours[0].mac, [2, 0, 0, 0, 0xfe, 0xfe]);
+        let six = GOOD.replace("ip = \"192.0.2.254\"", "ip = \"2001:db8:2::254\"");
+        let c = RvsConfig::parse(&six).unwrap();
+        assert_eq!(
+            c.neighbours[0].ip,
+            "2001:db8:2::254".parse::<std::net::IpAddr>().unwrap()
+        );
+        let e = err(&GOOD.replace("ip = \"192.0.2.254\"", "ip = \"2001:db8::zz\""));
+        assert!(
+            e.contains("'2001:db8::zz' is not an IPv4 or IPv6 address"),
+            "{e}"
+        );
         let h = &c.checks[0];
         assert_eq!(
             h.kind,

@@ -435,3 +435,16 @@ fn extension_headers_follow_their_policy_and_are_counted() {
     assert_eq!(c.drop_count(DropReason::MalformedIpv6), 1);
     assert_eq!((c.exception(), c.icmp_echo_replies()), (4, 0));
 }
+
+#[test]
+fn a_static_ipv6_neighbour_needs_no_solicitation() {
+    let mut lab = lab6();
+    lab.worker
+        .neighbours6_mut()
+        .insert_static(ROUTER6, dataplane::wire::EthernetAddress(ROUTER_MAC));
+    let out = lab.send(WAN, &echo6(CLIENT6, DIP6_WAN, 9));
+    let (p, f) = out.only();
+    assert_eq!(p, WAN);
+    assert_echo_reply(f, 9);
+    assert_eq!(lab.worker.counters().neighbour_solicits(), 0);
+}

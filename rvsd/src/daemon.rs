@@ -31,6 +31,7 @@ use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use dataplane::Counters;
 use dpdk::flow::{Flow, L4Proto};
 use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, RssConf};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -920,9 +921,11 @@ fn run_worker(
     let lcore = dpdk::register_thread().map_err(DaemonError::Dpdk)?;
     info!(worker = id, ?core, lcore, "worker running");
     for n in &neighbours {
-        worker
-            .neighbours_mut()
-            .insert_static(n.ip, EthernetAddress(n.mac));
+        let mac = EthernetAddress(n.mac);
+        match n.ip {
+            IpAddr::V4(ip) => worker.neighbours_mut().insert_static(ip, mac),
+            IpAddr::V6(ip) => worker.neighbours6_mut().insert_static(ip, mac),
+        };
     }
     let per_ms = (dpdk::tsc_hz() / 1000).max(1);
     let mut empty = 0u32;

@@ -763,8 +763,14 @@ fn check(
 /// One `[[neighbour]]`.
 pub(super) fn neighbour(n: FileNeighbour) -> Result<NeighbourConfig, ConfigFileError> {
     let section = format!("neighbour {}", n.ip);
+    let ip = std::net::IpAddr::from_str(n.ip.trim()).map_err(|_| {
+        value(
+            &section,
+            format!("ip '{}' is not an IPv4 or IPv6 address", n.ip),
+        )
+    })?;
     Ok(NeighbourConfig {
-        ip: addr(&section, "ip", &n.ip)?,
+        ip,
         mac: parse_mac(&n.mac)
             .ok_or_else(|| value(&section, format!("mac '{}' is not a MAC", n.mac)))?,
     })

@@ -288,6 +288,11 @@ impl<D: Device> Worker<D> {
         &self.neigh
     }
 
+    /// The IPv6 neighbour table, e.g. to add static entries.
+    pub fn neighbours6_mut(&mut self) -> &mut NeighTable<Parked<D::Buf>, Ipv6Addr> {
+        &mut self.neigh6
+    }
+
     /// The IPv6 neighbour table.
     pub fn neighbours6(&self) -> &NeighTable<Parked<D::Buf>, Ipv6Addr> {
         &self.neigh6
