@@ -432,52 +432,94 @@ pub struct Hop6 {
     pub nexthop: Ipv6Addr,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct RouteEntry6 {
-    net: Cidr6,
-    iface: u16,
-    via: Option<Ipv6Addr>,
+/// A prefix of either family, as routes need it.
+trait Prefix: Copy {
+    /// Its address type.
+    type Addr: Copy;
+    fn contains(&self, ip: Self::Addr) -> bool;
+    fn masked(&self) -> Self;
+    fn len(&self) -> u8;
 }
 
-/// The IPv6 routes: each interface's IPv6 subnets (connected), then the gateway routes through
-/// the interface whose subnet holds their gateway; longest prefix first.
-fn routes6(ifaces: &[Iface], cfg: &[RouteConfig6]) -> Result<Vec<RouteEntry6>, ConfigError> {
-    let mut routes: Vec<RouteEntry6> = ifaces
+impl Prefix for Cidr {
+    type Addr = Ipv4Addr;
+    fn contains(&self, ip: Ipv4Addr) -> bool {
+        Cidr::contains(self, ip)
+    }
+    fn masked(&self) -> Cidr {
+        Cidr::masked(self)
+    }
+    fn len(&self) -> u8 {
+        self.len
+    }
+}
+
+impl Prefix for Cidr6 {
+    type Addr = Ipv6Addr;
+    fn contains(&self, ip: Ipv6Addr) -> bool {
+        Cidr6::contains(self, ip)
+    }
+    fn masked(&self) -> Cidr6 {
+        Cidr6::masked(self)
+    }
+    fn len(&self) -> u8 {
+        self.len
+    }
+}
+
+/// A route of either family: a connected subnet (`via` none) or a gateway route.
+#[derive(Clone, Copy, Debug)]
+struct RouteEntry<P: Prefix = Cidr> {
+    net: P,
+    iface: u16,
+    via: Option<P::Addr>,
+}
+
+/// Adds the gateway routes `(dst, via)` to `routes` (which holds the connected subnets so
+/// far), each through the interface of the longest connected subnet holding its gateway
+/// (`unreachable` is the error for one outside them all), then sorts the table longest
+/// prefix first, connected before gateway routes of the same length.
+fn add_gateway_routes<P: Prefix>(
+    routes: &mut Vec<RouteEntry<P>>,
+    gateways: impl IntoIterator<Item = (P, P::Addr)>,
+    unreachable: impl Fn(P, P::Addr) -> ConfigError,
+) -> Result<(), ConfigError> {
+    for (dst, via) in gateways {
+        let gw = routes
+            .iter()
+            .filter(|e| e.via.is_none() && e.net.contains(via))
+            .max_by_key(|e| e.net.len())
+            .ok_or_else(|| unreachable(dst, via))?;
+        let iface = gw.iface;
+        routes.push(RouteEntry {
+            net: dst.masked(),
+            iface,
+            via: Some(via),
+        });
+    }
+    routes.sort_by_key(|e| (core::cmp::Reverse(e.net.len()), e.via.is_some()));
+    Ok(())
+}
+
+/// The IPv6 routes: each interface's IPv6 subnets (connected), then the gateway routes.
+fn routes6(ifaces: &[Iface], cfg: &[RouteConfig6]) -> Result<Vec<RouteEntry<Cidr6>>, ConfigError> {
+    let mut routes: Vec<RouteEntry<Cidr6>> = ifaces
         .iter()
         .enumerate()
         .flat_map(|(i, f)| {
-            f.addrs6.iter().map(move |a| RouteEntry6 {
+            f.addrs6.iter().map(move |a| RouteEntry {
                 net: a.masked(),
                 iface: i as u16,
                 via: None,
             })
         })
         .collect();
-    for r in cfg {
-        let gw = routes
-            .iter()
-            .filter(|e| e.via.is_none() && e.net.contains(r.via))
-            .max_by_key(|e| e.net.len)
-            .ok_or(ConfigError::GatewayUnreachable6 {
-                dst: r.dst,
-                via: r.via,
-            })?;
-        let iface = gw.iface;
-        routes.push(RouteEntry6 {
-            net: r.dst.masked(),
-            iface,
-            via: Some(r.via),
-        });
-    }
-    routes.sort_by_key(|e| (core::cmp::Reverse(e.net.len), e.via.is_some()));
+    add_gateway_routes(
+        &mut routes,
+        cfg.iter().map(|r| (r.dst, r.via)),
+        |dst, via| ConfigError::GatewayUnreachable6 { dst, via },
+    )?;
     Ok(routes)
-}
-
-#[derive(Clone, Copy, Debug)]
-struct RouteEntry {
-    net: Cidr,
-    iface: u16,
-    via: Option<Ipv4Addr>,
 }
 
 /// The validated, derived, immutable configuration that workers read.
@@ -486,7 +528,7 @@ pub struct Snapshot {
     ifaces: Vec<Iface>,
     iface_by_port: HashMap<(u16, Option<u16>), u16>,
     routes: Vec<RouteEntry>,
-    routes6: Vec<RouteEntry6>,
+    routes6: Vec<RouteEntry<Cidr6>>,
     local: HashMap<Ipv4Addr, Local>,
     /// IPv6 DIPs, with their interface.
     local6: HashMap<Ipv6Addr, u16>,
@@ -620,23 +662,12 @@ impl Snapshot {
                     len: r.dst.len,
                 });
             }
-            let gw = routes
-                .iter()
-                .filter(|e| e.via.is_none() && e.net.contains(r.via))
-                .max_by_key(|e| e.net.len)
-                .ok_or(ConfigError::GatewayUnreachable {
-                    dst: r.dst,
-                    via: r.via,
-                })?;
-            let iface = gw.iface;
-            routes.push(RouteEntry {
-                net: r.dst.masked(),
-                iface,
-                via: Some(r.via),
-            });
         }
-        // Longest prefix first; connected before gateway routes of the same length.
-        routes.sort_by_key(|e| (core::cmp::Reverse(e.net.len), e.via.is_some()));
+        add_gateway_routes(
+            &mut routes,
+            cfg.routes.iter().map(|r| (r.dst, r.via)),
+            |dst, via| ConfigError::GatewayUnreachable { dst, via },
+        )?;
         let routes6 = routes6(&ifaces, &cfg.routes6)?;
 
         if cfg.lport_range.is_empty() {

@@ -801,38 +801,21 @@ fn configure_kernel(cfg: &RvsConfig) {
             }
         }
         ip(&["link", "set", "dev", tap, "up"]);
-        for r in &cfg.director.routes {
-            let on_this_port = ifaces
+        // Gateway routes of both families through this port's subnets.
+        let v4 = cfg.director.routes.iter().filter_map(|r| {
+            let here = ifaces
                 .iter()
                 .any(|f| f.addrs.iter().any(|a| a.contains(r.via)));
-            if on_this_port {
-                ip(&[
-                    "route",
-                    "replace",
-                    &r.dst.to_string(),
-                    "via",
-                    &r.via.to_string(),
-                    "dev",
-                    tap,
-                ]);
-            }
-        }
-        for r in &cfg.director.routes6 {
-            let on_this_port = ifaces
+            here.then(|| ("-4", r.dst.to_string(), r.via.to_string()))
+        });
+        let v6 = cfg.director.routes6.iter().filter_map(|r| {
+            let here = ifaces
                 .iter()
                 .any(|f| f.addrs6.iter().any(|a| a.contains(r.via)));
-            if on_this_port {
-                ip(&[
-                    "-6",
-                    "route",
-                    "replace",
-                    &r.dst.to_string(),
-                    "via",
-                    &r.via.to_string(),
-                    "dev",
-                    tap,
-                ]);
-            }
+            here.then(|| ("-6", r.dst.to_string(), r.via.to_string()))
+        });
+        for (family, dst, via) in v4.chain(v6) {
+            ip(&[family, "route", "replace", &dst, "via", &via, "dev", tap]);
         }
         info!(tap = %tap, "kernel addresses and routes set on the exception TAP");
     }

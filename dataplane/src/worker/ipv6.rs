@@ -4,6 +4,7 @@
 //! solicitations), ICMPv6 echo to the DIPs answered, the rest of their traffic and the
 //! link-local groups' handed to the kernel. IPv6 is not forwarded: other IPv6 is dropped.
 
+use super::local::send_built;
 use super::tx::{Emit, Parked, Tx, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -235,18 +236,9 @@ pub(super) fn send_neighbour_solicit<D: Device>(
         return;
     };
     let iface = snap.iface(hop.iface);
-    let port = iface.port;
-    let mac = tx.ports[port as usize].mac();
-    let Some(mut b) = tx.ports[port as usize].alloc() else {
-        c.count_drop(DropReason::NoBuffer);
-        return;
-    };
-    if !local::write_neighbour_solicit(&mut b, iface.vlan, mac.0, src, hop.nexthop) {
-        c.count_drop(DropReason::NoBuffer);
-        return;
-    }
-    c.count(Counter::NeighbourSolicits);
-    tx.send(port, b, c);
+    send_built(tx, c, iface.port, Counter::NeighbourSolicits, |b, mac| {
+        local::write_neighbour_solicit(b, iface.vlan, mac, src, hop.nexthop)
+    });
 }
 
 /// What the IPv6 paths here read of a packet: its addresses (from the packet: the parse keeps

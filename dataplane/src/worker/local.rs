@@ -152,23 +152,38 @@ pub(super) fn send_arp_request<D: Device>(
         return;
     };
     let iface = snap.iface(hop.iface);
-    let port = iface.port;
-    let mac = tx.ports[port as usize].mac();
+    let src = snap.source_addr(hop.iface, hop.nexthop);
+    send_built(tx, c, iface.port, Counter::ArpRequests, |b, mac| {
+        let req = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: EthernetAddress(mac),
+            source_protocol_addr: src,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: hop.nexthop,
+        };
+        local::write_arp(b, iface.vlan, mac, [0xff; 6], &req)
+    });
+}
+
+/// Sends a frame the director builds itself out of `port`, counting it in `sent`: `write`
+/// fills a fresh buffer from the port's pool, given the port's MAC. A buffer that cannot be
+/// had or filled is a counted `no_buffer` drop.
+pub(super) fn send_built<D: Device>(
+    tx: &mut Tx<D>,
+    c: &mut Counters,
+    port: u16,
+    sent: Counter,
+    write: impl FnOnce(&mut D::Buf, [u8; 6]) -> bool,
+) {
+    let mac = tx.ports[port as usize].mac().0;
     let Some(mut b) = tx.ports[port as usize].alloc() else {
         c.count_drop(DropReason::NoBuffer);
         return;
     };
-    let req = ArpRepr::EthernetIpv4 {
-        operation: ArpOperation::Request,
-        source_hardware_addr: mac,
-        source_protocol_addr: snap.source_addr(hop.iface, hop.nexthop),
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: hop.nexthop,
-    };
-    if !local::write_arp(&mut b, iface.vlan, mac.0, [0xff; 6], &req) {
+    if !write(&mut b, mac) {
         c.count_drop(DropReason::NoBuffer);
         return;
     }
-    c.count(Counter::ArpRequests);
+    c.count(sent);
     tx.send(port, b, c);
 }
