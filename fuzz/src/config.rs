@@ -98,9 +98,7 @@ pub fn run(data: &[u8]) {
             continue;
         };
         for n in &cfg.neighbours {
-            worker
-                .neighbours_mut()
-                .insert_static(n.ip, EthernetAddress(n.mac));
+            worker.insert_static_neighbour(n.ip, EthernetAddress(n.mac));
         }
         // One packet to every service, on the port of the first interface.
         let Some(iface) = cfg.director.interfaces.first() else {

@@ -31,7 +31,6 @@ use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use dataplane::Counters;
 use dpdk::flow::{Flow, L4Proto};
 use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, RssConf};
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -904,11 +903,7 @@ fn run_worker(
     let lcore = dpdk::register_thread().map_err(DaemonError::Dpdk)?;
     info!(worker = id, ?core, lcore, "worker running");
     for n in &neighbours {
-        let mac = EthernetAddress(n.mac);
-        match n.ip {
-            IpAddr::V4(ip) => worker.neighbours_mut().insert_static(ip, mac),
-            IpAddr::V6(ip) => worker.neighbours6_mut().insert_static(ip, mac),
-        };
+        worker.insert_static_neighbour(n.ip, EthernetAddress(n.mac));
     }
     let per_ms = (dpdk::tsc_hz() / 1000).max(1);
     let mut empty = 0u32;

@@ -59,8 +59,9 @@ use crate::redirect::RedirectRings;
 use crate::snapshot::{Snapshot, SnapshotCell};
 use crate::stats::WorkerStats;
 use crate::synproxy::Cookies;
+use crate::wire::EthernetAddress;
 use conntrack::{FlowKey, Table};
-use core::net::Ipv6Addr;
+use core::net::{IpAddr, Ipv6Addr};
 use sched::{AnyScheduler, DestLoad, SchedKind, Scheduler};
 use std::sync::Arc;
 use tx::Tx;
@@ -286,6 +287,14 @@ impl<D: Device> Worker<D> {
     /// The neighbour table.
     pub fn neighbours(&self) -> &NeighTable<Parked<D::Buf>> {
         &self.neigh
+    }
+
+    /// Adds a static neighbour of either family (see [`NeighTable::insert_static`]).
+    pub fn insert_static_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress) -> bool {
+        match ip {
+            IpAddr::V4(ip) => self.neigh.insert_static(ip, mac),
+            IpAddr::V6(ip) => self.neigh6.insert_static(ip, mac),
+        }
     }
 
     /// The IPv6 neighbour table, e.g. to add static entries.
