@@ -221,7 +221,9 @@ impl<D: Device> Worker<D> {
 }
 
 /// Sends a neighbour solicitation for `ip` out of the interface its IPv6 route uses, from the
-/// interface's IPv6 DIP on its subnet.
+/// interface's IPv6 DIP on its subnet. With no such route any more (a new configuration took
+/// the subnet away) nothing is sent: the entry is given up after its probes like an
+/// unanswered one (a solicitation is no received frame, so nothing is counted as dropped).
 pub(super) fn send_neighbour_solicit<D: Device>(
     snap: &Snapshot,
     tx: &mut Tx<D>,
@@ -232,7 +234,6 @@ pub(super) fn send_neighbour_solicit<D: Device>(
         .route6(ip)
         .and_then(|hop| Some((hop, snap.source_addr6(hop.iface, hop.nexthop)?)))
     else {
-        c.count_drop(DropReason::NoRoute);
         return;
     };
     let iface = snap.iface(hop.iface);
