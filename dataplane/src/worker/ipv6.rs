@@ -171,15 +171,7 @@ impl<D: Device> Worker<D> {
         target: Ipv6Addr,
         source_mac: Option<[u8; 6]>,
     ) -> Verdict<D::Buf> {
-        if let Some(super::PortRole::Data { exception: Some(e) }) =
-            self.roles.get(port as usize).copied()
-        {
-            let copy = Self::copy_buf(&mut self.tx, port, &buf).ok_or(DropReason::NoBuffer);
-            if copy.is_ok() {
-                self.counters.count(Counter::NdToKernel);
-            }
-            self.settle(copy.map(|buf| Emit::Port { port: e, buf }));
-        }
+        self.copy_to_kernel(port, &buf, Counter::NdToKernel);
         let (dst, dst_mac, solicited) = if m.src.is_unspecified() {
             let all = icmpv6::ALL_NODES;
             (all, icmpv6::group_mac(all), false)

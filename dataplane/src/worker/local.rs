@@ -77,11 +77,18 @@ impl<D: Device> Worker<D> {
     /// drop of its own, and the frame itself goes on.
     pub(super) fn share_arp(&mut self, port: u16, buf: &D::Buf) {
         self.share_with_peers(port, buf, Counter::ArpToPeers);
+        self.copy_to_kernel(port, buf, Counter::ArpToKernel);
+    }
+
+    /// Copies a frame received on `port` to the kernel through the port's exception path,
+    /// if it has one, counting the copy in `sent`. The copy is a frame of its own: one that
+    /// cannot be made or sent is counted as a drop of its own.
+    pub(super) fn copy_to_kernel(&mut self, port: u16, buf: &D::Buf, sent: Counter) {
         if let Some(PortRole::Data { exception: Some(e) }) = self.roles.get(port as usize).copied()
         {
             let copy = Self::copy_buf(&mut self.tx, port, buf).ok_or(DropReason::NoBuffer);
             if copy.is_ok() {
-                self.counters.count(Counter::ArpToKernel);
+                self.counters.count(sent);
             }
             self.settle(copy.map(|buf| Emit::Port { port: e, buf }));
         }
