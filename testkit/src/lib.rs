@@ -603,3 +603,155 @@ pub fn decode6(frame: &[u8]) -> Seen6 {
         payload: ip.payload().to_vec(),
     }
 }
+
+/// An IPv6 frame to build: Ethernet / IPv6 / TCP or UDP / payload, checksums by smoltcp. ICMP
+/// echo is not offered: ICMPv6 frames are built with [`icmpv6_frame`].
+#[derive(Clone, Debug)]
+pub struct Frame6 {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub hop_limit: u8,
+    pub l4: L4Spec,
+    pub payload: Vec<u8>,
+}
+
+impl Frame6 {
+    /// A TCP segment from the router to the director's WAN port.
+    pub fn tcp(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) -> Frame6 {
+        Frame6 {
+            dst_mac: WAN_MAC,
+            src_mac: ROUTER_MAC,
+            src,
+            dst,
+            hop_limit: 64,
+            l4: L4Spec::Tcp {
+                sport,
+                dport,
+                flags,
+                seq: 1000,
+                ack: if flags & ACK != 0 { 5000 } else { 0 },
+            },
+            payload: Vec::new(),
+        }
+    }
+
+    /// A UDP datagram from the router to the director's WAN port.
+    pub fn udp(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Frame6 {
+        Frame6 {
+            l4: L4Spec::Udp {
+                sport,
+                dport,
+                zero_csum: false,
+            },
+            ..Frame6::tcp(src, sport, dst, dport, 0)
+        }
+    }
+
+    pub fn payload(mut self, p: &[u8]) -> Frame6 {
+        self.payload = p.to_vec();
+        self
+    }
+
+    pub fn build(&self) -> Vec<u8> {
+        let (src, dst) = (IpAddress::Ipv6(self.src), IpAddress::Ipv6(self.dst));
+        let (next, l4_len) = match self.l4 {
+            L4Spec::Tcp { .. } => (IpProtocol::Tcp, 20),
+            L4Spec::Udp { .. } => (IpProtocol::Udp, 8),
+            L4Spec::Echo { .. } => panic!("ICMPv6 frames are built with icmpv6_frame"),
+        };
+        let l4_len = l4_len + self.payload.len();
+        let mut f = vec![0u8; 14 + 40 + l4_len];
+        f[0..6].copy_from_slice(&self.dst_mac);
+        f[6..12].copy_from_slice(&self.src_mac);
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        Ipv6Repr {
+            src_addr: self.src,
+            dst_addr: self.dst,
+            next_header: next,
+            payload_len: l4_len,
+            hop_limit: self.hop_limit,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut f[14..54]));
+        let l4 = &mut f[54..];
+        match self.l4 {
+            L4Spec::Tcp {
+                sport,
+                dport,
+                flags,
+                seq,
+                ack,
+            } => {
+                let mut t = TcpPacket::new_unchecked(&mut *l4);
+                t.set_src_port(sport);
+                t.set_dst_port(dport);
+                t.set_seq_number(smoltcp::wire::TcpSeqNumber(seq as i32));
+                t.set_ack_number(smoltcp::wire::TcpSeqNumber(ack as i32));
+                t.set_header_len(20);
+                t.set_window_len(65535);
+                t.payload_mut().copy_from_slice(&self.payload);
+                l4[13] = flags;
+                TcpPacket::new_unchecked(&mut *l4).fill_checksum(&src, &dst);
+            }
+            L4Spec::Udp {
+                sport,
+                dport,
+                zero_csum,
+            } => {
+                let mut u = UdpPacket::new_unchecked(&mut *l4);
+                u.set_src_port(sport);
+                u.set_dst_port(dport);
+                u.set_len(l4_len as u16);
+                u.payload_mut().copy_from_slice(&self.payload);
+                if zero_csum {
+                    u.set_checksum(0);
+                } else {
+                    u.fill_checksum(&src, &dst);
+                }
+            }
+            L4Spec::Echo { .. } => unreachable!("refused above"),
+        }
+        f
+    }
+}
+
+/// The TCP or UDP header of an IPv6 packet, checked by smoltcp's full checksum computation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L4Seen {
+    pub sport: u16,
+    pub dport: u16,
+    /// TCP flags (0 for UDP).
+    pub flags: u8,
+    pub payload: Vec<u8>,
+}
+
+impl Seen6 {
+    /// The TCP segment or UDP datagram, asserting that its checksum verifies.
+    pub fn l4(&self) -> L4Seen {
+        let (src, dst) = (IpAddress::Ipv6(self.src), IpAddress::Ipv6(self.dst));
+        match self.next_header {
+            6 => {
+                let t = TcpPacket::new_checked(&self.payload[..]).expect("tcp");
+                assert!(t.verify_checksum(&src, &dst), "TCP checksum must verify");
+                L4Seen {
+                    sport: t.src_port(),
+                    dport: t.dst_port(),
+                    flags: self.payload[13],
+                    payload: t.payload().to_vec(),
+                }
+            }
+            17 => {
+                let u = UdpPacket::new_checked(&self.payload[..]).expect("udp");
+                assert!(u.verify_checksum(&src, &dst), "UDP checksum must verify");
+                L4Seen {
+                    sport: u.src_port(),
+                    dport: u.dst_port(),
+                    flags: 0,
+                    payload: u.payload().to_vec(),
+                }
+            }
+            other => panic!("next header {other}: not TCP or UDP"),
+        }
+    }
+}
