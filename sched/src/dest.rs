@@ -4,7 +4,7 @@
 //! no new sessions but keeps the ones it has: that is how a dest is drained (LVS quiescing).
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use core::str::FromStr;
 
 use crate::error::SchedError;
@@ -89,7 +89,7 @@ impl FromStr for ForwardMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Dest {
     /// The RIP.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// The port on the RS (equal to the service port in DR and TUN mode; 0 for ICMP).
     pub port: u16,
     /// The relative share of new sessions, 0..=[`MAX_WEIGHT`]; 0 takes none (drain).

@@ -4,10 +4,11 @@
 //! messages start with ipvsadm's wording where ipvsadm has one ("Service already exists",
 //! "No such destination", ...) and then say what to do about it.
 
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
 use thiserror::Error;
 
+use crate::addr::AddrPort;
 use crate::dest::{ForwardMode, MAX_WEIGHT};
 use crate::mh::MH_TABLE_SIZES;
 use crate::service::ServiceKey;
@@ -46,21 +47,33 @@ pub enum SchedError {
     },
 
     /// A dest with this address and port is already part of the service.
-    #[error("Destination already exists: {addr}:{port} (edit it instead of adding it again)")]
+    #[error("Destination already exists: {} (edit it instead of adding it again)", AddrPort(*addr, *port))]
     DuplicateDest {
         /// The dest's RIP.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// The dest's port.
         port: u16,
     },
 
     /// No dest with this address and port is part of the service.
-    #[error("No such destination: {addr}:{port} is not a dest of this service")]
+    #[error("No such destination: {} is not a dest of this service", AddrPort(*addr, *port))]
     DestNotFound {
         /// The RIP that was asked for.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// The port that was asked for.
         port: u16,
+    },
+
+    /// A dest whose address family differs from its service's VIP.
+    #[error(
+        "Address family of destination {dest} differs from the service's VIP {vip}: a \
+         service's dests are of its VIP's family"
+    )]
+    FamilyMismatch {
+        /// The service's VIP.
+        vip: IpAddr,
+        /// The dest's RIP.
+        dest: IpAddr,
     },
 
     /// A service with this protocol, VIP and port already exists.

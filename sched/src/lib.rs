@@ -2,6 +2,7 @@
 //! and the per-worker schedulers the data path asks for a dest on each new session.
 #![deny(unsafe_code)]
 
+pub mod addr; // AddrPort (ipvsadm's `[v6]:port`) and address bytes for the fixed hashes.
 pub mod dest; // Dest (a real server) and ForwardMode (NAT, DR, TUN, FullNAT).
 pub mod error; // SchedError: why a service or dest change was refused.
 mod hash; // SipHash-1-3 with fixed keys: mh's hash, the same in every director.
@@ -16,6 +17,7 @@ mod testing; // Helpers shared by the unit and property tests.
 pub mod wlc; // WeightedLeastConnection, after Linux IPVS ip_vs_wlc.c.
 pub mod wrr; // WeightedRoundRobin, interleaved, after Linux IPVS ip_vs_wrr.c.
 
+pub use addr::AddrPort;
 pub use conntrack::Proto;
 pub use dest::{Dest, ForwardMode, MAX_WEIGHT};
 pub use error::SchedError;

@@ -50,6 +50,8 @@
 //!   ICMP). IPVS's overload flag has no counterpart: rvs has no connection thresholds.
 
 use core::fmt;
+use core::net::IpAddr;
+#[cfg(test)]
 use core::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -124,7 +126,7 @@ pub struct MaglevHashing {
     /// weight.
     table: Arc<[u16]>,
     /// What the table was built from: each dest's address, port and weight, in order.
-    built_from: Vec<(Ipv4Addr, u16, u32)>,
+    built_from: Vec<(IpAddr, u16, u32)>,
 }
 
 impl MaglevHashing {
@@ -247,13 +249,23 @@ fn preferences(dests: &[Dest], config: MaglevConfig) -> Vec<Preference> {
             if turns == 0 {
                 return None;
             }
-            let [a, b, c, e] = d.addr.octets();
-            let [p, q] = d.port.to_be_bytes();
-            let key = [a, b, c, e, p, q];
+            let mut buf = [0u8; 18];
+            let len = match d.addr {
+                IpAddr::V4(a) => {
+                    buf[..4].copy_from_slice(&a.octets());
+                    4
+                }
+                IpAddr::V6(a) => {
+                    buf[..16].copy_from_slice(&a.octets());
+                    16
+                }
+            };
+            buf[len..len + 2].copy_from_slice(&d.port.to_be_bytes());
+            let key = &buf[..len + 2];
             Some(Preference {
                 index,
-                next: reduce(siphash13(OFFSET_KEY, &key), m),
-                skip: reduce(siphash13(SKIP_KEY, &key), m - 1) + 1,
+                next: reduce(siphash13(OFFSET_KEY, key), m),
+                skip: reduce(siphash13(SKIP_KEY, key), m - 1) + 1,
                 turns,
             })
         })
@@ -555,6 +567,31 @@ mod tests {
     const PINNED_PICKS: [usize; 8] = [3, 2, 1, 4, 3, 2, 3, 3];
 
     #[test]
+    fn ipv6_dests_share_the_table_by_weight() {
+        let v6 = |last: u16, weight| Dest {
+            addr: IpAddr::V6(core::net::Ipv6Addr::new(
+                0x2001, 0xdb8, 0x10, 1, 0, 0, 0, last,
+            )),
+            port: 80,
+            weight,
+            mode: crate::ForwardMode::Dr,
+        };
+        let d = [v6(0x11, 1), v6(0x12, 1), v6(0x13, 2)];
+        let mh = MaglevHashing::new(&d);
+        let n = mh.config.table_size;
+        let mut per = [0usize; 3];
+        for s in 0..n {
+            per[mh.dest_of_slot(s).expect("every slot has a dest")] += 1;
+        }
+        // Weight 2 takes about half the table, each weight-1 dest a quarter.
+        assert!(per[2] > n * 45 / 100 && per[2] < n * 55 / 100, "{per:?}");
+        assert!(per[0] > n * 20 / 100 && per[1] > n * 20 / 100, "{per:?}");
+        // The same table in every director (no random seed).
+        let again = MaglevHashing::new(&d);
+        assert!((0..n).all(|s| again.dest_of_slot(s) == mh.dest_of_slot(s)));
+    }
+
+    #[test]
     fn debug_is_short() {
         let mh = MaglevHashing::new(&dests(&[1, 1]));
         assert_eq!(
@@ -570,7 +607,7 @@ mod tests {
             .iter()
             .zip(weights)
             .map(|(&a, weight)| Dest {
-                addr: Ipv4Addr::from(a),
+                addr: Ipv4Addr::from(a).into(),
                 port: 80,
                 weight,
                 mode: crate::ForwardMode::Nat,
@@ -579,7 +616,7 @@ mod tests {
     }
 
     /// The address of each slot's dest: who owns the slot, whatever its index.
-    fn owners(mh: &MaglevHashing, d: &[Dest]) -> Vec<Option<Ipv4Addr>> {
+    fn owners(mh: &MaglevHashing, d: &[Dest]) -> Vec<Option<IpAddr>> {
         (0..mh.config.table_size)
             .map(|s| mh.dest_of_slot(s).map(|i| d[i].addr))
             .collect()

@@ -11,7 +11,7 @@
 //! the cursor steps back to the dest before it (`ip_vs_rr_del_dest`), so the walk goes on
 //! with the dest that followed the removed one.
 
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
 use crate::dest::Dest;
 use crate::scheduler::{DestLoad, FlowHint, Scheduler};
@@ -30,7 +30,7 @@ struct Cursor {
     /// Index into the dests.
     index: usize,
     /// The dest's RIP.
-    addr: Ipv4Addr,
+    addr: IpAddr,
     /// The dest's port.
     port: u16,
 }

@@ -21,7 +21,7 @@
 //! use std::net::Ipv4Addr;
 //! use sched::{Dest, DestLoad, FlowHint, ForwardMode, SchedKind, Scheduler};
 //!
-//! let rip = |n| Dest { addr: Ipv4Addr::new(10, 0, 0, n), port: 80, weight: 1, mode: ForwardMode::Dr };
+//! let rip = |n| Dest { addr: Ipv4Addr::new(10, 0, 0, n).into(), port: 80, weight: 1, mode: ForwardMode::Dr };
 //! let mut dests = vec![rip(1), rip(2)];
 //! dests[0].weight = 2;
 //! let kind: SchedKind = "wrr".parse()?;

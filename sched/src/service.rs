@@ -6,9 +6,12 @@
 //! port of a DR or TUN dest by the service port, rvs refuses the dest.
 
 use core::fmt;
+use core::net::IpAddr;
+#[cfg(test)]
 use core::net::Ipv4Addr;
 use std::collections::BTreeMap;
 
+use crate::addr::{push_octets, AddrPort};
 use crate::dest::{Dest, MAX_WEIGHT};
 use crate::error::SchedError;
 use crate::scheduler::SchedKind;
@@ -62,14 +65,14 @@ pub struct ServiceKey {
     /// The L4 protocol.
     pub proto: Proto,
     /// The VIP.
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     /// The service port (0 for ICMP).
     pub port: u16,
 }
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}:{}", self.proto, self.vip, self.port)
+        write!(f, "{} {}", self.proto, AddrPort(self.vip, self.port))
     }
 }
 
@@ -259,7 +262,7 @@ impl Service {
     }
 
     /// The dest with this RIP and port, if it belongs to the service.
-    pub fn dest(&self, addr: Ipv4Addr, port: u16) -> Option<&Dest> {
+    pub fn dest(&self, addr: IpAddr, port: u16) -> Option<&Dest> {
         self.dests.iter().find(|d| d.addr == addr && d.port == port)
     }
 
@@ -310,7 +313,7 @@ impl Service {
     ///
     /// # Errors
     /// [`SchedError::DestNotFound`] if no dest has this address and port.
-    pub fn remove_dest(&mut self, addr: Ipv4Addr, port: u16) -> Result<Dest, SchedError> {
+    pub fn remove_dest(&mut self, addr: IpAddr, port: u16) -> Result<Dest, SchedError> {
         let index = self
             .dests
             .iter()
@@ -325,6 +328,12 @@ impl Service {
             return Err(SchedError::WeightOutOfRange { weight: d.weight });
         }
         check_port(self.key.proto, d.port)?;
+        if d.addr.is_ipv4() != self.key.vip.is_ipv4() {
+            return Err(SchedError::FamilyMismatch {
+                vip: self.key.vip,
+                dest: d.addr,
+            });
+        }
         if self.synproxy && !d.mode.maps_ports() {
             return Err(SchedError::SynProxyNeedsReplies { mode: d.mode });
         }
@@ -426,7 +435,7 @@ pub fn view_digest<'a>(services: impl IntoIterator<Item = &'a Service>) -> u64 {
     let mut b = Vec::with_capacity(sorted.iter().map(|s| 24 + 20 * s.dests.len()).sum());
     for s in sorted {
         b.push(s.key.proto.ip_proto());
-        b.extend_from_slice(&s.key.vip.octets());
+        push_octets(&mut b, s.key.vip);
         b.extend_from_slice(&s.key.port.to_be_bytes());
         let name = s.sched.name().as_bytes();
         b.push(name.len() as u8);
@@ -439,7 +448,7 @@ pub fn view_digest<'a>(services: impl IntoIterator<Item = &'a Service>) -> u64 {
         b.push(u8::from(s.synproxy));
         b.extend_from_slice(&(s.dests.len() as u32).to_be_bytes());
         for d in &s.dests {
-            b.extend_from_slice(&d.addr.octets());
+            push_octets(&mut b, d.addr);
             b.extend_from_slice(&d.port.to_be_bytes());
             b.extend_from_slice(&d.weight.to_be_bytes());
             let mode = d.mode.ipvsadm_name().as_bytes();
@@ -458,11 +467,11 @@ mod tests {
     fn the_view_digest_follows_what_schedules_and_nothing_else() {
         let key = |port| ServiceKey {
             proto: Proto::Tcp,
-            vip: Ipv4Addr::new(192, 0, 2, 1),
+            vip: Ipv4Addr::new(192, 0, 2, 1).into(),
             port,
         };
         let dest = |last, weight| Dest {
-            addr: Ipv4Addr::new(10, 1, 0, last),
+            addr: Ipv4Addr::new(10, 1, 0, last).into(),
             port: 80,
             weight,
             mode: crate::ForwardMode::FullNat,
@@ -497,8 +506,8 @@ mod tests {
     use crate::dest::ForwardMode;
     use proptest::prelude::*;
 
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-    const RIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    const RIP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 
     fn key(proto: Proto, port: u16) -> ServiceKey {
         ServiceKey {
@@ -543,7 +552,7 @@ mod tests {
         s.set_synproxy(true).unwrap();
         assert!(s.synproxy());
         let tun = Dest {
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: Ipv4Addr::new(10, 0, 0, 2).into(),
             ..dest(80, 1, ForwardMode::Tun)
         };
         assert_eq!(
@@ -591,7 +600,7 @@ mod tests {
         s.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap();
         assert_eq!(s.proxy_protocol(), Some(ProxyProtocol::V2));
         let tun = Dest {
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: Ipv4Addr::new(10, 0, 0, 2).into(),
             ..dest(80, 1, ForwardMode::Tun)
         };
         assert_eq!(
@@ -652,7 +661,7 @@ mod tests {
     fn keys_sort_by_proto_then_vip_then_port() {
         let a = key(Proto::Tcp, 443);
         let b = ServiceKey {
-            vip: Ipv4Addr::new(192, 0, 2, 2),
+            vip: Ipv4Addr::new(192, 0, 2, 2).into(),
             ..key(Proto::Tcp, 80)
         };
         let c = key(Proto::Udp, 53);
@@ -883,7 +892,7 @@ mod tests {
         )
             .prop_map(|(proto, host, port)| ServiceKey {
                 proto,
-                vip: Ipv4Addr::new(192, 0, 2, host),
+                vip: Ipv4Addr::new(192, 0, 2, host).into(),
                 port: if proto == Proto::Icmp { 0 } else { port },
             })
     }
@@ -929,7 +938,7 @@ mod tests {
         ) {
             let mut s = Service::new(key(Proto::Tcp, 1), SchedKind::Wrr).unwrap();
             for (op, host, port, weight, mode) in changes {
-                let d = Dest { addr: Ipv4Addr::new(10, 0, 0, host), port, weight, mode };
+                let d = Dest { addr: Ipv4Addr::new(10, 0, 0, host).into(), port, weight, mode };
                 let before = s.clone();
                 let r = match op {
                     0 => s.add_dest(d),
