@@ -141,7 +141,7 @@ mod tests {
     fn key() -> SvcKey {
         SvcKey {
             proto: ProtoName::Tcp,
-            vip: Ipv4Addr::new(192, 0, 2, 1),
+            vip: Ipv4Addr::new(192, 0, 2, 1).into(),
             port: 80,
         }
     }
@@ -160,7 +160,7 @@ mod tests {
             Request::AddDest {
                 service: key(),
                 dest: DestSpec {
-                    addr: Ipv4Addr::new(10, 0, 0, 1),
+                    addr: Ipv4Addr::new(10, 0, 0, 1).into(),
                     port: 8080,
                     weight: 3,
                     mode: "fullnat".into(),
@@ -299,7 +299,8 @@ mod tests {
     #[test]
     fn a_page_of_the_longest_sessions_fits_in_half_a_frame() {
         use crate::message::{ConnCursor, ConnView, CONNECTIONS_PAGE};
-        let far = std::net::Ipv4Addr::new(255, 255, 255, 255);
+        // The longest address text there is: a full IPv6 address.
+        let far = std::net::IpAddr::V6(std::net::Ipv6Addr::from(u128::MAX - 1));
         let longest = ConnView {
             proto: ProtoName::Icmp,
             expire_secs: u64::MAX,

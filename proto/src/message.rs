@@ -3,7 +3,7 @@
 //! are errors, and every change is all-or-nothing: a refused request changes nothing.
 
 use serde::{Deserialize, Serialize};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
 /// The protocol version this build speaks. Version 2 pages `-L -c` (a cursor in
 /// [`Request::Connections`], the next one in [`Response::Connections`]).
@@ -11,7 +11,7 @@ pub const VERSION: u32 = 2;
 
 /// Most sessions in one page of `-L -c` ([`Response::Connections`]): a page of the longest
 /// sessions there can be stays under half of [`crate::MAX_FRAME`].
-pub const CONNECTIONS_PAGE: usize = 2048;
+pub const CONNECTIONS_PAGE: usize = 1024;
 
 /// A service as named on the command line (`-t 192.0.2.1:80`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,7 +20,7 @@ pub struct SvcKey {
     /// `tcp`, `udp` or `icmp`.
     pub proto: ProtoName,
     /// The VIP.
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     /// The port (0 for ICMP).
     pub port: u16,
 }
@@ -42,7 +42,7 @@ pub enum ProtoName {
 #[serde(deny_unknown_fields)]
 pub struct DestSpec {
     /// RIP.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Port (the service port when the command line gives none).
     pub port: u16,
     /// Weight 0..=65535.
@@ -115,7 +115,7 @@ pub enum Request {
         /// The service.
         service: SvcKey,
         /// RIP.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// Port.
         port: u16,
     },
@@ -385,7 +385,7 @@ pub struct Rates {
 #[serde(deny_unknown_fields)]
 pub struct DestView {
     /// RIP.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Port.
     pub port: u16,
     /// `Masq`, `Route`, `Tunnel` or `FullNat` (ipvsadm's Forward column).
@@ -440,19 +440,19 @@ pub struct ConnView {
     /// State (`ESTABLISHED`, `UDP`, ...).
     pub state: String,
     /// Client address.
-    pub source: Ipv4Addr,
+    pub source: IpAddr,
     /// Client port.
     pub sport: u16,
     /// VIP.
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     /// VIP port.
     pub vport: u16,
     /// RIP.
-    pub dest: Ipv4Addr,
+    pub dest: IpAddr,
     /// RS port.
     pub dport: u16,
     /// FullNAT LIP and port.
-    pub local: Option<(Ipv4Addr, u16)>,
+    pub local: Option<(IpAddr, u16)>,
     /// Worker owning it.
     pub worker: u16,
 }
@@ -530,7 +530,7 @@ pub struct HealthView {
     /// The service.
     pub service: SvcKey,
     /// RIP.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Port.
     pub port: u16,
     /// The check, e.g. `http GET / = 200 every 2s timeout 1s rise 2 fall 3`.
@@ -686,7 +686,7 @@ mod tests {
     fn key() -> SvcKey {
         SvcKey {
             proto: ProtoName::Tcp,
-            vip: Ipv4Addr::new(192, 0, 2, 1),
+            vip: Ipv4Addr::new(192, 0, 2, 1).into(),
             port: 80,
         }
     }
@@ -697,7 +697,7 @@ mod tests {
             version: VERSION,
             request: Request::DeleteDest {
                 service: key(),
-                addr: Ipv4Addr::new(10, 0, 0, 1),
+                addr: Ipv4Addr::new(10, 0, 0, 1).into(),
                 port: 80,
             },
         };

@@ -11,18 +11,24 @@
 //!   table, with ipvsadm's messages ("Illegal 'weight' option with the 'add-service' command");
 //! - defaults as in ipvsadm: scheduler `wlc`, weight 1, forwarding `-g` (DR), a dest without
 //!   a port takes the service's port, and DR/TUN dests always take the service's port;
-//! - `-p` without a timeout is 300 s, the default ipvsadm's manual documents.
+//! - `-p` without a timeout is 300 s, the default ipvsadm's manual documents;
+//! - addresses are ipvsadm's: `192.0.2.1[:port]`, `[2001:db8::10][:port]`, or a bare IPv6
+//!   address without a port (`2001:db8::10`): an IPv6 address carries a port only in brackets.
+//!   A bare IPv6 address whose last group reads as a port (`2001:db8::1:80`) is refused as
+//!   ambiguous (ipvsadm would silently take it as an address), and so is `[192.0.2.1]:80`;
+//!   a dest of another family than its service's VIP is refused before anything is sent.
 //!
 //! rvs-specific: `--icmp VIP` (an ICMP echo service), `--fullnat` (FullNAT forwarding, as in
 //! DPVS's ipvsadm), `--json`, `--workers` and `--reload FILE`. Host and port names are not
-//! resolved (rvs is numeric only, so `-n` is accepted and implied), and IPv6, firewall marks,
-//! thresholds and the sync daemon are not supported: their options are refused by name.
+//! resolved (rvs is numeric only, so `-n` is accepted and implied), and firewall marks (hence
+//! `-6`, which only marks a fwmark service IPv6) and thresholds are not supported: their
+//! options are refused by name.
 //!
 //! [`parse_rules`] reads `-S` output (one ipvsadm command line per line) back into one
 //! [`Request::Batch`], for `-R`.
 
 use proto::{DaemonRole, DestSpec, ProtoName, Request, SvcKey};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The scheduler of a service added without `-s` (ipvsadm's `DEF_SCHED`).
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -95,9 +101,16 @@ pub enum CliError {
     /// An option neither ipvsadm nor rvsadm knows (popt's message).
     #[error("{0}: unknown option")]
     UnknownOption(String),
-    /// An option of ipvsadm's that rvs does not have (IPv6, fwmark, thresholds, sync daemon...).
+    /// An option of ipvsadm's that rvs does not have (fwmark, thresholds, tunnel types...).
     #[error("{0}: not supported by rvs")]
     Unsupported(String),
+    /// `-6`/`--ipv6`: in ipvsadm it makes a fwmark service IPv6; rvs has no fwmark services,
+    /// and its IPv6 services are named by their address.
+    #[error(
+        "{0}: not supported by rvs: IPv6 services are given by their bracketed address \
+         (-t [2001:db8::10]:80); -6 only applies to fwmark services (-f), which rvs does not have"
+    )]
+    Ipv6Fwmark(String),
     /// An option that takes a value was last on the line (popt's message).
     #[error("{0}: missing argument")]
     MissingArgument(String),
@@ -141,12 +154,38 @@ pub enum CliError {
     /// `-c` or `--timeout` with `--stats` or `--rate`.
     #[error("options conflicts in the list command")]
     ListConflict,
-    /// `-t`/`-u`/`--icmp` with something that is not `IPv4[:port]` (rvs resolves no names).
+    /// `-t`/`-u`/`--icmp` with something that is not `IPv4[:port]`, `[IPv6][:port]` or a bare
+    /// IPv6 address (rvs resolves no names).
     #[error("illegal virtual server address[:port] specified")]
     IllegalService,
-    /// `-r` with something that is not `IPv4[:port]`.
+    /// `-r` with something that is not `IPv4[:port]`, `[IPv6][:port]` or a bare IPv6 address.
     #[error("illegal real server address[:port] specified")]
     IllegalServer,
+    /// A bare IPv6 address whose last group reads as a port (`2001:db8::1:80`): an IPv6
+    /// address carries a port only in brackets, so which one was meant is said with them.
+    #[error(
+        "illegal {server} server address[:port] specified: `{given}' is ambiguous; write \
+         [{addr}]:{port} for a port, or [{given}] for the address"
+    )]
+    AmbiguousAddress {
+        /// `virtual` (`-t`/`-u`/`--icmp`) or `real` (`-r`).
+        server: &'static str,
+        /// What was given.
+        given: String,
+        /// The address, if the last group was meant as a port.
+        addr: Ipv6Addr,
+        /// That port.
+        port: u16,
+    },
+    /// A dest whose address family is not its service's (the kernel's `EAFNOSUPPORT`; rvsd
+    /// refuses it too).
+    #[error("Address family of destination {dest} differs from the service's VIP {vip}")]
+    FamilyMismatch {
+        /// The service's VIP.
+        vip: IpAddr,
+        /// The dest's address.
+        dest: IpAddr,
+    },
     /// `-w` outside 0..=65535.
     #[error("illegal weight specified")]
     IllegalWeight,
@@ -227,6 +266,7 @@ impl CliError {
             self,
             CliError::UnknownOption(_)
                 | CliError::Unsupported(_)
+                | CliError::Ipv6Fwmark(_)
                 | CliError::MissingArgument(_)
                 | CliError::UnwantedArgument(_)
         )
@@ -425,6 +465,8 @@ enum Key {
     Daemon(DaemonOpt),
     /// `--daemon` (`-L --daemon`).
     DaemonList,
+    /// `-6`: refused, with a word on how rvs names IPv6 services.
+    Ipv6,
     Unsupported,
 }
 
@@ -582,7 +624,7 @@ const SPECS: &[Spec] = &[
     spec(Some('M'), &["netmask"], Key::Unsupported, Arity::Required),
     spec(Some('x'), &["u-threshold"], Key::Unsupported, Arity::Required),
     spec(Some('y'), &["l-threshold"], Key::Unsupported, Arity::Required),
-    spec(Some('6'), &["ipv6"], Key::Unsupported, Arity::None),
+    spec(Some('6'), &["ipv6"], Key::Ipv6, Arity::None),
     spec(Some('o'), &["ops"], Key::Unsupported, Arity::None),
     spec(Some('b'), &["sched-flags"], Key::Unsupported, Arity::Required),
     spec(None, &["pe"], Key::Unsupported, Arity::Required),
@@ -609,7 +651,7 @@ fn find_long(name: &str) -> Option<&'static Spec> {
 #[derive(Debug, Clone, Copy)]
 struct SvcArg {
     proto: ProtoName,
-    vip: Ipv4Addr,
+    vip: IpAddr,
     port: Option<u16>,
 }
 
@@ -626,7 +668,7 @@ struct State {
     proxy_protocol: Option<String>,
     /// `--toa`.
     toa: bool,
-    server: Option<(Ipv4Addr, Option<u16>)>,
+    server: Option<(IpAddr, Option<u16>)>,
     mode: Option<Mode>,
     weight: Option<u32>,
     reload: Option<String>,
@@ -693,8 +735,8 @@ impl State {
             }
             Key::Service(proto) => {
                 self.set_option(Opt::Service)?;
-                let (vip, port) =
-                    parse_addr_port(value.unwrap_or_default()).ok_or(CliError::IllegalService)?;
+                let given = value.unwrap_or_default();
+                let (vip, port) = parse_addr_port(given).map_err(|e| e.for_service(given))?;
                 if proto == ProtoName::Icmp && port.is_some_and(|p| p != 0) {
                     return Err(CliError::IcmpPort);
                 }
@@ -729,8 +771,8 @@ impl State {
             }
             Key::Server => {
                 self.set_option(Opt::Server)?;
-                let server =
-                    parse_addr_port(value.unwrap_or_default()).ok_or(CliError::IllegalServer)?;
+                let given = value.unwrap_or_default();
+                let server = parse_addr_port(given).map_err(|e| e.for_server(given))?;
                 self.server = Some(server);
             }
             Key::Mode(mode) => {
@@ -776,6 +818,7 @@ impl State {
                 }
                 self.list_daemon = true;
             }
+            Key::Ipv6 => return Err(CliError::Ipv6Fwmark(word.to_owned())),
             Key::Unsupported => return Err(CliError::Unsupported(word.to_owned())),
         }
         Ok(Step::Continue)
@@ -1056,6 +1099,12 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
         Command::AddDest | Command::EditDest | Command::DelDest => {
             let service = service.ok_or(CliError::IllegalService)?;
             let (addr, port) = state.server.ok_or(CliError::IllegalServer)?;
+            if addr.is_ipv6() != service.vip.is_ipv6() {
+                return Err(CliError::FamilyMismatch {
+                    vip: service.vip,
+                    dest: addr,
+                });
+            }
             if service.proto == ProtoName::Icmp && port.is_some_and(|p| p != 0) {
                 return Err(CliError::IcmpPort);
             }
@@ -1217,21 +1266,99 @@ fn parse_timeout(s: &str, min: u32) -> Result<u32, CliError> {
         .ok_or_else(|| CliError::InvalidTimeout(s.to_owned()))
 }
 
-/// ipvsadm's `parse_service`, numeric only: `IPv4` or `IPv4:port` (split at the last colon).
+/// Why an address word (`-t`, `-u`, `--icmp`, `-r`) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AddrError {
+    /// Not an address (with or without a port) that rvsadm reads.
+    Illegal,
+    /// A bare IPv6 address that also reads as `IPv6:port`.
+    Ambiguous {
+        /// The address, if the last group was meant as a port.
+        addr: Ipv6Addr,
+        /// That port.
+        port: u16,
+    },
+}
+
+impl AddrError {
+    /// The error for the service address `given` (`-t`, `-u`, `--icmp`).
+    fn for_service(self, given: &str) -> CliError {
+        self.into_cli(CliError::IllegalService, "virtual", given)
+    }
+
+    /// The error for the real server address `given` (`-r`).
+    fn for_server(self, given: &str) -> CliError {
+        self.into_cli(CliError::IllegalServer, "real", given)
+    }
+
+    /// `illegal` for a word that is no address, else the ambiguity, named for `server`.
+    fn into_cli(self, illegal: CliError, server: &'static str, given: &str) -> CliError {
+        match self {
+            AddrError::Illegal => illegal,
+            AddrError::Ambiguous { addr, port } => CliError::AmbiguousAddress {
+                server,
+                given: given.to_owned(),
+                addr,
+                port,
+            },
+        }
+    }
+}
+
+/// ipvsadm's `parse_service`, numeric only: `IPv4` or `IPv4:port` (split at the last colon),
+/// `[IPv6]` or `[IPv6]:port`, or a bare `IPv6` without a port (a port needs the brackets).
 /// All digits is refused, as in ipvsadm (it would otherwise read as an address).
-fn parse_addr_port(s: &str) -> Option<(Ipv4Addr, Option<u16>)> {
+fn parse_addr_port(s: &str) -> Result<(IpAddr, Option<u16>), AddrError> {
     if s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+        return Err(AddrError::Illegal);
+    }
+    if let Some(inner) = s.strip_prefix('[') {
+        return parse_bracketed(inner);
+    }
+    if let Ok(addr) = s.parse::<Ipv6Addr>() {
+        return match trailing_port(s) {
+            Some((addr, port)) => Err(AddrError::Ambiguous { addr, port }),
+            None => Ok((addr.into(), None)),
+        };
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (s, None),
     };
-    let addr: Ipv4Addr = host.parse().ok()?;
-    let port = match port {
-        None => None,
-        Some(p) => Some(u16::try_from(string_to_number(p, 0, 65_535)?).ok()?),
+    let addr: Ipv4Addr = host.parse().map_err(|_| AddrError::Illegal)?;
+    let port = port.map(parse_port).transpose()?;
+    Ok((addr.into(), port))
+}
+
+/// What follows a `[`: `IPv6]` or `IPv6]:port`. An IPv4 address in brackets is refused.
+fn parse_bracketed(inner: &str) -> Result<(IpAddr, Option<u16>), AddrError> {
+    let (host, rest) = inner.split_once(']').ok_or(AddrError::Illegal)?;
+    let addr: Ipv6Addr = host.parse().map_err(|_| AddrError::Illegal)?;
+    let port = match rest {
+        "" => None,
+        _ => Some(parse_port(
+            rest.strip_prefix(':').ok_or(AddrError::Illegal)?,
+        )?),
     };
+    Ok((addr.into(), port))
+}
+
+/// A port as ipvsadm reads it: `string_to_number` in `0..=65535` (no service names).
+fn parse_port(p: &str) -> Result<u16, AddrError> {
+    string_to_number(p, 0, 65_535)
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or(AddrError::Illegal)
+}
+
+/// Whether the bare IPv6 address `s` also reads as `IPv6:port`: its last group is decimal
+/// and what is before it is an IPv6 address too (`2001:db8::1:80`); that reading if so.
+fn trailing_port(s: &str) -> Option<(Ipv6Addr, u16)> {
+    let (head, tail) = s.rsplit_once(':')?;
+    if tail.is_empty() || !tail.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let addr = head.parse::<Ipv6Addr>().ok()?;
+    let port = tail.parse::<u16>().ok()?;
     Some((addr, port))
 }
 
@@ -1359,9 +1486,11 @@ Either long or short options are allowed.
   --version         -v        display the version
 
 Options:
-  --tcp-service  -t service-address   service-address is IPv4[:port]
-  --udp-service  -u service-address   service-address is IPv4[:port]
-  --icmp            service-address   ICMP echo service, service-address is IPv4
+  --tcp-service  -t service-address   service-address is IPv4[:port] or [IPv6][:port]
+  --udp-service  -u service-address   service-address is IPv4[:port] or [IPv6][:port]
+                                      (an IPv6 address takes a port only in brackets:
+                                      -t [2001:db8::10]:80)
+  --icmp            service-address   ICMP echo service, service-address is IPv4 or [IPv6]
   --scheduler    -s scheduler         the default scheduler is wlc.
   --persistent   -p [timeout]         persistent service (default 300 seconds)
   --synproxy     -j enable|disable    answer SYNs with SYN cookies; open the RS connection
@@ -1370,7 +1499,8 @@ Options:
                                       ahead of its data toward the RS (tcp, FullNAT and NAT)
   --toa                               put the client's address in TCP option 254 (TOA) of
                                       the connection's first segments toward the RS
-  --real-server  -r server-address    server-address is IPv4[:port]
+  --real-server  -r server-address    server-address is IPv4[:port] or [IPv6][:port],
+                                      of the service's address family
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)
   --masquerading -m                   masquerading (NAT)
@@ -1420,15 +1550,54 @@ mod tests {
 
     #[test]
     fn addresses_are_numeric_ipv4_with_optional_port() {
-        let a = Ipv4Addr::new(192, 0, 2, 1);
-        assert_eq!(parse_addr_port("192.0.2.1"), Some((a, None)));
-        assert_eq!(parse_addr_port("192.0.2.1:80"), Some((a, Some(80))));
-        assert_eq!(parse_addr_port("192.0.2.1:"), None);
-        assert_eq!(parse_addr_port("192.0.2.1:http"), None);
-        assert_eq!(parse_addr_port("www.example.com:80"), None);
-        assert_eq!(parse_addr_port("8080"), None);
-        assert_eq!(parse_addr_port("[2001:db8::1]:80"), None);
-        assert_eq!(parse_addr_port(""), None);
+        let a = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let bad = Err(AddrError::Illegal);
+        assert_eq!(parse_addr_port("192.0.2.1"), Ok((a, None)));
+        assert_eq!(parse_addr_port("192.0.2.1:80"), Ok((a, Some(80))));
+        assert_eq!(parse_addr_port("192.0.2.1:"), bad);
+        assert_eq!(parse_addr_port("192.0.2.1:http"), bad);
+        assert_eq!(parse_addr_port("www.example.com:80"), bad);
+        assert_eq!(parse_addr_port("8080"), bad);
+        assert_eq!(parse_addr_port(""), bad);
+    }
+
+    #[test]
+    fn ipv6_addresses_take_a_port_only_in_brackets() {
+        let a = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10));
+        let bad = Err(AddrError::Illegal);
+        assert_eq!(parse_addr_port("[2001:db8::10]:80"), Ok((a, Some(80))));
+        assert_eq!(parse_addr_port("[2001:db8::10]:0"), Ok((a, Some(0))));
+        assert_eq!(parse_addr_port("[2001:db8::10]"), Ok((a, None)));
+        assert_eq!(parse_addr_port("2001:db8::10"), Ok((a, None)));
+        assert_eq!(parse_addr_port("2001:db8:0:0:0:0:0:10"), Ok((a, None)));
+        for word in [
+            "[2001:db8::10",
+            "[2001:db8::10]80",
+            "[2001:db8::10]:",
+            "[2001:db8::10]:65536",
+            "[2001:db8::10]:http",
+            "[2001:db8::10]]:80",
+            "[]:80",
+            "[]",
+            "[192.0.2.1]:80",
+            "[192.0.2.1]",
+            "2001:db8::10]:80",
+            "2001:db8::zz",
+        ] {
+            assert_eq!(parse_addr_port(word), bad, "{word}");
+        }
+        assert_eq!(
+            parse_addr_port("2001:db8::1:80"),
+            Err(AddrError::Ambiguous {
+                addr: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+                port: 80
+            })
+        );
+        assert_eq!(trailing_port("::1:443"), Some((Ipv6Addr::LOCALHOST, 443)));
+        // Not ambiguous: a hex last group, or nothing that is an address before it.
+        assert_eq!(trailing_port("2001:db8::1:ab"), None);
+        assert_eq!(trailing_port("2001:db8::80"), None);
+        assert_eq!(trailing_port("::1"), None);
     }
 
     #[test]

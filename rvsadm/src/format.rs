@@ -3,8 +3,15 @@
 //! Column widths are ipvsadm.c's printf formats (`print_title`, `print_service_entry`,
 //! `print_largenum`, `list_conn`, `list_timeout`), so that scripts which parse
 //! `ipvsadm -L -n`, `--stats`, `--rate`, `-c`, `--timeout` and `-S` keep working; trailing
-//! padding is kept as ipvsadm's `%-10u` leaves it. Services are sorted by protocol number,
-//! VIP and port and dests by address and port, as ipvsadm sorts them, unless `--nosort`.
+//! padding is kept as ipvsadm's `%-10u` leaves it. Services are sorted by address family,
+//! protocol number, VIP and port and dests by address and port, as ipvsadm sorts them, unless
+//! `--nosort`.
+//!
+//! IPv6 addresses are printed as ipvsadm prints them, `[2001:db8::10]:80`, everywhere an
+//! address and port are (the listings, `-c`, `--health`, `-S`); no column is widened for
+//! them: a longer name pushes the rest of its line right, as ipvsadm's `%-33s` and `%-28s` do.
+//! `-S` writes an IPv6 address without a port (ICMP) in brackets too, `[2001:db8::10]`, so
+//! that `-R` never reads its last group as a port.
 //!
 //! Differences, all additive: the first line names rvs instead of the kernel's IPVS; the
 //! Forward column also says `FullNat`; ICMP services print as `ICMP 192.0.2.1:0` (rules:
@@ -21,7 +28,7 @@ use proto::{
 };
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Why an answer could not be printed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -356,19 +363,35 @@ fn proto_label(p: ProtoName) -> &'static str {
     }
 }
 
-/// `addr:port`, ipvsadm's `addrport_to_anyname` with `-n`.
-fn addr_port(addr: Ipv4Addr, port: u16) -> String {
-    format!("{addr}:{port}")
+/// `addr:port` (IPv6 `[addr]:port`), ipvsadm's `addrport_to_anyname` with `-n`.
+fn addr_port(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
 }
 
-/// The services in ipvsadm's order (unless `nosort`), each with its dests in order.
+/// An address without a port as `-S` writes it: IPv6 in brackets (`[2001:db8::10]`).
+fn addr_alone(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
+/// The services in ipvsadm's order (unless `nosort`), each with its dests in order: IPv4
+/// services before IPv6 ones (libipvs's `ipvs_cmp_services` compares the family first), then
+/// by protocol number, VIP and port; dests by address and port.
 fn sorted(services: &[ServiceView], nosort: bool) -> Vec<(&ServiceView, Vec<&DestView>)> {
     let mut out: Vec<(&ServiceView, Vec<&DestView>)> = services
         .iter()
         .map(|s| (s, s.dests.iter().collect()))
         .collect();
     if !nosort {
-        out.sort_by_key(|(s, _)| (proto_number(s.key.proto), s.key.vip, s.key.port));
+        out.sort_by_key(|(s, _)| {
+            let k = &s.key;
+            (k.vip.is_ipv6(), proto_number(k.proto), k.vip, k.port)
+        });
         for (_, dests) in &mut out {
             dests.sort_by_key(|d| (d.addr, d.port));
         }
@@ -475,7 +498,8 @@ fn counters(stats: &proto::Stats, rates: &proto::Rates, output: &Output) -> Stri
 
 /// `-S`: the services and dests as command lines `-R` (and ipvsadm-restore) read back, in
 /// ipvsadm's order: `-A -t VIP:port -s sched [-p timeout]`, then
-/// `-a -t VIP:port -r RIP:port -g|-m|-i|--fullnat -w weight` per dest.
+/// `-a -t VIP:port -r RIP:port -g|-m|-i|--fullnat -w weight` per dest; IPv6 addresses in
+/// brackets (`-t [2001:db8::10]:80`, `--icmp [2001:db8::10]`).
 ///
 /// # Errors
 /// [`FormatError::UnknownForward`] for a dest whose forwarding method has no option.
@@ -485,7 +509,7 @@ pub fn rules(services: &[ServiceView]) -> Result<String, FormatError> {
         let name = match svc.key.proto {
             ProtoName::Tcp => format!("-t {}", addr_port(svc.key.vip, svc.key.port)),
             ProtoName::Udp => format!("-u {}", addr_port(svc.key.vip, svc.key.port)),
-            ProtoName::Icmp => format!("--icmp {}", svc.key.vip),
+            ProtoName::Icmp => format!("--icmp {}", addr_alone(svc.key.vip)),
         };
         let _ = write!(s, "-A {name} -s {}", svc.scheduler);
         if let Some(t) = svc.persistence {
@@ -513,7 +537,7 @@ pub fn rules(services: &[ServiceView]) -> Result<String, FormatError> {
                 }
             };
             let dname = match svc.key.proto {
-                ProtoName::Icmp => d.addr.to_string(),
+                ProtoName::Icmp => addr_alone(d.addr),
                 ProtoName::Tcp | ProtoName::Udp => addr_port(d.addr, d.port),
             };
             let _ = writeln!(s, "-a {name} -r {dname} {switch} -w {}", d.weight);
@@ -715,7 +739,7 @@ pub fn addresses(list: &[proto::AddressView]) -> String {
     s
 }
 
-/// `--health`: each checked dest, its state and its check.
+/// `--health`: each checked dest, its state and its check (IPv6 as `[addr]:port`).
 pub fn health(dests: &[proto::HealthView]) -> String {
     let mut s = format!(
         "{:<4} {:<21} {:<21} {:<5} {:>6} Check\n",
@@ -730,8 +754,8 @@ pub fn health(dests: &[proto::HealthView]) -> String {
         let _ = writeln!(
             s,
             "{proto:<4} {:<21} {:<21} {:<5} {:>6} {}",
-            format!("{}:{}", d.service.vip, d.service.port),
-            format!("{}:{}", d.addr, d.port),
+            addr_port(d.service.vip, d.service.port),
+            addr_port(d.addr, d.port),
             if d.up { "UP" } else { "DOWN" },
             d.weight,
             d.check

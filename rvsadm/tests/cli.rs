@@ -2,7 +2,7 @@
 
 use proto::{DaemonRole, DestSpec, ProtoName, Request, SvcKey};
 use rvsadm::cli::{self, CliError, Invocation, Output, RestoreError};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 fn words(line: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_owned).collect()
@@ -37,7 +37,7 @@ fn error(line: &str) -> String {
 fn tcp(a: u8, port: u16) -> SvcKey {
     SvcKey {
         proto: ProtoName::Tcp,
-        vip: Ipv4Addr::new(192, 0, 2, a),
+        vip: Ipv4Addr::new(192, 0, 2, a).into(),
         port,
     }
 }
@@ -51,7 +51,7 @@ fn udp(a: u8, port: u16) -> SvcKey {
 
 fn dest(last: u8, port: u16, weight: u32, mode: &str) -> DestSpec {
     DestSpec {
-        addr: Ipv4Addr::new(10, 1, 0, last),
+        addr: Ipv4Addr::new(10, 1, 0, last).into(),
         port,
         weight,
         mode: mode.to_owned(),
@@ -148,7 +148,7 @@ fn udp_and_icmp_services() {
     );
     let icmp = SvcKey {
         proto: ProtoName::Icmp,
-        vip: Ipv4Addr::new(192, 0, 2, 9),
+        vip: Ipv4Addr::new(192, 0, 2, 9).into(),
         port: 0,
     };
     assert_eq!(
@@ -324,7 +324,7 @@ fn edit_server_sends_defaults_for_what_is_not_given_as_ipvsadm_does() {
 fn delete_server() {
     let want = |port| Request::DeleteDest {
         service: tcp(1, 80),
-        addr: Ipv4Addr::new(10, 1, 0, 11),
+        addr: Ipv4Addr::new(10, 1, 0, 11).into(),
         port,
     };
     assert_eq!(request("-d -t 192.0.2.1:80 -r 10.1.0.11"), want(80));
@@ -475,7 +475,6 @@ fn address_and_port_errors_are_ipvsadms() {
         "-A -t 192.0.2.1:-1",
         "-A -t 192.0.2.1:",
         "-A -t 80",
-        "-A -t [2001:db8::1]:80",
         "-A -u 10.1:53",
     ] {
         assert_eq!(
@@ -992,4 +991,380 @@ fn arbitrary_words_never_panic() {
             }
         }
     }
+}
+
+/// `2001:db8::<last>`.
+fn v6(last: u16) -> IpAddr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last).into()
+}
+
+/// `2001:db8:1::<last>`, a real server.
+fn rs6(last: u16) -> IpAddr {
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, last).into()
+}
+
+fn tcp6(port: u16) -> SvcKey {
+    SvcKey {
+        proto: ProtoName::Tcp,
+        vip: v6(0x10),
+        port,
+    }
+}
+
+fn dest6(last: u16, port: u16, weight: u32, mode: &str) -> DestSpec {
+    DestSpec {
+        addr: rs6(last),
+        port,
+        weight,
+        mode: mode.to_owned(),
+    }
+}
+
+fn add_service(service: SvcKey, scheduler: &str, persistence: Option<u32>) -> Request {
+    Request::AddService {
+        service,
+        scheduler: scheduler.into(),
+        persistence,
+        synproxy: false,
+        proxy_protocol: None,
+        toa: false,
+    }
+}
+
+#[test]
+fn ipv6_services_are_given_in_brackets() {
+    let want = add_service(tcp6(80), "rr", None);
+    for line in [
+        "-A -t [2001:db8::10]:80 -s rr",
+        "-At [2001:db8::10]:80 -srr",
+        "--add-service --tcp-service [2001:db8::10]:80 --scheduler rr",
+        "--add-service --tcp-service=[2001:db8::10]:80 --scheduler=rr",
+        "-A -t [2001:db8:0:0:0:0:0:10]:80 -s rr",
+    ] {
+        assert_eq!(request(line), want, "{line}");
+    }
+    assert_eq!(
+        request("-A -u [2001:db8::10]:53 -s rr -p 60"),
+        add_service(
+            SvcKey {
+                proto: ProtoName::Udp,
+                ..tcp6(53)
+            },
+            "rr",
+            Some(60)
+        )
+    );
+    // Without a port (bracketed or bare): port 0, which only a persistent service may have.
+    for line in ["-A -t [2001:db8::10] -p 60", "-A -t 2001:db8::10 -p 60"] {
+        assert_eq!(
+            request(line),
+            add_service(tcp6(0), "wlc", Some(60)),
+            "{line}"
+        );
+    }
+    for line in ["-A -t [2001:db8::10]", "-A -t 2001:db8::10"] {
+        assert_eq!(
+            error(line),
+            "Zero port specified for non-persistent service",
+            "{line}"
+        );
+    }
+    assert_eq!(
+        request("-D -t [2001:db8::10]:80"),
+        Request::DeleteService { service: tcp6(80) }
+    );
+    assert_eq!(
+        request("-L -n -t [2001:db8::10]:80"),
+        Request::List {
+            service: Some(tcp6(80))
+        }
+    );
+    assert_eq!(
+        request("-Z -t [2001:db8::10]:80"),
+        Request::Zero {
+            service: Some(tcp6(80))
+        }
+    );
+}
+
+#[test]
+fn ipv6_icmp_services_have_no_port_either() {
+    let icmp = SvcKey {
+        proto: ProtoName::Icmp,
+        vip: v6(9),
+        port: 0,
+    };
+    for line in [
+        "-A --icmp [2001:db8::9] -s rr",
+        "-A --icmp 2001:db8::9 -s rr",
+        "-A --icmp [2001:db8::9]:0 -s rr",
+    ] {
+        assert_eq!(request(line), add_service(icmp, "rr", None), "{line}");
+    }
+    assert_eq!(
+        request("-a --icmp [2001:db8::9] -r [2001:db8:1::31]"),
+        Request::AddDest {
+            service: icmp,
+            dest: dest6(0x31, 0, 1, "dr")
+        }
+    );
+    let msg = "ICMP services and their real servers have no port";
+    assert_eq!(error("-A --icmp [2001:db8::9]:7"), msg);
+    assert_eq!(
+        error("-a --icmp [2001:db8::9] -r [2001:db8:1::31]:80 -m"),
+        msg
+    );
+}
+
+#[test]
+fn ipv6_real_servers_take_ports_as_ipv4_ones_do() {
+    let add = |dest| Request::AddDest {
+        service: tcp6(80),
+        dest,
+    };
+    assert_eq!(
+        request("-a -t [2001:db8::10]:80 -r [2001:db8:1::11]:8080 -m -w 2"),
+        add(dest6(0x11, 8080, 2, "nat"))
+    );
+    assert_eq!(
+        request("-a -t [2001:db8::10]:80 -r [2001:db8:1::11]:8080 --fullnat"),
+        add(dest6(0x11, 8080, 1, "fullnat"))
+    );
+    // No port: the service's, bracketed or bare.
+    for line in [
+        "-a -t [2001:db8::10]:80 -r [2001:db8:1::11]",
+        "-a -t [2001:db8::10]:80 -r 2001:db8:1::11",
+        "-a -t [2001:db8::10]:80 -r [2001:db8:1::11]:8080",
+        "-a -t [2001:db8::10]:80 -r [2001:db8:1::11]:8080 -g",
+    ] {
+        assert_eq!(request(line), add(dest6(0x11, 80, 1, "dr")), "{line}");
+    }
+    assert_eq!(
+        request("-a -t [2001:db8::10]:80 -r [2001:db8:1::11]:8080 -i"),
+        add(dest6(0x11, 80, 1, "tun"))
+    );
+    assert_eq!(
+        request("-e -t [2001:db8::10]:80 -r [2001:db8:1::11]:8080 -m -w 0"),
+        Request::EditDest {
+            service: tcp6(80),
+            dest: dest6(0x11, 8080, 0, "nat")
+        }
+    );
+    let delete = |port| Request::DeleteDest {
+        service: tcp6(80),
+        addr: rs6(0x11),
+        port,
+    };
+    assert_eq!(
+        request("-d -t [2001:db8::10]:80 -r [2001:db8:1::11]:8080"),
+        delete(8080)
+    );
+    assert_eq!(
+        request("-d -t [2001:db8::10]:80 -r [2001:db8:1::11]"),
+        delete(80)
+    );
+}
+
+#[test]
+fn ipv6_address_errors_are_ipvsadms() {
+    for word in [
+        "[2001:db8::10",
+        "[2001:db8::10]80",
+        "[2001:db8::10]:",
+        "[2001:db8::10]:65536",
+        "[2001:db8::10]:-1",
+        "[2001:db8::10]:http",
+        "[]:80",
+        "[]",
+        "[10.0.0.1]:80",
+        "[10.0.0.1]",
+        "2001:db8::10]:80",
+        "[2001:db8::g]:80",
+        "[2001:db8::10%eth0]:80",
+    ] {
+        assert_eq!(
+            error(&format!("-A -t {word}")),
+            "illegal virtual server address[:port] specified",
+            "{word}"
+        );
+        assert_eq!(
+            error(&format!("-a -t [2001:db8::10]:80 -r {word}")),
+            "illegal real server address[:port] specified",
+            "{word}"
+        );
+    }
+}
+
+#[test]
+fn a_bare_ipv6_address_that_reads_as_address_and_port_is_refused() {
+    assert_eq!(
+        error("-A -t 2001:db8::1:80"),
+        "illegal virtual server address[:port] specified: `2001:db8::1:80' is ambiguous; \
+         write [2001:db8::1]:80 for a port, or [2001:db8::1:80] for the address"
+    );
+    assert_eq!(
+        error("-a -t [2001:db8::10]:80 -r 2001:db8:1::11:8080"),
+        "illegal real server address[:port] specified: `2001:db8:1::11:8080' is ambiguous; \
+         write [2001:db8:1::11]:8080 for a port, or [2001:db8:1::11:8080] for the address"
+    );
+    assert_eq!(
+        error("-a -u [2001:db8::10]:53 -r ::1:53"),
+        "illegal real server address[:port] specified: `::1:53' is ambiguous; \
+         write [::1]:53 for a port, or [::1:53] for the address"
+    );
+    // The bracketed forms say which was meant.
+    assert_eq!(
+        request("-A -t [2001:db8::1]:80 -s rr"),
+        add_service(
+            SvcKey {
+                vip: v6(1),
+                ..tcp6(80)
+            },
+            "rr",
+            None
+        )
+    );
+    assert_eq!(
+        request("-A -t [2001:db8::1:80] -p 60 -s rr"),
+        add_service(
+            SvcKey {
+                vip: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, 0x80).into(),
+                ..tcp6(0)
+            },
+            "rr",
+            Some(60)
+        )
+    );
+    // Not ambiguous: a hex last group, or no address before it.
+    assert!(parse("-A -t 2001:db8::1:ab -p").is_ok());
+    assert!(parse("-A -t 2001:db8::80 -p").is_ok());
+    assert!(matches!(
+        parse("-A -t 2001:db8::1:80"),
+        Err(CliError::AmbiguousAddress { .. })
+    ));
+    assert_eq!(
+        parse("-A -t 2001:db8::1:80").map_err(|e| e.exit_code()),
+        Err(2)
+    );
+}
+
+#[test]
+fn a_dest_of_the_other_family_is_refused_before_sending() {
+    assert_eq!(
+        error("-a -t [2001:db8::10]:80 -r 10.1.0.11:80"),
+        "Address family of destination 10.1.0.11 differs from the service's VIP 2001:db8::10"
+    );
+    assert_eq!(
+        error("-a -t 192.0.2.1:80 -r [2001:db8:1::11]:80 -m"),
+        "Address family of destination 2001:db8:1::11 differs from the service's VIP 192.0.2.1"
+    );
+    assert_eq!(
+        error("-e -u 192.0.2.1:53 -r 2001:db8:1::11"),
+        "Address family of destination 2001:db8:1::11 differs from the service's VIP 192.0.2.1"
+    );
+    assert_eq!(
+        error("-d -t [2001:db8::10]:80 -r 10.1.0.11"),
+        "Address family of destination 10.1.0.11 differs from the service's VIP 2001:db8::10"
+    );
+    assert_eq!(
+        error("-a --icmp 192.0.2.9 -r [2001:db8:1::31]"),
+        "Address family of destination 2001:db8:1::31 differs from the service's VIP 192.0.2.9"
+    );
+    let e = parse("-a -t [2001:db8::10]:80 -r 10.1.0.11").unwrap_err();
+    assert_eq!(
+        e,
+        CliError::FamilyMismatch {
+            vip: v6(0x10),
+            dest: Ipv4Addr::new(10, 1, 0, 11).into()
+        }
+    );
+    assert_eq!(e.exit_code(), 2);
+    assert!(!e.wants_hint());
+}
+
+#[test]
+fn dash_6_is_refused_with_how_rvs_names_ipv6_services() {
+    let msg = |opt: &str| {
+        format!(
+            "{opt}: not supported by rvs: IPv6 services are given by their bracketed address \
+             (-t [2001:db8::10]:80); -6 only applies to fwmark services (-f), which rvs does \
+             not have"
+        )
+    };
+    assert_eq!(error("-A -6 -t [2001:db8::10]:80"), msg("-6"));
+    assert_eq!(error("-A -t [2001:db8::10]:80 --ipv6"), msg("--ipv6"));
+    assert_eq!(error("-L -n6"), msg("-6"));
+    let e = parse("-A -6 -t [2001:db8::10]:80").unwrap_err();
+    assert_eq!(e, CliError::Ipv6Fwmark("-6".into()));
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.wants_hint());
+}
+
+#[test]
+fn help_shows_the_bracketed_ipv6_form() {
+    let usage = cli::usage();
+    assert!(
+        usage.contains(
+            "  --tcp-service  -t service-address   service-address is IPv4[:port] or [IPv6][:port]\n"
+        ),
+        "{usage}"
+    );
+    assert!(usage.contains("-t [2001:db8::10]:80)"), "{usage}");
+    assert!(
+        usage.contains(
+            "  --real-server  -r server-address    server-address is IPv4[:port] or [IPv6][:port],"
+        ),
+        "{usage}"
+    );
+    assert!(
+        usage.contains("service-address is IPv4 or [IPv6]\n"),
+        "{usage}"
+    );
+}
+
+#[test]
+fn ipv6_rules_are_read_back() {
+    let input = "\
+-A -t [2001:db8::10]:80 -s rr
+-a -t [2001:db8::10]:80 -r [2001:db8:1::11]:80 -g -w 1
+-a -t [2001:db8::10]:80 -r [2001:db8:1::12]:8080 -m -w 3
+-A --icmp [2001:db8::9] -s rr
+-a --icmp [2001:db8::9] -r [2001:db8:1::31] -g -w 1
+";
+    let icmp = SvcKey {
+        proto: ProtoName::Icmp,
+        vip: v6(9),
+        port: 0,
+    };
+    assert_eq!(
+        cli::parse_rules(input),
+        Ok(Request::Batch {
+            requests: vec![
+                add_service(tcp6(80), "rr", None),
+                Request::AddDest {
+                    service: tcp6(80),
+                    dest: dest6(0x11, 80, 1, "dr")
+                },
+                Request::AddDest {
+                    service: tcp6(80),
+                    dest: dest6(0x12, 8080, 3, "nat")
+                },
+                add_service(icmp, "rr", None),
+                Request::AddDest {
+                    service: icmp,
+                    dest: dest6(0x31, 0, 1, "dr")
+                },
+            ]
+        })
+    );
+    assert_eq!(
+        cli::parse_rules("-A -t [2001:db8::10]:80 -s rr\n-a -t [2001:db8::10]:80 -r 10.1.0.1\n"),
+        Err(RestoreError::Line {
+            line: 2,
+            source: CliError::FamilyMismatch {
+                vip: v6(0x10),
+                dest: Ipv4Addr::new(10, 1, 0, 1).into()
+            }
+        })
+    );
 }

@@ -33,7 +33,7 @@ fn rates(v: [u64; 5]) -> Rates {
 fn key(proto: ProtoName, last: u8, port: u16) -> SvcKey {
     SvcKey {
         proto,
-        vip: Ipv4Addr::new(192, 0, 2, last),
+        vip: Ipv4Addr::new(192, 0, 2, last).into(),
         port,
     }
 }
@@ -50,7 +50,7 @@ fn dest(
     r: [u64; 5],
 ) -> DestView {
     DestView {
-        addr: Ipv4Addr::new(10, 1, 0, last),
+        addr: Ipv4Addr::new(10, 1, 0, last).into(),
         port,
         forward: forward.into(),
         weight,
@@ -371,13 +371,13 @@ fn conn(
         proto,
         expire_secs,
         state: state.into(),
-        source: Ipv4Addr::new(203, 0, 113, client.0),
+        source: Ipv4Addr::new(203, 0, 113, client.0).into(),
         sport: client.1,
-        vip: Ipv4Addr::new(192, 0, 2, vip.0),
+        vip: Ipv4Addr::new(192, 0, 2, vip.0).into(),
         vport: vip.1,
-        dest: Ipv4Addr::new(10, 1, 0, rs.0),
+        dest: Ipv4Addr::new(10, 1, 0, rs.0).into(),
         dport: rs.1,
-        local,
+        local: local.map(|(a, p)| (a.into(), p)),
         worker: 0,
     }
 }
@@ -828,7 +828,7 @@ fn arb_forward() -> impl Strategy<Value = &'static str> {
 fn arb_service() -> impl Strategy<Value = ServiceView> {
     let dest = (any::<u32>(), any::<u16>(), arb_forward(), 0u32..=65535).prop_map(
         |(addr, port, forward, weight)| DestView {
-            addr: Ipv4Addr::from(addr),
+            addr: Ipv4Addr::from(addr).into(),
             port,
             forward: forward.into(),
             weight,
@@ -861,7 +861,7 @@ fn arb_service() -> impl Strategy<Value = ServiceView> {
             ServiceView {
                 key: SvcKey {
                     proto,
-                    vip: Ipv4Addr::from(vip),
+                    vip: Ipv4Addr::from(vip).into(),
                     port,
                 },
                 scheduler: sched.into(),
@@ -964,10 +964,10 @@ fn lips_and_health_tables() {
     let h = health(&[HealthView {
         service: SvcKey {
             proto: ProtoName::Tcp,
-            vip: Ipv4Addr::new(192, 0, 2, 100),
+            vip: Ipv4Addr::new(192, 0, 2, 100).into(),
             port: 80,
         },
-        addr: Ipv4Addr::new(10, 1, 0, 11),
+        addr: Ipv4Addr::new(10, 1, 0, 11).into(),
         port: 8080,
         check: "http GET / = 200 every 2s timeout 1s rise 2 fall 3".into(),
         up: false,
@@ -1192,5 +1192,395 @@ fn proxy_protocol_is_listed_and_saved() {
             other => panic!("{other:?}"),
         },
         other => panic!("{other:?}"),
+    }
+}
+
+/// `2001:db8:<third>::<last>`.
+fn ip6(third: u16, last: u16) -> std::net::IpAddr {
+    std::net::Ipv6Addr::new(0x2001, 0xdb8, third, 0, 0, 0, 0, last).into()
+}
+
+/// `2001:db8:1234:5678:9abc:def0:1234:<last>`: as long as an IPv6 address gets.
+fn long6(last: u16) -> std::net::IpAddr {
+    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x1234, 0x5678, 0x9abc, 0xdef0, 0x1234, last).into()
+}
+
+fn key6(proto: ProtoName, vip: std::net::IpAddr, port: u16) -> SvcKey {
+    SvcKey { proto, vip, port }
+}
+
+fn dest6(addr: std::net::IpAddr, port: u16, forward: &str, weight: u32) -> DestView {
+    DestView {
+        addr,
+        ..dest(0, port, forward, weight, 0, 0, Z, Z)
+    }
+}
+
+fn service6(key: SvcKey, scheduler: &str, dests: Vec<DestView>) -> ServiceView {
+    ServiceView {
+        key,
+        scheduler: scheduler.into(),
+        persistence: None,
+        synproxy: false,
+        proxy_protocol: None,
+        toa: false,
+        stats: stats(Z),
+        rates: rates(Z),
+        dests,
+    }
+}
+
+/// IPv6 services in rvsd's order, with one IPv4 service that ipvsadm lists first (it sorts
+/// by family before protocol): TCP `[2001:db8::10]:80` with its dests out of order, TCP on
+/// the longest address there is, IPv4 UDP, and IPv6 ICMP.
+fn v6_services() -> Vec<ServiceView> {
+    let mut masq = dest6(ip6(1, 0x12), 8080, "Masq", 2);
+    masq.active = 3;
+    masq.inactive = 4;
+    masq.stats = stats([7, 10, 20, 1000, 2000]);
+    let mut web = service6(
+        key6(ProtoName::Tcp, ip6(0, 0x10), 80),
+        "wrr",
+        vec![masq, dest6(ip6(1, 0x11), 80, "Route", 1)],
+    );
+    web.stats = stats([7, 10, 20, 1000, 2000]);
+    web.rates = rates([1, 2, 3, 987_654_321, 5]);
+    vec![
+        web,
+        service6(
+            key6(ProtoName::Tcp, long6(0x5678), 65535),
+            "rr",
+            vec![dest6(long6(0xffff), 65535, "Route", 1)],
+        ),
+        service6(
+            key(ProtoName::Udp, 2, 53),
+            "rr",
+            vec![dest(21, 53, "Route", 1, 0, 0, Z, Z)],
+        ),
+        service6(
+            key6(ProtoName::Icmp, ip6(0, 9), 0),
+            "rr",
+            vec![dest6(ip6(1, 0x31), 0, "Route", 1)],
+        ),
+    ]
+}
+
+#[test]
+fn ipv6_is_listed_in_brackets_after_ipv4_like_ipvsadm() {
+    let out = render(
+        &list_all(),
+        &Response::Services {
+            services: v6_services(),
+        },
+        Output {
+            numeric: true,
+            ..Output::default()
+        },
+    );
+    assert_eq!(
+        out,
+        with_banner(&[
+            "Prot LocalAddress:Port Scheduler Flags",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+            "UDP  192.0.2.2:53 rr",
+            "  -> 10.1.0.21:53                 Route   1      0          0         ",
+            "ICMP [2001:db8::9]:0 rr",
+            "  -> [2001:db8:1::31]:0           Route   1      0          0         ",
+            "TCP  [2001:db8::10]:80 wrr",
+            "  -> [2001:db8:1::11]:80          Route   1      0          0         ",
+            "  -> [2001:db8:1::12]:8080        Masq    2      3          4         ",
+            "TCP  [2001:db8:1234:5678:9abc:def0:1234:5678]:65535 rr",
+            "  -> [2001:db8:1234:5678:9abc:def0:1234:ffff]:65535 Route   1      0          0         ",
+        ])
+    );
+}
+
+#[test]
+fn ipv6_stats_and_rates_push_the_numbers_right_as_ipvsadm_does() {
+    let resp = Response::Services {
+        services: v6_services(),
+    };
+    let stats = Output {
+        stats: true,
+        ..Output::default()
+    };
+    assert_eq!(
+        render(&list_all(), &resp, stats),
+        with_banner(&[
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes",
+            "  -> RemoteAddress:Port",
+            "UDP  192.0.2.2:53                        0        0        0        0        0",
+            "  -> 10.1.0.21:53                        0        0        0        0        0",
+            "ICMP [2001:db8::9]:0                     0        0        0        0        0",
+            "  -> [2001:db8:1::31]:0                  0        0        0        0        0",
+            "TCP  [2001:db8::10]:80                   7       10       20     1000     2000",
+            "  -> [2001:db8:1::11]:80                 0        0        0        0        0",
+            "  -> [2001:db8:1::12]:8080               7       10       20     1000     2000",
+            "TCP  [2001:db8:1234:5678:9abc:def0:1234:5678]:65535        0        0        0        0        0",
+            "  -> [2001:db8:1234:5678:9abc:def0:1234:ffff]:65535        0        0        0        0        0",
+        ])
+    );
+    let rate = Output {
+        rate: true,
+        ..Output::default()
+    };
+    let out = render(&list_all(), &resp, rate);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[7],
+        "TCP  [2001:db8::10]:80                   1        2        3  987654K        5"
+    );
+    let exact = Output {
+        exact: true,
+        ..rate
+    };
+    let out = render(&list_all(), &resp, exact);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[7],
+        "TCP  [2001:db8::10]:80                   1        2        3 987654321        5"
+    );
+}
+
+/// A session between IPv6 endpoints (client `2001:db8:ff::<client>`).
+fn conn6(
+    expire_secs: u64,
+    state: &str,
+    client: (u16, u16),
+    rs: (u16, u16),
+    local: Option<(std::net::IpAddr, u16)>,
+) -> ConnView {
+    ConnView {
+        proto: ProtoName::Tcp,
+        expire_secs,
+        state: state.into(),
+        source: ip6(0xff, client.0),
+        sport: client.1,
+        vip: ip6(0, 0x10),
+        vport: 80,
+        dest: ip6(1, rs.0),
+        dport: rs.1,
+        local,
+        worker: 0,
+    }
+}
+
+#[test]
+fn ipv6_connections_are_bracketed_like_ipvsadm_lnc() {
+    let established = conn6(899, "ESTABLISHED", (7, 51234), (0x12, 8080), None);
+    let conns = Response::Connections {
+        conns: vec![established.clone()],
+        next: None,
+        local: false,
+    };
+    let request = Request::Connections { from: None };
+    assert_eq!(
+        render(&request, &conns, Output::default()),
+        joined(&[
+            "RVS connection entries",
+            "pro expire state       source             virtual            destination",
+            "TCP 14:59  ESTABLISHED [2001:db8:ff::7]:51234 [2001:db8::10]:80  [2001:db8:1::12]:8080",
+        ])
+    );
+    let fullnat = conn6(
+        59,
+        "SYN_RECV",
+        (9, 40000),
+        (0x11, 80),
+        Some((ip6(2, 1), 1025)),
+    );
+    let conns = Response::Connections {
+        conns: vec![established, fullnat],
+        next: None,
+        local: true,
+    };
+    assert_eq!(
+        render(&request, &conns, Output::default()),
+        joined(&[
+            "RVS connection entries",
+            "pro expire state       source             virtual            destination        local",
+            "TCP 14:59  ESTABLISHED [2001:db8:ff::7]:51234 [2001:db8::10]:80  [2001:db8:1::12]:8080 -",
+            "TCP 00:59  SYN_RECV    [2001:db8:ff::9]:40000 [2001:db8::10]:80  [2001:db8:1::11]:80 [2001:db8:2::1]:1025",
+        ])
+    );
+}
+
+#[test]
+fn ipv6_health_is_bracketed() {
+    let h = format::health(&[proto::HealthView {
+        service: key6(ProtoName::Tcp, ip6(0, 0x10), 80),
+        addr: ip6(1, 0x11),
+        port: 8080,
+        check: "tcp connect every 2s".into(),
+        up: true,
+        weight: 1,
+    }]);
+    assert_eq!(
+        h,
+        joined(&[
+            "Prot LocalAddress:Port     RemoteAddress:Port    State Weight Check",
+            "TCP  [2001:db8::10]:80     [2001:db8:1::11]:8080 UP         1 tcp connect every 2s",
+        ])
+    );
+}
+
+#[test]
+fn ipv6_save_writes_brackets_and_restores_to_the_same_requests() {
+    let saved = format::rules(&v6_services()).unwrap();
+    assert_eq!(
+        saved,
+        joined(&[
+            "-A -u 192.0.2.2:53 -s rr",
+            "-a -u 192.0.2.2:53 -r 10.1.0.21:53 -g -w 1",
+            "-A --icmp [2001:db8::9] -s rr",
+            "-a --icmp [2001:db8::9] -r [2001:db8:1::31] -g -w 1",
+            "-A -t [2001:db8::10]:80 -s wrr",
+            "-a -t [2001:db8::10]:80 -r [2001:db8:1::11]:80 -g -w 1",
+            "-a -t [2001:db8::10]:80 -r [2001:db8:1::12]:8080 -m -w 2",
+            "-A -t [2001:db8:1234:5678:9abc:def0:1234:5678]:65535 -s rr",
+            "-a -t [2001:db8:1234:5678:9abc:def0:1234:5678]:65535 \
+             -r [2001:db8:1234:5678:9abc:def0:1234:ffff]:65535 -g -w 1",
+        ])
+    );
+    let add_service = |service: SvcKey, scheduler: &str| Request::AddService {
+        service,
+        scheduler: scheduler.into(),
+        persistence: None,
+        synproxy: false,
+        proxy_protocol: None,
+        toa: false,
+    };
+    let add_dest = |service: SvcKey, addr, port, weight, mode: &str| Request::AddDest {
+        service,
+        dest: proto::DestSpec {
+            addr,
+            port,
+            weight,
+            mode: mode.into(),
+        },
+    };
+    let udp = key(ProtoName::Udp, 2, 53);
+    let icmp = key6(ProtoName::Icmp, ip6(0, 9), 0);
+    let web = key6(ProtoName::Tcp, ip6(0, 0x10), 80);
+    let long = key6(ProtoName::Tcp, long6(0x5678), 65535);
+    assert_eq!(
+        cli::parse_rules(&saved).unwrap(),
+        Request::Batch {
+            requests: vec![
+                add_service(udp, "rr"),
+                add_dest(udp, Ipv4Addr::new(10, 1, 0, 21).into(), 53, 1, "dr"),
+                add_service(icmp, "rr"),
+                add_dest(icmp, ip6(1, 0x31), 0, 1, "dr"),
+                add_service(web, "wrr"),
+                add_dest(web, ip6(1, 0x11), 80, 1, "dr"),
+                add_dest(web, ip6(1, 0x12), 8080, 2, "nat"),
+                add_service(long, "rr"),
+                add_dest(long, long6(0xffff), 65535, 1, "dr"),
+            ]
+        }
+    );
+}
+
+#[test]
+fn ipv6_icmp_rules_stay_unambiguous() {
+    // `2001:db8::1:80` bare would read as an address and a port: -S brackets it.
+    let vip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, 0x80).into();
+    let svc = service6(
+        key6(ProtoName::Icmp, vip, 0),
+        "rr",
+        vec![dest6(ip6(1, 0x80), 0, "Route", 1)],
+    );
+    let saved = format::rules(std::slice::from_ref(&svc)).unwrap();
+    assert_eq!(
+        saved,
+        "-A --icmp [2001:db8::1:80] -s rr\n-a --icmp [2001:db8::1:80] -r [2001:db8:1::80] -g -w 1\n"
+    );
+    assert_eq!(
+        cli::parse_rules(&saved).unwrap(),
+        Request::Batch {
+            requests: adds(&[svc])
+        }
+    );
+}
+
+#[test]
+fn ipv6_json_addresses_are_plain_strings() {
+    let json = Output {
+        json: true,
+        ..Output::default()
+    };
+    let out = render(
+        &list_all(),
+        &Response::Services {
+            services: v6_services(),
+        },
+        json,
+    );
+    assert!(out.contains("\"vip\": \"2001:db8::10\","), "{out}");
+    assert!(out.contains("\"addr\": \"2001:db8:1::11\","), "{out}");
+    assert!(out.contains("\"vip\": \"192.0.2.2\","), "{out}");
+    let back: Vec<ServiceView> = serde_json::from_str(&out).unwrap();
+    assert_eq!(back, v6_services());
+
+    let conns = vec![conn6(
+        59,
+        "SYN_RECV",
+        (9, 40000),
+        (0x11, 80),
+        Some((ip6(2, 1), 1025)),
+    )];
+    let out = render(
+        &Request::Connections { from: None },
+        &Response::Connections {
+            conns: conns.clone(),
+            next: None,
+            local: true,
+        },
+        json,
+    );
+    assert!(out.contains("\"source\": \"2001:db8:ff::9\","), "{out}");
+    assert!(out.contains("\"dest\": \"2001:db8:1::11\","), "{out}");
+    assert!(out.contains("\"2001:db8:2::1\","), "{out}");
+    let back: Vec<ConnView> = serde_json::from_str(&out).unwrap();
+    assert_eq!(back, conns);
+}
+
+/// [`arb_service`] on IPv6 addresses.
+fn arb_service6() -> impl Strategy<Value = ServiceView> {
+    (
+        arb_service(),
+        any::<u128>(),
+        proptest::collection::vec(any::<u128>(), 4),
+    )
+        .prop_map(|(mut svc, vip, addrs)| {
+            svc.key.vip = std::net::Ipv6Addr::from(vip).into();
+            for (d, a) in svc.dests.iter_mut().zip(addrs) {
+                d.addr = std::net::Ipv6Addr::from(a).into();
+            }
+            svc
+        })
+}
+
+proptest! {
+    #[test]
+    fn any_ipv6_table_survives_save_and_restore(
+        svcs in proptest::collection::vec(arb_service6(), 0..5)
+    ) {
+        let saved = format::rules(&svcs).unwrap();
+        prop_assert_eq!(
+            cli::parse_rules(&saved).unwrap(),
+            Request::Batch { requests: adds(&svcs) }
+        );
+    }
+
+    #[test]
+    fn ipv6_like_words_never_panic(
+        words in proptest::collection::vec("[-\\[\\]0-9a-f:.%tr]{0,24}", 0..6)
+    ) {
+        let _ = cli::parse(&words);
+        let mut line = vec!["-a".to_owned(), "-t".to_owned()];
+        line.extend(words.iter().cloned());
+        let _ = cli::parse(&line);
+        let _ = cli::parse_rules(&words.join(" "));
     }
 }

@@ -108,7 +108,7 @@ fn rvsadm(socket: Option<&str>, args: &[&str], stdin: &str) -> Run {
 fn tcp80() -> SvcKey {
     SvcKey {
         proto: ProtoName::Tcp,
-        vip: Ipv4Addr::new(192, 0, 2, 1),
+        vip: Ipv4Addr::new(192, 0, 2, 1).into(),
         port: 80,
     }
 }
@@ -124,7 +124,7 @@ fn one_service() -> Vec<ServiceView> {
         stats: Stats::default(),
         rates: Rates::default(),
         dests: vec![DestView {
-            addr: Ipv4Addr::new(10, 1, 0, 11),
+            addr: Ipv4Addr::new(10, 1, 0, 11).into(),
             port: 8080,
             forward: "FullNat".into(),
             weight: 3,
@@ -188,7 +188,7 @@ fn a_change_prints_nothing_and_exits_0() {
         vec![Request::AddDest {
             service: tcp80(),
             dest: DestSpec {
-                addr: Ipv4Addr::new(10, 1, 0, 11),
+                addr: Ipv4Addr::new(10, 1, 0, 11).into(),
                 port: 8080,
                 weight: 3,
                 mode: "fullnat".into()
@@ -224,7 +224,7 @@ fn a_failed_listing_exits_1() {
         rvsd.requests(),
         vec![Request::List {
             service: Some(SvcKey {
-                vip: Ipv4Addr::new(192, 0, 2, 7),
+                vip: Ipv4Addr::new(192, 0, 2, 7).into(),
                 ..tcp80()
             })
         }]
@@ -280,7 +280,7 @@ fn save_output_restores_as_one_batch() {
                 Request::AddDest {
                     service: tcp80(),
                     dest: DestSpec {
-                        addr: Ipv4Addr::new(10, 1, 0, 11),
+                        addr: Ipv4Addr::new(10, 1, 0, 11).into(),
                         port: 8080,
                         weight: 3,
                         mode: "fullnat".into()
@@ -524,11 +524,11 @@ fn session(i: u16) -> ConnView {
         proto: ProtoName::Udp,
         expire_secs: 300,
         state: "UDP".into(),
-        source: Ipv4Addr::new(203, 0, 113, 7),
+        source: Ipv4Addr::new(203, 0, 113, 7).into(),
         sport: 40000 + i,
-        vip: Ipv4Addr::new(192, 0, 2, 1),
+        vip: Ipv4Addr::new(192, 0, 2, 1).into(),
         vport: 53,
-        dest: Ipv4Addr::new(10, 1, 0, 11),
+        dest: Ipv4Addr::new(10, 1, 0, 11).into(),
         dport: 53,
         local: None,
         worker: i / 3,
@@ -631,4 +631,115 @@ fn an_answer_over_the_message_limit_is_printed_and_fails() {
     let run = rvsadm(Some(&rvsd.socket()), &["-L", "-n"], "");
     assert_eq!((run.code, run.stderr), (1, format!("{message}\n")));
     rvsd.requests();
+}
+
+fn tcp6_80() -> SvcKey {
+    SvcKey {
+        proto: ProtoName::Tcp,
+        vip: "2001:db8::10".parse().expect("IPv6"),
+        port: 80,
+    }
+}
+
+#[test]
+fn ipv6_save_output_restores_as_one_batch() {
+    let rs: std::net::IpAddr = "2001:db8:1::11".parse().expect("IPv6");
+    let services = vec![ServiceView {
+        key: tcp6_80(),
+        scheduler: "rr".into(),
+        persistence: None,
+        synproxy: false,
+        proxy_protocol: None,
+        toa: false,
+        stats: Stats::default(),
+        rates: Rates::default(),
+        dests: vec![DestView {
+            addr: rs,
+            port: 80,
+            forward: "Route".into(),
+            weight: 1,
+            active: 0,
+            inactive: 0,
+            stats: Stats::default(),
+            rates: Rates::default(),
+        }],
+    }];
+    let rvsd = FakeRvsd::start(vec![
+        Some(Response::Services { services }),
+        Some(Response::Done),
+    ]);
+    let saved = rvsadm(Some(&rvsd.socket()), &["-S", "-n"], "");
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    assert_eq!(
+        saved.stdout,
+        "-A -t [2001:db8::10]:80 -s rr\n-a -t [2001:db8::10]:80 -r [2001:db8:1::11]:80 -g -w 1\n"
+    );
+    let restored = rvsadm(Some(&rvsd.socket()), &["-R"], &saved.stdout);
+    assert_eq!(
+        (
+            restored.code,
+            restored.stdout.as_str(),
+            restored.stderr.as_str()
+        ),
+        (0, "", "")
+    );
+    assert_eq!(
+        rvsd.requests(),
+        vec![
+            Request::List { service: None },
+            Request::Batch {
+                requests: vec![
+                    Request::AddService {
+                        service: tcp6_80(),
+                        scheduler: "rr".into(),
+                        persistence: None,
+                        synproxy: false,
+                        proxy_protocol: None,
+                        toa: false
+                    },
+                    Request::AddDest {
+                        service: tcp6_80(),
+                        dest: DestSpec {
+                            addr: rs,
+                            port: 80,
+                            weight: 1,
+                            mode: "dr".into()
+                        }
+                    }
+                ]
+            }
+        ]
+    );
+}
+
+#[test]
+fn ipv6_command_line_errors_never_reach_rvsd() {
+    let socket = socket_path();
+    let socket = socket.to_string_lossy();
+    let run = rvsadm(Some(&socket), &["-A", "-6", "-t", "[2001:db8::10]:80"], "");
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        "-6: not supported by rvs: IPv6 services are given by their bracketed address \
+         (-t [2001:db8::10]:80); -6 only applies to fwmark services (-f), which rvs does not \
+         have\nTry `rvsadm -h' or 'rvsadm --help' for more information.\n"
+    );
+    let run = rvsadm(
+        Some(&socket),
+        &["-a", "-t", "[2001:db8::10]:80", "-r", "10.1.0.11"],
+        "",
+    );
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            2,
+            "Address family of destination 10.1.0.11 differs from the service's VIP \
+             2001:db8::10\n"
+        )
+    );
+    let run = rvsadm(Some(&socket), &["-A", "-t", "[2001:db8::10:80"], "");
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (2, "illegal virtual server address[:port] specified\n")
+    );
 }
