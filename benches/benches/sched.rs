@@ -18,7 +18,7 @@ fn dests(weights: impl IntoIterator<Item = u32>) -> Vec<Dest> {
         .map(|(weight, i)| {
             let [hi, lo] = i.to_be_bytes();
             Dest {
-                addr: Ipv4Addr::new(10, 0, hi, lo),
+                addr: Ipv4Addr::new(10, 0, hi, lo).into(),
                 port: 80,
                 weight,
                 mode: ForwardMode::Nat,

@@ -92,7 +92,7 @@ pub fn proxy_protocol_director(capacity: usize) -> Worker<MemDevice> {
     let mut cfg = config(ForwardMode::FullNat, capacity, 600_000, false);
     let key = ServiceKey {
         proto: Proto::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
     };
     if let Some(s) = cfg.services.get_mut(&key) {
@@ -107,14 +107,14 @@ fn config(mode: ForwardMode, capacity: usize, syn_recv_ms: u64, synproxy: bool) 
     let mut services = ServiceTable::new();
     let key = ServiceKey {
         proto: Proto::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
     };
     let mut svc = Service::new(key, SchedKind::Wrr).expect("service");
     let port = if mode.maps_ports() { 8080 } else { 80 };
     for (i, rs) in RS.iter().enumerate() {
         svc.add_dest(Dest {
-            addr: *rs,
+            addr: (*rs).into(),
             port,
             weight: 1 + i as u32,
             mode,

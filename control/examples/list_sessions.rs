@@ -19,7 +19,6 @@ use fleet::{session_of, Fleet};
 use proto::ConnView;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use std::io::{BufRead, BufReader};
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -45,7 +44,7 @@ fn mib(kb: u64) -> String {
 }
 
 /// Marks session `i` seen; false if it was already.
-fn mark(seen: &mut [u8], addr: Ipv4Addr, port: u16) -> Result<(), String> {
+fn mark(seen: &mut [u8], addr: std::net::IpAddr, port: u16) -> Result<(), String> {
     let i = session_of(addr, port).ok_or_else(|| format!("{addr}:{port} is no session"))?;
     let slot = seen
         .get_mut(i as usize)

@@ -26,7 +26,7 @@ use rustix::net::netlink::SocketAddrNetlink;
 use rustix::net::{self, AddressFamily, RecvFlags, SendFlags, SocketType};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
@@ -116,8 +116,9 @@ pub fn wanted(
     }
     for (i, svc) in snap.services().iter().enumerate() {
         let servable = svc.dests().iter().any(|d| d.weight > 0) && !snap.service_standby(i);
-        if servable {
-            out.insert(svc.key().vip, (s.metric, RouteRole::Vip));
+        // IPv4 VIPs only: the announcer's kernel routes are IPv4 host routes.
+        if let (true, IpAddr::V4(vip)) = (servable, svc.key().vip) {
+            out.insert(vip, (s.metric, RouteRole::Vip));
         }
     }
     for &lip in snap.lips() {
@@ -512,12 +513,12 @@ mod tests {
     fn snapshot(weight: u32) -> Snapshot {
         let key = ServiceKey {
             proto: conntrack::Proto::Tcp,
-            vip: VIP,
+            vip: VIP.into(),
             port: 80,
         };
         let mut svc = Service::new(key, SchedKind::Mh).unwrap();
         svc.add_dest(Dest {
-            addr: Ipv4Addr::new(10, 1, 0, 11),
+            addr: Ipv4Addr::new(10, 1, 0, 11).into(),
             port: 80,
             weight,
             mode: ForwardMode::FullNat,

@@ -14,7 +14,7 @@ use sched::{
     Dest, ForwardMode, ProxyProtocol, SchedError, SchedKind, Service, ServiceKey, ServiceTable,
 };
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 /// One change to the director model. A [`Change::Batch`] is applied whole or not at all.
@@ -62,7 +62,7 @@ pub enum Change {
         /// The service.
         key: ServiceKey,
         /// The dest's RIP.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// The dest's port.
         port: u16,
     },
@@ -89,7 +89,7 @@ pub enum Change {
         /// The service.
         key: ServiceKey,
         /// The dest's RIP.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// The dest's port.
         port: u16,
         /// Whether the dest passes its check.
@@ -318,7 +318,7 @@ mod tests {
     fn svc() -> SvcKey {
         SvcKey {
             proto: ProtoName::Tcp,
-            vip: Ipv4Addr::new(192, 0, 2, 100),
+            vip: Ipv4Addr::new(192, 0, 2, 100).into(),
             port: 80,
         }
     }
@@ -383,7 +383,7 @@ mod tests {
         let e = Change::try_from(Request::AddDest {
             service: svc(),
             dest: DestSpec {
-                addr: Ipv4Addr::new(10, 1, 0, 11),
+                addr: Ipv4Addr::new(10, 1, 0, 11).into(),
                 port: 80,
                 weight: 1,
                 mode: "snat".into(),

@@ -16,6 +16,8 @@
 //! [daemon]
 //! workers = 2                      # one thread per worker, pinned; one queue per port each
 //! # idle_sleep_us = 100            # sleep after 64 empty loops (shared cores); default 0
+//! # table_capacity = 1048576       # IPv4 sessions per worker
+//! # table6_capacity = 262144       # IPv6 sessions per worker; default a quarter of the above
 //!
 //! [[port]]
 //! name = "wan"
@@ -36,7 +38,7 @@
 //! via = "2001:db8:2::254"
 //!
 //! [fullnat]
-//! lips = ["10.1.0.201", "10.1.0.202"]
+//! lips = ["10.1.0.201", "10.1.0.202", "2001:db8:10:1::201"]   # IPv6 ones for FullNAT66
 //! lport_range = "1024-65535"
 //! lport_quarantine = 60            # s a freed TCP (LIP, lport) waits before the same dest
 //! lport_pools = 16                 # port pools per LIP; dests spread over them by hash
@@ -71,6 +73,13 @@
 //!   port = 8080
 //!   weight = 3
 //!   mode = "fullnat"               # nat | dr | tun | fullnat; ipvsadm's default is dr
+//!
+//! [[service]]                      # an IPv6 service: IPv6 dests on a connected IPv6 subnet,
+//! proto = "tcp"                    # DR (the frame re-addressed to the RS's MAC), no
+//! vip = "2001:db8:2::100"          # persistence
+//! port = 80
+//!   [[service.dest]]
+//!   addr = "2001:db8:10:1::11"
 //!
 //! [ha]                             # addresses keepalived moves between directors (VIPs of
 //! managed_addresses = ["192.0.2.100"]  # services, LIPs): served only while a TAP holds one
@@ -144,6 +153,9 @@ pub struct DaemonConfig {
     pub cores: Option<Vec<usize>>,
     /// Hard capacity of each worker's session table.
     pub table_capacity: usize,
+    /// Hard capacity of each worker's IPv6 session table (default: a quarter of
+    /// `table_capacity`, at least 64).
+    pub table6_capacity: usize,
     /// Hard capacity of each worker's persistence template table (default: a sixteenth of
     /// `table_capacity`, at least 64).
     pub template_capacity: usize,
@@ -184,6 +196,7 @@ impl Default for DaemonConfig {
             workers: 1,
             cores: None,
             table_capacity: 1 << 20,
+            table6_capacity: 1 << 18,
             template_capacity: 1 << 16,
             fragment_capacity: 4096,
             mbufs: 16383,
@@ -597,6 +610,11 @@ mac = "02:00:00:00:fe:fe"
         assert_eq!(big.daemon.template_capacity, 625_000);
         let small = RvsConfig::parse(&GOOD.replace("4096", "100")).unwrap();
         assert_eq!(small.daemon.template_capacity, 64, "at least 64");
+        assert_eq!(c.daemon.table6_capacity, 1024, "IPv6 sessions: a quarter");
+        let six = RvsConfig::parse(&GOOD.replace("4096", "4096\ntable6_capacity = 100"));
+        assert_eq!(six.unwrap().daemon.table6_capacity, 100);
+        let e = err(&GOOD.replace("4096", "4096\ntable6_capacity = 10"));
+        assert_eq!(e, "daemon: table6_capacity must be at least 64");
         let set = RvsConfig::parse(&GOOD.replace("4096", "4096\ntemplate_capacity = 1000"));
         assert_eq!(set.unwrap().daemon.template_capacity, 1000);
         assert_eq!(small.daemon.fragment_capacity, 4096, "the default");
@@ -657,6 +675,57 @@ mac = "02:00:00:00:fe:fe"
 
     fn err(text: &str) -> String {
         RvsConfig::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn ipv6_services_and_dests_are_read() {
+        let v6 = GOOD.replace(
+            "addrs = [\"10.1.0.1/24\"]",
+            "addrs = [\"10.1.0.1/24\", \"2001:db8:10:1::1/64\"]",
+        ) + r#"
+[[service]]
+proto = "udp"
+vip = "2001:db8:2::100"
+port = 53
+  [[service.dest]]
+  addr = "2001:db8:10:1::11"
+"#;
+        let c = RvsConfig::parse(&v6).unwrap();
+        let key = sched::ServiceKey {
+            proto: conntrack::Proto::Udp,
+            vip: "2001:db8:2::100".parse().unwrap(),
+            port: 53,
+        };
+        let svc = c.director.services.get(&key).expect("the IPv6 service");
+        let d = svc.dests()[0];
+        assert_eq!(
+            d.addr,
+            "2001:db8:10:1::11".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert_eq!((d.port, d.weight, d.mode), (53, 1, ForwardMode::Dr));
+        let six = v6.replace(
+            "lips = [\"10.1.0.201\"]",
+            "lips = [\"10.1.0.201\", \"2001:db8:10:1::201\"]",
+        );
+        let c6 = RvsConfig::parse(&six).unwrap();
+        let v4lip: std::net::Ipv4Addr = "10.1.0.201".parse().unwrap();
+        let v6lip: std::net::Ipv6Addr = "2001:db8:10:1::201".parse().unwrap();
+        assert_eq!(
+            (c6.director.lips, c6.director.lips6),
+            (vec![v4lip], vec![v6lip])
+        );
+        // A dest of the other family, and an address that is none.
+        let e = err(&v6.replace("addr = \"2001:db8:10:1::11\"", "addr = \"10.1.0.13\""));
+        assert!(e.contains("service udp [2001:db8:2::100]:53"), "{e}");
+        assert!(
+            e.contains("Address family of destination 10.1.0.13 differs"),
+            "{e}"
+        );
+        let e = err(&v6.replace("vip = \"2001:db8:2::100\"", "vip = \"2001:db8::zz\""));
+        assert!(
+            e.contains("vip '2001:db8::zz' is not an IPv4 or IPv6 address"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -56,7 +56,7 @@ mod tests {
             assert_eq!(proto_name(proto_of(p)), p);
             let k = SvcKey {
                 proto: p,
-                vip: Ipv4Addr::new(192, 0, 2, 1),
+                vip: Ipv4Addr::new(192, 0, 2, 1).into(),
                 port: 80,
             };
             assert_eq!(svc_key(service_key(k)), k);

@@ -14,7 +14,7 @@
 
 use sched::ServiceKey;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -63,7 +63,7 @@ pub struct Target {
     /// The check of the dest's service.
     pub check: HealthCheck,
     /// The dest's RIP.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// The dest's port (probed unless the check names another).
     pub port: u16,
     /// Whether the dest starts up (a dest already down starts down, so a restarted check
@@ -75,7 +75,7 @@ pub struct Target {
 /// `rise` good ones.
 pub trait HealthSink: Send + Sync {
     /// The dest `addr:port` of `service` is now up (`true`) or down.
-    fn dest_health(&self, service: ServiceKey, addr: Ipv4Addr, port: u16, up: bool);
+    fn dest_health(&self, service: ServiceKey, addr: IpAddr, port: u16, up: bool);
 }
 
 /// Runs one probe against `addr`.
@@ -120,7 +120,12 @@ pub fn probe(kind: &CheckKind, addr: SocketAddr, timeout: Duration) -> Result<()
             }
         }
         CheckKind::Udp => {
-            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| format!("UDP: {e}"))?;
+            let any: IpAddr = if addr.is_ipv4() {
+                Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                Ipv6Addr::UNSPECIFIED.into()
+            };
+            let s = UdpSocket::bind((any, 0)).map_err(|e| format!("UDP: {e}"))?;
             s.connect(addr).map_err(|e| format!("UDP: {e}"))?;
             let _ = s.set_read_timeout(Some(timeout));
             s.send(b"rvs-health")
@@ -264,10 +269,10 @@ mod tests {
 
     /// Records every verdict.
     #[derive(Default)]
-    struct Verdicts(std::sync::Mutex<Vec<(Ipv4Addr, u16, bool)>>);
+    struct Verdicts(std::sync::Mutex<Vec<(IpAddr, u16, bool)>>);
 
     impl HealthSink for Verdicts {
-        fn dest_health(&self, _: ServiceKey, addr: Ipv4Addr, port: u16, up: bool) {
+        fn dest_health(&self, _: ServiceKey, addr: IpAddr, port: u16, up: bool) {
             self.0.lock().unwrap().push((addr, port, up));
         }
     }
@@ -284,7 +289,7 @@ mod tests {
         let check = HealthCheck {
             service: ServiceKey {
                 proto: conntrack::Proto::Tcp,
-                vip: Ipv4Addr::new(192, 0, 2, 100),
+                vip: Ipv4Addr::new(192, 0, 2, 100).into(),
                 port: 80,
             },
             kind: CheckKind::Tcp,
@@ -296,7 +301,7 @@ mod tests {
         };
         let target = |port, up| Target {
             check: check.clone(),
-            addr: Ipv4Addr::LOCALHOST,
+            addr: Ipv4Addr::LOCALHOST.into(),
             port,
             up,
         };
@@ -315,8 +320,8 @@ mod tests {
         let mut got = sink.0.lock().unwrap().clone();
         got.sort();
         let mut want = vec![
-            (Ipv4Addr::LOCALHOST, live_port, true),
-            (Ipv4Addr::LOCALHOST, closed_port, false),
+            (IpAddr::from(Ipv4Addr::LOCALHOST), live_port, true),
+            (IpAddr::from(Ipv4Addr::LOCALHOST), closed_port, false),
         ];
         want.sort();
         assert_eq!(got, want);

@@ -5,6 +5,7 @@ use crate::views::Readings;
 use dataplane::counters::Counter;
 use dataplane::drop::DropReason;
 use dataplane::stats::{DestSample, WorkerStats};
+use sched::AddrPort;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -93,8 +94,10 @@ pub fn render(r: &Readings) -> String {
                     .unwrap_or(0);
                 let _ = writeln!(
                     out,
-                    "{name}{{service=\"{}:{}:{}\",dest=\"{}:{}\"}} {v}",
-                    key.proto, key.vip, key.port, d.addr, d.port
+                    "{name}{{service=\"{}:{}\",dest=\"{}\"}} {v}",
+                    key.proto,
+                    AddrPort(key.vip, key.port),
+                    AddrPort(d.addr, d.port)
                 );
             }
         }

@@ -13,11 +13,11 @@ use arc_swap::ArcSwap;
 use dataplane::snapshot::{ConfigError, DestSlots, DirectorConfig, Snapshot, SnapshotCell};
 use sched::{Dest, SchedError, ServiceKey};
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The dests a health check has down, by service, RIP and port.
-pub(crate) type DownSet = BTreeSet<(ServiceKey, Ipv4Addr, u16)>;
+pub(crate) type DownSet = BTreeSet<(ServiceKey, IpAddr, u16)>;
 
 /// Why a change was refused. Nothing of a refused change is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +108,7 @@ impl Model {
     }
 
     /// True if a health check has the dest down.
-    pub fn is_down(&self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> bool {
+    pub fn is_down(&self, key: ServiceKey, addr: IpAddr, port: u16) -> bool {
         self.down.contains(&(key, addr, port))
     }
 
@@ -143,6 +143,7 @@ mod tests {
     use conntrack::SessionState;
     use dataplane::snapshot::{Cidr, InterfaceConfig};
     use sched::{ForwardMode, SchedKind, Service};
+    use std::net::Ipv4Addr;
 
     fn base() -> DirectorConfig {
         DirectorConfig {
@@ -161,7 +162,7 @@ mod tests {
     fn key() -> ServiceKey {
         ServiceKey {
             proto: Proto::Tcp,
-            vip: Ipv4Addr::new(192, 0, 2, 100),
+            vip: Ipv4Addr::new(192, 0, 2, 100).into(),
             port: 80,
         }
     }
@@ -178,7 +179,7 @@ mod tests {
     fn set_health(
         m: &mut Model,
         key: ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
         up: bool,
     ) -> Result<bool, ControlError> {
@@ -194,7 +195,7 @@ mod tests {
 
     fn dest(last: u8, mode: ForwardMode) -> Dest {
         Dest {
-            addr: Ipv4Addr::new(10, 1, 0, last),
+            addr: Ipv4Addr::new(10, 1, 0, last).into(),
             port: 80,
             weight: 1,
             mode,
@@ -234,7 +235,7 @@ mod tests {
         );
         // DR dest off-link.
         let mut off = dest(11, ForwardMode::Dr);
-        off.addr = Ipv4Addr::new(10, 9, 0, 1);
+        off.addr = Ipv4Addr::new(10, 9, 0, 1).into();
         let e = m.apply(add_dest(off)).unwrap_err();
         assert!(
             matches!(e, ControlError::Config(ConfigError::DestNotOnLink { .. })),

@@ -23,7 +23,7 @@ use dataplane::worker::Mailbox;
 use proto::{Request, Response, SvcKey};
 use sched::{SchedError, ServiceKey};
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tracing::{info, warn};
@@ -215,6 +215,7 @@ impl ControlState {
     /// The new configuration's error; nothing changes then.
     pub fn reload(&mut self, new: &RvsConfig) -> Result<(), ControlError> {
         if new.director.lips != self.model.config().lips
+            || new.director.lips6 != self.model.config().lips6
             || new.director.lport_range != self.model.config().lport_range
             || new.director.lport_reuse != self.model.config().lport_reuse
         {
@@ -410,7 +411,7 @@ impl ControlState {
 
 /// Health verdicts become [`Change::Health`] through the model.
 impl HealthSink for Mutex<ControlState> {
-    fn dest_health(&self, service: ServiceKey, addr: Ipv4Addr, port: u16, up: bool) {
+    fn dest_health(&self, service: ServiceKey, addr: IpAddr, port: u16, up: bool) {
         let change = Change::Health {
             key: service,
             addr,

@@ -342,18 +342,17 @@ fn ask(
 
 /// One session as `-c` lists it. The only place that reads a session's forwarding fields.
 fn conn_view(s: &SessionInfo, worker: u16) -> ConnView {
-    let f = s.forward;
     ConnView {
-        proto: proto_name(s.original.proto),
+        proto: proto_name(s.proto),
         expire_secs: s.expires_in.div_ceil(1000),
         state: s.state.to_string(),
-        source: s.original.src,
-        sport: s.original.sport,
-        vip: s.original.dst,
-        vport: s.original.dport,
-        dest: f.rip,
-        dport: f.rport,
-        local: f.local(),
+        source: s.client.0,
+        sport: s.client.1,
+        vip: s.vip.0,
+        vport: s.vip.1,
+        dest: s.rip.0,
+        dport: s.rip.1,
+        local: s.local,
         worker,
     }
 }

@@ -17,7 +17,7 @@ use proto::{
 };
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown};
+use std::net::{IpAddr, Ipv4Addr, Shutdown};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -173,7 +173,7 @@ fn message(r: &Response) -> &str {
 fn svc(vip: Ipv4Addr) -> SvcKey {
     SvcKey {
         proto: ProtoName::Tcp,
-        vip,
+        vip: vip.into(),
         port: 80,
     }
 }
@@ -193,11 +193,19 @@ fn add_dest(vip: Ipv4Addr, addr: Ipv4Addr, weight: u32) -> Request {
     Request::AddDest {
         service: svc(vip),
         dest: DestSpec {
-            addr,
+            addr: addr.into(),
             port: 8080,
             weight,
             mode: "fullnat".into(),
         },
+    }
+}
+
+/// The IPv4 address every address of these tests is.
+fn v4(a: IpAddr) -> Ipv4Addr {
+    match a {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => panic!("{a} is not one of the test's addresses"),
     }
 }
 
@@ -207,9 +215,9 @@ fn services(r: &Response) -> BTreeSet<(Ipv4Addr, Vec<(Ipv4Addr, u32)>)> {
         Response::Services { services } => services
             .iter()
             .map(|s| {
-                let mut dests: Vec<_> = s.dests.iter().map(|d| (d.addr, d.weight)).collect();
+                let mut dests: Vec<_> = s.dests.iter().map(|d| (v4(d.addr), d.weight)).collect();
                 dests.sort();
-                (s.key.vip, dests)
+                (v4(s.key.vip), dests)
             })
             .collect(),
         other => panic!("not a listing: {other:?}"),
@@ -457,7 +465,8 @@ fn malformed_and_unknown_requests_change_nothing_and_the_server_goes_on() {
         // Bad addresses.
         (dest("10.1.0.300", "1", "fullnat"), ErrorKind::BadRequest),
         (dest("10.1.0", "1", "fullnat"), ErrorKind::BadRequest),
-        (dest("::1", "1", "fullnat"), ErrorKind::BadRequest),
+        // An address of the other family than the service's VIP.
+        (dest("::1", "1", "fullnat"), ErrorKind::Refused),
         (dest(" 10.1.0.12", "1", "fullnat"), ErrorKind::BadRequest),
         // Names the model does not know.
         (dest("10.1.0.12", "1", "teleport"), ErrorKind::Refused),
@@ -593,13 +602,13 @@ fn concurrent_clients_see_exactly_the_union_of_their_changes() {
                 reqs.extend((1..=10).map(|j| add_dest(vip, rip(j), u32::from(j))));
                 reqs.extend((1..=3).map(|j| Request::DeleteDest {
                     service: svc(vip),
-                    addr: rip(j),
+                    addr: rip(j).into(),
                     port: 8080,
                 }));
                 reqs.push(Request::EditDest {
                     service: svc(vip),
                     dest: DestSpec {
-                        addr: rip(4),
+                        addr: rip(4).into(),
                         port: 8080,
                         weight: 100,
                         mode: "fullnat".into(),

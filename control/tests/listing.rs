@@ -79,7 +79,7 @@ fn list(fleet: &Fleet, from: Option<ConnCursor>) -> (Vec<u8>, Vec<usize>, usize)
             assert_eq!(usize::from(v.worker), owner, "session {i}");
             assert_eq!(
                 (v.vip, v.vport, v.dest, v.dport),
-                (testkit::VIP, 53, testkit::RS[0], 53)
+                (testkit::VIP.into(), 53, testkit::RS[0].into(), 53)
             );
             assert_eq!(
                 (v.proto, v.state.as_str(), v.local),
@@ -191,7 +191,7 @@ fn rvsadm_lists_them_all_as_a_table_and_as_json() {
         assert!(line.starts_with("UDP "), "{line}");
         assert!(line.ends_with(" 192.0.2.100:53     10.1.0.11:53"), "{line}");
         let (addr, port) = row_source(line);
-        seen[session_of(addr, port).expect("a fleet client") as usize] += 1;
+        seen[session_of(addr.into(), port).expect("a fleet client") as usize] += 1;
     }
     assert!(seen.iter().all(|&n| n == 1), "each session on one row");
 

@@ -38,7 +38,7 @@ fn call(sock: &std::path::Path, request: Request) -> Response {
 fn key() -> SvcKey {
     SvcKey {
         proto: ProtoName::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
     }
 }
@@ -92,7 +92,7 @@ fn control_server_end_to_end() {
     };
     assert_eq!(call(&sock, add.clone()), Response::Done);
     let dest = DestSpec {
-        addr: RS[0],
+        addr: RS[0].into(),
         port: 8080,
         weight: 2,
         mode: "fullnat".into(),
@@ -244,10 +244,10 @@ fn control_server_end_to_end() {
             let c = &conns[0];
             assert_eq!(
                 (c.source, c.sport, c.vip, c.vport, c.dest, c.dport),
-                (CIP, 40000, VIP, 80, RS[0], 8080)
+                (CIP.into(), 40000, VIP.into(), 80, RS[0].into(), 8080)
             );
             assert_eq!(c.state, "ESTABLISHED");
-            assert_eq!(c.local.map(|l| l.0), Some(LIP1));
+            assert_eq!(c.local.map(|l| l.0), Some(LIP1.into()));
             assert!((899..=900).contains(&c.expire_secs), "{}", c.expire_secs);
         }
         other => panic!("{other:?}"),

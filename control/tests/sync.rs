@@ -45,13 +45,13 @@ fn plane_on(snap: Snapshot) -> (SyncPlane, Arc<SyncLink>, Arc<ArcSwap<Snapshot>>
 fn mh_director(weight: u32) -> Snapshot {
     let key = ServiceKey {
         proto: Proto::Tcp,
-        vip: Ipv4Addr::new(192, 0, 2, 100),
+        vip: Ipv4Addr::new(192, 0, 2, 100).into(),
         port: 80,
     };
     let mut svc = Service::new(key, SchedKind::Mh).unwrap();
     for (last, w) in [(11, 1), (12, weight)] {
         svc.add_dest(Dest {
-            addr: Ipv4Addr::new(10, 1, 0, last),
+            addr: Ipv4Addr::new(10, 1, 0, last).into(),
             port: 8080,
             weight: w,
             mode: ForwardMode::FullNat,

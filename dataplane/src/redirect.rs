@@ -100,6 +100,19 @@ pub fn home(addr: core::net::Ipv4Addr, port: u16, workers: u16) -> u16 {
     (h % workers as u64) as u16
 }
 
+/// The home worker of an IPv6 client endpoint ([`home`] of the address folded to 32 bits,
+/// as the schedulers fold it).
+#[inline]
+pub fn home6(addr: core::net::Ipv6Addr, port: u16, workers: u16) -> u16 {
+    let b = addr.to_bits();
+    let folded = (b ^ (b >> 64)) as u64;
+    home(
+        core::net::Ipv4Addr::from((folded ^ (folded >> 32)) as u32),
+        port,
+        workers,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

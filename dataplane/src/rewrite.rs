@@ -17,7 +17,7 @@ use crate::wire::{
     be32, icmp, tcp, udp, IpProto, ETHERNET_HEADER_LEN, ETHERTYPE_VLAN, IPV4_MIN_HEADER_LEN,
     VLAN_TAG_LEN,
 };
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// The `N` bytes of `bytes` at `at`, as an array (so that indexing it needs no bounds checks).
 ///
@@ -185,6 +185,111 @@ impl Drop for Ipv4Rewrite<'_> {
     }
 }
 
+/// An in-place rewrite of one IPv6 TCP or UDP packet that keeps its L4 checksum right (IPv6
+/// has no header checksum; the addresses count in the L4 checksum through its pseudo-header).
+/// The checksum is written when the value is dropped.
+pub struct Ipv6Rewrite<'a> {
+    ip: &'a mut [u8; IPV6_HEADER_LEN],
+    l4: &'a mut [u8; 8],
+    /// TCP's checksum field; None for UDP (whose checksum is in `l4`).
+    tcp_csum: Option<&'a mut [u8; 2]>,
+    delta: Delta,
+}
+
+/// The length of the fixed IPv6 header.
+const IPV6_HEADER_LEN: usize = 40;
+
+impl<'a> Ipv6Rewrite<'a> {
+    /// Starts a rewrite of the IPv6 packet `pkt` whose TCP (`tcp`) or UDP header starts at
+    /// `l4_off`.
+    ///
+    /// # Panics
+    /// If `pkt` is shorter than its headers: [`crate::parse::parse_ipv6`] has checked that
+    /// for every TCP or UDP packet it passes.
+    #[inline]
+    pub fn new(pkt: &'a mut [u8], l4_off: usize, tcp: bool) -> Ipv6Rewrite<'a> {
+        let (hdr, rest) = pkt.split_at_mut(l4_off);
+        let ip: &mut [u8; IPV6_HEADER_LEN] = field(hdr, 0);
+        let (l4, tail) = rest.split_at_mut(8);
+        let l4: &mut [u8; 8] = field(l4, 0);
+        let tcp_csum = tcp.then(|| field(tail, tcp::field::CHECKSUM - 8));
+        Ipv6Rewrite {
+            ip,
+            l4,
+            tcp_csum,
+            delta: Delta::ZERO,
+        }
+    }
+
+    #[inline]
+    fn set_addr(&mut self, at: usize, addr: Ipv6Addr) {
+        let bytes: &mut [u8; 16] = field(self.ip, at);
+        let new = addr.octets();
+        for (o, n) in bytes.chunks_exact(4).zip(new.chunks_exact(4)) {
+            let word = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            self.delta.add32(word(o), word(n));
+        }
+        *bytes = new;
+    }
+
+    #[inline]
+    fn set_l4_u16(&mut self, at: usize, value: u16) {
+        let bytes: &mut [u8; 2] = field(self.l4, at);
+        let old = u16::from_be_bytes(*bytes);
+        *bytes = value.to_be_bytes();
+        self.delta.add16(old, value);
+    }
+
+    /// Sets the source address.
+    #[inline]
+    pub fn set_src(&mut self, addr: Ipv6Addr) {
+        self.set_addr(8, addr);
+    }
+
+    /// Sets the destination address.
+    #[inline]
+    pub fn set_dst(&mut self, addr: Ipv6Addr) {
+        self.set_addr(24, addr);
+    }
+
+    /// Sets the source port.
+    #[inline]
+    pub fn set_sport(&mut self, port: u16) {
+        self.set_l4_u16(tcp::field::SRC_PORT, port);
+    }
+
+    /// Sets the destination port.
+    #[inline]
+    pub fn set_dport(&mut self, port: u16) {
+        self.set_l4_u16(tcp::field::DST_PORT, port);
+    }
+
+    /// Decrements the hop limit (the caller has checked it is above 1); no checksum covers it.
+    #[inline]
+    pub fn dec_hop_limit(&mut self) {
+        self.ip[7] = self.ip[7].wrapping_sub(1);
+    }
+}
+
+impl Drop for Ipv6Rewrite<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.delta.is_zero() {
+            return;
+        }
+        let delta = self.delta;
+        match self.tcp_csum.as_deref_mut() {
+            Some(sum) => *sum = delta.apply(u16::from_be_bytes(*sum)).to_be_bytes(),
+            None => {
+                // IPv6 UDP always has a checksum (RFC 8200 8.1): a computed 0 is sent as 0xffff.
+                let sum: &mut [u8; 2] = field(self.l4, udp::field::CHECKSUM);
+                *sum = delta.apply_udp(u16::from_be_bytes(*sum)).to_be_bytes();
+            }
+        }
+        self.delta = Delta::ZERO;
+    }
+}
+
 /// The NAT or FullNAT rewrite of a later IPv4 fragment `pkt` (from its header): new source
 /// and destination addresses and the TTL decremented, the header checksum updated (RFC 1624).
 /// A later fragment holds no L4 header: the ports and the L4 checksum, which covers the whole
@@ -290,6 +395,69 @@ pub fn set_dst_mac<B: PacketBuf>(buf: &mut B, mac: [u8; 6]) {
 mod tests {
     use super::*;
     use crate::mem::MemPool;
+
+    /// The full TCP/UDP checksum of the IPv6 packet `p` (fixed header, then L4 at 40).
+    fn full6(p: &[u8]) -> u16 {
+        let l4 = &p[40..];
+        let mut sum = checksum::sum_bytes(0, &p[8..40]);
+        sum = checksum::sum_bytes(sum, &(l4.len() as u32).to_be_bytes());
+        sum = checksum::sum_bytes(sum, &[0, 0, 0, p[6]]);
+        !checksum::fold(checksum::sum_bytes(sum, l4))
+    }
+
+    /// An IPv6 packet 2001:db8::1:40000 -> 2001:db8::10:80, TCP (or UDP), 5 payload bytes,
+    /// its checksum right.
+    fn packet6(tcp: bool) -> Vec<u8> {
+        let l4_len = if tcp { 20 } else { 8 } + 5;
+        let mut p = vec![0u8; 40 + l4_len];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        p[6] = if tcp { 6 } else { 17 };
+        p[7] = 64;
+        p[8..24].copy_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        p[24..40].copy_from_slice(&"2001:db8::10".parse::<Ipv6Addr>().unwrap().octets());
+        p[40..42].copy_from_slice(&40000u16.to_be_bytes());
+        p[42..44].copy_from_slice(&80u16.to_be_bytes());
+        if tcp {
+            p[52] = 5 << 4;
+            p[53] = 0x02;
+        } else {
+            p[44..46].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        }
+        let n = p.len();
+        p[n - 5..].copy_from_slice(b"hello");
+        let at = if tcp { 56 } else { 46 };
+        let c = full6(&p);
+        p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(full6(&p), 0, "built with a valid checksum");
+        p
+    }
+
+    #[test]
+    fn an_ipv6_rewrite_keeps_the_l4_checksum_right() {
+        for tcp in [true, false] {
+            let mut p = packet6(tcp);
+            {
+                let mut r = Ipv6Rewrite::new(&mut p, 40, tcp);
+                r.set_src("2001:db8:10:1::201".parse().unwrap());
+                r.set_dst("2001:db8:10:1::11".parse().unwrap());
+                r.set_sport(1025);
+                r.set_dport(8080);
+                r.dec_hop_limit();
+            }
+            assert_eq!(
+                full6(&p),
+                0,
+                "tcp {tcp}: checksum verifies after the rewrite"
+            );
+            assert_eq!(p[7], 63);
+            assert_eq!(&p[40..44], &[0x04, 0x01, 0x1f, 0x90]);
+            assert_eq!(
+                Ipv6Addr::from(<[u8; 16]>::try_from(&p[24..40]).unwrap()),
+                "2001:db8:10:1::11".parse::<Ipv6Addr>().unwrap()
+            );
+        }
+    }
 
     fn tcp_packet() -> Vec<u8> {
         // IPv4 10.0.0.1:40000 -> 192.0.2.10:80, TCP SYN, 4 bytes payload, valid checksums.

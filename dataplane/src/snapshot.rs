@@ -13,7 +13,7 @@
 use crate::lip::PortReuse;
 use conntrack::{Proto, Timeouts};
 use core::fmt;
-use core::net::{Ipv4Addr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::ops::RangeInclusive;
 use hashbrown::HashMap;
 use sched::{ForwardMode, Service, ServiceKey, ServiceTable};
@@ -149,6 +149,8 @@ pub struct DirectorConfig {
     pub routes6: Vec<RouteConfig6>,
     /// FullNAT local addresses (LIPs), shared out among workers by port range.
     pub lips: Vec<Ipv4Addr>,
+    /// IPv6 LIPs (FullNAT66), shared out the same way.
+    pub lips6: Vec<Ipv6Addr>,
     /// LIP ports to hand out, split into disjoint slices, one per worker.
     pub lport_range: RangeInclusive<u16>,
     /// How freed LIP ports come back: port pools per LIP and the quarantine that keeps a
@@ -180,6 +182,7 @@ impl Default for DirectorConfig {
             routes: Vec::new(),
             routes6: Vec::new(),
             lips: Vec::new(),
+            lips6: Vec::new(),
             lport_range: 1024..=65535,
             lport_reuse: PortReuse::default(),
             services: ServiceTable::default(),
@@ -276,7 +279,7 @@ pub enum ConfigError {
         /// The service.
         service: ServiceKey,
         /// The dest address.
-        dest: Ipv4Addr,
+        dest: IpAddr,
     },
     /// A DR dest must share a link with the director.
     #[error("service {service}: dest {dest} is not on a connected subnet, and Route (DR) mode only rewrites the MAC")]
@@ -284,7 +287,7 @@ pub enum ConfigError {
         /// The service.
         service: ServiceKey,
         /// The dest address.
-        dest: Ipv4Addr,
+        dest: IpAddr,
     },
     /// No route to a dest.
     #[error("service {service}: no route to dest {dest}")]
@@ -292,8 +295,33 @@ pub enum ConfigError {
         /// The service.
         service: ServiceKey,
         /// The dest address.
-        dest: Ipv4Addr,
+        dest: IpAddr,
     },
+    /// An IPv6 service with a dest whose mode has no IPv6 path.
+    #[error("service {service}: dest {dest} uses {mode}, but IPv6 services forward in Masq (NAT), Route (DR) and FullNat modes only")]
+    Ipv6Mode {
+        /// The service.
+        service: ServiceKey,
+        /// The dest address.
+        dest: IpAddr,
+        /// Its mode.
+        mode: ForwardMode,
+    },
+    /// A service the scheduler model refuses (a dest of the other family than its VIP).
+    #[error(transparent)]
+    Service(#[from] sched::SchedError),
+    /// An IPv6 service with persistence.
+    #[error("service {service}: persistence is not available for IPv6 services")]
+    Ipv6Persistence {
+        /// The service.
+        service: ServiceKey,
+    },
+    /// An IPv6 LIP that is also a VIP of a service.
+    #[error("LIP {0} is also a VIP: FullNAT replies to it could not be told from new clients")]
+    LipIsVip6(Ipv6Addr),
+    /// An IPv6 VIP that is also one of the director's IPv6 DIPs.
+    #[error("VIP {0} is also a DIP: a VIP must not be an interface address of the director")]
+    VipIsDip6(Ipv6Addr),
     /// More dests than counter slots over the daemon's life.
     #[error("more than {0} dests have been configured since rvsd started: restart it to reuse counter slots")]
     TooManyDests(usize),
@@ -385,7 +413,7 @@ pub const MAX_DEST_SLOTS: usize = 16384;
 /// changes and reloads; a removed and re-added dest gets its old slot back.
 #[derive(Clone, Debug, Default)]
 pub struct DestSlots {
-    map: HashMap<(ServiceKey, Ipv4Addr, u16), u32>,
+    map: HashMap<(ServiceKey, IpAddr, u16), u32>,
 }
 
 impl DestSlots {
@@ -393,7 +421,7 @@ impl DestSlots {
     ///
     /// # Errors
     /// [`ConfigError::TooManyDests`] once [`MAX_DEST_SLOTS`] are taken.
-    pub fn slot(&mut self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> Result<u32, ConfigError> {
+    pub fn slot(&mut self, key: ServiceKey, addr: IpAddr, port: u16) -> Result<u32, ConfigError> {
         let next = self.map.len();
         if let Some(&s) = self.map.get(&(key, addr, port)) {
             return Ok(s);
@@ -406,7 +434,7 @@ impl DestSlots {
     }
 
     /// The slot of a dest, if it has one.
-    pub fn get(&self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> Option<u32> {
+    pub fn get(&self, key: ServiceKey, addr: IpAddr, port: u16) -> Option<u32> {
         self.map.get(&(key, addr, port)).copied()
     }
 }
@@ -430,6 +458,8 @@ pub struct Hop6 {
     /// Address to resolve with neighbour discovery: the destination itself when on-link,
     /// else the gateway.
     pub nexthop: Ipv6Addr,
+    /// True when the destination is on a connected subnet.
+    pub on_link: bool,
 }
 
 /// A prefix of either family, as routes need it.
@@ -530,15 +560,18 @@ pub struct Snapshot {
     routes: Vec<RouteEntry>,
     routes6: Vec<RouteEntry<Cidr6>>,
     local: HashMap<Ipv4Addr, Local>,
-    /// IPv6 DIPs, with their interface.
-    local6: HashMap<Ipv6Addr, u16>,
+    /// The director's IPv6 addresses: DIPs and VIPs.
+    local6: HashMap<Ipv6Addr, Local>,
     services: Vec<Service>,
     schedulers: Vec<sched::AnyScheduler>,
     service_by_key: HashMap<ServiceKey, u32>,
     homed: Vec<Homing>,
     dest_slots: Vec<Vec<u32>>,
     nat_dests: HashMap<(Proto, Ipv4Addr, u16), Homing>,
+    /// IPv6 NAT dests (NAT66): a packet from one is a reply.
+    nat_dests6: HashMap<(Proto, Ipv6Addr, u16), Homing>,
     lips: Vec<Ipv4Addr>,
+    lips6: Vec<Ipv6Addr>,
     peer_lips: Vec<Ipv4Addr>,
     lport_range: RangeInclusive<u16>,
     lport_reuse: PortReuse,
@@ -569,7 +602,7 @@ impl Snapshot {
         let mut ifaces = Vec::with_capacity(cfg.interfaces.len());
         let mut iface_by_port: HashMap<(u16, Option<u16>), u16> = HashMap::new();
         let mut local: HashMap<Ipv4Addr, Local> = HashMap::new();
-        let mut local6: HashMap<Ipv6Addr, u16> = HashMap::new();
+        let mut local6: HashMap<Ipv6Addr, Local> = HashMap::new();
         let mut routes = Vec::new();
         for (i, ic) in cfg.interfaces.iter().enumerate() {
             if let Some(v) = ic.vlan {
@@ -644,7 +677,13 @@ impl Snapshot {
                         why,
                     });
                 }
-                local6.insert(a.addr, i as u16);
+                local6.insert(
+                    a.addr,
+                    Local {
+                        dip: Some(i as u16),
+                        ..Local::default()
+                    },
+                );
             }
             ifaces.push(Iface {
                 name: ic.name.clone(),
@@ -669,6 +708,17 @@ impl Snapshot {
             |dst, via| ConfigError::GatewayUnreachable { dst, via },
         )?;
         let routes6 = routes6(&ifaces, &cfg.routes6)?;
+        for &lip in &cfg.lips6 {
+            let l = local6.entry(lip).or_default();
+            if l.dip.is_some() || l.lip {
+                return Err(ConfigError::BadAddress6 {
+                    addr: lip,
+                    len: 128,
+                    why: "a LIP that is also a DIP or listed twice",
+                });
+            }
+            l.lip = true;
+        }
 
         if cfg.lport_range.is_empty() {
             return Err(ConfigError::BadPortRange {
@@ -707,7 +757,9 @@ impl Snapshot {
             homed: Vec::with_capacity(cfg.services.len()),
             dest_slots: Vec::with_capacity(cfg.services.len()),
             nat_dests: HashMap::new(),
+            nat_dests6: HashMap::new(),
             lips: cfg.lips.clone(),
+            lips6: cfg.lips6.clone(),
             peer_lips: cfg.peer_lips.clone(),
             lport_range: cfg.lport_range.clone(),
             lport_reuse: cfg.lport_reuse,
@@ -717,10 +769,24 @@ impl Snapshot {
         };
         for svc in cfg.services.iter() {
             let key = svc.key();
-            if snap.local(key.vip).is_some_and(|l| l.lip) {
-                return Err(ConfigError::LipIsVip(key.vip));
+            let vip = match key.vip {
+                IpAddr::V4(vip) => vip,
+                IpAddr::V6(vip) => {
+                    snap.add_service6(svc, vip, slots)?;
+                    continue;
+                }
+            };
+            if snap.local(vip).is_some_and(|l| l.lip) {
+                return Err(ConfigError::LipIsVip(vip));
             }
             for d in svc.dests() {
+                let IpAddr::V4(rip) = d.addr else {
+                    return Err(sched::SchedError::FamilyMismatch {
+                        vip: key.vip,
+                        dest: d.addr,
+                    }
+                    .into());
+                };
                 match d.mode {
                     ForwardMode::FullNat if snap.lips.is_empty() => {
                         return Err(ConfigError::FullNatWithoutLips {
@@ -728,7 +794,7 @@ impl Snapshot {
                             dest: d.addr,
                         })
                     }
-                    ForwardMode::Dr => match snap.route(d.addr) {
+                    ForwardMode::Dr => match snap.route(rip) {
                         Some(h) if h.on_link => {}
                         _ => {
                             return Err(ConfigError::DestNotOnLink {
@@ -738,7 +804,7 @@ impl Snapshot {
                         }
                     },
                     _ => {
-                        if snap.route(d.addr).is_none() {
+                        if snap.route(rip).is_none() {
                             return Err(ConfigError::NoRouteToDest {
                                 service: key,
                                 dest: d.addr,
@@ -747,7 +813,7 @@ impl Snapshot {
                     }
                 }
             }
-            snap.local.entry(key.vip).or_default().vip = true;
+            snap.local.entry(vip).or_default().vip = true;
             let has_nat = svc.dests().iter().any(|d| d.mode == ForwardMode::Nat);
             let homing = if svc.persistence().is_some() {
                 Homing::Client
@@ -758,7 +824,9 @@ impl Snapshot {
             };
             for d in svc.dests().iter().filter(|d| d.mode == ForwardMode::Nat) {
                 let rport = if key.proto == Proto::Icmp { 0 } else { d.port };
-                snap.nat_dests.insert((key.proto, d.addr, rport), homing);
+                if let IpAddr::V4(rip) = d.addr {
+                    snap.nat_dests.insert((key.proto, rip, rport), homing);
+                }
             }
             snap.homed.push(homing);
             snap.service_by_key.insert(key, snap.services.len() as u32);
@@ -793,9 +861,95 @@ impl Snapshot {
         snap.standby_services = snap
             .services
             .iter()
-            .map(|s| snap.local(s.key().vip).is_some_and(|l| l.standby))
+            .map(|s| match s.key().vip {
+                IpAddr::V4(vip) => snap.local(vip).is_some_and(|l| l.standby),
+                IpAddr::V6(_) => false,
+            })
             .collect();
         Ok(snap)
+    }
+
+    /// Checks and adds IPv6 service `svc` (VIP `vip`): every dest IPv6 and on a connected
+    /// subnet in Route (DR) mode, no persistence, the VIP none of the director's DIPs.
+    fn add_service6(
+        &mut self,
+        svc: &Service,
+        vip: Ipv6Addr,
+        slots: &mut DestSlots,
+    ) -> Result<(), ConfigError> {
+        let key = svc.key();
+        if self.dip6(vip).is_some() {
+            return Err(ConfigError::VipIsDip6(vip));
+        }
+        if self.local6(vip).is_some_and(|l| l.lip) {
+            return Err(ConfigError::LipIsVip6(vip));
+        }
+        if svc.persistence().is_some() {
+            return Err(ConfigError::Ipv6Persistence { service: key });
+        }
+        for d in svc.dests() {
+            let IpAddr::V6(rip) = d.addr else {
+                return Err(sched::SchedError::FamilyMismatch {
+                    vip: key.vip,
+                    dest: d.addr,
+                }
+                .into());
+            };
+            match d.mode {
+                ForwardMode::Dr if !self.route6(rip).is_some_and(|h| h.on_link) => {
+                    return Err(ConfigError::DestNotOnLink {
+                        service: key,
+                        dest: d.addr,
+                    })
+                }
+                ForwardMode::Dr => {}
+                ForwardMode::FullNat if self.lips6.is_empty() => {
+                    return Err(ConfigError::FullNatWithoutLips {
+                        service: key,
+                        dest: d.addr,
+                    })
+                }
+                ForwardMode::FullNat if self.route6(rip).is_none() => {
+                    return Err(ConfigError::NoRouteToDest {
+                        service: key,
+                        dest: d.addr,
+                    })
+                }
+                ForwardMode::FullNat => {}
+                ForwardMode::Nat if self.route6(rip).is_none() => {
+                    return Err(ConfigError::NoRouteToDest {
+                        service: key,
+                        dest: d.addr,
+                    })
+                }
+                ForwardMode::Nat => {
+                    self.nat_dests6
+                        .insert((key.proto, rip, d.port), Homing::Endpoint);
+                }
+                ForwardMode::Tun => {
+                    return Err(ConfigError::Ipv6Mode {
+                        service: key,
+                        dest: d.addr,
+                        mode: d.mode,
+                    })
+                }
+            }
+        }
+        self.local6.entry(vip).or_default().vip = true;
+        let nat = svc.dests().iter().any(|d| d.mode == ForwardMode::Nat);
+        // NAT66 replies carry the client endpoint, not the VIP: its home worker holds them.
+        self.homed
+            .push(if nat { Homing::Endpoint } else { Homing::None });
+        self.service_by_key.insert(key, self.services.len() as u32);
+        let ids = svc
+            .dests()
+            .iter()
+            .map(|d| slots.slot(key, d.addr, d.port))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.dest_slots.push(ids);
+        self.schedulers.push(svc.sched().build(svc.dests()));
+        self.services.push(svc.clone());
+        Ok(())
     }
 
     /// The interface on `port` that announces `addr`: the one whose subnet contains it, else
@@ -828,7 +982,11 @@ impl Snapshot {
     #[inline]
     pub fn service_index(&self, proto: Proto, vip: Ipv4Addr, port: u16) -> Option<usize> {
         self.service_by_key
-            .get(&ServiceKey { proto, vip, port })
+            .get(&ServiceKey {
+                proto,
+                vip: IpAddr::V4(vip),
+                port,
+            })
             .map(|&i| i as usize)
     }
 
@@ -870,6 +1028,19 @@ impl Snapshot {
         self.nat_dests.get(&(proto, addr, port)).copied()
     }
 
+    /// If `addr`:`port` (`proto`) is an IPv6 NAT dest, a packet from it is a NAT66 reply:
+    /// how its service homes its sessions.
+    #[inline]
+    pub fn nat_dest6_homing(&self, proto: Proto, addr: Ipv6Addr, port: u16) -> Option<Homing> {
+        self.nat_dests6.get(&(proto, addr, port)).copied()
+    }
+
+    /// True if some IPv6 service has NAT dests (NAT66 replies may arrive).
+    #[inline]
+    pub fn has_nat6(&self) -> bool {
+        !self.nat_dests6.is_empty()
+    }
+
     /// What `ip` is to the director, if it is one of its addresses.
     #[inline]
     pub fn local(&self, ip: Ipv4Addr) -> Option<Local> {
@@ -879,7 +1050,43 @@ impl Snapshot {
     /// The interface of IPv6 DIP `ip`, if it is one.
     #[inline]
     pub fn dip6(&self, ip: Ipv6Addr) -> Option<u16> {
+        self.local6.get(&ip).and_then(|l| l.dip)
+    }
+
+    /// What IPv6 address `ip` is to the director, if it is one of its addresses.
+    #[inline]
+    pub fn local6(&self, ip: Ipv6Addr) -> Option<Local> {
         self.local6.get(&ip).copied()
+    }
+
+    /// Index of the service with this key.
+    pub fn service_index_of(&self, key: &ServiceKey) -> Option<usize> {
+        self.service_by_key.get(key).map(|&i| i as usize)
+    }
+
+    /// True if the director answers neighbour solicitations for `ip` on interface `iface`:
+    /// an IPv6 DIP of that interface, an IPv6 VIP or an IPv6 LIP.
+    #[inline]
+    pub fn answers_nd(&self, iface: u16, ip: Ipv6Addr) -> bool {
+        self.local6(ip)
+            .is_some_and(|l| l.dip == Some(iface) || l.vip || l.lip)
+    }
+
+    /// The IPv6 LIPs, in configuration order.
+    pub fn lips6(&self) -> &[Ipv6Addr] {
+        &self.lips6
+    }
+
+    /// Index of the service for `proto` [`vip`]:`port`.
+    #[inline]
+    pub fn service_index6(&self, proto: Proto, vip: Ipv6Addr, port: u16) -> Option<usize> {
+        self.service_by_key
+            .get(&ServiceKey {
+                proto,
+                vip: IpAddr::V6(vip),
+                port,
+            })
+            .map(|&i| i as usize)
     }
 
     /// The interface receiving frames on `port` with `vlan`.
@@ -920,6 +1127,7 @@ impl Snapshot {
             .map(|e| Hop6 {
                 iface: e.iface,
                 nexthop: e.via.unwrap_or(dst),
+                on_link: e.via.is_none(),
             })
     }
 
@@ -1007,7 +1215,9 @@ impl Snapshot {
             homed: Vec::new(),
             dest_slots: Vec::new(),
             nat_dests: HashMap::new(),
+            nat_dests6: HashMap::new(),
             lips: Vec::new(),
+            lips6: Vec::new(),
             peer_lips: Vec::new(),
             lport_range: 1024..=65535,
             lport_reuse: PortReuse::default(),
@@ -1051,7 +1261,7 @@ mod tests {
         let mut services = ServiceTable::default();
         let key = ServiceKey {
             proto: Proto::Tcp,
-            vip: VIP,
+            vip: VIP.into(),
             port: 80,
         };
         services

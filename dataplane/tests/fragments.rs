@@ -270,7 +270,7 @@ fn no_proxy_header_goes_into_fragments() {
     let mut cfg = udp_service(53, 53, ForwardMode::FullNat);
     let key = ServiceKey {
         proto: Proto::Udp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 53,
     };
     cfg.services

@@ -407,12 +407,12 @@ fn vlan_ingress_and_egress() {
     let rs = std::net::Ipv4Addr::new(10, 2, 0, 11);
     let key = sched::ServiceKey {
         proto: Proto::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
     };
     let svc = cfg.services.get_mut(&key).unwrap();
     svc.add_dest(sched::Dest {
-        addr: rs,
+        addr: rs.into(),
         port: 80,
         weight: 1,
         mode: ForwardMode::FullNat,

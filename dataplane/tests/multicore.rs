@@ -17,6 +17,7 @@ use dataplane::wire::EthernetAddress;
 use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use dataplane::DropReason;
 use sched::{ForwardMode, SchedKind};
+use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 struct Pair {
@@ -146,6 +147,116 @@ fn fullnat_reply_on_the_other_worker_is_redirected_to_the_owner() {
         assert_eq!(w.counters().total_drops(), 0);
     }
     assert!(p.w[0].counters().balanced() && p.w[1].counters().balanced());
+}
+
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
+const RIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11);
+const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x201);
+const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
+
+/// Two workers with IPv6 on both ports, an IPv6 LIP, and TCP [VIP6]:80 → RIP6:8080 in `mode`;
+/// both know the RS's and the router's MACs.
+fn pair6(mode: ForwardMode) -> Pair {
+    use dataplane::snapshot::{Cidr6, RouteConfig6};
+    use sched::{Dest, Service, ServiceKey};
+    let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(v6("2001:db8:2::1"), 64)];
+    cfg.interfaces[LAN as usize].addrs6 = vec![Cidr6::new(v6("2001:db8:10:1::1"), 64)];
+    cfg.routes6 = vec![RouteConfig6 {
+        dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
+        via: ROUTER6,
+    }];
+    cfg.lips6 = vec![LIP6];
+    let key = ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP6.into(),
+        port: 80,
+    };
+    let mut svc = Service::new(key, SchedKind::Rr).unwrap();
+    svc.add_dest(Dest {
+        addr: RIP6.into(),
+        port: 8080,
+        weight: 1,
+        mode,
+    })
+    .unwrap();
+    cfg.services.add(svc).unwrap();
+    let mut p = Pair::new(&cfg, 64, true);
+    for w in &mut p.w {
+        w.insert_static_neighbour(RIP6.into(), EthernetAddress(rs_mac(0)));
+        w.insert_static_neighbour(ROUTER6.into(), EthernetAddress(ROUTER_MAC));
+    }
+    p
+}
+
+/// The RS's segment `src` → `dst` as it reaches the director's LAN port.
+fn from_rs6(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8) -> Vec<u8> {
+    let mut f = testkit::Frame6::tcp(src.0, src.1, dst.0, dst.1, flags);
+    f.dst_mac = LAN_MAC;
+    f.src_mac = rs_mac(0);
+    f.build()
+}
+
+#[test]
+fn a_fullnat66_reply_on_the_other_worker_is_redirected_to_the_owner() {
+    let mut p = pair6(ForwardMode::FullNat);
+    let syn = testkit::Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    let [o0, o1] = p.send(0, WAN, &syn);
+    assert_eq!((o0.lan.len(), o1.total()), (1, 0));
+    let s = decode6(&o0.lan[0]);
+    let lport = s.l4().sport;
+    assert_eq!(s.src, LIP6);
+    assert!(lport <= 33279, "worker 0's slice of 1024..=65535");
+    // The RS's answer lands on worker 1's queue: handed to worker 0, which forwards it.
+    let [o0, o1] = p.send(1, LAN, &from_rs6((RIP6, 8080), (LIP6, lport), SYN | ACK));
+    assert_eq!(o1.total(), 0);
+    let s = decode6(&o0.wan[0]);
+    assert_eq!((s.src, s.dst), (VIP6, CLIENT6));
+    assert_eq!((s.l4().sport, s.l4().dport), (80, 40000));
+    assert_eq!(p.w[1].counters().redirected_out(), 1);
+    assert_eq!(p.w[0].counters().redirected_in(), 1);
+    assert_eq!(
+        p.w[1].sessions6().len(),
+        0,
+        "no session on the wrong worker"
+    );
+    for w in &p.w {
+        assert_eq!(w.counters().total_drops(), 0);
+    }
+    assert!(p.w[0].counters().balanced() && p.w[1].counters().balanced());
+}
+
+#[test]
+fn nat66_sessions_live_on_the_client_endpoint_home_worker() {
+    let mut p = pair6(ForwardMode::Nat);
+    // A client port whose home is worker 1, arriving on worker 0: both its packets and the
+    // RS's replies (arriving on worker 0 too) are worker 1's.
+    let cport = (40000..41000)
+        .find(|&c| dataplane::redirect::home6(CLIENT6, c, 2) == 1)
+        .unwrap();
+    let syn = testkit::Frame6::tcp(CLIENT6, cport, VIP6, 80, SYN).build();
+    let [o0, o1] = p.send(0, WAN, &syn);
+    assert_eq!((o0.total(), o1.lan.len()), (0, 1));
+    let s = decode6(&o1.lan[0]);
+    assert_eq!((s.src, s.dst, s.l4().dport), (CLIENT6, RIP6, 8080));
+    let [o0, o1] = p.send(0, LAN, &from_rs6((RIP6, 8080), (CLIENT6, cport), SYN | ACK));
+    assert_eq!((o0.total(), o1.wan.len()), (0, 1));
+    let s = decode6(&o1.wan[0]);
+    assert_eq!((s.src, s.dst), (VIP6, CLIENT6));
+    assert_eq!((s.l4().sport, s.l4().dport), (80, cport));
+    assert_eq!(p.w[0].counters().redirected_out(), 2);
+    assert_eq!(p.w[1].counters().redirected_in(), 2);
+    assert_eq!((p.w[0].sessions6().len(), p.w[1].sessions6().len()), (0, 1));
+    for w in &p.w {
+        assert_eq!(w.counters().total_drops(), 0);
+    }
 }
 
 /// A fragmented FullNAT reply landing on the other worker (NICs hash fragments by their
@@ -414,7 +525,7 @@ fn a_persistent_client_meets_one_template_whichever_worker_it_reaches() {
     );
     let key = sched::ServiceKey {
         proto: Proto::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
     };
     cfg.services

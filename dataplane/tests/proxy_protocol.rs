@@ -32,7 +32,7 @@ fn lab_with(
     let mut cfg = config(proto, port, SchedKind::Rr, &[dest(0, rport, 1, mode)]);
     let key = ServiceKey {
         proto,
-        vip: VIP,
+        vip: VIP.into(),
         port,
     };
     edit(cfg.services.get_mut(&key).unwrap());

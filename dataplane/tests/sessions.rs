@@ -12,7 +12,7 @@ use sched::{Dest, ForwardMode, SchedKind, ServiceKey};
 fn key() -> ServiceKey {
     ServiceKey {
         proto: Proto::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
     }
 }
@@ -114,7 +114,7 @@ fn weight_zero_drains_without_breaking_sessions() {
     cfg.services
         .get_mut(&key())
         .unwrap()
-        .remove_dest(RS[0], 80)
+        .remove_dest(RS[0].into(), 80)
         .unwrap();
     lab.publish(&cfg);
     let out = lab.send(WAN, &Frame::tcp(CIP, 32000, VIP, 80, ACK).build());
@@ -418,7 +418,7 @@ fn persistent(secs: u32) -> dataplane::snapshot::DirectorConfig {
     );
     let key = ServiceKey {
         proto: Proto::Udp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 53,
     };
     cfg.services
@@ -478,7 +478,7 @@ fn a_template_whose_dest_left_the_service_is_dropped() {
     );
     let key = ServiceKey {
         proto: Proto::Udp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 53,
     };
     // Weight 0 keeps persistence (IPVS's default): still RS0.
@@ -496,7 +496,7 @@ fn a_template_whose_dest_left_the_service_is_dropped() {
     cfg.services
         .get_mut(&key)
         .unwrap()
-        .remove_dest(RS[0], 53)
+        .remove_dest(RS[0].into(), 53)
         .unwrap();
     lab.publish(&cfg);
     assert_eq!(
@@ -581,15 +581,23 @@ fn ten_million_sessions_take_at_most_128_bytes_each() {
     for sessions in [100_000usize, 10_000_000] {
         let wcfg = WorkerConfig {
             table_capacity: sessions,
+            table6_capacity: sessions / 4,
             template_capacity: sessions / 16,
             ..WorkerConfig::default()
         };
         let lab = Lab::with(&cfg, wcfg, true);
         let per = lab.worker.session_memory() as f64 / sessions as f64;
-        eprintln!("{sessions} sessions: {per:.1} bytes per session");
+        let per6 = lab.worker.session_memory6() as f64 / (sessions / 4) as f64;
+        eprintln!("{sessions} sessions: {per:.1} bytes per IPv4 session, {per6:.1} per IPv6 one");
         assert!(
             (80.0..=128.0).contains(&per),
             "{sessions} sessions: {per:.1} bytes each"
+        );
+        // An IPv6 session: the 136-byte slot (its keys are 32 bytes longer each), its share
+        // of the index and the wheel.
+        assert!(
+            (136.0..=176.0).contains(&per6),
+            "{sessions} IPv6 sessions: {per6:.1} bytes each"
         );
     }
 }

@@ -257,7 +257,7 @@ fn synproxy_shift_continues_on_the_peer() {
         let mut cfg = config(Proto::Tcp, 80, SchedKind::Rr, &[dest(0, 8080, 1, mode)]);
         let key = ServiceKey {
             proto: Proto::Tcp,
-            vip: VIP,
+            vip: VIP.into(),
             port: 80,
         };
         cfg.services
@@ -513,7 +513,7 @@ fn a_bulk_sweep_sends_every_session_and_template() {
     );
     let key = ServiceKey {
         proto: Proto::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
     };
     cfg.services
@@ -724,7 +724,7 @@ fn a_proxy_protocol_header_is_neither_lost_nor_repeated_on_the_peer() {
     );
     let key = ServiceKey {
         proto: Proto::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
     };
     let svc = cfg.services.get_mut(&key).unwrap();

@@ -27,7 +27,7 @@ fn proxied_config(mode: ForwardMode) -> dataplane::snapshot::DirectorConfig {
 fn set_synproxy(cfg: &mut dataplane::snapshot::DirectorConfig, on: bool) {
     let key = ServiceKey {
         proto: Proto::Tcp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 80,
     };
     cfg.services

@@ -740,12 +740,16 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn key(proto: ProtoName, vip: Ipv4Addr, port: u16) -> SvcKey {
-    SvcKey { proto, vip, port }
+    SvcKey {
+        proto,
+        vip: vip.into(),
+        port,
+    }
 }
 
 fn dest(addr: Ipv4Addr, port: u16, weight: u32, mode: &str) -> DestSpec {
     DestSpec {
-        addr,
+        addr: addr.into(),
         port,
         weight,
         mode: mode.into(),
@@ -812,7 +816,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
         },
         Request::DeleteDest {
             service: web,
-            addr: RS[1],
+            addr: RS[1].into(),
             port: 8080,
         },
         Request::Clear,
@@ -864,7 +868,7 @@ fn control_seeds() -> Vec<(String, Vec<u8>)> {
         requests: vec![
             Request::DeleteDest {
                 service: web,
-                addr: RS[0],
+                addr: RS[0].into(),
                 port: 8080,
             },
             Request::AddService {

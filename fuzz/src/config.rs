@@ -25,8 +25,9 @@ use dataplane::redirect::RedirectRings;
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use proto::Request;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
-use testkit::{Frame, CIP, SYN};
+use testkit::{Frame, Frame6, CIP, SYN};
 
 /// Runs one fuzz input (see the module doc). Panics on any broken invariant.
 pub fn run(data: &[u8]) {
@@ -107,14 +108,28 @@ pub fn run(data: &[u8]) {
         let port = iface.port;
         for s in cfg.director.services.iter().take(16) {
             let k = s.key();
-            let mut f = match k.proto {
-                conntrack::Proto::Tcp => Frame::tcp(CIP, 40000, k.vip, k.port, SYN),
-                conntrack::Proto::Udp => Frame::udp(CIP, 40000, k.vip, k.port),
-                conntrack::Proto::Icmp => Frame::echo(CIP, k.vip, true, 7),
+            let frame = match k.vip {
+                IpAddr::V4(vip) => {
+                    let mut f = match k.proto {
+                        conntrack::Proto::Tcp => Frame::tcp(CIP, 40000, vip, k.port, SYN),
+                        conntrack::Proto::Udp => Frame::udp(CIP, 40000, vip, k.port),
+                        conntrack::Proto::Icmp => Frame::echo(CIP, vip, true, 7),
+                    };
+                    f.dst_mac = mac(port as usize);
+                    f.vlan = iface.vlan;
+                    f.build()
+                }
+                IpAddr::V6(vip) => {
+                    let cip = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
+                    let mut f = match k.proto {
+                        conntrack::Proto::Udp => Frame6::udp(cip, 40000, vip, k.port),
+                        _ => Frame6::tcp(cip, 40000, vip, k.port, SYN),
+                    };
+                    f.dst_mac = mac(port as usize);
+                    f.build()
+                }
             };
-            f.dst_mac = mac(port as usize);
-            f.vlan = iface.vlan;
-            let _ = worker.port_mut(port).inject(&f.build());
+            let _ = worker.port_mut(port).inject(&frame);
             worker.poll(1_000);
             for p in 0..roles.len() {
                 let _ = worker.port_mut(p as u16).take_tx();

@@ -220,7 +220,7 @@ pub fn encode(out: &mut Vec<u8>, r: &Record<'_>) {
 
 fn dest(addr: Ipv4Addr, port: u16, weight: u32, mode: ForwardMode) -> Dest {
     Dest {
-        addr,
+        addr: addr.into(),
         port,
         weight,
         mode,
@@ -235,7 +235,15 @@ fn service(
     persist: Option<u32>,
     dests: &[Dest],
 ) -> Service {
-    let mut s = Service::new(ServiceKey { proto, vip, port }, sched).expect("service");
+    let mut s = Service::new(
+        ServiceKey {
+            proto,
+            vip: vip.into(),
+            port,
+        },
+        sched,
+    )
+    .expect("service");
     s.set_persistence(persist).expect("persistence");
     for d in dests {
         s.add_dest(*d).expect("dest");
@@ -422,19 +430,19 @@ fn snapshots() -> &'static [Arc<Snapshot>; 4] {
         let k = |proto, vip, port| ServiceKey { proto, vip, port };
         changed
             .services
-            .get_mut(&k(Proto::Tcp, VIP, 80))
+            .get_mut(&k(Proto::Tcp, VIP.into(), 80))
             .expect("svc")
-            .remove_dest(RS[1], 8080)
+            .remove_dest(RS[1].into(), 8080)
             .expect("remove");
         changed
             .services
-            .get_mut(&k(Proto::Tcp, VIP2, 80))
+            .get_mut(&k(Proto::Tcp, VIP2.into(), 80))
             .expect("svc")
             .edit_dest(dest(RS[0], 80, 0, ForwardMode::Dr))
             .expect("edit");
         changed
             .services
-            .remove(&k(Proto::Tcp, VIP2, 8000))
+            .remove(&k(Proto::Tcp, VIP2.into(), 8000))
             .expect("remove");
         for (state, ms) in [
             (SessionState::Tcp(TcpState::SynRecv), 2_000),

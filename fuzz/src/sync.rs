@@ -187,7 +187,7 @@ fn install_config() -> DirectorConfig {
         let mut svc = Service::new(
             ServiceKey {
                 proto,
-                vip: VIP,
+                vip: VIP.into(),
                 port,
             },
             SchedKind::Rr,
@@ -200,7 +200,7 @@ fn install_config() -> DirectorConfig {
         };
         for &(p, mode) in dests {
             svc.add_dest(Dest {
-                addr: RS[0],
+                addr: RS[0].into(),
                 port: p,
                 weight: 1,
                 mode,

@@ -31,6 +31,7 @@ use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use dataplane::Counters;
 use dpdk::flow::{Flow, L4Proto};
 use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, RssConf};
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -368,6 +369,7 @@ impl Daemon {
                 id: w,
                 workers,
                 table_capacity: cfg.daemon.table_capacity,
+                table6_capacity: cfg.daemon.table6_capacity,
                 template_capacity: cfg.daemon.template_capacity,
                 fragment_capacity: cfg.daemon.fragment_capacity,
                 slow_every: cfg.daemon.slow_every,
@@ -694,22 +696,33 @@ const KERNEL_GROUPS: [[u8; 6]; 2] = [
 ];
 
 /// The group MACs data port `port` must receive: with an exception path, the kernel's
-/// ([`KERNEL_GROUPS`]); with IPv6 DIPs, all-nodes and each DIP's solicited-node group, where
-/// neighbour solicitations for it arrive.
+/// ([`KERNEL_GROUPS`]); with IPv6 DIPs, all-nodes and the solicited-node group of each DIP
+/// and of each IPv6 VIP the configuration file names, where neighbour solicitations for them
+/// arrive (a VIP added later by rvsadm relies on the port receiving every group).
 fn multicast_groups(cfg: &RvsConfig, port: usize, exception: bool) -> Vec<[u8; 6]> {
     let mut groups = if exception {
         KERNEL_GROUPS.to_vec()
     } else {
         Vec::new()
     };
-    let dips6 = cfg
+    let dips6: Vec<Ipv6Addr> = cfg
         .director
         .interfaces
         .iter()
         .filter(|f| f.port as usize == port)
-        .flat_map(|f| &f.addrs6);
-    for a in dips6 {
-        for g in [icmpv6::ALL_NODES, icmpv6::solicited_node(a.addr)] {
+        .flat_map(|f| f.addrs6.iter().map(|a| a.addr))
+        .collect();
+    let vips6 = cfg
+        .director
+        .services
+        .iter()
+        .filter_map(|s| match s.key().vip {
+            IpAddr::V6(vip) if !dips6.is_empty() => Some(vip),
+            _ => None,
+        });
+    let addrs6: Vec<Ipv6Addr> = dips6.iter().copied().chain(vips6).collect();
+    for a in addrs6 {
+        for g in [icmpv6::ALL_NODES, icmpv6::solicited_node(a)] {
             let mac = icmpv6::group_mac(g);
             if !groups.contains(&mac) {
                 groups.push(mac);

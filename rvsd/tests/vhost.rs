@@ -383,7 +383,7 @@ port = 80
                 .iter()
                 .find(|c| c.vip == VIP && c.sport == 40000)
                 .expect("FullNAT session");
-            assert_eq!((f.worker, f.local), (owner, Some((LIP, lport))));
+            assert_eq!((f.worker, f.local), (owner, Some((LIP.into(), lport))));
             let n = conns
                 .iter()
                 .find(|c| c.vip == VIP_NAT)

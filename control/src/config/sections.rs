@@ -15,7 +15,7 @@ use dataplane::snapshot::{
 };
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use serde::Deserialize;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
@@ -106,6 +106,7 @@ pub(super) struct FileDaemon {
     workers: Option<u16>,
     cores: Option<Vec<usize>>,
     table_capacity: Option<usize>,
+    table6_capacity: Option<usize>,
     template_capacity: Option<usize>,
     fragment_capacity: Option<usize>,
     mbufs: Option<u32>,
@@ -285,6 +286,16 @@ fn addr(section: &str, what: &str, s: &str) -> Result<Ipv4Addr, ConfigFileError>
         .map_err(|_| value(section, format!("{what} '{s}' is not an IPv4 address")))
 }
 
+/// Parses an IPv4 or IPv6 address (a VIP or a RIP).
+fn ip_addr(section: &str, what: &str, s: &str) -> Result<IpAddr, ConfigFileError> {
+    IpAddr::from_str(s.trim()).map_err(|_| {
+        value(
+            section,
+            format!("{what} '{s}' is not an IPv4 or IPv6 address"),
+        )
+    })
+}
+
 /// Splits a prefix such as `10.1.0.1/24` into its address text and its length (at most
 /// `max`: 32 or 128).
 fn prefix<'a>(section: &str, s: &'a str, max: u8) -> Result<(&'a str, u8), ConfigFileError> {
@@ -358,6 +369,7 @@ pub(super) fn daemon(f: FileDaemon) -> Result<DaemonConfig, ConfigFileError> {
         workers: f.workers.unwrap_or(d.workers),
         cores: f.cores,
         table_capacity,
+        table6_capacity: f.table6_capacity.unwrap_or((table_capacity / 4).max(64)),
         template_capacity: f.template_capacity.unwrap_or((table_capacity / 16).max(64)),
         fragment_capacity: f.fragment_capacity.unwrap_or(d.fragment_capacity),
         mbufs: f.mbufs.unwrap_or(d.mbufs),
@@ -401,6 +413,9 @@ pub(super) fn daemon(f: FileDaemon) -> Result<DaemonConfig, ConfigFileError> {
                 super::MAX_IDLE_SLEEP_US
             ),
         ));
+    }
+    if daemon.table6_capacity < 64 {
+        return Err(value("daemon", "table6_capacity must be at least 64"));
     }
     if daemon.template_capacity < 64 {
         return Err(value("daemon", "template_capacity must be at least 64"));
@@ -513,11 +528,14 @@ pub(super) fn fullnat(
     f: &FileFullNat,
     director: &mut DirectorConfig,
 ) -> Result<(), ConfigFileError> {
-    let lips = f
-        .lips
-        .iter()
-        .map(|l| addr("fullnat", "LIP", l))
-        .collect::<Result<_, _>>()?;
+    let mut lips = Vec::new();
+    let mut lips6 = Vec::new();
+    for l in &f.lips {
+        match ip_addr("fullnat", "LIP", l)? {
+            IpAddr::V4(a) => lips.push(a),
+            IpAddr::V6(a) => lips6.push(a),
+        }
+    }
     let range = f
         .lport_range
         .as_deref()
@@ -547,6 +565,7 @@ pub(super) fn fullnat(
         reuse.pools = n;
     }
     director.lips = lips;
+    director.lips6 = lips6;
     if let Some(r) = range {
         director.lport_range = r;
     }
@@ -648,10 +667,13 @@ pub(super) fn service(
         }
     };
     let port = s.port.unwrap_or(0);
-    let section = format!("service {} {}:{}", proto, s.vip, port);
+    let section = match IpAddr::from_str(s.vip.trim()) {
+        Ok(IpAddr::V6(_)) => format!("service {} [{}]:{}", proto, s.vip.trim(), port),
+        _ => format!("service {} {}:{}", proto, s.vip, port),
+    };
     let key = ServiceKey {
         proto,
-        vip: addr(&section, "vip", &s.vip)?,
+        vip: ip_addr(&section, "vip", &s.vip)?,
         port,
     };
     let service_err = |source| ConfigFileError::Service {
@@ -693,7 +715,7 @@ fn dest(section: &str, service_port: u16, d: &FileDest) -> Result<Dest, ConfigFi
         None => ForwardMode::Dr,
     };
     Ok(Dest {
-        addr: addr(section, "dest", &d.addr)?,
+        addr: ip_addr(section, "dest", &d.addr)?,
         port: d.port.unwrap_or(service_port),
         weight: d.weight.unwrap_or(1),
         mode,

@@ -38,7 +38,10 @@ pub fn client(i: u32) -> (Ipv4Addr, u16) {
 }
 
 /// The session number of a client address and port, if it is one of [`client`]'s.
-pub fn session_of(addr: Ipv4Addr, port: u16) -> Option<u32> {
+pub fn session_of(addr: std::net::IpAddr, port: u16) -> Option<u32> {
+    let std::net::IpAddr::V4(addr) = addr else {
+        return None;
+    };
     let a = u32::from(addr).checked_sub(FIRST_CLIENT)?;
     let p = u32::from(port).checked_sub(FIRST_PORT)?;
     (p < PORTS_PER_CLIENT).then(|| a * PORTS_PER_CLIENT + p)
@@ -48,7 +51,7 @@ pub fn session_of(addr: Ipv4Addr, port: u16) -> Option<u32> {
 pub fn service() -> SvcKey {
     SvcKey {
         proto: ProtoName::Udp,
-        vip: VIP,
+        vip: VIP.into(),
         port: 53,
     }
 }
@@ -113,7 +116,7 @@ impl Fleet {
             Request::AddDest {
                 service: service(),
                 dest: DestSpec {
-                    addr: RS[0],
+                    addr: RS[0].into(),
                     port: 53,
                     weight: 1,
                     mode: "dr".into(),

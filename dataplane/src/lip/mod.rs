@@ -52,6 +52,9 @@
 //! symmetric `6d5a…`) × 2 × 10^4 allocations, [`LipPool::new_shuffled`] gave up on none for
 //! q = 1..=4; [`LipPool::new`] on up to 10^-3 (a few keys, early on).
 
+mod ipv6;
+pub use ipv6::LipPool6;
+
 use core::fmt;
 use core::net::Ipv4Addr;
 use core::ops::RangeInclusive;
@@ -78,6 +81,9 @@ pub enum LipError {
     /// The same LIP was listed twice.
     #[error("local address {0} is listed twice")]
     DuplicateLip(Ipv4Addr),
+    /// The same IPv6 LIP was listed twice.
+    #[error("local address {0} is listed twice")]
+    DuplicateLip6(core::net::Ipv6Addr),
     /// The number of port pools is 0 or over [`PortReuse::MAX_POOLS`].
     #[error("{0} LIP port pools: 1 to 256 are possible")]
     BadPools(u16),

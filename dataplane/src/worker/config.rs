@@ -29,6 +29,8 @@ pub struct WorkerConfig {
     pub workers: u16,
     /// Hard capacity of the session table.
     pub table_capacity: usize,
+    /// Hard capacity of the IPv6 session table (IPv6 services' sessions).
+    pub table6_capacity: usize,
     /// Hard capacity of the persistence template table (one template per client of a
     /// persistent service; at least 64).
     pub template_capacity: usize,
@@ -63,6 +65,7 @@ impl Default for WorkerConfig {
             id: 0,
             workers: 1,
             table_capacity: 1 << 20,
+            table6_capacity: 1 << 18,
             template_capacity: 1 << 16,
             fragment_capacity: 4096,
             fragment_seed: None,

@@ -1,8 +1,9 @@
-//! IPv6 to the director itself: neighbour discovery (solicitations for its IPv6 DIPs
-//! answered and copied to the kernel; solicitors and advertised neighbours learnt into the
-//! IPv6 neighbour table, shared with the other workers; IPv6 next hops resolved by
-//! solicitations), ICMPv6 echo to the DIPs answered, the rest of their traffic and the
-//! link-local groups' handed to the kernel. IPv6 is not forwarded: other IPv6 is dropped.
+//! IPv6 to the director itself: neighbour discovery (solicitations for its IPv6 DIPs and
+//! VIPs answered, those for DIPs copied to the kernel; solicitors and advertised neighbours
+//! learnt into the IPv6 neighbour table, shared with the other workers; IPv6 next hops
+//! resolved by solicitations), ICMPv6 echo to the DIPs and VIPs answered, the DIPs' other
+//! traffic and the link-local groups' handed to the kernel, a VIP's to its service
+//! ([`super::service6`]). Other IPv6 is dropped.
 
 use super::local::send_built;
 use super::tx::{Emit, Parked, Tx, Verdict};
@@ -70,20 +71,30 @@ impl<D: Device> Worker<D> {
                 self.share_with_peers(port, &buf, Counter::NdToPeers);
             }
         }
-        if copy {
+        if copy && nd.is_some() {
             // Another worker handled it; this copy only fed the neighbour table.
             return Ok(Emit::Absorbed);
         }
+        // Anything else handed over by another worker is a session's packet for a VIP or
+        // LIP (below).
+        let local = if group { None } else { self.snap.local6(m.dst) };
+        let (vip, lip) = local.map_or((false, false), |l| (l.vip, l.lip));
         if group {
             // Only a link-local group, at its own group MAC (33:33 and its low 32 bits).
             if !icmpv6::is_link_local_group(m.dst) || icmpv6::group_mac(m.dst) != p.dst_mac {
                 return Err(DropReason::OtherHost);
             }
-        } else if m.src.is_unspecified() || self.snap.dip6(m.dst).is_none() {
+        } else if m.src.is_unspecified() {
+            return Err(DropReason::Ipv6NotSupported);
+        } else if !vip && !lip && self.snap.dip6(m.dst).is_none() {
+            // Through the director: a NAT66 reply, if NAT66 services exist.
+            if self.snap.has_nat6() && nd.is_none() {
+                return self.nat_reply6(port, buf, l3, meta, (m.src, m.dst), copy);
+            }
             return Err(DropReason::Ipv6NotSupported);
         }
         if let Some(Nd::Solicit { target, source_mac }) = nd {
-            if self.snap.dip6(target) == Some(iface) {
+            if self.snap.answers_nd(iface, target) {
                 return self.neighbour_advert(port, iface, buf, p, m, target, source_mac);
             }
         }
@@ -98,6 +109,9 @@ impl<D: Device> Worker<D> {
         } = m.l4
         {
             return self.echo6_reply(buf, l3, m);
+        }
+        if vip || lip {
+            return self.service6(port, buf, l3, meta, (m.src, m.dst), lip, copy);
         }
         self.exception(port, buf)
     }
@@ -128,7 +142,7 @@ impl<D: Device> Worker<D> {
             Nd::Solicit {
                 target,
                 source_mac: Some(mac),
-            } if !src.is_unspecified() && self.snap.dip6(target) == Some(iface) => (src, mac, true),
+            } if !src.is_unspecified() && self.snap.answers_nd(iface, target) => (src, mac, true),
             Nd::Advert {
                 target,
                 target_mac: Some(mac),
@@ -171,7 +185,10 @@ impl<D: Device> Worker<D> {
         target: Ipv6Addr,
         source_mac: Option<[u8; 6]>,
     ) -> Verdict<D::Buf> {
-        self.copy_to_kernel(port, &buf, Counter::NdToKernel);
+        // The kernel holds the DIPs, not the VIPs.
+        if self.snap.dip6(target).is_some() {
+            self.copy_to_kernel(port, &buf, Counter::NdToKernel);
+        }
         let (dst, dst_mac, solicited) = if m.src.is_unspecified() {
             let all = icmpv6::ALL_NODES;
             (all, icmpv6::group_mac(all), false)

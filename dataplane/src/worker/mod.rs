@@ -36,6 +36,7 @@ mod icmp;
 mod ipv6;
 mod local;
 mod preamble;
+mod service6;
 mod session;
 mod slow;
 mod sync;
@@ -44,6 +45,7 @@ mod tx;
 
 pub use announce::{GARP_COUNT, GARP_INTERVAL_MS};
 pub use config::{PortRole, WorkerConfig, WorkerError};
+pub use service6::{Forward6, Via6};
 pub use session::{Forward, Phase, Preamble, SynProxy, Template, Via};
 pub use slow::{MailRequest, Mailbox, SessionDump, SessionInfo, DUMP_SCAN_SLOTS};
 pub use tx::Parked;
@@ -53,14 +55,14 @@ use crate::counters::{Counter, Counters};
 use crate::device::{Burst, Device};
 use crate::frag::FragTable;
 use crate::icmp::RateLimit;
-use crate::lip::LipPool;
+use crate::lip::{LipPool, LipPool6};
 use crate::neigh::NeighTable;
 use crate::redirect::RedirectRings;
 use crate::snapshot::{Snapshot, SnapshotCell};
 use crate::stats::WorkerStats;
 use crate::synproxy::Cookies;
 use crate::wire::EthernetAddress;
-use conntrack::{FlowKey, Table};
+use conntrack::{FlowKey, FlowKey6, Key, Table};
 use core::net::{IpAddr, Ipv6Addr};
 use sched::{AnyScheduler, DestLoad, SchedKind, Scheduler};
 use std::sync::Arc;
@@ -81,11 +83,15 @@ pub struct Worker<D: Device> {
     refused: Arc<Snapshot>,
     scheds: Vec<AnyScheduler>,
     table: Table<Forward>,
+    /// IPv6 services' sessions.
+    table6: Table<Forward6, FlowKey6>,
     templates: Table<Template>,
     template_rearm: Vec<(FlowKey, Template)>,
     /// Per-dest loads for least-connection schedulers, sized to the largest service.
     load_scratch: Vec<DestLoad>,
     lips: Option<LipPool>,
+    /// IPv6 LIPs (FullNAT66), from the same slice of the port range.
+    lips6: Option<LipPool6>,
     neigh: NeighTable<Parked<D::Buf>>,
     /// IPv6 neighbours, resolved by neighbour discovery.
     neigh6: NeighTable<Parked<D::Buf>, Ipv6Addr>,
@@ -165,6 +171,17 @@ impl<D: Device> Worker<D> {
                 snap.lport_reuse(),
             )?)
         };
+        let lips6 = if snap.lips6().is_empty() {
+            None
+        } else {
+            let range = LipPool::worker_range(snap.lport_range(), cfg.workers, cfg.id)?;
+            Some(LipPool6::new(
+                snap.lips6(),
+                range,
+                Some(cfg.id as u64 + 1),
+                snap.lport_reuse(),
+            )?)
+        };
         let stats = WorkerStats::with_lips(snap.lips().len());
         let scheds = snap
             .services()
@@ -182,7 +199,9 @@ impl<D: Device> Worker<D> {
             cfg.template_capacity.max(64),
             conntrack::Timeouts::default(),
         );
+        let table6 = Table::with_capacity(cfg.table6_capacity.max(64), *snap.timeouts());
         advise_huge_pages(&table);
+        advise_huge_pages(&table6);
         advise_huge_pages(&templates);
         let neigh = NeighTable::new(cfg.neigh);
         let neigh6 = NeighTable::new(cfg.neigh);
@@ -194,7 +213,9 @@ impl<D: Device> Worker<D> {
             refused: Arc::clone(&snap),
             snap,
             scheds,
+            lips6,
             table,
+            table6,
             templates,
             template_rearm: Vec::with_capacity(1024),
             load_scratch: Vec::with_capacity(most_dests),
@@ -266,12 +287,22 @@ impl<D: Device> Worker<D> {
         &self.table
     }
 
+    /// Bytes the IPv6 session table allocated (all of it at construction).
+    pub fn session_memory6(&self) -> usize {
+        self.table6.allocation_size()
+    }
+
+    /// The IPv6 session table (read-only: listing, tests).
+    pub fn sessions6(&self) -> &Table<Forward6, FlowKey6> {
+        &self.table6
+    }
+
     /// The fragment table (read-only: tests).
     pub fn fragments(&self) -> &FragTable {
         &self.frags
     }
 
-    /// Bytes the session and template tables allocated (all of it at construction).
+    /// Bytes the IPv4 session and template tables allocated (all of it at construction).
     pub fn session_memory(&self) -> usize {
         self.table.allocation_size()
             + self.templates.allocation_size()
@@ -387,7 +418,7 @@ impl<D: Device> Worker<D> {
             // control side built it (a Maglev table is never computed on a worker).
             let kept = self
                 .snap
-                .service_index(key.proto, key.vip, key.port)
+                .service_index_of(&key)
                 .and_then(|i| self.scheds.get(i))
                 .filter(|old| {
                     old.kind() == s.sched() && matches!(s.sched(), SchedKind::Rr | SchedKind::Wrr)
@@ -408,6 +439,7 @@ impl<D: Device> Worker<D> {
         // Adopting a snapshot may allocate; packets never do.
         self.load_scratch.reserve(max_dests(&new));
         self.table.set_timeouts(*new.timeouts());
+        self.table6.set_timeouts(*new.timeouts());
         let old = core::mem::replace(&mut self.snap, new);
         let new = Arc::clone(&self.snap);
         self.schedule_announcements(Some(&old), &new);
@@ -417,7 +449,7 @@ impl<D: Device> Worker<D> {
 /// Puts a freshly allocated table's large regions (ten million sessions take about a GiB)
 /// on transparent huge pages, so that a lookup misses the TLB far less often; their pages
 /// must not have been touched yet. A hint: failure is logged and changes nothing.
-pub fn advise_huge_pages<T>(table: &Table<T>) {
+pub fn advise_huge_pages<T, K: Key>(table: &Table<T, K>) {
     for (addr, len) in table.memory_regions() {
         if len >= HUGE_PAGE_MIN {
             if let Err(e) = dpdk::advise_huge_pages(addr, len) {

@@ -18,7 +18,7 @@ use crate::stats::WorkerStats;
 use crate::synproxy::CookieInfo;
 use crate::wire::be32;
 use conntrack::{Dir, FlowKey, Proto, SessionState, Table, TcpState};
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr};
 use sched::{DestLoad, FlowHint, ForwardMode, ProxyProtocol, SchedKind, Scheduler};
 
 /// Candidate LIP ports examined per worker queue before RSS-aware allocation gives up.
@@ -263,13 +263,17 @@ impl<D: Device> Worker<D> {
         });
         let (di, template) = self.pick_dest(si, &key, m, persist_ms)?;
         let dest = self.snap.services()[si].dests()[di];
+        // An IPv4 service's dests are IPv4 (the snapshot checked it).
+        let IpAddr::V4(rip) = dest.addr else {
+            return Err(DropReason::NoDest);
+        };
         let slot = self.snap.dest_slot(si, di);
         let routing = if routed(dest.mode) {
             if m.ttl <= 1 {
                 self.icmp_error_back(buf, l3, m, icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED, 0);
                 return Err(DropReason::TtlExceeded);
             }
-            Routing::Routed(self.snap.route(dest.addr))
+            Routing::Routed(self.snap.route(rip))
         } else {
             Routing::Direct
         };
@@ -287,13 +291,13 @@ impl<D: Device> Worker<D> {
                     Routing::Routed(hop) => hop,
                     Routing::Direct => None,
                 };
-                let (lip, lport) = self.take_lip(hop, dest.addr, rport)?;
+                let (lip, lport) = self.take_lip(hop, rip, rport)?;
                 Via::FullNat { lip, lport }
             }
         };
         let fwd = Forward {
             via,
-            rip: dest.addr,
+            rip,
             rport,
             slot,
             persist_ms,
@@ -329,7 +333,7 @@ impl<D: Device> Worker<D> {
             self.sync_changed(id);
         }
         if persist_ms > 0 {
-            self.hold_template(&key, template, &dest, persist_ms);
+            self.hold_template(&key, template, rip, dest.port, persist_ms);
         }
         // TCP starts inactive (SYN_RECV after this packet); UDP and ICMP are active.
         self.stats.session_opened(slot, key.proto != Proto::Tcp);
@@ -358,7 +362,7 @@ impl<D: Device> Worker<D> {
                 let di = t.and_then(|t| {
                     svc.dests()
                         .iter()
-                        .position(|d| d.addr == t.rip && d.port == t.rport)
+                        .position(|d| d.addr == IpAddr::V4(t.rip) && d.port == t.rport)
                 });
                 match di {
                     Some(di) => return Ok((di, Some(tid))),
@@ -431,7 +435,8 @@ impl<D: Device> Worker<D> {
         &mut self,
         key: &FlowKey,
         template: Option<conntrack::SessionId>,
-        dest: &sched::Dest,
+        rip: Ipv4Addr,
+        rport: u16,
         persist_ms: u32,
     ) {
         let now = self.now;
@@ -444,8 +449,8 @@ impl<D: Device> Worker<D> {
             }
             None => {
                 let t = Template {
-                    rip: dest.addr,
-                    rport: dest.port,
+                    rip,
+                    rport,
                     live: 1,
                     timeout_ms: persist_ms,
                 };

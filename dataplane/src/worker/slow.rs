@@ -3,25 +3,65 @@
 
 use super::ipv6::send_neighbour_solicit;
 use super::local::send_arp_request;
+use super::service6::Forward6;
+use super::service6::{local6, session6_ended};
 use super::session::session_ended;
 use super::session::Forward;
 use super::Worker;
 use crate::counters::Counter;
 use crate::device::Device;
 use crate::drop::DropReason;
-use conntrack::{FlowKey, SessionState};
+use crate::lip::LipPool6;
+use conntrack::{FlowKey6, Key, Proto, Session, SessionState, Table};
+use core::net::IpAddr;
 
-/// One session, as listed for the operator (`rvsadm -L -c`).
+/// One session of either family, as listed for the operator (`rvsadm -L -c`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
-    /// The client's packets' key (client → VIP).
-    pub original: FlowKey,
-    /// Where it forwards.
-    pub forward: Forward,
+    /// Its protocol.
+    pub proto: Proto,
+    /// The client's address and port.
+    pub client: (IpAddr, u16),
+    /// The VIP and port the client reached.
+    pub vip: (IpAddr, u16),
+    /// The RS's address and port.
+    pub rip: (IpAddr, u16),
+    /// FullNAT's LIP and port.
+    pub local: Option<(IpAddr, u16)>,
     /// Its state.
     pub state: SessionState,
     /// Milliseconds until it expires (0 if due).
     pub expires_in: u64,
+}
+
+impl SessionInfo {
+    /// An IPv4 session as listed at time `now`.
+    fn v4(s: &Session<Forward>, now: u64) -> SessionInfo {
+        let (k, f) = (&s.original, &s.data);
+        SessionInfo {
+            proto: k.proto,
+            client: (k.src.into(), k.sport),
+            vip: (k.dst.into(), k.dport),
+            rip: (f.rip.into(), f.rport),
+            local: f.local().map(|(a, p)| (a.into(), p)),
+            state: s.state,
+            expires_in: s.deadline.saturating_sub(now),
+        }
+    }
+
+    /// An IPv6 session as listed at time `now` (its LIP from `lips6`).
+    fn v6(s: &Session<Forward6, FlowKey6>, lips6: &Option<LipPool6>, now: u64) -> SessionInfo {
+        let k = &s.original;
+        SessionInfo {
+            proto: k.proto,
+            client: (k.src.into(), k.sport),
+            vip: (k.dst.into(), k.dport),
+            rip: (s.data.rip.into(), s.data.rport),
+            local: local6(lips6, &s.data).map(|(a, p)| (a.into(), p)),
+            state: s.state,
+            expires_in: s.deadline.saturating_sub(now),
+        }
+    }
 }
 
 /// Slots of the session table one [`MailRequest::DumpSessions`] reads at most, occupied or
@@ -32,7 +72,8 @@ pub const DUMP_SCAN_SLOTS: usize = 1 << 16;
 #[derive(Debug)]
 pub enum MailRequest {
     /// List sessions in slot order from slot `from` on: at most `max` of them, read from at
-    /// most [`DUMP_SCAN_SLOTS`] slots. The answer says where to resume.
+    /// most [`DUMP_SCAN_SLOTS`] slots. The answer says where to resume. The IPv4 table's
+    /// slots come first, then the IPv6 table's, numbered on from the IPv4 table's capacity.
     DumpSessions {
         /// The first slot to read (0 for the start of the table).
         from: u32,
@@ -85,6 +126,14 @@ impl<D: Device> Worker<D> {
             }
             // It ended at its deadline, however late this job runs.
             session_ended(lips, stats, templates, s.deadline.min(now), &s);
+        });
+        let lips6 = &mut self.lips6;
+        self.table6.expire(now, self.cfg.expire_budget, |_, s| {
+            counters.count(Counter::SessionsExpired);
+            if matches!(s.state, SessionState::Tcp(t) if t.half_open()) {
+                counters.count(Counter::HalfOpenExpired);
+            }
+            session6_ended(stats, lips6, s.deadline.min(now), &s);
         });
         // A template whose timer ran out while its client still has sessions lives on.
         let rearm = &mut self.template_rearm;
@@ -139,8 +188,9 @@ impl<D: Device> Worker<D> {
         }
     }
 
-    /// Sessions from slot `from` on, into `into` (up to `max` and its capacity), reading at
-    /// most [`DUMP_SCAN_SLOTS`] slots.
+    /// Sessions from slot `from` on (IPv4 slots, then IPv6 ones from the IPv4 table's
+    /// capacity on), into `into` (up to `max` and its capacity), reading at most
+    /// [`DUMP_SCAN_SLOTS`] slots.
     fn dump_sessions(
         &self,
         from: u32,
@@ -150,24 +200,22 @@ impl<D: Device> Worker<D> {
     ) -> SessionDump {
         into.clear();
         let room = max.min(into.capacity());
-        let bound = self.table.slot_bound();
-        let end = (from as usize).saturating_add(DUMP_SCAN_SLOTS).min(bound);
-        let mut next = (end < bound).then_some(end);
-        for (id, s) in self.table.iter_slots(from as usize..end) {
-            if into.len() == room {
-                next = Some(id.index());
-                break;
-            }
-            into.push(SessionInfo {
-                original: s.original,
-                forward: s.data,
-                state: s.state,
-                expires_in: s.deadline.saturating_sub(now),
-            });
-        }
+        let base6 = self.table.capacity();
+        let from = from as usize;
+        let next = if from < base6 {
+            dump_table(&self.table, from, 0, room, &mut into, |s| {
+                SessionInfo::v4(s, now)
+            })
+            // Then the IPv6 table's, if it has any.
+            .or_else(|| (!self.table6.is_empty()).then_some(base6))
+        } else {
+            dump_table(&self.table6, from - base6, base6, room, &mut into, |s| {
+                SessionInfo::v6(s, &self.lips6, now)
+            })
+        };
         SessionDump {
             sessions: into,
-            // Slot numbers are below the table's capacity, itself below 2^31.
+            // Slot numbers are below the tables' capacities, together below 2^31.
             next: next.map(|n| n as u32),
         }
     }
@@ -177,7 +225,8 @@ impl<D: Device> Worker<D> {
         use core::sync::atomic::Ordering::Relaxed;
         let w = &self.stats.worker;
         w.publish(&self.counters);
-        w.sessions.store(self.table.len() as u64, Relaxed);
+        w.sessions
+            .store((self.table.len() + self.table6.len()) as u64, Relaxed);
         if let Some(p) = &mut self.lips {
             for (g, u) in self.stats.lips.iter().zip(p.usage(self.now)) {
                 g.addr.store(u64::from(u32::from(u.addr)), Relaxed);
@@ -193,4 +242,28 @@ impl<D: Device> Worker<D> {
         self.busy_loops = 0;
         self.loops_since_publish = 0;
     }
+}
+
+/// Lists `table`'s sessions from slot `from` on into `into` until it holds `room`, reading at
+/// most [`DUMP_SCAN_SLOTS`] slots; slots are numbered from `base` in the answer. Returns the
+/// (numbered) slot to go on from, `None` once the table was read to its end.
+fn dump_table<T, K: Key>(
+    table: &Table<T, K>,
+    from: usize,
+    base: usize,
+    room: usize,
+    into: &mut Vec<SessionInfo>,
+    info: impl Fn(&Session<T, K>) -> SessionInfo,
+) -> Option<usize> {
+    let bound = table.slot_bound();
+    let end = from.saturating_add(DUMP_SCAN_SLOTS).min(bound);
+    let mut next = (end < bound).then_some(end);
+    for (id, s) in table.iter_slots(from.min(end)..end) {
+        if into.len() == room {
+            next = Some(id.index());
+            break;
+        }
+        into.push(info(s));
+    }
+    next.map(|n| n + base)
 }

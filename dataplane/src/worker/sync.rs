@@ -307,7 +307,7 @@ impl<D: Device> Worker<D> {
         let Some(di) = self.snap.services()[si]
             .dests()
             .iter()
-            .position(|d| d.addr == x.rip && (icmp || d.port == x.rport))
+            .position(|d| d.addr == core::net::IpAddr::V4(x.rip) && (icmp || d.port == x.rport))
         else {
             return Counter::SyncUnknownService;
         };

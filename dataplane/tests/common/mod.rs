@@ -40,7 +40,7 @@ pub fn config(proto: Proto, port: u16, sched: SchedKind, dests: &[Dest]) -> Dire
     let mut svc = Service::new(
         ServiceKey {
             proto,
-            vip: VIP,
+            vip: VIP.into(),
             port,
         },
         sched,
@@ -65,7 +65,7 @@ pub fn config(proto: Proto, port: u16, sched: SchedKind, dests: &[Dest]) -> Dire
 
 pub fn dest(i: usize, port: u16, weight: u32, mode: ForwardMode) -> Dest {
     Dest {
-        addr: RS[i],
+        addr: RS[i].into(),
         port,
         weight,
         mode,

@@ -1,0 +1,387 @@
+//! IPv6 services: a TCP or UDP packet for an IPv6 VIP finds its session in the worker's
+//! IPv6 table, or opens one (a SYN, a datagram) with the service's scheduler (sh and mh hash
+//! the client as IPVS folds an IPv6 address). The session follows the TCP handshake and close
+//! as an IPv4 one does and counts in its dest's counters and loads. Its packets go on in the
+//! dest's mode:
+//! - Route (DR): the frame re-addressed to the RS's MAC on the link, the IPv6 packet untouched
+//!   (hop limit included, as IPVS's DR leaves it);
+//! - NAT66: routed (hop limit decremented, the egress MTU respected), the destination
+//!   rewritten to `RIP:rport`; the RS's reply (its gateway is the director) found by its
+//!   reply key `RIP:rport → CIP:cport` and sent back from `VIP:vport`. With several workers
+//!   a NAT66 service's sessions live on the client endpoint's home worker
+//!   ([`redirect::home6`]), which both directions are handed to;
+//! - FullNAT66: routed (hop limit decremented, the egress MTU respected), the client's
+//!   `CIP:cport → VIP:vport` leaving as `LIP:lport → RIP:rport` from the worker's IPv6 LIP
+//!   pool ([`LipPool6`]), the RS's reply to `LIP:lport` found by its reply key and sent back
+//!   as `VIP:vport → CIP:cport`, the TCP/UDP checksum updated incrementally
+//!   ([`Ipv6Rewrite`]). A reply that reaches another worker goes to the one whose slice of
+//!   the port range holds its LIP port, as IPv4 FullNAT replies do.
+
+use super::session::is_active;
+use super::tx::{Emit, Verdict};
+use super::Worker;
+use crate::buf::PacketBuf;
+use crate::counters::Counter;
+use crate::device::Device;
+use crate::drop::DropReason;
+use crate::lip::{LipPool, LipPool6};
+use crate::parse::{Ipv6Meta, L4};
+use crate::redirect;
+use crate::rewrite::Ipv6Rewrite;
+use crate::snapshot::Homing;
+use crate::stats::WorkerStats;
+use crate::wire::tcp::flags as tcp_flags;
+use conntrack::{Dir, FlowKey6, Proto, Session, SessionId, TcpEvent};
+use core::net::Ipv6Addr;
+use sched::{DestLoad, FlowHint, ForwardMode, SchedKind, Scheduler};
+
+/// What an IPv6 session needs to forward its packets, whatever the configuration does later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward6 {
+    /// Real server address.
+    pub rip: Ipv6Addr,
+    /// Real server port.
+    pub rport: u16,
+    /// How its packets reach the RS.
+    pub via: Via6,
+    /// The dest's counter slot.
+    pub slot: u32,
+}
+
+/// An IPv6 session's forwarding mode and what only that mode has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via6 {
+    /// DR: only the destination MAC changes.
+    Dr,
+    /// NAT66: the destination becomes the RS; its replies come back through the director.
+    Nat,
+    /// FullNAT66: the source becomes this LIP and port.
+    FullNat {
+        /// The LIP, by its index in the worker's [`LipPool6`].
+        lip: u16,
+        /// The local port.
+        lport: u16,
+    },
+}
+
+/// The TCP/UDP summary of an IPv6 packet for its session: protocol, ports, TCP event, and
+/// whether it may open one.
+fn l4_of(meta: &Ipv6Meta) -> Result<(Proto, u16, u16, Option<TcpEvent>, bool), DropReason> {
+    match meta.l4 {
+        L4::Tcp {
+            sport,
+            dport,
+            flags,
+        } => Ok((
+            Proto::Tcp,
+            sport,
+            dport,
+            TcpEvent::from_flags(
+                flags & tcp_flags::SYN != 0,
+                flags & tcp_flags::FIN != 0,
+                flags & tcp_flags::ACK != 0,
+                flags & tcp_flags::RST != 0,
+            ),
+            flags & tcp_flags::HANDSHAKE == tcp_flags::SYN,
+        )),
+        L4::Udp { sport, dport } => Ok((Proto::Udp, sport, dport, None, true)),
+        // A later fragment has no ports to find its session by.
+        L4::None if meta.is_fragment() => Err(DropReason::Fragment),
+        _ => Err(DropReason::NotForUs),
+    }
+}
+
+impl<D: Device> Worker<D> {
+    /// A packet from `src` for one of the director's IPv6 VIPs or (`lip`) LIPs `dst`, its
+    /// IPv6 header at `l3`, received on `port` (`redirected`: handed over by another worker):
+    /// on through its session, to the worker owning a LIP port's session, or into a new
+    /// session of the service on its protocol and port.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn service6(
+        &mut self,
+        port: u16,
+        buf: D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+        (src, dst): (Ipv6Addr, Ipv6Addr),
+        lip: bool,
+        redirected: bool,
+    ) -> Verdict<D::Buf> {
+        let (proto, sport, dport, event, opens) = l4_of(meta)?;
+        let l4_off = l3 + usize::from(meta.l4_off);
+        if proto == Proto::Udp && buf.data().get(l4_off + 6..l4_off + 8) == Some(&[0, 0][..]) {
+            // IPv6 UDP without a checksum is no datagram (RFC 8200 8.1).
+            return Err(DropReason::MalformedUdp);
+        }
+        let key = FlowKey6::new(proto, src, sport, dst, dport);
+        let (id, dir) = match self.table6.lookup(&key) {
+            Some(found) => found,
+            None if lip => {
+                // A reply whose session another worker holds: its LIP port's slice says which.
+                let workers = self.cfg.workers;
+                if !redirected && workers > 1 && self.redirect.is_some() {
+                    let owner = LipPool::worker_of(self.snap.lport_range(), workers, dport);
+                    if let Some(owner) = owner.filter(|&o| o != self.cfg.id) {
+                        return Ok(Emit::Handoff { owner, port, buf });
+                    }
+                }
+                return Err(DropReason::NoSession);
+            }
+            None => {
+                let si = self.snap.service_index6(proto, dst, dport);
+                let homed = si.is_some_and(|si| self.snap.service_homing(si) == Homing::Endpoint);
+                if homed && !redirected {
+                    if let Some(owner) = self.home_elsewhere(src, sport) {
+                        return Ok(Emit::Handoff { owner, port, buf });
+                    }
+                }
+                if !opens {
+                    return Err(DropReason::NoSession);
+                }
+                let si = si.ok_or(DropReason::NotForUs)?;
+                (self.open6(si, key, meta)?, Dir::Original)
+            }
+        };
+        self.forward6(id, dir, event, buf, l3, meta)
+    }
+
+    /// A packet from `src` to `dst`, neither of them the director's, received on `port`: a
+    /// NAT66 reply (from a NAT dest to its client) when its session knows it; with several
+    /// workers, handed to the client endpoint's home worker when that holds it.
+    pub(super) fn nat_reply6(
+        &mut self,
+        port: u16,
+        buf: D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+        (src, dst): (Ipv6Addr, Ipv6Addr),
+        redirected: bool,
+    ) -> Verdict<D::Buf> {
+        let Ok((proto, sport, dport, event, _)) = l4_of(meta) else {
+            return Err(DropReason::Ipv6NotSupported);
+        };
+        let key = FlowKey6::new(proto, src, sport, dst, dport);
+        if let Some((id, Dir::Reply)) = self.table6.lookup(&key) {
+            return self.forward6(id, Dir::Reply, event, buf, l3, meta);
+        }
+        if self.snap.nat_dest6_homing(proto, src, sport).is_none() {
+            return Err(DropReason::Ipv6NotSupported);
+        }
+        if !redirected {
+            if let Some(owner) = self.home_elsewhere(dst, dport) {
+                return Ok(Emit::Handoff { owner, port, buf });
+            }
+        }
+        Err(DropReason::NoSession)
+    }
+
+    /// The home worker of the client endpoint `addr`:`port` when it is another one (several
+    /// workers and the redirect rings).
+    fn home_elsewhere(&self, addr: Ipv6Addr, port: u16) -> Option<u16> {
+        let workers = self.cfg.workers;
+        if workers <= 1 || self.redirect.is_none() {
+            return None;
+        }
+        let owner = redirect::home6(addr, port, workers);
+        (owner != self.cfg.id).then_some(owner)
+    }
+
+    /// A packet of IPv6 session `id` going in direction `dir`: DR on the link, FullNAT66
+    /// routed and rewritten.
+    fn forward6(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        event: Option<TcpEvent>,
+        mut buf: D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+    ) -> Verdict<D::Buf> {
+        let Some(s) = self.table6.get(id) else {
+            return Err(DropReason::NoSession);
+        };
+        let (f, orig, was_active) = (s.data, s.original, is_active(s.state));
+        let routed = match (f.via, dir) {
+            (Via6::Dr, Dir::Original) => None,
+            (Via6::Nat | Via6::FullNat { .. }, _) => {
+                if meta.is_fragment() {
+                    return Err(DropReason::Fragment);
+                }
+                if meta.hop_limit <= 1 {
+                    return Err(DropReason::TtlExceeded);
+                }
+                let toward = if dir == Dir::Original {
+                    f.rip
+                } else {
+                    orig.src
+                };
+                let hop = self.snap.route6(toward).ok_or(DropReason::NoRoute)?;
+                if meta.total_len > usize::from(self.snap.iface(hop.iface).mtu) {
+                    return Err(DropReason::TooBig);
+                }
+                let local = match f.via {
+                    Via6::FullNat { lip, lport } => Some((
+                        self.lips6
+                            .as_ref()
+                            .and_then(|p| p.lip(lip))
+                            .ok_or(DropReason::NoRoute)?,
+                        lport,
+                    )),
+                    _ => None,
+                };
+                Some((hop, local))
+            }
+            // A DR session has no reply key: nothing comes back through it.
+            (Via6::Dr, Dir::Reply) => return Err(DropReason::NotForUs),
+        };
+        let l4_off = usize::from(meta.l4_off);
+        let tcp = orig.proto == Proto::Tcp;
+        if let Some(state) = self.table6.on_packet(id, dir, event, self.now) {
+            self.stats
+                .session_moved(f.slot, was_active, is_active(state));
+        }
+        self.stats
+            .packet(f.slot, dir == Dir::Original, meta.total_len as u64);
+        let Some((hop, local)) = routed else {
+            return match self.snap.route6(f.rip) {
+                Some(hop) if hop.on_link => Ok(Emit::Route6 { buf, l3, hop }),
+                _ => Err(DropReason::NoRoute),
+            };
+        };
+        let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
+        let mut r = Ipv6Rewrite::new(pkt, l4_off, tcp);
+        match (dir, local) {
+            (Dir::Original, local) => {
+                if let Some((lip, lport)) = local {
+                    r.set_src(lip);
+                    r.set_sport(lport);
+                }
+                r.set_dst(f.rip);
+                r.set_dport(f.rport);
+            }
+            (Dir::Reply, local) => {
+                r.set_src(orig.dst);
+                r.set_sport(orig.dport);
+                if local.is_some() {
+                    r.set_dst(orig.src);
+                    r.set_dport(orig.sport);
+                }
+            }
+        }
+        r.dec_hop_limit();
+        drop(r);
+        Ok(Emit::Route6 { buf, l3, hop })
+    }
+
+    /// Opens a session of IPv6 service `si` for the client of `key`: the scheduler's dest
+    /// (least-connection schedulers weigh this worker's sessions per dest), and for FullNAT
+    /// a (LIP, port) from the worker's IPv6 pool and the reply key it makes (not for a packet
+    /// whose hop limit runs out here).
+    ///
+    /// # Errors
+    /// The drop reason when no session could be opened; nothing is left taken then.
+    fn open6(
+        &mut self,
+        si: usize,
+        key: FlowKey6,
+        meta: &Ipv6Meta,
+    ) -> Result<SessionId, DropReason> {
+        if self.table6.len() >= self.table6.capacity() {
+            return Err(DropReason::TableFull);
+        }
+        let svc = &self.snap.services()[si];
+        let loads = &mut self.load_scratch;
+        loads.clear();
+        let sched = self.scheds.get_mut(si);
+        if matches!(
+            sched.as_ref().map(|s| s.kind()),
+            Some(SchedKind::Lc | SchedKind::Wlc)
+        ) {
+            for di in 0..svc.dests().len() {
+                let c = self.stats.dest(self.snap.dest_slot(si, di)).sample();
+                loads.push(DestLoad {
+                    active: c.active.min(u32::MAX as u64) as u32,
+                    inactive: c.inactive.min(u32::MAX as u64) as u32,
+                });
+            }
+        }
+        let hint = FlowHint::from_ipv6(key.src, key.sport);
+        let di = sched
+            .and_then(|s| s.pick(svc.dests(), &hint, loads))
+            .ok_or(DropReason::NoDest)?;
+        let dest = svc.dests()[di];
+        let core::net::IpAddr::V6(rip) = dest.addr else {
+            // An IPv6 service's dests are IPv6 (the snapshot checked it).
+            return Err(DropReason::NoDest);
+        };
+        let slot = self.snap.dest_slot(si, di);
+        let (via, reply) = match dest.mode {
+            ForwardMode::Nat | ForwardMode::FullNat if meta.hop_limit <= 1 => {
+                // Routed: a packet that cannot be forwarded opens nothing.
+                return Err(DropReason::TtlExceeded);
+            }
+            ForwardMode::Nat => {
+                let reply = FlowKey6::new(key.proto, rip, dest.port, key.src, key.sport);
+                (Via6::Nat, Some(reply))
+            }
+            ForwardMode::FullNat => {
+                let pool = self.lips6.as_mut().ok_or(DropReason::LipExhausted)?;
+                let (lip, lport) = pool
+                    .alloc(rip, dest.port, self.now)
+                    .ok_or(DropReason::LipExhausted)?;
+                let addr = pool.lip(lip).ok_or(DropReason::LipExhausted)?;
+                let reply = FlowKey6::new(key.proto, rip, dest.port, addr, lport);
+                (Via6::FullNat { lip, lport }, Some(reply))
+            }
+            _ => (Via6::Dr, None),
+        };
+        let fwd = Forward6 {
+            rip,
+            rport: dest.port,
+            via,
+            slot,
+        };
+        let id = match self.table6.insert(key, reply, fwd, self.now) {
+            Ok(id) => id,
+            Err(e) => {
+                // The pair never reached the wire: no quarantine.
+                release_lip6(&mut self.lips6, &fwd, self.now, false);
+                return Err(match e {
+                    conntrack::InsertError::Full => DropReason::TableFull,
+                    conntrack::InsertError::KeyExists => DropReason::SessionConflict,
+                });
+            }
+        };
+        self.counters.count(Counter::SessionsCreated);
+        // TCP starts inactive (SYN_RECV after this packet); UDP is active.
+        self.stats.session_opened(slot, key.proto != Proto::Tcp);
+        Ok(id)
+    }
+}
+
+/// What an IPv6 session's end (at `now`) gives back: its counts in its dest's load, its
+/// FullNAT (LIP, port) — a TCP session's into quarantine.
+pub(super) fn session6_ended(
+    stats: &WorkerStats,
+    lips6: &mut Option<LipPool6>,
+    now: u64,
+    s: &Session<Forward6, FlowKey6>,
+) {
+    stats.session_closed(s.data.slot, is_active(s.state));
+    release_lip6(lips6, &s.data, now, s.original.proto == Proto::Tcp);
+}
+
+/// Gives a FullNAT66 session's (LIP, port) back to the pool.
+fn release_lip6(lips6: &mut Option<LipPool6>, f: &Forward6, now: u64, quarantine: bool) {
+    if let (Via6::FullNat { lip, lport }, Some(p)) = (f.via, lips6.as_mut()) {
+        p.free(lip, lport, f.rip, f.rport, now, quarantine);
+    }
+}
+
+/// The LIP address of an IPv6 session, for listings.
+pub(super) fn local6(lips6: &Option<LipPool6>, f: &Forward6) -> Option<(Ipv6Addr, u16)> {
+    match f.via {
+        Via6::FullNat { lip, lport } => Some((lips6.as_ref()?.lip(lip)?, lport)),
+        Via6::Dr | Via6::Nat => None,
+    }
+}
