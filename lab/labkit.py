@@ -41,6 +41,12 @@ namespace), site.stop_proc(tag), site.rvsd_pid().
 ipv6-director uses those too, and site.dip6_wan, site.dip6_lan (the director's IPv6 DIPs, in
 rvsd's config beside the IPv4 ones), site.router_wan6 (the router's IPv6 address on the wan
 link) and site.rs1_6 (rs1's on the lan); the director's kernel has IPv6 off on its data veths.
+
+ipv6-dr and ipv6-fullnat use site.vip6, site.cip6, site.rs6 and site.lip6 (the IPv6 VIP,
+client, servers and LIP),
+site.router_lan6, site.set_rs_routes6(via, vip_on_lo=False) (the servers' IPv6 default route,
+None: none; with the IPv6 VIP on their loopback for DR), site.rvsadm(args, check, stdin) and
+site.big_path/big_size/big_sha256. ipv6-nat uses them too.
 """
 
 import json
@@ -1732,6 +1738,124 @@ def fragments(site, ck, n):
         site.restart_rvsd()
 
 
+def http6(site, ck, n, label, title):
+    """n `curl -6` requests from the client to [VIP6]:80, split over the servers as rr should."""
+    out = site.client_sh(
+        f"for i in $(seq {n}); do curl -6 -g -s -m 2 'http://[{site.vip6}]/' || echo ERR; done",
+        timeout=n * 3 + 30,
+    )
+    counts, errors = {}, 0
+    for line in out.split():
+        if line.startswith("rs"):
+            counts[line] = counts.get(line, 0) + 1
+        else:
+            errors += 1
+    errors += max(0, n - sum(counts.values()) - errors)
+    site.log(f"\n== {title}")
+    for i, a in enumerate(site.rs6, 1):
+        site.log(f"[{a}]:80  {counts.get(f'rs{i}', 0):>4} requests")
+    site.log(f"errors  {errors}")
+    ck.check_split(f"{label} http", counts, errors, [1, 1, 1])
+
+
+def downloads6(site, ck, label):
+    """3 downloads of the large file over IPv6, checked by size and sha256."""
+    got = site.client_sh(
+        "f=$(mktemp); for i in 1 2 3; do rm -f $f; "
+        f"curl -6 -g -sf -m 10 -o $f 'http://[{site.vip6}]{site.big_path}'; rc=$?; "
+        "echo $rc $(stat -c %s $f 2>/dev/null || echo 0) $(sha256sum < $f 2>/dev/null | cut -c1-64); "
+        "done; rm -f $f",
+        timeout=60,
+    )
+    dl = [tuple(line.split()) for line in got.splitlines()]
+    whole = [d for d in dl if d == ("0", str(site.big_size), site.big_sha256)]
+    site.log(f"downloads: {[(d[0], d[1], d[2][:16] if len(d) > 2 else '') for d in dl]}")
+    ck.expect(f"{label} downloads", len(whole) == 3,
+              f"{len(whole)}/3 downloads of {site.big_size} bytes with the right sha256")
+
+
+def service6(site, mode):
+    """rr over the three servers' IPv6 addresses, port 80, in `mode` (an rvsadm flag)."""
+    vip = f"[{site.vip6}]:80"
+    site.rvsadm(["-A", "-t", vip, "-s", "rr"])
+    for a in site.rs6:
+        site.rvsadm(["-a", "-t", vip, "-r", f"[{a}]:80", mode, "-w", "1"])
+    return vip
+
+
+def ipv6_dr(site, ck, n):
+    """IPv6 DR: an IPv6 VIP on the wan link (rvsd answers the router's neighbour solicitations
+    for it), an rr service over the three servers' IPv6 addresses given in ipvsadm's bracketed
+    syntax, the VIP on the servers' loopback and their replies straight back through the
+    router. n `curl -6` requests from the client split evenly with no error; 3 downloads of
+    the large file arrive whole with the right sha256; `-L -n` lists the service and its
+    dests as ipvsadm does ([addr]:port), `-L -n -c` the sessions; `-S` output restores to the
+    same listing after `-C`."""
+    site.set_rs_routes6(site.router_lan6, vip_on_lo=True)
+    try:
+        vip = service6(site, "-g")
+        http6(site, ck, n, "ipv6-dr", "IPv6 DR, rr (the IPv6 VIP on the servers' loopback)")
+        downloads6(site, ck, "ipv6-dr")
+        listing = site.rvsadm(["-L", "-n"]).stdout
+        conns = site.rvsadm(["-L", "-n", "-c"]).stdout
+        site.log(listing.rstrip())
+        site.log("\n".join(conns.splitlines()[:4]))
+        lines = [l.split() for l in listing.splitlines()]
+        svc_ok = ["TCP", vip, "rr"] in [l[:3] for l in lines]
+        dests_ok = all(["->", f"[{a}]:80", "Route"] in [l[:3] for l in lines] for a in site.rs6)
+        conn_ok = any(f"[{site.cip6}]:" in l and vip in l for l in conns.splitlines())
+        saved = site.rvsadm(["-S", "-n"]).stdout
+        site.rvsadm(["-C"])
+        r = site.rvsadm(["-R"], check=False, stdin=saved)
+        restored = site.rvsadm(["-L", "-n"]).stdout
+        ck.expect(
+            "ipv6-dr listing",
+            svc_ok and dests_ok and conn_ok and r.returncode == 0 and restored == listing,
+            f"-L -n lists TCP {vip} rr {svc_ok} and its Route dests [addr]:80 {dests_ok}; -L -n -c "
+            f"shows [{site.cip6}]:port -> {vip} {conn_ok}; -S | -R after -C gives the same listing "
+            f"{restored == listing} (rvsadm -R exit {r.returncode} {r.stderr.strip()})",
+        )
+    finally:
+        site.set_rs_routes6(None)
+
+
+def ipv6_nat(site, ck, n):
+    """NAT66: the servers' IPv6 gateway is the director's lan DIP6; their replies to the
+    client come back through rvsd, which sends them on from the VIP. n `curl -6` requests
+    split evenly with no error; 3 downloads of the large file arrive whole with the right
+    sha256."""
+    site.set_rs_routes6(site.dip6_lan)
+    try:
+        service6(site, "-m")
+        http6(site, ck, n, "ipv6-nat", "NAT66, rr (the servers' IPv6 gateway is the director)")
+        downloads6(site, ck, "ipv6-nat")
+    finally:
+        site.set_rs_routes6(None)
+
+
+def ipv6_fullnat(site, ck, n):
+    """FullNAT66: an IPv6 VIP whose rr service sends the client's connections to the three
+    servers' nginx from the IPv6 LIP (the servers have no IPv6 route: the LIP is on their
+    link). n `curl -6` requests split evenly with no error; 3 downloads of the large file
+    arrive whole with the right sha256; `-L -n -c` lists the sessions with their LIP."""
+    site.set_rs_routes6(None)
+    service6(site, "--fullnat")
+    http6(site, ck, n, "ipv6-fullnat", "FullNAT66, rr (from the IPv6 LIP; the servers have no IPv6 route)")
+    downloads6(site, ck, "ipv6-fullnat")
+    conns = site.rvsadm(["-L", "-n", "-c"]).stdout
+    site.log("\n".join(conns.splitlines()[:4]))
+    # Sessions with a local address (those of earlier IPv6 scenarios have none).
+    listed = [l.split() for l in conns.splitlines() if f"[{site.cip6}]:" in l]
+    local = [l for l in listed if len(l) == 7]
+    from_lip = [l for l in local if l[6].startswith(f"[{site.lip6}]:")]
+    ck.expect(
+        "ipv6-fullnat sessions",
+        len(local) >= n and len(from_lip) == len(local),
+        f"{len(local)} sessions of [{site.cip6}] with a local address listed, {len(from_lip)} of them "
+        f"from the LIP [{site.lip6}]",
+    )
+
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -1745,6 +1869,9 @@ SCENARIOS = {
     "pmtu-nat": pmtu_nat,
     "udp-unreachable": udp_unreachable,
     "ipv6-director": ipv6_director,
+    "ipv6-dr": ipv6_dr,
+    "ipv6-nat": ipv6_nat,
+    "ipv6-fullnat": ipv6_fullnat,
     "synproxy": synproxy,
     "proxy-protocol": proxy_protocol,
     "time-wait": time_wait,
