@@ -9,6 +9,12 @@ use core::net::Ipv6Addr;
 
 /// Echo request.
 pub const ECHO_REQUEST: u8 = 128;
+/// Packet Too Big (RFC 4443 3.2): the MTU of the link the packet could not enter.
+pub const PACKET_TOO_BIG: u8 = 2;
+/// Time Exceeded (RFC 4443 3.3); code 0: hop limit exceeded in transit.
+pub const TIME_EXCEEDED: u8 = 3;
+/// The most an ICMPv6 error may take (RFC 4443 2.4 (c)): the minimum IPv6 MTU.
+pub const ERROR_MAX: usize = 1280;
 /// Echo reply.
 pub const ECHO_REPLY: u8 = 129;
 /// Router solicitation.

@@ -175,6 +175,41 @@ fn write_nd<B: PacketBuf>(buf: &mut B, vlan: Option<u16>, dst_mac: [u8; 6], nd: 
     true
 }
 
+/// Overwrites `buf` with an ICMPv6 error (`ty`, `code`, the 32-bit word after the checksum)
+/// from `src` to `dst` quoting as much of `offending` (from its IPv6 header) as fits in
+/// [`icmpv6::ERROR_MAX`] bytes (RFC 4443 2.4 (c)), hop limit 64, placed at offset
+/// [`L2_ROOM`] so the caller can frame it. Returns false if the buffer has no room.
+pub fn write_icmpv6_error<B: PacketBuf>(
+    buf: &mut B,
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    (ty, code, rest): (u8, u8, u32),
+    offending: &[u8],
+) -> bool {
+    let quote = &offending[..offending.len().min(icmpv6::ERROR_MAX - IPV6_HEADER_LEN - 8)];
+    let payload = 8 + quote.len();
+    buf.truncate(0);
+    if !buf.append(L2_ROOM + IPV6_HEADER_LEN + payload) {
+        return false;
+    }
+    let ip = &mut buf.data_mut()[L2_ROOM..];
+    ip[..IPV6_HEADER_LEN].fill(0);
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&(payload as u16).to_be_bytes());
+    ip[6] = ICMPV6;
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&src.octets());
+    ip[24..40].copy_from_slice(&dst.octets());
+    let m = &mut ip[IPV6_HEADER_LEN..];
+    m[0] = ty;
+    m[1] = code;
+    m[2..4].fill(0);
+    m[4..8].copy_from_slice(&rest.to_be_bytes());
+    m[8..].copy_from_slice(quote);
+    let c = checksum::icmpv6(src, dst, m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
 /// Overwrites `buf` with `total` bytes of IPv4 packet at offset [`L2_ROOM`]: a 20-byte
 /// header (TTL 64, DF as given, protocol `proto`, `src` → `dst`, its checksum) and room for the
 /// payload after it, which it returns (header included). `None` if the buffer has no room.

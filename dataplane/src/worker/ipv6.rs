@@ -5,6 +5,7 @@
 //! traffic and the link-local groups' handed to the kernel, a VIP's to its service
 //! ([`super::service6`]). Other IPv6 is dropped.
 
+use super::icmp6;
 use super::local::send_built;
 use super::tx::{Emit, Parked, Tx, Verdict};
 use super::Worker;
@@ -109,6 +110,11 @@ impl<D: Device> Worker<D> {
         } = m.l4
         {
             return self.echo6_reply(buf, l3, m);
+        }
+        if let L4::Icmp { ty, .. } = meta.l4 {
+            if (vip || lip) && icmp6::is_error(ty) {
+                return self.relay_icmpv6_error(buf, l3, meta, (m.src, m.dst));
+            }
         }
         if vip || lip {
             return self.service6(port, buf, l3, meta, (m.src, m.dst), lip, copy);

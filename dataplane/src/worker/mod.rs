@@ -33,6 +33,7 @@ mod config;
 mod forward;
 mod fragment;
 mod icmp;
+mod icmp6;
 mod ipv6;
 mod local;
 mod preamble;

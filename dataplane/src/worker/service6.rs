@@ -24,8 +24,10 @@ use crate::buf::PacketBuf;
 use crate::counters::Counter;
 use crate::device::Device;
 use crate::drop::DropReason;
+use crate::icmpv6;
 use crate::lip::{LipPool, LipPool6};
-use crate::parse::{Ipv6Meta, L4};
+use crate::local;
+use crate::parse::{self, Ipv6Meta, L4};
 use crate::redirect;
 use crate::rewrite::Ipv6Rewrite;
 use crate::snapshot::Homing;
@@ -139,7 +141,14 @@ impl<D: Device> Worker<D> {
                     return Err(DropReason::NoSession);
                 }
                 let si = si.ok_or(DropReason::NotForUs)?;
-                (self.open6(si, key, meta)?, Dir::Original)
+                match self.open6(si, key, meta) {
+                    Ok(id) => (id, Dir::Original),
+                    Err(DropReason::TtlExceeded) => {
+                        self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
+                        return Err(DropReason::TtlExceeded);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         self.forward6(id, dir, event, buf, l3, meta)
@@ -208,6 +217,7 @@ impl<D: Device> Worker<D> {
                     return Err(DropReason::Fragment);
                 }
                 if meta.hop_limit <= 1 {
+                    self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
                     return Err(DropReason::TtlExceeded);
                 }
                 let toward = if dir == Dir::Original {
@@ -216,7 +226,10 @@ impl<D: Device> Worker<D> {
                     orig.src
                 };
                 let hop = self.snap.route6(toward).ok_or(DropReason::NoRoute)?;
-                if meta.total_len > usize::from(self.snap.iface(hop.iface).mtu) {
+                let mtu = self.snap.iface(hop.iface).mtu;
+                if meta.total_len > usize::from(mtu) {
+                    let ptb = (icmpv6::PACKET_TOO_BIG, 0, u32::from(mtu));
+                    self.icmpv6_error_back(&buf, l3, meta, ptb);
                     return Err(DropReason::TooBig);
                 }
                 let local = match f.via {
@@ -317,7 +330,8 @@ impl<D: Device> Worker<D> {
         let slot = self.snap.dest_slot(si, di);
         let (via, reply) = match dest.mode {
             ForwardMode::Nat | ForwardMode::FullNat if meta.hop_limit <= 1 => {
-                // Routed: a packet that cannot be forwarded opens nothing.
+                // Routed: a packet that cannot be forwarded opens nothing (its Time Exceeded
+                // goes back from `service6`).
                 return Err(DropReason::TtlExceeded);
             }
             ForwardMode::Nat => {
@@ -383,5 +397,49 @@ pub(super) fn local6(lips6: &Option<LipPool6>, f: &Forward6) -> Option<(Ipv6Addr
     match f.via {
         Via6::FullNat { lip, lport } => Some((lips6.as_ref()?.lip(lip)?, lport)),
         Via6::Dr | Via6::Nat => None,
+    }
+}
+
+impl<D: Device> Worker<D> {
+    /// Sends the source of the IPv6 packet at `l3` of `offending` (`meta`) an ICMPv6 error
+    /// (`ty`, `code`, `rest`: the MTU of Packet Too Big), from the director's IPv6 address
+    /// on the interface toward it, rate-limited with the IPv4 errors; `icmp_errors`, else
+    /// `icmp_unsent`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn icmpv6_error_back(
+        &mut self,
+        offending: &D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+        (ty, code, rest): (u8, u8, u32),
+    ) {
+        let pkt = &offending.data()[l3..l3 + meta.total_len];
+        let (to, _) = parse::ipv6_addrs(pkt);
+        let hop = self
+            .snap
+            .route6(to)
+            .filter(|_| self.icmp_limit.allow(self.now));
+        let from = hop.and_then(|h| Some((h, self.snap.source_addr6(h.iface, h.nexthop)?)));
+        let Some((hop, from)) = from else {
+            self.counters.count(Counter::IcmpUnsent);
+            return;
+        };
+        let port = self.snap.iface(hop.iface).port;
+        let Some(mut b) = self.tx.ports[port as usize].alloc() else {
+            self.counters.count(Counter::IcmpUnsent);
+            return;
+        };
+        if !local::write_icmpv6_error(&mut b, (from, to), (ty, code, rest), pkt) {
+            self.counters.count(Counter::IcmpUnsent);
+            return;
+        }
+        self.counters.count(Counter::IcmpErrors);
+        // The offending packet's own drop is its caller's verdict; this is a frame of its own.
+        self.settle(Ok(Emit::Route6 {
+            buf: b,
+            l3: local::L2_ROOM,
+            hop,
+        }))
     }
 }

@@ -1,0 +1,141 @@
+//! ICMPv6 errors about IPv6 sessions' packets (destination unreachable, packet too big, time
+//! exceeded, parameter problem), relayed to the session's other side with their quotes
+//! rewritten, as the IPv4 relay does ([`super::icmp`]): a router's Packet Too Big about a
+//! reply the director sent from the VIP reaches the RS as an error about the packet it sent,
+//! so path-MTU discovery works through NAT66 and FullNAT66.
+
+use super::service6::{Forward6, Via6};
+use super::tx::{Emit, Verdict};
+use super::Worker;
+use crate::buf::PacketBuf;
+use crate::checksum;
+use crate::counters::Counter;
+use crate::device::Device;
+use crate::drop::DropReason;
+use crate::parse::{Ipv6Meta, IPV6_HEADER_LEN};
+use conntrack::{Dir, FlowKey6, Key, Proto};
+use core::net::Ipv6Addr;
+
+/// Whether ICMPv6 type `ty` is an error message about a packet (RFC 4443 2.1: types 1–4).
+#[inline]
+pub(super) fn is_error(ty: u8) -> bool {
+    (1..=4).contains(&ty)
+}
+
+/// Where an error's quoted packet starts in the message: after its 8-byte header.
+const QUOTE: usize = 8;
+
+/// The 16 bytes at `at` as an address.
+fn addr_at(b: &[u8], at: usize) -> Ipv6Addr {
+    let mut o = [0u8; 16];
+    o.copy_from_slice(&b[at..at + 16]);
+    Ipv6Addr::from(o)
+}
+
+impl<D: Device> Worker<D> {
+    /// An ICMPv6 error to one of the director's VIPs or LIPs, from `src`, its message at
+    /// `meta.l4_off`: relayed to the other side of the session its quote names (a TCP or UDP
+    /// packet the director sent), the quote rewritten to that side's own packet, the outer
+    /// header addressed like the session's packets that way (toward the RS from the LIP in
+    /// FullNAT66, its source kept in NAT66; toward the client from the VIP), the hop limit
+    /// decremented and the ICMPv6 checksum recomputed. DR sessions see only the client's
+    /// side: an error about the RS's direct reply goes to the RS on the link, untouched.
+    pub(super) fn relay_icmpv6_error(
+        &mut self,
+        mut buf: D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+        (src, dst): (Ipv6Addr, Ipv6Addr),
+    ) -> Verdict<D::Buf> {
+        let off = l3 + usize::from(meta.l4_off);
+        let end = l3 + meta.total_len;
+        let msg = &buf.data()[off..end];
+        if checksum::icmpv6(src, dst, msg) != 0 {
+            return Err(DropReason::BadIcmpChecksum);
+        }
+        // The quoted packet: its fixed header and its ports (no extension headers: the
+        // director sends none).
+        let q = &msg[QUOTE..];
+        let proto = match q.get(6) {
+            Some(6) => Proto::Tcp,
+            Some(17) => Proto::Udp,
+            _ => return Err(DropReason::NotForUs),
+        };
+        if q.len() < IPV6_HEADER_LEN + 4 {
+            return Err(DropReason::MalformedIcmp);
+        }
+        let port = |at: usize| u16::from_be_bytes([q[at], q[at + 1]]);
+        let quoted = FlowKey6::new(
+            proto,
+            addr_at(q, 8),
+            port(IPV6_HEADER_LEN),
+            addr_at(q, 24),
+            port(IPV6_HEADER_LEN + 2),
+        );
+        let (id, dir) = self
+            .table6
+            .lookup(&quoted.mirror())
+            .ok_or(DropReason::NoSession)?;
+        let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
+        let (f, orig) = (s.data, s.original);
+        let (outer, inner, toward) = match (f.via, dir) {
+            (Via6::Dr, Dir::Original) => {
+                return match self.snap.route6(f.rip) {
+                    Some(hop) if hop.on_link => {
+                        self.counters.count(Counter::IcmpRelayed);
+                        Ok(Emit::Route6 { buf, l3, hop })
+                    }
+                    _ => Err(DropReason::NoRoute),
+                };
+            }
+            (Via6::Dr, Dir::Reply) => return Err(DropReason::NotForUs),
+            // Toward the RS: the quote becomes the RS's own reply as it sent it.
+            (via, Dir::Original) => {
+                let to = reply_dst(&self.lips6, &f, &orig);
+                let from = match via {
+                    Via6::FullNat { .. } => to.0,
+                    _ => src,
+                };
+                ((from, f.rip), ((f.rip, f.rport), to), f.rip)
+            }
+            // Toward the client: the quote becomes the client's packet to the VIP.
+            (_, Dir::Reply) => (
+                (orig.dst, orig.src),
+                ((orig.src, orig.sport), (orig.dst, orig.dport)),
+                orig.src,
+            ),
+        };
+        // Never an ICMPv6 error about an ICMPv6 error (RFC 4443 2.4 (e)).
+        if meta.hop_limit <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        let hop = self.snap.route6(toward).ok_or(DropReason::NoRoute)?;
+        let pkt = &mut buf.data_mut()[l3..end];
+        pkt[7] -= 1;
+        pkt[8..24].copy_from_slice(&outer.0.octets());
+        pkt[24..40].copy_from_slice(&outer.1.octets());
+        let msg = &mut pkt[usize::from(meta.l4_off)..];
+        let q = &mut msg[QUOTE..];
+        q[8..24].copy_from_slice(&inner.0 .0.octets());
+        q[24..40].copy_from_slice(&inner.1 .0.octets());
+        q[IPV6_HEADER_LEN..IPV6_HEADER_LEN + 2].copy_from_slice(&inner.0 .1.to_be_bytes());
+        q[IPV6_HEADER_LEN + 2..IPV6_HEADER_LEN + 4].copy_from_slice(&inner.1 .1.to_be_bytes());
+        msg[2..4].fill(0);
+        let c = checksum::icmpv6(outer.0, outer.1, msg);
+        msg[2..4].copy_from_slice(&c.to_be_bytes());
+        self.counters.count(Counter::IcmpRelayed);
+        Ok(Emit::Route6 { buf, l3, hop })
+    }
+}
+
+/// Where the RS sent its replies: the LIP and port in FullNAT66, the client in NAT66.
+fn reply_dst(
+    lips6: &Option<crate::lip::LipPool6>,
+    f: &Forward6,
+    orig: &FlowKey6,
+) -> (Ipv6Addr, u16) {
+    match super::service6::local6(lips6, f) {
+        Some(local) => local,
+        None => (orig.src, orig.sport),
+    }
+}
