@@ -46,7 +46,8 @@ ipv6-dr and ipv6-fullnat use site.vip6, site.cip6, site.rs6 and site.lip6 (the I
 client, servers and LIP),
 site.router_lan6, site.set_rs_routes6(via, vip_on_lo=False) (the servers' IPv6 default route,
 None: none; with the IPv6 VIP on their loopback for DR), site.rvsadm(args, check, stdin) and
-site.big_path/big_size/big_sha256. ipv6-nat uses them too.
+site.big_path/big_size/big_sha256. ipv6-nat uses them too; pmtu-fullnat6 also
+site.set_client_path_mtu6(mtu) (the router's IPv6 route to the client with a locked MTU).
 """
 
 import json
@@ -1844,9 +1845,9 @@ def ipv6_fullnat(site, ck, n):
     downloads6(site, ck, "ipv6-fullnat")
     conns = site.rvsadm(["-L", "-n", "-c"]).stdout
     site.log("\n".join(conns.splitlines()[:4]))
-    # Sessions with a local address (those of earlier IPv6 scenarios have none).
+    # Sessions with a local address (those of earlier IPv6 scenarios list "-").
     listed = [l.split() for l in conns.splitlines() if f"[{site.cip6}]:" in l]
-    local = [l for l in listed if len(l) == 7]
+    local = [l for l in listed if len(l) == 7 and l[6] != "-"]
     from_lip = [l for l in local if l[6].startswith(f"[{site.lip6}]:")]
     ck.expect(
         "ipv6-fullnat sessions",
@@ -1854,6 +1855,30 @@ def ipv6_fullnat(site, ck, n):
         f"{len(local)} sessions of [{site.cip6}] with a local address listed, {len(from_lip)} of them "
         f"from the LIP [{site.lip6}]",
     )
+
+
+def pmtu_fullnat6(site, ck, n):
+    """Path-MTU discovery through FullNAT66: the router's IPv6 route to the client takes 1280
+    bytes, the servers send 1440-byte segments (the client's MSS). The router's Packet Too
+    Big, sent to the VIP, must reach the server as an error about its own segment to the LIP
+    (from the LIP); the server learns mtu 1280 toward the LIP and the downloads of the large
+    file complete with the right sha256."""
+    site.set_rs_routes6(None)
+    service6(site, "--fullnat")
+    for i in range(1, 4):
+        site.rs_sh(i, "ip -6 route flush cache")
+    c0 = worker_counts(site)
+    site.set_client_path_mtu6(1280)
+    try:
+        site.log("\n== FullNAT66: path MTU 1280 between router and client")
+        downloads6(site, ck, "pmtu-fullnat6")
+        learned = {f"rs{i}": "mtu 1280" in site.rs_sh(i, f"ip -6 route get {site.lip6}") for i in range(1, 4)}
+    finally:
+        site.set_client_path_mtu6(None)
+    relayed = worker_counts(site).get("icmp_relayed", 0) - c0.get("icmp_relayed", 0)
+    site.log(f"servers' route to {site.lip6} learned mtu 1280: {learned}; icmp_relayed +{relayed}")
+    ck.expect("pmtu-fullnat6 learned", all(learned.values()) and relayed >= 3,
+              f"route cache mtu 1280 toward the LIP: {learned}; errors relayed +{relayed}")
 
 
 SCENARIOS = {
@@ -1872,6 +1897,7 @@ SCENARIOS = {
     "ipv6-dr": ipv6_dr,
     "ipv6-nat": ipv6_nat,
     "ipv6-fullnat": ipv6_fullnat,
+    "pmtu-fullnat6": pmtu_fullnat6,
     "synproxy": synproxy,
     "proxy-protocol": proxy_protocol,
     "time-wait": time_wait,

@@ -490,6 +490,48 @@ fn a_fullnat66_connection_leaves_from_the_lip_and_its_replies_come_back_from_the
     assert_eq!(l4.payload, b"GET / HTTP/1.1\r\n\r\n");
     let (_, sess) = lab.worker.sessions6().iter().next().unwrap();
     assert_eq!(sess.state, SessionState::Tcp(TcpState::Established));
+    // A router's Packet Too Big about the reply the director sent (VIP → client) reaches
+    // the RS as an error about its own packet to the LIP, from the LIP.
+    let reply = Frame6::tcp(VIP6, 8000, CLIENT6, 40000, ACK)
+        .payload(&[1; 64])
+        .build();
+    let ptb = Icmpv6Repr::PktTooBig {
+        mtu: 1280,
+        header: smoltcp::wire::Ipv6Repr {
+            src_addr: VIP6,
+            dst_addr: CLIENT6,
+            next_header: smoltcp::wire::IpProtocol::Tcp,
+            payload_len: reply.len() - 54,
+            hop_limit: 63,
+        },
+        data: &reply[54..],
+    };
+    let frame = icmpv6_frame(ROUTER_MAC, WAN_MAC, (ROUTER6, VIP6), 64, &ptb);
+    let s = decode6(lab.send(WAN, &frame).only().1);
+    assert_eq!(
+        (s.dst_mac, s.src, s.dst, s.hop_limit),
+        (rs_mac(0), LIP6, RS6[0], 63)
+    );
+    match s.icmpv6() {
+        Icmpv6Repr::PktTooBig { mtu, header, data } => {
+            assert_eq!(mtu, 1280);
+            assert_eq!((header.src_addr, header.dst_addr), (RS6[0], LIP6));
+            let ports = [data[0], data[1], data[2], data[3]];
+            assert_eq!(ports, [0x1f, 0x90, (lport >> 8) as u8, lport as u8]);
+        }
+        other => panic!("expected packet too big, got {other:?}"),
+    }
+    assert_eq!(lab.worker.counters().icmp_relayed(), 1);
+    // One with a bad checksum is dropped.
+    let mut bad = frame.clone();
+    bad[56] ^= 0xff;
+    assert_eq!(lab.send(WAN, &bad).total(), 0);
+    assert_eq!(
+        lab.worker
+            .counters()
+            .drop_count(DropReason::BadIcmpChecksum),
+        1
+    );
     let snap = lab.worker.snapshot().clone();
     let si = snap.service_index6(Proto::Tcp, VIP6, 8000).unwrap();
     let d = lab
@@ -503,20 +545,40 @@ fn a_fullnat66_connection_leaves_from_the_lip_and_its_replies_come_back_from_the
 #[test]
 fn fullnat66_drops_what_it_cannot_route_and_its_lip_ports_come_back() {
     let mut lab = fullnat6(2000..=2000);
-    // Hop limit 1: not forwarded.
+    // Hop limit 1: not forwarded, and its source told so (from the DIP toward it).
     let mut last_hop = Frame6::tcp(CLIENT6, 40000, VIP6, 8000, testkit::SYN);
     last_hop.hop_limit = 1;
-    assert_eq!(lab.send(WAN, &last_hop.build()).total(), 0);
-    // Bigger than the LAN's MTU (1500).
+    let last_hop = last_hop.build();
+    let out = lab.send(WAN, &last_hop);
+    let s = decode6(out.only().1);
+    assert_eq!((s.src, s.dst, s.dst_mac), (DIP6_WAN, CLIENT6, ROUTER_MAC));
+    match s.icmpv6() {
+        Icmpv6Repr::TimeExceeded { header, data, .. } => {
+            assert_eq!((header.src_addr, header.dst_addr), (CLIENT6, VIP6));
+            assert_eq!(data, &last_hop[54..], "the whole packet quoted");
+        }
+        other => panic!("expected time exceeded, got {other:?}"),
+    }
+    // Bigger than the LAN's MTU (1500): Packet Too Big naming it, quoting at most 1232 bytes.
     let big = Frame6::udp(CLIENT6, 5000, VIP6, 5353)
         .payload(&[7; 1500])
         .build();
-    assert_eq!(lab.send(WAN, &big).total(), 0);
+    let out = lab.send(WAN, &big);
+    let s = decode6(out.only().1);
+    assert_eq!((s.src, s.dst), (DIP6_WAN, CLIENT6));
+    assert_eq!(s.payload.len(), 1280 - 40);
+    match s.icmpv6() {
+        Icmpv6Repr::PktTooBig { mtu, header, .. } => {
+            assert_eq!((mtu, header.dst_addr), (1500, VIP6));
+        }
+        other => panic!("expected packet too big, got {other:?}"),
+    }
     // IPv6 UDP without a checksum.
     let mut zero = Frame6::udp(CLIENT6, 5001, VIP6, 5353).payload(b"q").build();
     zero[54 + 6..54 + 8].copy_from_slice(&[0, 0]);
     assert_eq!(lab.send(WAN, &zero).total(), 0);
     let c = lab.worker.counters();
+    assert_eq!(c.icmp_errors(), 2);
     assert_eq!(c.drop_count(DropReason::TtlExceeded), 1);
     assert_eq!(c.drop_count(DropReason::TooBig), 1);
     assert_eq!(c.drop_count(DropReason::MalformedUdp), 1);
