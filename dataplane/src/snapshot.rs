@@ -565,6 +565,9 @@ pub struct Snapshot {
     services: Vec<Service>,
     schedulers: Vec<sched::AnyScheduler>,
     service_by_key: HashMap<ServiceKey, u32>,
+    /// The IPv4 services by (protocol, VIP, port): the packet path's lookup, with a key
+    /// smaller and cheaper to hash than a [`ServiceKey`].
+    service_by_v4: HashMap<(Proto, Ipv4Addr, u16), u32>,
     homed: Vec<Homing>,
     dest_slots: Vec<Vec<u32>>,
     nat_dests: HashMap<(Proto, Ipv4Addr, u16), Homing>,
@@ -754,6 +757,7 @@ impl Snapshot {
             services: Vec::with_capacity(cfg.services.len()),
             schedulers: Vec::with_capacity(cfg.services.len()),
             service_by_key: HashMap::new(),
+            service_by_v4: HashMap::new(),
             homed: Vec::with_capacity(cfg.services.len()),
             dest_slots: Vec::with_capacity(cfg.services.len()),
             nat_dests: HashMap::new(),
@@ -830,6 +834,8 @@ impl Snapshot {
             }
             snap.homed.push(homing);
             snap.service_by_key.insert(key, snap.services.len() as u32);
+            snap.service_by_v4
+                .insert((key.proto, vip, key.port), snap.services.len() as u32);
             let ids = svc
                 .dests()
                 .iter()
@@ -981,12 +987,8 @@ impl Snapshot {
     /// Index of the service for `proto` `vip`:`port`.
     #[inline]
     pub fn service_index(&self, proto: Proto, vip: Ipv4Addr, port: u16) -> Option<usize> {
-        self.service_by_key
-            .get(&ServiceKey {
-                proto,
-                vip: IpAddr::V4(vip),
-                port,
-            })
+        self.service_by_v4
+            .get(&(proto, vip, port))
             .map(|&i| i as usize)
     }
 
@@ -1212,6 +1214,7 @@ impl Snapshot {
             services: Vec::new(),
             schedulers: Vec::new(),
             service_by_key: HashMap::new(),
+            service_by_v4: HashMap::new(),
             homed: Vec::new(),
             dest_slots: Vec::new(),
             nat_dests: HashMap::new(),
