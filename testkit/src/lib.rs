@@ -158,42 +158,10 @@ impl Frame {
         }
         {
             let l4 = &mut f[l2 + 20..];
+            let addrs = (IpAddress::Ipv4(self.src), IpAddress::Ipv4(self.dst));
             match self.l4 {
-                L4Spec::Tcp {
-                    sport,
-                    dport,
-                    flags,
-                    seq,
-                    ack,
-                } => {
-                    let mut t = TcpPacket::new_unchecked(&mut *l4);
-                    t.set_src_port(sport);
-                    t.set_dst_port(dport);
-                    t.set_seq_number(smoltcp::wire::TcpSeqNumber(seq as i32));
-                    t.set_ack_number(smoltcp::wire::TcpSeqNumber(ack as i32));
-                    t.set_header_len(20);
-                    t.set_window_len(65535);
-                    t.payload_mut().copy_from_slice(&self.payload);
-                    let l = &mut f[l2 + 20..];
-                    l[13] = flags;
-                    let mut t = TcpPacket::new_unchecked(&mut *l);
-                    t.fill_checksum(&IpAddress::Ipv4(self.src), &IpAddress::Ipv4(self.dst));
-                }
-                L4Spec::Udp {
-                    sport,
-                    dport,
-                    zero_csum,
-                } => {
-                    let mut u = UdpPacket::new_unchecked(&mut *l4);
-                    u.set_src_port(sport);
-                    u.set_dst_port(dport);
-                    u.set_len(l4_len as u16);
-                    u.payload_mut().copy_from_slice(&self.payload);
-                    if zero_csum {
-                        u.set_checksum(0);
-                    } else {
-                        u.fill_checksum(&IpAddress::Ipv4(self.src), &IpAddress::Ipv4(self.dst));
-                    }
+                L4Spec::Tcp { .. } | L4Spec::Udp { .. } => {
+                    write_l4(l4, &self.l4, &self.payload, addrs);
                 }
                 L4Spec::Echo {
                     request,
@@ -604,6 +572,49 @@ pub fn decode6(frame: &[u8]) -> Seen6 {
     }
 }
 
+/// Writes the TCP segment or UDP datagram `spec` with `payload` into `l4` (exactly its size),
+/// its checksum computed over the pseudo-header of `addrs` (UDP's left 0 if asked).
+fn write_l4(l4: &mut [u8], spec: &L4Spec, payload: &[u8], (src, dst): (IpAddress, IpAddress)) {
+    match *spec {
+        L4Spec::Tcp {
+            sport,
+            dport,
+            flags,
+            seq,
+            ack,
+        } => {
+            let mut t = TcpPacket::new_unchecked(&mut *l4);
+            t.set_src_port(sport);
+            t.set_dst_port(dport);
+            t.set_seq_number(smoltcp::wire::TcpSeqNumber(seq as i32));
+            t.set_ack_number(smoltcp::wire::TcpSeqNumber(ack as i32));
+            t.set_header_len(20);
+            t.set_window_len(65535);
+            t.payload_mut().copy_from_slice(payload);
+            l4[13] = flags;
+            TcpPacket::new_unchecked(&mut *l4).fill_checksum(&src, &dst);
+        }
+        L4Spec::Udp {
+            sport,
+            dport,
+            zero_csum,
+        } => {
+            let len = l4.len() as u16;
+            let mut u = UdpPacket::new_unchecked(&mut *l4);
+            u.set_src_port(sport);
+            u.set_dst_port(dport);
+            u.set_len(len);
+            u.payload_mut().copy_from_slice(payload);
+            if zero_csum {
+                u.set_checksum(0);
+            } else {
+                u.fill_checksum(&src, &dst);
+            }
+        }
+        L4Spec::Echo { .. } => panic!("ICMP messages are written by their own builders"),
+    }
+}
+
 /// An IPv6 frame to build: Ethernet / IPv6 / TCP or UDP / payload, checksums by smoltcp. ICMP
 /// echo is not offered: ICMPv6 frames are built with [`icmpv6_frame`].
 #[derive(Clone, Debug)]
@@ -674,44 +685,7 @@ impl Frame6 {
             hop_limit: self.hop_limit,
         }
         .emit(&mut Ipv6Packet::new_unchecked(&mut f[14..54]));
-        let l4 = &mut f[54..];
-        match self.l4 {
-            L4Spec::Tcp {
-                sport,
-                dport,
-                flags,
-                seq,
-                ack,
-            } => {
-                let mut t = TcpPacket::new_unchecked(&mut *l4);
-                t.set_src_port(sport);
-                t.set_dst_port(dport);
-                t.set_seq_number(smoltcp::wire::TcpSeqNumber(seq as i32));
-                t.set_ack_number(smoltcp::wire::TcpSeqNumber(ack as i32));
-                t.set_header_len(20);
-                t.set_window_len(65535);
-                t.payload_mut().copy_from_slice(&self.payload);
-                l4[13] = flags;
-                TcpPacket::new_unchecked(&mut *l4).fill_checksum(&src, &dst);
-            }
-            L4Spec::Udp {
-                sport,
-                dport,
-                zero_csum,
-            } => {
-                let mut u = UdpPacket::new_unchecked(&mut *l4);
-                u.set_src_port(sport);
-                u.set_dst_port(dport);
-                u.set_len(l4_len as u16);
-                u.payload_mut().copy_from_slice(&self.payload);
-                if zero_csum {
-                    u.set_checksum(0);
-                } else {
-                    u.fill_checksum(&src, &dst);
-                }
-            }
-            L4Spec::Echo { .. } => unreachable!("refused above"),
-        }
+        write_l4(&mut f[54..], &self.l4, &self.payload, (src, dst));
         f
     }
 }

@@ -17,7 +17,7 @@
 //!   ([`Ipv6Rewrite`]). A reply that reaches another worker goes to the one whose slice of
 //!   the port range holds its LIP port, as IPv4 FullNAT replies do.
 
-use super::session::is_active;
+use super::session::{fill_loads, is_active};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -35,7 +35,7 @@ use crate::stats::WorkerStats;
 use crate::wire::tcp::flags as tcp_flags;
 use conntrack::{Dir, FlowKey6, Proto, Session, SessionId, TcpEvent};
 use core::net::Ipv6Addr;
-use sched::{DestLoad, FlowHint, ForwardMode, SchedKind, Scheduler};
+use sched::{FlowHint, ForwardMode, Scheduler};
 
 /// What an IPv6 session needs to forward its packets, whatever the configuration does later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,20 +304,14 @@ impl<D: Device> Worker<D> {
         }
         let svc = &self.snap.services()[si];
         let loads = &mut self.load_scratch;
-        loads.clear();
         let sched = self.scheds.get_mut(si);
-        if matches!(
+        fill_loads(
+            loads,
+            &self.stats,
+            &self.snap,
+            si,
             sched.as_ref().map(|s| s.kind()),
-            Some(SchedKind::Lc | SchedKind::Wlc)
-        ) {
-            for di in 0..svc.dests().len() {
-                let c = self.stats.dest(self.snap.dest_slot(si, di)).sample();
-                loads.push(DestLoad {
-                    active: c.active.min(u32::MAX as u64) as u32,
-                    inactive: c.inactive.min(u32::MAX as u64) as u32,
-                });
-            }
-        }
+        );
         let hint = FlowHint::from_ipv6(key.src, key.sport);
         let di = sched
             .and_then(|s| s.pick(svc.dests(), &hint, loads))

@@ -13,7 +13,7 @@ use crate::icmp;
 use crate::lip::{LipPool, Toward};
 use crate::parse::{Ipv4Meta, L4};
 pub use crate::proxy_protocol::{Carrier, Phase};
-use crate::snapshot::Hop;
+use crate::snapshot::{Hop, Snapshot};
 use crate::stats::WorkerStats;
 use crate::synproxy::CookieInfo;
 use crate::wire::be32;
@@ -374,20 +374,14 @@ impl<D: Device> Worker<D> {
         }
         // Least-connection schedulers weigh this worker's own sessions per dest.
         let loads = &mut self.load_scratch;
-        loads.clear();
         let sched = self.scheds.get_mut(si);
-        if matches!(
+        fill_loads(
+            loads,
+            &self.stats,
+            &self.snap,
+            si,
             sched.as_ref().map(|s| s.kind()),
-            Some(SchedKind::Lc | SchedKind::Wlc)
-        ) {
-            for di in 0..svc.dests().len() {
-                let c = self.stats.dest(self.snap.dest_slot(si, di)).sample();
-                loads.push(DestLoad {
-                    active: c.active.min(u32::MAX as u64) as u32,
-                    inactive: c.inactive.min(u32::MAX as u64) as u32,
-                });
-            }
-        }
+        );
         let hint = FlowHint {
             src: m.src,
             sport: key.sport,
@@ -460,6 +454,28 @@ impl<D: Device> Worker<D> {
                 }
             }
         }
+    }
+}
+
+/// The per-dest loads of service `si` (this worker's sessions) into `loads`, for the
+/// least-connection schedulers (`kind`); left empty for the others, which need none.
+pub(super) fn fill_loads(
+    loads: &mut Vec<DestLoad>,
+    stats: &WorkerStats,
+    snap: &Snapshot,
+    si: usize,
+    kind: Option<SchedKind>,
+) {
+    loads.clear();
+    if !matches!(kind, Some(SchedKind::Lc | SchedKind::Wlc)) {
+        return;
+    }
+    for di in 0..snap.services()[si].dests().len() {
+        let c = stats.dest(snap.dest_slot(si, di)).sample();
+        loads.push(DestLoad {
+            active: c.active.min(u32::MAX as u64) as u32,
+            inactive: c.inactive.min(u32::MAX as u64) as u32,
+        });
     }
 }
 
