@@ -46,7 +46,8 @@ ipv6-dr and ipv6-fullnat use site.vip6, site.cip6, site.rs6 and site.lip6 (the I
 client, servers and LIP),
 site.router_lan6, site.set_rs_routes6(via, vip_on_lo=False) (the servers' IPv6 default route,
 None: none; with the IPv6 VIP on their loopback for DR), site.rvsadm(args, check, stdin) and
-site.big_path/big_size/big_sha256. ipv6-nat uses them too; pmtu-fullnat6 also
+site.big_path/big_size/big_sha256. ipv6-nat uses them too, ipv6-tun also
+site.set_tun_decap6(on) (the servers decapsulate IPv6-in-IPv6 and hold the VIP); pmtu-fullnat6 also
 site.set_client_path_mtu6(mtu) (the router's IPv6 route to the client with a locked MTU).
 """
 
@@ -1857,6 +1858,21 @@ def ipv6_fullnat(site, ck, n):
     )
 
 
+def ipv6_tun(site, ck, n):
+    """TUN for IPv6: the client's packets reach the servers in IPv6-in-IPv6 (RFC 2473) from
+    the director's lan DIP6; the servers (a userspace decapsulator: this kernel has no
+    ip6_tunnel) take the inner packet for the IPv6 VIP on their loopback and answer the
+    client directly through the router. n `curl -6` requests split evenly with no error; 3
+    downloads of the large file arrive whole with the right sha256."""
+    site.set_tun_decap6(True)
+    try:
+        service6(site, "-i")
+        http6(site, ck, n, "ipv6-tun", "IPv6 TUN, rr (IPv6-in-IPv6; the servers decapsulate and answer directly)")
+        downloads6(site, ck, "ipv6-tun")
+    finally:
+        site.set_tun_decap6(False)
+
+
 def pmtu_fullnat6(site, ck, n):
     """Path-MTU discovery through FullNAT66: the router's IPv6 route to the client takes 1280
     bytes, the servers send 1440-byte segments (the client's MSS). The router's Packet Too
@@ -1896,6 +1912,7 @@ SCENARIOS = {
     "ipv6-director": ipv6_director,
     "ipv6-dr": ipv6_dr,
     "ipv6-nat": ipv6_nat,
+    "ipv6-tun": ipv6_tun,
     "ipv6-fullnat": ipv6_fullnat,
     "pmtu-fullnat6": pmtu_fullnat6,
     "synproxy": synproxy,

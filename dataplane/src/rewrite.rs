@@ -196,6 +196,27 @@ pub struct Ipv6Rewrite<'a> {
     delta: Delta,
 }
 
+/// Writes an outer IPv6 header for IPv6-in-IPv6 (RFC 2473) at the front of `pkt`, in front
+/// of the inner IPv6 packet that fills the rest of it: from `src` to `dst`, next header 41,
+/// the inner packet's hop limit (as IPVS's tunnel copies the inner TTL), no traffic class or
+/// flow label.
+///
+/// # Panics
+/// If `pkt` is shorter than two IPv6 headers (the caller framed the inner packet behind a
+/// 40-byte gap).
+pub fn write_ip6ip6(pkt: &mut [u8], (src, dst): (Ipv6Addr, Ipv6Addr)) {
+    let inner_len = pkt.len() - IPV6_HEADER_LEN;
+    let hop_limit = pkt[IPV6_HEADER_LEN + 7];
+    let h: &mut [u8; IPV6_HEADER_LEN] = field(pkt, 0);
+    h.fill(0);
+    h[0] = 0x60;
+    h[4..6].copy_from_slice(&(inner_len as u16).to_be_bytes());
+    h[6] = 41;
+    h[7] = hop_limit;
+    h[8..24].copy_from_slice(&src.octets());
+    h[24..40].copy_from_slice(&dst.octets());
+}
+
 /// The length of the fixed IPv6 header.
 const IPV6_HEADER_LEN: usize = 40;
 

@@ -297,16 +297,6 @@ pub enum ConfigError {
         /// The dest address.
         dest: IpAddr,
     },
-    /// An IPv6 service with a dest whose mode has no IPv6 path.
-    #[error("service {service}: dest {dest} uses {mode}, but IPv6 services forward in Masq (NAT), Route (DR) and FullNat modes only")]
-    Ipv6Mode {
-        /// The service.
-        service: ServiceKey,
-        /// The dest address.
-        dest: IpAddr,
-        /// Its mode.
-        mode: ForwardMode,
-    },
     /// A service the scheduler model refuses (a dest of the other family than its VIP).
     #[error(transparent)]
     Service(#[from] sched::SchedError),
@@ -932,13 +922,13 @@ impl Snapshot {
                     self.nat_dests6
                         .insert((key.proto, rip, d.port), Homing::Endpoint);
                 }
-                ForwardMode::Tun => {
-                    return Err(ConfigError::Ipv6Mode {
+                ForwardMode::Tun if self.route6(rip).is_none() => {
+                    return Err(ConfigError::NoRouteToDest {
                         service: key,
                         dest: d.addr,
-                        mode: d.mode,
                     })
                 }
+                ForwardMode::Tun => {}
             }
         }
         self.local6.entry(vip).or_default().vip = true;

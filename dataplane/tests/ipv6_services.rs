@@ -307,22 +307,21 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
         .unwrap();
         s
     };
-    let e = build(&|c| c.services.add(svc6(ForwardMode::Tun, RS6[0])).unwrap());
-    assert_eq!(
-        e,
-        Err(ConfigError::Ipv6Mode {
-            service: key6(Proto::Tcp, 443),
-            dest: RS6[0].into(),
-            mode: ForwardMode::Tun,
-        })
-    );
+    // NAT66 and TUN need a route to the RS.
+    let far = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 1);
+    for mode in [ForwardMode::Nat, ForwardMode::Tun] {
+        let e = build(&|c| {
+            c.routes6.clear();
+            c.services.add(svc6(mode, far)).unwrap();
+        });
+        assert!(matches!(e, Err(ConfigError::NoRouteToDest { .. })), "{e:?}");
+    }
     // FullNAT66 needs IPv6 LIPs, and a route to the RS.
     let e = build(&|c| c.services.add(svc6(ForwardMode::FullNat, RS6[0])).unwrap());
     assert!(
         matches!(e, Err(ConfigError::FullNatWithoutLips { .. })),
         "{e:?}"
     );
-    let far = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 1);
     let e = build(&|c| {
         c.lips6 = vec![LIP6];
         c.routes6.clear();
@@ -652,4 +651,48 @@ fn a_nat66_connection_reaches_the_rs_and_its_replies_leave_from_the_vip() {
     let c = lab.worker.counters();
     assert_eq!(c.drop_count(DropReason::Ipv6NotSupported), 1);
     assert_eq!(c.drop_count(DropReason::NoSession), 1);
+}
+
+#[test]
+fn a_tun_session_goes_ipv6_in_ipv6_to_its_rs() {
+    let mut cfg = config6();
+    let mut svc = Service::new(key6(Proto::Tcp, 8000), SchedKind::Rr).unwrap();
+    svc.add_dest(Dest {
+        addr: RS6[0].into(),
+        port: 8000,
+        weight: 1,
+        mode: ForwardMode::Tun,
+    })
+    .unwrap();
+    cfg.services.add(svc).unwrap();
+    let mut lab = Lab::new(&cfg);
+    for (ip, mac) in [(RS6[0], rs_mac(0)), (ROUTER6, ROUTER_MAC)] {
+        lab.worker
+            .insert_static_neighbour(ip.into(), EthernetAddress(mac));
+    }
+    let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 8000, testkit::SYN)
+        .payload(b"x")
+        .build();
+    let out = lab.send(WAN, &syn);
+    let (p, f) = out.only();
+    assert_eq!(p, LAN);
+    let outer = decode6(f);
+    assert_eq!((outer.dst_mac, outer.src_mac), (rs_mac(0), LAN_MAC));
+    assert_eq!(
+        (outer.src, outer.dst, outer.next_header),
+        (DIP6_LAN, RS6[0], 41)
+    );
+    assert_eq!(outer.hop_limit, 64, "the inner packet's hop limit");
+    assert_eq!(&outer.payload[..], &syn[14..], "the inner packet untouched");
+    // Too big once encapsulated: a Packet Too Big naming the room left.
+    let big = Frame6::tcp(CLIENT6, 40000, VIP6, 8000, ACK)
+        .payload(&[0; 1440])
+        .build();
+    let s = decode6(lab.send(WAN, &big).only().1);
+    assert_eq!((s.src, s.dst), (DIP6_WAN, CLIENT6));
+    match s.icmpv6() {
+        Icmpv6Repr::PktTooBig { mtu, .. } => assert_eq!(mtu, 1460),
+        other => panic!("expected packet too big, got {other:?}"),
+    }
+    assert_eq!(lab.worker.counters().drop_count(DropReason::TooBig), 1);
 }

@@ -83,12 +83,17 @@ impl<D: Device> Worker<D> {
                 return match self.snap.route6(f.rip) {
                     Some(hop) if hop.on_link => {
                         self.counters.count(Counter::IcmpRelayed);
-                        Ok(Emit::Route6 { buf, l3, hop })
+                        Ok(Emit::route6(buf, l3, hop))
                     }
                     _ => Err(DropReason::NoRoute),
                 };
             }
-            (Via6::Dr, Dir::Reply) => return Err(DropReason::NotForUs),
+            // TUN: the error about the RS's direct reply goes to it through the tunnel.
+            (Via6::Tun, Dir::Original) => {
+                self.counters.count(Counter::IcmpRelayed);
+                return self.tunnel6(buf, l3, meta, f.rip);
+            }
+            (Via6::Dr | Via6::Tun, Dir::Reply) => return Err(DropReason::NotForUs),
             // Toward the RS: the quote becomes the RS's own reply as it sent it.
             (via, Dir::Original) => {
                 let to = reply_dst(&self.lips6, &f, &orig);
@@ -124,7 +129,7 @@ impl<D: Device> Worker<D> {
         let c = checksum::icmpv6(outer.0, outer.1, msg);
         msg[2..4].copy_from_slice(&c.to_be_bytes());
         self.counters.count(Counter::IcmpRelayed);
-        Ok(Emit::Route6 { buf, l3, hop })
+        Ok(Emit::route6(buf, l3, hop))
     }
 }
 

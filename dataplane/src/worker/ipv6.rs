@@ -231,7 +231,7 @@ impl<D: Device> Worker<D> {
         let c = checksum::update16(u16::from_be_bytes([msg[2], msg[3]]), old, new);
         msg[2..4].copy_from_slice(&c.to_be_bytes());
         self.counters.count(Counter::IcmpEchoReplies);
-        Ok(Emit::Route6 { buf, l3, hop })
+        Ok(Emit::route6(buf, l3, hop))
     }
 }
 

@@ -5,6 +5,8 @@
 //! dest's mode:
 //! - Route (DR): the frame re-addressed to the RS's MAC on the link, the IPv6 packet untouched
 //!   (hop limit included, as IPVS's DR leaves it);
+//! - TUN: the packet, untouched, in an outer IPv6 header toward the RS (IPv6-in-IPv6, RFC
+//!   2473), which answers the client directly;
 //! - NAT66: routed (hop limit decremented, the egress MTU respected), the destination
 //!   rewritten to `RIP:rport`; the RS's reply (its gateway is the director) found by its
 //!   reply key `RIP:rport → CIP:cport` and sent back from `VIP:vport`. With several workers
@@ -57,6 +59,8 @@ pub enum Via6 {
     Dr,
     /// NAT66: the destination becomes the RS; its replies come back through the director.
     Nat,
+    /// TUN: IPv6-in-IPv6 toward the RS (RFC 2473); it answers the client directly.
+    Tun,
     /// FullNAT66: the source becomes this LIP and port.
     FullNat {
         /// The LIP, by its index in the worker's [`LipPool6`].
@@ -211,7 +215,7 @@ impl<D: Device> Worker<D> {
         };
         let (f, orig, was_active) = (s.data, s.original, is_active(s.state));
         let routed = match (f.via, dir) {
-            (Via6::Dr, Dir::Original) => None,
+            (Via6::Dr | Via6::Tun, Dir::Original) => None,
             (Via6::Nat | Via6::FullNat { .. }, _) => {
                 if meta.is_fragment() {
                     return Err(DropReason::Fragment);
@@ -244,8 +248,8 @@ impl<D: Device> Worker<D> {
                 };
                 Some((hop, local))
             }
-            // A DR session has no reply key: nothing comes back through it.
-            (Via6::Dr, Dir::Reply) => return Err(DropReason::NotForUs),
+            // DR and TUN sessions have no reply key: nothing comes back through them.
+            (Via6::Dr | Via6::Tun, Dir::Reply) => return Err(DropReason::NotForUs),
         };
         let l4_off = usize::from(meta.l4_off);
         let tcp = orig.proto == Proto::Tcp;
@@ -256,8 +260,11 @@ impl<D: Device> Worker<D> {
         self.stats
             .packet(f.slot, dir == Dir::Original, meta.total_len as u64);
         let Some((hop, local)) = routed else {
+            if f.via == Via6::Tun {
+                return self.tunnel6(buf, l3, meta, f.rip);
+            }
             return match self.snap.route6(f.rip) {
-                Some(hop) if hop.on_link => Ok(Emit::Route6 { buf, l3, hop }),
+                Some(hop) if hop.on_link => Ok(Emit::route6(buf, l3, hop)),
                 _ => Err(DropReason::NoRoute),
             };
         };
@@ -283,7 +290,7 @@ impl<D: Device> Worker<D> {
         }
         r.dec_hop_limit();
         drop(r);
-        Ok(Emit::Route6 { buf, l3, hop })
+        Ok(Emit::route6(buf, l3, hop))
     }
 
     /// Opens a session of IPv6 service `si` for the client of `key`: the scheduler's dest
@@ -341,7 +348,8 @@ impl<D: Device> Worker<D> {
                 let reply = FlowKey6::new(key.proto, rip, dest.port, addr, lport);
                 (Via6::FullNat { lip, lport }, Some(reply))
             }
-            _ => (Via6::Dr, None),
+            ForwardMode::Tun => (Via6::Tun, None),
+            ForwardMode::Dr => (Via6::Dr, None),
         };
         let fwd = Forward6 {
             rip,
@@ -390,11 +398,37 @@ fn release_lip6(lips6: &mut Option<LipPool6>, f: &Forward6, now: u64, quarantine
 pub(super) fn local6(lips6: &Option<LipPool6>, f: &Forward6) -> Option<(Ipv6Addr, u16)> {
     match f.via {
         Via6::FullNat { lip, lport } => Some((lips6.as_ref()?.lip(lip)?, lport)),
-        Via6::Dr | Via6::Nat => None,
+        Via6::Dr | Via6::Nat | Via6::Tun => None,
     }
 }
 
 impl<D: Device> Worker<D> {
+    /// TUN: the untouched IPv6 packet at `l3` (`meta`) in an outer IPv6 header toward `rip`
+    /// (RFC 2473), from the director's address on the interface toward it. One that no
+    /// longer fits the egress MTU is dropped (`too_big`) and its source gets a Packet Too Big
+    /// naming the room left (the MTU less the outer header), as a tunnel entry point does.
+    pub(super) fn tunnel6(
+        &mut self,
+        buf: D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+        rip: Ipv6Addr,
+    ) -> Verdict<D::Buf> {
+        let hop = self.snap.route6(rip).ok_or(DropReason::NoRoute)?;
+        let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+        if meta.total_len + parse::IPV6_HEADER_LEN > mtu {
+            let room = (mtu - parse::IPV6_HEADER_LEN) as u32;
+            self.icmpv6_error_back(&buf, l3, meta, (icmpv6::PACKET_TOO_BIG, 0, room));
+            return Err(DropReason::TooBig);
+        }
+        Ok(Emit::Route6 {
+            buf,
+            l3,
+            hop,
+            tunnel: Some(rip),
+        })
+    }
+
     /// Sends the source of the IPv6 packet at `l3` of `offending` (`meta`) an ICMPv6 error
     /// (`ty`, `code`, `rest`: the MTU of Packet Too Big), from the director's IPv6 address
     /// on the interface toward it, rate-limited with the IPv4 errors; `icmp_errors`, else
@@ -430,10 +464,6 @@ impl<D: Device> Worker<D> {
         }
         self.counters.count(Counter::IcmpErrors);
         // The offending packet's own drop is its caller's verdict; this is a frame of its own.
-        self.settle(Ok(Emit::Route6 {
-            buf: b,
-            l3: local::L2_ROOM,
-            hop,
-        }))
+        self.settle(Ok(Emit::route6(b, local::L2_ROOM, hop)))
     }
 }

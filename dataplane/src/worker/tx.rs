@@ -9,10 +9,12 @@ use crate::counters::{Counter, Counters};
 use crate::device::{Burst, Device};
 use crate::drop::DropReason;
 use crate::neigh::Park;
+use crate::parse::IPV6_HEADER_LEN;
 use crate::redirect::{Handoff, HandoffKind};
 use crate::rewrite;
 use crate::snapshot::{Hop, Hop6};
 use crate::wire::{Ipv4Header, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPV4_MIN_HEADER_LEN};
+use core::net::Ipv6Addr;
 
 /// A packet waiting for its next hop's MAC: already framed, destination MAC still zero.
 #[derive(Debug)]
@@ -94,6 +96,9 @@ pub(super) enum Emit<B> {
         l3: usize,
         /// Where it goes.
         hop: Hop6,
+        /// TUN: the RS to put an outer IPv6 header in front of it for (IPv6-in-IPv6,
+        /// RFC 2473), from the director's address toward it.
+        tunnel: Option<Ipv6Addr>,
     },
     /// Sent as it is, already framed, out of `port`.
     Port {
@@ -127,6 +132,17 @@ impl<B> Emit<B> {
             encap: None,
         }
     }
+
+    /// An IPv6 packet at `l3` routed toward `hop`, with no encapsulation.
+    #[inline]
+    pub(super) fn route6(buf: B, l3: usize, hop: Hop6) -> Emit<B> {
+        Emit::Route6 {
+            buf,
+            l3,
+            hop,
+            tunnel: None,
+        }
+    }
 }
 
 /// The outcome of one packet: where it goes, or why it was dropped.
@@ -157,7 +173,12 @@ impl<D: Device> Worker<D> {
                 hop,
                 encap,
             } => self.route(buf, l3, hop, encap),
-            Emit::Route6 { buf, l3, hop } => self.route6(buf, l3, hop),
+            Emit::Route6 {
+                buf,
+                l3,
+                hop,
+                tunnel,
+            } => self.route6(buf, l3, hop, tunnel),
             Emit::Port { port, buf } => {
                 self.tx.send(port, buf, &mut self.counters);
                 Ok(())
@@ -215,11 +236,30 @@ impl<D: Device> Worker<D> {
     /// parks it until a neighbour advertisement answers. Out of line: the director's own
     /// IPv6 (echo replies) is rare, and inlined it would cost IPv4's path its registers.
     #[inline(never)]
-    fn route6(&mut self, mut buf: D::Buf, l3: usize, hop: Hop6) -> Result<(), DropReason> {
+    fn route6(
+        &mut self,
+        mut buf: D::Buf,
+        l3: usize,
+        hop: Hop6,
+        tunnel: Option<Ipv6Addr>,
+    ) -> Result<(), DropReason> {
         let iface = self.snap.iface(hop.iface);
         let (port, vlan) = (iface.port, iface.vlan);
         let mac = self.tx.ports[port as usize].mac();
-        rewrite::frame_l2(&mut buf, l3, 0, vlan, mac.0, ETHERTYPE_IPV6)?;
+        let outer = match tunnel {
+            Some(rip) => Some((
+                self.snap
+                    .source_addr6(hop.iface, rip)
+                    .ok_or(DropReason::NoRoute)?,
+                rip,
+            )),
+            None => None,
+        };
+        let gap = if outer.is_some() { IPV6_HEADER_LEN } else { 0 };
+        let at = rewrite::frame_l2(&mut buf, l3, gap, vlan, mac.0, ETHERTYPE_IPV6)?;
+        if let Some(addrs) = outer {
+            rewrite::write_ip6ip6(&mut buf.data_mut()[at..], addrs);
+        }
         if let Some(dmac) = self.neigh6.lookup(hop.nexthop) {
             rewrite::set_dst_mac(&mut buf, dmac.0);
             self.tx.send(port, buf, &mut self.counters);
