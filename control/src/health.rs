@@ -279,8 +279,24 @@ mod tests {
 
     #[test]
     fn a_checker_reports_rises_and_falls_to_its_sink() {
-        let live = TcpListener::bind("127.0.0.1:0").unwrap();
-        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        rises_and_falls(Ipv4Addr::LOCALHOST.into());
+    }
+
+    #[test]
+    fn ipv6_dests_are_checked_over_ipv6() {
+        rises_and_falls(Ipv6Addr::LOCALHOST.into());
+        let closed = UdpSocket::bind("[::1]:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let e = probe(&CheckKind::Udp, addr, Duration::from_millis(500)).unwrap_err();
+        assert_eq!(e, "UDP: port unreachable");
+    }
+
+    /// A TCP check of two dests on loopback address `lo`: one that answers rises, one that
+    /// refuses falls.
+    fn rises_and_falls(lo: IpAddr) {
+        let live = TcpListener::bind((lo, 0)).unwrap();
+        let closed = TcpListener::bind((lo, 0)).unwrap();
         let (live_port, closed_port) = (
             live.local_addr().unwrap().port(),
             closed.local_addr().unwrap().port(),
@@ -301,7 +317,7 @@ mod tests {
         };
         let target = |port, up| Target {
             check: check.clone(),
-            addr: Ipv4Addr::LOCALHOST.into(),
+            addr: lo,
             port,
             up,
         };
@@ -319,10 +335,7 @@ mod tests {
         checker.stop();
         let mut got = sink.0.lock().unwrap().clone();
         got.sort();
-        let mut want = vec![
-            (IpAddr::from(Ipv4Addr::LOCALHOST), live_port, true),
-            (IpAddr::from(Ipv4Addr::LOCALHOST), closed_port, false),
-        ];
+        let mut want = vec![(lo, live_port, true), (lo, closed_port, false)];
         want.sort();
         assert_eq!(got, want);
     }
