@@ -300,11 +300,14 @@ pub enum ConfigError {
     /// A service the scheduler model refuses (a dest of the other family than its VIP).
     #[error(transparent)]
     Service(#[from] sched::SchedError),
-    /// An IPv6 service with persistence.
-    #[error("service {service}: persistence is not available for IPv6 services")]
-    Ipv6Persistence {
+    /// An IPv6 service with an option its data path does not have yet (persistence, the
+    /// SYN proxy, a PROXY protocol header, TOA): refused rather than silently ignored.
+    #[error("service {service}: {option} is not available for IPv6 services")]
+    Ipv6Option {
         /// The service.
         service: ServiceKey,
+        /// The option.
+        option: &'static str,
     },
     /// An IPv6 LIP that is also a VIP of a service.
     #[error("LIP {0} is also a VIP: FullNAT replies to it could not be told from new clients")]
@@ -880,8 +883,22 @@ impl Snapshot {
         if self.local6(vip).is_some_and(|l| l.lip) {
             return Err(ConfigError::LipIsVip6(vip));
         }
-        if svc.persistence().is_some() {
-            return Err(ConfigError::Ipv6Persistence { service: key });
+        let option = if svc.persistence().is_some() {
+            Some("persistence")
+        } else if svc.synproxy() {
+            Some("the SYN proxy")
+        } else if svc.proxy_protocol().is_some() {
+            Some("the PROXY protocol")
+        } else if svc.toa() {
+            Some("TOA")
+        } else {
+            None
+        };
+        if let Some(option) = option {
+            return Err(ConfigError::Ipv6Option {
+                service: key,
+                option,
+            });
         }
         for d in svc.dests() {
             let IpAddr::V6(rip) = d.addr else {

@@ -342,10 +342,44 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
         s.set_persistence(Some(300)).unwrap();
         c.services.add(s).unwrap();
     });
-    assert!(
-        matches!(e, Err(ConfigError::Ipv6Persistence { .. })),
-        "{e:?}"
+    assert_eq!(
+        e,
+        Err(ConfigError::Ipv6Option {
+            service: key6(Proto::Tcp, 443),
+            option: "persistence",
+        })
     );
+    // The SYN proxy, the PROXY protocol and TOA (on FullNAT dests: the modes that allow them).
+    let with = |f: &dyn Fn(&mut Service)| {
+        build(&|c| {
+            c.lips6 = vec![LIP6];
+            let mut s = svc6(ForwardMode::FullNat, RS6[0]);
+            f(&mut s);
+            c.services.add(s).unwrap();
+        })
+    };
+    assert_eq!(with(&|_| {}), Ok(()));
+    let synproxy = |s: &mut Service| s.set_synproxy(true).unwrap();
+    let header = |s: &mut Service| {
+        s.set_proxy_protocol(Some(sched::ProxyProtocol::V2))
+            .unwrap()
+    };
+    let toa = |s: &mut Service| s.set_toa(true).unwrap();
+    type SetOption<'a> = &'a dyn Fn(&mut Service);
+    let options: [(&str, SetOption); 3] = [
+        ("the SYN proxy", &synproxy),
+        ("the PROXY protocol", &header),
+        ("TOA", &toa),
+    ];
+    for (option, set) in options {
+        assert_eq!(
+            with(set),
+            Err(ConfigError::Ipv6Option {
+                service: key6(Proto::Tcp, 443),
+                option,
+            })
+        );
+    }
     // A DIP as VIP.
     let e = build(&|c| {
         let mut s = Service::new(
