@@ -104,13 +104,7 @@ pub fn home(addr: core::net::Ipv4Addr, port: u16, workers: u16) -> u16 {
 /// as the schedulers fold it).
 #[inline]
 pub fn home6(addr: core::net::Ipv6Addr, port: u16, workers: u16) -> u16 {
-    let b = addr.to_bits();
-    let folded = (b ^ (b >> 64)) as u64;
-    home(
-        core::net::Ipv4Addr::from((folded ^ (folded >> 32)) as u32),
-        port,
-        workers,
-    )
+    home(sched::fold_ipv6(addr), port, workers)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub use error::SchedError;
 pub use lc::LeastConnection;
 pub use mh::{MaglevConfig, MaglevHashing, MH_DEFAULT_TABLE_SIZE, MH_TABLE_SIZES};
 pub use rr::RoundRobin;
-pub use scheduler::{AnyScheduler, DestLoad, FlowHint, SchedKind, Scheduler};
+pub use scheduler::{fold_ipv6, AnyScheduler, DestLoad, FlowHint, SchedKind, Scheduler};
 pub use service::{view_digest, ProxyProtocol, Service, ServiceKey, ServiceTable};
 pub use sh::SourceHashing;
 pub use wlc::WeightedLeastConnection;

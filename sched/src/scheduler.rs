@@ -72,13 +72,20 @@ impl FlowHint {
     /// IPVS's sh and mh schedulers fold it (`addr_fold`), so a client keeps its dest across
     /// directors and restarts as an IPv4 client does.
     pub fn from_ipv6(src: Ipv6Addr, sport: u16) -> FlowHint {
-        let w = src.to_bits();
-        let folded = (w as u32) ^ ((w >> 32) as u32) ^ ((w >> 64) as u32) ^ ((w >> 96) as u32);
         FlowHint {
-            src: Ipv4Addr::from(folded),
+            src: fold_ipv6(src),
             sport,
         }
     }
+}
+
+/// An IPv6 address folded to 32 bits, its four words XORed, as IPVS folds one for its
+/// IPv4-sized hashes: where the schedulers, the home worker and the LIP port pools file an
+/// IPv6 address.
+#[inline]
+pub fn fold_ipv6(a: Ipv6Addr) -> Ipv4Addr {
+    let w = a.to_bits();
+    Ipv4Addr::from((w as u32) ^ ((w >> 32) as u32) ^ ((w >> 64) as u32) ^ ((w >> 96) as u32))
 }
 
 impl Default for FlowHint {

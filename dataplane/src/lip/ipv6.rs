@@ -22,10 +22,8 @@ fn token(i: usize) -> Ipv4Addr {
 /// What the inner pool files a dest under: the RIP folded to 32 bits (the dest's port
 /// pool; every session to one dest draws from the same one, which is all it needs).
 fn toward(rip: Ipv6Addr, rport: u16, now: u64) -> Toward {
-    let o = rip.to_bits();
-    let folded = (o ^ (o >> 64)) as u64;
     Toward {
-        rip: Ipv4Addr::from((folded ^ (folded >> 32)) as u32),
+        rip: sched::fold_ipv6(rip),
         rport,
         now,
     }
