@@ -87,7 +87,7 @@ impl<D: Device> Worker<D> {
             }
         } else if m.src.is_unspecified() {
             return Err(DropReason::Ipv6NotSupported);
-        } else if !vip && !lip && self.snap.dip6(m.dst).is_none() {
+        } else if local.is_none() {
             // Through the director: a NAT66 reply, if NAT66 services exist.
             if self.snap.has_nat6() && nd.is_none() {
                 return self.nat_reply6(port, buf, l3, meta, (m.src, m.dst), copy);

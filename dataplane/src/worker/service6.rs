@@ -19,7 +19,7 @@
 //!   ([`Ipv6Rewrite`]). A reply that reaches another worker goes to the one whose slice of
 //!   the port range holds its LIP port, as IPv4 FullNAT replies do.
 
-use super::session::{fill_loads, is_active};
+use super::session::{fill_loads, insert_refused, is_active};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -362,10 +362,7 @@ impl<D: Device> Worker<D> {
             Err(e) => {
                 // The pair never reached the wire: no quarantine.
                 release_lip6(&mut self.lips6, &fwd, self.now, false);
-                return Err(match e {
-                    conntrack::InsertError::Full => DropReason::TableFull,
-                    conntrack::InsertError::KeyExists => DropReason::SessionConflict,
-                });
+                return Err(insert_refused(e));
             }
         };
         self.counters.count(Counter::SessionsCreated);

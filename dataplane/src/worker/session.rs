@@ -321,10 +321,7 @@ impl<D: Device> Worker<D> {
             Err(e) => {
                 // The pair never reached the wire: no quarantine.
                 release_lip(&mut self.lips, &fwd, self.now, false);
-                return Err(match e {
-                    conntrack::InsertError::Full => DropReason::TableFull,
-                    conntrack::InsertError::KeyExists => DropReason::SessionConflict,
-                });
+                return Err(insert_refused(e));
             }
         };
         self.counters.count(Counter::SessionsCreated);
@@ -454,6 +451,14 @@ impl<D: Device> Worker<D> {
                 }
             }
         }
+    }
+}
+
+/// Why a session could not be inserted, as a drop reason.
+pub(super) fn insert_refused(e: conntrack::InsertError) -> DropReason {
+    match e {
+        conntrack::InsertError::Full => DropReason::TableFull,
+        conntrack::InsertError::KeyExists => DropReason::SessionConflict,
     }
 }
 
