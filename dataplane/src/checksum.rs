@@ -51,10 +51,16 @@ pub fn pseudo_header_sum(src: u32, dst: u32, proto: u8, l4_len: u16) -> u32 {
 /// The ICMPv6 checksum of message `msg` (its checksum field zero) from `src` to `dst`:
 /// RFC 4443 2.3, over the IPv6 pseudo-header (RFC 8200 8.1) and the message.
 pub fn icmpv6(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    ipv6_l4(src, dst, 58, msg)
+}
+
+/// The checksum of upper-layer message `msg` (its checksum field zero) of protocol
+/// `next_header` from `src` to `dst`, over the IPv6 pseudo-header (RFC 8200 8.1).
+pub fn ipv6_l4(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, msg: &[u8]) -> u16 {
     let pseudo = sum_bytes(0, &src.octets());
     let pseudo = sum_bytes(pseudo, &dst.octets());
     let len = msg.len() as u32;
-    let pseudo = pseudo + (len >> 16) + (len & 0xffff) + 58;
+    let pseudo = pseudo + (len >> 16) + (len & 0xffff) + u32::from(next_header);
     !fold(sum_bytes(pseudo, msg))
 }
 

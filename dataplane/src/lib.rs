@@ -39,6 +39,7 @@ pub mod icmpv6;
 pub mod lip;
 pub mod local;
 pub mod mem;
+pub mod nat64;
 pub mod neigh;
 pub mod parse;
 pub mod proxy_protocol;
