@@ -1099,7 +1099,11 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
         Command::AddDest | Command::EditDest | Command::DelDest => {
             let service = service.ok_or(CliError::IllegalService)?;
             let (addr, port) = state.server.ok_or(CliError::IllegalServer)?;
-            if addr.is_ipv6() != service.vip.is_ipv6() {
+            // NAT64: an IPv6 service's FullNAT dest may be IPv4 (and is deleted as any).
+            let nat64 = service.vip.is_ipv6()
+                && addr.is_ipv4()
+                && (command == Command::DelDest || state.mode == Some(Mode::FullNat));
+            if addr.is_ipv6() != service.vip.is_ipv6() && !nat64 {
                 return Err(CliError::FamilyMismatch {
                     vip: service.vip,
                     dest: addr,
@@ -1500,7 +1504,8 @@ Options:
   --toa                               put the client's address in TCP option 254 (TOA) of
                                       the connection's first segments toward the RS
   --real-server  -r server-address    server-address is IPv4[:port] or [IPv6][:port],
-                                      of the service's address family
+                                      of the service's address family (an IPv6
+                                      service's --fullnat dests may be IPv4: NAT64)
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)
   --masquerading -m                   masquerading (NAT)

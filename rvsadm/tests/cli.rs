@@ -1263,7 +1263,7 @@ fn a_dest_of_the_other_family_is_refused_before_sending() {
         "Address family of destination 2001:db8:1::11 differs from the service's VIP 192.0.2.1"
     );
     assert_eq!(
-        error("-d -t [2001:db8::10]:80 -r 10.1.0.11"),
+        error("-e -t [2001:db8::10]:80 -r 10.1.0.11 -m"),
         "Address family of destination 10.1.0.11 differs from the service's VIP 2001:db8::10"
     );
     assert_eq!(
@@ -1280,6 +1280,44 @@ fn a_dest_of_the_other_family_is_refused_before_sending() {
     );
     assert_eq!(e.exit_code(), 2);
     assert!(!e.wants_hint());
+}
+
+#[test]
+fn an_ipv6_service_takes_ipv4_fullnat_dests_nat64() {
+    let svc = SvcKey {
+        proto: ProtoName::Tcp,
+        vip: "2001:db8::10".parse::<Ipv6Addr>().unwrap().into(),
+        port: 80,
+    };
+    assert_eq!(
+        request("-a -t [2001:db8::10]:80 -r 10.1.0.11:8080 --fullnat -w 2"),
+        Request::AddDest {
+            service: svc,
+            dest: dest(11, 8080, 2, "fullnat")
+        }
+    );
+    assert_eq!(
+        request("-e -t [2001:db8::10]:80 -r 10.1.0.11:8080 --fullnat -w 3"),
+        Request::EditDest {
+            service: svc,
+            dest: dest(11, 8080, 3, "fullnat")
+        }
+    );
+    assert!(matches!(
+        request("-d -t [2001:db8::10]:80 -r 10.1.0.11:8080"),
+        Request::DeleteDest { .. }
+    ));
+    // Any other mode keeps the families apart, and an IPv4 service takes no IPv6 dest.
+    for mode in ["-g", "-m", "-i"] {
+        assert_eq!(
+            error(&format!("-a -t [2001:db8::10]:80 -r 10.1.0.11 {mode}")),
+            "Address family of destination 10.1.0.11 differs from the service's VIP 2001:db8::10"
+        );
+    }
+    assert_eq!(
+        error("-a -t 192.0.2.1:80 -r [2001:db8:1::11]:80 --fullnat"),
+        "Address family of destination 2001:db8:1::11 differs from the service's VIP 192.0.2.1"
+    );
 }
 
 #[test]

@@ -67,7 +67,8 @@ pub enum SchedError {
     /// A dest whose address family differs from its service's VIP.
     #[error(
         "Address family of destination {dest} differs from the service's VIP {vip}: a \
-         service's dests are of its VIP's family"
+         service's dests are of its VIP's family, but for IPv4 FullNAT dests of an IPv6 \
+         service (NAT64)"
     )]
     FamilyMismatch {
         /// The service's VIP.

@@ -328,7 +328,10 @@ impl Service {
             return Err(SchedError::WeightOutOfRange { weight: d.weight });
         }
         check_port(self.key.proto, d.port)?;
-        if d.addr.is_ipv4() != self.key.vip.is_ipv4() {
+        // NAT64: an IPv6 service's FullNAT dest may be IPv4 (its LIP is IPv4 then).
+        let nat64 =
+            self.key.vip.is_ipv6() && d.addr.is_ipv4() && d.mode == crate::ForwardMode::FullNat;
+        if d.addr.is_ipv4() != self.key.vip.is_ipv4() && !nat64 {
             return Err(SchedError::FamilyMismatch {
                 vip: self.key.vip,
                 dest: d.addr,
