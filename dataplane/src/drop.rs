@@ -140,6 +140,10 @@ drop_reasons! {
     RedirectFull => "redirect_full",
     /// Frame does not fit the buffer headroom for the rewrite (encapsulation, VLAN push).
     NoHeadroom => "no_headroom",
+    /// An ICMP error about a NAT64 session that RFC 7915 does not translate to the other
+    /// family (source quench, redirect, a parameter problem other than an unknown next
+    /// header, unknown codes), or whose quote is not a TCP/UDP packet.
+    Untranslatable => "untranslatable",
 }
 
 impl fmt::Display for DropReason {

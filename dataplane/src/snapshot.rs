@@ -566,6 +566,9 @@ pub struct Snapshot {
     nat_dests: HashMap<(Proto, Ipv4Addr, u16), Homing>,
     /// IPv6 NAT dests (NAT66): a packet from one is a reply.
     nat_dests6: HashMap<(Proto, Ipv6Addr, u16), Homing>,
+    /// Some IPv6 service has IPv4 FullNAT dests (NAT64): IPv4 replies to a LIP may belong
+    /// to IPv6 sessions.
+    nat64: bool,
     lips: Vec<Ipv4Addr>,
     lips6: Vec<Ipv6Addr>,
     peer_lips: Vec<Ipv4Addr>,
@@ -755,6 +758,7 @@ impl Snapshot {
             dest_slots: Vec::with_capacity(cfg.services.len()),
             nat_dests: HashMap::new(),
             nat_dests6: HashMap::new(),
+            nat64: false,
             lips: cfg.lips.clone(),
             lips6: cfg.lips6.clone(),
             peer_lips: cfg.peer_lips.clone(),
@@ -868,8 +872,9 @@ impl Snapshot {
         Ok(snap)
     }
 
-    /// Checks and adds IPv6 service `svc` (VIP `vip`): every dest IPv6 and on a connected
-    /// subnet in Route (DR) mode, no persistence, the VIP none of the director's DIPs.
+    /// Checks and adds IPv6 service `svc` (VIP `vip`): every dest IPv6 (on a connected
+    /// subnet in Route (DR) mode) or IPv4 in FullNAT mode (NAT64: IPv4 LIPs and a route to
+    /// it needed), no persistence, the VIP none of the director's DIPs.
     fn add_service6(
         &mut self,
         svc: &Service,
@@ -901,12 +906,32 @@ impl Snapshot {
             });
         }
         for d in svc.dests() {
-            let IpAddr::V6(rip) = d.addr else {
-                return Err(sched::SchedError::FamilyMismatch {
-                    vip: key.vip,
-                    dest: d.addr,
+            let rip = match (d.addr, d.mode) {
+                (IpAddr::V6(rip), _) => rip,
+                // NAT64: toward the IPv4 RS from an IPv4 LIP.
+                (IpAddr::V4(_), ForwardMode::FullNat) if self.lips.is_empty() => {
+                    return Err(ConfigError::FullNatWithoutLips {
+                        service: key,
+                        dest: d.addr,
+                    })
                 }
-                .into());
+                (IpAddr::V4(rip), ForwardMode::FullNat) if self.route(rip).is_none() => {
+                    return Err(ConfigError::NoRouteToDest {
+                        service: key,
+                        dest: d.addr,
+                    })
+                }
+                (IpAddr::V4(_), ForwardMode::FullNat) => {
+                    self.nat64 = true;
+                    continue;
+                }
+                (IpAddr::V4(_), _) => {
+                    return Err(sched::SchedError::FamilyMismatch {
+                        vip: key.vip,
+                        dest: d.addr,
+                    }
+                    .into())
+                }
             };
             match d.mode {
                 ForwardMode::Dr if !self.route6(rip).is_some_and(|h| h.on_link) => {
@@ -1048,6 +1073,13 @@ impl Snapshot {
     #[inline]
     pub fn has_nat6(&self) -> bool {
         !self.nat_dests6.is_empty()
+    }
+
+    /// True if some IPv6 service has IPv4 FullNAT dests (NAT64): an IPv4 packet to a LIP
+    /// that no IPv4 session takes may be a NAT64 session's reply.
+    #[inline]
+    pub fn has_nat64(&self) -> bool {
+        self.nat64
     }
 
     /// What `ip` is to the director, if it is one of its addresses.
@@ -1226,6 +1258,7 @@ impl Snapshot {
             dest_slots: Vec::new(),
             nat_dests: HashMap::new(),
             nat_dests6: HashMap::new(),
+            nat64: false,
             lips: Vec::new(),
             lips6: Vec::new(),
             peer_lips: Vec::new(),

@@ -3,6 +3,7 @@
 //! error about a session, the director's own traffic, or a drop — and handed to the worker
 //! that owns its session when that is another one.
 
+use super::nat64::mapped_key;
 use super::session::session_ended;
 use super::tx::{Emit, Verdict};
 use super::Worker;
@@ -186,6 +187,12 @@ impl<D: Device> Worker<D> {
                 Step::Unknown => {}
                 step => return self.take(step, port, buf, l3, m, key),
             }
+            // A NAT64 session's reply: to an IPv4 LIP, its session in the IPv6 table.
+            if self.snap.has_nat64() {
+                if let Some((id, Dir::Reply)) = self.table6.lookup(&mapped_key(&key)) {
+                    return self.nat64_back(id, buf, l3, m);
+                }
+            }
         }
         if let L4::Icmp { ty, .. } = m.l4 {
             if icmp::is_error(ty) {
@@ -200,6 +207,11 @@ impl<D: Device> Worker<D> {
                     if !redirected {
                         if let Some(owner) = self.owner_elsewhere(&key, self.snap.local(key.dst)) {
                             return Ok(Emit::Handoff { owner, port, buf });
+                        }
+                    }
+                    if self.snap.has_nat64() {
+                        if let Some((id, Dir::Reply)) = self.table6.lookup(&mapped_key(&key)) {
+                            return self.nat64_error_to_client(id, buf, l3, m, &q);
                         }
                     }
                 }

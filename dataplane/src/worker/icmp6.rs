@@ -78,6 +78,22 @@ impl<D: Device> Worker<D> {
             .ok_or(DropReason::NoSession)?;
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
         let (f, orig) = (s.data, s.original);
+        if let Via6::Nat64 { lip, lport } = f.via {
+            // About a reply the director translated: the RS hears of it in ICMPv4. The quote's
+            // headers (all an ICMPv4 error quotes) leave the buffer, which the error is built in.
+            if dir != Dir::Original {
+                return Err(DropReason::NotForUs);
+            }
+            let mut quote = [0u8; IPV6_HEADER_LEN + 8];
+            let n = q.len().min(quote.len());
+            quote[..n].copy_from_slice(&q[..n]);
+            let error = (
+                msg[0],
+                msg[1],
+                u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]),
+            );
+            return self.nat64_error_to_server(buf, error, &quote[..n], &f, (lip, lport));
+        }
         let (outer, inner, toward) = match (f.via, dir) {
             (Via6::Dr, Dir::Original) => {
                 return match self.snap.route6(f.rip) {

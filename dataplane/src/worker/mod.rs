@@ -36,6 +36,7 @@ mod icmp;
 mod icmp6;
 mod ipv6;
 mod local;
+mod nat64;
 mod preamble;
 mod service6;
 mod session;

@@ -29,6 +29,7 @@ use crate::drop::DropReason;
 use crate::icmpv6;
 use crate::lip::{LipPool, LipPool6};
 use crate::local;
+use crate::nat64;
 use crate::parse::{self, Ipv6Meta, L4};
 use crate::redirect;
 use crate::rewrite::Ipv6Rewrite;
@@ -65,6 +66,14 @@ pub enum Via6 {
     FullNat {
         /// The LIP, by its index in the worker's [`LipPool6`].
         lip: u16,
+        /// The local port.
+        lport: u16,
+    },
+    /// NAT64: FullNAT toward an IPv4 RS (its address kept IPv4-mapped in `rip`), the packet
+    /// translated to IPv4 from this IPv4 LIP and port of the worker's [`LipPool`].
+    Nat64 {
+        /// The IPv4 LIP.
+        lip: core::net::Ipv4Addr,
         /// The local port.
         lport: u16,
     },
@@ -214,6 +223,13 @@ impl<D: Device> Worker<D> {
             return Err(DropReason::NoSession);
         };
         let (f, orig, was_active) = (s.data, s.original, is_active(s.state));
+        if let Via6::Nat64 { lip, lport } = f.via {
+            // Replies come back as IPv4 (`nat64_back`): nothing else matches the reply key.
+            if dir == Dir::Reply {
+                return Err(DropReason::NotForUs);
+            }
+            return self.nat64_out(id, event, buf, l3, meta, (lip, lport));
+        }
         let routed = match (f.via, dir) {
             (Via6::Dr | Via6::Tun, Dir::Original) => None,
             (Via6::Nat | Via6::FullNat { .. }, _) => {
@@ -250,15 +266,11 @@ impl<D: Device> Worker<D> {
             }
             // DR and TUN sessions have no reply key: nothing comes back through them.
             (Via6::Dr | Via6::Tun, Dir::Reply) => return Err(DropReason::NotForUs),
+            (Via6::Nat64 { .. }, _) => return Err(DropReason::NotForUs),
         };
         let l4_off = usize::from(meta.l4_off);
         let tcp = orig.proto == Proto::Tcp;
-        if let Some(state) = self.table6.on_packet(id, dir, event, self.now) {
-            self.stats
-                .session_moved(f.slot, was_active, is_active(state));
-        }
-        self.stats
-            .packet(f.slot, dir == Dir::Original, meta.total_len as u64);
+        self.session6_packet(id, dir, event, (f.slot, was_active), meta.total_len);
         let Some((hop, local)) = routed else {
             if f.via == Via6::Tun {
                 return self.tunnel6(buf, l3, meta, f.rip);
@@ -293,6 +305,23 @@ impl<D: Device> Worker<D> {
         Ok(Emit::route6(buf, l3, hop))
     }
 
+    /// A packet of IPv6 session `id` (counter slot and activity `slot_active`) going in
+    /// direction `dir`, `len` bytes: the session's TCP state and deadline move, the dest's
+    /// counters and loads follow.
+    pub(super) fn session6_packet(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        event: Option<TcpEvent>,
+        (slot, was_active): (u32, bool),
+        len: usize,
+    ) {
+        if let Some(state) = self.table6.on_packet(id, dir, event, self.now) {
+            self.stats.session_moved(slot, was_active, is_active(state));
+        }
+        self.stats.packet(slot, dir == Dir::Original, len as u64);
+    }
+
     /// Opens a session of IPv6 service `si` for the client of `key`: the scheduler's dest
     /// (least-connection schedulers weigh this worker's sessions per dest), and for FullNAT
     /// a (LIP, port) from the worker's IPv6 pool and the reply key it makes (not for a packet
@@ -324,17 +353,26 @@ impl<D: Device> Worker<D> {
             .and_then(|s| s.pick(svc.dests(), &hint, loads))
             .ok_or(DropReason::NoDest)?;
         let dest = svc.dests()[di];
-        let core::net::IpAddr::V6(rip) = dest.addr else {
-            // An IPv6 service's dests are IPv6 (the snapshot checked it).
-            return Err(DropReason::NoDest);
-        };
         let slot = self.snap.dest_slot(si, di);
-        let (via, reply) = match dest.mode {
-            ForwardMode::Nat | ForwardMode::FullNat if meta.hop_limit <= 1 => {
-                // Routed: a packet that cannot be forwarded opens nothing (its Time Exceeded
-                // goes back from `service6`).
-                return Err(DropReason::TtlExceeded);
+        if matches!(dest.mode, ForwardMode::Nat | ForwardMode::FullNat) && meta.hop_limit <= 1 {
+            // Routed: a packet that cannot be forwarded opens nothing (its Time Exceeded goes
+            // back from `service6`).
+            return Err(DropReason::TtlExceeded);
+        }
+        let rip = match dest.addr {
+            core::net::IpAddr::V6(rip) => rip,
+            // NAT64 (the snapshot took IPv4 dests in FullNAT mode only): an IPv4 LIP and
+            // port toward the RS, the reply key IPv4-mapped.
+            core::net::IpAddr::V4(rip4) => {
+                let hop = self.snap.route(rip4);
+                let (lip, lport) = self.take_lip(hop, rip4, dest.port)?;
+                let rip = nat64::mapped(rip4);
+                let reply = FlowKey6::new(key.proto, rip, dest.port, nat64::mapped(lip), lport);
+                let via = Via6::Nat64 { lip, lport };
+                return self.store6(key, Some(reply), (rip, dest.port, via, slot));
             }
+        };
+        let (via, reply) = match dest.mode {
             ForwardMode::Nat => {
                 let reply = FlowKey6::new(key.proto, rip, dest.port, key.src, key.sport);
                 (Via6::Nat, Some(reply))
@@ -351,9 +389,21 @@ impl<D: Device> Worker<D> {
             ForwardMode::Tun => (Via6::Tun, None),
             ForwardMode::Dr => (Via6::Dr, None),
         };
+        self.store6(key, reply, (rip, dest.port, via, slot))
+    }
+
+    /// Stores the new session of `key` (its reply key `reply`: none for DR and TUN),
+    /// forwarding to `rip`:`rport` `via` with counter slot `slot`; a (LIP, port) it took
+    /// goes back when it cannot be stored.
+    fn store6(
+        &mut self,
+        key: FlowKey6,
+        reply: Option<FlowKey6>,
+        (rip, rport, via, slot): (Ipv6Addr, u16, Via6, u32),
+    ) -> Result<SessionId, DropReason> {
         let fwd = Forward6 {
             rip,
-            rport: dest.port,
+            rport,
             via,
             slot,
         };
@@ -361,7 +411,7 @@ impl<D: Device> Worker<D> {
             Ok(id) => id,
             Err(e) => {
                 // The pair never reached the wire: no quarantine.
-                release_lip6(&mut self.lips6, &fwd, self.now, false);
+                release_lip6(&mut self.lips6, &mut self.lips, &fwd, self.now, false);
                 return Err(insert_refused(e));
             }
         };
@@ -376,26 +426,65 @@ impl<D: Device> Worker<D> {
 /// FullNAT (LIP, port) — a TCP session's into quarantine.
 pub(super) fn session6_ended(
     stats: &WorkerStats,
-    lips6: &mut Option<LipPool6>,
+    (lips6, lips): (&mut Option<LipPool6>, &mut Option<LipPool>),
     now: u64,
     s: &Session<Forward6, FlowKey6>,
 ) {
     stats.session_closed(s.data.slot, is_active(s.state));
-    release_lip6(lips6, &s.data, now, s.original.proto == Proto::Tcp);
+    release_lip6(lips6, lips, &s.data, now, s.original.proto == Proto::Tcp);
 }
 
-/// Gives a FullNAT66 session's (LIP, port) back to the pool.
-fn release_lip6(lips6: &mut Option<LipPool6>, f: &Forward6, now: u64, quarantine: bool) {
-    if let (Via6::FullNat { lip, lport }, Some(p)) = (f.via, lips6.as_mut()) {
-        p.free(lip, lport, f.rip, f.rport, now, quarantine);
+/// Gives a FullNAT66 session's (LIP, port) back to the IPv6 pool, a NAT64 session's to the
+/// IPv4 one.
+fn release_lip6(
+    lips6: &mut Option<LipPool6>,
+    lips: &mut Option<LipPool>,
+    f: &Forward6,
+    now: u64,
+    quarantine: bool,
+) {
+    match (f.via, lips6.as_mut(), lips.as_mut()) {
+        (Via6::FullNat { lip, lport }, Some(p), _) => {
+            p.free(lip, lport, f.rip, f.rport, now, quarantine);
+        }
+        (Via6::Nat64 { lip, lport }, _, Some(p)) => {
+            let Some(rip) = f.rip.to_ipv4_mapped() else {
+                return;
+            };
+            let to = crate::lip::Toward {
+                rip,
+                rport: f.rport,
+                now,
+            };
+            if quarantine {
+                p.free(lip, lport, to);
+            } else {
+                p.free_now(lip, lport, to);
+            }
+        }
+        _ => {}
     }
 }
 
-/// The LIP address of an IPv6 session, for listings.
+/// The LIP address of an IPv6 session: its IPv6 LIP (FullNAT66).
 pub(super) fn local6(lips6: &Option<LipPool6>, f: &Forward6) -> Option<(Ipv6Addr, u16)> {
     match f.via {
         Via6::FullNat { lip, lport } => Some((lips6.as_ref()?.lip(lip)?, lport)),
-        Via6::Dr | Via6::Nat | Via6::Tun => None,
+        Via6::Dr | Via6::Nat | Via6::Tun | Via6::Nat64 { .. } => None,
+    }
+}
+
+/// What an IPv6 session is listed with: its RS (IPv4 for NAT64) and its LIP, if any.
+pub(super) fn listed6(
+    lips6: &Option<LipPool6>,
+    f: &Forward6,
+) -> (core::net::IpAddr, Option<(core::net::IpAddr, u16)>) {
+    match f.via {
+        Via6::Nat64 { lip, lport } => (
+            f.rip.to_ipv4_mapped().map_or(f.rip.into(), Into::into),
+            Some((lip.into(), lport)),
+        ),
+        _ => (f.rip.into(), local6(lips6, f).map(|(a, p)| (a.into(), p))),
     }
 }
 

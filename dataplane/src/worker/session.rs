@@ -395,7 +395,7 @@ impl<D: Device> Worker<D> {
     ///
     /// # Errors
     /// [`DropReason::LipExhausted`] when none is free (or none qualifies within the tries).
-    fn take_lip(
+    pub(super) fn take_lip(
         &mut self,
         hop: Option<Hop>,
         rip: Ipv4Addr,

@@ -4,7 +4,7 @@
 use super::ipv6::send_neighbour_solicit;
 use super::local::send_arp_request;
 use super::service6::Forward6;
-use super::service6::{local6, session6_ended};
+use super::service6::{listed6, session6_ended};
 use super::session::session_ended;
 use super::session::Forward;
 use super::Worker;
@@ -52,12 +52,13 @@ impl SessionInfo {
     /// An IPv6 session as listed at time `now` (its LIP from `lips6`).
     fn v6(s: &Session<Forward6, FlowKey6>, lips6: &Option<LipPool6>, now: u64) -> SessionInfo {
         let k = &s.original;
+        let (rip, local) = listed6(lips6, &s.data);
         SessionInfo {
             proto: k.proto,
             client: (k.src.into(), k.sport),
             vip: (k.dst.into(), k.dport),
-            rip: (s.data.rip.into(), s.data.rport),
-            local: local6(lips6, &s.data).map(|(a, p)| (a.into(), p)),
+            rip: (rip, s.data.rport),
+            local,
             state: s.state,
             expires_in: s.deadline.saturating_sub(now),
         }
@@ -133,7 +134,7 @@ impl<D: Device> Worker<D> {
             if matches!(s.state, SessionState::Tcp(t) if t.half_open()) {
                 counters.count(Counter::HalfOpenExpired);
             }
-            session6_ended(stats, lips6, s.deadline.min(now), &s);
+            session6_ended(stats, (lips6, lips), s.deadline.min(now), &s);
         });
         // A template whose timer ran out while its client still has sessions lives on.
         let rearm = &mut self.template_rearm;
