@@ -49,6 +49,8 @@ None: none; with the IPv6 VIP on their loopback for DR), site.rvsadm(args, check
 site.big_path/big_size/big_sha256. ipv6-nat uses them too, ipv6-tun also
 site.set_tun_decap6(on) (the servers decapsulate IPv6-in-IPv6 and hold the VIP); pmtu-fullnat6 also
 site.set_client_path_mtu6(mtu) (the router's IPv6 route to the client with a locked MTU).
+nat64 and pmtu-nat64 use site.rs and site.lip (the servers' IPv4 addresses and the IPv4 LIP)
+with the IPv6 ones.
 """
 
 import json
@@ -1740,8 +1742,9 @@ def fragments(site, ck, n):
         site.restart_rvsd()
 
 
-def http6(site, ck, n, label, title):
-    """n `curl -6` requests from the client to [VIP6]:80, split over the servers as rr should."""
+def http6(site, ck, n, label, title, dests=None):
+    """n `curl -6` requests from the client to [VIP6]:80, split over the servers as rr should
+    (`dests`: how the servers are listed, their IPv6 addresses unless given)."""
     out = site.client_sh(
         f"for i in $(seq {n}); do curl -6 -g -s -m 2 'http://[{site.vip6}]/' || echo ERR; done",
         timeout=n * 3 + 30,
@@ -1754,8 +1757,8 @@ def http6(site, ck, n, label, title):
             errors += 1
     errors += max(0, n - sum(counts.values()) - errors)
     site.log(f"\n== {title}")
-    for i, a in enumerate(site.rs6, 1):
-        site.log(f"[{a}]:80  {counts.get(f'rs{i}', 0):>4} requests")
+    for i, a in enumerate(dests or [f"[{a}]:80" for a in site.rs6], 1):
+        site.log(f"{a}  {counts.get(f'rs{i}', 0):>4} requests")
     site.log(f"errors  {errors}")
     ck.check_split(f"{label} http", counts, errors, [1, 1, 1])
 
@@ -1846,8 +1849,10 @@ def ipv6_fullnat(site, ck, n):
     downloads6(site, ck, "ipv6-fullnat")
     conns = site.rvsadm(["-L", "-n", "-c"]).stdout
     site.log("\n".join(conns.splitlines()[:4]))
-    # Sessions with a local address (those of earlier IPv6 scenarios list "-").
+    # Sessions to an IPv6 RS with a local address (those of earlier IPv6 scenarios list "-",
+    # NAT64's go to IPv4 servers).
     listed = [l.split() for l in conns.splitlines() if f"[{site.cip6}]:" in l]
+    listed = [l for l in listed if len(l) > 5 and l[5].startswith("[")]
     local = [l for l in listed if len(l) == 7 and l[6] != "-"]
     from_lip = [l for l in local if l[6].startswith(f"[{site.lip6}]:")]
     ck.expect(
@@ -1897,6 +1902,74 @@ def pmtu_fullnat6(site, ck, n):
               f"route cache mtu 1280 toward the LIP: {learned}; errors relayed +{relayed}")
 
 
+
+def service64(site):
+    """NAT64: rr over the three servers' IPv4 addresses (nginx on 8080) behind the IPv6 VIP,
+    FullNAT from the director's IPv4 LIP."""
+    vip = f"[{site.vip6}]:80"
+    site.rvsadm(["-A", "-t", vip, "-s", "rr"])
+    for a in site.rs:
+        site.rvsadm(["-a", "-t", vip, "-r", f"{a}:8080", "--fullnat", "-w", "1"])
+    return vip
+
+
+def nat64(site, ck, n):
+    """NAT64: an IPv6 VIP whose rr service sends the IPv6 client's connections to the three
+    servers' IPv4 nginx, translated to IPv4 from the IPv4 LIP (the servers have no IPv6
+    route and no route to the client). n `curl -6` requests split evenly with no error; 3
+    downloads of the large file arrive whole with the right sha256; `-L -n` lists the IPv4
+    dests under the IPv6 service and `-L -n -c` the sessions from [client] to the IPv4 RS
+    through the IPv4 LIP."""
+    site.set_rs_routes(None)
+    site.set_rs_routes6(None)
+    vip = service64(site)
+    http6(site, ck, n, "nat64", "NAT64, rr (IPv6 client, IPv4 servers, from the IPv4 LIP)",
+          [f"{a}:8080" for a in site.rs])
+    downloads6(site, ck, "nat64")
+    listing = site.rvsadm(["-L", "-n"]).stdout
+    conns = site.rvsadm(["-L", "-n", "-c"]).stdout
+    site.log("\n".join(l for l in listing.splitlines() if vip in l or ":8080" in l))
+    lines = [l.split() for l in listing.splitlines()]
+    dests_ok = all(["->", f"{a}:8080", "FullNat"] in [l[:3] for l in lines] for a in site.rs)
+    listed = [l.split() for l in conns.splitlines() if f"[{site.cip6}]:" in l and vip in l]
+    site.log("\n".join(" ".join(l) for l in listed[:3]))
+    through = [
+        l for l in listed
+        if len(l) == 7 and l[5].rsplit(":", 1)[0] in site.rs and l[6].startswith(f"{site.lip}:")
+    ]
+    ck.expect(
+        "nat64 listing",
+        dests_ok and len(through) >= n and len(through) == len(listed),
+        f"-L -n lists the IPv4 dests as FullNat under {vip}: {dests_ok}; {len(through)} of "
+        f"{len(listed)} sessions of [{site.cip6}] listed to an IPv4 RS from the LIP {site.lip}",
+    )
+
+
+def pmtu_nat64(site, ck, n):
+    """Path-MTU discovery through NAT64: the router's IPv6 route to the client takes 1280
+    bytes; the servers send 1480-byte IPv4 segments (the client's MSS), 1500 bytes once
+    translated. The router's Packet Too Big (1280), sent to the VIP, must reach the server as
+    ICMPv4 fragmentation needed (1260) about its own segment to the LIP, from the LIP; the
+    servers learn mtu 1260 toward the LIP and the downloads complete with the right
+    sha256."""
+    site.set_rs_routes(None)
+    site.set_rs_routes6(None)
+    service64(site)
+    for i in range(1, 4):
+        site.rs_sh(i, "ip route flush cache")
+    c0 = worker_counts(site)
+    site.set_client_path_mtu6(1280)
+    try:
+        site.log("\n== NAT64: IPv6 path MTU 1280 between router and client")
+        downloads6(site, ck, "pmtu-nat64")
+        learned = {f"rs{i}": "mtu 1260" in site.rs_sh(i, f"ip route get {site.lip}") for i in range(1, 4)}
+    finally:
+        site.set_client_path_mtu6(None)
+    relayed = worker_counts(site).get("icmp_relayed", 0) - c0.get("icmp_relayed", 0)
+    site.log(f"servers' route to {site.lip} learned mtu 1260: {learned}; icmp_relayed +{relayed}")
+    ck.expect("pmtu-nat64 learned", all(learned.values()) and relayed >= 3,
+              f"route cache mtu 1260 toward the LIP: {learned}; errors translated +{relayed}")
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -1915,6 +1988,8 @@ SCENARIOS = {
     "ipv6-tun": ipv6_tun,
     "ipv6-fullnat": ipv6_fullnat,
     "pmtu-fullnat6": pmtu_fullnat6,
+    "nat64": nat64,
+    "pmtu-nat64": pmtu_nat64,
     "synproxy": synproxy,
     "proxy-protocol": proxy_protocol,
     "time-wait": time_wait,
