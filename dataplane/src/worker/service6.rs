@@ -553,3 +553,16 @@ impl<D: Device> Worker<D> {
         self.settle(Ok(Emit::route6(b, local::L2_ROOM, hop)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NAT64's IPv4 LIP fits the session's spare room: an IPv6 session's slot is as big as
+    /// before (the IPv6 per-session figure depends on it).
+    #[test]
+    fn an_ipv6_session_does_not_grow() {
+        assert_eq!(core::mem::size_of::<Forward6>(), 32);
+        assert_eq!(core::mem::size_of::<Session<Forward6, FlowKey6>>(), 136);
+    }
+}
