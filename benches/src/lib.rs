@@ -9,12 +9,14 @@ use conntrack::{Proto, SessionState, TcpState, Timeouts};
 use dataplane::device::Device;
 use dataplane::lip::PortReuse;
 use dataplane::mem::{MemDevice, MemPool};
-use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
+use dataplane::snapshot::{
+    Cidr, Cidr6, DirectorConfig, InterfaceConfig, RouteConfig, RouteConfig6, Snapshot,
+};
 use dataplane::wire::{EthernetAddress, Ipv4Packet, TcpPacket};
 use dataplane::worker::{Worker, WorkerConfig};
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use smoltcp::wire::IpAddress;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// Client-side port.
@@ -102,6 +104,76 @@ pub fn proxy_protocol_director(capacity: usize) -> Worker<MemDevice> {
     worker_on(ports, &cfg, capacity, true)
 }
 
+/// The bench director's IPv6 VIP.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
+
+/// The IPv6 real servers (FullNAT66).
+pub const RS6: [Ipv6Addr; 3] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x0b),
+    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x0c),
+    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x0d),
+];
+
+/// The IPv6 router on the WAN link.
+const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0xfe);
+
+/// [`director`] with an IPv6 service on `[VIP6]:80` in FullNAT (wrr 1:2:3, as the IPv4
+/// one): toward [`RS6`] from an IPv6 LIP (FullNAT66), or with `nat64` toward the IPv4 [`RS`]
+/// from the IPv4 LIPs (NAT64).
+pub fn director6(nat64: bool, capacity: usize) -> Worker<MemDevice> {
+    let pool = MemPool::new(8192);
+    let ports = vec![
+        MemDevice::new(EthernetAddress(WAN_MAC), pool.clone(), 4096),
+        MemDevice::new(EthernetAddress(LAN_MAC), pool, 4096),
+    ];
+    let mut cfg = config(ForwardMode::FullNat, capacity, 600_000, false);
+    cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(
+        Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1),
+        64,
+    )];
+    cfg.interfaces[LAN as usize].addrs6 = vec![Cidr6::new(
+        Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1),
+        64,
+    )];
+    cfg.routes6 = vec![RouteConfig6 {
+        dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
+        via: ROUTER6,
+    }];
+    cfg.lips6 = vec![Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x201)];
+    let key = ServiceKey {
+        proto: Proto::Tcp,
+        vip: VIP6.into(),
+        port: 80,
+    };
+    let mut svc = Service::new(key, SchedKind::Wrr).expect("service");
+    for i in 0..3 {
+        let addr = if nat64 { RS[i].into() } else { RS6[i].into() };
+        svc.add_dest(Dest {
+            addr,
+            port: 8080,
+            weight: 1 + i as u32,
+            mode: ForwardMode::FullNat,
+        })
+        .expect("dest");
+    }
+    cfg.services.add(svc).expect("add");
+    let wcfg = WorkerConfig {
+        table_capacity: capacity,
+        table6_capacity: capacity,
+        slow_every: u32::MAX,
+        ..WorkerConfig::default()
+    };
+    let mut w = worker_with(ports, &cfg, wcfg);
+    w.insert_static_neighbour(ROUTER6.into(), EthernetAddress(ROUTER_MAC));
+    for (i, rs) in RS6.iter().enumerate() {
+        w.insert_static_neighbour(
+            (*rs).into(),
+            EthernetAddress([0x02, 0, 0, 1, 0, 0x0b + i as u8]),
+        );
+    }
+    w
+}
+
 /// The bench director's configuration.
 fn config(mode: ForwardMode, capacity: usize, syn_recv_ms: u64, synproxy: bool) -> DirectorConfig {
     let mut services = ServiceTable::new();
@@ -173,13 +245,18 @@ fn worker_on<D: Device>(
     capacity: usize,
     prefetch: bool,
 ) -> Worker<D> {
-    let snap = Snapshot::build(cfg).expect("config");
     let wcfg = WorkerConfig {
         table_capacity: capacity,
         slow_every: u32::MAX,
         prefetch,
         ..WorkerConfig::default()
     };
+    worker_with(ports, cfg, wcfg)
+}
+
+/// A worker over `ports` with `cfg` and `wcfg`, static IPv4 neighbours.
+fn worker_with<D: Device>(ports: Vec<D>, cfg: &DirectorConfig, wcfg: WorkerConfig) -> Worker<D> {
+    let snap = Snapshot::build(cfg).expect("config");
     let mut w = Worker::new(wcfg, ports, Arc::new(ArcSwap::from_pointee(snap))).expect("worker");
     let n = w.neighbours_mut();
     n.insert_static(Ipv4Addr::new(192, 0, 2, 254), EthernetAddress(ROUTER_MAC));
@@ -256,6 +333,46 @@ pub fn tcp_frame_seq(
     ip.set_dst_addr(dst);
     ip.fill_checksum();
     f
+}
+
+/// An IPv6 TCP frame from the router with valid checksums and `payload_len` bytes of
+/// payload (sequence and acknowledgement numbers 0).
+pub fn tcp6_frame(
+    dst_mac: [u8; 6],
+    (src, sport): (Ipv6Addr, u16),
+    (dst, dport): (Ipv6Addr, u16),
+    flags: u8,
+    payload_len: usize,
+) -> Vec<u8> {
+    let l4_len = 20 + payload_len;
+    let mut f = vec![0u8; 14 + 40 + l4_len];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&ROUTER_MAC);
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    smoltcp::wire::Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: smoltcp::wire::IpProtocol::Tcp,
+        payload_len: l4_len,
+        hop_limit: 64,
+    }
+    .emit(&mut smoltcp::wire::Ipv6Packet::new_unchecked(
+        &mut f[14..54],
+    ));
+    let l4 = &mut f[54..];
+    l4[13] = flags;
+    let mut t = TcpPacket::new_unchecked(&mut *l4);
+    t.set_src_port(sport);
+    t.set_dst_port(dport);
+    t.set_header_len(20);
+    t.set_window_len(65535);
+    t.fill_checksum(&IpAddress::Ipv6(src), &IpAddress::Ipv6(dst));
+    f
+}
+
+/// IPv6 client address number `i` (spread over 2001:db8:99::/64).
+pub fn client6(i: u32) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, (i >> 16) as u16, i as u16)
 }
 
 /// Client address number `i` (spread over 198.18.0.0/15).

@@ -237,6 +237,26 @@ pub fn restore_ttl(f: &mut [u8]) {
     }
 }
 
+/// Swaps the IPv6 frame's MACs, addresses and L4 ports and sets its hop limit back to 64
+/// (no checksum covers it); false for any other frame.
+#[inline]
+pub fn reflect6(f: &mut [u8]) -> bool {
+    if f.len() < 14 + 40 + 4 || f[12..14] != [0x86, 0xdd] {
+        return false;
+    }
+    for i in 0..6 {
+        f.swap(i, 6 + i);
+    }
+    for i in 0..16 {
+        f.swap(22 + i, 38 + i);
+    }
+    for i in 0..2 {
+        f.swap(54 + i, 56 + i);
+    }
+    f[21] = 64;
+    true
+}
+
 /// Swaps the frame's MACs, IPv4 addresses and L4 ports and sets its TTL back to 64. None of
 /// the swaps changes a checksum; the TTL is folded into the IPv4 one (RFC 1624).
 #[inline]

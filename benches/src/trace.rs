@@ -9,9 +9,10 @@
 //! polls go through a caller-supplied function: the instruction counter counts inside it,
 //! the allocation proof arms its allocator inside it.
 
-use crate::peer::reflect;
+use crate::peer::{reflect, reflect6};
 use crate::{
-    client, director, proxy_protocol_director, tcp_frame, tcp_frame_seq, LAN, VIP, WAN, WAN_MAC,
+    client, client6, director, director6, proxy_protocol_director, tcp6_frame, tcp_frame,
+    tcp_frame_seq, LAN, VIP, VIP6, WAN, WAN_MAC,
 };
 use dataplane::buf::PacketBuf;
 use dataplane::mem::MemDevice;
@@ -40,16 +41,23 @@ pub enum Scenario {
     /// FullNAT with a PROXY protocol v2 header, established flows whose header the RS has
     /// acknowledged: both directions shifted by it.
     FullNatProxyEstablished,
+    /// FullNAT66: IPv6 clients to IPv6 RSs from an IPv6 LIP, established flows, both ways.
+    FullNat6Established,
+    /// NAT64: IPv6 clients to IPv4 RSs from IPv4 LIPs, established flows, both ways (each
+    /// packet translated).
+    Nat64Established,
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::FullNatEstablished,
         Scenario::FullNatNew,
         Scenario::NatEstablished,
         Scenario::DrEstablished,
         Scenario::FullNatProxyEstablished,
+        Scenario::FullNat6Established,
+        Scenario::Nat64Established,
     ];
 
     /// The name used on command lines and in reports.
@@ -60,6 +68,8 @@ impl Scenario {
             Scenario::NatEstablished => "nat_established",
             Scenario::DrEstablished => "dr_established",
             Scenario::FullNatProxyEstablished => "fullnat_proxy_established",
+            Scenario::FullNat6Established => "fullnat6_established",
+            Scenario::Nat64Established => "nat64_established",
         }
     }
 
@@ -72,7 +82,9 @@ impl Scenario {
         match self {
             Scenario::FullNatEstablished
             | Scenario::FullNatNew
-            | Scenario::FullNatProxyEstablished => ForwardMode::FullNat,
+            | Scenario::FullNatProxyEstablished
+            | Scenario::FullNat6Established
+            | Scenario::Nat64Established => ForwardMode::FullNat,
             Scenario::NatEstablished => ForwardMode::Nat,
             Scenario::DrEstablished => ForwardMode::Dr,
         }
@@ -84,6 +96,16 @@ impl Scenario {
             Scenario::FullNatEstablished
                 | Scenario::NatEstablished
                 | Scenario::FullNatProxyEstablished
+                | Scenario::FullNat6Established
+                | Scenario::Nat64Established
+        )
+    }
+
+    /// IPv6 clients.
+    fn ipv6(self) -> bool {
+        matches!(
+            self,
+            Scenario::FullNat6Established | Scenario::Nat64Established
         )
     }
 }
@@ -108,6 +130,8 @@ impl Trace {
         let new = scenario == Scenario::FullNatNew;
         let worker = if scenario == Scenario::FullNatProxyEstablished {
             proxy_protocol_director(1 << 20)
+        } else if scenario.ipv6() {
+            director6(scenario == Scenario::Nat64Established, 1 << 20)
         } else {
             director(scenario.mode(), 1 << 20, if new { 1 } else { 600_000 })
         };
@@ -120,15 +144,26 @@ impl Trace {
             now: 10,
         };
         if !new {
-            let flow =
-                |i: u32, flags, len| tcp_frame(WAN_MAC, client(i), sport(i), VIP, 80, flags, len);
+            let six = scenario.ipv6();
+            let flow = |i: u32, flags, len| {
+                if six {
+                    tcp6_frame(WAN_MAC, (client6(i), sport(i)), (VIP6, 80), flags, len)
+                } else {
+                    tcp_frame(WAN_MAC, client(i), sport(i), VIP, 80, flags, len)
+                }
+            };
             for chunk in (0..FLOWS).collect::<Vec<_>>().chunks(BURST) {
                 for &i in chunk {
                     assert!(t.worker.port_mut(WAN).inject(&flow(i, SYN, 0)));
                 }
                 t.step_with(|w, now| w.poll(now), |w, now| w.slow_jobs(now));
             }
-            assert_eq!(t.worker.sessions().len(), FLOWS as usize);
+            let opened = if six {
+                t.worker.sessions6().len()
+            } else {
+                t.worker.sessions().len()
+            };
+            assert_eq!(opened, FLOWS as usize);
             t.frames = (0..FLOWS).map(|i| flow(i, ACK, 64)).collect();
             if scenario == Scenario::FullNatProxyEstablished {
                 // Past the header's place (the SYNs had sequence number 0, so the first data
@@ -190,7 +225,8 @@ impl Trace {
         let mut n = poll(&mut self.worker, self.now);
         if self.scenario.two_way() {
             while let Some(mut b) = self.worker.port_mut(LAN).pop_tx() {
-                assert!(reflect(b.data_mut()), "the worker sent an IPv4 frame");
+                let f = b.data_mut();
+                assert!(reflect(f) || reflect6(f), "the worker sent an IP frame");
                 assert!(self.worker.port_mut(LAN).inject_buf(b).is_ok());
             }
             n += poll(&mut self.worker, self.now);

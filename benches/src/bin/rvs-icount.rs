@@ -5,7 +5,8 @@
 //! ```text
 //! rvs-icount SCENARIO [STEPS]     (fullnat_established, fullnat_new_session,
 //!                                  nat_established, dr_established,
-//!                                  fullnat_proxy_established; STEPS default 2000)
+//!                                  fullnat_proxy_established, fullnat6_established,
+//!                                  nat64_established; STEPS default 2000)
 //! ```
 //!
 //! It warms up (500 steps, not counted), runs STEPS counted steps and prints
