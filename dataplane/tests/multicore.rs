@@ -158,6 +158,11 @@ const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
 /// Two workers with IPv6 on both ports, an IPv6 LIP, and TCP [VIP6]:80 → RIP6:8080 in `mode`;
 /// both know the RS's and the router's MACs.
 fn pair6(mode: ForwardMode) -> Pair {
+    pair6_to(RIP6.into(), mode)
+}
+
+/// [`pair6`] with its IPv6 service's one dest at `addr` (an IPv4 FullNAT one: NAT64).
+fn pair6_to(addr: std::net::IpAddr, mode: ForwardMode) -> Pair {
     use dataplane::snapshot::{Cidr6, RouteConfig6};
     use sched::{Dest, Service, ServiceKey};
     let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
@@ -181,7 +186,7 @@ fn pair6(mode: ForwardMode) -> Pair {
     };
     let mut svc = Service::new(key, SchedKind::Rr).unwrap();
     svc.add_dest(Dest {
-        addr: RIP6.into(),
+        addr,
         port: 8080,
         weight: 1,
         mode,
@@ -227,6 +232,32 @@ fn a_fullnat66_reply_on_the_other_worker_is_redirected_to_the_owner() {
         0,
         "no session on the wrong worker"
     );
+    for w in &p.w {
+        assert_eq!(w.counters().total_drops(), 0);
+    }
+    assert!(p.w[0].counters().balanced() && p.w[1].counters().balanced());
+}
+
+#[test]
+fn a_nat64_reply_on_the_other_worker_is_redirected_to_the_owner() {
+    let mut p = pair6_to(RS[0].into(), ForwardMode::FullNat);
+    let syn = testkit::Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    let [o0, o1] = p.send(0, WAN, &syn);
+    assert_eq!((o0.lan.len(), o1.total()), (1, 0));
+    let s = decode(&o0.lan[0]);
+    assert_eq!((s.dst, s.dport), (RS[0], 8080));
+    assert!(s.sport <= 33279, "worker 0's slice of 1024..=65535");
+    // The RS's IPv4 answer lands on worker 1's queue: handed to worker 0, which translates it.
+    let mut synack = Frame::tcp(RS[0], 8080, s.src, s.sport, SYN | ACK).via_rs(0);
+    synack.dst_mac = LAN_MAC;
+    let [o0, o1] = p.send(1, LAN, &synack.build());
+    assert_eq!(o1.total(), 0);
+    let s = decode6(&o0.wan[0]);
+    assert_eq!((s.src, s.dst), (VIP6, CLIENT6));
+    assert_eq!((s.l4().sport, s.l4().dport), (80, 40000));
+    assert_eq!(p.w[1].counters().redirected_out(), 1);
+    assert_eq!(p.w[0].counters().redirected_in(), 1);
+    assert_eq!(p.w[1].sessions6().len(), 0);
     for w in &p.w {
         assert_eq!(w.counters().total_drops(), 0);
     }
