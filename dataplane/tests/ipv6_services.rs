@@ -409,7 +409,7 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
 
 #[test]
 fn listings_give_ipv6_sessions_after_the_ipv4_ones() {
-    use dataplane::worker::{MailRequest, SessionDump};
+    use dataplane::worker::SessionDump;
     let mut lab = lab6(false);
     let v4 = testkit::Frame::tcp(CIP, 40000, VIP, 80, testkit::SYN).build();
     assert_eq!(lab.send(WAN, &v4).total(), 1);
@@ -421,18 +421,7 @@ fn listings_give_ipv6_sessions_after_the_ipv4_ones() {
     let mut from = 0;
     let mut listed = Vec::new();
     for _ in 0..10 {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        lab.worker
-            .mailbox_handle()
-            .post(MailRequest::DumpSessions {
-                from,
-                max: 1,
-                into: Vec::with_capacity(1),
-                reply: tx,
-            })
-            .unwrap();
-        lab.slow();
-        let SessionDump { sessions, next } = rx.try_recv().expect("answered in the slow jobs");
+        let SessionDump { sessions, next } = lab.dump(from, 1);
         listed.extend(sessions);
         match next {
             Some(n) => from = n,

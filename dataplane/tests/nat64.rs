@@ -161,28 +161,17 @@ fn nat64_udp_and_its_lip_ports() {
 
 #[test]
 fn nat64_sessions_are_listed_with_their_ipv4_rs_and_lip() {
-    use dataplane::worker::{MailRequest, SessionDump};
+    use dataplane::worker::SessionDump;
     let mut lab = lab64(2000..=2000);
     let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
     assert_eq!(lab.send(WAN, &syn).total(), 1);
     let mut from = 0;
     let mut sessions = Vec::new();
     for _ in 0..100 {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        lab.worker
-            .mailbox_handle()
-            .post(MailRequest::DumpSessions {
-                from,
-                max: 8,
-                into: Vec::with_capacity(8),
-                reply: tx,
-            })
-            .unwrap();
-        lab.slow();
         let SessionDump {
             sessions: page,
             next,
-        } = rx.try_recv().unwrap();
+        } = lab.dump(from, 8);
         sessions.extend(page);
         match next {
             Some(n) => from = n,

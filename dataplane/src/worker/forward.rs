@@ -1,7 +1,7 @@
 //! Steps 7–8: a session's packet — state transition, then the per-mode rewrite (NAT and
 //! FullNAT addresses and ports, DR's MAC only, TUN's IPIP encapsulation) — on its way out.
 
-use super::session::{is_active, Forward, Phase, SynProxy, Via};
+use super::session::{is_active, tcp_event, Forward, Phase, SynProxy, Via};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -38,12 +38,7 @@ impl<D: Device> Worker<D> {
         opened: Option<Hop>,
     ) -> Verdict<D::Buf> {
         let event = match m.l4 {
-            L4::Tcp { flags, .. } => TcpEvent::from_flags(
-                flags & tcp_flags::SYN != 0,
-                flags & tcp_flags::FIN != 0,
-                flags & tcp_flags::ACK != 0,
-                flags & tcp_flags::RST != 0,
-            ),
+            L4::Tcp { flags, .. } => tcp_event(flags),
             _ => None,
         };
         let Some(s) = self.table.get(id) else {

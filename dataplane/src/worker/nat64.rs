@@ -12,6 +12,7 @@
 //! ICMPv4 about the reply it sent — so path-MTU discovery works through the translation.
 
 use super::service6::Forward6;
+use super::session::{is_active, tcp_event};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -23,7 +24,6 @@ use crate::icmpv6;
 use crate::local::{self, IcmpError, L2_ROOM};
 use crate::nat64::{self, To4};
 use crate::parse::{Ipv4Meta, Ipv6Meta, IPV6_HEADER_LEN, L4};
-use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::IPV4_MIN_HEADER_LEN;
 use conntrack::{Dir, FlowKey, FlowKey6, Proto, SessionId, TcpEvent};
 use core::net::Ipv4Addr;
@@ -65,11 +65,7 @@ impl<D: Device> Worker<D> {
         (lip, lport): (Ipv4Addr, u16),
     ) -> Verdict<D::Buf> {
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
-        let (f, tcp, was_active) = (
-            s.data,
-            s.original.proto == Proto::Tcp,
-            super::session::is_active(s.state),
-        );
+        let (f, tcp, was_active) = (s.data, s.original.proto == Proto::Tcp, is_active(s.state));
         if meta.is_fragment() {
             return Err(DropReason::Fragment);
         }
@@ -115,17 +111,9 @@ impl<D: Device> Worker<D> {
         m: &Ipv4Meta,
     ) -> Verdict<D::Buf> {
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
-        let (f, orig, was_active) = (s.data, s.original, super::session::is_active(s.state));
+        let (f, orig, was_active) = (s.data, s.original, is_active(s.state));
         let (tcp, event) = match m.l4 {
-            L4::Tcp { flags, .. } => (
-                true,
-                TcpEvent::from_flags(
-                    flags & tcp_flags::SYN != 0,
-                    flags & tcp_flags::FIN != 0,
-                    flags & tcp_flags::ACK != 0,
-                    flags & tcp_flags::RST != 0,
-                ),
-            ),
+            L4::Tcp { flags, .. } => (true, tcp_event(flags)),
             L4::Udp { .. } => (false, None),
             _ => return Err(DropReason::NotForUs),
         };

@@ -19,7 +19,7 @@
 //!   ([`Ipv6Rewrite`]). A reply that reaches another worker goes to the one whose slice of
 //!   the port range holds its LIP port, as IPv4 FullNAT replies do.
 
-use super::session::{fill_loads, insert_refused, is_active};
+use super::session::{fill_loads, give_back_lip, insert_refused, is_active, tcp_event};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -91,12 +91,7 @@ fn l4_of(meta: &Ipv6Meta) -> Result<(Proto, u16, u16, Option<TcpEvent>, bool), D
             Proto::Tcp,
             sport,
             dport,
-            TcpEvent::from_flags(
-                flags & tcp_flags::SYN != 0,
-                flags & tcp_flags::FIN != 0,
-                flags & tcp_flags::ACK != 0,
-                flags & tcp_flags::RST != 0,
-            ),
+            tcp_event(flags),
             flags & tcp_flags::HANDSHAKE == tcp_flags::SYN,
         )),
         L4::Udp { sport, dport } => Ok((Proto::Udp, sport, dport, None, true)),
@@ -448,18 +443,8 @@ fn release_lip6(
             p.free(lip, lport, f.rip, f.rport, now, quarantine);
         }
         (Via6::Nat64 { lip, lport }, _, Some(p)) => {
-            let Some(rip) = f.rip.to_ipv4_mapped() else {
-                return;
-            };
-            let to = crate::lip::Toward {
-                rip,
-                rport: f.rport,
-                now,
-            };
-            if quarantine {
-                p.free(lip, lport, to);
-            } else {
-                p.free_now(lip, lport, to);
+            if let Some(rip) = f.rip.to_ipv4_mapped() {
+                give_back_lip(p, (lip, lport), (rip, f.rport), now, quarantine);
             }
         }
         _ => {}

@@ -17,7 +17,8 @@ use crate::snapshot::{Hop, Snapshot};
 use crate::stats::WorkerStats;
 use crate::synproxy::CookieInfo;
 use crate::wire::be32;
-use conntrack::{Dir, FlowKey, Proto, SessionState, Table, TcpState};
+use crate::wire::tcp::flags as tcp_flags;
+use conntrack::{Dir, FlowKey, Proto, SessionState, Table, TcpEvent, TcpState};
 use core::net::{IpAddr, Ipv4Addr};
 use sched::{DestLoad, FlowHint, ForwardMode, ProxyProtocol, SchedKind, Scheduler};
 
@@ -511,17 +512,36 @@ pub(super) fn session_ended(
 /// have nothing of the kind) it waits out the quarantine there.
 fn release_lip(lips: &mut Option<LipPool>, f: &Forward, now: u64, quarantine: bool) {
     if let (Via::FullNat { lip, lport }, Some(p)) = (f.via, lips.as_mut()) {
-        let to = Toward {
-            rip: f.rip,
-            rport: f.rport,
-            now,
-        };
-        if quarantine {
-            p.free(lip, lport, to);
-        } else {
-            p.free_now(lip, lport, to);
-        }
+        give_back_lip(p, (lip, lport), (f.rip, f.rport), now, quarantine);
     }
+}
+
+/// Gives `lip`:`lport`, handed out toward `rip`:`rport` and freed at `now`, back to `pool`,
+/// into quarantine with `quarantine` (IPv4 FullNAT's and NAT64's sessions alike).
+pub(super) fn give_back_lip(
+    pool: &mut LipPool,
+    (lip, lport): (Ipv4Addr, u16),
+    (rip, rport): (Ipv4Addr, u16),
+    now: u64,
+    quarantine: bool,
+) {
+    let to = Toward { rip, rport, now };
+    if quarantine {
+        pool.free(lip, lport, to);
+    } else {
+        pool.free_now(lip, lport, to);
+    }
+}
+
+/// The session event of TCP `flags`.
+#[inline]
+pub(super) fn tcp_event(flags: u8) -> Option<TcpEvent> {
+    TcpEvent::from_flags(
+        flags & tcp_flags::SYN != 0,
+        flags & tcp_flags::FIN != 0,
+        flags & tcp_flags::ACK != 0,
+        flags & tcp_flags::RST != 0,
+    )
 }
 
 /// IPVS's ActiveConn: established TCP sessions, and UDP/ICMP ones (which never go inactive).

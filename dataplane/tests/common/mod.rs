@@ -158,6 +158,23 @@ impl Lab {
         self.collect()
     }
 
+    /// One page of `-L -c`: at most `max` sessions from slot `from` on, answered in the slow
+    /// jobs.
+    pub fn dump(&mut self, from: u32, max: usize) -> dataplane::worker::SessionDump {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.worker
+            .mailbox_handle()
+            .post(dataplane::worker::MailRequest::DumpSessions {
+                from,
+                max,
+                into: Vec::with_capacity(max),
+                reply: tx,
+            })
+            .unwrap();
+        self.slow();
+        rx.try_recv().expect("answered in the slow jobs")
+    }
+
     pub fn publish(&mut self, cfg: &DirectorConfig) {
         self.cell
             .store(Arc::new(Snapshot::build(cfg).expect("valid config")));
