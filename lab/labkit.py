@@ -1878,6 +1878,27 @@ def ipv6_tun(site, ck, n):
         site.set_tun_decap6(False)
 
 
+def pmtu_path6(site, ck, label, title, ip, peer, mtu):
+    """Downloads of the large file over a 1280-byte IPv6 path to the client (the router's
+    route to it locked), their sha256 checked, and what the servers learned from the errors
+    the director passed on: `mtu` in their route cache (`ip`: "ip" or "ip -6") toward
+    `peer`; at least 3 errors relayed."""
+    for i in range(1, 4):
+        site.rs_sh(i, f"{ip} route flush cache")
+    c0 = worker_counts(site)
+    site.set_client_path_mtu6(1280)
+    try:
+        site.log(f"\n== {title}")
+        downloads6(site, ck, label)
+        learned = {f"rs{i}": f"mtu {mtu}" in site.rs_sh(i, f"{ip} route get {peer}") for i in range(1, 4)}
+    finally:
+        site.set_client_path_mtu6(None)
+    relayed = worker_counts(site).get("icmp_relayed", 0) - c0.get("icmp_relayed", 0)
+    site.log(f"servers' route to {peer} learned mtu {mtu}: {learned}; icmp_relayed +{relayed}")
+    ck.expect(f"{label} learned", all(learned.values()) and relayed >= 3,
+              f"route cache mtu {mtu} toward the LIP: {learned}; errors relayed +{relayed}")
+
+
 def pmtu_fullnat6(site, ck, n):
     """Path-MTU discovery through FullNAT66: the router's IPv6 route to the client takes 1280
     bytes, the servers send 1440-byte segments (the client's MSS). The router's Packet Too
@@ -1886,21 +1907,8 @@ def pmtu_fullnat6(site, ck, n):
     file complete with the right sha256."""
     site.set_rs_routes6(None)
     service6(site, "--fullnat")
-    for i in range(1, 4):
-        site.rs_sh(i, "ip -6 route flush cache")
-    c0 = worker_counts(site)
-    site.set_client_path_mtu6(1280)
-    try:
-        site.log("\n== FullNAT66: path MTU 1280 between router and client")
-        downloads6(site, ck, "pmtu-fullnat6")
-        learned = {f"rs{i}": "mtu 1280" in site.rs_sh(i, f"ip -6 route get {site.lip6}") for i in range(1, 4)}
-    finally:
-        site.set_client_path_mtu6(None)
-    relayed = worker_counts(site).get("icmp_relayed", 0) - c0.get("icmp_relayed", 0)
-    site.log(f"servers' route to {site.lip6} learned mtu 1280: {learned}; icmp_relayed +{relayed}")
-    ck.expect("pmtu-fullnat6 learned", all(learned.values()) and relayed >= 3,
-              f"route cache mtu 1280 toward the LIP: {learned}; errors relayed +{relayed}")
-
+    pmtu_path6(site, ck, "pmtu-fullnat6", "FullNAT66: path MTU 1280 between router and client",
+               "ip -6", site.lip6, 1280)
 
 
 def service64(site):
@@ -1931,7 +1939,10 @@ def nat64(site, ck, n):
     site.log("\n".join(l for l in listing.splitlines() if vip in l or ":8080" in l))
     lines = [l.split() for l in listing.splitlines()]
     dests_ok = all(["->", f"{a}:8080", "FullNat"] in [l[:3] for l in lines] for a in site.rs)
+    # The client's sessions to IPv4 servers (earlier IPv6 scenarios' to IPv6 ones may be
+    # listed too, in TIME_WAIT).
     listed = [l.split() for l in conns.splitlines() if f"[{site.cip6}]:" in l and vip in l]
+    listed = [l for l in listed if len(l) > 5 and not l[5].startswith("[")]
     site.log("\n".join(" ".join(l) for l in listed[:3]))
     through = [
         l for l in listed
@@ -1955,20 +1966,9 @@ def pmtu_nat64(site, ck, n):
     site.set_rs_routes(None)
     site.set_rs_routes6(None)
     service64(site)
-    for i in range(1, 4):
-        site.rs_sh(i, "ip route flush cache")
-    c0 = worker_counts(site)
-    site.set_client_path_mtu6(1280)
-    try:
-        site.log("\n== NAT64: IPv6 path MTU 1280 between router and client")
-        downloads6(site, ck, "pmtu-nat64")
-        learned = {f"rs{i}": "mtu 1260" in site.rs_sh(i, f"ip route get {site.lip}") for i in range(1, 4)}
-    finally:
-        site.set_client_path_mtu6(None)
-    relayed = worker_counts(site).get("icmp_relayed", 0) - c0.get("icmp_relayed", 0)
-    site.log(f"servers' route to {site.lip} learned mtu 1260: {learned}; icmp_relayed +{relayed}")
-    ck.expect("pmtu-nat64 learned", all(learned.values()) and relayed >= 3,
-              f"route cache mtu 1260 toward the LIP: {learned}; errors translated +{relayed}")
+    pmtu_path6(site, ck, "pmtu-nat64", "NAT64: IPv6 path MTU 1280 between router and client",
+               "ip", site.lip, 1260)
+
 
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
