@@ -29,16 +29,16 @@ use dataplane::sync::{
 };
 use proto::{ConnCursor, DestSpec, Envelope, ProtoName, Request, SvcKey};
 use rvs_fuzz::pipeline::{
-    self, encode, Record, DIP6_WAN, DIP_VLAN, LAN_GW, LAN_GW_MAC, LAN_VLAN, RS_FAR, RS_VLAN,
-    RS_VLAN_MAC, VIP2, VLAN_MTU,
+    self, encode, Record, DIP6_WAN, DIP_VLAN, LAN_GW, LAN_GW_MAC, LAN_VLAN, ROUTER6, RS_FAR,
+    RS_VLAN, RS_VLAN_MAC, VIP2, VIP6, VLAN_MTU,
 };
 use sched::ForwardMode;
 use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use testkit::{
-    arp_frame, icmp_error_frame, icmpv6_frame, rs_mac, Frame, ACK, CIP, DIP_LAN, DIP_WAN, FIN, LAN,
-    LAN_MAC, LIP1, PSH, ROUTER, ROUTER_MAC, RS, RST, SYN, TAP, VIP, WAN, WAN_MAC,
+    arp_frame, icmp_error_frame, icmpv6_frame, rs_mac, Frame, Frame6, ACK, CIP, DIP_LAN, DIP_WAN,
+    FIN, LAN, LAN_MAC, LIP1, PSH, ROUTER, ROUTER_MAC, RS, RST, SYN, TAP, VIP, WAN, WAN_MAC,
 };
 
 /// A client on the WAN subnet itself (its replies need ARP).
@@ -128,6 +128,23 @@ fn reflect(f: &[u8], flags: u8) -> Vec<u8> {
     let (dst, src) = (f[0..6].to_vec(), f[6..12].to_vec());
     r[0..6].copy_from_slice(&src);
     r[6..12].copy_from_slice(&dst);
+    if f[12..14] == [0x86, 0xdd] {
+        // IPv6 (TCP or UDP right after the fixed header): addresses, ports, flags.
+        let (a, b) = (f[22..38].to_vec(), f[38..54].to_vec());
+        r[22..38].copy_from_slice(&b);
+        r[38..54].copy_from_slice(&a);
+        r[21] = 64;
+        let (sp, dp) = (f[54..56].to_vec(), f[56..58].to_vec());
+        r[54..56].copy_from_slice(&dp);
+        r[56..58].copy_from_slice(&sp);
+        if f[20] == 6 {
+            let seq = u32::from_be_bytes([f[58], f[59], f[60], f[61]]);
+            r[58..62].copy_from_slice(&f[62..66]);
+            r[62..66].copy_from_slice(&seq.wrapping_add(1).to_be_bytes());
+            r[54 + 13] = flags;
+        }
+        return r;
+    }
     let l3 = if f[12..14] == [0x81, 0x00] { 18 } else { 14 };
     let ip = &mut r[l3..];
     let hl = ((ip[0] & 0x0f) as usize) * 4;
@@ -734,6 +751,84 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
         s.send(WAN, &f);
     }
     add("ipv6_director", &s);
+
+    // IPv6 services: FullNAT66 (TCP [VIP6]:80) handshake, data and close; NAT64 (TCP
+    // [VIP6]:8080 over an IPv4 and an IPv6 dest, UDP [VIP6]:53 to an IPv4 one) both ways;
+    // the errors that cross the translation (fragmentation needed from an IPv4 router, a
+    // Packet Too Big about a reply), a client segment too big for the IPv4 side, a hop limit
+    // running out.
+    let client6 = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
+    let mut s = Script::default();
+    s.send(WAN, &Frame6::tcp(client6, 40000, VIP6, 80, SYN).build());
+    s.reply(LAN, SYN | ACK);
+    s.send(
+        WAN,
+        &Frame6::tcp(client6, 40000, VIP6, 80, ACK | PSH)
+            .payload(b"GET / HTTP/1.1\r\n\r\n")
+            .build(),
+    );
+    s.reply(LAN, ACK | PSH);
+    s.send(
+        WAN,
+        &Frame6::tcp(client6, 40000, VIP6, 80, FIN | ACK).build(),
+    );
+    s.reply(LAN, FIN | ACK);
+    for cport in [41000, 41001, 41002] {
+        s.send(WAN, &Frame6::tcp(client6, cport, VIP6, 8080, SYN).build());
+        s.reply(LAN, SYN | ACK);
+    }
+    s.send(
+        WAN,
+        &Frame6::udp(client6, 5353, VIP6, 53)
+            .payload(b"query")
+            .build(),
+    );
+    s.reply(LAN, 0);
+    if let Some(out) = s.last_out(WAN) {
+        // The translated answer: a router toward the client says it is too big.
+        let ptb = Icmpv6Repr::PktTooBig {
+            mtu: 1280,
+            header: smoltcp::wire::Ipv6Repr {
+                src_addr: VIP6,
+                dst_addr: client6,
+                next_header: smoltcp::wire::IpProtocol::Udp,
+                payload_len: out.len() - 54,
+                hop_limit: 63,
+            },
+            data: &out[54..],
+        };
+        s.send(
+            WAN,
+            &icmpv6_frame(ROUTER_MAC, WAN_MAC, (ROUTER6, VIP6), 64, &ptb),
+        );
+    }
+    s.send(
+        WAN,
+        &Frame6::udp(client6, 5354, VIP6, 53).payload(b"q2").build(),
+    );
+    if let Some(out) = s.last_out(LAN) {
+        // The translated query: an IPv4 router toward the server needs fragmentation.
+        s.send(
+            LAN,
+            &icmp_error_frame(
+                (ROUTER_MAC, LAN_MAC),
+                LAN_GW,
+                LIP1,
+                (3, 4, 1400),
+                &out[14..],
+            ),
+        );
+    }
+    s.send(
+        WAN,
+        &Frame6::udp(client6, 5355, VIP6, 53)
+            .payload(&[9; 1480])
+            .build(),
+    );
+    let mut last = Frame6::tcp(client6, 42000, VIP6, 80, SYN);
+    last.hop_limit = 1;
+    s.send(WAN, &last.build());
+    add("ipv6_services", &s);
 
     let _ = RS_FAR;
     seeds

@@ -74,9 +74,11 @@ use dataplane::mem::{MemBuf, MemDevice, MemPool};
 use dataplane::neigh::{NeighConfig, NeighState};
 use dataplane::parse;
 use dataplane::redirect::RedirectRings;
-use dataplane::snapshot::{Cidr, Cidr6, DirectorConfig, InterfaceConfig, RouteConfig, Snapshot};
+use dataplane::snapshot::{
+    Cidr, Cidr6, DirectorConfig, InterfaceConfig, RouteConfig, RouteConfig6, Snapshot,
+};
 use dataplane::wire::EthernetAddress;
-use dataplane::worker::{PortRole, Worker, WorkerConfig};
+use dataplane::worker::{PortRole, Via6, Worker, WorkerConfig};
 use dataplane::Counters;
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 use smoltcp::wire::{
@@ -84,7 +86,7 @@ use smoltcp::wire::{
     Ipv6Packet, TcpPacket, UdpPacket,
 };
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, OnceLock};
 pub use testkit::{
     rs_mac, CIP, DIP_LAN, DIP_WAN, LAN, LAN_MAC, LIP1, LIP2, ROUTER, ROUTER_MAC, RS, TAP, TAP_MAC,
@@ -94,6 +96,22 @@ pub use testkit::{
 /// The director's IPv6 address on the WAN: neighbour solicitations and echoes to it are
 /// answered.
 pub const DIP6_WAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
+/// The director's IPv6 address on the LAN.
+pub const DIP6_LAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1);
+/// The IPv6 VIP: FullNAT66 and NAT64 services.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
+/// The IPv6 LIP.
+pub const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x201);
+/// The IPv6 router on the WAN (static neighbour, [`ROUTER_MAC`]).
+pub const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
+/// IPv6 real servers (static neighbours, MACs `rs_mac(0)`, `rs_mac(1)`).
+pub const RS6: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11),
+    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x12),
+];
+/// Every IPv6 address of the director (DIPs, VIP, LIP): what IPv6 rvs sends comes from one.
+const LOCAL6: [Ipv6Addr; 4] = [DIP6_WAN, DIP6_LAN, VIP6, LIP6];
+
 /// All-nodes (ff02::1), where an answer to duplicate address detection goes.
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
@@ -218,7 +236,7 @@ pub fn encode(out: &mut Vec<u8>, r: &Record<'_>) {
     }
 }
 
-fn dest(addr: Ipv4Addr, port: u16, weight: u32, mode: ForwardMode) -> Dest {
+fn dest(addr: impl Into<IpAddr>, port: u16, weight: u32, mode: ForwardMode) -> Dest {
     Dest {
         addr: addr.into(),
         port,
@@ -229,7 +247,7 @@ fn dest(addr: Ipv4Addr, port: u16, weight: u32, mode: ForwardMode) -> Dest {
 
 fn service(
     proto: Proto,
-    vip: Ipv4Addr,
+    vip: impl Into<IpAddr>,
     port: u16,
     sched: SchedKind,
     persist: Option<u32>,
@@ -368,6 +386,37 @@ pub fn base_config() -> DirectorConfig {
             None,
             &[dest(RS[2], 443, 1, Nat)],
         )),
+        // FullNAT66 and NAT64 (IPv4 FullNAT dests of IPv6 services).
+        service(
+            Proto::Tcp,
+            VIP6,
+            80,
+            SchedKind::Wrr,
+            None,
+            &[
+                dest(RS6[0], 8080, 1, FullNat),
+                dest(RS6[1], 8080, 1, FullNat),
+            ],
+        ),
+        service(
+            Proto::Tcp,
+            VIP6,
+            8080,
+            SchedKind::Mh,
+            None,
+            &[
+                dest(RS[0], 8080, 1, FullNat),
+                dest(RS6[1], 8080, 1, FullNat),
+            ],
+        ),
+        service(
+            Proto::Udp,
+            VIP6,
+            53,
+            SchedKind::Rr,
+            None,
+            &[dest(RS[2], 53, 1, FullNat)],
+        ),
     ];
     let mut table = ServiceTable::new();
     for s in services {
@@ -384,7 +433,7 @@ pub fn base_config() -> DirectorConfig {
                 mtu: 1500,
             },
             InterfaceConfig {
-                addrs6: Vec::new(),
+                addrs6: vec![Cidr6::new(DIP6_LAN, 64)],
                 name: "lan0".into(),
                 port: LAN,
                 vlan: None,
@@ -410,7 +459,12 @@ pub fn base_config() -> DirectorConfig {
                 via: LAN_GW,
             },
         ],
+        routes6: vec![RouteConfig6 {
+            dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
+            via: ROUTER6,
+        }],
         lips: vec![LIP1, LIP2],
+        lips6: vec![LIP6],
         lport_range: 1024..=1055,
         lport_reuse: dataplane::lip::PortReuse::default(),
         services: table,
@@ -505,6 +559,7 @@ impl Lab {
                     id: id as u16,
                     workers: WORKERS as u16,
                     table_capacity: 256,
+                    table6_capacity: 64,
                     template_capacity: 64,
                     // Small, so that a few first fragments fill a bucket.
                     fragment_capacity: 16,
@@ -533,6 +588,10 @@ impl Lab {
                     n.insert_static(*rs, EthernetAddress(rs_mac(i)));
                 }
                 n.insert_static(RS_VLAN, EthernetAddress(RS_VLAN_MAC));
+                worker.insert_static_neighbour(ROUTER6.into(), EthernetAddress(ROUTER_MAC));
+                for (i, rs) in RS6.iter().enumerate() {
+                    worker.insert_static_neighbour((*rs).into(), EthernetAddress(rs_mac(i)));
+                }
                 worker
             })
             .collect();
@@ -720,10 +779,11 @@ impl Lab {
                 assert!(c.balanced(), "Counters::balanced() fails: {c:?}");
             }
             let table = w.sessions();
+            let table6 = w.sessions6();
             assert_eq!(
-                table.len() as u64,
+                (table.len() + table6.len()) as u64,
                 c.sessions_created() - c.sessions_expired() - c.sessions_reused(),
-                "live sessions vs created − expired − reused: {c:?}"
+                "live sessions (both families) vs created − expired − reused: {c:?}"
             );
             let (mut active, mut inactive, mut fullnat) = (0u64, 0u64, 0usize);
             for (_, s) in table.iter() {
@@ -737,6 +797,20 @@ impl Lab {
                     inactive += 1;
                 }
                 if s.data.mode() == ForwardMode::FullNat {
+                    fullnat += 1;
+                }
+            }
+            for (_, s) in table6.iter() {
+                if matches!(
+                    s.state,
+                    SessionState::Tcp(TcpState::Established) | SessionState::Udp
+                ) {
+                    active += 1;
+                } else {
+                    inactive += 1;
+                }
+                // NAT64 sessions hold IPv4 LIP ports.
+                if matches!(s.data.via, Via6::Nat64 { .. }) {
                     fullnat += 1;
                 }
             }
@@ -855,6 +929,17 @@ fn icmpv6_of(f: &[u8]) -> Option<(Ipv6Addr, Ipv6Addr, usize, usize)> {
         .then(|| (ip.src_addr(), ip.dst_addr(), 54, ip.payload().len()))
 }
 
+/// The TCP or UDP segment of an untagged IPv6 frame without extension headers whose payload
+/// length fits it: (next header, source, destination, segment offset, segment length).
+fn ipv6_l4_of(f: &[u8]) -> Option<(u8, Ipv6Addr, Ipv6Addr, usize, usize)> {
+    if f.get(12..14)? != ETH_IPV6 {
+        return None;
+    }
+    let ip = Ipv6Packet::new_checked(f.get(14..)?).ok()?;
+    let nh = u8::from(ip.next_header());
+    (matches!(nh, 6 | 17)).then(|| (nh, ip.src_addr(), ip.dst_addr(), 54, ip.payload().len()))
+}
+
 /// Makes an IPv4 frame consistent: version 4, total length (and UDP length) no longer than
 /// the frame, TCP data offset in range, every checksum right; and an IPv6 frame's ICMPv6
 /// checksum right. Anything else is left alone.
@@ -862,6 +947,26 @@ pub fn repair(f: &mut [u8]) {
     if let Some((src, dst, at, len)) = icmpv6_of(f) {
         let mut msg = Icmpv6Packet::new_unchecked(&mut f[at..at + len]);
         msg.fill_checksum(&src, &dst);
+        return;
+    }
+    if let Some((nh, src, dst, at, len)) = ipv6_l4_of(f) {
+        let (s, d) = (IpAddress::Ipv6(src), IpAddress::Ipv6(dst));
+        let l4 = &mut f[at..at + len];
+        match nh {
+            6 if l4.len() >= 20 => {
+                let doff = (l4[12] >> 4) as usize * 4;
+                if doff < 20 || doff > l4.len() {
+                    l4[12] = (5 << 4) | (l4[12] & 0x0f);
+                }
+                TcpPacket::new_unchecked(&mut *l4).fill_checksum(&s, &d);
+            }
+            17 if l4.len() >= 8 => {
+                let n = (l4.len() as u16).to_be_bytes();
+                l4[4..6].copy_from_slice(&n);
+                UdpPacket::new_unchecked(&mut *l4).fill_checksum(&s, &d);
+            }
+            _ => {}
+        }
         return;
     }
     if !is_ipv4(f) {
@@ -971,39 +1076,34 @@ fn check_built(port: u16, f: &[u8], clean: bool) {
     }
 }
 
-/// Checks an IPv6 frame rvs built: an echo reply, a neighbour advertisement or a neighbour
-/// solicitation from an IPv6 DIP; to a unicast MAC, or to a group at that group's MAC
-/// (all-nodes for an advert answering duplicate address detection, a solicited-node group for
-/// a solicitation); its ICMPv6 checksum verifying when the input was clean (echo replies keep
-/// a bad checksum bad).
+/// Checks an IPv6 frame rvs built or forwarded, from one of the director's IPv6 addresses:
+/// an echo reply, a neighbour advertisement or solicitation (hop limit 255, checksum right),
+/// an ICMPv6 error (built or relayed: its checksum computed in full), or a FullNAT66 / NAT64
+/// TCP or UDP packet (its checksum verifying when the input was clean); to a unicast MAC, or
+/// to a group at that group's MAC (all-nodes for an advert answering duplicate address
+/// detection, a solicited-node group for a solicitation); echo replies keep a bad checksum
+/// bad.
 fn check_ipv6(f: &[u8], l3: usize, clean: bool) {
     let ip = Ipv6Packet::new_checked(&f[l3..]).expect("IPv6 packet rvs built parses");
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    assert_eq!(src, DIP6_WAN, "IPv6 from {src}, not a director address");
-    assert_eq!(u8::from(ip.next_header()), 58, "IPv6 rvs sent is ICMPv6");
-    let msg = Icmpv6Packet::new_checked(ip.payload()).expect("ICMPv6 rvs sent parses");
-    let ty: u8 = msg.msg_type().into();
-    if ty == 135 || ty == 136 {
-        assert_eq!(ip.hop_limit(), 255, "neighbour discovery's hop limit");
-        assert!(
-            msg.verify_checksum(&src, &dst),
-            "neighbour discovery checksum"
-        );
-    }
-    match ty {
-        136 => assert!(!dst.is_multicast() || dst == ALL_NODES, "advert to {dst}"),
-        135 => assert_eq!(
-            dst.segments()[..6],
-            [0xff02, 0, 0, 0, 0, 1],
-            "solicitation to {dst}"
+    assert!(
+        LOCAL6.contains(&src),
+        "IPv6 from {src}, not a director address"
+    );
+    let (s6, d6) = (IpAddress::Ipv6(src), IpAddress::Ipv6(dst));
+    match u8::from(ip.next_header()) {
+        58 => check_icmpv6(&ip, clean),
+        6 => assert!(
+            !clean
+                || TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.verify_checksum(&s6, &d6)),
+            "valid in, invalid IPv6 TCP out: {f:02x?}"
         ),
-        129 => {
-            assert!(!dst.is_multicast(), "echo reply to a group");
-            if clean {
-                assert!(msg.verify_checksum(&src, &dst), "echo reply checksum");
-            }
-        }
-        t => panic!("rvs sent ICMPv6 type {t}: {f:02x?}"),
+        17 => assert!(
+            !clean
+                || UdpPacket::new_checked(ip.payload()).is_ok_and(|u| u.verify_checksum(&s6, &d6)),
+            "valid in, invalid IPv6 UDP out: {f:02x?}"
+        ),
+        t => panic!("rvs sent IPv6 next header {t}: {f:02x?}"),
     }
     if dst.is_multicast() {
         let o = dst.octets();
@@ -1018,6 +1118,33 @@ fn check_ipv6(f: &[u8], l3: usize, clean: bool) {
             "IPv6 to a group MAC: {f:02x?}"
         );
     }
+}
+
+/// The ICMPv6 message of an IPv6 packet rvs sent (see [`check_ipv6`]).
+fn check_icmpv6(ip: &Ipv6Packet<&[u8]>, clean: bool) {
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let msg = Icmpv6Packet::new_checked(ip.payload()).expect("ICMPv6 rvs sent parses");
+    let ty: u8 = msg.msg_type().into();
+    if ty == 135 || ty == 136 {
+        assert_eq!(ip.hop_limit(), 255, "neighbour discovery's hop limit");
+    }
+    match ty {
+        136 => assert!(!dst.is_multicast() || dst == ALL_NODES, "advert to {dst}"),
+        135 => assert_eq!(
+            dst.segments()[..6],
+            [0xff02, 0, 0, 0, 0, 1],
+            "solicitation to {dst}"
+        ),
+        129 => {
+            assert!(!dst.is_multicast(), "echo reply to a group");
+            if !clean {
+                return;
+            }
+        }
+        1..=4 => assert!(!dst.is_multicast(), "ICMPv6 error to a group"),
+        t => panic!("rvs sent ICMPv6 type {t}"),
+    }
+    assert!(msg.verify_checksum(&src, &dst), "ICMPv6 type {ty} checksum");
 }
 
 /// ICMP types that quote a packet (RFC 792): destination unreachable, source quench, time
@@ -1077,10 +1204,23 @@ fn internet_checksum(data: &[u8]) -> u16 {
 }
 
 /// "Clean" input: IPv4 whose checksums all verify (smoltcp's computation), including those
-/// of the packet an ICMP error quotes; IPv6 ICMPv6 whose checksum verifies; anything else.
+/// of the packet an ICMP error quotes; IPv6 ICMPv6, TCP or UDP right after the fixed header
+/// whose checksum verifies; anything but IPv6.
 fn clean(f: &[u8]) -> bool {
     if let Some((src, dst, at, len)) = icmpv6_of(f) {
         return Icmpv6Packet::new_unchecked(&f[at..at + len]).verify_checksum(&src, &dst);
+    }
+    if let Some((nh, src, dst, at, len)) = ipv6_l4_of(f) {
+        let (s, d) = (IpAddress::Ipv6(src), IpAddress::Ipv6(dst));
+        let p = &f[at..at + len];
+        return match nh {
+            6 => TcpPacket::new_checked(p).is_ok_and(|t| t.verify_checksum(&s, &d)),
+            _ => UdpPacket::new_checked(p).is_ok_and(|u| u.verify_checksum(&s, &d)),
+        };
+    }
+    // Other IPv6 (extension headers, a tag): its transport checksum is not judged here.
+    if f.get(12..14) == Some(&ETH_IPV6) || f.get(16..18) == Some(&ETH_IPV6) {
+        return false;
     }
     if !is_ipv4(f) {
         return true;
