@@ -239,6 +239,46 @@ fn a_fullnat66_reply_on_the_other_worker_is_redirected_to_the_owner() {
 }
 
 #[test]
+fn an_icmpv6_error_on_the_other_worker_goes_to_the_session_owner() {
+    let mut p = pair6(ForwardMode::FullNat);
+    let syn = testkit::Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    let [o0, _] = p.send(0, WAN, &syn);
+    let sent = o0.lan[0].clone();
+    let lport = decode6(&sent).l4().sport;
+    // A Packet Too Big from the RS's side about the segment sent to it reaches worker 1: by
+    // the quoted LIP port it goes to worker 0, which relays it to the client.
+    let ptb = smoltcp::wire::Icmpv6Repr::PktTooBig {
+        mtu: 1400,
+        header: smoltcp::wire::Ipv6Repr {
+            src_addr: LIP6,
+            dst_addr: RIP6,
+            next_header: smoltcp::wire::IpProtocol::Tcp,
+            payload_len: sent.len() - 54,
+            hop_limit: 63,
+        },
+        data: &sent[54..],
+    };
+    let frame = icmpv6_frame(rs_mac(0), LAN_MAC, (RIP6, LIP6), 64, &ptb);
+    let [o0, o1] = p.send(1, LAN, &frame);
+    assert_eq!(o1.total(), 0);
+    let s = decode6(&o0.wan[0]);
+    assert_eq!((s.src, s.dst), (VIP6, CLIENT6));
+    match s.icmpv6() {
+        smoltcp::wire::Icmpv6Repr::PktTooBig { mtu, header, .. } => {
+            assert_eq!(mtu, 1400);
+            assert_eq!((header.src_addr, header.dst_addr), (CLIENT6, VIP6));
+        }
+        other => panic!("expected packet too big, got {other:?}"),
+    }
+    assert!(lport <= 33279);
+    assert_eq!(p.w[1].counters().redirected_out(), 1);
+    assert_eq!(p.w[0].counters().icmp_relayed(), 1);
+    for w in &p.w {
+        assert_eq!(w.counters().total_drops(), 0);
+    }
+}
+
+#[test]
 fn a_nat64_reply_on_the_other_worker_is_redirected_to_the_owner() {
     let mut p = pair6_to(RS[0].into(), ForwardMode::FullNat);
     let syn = testkit::Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();

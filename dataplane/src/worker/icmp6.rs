@@ -12,7 +12,10 @@ use crate::checksum;
 use crate::counters::Counter;
 use crate::device::Device;
 use crate::drop::DropReason;
+use crate::lip::LipPool;
 use crate::parse::{Ipv6Meta, IPV6_HEADER_LEN};
+use crate::redirect;
+use crate::snapshot::Homing;
 use conntrack::{Dir, FlowKey6, Key, Proto};
 use core::net::Ipv6Addr;
 
@@ -40,12 +43,18 @@ impl<D: Device> Worker<D> {
     /// FullNAT66, its source kept in NAT66; toward the client from the VIP), the hop limit
     /// decremented and the ICMPv6 checksum recomputed. DR sessions see only the client's
     /// side: an error about the RS's direct reply goes to the RS on the link, untouched.
+    /// With several workers, an error whose session this worker does not hold goes to the
+    /// worker that does, found as its packets would be (`redirected`: it was handed over
+    /// already): by the LIP port's slice, or the client endpoint's home worker for NAT66.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn relay_icmpv6_error(
         &mut self,
+        port: u16,
         mut buf: D::Buf,
         l3: usize,
         meta: &Ipv6Meta,
         (src, dst): (Ipv6Addr, Ipv6Addr),
+        redirected: bool,
     ) -> Verdict<D::Buf> {
         let off = l3 + usize::from(meta.l4_off);
         let end = l3 + meta.total_len;
@@ -64,18 +73,23 @@ impl<D: Device> Worker<D> {
         if q.len() < IPV6_HEADER_LEN + 4 {
             return Err(DropReason::MalformedIcmp);
         }
-        let port = |at: usize| u16::from_be_bytes([q[at], q[at + 1]]);
+        let be16 = |at: usize| u16::from_be_bytes([q[at], q[at + 1]]);
         let quoted = FlowKey6::new(
             proto,
             addr_at(q, 8),
-            port(IPV6_HEADER_LEN),
+            be16(IPV6_HEADER_LEN),
             addr_at(q, 24),
-            port(IPV6_HEADER_LEN + 2),
+            be16(IPV6_HEADER_LEN + 2),
         );
-        let (id, dir) = self
-            .table6
-            .lookup(&quoted.mirror())
-            .ok_or(DropReason::NoSession)?;
+        let key = quoted.mirror();
+        let Some((id, dir)) = self.table6.lookup(&key) else {
+            if !redirected {
+                if let Some(owner) = self.owner6_elsewhere(&key) {
+                    return Ok(Emit::Handoff { owner, port, buf });
+                }
+            }
+            return Err(DropReason::NoSession);
+        };
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
         let (f, orig) = (s.data, s.original);
         if let Via6::Nat64 { lip, lport } = f.via {
@@ -146,6 +160,31 @@ impl<D: Device> Worker<D> {
         msg[2..4].copy_from_slice(&c.to_be_bytes());
         self.counters.count(Counter::IcmpRelayed);
         Ok(Emit::route6(buf, l3, hop))
+    }
+}
+
+impl<D: Device> Worker<D> {
+    /// The worker holding the IPv6 session of flow `key` when it is another one and can be
+    /// told from the flow (several workers and the redirect rings): a reply to a LIP by its
+    /// port's slice, a NAT66 session's packets by the client endpoint's home worker.
+    fn owner6_elsewhere(&self, key: &FlowKey6) -> Option<u16> {
+        let workers = self.cfg.workers;
+        if workers <= 1 || self.redirect.is_none() {
+            return None;
+        }
+        let snap = &self.snap;
+        let endpoint = |homing: Option<Homing>, addr, port| {
+            (homing == Some(Homing::Endpoint)).then(|| redirect::home6(addr, port, workers))
+        };
+        let owner = if snap.local6(key.dst).is_some_and(|l| l.lip) {
+            LipPool::worker_of(snap.lport_range(), workers, key.dport)?
+        } else if let Some(si) = snap.service_index6(key.proto, key.dst, key.dport) {
+            endpoint(Some(snap.service_homing(si)), key.src, key.sport)?
+        } else {
+            let homing = snap.nat_dest6_homing(key.proto, key.src, key.sport);
+            endpoint(homing, key.dst, key.dport)?
+        };
+        (owner != self.cfg.id).then_some(owner)
     }
 }
 

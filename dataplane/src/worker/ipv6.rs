@@ -113,7 +113,7 @@ impl<D: Device> Worker<D> {
         }
         if let L4::Icmp { ty, .. } = meta.l4 {
             if (vip || lip) && icmp6::is_error(ty) {
-                return self.relay_icmpv6_error(buf, l3, meta, (m.src, m.dst));
+                return self.relay_icmpv6_error(port, buf, l3, meta, (m.src, m.dst), copy);
             }
         }
         if vip || lip {
