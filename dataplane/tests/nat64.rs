@@ -404,3 +404,27 @@ fn nat64_configurations_are_checked() {
             .has_nat64()
     );
 }
+
+#[test]
+fn a_syn_on_a_closing_tuple_starts_a_new_session() {
+    let mut lab = lab64(2000..=2999);
+    let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    let first = decode(lab.send(WAN, &syn).only().1);
+    let synack = from_rs(Frame::tcp(RS[0], 8080, LIP1, first.sport, SYN | ACK), 0);
+    assert_eq!(lab.send(LAN, &synack).total(), 1);
+    let ack = Frame6::tcp(CLIENT6, 40000, VIP6, 80, ACK).build();
+    assert_eq!(lab.send(WAN, &ack).total(), 1);
+    // The client resets the connection: its session closes but lingers.
+    let rst = Frame6::tcp(CLIENT6, 40000, VIP6, 80, testkit::RST | ACK).build();
+    assert_eq!(lab.send(WAN, &rst).total(), 1);
+    let (_, s) = lab.worker.sessions6().iter().next().unwrap();
+    assert_eq!(s.state, SessionState::Tcp(TcpState::Close));
+    // A new SYN on the same 4-tuple is scheduled afresh (the next RS, a new LIP port).
+    let again = decode(lab.send(WAN, &syn).only().1);
+    assert_eq!((again.dst, again.flags), (RS[1], SYN));
+    assert_eq!(lab.worker.counters().sessions_reused(), 1);
+    let (_, s) = lab.worker.sessions6().iter().next().unwrap();
+    assert_eq!(s.state, SessionState::Tcp(TcpState::SynRecv));
+    assert_eq!(lab.worker.sessions6().len(), 1);
+    assert_eq!(lab.worker.counters().sessions_created(), 2);
+}

@@ -36,7 +36,7 @@ use crate::rewrite::Ipv6Rewrite;
 use crate::snapshot::Homing;
 use crate::stats::WorkerStats;
 use crate::wire::tcp::flags as tcp_flags;
-use conntrack::{Dir, FlowKey6, Proto, Session, SessionId, TcpEvent};
+use conntrack::{Dir, FlowKey6, Proto, Session, SessionId, SessionState, TcpEvent, TcpState};
 use core::net::Ipv6Addr;
 use sched::{FlowHint, ForwardMode, Scheduler};
 
@@ -124,7 +124,21 @@ impl<D: Device> Worker<D> {
             return Err(DropReason::MalformedUdp);
         }
         let key = FlowKey6::new(proto, src, sport, dst, dport);
-        let (id, dir) = match self.table6.lookup(&key) {
+        let found = self.table6.lookup(&key);
+        let found = match found {
+            Some((id, Dir::Original)) if opens && proto == Proto::Tcp && self.closing6(id) => {
+                // A new connection on the 4-tuple of one that is closing: like IPVS's
+                // conn_reuse_mode (and IPv4's), the old session ends and the SYN is scheduled
+                // afresh.
+                if let Some(s) = self.table6.remove(id) {
+                    session6_ended(&self.stats, (&mut self.lips6, &mut self.lips), self.now, &s);
+                    self.counters.count(Counter::SessionsReused);
+                }
+                None
+            }
+            found => found,
+        };
+        let (id, dir) = match found {
             Some(found) => found,
             None if lip => {
                 // A reply whose session another worker holds: its LIP port's slice says which.
@@ -160,6 +174,15 @@ impl<D: Device> Worker<D> {
             }
         };
         self.forward6(id, dir, event, buf, l3, meta)
+    }
+
+    /// Whether IPv6 TCP session `id` is closing (TIME_WAIT or CLOSE): a SYN on its 4-tuple
+    /// starts a new connection.
+    fn closing6(&self, id: SessionId) -> bool {
+        matches!(
+            self.table6.get(id).map(|s| s.state),
+            Some(SessionState::Tcp(TcpState::TimeWait | TcpState::Close))
+        )
     }
 
     /// A packet from `src` to `dst`, neither of them the director's, received on `port`: a
