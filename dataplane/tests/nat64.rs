@@ -428,3 +428,51 @@ fn a_syn_on_a_closing_tuple_starts_a_new_session() {
     assert_eq!(lab.worker.sessions6().len(), 1);
     assert_eq!(lab.worker.counters().sessions_created(), 2);
 }
+
+#[test]
+fn a_reply_with_the_longest_ipv4_header_is_translated() {
+    let mut lab = lab64(2000..=2999);
+    let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    let lport = decode(lab.send(WAN, &syn).only().1).sport;
+    // 40 bytes of options (NOPs, then the end of the list): a 60-byte IPv4 header, longer
+    // than the IPv6 one that replaces it.
+    let f = from_rs(
+        Frame::tcp(RS[0], 8080, LIP1, lport, SYN | ACK).payload(b"hello"),
+        0,
+    );
+    let mut g = f[..34].to_vec();
+    g.extend_from_slice(&[1; 39]);
+    g.push(0);
+    g.extend_from_slice(&f[34..]);
+    g[14] = 0x4f;
+    let total = (g.len() - 14) as u16;
+    testkit::set_ip_total_len(&mut g, total);
+    testkit::refresh_ip_checksum(&mut g, 14);
+    let s = decode6(lab.send(LAN, &g).only().1);
+    assert_eq!((s.src, s.dst), (VIP6, CLIENT6));
+    let l4 = s.l4();
+    assert_eq!(
+        (l4.sport, l4.dport, &l4.payload[..]),
+        (80, 40000, &b"hello"[..])
+    );
+    // One byte too big for the IPv6 side (1441 bytes of payload: 1501 in IPv6): fragmentation
+    // needed names the IPv4 room, its options counted.
+    let big = from_rs(
+        Frame::tcp(RS[0], 8080, LIP1, lport, ACK).payload(&[1; 1441]),
+        0,
+    );
+    let mut g = big[..34].to_vec();
+    g.extend_from_slice(&[1; 39]);
+    g.push(0);
+    g.extend_from_slice(&big[34..]);
+    g[14] = 0x4f;
+    let total = (g.len() - 14) as u16;
+    testkit::set_ip_total_len(&mut g, total);
+    testkit::refresh_ip_checksum(&mut g, 14);
+    let out = lab.send(LAN, &g);
+    let (ip, icmp) = icmpv4(out.only().1);
+    assert_eq!(ip.dst_addr(), RS[0]);
+    assert_eq!((u8::from(icmp.msg_type()), icmp.msg_code()), (3, 4));
+    let f = out.only().1;
+    assert_eq!(u16::from_be_bytes([f[40], f[41]]), 1500 + 60 - 40);
+}

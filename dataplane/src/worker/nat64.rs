@@ -124,13 +124,14 @@ impl<D: Device> Worker<D> {
         }
         let hop = self.snap.route6(orig.src).ok_or(DropReason::NoRoute)?;
         let mtu = usize::from(self.snap.iface(hop.iface).mtu);
-        let grow = IPV6_HEADER_LEN - m.header_len;
-        if m.total_len + grow > mtu {
+        // The IPv4 header (options included) gives way to the 40-byte IPv6 one.
+        if m.total_len - m.header_len + IPV6_HEADER_LEN > mtu {
             // RFC 7915 would send a DF-clear packet on in IPv6 fragments; rvs sends no
             // fragments (`too_big`, as for any packet without DF).
             if m.dont_frag {
                 let (ty, code) = (icmp::DEST_UNREACH, icmp::FRAG_NEEDED);
-                self.icmp_error_back(&buf, l3, m, ty, code, (mtu - grow) as u32);
+                let room = (mtu + m.header_len).saturating_sub(IPV6_HEADER_LEN);
+                self.icmp_error_back(&buf, l3, m, ty, code, room as u32);
             }
             return Err(DropReason::TooBig);
         }
