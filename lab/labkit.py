@@ -1861,6 +1861,12 @@ def ipv6_fullnat(site, ck, n):
         f"{len(local)} sessions of [{site.cip6}] with a local address listed, {len(from_lip)} of them "
         f"from the LIP [{site.lip6}]",
     )
+    # --lips: the IPv6 LIP's ports held by those sessions (TIME_WAIT) or in quarantine.
+    lips = site.rvsadm(["--lips"]).stdout
+    rows = [l.split() for l in lips.splitlines() if l.split()[1:2] == [site.lip6]]
+    held = sum(int(r[2]) + int(r[3]) for r in rows if len(r) == 5)
+    ck.expect("ipv6-fullnat --lips", site.lip6 in lips.splitlines()[0] and held >= n,
+              f"--lips lists {site.lip6} with {held} ports in use or in quarantine")
 
 
 def ipv6_tun(site, ck, n):

@@ -135,7 +135,7 @@ pub fn render(r: &Readings) -> String {
             }
         }
     }
-    let usage = crate::views::lip_usage(r.workers);
+    let usage = crate::views::lip_usage(r.workers, &r.model.config().lips6);
     if !usage.is_empty() {
         let _ = writeln!(out, "# TYPE rvs_lip_ports gauge");
         for u in &usage {

@@ -149,11 +149,12 @@ impl Readings<'_> {
         let cfg = self.model.config();
         Response::Lips {
             lips: cfg.lips.clone(),
+            lips6: cfg.lips6.clone(),
             first_port: *cfg.lport_range.start(),
             last_port: *cfg.lport_range.end(),
             pools: cfg.lport_reuse.pools,
             quarantine_secs: cfg.lport_reuse.quarantine_ms / 1000,
-            usage: lip_usage(self.workers),
+            usage: lip_usage(self.workers, &cfg.lips6),
             workers: self
                 .workers
                 .iter()
@@ -225,15 +226,29 @@ impl Readings<'_> {
     }
 }
 
-/// Each worker's LIPs, as its slow jobs last published them.
-pub(crate) fn lip_usage(workers: &[Arc<WorkerStats>]) -> Vec<LipUsageView> {
+/// Each worker's LIPs, as its slow jobs last published them: the IPv4 ones, then the IPv6
+/// ones (`lips6`, the configuration's: a worker's IPv6 gauges name them by index).
+pub(crate) fn lip_usage(
+    workers: &[Arc<WorkerStats>],
+    lips6: &[std::net::Ipv6Addr],
+) -> Vec<LipUsageView> {
     let mut out = Vec::new();
     for (i, w) in workers.iter().enumerate() {
-        for g in w.lips.iter() {
+        let v4 = w.lips.iter().map(|g| {
+            (
+                std::net::Ipv4Addr::from(g.addr.load(Relaxed) as u32).into(),
+                g,
+            )
+        });
+        let v6 = w.lips6.iter().filter_map(|g| {
+            let lip = lips6.get(g.addr.load(Relaxed) as usize)?;
+            Some(((*lip).into(), g))
+        });
+        for (lip, g) in v4.chain(v6) {
             let (in_use, quarantined) = (g.in_use.load(Relaxed), g.quarantined.load(Relaxed));
             out.push(LipUsageView {
                 worker: i as u16,
-                lip: std::net::Ipv4Addr::from(g.addr.load(Relaxed) as u32),
+                lip,
                 in_use,
                 quarantined,
                 free: g

@@ -264,7 +264,10 @@ fn control_server_end_to_end() {
             ..
         } => {
             assert_eq!((pools, quarantine_secs), (16, 60));
-            let u = usage.iter().find(|u| u.lip == LIP1).expect("LIP1 listed");
+            let u = usage
+                .iter()
+                .find(|u| u.lip == std::net::IpAddr::from(LIP1))
+                .expect("LIP1 listed");
             assert_eq!((u.worker, u.in_use, u.quarantined), (0, 1, 0));
             assert_eq!(u.free, 16 * 64512 - 1);
         }
@@ -380,33 +383,43 @@ fn every_worker_counter_is_listed_and_exported() {
 #[test]
 fn lip_pressure_is_listed_and_exported() {
     use dataplane::stats::WorkerStats;
+    let lip6: std::net::Ipv6Addr = "2001:db8:10:1::201".parse().unwrap();
     let cfg = DirectorConfig {
         lips: vec![LIP1],
+        lips6: vec![lip6],
         ..DirectorConfig::default()
     };
     let model = Model::new(cfg).expect("model");
-    let stats = WorkerStats::with_lips(1);
+    let stats = WorkerStats::with_lips(1, 1);
     let g = &stats.lips[0];
     g.addr.store(u64::from(u32::from(LIP1)), Ordering::Relaxed);
     g.in_use.store(5, Ordering::Relaxed);
     g.quarantined.store(7, Ordering::Relaxed);
     g.capacity.store(100, Ordering::Relaxed);
+    // The IPv6 pool's gauges name their LIP by its index in the configuration.
+    let g6 = &stats.lips6[0];
+    g6.addr.store(0, Ordering::Relaxed);
+    g6.in_use.store(3, Ordering::Relaxed);
+    g6.capacity.store(50, Ordering::Relaxed);
     let mut state = ControlState::new(model, vec![stats], Vec::new());
-    let Response::Lips { usage, .. } = state.handle(Request::Lips) else {
+    let Response::Lips { usage, lips6, .. } = state.handle(Request::Lips) else {
         panic!("not a lips answer");
     };
-    assert_eq!(
-        (
-            usage[0].lip,
-            usage[0].in_use,
-            usage[0].quarantined,
-            usage[0].free
-        ),
-        (LIP1, 5, 7, 88)
-    );
+    assert_eq!(lips6, [lip6]);
+    let seen: Vec<_> = usage
+        .iter()
+        .map(|u| (u.lip, u.in_use, u.quarantined, u.free))
+        .collect();
+    assert_eq!(seen, [(LIP1.into(), 5, 7, 88), (lip6.into(), 3, 0, 47)]);
     let text = state.metrics();
-    for (st, n) in [("in_use", 5), ("quarantine", 7), ("free", 88)] {
-        let line = format!("rvs_lip_ports{{worker=\"0\",lip=\"{LIP1}\",state=\"{st}\"}} {n}\n");
+    for (lip, st, n) in [
+        (LIP1.to_string(), "in_use", 5),
+        (LIP1.to_string(), "quarantine", 7),
+        (LIP1.to_string(), "free", 88),
+        (lip6.to_string(), "in_use", 3),
+        (lip6.to_string(), "free", 47),
+    ] {
+        let line = format!("rvs_lip_ports{{worker=\"0\",lip=\"{lip}\",state=\"{st}\"}} {n}\n");
         assert!(text.contains(&line), "{line}: {text}");
     }
 }

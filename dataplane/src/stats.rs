@@ -155,18 +155,23 @@ pub struct WorkerStats {
     pub worker: WorkerCounters,
     /// Per LIP of the worker's pool, in the pool's order.
     pub lips: Box<[LipGauges]>,
+    /// Per IPv6 LIP of the worker's IPv6 pool, in the configuration's order (`addr` holds
+    /// the LIP's index there: the address does not fit the gauge).
+    pub lips6: Box<[LipGauges]>,
 }
 
 impl WorkerStats {
     /// A zeroed block with room for [`MAX_DEST_SLOTS`] dests and no LIPs.
     pub fn new() -> Arc<WorkerStats> {
-        Self::with_lips(0)
+        Self::with_lips(0, 0)
     }
 
-    /// A zeroed block with room for [`MAX_DEST_SLOTS`] dests and `lips` LIPs.
-    pub fn with_lips(lips: usize) -> Arc<WorkerStats> {
+    /// A zeroed block with room for [`MAX_DEST_SLOTS`] dests, `lips` LIPs and `lips6` IPv6
+    /// ones.
+    pub fn with_lips(lips: usize, lips6: usize) -> Arc<WorkerStats> {
         Arc::new(WorkerStats {
             lips: (0..lips).map(|_| LipGauges::default()).collect(),
+            lips6: (0..lips6).map(|_| LipGauges::default()).collect(),
             dests: (0..MAX_DEST_SLOTS)
                 .map(|_| DestCounters::default())
                 .collect(),
@@ -179,11 +184,15 @@ impl WorkerStats {
         })
     }
 
-    /// (pool, LIP, port) pairs of this worker's share: (in use, all), over its LIPs.
+    /// (pool, LIP, port) pairs of this worker's share: (in use, all), over its LIPs of both
+    /// families.
     pub fn lip_pairs(&self) -> (u64, u64) {
-        self.lips.iter().fold((0, 0), |(u, c), g| {
-            (u + g.in_use.load(Relaxed), c + g.capacity.load(Relaxed))
-        })
+        self.lips
+            .iter()
+            .chain(self.lips6.iter())
+            .fold((0, 0), |(u, c), g| {
+                (u + g.in_use.load(Relaxed), c + g.capacity.load(Relaxed))
+            })
     }
 
     /// Counters of dest slot `slot` (the last slot absorbs out-of-range indices).

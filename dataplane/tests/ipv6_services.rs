@@ -719,3 +719,22 @@ fn a_tun_session_goes_ipv6_in_ipv6_to_its_rs() {
     }
     assert_eq!(lab.worker.counters().drop_count(DropReason::TooBig), 1);
 }
+
+#[test]
+fn the_ipv6_lip_pool_publishes_its_pressure() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut lab = fullnat6(2000..=2999);
+    let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 8000, testkit::SYN).build();
+    assert_eq!(lab.send(WAN, &syn).total(), 1);
+    lab.slow();
+    let stats = lab.worker.stats_handle();
+    assert_eq!(stats.lips6.len(), 1);
+    let g = &stats.lips6[0];
+    // The gauge names the LIP by its index in the configuration's IPv6 LIPs.
+    assert_eq!(g.addr.load(Relaxed), 0);
+    assert_eq!(g.in_use.load(Relaxed), 1);
+    assert!(g.capacity.load(Relaxed) >= 1000);
+    let (in_use, all) = stats.lip_pairs();
+    assert_eq!(in_use, 1, "both families' pairs counted");
+    assert!(all >= g.capacity.load(Relaxed));
+}

@@ -3,7 +3,7 @@
 //! are errors, and every change is all-or-nothing: a refused request changes nothing.
 
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
 /// The protocol version this build speaks. Version 2 pages `-L -c` (a cursor in
 /// [`Request::Connections`], the next one in [`Response::Connections`]).
@@ -513,8 +513,8 @@ pub struct LipWorkerView {
 pub struct LipUsageView {
     /// Worker index.
     pub worker: u16,
-    /// The LIP.
-    pub lip: Ipv4Addr,
+    /// The LIP (IPv4 or IPv6).
+    pub lip: IpAddr,
     /// Pairs held by sessions.
     pub in_use: u64,
     /// Pairs released less than the quarantine ago.
@@ -634,6 +634,9 @@ pub enum Response {
     Lips {
         /// The LIPs.
         lips: Vec<Ipv4Addr>,
+        /// The IPv6 LIPs.
+        #[serde(default)]
+        lips6: Vec<Ipv6Addr>,
         /// First local port.
         first_port: u16,
         /// Last local port.

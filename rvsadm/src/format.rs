@@ -124,6 +124,7 @@ pub fn render(
         Response::Lips { .. } if output.json => json(response),
         Response::Lips {
             lips,
+            lips6,
             first_port,
             last_port,
             workers: list,
@@ -131,7 +132,7 @@ pub fn render(
             quarantine_secs,
             usage,
         } => Ok(lips_table(
-            lips,
+            (lips, lips6),
             (*first_port, *last_port),
             (*pools, *quarantine_secs),
             list,
@@ -674,16 +675,20 @@ pub fn timeouts(t: &TimeoutsView) -> String {
     )
 }
 
-/// `--lips`: the FullNAT local addresses and each worker's free ports.
+/// `--lips`: the FullNAT local addresses (IPv4, then IPv6) and each worker's free ports.
 pub fn lips_table(
-    lips: &[std::net::Ipv4Addr],
+    (lips, lips6): (&[std::net::Ipv4Addr], &[std::net::Ipv6Addr]),
     (first, last): (u16, u16),
     (pools, quarantine_secs): (u16, u64),
     list: &[proto::LipWorkerView],
     usage: &[proto::LipUsageView],
 ) -> String {
     let mut s = String::new();
-    let names: Vec<String> = lips.iter().map(|l| l.to_string()).collect();
+    let names: Vec<String> = lips
+        .iter()
+        .map(|l| l.to_string())
+        .chain(lips6.iter().map(|l| l.to_string()))
+        .collect();
     let _ = writeln!(
         s,
         "Local addresses: {}",
@@ -706,16 +711,27 @@ pub fn lips_table(
         let _ = writeln!(s, "{:<6} {:>10} {:>10}", w.id, w.available, w.capacity);
     }
     if !usage.is_empty() {
+        // IPv4 addresses in 15 columns, as before; wider when an IPv6 LIP needs it.
+        let width = usage
+            .iter()
+            .map(|u| u.lip.to_string().len())
+            .max()
+            .unwrap_or(0)
+            .max(15);
         let _ = writeln!(
             s,
-            "{:<6} {:<15} {:>10} {:>10} {:>10}",
+            "{:<6} {:<width$} {:>10} {:>10} {:>10}",
             "Worker", "LocalAddress", "InUse", "Quarantine", "Free"
         );
         for u in usage {
             let _ = writeln!(
                 s,
-                "{:<6} {:<15} {:>10} {:>10} {:>10}",
-                u.worker, u.lip, u.in_use, u.quarantined, u.free
+                "{:<6} {:<width$} {:>10} {:>10} {:>10}",
+                u.worker,
+                u.lip.to_string(),
+                u.in_use,
+                u.quarantined,
+                u.free
             );
         }
     }

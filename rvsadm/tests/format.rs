@@ -928,7 +928,7 @@ fn lips_and_health_tables() {
         },
     ];
     let lips = [Ipv4Addr::new(10, 1, 0, 201), Ipv4Addr::new(10, 1, 0, 202)];
-    let t = lips_table(&lips, (1024, 65535), (0, 0), &workers, &[]);
+    let t = lips_table((&lips, &[]), (1024, 65535), (0, 0), &workers, &[]);
     assert_eq!(
         t,
         "Local addresses: 10.1.0.201 10.1.0.202\nLocal ports: 1024-65535\nWorker       Free      Total\n0           64510      64512\n1           64512      64512\n"
@@ -936,20 +936,20 @@ fn lips_and_health_tables() {
     let usage = [
         LipUsageView {
             worker: 0,
-            lip: lips[0],
+            lip: lips[0].into(),
             in_use: 2,
             quarantined: 7,
             free: 516087,
         },
         LipUsageView {
             worker: 1,
-            lip: lips[1],
+            lip: lips[1].into(),
             in_use: 0,
             quarantined: 0,
             free: 516096,
         },
     ];
-    let t = lips_table(&lips, (1024, 65535), (16, 60), &workers, &usage);
+    let t = lips_table((&lips, &[]), (1024, 65535), (16, 60), &workers, &usage);
     assert_eq!(
         t,
         "Local addresses: 10.1.0.201 10.1.0.202\n\
@@ -960,6 +960,29 @@ fn lips_and_health_tables() {
          Worker LocalAddress         InUse Quarantine       Free\n\
          0      10.1.0.201               2          7     516087\n\
          1      10.1.0.202               0          0     516096\n"
+    );
+    // An IPv6 LIP: listed after the IPv4 ones, the address column as wide as it needs.
+    let lip6: std::net::Ipv6Addr = "2001:db8:10:1::201".parse().unwrap();
+    let mut usage6 = usage.to_vec();
+    usage6.push(LipUsageView {
+        worker: 0,
+        lip: lip6.into(),
+        in_use: 1,
+        quarantined: 0,
+        free: 32255,
+    });
+    let t = lips_table((&lips, &[lip6]), (1024, 65535), (0, 0), &workers, &usage6);
+    assert_eq!(
+        t,
+        "Local addresses: 10.1.0.201 10.1.0.202 2001:db8:10:1::201\n\
+         Local ports: 1024-65535\n\
+         Worker       Free      Total\n\
+         0           64510      64512\n\
+         1           64512      64512\n\
+         Worker LocalAddress            InUse Quarantine       Free\n\
+         0      10.1.0.201                  2          7     516087\n\
+         1      10.1.0.202                  0          0     516096\n\
+         0      2001:db8:10:1::201          1          0      32255\n"
     );
     let h = health(&[HealthView {
         service: SvcKey {

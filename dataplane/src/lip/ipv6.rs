@@ -95,6 +95,13 @@ impl LipPool6 {
         self.pool.available()
     }
 
+    /// Each LIP's pairs in use, in quarantine and in all at `now`, in the LIPs' order; a
+    /// usage's `addr` is the LIP's index as an IPv4 address (`0.0.0.i`): [`lip`](Self::lip)
+    /// gives the address.
+    pub fn usage(&mut self, now: u64) -> impl Iterator<Item = super::LipUsage> + '_ {
+        self.pool.usage(now)
+    }
+
     /// Bytes allocated (all of it at construction).
     pub fn allocation_size(&self) -> usize {
         self.pool.allocation_size() + self.lips.len() * 16

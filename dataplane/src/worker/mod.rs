@@ -184,7 +184,7 @@ impl<D: Device> Worker<D> {
                 snap.lport_reuse(),
             )?)
         };
-        let stats = WorkerStats::with_lips(snap.lips().len());
+        let stats = WorkerStats::with_lips(snap.lips().len(), snap.lips6().len());
         let scheds = snap
             .services()
             .iter()

@@ -228,12 +228,20 @@ impl<D: Device> Worker<D> {
         w.publish(&self.counters);
         w.sessions
             .store((self.table.len() + self.table6.len()) as u64, Relaxed);
+        let store = |g: &crate::stats::LipGauges, u: crate::lip::LipUsage| {
+            g.addr.store(u64::from(u32::from(u.addr)), Relaxed);
+            g.in_use.store(u.in_use, Relaxed);
+            g.quarantined.store(u.quarantined, Relaxed);
+            g.capacity.store(u.capacity, Relaxed);
+        };
         if let Some(p) = &mut self.lips {
             for (g, u) in self.stats.lips.iter().zip(p.usage(self.now)) {
-                g.addr.store(u64::from(u32::from(u.addr)), Relaxed);
-                g.in_use.store(u.in_use, Relaxed);
-                g.quarantined.store(u.quarantined, Relaxed);
-                g.capacity.store(u.capacity, Relaxed);
+                store(g, u);
+            }
+        }
+        if let Some(p) = &mut self.lips6 {
+            for (g, u) in self.stats.lips6.iter().zip(p.usage(self.now)) {
+                store(g, u);
             }
         }
         if self.loops_since_publish > 0 {
