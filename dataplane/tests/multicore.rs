@@ -163,6 +163,12 @@ fn pair6(mode: ForwardMode) -> Pair {
 
 /// [`pair6`] with its IPv6 service's one dest at `addr` (an IPv4 FullNAT one: NAT64).
 fn pair6_to(addr: std::net::IpAddr, mode: ForwardMode) -> Pair {
+    pair6_with(addr, mode, None)
+}
+
+/// [`pair6_to`], the LAN port spreading by Toeplitz with `rss` when given (see
+/// [`Pair::with_steering`]).
+fn pair6_with(addr: std::net::IpAddr, mode: ForwardMode, rss: Option<RssKey>) -> Pair {
     use dataplane::snapshot::{Cidr6, RouteConfig6};
     use sched::{Dest, Service, ServiceKey};
     let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
@@ -193,7 +199,7 @@ fn pair6_to(addr: std::net::IpAddr, mode: ForwardMode) -> Pair {
     })
     .unwrap();
     cfg.services.add(svc).unwrap();
-    let mut p = Pair::new(&cfg, 64, true);
+    let mut p = Pair::with_steering(&cfg, 64, true, rss);
     for w in &mut p.w {
         w.insert_static_neighbour(RIP6.into(), EthernetAddress(rs_mac(0)));
         w.insert_static_neighbour(ROUTER6.into(), EthernetAddress(ROUTER_MAC));
@@ -573,6 +579,47 @@ fn rss_steered_lip_ports_bring_replies_back_to_their_owner() {
         ));
     }
     // Deliver each reply where RSS puts it: every one is forwarded, none handed over.
+    for (q, r) in &replies {
+        let [o0, o1] = p.send(*q, LAN, r);
+        assert_eq!(o0.wan.len() + o1.wan.len(), 1);
+    }
+    for w in &p.w {
+        assert_eq!(w.counters().redirected_out(), 0);
+        assert_eq!(w.counters().total_drops(), 0);
+    }
+}
+
+#[test]
+fn rss_steered_ipv6_lip_ports_bring_replies_back_to_their_owner() {
+    let key = RssKey::MICROSOFT;
+    let reta = Reta::round_robin(128, 2).unwrap();
+    let mut p = pair6_with(RIP6.into(), ForwardMode::FullNat, Some(key));
+    let mut replies = Vec::new();
+    for i in 0..100u16 {
+        let w = (i % 2) as usize;
+        let syn = testkit::Frame6::tcp(CLIENT6, 20000 + i, VIP6, 80, SYN).build();
+        let [o0, o1] = p.send(w, WAN, &syn);
+        let out = if w == 0 { o0 } else { o1 };
+        let s = decode6(&out.lan[0]);
+        let l4 = s.l4();
+        // The reply's tuple as the NIC hashes it: src RIP:rport, dst LIP:lport.
+        let mut input = [0u8; 36];
+        input[..16].copy_from_slice(&s.dst.octets());
+        input[16..32].copy_from_slice(&s.src.octets());
+        input[32..34].copy_from_slice(&l4.dport.to_be_bytes());
+        input[34..].copy_from_slice(&l4.sport.to_be_bytes());
+        let queue = reta.queue(toeplitz(&key, &input)) as usize;
+        assert_eq!(
+            queue, w,
+            "reply to port {} would land on queue {queue}",
+            l4.sport
+        );
+        replies.push((
+            queue,
+            from_rs6((s.dst, l4.dport), (s.src, l4.sport), SYN | ACK),
+        ));
+    }
+    // Each reply where RSS puts it: forwarded there, none handed over.
     for (q, r) in &replies {
         let [o0, o1] = p.send(*q, LAN, r);
         assert_eq!(o0.wan.len() + o1.wan.len(), 1);

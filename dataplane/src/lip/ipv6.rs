@@ -62,6 +62,28 @@ impl LipPool6 {
         Some((u32::from(t) as u16, port))
     }
 
+    /// Like [`alloc`](Self::alloc), but only a (LIP, port) that `pred` accepts, as
+    /// [`LipPool::alloc_where`] examines them (at most `max_tries`): the FullNAT66 path passes
+    /// [`ReplySteering::selector6`](crate::rss::ReplySteering::selector6) so that the reply
+    /// arrives on this worker's RX queue.
+    pub fn alloc_where(
+        &mut self,
+        (rip, rport, now): (Ipv6Addr, u16, u64),
+        mut pred: impl FnMut(Ipv6Addr, u16) -> bool,
+        max_tries: usize,
+    ) -> Option<(u16, u16)> {
+        let lips = &self.lips;
+        let (t, port) = self.pool.alloc_where(
+            toward(rip, rport, now),
+            |t, port| {
+                let i = u32::from(t) as usize;
+                lips.get(i).is_some_and(|&lip| pred(lip, port))
+            },
+            max_tries,
+        )?;
+        Some((u32::from(t) as u16, port))
+    }
+
     /// LIP `i` (an index [`alloc`](Self::alloc) handed out).
     #[inline]
     pub fn lip(&self, i: u16) -> Option<Ipv6Addr> {

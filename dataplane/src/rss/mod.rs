@@ -34,7 +34,7 @@ mod steering;
 pub use steering::{PartialReplyHash, ReplySteering};
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// The longest RSS key any NIC uses (Intel i40e/ice: 52 bytes).
 pub const MAX_KEY_LEN: usize = 52;
@@ -114,7 +114,7 @@ impl RssKey {
     }
 
     /// Key bits `8 * at .. 8 * at + 64` as a big-endian word, zeros past the key's end.
-    /// Callers pass `at <= 11` (a byte of the 12-byte IPv4 tuple), well inside the array.
+    /// Callers pass `at <= 35` (a byte of the 36-byte IPv6 tuple), inside the array.
     #[inline]
     fn word64(&self, at: usize) -> u64 {
         let mut w = [0u8; 8];
@@ -160,16 +160,44 @@ pub fn toeplitz(key: &RssKey, input: &[u8]) -> u32 {
 /// (a mask per bit) so that the cost does not depend on the tuple.
 #[inline]
 fn hash_words(key: &RssKey, words: &[u32]) -> u32 {
+    words
+        .iter()
+        .enumerate()
+        .fold(0, |hash, (i, &w)| hash ^ hash_word_at(key, i, w))
+}
+
+/// Word `i` of the input's share of the hash (the other words zero): its set bits select
+/// key windows starting at bit `32 i`.
+#[inline]
+fn hash_word_at(key: &RssKey, i: usize, w: u32) -> u32 {
+    let k = key.word64(4 * i);
     let mut hash = 0;
-    for (i, &w) in words.iter().enumerate() {
-        let k = key.word64(4 * i);
-        for j in 0..32 {
-            let window = ((k << j) >> 32) as u32;
-            let bit = (w >> (31 - j)) & 1;
-            hash ^= window & bit.wrapping_neg();
-        }
+    for j in 0..32 {
+        let window = ((k << j) >> 32) as u32;
+        let bit = (w >> (31 - j)) & 1;
+        hash ^= window & bit.wrapping_neg();
     }
     hash
+}
+
+/// The RSS hash of a TCP or UDP over IPv6 packet from `src:sport` to `dst:dport`, as a NIC with
+/// the IPv6 4-tuple enabled computes it (the 36-byte input: addresses, then ports).
+#[inline]
+pub fn hash_ipv6_l4(key: &RssKey, src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16) -> u32 {
+    let mut words = [0u32; 9];
+    let (s, d) = (src.octets(), dst.octets());
+    for (i, c) in s.chunks_exact(4).chain(d.chunks_exact(4)).enumerate() {
+        words[i] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    words[8] = (u32::from(sport) << 16) | u32::from(dport);
+    hash_words(key, &words)
+}
+
+/// The destination port's share of [`hash_ipv6_l4`]:
+/// `hash_ipv6_l4(s, d, sp, dp) == hash_ipv6_l4(s, d, sp, 0) ^ hash_ipv6_dport(dp)`.
+#[inline]
+pub fn hash_ipv6_dport(key: &RssKey, dport: u16) -> u32 {
+    hash_word_at(key, 8, u32::from(dport))
 }
 
 /// The RSS hash of a TCP or UDP over IPv4 packet from `src:sport` to `dst:dport`, as a NIC with
@@ -426,6 +454,52 @@ mod tests {
             assert_eq!(hash_ipv4(&key, src, dst), v.ipv4);
             assert_eq!(table.hash_ipv4_l4(src, dst, v.sport, v.dport), v.ipv4_l4);
             assert_eq!(table.hash_ipv4(src, dst), v.ipv4);
+        }
+    }
+
+    /// Microsoft, "Verifying the RSS Hash Calculation", IPv6 table: (source, sport,
+    /// destination, dport, hash over addresses and ports).
+    const SUITE6: [(&str, u16, &str, u16, u32); 3] = [
+        (
+            "3ffe:2501:200:1fff::7",
+            2794,
+            "3ffe:2501:200:3::1",
+            1766,
+            0x4020_7d3d,
+        ),
+        (
+            "3ffe:501:8::260:97ff:fe40:efab",
+            14230,
+            "ff02::1",
+            4739,
+            0xdde5_1bbf,
+        ),
+        (
+            "3ffe:1900:4545:3:200:f8ff:fe21:67cf",
+            44251,
+            "fe80::200:f8ff:fe21:67cf",
+            38024,
+            0x02d1_feef,
+        ),
+    ];
+
+    #[test]
+    fn microsoft_ipv6_verification_suite() {
+        let key = RssKey::MICROSOFT;
+        for (src, sport, dst, dport, want) in SUITE6 {
+            let (s, d): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+            let mut t = [0u8; 36];
+            t[..16].copy_from_slice(&s.octets());
+            t[16..32].copy_from_slice(&d.octets());
+            t[32..34].copy_from_slice(&sport.to_be_bytes());
+            t[34..].copy_from_slice(&dport.to_be_bytes());
+            assert_eq!(toeplitz(&key, &t), want, "reference, {src}");
+            assert_eq!(hash_ipv6_l4(&key, s, d, sport, dport), want, "{src}");
+            assert_eq!(
+                hash_ipv6_l4(&key, s, d, sport, 0) ^ hash_ipv6_dport(&key, dport),
+                want,
+                "the port's share splits off"
+            );
         }
     }
 

@@ -1,8 +1,8 @@
 //! FullNAT reply steering: which LIP ports make a reply land on a given RX queue.
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{Reta, RssError, RssKey, ToeplitzTable};
+use super::{hash_ipv6_dport, hash_ipv6_l4, Reta, RssError, RssKey, ToeplitzTable};
 
 /// Chooses lports whose FullNAT reply reaches one RX queue: the reply `RIP:rport →
 /// LIP:lport` is hashed as the NIC will hash it (Toeplitz with the port's key, then the RETA),
@@ -74,6 +74,33 @@ impl ReplySteering {
     pub fn reply_queue(&self, rip: Ipv4Addr, rport: u16, lip: Ipv4Addr, lport: u16) -> u16 {
         self.reta
             .queue(self.table.hash_ipv4_l4(rip, lip, rport, lport))
+    }
+
+    /// The RX queue the IPv6 reply `rip:rport → lip:lport` arrives on.
+    #[inline]
+    pub fn reply_queue6(&self, rip: Ipv6Addr, rport: u16, lip: Ipv6Addr, lport: u16) -> u16 {
+        self.reta
+            .queue(hash_ipv6_l4(self.table.key(), rip, lip, rport, lport))
+    }
+
+    /// [`selector`](Self::selector) for an IPv6 connection to `rip:rport` (FullNAT66), for
+    /// [`crate::lip::LipPool6::alloc_where`]: the reply's 36-byte tuple hashed as the NIC
+    /// will, its LIP-dependent part once per LIP, the lport's share (its last word) per
+    /// candidate. Table-free: new sessions only.
+    pub fn selector6(&self, rip: Ipv6Addr, rport: u16) -> impl FnMut(Ipv6Addr, u16) -> bool + '_ {
+        let key = self.table.key();
+        let mut last: Option<(Ipv6Addr, u32)> = None;
+        move |lip, lport| {
+            let partial = match last {
+                Some((l, p)) if l == lip => p,
+                _ => {
+                    let p = hash_ipv6_l4(key, rip, lip, rport, 0);
+                    last = Some((lip, p));
+                    p
+                }
+            };
+            self.reta.queue(partial ^ hash_ipv6_dport(key, lport)) == self.queue
+        }
     }
 
     /// The predicate for [`crate::lip::LipPool::alloc_where`] on a connection to `rip:rport`: accepts the

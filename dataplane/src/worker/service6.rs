@@ -19,7 +19,9 @@
 //!   ([`Ipv6Rewrite`]). A reply that reaches another worker goes to the one whose slice of
 //!   the port range holds its LIP port, as IPv4 FullNAT replies do.
 
-use super::session::{fill_loads, give_back_lip, insert_refused, is_active, tcp_event};
+use super::session::{
+    fill_loads, give_back_lip, insert_refused, is_active, tcp_event, STEER_TRIES_PER_QUEUE,
+};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -396,10 +398,22 @@ impl<D: Device> Worker<D> {
                 (Via6::Nat, Some(reply))
             }
             ForwardMode::FullNat => {
+                // When the RS-facing port does RSS, a port whose reply hashes to this
+                // worker's queue (as IPv4 FullNAT's `take_lip`).
+                let steer = self
+                    .snap
+                    .route6(rip)
+                    .map(|h| self.snap.iface(h.iface).port as usize)
+                    .and_then(|p| self.cfg.steering.get(p))
+                    .and_then(Option::as_ref);
+                let tries = STEER_TRIES_PER_QUEUE * self.cfg.workers.max(1) as usize;
                 let pool = self.lips6.as_mut().ok_or(DropReason::LipExhausted)?;
-                let (lip, lport) = pool
-                    .alloc(rip, dest.port, self.now)
-                    .ok_or(DropReason::LipExhausted)?;
+                let to = (rip, dest.port, self.now);
+                let (lip, lport) = match steer {
+                    Some(s) => pool.alloc_where(to, s.selector6(rip, dest.port), tries),
+                    None => pool.alloc(rip, dest.port, self.now),
+                }
+                .ok_or(DropReason::LipExhausted)?;
                 let addr = pool.lip(lip).ok_or(DropReason::LipExhausted)?;
                 let reply = FlowKey6::new(key.proto, rip, dest.port, addr, lport);
                 (Via6::FullNat { lip, lport }, Some(reply))
