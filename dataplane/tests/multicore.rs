@@ -26,6 +26,19 @@ struct Pair {
 }
 
 impl Pair {
+    /// Delivers each reply to the queue RSS puts it on (`(queue, frame)`): every one is
+    /// forwarded there, none handed over, nothing dropped.
+    fn deliver_steered(&mut self, replies: &[(usize, Vec<u8>)]) {
+        for (q, r) in replies {
+            let [o0, o1] = self.send(*q, LAN, r);
+            assert_eq!(o0.wan.len() + o1.wan.len(), 1);
+        }
+        for w in &self.w {
+            assert_eq!(w.counters().redirected_out(), 0);
+            assert_eq!(w.counters().total_drops(), 0);
+        }
+    }
+
     fn new(cfg: &DirectorConfig, depth: usize, static_neigh: bool) -> Pair {
         Pair::with_steering(cfg, depth, static_neigh, None)
     }
@@ -578,15 +591,7 @@ fn rss_steered_lip_ports_bring_replies_back_to_their_owner() {
                 .build(),
         ));
     }
-    // Deliver each reply where RSS puts it: every one is forwarded, none handed over.
-    for (q, r) in &replies {
-        let [o0, o1] = p.send(*q, LAN, r);
-        assert_eq!(o0.wan.len() + o1.wan.len(), 1);
-    }
-    for w in &p.w {
-        assert_eq!(w.counters().redirected_out(), 0);
-        assert_eq!(w.counters().total_drops(), 0);
-    }
+    p.deliver_steered(&replies);
 }
 
 #[test]
@@ -619,15 +624,7 @@ fn rss_steered_ipv6_lip_ports_bring_replies_back_to_their_owner() {
             from_rs6((s.dst, l4.dport), (s.src, l4.sport), SYN | ACK),
         ));
     }
-    // Each reply where RSS puts it: forwarded there, none handed over.
-    for (q, r) in &replies {
-        let [o0, o1] = p.send(*q, LAN, r);
-        assert_eq!(o0.wan.len() + o1.wan.len(), 1);
-    }
-    for w in &p.w {
-        assert_eq!(w.counters().redirected_out(), 0);
-        assert_eq!(w.counters().total_drops(), 0);
-    }
+    p.deliver_steered(&replies);
 }
 
 #[test]
