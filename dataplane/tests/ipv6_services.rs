@@ -16,24 +16,12 @@ use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddres
 use std::net::{IpAddr, Ipv6Addr};
 use testkit::{Frame6, ACK, FIN, PSH};
 
-const DIP6_WAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
 const DIP6_LAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1);
-const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
-const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
 const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x201);
 const RS6: [Ipv6Addr; 2] = [
     Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11),
     Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x12),
 ];
-
-fn key6(proto: Proto, port: u16) -> ServiceKey {
-    ServiceKey {
-        proto,
-        vip: VIP6.into(),
-        port,
-    }
-}
 
 fn dr6(i: usize, port: u16) -> Dest {
     Dest {

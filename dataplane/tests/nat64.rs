@@ -17,19 +17,6 @@ use smoltcp::wire::{Icmpv4Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv6Repr};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use testkit::{Frame, Frame6, ACK, PSH, SYN};
 
-const DIP6_WAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
-const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
-const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
-
-fn key6(proto: Proto, port: u16) -> ServiceKey {
-    ServiceKey {
-        proto,
-        vip: VIP6.into(),
-        port,
-    }
-}
-
 fn fullnat(i: usize, port: u16) -> Dest {
     dest(i, port, 1, ForwardMode::FullNat)
 }

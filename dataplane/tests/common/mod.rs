@@ -9,7 +9,7 @@ use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, RouteConfig, Sn
 use dataplane::wire::EthernetAddress;
 use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 pub use testkit::*;
 
@@ -60,6 +60,22 @@ pub fn config(proto: Proto, port: u16, sched: SchedKind, dests: &[Dest]) -> Dire
         lport_range: 1024..=65535,
         services,
         ..DirectorConfig::default()
+    }
+}
+
+/// The director's IPv6 DIP on the WAN, the IPv6 router there, the IPv6 VIP and an IPv6
+/// client (the IPv6 services' and NAT64's tests).
+pub const DIP6_WAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
+pub const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
+pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
+
+/// The key of the IPv6 service on `[VIP6]:port`/`proto`.
+pub fn key6(proto: Proto, port: u16) -> ServiceKey {
+    ServiceKey {
+        proto,
+        vip: VIP6.into(),
+        port,
     }
 }
 
