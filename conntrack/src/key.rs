@@ -127,7 +127,7 @@ impl FlowKey {
 }
 
 /// Ports and protocol as one word (both families).
-#[inline]
+#[inline(always)]
 fn ports_word(sport: u16, dport: u16, proto: Proto) -> u64 {
     (u64::from(sport) << 24) | (u64::from(dport) << 8) | u64::from(proto.ip_proto())
 }

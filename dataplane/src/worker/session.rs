@@ -464,7 +464,9 @@ pub(super) fn insert_refused(e: conntrack::InsertError) -> DropReason {
 }
 
 /// The per-dest loads of service `si` (this worker's sessions) into `loads`, for the
-/// least-connection schedulers (`kind`); left empty for the others, which need none.
+/// least-connection schedulers (`kind`); left empty for the others, which need none (the
+/// check inlined into the new-session path, the loop not).
+#[inline(always)]
 pub(super) fn fill_loads(
     loads: &mut Vec<DestLoad>,
     stats: &WorkerStats,
@@ -473,9 +475,13 @@ pub(super) fn fill_loads(
     kind: Option<SchedKind>,
 ) {
     loads.clear();
-    if !matches!(kind, Some(SchedKind::Lc | SchedKind::Wlc)) {
-        return;
+    if matches!(kind, Some(SchedKind::Lc | SchedKind::Wlc)) {
+        fill_dest_loads(loads, stats, snap, si);
     }
+}
+
+#[inline(never)]
+fn fill_dest_loads(loads: &mut Vec<DestLoad>, stats: &WorkerStats, snap: &Snapshot, si: usize) {
     for di in 0..snap.services()[si].dests().len() {
         let c = stats.dest(snap.dest_slot(si, di)).sample();
         loads.push(DestLoad {
