@@ -159,8 +159,9 @@ pub struct DaemonConfig {
     /// Hard capacity of each worker's persistence template table (default: a sixteenth of
     /// `table_capacity`, at least 64).
     pub template_capacity: usize,
-    /// Entries of each worker's fragment table, which later IPv4 fragments follow their
-    /// datagram's first fragment by (default 4096; rounded up to buckets of 8).
+    /// Entries of each worker's fragment tables (one for IPv4, one for IPv6), which later
+    /// fragments follow their datagram's first fragment by (default 4096; rounded up to
+    /// buckets of 8).
     pub fragment_capacity: usize,
     /// Mbufs in the packet pool (shared by all ports and workers).
     pub mbufs: u32,

@@ -1,8 +1,10 @@
-//! The per-worker fragment table: how later IPv4 fragments follow their datagram's first one.
+//! The per-worker fragment tables: how later IPv4 and IPv6 fragments follow their datagram's
+//! first one.
 //!
 //! Only a datagram's first fragment (offset 0) carries the ports that name its session; the
 //! later ones carry the same (source, destination, protocol, IP identification) and nothing
-//! else to go by (RFC 791). The worker looks the first fragment up (or opens its session) like
+//! else to go by (RFC 791; IPv6: source, destination and the fragment header's
+//! identification, RFC 8200 4.5). The worker looks the first fragment up (or opens its session) like
 //! any packet and notes here where it went: the session's flow key, or the worker it was
 //! handed to. Later fragments find that note by their (src, dst, proto, ident) and go the same
 //! way, rewritten at L3 only. Nothing is reassembled: a fragment leaves as soon as it arrives,
@@ -23,9 +25,9 @@
 //! client's router, no reordering paths) is rare; the sender's datagram is lost as if a
 //! fragment had been, and UDP protocols retry.
 
-use conntrack::FlowKey;
-use core::hash::BuildHasher;
-use core::net::Ipv4Addr;
+use conntrack::{FlowKey, FlowKey6};
+use core::hash::{BuildHasher, Hash};
+use core::net::{Ipv4Addr, Ipv6Addr};
 use foldhash::quality::SeedableRandomState;
 use foldhash::SharedSeed;
 
@@ -51,21 +53,36 @@ pub struct FragKey {
     pub ident: u16,
 }
 
+/// What identifies the fragments of one IPv6 datagram (RFC 8200 4.5: source, destination,
+/// the fragment header's identification).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragKey6 {
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address.
+    pub dst: Ipv6Addr,
+    /// Fragment identification.
+    pub ident: u32,
+}
+
 /// Where a datagram's first fragment went, so its later fragments go there too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FragTarget {
+pub enum FragTarget<F = FlowKey> {
     /// The session of this flow key (in the packet's direction) on this worker.
-    Flow(FlowKey),
+    Flow(F),
     /// Handed to this worker, which owns the session.
     Worker(u16),
 }
 
+/// The IPv6 fragment table: where each datagram went and the identification it leaves with.
+pub type FragTable6 = FragTable<FragKey6, (FragTarget<FlowKey6>, u32)>;
+
 #[derive(Clone, Copy)]
-struct Entry {
-    key: FragKey,
-    target: FragTarget,
-    /// The IP identification the datagram leaves with (FullNAT gives it a new one).
-    ident: u16,
+struct Entry<K, T> {
+    key: K,
+    /// Where the datagram goes and the identification it leaves with (FullNAT gives it a
+    /// new one).
+    target: T,
     /// Milliseconds after which the entry is free.
     deadline: u64,
     /// Payload bytes seen so far (first fragment included).
@@ -78,28 +95,30 @@ struct Entry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot(usize);
 
-/// The per-worker fragment table (see the module docs).
-pub struct FragTable {
-    entries: Vec<Option<Entry>>,
+/// A per-worker fragment table (see the module docs): datagrams by key `K` (IPv4's
+/// [`FragKey`] or IPv6's [`FragKey6`]), each noted with a `T` — where it goes and the
+/// identification it leaves with.
+pub struct FragTable<K = FragKey, T = (FragTarget, u16)> {
+    entries: Vec<Option<Entry<K, T>>>,
     buckets: usize,
     hasher: SeedableRandomState,
     in_use: usize,
 }
 
-impl FragTable {
+impl<K: Copy + Eq + Hash, T: Copy> FragTable<K, T> {
     /// A table of at least `capacity` entries (rounded up to whole buckets; at least one).
-    pub fn new(capacity: usize) -> FragTable {
+    pub fn new(capacity: usize) -> Self {
         FragTable::with_hasher(capacity, SeedableRandomState::random())
     }
 
     /// A table whose bucket hash has the fixed `seed`: the same keys meet in the same buckets
     /// every run (reproducible tests and fuzzing; a director's tables are seeded at random).
-    pub fn with_seed(capacity: usize, seed: u64) -> FragTable {
+    pub fn with_seed(capacity: usize, seed: u64) -> Self {
         let hasher = SeedableRandomState::with_seed(seed, SharedSeed::global_fixed());
         FragTable::with_hasher(capacity, hasher)
     }
 
-    fn with_hasher(capacity: usize, hasher: SeedableRandomState) -> FragTable {
+    fn with_hasher(capacity: usize, hasher: SeedableRandomState) -> Self {
         let buckets = capacity.div_ceil(WAYS).max(1);
         FragTable {
             entries: vec![None; buckets * WAYS],
@@ -121,17 +140,17 @@ impl FragTable {
 
     /// Bytes the table occupies.
     pub fn allocation_size(&self) -> usize {
-        self.entries.len() * core::mem::size_of::<Option<Entry>>()
+        self.entries.len() * core::mem::size_of::<Option<Entry<K, T>>>()
     }
 
     #[inline]
-    fn bucket(&self, key: &FragKey) -> core::ops::Range<usize> {
+    fn bucket(&self, key: &K) -> core::ops::Range<usize> {
         let b = (self.hasher.hash_one(key) % self.buckets as u64) as usize;
         b * WAYS..(b + 1) * WAYS
     }
 
     #[inline]
-    fn find(&self, key: &FragKey) -> Option<usize> {
+    fn find(&self, key: &K) -> Option<usize> {
         self.bucket(key)
             .find(|&i| self.entries[i].is_some_and(|e| e.key == *key))
     }
@@ -140,7 +159,7 @@ impl FragTable {
     /// sent again), else a free or expired one of its bucket; `None` when every entry of the
     /// bucket is live. Nothing changes until [`FragTable::fill`].
     #[inline]
-    pub fn reserve(&self, key: &FragKey, now: u64) -> Option<Slot> {
+    pub fn reserve(&self, key: &K, now: u64) -> Option<Slot> {
         let range = self.bucket(key);
         let mut free = None;
         for i in range {
@@ -156,17 +175,10 @@ impl FragTable {
     }
 
     /// Notes in `slot` (from [`FragTable::reserve`] for `key`) that `key`'s datagram goes to
-    /// `target` with IP identification `ident`; `payload` is the first fragment's payload
-    /// length (IP header excluded).
+    /// `target` (where, and the identification it leaves with); `payload` is the first
+    /// fragment's payload length (IP header excluded; IPv6: its fragmentable part).
     #[inline]
-    pub fn fill(
-        &mut self,
-        slot: Slot,
-        key: FragKey,
-        (target, ident): (FragTarget, u16),
-        payload: u32,
-        now: u64,
-    ) {
+    pub fn fill(&mut self, slot: Slot, key: K, target: T, payload: u32, now: u64) {
         let e = &mut self.entries[slot.0];
         let seen = match e {
             // The first fragment again: what later fragments added still counts.
@@ -183,26 +195,25 @@ impl FragTable {
         *e = Some(Entry {
             key,
             target,
-            ident,
             deadline: now + FRAGMENT_TIMEOUT_MS,
             seen,
             total,
         });
     }
 
-    /// Where a later fragment of `key`'s datagram goes, and the IP identification it leaves
+    /// Where a later fragment of `key`'s datagram goes, and the identification it leaves
     /// with: `offset` is its offset in bytes, `payload` its payload length, `last` whether it
     /// is the last (MF clear). The entry is freed once the datagram's bytes add up. `None` if
     /// no live entry has the key.
     #[inline]
     pub fn follow(
         &mut self,
-        key: &FragKey,
+        key: &K,
         offset: u32,
         payload: u32,
         last: bool,
         now: u64,
-    ) -> Option<(FragTarget, u16)> {
+    ) -> Option<T> {
         let i = self.find(key)?;
         let e = self.entries[i].as_mut()?;
         if e.deadline <= now {
@@ -210,7 +221,7 @@ impl FragTable {
             self.in_use -= 1;
             return None;
         }
-        let found = (e.target, e.ident);
+        let found = e.target;
         e.seen = e.seen.saturating_add(payload);
         e.deadline = now + FRAGMENT_TIMEOUT_MS;
         if last {
@@ -264,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_last_fragment_first_waits_for_the_middle() {
-        let mut t = FragTable::new(64);
+        let mut t: FragTable = FragTable::new(64);
         let s = t.reserve(&key(1), 0).unwrap();
         t.fill(s, key(1), (FragTarget::Worker(1), 1), 1480, 0);
         assert_eq!(
@@ -293,6 +304,20 @@ mod tests {
         assert!(t
             .follow(&key(100), 8, 8, true, FRAGMENT_TIMEOUT_MS)
             .is_some());
+    }
+
+    #[test]
+    fn ipv6_datagrams_are_told_apart_by_their_32_bit_identification() {
+        let src: Ipv6Addr = "2001:db8:99::10".parse().unwrap();
+        let dst: Ipv6Addr = "2001:db8:2::100".parse().unwrap();
+        let k = |ident| FragKey6 { src, dst, ident };
+        let flow = FragTarget::Flow(FlowKey6::new(Proto::Udp, src, 4000, dst, 53));
+        let mut t = FragTable6::new(64);
+        let s = t.reserve(&k(0x1_0007), 0).unwrap();
+        t.fill(s, k(0x1_0007), (flow, 9), 1232, 0);
+        assert_eq!(t.follow(&k(7), 1232, 8, true, 1), None, "another datagram");
+        assert_eq!(t.follow(&k(0x1_0007), 1232, 100, true, 1), Some((flow, 9)));
+        assert_eq!(t.in_use(), 0, "1232 + 100 bytes seen");
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub struct Ipv6Meta {
     /// The extension headers the packet carries (`EXT_*` bits).
     pub ext: u8,
     /// The upper-layer protocol, after the extension headers (59: no next header); for a
-    /// fragment other than the first, the fragment header's next header.
+    /// fragment, the fragment header's next header.
     pub upper: u8,
     /// Offset of the upper-layer header from the start of the IPv6 header (40 without
     /// extension headers).
@@ -111,7 +111,8 @@ pub struct Ipv6Meta {
     /// bytes; any Ethernet padding beyond it is not part of the packet.
     pub total_len: usize,
     /// L4 summary of TCP, UDP or ICMPv6 (for ICMPv6: type, code, and bytes 4..6 — the echo
-    /// identifier); `L4::None` for other protocols and for fragments.
+    /// identifier); for a first fragment, its TCP or UDP header; `L4::None` for other
+    /// protocols and for other fragments.
     pub l4: L4,
 }
 
@@ -121,6 +122,38 @@ impl Ipv6Meta {
     pub fn is_fragment(&self) -> bool {
         self.ext & EXT_FRAGMENT != 0
     }
+
+    /// A fragment's fragment header (RFC 8200 4.5), read from `pkt`, the packet this is the
+    /// summary of: the walk ends right after it, so it is the 8 bytes before the upper-layer
+    /// header. `None` for a whole packet.
+    #[inline]
+    pub fn fragment(&self, pkt: &[u8]) -> Option<Ipv6Fragment> {
+        if !self.is_fragment() {
+            return None;
+        }
+        let at = usize::from(self.l4_off).checked_sub(8)?;
+        let h = pkt.get(at..at + 8)?;
+        let word = u16::from_be_bytes([h[2], h[3]]);
+        Some(Ipv6Fragment {
+            offset: u32::from(word & 0xfff8),
+            more: word & 1 != 0,
+            ident: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+            ident_at: at + 4,
+        })
+    }
+}
+
+/// Where an IPv6 fragment belongs in its datagram: its fragment header's fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Fragment {
+    /// Offset of its fragmentable part in the datagram's, in bytes (a multiple of 8).
+    pub offset: u32,
+    /// More fragments follow (the M flag).
+    pub more: bool,
+    /// The datagram's identification.
+    pub ident: u32,
+    /// Where the identification is, from the start of the IPv6 header.
+    pub ident_at: usize,
 }
 
 /// [`Ipv6Meta::ext`]: a hop-by-hop options header.
@@ -403,7 +436,10 @@ fn parse_first_fragment(proto: IpProto, l4: &[u8]) -> Result<L4, DropReason> {
 /// Hop-by-hop options only right after the fixed header; a routing header with segments left
 /// is refused (rvs is no segment's endpoint; RFC 5095's type 0 among them), one with none is
 /// passed over; destination options are passed over; a fragment header ends the walk unless
-/// the fragment is atomic (RFC 6946: offset 0, no more fragments — a whole packet).
+/// the fragment is atomic (RFC 6946: offset 0, no more fragments — a whole packet). A first
+/// fragment's TCP or UDP header must be whole in it (RFC 7112: the first fragment holds the
+/// whole header chain; `fragment_tiny` otherwise); its L4 length and checksum are the
+/// datagram's.
 ///
 /// # Errors
 /// [`DropReason::MalformedIpv6`] (truncated, version not 6, payload length beyond the frame,
@@ -421,6 +457,7 @@ pub fn parse_ipv6(pkt: &[u8]) -> Result<Ipv6Meta, DropReason> {
     let mut off = IPV6_HEADER_LEN;
     let mut ext = 0;
     let mut walked = 0;
+    let mut first_fragment = false;
     loop {
         let len = match next {
             HOP_BY_HOP | ROUTING | DEST_OPTS => {
@@ -445,6 +482,7 @@ pub fn parse_ipv6(pkt: &[u8]) -> Result<Ipv6Meta, DropReason> {
                 let word = u16::from_be_bytes([h[2], h[3]]);
                 if word & 0xfff9 != 0 {
                     ext |= EXT_FRAGMENT;
+                    first_fragment = word & 0xfff8 == 0;
                 }
             }
         }
@@ -456,7 +494,12 @@ pub fn parse_ipv6(pkt: &[u8]) -> Result<Ipv6Meta, DropReason> {
     }
     let l4_bytes = &pkt[off..];
     let l4 = if ext & EXT_FRAGMENT != 0 {
-        L4::None
+        match IpProto::from(next) {
+            p @ (IpProto::Tcp | IpProto::Udp) if first_fragment => {
+                parse_first_fragment(p, l4_bytes)?
+            }
+            _ => L4::None,
+        }
     } else {
         match next {
             ICMPV6 => {
@@ -595,6 +638,35 @@ mod tests {
         // No next header.
         let m = parse_ipv6(&ipv6(DEST_OPTS, &[(59, opts())])).unwrap();
         assert_eq!((m.upper, m.l4), (59, L4::None));
+    }
+
+    #[test]
+    fn a_first_fragment_carries_its_udp_or_tcp_header_whole() {
+        // The 8 bytes after the fragment header, read as UDP: ports 0x8000 and 0.
+        let p = ipv6(FRAGMENT, &[(17, fragment(0, true))]);
+        let m = parse_ipv6(&p).unwrap();
+        let udp = L4::Udp {
+            sport: 0x8000,
+            dport: 0,
+        };
+        assert_eq!(
+            (m.ext, m.upper, m.l4_off, m.l4),
+            (EXT_FRAGMENT, 17, 48, udp)
+        );
+        let f = m.fragment(&p).unwrap();
+        assert_eq!((f.offset, f.more, f.ident, f.ident_at), (0, true, 7, 44));
+        // 8 bytes cannot hold a TCP header: the header chain is not whole (RFC 7112).
+        let p = ipv6(FRAGMENT, &[(6, fragment(0, true))]);
+        assert_eq!(parse_ipv6(&p), Err(DropReason::FragmentTiny));
+        // A later fragment: no L4 header, its place from the fragment header.
+        let p = ipv6(FRAGMENT, &[(6, fragment(100, false))]);
+        let m = parse_ipv6(&p).unwrap();
+        assert_eq!(m.l4, L4::None);
+        let f = m.fragment(&p).unwrap();
+        assert_eq!((f.offset, f.more, f.ident), (800, false, 7));
+        // A whole packet has none.
+        let p = ipv6(ICMPV6, &[]);
+        assert_eq!(parse_ipv6(&p).unwrap().fragment(&p), None);
     }
 
     #[test]

@@ -311,6 +311,25 @@ impl Drop for Ipv6Rewrite<'_> {
     }
 }
 
+/// The NAT66 or FullNAT66 rewrite of a later IPv6 fragment `pkt` (from its header): the
+/// source and destination addresses given (None: unchanged), the hop limit decremented. No
+/// checksum covers them here: the L4 checksum, which covers the whole datagram, was updated in
+/// the first fragment.
+///
+/// # Panics
+/// If `pkt` is shorter than an IPv6 header ([`crate::parse`] has checked it).
+#[inline]
+pub fn rewrite_fragment6(pkt: &mut [u8], src: Option<Ipv6Addr>, dst: Option<Ipv6Addr>) {
+    let h: &mut [u8; IPV6_HEADER_LEN] = field(pkt, 0);
+    if let Some(a) = src {
+        h[8..24].copy_from_slice(&a.octets());
+    }
+    if let Some(a) = dst {
+        h[24..40].copy_from_slice(&a.octets());
+    }
+    h[7] = h[7].wrapping_sub(1);
+}
+
 /// The NAT or FullNAT rewrite of a later IPv4 fragment `pkt` (from its header): new source
 /// and destination addresses and the TTL decremented, the header checksum updated (RFC 1624).
 /// A later fragment holds no L4 header: the ports and the L4 checksum, which covers the whole

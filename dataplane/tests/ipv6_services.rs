@@ -612,23 +612,30 @@ fn fullnat66_drops_what_it_cannot_route_and_its_lip_ports_come_back() {
     assert_eq!((s.src, s.l4().sport, s.l4().dport), (LIP6, 2000, 53));
 }
 
-#[test]
-fn a_nat66_connection_reaches_the_rs_and_its_replies_leave_from_the_vip() {
+/// [`config6`] with one more service, TCP [VIP6]:8000 → RS6[`i`]:`rport` in `mode`, the RS's
+/// and the router's MACs known.
+fn one_dest6(i: usize, rport: u16, mode: ForwardMode) -> Lab {
     let mut cfg = config6();
     let mut svc = Service::new(key6(Proto::Tcp, 8000), SchedKind::Rr).unwrap();
     svc.add_dest(Dest {
-        addr: RS6[1].into(),
-        port: 8080,
+        addr: RS6[i].into(),
+        port: rport,
         weight: 1,
-        mode: ForwardMode::Nat,
+        mode,
     })
     .unwrap();
     cfg.services.add(svc).unwrap();
     let mut lab = Lab::new(&cfg);
-    for (ip, mac) in [(RS6[1], rs_mac(1)), (ROUTER6, ROUTER_MAC)] {
+    for (ip, mac) in [(RS6[i], rs_mac(i)), (ROUTER6, ROUTER_MAC)] {
         lab.worker
             .insert_static_neighbour(ip.into(), EthernetAddress(mac));
     }
+    lab
+}
+
+#[test]
+fn a_nat66_connection_reaches_the_rs_and_its_replies_leave_from_the_vip() {
+    let mut lab = one_dest6(1, 8080, ForwardMode::Nat);
     let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 8000, testkit::SYN).build();
     let s = decode6(lab.send(WAN, &syn).only().1);
     assert_eq!((s.dst_mac, s.src_mac), (rs_mac(1), LAN_MAC));
@@ -666,21 +673,7 @@ fn a_nat66_connection_reaches_the_rs_and_its_replies_leave_from_the_vip() {
 
 #[test]
 fn a_tun_session_goes_ipv6_in_ipv6_to_its_rs() {
-    let mut cfg = config6();
-    let mut svc = Service::new(key6(Proto::Tcp, 8000), SchedKind::Rr).unwrap();
-    svc.add_dest(Dest {
-        addr: RS6[0].into(),
-        port: 8000,
-        weight: 1,
-        mode: ForwardMode::Tun,
-    })
-    .unwrap();
-    cfg.services.add(svc).unwrap();
-    let mut lab = Lab::new(&cfg);
-    for (ip, mac) in [(RS6[0], rs_mac(0)), (ROUTER6, ROUTER_MAC)] {
-        lab.worker
-            .insert_static_neighbour(ip.into(), EthernetAddress(mac));
-    }
+    let mut lab = one_dest6(0, 8000, ForwardMode::Tun);
     let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 8000, testkit::SYN)
         .payload(b"x")
         .build();
@@ -725,4 +718,185 @@ fn the_ipv6_lip_pool_publishes_its_pressure() {
     let (in_use, all) = stats.lip_pairs();
     assert_eq!(in_use, 1, "both families' pairs counted");
     assert!(all >= g.capacity.load(Relaxed));
+}
+
+/// `n` bytes that do not repeat over short distances, to tell fragments apart.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n as u32).map(|i| (i % 251) as u8).collect()
+}
+
+/// Sends each of `frames` on `port` and returns the one frame each made leave on `to`.
+fn relay(lab: &mut Lab, port: u16, frames: &[Vec<u8>], to: u16) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .map(|f| {
+            let out = lab.send(port, f);
+            let (p, f) = out.only();
+            assert_eq!(p, to);
+            f.to_vec()
+        })
+        .collect()
+}
+
+/// An RS's UDP datagram or TCP segment `f` as it reaches the director's LAN port.
+fn at_lan(mut f: Frame6, i: usize) -> Vec<u8> {
+    f.dst_mac = LAN_MAC;
+    f.src_mac = rs_mac(i);
+    f.build()
+}
+
+#[test]
+fn fullnat66_fragments_follow_their_first_one_both_ways() {
+    let mut lab = fullnat6(2000..=2999);
+    let question = pattern(3000);
+    let dgram = Frame6::udp(CLIENT6, 5000, VIP6, 5353)
+        .payload(&question)
+        .build();
+    let frags = testkit::fragment6(&dgram, 1280, 0xabcd_0001);
+    assert_eq!(frags.len(), 3);
+    let sent = relay(&mut lab, WAN, &frags, LAN);
+    for f in &sent {
+        let s = decode6(f);
+        assert_eq!(
+            (s.dst_mac, s.src, s.dst, s.hop_limit, s.next_header),
+            (rs_mac(0), LIP6, RS6[0], 63, 44)
+        );
+    }
+    // A fresh identification toward the RS (clients share the LIP there), one for all.
+    let ident = testkit::fragment6_ident(&sent[0]);
+    assert_ne!(ident, 0xabcd_0001);
+    assert!(sent.iter().all(|f| testkit::fragment6_ident(f) == ident));
+    let whole = decode6(&testkit::reassemble6(&sent));
+    let l4 = whole.l4();
+    assert_eq!((whole.src, whole.dst, l4.dport), (LIP6, RS6[0], 53));
+    assert_eq!(l4.payload, question);
+    // The RS's fragmented answer goes back to the client from the VIP, its identification
+    // kept.
+    let answer = pattern(2500);
+    let reply = at_lan(Frame6::udp(RS6[0], 53, LIP6, l4.sport).payload(&answer), 0);
+    let frags = testkit::fragment6(&reply, 1500, 77);
+    assert_eq!(frags.len(), 2);
+    let back = relay(&mut lab, LAN, &frags, WAN);
+    assert!(back.iter().all(|f| testkit::fragment6_ident(f) == 77));
+    let whole = decode6(&testkit::reassemble6(&back));
+    let l4 = whole.l4();
+    assert_eq!((whole.src, whole.dst, whole.hop_limit), (VIP6, CLIENT6, 63));
+    assert_eq!((l4.sport, l4.dport, l4.payload), (5353, 5000, answer));
+    let c = lab.worker.counters();
+    assert_eq!((c.fragments_tracked(), c.fragments_followed()), (2, 3));
+    assert!(c.total_drops() == 0 && c.balanced());
+    assert_eq!(
+        lab.worker.fragments6().in_use(),
+        0,
+        "both datagrams seen whole"
+    );
+}
+
+#[test]
+fn dr_nat66_and_tun_sessions_take_fragments_too() {
+    // DR (config6's UDP [VIP6]:53): every fragment to the one RS, the packet untouched.
+    let mut lab = lab6(false);
+    let dgram = Frame6::udp(CLIENT6, 5000, VIP6, 53)
+        .payload(&pattern(3000))
+        .build();
+    let frags = testkit::fragment6(&dgram, 1280, 9);
+    for (f, out) in frags.iter().zip(relay(&mut lab, WAN, &frags, LAN)) {
+        assert_eq!(&out[..6], &rs_mac(0)[..]);
+        assert_eq!(&out[12..], &f[12..], "the fragment leaves untouched");
+    }
+    // NAT66: a data segment fragmented by the client reaches the RS whole once put together;
+    // the RS's fragmented answer leaves from the VIP.
+    let mut lab = one_dest6(1, 8080, ForwardMode::Nat);
+    let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 8000, testkit::SYN).build();
+    assert_eq!(lab.send(WAN, &syn).only().0, LAN);
+    let data = Frame6::tcp(CLIENT6, 40000, VIP6, 8000, ACK | PSH)
+        .payload(&pattern(4000))
+        .build();
+    let sent = relay(&mut lab, WAN, &testkit::fragment6(&data, 1280, 10), LAN);
+    assert_eq!(sent.len(), 4);
+    assert!(sent.iter().all(|f| testkit::fragment6_ident(f) == 10));
+    let whole = decode6(&testkit::reassemble6(&sent));
+    let l4 = whole.l4();
+    assert_eq!((whole.src, whole.dst), (CLIENT6, RS6[1]));
+    assert_eq!(
+        (l4.sport, l4.dport, l4.payload),
+        (40000, 8080, pattern(4000))
+    );
+    let answer = at_lan(
+        Frame6::tcp(RS6[1], 8080, CLIENT6, 40000, ACK | PSH).payload(&pattern(2000)),
+        1,
+    );
+    let back = relay(&mut lab, LAN, &testkit::fragment6(&answer, 1280, 11), WAN);
+    let whole = decode6(&testkit::reassemble6(&back));
+    let l4 = whole.l4();
+    assert_eq!((whole.src, whole.dst), (VIP6, CLIENT6));
+    assert_eq!(
+        (l4.sport, l4.dport, l4.payload),
+        (8000, 40000, pattern(2000))
+    );
+    let c = lab.worker.counters();
+    assert_eq!((c.fragments_tracked(), c.fragments_followed()), (2, 4));
+    assert!(c.total_drops() == 0 && c.balanced());
+    // TUN: each fragment in its own outer header, the fragment untouched inside.
+    let mut lab = one_dest6(0, 8000, ForwardMode::Tun);
+    assert_eq!(lab.send(WAN, &syn).only().0, LAN);
+    let frags = testkit::fragment6(&data, 1280, 12);
+    for (f, out) in frags.iter().zip(relay(&mut lab, WAN, &frags, LAN)) {
+        let outer = decode6(&out);
+        assert_eq!(
+            (outer.src, outer.dst, outer.next_header),
+            (DIP6_LAN, RS6[0], 41)
+        );
+        assert_eq!(&outer.payload[..], &f[14..]);
+    }
+}
+
+#[test]
+fn ipv6_fragments_with_nowhere_to_go_are_dropped_by_reason() {
+    let mut lab = fullnat6(2000..=2999);
+    // A later fragment whose first one never came.
+    let dgram = Frame6::udp(CLIENT6, 5000, VIP6, 5353)
+        .payload(&pattern(3000))
+        .build();
+    let frags = testkit::fragment6(&dgram, 1280, 5);
+    assert_eq!(lab.send(WAN, &frags[2]).total(), 0);
+    // A fragmented SYN opens nothing.
+    let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 8000, testkit::SYN)
+        .payload(&pattern(2000))
+        .build();
+    assert_eq!(
+        lab.send(WAN, &testkit::fragment6(&syn, 1280, 6)[0]).total(),
+        0
+    );
+    // A first fragment too short for its TCP header (RFC 7112: the header chain is whole
+    // in the first fragment).
+    let seg = Frame6::tcp(CLIENT6, 40001, VIP6, 8000, ACK)
+        .payload(&pattern(100))
+        .build();
+    assert_eq!(
+        lab.send(WAN, &testkit::fragment6(&seg, 56, 7)[0]).total(),
+        0
+    );
+    // A first fragment of a datagram for no service.
+    let stray = Frame6::udp(CLIENT6, 5000, VIP6, 9999)
+        .payload(&pattern(3000))
+        .build();
+    assert_eq!(
+        lab.send(WAN, &testkit::fragment6(&stray, 1280, 8)[0])
+            .total(),
+        0
+    );
+    let c = lab.worker.counters();
+    assert_eq!(c.drop_count(DropReason::FragmentUnmatched), 1);
+    assert_eq!(c.drop_count(DropReason::Fragment), 1);
+    assert_eq!(c.drop_count(DropReason::FragmentTiny), 1);
+    assert_eq!(c.drop_count(DropReason::NotForUs), 1);
+    assert_eq!(
+        c.ipv6_fragments(),
+        3,
+        "the tiny one was refused by the parser"
+    );
+    assert!(lab.worker.sessions6().is_empty());
+    assert_eq!(lab.worker.fragments6().in_use(), 0);
+    assert!(c.balanced());
 }

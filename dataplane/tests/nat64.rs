@@ -463,3 +463,29 @@ fn a_reply_with_the_longest_ipv4_header_is_translated() {
     let f = out.only().1;
     assert_eq!(u16::from_be_bytes([f[40], f[41]]), 1500 + 60 - 40);
 }
+
+#[test]
+fn nat64_takes_no_fragments() {
+    let mut lab = lab64(2000..=2999);
+    // A fragmented datagram would open a NAT64 session: it opens none.
+    let dgram = Frame6::udp(CLIENT6, 5000, VIP6, 53)
+        .payload(&[7; 3000])
+        .build();
+    for f in testkit::fragment6(&dgram, 1280, 1) {
+        assert_eq!(lab.send(WAN, &f).total(), 0);
+    }
+    // An open connection's fragmented segment.
+    let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    assert_eq!(lab.send(WAN, &syn).only().0, LAN);
+    let data = Frame6::tcp(CLIENT6, 40000, VIP6, 80, ACK)
+        .payload(&[1; 3000])
+        .build();
+    for f in testkit::fragment6(&data, 1280, 2) {
+        assert_eq!(lab.send(WAN, &f).total(), 0);
+    }
+    let c = lab.worker.counters();
+    assert_eq!(c.drop_count(DropReason::Fragment), 2, "the first fragments");
+    assert_eq!(c.drop_count(DropReason::FragmentUnmatched), 4, "the others");
+    assert_eq!(lab.worker.sessions6().len(), 1, "the connection's only");
+    assert_eq!(lab.worker.fragments6().in_use(), 0);
+}

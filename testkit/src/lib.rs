@@ -495,6 +495,81 @@ pub fn reassemble(frames: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// `frame` (untagged IPv6, no extension headers) cut into IPv6 fragments of at most `mtu`
+/// bytes of IPv6 packet each, with identification `ident`, as a host's stack does (RFC 8200
+/// 4.5: the fixed header copied with next header 44, then a fragment header naming the
+/// original next header, offsets in 8-byte units, M on all but the last). A frame that fits
+/// comes back whole.
+pub fn fragment6(frame: &[u8], mtu: usize, ident: u32) -> Vec<Vec<u8>> {
+    let len = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
+    let next = frame[20];
+    let body = &frame[54..54 + len];
+    if 40 + len <= mtu {
+        return vec![frame[..54 + len].to_vec()];
+    }
+    let chunk = (mtu - 48) & !7;
+    body.chunks(chunk)
+        .enumerate()
+        .map(|(i, piece)| {
+            let mut f = frame[..54].to_vec();
+            f[20] = 44;
+            f[18..20].copy_from_slice(&((8 + piece.len()) as u16).to_be_bytes());
+            let more = (i + 1) * chunk < body.len();
+            let word = (i * chunk) as u16 | u16::from(more);
+            f.extend_from_slice(&[next, 0]);
+            f.extend_from_slice(&word.to_be_bytes());
+            f.extend_from_slice(&ident.to_be_bytes());
+            f.extend_from_slice(piece);
+            f
+        })
+        .collect()
+}
+
+/// An IPv6 fragment's identification (untagged, the fragment header right after the fixed
+/// header, as [`fragment6`] makes them).
+pub fn fragment6_ident(frame: &[u8]) -> u32 {
+    assert_eq!(frame[20], 44, "a fragment header");
+    u32::from_be_bytes([frame[58], frame[59], frame[60], frame[61]])
+}
+
+/// The datagram the IPv6 fragments `frames` (untagged, the fragment header right after the
+/// fixed header; one datagram, any order) make up, as one untagged frame with the first
+/// fragment's Ethernet and fixed header (next header and payload length restored). Panics on
+/// a gap, an overlap, or fragments of different identifications or next headers.
+pub fn reassemble6(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut parts: Vec<(usize, bool, &[u8])> = frames
+        .iter()
+        .map(|f| {
+            let len = usize::from(u16::from_be_bytes([f[18], f[19]]));
+            let word = u16::from_be_bytes([f[56], f[57]]);
+            assert_eq!(
+                fragment6_ident(f),
+                fragment6_ident(&frames[0]),
+                "one datagram"
+            );
+            assert_eq!(f[54], frames[0][54], "one upper-layer protocol");
+            (usize::from(word & 0xfff8), word & 1 != 0, &f[62..54 + len])
+        })
+        .collect();
+    parts.sort_by_key(|p| p.0);
+    assert_eq!(parts[0].0, 0, "the first fragment is there");
+    let first = frames
+        .iter()
+        .find(|f| u16::from_be_bytes([f[56], f[57]]) & 0xfff8 == 0)
+        .expect("first fragment");
+    let mut out = first[..54].to_vec();
+    out[20] = first[54];
+    let mut at = 0;
+    for (i, (off, more, body)) in parts.iter().enumerate() {
+        assert_eq!(*off, at, "fragments meet without gap or overlap");
+        assert_eq!(*more, i + 1 < parts.len(), "M on all but the last");
+        out.extend_from_slice(body);
+        at += body.len();
+    }
+    out[18..20].copy_from_slice(&(at as u16).to_be_bytes());
+    out
+}
+
 /// An Ethernet/IPv6 frame carrying the ICMPv6 message `msg`, its checksum computed by smoltcp.
 pub fn icmpv6_frame(
     src_mac: [u8; 6],

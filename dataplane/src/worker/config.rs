@@ -34,10 +34,10 @@ pub struct WorkerConfig {
     /// Hard capacity of the persistence template table (one template per client of a
     /// persistent service; at least 64).
     pub template_capacity: usize,
-    /// Entries of the fragment table, which later IPv4 fragments follow their datagram's
-    /// first one by ([`crate::frag`]; rounded up to buckets of 8).
+    /// Entries of each fragment table (IPv4's and IPv6's), which later fragments follow
+    /// their datagram's first one by ([`crate::frag`]; rounded up to buckets of 8).
     pub fragment_capacity: usize,
-    /// The fragment table's hash seed: `None` (random, per worker) in service; fixed where
+    /// The fragment tables' hash seed: `None` (random, per worker) in service; fixed where
     /// runs must repeat exactly (fuzzing compares two workers' outputs).
     pub fragment_seed: Option<u64>,
     /// Neighbour table settings.

@@ -90,6 +90,9 @@ impl<D: Device> Worker<D> {
         } else if local.is_none() {
             // Through the director: a NAT66 reply, if NAT66 services exist.
             if self.snap.has_nat6() && nd.is_none() {
+                if meta.is_fragment() {
+                    return self.fragment6(port, buf, l3, meta, (m.src, m.dst), None, copy);
+                }
                 return self.nat_reply6(port, buf, l3, meta, (m.src, m.dst), copy);
             }
             return Err(DropReason::Ipv6NotSupported);
@@ -117,6 +120,9 @@ impl<D: Device> Worker<D> {
             }
         }
         if vip || lip {
+            if meta.is_fragment() {
+                return self.fragment6(port, buf, l3, meta, (m.src, m.dst), Some(lip), copy);
+            }
             return self.service6(port, buf, l3, meta, (m.src, m.dst), lip, copy);
         }
         self.exception(port, buf)

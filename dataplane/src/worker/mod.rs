@@ -32,6 +32,7 @@ mod classify;
 mod config;
 mod forward;
 mod fragment;
+mod fragment6;
 mod icmp;
 mod icmp6;
 mod ipv6;
@@ -55,7 +56,7 @@ pub use tx::Parked;
 use crate::buf::PacketBuf;
 use crate::counters::{Counter, Counters};
 use crate::device::{Burst, Device};
-use crate::frag::FragTable;
+use crate::frag::{FragTable, FragTable6};
 use crate::icmp::RateLimit;
 use crate::lip::{LipPool, LipPool6};
 use crate::neigh::NeighTable;
@@ -111,9 +112,13 @@ pub struct Worker<D: Device> {
     proxy_words: Vec<u32>,
     /// Where the later fragments of datagrams seen go.
     frags: FragTable,
+    /// The same for IPv6 datagrams.
+    frags6: FragTable6,
     /// Session sync, when a sync daemon is connected ([`Worker::with_sync`]).
     sync: Option<sync::SyncState>,
     ident: u16,
+    /// The same for IPv6 fragments (32-bit identifications).
+    ident6: u32,
     loops: u32,
     now: u64,
     /// Gratuitous ARPs still to send for managed addresses taken over (worker 0 only).
@@ -239,10 +244,15 @@ impl<D: Device> Worker<D> {
                 Some(seed) => FragTable::with_seed(cfg.fragment_capacity, seed),
                 None => FragTable::new(cfg.fragment_capacity),
             },
+            frags6: match cfg.fragment_seed {
+                Some(seed) => FragTable6::with_seed(cfg.fragment_capacity, seed),
+                None => FragTable6::new(cfg.fragment_capacity),
+            },
             sync: None,
             // The workers' counters start spread over the id space, so that the fresh ids
             // FullNAT gives fragmented datagrams (worker/fragment.rs) stay apart.
             ident: (u32::from(cfg.id) * 0x1_0000 / u32::from(cfg.workers.max(1))) as u16,
+            ident6: (u64::from(cfg.id) * 0x1_0000_0000 / u64::from(cfg.workers.max(1))) as u32,
             loops: 0,
             now: 0,
             announcing: Vec::new(),
@@ -289,9 +299,9 @@ impl<D: Device> Worker<D> {
         &self.table
     }
 
-    /// Bytes the IPv6 session table allocated (all of it at construction).
+    /// Bytes the IPv6 session and fragment tables allocated (all of it at construction).
     pub fn session_memory6(&self) -> usize {
-        self.table6.allocation_size()
+        self.table6.allocation_size() + self.frags6.allocation_size()
     }
 
     /// The IPv6 session table (read-only: listing, tests).
@@ -302,6 +312,11 @@ impl<D: Device> Worker<D> {
     /// The fragment table (read-only: tests).
     pub fn fragments(&self) -> &FragTable {
         &self.frags
+    }
+
+    /// The IPv6 fragment table (read-only: tests).
+    pub fn fragments6(&self) -> &FragTable6 {
+        &self.frags6
     }
 
     /// Bytes the IPv4 session and template tables allocated (all of it at construction).

@@ -34,7 +34,7 @@ use crate::local;
 use crate::nat64;
 use crate::parse::{self, Ipv6Meta, L4};
 use crate::redirect;
-use crate::rewrite::Ipv6Rewrite;
+use crate::rewrite::{self, Ipv6Rewrite};
 use crate::snapshot::Homing;
 use crate::stats::WorkerStats;
 use crate::wire::tcp::flags as tcp_flags;
@@ -103,6 +103,15 @@ fn l4_of(meta: &Ipv6Meta) -> Result<(Proto, u16, u16, Option<TcpEvent>, bool), D
     }
 }
 
+/// Where an IPv6 packet of a session goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Found6 {
+    /// Its session on this worker, the packet's direction in it, and its TCP event.
+    Session(SessionId, Dir, Option<TcpEvent>),
+    /// The worker that holds (or would open) its session.
+    Owner(u16),
+}
+
 impl<D: Device> Worker<D> {
     /// A packet from `src` for one of the director's IPv6 VIPs or (`lip`) LIPs `dst`, its
     /// IPv6 header at `l3`, received on `port` (`redirected`: handed over by another worker):
@@ -115,10 +124,28 @@ impl<D: Device> Worker<D> {
         buf: D::Buf,
         l3: usize,
         meta: &Ipv6Meta,
-        (src, dst): (Ipv6Addr, Ipv6Addr),
+        addrs: (Ipv6Addr, Ipv6Addr),
         lip: bool,
         redirected: bool,
     ) -> Verdict<D::Buf> {
+        match self.find6(&buf, l3, meta, addrs, lip, redirected)? {
+            Found6::Session(id, dir, event) => self.forward6(id, dir, event, buf, l3, meta, None),
+            Found6::Owner(owner) => Ok(Emit::Handoff { owner, port, buf }),
+        }
+    }
+
+    /// The session of a packet for a VIP or (`lip`) LIP (see [`Worker::service6`]): found,
+    /// opened, or another worker's. A packet whose hop limit runs out opening a routed
+    /// session gets its Time Exceeded here.
+    pub(super) fn find6(
+        &mut self,
+        buf: &D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+        (src, dst): (Ipv6Addr, Ipv6Addr),
+        lip: bool,
+        redirected: bool,
+    ) -> Result<Found6, DropReason> {
         let (proto, sport, dport, event, opens) = l4_of(meta)?;
         let l4_off = l3 + usize::from(meta.l4_off);
         if proto == Proto::Udp && buf.data().get(l4_off + 6..l4_off + 8) == Some(&[0, 0][..]) {
@@ -148,7 +175,7 @@ impl<D: Device> Worker<D> {
                 if !redirected && workers > 1 && self.redirect.is_some() {
                     let owner = LipPool::worker_of(self.snap.lport_range(), workers, dport);
                     if let Some(owner) = owner.filter(|&o| o != self.cfg.id) {
-                        return Ok(Emit::Handoff { owner, port, buf });
+                        return Ok(Found6::Owner(owner));
                     }
                 }
                 return Err(DropReason::NoSession);
@@ -158,7 +185,7 @@ impl<D: Device> Worker<D> {
                 let homed = si.is_some_and(|si| self.snap.service_homing(si) == Homing::Endpoint);
                 if homed && !redirected {
                     if let Some(owner) = self.home_elsewhere(src, sport) {
-                        return Ok(Emit::Handoff { owner, port, buf });
+                        return Ok(Found6::Owner(owner));
                     }
                 }
                 if !opens {
@@ -168,14 +195,14 @@ impl<D: Device> Worker<D> {
                 match self.open6(si, key, meta) {
                     Ok(id) => (id, Dir::Original),
                     Err(DropReason::TtlExceeded) => {
-                        self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
+                        self.icmpv6_error_back(buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
                         return Err(DropReason::TtlExceeded);
                     }
                     Err(e) => return Err(e),
                 }
             }
         };
-        self.forward6(id, dir, event, buf, l3, meta)
+        Ok(Found6::Session(id, dir, event))
     }
 
     /// Whether IPv6 TCP session `id` is closing (TIME_WAIT or CLOSE): a SYN on its 4-tuple
@@ -196,22 +223,36 @@ impl<D: Device> Worker<D> {
         buf: D::Buf,
         l3: usize,
         meta: &Ipv6Meta,
-        (src, dst): (Ipv6Addr, Ipv6Addr),
+        addrs: (Ipv6Addr, Ipv6Addr),
         redirected: bool,
     ) -> Verdict<D::Buf> {
+        match self.find_reply6(meta, addrs, redirected)? {
+            Found6::Session(id, dir, event) => self.forward6(id, dir, event, buf, l3, meta, None),
+            Found6::Owner(owner) => Ok(Emit::Handoff { owner, port, buf }),
+        }
+    }
+
+    /// The session of a packet through the director (see [`Worker::nat_reply6`]): a NAT66
+    /// reply's, here or on the client endpoint's home worker.
+    pub(super) fn find_reply6(
+        &self,
+        meta: &Ipv6Meta,
+        (src, dst): (Ipv6Addr, Ipv6Addr),
+        redirected: bool,
+    ) -> Result<Found6, DropReason> {
         let Ok((proto, sport, dport, event, _)) = l4_of(meta) else {
             return Err(DropReason::Ipv6NotSupported);
         };
         let key = FlowKey6::new(proto, src, sport, dst, dport);
         if let Some((id, Dir::Reply)) = self.table6.lookup(&key) {
-            return self.forward6(id, Dir::Reply, event, buf, l3, meta);
+            return Ok(Found6::Session(id, Dir::Reply, event));
         }
         if self.snap.nat_dest6_homing(proto, src, sport).is_none() {
             return Err(DropReason::Ipv6NotSupported);
         }
         if !redirected {
             if let Some(owner) = self.home_elsewhere(dst, dport) {
-                return Ok(Emit::Handoff { owner, port, buf });
+                return Ok(Found6::Owner(owner));
             }
         }
         Err(DropReason::NoSession)
@@ -228,9 +269,12 @@ impl<D: Device> Worker<D> {
         (owner != self.cfg.id).then_some(owner)
     }
 
-    /// A packet of IPv6 session `id` going in direction `dir`: DR on the link, FullNAT66
-    /// routed and rewritten.
-    fn forward6(
+    /// A packet of IPv6 session `id` going in direction `dir`: DR on the link, TUN
+    /// encapsulated, NAT66 and FullNAT66 routed and rewritten, NAT64 translated. A fragment
+    /// (`frag`: where its identification is and the one it leaves with) is rewritten at L3
+    /// only unless it is the first, which carries the L4 header.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward6(
         &mut self,
         id: SessionId,
         dir: Dir,
@@ -238,6 +282,7 @@ impl<D: Device> Worker<D> {
         mut buf: D::Buf,
         l3: usize,
         meta: &Ipv6Meta,
+        frag: Option<(usize, u32)>,
     ) -> Verdict<D::Buf> {
         let Some(s) = self.table6.get(id) else {
             return Err(DropReason::NoSession);
@@ -253,9 +298,6 @@ impl<D: Device> Worker<D> {
         let routed = match (f.via, dir) {
             (Via6::Dr | Via6::Tun, Dir::Original) => None,
             (Via6::Nat | Via6::FullNat { .. }, _) => {
-                if meta.is_fragment() {
-                    return Err(DropReason::Fragment);
-                }
                 if meta.hop_limit <= 1 {
                     self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
                     return Err(DropReason::TtlExceeded);
@@ -301,24 +343,31 @@ impl<D: Device> Worker<D> {
             };
         };
         let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
+        if let Some((at, ident)) = frag {
+            pkt[at..at + 4].copy_from_slice(&ident.to_be_bytes());
+        }
+        // New source and destination (address, port); None: unchanged.
+        let (src, dst) = match (dir, local) {
+            (Dir::Original, local) => (local, Some((f.rip, f.rport))),
+            (Dir::Reply, local) => (
+                Some((orig.dst, orig.dport)),
+                local.map(|_| (orig.src, orig.sport)),
+            ),
+        };
+        if meta.l4 == L4::None {
+            // A later fragment: the addresses only (the first fragment's L4 checksum covers
+            // the whole datagram and took the change).
+            rewrite::rewrite_fragment6(pkt, src.map(|a| a.0), dst.map(|a| a.0));
+            return Ok(Emit::route6(buf, l3, hop));
+        }
         let mut r = Ipv6Rewrite::new(pkt, l4_off, tcp);
-        match (dir, local) {
-            (Dir::Original, local) => {
-                if let Some((lip, lport)) = local {
-                    r.set_src(lip);
-                    r.set_sport(lport);
-                }
-                r.set_dst(f.rip);
-                r.set_dport(f.rport);
-            }
-            (Dir::Reply, local) => {
-                r.set_src(orig.dst);
-                r.set_sport(orig.dport);
-                if local.is_some() {
-                    r.set_dst(orig.src);
-                    r.set_dport(orig.sport);
-                }
-            }
+        if let Some((addr, port)) = src {
+            r.set_src(addr);
+            r.set_sport(port);
+        }
+        if let Some((addr, port)) = dst {
+            r.set_dst(addr);
+            r.set_dport(port);
         }
         r.dec_hop_limit();
         drop(r);

@@ -309,4 +309,10 @@ impl<D: Device> Worker<D> {
         self.ident = self.ident.wrapping_add(1);
         self.ident
     }
+
+    /// The next IPv6 fragment identification of this worker's counter.
+    pub(super) fn next_ident6(&mut self) -> u32 {
+        self.ident6 = self.ident6.wrapping_add(1);
+        self.ident6
+    }
 }
