@@ -37,8 +37,9 @@ use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddres
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use testkit::{
-    arp_frame, icmp_error_frame, icmpv6_frame, rs_mac, Frame, Frame6, ACK, CIP, DIP_LAN, DIP_WAN,
-    FIN, LAN, LAN_MAC, LIP1, PSH, ROUTER, ROUTER_MAC, RS, RST, SYN, TAP, VIP, WAN, WAN_MAC,
+    arp_frame, fragment6, icmp_error_frame, icmpv6_frame, rs_mac, Frame, Frame6, ACK, CIP, DIP_LAN,
+    DIP_WAN, FIN, LAN, LAN_MAC, LIP1, PSH, ROUTER, ROUTER_MAC, RS, RST, SYN, TAP, VIP, WAN,
+    WAN_MAC,
 };
 
 /// A client on the WAN subnet itself (its replies need ARP).
@@ -768,6 +769,16 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
             .build(),
     );
     s.reply(LAN, ACK | PSH);
+    // A segment the client fragmented (FullNAT66 takes it), a datagram for NAT64 (which
+    // takes no fragments).
+    let big = Frame6::tcp(client6, 40000, VIP6, 80, ACK | PSH).payload(&[5; 2000]);
+    for f in fragment6(&big.build(), 1280, 3) {
+        s.send(WAN, &f);
+    }
+    let big = Frame6::udp(client6, 5356, VIP6, 53).payload(&[6; 2000]);
+    for f in fragment6(&big.build(), 1280, 4) {
+        s.send(WAN, &f);
+    }
     s.send(
         WAN,
         &Frame6::tcp(client6, 40000, VIP6, 80, FIN | ACK).build(),

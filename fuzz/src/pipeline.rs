@@ -1103,6 +1103,12 @@ fn check_ipv6(f: &[u8], l3: usize, clean: bool) {
                 || UdpPacket::new_checked(ip.payload()).is_ok_and(|u| u.verify_checksum(&s6, &d6)),
             "valid in, invalid IPv6 UDP out: {f:02x?}"
         ),
+        // A fragment of a session's TCP segment or UDP datagram: its checksum covers the
+        // whole datagram, not to be verified from one fragment.
+        44 => assert!(
+            ip.payload().len() > 8 && matches!(ip.payload()[0], 6 | 17),
+            "rvs sent an IPv6 fragment of no TCP or UDP datagram: {f:02x?}"
+        ),
         t => panic!("rvs sent IPv6 next header {t}: {f:02x?}"),
     }
     if dst.is_multicast() {
