@@ -149,8 +149,8 @@ pub struct Common {
     pub lan: String,
     /// The DUT's client-side MAC.
     pub peer_mac: [u8; 6],
-    /// The service's VIP and port.
-    pub vip: std::net::Ipv4Addr,
+    /// The service's VIP (IPv4, or IPv6 for the reflector's FullNAT66 mode).
+    pub vip: std::net::IpAddr,
     /// The service's port.
     pub vport: u16,
     /// The core the program runs on.
@@ -177,7 +177,7 @@ impl Common {
             wan: String::new(),
             lan: String::new(),
             peer_mac: [0; 6],
-            vip: std::net::Ipv4Addr::UNSPECIFIED,
+            vip: std::net::Ipv4Addr::UNSPECIFIED.into(),
             vport: 0,
             core: 0,
             prefix: program.into(),
@@ -196,7 +196,7 @@ impl Common {
                 "--peer-mac" => {
                     c.peer_mac = parse_mac(&v).ok_or_else(|| format!("{flag} {v}: not a MAC"))?
                 }
-                "--vip" => c.vip = value(flag, &v, "an IPv4 address")?,
+                "--vip" => c.vip = value(flag, &v, "an IP address")?,
                 "--vport" => c.vport = value(flag, &v, "a port")?,
                 "--core" => c.core = value(flag, &v, "a core")?,
                 "--prefix" => c.prefix = v,

@@ -37,7 +37,7 @@ use dataplane::checksum::{fold, pseudo_header_sum, sum_bytes};
 use dpdk::{Mbuf, Mempool, Queue, BURST};
 use rvs_benches::peer::{value, Common};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,7 @@ const ACK: u8 = 0x10;
 
 struct Args {
     c: Common,
+    vip: Ipv4Addr,
     start: f64,
     warmup: f64,
     seconds: f64,
@@ -82,11 +83,15 @@ fn parse_args() -> Result<Args, String> {
         }
         Ok(true)
     })?;
+    let IpAddr::V4(vip) = c.vip else {
+        return Err(format!("--vip {}: rvs-connrate speaks IPv4 only", c.vip));
+    };
     if !(start >= 1.0 && seconds > 0.0 && warmup >= 0.0 && grace >= 0.0 && trials > 0) {
         return Err("--start must be at least 1, --seconds positive, --trials at least 1".into());
     }
     Ok(Args {
         c,
+        vip,
         start,
         warmup,
         seconds,
@@ -394,7 +399,7 @@ impl Gen<'_> {
                     let (client, sport) = flow_addr(self.next_flow);
                     let syn = Seg {
                         src: client,
-                        dst: self.a.c.vip,
+                        dst: self.a.vip,
                         sport,
                         dport: self.a.c.vport,
                         seq: ISN_C,
