@@ -166,7 +166,9 @@ impl SyncSettings {
         if self.port == 0 {
             return Err(SyncError::Bad("port 0".into()));
         }
-        if usize::from(self.maxlen) < dataplane::sync::wire::header::LEN + 64 {
+        if usize::from(self.maxlen)
+            < dataplane::sync::wire::header::LEN + dataplane::sync::MAX_RECORD_LEN
+        {
             return Err(SyncError::Bad(format!(
                 "maxlen {} is too small for one record",
                 self.maxlen

@@ -548,6 +548,7 @@ fn a_bulk_sweep_sends_every_session_and_template() {
                 sessions += 1;
             }
             SyncRecord::Template(_) => templates += 1,
+            SyncRecord::Session6(s) => panic!("no IPv6 service here: {s:?}"),
             SyncRecord::View(v) => panic!("views come from the daemon, not a worker: {v:?}"),
         }
     }

@@ -41,7 +41,7 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 2 | type: 1 session, 2 template, 3 view; others are skipped |
+//! | 0 | 2 | type: 1 session, 2 template, 3 view, 4 session with a PROXY protocol header, 5 IPv6 session; others are skipped |
 //! | 2 | 2 | length of the record in bytes, these 4 included (≥ 4) |
 //!
 //! A known type has exactly its layout's length ([`SyncDrop::BadRecordLength`] otherwise): a
@@ -81,6 +81,34 @@
 //!
 //! Only TCP sessions in NAT or FullNAT have one, never with a pending SYN proxy
 //! (`bad_preamble` otherwise, and for another version or phase). An older receiver skips the type and counts it.
+//!
+//! **IPv6 session** (type 5, 89 bytes, [`wire::session6`]): a session of an IPv6 service
+//! (the worker's IPv6 table: NAT66, DR, TUN, FullNAT66, and NAT64 — FullNAT toward an IPv4
+//! RS from an IPv4 LIP). Its first 8 bytes are a session record's; addresses take 16 bytes,
+//! and the RS's family says how to read the RIP and LIP:
+//!
+//! | offset | size | field | value |
+//! |---|---|---|---|
+//! | 4 | 1 | proto | 6 TCP, 17 UDP (IPv6 services take no ICMP: `bad_proto`) |
+//! | 5 | 1 | mode | as for a session: 0 NAT (NAT66), 2 TUN (IPv6-in-IPv6), 3 DR, 5 FullNAT (FullNAT66, NAT64) |
+//! | 6 | 1 | state | TCP: the IPVS state number; UDP: 0 |
+//! | 7 | 1 | SYN proxy | 0 (IPv6 services have none: `bad_synproxy` otherwise) |
+//! | 8 | 16 | client address | |
+//! | 24 | 16 | VIP | |
+//! | 40 | 16 | RIP | family 4: the IPv4 RIP IPv4-mapped (`::ffff:a.b.c.d`) |
+//! | 56 | 16 | LIP | FullNAT: the LIP, of the RIP's family (family 4: IPv4-mapped); other modes: `::` |
+//! | 72 | 2 | client port | |
+//! | 74 | 2 | VIP port | |
+//! | 76 | 2 | RS port | DR, TUN: the VIP port |
+//! | 78 | 2 | local port | FullNAT: the LIP's port; other modes: 0 |
+//! | 80 | 4 | expires in | ms until the session expires unless a packet re-arms it |
+//! | 84 | 4 | persistence | 0 (IPv6 services have none: `bad_timeout` otherwise) |
+//! | 88 | 1 | RS family | 6: an IPv6 RS (and LIP); 4: NAT64, an IPv4 RS and LIP ([`wire::family`]) |
+//!
+//! A NAT64 session is mode 5 with family 4; family 4 in another mode, a LIP of another
+//! family than the RIP's, an IPv4-mapped address in a family-6 record, or an unknown family
+//! is `bad_family`. An older receiver skips the type and counts it (`unknown_record_type`).
+//! A 1472-byte datagram holds 16 of them.
 //!
 //! **Template** (type 2, 29 bytes, [`wire::template`]): an IPVS persistence template, keyed
 //! (proto, client, VIP, VIP port) like the worker's:
@@ -123,23 +151,30 @@
 //! a count that is not the number of records (`bad_record_count`).
 //!
 //! One record, the others still installed: `unknown_record_type`, `bad_record_length`, and
-//! the semantic rules ([`SyncSession::validate`], [`SyncTemplate::validate`]), which the
+//! the semantic rules ([`SyncSession::validate`], [`SyncSession6::validate`],
+//! [`SyncTemplate::validate`]), which the
 //! writer applies too (it refuses to send what a receiver would refuse):
 //!
-//! - `bad_proto`, `bad_mode`: values outside the tables above;
+//! - `bad_proto`, `bad_mode`: values outside the tables above (ICMP in an IPv6 session);
 //! - `bad_state`: a TCP state number above 10, a non-zero state for UDP or ICMP (in a
 //!   [`SyncSession`]: a state that is not the protocol's);
 //! - `bad_synproxy`: an unknown SYN proxy value, a SYN proxy on UDP or ICMP or with a DR or
 //!   TUN dest (services refuse both), a cookie MSS index ≥ 4, non-zero fields the state does
 //!   not use;
-//! - `bad_address`: 0.0.0.0 as client, VIP or RIP;
+//! - `bad_address`: 0.0.0.0 (IPv6 sessions: `::`, or 0.0.0.0 as a NAT64 RIP) as client, VIP
+//!   or RIP;
 //! - `bad_port`: a TCP or UDP VIP port or RS port of 0; an ICMP VIP port or RS port other
 //!   than 0 (ports make no sense there; the client port and local port, which carry the echo
 //!   identifier, are free); a DR or TUN RS port other than the VIP port (those modes do not
 //!   rewrite the L4 header, and their dests must use the service port). The client port may
 //!   be 0, as the data path accepts it;
-//! - `bad_lip`: FullNAT with LIP 0.0.0.0, or a LIP or local port in another mode;
-//! - `bad_timeout`: a template with a timeout of 0.
+//! - `bad_lip`: FullNAT with LIP 0.0.0.0 (IPv6 sessions: `::`), or a LIP or local port in
+//!   another mode;
+//! - `bad_timeout`: a template with a timeout of 0, an IPv6 session with a persistence
+//!   timeout;
+//! - `bad_family`: an IPv6 session's server side of the wrong family ([`SyncSession6::validate`]).
+//!
+//! An IPv6 session's SYN proxy byte other than 0 is `bad_synproxy`.
 
 #![deny(unsafe_code)]
 
@@ -154,9 +189,10 @@ mod tests;
 pub use link::SyncLink;
 pub use owner::FlowOwner;
 pub use record::{
-    ServiceView, SyncDrop, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncTemplate,
+    ServiceView, SyncDrop, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncSession6,
+    SyncTemplate,
 };
 pub use wire::{
     decode_record, Datagram, DatagramWriter, Records, SyncHeader, WriteError, MAX_DATAGRAM_LEN,
-    MTU_1500_DATAGRAM_LEN,
+    MAX_RECORD_LEN, MTU_1500_DATAGRAM_LEN,
 };

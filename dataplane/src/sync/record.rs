@@ -2,7 +2,7 @@
 //! must keep to be installed, and why a datagram or a record is refused ([`SyncDrop`]).
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use conntrack::{Proto, SessionState};
 use sched::ForwardMode;
@@ -16,6 +16,8 @@ use crate::synproxy::MSS_TABLE;
 pub enum SyncRecord {
     /// A session.
     Session(SyncSession),
+    /// A session of an IPv6 service (FullNAT66, NAT66, DR, TUN, NAT64).
+    Session6(SyncSession6),
     /// An IPVS persistence template.
     Template(SyncTemplate),
     /// The sender's view of the services (for the sync daemon; workers install nothing).
@@ -64,6 +66,33 @@ pub struct SyncSession {
     pub synproxy: SyncProxy,
     /// The PROXY protocol header its service sends (TCP with NAT or FullNAT only).
     pub preamble: Option<SyncPreamble>,
+}
+
+/// A session of an IPv6 service: what a backup needs to forward the flow's next packet in
+/// the IPv6 table. IPv6 services have no SYN proxy, no persistence and no PROXY protocol
+/// header, so none of that is carried; their protocols are TCP and UDP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncSession6 {
+    /// The L4 protocol (TCP or UDP).
+    pub proto: Proto,
+    /// The client's address and port.
+    pub client: (Ipv6Addr, u16),
+    /// The service's VIP and port.
+    pub vip: (Ipv6Addr, u16),
+    /// The real server's address: IPv6, or IPv4 for NAT64 (a FullNAT dest of an IPv6
+    /// service that is an IPv4 server).
+    pub rip: IpAddr,
+    /// The real server's port (DR and TUN: the VIP's port).
+    pub rport: u16,
+    /// How packets reach the RS (NAT64 is `FullNat` with an IPv4 RIP and LIP).
+    pub mode: ForwardMode,
+    /// FullNAT's LIP and local port, of the RIP's family (FullNAT66: an IPv6 LIP; NAT64: an
+    /// IPv4 one); absent in every other mode.
+    pub lip: Option<(IpAddr, u16)>,
+    /// The state that selects the session's timeout: `Tcp(_)` for TCP, `Udp` for UDP.
+    pub state: SessionState,
+    /// Time left until the session expires unless a packet re-arms it, in ms.
+    pub expires_in_ms: u32,
 }
 
 /// A session's PROXY protocol header (or TOA): which, how far it got, and where it sits in the RS's
@@ -191,11 +220,16 @@ sync_drops! {
     BadPort => "bad_port",
     /// The unspecified address (0.0.0.0) as a client, VIP or RIP.
     BadAddress => "bad_address",
-    /// A persistence template with a timeout of 0.
+    /// A persistence template with a timeout of 0, or an IPv6 session with a persistence
+    /// timeout (IPv6 services have no persistence).
     BadTimeout => "bad_timeout",
     /// A PROXY protocol header on a session that cannot have one (not TCP, DR or TUN, a
     /// pending SYN proxy), or an unknown version or phase.
     BadPreamble => "bad_preamble",
+    /// An IPv6 session whose server side is of the wrong family: an unknown family, an IPv4
+    /// RIP (NAT64) in a mode other than FullNAT, a LIP of another family than the RIP's, an
+    /// IPv6 RIP or LIP that is IPv4-mapped, or a NAT64 RIP or LIP that is not.
+    BadFamily => "bad_family",
 }
 
 impl SyncDrop {
@@ -222,6 +256,7 @@ impl SyncRecord {
     pub fn validate(&self) -> Result<(), SyncDrop> {
         match self {
             SyncRecord::Session(s) => s.validate(),
+            SyncRecord::Session6(s) => s.validate(),
             SyncRecord::Template(t) => t.validate(),
             SyncRecord::View(_) => Ok(()),
         }
@@ -293,6 +328,62 @@ impl SyncSession {
             {
                 return Err(SyncDrop::BadPreamble);
             }
+        }
+        Ok(())
+    }
+}
+
+impl SyncSession6 {
+    /// Checks, in this order:
+    ///
+    /// - [`SyncDrop::BadProto`]: TCP or UDP (IPv6 services take no ICMP);
+    /// - [`SyncDrop::BadState`]: `state` is the protocol's (`Tcp(_)` for TCP, `Udp`);
+    /// - [`SyncDrop::BadAddress`]: client, VIP and RIP are not unspecified (`::`, or
+    ///   0.0.0.0 for an IPv4 RIP);
+    /// - [`SyncDrop::BadPort`]: a non-zero VIP port and RS port; in DR and TUN the RS port
+    ///   is the VIP's. The client port is free;
+    /// - [`SyncDrop::BadLip`]: FullNAT has a LIP that is not unspecified (its port is free),
+    ///   the other modes have none;
+    /// - [`SyncDrop::BadFamily`]: an IPv4 RIP only in FullNAT (NAT64), the LIP of the RIP's
+    ///   family, and no IPv6 RIP or LIP IPv4-mapped (the wire's way of writing NAT64's
+    ///   IPv4 addresses).
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub fn validate(&self) -> Result<(), SyncDrop> {
+        let state_ok = matches!(
+            (self.proto, self.state),
+            (Proto::Tcp, SessionState::Tcp(_)) | (Proto::Udp, SessionState::Udp)
+        );
+        if self.proto == Proto::Icmp {
+            return Err(SyncDrop::BadProto);
+        }
+        if !state_ok {
+            return Err(SyncDrop::BadState);
+        }
+        if self.client.0.is_unspecified()
+            || self.vip.0.is_unspecified()
+            || self.rip.is_unspecified()
+        {
+            return Err(SyncDrop::BadAddress);
+        }
+        check_ports(self.proto, self.vip.1, self.rport)?;
+        if !self.mode.maps_ports() && self.rport != self.vip.1 {
+            return Err(SyncDrop::BadPort);
+        }
+        match (self.mode, self.lip) {
+            (ForwardMode::FullNat, Some((lip, _))) if !lip.is_unspecified() => {}
+            (ForwardMode::Nat | ForwardMode::Dr | ForwardMode::Tun, None) => {}
+            _ => return Err(SyncDrop::BadLip),
+        }
+        let mapped = |a: IpAddr| matches!(a, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+        let lip = self.lip.map(|(a, _)| a);
+        let family_ok = match self.rip {
+            IpAddr::V4(_) => matches!(lip, Some(IpAddr::V4(_))),
+            IpAddr::V6(_) => !lip.is_some_and(|l| l.is_ipv4() || mapped(l)),
+        };
+        if !family_ok || mapped(self.rip) {
+            return Err(SyncDrop::BadFamily);
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The sync codec's tests: round trips of every record kind and variant (unit and proptest),
-//! batches that fill a datagram, every refusal with its reason, and arbitrary bytes.
+//! batches that fill a datagram, every refusal with its reason, and arbitrary bytes. IPv6
+//! sessions' own cases are in `tests/ipv6.rs`; the property tests here draw them too.
 
 use core::net::Ipv4Addr;
 
@@ -13,6 +14,8 @@ use super::wire::{
 use super::*;
 use crate::proxy_protocol::{Carrier, Phase};
 use sched::ProxyProtocol;
+
+mod ipv6;
 
 const CIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
@@ -898,7 +901,7 @@ fn unknown_record_types_are_skipped() {
     let s = SyncRecord::Session(tcp_session());
     let t = SyncRecord::Template(udp_template());
     let zero = [0u8, 0, 0, 4];
-    let five = [0u8, 5, 0, 10, 1, 2, 3, 4, 5, 6];
+    let nine = [0u8, 9, 0, 10, 1, 2, 3, 4, 5, 6];
     let mut big = vec![0xff, 0xff, 0x01, 0x00];
     big.resize(256, 0xaa);
     // A record type with a known type's length is still unknown.
@@ -906,7 +909,7 @@ fn unknown_record_types_are_skipped() {
     set16(&mut like_session, record_header::TYPE, 6);
     let d = framed(&[
         &raw(&s),
-        &five,
+        &nine,
         &raw(&t),
         &zero,
         &big,
@@ -1188,6 +1191,7 @@ fn valid_template() -> impl Strategy<Value = SyncTemplate> {
 fn valid_record() -> impl Strategy<Value = SyncRecord> {
     prop_oneof![
         3 => valid_session().prop_map(SyncRecord::Session),
+        2 => ipv6::valid_session6().prop_map(SyncRecord::Session6),
         1 => valid_template().prop_map(SyncRecord::Template),
     ]
 }
@@ -1234,7 +1238,7 @@ proptest! {
     #[test]
     fn batches_fill_datagrams(
         recs in prop::collection::vec(valid_record(), 1..200),
-        size in prop_oneof![Just(MTU_1500_DATAGRAM_LEN), (header::LEN + session_preamble::LEN)..2000],
+        size in prop_oneof![Just(MTU_1500_DATAGRAM_LEN), (header::LEN + MAX_RECORD_LEN)..2000],
     ) {
         let mut back = Vec::new();
         let mut buf = vec![0u8; size];
@@ -1278,7 +1282,7 @@ proptest! {
     #[test]
     fn arbitrary_records_never_panic(
         bodies in prop::collection::vec(
-            (0u16..4, prop::collection::vec(any::<u8>(), 0..60)),
+            (0u16..7, prop::collection::vec(any::<u8>(), 0..90)),
             0..20,
         ),
     ) {
@@ -1305,7 +1309,7 @@ proptest! {
     /// One byte of a valid record set to any value: the record decodes (to a valid record
     /// that encodes to those very bytes) or is refused for one record-level reason.
     #[test]
-    fn one_byte_changed(rec in valid_record(), at in 4usize..46, v in any::<u8>()) {
+    fn one_byte_changed(rec in valid_record(), at in 4usize..MAX_RECORD_LEN, v in any::<u8>()) {
         let mut b = raw(&rec);
         let at = record_header::LEN + at % (b.len() - record_header::LEN);
         b[at] = v;
@@ -1352,6 +1356,9 @@ fn check_any(bytes: &[u8], id: u8) -> Result<(), TestCaseError> {
 fn record_type_numbers() {
     assert_eq!(record_type::SESSION, 1);
     assert_eq!(record_type::TEMPLATE, 2);
+    assert_eq!(record_type::VIEW, 3);
+    assert_eq!(record_type::SESSION_PREAMBLE, 4);
+    assert_eq!(record_type::SESSION6, 5);
     assert_eq!(wire::MAGIC, *b"RVSY");
     assert_eq!(wire::VERSION, 1);
     assert_eq!(

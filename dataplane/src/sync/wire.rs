@@ -3,13 +3,14 @@
 //! and yields its records. Neither allocates; the layout is documented in [`super`].
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use conntrack::{Proto, SessionState, TcpState};
 use sched::ForwardMode;
 
 use super::record::{
-    ServiceView, SyncDrop, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncTemplate,
+    ServiceView, SyncDrop, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncSession6,
+    SyncTemplate,
 };
 use crate::proxy_protocol::{Carrier, Phase};
 use sched::ProxyProtocol;
@@ -66,6 +67,58 @@ pub mod record_type {
     pub const VIEW: u16 = 3;
     /// A session with a PROXY protocol header ([`session_preamble`](super::session_preamble)).
     pub const SESSION_PREAMBLE: u16 = 4;
+    /// A session of an IPv6 service ([`session6`](super::session6)).
+    pub const SESSION6: u16 = 5;
+}
+
+/// The longest record this version writes (an IPv6 session): a datagram of the header and
+/// this many bytes holds any record.
+pub const MAX_RECORD_LEN: usize = session6::LEN;
+
+/// Byte offsets of an IPv6 session record's fields (from the record's start). The first
+/// eight bytes are a session record's ([`session`]); addresses are 16 bytes, a NAT64
+/// session's IPv4 RIP and LIP written IPv4-mapped (`::ffff:a.b.c.d`).
+pub mod session6 {
+    /// IP protocol number, u8 (6 TCP, 17 UDP).
+    pub const PROTO: usize = 4;
+    /// Forwarding mode, u8 ([`mode`](super::mode)); NAT64 is FullNAT.
+    pub const MODE: usize = 5;
+    /// State, u8: the IPVS TCP state number for TCP, 0 for UDP.
+    pub const STATE: usize = 6;
+    /// SYN proxy state, u8: 0 (IPv6 services have no SYN proxy).
+    pub const SYNPROXY: usize = 7;
+    /// Client address, 16 bytes.
+    pub const CLIENT_ADDR: usize = 8;
+    /// VIP, 16 bytes.
+    pub const VIP_ADDR: usize = 24;
+    /// RIP, 16 bytes (NAT64: IPv4-mapped).
+    pub const RIP: usize = 40;
+    /// LIP, 16 bytes (FullNAT; NAT64: IPv4-mapped; `::` otherwise).
+    pub const LIP: usize = 56;
+    /// Client port, u16.
+    pub const CLIENT_PORT: usize = 72;
+    /// VIP port, u16.
+    pub const VIP_PORT: usize = 74;
+    /// RS port, u16.
+    pub const RPORT: usize = 76;
+    /// Local port (FullNAT; 0 otherwise), u16.
+    pub const LPORT: usize = 78;
+    /// Time left until expiry in ms, u32.
+    pub const EXPIRES_IN_MS: usize = 80;
+    /// Persistence timeout in ms, u32: 0 (IPv6 services have no persistence).
+    pub const PERSIST_MS: usize = 84;
+    /// The RS's family, u8 ([`family`](super::family)).
+    pub const FAMILY: usize = 88;
+    /// Length of an IPv6 session record.
+    pub const LEN: usize = 89;
+}
+
+/// An IPv6 session's RS family values (its LIP's too).
+pub mod family {
+    /// NAT64: an IPv4 RS and LIP, written IPv4-mapped.
+    pub const IPV4: u8 = 4;
+    /// An IPv6 RS (and LIP).
+    pub const IPV6: u8 = 6;
 }
 
 /// Byte offsets of a session-with-header record's fields after the session's own
@@ -261,6 +314,7 @@ impl<'a> DatagramWriter<'a> {
         let out = self.buf.get_mut(self.len..end).ok_or(WriteError::Full)?;
         match rec {
             SyncRecord::Session(s) => encode_session(s, out),
+            SyncRecord::Session6(s) => encode_session6(s, out),
             SyncRecord::Template(t) => encode_template(t, out),
             SyncRecord::View(v) => encode_view(v, out),
         }
@@ -308,9 +362,41 @@ impl SyncRecord {
         match self {
             SyncRecord::Session(s) if s.preamble.is_some() => session_preamble::LEN,
             SyncRecord::Session(_) => session::LEN,
+            SyncRecord::Session6(_) => session6::LEN,
             SyncRecord::Template(_) => template::LEN,
             SyncRecord::View(_) => view::LEN,
         }
+    }
+}
+
+fn mode_number(m: ForwardMode) -> u8 {
+    match m {
+        ForwardMode::Nat => mode::NAT,
+        ForwardMode::Tun => mode::TUN,
+        ForwardMode::Dr => mode::DR,
+        ForwardMode::FullNat => mode::FULLNAT,
+    }
+}
+
+fn forward_mode(n: u8) -> Result<ForwardMode, SyncDrop> {
+    match n {
+        mode::NAT => Ok(ForwardMode::Nat),
+        mode::TUN => Ok(ForwardMode::Tun),
+        mode::DR => Ok(ForwardMode::Dr),
+        mode::FULLNAT => Ok(ForwardMode::FullNat),
+        _ => Err(SyncDrop::BadMode),
+    }
+}
+
+fn tcp_or_state(proto: Proto, n: u8) -> Result<SessionState, SyncDrop> {
+    match (proto, n) {
+        (Proto::Tcp, n) => TcpState::ALL
+            .get(usize::from(n))
+            .map(|&t| SessionState::Tcp(t))
+            .ok_or(SyncDrop::BadState),
+        (Proto::Udp, 0) => Ok(SessionState::Udp),
+        (Proto::Icmp, 0) => Ok(SessionState::Icmp),
+        _ => Err(SyncDrop::BadState),
     }
 }
 
@@ -337,12 +423,7 @@ fn encode_session(s: &SyncSession, out: &mut [u8]) {
         }
     }
     out[session::PROTO] = s.proto.ip_proto();
-    out[session::MODE] = match s.mode {
-        ForwardMode::Nat => mode::NAT,
-        ForwardMode::Tun => mode::TUN,
-        ForwardMode::Dr => mode::DR,
-        ForwardMode::FullNat => mode::FULLNAT,
-    };
+    out[session::MODE] = mode_number(s.mode);
     out[session::STATE] = match s.state {
         SessionState::Tcp(t) => t as u8,
         SessionState::Udp | SessionState::Icmp => 0,
@@ -371,6 +452,41 @@ fn encode_session(s: &SyncSession, out: &mut [u8]) {
     put32(out, session::PROXY_WORD, word);
     out[session::PROXY_MSS] = mss;
     out[session::PROXY_EPOCH] = epoch;
+}
+
+/// An address of an IPv6 session's server side as the wire writes it: IPv4 IPv4-mapped.
+fn wire_addr6(a: IpAddr) -> Ipv6Addr {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
+}
+
+fn encode_session6(s: &SyncSession6, out: &mut [u8]) {
+    put16(out, record_header::TYPE, record_type::SESSION6);
+    put16(out, record_header::LENGTH, session6::LEN as u16);
+    out[session6::PROTO] = s.proto.ip_proto();
+    out[session6::MODE] = mode_number(s.mode);
+    out[session6::STATE] = match s.state {
+        SessionState::Tcp(t) => t as u8,
+        SessionState::Udp | SessionState::Icmp => 0,
+    };
+    out[session6::SYNPROXY] = synproxy::OFF;
+    let (lip, lport) = s.lip.unwrap_or((IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0));
+    put_addr6(out, session6::CLIENT_ADDR, s.client.0);
+    put_addr6(out, session6::VIP_ADDR, s.vip.0);
+    put_addr6(out, session6::RIP, wire_addr6(s.rip));
+    put_addr6(out, session6::LIP, wire_addr6(lip));
+    put16(out, session6::CLIENT_PORT, s.client.1);
+    put16(out, session6::VIP_PORT, s.vip.1);
+    put16(out, session6::RPORT, s.rport);
+    put16(out, session6::LPORT, lport);
+    put32(out, session6::EXPIRES_IN_MS, s.expires_in_ms);
+    put32(out, session6::PERSIST_MS, 0);
+    out[session6::FAMILY] = match s.rip {
+        IpAddr::V4(_) => family::IPV4,
+        IpAddr::V6(_) => family::IPV6,
+    };
 }
 
 fn encode_template(t: &SyncTemplate, out: &mut [u8]) {
@@ -566,6 +682,10 @@ pub fn decode_record(rec: &[u8]) -> Result<SyncRecord, SyncDrop> {
             s.validate()?;
             Ok(SyncRecord::Session(s))
         }
+        record_type::SESSION6 => {
+            let b: &[u8; session6::LEN] = rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
+            decode_session6(b).map(SyncRecord::Session6)
+        }
         record_type::VIEW => {
             let b: &[u8; view::LEN] = rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
             let mut digest = [0; 8];
@@ -581,23 +701,8 @@ pub fn decode_record(rec: &[u8]) -> Result<SyncRecord, SyncDrop> {
 
 fn decode_session(b: &[u8; session::LEN]) -> Result<SyncSession, SyncDrop> {
     let proto = Proto::from_ip_proto(b[session::PROTO]).ok_or(SyncDrop::BadProto)?;
-    let mode = match b[session::MODE] {
-        mode::NAT => ForwardMode::Nat,
-        mode::TUN => ForwardMode::Tun,
-        mode::DR => ForwardMode::Dr,
-        mode::FULLNAT => ForwardMode::FullNat,
-        _ => return Err(SyncDrop::BadMode),
-    };
-    let state = match (proto, b[session::STATE]) {
-        (Proto::Tcp, n) => SessionState::Tcp(
-            *TcpState::ALL
-                .get(usize::from(n))
-                .ok_or(SyncDrop::BadState)?,
-        ),
-        (Proto::Udp, 0) => SessionState::Udp,
-        (Proto::Icmp, 0) => SessionState::Icmp,
-        _ => return Err(SyncDrop::BadState),
-    };
+    let mode = forward_mode(b[session::MODE])?;
+    let state = tcp_or_state(proto, b[session::STATE])?;
     let word = get32(b, session::PROXY_WORD);
     let (mss, epoch) = (b[session::PROXY_MSS], b[session::PROXY_EPOCH]);
     let synproxy = match b[session::SYNPROXY] {
@@ -639,6 +744,66 @@ fn decode_session(b: &[u8; session::LEN]) -> Result<SyncSession, SyncDrop> {
     Ok(s)
 }
 
+fn decode_session6(b: &[u8; session6::LEN]) -> Result<SyncSession6, SyncDrop> {
+    let proto = match Proto::from_ip_proto(b[session6::PROTO]) {
+        Some(p @ (Proto::Tcp | Proto::Udp)) => p,
+        _ => return Err(SyncDrop::BadProto),
+    };
+    let mode = forward_mode(b[session6::MODE])?;
+    let state = tcp_or_state(proto, b[session6::STATE])?;
+    if b[session6::SYNPROXY] != synproxy::OFF {
+        return Err(SyncDrop::BadSynProxy);
+    }
+    if get32(b, session6::PERSIST_MS) != 0 {
+        return Err(SyncDrop::BadTimeout);
+    }
+    // The server side's addresses as the family byte says to read them: NAT64's IPv4 ones
+    // come IPv4-mapped (an IPv6 one that is mapped is refused by the rules).
+    let server = |at: usize| -> Result<IpAddr, SyncDrop> {
+        let a = get_addr6(b, at);
+        match b[session6::FAMILY] {
+            family::IPV6 => Ok(IpAddr::V6(a)),
+            family::IPV4 => a
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .ok_or(SyncDrop::BadFamily),
+            _ => Err(SyncDrop::BadFamily),
+        }
+    };
+    let rip = server(session6::RIP)?;
+    let lport = get16(b, session6::LPORT);
+    let lip = if mode == ForwardMode::FullNat {
+        if get_addr6(b, session6::LIP).is_unspecified() {
+            // No LIP, whatever the family.
+            return Err(SyncDrop::BadLip);
+        }
+        Some((server(session6::LIP)?, lport))
+    } else if get_addr6(b, session6::LIP).is_unspecified() && lport == 0 {
+        None
+    } else {
+        return Err(SyncDrop::BadLip);
+    };
+    let s = SyncSession6 {
+        proto,
+        client: (
+            get_addr6(b, session6::CLIENT_ADDR),
+            get16(b, session6::CLIENT_PORT),
+        ),
+        vip: (
+            get_addr6(b, session6::VIP_ADDR),
+            get16(b, session6::VIP_PORT),
+        ),
+        rip,
+        rport: get16(b, session6::RPORT),
+        mode,
+        lip,
+        state,
+        expires_in_ms: get32(b, session6::EXPIRES_IN_MS),
+    };
+    s.validate()?;
+    Ok(s)
+}
+
 fn decode_template(b: &[u8; template::LEN]) -> Result<SyncTemplate, SyncDrop> {
     let proto = Proto::from_ip_proto(b[template::PROTO]).ok_or(SyncDrop::BadProto)?;
     let t = SyncTemplate {
@@ -669,6 +834,16 @@ fn get32(b: &[u8], at: usize) -> u32 {
 
 fn get_addr(b: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::from_bits(get32(b, at))
+}
+
+fn get_addr6(b: &[u8], at: usize) -> Ipv6Addr {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[at..at + 16]);
+    Ipv6Addr::from(a)
+}
+
+fn put_addr6(b: &mut [u8], at: usize, a: Ipv6Addr) {
+    b[at..at + 16].copy_from_slice(&a.octets());
 }
 
 fn put16(b: &mut [u8], at: usize, v: u16) {

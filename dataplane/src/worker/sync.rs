@@ -288,6 +288,8 @@ impl<D: Device> Worker<D> {
         }
         match r {
             SyncRecord::Session(x) => self.install_session(&x, now),
+            // IPv6 sessions are not installed by this worker yet: refused, counted.
+            SyncRecord::Session6(_) => Counter::SyncRefused,
             SyncRecord::Template(t) => self.install_template(&t, now),
             // The daemon keeps views; one that reached a worker changes nothing.
             SyncRecord::View(_) => Counter::SyncRefused,
