@@ -699,3 +699,121 @@ fn a_persistent_client_meets_one_template_whichever_worker_it_reaches() {
         "all on the client's home worker"
     );
 }
+
+/// Session sync between two directors of two workers each: every IPv6 session a master's
+/// worker exports goes to the backup worker [`dataplane::sync::FlowOwner`] names, which is
+/// the one that holds it on the master — FullNAT66's and NAT64's by their LIP port's slice
+/// (a session made on each worker), NAT66's by the client endpoint's home (a client port
+/// homed on each) — and the backup forwards a mid-stream packet both ways, the one that
+/// reaches the other worker handed over.
+#[test]
+fn synced_ipv6_sessions_land_on_the_backup_worker_that_owns_them() {
+    use dataplane::sync::{FlowOwner, SyncLink, SyncRecord};
+    use testkit::{Frame6, PSH};
+    let with_sync = |p: &mut Pair| -> Vec<Arc<SyncLink>> {
+        let links: Vec<_> = (0..2).map(|_| Arc::new(SyncLink::new(64))).collect();
+        p.w =
+            p.w.drain(..)
+                .zip(&links)
+                .map(|(w, l)| w.with_sync(l.clone()))
+                .collect();
+        links
+    };
+    let slow = |p: &mut Pair| {
+        for w in &mut p.w {
+            w.slow_jobs(p.now);
+        }
+    };
+    for (addr, mode) in [
+        (std::net::IpAddr::from(RIP6), ForwardMode::FullNat),
+        (RS[0].into(), ForwardMode::FullNat),
+        (RIP6.into(), ForwardMode::Nat),
+    ] {
+        let nat66 = mode == ForwardMode::Nat;
+        let mut m = pair6_to(addr, mode);
+        let mut b = pair6_to(addr, mode);
+        let lm = with_sync(&mut m);
+        let lb = with_sync(&mut b);
+        for l in &lm {
+            l.set_export(true, 0);
+        }
+        slow(&mut m);
+        // One session held by each master worker: FullNAT's SYN on that worker's queue;
+        // NAT66's from a client port homed there, arriving on worker 0.
+        let mut peers = Vec::new();
+        for k in 0..2usize {
+            let cport = (40000..41000)
+                .find(|&c| !nat66 || dataplane::redirect::home6(CLIENT6, c, 2) == k as u16)
+                .map(|c| c + if nat66 { 0 } else { k as u16 })
+                .unwrap();
+            let at = if nat66 { 0 } else { k };
+            let syn = Frame6::tcp(CLIENT6, cport, VIP6, 80, SYN).build();
+            let out = m.send(at, WAN, &syn);
+            assert_eq!(out[k].lan.len(), 1, "{mode:?} {addr}");
+            assert_eq!(m.w[k].sessions6().len(), 1);
+            let peer = if addr.is_ipv4() {
+                let s = decode(&out[k].lan[0]);
+                (std::net::IpAddr::from(s.src), s.sport)
+            } else {
+                let s = decode6(&out[k].lan[0]);
+                (s.src.into(), s.l4().sport)
+            };
+            peers.push((cport, peer));
+        }
+        slow(&mut m);
+        let snap = b.w[0].snapshot().clone();
+        let owner = FlowOwner::new(2, &[]);
+        for (k, l) in lm.iter().enumerate() {
+            let mut n = 0;
+            while let Some(r) = l.pop_out() {
+                assert!(matches!(r, SyncRecord::Session6(_)), "{r:?}");
+                assert_eq!(usize::from(owner.owner(&snap, &r)), k, "{r:?}");
+                lb[k].post_in(r).unwrap();
+                n += 1;
+            }
+            assert_eq!(n, 1);
+        }
+        slow(&mut b);
+        for (k, &(cport, peer)) in peers.iter().enumerate() {
+            assert_eq!(b.w[k].sessions6().len(), 1, "{mode:?} {addr}");
+            // The client's data: FullNAT's on the owner's queue (RSS keeps a client's flow
+            // on one queue), NAT66's on the other worker, handed to its home.
+            let data = Frame6::tcp(CLIENT6, cport, VIP6, 80, ACK | PSH)
+                .payload(b"GET /")
+                .build();
+            let at = if nat66 { 1 - k } else { k };
+            let out = b.send(at, WAN, &data);
+            assert_eq!((out[k].lan.len(), out[1 - k].total()), (1, 0));
+            // The RS's answer reaches the other worker: handed to the owner, which sends it
+            // to the client from the VIP.
+            let reply = match (addr, peer.0) {
+                (std::net::IpAddr::V4(rs), std::net::IpAddr::V4(lip)) => {
+                    let mut f = Frame::tcp(rs, 8080, lip, peer.1, ACK | PSH)
+                        .via_rs(0)
+                        .payload(b"200");
+                    f.dst_mac = LAN_MAC;
+                    f.build()
+                }
+                (std::net::IpAddr::V6(rs), std::net::IpAddr::V6(to)) => {
+                    let mut f = Frame6::tcp(rs, 8080, to, peer.1, ACK | PSH).payload(b"200");
+                    f.dst_mac = LAN_MAC;
+                    f.src_mac = rs_mac(0);
+                    f.build()
+                }
+                other => panic!("{other:?}"),
+            };
+            let out = b.send(1 - k, LAN, &reply);
+            assert_eq!((out[k].wan.len(), out[1 - k].total()), (1, 0));
+            let s = decode6(&out[k].wan[0]);
+            let l4 = s.l4();
+            assert_eq!(
+                (s.src, s.dst, l4.sport, l4.dport),
+                (VIP6, CLIENT6, 80, cport)
+            );
+            assert_eq!(l4.payload, b"200");
+        }
+        for w in &b.w {
+            assert_eq!(w.counters().total_drops(), 0);
+        }
+    }
+}

@@ -4,7 +4,9 @@
 //! mode, for TCP, UDP and ICMP, with the SYN proxy's shift and FullNAT's LIP port. Also:
 //! state changes, refresh of a peer's session, conflicts with local sessions, bad records,
 //! bulk sweeps and persistence templates; and cluster directors, each with LIPs of its own,
-//! serving each other's FullNAT sessions on the peer's LIP.
+//! serving each other's FullNAT sessions on the peer's LIP. IPv6 sessions (FullNAT66, NAT66,
+//! DR, TUN and NAT64) go the same way: synced, installed, and forwarded mid-stream by B both
+//! ways, checksums valid.
 
 mod common;
 
@@ -15,6 +17,7 @@ use conntrack::{Proto, SessionState, TcpState};
 use dataplane::snapshot::DirectorConfig;
 use dataplane::sync::{
     Datagram, DatagramWriter, FlowOwner, SyncHeader, SyncLink, SyncProxy, SyncRecord, SyncSession,
+    SyncSession6,
 };
 use dataplane::{Counter, DropReason};
 use sched::{ForwardMode, SchedKind, ServiceKey};
@@ -795,4 +798,600 @@ fn a_proxy_protocol_header_is_neither_lost_nor_repeated_on_the_peer() {
     let t = &out.wan[0][14 + 20..];
     let client_ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
     assert_eq!(client_ack, base + get.len() as u32 + 4, "not lost");
+}
+
+// IPv6 sessions.
+
+use dataplane::snapshot::{Cidr6, RouteConfig6};
+use dataplane::wire::EthernetAddress;
+use sched::{Dest, Service};
+use std::net::{IpAddr, Ipv6Addr};
+use testkit::Frame6;
+
+const DIP6_LAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1);
+const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x201);
+const RS6: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11),
+    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x12),
+];
+
+/// One IPv6 service of [`config6`]: its protocol and port, and its one dest (IPv4 for
+/// NAT64), which is RS (or RS6) `rs`.
+#[derive(Clone, Copy, Debug)]
+struct Svc6 {
+    proto: Proto,
+    vport: u16,
+    mode: ForwardMode,
+    rip: IpAddr,
+    rport: u16,
+    rs: usize,
+}
+
+const FULLNAT66: Svc6 = Svc6 {
+    proto: Proto::Tcp,
+    vport: 8000,
+    mode: ForwardMode::FullNat,
+    rip: IpAddr::V6(RS6[0]),
+    rport: 8080,
+    rs: 0,
+};
+const NAT66: Svc6 = Svc6 {
+    proto: Proto::Tcp,
+    vport: 8001,
+    mode: ForwardMode::Nat,
+    rip: IpAddr::V6(RS6[1]),
+    rport: 8080,
+    rs: 1,
+};
+const DR6: Svc6 = Svc6 {
+    proto: Proto::Tcp,
+    vport: 8002,
+    mode: ForwardMode::Dr,
+    rip: IpAddr::V6(RS6[0]),
+    rport: 8002,
+    rs: 0,
+};
+const TUN6: Svc6 = Svc6 {
+    proto: Proto::Tcp,
+    vport: 8003,
+    mode: ForwardMode::Tun,
+    rip: IpAddr::V6(RS6[1]),
+    rport: 8003,
+    rs: 1,
+};
+const NAT64: Svc6 = Svc6 {
+    proto: Proto::Tcp,
+    vport: 8004,
+    mode: ForwardMode::FullNat,
+    rip: IpAddr::V4(RS[0]),
+    rport: 8080,
+    rs: 0,
+};
+const FULLNAT66_UDP: Svc6 = Svc6 {
+    proto: Proto::Udp,
+    vport: 5353,
+    mode: ForwardMode::FullNat,
+    rip: IpAddr::V6(RS6[0]),
+    rport: 53,
+    rs: 0,
+};
+const NAT64_UDP: Svc6 = Svc6 {
+    proto: Proto::Udp,
+    vport: 53,
+    mode: ForwardMode::FullNat,
+    rip: IpAddr::V4(RS[1]),
+    rport: 53,
+    rs: 1,
+};
+const SERVICES6: [Svc6; 7] = [FULLNAT66, NAT66, DR6, TUN6, NAT64, FULLNAT66_UDP, NAT64_UDP];
+
+/// The IPv4 lab with IPv6 DIPs on both ports, a default IPv6 route, an IPv6 LIP and the IPv4
+/// one (NAT64), and the IPv6 services [`SERVICES6`].
+fn config6() -> DirectorConfig {
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(DIP6_WAN, 64)];
+    cfg.interfaces[LAN as usize].addrs6 = vec![Cidr6::new(DIP6_LAN, 64)];
+    cfg.routes6 = vec![RouteConfig6 {
+        dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
+        via: ROUTER6,
+    }];
+    cfg.lips = vec![LIP1];
+    cfg.lips6 = vec![LIP6];
+    cfg.lport_range = 2000..=2999;
+    for s in SERVICES6 {
+        let mut svc = Service::new(key6(s.proto, s.vport), SchedKind::Rr).unwrap();
+        svc.add_dest(Dest {
+            addr: s.rip,
+            port: s.rport,
+            weight: 1,
+            mode: s.mode,
+        })
+        .unwrap();
+        cfg.services.add(svc).unwrap();
+    }
+    cfg
+}
+
+/// A and B on [`config6`], the IPv6 RSs' and router's MACs known to both.
+fn pair6() -> Pair {
+    let mut p = Pair::new(&config6());
+    for lab in [&mut p.a, &mut p.b] {
+        for (ip, mac) in [
+            (RS6[0], rs_mac(0)),
+            (RS6[1], rs_mac(1)),
+            (ROUTER6, ROUTER_MAC),
+        ] {
+            lab.worker
+                .insert_static_neighbour(ip.into(), EthernetAddress(mac));
+        }
+    }
+    p
+}
+
+/// The client's segment or datagram of `s` from `cport` (TCP: `flags`).
+fn client6(s: &Svc6, cport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let f = match s.proto {
+        Proto::Tcp => Frame6::tcp(CLIENT6, cport, VIP6, s.vport, flags),
+        _ => Frame6::udp(CLIENT6, cport, VIP6, s.vport),
+    };
+    f.payload(payload).build()
+}
+
+/// The RS's answer to `to` (what it saw as its peer: the LIP, or the client in NAT66).
+fn from_rs(s: &Svc6, to: (IpAddr, u16), flags: u8, payload: &[u8]) -> Vec<u8> {
+    match (s.rip, to.0) {
+        (IpAddr::V6(rip), IpAddr::V6(dst)) => {
+            let mut f = match s.proto {
+                Proto::Tcp => Frame6::tcp(rip, s.rport, dst, to.1, flags),
+                _ => Frame6::udp(rip, s.rport, dst, to.1),
+            };
+            f.dst_mac = LAN_MAC;
+            f.src_mac = rs_mac(s.rs);
+            f.payload(payload).build()
+        }
+        (IpAddr::V4(rip), IpAddr::V4(dst)) => {
+            let f = match s.proto {
+                Proto::Tcp => Frame::tcp(rip, s.rport, dst, to.1, flags),
+                _ => Frame::udp(rip, s.rport, dst, to.1),
+            };
+            let mut f = f.via_rs(s.rs).payload(payload);
+            f.dst_mac = LAN_MAC;
+            f.build()
+        }
+        other => panic!("no such reply: {other:?}"),
+    }
+}
+
+/// Where a frame the director sent toward the RS came from and goes: its source (the LIP,
+/// or the client) and source port, and its destination; the L4 checksum verified (TUN: the
+/// inner packet's).
+fn toward_rs(frame: &[u8]) -> ((IpAddr, u16), (IpAddr, u16)) {
+    if frame[12..14] == [0x08, 0x00] {
+        let s = decode(frame);
+        return ((s.src.into(), s.sport), (s.dst.into(), s.dport));
+    }
+    let mut s = decode6(frame);
+    if s.next_header == 41 {
+        // TUN: the inner packet, as a frame of its own.
+        let inner = [&frame[..14], &s.payload[..]].concat();
+        s = decode6(&inner);
+    }
+    let l4 = s.l4();
+    ((s.src.into(), l4.sport), (s.dst.into(), l4.dport))
+}
+
+/// Checks every frame `o` holds (IPv4 and L4 checksums, IPv6 L4 checksums), and returns
+/// them with IPv4's identification and header checksum zeroed: each director numbers the
+/// IPv4 packets it makes (NAT64) on its own.
+fn checked(o: &Out) -> Vec<Vec<u8>> {
+    let mut all: Vec<Vec<u8>> = o.wan.iter().chain(&o.lan).chain(&o.tap).cloned().collect();
+    for f in &mut all {
+        let _ = toward_rs(f);
+        if f[12..14] == [0x08, 0x00] {
+            f[18..20].fill(0);
+            f[24..26].fill(0);
+        }
+    }
+    all
+}
+
+impl Pair {
+    /// The frame gives the same output on both directors (each's own IPv4 identification
+    /// aside), some output, and valid checksums.
+    fn same6(&mut self, port: u16, frame: &[u8]) -> Out {
+        let (oa, ob) = self.both(port, frame);
+        assert_eq!(
+            (oa.wan.len(), oa.lan.len(), oa.tap.len()),
+            (ob.wan.len(), ob.lan.len(), ob.tap.len())
+        );
+        assert!(oa.total() > 0, "A forwarded nothing");
+        assert_eq!(checked(&oa), checked(&ob), "B forwards differently from A");
+        ob
+    }
+}
+
+/// Where the director's packets toward the RS of `s` go: the RS (NAT, FullNAT), or still the
+/// VIP (DR, TUN: the RS is reached by its MAC, or through the tunnel).
+fn rs_side(s: &Svc6) -> (IpAddr, u16) {
+    if s.mode.maps_ports() {
+        (s.rip, s.rport)
+    } else {
+        (IpAddr::V6(VIP6), s.vport)
+    }
+}
+
+/// Opens a connection (TCP: SYN, the RS's SYN/ACK when it answers through the director,
+/// ACK; UDP: a datagram) of `s` through A only; returns the RS's view of its peer.
+fn open6_on_a(p: &mut Pair, s: &Svc6, cport: u16) -> (IpAddr, u16) {
+    let first = client6(s, cport, SYN, b"q");
+    let out = p.a.send(WAN, &first);
+    assert_eq!(out.lan.len(), 1, "{s:?}");
+    assert_eq!(out.lan[0][0..6], rs_mac(s.rs));
+    let (peer, rs) = toward_rs(&out.lan[0]);
+    assert_eq!(rs, rs_side(s));
+    if s.proto == Proto::Tcp {
+        if s.mode.maps_ports() {
+            let synack = from_rs(s, peer, SYN | ACK, b"");
+            assert_eq!(p.a.send(LAN, &synack).wan.len(), 1, "{s:?}");
+        }
+        let ack = client6(s, cport, ACK, b"");
+        assert_eq!(p.a.send(WAN, &ack).lan.len(), 1);
+    }
+    peer
+}
+
+/// A connection of `s` opened on A continues on B, both ways when the replies come back
+/// through the director; B holds it as the peer's, its LIP pair taken.
+fn continues6(s: Svc6) {
+    let mut p = pair6();
+    let cport = 40000;
+    let peer = open6_on_a(&mut p, &s, cport);
+    let sent = p.sync();
+    let recs: Vec<SyncSession6> = sent
+        .iter()
+        .filter_map(|r| match r {
+            SyncRecord::Session6(x) => Some(*x),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recs.len(), sent.len(), "IPv6 sessions only: {sent:?}");
+    let r = *recs.last().expect("a record");
+    let state = match s.proto {
+        Proto::Tcp => SessionState::Tcp(TcpState::Established),
+        _ => SessionState::Udp,
+    };
+    assert_eq!(
+        (r.client, r.vip, r.rip, r.rport, r.mode, r.state),
+        (
+            (CLIENT6, cport),
+            (VIP6, s.vport),
+            s.rip,
+            s.rport,
+            s.mode,
+            state
+        )
+    );
+    let lip = match (s.mode, s.rip) {
+        (ForwardMode::FullNat, IpAddr::V6(_)) => Some((IpAddr::V6(LIP6), peer.1)),
+        (ForwardMode::FullNat, IpAddr::V4(_)) => Some((IpAddr::V4(LIP1), peer.1)),
+        _ => None,
+    };
+    assert_eq!(r.lip, lip);
+    assert_eq!(count(&p.b, Counter::SyncInstalled), 1, "{s:?}");
+    assert_eq!(p.b.worker.sessions6().len(), 1);
+    let (_, held) = p.b.worker.sessions6().iter().next().unwrap();
+    assert!(held.data.peer, "installed from the peer");
+    assert_eq!(held.state, state);
+    // The LIP pair is B's now too: its pool will not hand it out again.
+    let taken = |lab: &Lab| {
+        let p6 = lab.worker.lip_pool6().unwrap();
+        let p4 = lab.worker.lip_pool().unwrap();
+        (
+            p6.capacity() - p6.available(),
+            p4.capacity() - p4.available(),
+        )
+    };
+    assert_eq!(taken(&p.b), taken(&p.a));
+    // Mid-stream, no SYN: the client's data, then the RS's answer.
+    let data = client6(&s, cport, ACK | PSH, b"GET / HTTP/1.1\r\n\r\n");
+    let out = p.same6(WAN, &data);
+    assert_eq!(out.lan.len(), 1);
+    assert_eq!(out.lan[0][0..6], rs_mac(s.rs));
+    let (from, to) = toward_rs(&out.lan[0]);
+    assert_eq!((from, to), (peer, rs_side(&s)));
+    if s.mode.maps_ports() {
+        let reply = from_rs(&s, peer, ACK | PSH, b"HTTP/1.1 200 OK\r\n\r\n");
+        let back = p.same6(LAN, &reply);
+        assert_eq!(back.wan.len(), 1);
+        let b = decode6(&back.wan[0]);
+        let l4 = b.l4();
+        assert_eq!(
+            (b.src, l4.sport, b.dst, l4.dport),
+            (VIP6, s.vport, CLIENT6, cport)
+        );
+        assert_eq!(l4.payload, b"HTTP/1.1 200 OK\r\n\r\n");
+    }
+    for lab in [&p.a, &p.b] {
+        assert_eq!(lab.worker.counters().total_drops(), 0);
+    }
+}
+
+#[test]
+fn fullnat66_tcp_continues_on_the_peer() {
+    continues6(FULLNAT66);
+}
+
+#[test]
+fn nat66_tcp_continues_on_the_peer() {
+    continues6(NAT66);
+}
+
+#[test]
+fn dr6_tcp_continues_on_the_peer() {
+    continues6(DR6);
+}
+
+#[test]
+fn tun6_tcp_continues_on_the_peer() {
+    continues6(TUN6);
+}
+
+#[test]
+fn nat64_tcp_continues_on_the_peer() {
+    continues6(NAT64);
+}
+
+#[test]
+fn ipv6_udp_sessions_continue_on_the_peer() {
+    continues6(FULLNAT66_UDP);
+    continues6(NAT64_UDP);
+}
+
+/// A's later state changes reach B's copy (the peer's still), a refresh only extends it, and
+/// once B moves the session itself a record no longer changes it.
+#[test]
+fn ipv6_state_changes_are_synced_and_a_moved_session_is_kept() {
+    let mut p = pair6();
+    let s = FULLNAT66;
+    let peer = open6_on_a(&mut p, &s, 40000);
+    p.sync();
+    let state_on_b = |p: &Pair| p.b.worker.sessions6().iter().next().unwrap().1.state;
+    assert_eq!(state_on_b(&p), SessionState::Tcp(TcpState::Established));
+    let fin = client6(&s, 40000, FIN | ACK, b"");
+    assert_eq!(p.a.send(WAN, &fin).lan.len(), 1);
+    let on_a = p.a.worker.sessions6().iter().next().unwrap().1.state;
+    assert_ne!(on_a, SessionState::Tcp(TcpState::Established));
+    let sent = p.sync();
+    assert!(matches!(sent[..], [SyncRecord::Session6(_)]), "{sent:?}");
+    assert_eq!(count(&p.b, Counter::SyncUpdated), 1);
+    assert_eq!(state_on_b(&p), on_a);
+    // Nothing changed on A: nothing is sent.
+    assert!(p.sync().is_empty());
+    // B's own packet moves the session: from now on it is B's.
+    let fin = from_rs(&s, peer, FIN | ACK, b"");
+    assert_eq!(p.b.send(LAN, &fin).wan.len(), 1);
+    p.b.slow();
+    assert!(!p.b.worker.sessions6().iter().next().unwrap().1.data.peer);
+    let moved = state_on_b(&p);
+    assert_ne!(moved, on_a);
+    // A's refresh sweep sends it again: kept as B has it.
+    p.la.set_export(true, 1);
+    p.a.advance(10);
+    p.sync();
+    assert_eq!(count(&p.b, Counter::SyncKept), 1);
+    assert_eq!(state_on_b(&p), moved);
+}
+
+/// Records B cannot install are counted by reason and change nothing: an unknown service or
+/// dest, a FullNAT66 LIP that is not B's, a LIP pair in use, a key B holds the other way.
+#[test]
+fn ipv6_records_b_cannot_install_are_counted() {
+    let mut p = pair6();
+    let good = SyncSession6 {
+        proto: Proto::Tcp,
+        client: (CLIENT6, 40000),
+        vip: (VIP6, FULLNAT66.vport),
+        rip: FULLNAT66.rip,
+        rport: FULLNAT66.rport,
+        mode: ForwardMode::FullNat,
+        lip: Some((IpAddr::V6(LIP6), 2500)),
+        state: SessionState::Tcp(TcpState::Established),
+        expires_in_ms: 900_000,
+    };
+    let nat64 = SyncSession6 {
+        client: (CLIENT6, 40001),
+        vip: (VIP6, NAT64.vport),
+        rip: NAT64.rip,
+        rport: NAT64.rport,
+        lip: Some((IpAddr::V4(LIP1), 2600)),
+        ..good
+    };
+    let other6 = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x299);
+    let cases = [
+        (
+            SyncSession6 {
+                vip: (VIP6, 9999),
+                ..good
+            },
+            Counter::SyncUnknownService,
+        ),
+        (
+            SyncSession6 {
+                rip: IpAddr::V6(RS6[1]),
+                ..good
+            },
+            Counter::SyncUnknownService,
+        ),
+        (
+            SyncSession6 {
+                lip: Some((IpAddr::V6(other6), 2500)),
+                ..good
+            },
+            Counter::SyncForeignLip,
+        ),
+        (
+            SyncSession6 {
+                lip: Some((IpAddr::V6(LIP6), 4000)),
+                ..good
+            },
+            Counter::SyncForeignLip,
+        ),
+        (
+            SyncSession6 {
+                lip: Some((IpAddr::V4(LIP2), 2600)),
+                ..nat64
+            },
+            Counter::SyncForeignLip,
+        ),
+        (good, Counter::SyncInstalled),
+        (nat64, Counter::SyncInstalled),
+        // Another client on an installed pair.
+        (
+            SyncSession6 {
+                client: (CLIENT6, 40002),
+                ..good
+            },
+            Counter::SyncConflicts,
+        ),
+        (
+            SyncSession6 {
+                client: (CLIENT6, 40003),
+                ..nat64
+            },
+            Counter::SyncConflicts,
+        ),
+        // The same flow to another dest (the NAT66 service's RS on the FullNAT66 port).
+        (
+            SyncSession6 {
+                lip: Some((IpAddr::V6(LIP6), 2501)),
+                rport: 8081,
+                ..good
+            },
+            Counter::SyncUnknownService,
+        ),
+    ];
+    for (x, want) in cases {
+        let before = count(&p.b, want);
+        p.lb.post_in(SyncRecord::Session6(x)).unwrap();
+        p.b.slow();
+        assert_eq!(count(&p.b, want), before + 1, "{x:?}");
+    }
+    assert_eq!(p.b.worker.sessions6().len(), 2);
+    let p6 = p.b.worker.lip_pool6().unwrap();
+    let p4 = p.b.worker.lip_pool().unwrap();
+    assert_eq!(p6.capacity() - p6.available(), 1);
+    assert_eq!(p4.capacity() - p4.available(), 1);
+    // Everything runs out: the pairs come back (after TCP's quarantine).
+    p.b.advance(900_000 + 3_600_000);
+    for _ in 0..64 {
+        p.b.slow();
+    }
+    assert!(p.b.worker.sessions6().is_empty());
+    let p6 = p.b.worker.lip_pool6().unwrap();
+    assert_eq!(p6.available(), p6.capacity());
+    assert_eq!(count(&p.b, Counter::SyncRefused), 0);
+}
+
+/// A backup's bulk request: the sweep sends every IPv6 session too, after the IPv4 ones.
+#[test]
+fn a_bulk_sweep_sends_the_ipv6_sessions() {
+    let (mut a, la) = Lab::new(&config6()).synced();
+    for (ip, mac) in [
+        (RS6[0], rs_mac(0)),
+        (RS6[1], rs_mac(1)),
+        (ROUTER6, ROUTER_MAC),
+    ] {
+        a.worker
+            .insert_static_neighbour(ip.into(), EthernetAddress(mac));
+    }
+    // Sessions opened while nobody exported.
+    for (i, s) in SERVICES6.iter().enumerate() {
+        let out = a.send(WAN, &client6(s, 41000 + i as u16, SYN, b""));
+        assert_eq!(out.lan.len(), 1, "{s:?}");
+    }
+    let v4 = Frame::tcp(CIP, 40000, VIP, 80, SYN).build();
+    assert_eq!(a.send(WAN, &v4).lan.len(), 1);
+    a.slow();
+    assert_eq!(la.outbound_len(), 0);
+    la.set_export(true, 0);
+    let n = la.request_sweep();
+    a.slow();
+    assert!(la.sweep_finished(n));
+    let mut kinds = Vec::new();
+    while let Some(r) = la.pop_out() {
+        kinds.push(match r {
+            SyncRecord::Session(_) => 4,
+            SyncRecord::Session6(_) => 6,
+            other => panic!("{other:?}"),
+        });
+    }
+    assert_eq!(kinds, [4, 6, 6, 6, 6, 6, 6, 6]);
+}
+
+/// Which backup worker installs an IPv6 session: FullNAT66's and NAT64's the owner of the
+/// LIP port's slice, NAT66's the client endpoint's home worker, DR's and TUN's the worker
+/// whose queue the client's packets hash to on the port facing the client (RSS).
+#[test]
+fn owner_of_ipv6_sessions() {
+    use dataplane::lip::LipPool;
+    use dataplane::rss::{hash_ipv6_l4, Reta, RssKey};
+    let snap = dataplane::snapshot::Snapshot::build(&config6()).unwrap();
+    let reta = Reta::round_robin(128, 2).unwrap();
+    // The client is reached through the WAN port (port 0), which does RSS.
+    let owner = FlowOwner::new(2, &[Some((RssKey::MICROSOFT, reta.clone())), None, None]);
+    let rec = |s: &Svc6, cport: u16, lport: u16| {
+        let lip = match (s.mode, s.rip) {
+            (ForwardMode::FullNat, IpAddr::V6(_)) => Some((IpAddr::V6(LIP6), lport)),
+            (ForwardMode::FullNat, IpAddr::V4(_)) => Some((IpAddr::V4(LIP1), lport)),
+            _ => None,
+        };
+        SyncRecord::Session6(SyncSession6 {
+            proto: s.proto,
+            client: (CLIENT6, cport),
+            vip: (VIP6, s.vport),
+            rip: s.rip,
+            rport: s.rport,
+            mode: s.mode,
+            lip,
+            state: match s.proto {
+                Proto::Tcp => SessionState::Tcp(TcpState::Established),
+                _ => SessionState::Udp,
+            },
+            expires_in_ms: 1000,
+        })
+    };
+    let range = snap.lport_range();
+    for s in [FULLNAT66, NAT64] {
+        let mut seen = [false; 2];
+        for lport in [2000, 2499, 2500, 2999] {
+            let want = LipPool::worker_of(range.clone(), 2, lport).unwrap();
+            let r = rec(&s, 40000, lport);
+            assert_eq!(owner.owner(&snap, &r), want, "{s:?} {lport}");
+            seen[usize::from(want)] = true;
+        }
+        assert_eq!(seen, [true, true]);
+    }
+    let mut seen = [[false; 2]; 2];
+    for cport in 40000..40064 {
+        let r = rec(&NAT66, cport, 0);
+        let home = dataplane::redirect::home6(CLIENT6, cport, 2);
+        assert_eq!(owner.owner(&snap, &r), home);
+        seen[0][usize::from(home)] = true;
+        for s in [DR6, TUN6] {
+            let r = rec(&s, cport, 0);
+            let hash = hash_ipv6_l4(&RssKey::MICROSOFT, CLIENT6, VIP6, cport, s.vport);
+            let q = reta.queue(hash);
+            assert_eq!(owner.owner(&snap, &r), q, "{s:?} {cport}");
+            seen[1][usize::from(q)] = true;
+        }
+    }
+    assert_eq!(seen, [[true, true], [true, true]]);
+    // One worker: that one.
+    let one = FlowOwner::new(1, &[]);
+    assert_eq!(one.owner(&snap, &rec(&DR6, 40000, 0)), 0);
 }

@@ -2,7 +2,7 @@
 //! [`LipPool`] does — the worker's slice of the port range, round robin over the LIPs, FIFO
 //! reuse, port pools per dest, quarantine — by running a `LipPool` over the LIPs' indices.
 
-use super::{LipError, LipPool, PortReuse, Toward};
+use super::{LipError, LipPool, PortReuse, TakeError, Toward};
 use core::net::{Ipv4Addr, Ipv6Addr};
 use core::ops::RangeInclusive;
 
@@ -90,6 +90,33 @@ impl LipPool6 {
         self.lips.get(usize::from(i)).copied()
     }
 
+    /// The index of LIP `addr` in this pool, if it is one of its LIPs.
+    pub fn index_of(&self, addr: Ipv6Addr) -> Option<u16> {
+        self.lips
+            .iter()
+            .position(|&l| l == addr)
+            .and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// Takes the pair (LIP `i`, `port`) for a connection to `rip:rport` at `now`, as
+    /// [`LipPool::take`] does (session sync installs a peer's FullNAT66 session).
+    ///
+    /// # Errors
+    /// As [`LipPool::take`]: [`TakeError::Foreign`] for a LIP or port this pool does not
+    /// have, [`TakeError::InUse`] for a pair handed out already.
+    pub fn take(
+        &mut self,
+        i: u16,
+        port: u16,
+        (rip, rport, now): (Ipv6Addr, u16, u64),
+    ) -> Result<(), TakeError> {
+        if usize::from(i) >= self.lips.len() {
+            return Err(TakeError::Foreign);
+        }
+        self.pool
+            .take(token(usize::from(i)), port, toward(rip, rport, now))
+    }
+
     /// Gives the pair (LIP `i`, `port`) back (`quarantine`: a TCP connection's, which the
     /// server may keep in TIME_WAIT); false if it was not handed out.
     pub fn free(
@@ -115,6 +142,11 @@ impl LipPool6 {
     /// Pairs free now (some may be in quarantine).
     pub fn available(&self) -> usize {
         self.pool.available()
+    }
+
+    /// Pairs in all: LIPs × the worker's ports × the dest pools.
+    pub fn capacity(&self) -> usize {
+        self.pool.capacity()
     }
 
     /// Each LIP's pairs in use, in quarantine and in all at `now`, in the LIPs' order; a

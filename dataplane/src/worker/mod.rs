@@ -360,6 +360,11 @@ impl<D: Device> Worker<D> {
         self.lips.as_ref()
     }
 
+    /// This worker's IPv6 LIP pool, if FullNAT66 LIPs are configured.
+    pub fn lip_pool6(&self) -> Option<&LipPool6> {
+        self.lips6.as_ref()
+    }
+
     /// Port handle `port` (tests inject and collect frames through it).
     pub fn port_mut(&mut self, port: u16) -> &mut D {
         &mut self.tx.ports[port as usize]

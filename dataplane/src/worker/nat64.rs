@@ -12,7 +12,7 @@
 //! ICMPv4 about the reply it sent — so path-MTU discovery works through the translation.
 
 use super::service6::Forward6;
-use super::session::{is_active, tcp_event};
+use super::session::tcp_event;
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -65,7 +65,7 @@ impl<D: Device> Worker<D> {
         (lip, lport): (Ipv4Addr, u16),
     ) -> Verdict<D::Buf> {
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
-        let (f, tcp, was_active) = (s.data, s.original.proto == Proto::Tcp, is_active(s.state));
+        let (f, tcp, before) = (s.data, s.original.proto == Proto::Tcp, s.state);
         if meta.is_fragment() {
             return Err(DropReason::Fragment);
         }
@@ -84,13 +84,7 @@ impl<D: Device> Worker<D> {
             self.icmpv6_error_back(&buf, l3, meta, (icmpv6::PACKET_TOO_BIG, 0, room));
             return Err(DropReason::TooBig);
         }
-        self.session6_packet(
-            id,
-            Dir::Original,
-            event,
-            (f.slot, was_active),
-            meta.total_len,
-        );
+        self.session6_packet(id, Dir::Original, event, (f.slot, before), meta.total_len);
         let t = To4 {
             src: (lip, lport),
             dst: (rip, f.rport),
@@ -111,7 +105,7 @@ impl<D: Device> Worker<D> {
         m: &Ipv4Meta,
     ) -> Verdict<D::Buf> {
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
-        let (f, orig, was_active) = (s.data, s.original, is_active(s.state));
+        let (f, orig, before) = (s.data, s.original, s.state);
         let (tcp, event) = match m.l4 {
             L4::Tcp { flags, .. } => (true, tcp_event(flags)),
             L4::Udp { .. } => (false, None),
@@ -135,7 +129,7 @@ impl<D: Device> Worker<D> {
             }
             return Err(DropReason::TooBig);
         }
-        self.session6_packet(id, Dir::Reply, event, (f.slot, was_active), m.total_len);
+        self.session6_packet(id, Dir::Reply, event, (f.slot, before), m.total_len);
         buf.truncate(l3 + m.total_len);
         // The IPv6 header goes right before the transport header: room in front if needed.
         let need = IPV6_HEADER_LEN.saturating_sub(l3 + m.header_len);

@@ -53,6 +53,22 @@ pub struct Forward6 {
     pub via: Via6,
     /// The dest's counter slot.
     pub slot: u32,
+    /// Installed from a peer director's sync record, and not moved by this director since.
+    pub peer: bool,
+    /// Noted for session sync since the last export (one record however many changes).
+    pub sync_noted: bool,
+}
+
+impl Forward6 {
+    /// The forwarding mode (NAT64 is FullNAT toward an IPv4 RS).
+    pub fn mode(&self) -> ForwardMode {
+        match self.via {
+            Via6::Dr => ForwardMode::Dr,
+            Via6::Nat => ForwardMode::Nat,
+            Via6::Tun => ForwardMode::Tun,
+            Via6::FullNat { .. } | Via6::Nat64 { .. } => ForwardMode::FullNat,
+        }
+    }
 }
 
 /// An IPv6 session's forwarding mode and what only that mode has.
@@ -287,7 +303,7 @@ impl<D: Device> Worker<D> {
         let Some(s) = self.table6.get(id) else {
             return Err(DropReason::NoSession);
         };
-        let (f, orig, was_active) = (s.data, s.original, is_active(s.state));
+        let (f, orig, before) = (s.data, s.original, s.state);
         if let Via6::Nat64 { lip, lport } = f.via {
             // Replies come back as IPv4 (`nat64_back`): nothing else matches the reply key.
             if dir == Dir::Reply {
@@ -332,7 +348,7 @@ impl<D: Device> Worker<D> {
         };
         let l4_off = usize::from(meta.l4_off);
         let tcp = orig.proto == Proto::Tcp;
-        self.session6_packet(id, dir, event, (f.slot, was_active), meta.total_len);
+        self.session6_packet(id, dir, event, (f.slot, before), meta.total_len);
         let Some((hop, local)) = routed else {
             if f.via == Via6::Tun {
                 return self.tunnel6(buf, l3, meta, f.rip);
@@ -374,19 +390,23 @@ impl<D: Device> Worker<D> {
         Ok(Emit::route6(buf, l3, hop))
     }
 
-    /// A packet of IPv6 session `id` (counter slot and activity `slot_active`) going in
+    /// A packet of IPv6 session `id` (counter slot and state `before` it) going in
     /// direction `dir`, `len` bytes: the session's TCP state and deadline move, the dest's
-    /// counters and loads follow.
+    /// counters and loads follow; a new state is noted for session sync.
     pub(super) fn session6_packet(
         &mut self,
         id: SessionId,
         dir: Dir,
         event: Option<TcpEvent>,
-        (slot, was_active): (u32, bool),
+        (slot, before): (u32, SessionState),
         len: usize,
     ) {
         if let Some(state) = self.table6.on_packet(id, dir, event, self.now) {
-            self.stats.session_moved(slot, was_active, is_active(state));
+            self.stats
+                .session_moved(slot, is_active(before), is_active(state));
+            if state != before {
+                self.sync_changed6(id);
+            }
         }
         self.stats.packet(slot, dir == Dir::Original, len as u64);
     }
@@ -487,6 +507,8 @@ impl<D: Device> Worker<D> {
             rport,
             via,
             slot,
+            peer: false,
+            sync_noted: false,
         };
         let id = match self.table6.insert(key, reply, fwd, self.now) {
             Ok(id) => id,
@@ -497,6 +519,10 @@ impl<D: Device> Worker<D> {
             }
         };
         self.counters.count(Counter::SessionsCreated);
+        if key.proto != Proto::Tcp {
+            // A TCP session's first packet moves its state, which notes it for sync then.
+            self.sync_changed6(id);
+        }
         // TCP starts inactive (SYN_RECV after this packet); UDP is active.
         self.stats.session_opened(slot, key.proto != Proto::Tcp);
         Ok(id)
@@ -517,7 +543,7 @@ pub(super) fn session6_ended(
 
 /// Gives a FullNAT66 session's (LIP, port) back to the IPv6 pool, a NAT64 session's to the
 /// IPv4 one.
-fn release_lip6(
+pub(super) fn release_lip6(
     lips6: &mut Option<LipPool6>,
     lips: &mut Option<LipPool>,
     f: &Forward6,

@@ -9,9 +9,16 @@
 //! counted `sync_kept`). A record that disagrees with a session here — another dest, another
 //! LIP port, a key already used the other way — is refused (`sync_conflicts`); nothing local
 //! is ever replaced.
+//!
+//! IPv6 sessions (the IPv6 table: FullNAT66, NAT66, DR, TUN, NAT64) go the same way in their
+//! own record ([`SyncSession6`]): noted on the same events, swept after the IPv4 sessions,
+//! installed into the IPv6 table with the LIP pair taken from the IPv6 pool (FullNAT66) or
+//! the IPv4 one (NAT64).
 
+use core::net::IpAddr;
 use std::sync::Arc;
 
+use super::service6::{release_lip6, Forward6, Via6};
 use super::session::{
     is_active, rewritten_key, template_key, Forward, Preamble, SynProxy, Template, Via,
 };
@@ -19,8 +26,11 @@ use super::Worker;
 use crate::counters::Counter;
 use crate::device::Device;
 use crate::lip::{TakeError, Toward};
-use crate::sync::{SyncLink, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncTemplate};
-use conntrack::{Dir, FlowKey, InsertError, Proto, Session, SessionId};
+use crate::nat64;
+use crate::sync::{
+    SyncLink, SyncPreamble, SyncProxy, SyncRecord, SyncSession, SyncSession6, SyncTemplate,
+};
+use conntrack::{Dir, FlowKey, FlowKey6, InsertError, Proto, Session, SessionId};
 use sched::ForwardMode;
 
 /// Changes noted between two slow jobs at most; more wait for the next refresh sweep
@@ -37,15 +47,25 @@ enum Dirty {
     /// A slot of the list not written yet.
     Empty,
     Session(SessionId),
+    /// A session of the IPv6 table.
+    Session6(SessionId),
     Template(SessionId),
 }
 
-/// Where a sweep is: the session table, then the template table.
+/// The tables a sweep reads, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Sessions,
+    Sessions6,
+    Templates,
+}
+
+/// Where a sweep is: the session table, the IPv6 session table, then the template table.
 #[derive(Clone, Copy, Debug)]
 struct Sweep {
     /// The request it answers (0: a refresh nobody asked for).
     request: u32,
-    templates: bool,
+    phase: Phase,
     slot: usize,
 }
 
@@ -95,6 +115,16 @@ impl<D: Device> Worker<D> {
     pub(super) fn sync_changed(&mut self, id: SessionId) {
         if let Some(s) = &mut self.sync {
             note(s, &mut self.counters, Dirty::Session(id));
+        }
+    }
+
+    /// The packet path: IPv6 session `id` was opened or changed state (as
+    /// [`sync_changed`](Self::sync_changed)).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn sync_changed6(&mut self, id: SessionId) {
+        if let Some(s) = &mut self.sync {
+            note(s, &mut self.counters, Dirty::Session6(id));
         }
     }
 
@@ -150,6 +180,19 @@ impl<D: Device> Worker<D> {
                         .get(id)
                         .and_then(|x| self.session_record(id, x, now))
                 }
+                Dirty::Session6(id) => {
+                    let Some(f) = self.table6.data_mut(id) else {
+                        continue;
+                    };
+                    f.peer = false;
+                    if !s.exporting || f.sync_noted {
+                        continue;
+                    }
+                    f.sync_noted = true;
+                    self.table6
+                        .get(id)
+                        .and_then(|x| self.session6_record(x, now))
+                }
                 Dirty::Template(id) if s.exporting => {
                     self.templates.get(id).and_then(|t| template_record(t, now))
                 }
@@ -160,17 +203,25 @@ impl<D: Device> Worker<D> {
             }
         }
         for &d in &s.dirty[..noted] {
-            if let Dirty::Session(id) = d {
-                if let Some(f) = self.table.data_mut(id) {
-                    f.sync_noted = false;
+            match d {
+                Dirty::Session(id) => {
+                    if let Some(f) = self.table.data_mut(id) {
+                        f.sync_noted = false;
+                    }
                 }
+                Dirty::Session6(id) => {
+                    if let Some(f) = self.table6.data_mut(id) {
+                        f.sync_noted = false;
+                    }
+                }
+                Dirty::Template(_) | Dirty::Empty => {}
             }
         }
     }
 
-    /// Reads on through the table (then the templates), queueing every session, while the
-    /// outbound ring has room; starts a sweep when a peer asked for one or the refresh
-    /// period has passed.
+    /// Reads on through the table (then the IPv6 table, then the templates), queueing every
+    /// session, while the outbound ring has room; starts a sweep when a peer asked for one
+    /// or the refresh period has passed.
     fn sweep_step(&mut self, s: &mut SyncState, now: u64) {
         if s.sweep.is_none() {
             let asked = s.link.sweeps_asked();
@@ -179,13 +230,13 @@ impl<D: Device> Worker<D> {
                 s.seen_request = asked;
                 s.sweep = Some(Sweep {
                     request: asked,
-                    templates: false,
+                    phase: Phase::Sessions,
                     slot: 0,
                 });
             } else if refresh > 0 && now.saturating_sub(s.swept_at) >= refresh {
                 s.sweep = Some(Sweep {
                     request: 0,
-                    templates: false,
+                    phase: Phase::Sessions,
                     slot: 0,
                 });
             } else {
@@ -197,53 +248,77 @@ impl<D: Device> Worker<D> {
             return;
         };
         let mut room = s.link.room_out();
-        let end = w.slot + SWEEP_SLOTS;
-        if !w.templates {
-            let bound = self.table.slot_bound();
-            for (id, x) in self.table.iter_slots(w.slot..end.min(bound)) {
-                if room == 0 {
-                    w.slot = id.index();
-                    s.sweep = Some(w);
-                    return;
+        loop {
+            let end = w.slot + SWEEP_SLOTS;
+            // Where this step stopped for want of room, if it did.
+            let mut stopped = None;
+            let bound = match w.phase {
+                Phase::Sessions => {
+                    let bound = self.table.slot_bound();
+                    for (id, x) in self.table.iter_slots(w.slot..end.min(bound)) {
+                        if room == 0 {
+                            stopped = Some(id.index());
+                            break;
+                        }
+                        if let Some(r) = self.session_record(id, x, now) {
+                            queue(&s.link, &mut self.counters, r);
+                            room -= 1;
+                        }
+                    }
+                    bound
                 }
-                if let Some(r) = self.session_record(id, x, now) {
-                    queue(&s.link, &mut self.counters, r);
-                    room -= 1;
+                Phase::Sessions6 => {
+                    let bound = self.table6.slot_bound();
+                    for (id, x) in self.table6.iter_slots(w.slot..end.min(bound)) {
+                        if room == 0 {
+                            stopped = Some(id.index());
+                            break;
+                        }
+                        if let Some(r) = self.session6_record(x, now) {
+                            queue(&s.link, &mut self.counters, r);
+                            room -= 1;
+                        }
+                    }
+                    bound
                 }
+                Phase::Templates => {
+                    let bound = self.templates.slot_bound();
+                    for (id, t) in self.templates.iter_slots(w.slot..end.min(bound)) {
+                        if room == 0 {
+                            stopped = Some(id.index());
+                            break;
+                        }
+                        if let Some(r) = template_record(t, now) {
+                            queue(&s.link, &mut self.counters, r);
+                            room -= 1;
+                        }
+                    }
+                    bound
+                }
+            };
+            if let Some(slot) = stopped {
+                w.slot = slot;
+                s.sweep = Some(w);
+                return;
             }
             if end < bound {
                 w.slot = end;
                 s.sweep = Some(w);
                 return;
             }
-            // On to the templates, in this job still.
-            w = Sweep {
-                templates: true,
-                slot: 0,
-                ..w
+            // On to the next table, in this job still.
+            w.slot = 0;
+            w.phase = match w.phase {
+                Phase::Sessions => Phase::Sessions6,
+                Phase::Sessions6 => Phase::Templates,
+                Phase::Templates => {
+                    if w.request != 0 {
+                        s.link.finish_sweep(w.request);
+                    }
+                    s.sweep = None;
+                    return;
+                }
             };
-        }
-        let end = w.slot + SWEEP_SLOTS;
-        let bound = self.templates.slot_bound();
-        for (id, t) in self.templates.iter_slots(w.slot..end.min(bound)) {
-            if room == 0 {
-                w.slot = id.index();
-                s.sweep = Some(w);
-                return;
-            }
-            if let Some(r) = template_record(t, now) {
-                queue(&s.link, &mut self.counters, r);
-                room -= 1;
-            }
-        }
-        if end < bound {
-            w.slot = end;
-            s.sweep = Some(w);
-        } else {
-            if w.request != 0 {
-                s.link.finish_sweep(w.request);
-            }
-            s.sweep = None;
         }
     }
 
@@ -280,6 +355,36 @@ impl<D: Device> Worker<D> {
         }))
     }
 
+    /// An IPv6 session as a sync record (`None` if its LIP is no longer in the pool, or it
+    /// would not validate).
+    fn session6_record(&self, x: &Session<Forward6, FlowKey6>, now: u64) -> Option<SyncRecord> {
+        let f = &x.data;
+        let k = &x.original;
+        let (rip, lip) = match f.via {
+            Via6::Nat64 { lip, lport } => (
+                IpAddr::V4(f.rip.to_ipv4_mapped()?),
+                Some((IpAddr::V4(lip), lport)),
+            ),
+            Via6::FullNat { lip, lport } => (
+                IpAddr::V6(f.rip),
+                Some((IpAddr::V6(self.lips6.as_ref()?.lip(lip)?), lport)),
+            ),
+            Via6::Dr | Via6::Nat | Via6::Tun => (IpAddr::V6(f.rip), None),
+        };
+        let r = SyncRecord::Session6(SyncSession6 {
+            proto: k.proto,
+            client: (k.src, k.sport),
+            vip: (k.dst, k.dport),
+            rip,
+            rport: f.rport,
+            mode: f.mode(),
+            lip,
+            state: x.state,
+            expires_in_ms: x.deadline.saturating_sub(now).min(u64::from(u32::MAX)) as u32,
+        });
+        r.validate().ok().map(|()| r)
+    }
+
     /// Installs a peer's record; returns the counter that says how it went.
     pub(super) fn install(&mut self, r: SyncRecord, now: u64) -> Counter {
         if r.validate().is_err() {
@@ -288,8 +393,7 @@ impl<D: Device> Worker<D> {
         }
         match r {
             SyncRecord::Session(x) => self.install_session(&x, now),
-            // IPv6 sessions are not installed by this worker yet: refused, counted.
-            SyncRecord::Session6(_) => Counter::SyncRefused,
+            SyncRecord::Session6(x) => self.install_session6(&x, now),
             SyncRecord::Template(t) => self.install_template(&t, now),
             // The daemon keeps views; one that reached a worker changes nothing.
             SyncRecord::View(_) => Counter::SyncRefused,
@@ -418,6 +522,145 @@ impl<D: Device> Worker<D> {
             d.preamble = f.preamble;
             d.first_seq = f.first_seq;
         }
+        self.stats
+            .session_moved(f.slot, is_active(was), is_active(x.state));
+        Counter::SyncUpdated
+    }
+
+    /// Installs a peer's IPv6 session into the IPv6 table, its LIP pair taken from the IPv6
+    /// pool (FullNAT66: the LIP must be one of this director's) or the IPv4 one (NAT64: a
+    /// peer director's LIP is served without its pool, as IPv4 FullNAT's).
+    fn install_session6(&mut self, x: &SyncSession6, now: u64) -> Counter {
+        let Some(si) = self.snap.service_index6(x.proto, x.vip.0, x.vip.1) else {
+            return Counter::SyncUnknownService;
+        };
+        let Some(di) = self.snap.services()[si]
+            .dests()
+            .iter()
+            .position(|d| d.addr == x.rip && d.port == x.rport)
+        else {
+            return Counter::SyncUnknownService;
+        };
+        let (rip, via) = match (x.mode, x.rip, x.lip) {
+            (ForwardMode::Nat, IpAddr::V6(rip), None) => (rip, Via6::Nat),
+            (ForwardMode::Dr, IpAddr::V6(rip), None) => (rip, Via6::Dr),
+            (ForwardMode::Tun, IpAddr::V6(rip), None) => (rip, Via6::Tun),
+            (ForwardMode::FullNat, IpAddr::V6(rip), Some((IpAddr::V6(lip), lport))) => {
+                let Some(i) = self.lips6.as_ref().and_then(|p| p.index_of(lip)) else {
+                    return Counter::SyncForeignLip;
+                };
+                (rip, Via6::FullNat { lip: i, lport })
+            }
+            (ForwardMode::FullNat, IpAddr::V4(rip), Some((IpAddr::V4(lip), lport))) => {
+                (nat64::mapped(rip), Via6::Nat64 { lip, lport })
+            }
+            // The rules refused every other combination already.
+            _ => return Counter::SyncRefused,
+        };
+        let f = Forward6 {
+            rip,
+            rport: x.rport,
+            via,
+            slot: self.snap.dest_slot(si, di),
+            peer: true,
+            sync_noted: false,
+        };
+        let key = FlowKey6::new(x.proto, x.client.0, x.client.1, x.vip.0, x.vip.1);
+        if let Some((id, dir)) = self.table6.lookup(&key) {
+            return self.refresh_from_peer6(id, dir, &f, x, now);
+        }
+        let reply = match f.via {
+            Via6::Nat => Some(FlowKey6::new(x.proto, rip, x.rport, key.src, key.sport)),
+            Via6::FullNat { lport, .. } => match x.lip {
+                Some((IpAddr::V6(lip), _)) => {
+                    Some(FlowKey6::new(x.proto, rip, x.rport, lip, lport))
+                }
+                _ => return Counter::SyncRefused,
+            },
+            Via6::Nat64 { lip, lport } => Some(FlowKey6::new(
+                x.proto,
+                rip,
+                x.rport,
+                nat64::mapped(lip),
+                lport,
+            )),
+            Via6::Dr | Via6::Tun => None,
+        };
+        match f.via {
+            Via6::FullNat { lip, lport } => {
+                match self
+                    .lips6
+                    .as_mut()
+                    .map(|p| p.take(lip, lport, (rip, x.rport, now)))
+                {
+                    Some(Ok(())) => {}
+                    Some(Err(TakeError::InUse)) => return Counter::SyncConflicts,
+                    Some(Err(TakeError::Foreign)) | None => return Counter::SyncForeignLip,
+                }
+            }
+            Via6::Nat64 { lip, lport } => {
+                let to = Toward {
+                    rip: rip
+                        .to_ipv4_mapped()
+                        .unwrap_or(core::net::Ipv4Addr::UNSPECIFIED),
+                    rport: x.rport,
+                    now,
+                };
+                let peer = self.snap.local(lip).is_some_and(|l| l.peer);
+                match self.lips.as_mut().map(|p| p.take(lip, lport, to)) {
+                    Some(Ok(())) => {}
+                    // A peer director's LIP: served here, its ports none of this pool's.
+                    _ if peer => {}
+                    Some(Err(TakeError::InUse)) => return Counter::SyncConflicts,
+                    Some(Err(TakeError::Foreign)) | None => return Counter::SyncForeignLip,
+                }
+            }
+            Via6::Nat | Via6::Dr | Via6::Tun => {}
+        }
+        let id = match self.table6.insert(key, reply, f, now) {
+            Ok(id) => id,
+            Err(e) => {
+                // The pair was never used here: no quarantine.
+                release_lip6(&mut self.lips6, &mut self.lips, &f, now, false);
+                return match e {
+                    InsertError::Full => Counter::SyncTableFull,
+                    InsertError::KeyExists => Counter::SyncConflicts,
+                };
+            }
+        };
+        self.table6.set_state(id, x.state, now);
+        self.table6.refresh_for(id, now, u64::from(x.expires_in_ms));
+        self.stats.session_installed(f.slot, is_active(x.state));
+        Counter::SyncInstalled
+    }
+
+    /// A record for an IPv6 session this table already has: as
+    /// [`refresh_from_peer`](Self::refresh_from_peer) for IPv4.
+    fn refresh_from_peer6(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        f: &Forward6,
+        x: &SyncSession6,
+        now: u64,
+    ) -> Counter {
+        let Some(cur) = self.table6.get(id) else {
+            return Counter::SyncConflicts;
+        };
+        let same = dir == Dir::Original
+            && cur.data.via == f.via
+            && cur.data.rip == f.rip
+            && cur.data.rport == f.rport;
+        if !same {
+            return Counter::SyncConflicts;
+        }
+        if !cur.data.peer {
+            return Counter::SyncKept;
+        }
+        let (was, deadline) = (cur.state, cur.deadline);
+        let until = deadline.max(now.saturating_add(u64::from(x.expires_in_ms)));
+        self.table6.set_state(id, x.state, now);
+        self.table6.refresh_for(id, now, until - now);
         self.stats
             .session_moved(f.slot, is_active(was), is_active(x.state));
         Counter::SyncUpdated
