@@ -13,7 +13,8 @@
 //! - `corpus/config/`: the configurations of `examples/`, `docker/` and `lab/`, and variants
 //!   using every section and key.
 //! - `corpus/sync_decode/`: session sync datagrams: sessions of every protocol, mode, TCP state
-//!   and SYN proxy state, templates, unknown record types, and one refusal of each kind.
+//!   and SYN proxy state, IPv6 sessions of every mode (NAT64 included), templates, unknown
+//!   record types, and one refusal of each kind.
 //!
 //! `cargo run --manifest-path fuzz/Cargo.toml --example seeds -- sync_decode` writes only the
 //! targets named.
@@ -22,10 +23,10 @@
 
 use conntrack::{Proto, SessionState, TcpState};
 use dataplane::proxy_protocol::{Carrier, Phase};
-use dataplane::sync::wire::{header, mode, record_header, session, template};
+use dataplane::sync::wire::{header, mode, record_header, session, session6, template};
 use dataplane::sync::{
     DatagramWriter, ServiceView, SyncHeader, SyncPreamble, SyncProxy, SyncRecord, SyncSession,
-    SyncTemplate, MTU_1500_DATAGRAM_LEN,
+    SyncSession6, SyncTemplate, MTU_1500_DATAGRAM_LEN,
 };
 use proto::{ConnCursor, DestSpec, Envelope, ProtoName, Request, SvcKey};
 use rvs_fuzz::pipeline::{
@@ -1381,6 +1382,62 @@ fn sync_sessions() -> Vec<SyncRecord> {
     out
 }
 
+/// IPv6 sessions of every mode (the fuzz target's IPv6 services: FullNAT66 and DR on
+/// [VIP6]:80, NAT66 and TUN on [VIP6]:81, NAT64 on [VIP6]:8064), TCP in every state and UDP,
+/// each its own client port and LIP port.
+fn sync_sessions6() -> Vec<SyncRecord> {
+    use std::net::IpAddr;
+    let rs6 = pipeline::RS6;
+    let lip6 = pipeline::LIP6;
+    let client6 = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
+    let modes: [(u16, IpAddr, u16, ForwardMode, Option<IpAddr>); 5] = [
+        (
+            80,
+            rs6[0].into(),
+            8080,
+            ForwardMode::FullNat,
+            Some(lip6.into()),
+        ),
+        (80, rs6[0].into(), 80, ForwardMode::Dr, None),
+        (81, rs6[1].into(), 8081, ForwardMode::Nat, None),
+        (81, rs6[1].into(), 81, ForwardMode::Tun, None),
+        (
+            8064,
+            RS[0].into(),
+            8080,
+            ForwardMode::FullNat,
+            Some(LIP1.into()),
+        ),
+    ];
+    let mut out = Vec::new();
+    let mut n = 0u16;
+    for (vport, rip, rport, m, lip) in modes {
+        let states = TcpState::ALL
+            .iter()
+            .map(|&t| (Proto::Tcp, SessionState::Tcp(t)))
+            .chain([(Proto::Udp, SessionState::Udp)]);
+        for (proto, state) in states {
+            // NAT66 and TUN serve TCP only.
+            if proto == Proto::Udp && vport == 81 {
+                continue;
+            }
+            n += 1;
+            out.push(SyncRecord::Session6(SyncSession6 {
+                proto,
+                client: (client6, 41000 + n),
+                vip: (VIP6, vport),
+                rip,
+                rport,
+                mode: m,
+                lip: lip.map(|l| (l, 1024 + n)),
+                state,
+                expires_in_ms: 900_000,
+            }));
+        }
+    }
+    out
+}
+
 fn sync_templates() -> Vec<SyncRecord> {
     [Proto::Tcp, Proto::Udp, Proto::Icmp]
         .into_iter()
@@ -1529,6 +1586,43 @@ fn sync_seeds() -> Vec<(String, Vec<u8>)> {
         "headers_and_view".into(),
         sync_datagram(300, &headed, MTU_1500_DATAGRAM_LEN),
     ));
+    // IPv6 sessions (record type 5), 16 to a datagram, one beside IPv4 records, and refusals
+    // of their own.
+    let sessions6 = sync_sessions6();
+    let per6 = (MTU_1500_DATAGRAM_LEN - header::LEN) / session6::LEN;
+    for (i, chunk) in sessions6.chunks(per6).enumerate() {
+        seeds.push((
+            format!("sessions6_{i}"),
+            sync_datagram(400 + i as u32, chunk, MTU_1500_DATAGRAM_LEN),
+        ));
+    }
+    let nat64 = sessions6[sessions6.len() - 1];
+    let both = [sessions[0], sessions6[0], templates[0], nat64];
+    seeds.push((
+        "mixed6".into(),
+        sync_datagram(410, &both, MTU_1500_DATAGRAM_LEN),
+    ));
+    let one6 = sync_datagram(411, &[nat64], MTU_1500_DATAGRAM_LEN);
+    let r6 = header::LEN;
+    let edit6 = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = one6.clone();
+        f(&mut b);
+        b
+    };
+    let broken6: Vec<(&str, Vec<u8>)> = vec![
+        ("bad_family", edit6(&|b| b[r6 + session6::FAMILY] = 6)),
+        ("bad_proto", edit6(&|b| b[r6 + session6::PROTO] = 1)),
+        ("bad_synproxy", edit6(&|b| b[r6 + session6::SYNPROXY] = 2)),
+        ("bad_timeout", edit6(&|b| b[r6 + session6::PERSIST_MS] = 1)),
+        (
+            "bad_lip",
+            edit6(&|b| b[r6 + session6::LIP..r6 + session6::LIP + 16].fill(0)),
+        ),
+    ];
+    for (name, b) in broken6 {
+        seeds.push((format!("refused6_{name}"), b));
+    }
+
     let one = sync_datagram(301, &headed[..1], MTU_1500_DATAGRAM_LEN);
     let mut icmp = one.clone();
     icmp[header::LEN + session::PROTO] = 1;

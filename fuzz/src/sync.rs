@@ -22,15 +22,18 @@ use arc_swap::ArcSwap;
 use conntrack::Proto;
 use dataplane::lip::PortReuse;
 use dataplane::mem::{MemDevice, MemPool};
-use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, Snapshot};
+use dataplane::snapshot::{Cidr, Cidr6, DirectorConfig, InterfaceConfig, RouteConfig6, Snapshot};
 use dataplane::sync::{
     wire::header, Datagram, DatagramWriter, FlowOwner, SyncDrop, SyncLink, SyncRecord,
     MAX_DATAGRAM_LEN,
 };
 use dataplane::wire::EthernetAddress;
-use dataplane::worker::{Worker, WorkerConfig};
+use dataplane::worker::{Via6, Worker, WorkerConfig};
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
+use std::net::{IpAddr, Ipv6Addr};
 use testkit::{DIP_LAN, DIP_WAN, LAN, LAN_MAC, LIP1, RS, VIP, WAN, WAN_MAC};
+
+use crate::pipeline::{DIP6_LAN, DIP6_WAN, LIP6, ROUTER6, RS6, VIP6};
 
 /// Runs one fuzz input (see the module doc). Panics on any broken invariant.
 pub fn run(data: &[u8]) {
@@ -97,9 +100,10 @@ pub fn run(data: &[u8]) {
 /// - No panic.
 /// - Every record has exactly one outcome, counted (installed, updated, kept, or refused for
 ///   a reason).
-/// - Each worker's LIP pool holds exactly the pairs of its FullNAT sessions.
-/// - Once every session and template has run out, the tables are empty and every LIP pair
-///   is free again: an installed record leaks nothing.
+/// - Each worker's IPv4 LIP pool holds exactly the pairs of its FullNAT sessions and its
+///   NAT64 sessions; its IPv6 pool exactly those of its FullNAT66 sessions.
+/// - Once every session and template has run out, the tables (IPv6's too) are empty and
+///   every LIP pair is free again: an installed record leaks nothing.
 pub fn install(records: &[SyncRecord]) -> u64 {
     use dataplane::counters::Counter;
     let cell = Arc::new(ArcSwap::from_pointee(
@@ -153,14 +157,35 @@ pub fn install(records: &[SyncRecord]) -> u64 {
         assert_eq!(counted, posted[i], "one outcome per record");
         let installed = w.counters().get(Counter::SyncInstalled);
         installed_all += installed;
-        assert!(w.sessions().len() as u64 <= installed);
+        assert!((w.sessions().len() + w.sessions6().len()) as u64 <= installed);
+        let nat64 = w
+            .sessions6()
+            .iter()
+            .filter(|(_, s)| matches!(s.data.via, Via6::Nat64 { .. }))
+            .count();
         if let Some(p) = w.lip_pool() {
             let fullnat = w
                 .sessions()
                 .iter()
                 .filter(|(_, s)| s.data.local().is_some())
                 .count();
-            assert_eq!(p.capacity() - p.available(), fullnat, "LIP pairs held");
+            assert_eq!(
+                p.capacity() - p.available(),
+                fullnat + nat64,
+                "LIP pairs held"
+            );
+        }
+        if let Some(p) = w.lip_pool6() {
+            let fullnat66 = w
+                .sessions6()
+                .iter()
+                .filter(|(_, s)| matches!(s.data.via, Via6::FullNat { .. }))
+                .count();
+            assert_eq!(
+                p.capacity() - p.available(),
+                fullnat66,
+                "IPv6 LIP pairs held"
+            );
         }
     }
     // Everything runs out: past the longest time a record can carry, and the quarantine.
@@ -170,8 +195,12 @@ pub fn install(records: &[SyncRecord]) -> u64 {
             w.slow_jobs(now);
         }
         assert_eq!(w.sessions().len(), 0, "every session expired");
+        assert_eq!(w.sessions6().len(), 0, "every IPv6 session expired");
         if let Some(p) = w.lip_pool() {
             assert_eq!(p.available(), p.capacity(), "every LIP pair back");
+        }
+        if let Some(p) = w.lip_pool6() {
+            assert_eq!(p.available(), p.capacity(), "every IPv6 LIP pair back");
         }
     }
     installed_all
@@ -179,8 +208,14 @@ pub fn install(records: &[SyncRecord]) -> u64 {
 
 const WORKERS: usize = 2;
 
+/// An IPv6 service's dest in [`install_config`]: address (IPv4 for NAT64), port, mode.
+type Dest6 = (IpAddr, u16, ForwardMode);
+
 /// Services for the seeds' records (testkit's VIP, RS 0, LIP1): TCP and UDP on port 80 with
-/// a FullNAT dest on 8080 and a DR dest on 80, and an ICMP service.
+/// a FullNAT dest on 8080 and a DR dest on 80, and an ICMP service; IPv6 ones (the pipeline's
+/// VIP6, RS6 and LIP6): TCP and UDP on [VIP6]:80 with a FullNAT66 dest on 8080 and a DR dest
+/// on 80, TCP [VIP6]:81 with a NAT66 dest on 8081 and a TUN dest on 81, and NAT64's TCP and
+/// UDP [VIP6]:8064 → RS 0:8080.
 fn install_config() -> DirectorConfig {
     let mut services = ServiceTable::default();
     for (proto, port) in [(Proto::Tcp, 80), (Proto::Udp, 80), (Proto::Icmp, 0)] {
@@ -212,10 +247,64 @@ fn install_config() -> DirectorConfig {
         }
         services.add(svc).expect("add");
     }
+    let v6: [(Proto, u16, &[Dest6]); 5] = [
+        (
+            Proto::Tcp,
+            80,
+            &[
+                (RS6[0].into(), 8080, ForwardMode::FullNat),
+                (RS6[0].into(), 80, ForwardMode::Dr),
+            ],
+        ),
+        (
+            Proto::Udp,
+            80,
+            &[
+                (RS6[0].into(), 8080, ForwardMode::FullNat),
+                (RS6[0].into(), 80, ForwardMode::Dr),
+            ],
+        ),
+        (
+            Proto::Tcp,
+            81,
+            &[
+                (RS6[1].into(), 8081, ForwardMode::Nat),
+                (RS6[1].into(), 81, ForwardMode::Tun),
+            ],
+        ),
+        (
+            Proto::Tcp,
+            8064,
+            &[(RS[0].into(), 8080, ForwardMode::FullNat)],
+        ),
+        (
+            Proto::Udp,
+            8064,
+            &[(RS[0].into(), 8080, ForwardMode::FullNat)],
+        ),
+    ];
+    for (proto, port, dests) in v6 {
+        let key = ServiceKey {
+            proto,
+            vip: VIP6.into(),
+            port,
+        };
+        let mut svc = Service::new(key, SchedKind::Rr).expect("service");
+        for &(addr, port, mode) in dests {
+            svc.add_dest(Dest {
+                addr,
+                port,
+                weight: 1,
+                mode,
+            })
+            .expect("dest");
+        }
+        services.add(svc).expect("add");
+    }
     DirectorConfig {
         interfaces: vec![
             InterfaceConfig {
-                addrs6: Vec::new(),
+                addrs6: vec![Cidr6::new(DIP6_WAN, 64)],
                 name: "wan0".into(),
                 port: WAN,
                 vlan: None,
@@ -223,7 +312,7 @@ fn install_config() -> DirectorConfig {
                 mtu: 1500,
             },
             InterfaceConfig {
-                addrs6: Vec::new(),
+                addrs6: vec![Cidr6::new(DIP6_LAN, 64)],
                 name: "lan0".into(),
                 port: LAN,
                 vlan: None,
@@ -231,7 +320,12 @@ fn install_config() -> DirectorConfig {
                 mtu: 1500,
             },
         ],
+        routes6: vec![RouteConfig6 {
+            dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
+            via: ROUTER6,
+        }],
         lips: vec![LIP1],
+        lips6: vec![LIP6],
         lport_range: 1024..=2047,
         lport_reuse: PortReuse {
             pools: 1,

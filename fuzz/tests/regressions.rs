@@ -61,15 +61,18 @@ fn sync_decode() {
     replay("sync_decode", rvs_fuzz::sync::run);
 }
 
-/// Each `seed_refused_<reason>` sync seed is refused for that reason: the whole datagram, or
-/// one of its records.
+/// Each `seed_refused_<reason>` sync seed (`seed_refused6_<reason>`: an IPv6 session's) is
+/// refused for that reason: the whole datagram, or one of its records.
 #[test]
 fn sync_seeds_are_refused_for_their_reason() {
     use dataplane::sync::{wire::header, Datagram};
     let mut seen = 0;
     for f in inputs("sync_decode") {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(reason) = name.strip_prefix("seed_refused_") else {
+        let Some(reason) = name
+            .strip_prefix("seed_refused_")
+            .or_else(|| name.strip_prefix("seed_refused6_"))
+        else {
             continue;
         };
         let data = std::fs::read(&f).expect("read input");
@@ -84,7 +87,7 @@ fn sync_seeds_are_refused_for_their_reason() {
         assert_eq!(got, [reason], "{name}");
         seen += 1;
     }
-    assert!(seen >= 15, "only {seen} refusal seeds");
+    assert!(seen >= 20, "only {seen} refusal seeds");
 }
 
 /// The sync seeds reach the install path: the jumbo seed (every session the seeds have, one
@@ -98,4 +101,30 @@ fn sync_seeds_install_sessions() {
     let records: Vec<_> = g.records().filter_map(Result::ok).collect();
     let installed = rvs_fuzz::sync::install(&records);
     assert!(installed >= 3, "only {installed} installed");
+}
+
+/// The IPv6 sync seeds install: every IPv6 session they carry (each mode, NAT64 included,
+/// each its own flow and LIP port) is installed by the worker that owns it.
+#[test]
+fn sync_seeds_install_ipv6_sessions() {
+    let mut records = Vec::new();
+    for f in inputs("sync_decode") {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("seed_sessions6_") {
+            continue;
+        }
+        let data = std::fs::read(&f).expect("read input");
+        let g = dataplane::sync::Datagram::parse(&data, data[5]).expect("a valid seed");
+        for r in g.records() {
+            let r = r.expect("a valid record");
+            assert!(
+                matches!(r, dataplane::sync::SyncRecord::Session6(_)),
+                "{r:?}"
+            );
+            records.push(r);
+        }
+    }
+    assert!(records.len() >= 50, "only {} IPv6 sessions", records.len());
+    let installed = rvs_fuzz::sync::install(&records);
+    assert_eq!(installed, records.len() as u64);
 }
