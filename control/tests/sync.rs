@@ -1,7 +1,8 @@
 //! The sync daemon over real UDP sockets on the loopback interface (unicast peers): a
 //! master's records reach the backup's worker ring, a backup that starts asks for a bulk
 //! sync, and bad datagrams — garbage, another sync group, a truncated one — are counted and
-//! change nothing; lost datagrams are counted from the sequence numbers.
+//! change nothing; lost datagrams are counted from the sequence numbers. IPv6 sessions pass
+//! through like IPv4 ones, to the backup worker that owns each.
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,6 +15,7 @@ use control::sync::{Role, SyncError, SyncPlane, SyncSettings};
 use dataplane::snapshot::{Cidr, DirectorConfig, InterfaceConfig, Snapshot};
 use dataplane::sync::{
     DatagramWriter, FlowOwner, SyncDrop, SyncHeader, SyncLink, SyncProxy, SyncRecord, SyncSession,
+    SyncSession6,
 };
 use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey, ServiceTable};
 
@@ -254,6 +256,12 @@ fn settings_are_checked() {
             maxlen: 40,
             ..settings(1, 2, 0)
         },
+        // One byte short of the header and the longest record (an IPv6 session's).
+        SyncSettings {
+            maxlen: (dataplane::sync::wire::header::LEN + dataplane::sync::MAX_RECORD_LEN - 1)
+                as u16,
+            ..settings(1, 2, 0)
+        },
         SyncSettings {
             interface: "no-such-if0".into(),
             ..settings(free_port(), 2, 0)
@@ -349,6 +357,106 @@ fn a_peer_with_other_services_is_counted_and_shown() {
     // The backup gets the same edit: they agree again with the master's next view.
     cell_b.store(Arc::new(mh_director(3)));
     wait_for("agreement", || agrees(&b) == Some(true));
+    a.stop_all();
+    b.stop_all();
+}
+
+/// An IPv6 session on `lport` (FullNAT66, or NAT64 when `nat64`).
+fn session6(cport: u16, lport: u16, nat64: bool) -> SyncRecord {
+    use std::net::{IpAddr, Ipv6Addr};
+    let (rip, lip): (IpAddr, IpAddr) = if nat64 {
+        (
+            Ipv4Addr::new(10, 1, 0, 11).into(),
+            Ipv4Addr::new(10, 1, 0, 201).into(),
+        )
+    } else {
+        (
+            "2001:db8:10:1::11".parse::<Ipv6Addr>().unwrap().into(),
+            "2001:db8:10:1::201".parse::<Ipv6Addr>().unwrap().into(),
+        )
+    };
+    SyncRecord::Session6(SyncSession6 {
+        proto: Proto::Tcp,
+        client: ("2001:db8:99::7".parse().unwrap(), cport),
+        vip: ("2001:db8:2::100".parse().unwrap(), 80),
+        rip,
+        rport: 8080,
+        mode: ForwardMode::FullNat,
+        lip: Some((lip, lport)),
+        state: SessionState::Tcp(TcpState::Established),
+        expires_in_ms: 900_000,
+    })
+}
+
+/// IPv6 sessions (FullNAT66 and NAT64) go from the master's worker to the backup's with the
+/// IPv4 ones, counted alike, each to the backup worker that owns its LIP port; one the rules
+/// refuse is counted by reason.
+#[test]
+fn ipv6_sessions_pass_through_to_the_worker_that_owns_them() {
+    let (pa, pb) = (free_port(), free_port());
+    let (mut a, la) = plane();
+    let snap = Snapshot::build(&DirectorConfig::default()).unwrap();
+    let range = snap.lport_range();
+    let lb: Vec<Arc<SyncLink>> = (0..2).map(|_| Arc::new(SyncLink::default())).collect();
+    let cell = Arc::new(ArcSwap::from_pointee(snap));
+    let mut b = SyncPlane::new(lb.clone(), FlowOwner::new(2, &[]), cell);
+    a.start(Role::Master, settings(pa, pb, 5)).unwrap();
+    b.start(Role::Backup, settings(pb, pa, 5)).unwrap();
+    let (low, high) = (*range.start(), *range.end());
+    let sent = [
+        session6(1, low, false),
+        session(40_000),
+        session6(3, high, true),
+        session6(4, high, false),
+        session6(5, low, true),
+    ];
+    for r in sent {
+        la.push_out(r).unwrap();
+    }
+    let mut got: [Vec<SyncRecord>; 2] = Default::default();
+    wait_for("5 records", || {
+        for (w, l) in lb.iter().enumerate() {
+            while let Some(r) = l.pop_in() {
+                got[w].push(r);
+            }
+        }
+        got[0].len() + got[1].len() == 5
+    });
+    let owner = |lport| dataplane::lip::LipPool::worker_of(range.clone(), 2, lport).unwrap();
+    assert_eq!((owner(low), owner(high)), (0, 1));
+    let on = |w: u16| -> Vec<SyncRecord> {
+        sent.iter()
+            .filter(|r| match r {
+                SyncRecord::Session6(s) => owner(s.lip.unwrap().1) == w,
+                SyncRecord::Session(s) => owner(s.lip.unwrap().1) == w,
+                _ => false,
+            })
+            .copied()
+            .collect()
+    };
+    assert_eq!(
+        got,
+        [on(0), on(1)],
+        "each on its owner, in order, unchanged"
+    );
+    assert_eq!(a.stats().records_sent.load(Relaxed), 5);
+    // (Records received include the master's views of its services, which are not posted.)
+    assert!(b.stats().records_received.load(Relaxed) >= 5);
+    assert_eq!(b.stats().records_posted.load(Relaxed), 5);
+    // A NAT64 record written with family 6 (its IPv4 addresses read as IPv6): refused.
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut bad = datagram(5, 77, 1, &[session6(6, low, true)]);
+    let family = 20 + dataplane::sync::wire::session6::FAMILY;
+    bad[family] = 6;
+    tx.send_to(&bad, SocketAddrV4::new(Ipv4Addr::LOCALHOST, pb))
+        .unwrap();
+    let refused = || b.stats().record_drops[SyncDrop::BadFamily.index()].load(Relaxed);
+    wait_for("the refusal counted", || refused() == 1);
+    assert_eq!(b.stats().records_posted.load(Relaxed), 5);
+    let counters = b.counters(&[]);
+    assert!(counters
+        .iter()
+        .any(|(n, v)| n == "rvs_sync_records_refused_total{bad_family}" && *v == 1));
     a.stop_all();
     b.stop_all();
 }
