@@ -300,8 +300,8 @@ pub enum ConfigError {
     /// A service the scheduler model refuses (a dest of the other family than its VIP).
     #[error(transparent)]
     Service(#[from] sched::SchedError),
-    /// An IPv6 service with an option its data path does not have yet (persistence, the
-    /// SYN proxy, a PROXY protocol header, TOA): refused rather than silently ignored.
+    /// An IPv6 service with an option its data path does not have yet (the SYN proxy, a
+    /// PROXY protocol header, TOA): refused rather than silently ignored.
     #[error("service {service}: {option} is not available for IPv6 services")]
     Ipv6Option {
         /// The service.
@@ -888,9 +888,7 @@ impl Snapshot {
         if self.local6(vip).is_some_and(|l| l.lip) {
             return Err(ConfigError::LipIsVip6(vip));
         }
-        let option = if svc.persistence().is_some() {
-            Some("persistence")
-        } else if svc.synproxy() {
+        let option = if svc.synproxy() {
             Some("the SYN proxy")
         } else if svc.proxy_protocol().is_some() {
             Some("the PROXY protocol")
@@ -961,8 +959,12 @@ impl Snapshot {
                     })
                 }
                 ForwardMode::Nat => {
-                    self.nat_dests6
-                        .insert((key.proto, rip, d.port), Homing::Endpoint);
+                    let homing = if svc.persistence().is_some() {
+                        Homing::Client
+                    } else {
+                        Homing::Endpoint
+                    };
+                    self.nat_dests6.insert((key.proto, rip, d.port), homing);
                 }
                 ForwardMode::Tun if self.route6(rip).is_none() => {
                     return Err(ConfigError::NoRouteToDest {
@@ -975,9 +977,16 @@ impl Snapshot {
         }
         self.local6.entry(vip).or_default().vip = true;
         let nat = svc.dests().iter().any(|d| d.mode == ForwardMode::Nat);
-        // NAT66 replies carry the client endpoint, not the VIP: its home worker holds them.
-        self.homed
-            .push(if nat { Homing::Endpoint } else { Homing::None });
+        // A persistent service's sessions live on the client's home worker (one template for
+        // all its connections); NAT66 replies carry the client endpoint, not the VIP: its
+        // home worker holds them.
+        self.homed.push(if svc.persistence().is_some() {
+            Homing::Client
+        } else if nat {
+            Homing::Endpoint
+        } else {
+            Homing::None
+        });
         self.service_by_key.insert(key, self.services.len() as u32);
         let ids = svc
             .dests()

@@ -324,19 +324,13 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
     // DR only rewrites the MAC: the RS must be on a connected subnet.
     let e = build(&|c| c.services.add(svc6(ForwardMode::Dr, far)).unwrap());
     assert!(matches!(e, Err(ConfigError::DestNotOnLink { .. })), "{e:?}");
-    // Persistence.
+    // Persistence is an IPv6 service's too.
     let e = build(&|c| {
         let mut s = svc6(ForwardMode::Dr, RS6[0]);
         s.set_persistence(Some(300)).unwrap();
         c.services.add(s).unwrap();
     });
-    assert_eq!(
-        e,
-        Err(ConfigError::Ipv6Option {
-            service: key6(Proto::Tcp, 443),
-            option: "persistence",
-        })
-    );
+    assert_eq!(e, Ok(()));
     // The SYN proxy, the PROXY protocol and TOA (on FullNAT dests: the modes that allow them).
     let with = |f: &dyn Fn(&mut Service)| {
         build(&|c| {
@@ -899,4 +893,73 @@ fn ipv6_fragments_with_nowhere_to_go_are_dropped_by_reason() {
     assert!(lab.worker.sessions6().is_empty());
     assert_eq!(lab.worker.fragments6().in_use(), 0);
     assert!(c.balanced());
+}
+
+/// A FullNAT66 lab whose TCP [VIP6]:8000 is persistent (300 s) over RS6[0] and RS6[1]:8080,
+/// round robin.
+fn persistent6() -> Lab {
+    let mut cfg = config6();
+    cfg.lips6 = vec![LIP6];
+    let mut svc = Service::new(key6(Proto::Tcp, 8000), SchedKind::Rr).unwrap();
+    for rs in RS6 {
+        svc.add_dest(Dest {
+            addr: rs.into(),
+            port: 8080,
+            weight: 1,
+            mode: ForwardMode::FullNat,
+        })
+        .unwrap();
+    }
+    svc.set_persistence(Some(300)).unwrap();
+    cfg.services.add(svc).unwrap();
+    let mut lab = Lab::new(&cfg);
+    for (ip, mac) in [
+        (RS6[0], rs_mac(0)),
+        (RS6[1], rs_mac(1)),
+        (ROUTER6, ROUTER_MAC),
+    ] {
+        lab.worker
+            .insert_static_neighbour(ip.into(), EthernetAddress(mac));
+    }
+    lab
+}
+
+/// The RS a client's SYN from `(addr, port)` to the persistent service goes to.
+fn syn_goes_to(lab: &mut Lab, client: (Ipv6Addr, u16)) -> Ipv6Addr {
+    let syn = Frame6::tcp(client.0, client.1, VIP6, 8000, testkit::SYN).build();
+    let s = decode6(lab.send(WAN, &syn).only().1);
+    assert_eq!((s.src, s.l4().dport), (LIP6, 8080));
+    s.dst
+}
+
+#[test]
+fn a_persistent_ipv6_client_goes_back_to_its_dest_until_its_template_times_out() {
+    let mut lab = persistent6();
+    let other = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 77);
+    // Round robin would alternate; the client's template keeps it on its first dest, while
+    // another client gets the scheduler's next.
+    let first = syn_goes_to(&mut lab, (CLIENT6, 40000));
+    for port in 40001..40005 {
+        assert_eq!(syn_goes_to(&mut lab, (CLIENT6, port)), first);
+    }
+    let next = syn_goes_to(&mut lab, (other, 40000));
+    assert_ne!(next, first);
+    assert_eq!(lab.worker.templates6().len(), 2, "one template per client");
+    // Its sessions end (SYN_RECV times out); the template outlives them by the timeout.
+    lab.advance(60_000);
+    lab.slow();
+    assert!(lab.worker.sessions6().is_empty());
+    assert_eq!(lab.worker.templates6().len(), 2);
+    assert_eq!(syn_goes_to(&mut lab, (CLIENT6, 41000)), first);
+    // 300 s after that session ended, the client is scheduled afresh.
+    lab.advance(60_000);
+    lab.slow();
+    lab.advance(301_000);
+    lab.slow();
+    assert!(lab.worker.sessions6().is_empty());
+    assert_eq!(lab.worker.templates6().len(), 0, "templates expire");
+    let seen: Vec<_> = (42000..42004)
+        .map(|port| syn_goes_to(&mut lab, (CLIENT6, port)))
+        .collect();
+    assert!(seen.iter().all(|d| *d == seen[0]), "one template again");
 }

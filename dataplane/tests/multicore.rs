@@ -176,12 +176,17 @@ fn pair6(mode: ForwardMode) -> Pair {
 
 /// [`pair6`] with its IPv6 service's one dest at `addr` (an IPv4 FullNAT one: NAT64).
 fn pair6_to(addr: std::net::IpAddr, mode: ForwardMode) -> Pair {
-    pair6_with(addr, mode, None)
+    pair6_with(addr, mode, None, None)
 }
 
 /// [`pair6_to`], the LAN port spreading by Toeplitz with `rss` when given (see
-/// [`Pair::with_steering`]).
-fn pair6_with(addr: std::net::IpAddr, mode: ForwardMode, rss: Option<RssKey>) -> Pair {
+/// [`Pair::with_steering`]), the service persistent for `persistence` seconds when given.
+fn pair6_with(
+    addr: std::net::IpAddr,
+    mode: ForwardMode,
+    rss: Option<RssKey>,
+    persistence: Option<u32>,
+) -> Pair {
     use dataplane::snapshot::{Cidr6, RouteConfig6};
     use sched::{Dest, Service, ServiceKey};
     let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
@@ -211,6 +216,7 @@ fn pair6_with(addr: std::net::IpAddr, mode: ForwardMode, rss: Option<RssKey>) ->
         mode,
     })
     .unwrap();
+    svc.set_persistence(persistence).unwrap();
     cfg.services.add(svc).unwrap();
     let mut p = Pair::with_steering(&cfg, 64, true, rss);
     for w in &mut p.w {
@@ -629,7 +635,7 @@ fn rss_steered_lip_ports_bring_replies_back_to_their_owner() {
 fn rss_steered_ipv6_lip_ports_bring_replies_back_to_their_owner() {
     let key = RssKey::MICROSOFT;
     let reta = Reta::round_robin(128, 2).unwrap();
-    let mut p = pair6_with(RIP6.into(), ForwardMode::FullNat, Some(key));
+    let mut p = pair6_with(RIP6.into(), ForwardMode::FullNat, Some(key), None);
     let mut replies = Vec::new();
     for i in 0..100u16 {
         let w = (i % 2) as usize;
@@ -698,6 +704,38 @@ fn a_persistent_client_meets_one_template_whichever_worker_it_reaches() {
         8,
         "all on the client's home worker"
     );
+}
+
+/// An IPv6 persistent service's sessions live on the client's home worker, whichever worker
+/// a SYN reaches, so that all its connections meet one template; NAT66 replies go there too.
+#[test]
+fn a_persistent_ipv6_client_meets_one_template_whichever_worker_it_reaches() {
+    for mode in [ForwardMode::FullNat, ForwardMode::Nat] {
+        let mut p = pair6_with(RIP6.into(), mode, None, Some(300));
+        for i in 0..8u16 {
+            let syn = testkit::Frame6::tcp(CLIENT6, 45000 + i, VIP6, 80, SYN).build();
+            let [o0, o1] = p.send((i % 2) as usize, WAN, &syn);
+            assert_eq!(o0.lan.len() + o1.lan.len(), 1, "{mode:?}: forwarded");
+        }
+        let home = dataplane::redirect::home6(CLIENT6, 0, 2) as usize;
+        assert_eq!(
+            p.w[home].sessions6().len(),
+            8,
+            "{mode:?}: all on the home worker"
+        );
+        assert_eq!(p.w[home].templates6().len(), 1, "{mode:?}: one template");
+        assert_eq!(p.w[1 - home].templates6().len(), 0);
+        if mode == ForwardMode::Nat {
+            // The RS's answer, on the other worker's queue, is handed to the home worker.
+            let [o0, o1] = p.send(
+                1 - home,
+                LAN,
+                &from_rs6((RIP6, 8080), (CLIENT6, 45000), SYN | ACK),
+            );
+            let out = if home == 0 { o0 } else { o1 };
+            assert_eq!(decode6(&out.wan[0]).src, VIP6);
+        }
+    }
 }
 
 /// Session sync between two directors of two workers each: every IPv6 session a master's

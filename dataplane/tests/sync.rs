@@ -919,7 +919,12 @@ fn config6() -> DirectorConfig {
 
 /// A and B on [`config6`], the IPv6 RSs' and router's MACs known to both.
 fn pair6() -> Pair {
-    let mut p = Pair::new(&config6());
+    pair6_on(&config6())
+}
+
+/// A and B on `cfg`, the IPv6 RSs' and router's MACs known to both.
+fn pair6_on(cfg: &DirectorConfig) -> Pair {
+    let mut p = Pair::new(cfg);
     for lab in [&mut p.a, &mut p.b] {
         for (ip, mac) in [
             (RS6[0], rs_mac(0)),
@@ -1154,6 +1159,42 @@ fn ipv6_udp_sessions_continue_on_the_peer() {
 
 /// A's later state changes reach B's copy (the peer's still), a refresh only extends it, and
 /// once B moves the session itself a record no longer changes it.
+/// A persistent IPv6 service's session carries its timeout; B holds the client's template
+/// from it, so that the client's next connection after a failover goes where its last did.
+#[test]
+fn a_persistent_ipv6_session_brings_its_clients_template_to_the_peer() {
+    let mut cfg = config6();
+    cfg.services
+        .get_mut(&key6(Proto::Tcp, FULLNAT66.vport))
+        .unwrap()
+        .set_persistence(Some(300))
+        .unwrap();
+    let mut p = pair6_on(&cfg);
+    open6_on_a(&mut p, &FULLNAT66, 40000);
+    let sent = p.sync();
+    let x = sent
+        .iter()
+        .find_map(|r| match r {
+            SyncRecord::Session6(x) => Some(*x),
+            _ => None,
+        })
+        .expect("the session's record");
+    assert_eq!(x.persist_ms, 300_000);
+    let t = p.b.worker.templates6();
+    assert_eq!(t.len(), 1);
+    let (_, t) = t.iter().next().unwrap();
+    assert_eq!((t.data.rip, t.data.rport, t.data.live), (RS6[0], 8080, 1));
+    assert_eq!(t.data.timeout_ms, 300_000);
+    // An update of the session (the client closes) holds it no further.
+    let fin = client6(&FULLNAT66, 40000, FIN | ACK, b"");
+    assert_eq!(p.a.send(WAN, &fin).lan.len(), 1);
+    assert!(!p.sync().is_empty());
+    assert_eq!(
+        p.b.worker.templates6().iter().next().unwrap().1.data.live,
+        1
+    );
+}
+
 #[test]
 fn ipv6_state_changes_are_synced_and_a_moved_session_is_kept() {
     let mut p = pair6();
@@ -1202,6 +1243,7 @@ fn ipv6_records_b_cannot_install_are_counted() {
         lip: Some((IpAddr::V6(LIP6), 2500)),
         state: SessionState::Tcp(TcpState::Established),
         expires_in_ms: 900_000,
+        persist_ms: 0,
     };
     let nat64 = SyncSession6 {
         client: (CLIENT6, 40001),
@@ -1363,6 +1405,7 @@ fn owner_of_ipv6_sessions() {
                 _ => SessionState::Udp,
             },
             expires_in_ms: 1000,
+            persist_ms: 0,
         })
     };
     let range = snap.lport_range();

@@ -1432,6 +1432,7 @@ fn sync_sessions6() -> Vec<SyncRecord> {
                 lip: lip.map(|l| (l, 1024 + n)),
                 state,
                 expires_in_ms: 900_000,
+                persist_ms: 0,
             }));
         }
     }
@@ -1613,7 +1614,7 @@ fn sync_seeds() -> Vec<(String, Vec<u8>)> {
         ("bad_family", edit6(&|b| b[r6 + session6::FAMILY] = 6)),
         ("bad_proto", edit6(&|b| b[r6 + session6::PROTO] = 1)),
         ("bad_synproxy", edit6(&|b| b[r6 + session6::SYNPROXY] = 2)),
-        ("bad_timeout", edit6(&|b| b[r6 + session6::PERSIST_MS] = 1)),
+        ("bad_port", edit6(&|b| set16(b, r6 + session6::RPORT, 0))),
         (
             "bad_lip",
             edit6(&|b| b[r6 + session6::LIP..r6 + session6::LIP + 16].fill(0)),
@@ -1622,6 +1623,11 @@ fn sync_seeds() -> Vec<(String, Vec<u8>)> {
     for (name, b) in broken6 {
         seeds.push((format!("refused6_{name}"), b));
     }
+    // A persistent service's session: the backup holds its client's template from it.
+    seeds.push((
+        "persistent6".into(),
+        edit6(&|b| b[r6 + session6::PERSIST_MS + 2] = 0x75),
+    ));
 
     let one = sync_datagram(301, &headed[..1], MTU_1500_DATAGRAM_LEN);
     let mut icmp = one.clone();

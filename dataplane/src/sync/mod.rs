@@ -102,7 +102,7 @@
 //! | 76 | 2 | RS port | DR, TUN: the VIP port |
 //! | 78 | 2 | local port | FullNAT: the LIP's port; other modes: 0 |
 //! | 80 | 4 | expires in | ms until the session expires unless a packet re-arms it |
-//! | 84 | 4 | persistence | 0 (IPv6 services have none: `bad_timeout` otherwise) |
+//! | 84 | 4 | persistence | the service's persistence timeout in ms, 0 if none (a backup holds the client's template from it) |
 //! | 88 | 1 | RS family | 6: an IPv6 RS (and LIP); 4: NAT64, an IPv4 RS and LIP ([`wire::family`]) |
 //!
 //! A NAT64 session is mode 5 with family 4; family 4 in another mode, a LIP of another
@@ -170,8 +170,7 @@
 //!   be 0, as the data path accepts it;
 //! - `bad_lip`: FullNAT with LIP 0.0.0.0 (IPv6 sessions: `::`), or a LIP or local port in
 //!   another mode;
-//! - `bad_timeout`: a template with a timeout of 0, an IPv6 session with a persistence
-//!   timeout;
+//! - `bad_timeout`: a template with a timeout of 0;
 //! - `bad_family`: an IPv6 session's server side of the wrong family ([`SyncSession6::validate`]).
 //!
 //! An IPv6 session's SYN proxy byte other than 0 is `bad_synproxy`.

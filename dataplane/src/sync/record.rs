@@ -69,8 +69,9 @@ pub struct SyncSession {
 }
 
 /// A session of an IPv6 service: what a backup needs to forward the flow's next packet in
-/// the IPv6 table. IPv6 services have no SYN proxy, no persistence and no PROXY protocol
-/// header, so none of that is carried; their protocols are TCP and UDP.
+/// the IPv6 table, and a persistent service's timeout (the backup holds the client's template
+/// from it). IPv6 services have no SYN proxy and no PROXY protocol header, so neither is
+/// carried; their protocols are TCP and UDP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncSession6 {
     /// The L4 protocol (TCP or UDP).
@@ -93,6 +94,8 @@ pub struct SyncSession6 {
     pub state: SessionState,
     /// Time left until the session expires unless a packet re-arms it, in ms.
     pub expires_in_ms: u32,
+    /// The service's persistence timeout in ms (0: not persistent).
+    pub persist_ms: u32,
 }
 
 /// A session's PROXY protocol header (or TOA): which, how far it got, and where it sits in the RS's
@@ -220,8 +223,7 @@ sync_drops! {
     BadPort => "bad_port",
     /// The unspecified address (0.0.0.0) as a client, VIP or RIP.
     BadAddress => "bad_address",
-    /// A persistence template with a timeout of 0, or an IPv6 session with a persistence
-    /// timeout (IPv6 services have no persistence).
+    /// A persistence template with a timeout of 0.
     BadTimeout => "bad_timeout",
     /// A PROXY protocol header on a session that cannot have one (not TCP, DR or TUN, a
     /// pending SYN proxy), or an unknown version or phase.

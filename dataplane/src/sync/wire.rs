@@ -105,7 +105,7 @@ pub mod session6 {
     pub const LPORT: usize = 78;
     /// Time left until expiry in ms, u32.
     pub const EXPIRES_IN_MS: usize = 80;
-    /// Persistence timeout in ms, u32: 0 (IPv6 services have no persistence).
+    /// The service's persistence timeout in ms, u32: 0 if none.
     pub const PERSIST_MS: usize = 84;
     /// The RS's family, u8 ([`family`](super::family)).
     pub const FAMILY: usize = 88;
@@ -482,7 +482,7 @@ fn encode_session6(s: &SyncSession6, out: &mut [u8]) {
     put16(out, session6::RPORT, s.rport);
     put16(out, session6::LPORT, lport);
     put32(out, session6::EXPIRES_IN_MS, s.expires_in_ms);
-    put32(out, session6::PERSIST_MS, 0);
+    put32(out, session6::PERSIST_MS, s.persist_ms);
     out[session6::FAMILY] = match s.rip {
         IpAddr::V4(_) => family::IPV4,
         IpAddr::V6(_) => family::IPV6,
@@ -754,9 +754,6 @@ fn decode_session6(b: &[u8; session6::LEN]) -> Result<SyncSession6, SyncDrop> {
     if b[session6::SYNPROXY] != synproxy::OFF {
         return Err(SyncDrop::BadSynProxy);
     }
-    if get32(b, session6::PERSIST_MS) != 0 {
-        return Err(SyncDrop::BadTimeout);
-    }
     // The server side's addresses as the family byte says to read them: NAT64's IPv4 ones
     // come IPv4-mapped (an IPv6 one that is mapped is refused by the rules).
     let server = |at: usize| -> Result<IpAddr, SyncDrop> {
@@ -799,6 +796,7 @@ fn decode_session6(b: &[u8; session6::LEN]) -> Result<SyncSession6, SyncDrop> {
         lip,
         state,
         expires_in_ms: get32(b, session6::EXPIRES_IN_MS),
+        persist_ms: get32(b, session6::PERSIST_MS),
     };
     s.validate()?;
     Ok(s)

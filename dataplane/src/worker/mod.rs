@@ -48,7 +48,7 @@ mod tx;
 
 pub use announce::{GARP_COUNT, GARP_INTERVAL_MS};
 pub use config::{PortRole, WorkerConfig, WorkerError};
-pub use service6::{Forward6, Via6};
+pub use service6::{Forward6, Template6, Via6};
 pub use session::{Forward, Phase, Preamble, SynProxy, Template, Via};
 pub use slow::{MailRequest, Mailbox, SessionDump, SessionInfo, DUMP_SCAN_SLOTS};
 pub use tx::Parked;
@@ -90,6 +90,9 @@ pub struct Worker<D: Device> {
     table6: Table<Forward6, FlowKey6>,
     templates: Table<Template>,
     template_rearm: Vec<(FlowKey, Template)>,
+    /// IPv6 services' persistence templates.
+    templates6: Table<Template6, FlowKey6>,
+    template6_rearm: Vec<(FlowKey6, Template6)>,
     /// Per-dest loads for least-connection schedulers, sized to the largest service.
     load_scratch: Vec<DestLoad>,
     lips: Option<LipPool>,
@@ -207,9 +210,15 @@ impl<D: Device> Worker<D> {
             conntrack::Timeouts::default(),
         );
         let table6 = Table::with_capacity(cfg.table6_capacity.max(64), *snap.timeouts());
+        // As many IPv6 templates as IPv4 ones, but no more than one per 16 IPv6 sessions.
+        let templates6 = Table::with_capacity(
+            cfg.template_capacity.min(cfg.table6_capacity / 16).max(64),
+            conntrack::Timeouts::default(),
+        );
         advise_huge_pages(&table);
         advise_huge_pages(&table6);
         advise_huge_pages(&templates);
+        advise_huge_pages(&templates6);
         let neigh = NeighTable::new(cfg.neigh);
         let neigh6 = NeighTable::new(cfg.neigh);
         let bufs = (0..n).map(|_| Burst::new()).collect();
@@ -225,6 +234,8 @@ impl<D: Device> Worker<D> {
             table6,
             templates,
             template_rearm: Vec::with_capacity(1024),
+            templates6,
+            template6_rearm: Vec::with_capacity(1024),
             load_scratch: Vec::with_capacity(most_dests),
             lips,
             neigh,
@@ -299,9 +310,17 @@ impl<D: Device> Worker<D> {
         &self.table
     }
 
-    /// Bytes the IPv6 session and fragment tables allocated (all of it at construction).
+    /// Bytes the IPv6 session, template and fragment tables allocated (all of it at
+    /// construction).
     pub fn session_memory6(&self) -> usize {
-        self.table6.allocation_size() + self.frags6.allocation_size()
+        self.table6.allocation_size()
+            + self.templates6.allocation_size()
+            + self.frags6.allocation_size()
+    }
+
+    /// The IPv6 persistence templates (read-only: tests).
+    pub fn templates6(&self) -> &Table<Template6, FlowKey6> {
+        &self.templates6
     }
 
     /// The IPv6 session table (read-only: listing, tests).

@@ -38,7 +38,9 @@ use crate::rewrite::{self, Ipv6Rewrite};
 use crate::snapshot::Homing;
 use crate::stats::WorkerStats;
 use crate::wire::tcp::flags as tcp_flags;
-use conntrack::{Dir, FlowKey6, Proto, Session, SessionId, SessionState, TcpEvent, TcpState};
+use conntrack::{
+    Dir, FlowKey6, Proto, Session, SessionId, SessionState, Table, TcpEvent, TcpState,
+};
 use core::net::Ipv6Addr;
 use sched::{FlowHint, ForwardMode, Scheduler};
 
@@ -51,8 +53,10 @@ pub struct Forward6 {
     pub rport: u16,
     /// How its packets reach the RS.
     pub via: Via6,
-    /// The dest's counter slot.
-    pub slot: u32,
+    /// The dest's counter slot (below [`MAX_DEST_SLOTS`](crate::snapshot::MAX_DEST_SLOTS)).
+    pub slot: u16,
+    /// It holds its client's persistence template (a persistent service's session).
+    pub persistent: bool,
     /// Installed from a peer director's sync record, and not moved by this director since.
     pub peer: bool,
     /// Noted for session sync since the last export (one record however many changes).
@@ -95,6 +99,36 @@ pub enum Via6 {
         /// The local port.
         lport: u16,
     },
+}
+
+/// An IPv6 service's persistence template, as IPv4's
+/// [`Template`](super::session::Template): which dest a client of a persistent service goes
+/// to. Keyed (proto, CIP, 0, VIP, vport) in the worker's IPv6 template table; it lives while
+/// its client has sessions, and the service's persistence timeout after the last one ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Template6 {
+    /// The dest's address (a NAT64 dest's IPv4-mapped).
+    pub rip: Ipv6Addr,
+    /// The dest's port.
+    pub rport: u16,
+    /// Live sessions that hold it.
+    pub live: u32,
+    /// The persistence timeout in ms.
+    pub timeout_ms: u32,
+}
+
+/// The template key of an IPv6 session's client packets (`key` is client → VIP).
+#[inline]
+pub(super) fn template_key6(key: &FlowKey6) -> FlowKey6 {
+    FlowKey6::new(key.proto, key.src, 0, key.dst, key.dport)
+}
+
+/// A dest's address as an IPv6 session keeps it (an IPv4 dest's IPv4-mapped: NAT64).
+fn dest_rip6(addr: core::net::IpAddr) -> Ipv6Addr {
+    match addr {
+        core::net::IpAddr::V6(a) => a,
+        core::net::IpAddr::V4(a) => nat64::mapped(a),
+    }
 }
 
 /// The TCP/UDP summary of an IPv6 packet for its session: protocol, ports, TCP event, and
@@ -176,7 +210,8 @@ impl<D: Device> Worker<D> {
                 // conn_reuse_mode (and IPv4's), the old session ends and the SYN is scheduled
                 // afresh.
                 if let Some(s) = self.table6.remove(id) {
-                    session6_ended(&self.stats, (&mut self.lips6, &mut self.lips), self.now, &s);
+                    let lips = (&mut self.lips6, &mut self.lips);
+                    session6_ended(&self.stats, lips, &mut self.templates6, self.now, &s);
                     self.counters.count(Counter::SessionsReused);
                 }
                 None
@@ -198,9 +233,15 @@ impl<D: Device> Worker<D> {
             }
             None => {
                 let si = self.snap.service_index6(proto, dst, dport);
-                let homed = si.is_some_and(|si| self.snap.service_homing(si) == Homing::Endpoint);
-                if homed && !redirected {
-                    if let Some(owner) = self.home_elsewhere(src, sport) {
+                // NAT66 services' sessions live on the client endpoint's home worker, a
+                // persistent service's on the client's (one template for all its connections).
+                let home = match si.map(|si| self.snap.service_homing(si)) {
+                    Some(Homing::Endpoint) => Some(sport),
+                    Some(Homing::Client) => Some(0),
+                    _ => None,
+                };
+                if let (Some(port), false) = (home, redirected) {
+                    if let Some(owner) = self.home_elsewhere(src, port) {
                         return Ok(Found6::Owner(owner));
                     }
                 }
@@ -263,11 +304,13 @@ impl<D: Device> Worker<D> {
         if let Some((id, Dir::Reply)) = self.table6.lookup(&key) {
             return Ok(Found6::Session(id, Dir::Reply, event));
         }
-        if self.snap.nat_dest6_homing(proto, src, sport).is_none() {
-            return Err(DropReason::Ipv6NotSupported);
-        }
+        let port = match self.snap.nat_dest6_homing(proto, src, sport) {
+            None => return Err(DropReason::Ipv6NotSupported),
+            Some(Homing::Client) => 0,
+            Some(_) => dport,
+        };
         if !redirected {
-            if let Some(owner) = self.home_elsewhere(dst, dport) {
+            if let Some(owner) = self.home_elsewhere(dst, port) {
                 return Ok(Found6::Owner(owner));
             }
         }
@@ -398,9 +441,10 @@ impl<D: Device> Worker<D> {
         id: SessionId,
         dir: Dir,
         event: Option<TcpEvent>,
-        (slot, before): (u32, SessionState),
+        (slot, before): (u16, SessionState),
         len: usize,
     ) {
+        let slot = u32::from(slot);
         if let Some(state) = self.table6.on_packet(id, dir, event, self.now) {
             self.stats
                 .session_moved(slot, is_active(before), is_active(state));
@@ -427,22 +471,12 @@ impl<D: Device> Worker<D> {
         if self.table6.len() >= self.table6.capacity() {
             return Err(DropReason::TableFull);
         }
-        let svc = &self.snap.services()[si];
-        let loads = &mut self.load_scratch;
-        let sched = self.scheds.get_mut(si);
-        fill_loads(
-            loads,
-            &self.stats,
-            &self.snap,
-            si,
-            sched.as_ref().map(|s| s.kind()),
-        );
-        let hint = FlowHint::from_ipv6(key.src, key.sport);
-        let di = sched
-            .and_then(|s| s.pick(svc.dests(), &hint, loads))
-            .ok_or(DropReason::NoDest)?;
-        let dest = svc.dests()[di];
-        let slot = self.snap.dest_slot(si, di);
+        let persist_ms = self.snap.services()[si]
+            .persistence()
+            .map_or(0, |s| s.saturating_mul(1000));
+        let (di, template) = self.pick_dest6(si, &key, persist_ms)?;
+        let dest = self.snap.services()[si].dests()[di];
+        let slot = u16::try_from(self.snap.dest_slot(si, di)).map_err(|_| DropReason::NoDest)?;
         if matches!(dest.mode, ForwardMode::Nat | ForwardMode::FullNat) && meta.hop_limit <= 1 {
             // Routed: a packet that cannot be forwarded opens nothing (its Time Exceeded goes
             // back from `service6`).
@@ -458,7 +492,9 @@ impl<D: Device> Worker<D> {
                 let rip = nat64::mapped(rip4);
                 let reply = FlowKey6::new(key.proto, rip, dest.port, nat64::mapped(lip), lport);
                 let via = Via6::Nat64 { lip, lport };
-                return self.store6(key, Some(reply), (rip, dest.port, via, slot));
+                let id = self.store6(key, Some(reply), (rip, dest.port, via, slot), persist_ms)?;
+                self.hold_template6(&key, template, (rip, dest.port), persist_ms);
+                return Ok(id);
             }
         };
         let (via, reply) = match dest.mode {
@@ -490,23 +526,108 @@ impl<D: Device> Worker<D> {
             ForwardMode::Tun => (Via6::Tun, None),
             ForwardMode::Dr => (Via6::Dr, None),
         };
-        self.store6(key, reply, (rip, dest.port, via, slot))
+        let id = self.store6(key, reply, (rip, dest.port, via, slot), persist_ms)?;
+        self.hold_template6(&key, template, (rip, dest.port), persist_ms);
+        Ok(id)
+    }
+
+    /// The dest of IPv6 service `si` a new session of the client of `key` goes to: the one
+    /// its persistence template names while that dest is still in the service (as IPv4's
+    /// `pick_dest`), else the scheduler's pick (least-connection schedulers weigh this
+    /// worker's sessions per dest). Returns the dest's index and the template that chose it.
+    fn pick_dest6(
+        &mut self,
+        si: usize,
+        key: &FlowKey6,
+        persist_ms: u32,
+    ) -> Result<(usize, Option<SessionId>), DropReason> {
+        let svc = &self.snap.services()[si];
+        if persist_ms > 0 {
+            if let Some((tid, _)) = self.templates6.lookup(&template_key6(key)) {
+                let t = self.templates6.get(tid).map(|t| t.data);
+                let di = t.and_then(|t| {
+                    svc.dests()
+                        .iter()
+                        .position(|d| dest_rip6(d.addr) == t.rip && d.port == t.rport)
+                });
+                match di {
+                    Some(di) => return Ok((di, Some(tid))),
+                    None => {
+                        self.templates6.remove(tid);
+                    }
+                }
+            }
+        }
+        let loads = &mut self.load_scratch;
+        let sched = self.scheds.get_mut(si);
+        fill_loads(
+            loads,
+            &self.stats,
+            &self.snap,
+            si,
+            sched.as_ref().map(|s| s.kind()),
+        );
+        let hint = FlowHint::from_ipv6(key.src, key.sport);
+        sched
+            .and_then(|s| s.pick(svc.dests(), &hint, loads))
+            .map(|di| (di, None))
+            .ok_or(DropReason::NoDest)
+    }
+
+    /// A new session of a persistent service (`persist_ms` > 0) holds its client's
+    /// template: the one that chose its dest, or a new one for `(rip, rport)`. A full
+    /// template table only costs this client its persistence.
+    pub(super) fn hold_template6(
+        &mut self,
+        key: &FlowKey6,
+        template: Option<SessionId>,
+        (rip, rport): (Ipv6Addr, u16),
+        persist_ms: u32,
+    ) {
+        if persist_ms == 0 {
+            return;
+        }
+        let now = self.now;
+        let tid = match template {
+            Some(tid) => {
+                if let Some(t) = self.templates6.data_mut(tid) {
+                    t.live += 1;
+                }
+                tid
+            }
+            None => {
+                let t = Template6 {
+                    rip,
+                    rport,
+                    live: 1,
+                    timeout_ms: persist_ms,
+                };
+                match self.templates6.insert(template_key6(key), None, t, now) {
+                    Ok(tid) => tid,
+                    Err(_) => return,
+                }
+            }
+        };
+        self.templates6.refresh_for(tid, now, u64::from(persist_ms));
     }
 
     /// Stores the new session of `key` (its reply key `reply`: none for DR and TUN),
-    /// forwarding to `rip`:`rport` `via` with counter slot `slot`; a (LIP, port) it took
-    /// goes back when it cannot be stored.
+    /// forwarding to `rip`:`rport` `via` with counter slot `slot` (`persist_ms` > 0: it
+    /// holds its client's template); a (LIP, port) it took goes back when it cannot be
+    /// stored.
     fn store6(
         &mut self,
         key: FlowKey6,
         reply: Option<FlowKey6>,
-        (rip, rport, via, slot): (Ipv6Addr, u16, Via6, u32),
+        (rip, rport, via, slot): (Ipv6Addr, u16, Via6, u16),
+        persist_ms: u32,
     ) -> Result<SessionId, DropReason> {
         let fwd = Forward6 {
             rip,
             rport,
             via,
             slot,
+            persistent: persist_ms > 0,
             peer: false,
             sync_noted: false,
         };
@@ -524,21 +645,35 @@ impl<D: Device> Worker<D> {
             self.sync_changed6(id);
         }
         // TCP starts inactive (SYN_RECV after this packet); UDP is active.
-        self.stats.session_opened(slot, key.proto != Proto::Tcp);
+        self.stats
+            .session_opened(u32::from(slot), key.proto != Proto::Tcp);
         Ok(id)
     }
 }
 
 /// What an IPv6 session's end (at `now`) gives back: its counts in its dest's load, its
-/// FullNAT (LIP, port) — a TCP session's into quarantine.
+/// FullNAT (LIP, port) — a TCP session's into quarantine —, its template's hold (the
+/// client's next connection within the timeout still goes to the same dest).
 pub(super) fn session6_ended(
     stats: &WorkerStats,
     (lips6, lips): (&mut Option<LipPool6>, &mut Option<LipPool>),
+    templates6: &mut Table<Template6, FlowKey6>,
     now: u64,
     s: &Session<Forward6, FlowKey6>,
 ) {
-    stats.session_closed(s.data.slot, is_active(s.state));
+    stats.session_closed(u32::from(s.data.slot), is_active(s.state));
     release_lip6(lips6, lips, &s.data, now, s.original.proto == Proto::Tcp);
+    if s.data.persistent {
+        if let Some((tid, _)) = templates6.lookup(&template_key6(&s.original)) {
+            let timeout = templates6.data_mut(tid).map(|t| {
+                t.live = t.live.saturating_sub(1);
+                t.timeout_ms
+            });
+            if let Some(ms) = timeout {
+                templates6.refresh_for(tid, now, u64::from(ms));
+            }
+        }
+    }
 }
 
 /// Gives a FullNAT66 session's (LIP, port) back to the IPv6 pool, a NAT64 session's to the

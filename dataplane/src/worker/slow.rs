@@ -129,12 +129,13 @@ impl<D: Device> Worker<D> {
             session_ended(lips, stats, templates, s.deadline.min(now), &s);
         });
         let lips6 = &mut self.lips6;
+        let templates6 = &mut self.templates6;
         self.table6.expire(now, self.cfg.expire_budget, |_, s| {
             counters.count(Counter::SessionsExpired);
             if matches!(s.state, SessionState::Tcp(t) if t.half_open()) {
                 counters.count(Counter::HalfOpenExpired);
             }
-            session6_ended(stats, (lips6, lips), s.deadline.min(now), &s);
+            session6_ended(stats, (lips6, lips), templates6, s.deadline.min(now), &s);
         });
         // A template whose timer ran out while its client still has sessions lives on.
         let rearm = &mut self.template_rearm;
@@ -146,6 +147,18 @@ impl<D: Device> Worker<D> {
         for (k, t) in self.template_rearm.drain(..) {
             if let Ok(id) = self.templates.insert(k, None, t, now) {
                 self.templates.refresh_for(id, now, t.timeout_ms as u64);
+            }
+        }
+        let rearm = &mut self.template6_rearm;
+        self.templates6.expire(now, self.cfg.expire_budget, |_, t| {
+            if t.data.live > 0 && rearm.len() < rearm.capacity() {
+                rearm.push((t.original, t.data));
+            }
+        });
+        for (k, t) in self.template6_rearm.drain(..) {
+            if let Ok(id) = self.templates6.insert(k, None, t, now) {
+                self.templates6
+                    .refresh_for(id, now, u64::from(t.timeout_ms));
             }
         }
         let snap = &self.snap;

@@ -18,7 +18,7 @@
 use core::net::IpAddr;
 use std::sync::Arc;
 
-use super::service6::{release_lip6, Forward6, Via6};
+use super::service6::{release_lip6, template_key6, Forward6, Via6};
 use super::session::{
     is_active, rewritten_key, template_key, Forward, Preamble, SynProxy, Template, Via,
 };
@@ -381,6 +381,14 @@ impl<D: Device> Worker<D> {
             lip,
             state: x.state,
             expires_in_ms: x.deadline.saturating_sub(now).min(u64::from(u32::MAX)) as u32,
+            persist_ms: if f.persistent {
+                self.templates6
+                    .lookup(&template_key6(k))
+                    .and_then(|(tid, _)| self.templates6.get(tid))
+                    .map_or(0, |t| t.data.timeout_ms)
+            } else {
+                0
+            },
         });
         r.validate().ok().map(|()| r)
     }
@@ -557,11 +565,15 @@ impl<D: Device> Worker<D> {
             // The rules refused every other combination already.
             _ => return Counter::SyncRefused,
         };
+        let Ok(slot) = u16::try_from(self.snap.dest_slot(si, di)) else {
+            return Counter::SyncUnknownService;
+        };
         let f = Forward6 {
             rip,
             rport: x.rport,
             via,
-            slot: self.snap.dest_slot(si, di),
+            slot,
+            persistent: x.persist_ms > 0,
             peer: true,
             sync_noted: false,
         };
@@ -630,7 +642,18 @@ impl<D: Device> Worker<D> {
         };
         self.table6.set_state(id, x.state, now);
         self.table6.refresh_for(id, now, u64::from(x.expires_in_ms));
-        self.stats.session_installed(f.slot, is_active(x.state));
+        self.stats
+            .session_installed(u32::from(f.slot), is_active(x.state));
+        // A persistent service's session holds its client's template, made from the
+        // session when the peer's is not here: the client's next connection after a
+        // failover goes where its last ones went.
+        if f.persistent {
+            let template = self
+                .templates6
+                .lookup(&template_key6(&key))
+                .map(|(tid, _)| tid);
+            self.hold_template6(&key, template, (rip, x.rport), x.persist_ms);
+        }
         Counter::SyncInstalled
     }
 
@@ -662,7 +685,7 @@ impl<D: Device> Worker<D> {
         self.table6.set_state(id, x.state, now);
         self.table6.refresh_for(id, now, until - now);
         self.stats
-            .session_moved(f.slot, is_active(was), is_active(x.state));
+            .session_moved(u32::from(f.slot), is_active(was), is_active(x.state));
         Counter::SyncUpdated
     }
 

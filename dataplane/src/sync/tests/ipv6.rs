@@ -24,6 +24,7 @@ fn fullnat66() -> SyncSession6 {
         lip: Some((IpAddr::V6(LIP6), 5000)),
         state: SessionState::Tcp(TcpState::Established),
         expires_in_ms: 899_000,
+        persist_ms: 0,
     }
 }
 
@@ -359,8 +360,13 @@ fn invalid_ipv6_field_values_refuse_the_record() {
     for v in [1, 2, 255] {
         case(&tcp, session6::SYNPROXY, v, SyncDrop::BadSynProxy);
     }
-    for at in session6::PERSIST_MS..session6::PERSIST_MS + 4 {
-        case(&tcp, at, 1, SyncDrop::BadTimeout);
+    // A persistent service's timeout is carried (not a refusal).
+    let mut persistent = tcp.clone();
+    persistent[session6::PERSIST_MS..session6::PERSIST_MS + 4]
+        .copy_from_slice(&300_000u32.to_be_bytes());
+    match decode_one(&persistent) {
+        Ok(SyncRecord::Session6(x)) => assert_eq!(x.persist_ms, 300_000),
+        other => panic!("a persistent session: {other:?}"),
     }
     for f in [0, 5, 41, 255] {
         case(&tcp, session6::FAMILY, f, SyncDrop::BadFamily);
@@ -466,7 +472,7 @@ fn a_1500_mtu_datagram_holds_16_ipv6_sessions() {
 #[test]
 fn a_record_is_88_bytes() {
     assert_eq!(core::mem::size_of::<SyncSession>(), 56);
-    assert_eq!(core::mem::size_of::<SyncSession6>(), 84);
+    assert_eq!(core::mem::size_of::<SyncSession6>(), 88);
     assert_eq!(core::mem::size_of::<SyncRecord>(), 88);
 }
 
@@ -514,6 +520,7 @@ pub(super) fn valid_session6() -> impl Strategy<Value = SyncSession6> {
                             lip: (fwd == ForwardMode::FullNat).then_some((lip, lport)),
                             state,
                             expires_in_ms: exp,
+                            persist_ms: 0,
                         }
                     },
                 )
