@@ -1932,6 +1932,49 @@ def ipv6_fullnat(site, ck, n):
               f"--lips lists {site.lip6} with {held} ports in use or in quarantine")
 
 
+def ipv6_persistence(site, ck, n):
+    """Persistence for an IPv6 service (ipvsadm's -p): FullNAT66 round robin over the three
+    servers with -p 300. n `curl -6` requests from the client are all answered by one server,
+    and so are n from a second address the client takes in its /64 (each client's template
+    names its server; without -p they would split evenly); the second address goes again."""
+    site.set_rs_routes6(None)
+    vip = f"[{site.vip6}]:80"
+    site.rvsadm(["-A", "-t", vip, "-s", "rr", "-p", "300"])
+    for a in site.rs6:
+        site.rvsadm(["-a", "-t", vip, "-r", f"[{a}]:80", "--fullnat", "-w", "1"])
+    other = site.cip6.rsplit(":", 1)[0] + ":77"
+    site.client_sh(
+        f"dev=$(ip -o -6 addr show | awk '$4 ~ /^{site.cip6}\\// {{print $2}}'); "
+        f"ip -6 addr add {other}/64 dev $dev nodad"
+    )
+    try:
+        seen = {}
+        for label, src in (("client", site.cip6), ("second", other)):
+            out = site.client_sh(
+                f"for i in $(seq {n}); do curl -6 -g -s -m 2 --interface {src} 'http://[{site.vip6}]/' "
+                "|| echo ERR; done",
+                timeout=n * 3 + 30,
+            )
+            counts = {}
+            for line in out.split():
+                counts[line] = counts.get(line, 0) + 1
+            seen[label] = counts
+        site.log("\n== IPv6 persistence: FullNAT66 rr -p 300, two client addresses")
+        for label, counts in seen.items():
+            site.log(f"{label:<8} {counts}")
+        ck.expect(
+            "ipv6-persistence",
+            all(len(c) == 1 and next(iter(c)).startswith("rs") and sum(c.values()) == n for c in seen.values()),
+            f"each client's {n} requests answered by one server: {seen}",
+        )
+    finally:
+        site.client_sh(
+            f"dev=$(ip -o -6 addr show | awk '$4 ~ /^{other}\\// {{print $2}}'); "
+            f"[ -n \"$dev\" ] && ip -6 addr del {other}/64 dev $dev"
+        )
+        site.rvsadm(["-D", "-t", vip], check=False)
+
+
 def ipv6_tun(site, ck, n):
     """TUN for IPv6: the client's packets reach the servers in IPv6-in-IPv6 (RFC 2473) from
     the director's lan DIP6; the servers (a userspace decapsulator: this kernel has no
@@ -2058,6 +2101,7 @@ SCENARIOS = {
     "ipv6-fullnat": ipv6_fullnat,
     "pmtu-fullnat6": pmtu_fullnat6,
     "ipv6-fragments": ipv6_fragments,
+    "ipv6-persistence": ipv6_persistence,
     "nat64": nat64,
     "pmtu-nat64": pmtu_nat64,
     "synproxy": synproxy,
