@@ -6,34 +6,19 @@
 mod common;
 
 use common::*;
-use conntrack::Proto;
-use dataplane::snapshot::{Cidr6, DirectorConfig, RouteConfig6};
+use dataplane::snapshot::DirectorConfig;
 use dataplane::DropReason;
-use sched::{ForwardMode, SchedKind};
 use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress};
 use std::net::Ipv6Addr;
 
 const DIP6_WAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
-const DIP6_LAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1);
 const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
 const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 
 fn config6() -> DirectorConfig {
-    let mut cfg = config(
-        Proto::Tcp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 8080, 1, ForwardMode::FullNat)],
-    );
-    cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(DIP6_WAN, 64)];
-    cfg.interfaces[LAN as usize].addrs6 = vec![Cidr6::new(DIP6_LAN, 64)];
-    cfg.routes6 = vec![RouteConfig6 {
-        dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
-        via: ROUTER6,
-    }];
-    cfg
+    config_with_ipv6()
 }
 
 fn lab6() -> Lab {

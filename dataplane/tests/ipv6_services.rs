@@ -8,20 +8,13 @@ mod common;
 
 use common::*;
 use conntrack::{Proto, SessionState, TcpState};
-use dataplane::snapshot::{Cidr6, ConfigError, DirectorConfig, RouteConfig6, Snapshot};
+use dataplane::snapshot::{ConfigError, DirectorConfig, Snapshot};
 use dataplane::wire::EthernetAddress;
 use dataplane::DropReason;
 use sched::{Dest, ForwardMode, SchedError, SchedKind, Service, ServiceKey};
 use smoltcp::wire::{Icmpv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress};
 use std::net::{IpAddr, Ipv6Addr};
 use testkit::{Frame6, ACK, FIN, PSH};
-
-const DIP6_LAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1);
-const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x201);
-const RS6: [Ipv6Addr; 2] = [
-    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11),
-    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x12),
-];
 
 fn dr6(i: usize, port: u16) -> Dest {
     Dest {
@@ -35,18 +28,7 @@ fn dr6(i: usize, port: u16) -> Dest {
 /// The IPv4 lab's configuration with IPv6 DIPs on both ports, a default IPv6 route, and
 /// IPv6 DR services: TCP [VIP6]:80 and UDP [VIP6]:53 over both RSs, round robin.
 fn config6() -> DirectorConfig {
-    let mut cfg = config(
-        Proto::Tcp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 8080, 1, ForwardMode::FullNat)],
-    );
-    cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(DIP6_WAN, 64)];
-    cfg.interfaces[LAN as usize].addrs6 = vec![Cidr6::new(DIP6_LAN, 64)];
-    cfg.routes6 = vec![RouteConfig6 {
-        dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
-        via: ROUTER6,
-    }];
+    let mut cfg = config_with_ipv6();
     for (proto, port) in [(Proto::Tcp, 80), (Proto::Udp, 53)] {
         let mut svc = Service::new(key6(proto, port), SchedKind::Rr).unwrap();
         svc.add_dest(dr6(0, port)).unwrap();
@@ -913,14 +895,7 @@ fn persistent6() -> Lab {
     svc.set_persistence(Some(300)).unwrap();
     cfg.services.add(svc).unwrap();
     let mut lab = Lab::new(&cfg);
-    for (ip, mac) in [
-        (RS6[0], rs_mac(0)),
-        (RS6[1], rs_mac(1)),
-        (ROUTER6, ROUTER_MAC),
-    ] {
-        lab.worker
-            .insert_static_neighbour(ip.into(), EthernetAddress(mac));
-    }
+    know_ipv6_neighbours(&mut lab);
     lab
 }
 

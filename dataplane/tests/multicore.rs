@@ -162,11 +162,7 @@ fn fullnat_reply_on_the_other_worker_is_redirected_to_the_owner() {
     assert!(p.w[0].counters().balanced() && p.w[1].counters().balanced());
 }
 
-const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
-const RIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11);
-const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x201);
-const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
+const RIP6: Ipv6Addr = RS6[0];
 
 /// Two workers with IPv6 on both ports, an IPv6 LIP, and TCP [VIP6]:80 → RIP6:8080 in `mode`;
 /// both know the RS's and the router's MACs.

@@ -802,18 +802,10 @@ fn a_proxy_protocol_header_is_neither_lost_nor_repeated_on_the_peer() {
 
 // IPv6 sessions.
 
-use dataplane::snapshot::{Cidr6, RouteConfig6};
 use dataplane::wire::EthernetAddress;
 use sched::{Dest, Service};
 use std::net::{IpAddr, Ipv6Addr};
 use testkit::Frame6;
-
-const DIP6_LAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1);
-const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x201);
-const RS6: [Ipv6Addr; 2] = [
-    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11),
-    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x12),
-];
 
 /// One IPv6 service of [`config6`]: its protocol and port, and its one dest (IPv4 for
 /// NAT64), which is RS (or RS6) `rs`.
@@ -888,18 +880,7 @@ const SERVICES6: [Svc6; 7] = [FULLNAT66, NAT66, DR6, TUN6, NAT64, FULLNAT66_UDP,
 /// The IPv4 lab with IPv6 DIPs on both ports, a default IPv6 route, an IPv6 LIP and the IPv4
 /// one (NAT64), and the IPv6 services [`SERVICES6`].
 fn config6() -> DirectorConfig {
-    let mut cfg = config(
-        Proto::Tcp,
-        80,
-        SchedKind::Rr,
-        &[dest(0, 8080, 1, ForwardMode::FullNat)],
-    );
-    cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(DIP6_WAN, 64)];
-    cfg.interfaces[LAN as usize].addrs6 = vec![Cidr6::new(DIP6_LAN, 64)];
-    cfg.routes6 = vec![RouteConfig6 {
-        dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
-        via: ROUTER6,
-    }];
+    let mut cfg = config_with_ipv6();
     cfg.lips = vec![LIP1];
     cfg.lips6 = vec![LIP6];
     cfg.lport_range = 2000..=2999;
@@ -925,16 +906,8 @@ fn pair6() -> Pair {
 /// A and B on `cfg`, the IPv6 RSs' and router's MACs known to both.
 fn pair6_on(cfg: &DirectorConfig) -> Pair {
     let mut p = Pair::new(cfg);
-    for lab in [&mut p.a, &mut p.b] {
-        for (ip, mac) in [
-            (RS6[0], rs_mac(0)),
-            (RS6[1], rs_mac(1)),
-            (ROUTER6, ROUTER_MAC),
-        ] {
-            lab.worker
-                .insert_static_neighbour(ip.into(), EthernetAddress(mac));
-        }
-    }
+    know_ipv6_neighbours(&mut p.a);
+    know_ipv6_neighbours(&mut p.b);
     p
 }
 

@@ -20,7 +20,8 @@
 //!   the port range holds its LIP port, as IPv4 FullNAT replies do.
 
 use super::session::{
-    fill_loads, give_back_lip, insert_refused, is_active, tcp_event, STEER_TRIES_PER_QUEUE,
+    give_back_lip, hold_template, insert_refused, is_active, release_template, tcp_event,
+    template_dest, Template, STEER_TRIES_PER_QUEUE,
 };
 use super::tx::{Emit, Verdict};
 use super::Worker;
@@ -42,7 +43,7 @@ use conntrack::{
     Dir, FlowKey6, Proto, Session, SessionId, SessionState, Table, TcpEvent, TcpState,
 };
 use core::net::Ipv6Addr;
-use sched::{FlowHint, ForwardMode, Scheduler};
+use sched::{FlowHint, ForwardMode};
 
 /// What an IPv6 session needs to forward its packets, whatever the configuration does later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,21 +102,9 @@ pub enum Via6 {
     },
 }
 
-/// An IPv6 service's persistence template, as IPv4's
-/// [`Template`](super::session::Template): which dest a client of a persistent service goes
-/// to. Keyed (proto, CIP, 0, VIP, vport) in the worker's IPv6 template table; it lives while
-/// its client has sessions, and the service's persistence timeout after the last one ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Template6 {
-    /// The dest's address (a NAT64 dest's IPv4-mapped).
-    pub rip: Ipv6Addr,
-    /// The dest's port.
-    pub rport: u16,
-    /// Live sessions that hold it.
-    pub live: u32,
-    /// The persistence timeout in ms.
-    pub timeout_ms: u32,
-}
+/// An IPv6 service's persistence template (a NAT64 dest's address IPv4-mapped), in the
+/// worker's IPv6 template table.
+pub type Template6 = Template<Ipv6Addr>;
 
 /// The template key of an IPv6 session's client packets (`key` is client → VIP).
 #[inline]
@@ -541,37 +530,16 @@ impl<D: Device> Worker<D> {
         key: &FlowKey6,
         persist_ms: u32,
     ) -> Result<(usize, Option<SessionId>), DropReason> {
-        let svc = &self.snap.services()[si];
         if persist_ms > 0 {
-            if let Some((tid, _)) = self.templates6.lookup(&template_key6(key)) {
-                let t = self.templates6.get(tid).map(|t| t.data);
-                let di = t.and_then(|t| {
-                    svc.dests()
-                        .iter()
-                        .position(|d| dest_rip6(d.addr) == t.rip && d.port == t.rport)
-                });
-                match di {
-                    Some(di) => return Ok((di, Some(tid))),
-                    None => {
-                        self.templates6.remove(tid);
-                    }
-                }
+            let dests = self.snap.services()[si].dests();
+            let tkey = template_key6(key);
+            let same = |addr, rip| dest_rip6(addr) == rip;
+            if let Some((di, tid)) = template_dest(&mut self.templates6, &tkey, dests, same) {
+                return Ok((di, Some(tid)));
             }
         }
-        let loads = &mut self.load_scratch;
-        let sched = self.scheds.get_mut(si);
-        fill_loads(
-            loads,
-            &self.stats,
-            &self.snap,
-            si,
-            sched.as_ref().map(|s| s.kind()),
-        );
         let hint = FlowHint::from_ipv6(key.src, key.sport);
-        sched
-            .and_then(|s| s.pick(svc.dests(), &hint, loads))
-            .map(|di| (di, None))
-            .ok_or(DropReason::NoDest)
+        self.schedule(si, &hint).map(|di| (di, None))
     }
 
     /// A new session of a persistent service (`persist_ms` > 0) holds its client's
@@ -584,31 +552,16 @@ impl<D: Device> Worker<D> {
         (rip, rport): (Ipv6Addr, u16),
         persist_ms: u32,
     ) {
-        if persist_ms == 0 {
-            return;
+        if persist_ms > 0 {
+            let (tkey, now) = (template_key6(key), self.now);
+            hold_template(
+                &mut self.templates6,
+                tkey,
+                template,
+                (rip, rport),
+                (persist_ms, now),
+            );
         }
-        let now = self.now;
-        let tid = match template {
-            Some(tid) => {
-                if let Some(t) = self.templates6.data_mut(tid) {
-                    t.live += 1;
-                }
-                tid
-            }
-            None => {
-                let t = Template6 {
-                    rip,
-                    rport,
-                    live: 1,
-                    timeout_ms: persist_ms,
-                };
-                match self.templates6.insert(template_key6(key), None, t, now) {
-                    Ok(tid) => tid,
-                    Err(_) => return,
-                }
-            }
-        };
-        self.templates6.refresh_for(tid, now, u64::from(persist_ms));
     }
 
     /// Stores the new session of `key` (its reply key `reply`: none for DR and TUN),
@@ -664,15 +617,7 @@ pub(super) fn session6_ended(
     stats.session_closed(u32::from(s.data.slot), is_active(s.state));
     release_lip6(lips6, lips, &s.data, now, s.original.proto == Proto::Tcp);
     if s.data.persistent {
-        if let Some((tid, _)) = templates6.lookup(&template_key6(&s.original)) {
-            let timeout = templates6.data_mut(tid).map(|t| {
-                t.live = t.live.saturating_sub(1);
-                t.timeout_ms
-            });
-            if let Some(ms) = timeout {
-                templates6.refresh_for(tid, now, u64::from(ms));
-            }
-        }
+        release_template(templates6, &template_key6(&s.original), now, None);
     }
 }
 

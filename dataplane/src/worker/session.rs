@@ -176,12 +176,14 @@ pub enum SynProxy {
 }
 
 /// An IPVS persistence template: which dest a client of a persistent service goes to.
-/// Keyed (proto, CIP, 0, VIP, vport) in the worker's template table; it lives while its
-/// client has sessions, and the service's persistence timeout after the last one ends.
+/// Keyed (proto, CIP, 0, VIP, vport) in the worker's template table of its family; it lives
+/// while its client has sessions, and the service's persistence timeout after the last one
+/// ends. `A` is the dest's address: IPv4, or IPv6 for IPv6 services
+/// ([`Template6`](super::Template6); a NAT64 dest's IPv4-mapped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Template {
+pub struct Template<A = Ipv4Addr> {
     /// The dest's address.
-    pub rip: Ipv4Addr,
+    pub rip: A,
     /// The dest's port.
     pub rport: u16,
     /// Live sessions that used it.
@@ -353,24 +355,30 @@ impl<D: Device> Worker<D> {
         persist_ms: u32,
     ) -> Result<(usize, Option<conntrack::SessionId>), DropReason> {
         // Disjoint fields: the snapshot is read while this worker's scheduler moves its cursor.
-        let svc = &self.snap.services()[si];
         if persist_ms > 0 {
-            if let Some((tid, _)) = self.templates.lookup(&template_key(key)) {
-                let t = self.templates.get(tid).map(|t| t.data);
-                let di = t.and_then(|t| {
-                    svc.dests()
-                        .iter()
-                        .position(|d| d.addr == IpAddr::V4(t.rip) && d.port == t.rport)
-                });
-                match di {
-                    Some(di) => return Ok((di, Some(tid))),
-                    None => {
-                        self.templates.remove(tid);
-                    }
-                }
+            let dests = self.snap.services()[si].dests();
+            let tkey = template_key(key);
+            let same = |addr, rip| addr == IpAddr::V4(rip);
+            let found = template_dest(&mut self.templates, &tkey, dests, same);
+            if let Some((di, tid)) = found {
+                return Ok((di, Some(tid)));
             }
         }
-        // Least-connection schedulers weigh this worker's own sessions per dest.
+        let hint = FlowHint {
+            src: m.src,
+            sport: key.sport,
+        };
+        self.schedule(si, &hint).map(|di| (di, None))
+    }
+
+    /// The scheduler's pick among service `si`'s dests for `hint` (least-connection
+    /// schedulers weigh this worker's own sessions per dest).
+    ///
+    /// # Errors
+    /// [`DropReason::NoDest`] when no dest can take the session.
+    pub(super) fn schedule(&mut self, si: usize, hint: &FlowHint) -> Result<usize, DropReason> {
+        // Disjoint fields: the snapshot is read while this worker's scheduler moves its cursor.
+        let svc = &self.snap.services()[si];
         let loads = &mut self.load_scratch;
         let sched = self.scheds.get_mut(si);
         fill_loads(
@@ -380,13 +388,8 @@ impl<D: Device> Worker<D> {
             si,
             sched.as_ref().map(|s| s.kind()),
         );
-        let hint = FlowHint {
-            src: m.src,
-            sport: key.sport,
-        };
         sched
-            .and_then(|s| s.pick(svc.dests(), &hint, loads))
-            .map(|di| (di, None))
+            .and_then(|s| s.pick(svc.dests(), hint, loads))
             .ok_or(DropReason::NoDest)
     }
 
@@ -431,26 +434,16 @@ impl<D: Device> Worker<D> {
         rport: u16,
         persist_ms: u32,
     ) {
-        let now = self.now;
-        match template {
-            Some(tid) => {
-                if let Some(t) = self.templates.data_mut(tid) {
-                    t.live += 1;
-                }
-                self.templates.refresh_for(tid, now, persist_ms as u64);
-            }
-            None => {
-                let t = Template {
-                    rip,
-                    rport,
-                    live: 1,
-                    timeout_ms: persist_ms,
-                };
-                if let Ok(tid) = self.templates.insert(template_key(key), None, t, now) {
-                    self.templates.refresh_for(tid, now, persist_ms as u64);
-                    self.sync_template_made(tid);
-                }
-            }
+        let (tkey, now) = (template_key(key), self.now);
+        let made = hold_template(
+            &mut self.templates,
+            tkey,
+            template,
+            (rip, rport),
+            (persist_ms, now),
+        );
+        if let Some(tid) = made {
+            self.sync_template_made(tid);
         }
     }
 }
@@ -503,13 +496,84 @@ pub(super) fn session_ended(
     stats.session_closed(s.data.slot, is_active(s.state));
     release_lip(lips, &s.data, ended_at, s.original.proto == Proto::Tcp);
     if s.data.persist_ms > 0 {
-        if let Some((tid, _)) = templates.lookup(&template_key(&s.original)) {
+        let tkey = template_key(&s.original);
+        release_template(templates, &tkey, ended_at, Some(s.data.persist_ms));
+    }
+}
+
+/// The dest among `dests` the template of `tkey` in `templates` names, with the template,
+/// while that dest is still in the service (even at weight 0, as IPVS does by default); a
+/// template whose dest left is removed. `rip` tells a dest's address from the template's.
+pub(super) fn template_dest<A: Copy, K: conntrack::Key>(
+    templates: &mut Table<Template<A>, K>,
+    tkey: &K,
+    dests: &[sched::Dest],
+    rip: impl Fn(IpAddr, A) -> bool,
+) -> Option<(usize, conntrack::SessionId)> {
+    let (tid, _) = templates.lookup(tkey)?;
+    let t = templates.get(tid).map(|t| t.data);
+    let di = t.and_then(|t| {
+        dests
+            .iter()
+            .position(|d| rip(d.addr, t.rip) && d.port == t.rport)
+    });
+    if di.is_none() {
+        templates.remove(tid);
+    }
+    di.map(|di| (di, tid))
+}
+
+/// A new session (at `now`) of a service persistent for `persist_ms` holds its client's
+/// template `tkey`: `template`, the one that chose its dest, or a new one for
+/// `(rip, rport)`, which is returned. A full template table only costs this client its
+/// persistence.
+pub(super) fn hold_template<A: Copy, K: conntrack::Key>(
+    templates: &mut Table<Template<A>, K>,
+    tkey: K,
+    template: Option<conntrack::SessionId>,
+    (rip, rport): (A, u16),
+    (persist_ms, now): (u32, u64),
+) -> Option<conntrack::SessionId> {
+    let (tid, made) = match template {
+        Some(tid) => {
             if let Some(t) = templates.data_mut(tid) {
-                t.live = t.live.saturating_sub(1);
+                t.live += 1;
             }
-            // The client's next connection within the timeout still goes to the same dest.
-            templates.refresh_for(tid, ended_at, s.data.persist_ms as u64);
+            (tid, None)
         }
+        None => {
+            let t = Template {
+                rip,
+                rport,
+                live: 1,
+                timeout_ms: persist_ms,
+            };
+            let tid = templates.insert(tkey, None, t, now).ok()?;
+            (tid, Some(tid))
+        }
+    };
+    templates.refresh_for(tid, now, u64::from(persist_ms));
+    made
+}
+
+/// A session of template `tkey`'s client ended at `ended_at`: the template holds for one
+/// session fewer, and lives on for `timeout_ms` (the session's; `None`: the template's own)
+/// — the client's next connection within it still goes to the same dest.
+pub(super) fn release_template<A: Copy, K: conntrack::Key>(
+    templates: &mut Table<Template<A>, K>,
+    tkey: &K,
+    ended_at: u64,
+    timeout_ms: Option<u32>,
+) {
+    let Some((tid, _)) = templates.lookup(tkey) else {
+        return;
+    };
+    let timeout = templates.data_mut(tid).map(|t| {
+        t.live = t.live.saturating_sub(1);
+        timeout_ms.unwrap_or(t.timeout_ms)
+    });
+    if let Some(ms) = timeout {
+        templates.refresh_for(tid, ended_at, u64::from(ms));
     }
 }
 

@@ -69,6 +69,44 @@ pub const DIP6_WAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
 pub const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x254);
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
 pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
+/// The director's IPv6 DIP on the LAN, its IPv6 LIP there, and two IPv6 RSs.
+pub const DIP6_LAN: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1);
+pub const LIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x201);
+pub const RS6: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x11),
+    Ipv6Addr::new(0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 0x12),
+];
+
+/// Makes `lab`'s worker know the IPv6 RSs' ([`RS6`]) and the IPv6 router's MACs.
+pub fn know_ipv6_neighbours(lab: &mut Lab) {
+    for (ip, mac) in [
+        (RS6[0], testkit::rs_mac(0)),
+        (RS6[1], testkit::rs_mac(1)),
+        (ROUTER6, ROUTER_MAC),
+    ] {
+        lab.worker
+            .insert_static_neighbour(ip.into(), EthernetAddress(mac));
+    }
+}
+
+/// The IPv4 lab's FullNAT configuration with IPv6 DIPs on both ports ([`DIP6_WAN`],
+/// [`DIP6_LAN`]) and a default IPv6 route through [`ROUTER6`]: the IPv6 tests' base.
+pub fn config_with_ipv6() -> DirectorConfig {
+    use dataplane::snapshot::{Cidr6, RouteConfig6};
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(DIP6_WAN, 64)];
+    cfg.interfaces[LAN as usize].addrs6 = vec![Cidr6::new(DIP6_LAN, 64)];
+    cfg.routes6 = vec![RouteConfig6 {
+        dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
+        via: ROUTER6,
+    }];
+    cfg
+}
 
 /// The key of the IPv6 service on `[VIP6]:port`/`proto`.
 pub fn key6(proto: Proto, port: u16) -> ServiceKey {
