@@ -1127,7 +1127,7 @@ impl Snapshot {
         &self.lips6
     }
 
-    /// Index of the service for `proto` [`vip`]:`port`.
+    /// Index of the service for `proto` `[vip]:port`.
     #[inline]
     pub fn service_index6(&self, proto: Proto, vip: Ipv6Addr, port: u16) -> Option<usize> {
         self.service_by_key
