@@ -320,38 +320,116 @@ pub fn write_tcp<B: PacketBuf>(buf: &mut B, s: &TcpSegment) -> bool {
 /// [`write_tcp`] with `data` as the segment's payload (a PROXY protocol header sent as a
 /// segment of its own).
 pub fn write_tcp_data<B: PacketBuf>(buf: &mut B, s: &TcpSegment, data: &[u8]) -> bool {
-    use tcp::field::{ACK, CHECKSUM, DATA_OFF, DST_PORT, FLAGS, SEQ, SRC_PORT, URGENT, WINDOW};
-    const MSS_OPTION_LEN: usize = 4;
-    let header_len = tcp::HEADER_LEN + if s.mss.is_some() { MSS_OPTION_LEN } else { 0 };
+    use tcp::field::CHECKSUM;
+    let header_len = tcp_header_len(s.mss);
     let tcp_len = header_len + data.len();
     let total = IPV4_MIN_HEADER_LEN + tcp_len;
     let Some(d) = ipv4_packet(buf, total, s.ident, true, IpProto::Tcp, (s.src, s.dst)) else {
         return false;
     };
     let t = &mut d[IPV4_MIN_HEADER_LEN..];
-    t[SRC_PORT..SRC_PORT + 2].copy_from_slice(&s.sport.to_be_bytes());
-    t[DST_PORT..DST_PORT + 2].copy_from_slice(&s.dport.to_be_bytes());
-    t[SEQ..SEQ + 4].copy_from_slice(&s.seq.to_be_bytes());
-    let ack = if s.flags & tcp::flags::ACK != 0 {
-        s.ack
-    } else {
-        0
-    };
-    t[ACK..ACK + 4].copy_from_slice(&ack.to_be_bytes());
-    t[DATA_OFF] = (header_len as u8 / 4) << 4;
-    t[FLAGS] = s.flags;
-    t[WINDOW..WINDOW + 2].copy_from_slice(&s.window.to_be_bytes());
-    t[CHECKSUM..URGENT + 2].fill(0);
-    if let Some(mss) = s.mss {
-        let o = tcp::HEADER_LEN;
-        t[o..o + 2].copy_from_slice(&[tcp::OPT_MSS, MSS_OPTION_LEN as u8]);
-        t[o + 2..o + 4].copy_from_slice(&mss.to_be_bytes());
-    }
+    fill_tcp_header(
+        t,
+        (s.sport, s.dport),
+        (s.seq, s.ack, s.flags),
+        s.window,
+        s.mss,
+    );
     t[header_len..tcp_len].copy_from_slice(data);
     let proto = IpProto::Tcp.number();
     let pseudo =
         checksum::pseudo_header_sum(u32::from(s.src), u32::from(s.dst), proto, tcp_len as u16);
     let c = !checksum::fold(checksum::sum_bytes(pseudo, t));
+    t[CHECKSUM..CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+const MSS_OPTION_LEN: usize = 4;
+
+/// The length of a TCP header the director writes: with its MSS option or none.
+fn tcp_header_len(mss: Option<u16>) -> usize {
+    tcp::HEADER_LEN + if mss.is_some() { MSS_OPTION_LEN } else { 0 }
+}
+
+/// Writes a TCP header (ports, sequence numbers, flags, window, the MSS option if any) at the
+/// start of `t`, its checksum zero for the caller to fill.
+fn fill_tcp_header(
+    t: &mut [u8],
+    (sport, dport): (u16, u16),
+    (seq, ack, flags): (u32, u32, u8),
+    window: u16,
+    mss: Option<u16>,
+) {
+    use tcp::field::{ACK, CHECKSUM, DATA_OFF, DST_PORT, FLAGS, SEQ, SRC_PORT, URGENT, WINDOW};
+    let header_len = tcp_header_len(mss);
+    t[SRC_PORT..SRC_PORT + 2].copy_from_slice(&sport.to_be_bytes());
+    t[DST_PORT..DST_PORT + 2].copy_from_slice(&dport.to_be_bytes());
+    t[SEQ..SEQ + 4].copy_from_slice(&seq.to_be_bytes());
+    let ack = if flags & tcp::flags::ACK != 0 { ack } else { 0 };
+    t[ACK..ACK + 4].copy_from_slice(&ack.to_be_bytes());
+    t[DATA_OFF] = (header_len as u8 / 4) << 4;
+    t[FLAGS] = flags;
+    t[WINDOW..WINDOW + 2].copy_from_slice(&window.to_be_bytes());
+    t[CHECKSUM..URGENT + 2].fill(0);
+    if let Some(mss) = mss {
+        let o = tcp::HEADER_LEN;
+        t[o..o + 2].copy_from_slice(&[tcp::OPT_MSS, MSS_OPTION_LEN as u8]);
+        t[o + 2..o + 4].copy_from_slice(&mss.to_be_bytes());
+    }
+}
+
+/// An IPv6 TCP segment the director sends itself (the SYN proxy's SYN/ACK to a client of an
+/// IPv6 VIP, its SYN and ACK to an IPv6 RS, a RST): no payload, at most an MSS option.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegment6 {
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address.
+    pub dst: Ipv6Addr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number (sent with the ACK flag only).
+    pub ack: u32,
+    /// Flags byte.
+    pub flags: u8,
+    /// Window (unscaled: the SYN proxy negotiates no window scaling).
+    pub window: u16,
+    /// The MSS option, for SYNs.
+    pub mss: Option<u16>,
+}
+
+/// Overwrites `buf` with the IPv6/TCP segment `s` (hop limit 64, the TCP checksum over the
+/// IPv6 pseudo-header), placed at offset [`L2_ROOM`] so the caller can frame it. The buffer
+/// may be the received frame being answered: the caller reads what it needs first. Returns
+/// false if the buffer has no room.
+pub fn write_tcp6<B: PacketBuf>(buf: &mut B, s: &TcpSegment6) -> bool {
+    use tcp::field::CHECKSUM;
+    let tcp_len = tcp_header_len(s.mss);
+    buf.truncate(0);
+    if !buf.append(L2_ROOM + IPV6_HEADER_LEN + tcp_len) {
+        return false;
+    }
+    let ip = &mut buf.data_mut()[L2_ROOM..L2_ROOM + IPV6_HEADER_LEN + tcp_len];
+    ip[..IPV6_HEADER_LEN].fill(0);
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+    ip[6] = IpProto::Tcp.number();
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&s.src.octets());
+    ip[24..40].copy_from_slice(&s.dst.octets());
+    let t = &mut ip[IPV6_HEADER_LEN..];
+    fill_tcp_header(
+        t,
+        (s.sport, s.dport),
+        (s.seq, s.ack, s.flags),
+        s.window,
+        s.mss,
+    );
+    let c = checksum::ipv6_l4(s.src, s.dst, IpProto::Tcp.number(), t);
     t[CHECKSUM..CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     true
 }

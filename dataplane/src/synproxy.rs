@@ -16,8 +16,35 @@
 //! initial sequence number and the epoch, to which the MSS index is added in the low 24 bits.
 //! A cookie is accepted up to two epochs old; a blind guess passes once in 2^22.
 
-use conntrack::FlowKey;
-use std::hash::{BuildHasher, RandomState};
+use conntrack::{FlowKey, FlowKey6};
+use std::hash::{BuildHasher, Hasher, RandomState};
+
+/// A client's flow a cookie is made for: an IPv4 or an IPv6 4-tuple (client → VIP), fed to
+/// the cookie's keyed hash (the IPv6 addresses whole, all 16 bytes).
+pub trait CookieFlow {
+    /// Writes the 4-tuple into `h`.
+    fn mix(&self, h: &mut impl Hasher);
+}
+
+impl CookieFlow for FlowKey {
+    #[inline]
+    fn mix(&self, h: &mut impl Hasher) {
+        h.write_u32(u32::from(self.src));
+        h.write_u32(u32::from(self.dst));
+        h.write_u16(self.sport);
+        h.write_u16(self.dport);
+    }
+}
+
+impl CookieFlow for FlowKey6 {
+    #[inline]
+    fn mix(&self, h: &mut impl Hasher) {
+        h.write(&self.src.octets());
+        h.write(&self.dst.octets());
+        h.write_u16(self.sport);
+        h.write_u16(self.dport);
+    }
+}
 
 /// The MSS values a cookie can carry (Linux's IPv4 table): the client's MSS is rounded down
 /// to one of them.
@@ -61,31 +88,33 @@ impl Cookies {
         }
     }
 
-    fn hash(&self, client: &FlowKey, isn: u32, epoch: u32) -> u32 {
-        let h = self.key.hash_one((
-            u32::from(client.src),
-            u32::from(client.dst),
-            client.sport,
-            client.dport,
-            isn,
-            epoch,
-        ));
-        h as u32 & HASH_MASK
+    fn hash(&self, client: &impl CookieFlow, isn: u32, epoch: u32) -> u32 {
+        let mut h = self.key.build_hasher();
+        client.mix(&mut h);
+        h.write_u32(isn);
+        h.write_u32(epoch);
+        h.finish() as u32 & HASH_MASK
     }
 
-    fn cookie(&self, client: &FlowKey, isn: u32, mss: u8, epoch: u32) -> u32 {
+    fn cookie(&self, client: &impl CookieFlow, isn: u32, mss: u8, epoch: u32) -> u32 {
         let data = self.hash(client, isn, epoch).wrapping_add(u32::from(mss)) & HASH_MASK;
         (epoch & EPOCH_MASK) << HASH_BITS | data
     }
 
-    /// The cookie for the SYN `client` (its key, client → VIP) with initial sequence number
-    /// `isn` and MSS `mss`, at time `now` (ms).
-    pub fn make(&self, client: &FlowKey, isn: u32, mss: u16, now: u64) -> u32 {
+    /// The cookie for the SYN `client` (its key, client → VIP, IPv4 or IPv6) with initial
+    /// sequence number `isn` and MSS `mss`, at time `now` (ms).
+    pub fn make(&self, client: &impl CookieFlow, isn: u32, mss: u16, now: u64) -> u32 {
         self.cookie(client, isn, mss_index(mss), epoch(now))
     }
 
     /// Checks the cookie an ACK acknowledges (its `ack` − 1), `isn` being the ACK's `seq` − 1.
-    pub fn check(&self, client: &FlowKey, isn: u32, cookie: u32, now: u64) -> Option<CookieInfo> {
+    pub fn check(
+        &self,
+        client: &impl CookieFlow,
+        isn: u32,
+        cookie: u32,
+        now: u64,
+    ) -> Option<CookieInfo> {
         let e = epoch(now);
         let age = e.wrapping_sub(cookie >> HASH_BITS) & EPOCH_MASK;
         if age > MAX_AGE || age > e {
@@ -101,7 +130,7 @@ impl Cookies {
 
     /// The cookie [`Cookies::check`] accepted as `info`, made again at a time `now` up to
     /// [`MAX_AGE`] epochs (plus the RS's answer) later.
-    pub fn remake(&self, client: &FlowKey, isn: u32, info: CookieInfo, now: u64) -> u32 {
+    pub fn remake(&self, client: &impl CookieFlow, isn: u32, info: CookieInfo, now: u64) -> u32 {
         let e = epoch(now);
         let made = e.wrapping_sub(e.wrapping_sub(u32::from(info.epoch)) & EPOCH_MASK);
         self.cookie(client, isn, info.mss, made)
@@ -202,6 +231,30 @@ mod tests {
             // Made again later, it is the same cookie.
             assert_eq!(c.remake(&k, isn, info, now + 2 * EPOCH_MS + 100), cookie);
         }
+    }
+
+    /// IPv6 cookies: over the whole 16-byte addresses, checked and made again as IPv4's.
+    #[test]
+    fn ipv6_cookies_check_for_their_flow_only() {
+        use core::net::Ipv6Addr;
+        let c = Cookies::new();
+        let now = 7 * EPOCH_MS;
+        let client: Ipv6Addr = "2001:db8:1::7".parse().unwrap();
+        let vip: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let k = FlowKey6::new(Proto::Tcp, client, 40000, vip, 80);
+        let cookie = c.make(&k, 99, 1440, now);
+        let info = c.check(&k, 99, cookie, now).expect("valid");
+        assert_eq!(MSS_TABLE[usize::from(info.mss)], 1440);
+        assert_eq!(c.remake(&k, 99, info, now + EPOCH_MS), cookie);
+        // Another client differing in the address's last byte only, or in its high half.
+        let other: Ipv6Addr = "2001:db8:1::8".parse().unwrap();
+        let high: Ipv6Addr = "2001:db9:1::7".parse().unwrap();
+        for a in [other, high] {
+            let k2 = FlowKey6::new(Proto::Tcp, a, 40000, vip, 80);
+            assert!(c.check(&k2, 99, cookie, now).is_none());
+        }
+        assert!(c.check(&k, 100, cookie, now).is_none());
+        assert!(c.check(&k, 99, cookie, now + 3 * EPOCH_MS).is_none());
     }
 
     /// A blind ACK guessing the cookie, even with the right epoch, gets through about once in
