@@ -313,7 +313,8 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
         c.services.add(s).unwrap();
     });
     assert_eq!(e, Ok(()));
-    // The SYN proxy, the PROXY protocol and TOA (on FullNAT dests: the modes that allow them).
+    // The PROXY protocol and TOA (on FullNAT dests: the modes that allow them); the SYN
+    // proxy is taken, but not toward an IPv4 dest (NAT64).
     let with = |f: &dyn Fn(&mut Service)| {
         build(&|c| {
             c.lips6 = vec![LIP6];
@@ -330,11 +331,22 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
     };
     let toa = |s: &mut Service| s.set_toa(true).unwrap();
     type SetOption<'a> = &'a dyn Fn(&mut Service);
-    let options: [(&str, SetOption); 3] = [
-        ("the SYN proxy", &synproxy),
-        ("the PROXY protocol", &header),
-        ("TOA", &toa),
-    ];
+    assert_eq!(with(&synproxy), Ok(()));
+    let nat64 = build(&|c| {
+        c.lips6 = vec![LIP6];
+        let mut s = svc6(ForwardMode::FullNat, RS6[0]);
+        s.set_synproxy(true).unwrap();
+        s.add_dest(dest(0, 8443, 1, ForwardMode::FullNat)).unwrap();
+        c.services.add(s).unwrap();
+    });
+    assert_eq!(
+        nat64,
+        Err(ConfigError::Ipv6Option {
+            service: key6(Proto::Tcp, 443),
+            option: "the SYN proxy toward IPv4 dests (NAT64)",
+        })
+    );
+    let options: [(&str, SetOption); 2] = [("the PROXY protocol", &header), ("TOA", &toa)];
     for (option, set) in options {
         assert_eq!(
             with(set),

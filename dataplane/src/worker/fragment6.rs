@@ -100,6 +100,8 @@ impl<D: Device> Worker<D> {
                 let verdict = self.forward6(id, dir, event, buf, l3, meta, frag)?;
                 (FragTarget::Flow(flow), ident, verdict)
             }
+            // A proxied handshake's segments are not fragmented by any TCP stack either.
+            Found6::Proxy(..) => return Err(DropReason::Fragment),
             Found6::Owner(owner) => {
                 let handoff = Emit::Handoff { owner, port, buf };
                 (FragTarget::Worker(owner), f.ident, handoff)

@@ -5,6 +5,7 @@
 //! so path-MTU discovery works through NAT66 and FullNAT66.
 
 use super::service6::{Forward6, Via6};
+use super::session::SynProxy;
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -16,6 +17,8 @@ use crate::lip::LipPool;
 use crate::parse::{Ipv6Meta, IPV6_HEADER_LEN};
 use crate::redirect;
 use crate::snapshot::Homing;
+use crate::synproxy::Shift;
+use crate::wire::tcp;
 use conntrack::{Dir, FlowKey6, Key, Proto};
 use core::net::Ipv6Addr;
 
@@ -145,6 +148,8 @@ impl<D: Device> Worker<D> {
             return Err(DropReason::TtlExceeded);
         }
         let hop = self.snap.route6(toward).ok_or(DropReason::NoRoute)?;
+        let shift = (f.synproxy() == SynProxy::On && proto == Proto::Tcp)
+            .then(|| Shift(self.proxy_words6[id.index()]));
         let pkt = &mut buf.data_mut()[l3..end];
         pkt[7] -= 1;
         pkt[8..24].copy_from_slice(&outer.0.octets());
@@ -155,6 +160,13 @@ impl<D: Device> Worker<D> {
         q[24..40].copy_from_slice(&inner.1 .0.octets());
         q[IPV6_HEADER_LEN..IPV6_HEADER_LEN + 2].copy_from_slice(&inner.0 .1.to_be_bytes());
         q[IPV6_HEADER_LEN + 2..IPV6_HEADER_LEN + 4].copy_from_slice(&inner.1 .1.to_be_bytes());
+        if let Some(shift) = shift {
+            // A proxied session's quote moves into the sequence space of the side it goes to.
+            match dir {
+                Dir::Original => shift_quoted_tcp6(q, shift.to_rs(0), 0),
+                Dir::Reply => shift_quoted_tcp6(q, 0, shift.to_client(0)),
+            }
+        }
         msg[2..4].fill(0);
         let c = checksum::icmpv6(outer.0, outer.1, msg);
         msg[2..4].copy_from_slice(&c.to_be_bytes());
@@ -197,5 +209,27 @@ fn reply_dst(
     match super::service6::local6(lips6, f) {
         Some(local) => local,
         None => (orig.src, orig.sport),
+    }
+}
+
+/// Moves the TCP segment an ICMPv6 error quotes (`q`, from its IPv6 header) by `seq_by` and
+/// `ack_by`, as far as the quote holds them; its own checksum follows when quoted.
+fn shift_quoted_tcp6(q: &mut [u8], seq_by: u32, ack_by: u32) {
+    use tcp::field::{ACK, CHECKSUM, SEQ};
+    let l4 = &mut q[IPV6_HEADER_LEN..];
+    let mut c = l4
+        .get(CHECKSUM..CHECKSUM + 2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]));
+    for (at, by) in [(SEQ, seq_by), (ACK, ack_by)] {
+        let Some(field) = l4.get_mut(at..at + 4) else {
+            break;
+        };
+        let old = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+        let new = old.wrapping_add(by);
+        field.copy_from_slice(&new.to_be_bytes());
+        c = c.map(|c| checksum::update32(c, old, new));
+    }
+    if let Some(c) = c {
+        l4[CHECKSUM..CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     }
 }

@@ -44,6 +44,7 @@ mod session;
 mod slow;
 mod sync;
 mod synproxy;
+mod synproxy6;
 mod tx;
 
 pub use announce::{GARP_COUNT, GARP_INTERVAL_MS};
@@ -113,6 +114,8 @@ pub struct Worker<D: Device> {
     /// the client's initial sequence number, then the [`Shift`]. Zeroed pages cost nothing
     /// until a proxied session touches them.
     proxy_words: Vec<u32>,
+    /// The same for the IPv6 table's slots.
+    proxy_words6: Vec<u32>,
     /// Where the later fragments of datagrams seen go.
     frags: FragTable,
     /// The same for IPv6 datagrams.
@@ -215,6 +218,7 @@ impl<D: Device> Worker<D> {
             cfg.template_capacity.min(cfg.table6_capacity / 16).max(64),
             conntrack::Timeouts::default(),
         );
+        let proxy_slots6 = table6.capacity();
         advise_huge_pages(&table);
         advise_huge_pages(&table6);
         advise_huge_pages(&templates);
@@ -251,6 +255,7 @@ impl<D: Device> Worker<D> {
             icmp_limit: RateLimit::new(),
             cookies: Cookies::new(),
             proxy_words: vec![0; proxy_slots],
+            proxy_words6: vec![0; proxy_slots6],
             frags: match cfg.fragment_seed {
                 Some(seed) => FragTable::with_seed(cfg.fragment_capacity, seed),
                 None => FragTable::new(cfg.fragment_capacity),
@@ -315,6 +320,7 @@ impl<D: Device> Worker<D> {
     pub fn session_memory6(&self) -> usize {
         self.table6.allocation_size()
             + self.templates6.allocation_size()
+            + self.proxy_words6.len() * core::mem::size_of::<u32>()
             + self.frags6.allocation_size()
     }
 

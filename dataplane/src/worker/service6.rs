@@ -21,7 +21,7 @@
 
 use super::session::{
     give_back_lip, hold_template, insert_refused, is_active, release_template, tcp_event,
-    template_dest, Template, STEER_TRIES_PER_QUEUE,
+    template_dest, SynProxy, Template, STEER_TRIES_PER_QUEUE,
 };
 use super::tx::{Emit, Verdict};
 use super::Worker;
@@ -38,6 +38,7 @@ use crate::redirect;
 use crate::rewrite::{self, Ipv6Rewrite};
 use crate::snapshot::Homing;
 use crate::stats::WorkerStats;
+use crate::synproxy::Shift;
 use crate::wire::tcp::flags as tcp_flags;
 use conntrack::{
     Dir, FlowKey6, Proto, Session, SessionId, SessionState, Table, TcpEvent, TcpState,
@@ -69,9 +70,26 @@ impl Forward6 {
     pub fn mode(&self) -> ForwardMode {
         match self.via {
             Via6::Dr => ForwardMode::Dr,
-            Via6::Nat => ForwardMode::Nat,
+            Via6::Nat { .. } => ForwardMode::Nat,
             Via6::Tun => ForwardMode::Tun,
             Via6::FullNat { .. } | Via6::Nat64 { .. } => ForwardMode::FullNat,
+        }
+    }
+
+    /// Whether the director proxied the handshake ([`crate::synproxy`]), and how far it got.
+    #[inline]
+    pub fn synproxy(&self) -> SynProxy {
+        match self.via {
+            Via6::Nat { proxy } | Via6::FullNat { proxy, .. } => proxy,
+            Via6::Dr | Via6::Tun | Via6::Nat64 { .. } => SynProxy::Off,
+        }
+    }
+
+    /// Moves a proxied session's handshake on (NAT66 and FullNAT66 only: the others are
+    /// never proxied).
+    pub(super) fn set_synproxy(&mut self, to: SynProxy) {
+        if let Via6::Nat { proxy } | Via6::FullNat { proxy, .. } = &mut self.via {
+            *proxy = to;
         }
     }
 }
@@ -82,7 +100,10 @@ pub enum Via6 {
     /// DR: only the destination MAC changes.
     Dr,
     /// NAT66: the destination becomes the RS; its replies come back through the director.
-    Nat,
+    Nat {
+        /// Whether the director proxied the handshake, and how far it got.
+        proxy: SynProxy,
+    },
     /// TUN: IPv6-in-IPv6 toward the RS (RFC 2473); it answers the client directly.
     Tun,
     /// FullNAT66: the source becomes this LIP and port.
@@ -91,6 +112,9 @@ pub enum Via6 {
         lip: u16,
         /// The local port.
         lport: u16,
+        /// Whether the director proxied the handshake, and how far it got (in the variant:
+        /// the slot has no byte to spare, and only the routed modes can be proxied).
+        proxy: SynProxy,
     },
     /// NAT64: FullNAT toward an IPv4 RS (its address kept IPv4-mapped in `rip`), the packet
     /// translated to IPv4 from this IPv4 LIP and port of the worker's [`LipPool`].
@@ -149,6 +173,9 @@ pub(super) enum Found6 {
     Session(SessionId, Dir, Option<TcpEvent>),
     /// The worker that holds (or would open) its session.
     Owner(u16),
+    /// No session, and service `si` proxies its handshake: the SYN proxy answers a TCP
+    /// packet of flow key (client → VIP) itself.
+    Proxy(usize, FlowKey6),
 }
 
 impl<D: Device> Worker<D> {
@@ -170,6 +197,7 @@ impl<D: Device> Worker<D> {
         match self.find6(&buf, l3, meta, addrs, lip, redirected)? {
             Found6::Session(id, dir, event) => self.forward6(id, dir, event, buf, l3, meta, None),
             Found6::Owner(owner) => Ok(Emit::Handoff { owner, port, buf }),
+            Found6::Proxy(si, key) => self.synproxy_new6(si, key, buf, l3, meta),
         }
     }
 
@@ -234,11 +262,16 @@ impl<D: Device> Worker<D> {
                         return Ok(Found6::Owner(owner));
                     }
                 }
+                if let Some(si) =
+                    si.filter(|&si| proto == Proto::Tcp && self.snap.services()[si].synproxy())
+                {
+                    return Ok(Found6::Proxy(si, key));
+                }
                 if !opens {
                     return Err(DropReason::NoSession);
                 }
                 let si = si.ok_or(DropReason::NotForUs)?;
-                match self.open6(si, key, meta) {
+                match self.open6(si, key, meta, SynProxy::Off) {
                     Ok(id) => (id, Dir::Original),
                     Err(DropReason::TtlExceeded) => {
                         self.icmpv6_error_back(buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
@@ -275,6 +308,8 @@ impl<D: Device> Worker<D> {
         match self.find_reply6(meta, addrs, redirected)? {
             Found6::Session(id, dir, event) => self.forward6(id, dir, event, buf, l3, meta, None),
             Found6::Owner(owner) => Ok(Emit::Handoff { owner, port, buf }),
+            // Replies find sessions only.
+            Found6::Proxy(..) => Err(DropReason::NoSession),
         }
     }
 
@@ -336,6 +371,13 @@ impl<D: Device> Worker<D> {
             return Err(DropReason::NoSession);
         };
         let (f, orig, before) = (s.data, s.original, s.state);
+        let proxy = f.synproxy();
+        if let SynProxy::Pending(info) = proxy {
+            if frag.is_some() {
+                return Err(DropReason::Fragment);
+            }
+            return self.synproxy_pending6(id, dir, buf, l3, meta, info);
+        }
         if let Via6::Nat64 { lip, lport } = f.via {
             // Replies come back as IPv4 (`nat64_back`): nothing else matches the reply key.
             if dir == Dir::Reply {
@@ -345,7 +387,7 @@ impl<D: Device> Worker<D> {
         }
         let routed = match (f.via, dir) {
             (Via6::Dr | Via6::Tun, Dir::Original) => None,
-            (Via6::Nat | Via6::FullNat { .. }, _) => {
+            (Via6::Nat { .. } | Via6::FullNat { .. }, _) => {
                 if meta.hop_limit <= 1 {
                     self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
                     return Err(DropReason::TtlExceeded);
@@ -363,7 +405,7 @@ impl<D: Device> Worker<D> {
                     return Err(DropReason::TooBig);
                 }
                 let local = match f.via {
-                    Via6::FullNat { lip, lport } => Some((
+                    Via6::FullNat { lip, lport, .. } => Some((
                         self.lips6
                             .as_ref()
                             .and_then(|p| p.lip(lip))
@@ -419,6 +461,9 @@ impl<D: Device> Worker<D> {
         }
         r.dec_hop_limit();
         drop(r);
+        if proxy == SynProxy::On {
+            shift_proxied6(pkt, meta, dir, Shift(self.proxy_words6[id.index()]));
+        }
         Ok(Emit::route6(buf, l3, hop))
     }
 
@@ -444,18 +489,20 @@ impl<D: Device> Worker<D> {
         self.stats.packet(slot, dir == Dir::Original, len as u64);
     }
 
-    /// Opens a session of IPv6 service `si` for the client of `key`: the scheduler's dest
+    /// Opens a session of IPv6 service `si` for the client of `key` (`proxy`: how far the SYN
+    /// proxy got, for NAT66 and FullNAT66 dests): the scheduler's dest
     /// (least-connection schedulers weigh this worker's sessions per dest), and for FullNAT
     /// a (LIP, port) from the worker's IPv6 pool and the reply key it makes (not for a packet
     /// whose hop limit runs out here).
     ///
     /// # Errors
     /// The drop reason when no session could be opened; nothing is left taken then.
-    fn open6(
+    pub(super) fn open6(
         &mut self,
         si: usize,
         key: FlowKey6,
         meta: &Ipv6Meta,
+        proxy: SynProxy,
     ) -> Result<SessionId, DropReason> {
         if self.table6.len() >= self.table6.capacity() {
             return Err(DropReason::TableFull);
@@ -473,8 +520,9 @@ impl<D: Device> Worker<D> {
         }
         let rip = match dest.addr {
             core::net::IpAddr::V6(rip) => rip,
-            // NAT64 (the snapshot took IPv4 dests in FullNAT mode only): an IPv4 LIP and
-            // port toward the RS, the reply key IPv4-mapped.
+            // NAT64 (the snapshot took IPv4 dests in FullNAT mode only, and not with the
+            // SYN proxy): an IPv4 LIP and port toward the RS, the reply key IPv4-mapped.
+            core::net::IpAddr::V4(_) if proxy != SynProxy::Off => return Err(DropReason::NoDest),
             core::net::IpAddr::V4(rip4) => {
                 let hop = self.snap.route(rip4);
                 let (lip, lport) = self.take_lip(hop, rip4, dest.port)?;
@@ -489,7 +537,7 @@ impl<D: Device> Worker<D> {
         let (via, reply) = match dest.mode {
             ForwardMode::Nat => {
                 let reply = FlowKey6::new(key.proto, rip, dest.port, key.src, key.sport);
-                (Via6::Nat, Some(reply))
+                (Via6::Nat { proxy }, Some(reply))
             }
             ForwardMode::FullNat => {
                 // When the RS-facing port does RSS, a port whose reply hashes to this
@@ -510,8 +558,10 @@ impl<D: Device> Worker<D> {
                 .ok_or(DropReason::LipExhausted)?;
                 let addr = pool.lip(lip).ok_or(DropReason::LipExhausted)?;
                 let reply = FlowKey6::new(key.proto, rip, dest.port, addr, lport);
-                (Via6::FullNat { lip, lport }, Some(reply))
+                (Via6::FullNat { lip, lport, proxy }, Some(reply))
             }
+            // The snapshot takes the SYN proxy for NAT and FullNAT dests only.
+            _ if proxy != SynProxy::Off => return Err(DropReason::NoDest),
             ForwardMode::Tun => (Via6::Tun, None),
             ForwardMode::Dr => (Via6::Dr, None),
         };
@@ -604,6 +654,24 @@ impl<D: Device> Worker<D> {
     }
 }
 
+/// Moves a proxied IPv6 session's TCP segment `pkt` (from its IPv6 header) into the sequence
+/// space of the side it goes to, as IPv4's `shift_proxied`: the RS's `seq` toward the
+/// client, the client's `ack` (when it has one) toward the RS; the checksum follows.
+#[inline]
+fn shift_proxied6(pkt: &mut [u8], meta: &Ipv6Meta, dir: Dir, shift: Shift) {
+    let L4::Tcp { flags, .. } = meta.l4 else {
+        return;
+    };
+    let l4 = usize::from(meta.l4_off);
+    match dir {
+        Dir::Reply => rewrite::shift_tcp(pkt, l4, shift.to_client(0), 0),
+        Dir::Original if flags & tcp_flags::ACK != 0 => {
+            rewrite::shift_tcp(pkt, l4, 0, shift.to_rs(0))
+        }
+        Dir::Original => {}
+    }
+}
+
 /// What an IPv6 session's end (at `now`) gives back: its counts in its dest's load, its
 /// FullNAT (LIP, port) — a TCP session's into quarantine —, its template's hold (the
 /// client's next connection within the timeout still goes to the same dest).
@@ -631,7 +699,7 @@ pub(super) fn release_lip6(
     quarantine: bool,
 ) {
     match (f.via, lips6.as_mut(), lips.as_mut()) {
-        (Via6::FullNat { lip, lport }, Some(p), _) => {
+        (Via6::FullNat { lip, lport, .. }, Some(p), _) => {
             p.free(lip, lport, f.rip, f.rport, now, quarantine);
         }
         (Via6::Nat64 { lip, lport }, _, Some(p)) => {
@@ -646,8 +714,8 @@ pub(super) fn release_lip6(
 /// The LIP address of an IPv6 session: its IPv6 LIP (FullNAT66).
 pub(super) fn local6(lips6: &Option<LipPool6>, f: &Forward6) -> Option<(Ipv6Addr, u16)> {
     match f.via {
-        Via6::FullNat { lip, lport } => Some((lips6.as_ref()?.lip(lip)?, lport)),
-        Via6::Dr | Via6::Nat | Via6::Tun | Via6::Nat64 { .. } => None,
+        Via6::FullNat { lip, lport, .. } => Some((lips6.as_ref()?.lip(lip)?, lport)),
+        Via6::Dr | Via6::Nat { .. } | Via6::Tun | Via6::Nat64 { .. } => None,
     }
 }
 

@@ -355,21 +355,25 @@ impl<D: Device> Worker<D> {
         }))
     }
 
-    /// An IPv6 session as a sync record (`None` if its LIP is no longer in the pool, or it
-    /// would not validate).
+    /// An IPv6 session as a sync record (`None` if its LIP is no longer in the pool, it was
+    /// SYN-proxied, or it would not validate).
     fn session6_record(&self, x: &Session<Forward6, FlowKey6>, now: u64) -> Option<SyncRecord> {
         let f = &x.data;
         let k = &x.original;
+        if f.synproxy() != SynProxy::Off {
+            // Record type 5 has no word for a proxied session's shift.
+            return None;
+        }
         let (rip, lip) = match f.via {
             Via6::Nat64 { lip, lport } => (
                 IpAddr::V4(f.rip.to_ipv4_mapped()?),
                 Some((IpAddr::V4(lip), lport)),
             ),
-            Via6::FullNat { lip, lport } => (
+            Via6::FullNat { lip, lport, .. } => (
                 IpAddr::V6(f.rip),
                 Some((IpAddr::V6(self.lips6.as_ref()?.lip(lip)?), lport)),
             ),
-            Via6::Dr | Via6::Nat | Via6::Tun => (IpAddr::V6(f.rip), None),
+            Via6::Dr | Via6::Nat { .. } | Via6::Tun => (IpAddr::V6(f.rip), None),
         };
         let r = SyncRecord::Session6(SyncSession6 {
             proto: k.proto,
@@ -550,14 +554,26 @@ impl<D: Device> Worker<D> {
             return Counter::SyncUnknownService;
         };
         let (rip, via) = match (x.mode, x.rip, x.lip) {
-            (ForwardMode::Nat, IpAddr::V6(rip), None) => (rip, Via6::Nat),
+            (ForwardMode::Nat, IpAddr::V6(rip), None) => (
+                rip,
+                Via6::Nat {
+                    proxy: SynProxy::Off,
+                },
+            ),
             (ForwardMode::Dr, IpAddr::V6(rip), None) => (rip, Via6::Dr),
             (ForwardMode::Tun, IpAddr::V6(rip), None) => (rip, Via6::Tun),
             (ForwardMode::FullNat, IpAddr::V6(rip), Some((IpAddr::V6(lip), lport))) => {
                 let Some(i) = self.lips6.as_ref().and_then(|p| p.index_of(lip)) else {
                     return Counter::SyncForeignLip;
                 };
-                (rip, Via6::FullNat { lip: i, lport })
+                (
+                    rip,
+                    Via6::FullNat {
+                        lip: i,
+                        lport,
+                        proxy: SynProxy::Off,
+                    },
+                )
             }
             (ForwardMode::FullNat, IpAddr::V4(rip), Some((IpAddr::V4(lip), lport))) => {
                 (nat64::mapped(rip), Via6::Nat64 { lip, lport })
@@ -582,7 +598,7 @@ impl<D: Device> Worker<D> {
             return self.refresh_from_peer6(id, dir, &f, x, now);
         }
         let reply = match f.via {
-            Via6::Nat => Some(FlowKey6::new(x.proto, rip, x.rport, key.src, key.sport)),
+            Via6::Nat { .. } => Some(FlowKey6::new(x.proto, rip, x.rport, key.src, key.sport)),
             Via6::FullNat { lport, .. } => match x.lip {
                 Some((IpAddr::V6(lip), _)) => {
                     Some(FlowKey6::new(x.proto, rip, x.rport, lip, lport))
@@ -599,7 +615,7 @@ impl<D: Device> Worker<D> {
             Via6::Dr | Via6::Tun => None,
         };
         match f.via {
-            Via6::FullNat { lip, lport } => {
+            Via6::FullNat { lip, lport, .. } => {
                 match self
                     .lips6
                     .as_mut()
@@ -627,7 +643,7 @@ impl<D: Device> Worker<D> {
                     Some(Err(TakeError::Foreign)) | None => return Counter::SyncForeignLip,
                 }
             }
-            Via6::Nat | Via6::Dr | Via6::Tun => {}
+            Via6::Nat { .. } | Via6::Dr | Via6::Tun => {}
         }
         let id = match self.table6.insert(key, reply, f, now) {
             Ok(id) => id,

@@ -1,0 +1,216 @@
+//! The SYN proxy for IPv6 services (NAT66 and FullNAT66), as [`super::synproxy`] does it for
+//! IPv4: the client's SYN answered from the VIP with a cookie over the IPv6 4-tuple and no
+//! state kept, the session opened by an ACK whose cookie checks, the director's SYN to the
+//! RS, and the RS's SYN/ACK joining the halves. The IPv6 table's per-session words
+//! (`proxy_words6`) hold the client's initial sequence number, then the [`Shift`].
+//!
+//! [`Shift`]: crate::synproxy::Shift
+
+use super::service6::Forward6;
+use super::session::{is_active, SynProxy};
+use super::tx::{Emit, Verdict};
+use super::Worker;
+use crate::buf::PacketBuf;
+use crate::counters::Counter;
+use crate::device::Device;
+use crate::drop::DropReason;
+use crate::icmpv6;
+use crate::local::{self, TcpSegment6, L2_ROOM};
+use crate::parse::{Ipv6Meta, IPV6_HEADER_LEN, L4};
+use crate::synproxy::{self, CookieInfo};
+use crate::wire::be32;
+use crate::wire::tcp::{self, flags as tcp_flags};
+use conntrack::{Dir, FlowKey6, SessionId, TcpEvent};
+
+impl<D: Device> Worker<D> {
+    /// A TCP packet `key` for IPv6 service `si`, which proxies its handshake, without a
+    /// session: a SYN is answered with a cookie from the VIP (no state kept); an ACK whose
+    /// cookie checks opens the session and sends the RS a SYN with the client's sequence
+    /// number and MSS; anything else has no session.
+    pub(super) fn synproxy_new6(
+        &mut self,
+        si: usize,
+        key: FlowKey6,
+        mut buf: D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+    ) -> Verdict<D::Buf> {
+        let L4::Tcp { flags, .. } = meta.l4 else {
+            return Err(DropReason::NoSession);
+        };
+        let seg = &buf.data()[l3 + usize::from(meta.l4_off)..l3 + meta.total_len];
+        let (seq, ack) = (be32(seg, tcp::field::SEQ), be32(seg, tcp::field::ACK));
+        let core = flags & tcp_flags::HANDSHAKE;
+        if core == tcp_flags::SYN {
+            let mss = synproxy::syn_mss(seg).unwrap_or(synproxy::MSS_TABLE[0]);
+            let cookie = self.cookies.make(&key, seq, mss, self.now);
+            // Back toward the client as the director's other IPv6 answers go.
+            let hop = self.snap.route6(key.src).ok_or(DropReason::NoRoute)?;
+            let room = IPV6_HEADER_LEN + tcp::HEADER_LEN;
+            let ours = usize::from(self.snap.iface(hop.iface).mtu).saturating_sub(room);
+            let seg = TcpSegment6 {
+                src: key.dst,
+                dst: key.src,
+                sport: key.dport,
+                dport: key.sport,
+                seq: cookie,
+                ack: seq.wrapping_add(1),
+                flags: tcp_flags::SYN | tcp_flags::ACK,
+                window: u16::MAX,
+                mss: Some(ours.min(usize::from(synproxy::MSS_TABLE[3])) as u16),
+            };
+            if !local::write_tcp6(&mut buf, &seg) {
+                return Err(DropReason::NoBuffer);
+            }
+            self.counters.count(Counter::SynproxyCookies);
+            return Ok(Emit::route6(buf, L2_ROOM, hop));
+        }
+        if core != tcp_flags::ACK {
+            return Err(DropReason::NoSession);
+        }
+        let isn = seq.wrapping_sub(1);
+        let Some(info) = self.cookies.check(&key, isn, ack.wrapping_sub(1), self.now) else {
+            return Err(DropReason::BadCookie);
+        };
+        let id = match self.open6(si, key, meta, SynProxy::Pending(info)) {
+            Ok(id) => id,
+            Err(DropReason::TtlExceeded) => {
+                self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
+                return Err(DropReason::TtlExceeded);
+            }
+            Err(e) => return Err(e),
+        };
+        self.proxy_words6[id.index()] = isn;
+        self.table6
+            .on_packet(id, Dir::Original, Some(TcpEvent::Syn), self.now);
+        self.counters.count(Counter::SynproxyOpened);
+        self.proxy_syn6(id, buf)
+    }
+
+    /// Sends proxied IPv6 session `id`'s SYN to its RS in `buf` (the client's packet that
+    /// caused it).
+    fn proxy_syn6(&mut self, id: SessionId, buf: D::Buf) -> Verdict<D::Buf> {
+        let Some(s) = self.table6.get(id) else {
+            return Err(DropReason::NoSession);
+        };
+        let (f, orig) = (s.data, s.original);
+        let SynProxy::Pending(info) = f.synproxy() else {
+            return Err(DropReason::NoSession);
+        };
+        let seg = TcpSegment6 {
+            seq: self.proxy_words6[id.index()],
+            ack: 0,
+            flags: tcp_flags::SYN,
+            mss: Some(synproxy::MSS_TABLE[usize::from(info.mss)]),
+            ..self.segment6_to_rs(&f, &orig)
+        };
+        self.send_segment6(buf, &seg)
+    }
+
+    /// A segment from the client's side of `f`'s session to its RS, as the RS sees that side
+    /// (the LIP in FullNAT66, the client in NAT66); sequence numbers and flags to fill in.
+    fn segment6_to_rs(&self, f: &Forward6, orig: &FlowKey6) -> TcpSegment6 {
+        let (src, sport) =
+            super::service6::local6(&self.lips6, f).unwrap_or((orig.src, orig.sport));
+        TcpSegment6 {
+            src,
+            dst: f.rip,
+            sport,
+            dport: f.rport,
+            seq: 0,
+            ack: 0,
+            flags: 0,
+            window: u16::MAX,
+            mss: None,
+        }
+    }
+
+    /// Writes `seg` into `buf` and routes it toward its destination.
+    fn send_segment6(&mut self, mut buf: D::Buf, seg: &TcpSegment6) -> Verdict<D::Buf> {
+        let hop = self.snap.route6(seg.dst).ok_or(DropReason::NoRoute)?;
+        if !local::write_tcp6(&mut buf, seg) {
+            return Err(DropReason::NoBuffer);
+        }
+        Ok(Emit::route6(buf, L2_ROOM, hop))
+    }
+
+    /// A packet of a proxied IPv6 session whose RS has not answered the director's SYN yet,
+    /// as [`Worker::synproxy_pending`] for IPv4: from the client, the SYN goes again; the
+    /// RS's SYN/ACK joins the halves (the shift recorded, the RS's handshake completed with
+    /// an ACK, the session ESTABLISHED); its RST resets the client's connection. Anything
+    /// else waits (dropped and counted).
+    pub(super) fn synproxy_pending6(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        buf: D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+        info: CookieInfo,
+    ) -> Verdict<D::Buf> {
+        let L4::Tcp { flags, .. } = meta.l4 else {
+            return Err(DropReason::SynProxyPending);
+        };
+        let Some(s) = self.table6.get(id) else {
+            return Err(DropReason::NoSession);
+        };
+        let (f, orig) = (s.data, s.original);
+        if dir == Dir::Original {
+            if flags & (tcp_flags::SYN | tcp_flags::RST | tcp_flags::FIN) != 0 {
+                return Err(DropReason::SynProxyPending);
+            }
+            self.counters.count(Counter::SynproxySynRetries);
+            return self.proxy_syn6(id, buf);
+        }
+        let seg = &buf.data()[l3 + usize::from(meta.l4_off)..l3 + meta.total_len];
+        let (seq, ack) = (be32(seg, tcp::field::SEQ), be32(seg, tcp::field::ACK));
+        let isn = self.proxy_words6[id.index()];
+        let core = flags & tcp_flags::HANDSHAKE;
+        let now = self.now;
+        if core == tcp_flags::SYN | tcp_flags::ACK && ack == isn.wrapping_add(1) {
+            let cookie = self.cookies.remake(&orig, isn, info, now);
+            self.proxy_words6[id.index()] = seq.wrapping_sub(cookie);
+            if let Some(d) = self.table6.data_mut(id) {
+                d.set_synproxy(SynProxy::On);
+            }
+            // The RS's SYN/ACK, then the ACK the director sends for the client.
+            self.table6
+                .on_packet(id, Dir::Reply, Some(TcpEvent::Syn), now);
+            if let Some(state) = self
+                .table6
+                .on_packet(id, Dir::Original, Some(TcpEvent::Ack), now)
+            {
+                self.stats
+                    .session_moved(u32::from(f.slot), false, is_active(state));
+            }
+            self.counters.count(Counter::SynproxyJoined);
+            self.sync_changed6(id);
+            let seg = TcpSegment6 {
+                seq: isn.wrapping_add(1),
+                ack: seq.wrapping_add(1),
+                flags: tcp_flags::ACK,
+                ..self.segment6_to_rs(&f, &orig)
+            };
+            return self.send_segment6(buf, &seg);
+        }
+        if flags & tcp_flags::RST != 0 {
+            // The RS refused: the client's connection is reset where it stands.
+            let cookie = self.cookies.remake(&orig, isn, info, now);
+            self.table6
+                .on_packet(id, Dir::Reply, Some(TcpEvent::Rst), now);
+            let seg = TcpSegment6 {
+                src: orig.dst,
+                dst: orig.src,
+                sport: orig.dport,
+                dport: orig.sport,
+                seq: cookie.wrapping_add(1),
+                ack: 0,
+                flags: tcp_flags::RST,
+                window: 0,
+                mss: None,
+            };
+            return self.send_segment6(buf, &seg);
+        }
+        Err(DropReason::SynProxyPending)
+    }
+}
