@@ -1217,6 +1217,7 @@ fn ipv6_records_b_cannot_install_are_counted() {
         state: SessionState::Tcp(TcpState::Established),
         expires_in_ms: 900_000,
         persist_ms: 0,
+        synproxy: SyncProxy::Off,
     };
     let nat64 = SyncSession6 {
         client: (CLIENT6, 40001),
@@ -1379,6 +1380,7 @@ fn owner_of_ipv6_sessions() {
             },
             expires_in_ms: 1000,
             persist_ms: 0,
+            synproxy: SyncProxy::Off,
         })
     };
     let range = snap.lport_range();
@@ -1410,4 +1412,110 @@ fn owner_of_ipv6_sessions() {
     // One worker: that one.
     let one = FlowOwner::new(1, &[]);
     assert_eq!(one.owner(&snap, &rec(&DR6, 40000, 0)), 0);
+}
+
+/// A TCP segment of IPv6 flow `from` → `to` with its own sequence numbers.
+fn seg6(
+    (src, sport): (Ipv6Addr, u16),
+    (dst, dport): (Ipv6Addr, u16),
+    flags: u8,
+    (seq, ack): (u32, u32),
+) -> Frame6 {
+    let mut f = Frame6::tcp(src, sport, dst, dport, flags);
+    f.l4 = testkit::L4Spec::Tcp {
+        sport,
+        dport,
+        flags,
+        seq,
+        ack,
+    };
+    f
+}
+
+/// The sequence and acknowledgement numbers of an IPv6 TCP frame, its checksum verified.
+fn seq_ack6(f: &[u8]) -> (u32, u32) {
+    let s = decode6(f);
+    let _ = s.l4();
+    let t = &s.payload;
+    let be = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
+    (be(4), be(8))
+}
+
+/// A joined SYN-proxied IPv6 session goes to the peer with its shift (record type 6): B
+/// moves sequence numbers both ways as A does. A pending one is not sent.
+#[test]
+fn a_proxied_ipv6_sessions_shift_continues_on_the_peer() {
+    for s in [FULLNAT66, NAT66] {
+        let mut cfg = config6();
+        cfg.services
+            .get_mut(&key6(Proto::Tcp, s.vport))
+            .unwrap()
+            .set_synproxy(true)
+            .unwrap();
+        let mut p = Pair::new(&cfg);
+        for lab in [&mut p.a, &mut p.b] {
+            for (ip, mac) in [(RS6[s.rs], rs_mac(s.rs)), (ROUTER6, ROUTER_MAC)] {
+                lab.worker
+                    .insert_static_neighbour(ip.into(), EthernetAddress(mac));
+            }
+        }
+        let IpAddr::V6(rip) = s.rip else {
+            unreachable!()
+        };
+        let (isn, rs_isn) = (0x1111_0000u32, 0x7777_0000u32);
+        let client = (CLIENT6, 40000);
+        let vip = (VIP6, s.vport);
+        let out = p.a.send(WAN, &seg6(client, vip, SYN, (isn, 0)).build());
+        let cookie = seq_ack6(&out.wan[0]).0;
+        let ack = seg6(client, vip, ACK, (isn + 1, cookie.wrapping_add(1)));
+        let out = p.a.send(WAN, &ack.build());
+        let (peer, _) = toward_rs(&out.lan[0]);
+        let IpAddr::V6(peer_addr) = peer.0 else {
+            unreachable!()
+        };
+        let pending = p.sync();
+        assert!(
+            pending.is_empty(),
+            "{s:?}: a pending proxied session was sent: {pending:?}"
+        );
+        let mut synack = seg6(
+            (rip, s.rport),
+            (peer_addr, peer.1),
+            SYN | ACK,
+            (rs_isn, isn + 1),
+        );
+        synack.dst_mac = LAN_MAC;
+        synack.src_mac = rs_mac(s.rs);
+        assert_eq!(p.a.send(LAN, &synack.build()).lan.len(), 1);
+        let sent = p.sync();
+        let shift = sent.iter().find_map(|r| match r {
+            SyncRecord::Session6(SyncSession6 {
+                synproxy: SyncProxy::On { shift },
+                ..
+            }) => Some(*shift),
+            _ => None,
+        });
+        assert_eq!(shift, Some(rs_isn.wrapping_sub(cookie)), "{s:?}: {sent:?}");
+        assert_eq!(count(&p.b, Counter::SyncInstalled), 1, "{s:?}");
+        // Both directors shift the client's ack and the RS's seq alike.
+        let data =
+            seg6(client, vip, ACK | PSH, (isn + 1, cookie.wrapping_add(1))).payload(b"hello");
+        let out = p.same6(WAN, &data.build());
+        assert_eq!(seq_ack6(&out.lan[0]), (isn + 1, rs_isn + 1), "{s:?}");
+        let mut answer = seg6(
+            (rip, s.rport),
+            (peer_addr, peer.1),
+            ACK | PSH,
+            (rs_isn + 1, isn + 6),
+        )
+        .payload(b"world");
+        answer.dst_mac = LAN_MAC;
+        answer.src_mac = rs_mac(s.rs);
+        let out = p.same6(LAN, &answer.build());
+        assert_eq!(
+            seq_ack6(&out.wan[0]),
+            (cookie.wrapping_add(1), isn + 6),
+            "{s:?}"
+        );
+    }
 }

@@ -1433,6 +1433,7 @@ fn sync_sessions6() -> Vec<SyncRecord> {
                 state,
                 expires_in_ms: 900_000,
                 persist_ms: 0,
+                synproxy: SyncProxy::Off,
             }));
         }
     }

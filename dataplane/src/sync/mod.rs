@@ -41,7 +41,7 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 2 | type: 1 session, 2 template, 3 view, 4 session with a PROXY protocol header, 5 IPv6 session; others are skipped |
+//! | 0 | 2 | type: 1 session, 2 template, 3 view, 4 session with a PROXY protocol header, 5 IPv6 session, 6 SYN-proxied IPv6 session; others are skipped |
 //! | 2 | 2 | length of the record in bytes, these 4 included (≥ 4) |
 //!
 //! A known type has exactly its layout's length ([`SyncDrop::BadRecordLength`] otherwise): a
@@ -92,7 +92,7 @@
 //! | 4 | 1 | proto | 6 TCP, 17 UDP (IPv6 services take no ICMP: `bad_proto`) |
 //! | 5 | 1 | mode | as for a session: 0 NAT (NAT66), 2 TUN (IPv6-in-IPv6), 3 DR, 5 FullNAT (FullNAT66, NAT64) |
 //! | 6 | 1 | state | TCP: the IPVS state number; UDP: 0 |
-//! | 7 | 1 | SYN proxy | 0 (IPv6 services have none: `bad_synproxy` otherwise) |
+//! | 7 | 1 | SYN proxy | 0 (a proxied session is type 6: `bad_synproxy` otherwise) |
 //! | 8 | 16 | client address | |
 //! | 24 | 16 | VIP | |
 //! | 40 | 16 | RIP | family 4: the IPv4 RIP IPv4-mapped (`::ffff:a.b.c.d`) |
@@ -109,6 +109,18 @@
 //! family than the RIP's, an IPv4-mapped address in a family-6 record, or an unknown family
 //! is `bad_family`. An older receiver skips the type and counts it (`unknown_record_type`).
 //! A 1472-byte datagram holds 16 of them.
+//!
+//! **SYN-proxied IPv6 session** (type 6, 93 bytes, [`wire::session6_synproxy`]): a joined
+//! session of an IPv6 service with the SYN proxy (NAT66 or FullNAT66, TCP). Its first 89 bytes
+//! are an IPv6 session record's (type 5's offsets), its SYN proxy byte 2 (on), then:
+//!
+//! | offset | size | field | value |
+//! |---|---|---|---|
+//! | 89 | 4 | shift | RS ISN − cookie, as a type 1 record's SYN proxy word when on |
+//!
+//! A pending proxied session is never sent (its cookie is the sending worker's), as for IPv4;
+//! a SYN proxy byte other than 2, DR, TUN, NAT64 or UDP is `bad_synproxy`. An older receiver
+//! skips the type and counts it. A 1472-byte datagram holds 15 of them.
 //!
 //! **Template** (type 2, 29 bytes, [`wire::template`]): an IPVS persistence template, keyed
 //! (proto, client, VIP, VIP port) like the worker's:

@@ -70,8 +70,9 @@ pub struct SyncSession {
 
 /// A session of an IPv6 service: what a backup needs to forward the flow's next packet in
 /// the IPv6 table, and a persistent service's timeout (the backup holds the client's template
-/// from it). IPv6 services have no SYN proxy and no PROXY protocol header, so neither is
-/// carried; their protocols are TCP and UDP.
+/// from it). IPv6 services have no PROXY protocol header, so none is carried; their protocols
+/// are TCP and UDP. A joined SYN-proxied session carries its shift (record type 6); a pending
+/// one is not sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncSession6 {
     /// The L4 protocol (TCP or UDP).
@@ -96,6 +97,9 @@ pub struct SyncSession6 {
     pub expires_in_ms: u32,
     /// The service's persistence timeout in ms (0: not persistent).
     pub persist_ms: u32,
+    /// `Off`, or `On` with the shift of a joined SYN-proxied TCP session in NAT66 or
+    /// FullNAT66 (never `Pending`: its cookie is the sending worker's).
+    pub synproxy: SyncProxy,
 }
 
 /// A session's PROXY protocol header (or TOA): which, how far it got, and where it sits in the RS's
@@ -340,6 +344,8 @@ impl SyncSession6 {
     ///
     /// - [`SyncDrop::BadProto`]: TCP or UDP (IPv6 services take no ICMP);
     /// - [`SyncDrop::BadState`]: `state` is the protocol's (`Tcp(_)` for TCP, `Udp`);
+    /// - [`SyncDrop::BadSynProxy`]: a SYN proxy state other than `Off` is `On`, of a TCP
+    ///   session in NAT or FullNAT toward an IPv6 RS (no NAT64);
     /// - [`SyncDrop::BadAddress`]: client, VIP and RIP are not unspecified (`::`, or
     ///   0.0.0.0 for an IPv4 RIP);
     /// - [`SyncDrop::BadPort`]: a non-zero VIP port and RS port; in DR and TUN the RS port
@@ -362,6 +368,16 @@ impl SyncSession6 {
         }
         if !state_ok {
             return Err(SyncDrop::BadState);
+        }
+        let proxy_ok = match self.synproxy {
+            SyncProxy::Off => true,
+            SyncProxy::On { .. } => {
+                self.proto == Proto::Tcp && self.mode.maps_ports() && self.rip.is_ipv6()
+            }
+            SyncProxy::Pending { .. } => false,
+        };
+        if !proxy_ok {
+            return Err(SyncDrop::BadSynProxy);
         }
         if self.client.0.is_unspecified()
             || self.vip.0.is_unspecified()

@@ -69,11 +69,23 @@ pub mod record_type {
     pub const SESSION_PREAMBLE: u16 = 4;
     /// A session of an IPv6 service ([`session6`](super::session6)).
     pub const SESSION6: u16 = 5;
+    /// A joined SYN-proxied session of an IPv6 service
+    /// ([`session6_synproxy`](super::session6_synproxy)).
+    pub const SESSION6_SYNPROXY: u16 = 6;
 }
 
-/// The longest record this version writes (an IPv6 session): a datagram of the header and
-/// this many bytes holds any record.
-pub const MAX_RECORD_LEN: usize = session6::LEN;
+/// The longest record this version writes (a SYN-proxied IPv6 session): a datagram of the
+/// header and this many bytes holds any record.
+pub const MAX_RECORD_LEN: usize = session6_synproxy::LEN;
+
+/// Byte offsets of a joined SYN-proxied IPv6 session's record: an IPv6 session record's
+/// ([`session6`], its SYN proxy byte 2, on) and the shift after it.
+pub mod session6_synproxy {
+    /// RS ISN − cookie, u32: the sequence shift between the session's halves.
+    pub const SHIFT: usize = super::session6::LEN;
+    /// Length of a SYN-proxied IPv6 session record.
+    pub const LEN: usize = SHIFT + 4;
+}
 
 /// Byte offsets of an IPv6 session record's fields (from the record's start). The first
 /// eight bytes are a session record's ([`session`]); addresses are 16 bytes, a NAT64
@@ -85,7 +97,7 @@ pub mod session6 {
     pub const MODE: usize = 5;
     /// State, u8: the IPVS TCP state number for TCP, 0 for UDP.
     pub const STATE: usize = 6;
-    /// SYN proxy state, u8: 0 (IPv6 services have no SYN proxy).
+    /// SYN proxy state, u8: 0 in a type 5 record, 2 (on) in a type 6 one.
     pub const SYNPROXY: usize = 7;
     /// Client address, 16 bytes.
     pub const CLIENT_ADDR: usize = 8;
@@ -362,7 +374,10 @@ impl SyncRecord {
         match self {
             SyncRecord::Session(s) if s.preamble.is_some() => session_preamble::LEN,
             SyncRecord::Session(_) => session::LEN,
-            SyncRecord::Session6(_) => session6::LEN,
+            SyncRecord::Session6(s) => match s.synproxy {
+                SyncProxy::On { .. } => session6_synproxy::LEN,
+                SyncProxy::Off | SyncProxy::Pending { .. } => session6::LEN,
+            },
             SyncRecord::Template(_) => template::LEN,
             SyncRecord::View(_) => view::LEN,
         }
@@ -463,15 +478,26 @@ fn wire_addr6(a: IpAddr) -> Ipv6Addr {
 }
 
 fn encode_session6(s: &SyncSession6, out: &mut [u8]) {
-    put16(out, record_header::TYPE, record_type::SESSION6);
-    put16(out, record_header::LENGTH, session6::LEN as u16);
+    match s.synproxy {
+        SyncProxy::On { shift } => {
+            put16(out, record_header::TYPE, record_type::SESSION6_SYNPROXY);
+            put16(out, record_header::LENGTH, session6_synproxy::LEN as u16);
+            out[session6::SYNPROXY] = synproxy::ON;
+            put32(out, session6_synproxy::SHIFT, shift);
+        }
+        // Validated: Pending is never written.
+        SyncProxy::Off | SyncProxy::Pending { .. } => {
+            put16(out, record_header::TYPE, record_type::SESSION6);
+            put16(out, record_header::LENGTH, session6::LEN as u16);
+            out[session6::SYNPROXY] = synproxy::OFF;
+        }
+    }
     out[session6::PROTO] = s.proto.ip_proto();
     out[session6::MODE] = mode_number(s.mode);
     out[session6::STATE] = match s.state {
         SessionState::Tcp(t) => t as u8,
         SessionState::Udp | SessionState::Icmp => 0,
     };
-    out[session6::SYNPROXY] = synproxy::OFF;
     let (lip, lport) = s.lip.unwrap_or((IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0));
     put_addr6(out, session6::CLIENT_ADDR, s.client.0);
     put_addr6(out, session6::VIP_ADDR, s.vip.0);
@@ -684,7 +710,16 @@ pub fn decode_record(rec: &[u8]) -> Result<SyncRecord, SyncDrop> {
         }
         record_type::SESSION6 => {
             let b: &[u8; session6::LEN] = rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
-            decode_session6(b).map(SyncRecord::Session6)
+            decode_session6(b, None).map(SyncRecord::Session6)
+        }
+        record_type::SESSION6_SYNPROXY => {
+            let b: &[u8; session6_synproxy::LEN] =
+                rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
+            let head: &[u8; session6::LEN] = b[..session6::LEN]
+                .try_into()
+                .map_err(|_| SyncDrop::BadRecordLength)?;
+            let shift = get32(b, session6_synproxy::SHIFT);
+            decode_session6(head, Some(shift)).map(SyncRecord::Session6)
         }
         record_type::VIEW => {
             let b: &[u8; view::LEN] = rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
@@ -744,16 +779,20 @@ fn decode_session(b: &[u8; session::LEN]) -> Result<SyncSession, SyncDrop> {
     Ok(s)
 }
 
-fn decode_session6(b: &[u8; session6::LEN]) -> Result<SyncSession6, SyncDrop> {
+/// An IPv6 session record's first [`session6::LEN`] bytes; `shift`: a type 6 record's (its
+/// SYN proxy byte must say on), none for type 5 (off).
+fn decode_session6(b: &[u8; session6::LEN], shift: Option<u32>) -> Result<SyncSession6, SyncDrop> {
     let proto = match Proto::from_ip_proto(b[session6::PROTO]) {
         Some(p @ (Proto::Tcp | Proto::Udp)) => p,
         _ => return Err(SyncDrop::BadProto),
     };
     let mode = forward_mode(b[session6::MODE])?;
     let state = tcp_or_state(proto, b[session6::STATE])?;
-    if b[session6::SYNPROXY] != synproxy::OFF {
-        return Err(SyncDrop::BadSynProxy);
-    }
+    let synproxy = match (b[session6::SYNPROXY], shift) {
+        (synproxy::OFF, None) => SyncProxy::Off,
+        (synproxy::ON, Some(shift)) => SyncProxy::On { shift },
+        _ => return Err(SyncDrop::BadSynProxy),
+    };
     // The server side's addresses as the family byte says to read them: NAT64's IPv4 ones
     // come IPv4-mapped (an IPv6 one that is mapped is refused by the rules).
     let server = |at: usize| -> Result<IpAddr, SyncDrop> {
@@ -797,6 +836,7 @@ fn decode_session6(b: &[u8; session6::LEN]) -> Result<SyncSession6, SyncDrop> {
         state,
         expires_in_ms: get32(b, session6::EXPIRES_IN_MS),
         persist_ms: get32(b, session6::PERSIST_MS),
+        synproxy,
     };
     s.validate()?;
     Ok(s)

@@ -13,7 +13,8 @@
 //! IPv6 sessions (the IPv6 table: FullNAT66, NAT66, DR, TUN, NAT64) go the same way in their
 //! own record ([`SyncSession6`]): noted on the same events, swept after the IPv4 sessions,
 //! installed into the IPv6 table with the LIP pair taken from the IPv6 pool (FullNAT66) or
-//! the IPv4 one (NAT64).
+//! the IPv4 one (NAT64); a joined SYN-proxied one carries its shift (record type 6), a
+//! pending one waits until it joins, as for IPv4.
 
 use core::net::IpAddr;
 use std::sync::Arc;
@@ -191,7 +192,7 @@ impl<D: Device> Worker<D> {
                     f.sync_noted = true;
                     self.table6
                         .get(id)
-                        .and_then(|x| self.session6_record(x, now))
+                        .and_then(|x| self.session6_record(id, x, now))
                 }
                 Dirty::Template(id) if s.exporting => {
                     self.templates.get(id).and_then(|t| template_record(t, now))
@@ -274,7 +275,7 @@ impl<D: Device> Worker<D> {
                             stopped = Some(id.index());
                             break;
                         }
-                        if let Some(r) = self.session6_record(x, now) {
+                        if let Some(r) = self.session6_record(id, x, now) {
                             queue(&s.link, &mut self.counters, r);
                             room -= 1;
                         }
@@ -355,15 +356,23 @@ impl<D: Device> Worker<D> {
         }))
     }
 
-    /// An IPv6 session as a sync record (`None` if its LIP is no longer in the pool, it was
-    /// SYN-proxied, or it would not validate).
-    fn session6_record(&self, x: &Session<Forward6, FlowKey6>, now: u64) -> Option<SyncRecord> {
+    /// An IPv6 session as a sync record (`None` if its LIP is no longer in the pool, it would
+    /// not validate, or, as for IPv4, it is SYN-proxied and waiting for its RS).
+    fn session6_record(
+        &self,
+        id: SessionId,
+        x: &Session<Forward6, FlowKey6>,
+        now: u64,
+    ) -> Option<SyncRecord> {
         let f = &x.data;
         let k = &x.original;
-        if f.synproxy() != SynProxy::Off {
-            // Record type 5 has no word for a proxied session's shift.
-            return None;
-        }
+        let synproxy = match f.synproxy() {
+            SynProxy::Off => SyncProxy::Off,
+            SynProxy::On => SyncProxy::On {
+                shift: self.proxy_words6[id.index()],
+            },
+            SynProxy::Pending(_) => return None,
+        };
         let (rip, lip) = match f.via {
             Via6::Nat64 { lip, lport } => (
                 IpAddr::V4(f.rip.to_ipv4_mapped()?),
@@ -393,6 +402,7 @@ impl<D: Device> Worker<D> {
             } else {
                 0
             },
+            synproxy,
         });
         r.validate().ok().map(|()| r)
     }
@@ -553,13 +563,14 @@ impl<D: Device> Worker<D> {
         else {
             return Counter::SyncUnknownService;
         };
+        // A joined proxied session goes on shifting (the rules allow On in NAT and FullNAT
+        // toward an IPv6 RS only).
+        let proxy = match x.synproxy {
+            SyncProxy::On { .. } => SynProxy::On,
+            SyncProxy::Off | SyncProxy::Pending { .. } => SynProxy::Off,
+        };
         let (rip, via) = match (x.mode, x.rip, x.lip) {
-            (ForwardMode::Nat, IpAddr::V6(rip), None) => (
-                rip,
-                Via6::Nat {
-                    proxy: SynProxy::Off,
-                },
-            ),
+            (ForwardMode::Nat, IpAddr::V6(rip), None) => (rip, Via6::Nat { proxy }),
             (ForwardMode::Dr, IpAddr::V6(rip), None) => (rip, Via6::Dr),
             (ForwardMode::Tun, IpAddr::V6(rip), None) => (rip, Via6::Tun),
             (ForwardMode::FullNat, IpAddr::V6(rip), Some((IpAddr::V6(lip), lport))) => {
@@ -571,7 +582,7 @@ impl<D: Device> Worker<D> {
                     Via6::FullNat {
                         lip: i,
                         lport,
-                        proxy: SynProxy::Off,
+                        proxy,
                     },
                 )
             }
@@ -658,6 +669,9 @@ impl<D: Device> Worker<D> {
         };
         self.table6.set_state(id, x.state, now);
         self.table6.refresh_for(id, now, u64::from(x.expires_in_ms));
+        if let SyncProxy::On { shift } = x.synproxy {
+            self.proxy_words6[id.index()] = shift;
+        }
         self.stats
             .session_installed(u32::from(f.slot), is_active(x.state));
         // A persistent service's session holds its client's template, made from the
@@ -700,6 +714,9 @@ impl<D: Device> Worker<D> {
         let until = deadline.max(now.saturating_add(u64::from(x.expires_in_ms)));
         self.table6.set_state(id, x.state, now);
         self.table6.refresh_for(id, now, until - now);
+        if let SyncProxy::On { shift } = x.synproxy {
+            self.proxy_words6[id.index()] = shift;
+        }
         self.stats
             .session_moved(u32::from(f.slot), is_active(was), is_active(x.state));
         Counter::SyncUpdated

@@ -5,7 +5,7 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
-use crate::sync::wire::{family, session6, MAX_RECORD_LEN};
+use crate::sync::wire::{family, record_type, session6, session6_synproxy, MAX_RECORD_LEN};
 
 const CIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 7);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
@@ -25,6 +25,7 @@ fn fullnat66() -> SyncSession6 {
         state: SessionState::Tcp(TcpState::Established),
         expires_in_ms: 899_000,
         persist_ms: 0,
+        synproxy: SyncProxy::Off,
     }
 }
 
@@ -103,7 +104,7 @@ fn ipv6_layout_is_as_documented() {
     .concat();
     assert_eq!(raw(&s), want);
     assert_eq!(want.len(), session6::LEN);
-    assert_eq!(MAX_RECORD_LEN, 89);
+    assert_eq!(MAX_RECORD_LEN, 93);
     // NAT64: family 4, the IPv4 RIP and LIP IPv4-mapped.
     let n = raw(&SyncRecord::Session6(nat64()));
     let mapped = |a: Ipv4Addr| [&[0u8; 10][..], &[0xff, 0xff], &a.octets()].concat();
@@ -464,16 +465,25 @@ fn a_1500_mtu_datagram_holds_16_ipv6_sessions() {
     while w.push(&rec).is_ok() {}
     assert_eq!(w.count(), 16);
     assert_eq!(w.datagram().len(), header::LEN + 16 * session6::LEN);
+    // Proxied ones are 4 bytes longer: 15.
+    let mut buf = [0u8; MTU_1500_DATAGRAM_LEN];
+    let mut w = DatagramWriter::new(&mut buf, &HDR).unwrap();
+    let rec = SyncRecord::Session6(SyncSession6 {
+        synproxy: SyncProxy::On { shift: 7 },
+        ..fullnat66()
+    });
+    while w.push(&rec).is_ok() {}
+    assert_eq!(w.count(), 15);
 }
 
 /// What the rings between a worker and the daemon hold per record: an IPv6 session's four
-/// 16-byte addresses make a record 88 bytes (an IPv4 one alone would be 56); pinned so that
-/// it does not grow unnoticed.
+/// 16-byte addresses and its SYN proxy state make a record 96 bytes (an IPv4 one alone would
+/// be 56); pinned so that it does not grow unnoticed.
 #[test]
-fn a_record_is_88_bytes() {
+fn a_record_is_96_bytes() {
     assert_eq!(core::mem::size_of::<SyncSession>(), 56);
-    assert_eq!(core::mem::size_of::<SyncSession6>(), 88);
-    assert_eq!(core::mem::size_of::<SyncRecord>(), 88);
+    assert_eq!(core::mem::size_of::<SyncSession6>(), 96);
+    assert_eq!(core::mem::size_of::<SyncRecord>(), 96);
 }
 
 fn addr6() -> impl Strategy<Value = Ipv6Addr> {
@@ -507,9 +517,24 @@ pub(super) fn valid_session6() -> impl Strategy<Value = SyncSession6> {
                 any::<u16>(),
                 state(proto),
                 any::<u32>(),
+                proptest::option::of(any::<u32>()),
             )
                 .prop_map(
-                    move |((cip, cport, vip), (vport, rport), (rip, lip), lport, state, exp)| {
+                    move |(
+                        (cip, cport, vip),
+                        (vport, rport),
+                        (rip, lip),
+                        lport,
+                        state,
+                        exp,
+                        shift,
+                    )| {
+                        // A joined SYN-proxied session (type 6) where the rules allow one.
+                        let proxied = proto == Proto::Tcp && fwd.maps_ports() && mode.is_some();
+                        let synproxy = match shift {
+                            Some(shift) if proxied => SyncProxy::On { shift },
+                            _ => SyncProxy::Off,
+                        };
                         SyncSession6 {
                             proto,
                             client: (cip, cport),
@@ -521,8 +546,80 @@ pub(super) fn valid_session6() -> impl Strategy<Value = SyncSession6> {
                             state,
                             expires_in_ms: exp,
                             persist_ms: 0,
+                            synproxy,
                         }
                     },
                 )
         })
+}
+
+/// A joined SYN-proxied IPv6 session (type 6): type 5's 89 bytes with SYN proxy byte 2, then
+/// the shift; it round-trips in NAT66 and FullNAT66, and its rules refuse the rest.
+#[test]
+fn a_proxied_ipv6_session_is_type_6_with_its_shift() {
+    for mode in [ForwardMode::FullNat, ForwardMode::Nat] {
+        let s = SyncSession6 {
+            synproxy: SyncProxy::On { shift: 0xdead_beef },
+            ..of_mode(mode)
+        };
+        let r = SyncRecord::Session6(s);
+        assert_eq!(r.wire_len(), session6_synproxy::LEN);
+        let b = raw(&r);
+        assert_eq!(b.len(), 93);
+        assert_eq!(
+            u16::from_be_bytes([b[0], b[1]]),
+            record_type::SESSION6_SYNPROXY
+        );
+        assert_eq!(u16::from_be_bytes([b[2], b[3]]), 93);
+        assert_eq!(b[session6::SYNPROXY], 2);
+        assert_eq!(&b[89..93], &[0xde, 0xad, 0xbe, 0xef]);
+        // The first 89 bytes are the type 5 record's, but for its type, length and byte 7.
+        let plain = raw(&SyncRecord::Session6(of_mode(mode)));
+        assert_eq!(&b[4..7], &plain[4..7]);
+        assert_eq!(&b[8..89], &plain[8..89]);
+        assert_eq!(decode_record(&b), Ok(r));
+        // A type 6 record saying off, or a type 5 one saying on: refused.
+        let mut off = b.clone();
+        off[session6::SYNPROXY] = 0;
+        assert_eq!(decode_record(&off), Err(SyncDrop::BadSynProxy));
+        let mut on5 = plain.clone();
+        on5[session6::SYNPROXY] = 2;
+        assert_eq!(decode_record(&on5), Err(SyncDrop::BadSynProxy));
+        // Type 6 at type 5's length, and the other way round.
+        let mut short = b[..89].to_vec();
+        short[2..4].copy_from_slice(&89u16.to_be_bytes());
+        assert_eq!(decode_record(&short), Err(SyncDrop::BadRecordLength));
+    }
+    let on = SyncProxy::On { shift: 1 };
+    let pending = SyncProxy::Pending {
+        client_isn: 1,
+        mss: 0,
+        epoch: 0,
+    };
+    for bad in [
+        SyncSession6 {
+            synproxy: pending,
+            ..of_mode(ForwardMode::FullNat)
+        },
+        SyncSession6 {
+            synproxy: on,
+            ..of_mode(ForwardMode::Dr)
+        },
+        SyncSession6 {
+            synproxy: on,
+            ..of_mode(ForwardMode::Tun)
+        },
+        SyncSession6 {
+            synproxy: on,
+            ..nat64()
+        },
+        SyncSession6 {
+            synproxy: on,
+            proto: Proto::Udp,
+            state: SessionState::Udp,
+            ..of_mode(ForwardMode::FullNat)
+        },
+    ] {
+        assert_eq!(bad.validate(), Err(SyncDrop::BadSynProxy), "{bad:?}");
+    }
 }
