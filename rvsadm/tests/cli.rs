@@ -634,14 +634,21 @@ fn synproxy_is_dpvs_dash_j() {
         ("-A -t 192.0.2.1:80 -s rr -j enable", true),
         ("-A -t 192.0.2.1:80 -s rr --synproxy=disable", false),
         ("-E -t 192.0.2.1:80 -s rr -j enable", true),
+        // An IPv6 VIP takes it too (NAT66 and FullNAT66 dests).
+        ("-A -t [2001:db8::10]:80 -s rr --synproxy=enable", true),
+        ("-E -t [2001:db8::10]:80 -s rr -j disable", false),
     ] {
-        let synproxy = match request(line) {
-            Request::AddService { synproxy, .. } | Request::EditService { synproxy, .. } => {
-                synproxy
+        let (service, synproxy) = match request(line) {
+            Request::AddService {
+                service, synproxy, ..
             }
+            | Request::EditService {
+                service, synproxy, ..
+            } => (service, synproxy),
             other => panic!("{line}: {other:?}"),
         };
         assert_eq!(synproxy, on, "{line}");
+        assert_eq!(service.vip.is_ipv6(), line.contains('['), "{line}");
     }
     assert_eq!(
         error("-A -t 192.0.2.1:80 -j maybe"),
