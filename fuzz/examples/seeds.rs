@@ -842,6 +842,27 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
     s.send(WAN, &last.build());
     add("ipv6_services", &s);
 
+    // The SYN proxy on the FullNAT66 service [VIP6]:443: the director answers the SYN with
+    // a cookie, the client's ACK (the harness acknowledges the cookie) opens the session and
+    // the director's SYN to the RS, whose SYN/ACK joins the halves; data both ways (sequence
+    // numbers shifted); an ACK with a cookie never sent; the RS refusing another connection.
+    let mut s = Script::default();
+    s.send(WAN, &Frame6::tcp(client6, 42000, VIP6, 443, SYN).build());
+    s.reply(WAN, ACK);
+    s.reply(LAN, SYN | ACK);
+    s.send(
+        WAN,
+        &Frame6::tcp(client6, 42000, VIP6, 443, ACK | PSH)
+            .payload(b"GET /")
+            .build(),
+    );
+    s.reply(LAN, ACK | PSH);
+    s.send(WAN, &Frame6::tcp(client6, 42001, VIP6, 443, ACK).build());
+    s.send(WAN, &Frame6::tcp(client6, 42002, VIP6, 443, SYN).build());
+    s.reply(WAN, ACK);
+    s.reply(LAN, RST | ACK);
+    add("synproxy_fullnat66", &s);
+
     let _ = RS_FAR;
     seeds
 }
@@ -1436,6 +1457,30 @@ fn sync_sessions6() -> Vec<SyncRecord> {
                 synproxy: SyncProxy::Off,
             }));
         }
+    }
+    // A joined SYN-proxied FullNAT66 session (record type 6), its shift with it.
+    let proxied = out.iter().find_map(|r| match r {
+        SyncRecord::Session6(x)
+            if x.mode == ForwardMode::FullNat
+                && x.rip.is_ipv6()
+                && x.state == SessionState::Tcp(TcpState::Established) =>
+        {
+            Some(*x)
+        }
+        _ => None,
+    });
+    if let Some(x) = proxied {
+        n += 1;
+        // Not last: the last is NAT64's (the mixed and refused seeds take it).
+        out.insert(
+            1,
+            SyncRecord::Session6(SyncSession6 {
+                client: (client6, 41000 + n),
+                lip: x.lip.map(|(l, _)| (l, 1024 + n)),
+                synproxy: SyncProxy::On { shift: 0x6000_0001 },
+                ..x
+            }),
+        );
     }
     out
 }

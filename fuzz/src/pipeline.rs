@@ -283,8 +283,9 @@ fn with_header(mut s: Service, version: sched::ProxyProtocol) -> Service {
 
 /// The base configuration: WAN 192.0.2.1/24 (default route via the router), LAN
 /// 10.1.0.1/24, LAN VLAN 100 10.2.0.1/24 (MTU 1000), 172.16/16 via the LAN gateway, two LIPs
-/// with 2 × 32 ports, and services in every mode and scheduler, two of them SYN-proxied, two
-/// sending a PROXY protocol header (v1 on NAT, v2 on a SYN-proxied FullNAT service).
+/// with 2 × 32 ports, and services in every mode and scheduler, three of them SYN-proxied
+/// (FullNAT, NAT and FullNAT66), two sending a PROXY protocol header (v1 on NAT, v2 on a
+/// SYN-proxied FullNAT service).
 pub fn base_config() -> DirectorConfig {
     use ForwardMode::{Dr, FullNat, Nat, Tun};
     let services = [
@@ -417,6 +418,15 @@ pub fn base_config() -> DirectorConfig {
             None,
             &[dest(RS[2], 53, 1, FullNat)],
         ),
+        // A SYN-proxied FullNAT66 service.
+        proxied(service(
+            Proto::Tcp,
+            VIP6,
+            443,
+            SchedKind::Rr,
+            None,
+            &[dest(RS6[0], 8443, 1, FullNat)],
+        )),
     ];
     let mut table = ServiceTable::new();
     for s in services {
@@ -542,7 +552,7 @@ struct Lab {
     rx: Vec<(u64, u64)>,
     tx: Vec<(u64, u64)>,
     /// The SYN proxy's last cookie per client flow (client, port, VIP, port), as sent.
-    cookies: HashMap<(Ipv4Addr, u16, Ipv4Addr, u16), u32>,
+    cookies: HashMap<(IpAddr, u16, IpAddr, u16), u32>,
 }
 
 impl Lab {
@@ -679,19 +689,14 @@ impl Lab {
     /// a repaired TCP ACK (no SYN) to a SYN-proxied service acknowledges the cookie this lab
     /// last sent for its flow, so that the fuzzer can complete proxied handshakes.
     fn answer_cookie(&self, f: &mut [u8]) {
-        let Some((l3, hl)) = tcp_at(f) else {
+        let Some((key, at)) = tcp_flow(f) else {
             return;
         };
-        let t = &f[l3 + hl..];
-        let flags = t[13];
-        if flags & 0x12 != 0x10 {
+        if f[at + 13] & 0x12 != 0x10 {
             return;
         }
-        let ip = |i: usize| Ipv4Addr::new(f[l3 + i], f[l3 + i + 1], f[l3 + i + 2], f[l3 + i + 3]);
-        let port = |i: usize| u16::from_be_bytes([t[i], t[i + 1]]);
-        let key = (ip(12), port(0), ip(16), port(2));
         if let Some(cookie) = self.cookies.get(&key) {
-            let at = l3 + hl + 8;
+            let at = at + 8;
             f[at..at + 4].copy_from_slice(&cookie.wrapping_add(1).to_be_bytes());
             repair(f);
         }
@@ -847,6 +852,25 @@ impl Lab {
 const PROXIED: [(Ipv4Addr, u16); 2] = [(VIP, 8443), (VIP2, 443)];
 /// Server-side ends of the SYN-proxied services' sessions (what the RS sees).
 const PROXIED_RS: [(Ipv4Addr, u16); 3] = [(RS[0], 9443), (RS[1], 9443), (RS[2], 443)];
+/// The same for the SYN-proxied IPv6 service: its client side, its RS side.
+const PROXIED6: [(Ipv6Addr, u16); 2] = [(VIP6, 443), (RS6[0], 8443)];
+
+/// The flow of a whole basic TCP header in an unfragmented IPv4 frame or an untagged IPv6
+/// one without extension headers: (source, port, destination, port), and where the header
+/// starts.
+fn tcp_flow(f: &[u8]) -> Option<((IpAddr, u16, IpAddr, u16), usize)> {
+    let (src, dst, at) = if let Some((l3, hl)) = tcp_at(f) {
+        let ip = |i: usize| Ipv4Addr::new(f[l3 + i], f[l3 + i + 1], f[l3 + i + 2], f[l3 + i + 3]);
+        (IpAddr::V4(ip(12)), IpAddr::V4(ip(16)), l3 + hl)
+    } else {
+        match ipv6_l4_of(f)? {
+            (6, src, dst, at, len) if len >= 20 => (IpAddr::V6(src), IpAddr::V6(dst), at),
+            _ => return None,
+        }
+    };
+    let port = |i: usize| u16::from_be_bytes([f[at + i], f[at + i + 1]]);
+    Some(((src, port(0), dst, port(2)), at))
+}
 
 /// Where the TCP header of an unfragmented IPv4 frame starts: (L3 offset, IPv4 header
 /// length), when the frame holds a whole basic TCP header.
@@ -862,15 +886,16 @@ fn tcp_at(f: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// A SYN/ACK from a SYN-proxied service: its client flow and the cookie (its sequence number).
-fn syn_cookie(f: &[u8]) -> Option<((Ipv4Addr, u16, Ipv4Addr, u16), u32)> {
-    let (l3, hl) = tcp_at(f)?;
-    let t = &f[l3 + hl..];
-    let ip = |i: usize| Ipv4Addr::new(f[l3 + i], f[l3 + i + 1], f[l3 + i + 2], f[l3 + i + 3]);
-    let port = |i: usize| u16::from_be_bytes([t[i], t[i + 1]]);
-    let (vip, vport) = (ip(12), port(0));
-    (t[13] & 0x12 == 0x12 && PROXIED.contains(&(vip, vport))).then(|| {
+fn syn_cookie(f: &[u8]) -> Option<((IpAddr, u16, IpAddr, u16), u32)> {
+    let ((vip, vport, client, cport), at) = tcp_flow(f)?;
+    let t = &f[at..];
+    let proxied = match vip {
+        IpAddr::V4(v) => PROXIED.contains(&(v, vport)),
+        IpAddr::V6(v) => PROXIED6[..1].contains(&(v, vport)),
+    };
+    (t[13] & 0x12 == 0x12 && proxied).then(|| {
         (
-            (ip(16), port(2), vip, vport),
+            (client, cport, vip, vport),
             u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
         )
     })
@@ -879,6 +904,9 @@ fn syn_cookie(f: &[u8]) -> Option<((Ipv4Addr, u16, Ipv4Addr, u16), u32)> {
 /// Does `f` belong to a SYN-proxied session (or is it an ICMP error quoting one)? Their
 /// sequence numbers derive from the random cookie key, so twin labs differ there.
 fn proxied_flow(f: &[u8]) -> bool {
+    if f.get(12..14) == Some(&ETH_IPV6[..]) {
+        return proxied_flow6(f);
+    }
     if !is_ipv4(f) {
         return false;
     }
@@ -907,6 +935,31 @@ fn proxied_flow(f: &[u8]) -> bool {
         // IPIP carries TUN services, never SYN-proxied.
         _ => false,
     }
+}
+
+/// [`proxied_flow`] for an untagged IPv6 frame: a TCP segment of the SYN-proxied IPv6
+/// service, or an ICMPv6 error quoting one.
+fn proxied_flow6(f: &[u8]) -> bool {
+    let ends = |ip: &[u8]| -> bool {
+        let a = |i: usize| {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&ip[i..i + 16]);
+            Ipv6Addr::from(o)
+        };
+        let p = |i: usize| u16::from_be_bytes([ip[40 + i], ip[40 + i + 1]]);
+        ip[6] == 6
+            && [(a(8), p(0)), (a(24), p(2))]
+                .iter()
+                .any(|e| PROXIED6.contains(e))
+    };
+    let Some(ip) = f.get(14..) else {
+        return false;
+    };
+    if ip.len() >= 44 && ends(ip) {
+        return true;
+    }
+    // An ICMPv6 error (types 1–4) quoting a fixed header and the ports.
+    ip.len() >= 40 + 8 + 44 && ip[6] == 58 && (1..=4).contains(&ip[40]) && ends(&ip[48..])
 }
 
 /// Is `f` an IPv4 frame (after at most one tag)?
