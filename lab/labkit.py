@@ -42,7 +42,7 @@ ipv6-director uses those too, and site.dip6_wan, site.dip6_lan (the director's I
 rvsd's config beside the IPv4 ones), site.router_wan6 (the router's IPv6 address on the wan
 link) and site.rs1_6 (rs1's on the lan); the director's kernel has IPv6 off on its data veths.
 
-ipv6-dr and ipv6-fullnat use site.vip6, site.cip6, site.rs6 and site.lip6 (the IPv6 VIP,
+ipv6-dr, ipv6-fullnat and ipv6-synproxy use site.vip6, site.cip6, site.rs6 and site.lip6 (the IPv6 VIP,
 client, servers and LIP),
 site.router_lan6, site.set_rs_routes6(via, vip_on_lo=False) (the servers' IPv6 default route,
 None: none; with the IPv6 VIP on their loopback for DR), site.rvsadm(args, check, stdin) and
@@ -1081,6 +1081,119 @@ def synproxy(site, ck, n):
     ck.expect("synproxy serves during a flood", during[1] == 0, f"{during}")
 
 
+# A spoofed IPv6 SYN flood from the client's namespace: raw IPv6/TCP SYNs to [VIP6]:port
+# from addresses of the client's /64 that nobody holds (2001:db8:99::1:0 to ::1:ff), random
+# ports and sequence numbers, the TCP checksum over the IPv6 pseudo-header.
+SYN_FLOOD6_PY = r"""
+import random, socket, struct, sys
+vip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+r = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+d = socket.inet_pton(socket.AF_INET6, vip)
+for i in range(n):
+    src = socket.inet_pton(socket.AF_INET6, '2001:db8:99::1:%x' % (i % 256))
+    sport = random.randint(1024, 65535)
+    tcp = struct.pack('!HHIIBBHHH', sport, port, random.getrandbits(32), 0, 5 << 4, 2, 65535, 0, 0)
+    c = csum(src + d + struct.pack('!I3xB', len(tcp), 6) + tcp)
+    tcp = tcp[:16] + struct.pack('!H', c) + tcp[18:]
+    ip = struct.pack('!IHBB16s16s', 6 << 28, len(tcp), 6, 64, src, d)
+    r.sendto(ip + tcp, (vip, 0))
+print(n)
+"""
+
+SPOOFED6 = "[2001:db8:99::1:"
+
+
+def ipv6_synproxy(site, ck, n):
+    """The SYN proxy (-j enable) on a FullNAT66 service: rvsd answers the client's IPv6 SYNs
+    from the VIP with cookies and opens the server's connection from the IPv6 LIP on the
+    client's ACK, shifting sequence numbers from then on. n `curl -6` requests split evenly
+    with no error; 3 downloads of the large file arrive whole with the right sha256; the
+    synproxy counters moved by at least one cookie, one opened and one joined session per
+    connection. A spoofed IPv6 SYN flood against the VIP gets SYN/ACKs only (counted): no
+    session, no connection to any server, and a real client still gets through during it (the
+    same flood against an unproxied FullNAT66 port opens sessions: the control)."""
+    site.set_rs_routes6(None)
+    vip = service6(site, "--fullnat")
+    site.rvsadm(["-E", "-t", vip, "-s", "rr", "-j", "enable"])
+    listing = site.rvsadm(["-L", "-n"]).stdout
+    ck.expect("ipv6-synproxy listed", f"TCP  {vip} rr synproxy" in listing,
+              next((l for l in listing.splitlines() if vip in l), listing.strip()))
+    keys = ("synproxy_cookies", "synproxy_opened", "synproxy_joined", "bad_cookie")
+    # One connection first, untimed: on a director fresh from its start the first IPv6
+    # connection waits for a SYN retransmission (1 s) while the neighbours resolve — FullNAT66
+    # without the proxy too — and a proxied one then also waits for its first data segment's
+    # retransmission (the proxy drops data until the RS has answered), more than curl's 2 s.
+    warm = site.client_sh(f"curl -6 -g -s -m 10 'http://[{site.vip6}]/' || echo ERR", timeout=30)
+    ck.expect("ipv6-synproxy first connection", warm.strip().startswith("rs"), warm.strip())
+    c0 = worker_counts(site)
+    http6(site, ck, n, "ipv6-synproxy", "FullNAT66 with the SYN proxy, rr (-j enable)")
+    downloads6(site, ck, "ipv6-synproxy")
+    c1 = worker_counts(site)
+    d = {k: c1.get(k, 0) - c0.get(k, 0) for k in keys}
+    site.log(f"synproxy counters: {d}")
+    ck.expect(
+        "ipv6-synproxy counters",
+        min(d["synproxy_cookies"], d["synproxy_opened"], d["synproxy_joined"]) >= n + 3,
+        f"{d} over {n} requests and 3 downloads",
+    )
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(SYN_FLOOD6_PY)
+    # Control: the same flood against a FullNAT66 service without the proxy opens sessions,
+    # so the checks below can see a flood when there is one.
+    plain = f"[{site.vip6}]:82"
+    site.rvsadm(["-A", "-t", plain, "-s", "rr"])
+    for a in site.rs6:
+        site.rvsadm(["-a", "-t", plain, "-r", f"[{a}]:80", "--fullnat", "-w", "1"])
+    site.client_sh(f"python3 {f.name} {site.vip6} 82 300", timeout=60)
+    time.sleep(0.5)
+    conns = site.rvsadm(["-L", "-n", "-c"]).stdout
+    unproxied = sum(1 for line in conns.splitlines() if SPOOFED6 in line)
+    ck.expect(
+        "ipv6-synproxy control: an unproxied flood opens sessions",
+        unproxied >= 270,
+        f"{unproxied} sessions of spoofed clients after 300 SYNs to {plain}",
+    )
+    c1 = worker_counts(site)
+    before = dest_conns(site)
+    k = 3000
+    flood = threading.Thread(
+        target=lambda: site.client_sh(f"python3 {f.name} {site.vip6} 80 {k}", timeout=120)
+    )
+    flood.start()
+    m = max(3, n // 3)
+    got = site.client_sh(
+        f"for i in $(seq {m}); do curl -6 -g -s -m 2 'http://[{site.vip6}]/' || echo ERR; done",
+        timeout=m * 3 + 30,
+    ).split()
+    flood.join()
+    os.unlink(f.name)
+    time.sleep(0.5)
+    served = sum(1 for line in got if line.startswith("rs"))
+    c2 = worker_counts(site)
+    conns = site.rvsadm(["-L", "-n", "-c"]).stdout
+    spoofed = sum(1 for line in conns.splitlines() if SPOOFED6 in line) - unproxied
+    given = dest_conns(site) - before - served
+    cookies = c2.get("synproxy_cookies", 0) - c1.get("synproxy_cookies", 0)
+    site.log(
+        f"spoofed IPv6 SYN flood: {k} SYNs to [{site.vip6}]:80; SYN/ACKs sent {cookies}; sessions "
+        f"of spoofed clients: {spoofed}; connections given to servers beyond the real requests: "
+        f"{given}; real requests during the flood: {served}/{m}"
+    )
+    # The veths drop some of a raw flood's SYNs before rvsd sees them; most are answered.
+    ck.expect("ipv6-synproxy flood answered", cookies >= k // 2 + m,
+              f"{cookies} cookies sent for {k} spoofed SYNs and {m} real ones")
+    ck.expect("ipv6-synproxy flood keeps no state", spoofed == 0, f"{spoofed} sessions of spoofed clients")
+    ck.expect("ipv6-synproxy flood reaches no server", given == 0, f"{given} connections beyond the real ones")
+    ck.expect("ipv6-synproxy serves during a flood", served == m, f"{served}/{m} requests answered")
+
+
 # Short HTTP/1.0 connections from the client at a steady rate: the server closes first, so
 # it keeps each 4-tuple in TIME_WAIT for 60 s. Prints the outcomes, the connections slower
 # than 0.9 s (a SYN retransmitted: 1 s) and the client's TCPSynRetrans over the run.
@@ -2105,6 +2218,7 @@ SCENARIOS = {
     "nat64": nat64,
     "pmtu-nat64": pmtu_nat64,
     "synproxy": synproxy,
+    "ipv6-synproxy": ipv6_synproxy,
     "proxy-protocol": proxy_protocol,
     "time-wait": time_wait,
     "vrrp": vrrp,
