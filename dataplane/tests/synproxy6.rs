@@ -32,8 +32,13 @@ const RS_ISN: u32 = 0x7777_0000;
 const CPORT: u16 = 40000;
 
 /// A director with IPv6 DIPs on both ports, a default IPv6 route, IPv6 LIPs, and the
-/// SYN-proxied TCP service [VIP6]:80 toward [RS6]:8080 in `mode`.
+/// SYN-proxied TCP service [VIP6]:80 toward [RS6]:8080 in `mode`; the router's and the RS's
+/// MACs known.
 fn proxied6(mode: ForwardMode) -> Lab {
+    lab_of(&proxied_config6(mode))
+}
+
+fn proxied_config6(mode: ForwardMode) -> DirectorConfig {
     let mut cfg = config(
         Proto::Tcp,
         80,
@@ -57,7 +62,7 @@ fn proxied6(mode: ForwardMode) -> Lab {
     .unwrap();
     svc.set_synproxy(true).unwrap();
     cfg.services.add(svc).unwrap();
-    lab_of(&cfg)
+    cfg
 }
 
 fn lab_of(cfg: &DirectorConfig) -> Lab {
@@ -509,4 +514,47 @@ fn the_ipv6_syn_proxy_needs_nat66_or_fullnat66_dests() {
     })
     .unwrap();
     assert!(svc.set_synproxy(true).is_err(), "DR dests refuse it");
+}
+
+/// A fresh director that has not resolved the router or the RS yet: the SYN/ACK waits for
+/// the router's advertisement, the SYN to the RS for the RS's, and both leave then.
+#[test]
+fn the_proxys_segments_wait_for_neighbour_discovery() {
+    use smoltcp::wire::{NdiscNeighborFlags, NdiscRepr, RawHardwareAddress};
+    let mut lab = Lab::new(&proxied_config6(ForwardMode::FullNat));
+    let advert = |from: Ipv6Addr, mac: [u8; 6], to_mac: [u8; 6], dip: Ipv6Addr| {
+        icmpv6_frame(
+            mac,
+            to_mac,
+            (from, dip),
+            255,
+            &Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+                flags: NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE,
+                target_addr: from,
+                lladdr: Some(RawHardwareAddress::from_bytes(&mac)),
+            }),
+        )
+    };
+    let out = lab.send(WAN, &client_syn(CPORT));
+    let (p, f) = out.only();
+    assert_eq!(p, WAN);
+    assert!(
+        matches!(decode6(f).icmpv6(), Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, .. }) if target_addr == ROUTER6)
+    );
+    // (The advertisement is copied to the kernel too.)
+    let out = lab.send(WAN, &advert(ROUTER6, ROUTER_MAC, WAN_MAC, DIP6_WAN));
+    assert_eq!(out.wan.len(), 1, "{out:?}");
+    let f = &out.wan[0];
+    let cookie = seq_ack(f).0;
+    assert_eq!(decode6(f).l4().flags, SYN | ACK);
+    let out = lab.send(WAN, &client(ACK, ISN + 1, cookie.wrapping_add(1)).build());
+    let (p, f) = out.only();
+    assert_eq!(p, LAN);
+    assert!(
+        matches!(decode6(f).icmpv6(), Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, .. }) if target_addr == RS6)
+    );
+    let out = lab.send(LAN, &advert(RS6, rs_mac(0), LAN_MAC, DIP6_LAN));
+    let (p, f) = out.only();
+    assert_eq!(p, LAN);
+    assert_eq!(decode6(f).l4().flags, SYN);
 }
