@@ -557,6 +557,26 @@ impl<T, K: Key> Table<T, K> {
         data: T,
         now: u64,
     ) -> Result<SessionId, InsertError> {
+        self.open(original, reply, data, now, None)
+    }
+
+    /// Inserts a new session as its first packet, a client packet with TCP event `first`,
+    /// leaves it: [`insert`](Self::insert) then [`on_packet`](Self::on_packet) in the
+    /// original direction, but armed once, with the moved state's timeout (a TCP SYN opens
+    /// in SYN_RECV). UDP and ICMP ignore `first`.
+    ///
+    /// # Errors
+    ///
+    /// As [`insert`](Self::insert).
+    #[inline]
+    pub fn open(
+        &mut self,
+        original: K,
+        reply: Option<K>,
+        data: T,
+        now: u64,
+        first: Option<TcpEvent>,
+    ) -> Result<SessionId, InsertError> {
         let keys = 1 + usize::from(reply.is_some());
         if self.store.len >= self.capacity
             || self.store.index.len() + keys > self.store.index.max_keys()
@@ -581,7 +601,17 @@ impl<T, K: Key> Table<T, K> {
             None => None,
         };
         let state = match original.proto() {
-            Proto::Tcp => SessionState::Tcp(TcpState::None),
+            Proto::Tcp => {
+                // The table third of a client packet (see `Session::state_dir`).
+                let dir = if reply.is_some() {
+                    StateDir::Input
+                } else {
+                    StateDir::InputOnly
+                };
+                SessionState::Tcp(
+                    first.map_or(TcpState::None, |ev| next_state(dir, ev, TcpState::None)),
+                )
+            }
             Proto::Udp => SessionState::Udp,
             Proto::Icmp => SessionState::Icmp,
         };

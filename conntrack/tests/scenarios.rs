@@ -565,3 +565,42 @@ fn refresh_for_uses_its_own_timeout_exactly() {
     assert_eq!(t.expire(302_000, 16, |_, _| ()), 1);
     assert!(t.refresh_for(id, 0, 1).is_none(), "stale id");
 }
+
+#[test]
+fn open_is_insert_then_the_first_packet() {
+    // Every first event, with and without a reply key (Input vs InputOnly thirds), and the
+    // other protocols: the same state and deadline as insert + on_packet, and the session
+    // expires exactly then.
+    let events = [None, SYN, SYN_ACK, ACK, FIN_ACK, RST, RST_ACK];
+    for proto in [Proto::Tcp, Proto::Udp, Proto::Icmp] {
+        for ev in events {
+            for reply_key in [true, false] {
+                let (o, r) = nat_keys(proto, 40000);
+                let reply = reply_key.then_some(r);
+                let mut a = table();
+                let ia = a.insert(o, reply, 7, T0).unwrap();
+                a.on_packet(ia, IN, ev, T0);
+                let mut b = table();
+                let ib = b.open(o, reply, 7, T0, ev).unwrap();
+                let (sa, sb) = (a.get(ia).unwrap(), b.get(ib).unwrap());
+                let what = format!("{proto:?} {ev:?} reply key {reply_key}");
+                assert_eq!(sb.state, sa.state, "{what}");
+                assert_eq!(sb.deadline, sa.deadline, "{what}");
+                assert_eq!(sb.data, 7);
+                assert_eq!(b.lookup(&o).map(|(id, _)| id), Some(ib), "{what}");
+                let deadline = sb.deadline;
+                expires_exactly_at(&mut b, ib, deadline);
+            }
+        }
+    }
+    // A SYN opens in SYN_RECV, on its 60 s, not NONE's 2 s.
+    let mut t = table();
+    let (o, r) = tcp(40001);
+    let id = t.open(o, Some(r), 0, T0, SYN).unwrap();
+    assert_eq!(t.get(id).map(|s| s.state), st(TcpState::SynRecv));
+    expires_exactly_at(&mut t, id, T0 + 60 * S);
+    // Refused as insert refuses: the key is taken.
+    let mut t = table();
+    t.open(o, Some(r), 0, T0, SYN).unwrap();
+    assert_eq!(t.open(o, None, 0, T0, SYN), Err(InsertError::KeyExists));
+}

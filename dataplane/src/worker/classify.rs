@@ -4,7 +4,7 @@
 //! that owns its session when that is another one.
 
 use super::nat64::mapped_key;
-use super::session::session_ended;
+use super::session::{session_ended, Met};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -297,7 +297,7 @@ impl<D: Device> Worker<D> {
         key: FlowKey,
     ) -> Verdict<D::Buf> {
         match step {
-            Step::Session(id, dir) => self.forward(id, dir, buf, l3, m, None),
+            Step::Session(id, dir) => self.forward(id, dir, buf, l3, m, Met::Found),
             Step::Owner(owner) => Ok(Emit::Handoff { owner, port, buf }),
             Step::Open(si) => self.new_session(si, key, buf, l3, m),
             Step::Unknown => Err(DropReason::NotForUs),

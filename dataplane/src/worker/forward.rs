@@ -1,7 +1,7 @@
 //! Steps 7–8: a session's packet — state transition, then the per-mode rewrite (NAT and
 //! FullNAT addresses and ports, DR's MAC only, TUN's IPIP encapsulation) — on its way out.
 
-use super::session::{is_active, tcp_event, Forward, Phase, SynProxy, Via};
+use super::session::{is_active, tcp_event, Forward, Met, Phase, SynProxy, Via};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -11,7 +11,6 @@ use crate::drop::DropReason;
 use crate::icmp;
 use crate::parse::{Ipv4Meta, L4};
 use crate::rewrite::{self, Ipv4Rewrite};
-use crate::snapshot::Hop;
 use crate::synproxy::Shift;
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{IpProto, Ipv4Header, IPV4_MIN_HEADER_LEN};
@@ -26,8 +25,8 @@ impl<D: Device> Worker<D> {
     /// A packet of session `id` going in direction `dir`: on through the SYN proxy's
     /// handshake, routed (NAT, FullNAT: TTL, route and egress MTU settled first, then the
     /// state moves and the addresses and ports are rewritten) or sent on the link or the
-    /// tunnel (DR, TUN). `opened`: the route of a NAT/FullNAT session that this packet has
-    /// just opened, whose TTL was checked then.
+    /// tunnel (DR, TUN). `met`: found, or just opened by this packet (already in the state
+    /// it moves to; a NAT/FullNAT one with its route, whose TTL was checked then).
     pub(super) fn forward(
         &mut self,
         id: conntrack::SessionId,
@@ -35,7 +34,7 @@ impl<D: Device> Worker<D> {
         buf: D::Buf,
         l3: usize,
         m: &Ipv4Meta,
-        opened: Option<Hop>,
+        met: Met,
     ) -> Verdict<D::Buf> {
         let event = match m.l4 {
             L4::Tcp { flags, .. } => tcp_event(flags),
@@ -61,9 +60,9 @@ impl<D: Device> Worker<D> {
         // NAT and FullNAT route: where to, whether the TTL allows it and whether it fits the
         // egress MTU are settled before the session sees the packet.
         let routed_hop = if routed(f.mode()) {
-            let hop = match opened {
-                Some(hop) => hop,
-                None => {
+            let hop = match met {
+                Met::Opened(Some(hop)) => hop,
+                _ => {
                     if m.ttl <= 1 {
                         // RFC 792: about the first fragment only.
                         if !m.is_later_fragment() {
@@ -92,7 +91,12 @@ impl<D: Device> Worker<D> {
         } else {
             None
         };
-        if let Some(state) = self.table.on_packet(id, dir, event, self.now) {
+        // An opened session is already where this packet moved it.
+        let moved = match met {
+            Met::Found => self.table.on_packet(id, dir, event, self.now),
+            Met::Opened(_) => None,
+        };
+        if let Some(state) = moved {
             self.stats
                 .session_moved(f.slot, was_active, is_active(state));
             if state != before {

@@ -5,7 +5,7 @@
 //! the egress MTU.
 
 use super::classify::{flow_key, Step};
-use super::session::Via;
+use super::session::{Met, Via};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -61,7 +61,7 @@ impl<D: Device> Worker<D> {
             return match target {
                 FragTarget::Flow(flow) => match self.table.lookup(&flow) {
                     Some((id, dir)) => {
-                        let mut verdict = self.forward(id, dir, buf, l3, m, None);
+                        let mut verdict = self.forward(id, dir, buf, l3, m, Met::Found);
                         renumber(&mut verdict, key.ident, ident);
                         verdict
                     }

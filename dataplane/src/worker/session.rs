@@ -202,6 +202,19 @@ pub(super) enum Routing {
     Routed(Option<Hop>),
 }
 
+/// How a packet met its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Met {
+    /// Found in the table: the packet moves the session's state and deadline.
+    Found,
+    /// Opened by this packet and already in the state it moved to (`Table::open`); for NAT
+    /// and FullNAT, the route toward the RS looked up then, and its TTL checked.
+    Opened(Option<Hop>),
+}
+
+/// A TCP session no packet has moved yet.
+const UNMOVED: SessionState = SessionState::Tcp(TcpState::None);
+
 /// The template key of a session's client packets (`key` is client → VIP).
 #[inline]
 pub(super) fn template_key(key: &FlowKey) -> FlowKey {
@@ -226,19 +239,24 @@ impl<D: Device> Worker<D> {
         if !opens_session(m) {
             return Err(DropReason::NoSession);
         }
-        let (id, routing) = self.open_session(si, key, &buf, l3, m, SynProxy::Off)?;
+        let first = match m.l4 {
+            L4::Tcp { flags, .. } => tcp_event(flags),
+            _ => None,
+        };
+        let (id, routing) = self.open_session(si, key, &buf, l3, m, (SynProxy::Off, first))?;
         // A NAT/FullNAT session's TTL was checked and its route looked up as it opened.
         let opened = match routing {
             Routing::Direct => None,
             Routing::Routed(hop) => Some(hop.ok_or(DropReason::NoRoute)?),
         };
-        self.forward(id, Dir::Original, buf, l3, m, opened)
+        self.forward(id, Dir::Original, buf, l3, m, Met::Opened(opened))
     }
 
     /// Opens a session of service `si` for the client packet `m` (in `buf` at `l3`, quoted if
     /// its TTL runs out): schedules a dest (or follows the client's persistence template),
     /// and for NAT and FullNAT checks the TTL and looks the route to the RS up (FullNAT takes
-    /// a LIP port whose reply comes back to this worker's queue), then inserts both keys.
+    /// a LIP port whose reply comes back to this worker's queue), then inserts both keys,
+    /// the session already moved by the packet's TCP event `first` (`None`: left in NONE).
     /// Returns the session and how it goes: for NAT and FullNAT, its route toward the RS.
     ///
     /// # Errors
@@ -250,7 +268,7 @@ impl<D: Device> Worker<D> {
         buf: &D::Buf,
         l3: usize,
         m: &Ipv4Meta,
-        synproxy: SynProxy,
+        (synproxy, first): (SynProxy, Option<TcpEvent>),
     ) -> Result<(conntrack::SessionId, Routing), DropReason> {
         // A full table (a SYN flood waiting out SYN_RECV) refuses before the scheduler moves
         // or a LIP port is taken: a flood packet costs as little as it can.
@@ -319,7 +337,7 @@ impl<D: Device> Worker<D> {
             ForwardMode::Nat | ForwardMode::FullNat => Some(rewritten_key(&key, &fwd).mirror()),
             ForwardMode::Dr | ForwardMode::Tun => None,
         };
-        let id = match self.table.insert(key, reply, fwd, self.now) {
+        let id = match self.table.open(key, reply, fwd, self.now, first) {
             Ok(id) => id,
             Err(e) => {
                 // The pair never reached the wire: no quarantine.
@@ -328,15 +346,16 @@ impl<D: Device> Worker<D> {
             }
         };
         self.counters.count(Counter::SessionsCreated);
-        if key.proto != Proto::Tcp {
-            // A TCP session's first packet moves its state, which notes it for sync then.
+        let state = self.table.get(id).map_or(UNMOVED, |s| s.state);
+        if state != UNMOVED {
+            // Noted for sync as a move out of NONE is (a proxied session's opening is not).
             self.sync_changed(id);
         }
         if persist_ms > 0 {
             self.hold_template(&key, template, rip, dest.port, persist_ms);
         }
-        // TCP starts inactive (SYN_RECV after this packet); UDP and ICMP are active.
-        self.stats.session_opened(slot, key.proto != Proto::Tcp);
+        // A SYN's session is inactive (SYN_RECV); UDP and ICMP ones are active.
+        self.stats.session_opened(slot, is_active(state));
         Ok((id, routing))
     }
 

@@ -67,7 +67,8 @@ impl<D: Device> Worker<D> {
         let Some(info) = self.cookies.check(&key, isn, ack.wrapping_sub(1), self.now) else {
             return Err(DropReason::BadCookie);
         };
-        let (id, routing) = self.open_session(si, key, &buf, l3, m, SynProxy::Pending(info))?;
+        let (id, routing) =
+            self.open_session(si, key, &buf, l3, m, (SynProxy::Pending(info), None))?;
         // A proxied service's dests are NAT or FullNAT: routed.
         let hop = match routing {
             Routing::Routed(hop) => hop,
