@@ -27,6 +27,7 @@ impl<D: Device> Worker<D> {
     /// state moves and the addresses and ports are rewritten) or sent on the link or the
     /// tunnel (DR, TUN). `met`: found, or just opened by this packet (already in the state
     /// it moves to; a NAT/FullNAT one with its route, whose TTL was checked then).
+    #[inline(always)]
     pub(super) fn forward(
         &mut self,
         id: conntrack::SessionId,
