@@ -63,9 +63,44 @@ const EPOCH_MASK: u32 = 0xff;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CookieInfo {
     /// Index into [`MSS_TABLE`].
-    pub mss: u8,
+    pub mss: MssIndex,
     /// The low 8 bits of the cookie's epoch.
     pub epoch: u8,
+}
+
+/// An index into [`MSS_TABLE`]: a type of its own, whose unused values leave a session's
+/// SYN-proxy state room for the tags of the enums around it (an IPv6 session's forwarding
+/// stays 8 bytes with the state in every routed variant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MssIndex {
+    /// 536.
+    Mss536 = 0,
+    /// 1300.
+    Mss1300 = 1,
+    /// 1440.
+    Mss1440 = 2,
+    /// 1460.
+    Mss1460 = 3,
+}
+
+impl MssIndex {
+    /// Index `i` into [`MSS_TABLE`], if it is one.
+    pub const fn new(i: u32) -> Option<MssIndex> {
+        match i {
+            0 => Some(MssIndex::Mss536),
+            1 => Some(MssIndex::Mss1300),
+            2 => Some(MssIndex::Mss1440),
+            3 => Some(MssIndex::Mss1460),
+            _ => None,
+        }
+    }
+}
+
+impl From<MssIndex> for usize {
+    fn from(i: MssIndex) -> usize {
+        i as usize
+    }
 }
 
 /// One worker's SYN cookie maker and checker.
@@ -122,8 +157,8 @@ impl Cookies {
         }
         let made = e - age;
         let mss = (cookie & HASH_MASK).wrapping_sub(self.hash(client, isn, made)) & HASH_MASK;
-        (mss < MSS_TABLE.len() as u32).then_some(CookieInfo {
-            mss: mss as u8,
+        MssIndex::new(mss).map(|mss| CookieInfo {
+            mss,
             epoch: (made & EPOCH_MASK) as u8,
         })
     }
@@ -133,7 +168,7 @@ impl Cookies {
     pub fn remake(&self, client: &impl CookieFlow, isn: u32, info: CookieInfo, now: u64) -> u32 {
         let e = epoch(now);
         let made = e.wrapping_sub(e.wrapping_sub(u32::from(info.epoch)) & EPOCH_MASK);
-        self.cookie(client, isn, info.mss, made)
+        self.cookie(client, isn, info.mss as u8, made)
     }
 }
 
@@ -218,7 +253,7 @@ mod tests {
             let cookie = c.make(&k, isn, mss, now);
             let info = c.check(&k, isn, cookie, now).expect("valid");
             assert_eq!(
-                MSS_TABLE[info.mss as usize],
+                MSS_TABLE[usize::from(info.mss)],
                 MSS_TABLE[mss_index(mss) as usize]
             );
             // Still valid two epochs later, not three.
