@@ -300,9 +300,8 @@ pub enum ConfigError {
     /// A service the scheduler model refuses (a dest of the other family than its VIP).
     #[error(transparent)]
     Service(#[from] sched::SchedError),
-    /// An IPv6 service with an option its data path does not have yet (the SYN proxy
-    /// toward IPv4 dests, a PROXY protocol header, TOA): refused rather than silently
-    /// ignored.
+    /// An IPv6 service with an option its data path does not have yet (a PROXY protocol
+    /// header, TOA): refused rather than silently ignored.
     #[error("service {service}: {option} is not available for IPv6 services")]
     Ipv6Option {
         /// The service.
@@ -889,10 +888,7 @@ impl Snapshot {
         if self.local6(vip).is_some_and(|l| l.lip) {
             return Err(ConfigError::LipIsVip6(vip));
         }
-        let option = if svc.synproxy() && svc.dests().iter().any(|d| d.addr.is_ipv4()) {
-            // NAT64 translates the client's own segments; the director's would be IPv4.
-            Some("the SYN proxy toward IPv4 dests (NAT64)")
-        } else if svc.proxy_protocol().is_some() {
+        let option = if svc.proxy_protocol().is_some() {
             Some("the PROXY protocol")
         } else if svc.toa() {
             Some("TOA")

@@ -1442,10 +1442,11 @@ fn seq_ack6(f: &[u8]) -> (u32, u32) {
 }
 
 /// A joined SYN-proxied IPv6 session goes to the peer with its shift (record type 6): B
-/// moves sequence numbers both ways as A does. A pending one is not sent.
+/// moves sequence numbers both ways as A does — NAT64's toward its IPv4 RS too. A pending one
+/// is not sent.
 #[test]
 fn a_proxied_ipv6_sessions_shift_continues_on_the_peer() {
-    for s in [FULLNAT66, NAT66] {
+    for s in [FULLNAT66, NAT66, NAT64] {
         let mut cfg = config6();
         cfg.services
             .get_mut(&key6(Proto::Tcp, s.vport))
@@ -1459,9 +1460,6 @@ fn a_proxied_ipv6_sessions_shift_continues_on_the_peer() {
                     .insert_static_neighbour(ip.into(), EthernetAddress(mac));
             }
         }
-        let IpAddr::V6(rip) = s.rip else {
-            unreachable!()
-        };
         let (isn, rs_isn) = (0x1111_0000u32, 0x7777_0000u32);
         let client = (CLIENT6, 40000);
         let vip = (VIP6, s.vport);
@@ -1470,23 +1468,38 @@ fn a_proxied_ipv6_sessions_shift_continues_on_the_peer() {
         let ack = seg6(client, vip, ACK, (isn + 1, cookie.wrapping_add(1)));
         let out = p.a.send(WAN, &ack.build());
         let (peer, _) = toward_rs(&out.lan[0]);
-        let IpAddr::V6(peer_addr) = peer.0 else {
-            unreachable!()
+        // The RS's segments to the side of the session it sees, in its own family.
+        let from_rs = |flags: u8, (seq, ack): (u32, u32), payload: &[u8]| match (s.rip, peer.0) {
+            (IpAddr::V6(rip), IpAddr::V6(to)) => {
+                let mut f = seg6((rip, s.rport), (to, peer.1), flags, (seq, ack)).payload(payload);
+                f.dst_mac = LAN_MAC;
+                f.src_mac = rs_mac(s.rs);
+                f.build()
+            }
+            (IpAddr::V4(rip), IpAddr::V4(to)) => {
+                let f = tcp_frame((rip, s.rport), (to, peer.1), flags, seq, ack);
+                let mut f = f.payload(payload).via_rs(s.rs);
+                f.dst_mac = LAN_MAC;
+                f.build()
+            }
+            other => panic!("{s:?}: families {other:?}"),
+        };
+        let at_rs = |f: &[u8]| {
+            if f[12..14] == [0x08, 0x00] {
+                let t = &f[decode(f).l3 + 20..];
+                let be = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
+                (be(4), be(8))
+            } else {
+                seq_ack6(f)
+            }
         };
         let pending = p.sync();
         assert!(
             pending.is_empty(),
             "{s:?}: a pending proxied session was sent: {pending:?}"
         );
-        let mut synack = seg6(
-            (rip, s.rport),
-            (peer_addr, peer.1),
-            SYN | ACK,
-            (rs_isn, isn + 1),
-        );
-        synack.dst_mac = LAN_MAC;
-        synack.src_mac = rs_mac(s.rs);
-        assert_eq!(p.a.send(LAN, &synack.build()).lan.len(), 1);
+        let synack = from_rs(SYN | ACK, (rs_isn, isn + 1), b"");
+        assert_eq!(p.a.send(LAN, &synack).lan.len(), 1);
         let sent = p.sync();
         let shift = sent.iter().find_map(|r| match r {
             SyncRecord::Session6(SyncSession6 {
@@ -1501,17 +1514,9 @@ fn a_proxied_ipv6_sessions_shift_continues_on_the_peer() {
         let data =
             seg6(client, vip, ACK | PSH, (isn + 1, cookie.wrapping_add(1))).payload(b"hello");
         let out = p.same6(WAN, &data.build());
-        assert_eq!(seq_ack6(&out.lan[0]), (isn + 1, rs_isn + 1), "{s:?}");
-        let mut answer = seg6(
-            (rip, s.rport),
-            (peer_addr, peer.1),
-            ACK | PSH,
-            (rs_isn + 1, isn + 6),
-        )
-        .payload(b"world");
-        answer.dst_mac = LAN_MAC;
-        answer.src_mac = rs_mac(s.rs);
-        let out = p.same6(LAN, &answer.build());
+        assert_eq!(at_rs(&out.lan[0]), (isn + 1, rs_isn + 1), "{s:?}");
+        let answer = from_rs(ACK | PSH, (rs_isn + 1, isn + 6), b"world");
+        let out = p.same6(LAN, &answer);
         assert_eq!(
             seq_ack6(&out.wan[0]),
             (cookie.wrapping_add(1), isn + 6),

@@ -3,7 +3,8 @@
 //! RS's opened on the client's valid ACK, and the two sequence spaces joined for the rest of
 //! the session — in NAT66 and FullNAT66, every TCP checksum verified over the IPv6
 //! pseudo-header (smoltcp). Also: refused and stale cookies, an RS that refuses, a spoofed
-//! SYN flood that never reaches an RS, the table or the IPv6 LIP pool, ICMPv6 errors of a
+//! SYN flood that never reaches an RS, the table or the IPv6 LIP pool, NAT64 (the director's
+//! side of the handshake toward the IPv4 RS in IPv4), ICMPv6 errors of a
 //! proxied session quoting each side its own numbers, and no export of a pending session.
 
 mod common;
@@ -382,6 +383,198 @@ fn a_refusing_ipv6_rs_resets_the_client() {
     );
     let (_, s) = lab.worker.sessions6().iter().next().unwrap();
     assert_eq!(s.state, SessionState::Tcp(TcpState::Close));
+}
+
+/// A director whose SYN-proxied [VIP6]:80 goes to the IPv4 RS[0]:8080 (NAT64) from the IPv4
+/// LIP1.
+fn proxied64() -> Lab {
+    let mut cfg = config(
+        Proto::Tcp,
+        80,
+        SchedKind::Rr,
+        &[dest(0, 8080, 1, ForwardMode::FullNat)],
+    );
+    cfg.interfaces[WAN as usize].addrs6 = vec![Cidr6::new(DIP6_WAN, 64)];
+    cfg.routes6 = vec![RouteConfig6 {
+        dst: Cidr6::new(Ipv6Addr::UNSPECIFIED, 0),
+        via: ROUTER6,
+    }];
+    cfg.lips = vec![LIP1];
+    let mut svc = Service::new(key6(Proto::Tcp, 80), SchedKind::Rr).unwrap();
+    svc.add_dest(dest(0, 8080, 1, ForwardMode::FullNat))
+        .unwrap();
+    svc.set_synproxy(true).unwrap();
+    cfg.services.add(svc).unwrap();
+    lab_of(&cfg)
+}
+
+/// An IPv4 segment from RS[0]:8080 to LIP1:`lport`, on the LAN.
+fn from_rs4(lport: u16, flags: u8, seq: u32, ack: u32) -> testkit::Frame {
+    let mut f = tcp_frame((RS[0], 8080), (LIP1, lport), flags, seq, ack).via_rs(0);
+    f.dst_mac = LAN_MAC;
+    f
+}
+
+/// The sequence and acknowledgement numbers of an output IPv4 TCP frame (checksums verified
+/// by the decoder).
+fn seq_ack4(f: &[u8]) -> (u32, u32) {
+    let t = &f[decode(f).l3 + 20..];
+    let be = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
+    (be(4), be(8))
+}
+
+/// The MSS option of an output IPv4 TCP frame.
+fn mss_of4(f: &[u8]) -> Option<u16> {
+    let t = &f[decode(f).l3 + 20..];
+    let doff = usize::from(t[12] >> 4) * 4;
+    (doff == 24 && t[20] == 2 && t[21] == 4).then(|| u16::from_be_bytes([t[22], t[23]]))
+}
+
+/// NAT64 behind the SYN proxy: the client's IPv6 handshake is answered from the VIP, the
+/// director's SYN to the IPv4 RS leaves from the IPv4 LIP with the client's ISN and MSS, the
+/// RS's IPv4 SYN/ACK joins the halves, and the data crosses the translation with its
+/// sequence numbers moved both ways.
+#[test]
+fn nat64_handshakes_are_proxied_toward_ipv4_servers() {
+    let mut lab = proxied64();
+    let cookie = client_handshake(&mut lab, CPORT);
+    assert_eq!(lab.worker.sessions6().len(), 0, "a SYN leaves no state");
+    let free = lab.worker.lip_pool().unwrap().available();
+
+    // The cookie comes back: the RS gets an IPv4 SYN from the LIP.
+    let out = lab.send(WAN, &client(ACK, ISN + 1, cookie.wrapping_add(1)).build());
+    let (p, f) = out.only();
+    assert_eq!(p, LAN);
+    let syn = decode(f);
+    assert_eq!((syn.dst_mac, syn.src_mac), (rs_mac(0), LAN_MAC));
+    assert_eq!(
+        (syn.src, syn.dst, syn.dport, syn.flags),
+        (LIP1, RS[0], 8080, SYN)
+    );
+    let lport = syn.sport;
+    assert_eq!(seq_ack4(f).0, ISN, "the client's own ISN");
+    assert_eq!(
+        mss_of4(f),
+        Some(1300),
+        "the client's MSS, as the cookie kept it"
+    );
+    assert_eq!(lab.worker.lip_pool().unwrap().available(), free - 1);
+    let (_, s) = lab.worker.sessions6().iter().next().unwrap();
+    assert!(matches!(s.data.synproxy(), SynProxy::Pending(_)));
+
+    // Data before the RS answered: the SYN goes again; the RS's strays wait.
+    let early = client(ACK | PSH, ISN + 1, cookie.wrapping_add(1)).payload(b"early");
+    let out = lab.send(WAN, &early.build());
+    assert_eq!(decode(&out.lan[0]).flags, SYN, "the SYN again");
+    let stray = from_rs4(lport, ACK, RS_ISN, ISN + 1);
+    assert_eq!(lab.send(LAN, &stray.build()).total(), 0);
+    let c = lab.worker.counters();
+    assert_eq!(c.drop_count(DropReason::SynProxyPending), 1);
+
+    // The RS's SYN/ACK: the RS gets the ACK that completes its handshake, the client nothing.
+    let out = lab.send(LAN, &from_rs4(lport, SYN | ACK, RS_ISN, ISN + 1).build());
+    let (p, f) = out.only();
+    assert_eq!(p, LAN);
+    let a = decode(f);
+    assert_eq!(
+        (a.src, a.sport, a.dst, a.dport, a.flags),
+        (LIP1, lport, RS[0], 8080, ACK)
+    );
+    assert_eq!(seq_ack4(f), (ISN + 1, RS_ISN + 1));
+    let (_, s) = lab.worker.sessions6().iter().next().unwrap();
+    assert_eq!(s.state, SessionState::Tcp(TcpState::Established));
+    assert_eq!(s.data.synproxy(), SynProxy::On);
+
+    // The client's data: translated, its ack in the RS's space.
+    let get = b"GET / HTTP/1.0\r\n\r\n";
+    let data = client(ACK | PSH, ISN + 1, cookie.wrapping_add(1)).payload(get);
+    let out = lab.send(WAN, &data.build());
+    let d = decode(&out.lan[0]);
+    assert_eq!(
+        (d.src, d.sport, d.dst, d.dport, d.ttl),
+        (LIP1, lport, RS[0], 8080, 63)
+    );
+    assert_eq!(d.payload, get);
+    assert_eq!(seq_ack4(&out.lan[0]), (ISN + 1, RS_ISN + 1));
+
+    // The RS's answer: translated to IPv6, its seq in the cookie's space.
+    let body = b"HTTP/1.0 200 OK\r\n\r\nhello";
+    let answer = from_rs4(lport, ACK | PSH, RS_ISN + 1, ISN + 19).payload(body);
+    let out = lab.send(LAN, &answer.build());
+    let d = decode6(&out.wan[0]);
+    let l4 = d.l4();
+    assert_eq!(
+        (d.src, l4.sport, d.dst, l4.dport),
+        (VIP6, 80, CLIENT6, CPORT)
+    );
+    assert_eq!(l4.payload, body);
+    let at_client = out.wan[0].clone();
+    assert_eq!(seq_ack(&at_client), (cookie.wrapping_add(1), ISN + 19));
+
+    // A Packet Too Big about that reply reaches the RS in ICMPv4, quoting the reply with the
+    // RS's own sequence number (else its TCP would take the error for out of window).
+    let ptb = Icmpv6Repr::PktTooBig {
+        mtu: 1280,
+        header: smoltcp::wire::Ipv6Repr {
+            src_addr: VIP6,
+            dst_addr: CLIENT6,
+            next_header: smoltcp::wire::IpProtocol::Tcp,
+            payload_len: at_client.len() - 54,
+            hop_limit: 63,
+        },
+        data: &at_client[54..at_client.len().min(54 + 64)],
+    };
+    let frame = icmpv6_frame(ROUTER_MAC, WAN_MAC, (ROUTER6, VIP6), 64, &ptb);
+    let out = lab.send(WAN, &frame);
+    let (p, f) = out.only();
+    assert_eq!(p, LAN);
+    let e = decode(f);
+    assert_eq!((e.src, e.dst, e.proto), (LIP1, RS[0], 1));
+    assert_eq!((f[e.l3 + 20], f[e.l3 + 21]), (3, 4), "fragmentation needed");
+    let quote = &e.payload[20..];
+    let be = |i: usize| u32::from_be_bytes([quote[i], quote[i + 1], quote[i + 2], quote[i + 3]]);
+    assert_eq!(be(4), RS_ISN + 1, "the RS's own sequence number");
+
+    // Both FINs.
+    let fin = from_rs4(lport, FIN | ACK, RS_ISN + 25, ISN + 19);
+    let out = lab.send(LAN, &fin.build());
+    assert_eq!(seq_ack(&out.wan[0]).0, cookie.wrapping_add(25));
+    let fin = client(FIN | ACK, ISN + 19, cookie.wrapping_add(26));
+    let out = lab.send(WAN, &fin.build());
+    assert_eq!(seq_ack4(&out.lan[0]), (ISN + 19, RS_ISN + 26));
+    let c = lab.worker.counters();
+    assert_eq!(
+        (
+            c.synproxy_cookies(),
+            c.synproxy_opened(),
+            c.synproxy_joined()
+        ),
+        (1, 1, 1)
+    );
+    assert!(c.balanced());
+
+    // A second client whose RS refuses: reset in IPv6 from the VIP, in the client's window.
+    let cport = CPORT + 1;
+    let cookie = client_handshake(&mut lab, cport);
+    let ack = seg(
+        (CLIENT6, cport),
+        (VIP6, 80),
+        ACK,
+        ISN + 1,
+        cookie.wrapping_add(1),
+    );
+    let out = lab.send(WAN, &ack.build());
+    let lport = decode(&out.lan[0]).sport;
+    let out = lab.send(LAN, &from_rs4(lport, RST | ACK, 0, ISN + 1).build());
+    let (p, f) = out.only();
+    assert_eq!(p, WAN);
+    let r = decode6(f);
+    let l4 = r.l4();
+    assert_eq!(
+        (r.src, l4.sport, r.dst, l4.dport, l4.flags),
+        (VIP6, 80, CLIENT6, cport, RST)
+    );
+    assert_eq!(seq_ack(f).0, cookie.wrapping_add(1));
 }
 
 /// A spoofed SYN flood against a proxied IPv6 service: each SYN gets its SYN/ACK and nothing

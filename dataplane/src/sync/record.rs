@@ -345,7 +345,7 @@ impl SyncSession6 {
     /// - [`SyncDrop::BadProto`]: TCP or UDP (IPv6 services take no ICMP);
     /// - [`SyncDrop::BadState`]: `state` is the protocol's (`Tcp(_)` for TCP, `Udp`);
     /// - [`SyncDrop::BadSynProxy`]: a SYN proxy state other than `Off` is `On`, of a TCP
-    ///   session in NAT or FullNAT toward an IPv6 RS (no NAT64);
+    ///   session in NAT or FullNAT (NAT64 among them);
     /// - [`SyncDrop::BadAddress`]: client, VIP and RIP are not unspecified (`::`, or
     ///   0.0.0.0 for an IPv4 RIP);
     /// - [`SyncDrop::BadPort`]: a non-zero VIP port and RS port; in DR and TUN the RS port
@@ -371,9 +371,7 @@ impl SyncSession6 {
         }
         let proxy_ok = match self.synproxy {
             SyncProxy::Off => true,
-            SyncProxy::On { .. } => {
-                self.proto == Proto::Tcp && self.mode.maps_ports() && self.rip.is_ipv6()
-            }
+            SyncProxy::On { .. } => self.proto == Proto::Tcp && self.mode.maps_ports(),
             SyncProxy::Pending { .. } => false,
         };
         if !proxy_ok {

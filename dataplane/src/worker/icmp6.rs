@@ -95,7 +95,7 @@ impl<D: Device> Worker<D> {
         };
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
         let (f, orig) = (s.data, s.original);
-        if let Via6::Nat64 { lip, lport } = f.via {
+        if let Via6::Nat64 { lip, lport, .. } = f.via {
             // About a reply the director translated: the RS hears of it in ICMPv4. The quote's
             // headers (all an ICMPv4 error quotes) leave the buffer, which the error is built in.
             if dir != Dir::Original {
@@ -104,6 +104,11 @@ impl<D: Device> Worker<D> {
             let mut quote = [0u8; IPV6_HEADER_LEN + 8];
             let n = q.len().min(quote.len());
             quote[..n].copy_from_slice(&q[..n]);
+            if f.synproxy() == SynProxy::On && proto == Proto::Tcp {
+                // The reply's seq back into the RS's own space.
+                let shift = Shift(self.proxy_words6[id.index()]);
+                shift_quoted_tcp6(&mut quote[..n], shift.to_rs(0), 0);
+            }
             let error = (
                 msg[0],
                 msg[1],
@@ -214,7 +219,7 @@ fn reply_dst(
 
 /// Moves the TCP segment an ICMPv6 error quotes (`q`, from its IPv6 header) by `seq_by` and
 /// `ack_by`, as far as the quote holds them; its own checksum follows when quoted.
-fn shift_quoted_tcp6(q: &mut [u8], seq_by: u32, ack_by: u32) {
+pub(super) fn shift_quoted_tcp6(q: &mut [u8], seq_by: u32, ack_by: u32) {
     use tcp::field::{ACK, CHECKSUM, SEQ};
     let l4 = &mut q[IPV6_HEADER_LEN..];
     let mut c = l4

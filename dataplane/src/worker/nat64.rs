@@ -11,8 +11,11 @@
 //! it to, about the client's own packet; an ICMPv6 error about a reply reaches the RS as
 //! ICMPv4 about the reply it sent — so path-MTU discovery works through the translation.
 
+use super::forward::shift_proxied;
+use super::icmp6::shift_quoted_tcp6;
+use super::service6::shift_proxied6;
 use super::service6::Forward6;
-use super::session::tcp_event;
+use super::session::{tcp_event, SynProxy};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -24,6 +27,7 @@ use crate::icmpv6;
 use crate::local::{self, IcmpError, L2_ROOM};
 use crate::nat64::{self, To4};
 use crate::parse::{Ipv4Meta, Ipv6Meta, IPV6_HEADER_LEN, L4};
+use crate::synproxy::Shift;
 use crate::wire::IPV4_MIN_HEADER_LEN;
 use conntrack::{Dir, FlowKey, FlowKey6, Proto, SessionId, TcpEvent};
 use core::net::Ipv4Addr;
@@ -85,6 +89,13 @@ impl<D: Device> Worker<D> {
             return Err(DropReason::TooBig);
         }
         self.session6_packet(id, Dir::Original, event, (f.slot, before), meta.total_len);
+        if f.synproxy() == SynProxy::On {
+            // The client's acknowledgements into the RS's sequence space, before the
+            // translation (which moves the checksum by the pseudo-header only).
+            let shift = Shift(self.proxy_words6[id.index()]);
+            let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
+            shift_proxied6(pkt, meta, Dir::Original, shift);
+        }
         let t = To4 {
             src: (lip, lport),
             dst: (rip, f.rport),
@@ -106,6 +117,13 @@ impl<D: Device> Worker<D> {
     ) -> Verdict<D::Buf> {
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
         let (f, orig, before) = (s.data, s.original, s.state);
+        let proxy = f.synproxy();
+        if let SynProxy::Pending(info) = proxy {
+            if m.is_fragment() {
+                return Err(DropReason::Fragment);
+            }
+            return self.synproxy_pending64(id, buf, l3, m, info);
+        }
         let (tcp, event) = match m.l4 {
             L4::Tcp { flags, .. } => (true, tcp_event(flags)),
             L4::Udp { .. } => (false, None),
@@ -131,6 +149,17 @@ impl<D: Device> Worker<D> {
         }
         self.session6_packet(id, Dir::Reply, event, (f.slot, before), m.total_len);
         buf.truncate(l3 + m.total_len);
+        if proxy == SynProxy::On {
+            // The RS's sequence numbers into the client's (on the IPv4 segment: the
+            // translation then moves its checksum by the pseudo-header only).
+            let shift = Shift(self.proxy_words6[id.index()]);
+            shift_proxied(
+                &mut buf.data_mut()[l3..l3 + m.total_len],
+                m,
+                Dir::Reply,
+                shift,
+            );
+        }
         // The IPv6 header goes right before the transport header: room in front if needed.
         let need = IPV6_HEADER_LEN.saturating_sub(l3 + m.header_len);
         if need > 0 && !buf.prepend(need) {
@@ -153,7 +182,8 @@ impl<D: Device> Worker<D> {
         m: &Ipv4Meta,
         q: &icmp::Quote,
     ) -> Verdict<D::Buf> {
-        let orig = self.table6.get(id).ok_or(DropReason::NoSession)?.original;
+        let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
+        let (orig, proxied) = (s.original, s.data.synproxy() == SynProxy::On);
         let pkt = &buf.data()[l3..l3 + m.total_len];
         if !icmp::checksum_valid(pkt, m.header_len) {
             return Err(DropReason::BadIcmpChecksum);
@@ -168,6 +198,11 @@ impl<D: Device> Worker<D> {
         let ends = ((orig.src, orig.sport), (orig.dst, orig.dport));
         let n = nat64::quote_to_ipv6(&pkt[q.at..], &mut quote, ends)
             .ok_or(DropReason::Untranslatable)?;
+        if proxied && orig.proto == Proto::Tcp {
+            // The client's ack, as far as quoted, back into its own space.
+            let shift = Shift(self.proxy_words6[id.index()]);
+            shift_quoted_tcp6(&mut quote[..n], 0, shift.to_client(0));
+        }
         if !local::write_icmpv6_error(&mut buf, (orig.dst, orig.src), error, &quote[..n]) {
             return Err(DropReason::NoBuffer);
         }

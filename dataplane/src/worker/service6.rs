@@ -80,15 +80,17 @@ impl Forward6 {
     #[inline]
     pub fn synproxy(&self) -> SynProxy {
         match self.via {
-            Via6::Nat { proxy } | Via6::FullNat { proxy, .. } => proxy,
-            Via6::Dr | Via6::Tun | Via6::Nat64 { .. } => SynProxy::Off,
+            Via6::Nat { proxy } | Via6::FullNat { proxy, .. } | Via6::Nat64 { proxy, .. } => proxy,
+            Via6::Dr | Via6::Tun => SynProxy::Off,
         }
     }
 
-    /// Moves a proxied session's handshake on (NAT66 and FullNAT66 only: the others are
-    /// never proxied).
+    /// Moves a proxied session's handshake on (NAT66, FullNAT66 and NAT64 only: DR and TUN
+    /// are never proxied).
     pub(super) fn set_synproxy(&mut self, to: SynProxy) {
-        if let Via6::Nat { proxy } | Via6::FullNat { proxy, .. } = &mut self.via {
+        if let Via6::Nat { proxy } | Via6::FullNat { proxy, .. } | Via6::Nat64 { proxy, .. } =
+            &mut self.via
+        {
             *proxy = to;
         }
     }
@@ -123,6 +125,9 @@ pub enum Via6 {
         lip: core::net::Ipv4Addr,
         /// The local port.
         lport: u16,
+        /// Whether the director proxied the handshake, and how far it got (its SYN to the
+        /// RS and the RS's SYN/ACK are IPv4).
+        proxy: SynProxy,
     },
 }
 
@@ -378,7 +383,7 @@ impl<D: Device> Worker<D> {
             }
             return self.synproxy_pending6(id, dir, buf, l3, meta, info);
         }
-        if let Via6::Nat64 { lip, lport } = f.via {
+        if let Via6::Nat64 { lip, lport, .. } = f.via {
             // Replies come back as IPv4 (`nat64_back`): nothing else matches the reply key.
             if dir == Dir::Reply {
                 return Err(DropReason::NotForUs);
@@ -520,15 +525,14 @@ impl<D: Device> Worker<D> {
         }
         let rip = match dest.addr {
             core::net::IpAddr::V6(rip) => rip,
-            // NAT64 (the snapshot took IPv4 dests in FullNAT mode only, and not with the
-            // SYN proxy): an IPv4 LIP and port toward the RS, the reply key IPv4-mapped.
-            core::net::IpAddr::V4(_) if proxy != SynProxy::Off => return Err(DropReason::NoDest),
+            // NAT64 (the snapshot took IPv4 dests in FullNAT mode only): an IPv4 LIP and
+            // port toward the RS, the reply key IPv4-mapped.
             core::net::IpAddr::V4(rip4) => {
                 let hop = self.snap.route(rip4);
                 let (lip, lport) = self.take_lip(hop, rip4, dest.port)?;
                 let rip = nat64::mapped(rip4);
                 let reply = FlowKey6::new(key.proto, rip, dest.port, nat64::mapped(lip), lport);
-                let via = Via6::Nat64 { lip, lport };
+                let via = Via6::Nat64 { lip, lport, proxy };
                 let id = self.store6(key, Some(reply), (rip, dest.port, via, slot), persist_ms)?;
                 self.hold_template6(&key, template, (rip, dest.port), persist_ms);
                 return Ok(id);
@@ -658,7 +662,7 @@ impl<D: Device> Worker<D> {
 /// space of the side it goes to, as IPv4's `shift_proxied`: the RS's `seq` toward the
 /// client, the client's `ack` (when it has one) toward the RS; the checksum follows.
 #[inline]
-fn shift_proxied6(pkt: &mut [u8], meta: &Ipv6Meta, dir: Dir, shift: Shift) {
+pub(super) fn shift_proxied6(pkt: &mut [u8], meta: &Ipv6Meta, dir: Dir, shift: Shift) {
     let L4::Tcp { flags, .. } = meta.l4 else {
         return;
     };
@@ -702,7 +706,7 @@ pub(super) fn release_lip6(
         (Via6::FullNat { lip, lport, .. }, Some(p), _) => {
             p.free(lip, lport, f.rip, f.rport, now, quarantine);
         }
-        (Via6::Nat64 { lip, lport }, _, Some(p)) => {
+        (Via6::Nat64 { lip, lport, .. }, _, Some(p)) => {
             if let Some(rip) = f.rip.to_ipv4_mapped() {
                 give_back_lip(p, (lip, lport), (rip, f.rport), now, quarantine);
             }
@@ -725,7 +729,7 @@ pub(super) fn listed6(
     f: &Forward6,
 ) -> (core::net::IpAddr, Option<(core::net::IpAddr, u16)>) {
     match f.via {
-        Via6::Nat64 { lip, lport } => (
+        Via6::Nat64 { lip, lport, .. } => (
             f.rip.to_ipv4_mapped().map_or(f.rip.into(), Into::into),
             Some((lip.into(), lport)),
         ),
@@ -803,8 +807,9 @@ impl<D: Device> Worker<D> {
 mod tests {
     use super::*;
 
-    /// NAT64's IPv4 LIP fits the session's spare room: an IPv6 session's slot is as big as
-    /// before (the IPv6 per-session figure depends on it).
+    /// NAT64's IPv4 LIP and SYN proxy state fit the session's spare room (`MssIndex`'s
+    /// unused values hold `Via6`'s tag): an IPv6 session's slot is as big as before (the
+    /// IPv6 per-session figure depends on it).
     #[test]
     fn an_ipv6_session_does_not_grow() {
         assert_eq!(core::mem::size_of::<Forward6>(), 32);

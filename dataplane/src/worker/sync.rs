@@ -374,7 +374,7 @@ impl<D: Device> Worker<D> {
             SynProxy::Pending(_) => return None,
         };
         let (rip, lip) = match f.via {
-            Via6::Nat64 { lip, lport } => (
+            Via6::Nat64 { lip, lport, .. } => (
                 IpAddr::V4(f.rip.to_ipv4_mapped()?),
                 Some((IpAddr::V4(lip), lport)),
             ),
@@ -564,7 +564,7 @@ impl<D: Device> Worker<D> {
             return Counter::SyncUnknownService;
         };
         // A joined proxied session goes on shifting (the rules allow On in NAT and FullNAT
-        // toward an IPv6 RS only).
+        // only).
         let proxy = match x.synproxy {
             SyncProxy::On { .. } => SynProxy::On,
             SyncProxy::Off | SyncProxy::Pending { .. } => SynProxy::Off,
@@ -587,7 +587,7 @@ impl<D: Device> Worker<D> {
                 )
             }
             (ForwardMode::FullNat, IpAddr::V4(rip), Some((IpAddr::V4(lip), lport))) => {
-                (nat64::mapped(rip), Via6::Nat64 { lip, lport })
+                (nat64::mapped(rip), Via6::Nat64 { lip, lport, proxy })
             }
             // The rules refused every other combination already.
             _ => return Counter::SyncRefused,
@@ -616,7 +616,7 @@ impl<D: Device> Worker<D> {
                 }
                 _ => return Counter::SyncRefused,
             },
-            Via6::Nat64 { lip, lport } => Some(FlowKey6::new(
+            Via6::Nat64 { lip, lport, .. } => Some(FlowKey6::new(
                 x.proto,
                 rip,
                 x.rport,
@@ -637,7 +637,7 @@ impl<D: Device> Worker<D> {
                     Some(Err(TakeError::Foreign)) | None => return Counter::SyncForeignLip,
                 }
             }
-            Via6::Nat64 { lip, lport } => {
+            Via6::Nat64 { lip, lport, .. } => {
                 let to = Toward {
                     rip: rip
                         .to_ipv4_mapped()

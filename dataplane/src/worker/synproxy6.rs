@@ -6,7 +6,7 @@
 //!
 //! [`Shift`]: crate::synproxy::Shift
 
-use super::service6::Forward6;
+use super::service6::{Forward6, Via6};
 use super::session::{is_active, SynProxy};
 use super::tx::{Emit, Verdict};
 use super::Worker;
@@ -15,8 +15,8 @@ use crate::counters::Counter;
 use crate::device::Device;
 use crate::drop::DropReason;
 use crate::icmpv6;
-use crate::local::{self, TcpSegment6, L2_ROOM};
-use crate::parse::{Ipv6Meta, IPV6_HEADER_LEN, L4};
+use crate::local::{self, TcpSegment, TcpSegment6, L2_ROOM};
+use crate::parse::{Ipv4Meta, Ipv6Meta, IPV6_HEADER_LEN, L4};
 use crate::synproxy::{self, CookieInfo};
 use crate::wire::be32;
 use crate::wire::tcp::{self, flags as tcp_flags};
@@ -97,32 +97,51 @@ impl<D: Device> Worker<D> {
         let SynProxy::Pending(info) = f.synproxy() else {
             return Err(DropReason::NoSession);
         };
-        let seg = TcpSegment6 {
-            seq: self.proxy_words6[id.index()],
-            ack: 0,
-            flags: tcp_flags::SYN,
-            mss: Some(synproxy::MSS_TABLE[usize::from(info.mss)]),
-            ..self.segment6_to_rs(&f, &orig)
-        };
-        self.send_segment6(buf, &seg)
+        let seq = self.proxy_words6[id.index()];
+        let mss = Some(synproxy::MSS_TABLE[usize::from(info.mss)]);
+        self.segment_to_rs6(buf, &f, &orig, (seq, 0, tcp_flags::SYN, mss))
     }
 
-    /// A segment from the client's side of `f`'s session to its RS, as the RS sees that side
-    /// (the LIP in FullNAT66, the client in NAT66); sequence numbers and flags to fill in.
-    fn segment6_to_rs(&self, f: &Forward6, orig: &FlowKey6) -> TcpSegment6 {
+    /// Sends the segment (`seq`, `ack`, `flags`, the MSS option) from the client's side of
+    /// `f`'s session to its RS, as the RS sees that side: from the LIP in FullNAT66, the
+    /// client in NAT66; in NAT64 an IPv4 segment from the IPv4 LIP.
+    fn segment_to_rs6(
+        &mut self,
+        buf: D::Buf,
+        f: &Forward6,
+        orig: &FlowKey6,
+        (seq, ack, flags, mss): (u32, u32, u8, Option<u16>),
+    ) -> Verdict<D::Buf> {
+        if let Via6::Nat64 { lip, lport, .. } = f.via {
+            let rip = f.rip.to_ipv4_mapped().ok_or(DropReason::NoRoute)?;
+            let seg = TcpSegment {
+                src: lip,
+                dst: rip,
+                sport: lport,
+                dport: f.rport,
+                seq,
+                ack,
+                flags,
+                window: u16::MAX,
+                mss,
+                ident: self.next_ident(),
+            };
+            return self.send_segment(buf, &seg, None);
+        }
         let (src, sport) =
             super::service6::local6(&self.lips6, f).unwrap_or((orig.src, orig.sport));
-        TcpSegment6 {
+        let seg = TcpSegment6 {
             src,
             dst: f.rip,
             sport,
             dport: f.rport,
-            seq: 0,
-            ack: 0,
-            flags: 0,
+            seq,
+            ack,
+            flags,
             window: u16::MAX,
-            mss: None,
-        }
+            mss,
+        };
+        self.send_segment6(buf, &seg)
     }
 
     /// Writes `seg` into `buf` and routes it toward its destination.
@@ -151,10 +170,6 @@ impl<D: Device> Worker<D> {
         let L4::Tcp { flags, .. } = meta.l4 else {
             return Err(DropReason::SynProxyPending);
         };
-        let Some(s) = self.table6.get(id) else {
-            return Err(DropReason::NoSession);
-        };
-        let (f, orig) = (s.data, s.original);
         if dir == Dir::Original {
             if flags & (tcp_flags::SYN | tcp_flags::RST | tcp_flags::FIN) != 0 {
                 return Err(DropReason::SynProxyPending);
@@ -164,6 +179,40 @@ impl<D: Device> Worker<D> {
         }
         let seg = &buf.data()[l3 + usize::from(meta.l4_off)..l3 + meta.total_len];
         let (seq, ack) = (be32(seg, tcp::field::SEQ), be32(seg, tcp::field::ACK));
+        self.synproxy_answer6(id, buf, (flags, seq, ack), info)
+    }
+
+    /// A NAT64 proxied session's packet from its RS (IPv4, header at `l3`) while the RS has
+    /// not answered the director's SYN: as [`Worker::synproxy_pending6`]'s RS side.
+    pub(super) fn synproxy_pending64(
+        &mut self,
+        id: SessionId,
+        buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        info: CookieInfo,
+    ) -> Verdict<D::Buf> {
+        let L4::Tcp { flags, .. } = m.l4 else {
+            return Err(DropReason::SynProxyPending);
+        };
+        let seg = &buf.data()[l3 + m.header_len..l3 + m.total_len];
+        let (seq, ack) = (be32(seg, tcp::field::SEQ), be32(seg, tcp::field::ACK));
+        self.synproxy_answer6(id, buf, (flags, seq, ack), info)
+    }
+
+    /// The RS's answer (`flags`, `seq`, `ack`) to the director's SYN of proxied IPv6 session
+    /// `id`: a SYN/ACK joins the halves, a RST resets the client, anything else waits.
+    fn synproxy_answer6(
+        &mut self,
+        id: SessionId,
+        buf: D::Buf,
+        (flags, seq, ack): (u8, u32, u32),
+        info: CookieInfo,
+    ) -> Verdict<D::Buf> {
+        let Some(s) = self.table6.get(id) else {
+            return Err(DropReason::NoSession);
+        };
+        let (f, orig) = (s.data, s.original);
         let isn = self.proxy_words6[id.index()];
         let core = flags & tcp_flags::HANDSHAKE;
         let now = self.now;
@@ -185,13 +234,13 @@ impl<D: Device> Worker<D> {
             }
             self.counters.count(Counter::SynproxyJoined);
             self.sync_changed6(id);
-            let seg = TcpSegment6 {
-                seq: isn.wrapping_add(1),
-                ack: seq.wrapping_add(1),
-                flags: tcp_flags::ACK,
-                ..self.segment6_to_rs(&f, &orig)
-            };
-            return self.send_segment6(buf, &seg);
+            let answer = (
+                isn.wrapping_add(1),
+                seq.wrapping_add(1),
+                tcp_flags::ACK,
+                None,
+            );
+            return self.segment_to_rs6(buf, &f, &orig, answer);
         }
         if flags & tcp_flags::RST != 0 {
             // The RS refused: the client's connection is reset where it stands.

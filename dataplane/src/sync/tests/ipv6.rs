@@ -554,13 +554,17 @@ pub(super) fn valid_session6() -> impl Strategy<Value = SyncSession6> {
 }
 
 /// A joined SYN-proxied IPv6 session (type 6): type 5's 89 bytes with SYN proxy byte 2, then
-/// the shift; it round-trips in NAT66 and FullNAT66, and its rules refuse the rest.
+/// the shift; it round-trips in NAT66, FullNAT66 and NAT64, and its rules refuse the rest.
 #[test]
 fn a_proxied_ipv6_session_is_type_6_with_its_shift() {
-    for mode in [ForwardMode::FullNat, ForwardMode::Nat] {
+    for base in [
+        of_mode(ForwardMode::FullNat),
+        of_mode(ForwardMode::Nat),
+        nat64(),
+    ] {
         let s = SyncSession6 {
             synproxy: SyncProxy::On { shift: 0xdead_beef },
-            ..of_mode(mode)
+            ..base
         };
         let r = SyncRecord::Session6(s);
         assert_eq!(r.wire_len(), session6_synproxy::LEN);
@@ -574,7 +578,7 @@ fn a_proxied_ipv6_session_is_type_6_with_its_shift() {
         assert_eq!(b[session6::SYNPROXY], 2);
         assert_eq!(&b[89..93], &[0xde, 0xad, 0xbe, 0xef]);
         // The first 89 bytes are the type 5 record's, but for its type, length and byte 7.
-        let plain = raw(&SyncRecord::Session6(of_mode(mode)));
+        let plain = raw(&SyncRecord::Session6(base));
         assert_eq!(&b[4..7], &plain[4..7]);
         assert_eq!(&b[8..89], &plain[8..89]);
         assert_eq!(decode_record(&b), Ok(r));
@@ -608,10 +612,6 @@ fn a_proxied_ipv6_session_is_type_6_with_its_shift() {
         SyncSession6 {
             synproxy: on,
             ..of_mode(ForwardMode::Tun)
-        },
-        SyncSession6 {
-            synproxy: on,
-            ..nat64()
         },
         SyncSession6 {
             synproxy: on,
