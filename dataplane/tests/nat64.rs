@@ -716,3 +716,25 @@ fn a_nat64_connection_takes_fragmented_segments_both_ways() {
     let (_, sess) = lab.worker.sessions6().iter().next().unwrap();
     assert_eq!(sess.state, SessionState::Tcp(TcpState::Established));
 }
+
+#[test]
+fn an_atomic_fragment_crosses_nat64_as_a_whole_packet() {
+    let mut lab = lab64(2000..=2999);
+    // RFC 6946: a Fragment Header with offset 0 and M clear is a whole packet; it leaves as
+    // one IPv4 packet, the Fragment Header gone.
+    let q = Frame6::udp(CLIENT6, 5000, VIP6, 53)
+        .payload(b"atomic")
+        .build();
+    let mut f = q[..54].to_vec();
+    f[20] = 44;
+    let len = u16::from_be_bytes([q[18], q[19]]) + 8;
+    f[18..20].copy_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 9]);
+    f.extend_from_slice(&q[54..]);
+    let s = decode(lab.send(WAN, &f).only().1);
+    assert_eq!((s.src, s.dst, s.dport, s.proto), (LIP1, RS[0], 53, 17));
+    assert_eq!(s.payload, b"atomic");
+    assert_eq!(usize::from(s.total_len), 20 + 8 + 6);
+    let c = lab.worker.counters();
+    assert_eq!((c.fragments_tracked(), c.total_drops()), (0, 0));
+}
