@@ -1871,7 +1871,12 @@ def ipv6_fragments(site, ck, n):
     fragments (MTU 1500), echoed by the servers' IPv6 echo on 9000 (three fragments back),
     come back byte-identical, and so do 5 of 1000 bytes (the control: no fragment);
     fragments_followed counts the later fragments both ways (the director's af_packet ports
-    hand it IPv6 fragments as they came: the kernel's defragmentation there is IPv4's only)."""
+    hand it IPv6 fragments as they came: the kernel's defragmentation there is IPv4's only).
+    Then NAT64, on net_pcap ports (the servers answer in IPv4 fragments, which net_af_packet
+    would reassemble): the same echoes to the servers' IPv4 echo on 9000 through the IPv4
+    LIP, the client's IPv6 fragments sent on as IPv4 fragments and the servers' IPv4
+    fragments as IPv6 ones, each 1500-byte IPv4 fragment cut in two to fit the IPv6 side
+    (nat64_fragmented), all answered byte-identical."""
     import tempfile
 
     big, small = 50, 5
@@ -1912,10 +1917,45 @@ def ipv6_fragments(site, ck, n):
                 f"4000-byte echoes: {echo_shown(got)}; 1000-byte: {echo_shown(ctl)}; "
                 f"fragments_followed +{d['fragments_followed']} (want >= {follow})",
             )
+        # NAT64: the servers' IPv4 echo, from the IPv4 LIP, rvsd on net_pcap ports.
+        site.restart_rvsd(pcap=True)
+        site.rvsadm(["-C"])
+        site.set_rs_routes(None)
+        site.set_rs_routes6(None)
+        site.rvsadm(["-A", "-u", vip, "-s", "rr"])
+        for a in site.rs:
+            site.rvsadm(["-a", "-u", vip, "-r", f"{a}:9000", "--fullnat", "-w", "1"])
+        frag_echo(site, ck, echo_py, (site.vip6, 9001), 6, 100, wait=1.0)
+        c0 = worker_counts(site)
+        got = frag_echo(site, ck, echo_py, (site.vip6, 9001), big, 4000)
+        ctl = frag_echo(site, ck, echo_py, (site.vip6, 9001), small, 1000)
+        c1 = worker_counts(site)
+        d = {key: c1.get(key, 0) - c0.get(key, 0) for key in (
+            "fragments_followed", "fragments_tracked", "fragment_unmatched", "fragment_tiny", "fragment",
+            "nat64_fragmented", "nat64_fragment_frames")}
+        site.log(
+            f"{'NAT64':<10} {got['ok']:>6}/{big:<4} {ctl['ok']:>6}/{small:<3} {d['fragments_followed']:>9} "
+            f"{d['fragments_tracked']:>8} {d['fragment_unmatched']:>10} {d['fragment_tiny']:>5} {d['fragment']:>9}"
+            f"   nat64_fragmented +{d['nat64_fragmented']}, nat64_fragment_frames +{d['nat64_fragment_frames']}"
+        )
+        # Two later fragments a datagram each way; the servers' two 1500-byte fragments of
+        # each answer are 1528 bytes in IPv6: each cut in two.
+        follow = 2 * big * 2
+        ck.expect(
+            "ipv6-fragments nat64",
+            got["ok"] == big
+            and ctl["ok"] == small
+            and d["fragments_followed"] >= follow
+            and d["nat64_fragmented"] >= 2 * big,
+            f"4000-byte echoes: {echo_shown(got)}; 1000-byte: {echo_shown(ctl)}; "
+            f"fragments_followed +{d['fragments_followed']} (want >= {follow}), "
+            f"nat64_fragmented +{d['nat64_fragmented']} (want >= {2 * big})",
+        )
     finally:
         os.unlink(echo_py)
         site.rvsadm(["-C"])
         site.set_rs_routes6(None)
+        site.restart_rvsd()
 
 
 def http6(site, ck, n, label, title, dests=None):

@@ -128,6 +128,11 @@ counters! {
     TunnelFragmented tunnel_fragmented => "rvs_worker_tunnel_fragmented_total",
     /// TUN: the frames those packets became beyond the first (built by the director).
     TunnelFragmentFrames tunnel_fragment_frames => "rvs_worker_tunnel_fragment_frames_total",
+    /// NAT64: IPv4 packets from RSes (fragments, or whole without DF) too big for the IPv6
+    /// side once translated, sent as several IPv6 fragments (RFC 7915 4).
+    Nat64Fragmented nat64_fragmented => "rvs_worker_nat64_fragmented_total",
+    /// NAT64: the IPv6 fragments those packets became beyond the first (built by the director).
+    Nat64FragmentFrames nat64_fragment_frames => "rvs_worker_nat64_fragment_frames_total",
     /// ICMP errors the director built and sent (fragmentation needed, time exceeded).
     IcmpErrors icmp_errors => "rvs_worker_icmp_errors_sent_total",
     /// ICMP errors not sent: over the rate limit ([`crate::icmp::RateLimit`]), no route back
@@ -294,6 +299,7 @@ impl Counters {
             - self.nd_to_kernel()
             - self.proxy_header_segments()
             - self.tunnel_fragment_frames()
+            - self.nat64_fragment_frames()
     }
 
     /// The accounting identity: every frame received from a port or handed over by a peer

@@ -70,6 +70,13 @@ pub struct FragKey6 {
 pub enum FragTarget<F = FlowKey> {
     /// The session of this flow key (in the packet's direction) on this worker.
     Flow(F),
+    /// A NAT64 session on this worker, the datagram translated to the other family (RFC 7915
+    /// 4.1, 5.1.1). In the IPv6 table: the client's flow key, and the datagram leaves as IPv4
+    /// fragments with the identification noted beside it (the worker's, fresh per datagram,
+    /// as FullNAT's toward the RS). In the IPv4 table: the RS's flow key to the LIP (its
+    /// session under the key IPv4-mapped), and the datagram leaves as IPv6 fragments whose
+    /// Fragment Header has the identification noted (the RS's own).
+    Nat64(F),
     /// Handed to this worker, which owns the session.
     Worker(u16),
 }

@@ -11,12 +11,21 @@
 //! headers are dropped with the fixed header. IPv4 → IPv6: options are dropped, the flow
 //! label is 0, and a UDP datagram without a checksum gets one computed (RFC 7915 4.5).
 //!
+//! Fragments translate into fragments (RFC 7915 4.1, 5.1.1): an IPv6 fragment's Fragment
+//! Header gives the IPv4 fragment its offset, MF and protocol (DF clear), an IPv4 fragment
+//! becomes an IPv6 one behind a Fragment Header with the IPv4 identification, offset and
+//! MF. Only the first fragment carries the transport header: its ports are rewritten and its
+//! checksum, which covers the whole datagram, takes the pseudo-header's change; later
+//! fragments change at L3 only. A fragment of a UDP datagram without a checksum cannot get
+//! one and is dropped (RFC 7915 4.5).
+//!
 //! The addresses are the session's, not an algorithmic mapping: the IPv6 client talks to an
 //! IPv6 VIP, the IPv4 server to an IPv4 LIP. In the IPv6 session table a NAT64 session's
 //! reply key holds the IPv4 server and LIP as IPv4-mapped addresses ([`mapped`]).
 
 use crate::checksum::{self, Delta};
 use crate::parse::IPV6_HEADER_LEN;
+use crate::wire::ipv4::{FLAG_MF, FRAG_OFFSET};
 use crate::wire::{IpProto, Ipv4Header, IPV4_MIN_HEADER_LEN};
 use core::net::{Ipv4Addr, Ipv6Addr};
 
@@ -175,6 +184,139 @@ pub fn to_ipv6(
     h[24..40].copy_from_slice(&dst.0.octets());
     o
 }
+
+/// The length of an IPv6 Fragment Header (RFC 8200 4.5).
+pub const FRAGMENT_HEADER_LEN: usize = 8;
+
+/// The fixed IPv6 header and a Fragment Header: what an IPv4 fragment's header becomes.
+pub const FRAGMENT_HEADERS_LEN: usize = IPV6_HEADER_LEN + FRAGMENT_HEADER_LEN;
+
+/// Where a fragment sits in its datagram, on either side of the translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// Offset of its payload in the datagram's, in bytes (a multiple of 8).
+    pub offset: u32,
+    /// More fragments follow (IPv4's MF, IPv6's M).
+    pub more: bool,
+    /// The upper-layer protocol (IPv4's protocol, the Fragment Header's next header).
+    pub proto: u8,
+}
+
+/// Translates the IPv6 fragment `pkt` (exactly the packet: fixed header to payload end),
+/// whose fragmentable part starts at `l4_off` (right after its Fragment Header), into an IPv4
+/// fragment from `t.src` to `t.dst` with identification `t.ident`, in place, after RFC 7915
+/// 5.1.1: offset and MF carried over, DF clear, the protocol the Fragment Header's next
+/// header, the total length this fragment's. The first fragment (`first`: `Some(tcp)`)
+/// carries the TCP or UDP header: its ports are the session's and its checksum, which covers
+/// the whole datagram, takes the pseudo-header's and ports' change only; later fragments are
+/// payload and change at L3 only. Returns the offset of the IPv4 header in `pkt`. The caller
+/// checked that the hop limit allows forwarding.
+pub fn fragment_to_ipv4(
+    pkt: &mut [u8],
+    l4_off: usize,
+    first: Option<bool>,
+    piece: Piece,
+    t: &To4,
+) -> usize {
+    let tclass = (pkt[0] << 4) | (pkt[1] >> 4);
+    let ttl = pkt[7].saturating_sub(1);
+    let total = pkt.len() - l4_off + IPV4_MIN_HEADER_LEN;
+    if let Some(tcp) = first {
+        let mut d = Delta::ZERO;
+        let mut new_addrs = [0u8; 8];
+        new_addrs[..4].copy_from_slice(&t.src.0.octets());
+        new_addrs[4..].copy_from_slice(&t.dst.0.octets());
+        let mut old_addrs = [0u8; 32];
+        old_addrs.copy_from_slice(&pkt[8..40]);
+        pseudo_delta(&mut d, &old_addrs, &new_addrs);
+        let l4 = &mut pkt[l4_off..];
+        set_ports(l4, &mut d, t.src.1, t.dst.1);
+        let at = checksum_at(tcp);
+        let c = u16::from_be_bytes([l4[at], l4[at + 1]]);
+        let c = if tcp { d.apply(c) } else { d.apply_udp(c) };
+        l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    let more = if piece.more { FLAG_MF } else { 0 };
+    let h = Ipv4Header {
+        src: t.src.0,
+        dst: t.dst.0,
+        proto: IpProto::from_number(piece.proto),
+        tos: tclass,
+        ttl,
+        ident: t.ident,
+        dont_frag: false,
+        frag: more | ((piece.offset / 8) as u16 & FRAG_OFFSET),
+        total_len: total as u16,
+    };
+    let o = l4_off - IPV4_MIN_HEADER_LEN;
+    if let Ok(out) = (&mut pkt[o..l4_off]).try_into() {
+        h.emit(out);
+    }
+    o
+}
+
+/// The transport header of the first fragment of an IPv4 datagram (or of a whole one: `l4`
+/// runs to the datagram's end then, `whole`), sent from `old_addrs` (the IPv4 source and
+/// destination, 8 bytes), translated for IPv6 from `src` to `dst`: ports set, the checksum
+/// carried over by the pseudo-headers' and ports' change. A UDP datagram without a checksum
+/// gets one computed when it is whole; a fragment of one cannot (the checksum covers bytes
+/// the director never holds at once), and RFC 7915 4.5 drops it: `false`.
+pub fn first_to_ipv6(
+    l4: &mut [u8],
+    old_addrs: &[u8],
+    tcp: bool,
+    whole: bool,
+    (src, dst): (Endpoint<Ipv6Addr>, Endpoint<Ipv6Addr>),
+) -> bool {
+    let mut d = Delta::ZERO;
+    let mut new_addrs = [0u8; 32];
+    new_addrs[..16].copy_from_slice(&src.0.octets());
+    new_addrs[16..].copy_from_slice(&dst.0.octets());
+    pseudo_delta(&mut d, old_addrs, &new_addrs);
+    set_ports(l4, &mut d, src.1, dst.1);
+    let c_at = checksum_at(tcp);
+    let c = u16::from_be_bytes([l4[c_at], l4[c_at + 1]]);
+    let c = match (tcp, c) {
+        (false, 0) if !whole => return false,
+        (false, 0) => match checksum::ipv6_l4(src.0, dst.0, IpProto::Udp.number(), l4) {
+            0 => 0xffff,
+            c => c,
+        },
+        (true, c) => d.apply(c),
+        (false, c) => d.apply_udp(c),
+    };
+    l4[c_at..c_at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Writes into `h` the fixed IPv6 header and Fragment Header of a translated IPv4 fragment
+/// (RFC 7915 4.1): traffic class `tos`, hop limit `hop_limit`, from `src` to `dst`, `len`
+/// bytes of fragment payload after the two headers, at `piece`'s place in datagram `ident`.
+pub fn write_fragment_headers(
+    h: &mut [u8; FRAGMENT_HEADERS_LEN],
+    (tos, hop_limit): (u8, u8),
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    len: usize,
+    piece: Piece,
+    ident: u32,
+) {
+    h[0] = 0x60 | (tos >> 4);
+    h[1] = tos << 4;
+    h[2..4].fill(0);
+    h[4..6].copy_from_slice(&((len + FRAGMENT_HEADER_LEN) as u16).to_be_bytes());
+    h[6] = FRAGMENT_NEXT_HEADER;
+    h[7] = hop_limit;
+    h[8..24].copy_from_slice(&src.octets());
+    h[24..40].copy_from_slice(&dst.octets());
+    let word = (piece.offset as u16 & 0xfff8) | u16::from(piece.more);
+    h[40] = piece.proto;
+    h[41] = 0;
+    h[42..44].copy_from_slice(&word.to_be_bytes());
+    h[44..48].copy_from_slice(&ident.to_be_bytes());
+}
+
+/// The next header number of an IPv6 Fragment Header.
+const FRAGMENT_NEXT_HEADER: u8 = 44;
 
 /// ICMPv4 type 3, destination unreachable.
 const V4_UNREACH: u8 = 3;

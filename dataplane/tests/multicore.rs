@@ -426,6 +426,40 @@ fn fragments_of_a_fullnat66_reply_on_the_other_worker_follow_their_first_to_the_
     assert!(c0.balanced() && c1.balanced());
 }
 
+/// The same for a NAT64 reply: the RS's IPv4 fragments land on the other worker, the first
+/// goes to the owner by its LIP port, the later ones follow it there, and the owner sends
+/// them on as IPv6 fragments.
+#[test]
+fn fragments_of_a_nat64_reply_on_the_other_worker_follow_their_first_to_the_owner() {
+    let mut p = pair6_to(RS[0].into(), ForwardMode::FullNat);
+    let syn = testkit::Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    let [o0, _] = p.send(0, WAN, &syn);
+    let s = decode(&o0.lan[0]);
+    let payload: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    let mut answer = Frame::tcp(RS[0], 8080, s.src, s.sport, ACK)
+        .via_rs(0)
+        .payload(&payload);
+    answer.dst_mac = LAN_MAC;
+    answer.df = false;
+    let mut out = Vec::new();
+    for f in fragment(&answer.build(), 1400) {
+        let [o0, o1] = p.send(1, LAN, &f);
+        assert_eq!(o1.total(), 0);
+        out.extend(o0.wan);
+    }
+    assert_eq!(out.len(), 3);
+    let whole = decode6(&testkit::reassemble6(&out));
+    let l4 = whole.l4();
+    assert_eq!((whole.src, whole.dst), (VIP6, CLIENT6));
+    assert_eq!((l4.sport, l4.dport, l4.payload), (80, 40000, payload));
+    let (c0, c1) = (p.w[0].counters(), p.w[1].counters());
+    assert_eq!((c1.redirected_out(), c0.redirected_in()), (3, 3));
+    assert_eq!((c1.fragments_tracked(), c1.fragments_followed()), (1, 2));
+    assert_eq!((c0.fragments_tracked(), c0.fragments_followed()), (1, 2));
+    assert_eq!(c0.total_drops() + c1.total_drops(), 0);
+    assert!(c0.balanced() && c1.balanced());
+}
+
 #[test]
 fn nat_sessions_live_on_the_client_endpoint_home_worker() {
     let cfg = config(

@@ -464,28 +464,277 @@ fn a_reply_with_the_longest_ipv4_header_is_translated() {
     assert_eq!(u16::from_be_bytes([f[40], f[41]]), 1500 + 60 - 40);
 }
 
+/// A payload whose bytes all differ from their neighbours.
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i * 7 + u32::from(seed)) as u8)
+        .collect()
+}
+
+/// Sends each of `frames` on `port` and gathers what left on `to` (nothing elsewhere).
+fn relay(lab: &mut Lab, port: u16, frames: &[Vec<u8>], to: u16) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    for f in frames {
+        let out = lab.send(port, f);
+        let (here, there) = if to == LAN {
+            (out.lan, out.wan)
+        } else {
+            (out.wan, out.lan)
+        };
+        assert!(there.is_empty(), "nothing the other way");
+        got.extend(here);
+    }
+    got
+}
+
+/// An IPv4 fragment's header, its checksum verified by smoltcp: (src, dst, protocol, ident,
+/// DF, MF, offset in bytes).
+fn ipv4_fragment(f: &[u8]) -> (Ipv4Addr, Ipv4Addr, u8, u16, bool, bool, u16) {
+    let ip = Ipv4Packet::new_checked(&f[14..]).expect("ipv4");
+    assert!(ip.verify_checksum(), "IPv4 header checksum");
+    assert_eq!(usize::from(ip.total_len()), f.len() - 14, "total length");
+    (
+        ip.src_addr(),
+        ip.dst_addr(),
+        u8::from(ip.next_header()),
+        ip.ident(),
+        ip.dont_frag(),
+        ip.more_frags(),
+        ip.frag_offset(),
+    )
+}
+
 #[test]
-fn nat64_takes_no_fragments() {
+fn a_fragmented_udp_datagram_crosses_nat64_both_ways() {
     let mut lab = lab64(2000..=2999);
-    // A fragmented datagram would open a NAT64 session: it opens none.
+    // The client's 4000-byte question in three IPv6 fragments opens the session with its
+    // first and leaves as three IPv4 fragments of one fresh identification, DF clear.
+    let question = pattern(4000, 1);
     let dgram = Frame6::udp(CLIENT6, 5000, VIP6, 53)
-        .payload(&[7; 3000])
+        .payload(&question)
         .build();
-    for f in testkit::fragment6(&dgram, 1280, 1) {
+    let frags = testkit::fragment6(&dgram, 1500, 0xabcd_0001);
+    assert_eq!(frags.len(), 3);
+    let sent = relay(&mut lab, WAN, &frags, LAN);
+    assert_eq!(sent.len(), 3);
+    let ident = ipv4_fragment(&sent[0]).3;
+    for (i, (f, v6)) in sent.iter().zip(&frags).enumerate() {
+        let (src, dst, proto, id, df, mf, offset) = ipv4_fragment(f);
+        assert_eq!((src, dst, proto, id, df), (LIP1, RS[0], 17, ident, false));
+        assert_eq!(&f[..6], &rs_mac(0)[..]);
+        let word = u16::from_be_bytes([v6[56], v6[57]]);
+        assert_eq!((mf, offset), (i < 2, word & 0xfff8), "fragment {i}");
+        assert_eq!(
+            f.len() - 34,
+            v6.len() - 62,
+            "the payload, 28 bytes of header less"
+        );
+        assert_eq!(f[22], 63, "TTL: hop limit less one");
+    }
+    let whole = testkit::reassemble(&sent);
+    assert!(testkit::checksums_valid(&whole), "the UDP checksum holds");
+    let q = decode(&whole);
+    assert_eq!((q.src, q.dst, q.dport), (LIP1, RS[0], 53));
+    assert_eq!(q.payload, question);
+    let lport = q.sport;
+    // A second datagram gets an identification of its own.
+    let again = testkit::fragment6(&dgram, 1500, 0xabcd_0002);
+    let sent = relay(&mut lab, WAN, &again, LAN);
+    assert_eq!(sent.len(), 3);
+    let ident2 = ipv4_fragment(&sent[0]).3;
+    assert_ne!(ident2, ident);
+    assert!(sent.iter().all(|f| ipv4_fragment(f).3 == ident2));
+    assert_eq!(decode(&testkit::reassemble(&sent)).payload, question);
+
+    // The RS's answer in IPv4 fragments that fit the IPv6 side once translated: one IPv6
+    // fragment each, its identification the RS's.
+    let answer = pattern(4000, 2);
+    let mut a = Frame::udp(RS[0], 53, LIP1, lport).payload(&answer);
+    a.df = false;
+    a.ident = 0x5151;
+    let a = from_rs(a, 0);
+    let frags4 = testkit::fragment(&a, 1400);
+    assert_eq!(frags4.len(), 3);
+    let back = relay(&mut lab, LAN, &frags4, WAN);
+    assert_eq!(back.len(), 3);
+    for f in &back {
+        let s = decode6(f);
+        assert_eq!(
+            (s.dst_mac, s.src, s.dst, s.hop_limit, s.next_header),
+            (ROUTER_MAC, VIP6, CLIENT6, 63, 44)
+        );
+        assert_eq!(testkit::fragment6_ident(f), 0x5151);
+        assert_eq!(f[54], 17, "the Fragment Header names UDP");
+    }
+    let whole = decode6(&testkit::reassemble6(&back));
+    let l4 = whole.l4();
+    assert_eq!((l4.sport, l4.dport), (53, 5000));
+    assert_eq!(l4.payload, answer);
+    // Fragments of a full 1500-byte path each grow past the IPv6 side's 1500 bytes: each is
+    // cut in two IPv6 fragments that fit (RFC 7915 4), all of one datagram.
+    let mut a = Frame::udp(RS[0], 53, LIP1, lport).payload(&answer);
+    a.df = false;
+    a.ident = 0x5152;
+    let frags4 = testkit::fragment(&from_rs(a, 0), 1500);
+    assert_eq!(frags4.len(), 3);
+    let back = relay(&mut lab, LAN, &frags4, WAN);
+    assert_eq!(
+        back.len(),
+        5,
+        "1480, 1480 and 1048 bytes in 1448-byte pieces"
+    );
+    assert!(back.iter().all(|f| f.len() - 14 <= 1500));
+    assert!(back.iter().all(|f| testkit::fragment6_ident(f) == 0x5152));
+    let whole = decode6(&testkit::reassemble6(&back));
+    assert_eq!(whole.l4().payload, answer);
+    let c = lab.worker.counters();
+    assert_eq!((c.nat64_fragmented(), c.nat64_fragment_frames()), (2, 2));
+    assert_eq!((c.fragments_tracked(), c.fragments_followed()), (4, 8));
+    assert_eq!(c.total_drops(), 0);
+    assert!(c.balanced());
+    assert_eq!(lab.worker.sessions6().len(), 1, "one session for it all");
+    assert_eq!(lab.worker.fragments6().in_use(), 0, "datagrams seen whole");
+    assert_eq!(lab.worker.fragments().in_use(), 0);
+}
+
+#[test]
+fn a_whole_nat64_reply_without_df_too_big_for_ipv6_leaves_in_fragments() {
+    let mut lab = lab64(2000..=2999);
+    let q = Frame6::udp(CLIENT6, 5000, VIP6, 53)
+        .payload(b"query")
+        .build();
+    let lport = decode(lab.send(WAN, &q).only().1).sport;
+    // 1500 bytes of IPv4 are 1520 of IPv6: two fragments, the identification the RS's, the
+    // checksum of a datagram that had none computed (it is whole here).
+    let answer = pattern(1472, 3);
+    for zero_csum in [false, true] {
+        let mut a = Frame::udp(RS[0], 53, LIP1, lport).payload(&answer);
+        a.df = false;
+        a.ident = 0x0777;
+        let mut a = from_rs(a, 0);
+        if zero_csum {
+            a[40..42].fill(0);
+        }
+        let back = relay(&mut lab, LAN, &[a], WAN);
+        assert_eq!(back.len(), 2);
+        assert!(back.iter().all(|f| testkit::fragment6_ident(f) == 0x0777));
+        let whole = decode6(&testkit::reassemble6(&back));
+        assert_eq!((whole.src, whole.dst), (VIP6, CLIENT6));
+        let l4 = whole.l4();
+        assert_eq!((l4.sport, l4.dport, l4.payload), (53, 5000, answer.clone()));
+    }
+    // A fragment of a datagram without a checksum cannot get one (RFC 7915 4.5).
+    let mut a = Frame::udp(RS[0], 53, LIP1, lport).payload(&pattern(3000, 4));
+    a.df = false;
+    let mut a = from_rs(a, 0);
+    a[40..42].fill(0);
+    let frags4 = testkit::fragment(&a, 1400);
+    assert_eq!(relay(&mut lab, LAN, &frags4, WAN).len(), 0);
+    let c = lab.worker.counters();
+    assert_eq!(c.drop_count(DropReason::Untranslatable), 1);
+    assert_eq!(c.drop_count(DropReason::FragmentUnmatched), 2, "its others");
+    assert_eq!(c.nat64_fragmented(), 2);
+}
+
+#[test]
+fn nat64_fragments_ahead_of_their_first_and_without_a_session_are_dropped() {
+    let mut lab = lab64(2000..=2999);
+    // A later fragment ahead of its first: dropped, unmatched; the datagram opens its
+    // session with its first, and its others follow.
+    let dgram = Frame6::udp(CLIENT6, 5000, VIP6, 53)
+        .payload(&pattern(3000, 5))
+        .build();
+    let frags = testkit::fragment6(&dgram, 1280, 1);
+    assert_eq!(frags.len(), 3);
+    assert_eq!(lab.send(WAN, &frags[1]).total(), 0);
+    let c = lab.worker.counters();
+    assert_eq!(c.drop_count(DropReason::FragmentUnmatched), 1);
+    assert_eq!(lab.worker.sessions6().len(), 0);
+    let sent = relay(&mut lab, WAN, &[frags[0].clone(), frags[2].clone()], LAN);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(lab.worker.fragments6().in_use(), 1, "waits for its middle");
+    let lport = u16::from_be_bytes([sent[0][34], sent[0][35]]);
+    // The same from the RS.
+    let mut a = Frame::udp(RS[0], 53, LIP1, lport).payload(&pattern(3000, 6));
+    a.df = false;
+    let frags4 = testkit::fragment(&from_rs(a, 0), 1400);
+    assert_eq!(lab.send(LAN, &frags4[2]).total(), 0);
+    assert_eq!(relay(&mut lab, LAN, &frags4[..2], WAN).len(), 2);
+    let c = lab.worker.counters();
+    assert_eq!(c.drop_count(DropReason::FragmentUnmatched), 2);
+    // A TCP first fragment opens no NAT64 session, from the client or to a LIP.
+    let seg = Frame6::tcp(CLIENT6, 40000, VIP6, 80, ACK)
+        .payload(&pattern(3000, 7))
+        .build();
+    for f in testkit::fragment6(&seg, 1280, 2) {
         assert_eq!(lab.send(WAN, &f).total(), 0);
     }
-    // An open connection's fragmented segment.
-    let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
-    assert_eq!(lab.send(WAN, &syn).only().0, LAN);
-    let data = Frame6::tcp(CLIENT6, 40000, VIP6, 80, ACK)
-        .payload(&[1; 3000])
-        .build();
-    for f in testkit::fragment6(&data, 1280, 2) {
-        assert_eq!(lab.send(WAN, &f).total(), 0);
+    let mut seg = Frame::tcp(RS[0], 8080, LIP1, 2500, ACK).payload(&pattern(3000, 8));
+    seg.df = false;
+    for f in testkit::fragment(&from_rs(seg, 0), 1400) {
+        assert_eq!(lab.send(LAN, &f).total(), 0);
     }
     let c = lab.worker.counters();
-    assert_eq!(c.drop_count(DropReason::Fragment), 2, "the first fragments");
-    assert_eq!(c.drop_count(DropReason::FragmentUnmatched), 4, "the others");
-    assert_eq!(lab.worker.sessions6().len(), 1, "the connection's only");
-    assert_eq!(lab.worker.fragments6().in_use(), 0);
+    assert_eq!(c.drop_count(DropReason::NoSession), 1, "the client's first");
+    assert_eq!(c.drop_count(DropReason::Fragment), 1, "the RS's first");
+    assert_eq!(c.drop_count(DropReason::FragmentUnmatched), 2 + 2 + 2);
+    assert_eq!(lab.worker.sessions6().len(), 1, "the datagram's only");
+}
+
+#[test]
+fn a_nat64_connection_takes_fragmented_segments_both_ways() {
+    let mut lab = lab64(2000..=2999);
+    let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 80, SYN).build();
+    let lport = decode(lab.send(WAN, &syn).only().1).sport;
+    let synack = from_rs(Frame::tcp(RS[0], 8080, LIP1, lport, SYN | ACK), 0);
+    assert_eq!(lab.send(LAN, &synack).only().0, WAN);
+    // The client's segment, fragmented by its stack: the RS reassembles a segment whose
+    // checksum holds.
+    let data = pattern(3000, 9);
+    let seg = Frame6::tcp(CLIENT6, 40000, VIP6, 80, ACK | PSH)
+        .payload(&data)
+        .build();
+    let sent = relay(&mut lab, WAN, &testkit::fragment6(&seg, 1280, 3), LAN);
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|f| ipv4_fragment(f).2 == 6));
+    let whole = testkit::reassemble(&sent);
+    assert!(testkit::checksums_valid(&whole));
+    let s = decode(&whole);
+    assert_eq!((s.src, s.sport, s.dst, s.dport), (LIP1, lport, RS[0], 8080));
+    assert_eq!(s.payload, data);
+    // And the RS's, fragmented on its side.
+    let mut back = Frame::tcp(RS[0], 8080, LIP1, lport, ACK | PSH).payload(&data);
+    back.df = false;
+    let frags4 = testkit::fragment(&from_rs(back, 0), 1400);
+    let got = relay(&mut lab, LAN, &frags4, WAN);
+    assert_eq!(got.len(), 3);
+    let whole = decode6(&testkit::reassemble6(&got));
+    let l4 = whole.l4();
+    assert_eq!((l4.sport, l4.dport, l4.payload), (80, 40000, data));
+    let c = lab.worker.counters();
+    assert_eq!(c.total_drops(), 0);
+    let (_, sess) = lab.worker.sessions6().iter().next().unwrap();
+    assert_eq!(sess.state, SessionState::Tcp(TcpState::Established));
+}
+
+#[test]
+fn an_atomic_fragment_crosses_nat64_as_a_whole_packet() {
+    let mut lab = lab64(2000..=2999);
+    // RFC 6946: a Fragment Header with offset 0 and M clear is a whole packet; it leaves as
+    // one IPv4 packet, the Fragment Header gone.
+    let q = Frame6::udp(CLIENT6, 5000, VIP6, 53)
+        .payload(b"atomic")
+        .build();
+    let mut f = q[..54].to_vec();
+    f[20] = 44;
+    let len = u16::from_be_bytes([q[18], q[19]]) + 8;
+    f[18..20].copy_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 9]);
+    f.extend_from_slice(&q[54..]);
+    let s = decode(lab.send(WAN, &f).only().1);
+    assert_eq!((s.src, s.dst, s.dport, s.proto), (LIP1, RS[0], 53, 17));
+    assert_eq!(s.payload, b"atomic");
+    assert_eq!(usize::from(s.total_len), 20 + 8 + 6);
+    let c = lab.worker.counters();
+    assert_eq!((c.fragments_tracked(), c.total_drops()), (0, 0));
 }

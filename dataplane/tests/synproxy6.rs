@@ -535,13 +535,23 @@ fn nat64_handshakes_are_proxied_toward_ipv4_servers() {
     let be = |i: usize| u32::from_be_bytes([quote[i], quote[i + 1], quote[i + 2], quote[i + 3]]);
     assert_eq!(be(4), RS_ISN + 1, "the RS's own sequence number");
 
+    // A full-sized reply without DF no longer fits the IPv6 side: cut into IPv6 fragments,
+    // the segment's seq moved all the same, its checksum right over the whole datagram.
+    let mut big = from_rs4(lport, ACK, RS_ISN + 25, ISN + 19).payload(&[0x5a; 1460]);
+    big.df = false;
+    let out = lab.send(LAN, &big.build());
+    assert!(out.wan.len() >= 2, "fragments: {out:?}");
+    let whole = testkit::reassemble6(&out.wan);
+    assert_eq!(decode6(&whole).l4().payload, vec![0x5a; 1460]);
+    assert_eq!(seq_ack(&whole).0, cookie.wrapping_add(25));
+
     // Both FINs.
-    let fin = from_rs4(lport, FIN | ACK, RS_ISN + 25, ISN + 19);
+    let fin = from_rs4(lport, FIN | ACK, RS_ISN + 1485, ISN + 19);
     let out = lab.send(LAN, &fin.build());
-    assert_eq!(seq_ack(&out.wan[0]).0, cookie.wrapping_add(25));
-    let fin = client(FIN | ACK, ISN + 19, cookie.wrapping_add(26));
+    assert_eq!(seq_ack(&out.wan[0]).0, cookie.wrapping_add(1485));
+    let fin = client(FIN | ACK, ISN + 19, cookie.wrapping_add(1486));
     let out = lab.send(WAN, &fin.build());
-    assert_eq!(seq_ack4(&out.lan[0]), (ISN + 19, RS_ISN + 26));
+    assert_eq!(seq_ack4(&out.lan[0]), (ISN + 19, RS_ISN + 1486));
     let c = lab.worker.counters();
     assert_eq!(
         (

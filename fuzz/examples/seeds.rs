@@ -770,8 +770,7 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
             .build(),
     );
     s.reply(LAN, ACK | PSH);
-    // A segment the client fragmented (FullNAT66 takes it), a datagram for NAT64 (which
-    // takes no fragments).
+    // A segment the client fragmented (FullNAT66 takes it), a datagram for NAT64.
     let big = Frame6::tcp(client6, 40000, VIP6, 80, ACK | PSH).payload(&[5; 2000]);
     for f in fragment6(&big.build(), 1280, 3) {
         s.send(WAN, &f);
@@ -841,6 +840,50 @@ fn pipeline_seeds() -> Vec<(&'static str, Vec<u8>)> {
     last.hop_limit = 1;
     s.send(WAN, &last.build());
     add("ipv6_services", &s);
+
+    // NAT64 fragments: the client's 4000-byte datagram to UDP [VIP6]:53 in IPv6 fragments
+    // (IPv4 fragments toward the RS), the RS's answer in IPv4 fragments of a 1500-byte path
+    // (each cut in two IPv6 fragments), one of them again ahead of a new datagram's first, a
+    // whole answer without DF too big for the IPv6 side, and a TCP connection's segment
+    // fragmented by the client.
+    let mut s = Script::default();
+    let dgram = Frame6::udp(client6, 5400, VIP6, 53).payload(&[0x64; 4000]);
+    let frags = fragment6(&dgram.build(), 1500, 0x6464);
+    s.send(WAN, &frags[0]);
+    let first = s.last_out(LAN);
+    for f in &frags[1..] {
+        s.send(WAN, f);
+    }
+    if let Some(out) = first {
+        let lip = Ipv4Addr::new(out[26], out[27], out[28], out[29]);
+        let lport = u16::from_be_bytes([out[34], out[35]]);
+        let rs = Ipv4Addr::new(out[30], out[31], out[32], out[33]);
+        let answer = |len: usize, ident: u16| {
+            let mut a = from_lan(
+                Frame::udp(rs, 53, lip, lport),
+                out[0..6].try_into().unwrap(),
+                None,
+            )
+            .payload(&vec![0x46; len]);
+            a.df = false;
+            a.ident = ident;
+            a.build()
+        };
+        let frags4 = testkit::fragment(&answer(4000, 0x4646), 1500);
+        for f in &frags4 {
+            s.send(LAN, f);
+        }
+        let late = testkit::fragment(&answer(3000, 0x4647), 1500);
+        s.send(LAN, &late[1]);
+        s.send(LAN, &answer(1472, 0x4648));
+    }
+    s.send(WAN, &Frame6::tcp(client6, 41100, VIP6, 8080, SYN).build());
+    s.reply(LAN, SYN | ACK);
+    let seg = Frame6::tcp(client6, 41100, VIP6, 8080, ACK | PSH).payload(&[0x65; 3000]);
+    for f in fragment6(&seg.build(), 1280, 0x6565) {
+        s.send(WAN, &f);
+    }
+    add("nat64_fragments", &s);
 
     // The SYN proxy on the FullNAT66 service [VIP6]:443: the director answers the SYN with
     // a cookie, the client's ACK (the harness acknowledges the cookie) opens the session and

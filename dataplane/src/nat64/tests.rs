@@ -232,3 +232,166 @@ proptest! {
         prop_assert_eq!(&l4.payload, &payload);
     }
 }
+
+/// The IPv6 fragment frame `f` (its Fragment Header right after the fixed header)
+/// translated toward the RS as datagram `ident`, re-framed as Ethernet/IPv4.
+fn fragment_out(f: &[u8], tcp: bool, ident: u16) -> Vec<u8> {
+    let mut pkt = f[14..].to_vec();
+    let word = u16::from_be_bytes([pkt[42], pkt[43]]);
+    let piece = Piece {
+        offset: u32::from(word & 0xfff8),
+        more: word & 1 != 0,
+        proto: pkt[40],
+    };
+    let t = To4 {
+        src: (LIP, 40000),
+        dst: (RIP, 8080),
+        ident,
+    };
+    let first = (piece.offset == 0).then_some(tcp);
+    let at = fragment_to_ipv4(&mut pkt, FRAGMENT_HEADERS_LEN, first, piece, &t);
+    assert_eq!(at, FRAGMENT_HEADERS_LEN - IPV4_MIN_HEADER_LEN);
+    let mut out = f[..14].to_vec();
+    out[12..14].copy_from_slice(&[0x08, 0x00]);
+    out.extend_from_slice(&pkt[at..]);
+    out
+}
+
+/// The IPv4 fragment frame `f` translated toward the client, re-framed as Ethernet/IPv6 with
+/// a Fragment Header; `None` when RFC 7915 drops it.
+fn fragment_back(f: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    let ip = &f[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let word = u16::from_be_bytes([ip[6], ip[7]]);
+    let piece = Piece {
+        offset: u32::from(word & 0x1fff) * 8,
+        more: word & 0x2000 != 0,
+        proto: ip[9],
+    };
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let mut body = ip[ihl..total].to_vec();
+    if piece.offset == 0 {
+        let whole = !piece.more;
+        let ends = ((VIP, 80), (CIP, 51000));
+        if !first_to_ipv6(&mut body, &ip[12..20], tcp, whole, ends) {
+            return None;
+        }
+    }
+    let mut h = [0u8; FRAGMENT_HEADERS_LEN];
+    let ident = u32::from(u16::from_be_bytes([ip[4], ip[5]]));
+    write_fragment_headers(
+        &mut h,
+        (ip[1], ip[8] - 1),
+        (VIP, CIP),
+        body.len(),
+        piece,
+        ident,
+    );
+    let mut out = f[..14].to_vec();
+    out[12..14].copy_from_slice(&[0x86, 0xdd]);
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
+#[test]
+fn fragments_translate_into_fragments_both_ways() {
+    // Client → RS: offset, MF and the Fragment Header's next header carried over, DF clear,
+    // the datagram's identification the one given.
+    let payload: Vec<u8> = (0..4000u32).map(|i| (i % 253) as u8).collect();
+    let f = Frame6::udp(CIP, 51000, VIP, 53).payload(&payload).build();
+    let frags = testkit::fragment6(&f, 1500, 0x0102_0304);
+    let out: Vec<_> = frags
+        .iter()
+        .map(|f| fragment_out(f, false, 0x4242))
+        .collect();
+    for (i, o) in out.iter().enumerate() {
+        let ip = smoltcp::wire::Ipv4Packet::new_checked(&o[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(
+            (ip.ident(), ip.dont_frag(), ip.more_frags()),
+            (0x4242, false, i < 2)
+        );
+        assert_eq!(u8::from(ip.next_header()), 17);
+        assert_eq!(ip.hop_limit(), 63);
+    }
+    let whole = testkit::reassemble(&out);
+    assert!(testkit::checksums_valid(&whole));
+    let s = decode(&whole);
+    assert_eq!((s.src, s.sport, s.dst, s.dport), (LIP, 40000, RIP, 8080));
+    assert_eq!(s.payload, payload);
+    // RS → client: the Fragment Header names the protocol, the offset and M, and the IPv4
+    // identification.
+    let mut r = Frame::tcp(RIP, 8080, LIP, 40000, 0x18).payload(&payload);
+    r.df = false;
+    r.ident = 0x9999;
+    let frags = testkit::fragment(&r.build(), 1400);
+    let back: Vec<_> = frags
+        .iter()
+        .map(|f| fragment_back(f, true).unwrap())
+        .collect();
+    assert!(back.iter().all(|f| testkit::fragment6_ident(f) == 0x9999));
+    let s = decode6(&testkit::reassemble6(&back));
+    assert_eq!((s.src, s.dst, s.hop_limit), (VIP, CIP, 63));
+    let l4 = s.l4();
+    assert_eq!((l4.sport, l4.dport), (80, 51000));
+    assert_eq!(l4.payload, payload);
+    // A fragment of a UDP datagram without a checksum cannot get one: dropped (RFC 7915
+    // 4.5); the datagram whole gets it computed.
+    let mut u = Frame::udp(RIP, 8080, LIP, 40000).payload(&payload);
+    u.df = false;
+    let mut u = u.build();
+    u[14 + 20 + 6..14 + 20 + 8].fill(0);
+    assert_eq!(fragment_back(&testkit::fragment(&u, 1400)[0], false), None);
+    let mut one = Frame::udp(RIP, 8080, LIP, 40000).payload(b"answer").build();
+    one[14 + 20 + 6..14 + 20 + 8].fill(0);
+    let s = decode6(&testkit::reassemble6(
+        &[fragment_back(&one, false).unwrap()],
+    ));
+    assert_eq!(s.l4().payload, b"answer");
+}
+
+proptest! {
+    /// Any datagram fragmented by the client reassembles on the RS side with checksums that
+    /// verify, and its answer fragmented by the RS on the client side.
+    #[test]
+    fn fragmented_translation_keeps_checksums(
+        tcp in any::<bool>(),
+        len in 1500usize..6000,
+        mtu in 1280usize..1501,
+    ) {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 13 % 256) as u8).collect();
+        let f = if tcp {
+            Frame6::tcp(CIP, 51000, VIP, 80, 0x18)
+        } else {
+            Frame6::udp(CIP, 51000, VIP, 80)
+        }
+        .payload(&payload)
+        .build();
+        let out: Vec<_> = testkit::fragment6(&f, mtu, 7)
+            .iter()
+            .map(|f| fragment_out(f, tcp, 7))
+            .collect();
+        prop_assert!(out.len() > 1);
+        let whole = testkit::reassemble(&out);
+        prop_assert!(testkit::checksums_valid(&whole));
+        prop_assert_eq!(&decode(&whole).payload, &payload);
+        let mut back = whole.clone();
+        back[14 + 12..14 + 16].copy_from_slice(&RIP.octets());
+        back[14 + 16..14 + 20].copy_from_slice(&LIP.octets());
+        testkit::refresh_ip_checksum(&mut back, 14);
+        // The addresses swapped, the ports too: the RS's answer of the same bytes.
+        let l4 = 14 + 20;
+        let (sp, dp) = (back[l4..l4 + 2].to_vec(), back[l4 + 2..l4 + 4].to_vec());
+        back[l4..l4 + 2].copy_from_slice(&dp);
+        back[l4 + 2..l4 + 4].copy_from_slice(&sp);
+        let frags: Vec<_> = testkit::fragment(&back, mtu)
+            .iter()
+            .map(|f| fragment_back(f, tcp).unwrap())
+            .collect();
+        let s = decode6(&testkit::reassemble6(&frags));
+        let l4 = s.l4();
+        prop_assert_eq!((l4.sport, l4.dport), (80, 51000));
+        prop_assert_eq!(&l4.payload, &payload);
+    }
+}

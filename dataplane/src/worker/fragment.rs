@@ -1,11 +1,13 @@
 //! IPv4 fragments (step 5's branch for them): the first fragment, which carries the L4 header,
 //! is classified like a whole packet and noted in the fragment table ([`crate::frag`]); later
 //! fragments follow it there to its session (rewritten at L3 only) or to the worker it was
-//! handed to. And TUN's outer fragments, when an encapsulated packet without DF no longer fits
+//! handed to. A NAT64 session's reply fragments, from the RS to a LIP, are noted as NAT64's and
+//! leave as IPv6 fragments ([`Worker::nat64_fragment_back`]). And TUN's outer fragments, when an encapsulated packet without DF no longer fits
 //! the egress MTU.
 
 use super::classify::{flow_key, Step};
-use super::session::{Met, Via};
+use super::nat64::mapped_key;
+use super::session::{tcp_event, Met, Via};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -67,6 +69,10 @@ impl<D: Device> Worker<D> {
                     }
                     None => Err(DropReason::FragmentUnmatched),
                 },
+                FragTarget::Nat64(flow) => match self.table6.lookup(&mapped_key(&flow)) {
+                    Some((id, Dir::Reply)) => self.nat64_fragment_back(id, None, buf, l3, m),
+                    _ => Err(DropReason::FragmentUnmatched),
+                },
                 FragTarget::Worker(owner) if !redirected && owner != self.cfg.id => {
                     Ok(Emit::Handoff { owner, port, buf })
                 }
@@ -93,14 +99,32 @@ impl<D: Device> Worker<D> {
         let open = flow.proto != Proto::Tcp;
         let step = self.step(m, &flow, None, redirected, open)?;
         let target = match step {
-            Step::Unknown => return self.unfollowed(port, buf, m, DropReason::Fragment),
+            Step::Unknown => {
+                // A NAT64 session's reply: to an IPv4 LIP, its session in the IPv6 table.
+                let nat64 = match self.snap.has_nat64() {
+                    true => self.table6.lookup(&mapped_key(&flow)),
+                    false => None,
+                };
+                let Some((id, Dir::Reply)) = nat64 else {
+                    return self.unfollowed(port, buf, m, DropReason::Fragment);
+                };
+                let event = match m.l4 {
+                    L4::Tcp { flags, .. } => tcp_event(flags),
+                    _ => None,
+                };
+                let verdict = self.nat64_fragment_back(id, event, buf, l3, m)?;
+                let target = (FragTarget::Nat64(flow), key.ident);
+                self.frags.fill(slot, key, target, payload, now);
+                self.counters.count(Counter::FragmentsTracked);
+                return Ok(verdict);
+            }
             Step::Owner(owner) => FragTarget::Worker(owner),
             Step::Session(..) | Step::Open(_) => FragTarget::Flow(flow),
         };
         let mut verdict = Ok(self.take(step, port, buf, l3, m, flow)?);
         let ident = match target {
             FragTarget::Flow(_) => self.outgoing_ident(&flow, key.ident),
-            FragTarget::Worker(_) => key.ident,
+            FragTarget::Worker(_) | FragTarget::Nat64(_) => key.ident,
         };
         renumber(&mut verdict, key.ident, ident);
         self.frags.fill(slot, key, (target, ident), payload, now);

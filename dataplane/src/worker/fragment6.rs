@@ -4,7 +4,9 @@
 //! fragment table by (source, destination, identification); later fragments follow it to
 //! its session, rewritten at L3 only, or to the worker it was handed to. Nothing is
 //! reassembled. FullNAT66 gives a datagram toward the RS a fresh identification (clients
-//! share the LIP there). NAT64 sessions take no fragments (`fragment`).
+//! share the LIP there). A NAT64 session's fragments leave as IPv4 fragments (RFC 7915 5.1.1,
+//! [`Worker::nat64_fragment_out`]), with a fresh IPv4 identification per datagram, which the
+//! table notes beside the flow for the later ones.
 
 use super::service6::{Found6, Via6};
 use super::tx::{Emit, Verdict};
@@ -60,6 +62,12 @@ impl<D: Device> Worker<D> {
                     }
                     None => Err(DropReason::FragmentUnmatched),
                 },
+                FragTarget::Nat64(flow) => match self.table6.lookup(&flow) {
+                    Some((id, Dir::Original)) => {
+                        self.nat64_fragment_out(id, None, buf, l3, meta, f, ident as u16)
+                    }
+                    _ => Err(DropReason::FragmentUnmatched),
+                },
                 FragTarget::Worker(owner) if !redirected && owner != self.cfg.id => {
                     Ok(Emit::Handoff { owner, port, buf })
                 }
@@ -77,10 +85,6 @@ impl<D: Device> Worker<D> {
             _ => return Err(DropReason::Fragment),
         };
         let flow = FlowKey6::new(proto, src, sport, dst, dport);
-        if service.is_some() && self.table6.lookup(&flow).is_none() && self.may_nat64(flow) {
-            // It would open a session that could be NAT64's, which takes no fragments.
-            return Err(DropReason::Fragment);
-        }
         let Some(slot) = self.frags6.reserve(&key, now) else {
             return Err(DropReason::FragmentTableFull);
         };
@@ -89,10 +93,20 @@ impl<D: Device> Worker<D> {
             None => self.find_reply6(meta, (src, dst), redirected)?,
         };
         let (target, ident, verdict) = match found {
+            Found6::Session(id, Dir::Original, event)
+                if matches!(
+                    self.table6.get(id).map(|s| s.data.via),
+                    Some(Via6::Nat64 { .. })
+                ) =>
+            {
+                // Toward an IPv4 RS: the datagram's IPv4 identification is the worker's.
+                let ident = self.next_ident();
+                let verdict = self.nat64_fragment_out(id, event, buf, l3, meta, f, ident)?;
+                (FragTarget::Nat64(flow), u32::from(ident), verdict)
+            }
             Found6::Session(id, dir, event) => {
                 let via = self.table6.get(id).map(|s| s.data.via);
                 let ident = match via {
-                    Some(Via6::Nat64 { .. }) => return Err(DropReason::Fragment),
                     Some(Via6::FullNat { .. }) if dir == Dir::Original => self.next_ident6(),
                     _ => f.ident,
                 };
@@ -110,17 +124,5 @@ impl<D: Device> Worker<D> {
         self.frags6.fill(slot, key, (target, ident), payload, now);
         self.counters.count(Counter::FragmentsTracked);
         Ok(verdict)
-    }
-
-    /// Whether the IPv6 service `flow` is for has an IPv4 dest (NAT64).
-    fn may_nat64(&self, flow: FlowKey6) -> bool {
-        self.snap
-            .service_index6(flow.proto, flow.dst, flow.dport)
-            .is_some_and(|si| {
-                self.snap.services()[si]
-                    .dests()
-                    .iter()
-                    .any(|d| d.addr.is_ipv4())
-            })
     }
 }

@@ -10,11 +10,14 @@
 //! error about a packet toward the RS reaches the client as the ICMPv6 error RFC 7915 maps
 //! it to, about the client's own packet; an ICMPv6 error about a reply reaches the RS as
 //! ICMPv4 about the reply it sent — so path-MTU discovery works through the translation.
+//! Fragments of a session's datagrams cross as fragments: the client's leave as IPv4
+//! fragments with a fresh identification per datagram (the fragment table notes it), the RS's
+//! come back as IPv6 fragments; an RS's packet without DF that no longer fits the IPv6 side
+//! (a fragment, or a whole packet) is cut into IPv6 fragments that do (RFC 7915 4).
 
 use super::forward::shift_proxied;
 use super::icmp6::shift_quoted_tcp6;
-use super::service6::shift_proxied6;
-use super::service6::Forward6;
+use super::service6::{shift_proxied6, Forward6, Via6};
 use super::session::{tcp_event, SynProxy};
 use super::tx::{Emit, Verdict};
 use super::Worker;
@@ -25,15 +28,20 @@ use crate::drop::DropReason;
 use crate::icmp;
 use crate::icmpv6;
 use crate::local::{self, IcmpError, L2_ROOM};
-use crate::nat64::{self, To4};
-use crate::parse::{Ipv4Meta, Ipv6Meta, IPV6_HEADER_LEN, L4};
+use crate::nat64::{self, Piece, To4};
+use crate::parse::{Ipv4Meta, Ipv6Fragment, Ipv6Meta, IPV6_HEADER_LEN, L4};
 use crate::synproxy::Shift;
 use crate::wire::IPV4_MIN_HEADER_LEN;
+use arrayvec::ArrayVec;
 use conntrack::{Dir, FlowKey, FlowKey6, Proto, SessionId, TcpEvent};
 use core::net::Ipv4Addr;
 
 /// The room for a translated quote: an ICMPv6 error's whole quote (RFC 4443 2.4 (c)).
 const QUOTE6_MAX: usize = icmpv6::ERROR_MAX - IPV6_HEADER_LEN - 8;
+
+/// The most IPv6 fragments one IPv4 packet is cut into (a 9000-byte frame onto a 1280-byte
+/// link).
+const MAX_FRAGMENTS6: usize = 8;
 
 /// An ICMPv4 error quotes the IP header and 8 bytes of the packet (RFC 792).
 const QUOTE4_MAX: usize = IPV4_MIN_HEADER_LEN + 8;
@@ -70,9 +78,6 @@ impl<D: Device> Worker<D> {
     ) -> Verdict<D::Buf> {
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
         let (f, tcp, before) = (s.data, s.original.proto == Proto::Tcp, s.state);
-        if meta.is_fragment() {
-            return Err(DropReason::Fragment);
-        }
         if meta.hop_limit <= 1 {
             self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
             return Err(DropReason::TtlExceeded);
@@ -138,14 +143,14 @@ impl<D: Device> Worker<D> {
         let mtu = usize::from(self.snap.iface(hop.iface).mtu);
         // The IPv4 header (options included) gives way to the 40-byte IPv6 one.
         if m.total_len - m.header_len + IPV6_HEADER_LEN > mtu {
-            // RFC 7915 would send a DF-clear packet on in IPv6 fragments; rvs sends no
-            // fragments (`too_big`, as for any packet without DF).
             if m.dont_frag {
                 let (ty, code) = (icmp::DEST_UNREACH, icmp::FRAG_NEEDED);
                 let room = (mtu + m.header_len).saturating_sub(IPV6_HEADER_LEN);
                 self.icmp_error_back(&buf, l3, m, ty, code, room as u32);
+                return Err(DropReason::TooBig);
             }
-            return Err(DropReason::TooBig);
+            // Without DF the director fragments it on the IPv6 side (RFC 7915 4.1).
+            return self.nat64_fragment_back(id, event, buf, l3, m);
         }
         self.session6_packet(id, Dir::Reply, event, (f.slot, before), m.total_len);
         buf.truncate(l3 + m.total_len);
@@ -169,6 +174,213 @@ impl<D: Device> Worker<D> {
         let ends = ((orig.dst, orig.dport), (orig.src, orig.sport));
         let l3 = nat64::to_ipv6(buf.data_mut(), at, m.header_len, tcp, ends);
         Ok(Emit::route6(buf, l3, hop))
+    }
+
+    /// A fragment (Fragment Header `frag`) of the client's datagram of NAT64 session `id`
+    /// (TCP `event` for the first), its IPv6 header at `l3`: an IPv4 fragment with
+    /// identification `ident` (the datagram's, noted in the fragment table) from the session's
+    /// LIP toward the RS (RFC 7915 5.1.1). It shrinks by 28 bytes or more, so it fits where the
+    /// whole packets of the session do; when it does not, the client gets Packet Too Big as for
+    /// them. Out of line: fragments are rare.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_fragment_out(
+        &mut self,
+        id: SessionId,
+        event: Option<TcpEvent>,
+        mut buf: D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+        frag: Ipv6Fragment,
+        ident: u16,
+    ) -> Verdict<D::Buf> {
+        let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
+        let (f, tcp, before) = (s.data, s.original.proto == Proto::Tcp, s.state);
+        let Via6::Nat64 { lip, lport, .. } = f.via else {
+            return Err(DropReason::FragmentUnmatched);
+        };
+        if matches!(f.synproxy(), SynProxy::Pending(_)) {
+            // A proxied handshake is whole segments.
+            return Err(DropReason::Fragment);
+        }
+        if meta.hop_limit <= 1 {
+            self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
+            return Err(DropReason::TtlExceeded);
+        }
+        let rip = rs4(&f).ok_or(DropReason::NoRoute)?;
+        let hop = self.snap.route(rip).ok_or(DropReason::NoRoute)?;
+        let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+        let l4_off = usize::from(meta.l4_off);
+        let shrink = l4_off - IPV4_MIN_HEADER_LEN;
+        if meta.total_len - shrink > mtu {
+            let room = ((mtu + shrink) as u32).max(nat64::IPV6_MIN_MTU);
+            self.icmpv6_error_back(&buf, l3, meta, (icmpv6::PACKET_TOO_BIG, 0, room));
+            return Err(DropReason::TooBig);
+        }
+        self.session6_packet(id, Dir::Original, event, (f.slot, before), meta.total_len);
+        if f.synproxy() == SynProxy::On {
+            // The first fragment's ack, as a whole segment's (later ones have no L4 header).
+            let shift = Shift(self.proxy_words6[id.index()]);
+            let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
+            shift_proxied6(pkt, meta, Dir::Original, shift);
+        }
+        let piece = Piece {
+            offset: frag.offset,
+            more: frag.more,
+            proto: meta.upper,
+        };
+        let t = To4 {
+            src: (lip, lport),
+            dst: (rip, f.rport),
+            ident,
+        };
+        let first = (frag.offset == 0).then_some(tcp);
+        let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
+        let at = nat64::fragment_to_ipv4(pkt, l4_off, first, piece, &t);
+        Ok(Emit::route(buf, l3 + at, hop))
+    }
+
+    /// The RS's IPv4 fragment (header at `l3`) of NAT64 session `id` (TCP `event` for the
+    /// first), or a whole reply without DF too big for the IPv6 side: translated to IPv6
+    /// fragments from the VIP to the client (RFC 7915 4.1), the Fragment Header's
+    /// identification the IPv4 one, offset and M carried over. The first fragment's ports and
+    /// checksum are the session's (the pseudo-headers' change only: the checksum covers the
+    /// whole datagram). A packet that does not fit the IPv6 egress once it has grown by the
+    /// two headers is cut into fragments that do (its own buffer carries the first, fresh ones
+    /// the others), as RFC 7915 4 has the translator do for IPv4 packets without DF; one with
+    /// DF gets fragmentation needed, as whole packets do. Out of line: fragments are rare.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn nat64_fragment_back(
+        &mut self,
+        id: SessionId,
+        event: Option<TcpEvent>,
+        mut buf: D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+    ) -> Verdict<D::Buf> {
+        let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
+        let (f, orig, before) = (s.data, s.original, s.state);
+        let tcp = orig.proto == Proto::Tcp;
+        if matches!(f.synproxy(), SynProxy::Pending(_)) {
+            return Err(DropReason::Fragment);
+        }
+        if m.ttl <= 1 {
+            // RFC 792: about the first fragment only.
+            if !m.is_later_fragment() {
+                let (ty, code) = (icmp::TIME_EXCEEDED, icmp::TTL_EXCEEDED);
+                self.icmp_error_back(&buf, l3, m, ty, code, 0);
+            }
+            return Err(DropReason::TtlExceeded);
+        }
+        let hop = self.snap.route6(orig.src).ok_or(DropReason::NoRoute)?;
+        let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+        let ihl = m.header_len;
+        let len = m.total_len - ihl;
+        let headers = nat64::FRAGMENT_HEADERS_LEN;
+        // Every piece but the last carries `chunk` bytes, a multiple of 8.
+        let chunk = mtu.saturating_sub(headers) & !7;
+        if len + headers > mtu {
+            if m.dont_frag {
+                if !m.is_later_fragment() {
+                    let (ty, code) = (icmp::DEST_UNREACH, icmp::FRAG_NEEDED);
+                    let room = (mtu + ihl).saturating_sub(headers);
+                    self.icmp_error_back(&buf, l3, m, ty, code, room as u32);
+                }
+                return Err(DropReason::TooBig);
+            }
+            if chunk == 0 || len.div_ceil(chunk) > MAX_FRAGMENTS6 {
+                return Err(DropReason::TooBig);
+            }
+        }
+        let offset = m.frag_offset() as usize;
+        if offset + len > usize::from(u16::MAX) {
+            // Past the end of any datagram: no Fragment Header can say where it goes.
+            return Err(DropReason::Untranslatable);
+        }
+        let d = buf.data();
+        let ip = &d[l3..l3 + ihl];
+        let (tos, ttl) = (ip[1], ip[8] - 1);
+        let ident = u32::from(u16::from_be_bytes([ip[4], ip[5]]));
+        let mut old_addrs = [0u8; 8];
+        old_addrs.copy_from_slice(&ip[12..20]);
+        let (src, dst) = ((orig.dst, orig.dport), (orig.src, orig.sport));
+        let proto = m.proto.number();
+        buf.truncate(l3 + m.total_len);
+        if f.synproxy() == SynProxy::On {
+            // The first fragment's (or the whole segment's) seq, before the translation.
+            let shift = Shift(self.proxy_words6[id.index()]);
+            shift_proxied(
+                &mut buf.data_mut()[l3..l3 + m.total_len],
+                m,
+                Dir::Reply,
+                shift,
+            );
+        }
+        if offset == 0 {
+            let l4 = &mut buf.data_mut()[l3 + ihl..];
+            let whole = !m.more_fragments();
+            if !nat64::first_to_ipv6(l4, &old_addrs, tcp, whole, (src, dst)) {
+                return Err(DropReason::Untranslatable);
+            }
+        }
+        self.session6_packet(id, Dir::Reply, event, (f.slot, before), m.total_len);
+        // The pieces after the first, built before the first is cut short.
+        let port = self.snap.iface(hop.iface).port as usize;
+        let mut rest: ArrayVec<D::Buf, MAX_FRAGMENTS6> = ArrayVec::new();
+        let first_len = if len + headers > mtu { chunk } else { len };
+        let mut at = first_len;
+        while at < len {
+            let n = (len - at).min(chunk);
+            let Some(mut b) = self.tx.ports[port].alloc() else {
+                return Err(DropReason::NoBuffer);
+            };
+            b.truncate(0);
+            if !b.append(L2_ROOM + headers + n) {
+                return Err(DropReason::NoBuffer);
+            }
+            let piece = Piece {
+                offset: (offset + at) as u32,
+                more: at + n < len || m.more_fragments(),
+                proto,
+            };
+            let (h, body) = b.data_mut()[L2_ROOM..].split_at_mut(headers);
+            if let Ok(h) = h.try_into() {
+                let addrs = (src.0, dst.0);
+                nat64::write_fragment_headers(h, (tos, ttl), addrs, n, piece, ident);
+            }
+            let from = l3 + ihl + at;
+            body.copy_from_slice(&buf.data()[from..from + n]);
+            rest.push(b);
+            at += n;
+        }
+        // The first piece in the packet's own buffer: the two headers right before its
+        // payload, room made in front if the IPv4 header (and what preceded it) is shorter.
+        buf.truncate(l3 + ihl + first_len);
+        let need = headers.saturating_sub(l3 + ihl);
+        if need > 0 && !buf.prepend(need) {
+            return Err(DropReason::NoHeadroom);
+        }
+        let start = l3 + ihl + need - headers;
+        let piece = Piece {
+            offset: offset as u32,
+            more: first_len < len || m.more_fragments(),
+            proto,
+        };
+        if let Ok(h) = (&mut buf.data_mut()[start..start + headers]).try_into() {
+            nat64::write_fragment_headers(h, (tos, ttl), (src.0, dst.0), first_len, piece, ident);
+        }
+        if rest.is_empty() {
+            return Ok(Emit::route6(buf, start, hop));
+        }
+        self.counters.count(Counter::Nat64Fragmented);
+        self.settle(Ok(Emit::route6(buf, start, hop)));
+        for b in rest {
+            self.counters.count(Counter::Nat64FragmentFrames);
+            self.settle(Ok(Emit::route6(b, L2_ROOM, hop)));
+        }
+        Ok(Emit::Absorbed)
     }
 
     /// An ICMPv4 error (header at `l3`, quote `q`) about a packet NAT64 session `id` sent
