@@ -427,6 +427,15 @@ pub fn base_config() -> DirectorConfig {
             None,
             &[dest(RS6[0], 8443, 1, FullNat)],
         )),
+        // A SYN-proxied NAT64 service (the director's side of the handshake in IPv4).
+        proxied(service(
+            Proto::Tcp,
+            VIP6,
+            8443,
+            SchedKind::Rr,
+            None,
+            &[dest(RS[1], 9444, 1, FullNat)],
+        )),
     ];
     let mut table = ServiceTable::new();
     for s in services {
@@ -852,9 +861,16 @@ impl Lab {
 /// Client-side ends of the SYN-proxied services.
 const PROXIED: [(Ipv4Addr, u16); 2] = [(VIP, 8443), (VIP2, 443)];
 /// Server-side ends of the SYN-proxied services' sessions (what the RS sees).
-const PROXIED_RS: [(Ipv4Addr, u16); 3] = [(RS[0], 9443), (RS[1], 9443), (RS[2], 443)];
-/// The same for the SYN-proxied IPv6 service: its client side, its RS side.
-const PROXIED6: [(Ipv6Addr, u16); 2] = [(VIP6, 443), (RS6[0], 8443)];
+const PROXIED_RS: [(Ipv4Addr, u16); 4] = [
+    (RS[0], 9443),
+    (RS[1], 9443),
+    (RS[2], 443),
+    // The SYN-proxied NAT64 service's IPv4 RS.
+    (RS[1], 9444),
+];
+/// The same for the SYN-proxied IPv6 services: their client sides (FullNAT66, NAT64), the
+/// FullNAT66 one's RS side.
+const PROXIED6: [(Ipv6Addr, u16); 3] = [(VIP6, 443), (VIP6, 8443), (RS6[0], 8443)];
 
 /// The flow of a whole basic TCP header in an unfragmented IPv4 frame or an untagged IPv6
 /// one without extension headers: (source, port, destination, port), and where the header
@@ -892,7 +908,7 @@ fn syn_cookie(f: &[u8]) -> Option<((IpAddr, u16, IpAddr, u16), u32)> {
     let t = &f[at..];
     let proxied = match vip {
         IpAddr::V4(v) => PROXIED.contains(&(v, vport)),
-        IpAddr::V6(v) => PROXIED6[..1].contains(&(v, vport)),
+        IpAddr::V6(v) => PROXIED6[..2].contains(&(v, vport)),
     };
     (t[13] & 0x12 == 0x12 && proxied).then(|| {
         (
