@@ -257,6 +257,40 @@ pub fn checksums_valid(frame: &[u8]) -> bool {
     }
 }
 
+/// True if `frame` is untagged Ethernet / IPv6 whose TCP, UDP or ICMPv6 checksum (the header
+/// right after the fixed one) verifies by smoltcp's full computation over the IPv6
+/// pseudo-header; other next headers (fragments, IPv6-in-IPv6, options) are not judged here.
+/// Never panics.
+pub fn checksums_valid6(frame: &[u8]) -> bool {
+    if frame.len() < 14 || frame[12..14] != [0x86, 0xdd] {
+        return false;
+    }
+    let Ok(ip) = Ipv6Packet::new_checked(&frame[14..]) else {
+        return false;
+    };
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let (s, d) = (IpAddress::Ipv6(src), IpAddress::Ipv6(dst));
+    let p = ip.payload();
+    match u8::from(ip.next_header()) {
+        6 => TcpPacket::new_checked(p).is_ok_and(|t| t.verify_checksum(&s, &d)),
+        17 => {
+            UdpPacket::new_checked(p).is_ok_and(|u| u.checksum() != 0 && u.verify_checksum(&s, &d))
+        }
+        58 => Icmpv6Packet::new_checked(p).is_ok_and(|i| i.verify_checksum(&src, &dst)),
+        _ => true,
+    }
+}
+
+/// [`checksums_valid`] or [`checksums_valid6`] by the frame's ethertype; true for the others
+/// (ARP), which carry no checksum.
+pub fn frame_checksums_valid(frame: &[u8]) -> bool {
+    match frame.get(12..14) {
+        Some([0x08, 0x00]) | Some([0x81, 0x00]) => checksums_valid(frame),
+        Some([0x86, 0xdd]) => checksums_valid6(frame),
+        _ => true,
+    }
+}
+
 /// Decodes an Ethernet/IPv4 frame and asserts that the IPv4 and L4 checksums verify by a
 /// full computation (smoltcp's). ICMP echo: sport = ident.
 pub fn decode(frame: &[u8]) -> Seen {
