@@ -11,7 +11,6 @@ use dataplane::Counters;
 use proptest::prelude::*;
 use sched::{Dest, ForwardMode, SchedKind, Service};
 use smoltcp::wire::Icmpv6Repr;
-use std::net::Ipv6Addr;
 use testkit::{checksums_valid6, frame_checksums_valid, icmpv6_frame, Frame6};
 
 fn accounted(c: &Counters) -> bool {
