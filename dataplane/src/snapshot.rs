@@ -300,9 +300,9 @@ pub enum ConfigError {
     /// A service the scheduler model refuses (a dest of the other family than its VIP).
     #[error(transparent)]
     Service(#[from] sched::SchedError),
-    /// An IPv6 service with an option its data path does not have yet (the SYN proxy
-    /// toward IPv4 dests, a PROXY protocol header, TOA): refused rather than silently
-    /// ignored.
+    /// An IPv6 service with an option its data path does not have (the SYN proxy toward
+    /// IPv4 dests, NAT64: the director's own segments would have to be IPv4); refused
+    /// rather than silently ignored. The PROXY protocol and TOA are taken, as for IPv4.
     #[error("service {service}: {option} is not available for IPv6 services")]
     Ipv6Option {
         /// The service.
@@ -889,20 +889,11 @@ impl Snapshot {
         if self.local6(vip).is_some_and(|l| l.lip) {
             return Err(ConfigError::LipIsVip6(vip));
         }
-        let option = if svc.synproxy() && svc.dests().iter().any(|d| d.addr.is_ipv4()) {
+        if svc.synproxy() && svc.dests().iter().any(|d| d.addr.is_ipv4()) {
             // NAT64 translates the client's own segments; the director's would be IPv4.
-            Some("the SYN proxy toward IPv4 dests (NAT64)")
-        } else if svc.proxy_protocol().is_some() {
-            Some("the PROXY protocol")
-        } else if svc.toa() {
-            Some("TOA")
-        } else {
-            None
-        };
-        if let Some(option) = option {
             return Err(ConfigError::Ipv6Option {
                 service: key,
-                option,
+                option: "the SYN proxy toward IPv4 dests (NAT64)",
             });
         }
         for d in svc.dests() {

@@ -313,8 +313,7 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
         c.services.add(s).unwrap();
     });
     assert_eq!(e, Ok(()));
-    // The PROXY protocol and TOA (on FullNAT dests: the modes that allow them); the SYN
-    // proxy is taken, but not toward an IPv4 dest (NAT64).
+    // The SYN proxy is taken, but not toward an IPv4 dest (NAT64).
     let with = |f: &dyn Fn(&mut Service)| {
         build(&|c| {
             c.lips6 = vec![LIP6];
@@ -346,15 +345,25 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
             option: "the SYN proxy toward IPv4 dests (NAT64)",
         })
     );
-    let options: [(&str, SetOption); 2] = [("the PROXY protocol", &header), ("TOA", &toa)];
-    for (option, set) in options {
-        assert_eq!(
-            with(set),
-            Err(ConfigError::Ipv6Option {
-                service: key6(Proto::Tcp, 443),
-                option,
-            })
-        );
+    // The PROXY protocol and TOA are an IPv6 service's too: FullNAT66, with the SYN proxy,
+    // and toward IPv4 dests (NAT64).
+    let both = |s: &mut Service| {
+        synproxy(s);
+        header(s);
+    };
+    let options: [SetOption; 3] = [&header, &toa, &both];
+    for set in options {
+        assert_eq!(with(set), Ok(()));
+    }
+    for set in [&header as SetOption, &toa] {
+        let nat64 = build(&|c| {
+            let mut s = svc6(ForwardMode::FullNat, RS6[0]);
+            s.add_dest(dest(0, 8443, 1, ForwardMode::FullNat)).unwrap();
+            set(&mut s);
+            c.lips6 = vec![LIP6];
+            c.services.add(s).unwrap();
+        });
+        assert_eq!(nat64, Ok(()));
     }
     // A DIP as VIP.
     let e = build(&|c| {

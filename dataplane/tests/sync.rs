@@ -1063,7 +1063,7 @@ fn continues6(s: Svc6) {
     assert_eq!(count(&p.b, Counter::SyncInstalled), 1, "{s:?}");
     assert_eq!(p.b.worker.sessions6().len(), 1);
     let (_, held) = p.b.worker.sessions6().iter().next().unwrap();
-    assert!(held.data.peer, "installed from the peer");
+    assert!(held.data.peer(), "installed from the peer");
     assert_eq!(held.state, state);
     // The LIP pair is B's now too: its pool will not hand it out again.
     let taken = |lab: &Lab| {
@@ -1190,7 +1190,7 @@ fn ipv6_state_changes_are_synced_and_a_moved_session_is_kept() {
     let fin = from_rs(&s, peer, FIN | ACK, b"");
     assert_eq!(p.b.send(LAN, &fin).wan.len(), 1);
     p.b.slow();
-    assert!(!p.b.worker.sessions6().iter().next().unwrap().1.data.peer);
+    assert!(!p.b.worker.sessions6().iter().next().unwrap().1.data.peer());
     let moved = state_on_b(&p);
     assert_ne!(moved, on_a);
     // A's refresh sweep sends it again: kept as B has it.

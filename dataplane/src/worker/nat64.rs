@@ -11,6 +11,7 @@
 //! it to, about the client's own packet; an ICMPv6 error about a reply reaches the RS as
 //! ICMPv4 about the reply it sent — so path-MTU discovery works through the translation.
 
+use super::preamble6::{Out6, Toward6};
 use super::service6::Forward6;
 use super::session::tcp_event;
 use super::tx::{Emit, Verdict};
@@ -24,6 +25,7 @@ use crate::icmpv6;
 use crate::local::{self, IcmpError, L2_ROOM};
 use crate::nat64::{self, To4};
 use crate::parse::{Ipv4Meta, Ipv6Meta, IPV6_HEADER_LEN, L4};
+use crate::proxy_protocol;
 use crate::wire::IPV4_MIN_HEADER_LEN;
 use conntrack::{Dir, FlowKey, FlowKey6, Proto, SessionId, TcpEvent};
 use core::net::Ipv4Addr;
@@ -84,6 +86,12 @@ impl<D: Device> Worker<D> {
             self.icmpv6_error_back(&buf, l3, meta, (icmpv6::PACKET_TOO_BIG, 0, room));
             return Err(DropReason::TooBig);
         }
+        if f.preamble().is_on()
+            && !tcp
+            && self.udp_too_big6(&buf, (l3, meta), &f, (meta.total_len - shrink, mtu, shrink))
+        {
+            return Err(DropReason::TooBig);
+        }
         self.session6_packet(id, Dir::Original, event, (f.slot, before), meta.total_len);
         let t = To4 {
             src: (lip, lport),
@@ -92,6 +100,26 @@ impl<D: Device> Worker<D> {
         };
         let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
         let at = nat64::to_ipv4(pkt, l4_off, tcp, &t);
+        if f.preamble().is_on() {
+            // The header (or TOA) names the IPv6 client in the translated IPv4 segment.
+            let orig = self.table6.get(id).ok_or(DropReason::NoSession)?.original;
+            let out = (
+                l3 + at,
+                meta.total_len - shrink,
+                Out6::V4 {
+                    header_len: IPV4_MIN_HEADER_LEN,
+                },
+            );
+            match meta.l4 {
+                L4::Tcp { flags, .. } => {
+                    let hop = Toward6::V4(hop);
+                    self.preamble6(id, Dir::Original, &mut buf, out, flags, &f, &orig, hop)?;
+                }
+                _ => {
+                    self.udp_header6(id, &mut buf, out, &f, &orig)?;
+                }
+            }
+        }
         Ok(Emit::route(buf, l3 + at, hop))
     }
 
@@ -130,6 +158,18 @@ impl<D: Device> Worker<D> {
             return Err(DropReason::TooBig);
         }
         self.session6_packet(id, Dir::Reply, event, (f.slot, before), m.total_len);
+        if let (true, L4::Tcp { flags, .. }) = (f.preamble().is_on(), m.l4) {
+            // The RS's acknowledgements move back to the client's numbers (no size change).
+            let at = (
+                l3,
+                m.total_len,
+                Out6::V4 {
+                    header_len: m.header_len,
+                },
+            );
+            let toward = Toward6::V6(hop);
+            self.preamble6(id, Dir::Reply, &mut buf, at, flags, &f, &orig, toward)?;
+        }
         buf.truncate(l3 + m.total_len);
         // The IPv6 header goes right before the transport header: room in front if needed.
         let need = IPV6_HEADER_LEN.saturating_sub(l3 + m.header_len);
@@ -153,7 +193,8 @@ impl<D: Device> Worker<D> {
         m: &Ipv4Meta,
         q: &icmp::Quote,
     ) -> Verdict<D::Buf> {
-        let orig = self.table6.get(id).ok_or(DropReason::NoSession)?.original;
+        let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
+        let (f, orig) = (s.data, s.original);
         let pkt = &buf.data()[l3..l3 + m.total_len];
         if !icmp::checksum_valid(pkt, m.header_len) {
             return Err(DropReason::BadIcmpChecksum);
@@ -168,6 +209,12 @@ impl<D: Device> Worker<D> {
         let ends = ((orig.src, orig.sport), (orig.dst, orig.dport));
         let n = nat64::quote_to_ipv6(&pkt[q.at..], &mut quote, ends)
             .ok_or(DropReason::Untranslatable)?;
+        if let (Some(version), Proto::Tcp) = (f.preamble().version(), orig.proto) {
+            // The quoted segment carried (or followed) the PROXY protocol header: the client
+            // gets it in its own numbers.
+            let hn = proxy_protocol::len6(version, &proxy_protocol::Ends6::of(&orig)) as u32;
+            super::icmp6::quote_to_client6(&mut quote[..n], &f, hn);
+        }
         if !local::write_icmpv6_error(&mut buf, (orig.dst, orig.src), error, &quote[..n]) {
             return Err(DropReason::NoBuffer);
         }
