@@ -403,6 +403,11 @@ impl<D: Device> Worker<D> {
                 0
             },
             synproxy,
+            preamble: f.preamble().carrier().map(|carrier| SyncPreamble {
+                carrier,
+                phase: f.preamble().phase(),
+                first_seq: f.first_seq(),
+            }),
         });
         r.validate().ok().map(|()| r)
     }
@@ -597,6 +602,10 @@ impl<D: Device> Worker<D> {
         };
         let mut f = Forward6::new(rip, x.rport, via, slot, x.persist_ms > 0);
         f.set_peer(true);
+        if let Some(p) = x.preamble {
+            f.set_preamble(Preamble::new(Some(p.carrier)).at(p.phase));
+            f.set_first_seq(p.first_seq);
+        }
         let key = FlowKey6::new(x.proto, x.client.0, x.client.1, x.vip.0, x.vip.1);
         if let Some((id, dir)) = self.table6.lookup(&key) {
             return self.refresh_from_peer6(id, dir, &f, x, now);
@@ -709,6 +718,11 @@ impl<D: Device> Worker<D> {
         self.table6.refresh_for(id, now, until - now);
         if let SyncProxy::On { shift } = x.synproxy {
             self.proxy_words6[id.index()] = shift;
+        }
+        if let Some(d) = self.table6.data_mut(id) {
+            // The peer's word on its header: it may have sent it, or seen it acknowledged.
+            d.set_preamble(f.preamble());
+            d.set_first_seq(f.first_seq());
         }
         self.stats
             .session_moved(u32::from(f.slot), is_active(was), is_active(x.state));
