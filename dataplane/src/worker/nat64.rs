@@ -86,10 +86,7 @@ impl<D: Device> Worker<D> {
             self.icmpv6_error_back(&buf, l3, meta, (icmpv6::PACKET_TOO_BIG, 0, room));
             return Err(DropReason::TooBig);
         }
-        if f.preamble().is_on()
-            && !tcp
-            && self.udp_too_big6(&buf, (l3, meta), &f, (meta.total_len - shrink, mtu, shrink))
-        {
+        if f.preamble().is_on() && !tcp && self.udp_too_big64(id, &buf, (l3, meta), (mtu, shrink)) {
             return Err(DropReason::TooBig);
         }
         self.session6_packet(id, Dir::Original, event, (f.slot, before), meta.total_len);
@@ -101,26 +98,58 @@ impl<D: Device> Worker<D> {
         let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
         let at = nat64::to_ipv4(pkt, l4_off, tcp, &t);
         if f.preamble().is_on() {
-            // The header (or TOA) names the IPv6 client in the translated IPv4 segment.
-            let orig = self.table6.get(id).ok_or(DropReason::NoSession)?.original;
             let out = (
                 l3 + at,
                 meta.total_len - shrink,
-                Out6::V4 {
-                    header_len: IPV4_MIN_HEADER_LEN,
-                },
+                meta.l4,
+                IPV4_MIN_HEADER_LEN,
             );
-            match meta.l4 {
-                L4::Tcp { flags, .. } => {
-                    let hop = Toward6::V4(hop);
-                    self.preamble6(id, Dir::Original, &mut buf, out, flags, &f, &orig, hop)?;
-                }
-                _ => {
-                    self.udp_header6(id, &mut buf, out, &f, &orig)?;
-                }
-            }
+            self.preamble64(id, Dir::Original, &mut buf, out, Toward6::V4(hop))?;
         }
         Ok(Emit::route(buf, l3 + at, hop))
+    }
+
+    /// NAT64's header step, out of line (sessions without a header do not carry it): the
+    /// client's segment or datagram translated to IPv4 at `l3` (`total` bytes, `l4` its
+    /// summary, its IPv4 header `header_len` bytes) gets the header (or TOA) naming the IPv6
+    /// client; the RS's IPv4 reply (`dir` Reply) has its acknowledgements moved back.
+    #[inline(never)]
+    fn preamble64(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        buf: &mut D::Buf,
+        (l3, total, l4, header_len): (usize, usize, L4, usize),
+        hop: Toward6,
+    ) -> Result<usize, DropReason> {
+        let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
+        let (f, orig) = (s.data, s.original);
+        let out = Out6::V4 { header_len };
+        match l4 {
+            L4::Tcp { flags, .. } => {
+                self.preamble6(id, dir, buf, (l3, total, out), flags, &f, &orig, hop)
+            }
+            L4::Udp { .. } if dir == Dir::Original => {
+                self.udp_header6(id, buf, (l3, total, out), &f, &orig)
+            }
+            _ => Ok(total),
+        }
+    }
+
+    /// [`Worker::udp_too_big6`] for NAT64 session `id`'s client datagram (`meta` at `l3`),
+    /// which leaves `shrink` bytes shorter under `mtu`.
+    #[inline(never)]
+    fn udp_too_big64(
+        &mut self,
+        id: SessionId,
+        buf: &D::Buf,
+        (l3, meta): (usize, &Ipv6Meta),
+        (mtu, shrink): (usize, usize),
+    ) -> bool {
+        let Some(f) = self.table6.get(id).map(|s| s.data) else {
+            return false;
+        };
+        self.udp_too_big6(buf, (l3, meta), &f, (meta.total_len - shrink, mtu, shrink))
     }
 
     /// The RS's IPv4 reply (header at `l3`) of NAT64 session `id`: translated to IPv6 from
@@ -158,17 +187,10 @@ impl<D: Device> Worker<D> {
             return Err(DropReason::TooBig);
         }
         self.session6_packet(id, Dir::Reply, event, (f.slot, before), m.total_len);
-        if let (true, L4::Tcp { flags, .. }) = (f.preamble().is_on(), m.l4) {
+        if f.preamble().is_on() {
             // The RS's acknowledgements move back to the client's numbers (no size change).
-            let at = (
-                l3,
-                m.total_len,
-                Out6::V4 {
-                    header_len: m.header_len,
-                },
-            );
-            let toward = Toward6::V6(hop);
-            self.preamble6(id, Dir::Reply, &mut buf, at, flags, &f, &orig, toward)?;
+            let at = (l3, m.total_len, m.l4, m.header_len);
+            self.preamble64(id, Dir::Reply, &mut buf, at, Toward6::V6(hop))?;
         }
         buf.truncate(l3 + m.total_len);
         // The IPv6 header goes right before the transport header: room in front if needed.

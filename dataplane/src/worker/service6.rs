@@ -365,14 +365,7 @@ impl<D: Device> Worker<D> {
                     return Err(DropReason::NoSession);
                 }
                 let si = si.ok_or(DropReason::NotForUs)?;
-                // The client's first data byte: its SYN's sequence number + 1.
-                let first_seq = match meta.l4 {
-                    L4::Tcp { .. } => buf
-                        .data()
-                        .get(l4_off + 4..l4_off + 8)
-                        .map_or(0, |s| crate::wire::be32(s, 0).wrapping_add(1)),
-                    _ => 0,
-                };
+                let first_seq = first_seq6(buf, l4_off, meta);
                 match self.open6(si, key, meta, (SynProxy::Off, first_seq)) {
                     Ok(id) => (id, Dir::Original),
                     Err(DropReason::TtlExceeded) => {
@@ -534,29 +527,11 @@ impl<D: Device> Worker<D> {
                 _ => Err(DropReason::NoRoute),
             };
         };
-        let total = match (f.preamble().is_on(), meta.l4) {
-            (true, L4::Tcp { flags, .. }) => {
-                if frag.is_some() && f.preamble().phase() != Phase::Done {
-                    // A header or an option cannot go into a fragment.
-                    return Err(DropReason::Fragment);
-                }
-                let hop = Toward6::V6(hop);
-                let at = (l3, meta.total_len, Out6::V6 { l4_off });
-                self.preamble6(id, dir, &mut buf, at, flags, &f, &orig, hop)?
-            }
-            (true, L4::Udp { .. }) if dir == Dir::Original => {
-                let mtu = usize::from(self.snap.iface(hop.iface).mtu);
-                let fits = (meta.total_len, mtu, 0);
-                if frag.is_some() && f.preamble().phase() != Phase::Done {
-                    return Err(DropReason::Fragment);
-                }
-                if self.udp_too_big6(&buf, (l3, meta), &f, fits) {
-                    return Err(DropReason::TooBig);
-                }
-                let at = (l3, meta.total_len, Out6::V6 { l4_off });
-                self.udp_header6(id, &mut buf, at, &f, &orig)?
-            }
-            _ => meta.total_len,
+        let total = if f.preamble().is_on() {
+            let at = (l3, usize::from(meta.l4_off), meta);
+            self.preamble_step6(id, dir, &mut buf, at, frag.is_some(), hop)?
+        } else {
+            meta.total_len
         };
         let pkt = &mut buf.data_mut()[l3..l3 + total];
         if let Some((at, ident)) = frag {
@@ -591,6 +566,48 @@ impl<D: Device> Worker<D> {
             shift_proxied6(pkt, meta, dir, Shift(self.proxy_words6[id.index()]));
         }
         Ok(Emit::route6(buf, l3, hop))
+    }
+
+    /// The header step of a routed IPv6 session that tells its RS who the client is (its
+    /// packet at `l3`, the L4 header at `l4_off` from it; `fragment`: one of a datagram's
+    /// fragments): a TCP segment through [`Worker::preamble6`], a UDP flow's first datagram
+    /// given its header. Returns the packet's total length. Out of line: sessions without a
+    /// header do not carry it.
+    ///
+    /// # Errors
+    /// `fragment` for a fragment while the header or option is still to go (it cannot go
+    /// into one); `too_big` for a first datagram with no room for the header (the client gets
+    /// a Packet Too Big); what [`Worker::preamble6`] and [`Worker::udp_header6`] return.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn preamble_step6(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        buf: &mut D::Buf,
+        (l3, l4_off, meta): (usize, usize, &Ipv6Meta),
+        fragment: bool,
+        hop: crate::snapshot::Hop6,
+    ) -> Result<usize, DropReason> {
+        // Read again here: the common path does not hold the session's copy in memory.
+        let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
+        let (f, orig) = (&{ s.data }, &{ s.original });
+        let pending = f.preamble().phase() != Phase::Done;
+        let at = (l3, meta.total_len, Out6::V6 { l4_off });
+        match meta.l4 {
+            L4::Tcp { .. } | L4::Udp { .. } if fragment && pending => Err(DropReason::Fragment),
+            L4::Tcp { flags, .. } => {
+                self.preamble6(id, dir, buf, at, flags, f, orig, Toward6::V6(hop))
+            }
+            L4::Udp { .. } if dir == Dir::Original => {
+                let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+                if self.udp_too_big6(buf, (l3, meta), f, (meta.total_len, mtu, 0)) {
+                    return Err(DropReason::TooBig);
+                }
+                self.udp_header6(id, buf, at, f, orig)
+            }
+            _ => Ok(meta.total_len),
+        }
     }
 
     /// A packet of IPv6 session `id` (counter slot and state `before` it) going in
@@ -800,6 +817,19 @@ impl<D: Device> Worker<D> {
         self.stats
             .session_opened(u32::from(slot), key.proto != Proto::Tcp);
         Ok(id)
+    }
+}
+
+/// The client's first data byte, from its SYN (its TCP header at `l4` in `buf`): the
+/// sequence number + 1; 0 for UDP.
+#[cold]
+fn first_seq6<B: PacketBuf>(buf: &B, l4: usize, meta: &Ipv6Meta) -> u32 {
+    match meta.l4 {
+        L4::Tcp { .. } => buf
+            .data()
+            .get(l4 + 4..l4 + 8)
+            .map_or(0, |s| crate::wire::be32(s, 0).wrapping_add(1)),
+        _ => 0,
     }
 }
 
