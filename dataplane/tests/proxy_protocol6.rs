@@ -609,7 +609,7 @@ fn a_service_without_it_is_unchanged() {
 #[test]
 fn an_error_quoting_a_shifted_segment_reaches_the_client_in_its_numbers() {
     use smoltcp::wire::{Icmpv6Repr, IpProtocol, Ipv6Repr};
-    for (mode, dest) in [routed_dests()[0].clone(), routed_dests()[2].clone()] {
+    for (mode, dest) in [routed_dests()[0], routed_dests()[2]] {
         let mut lab = lab6(Proto::Tcp, 80, dest, Tell::Proxy(ProxyProtocol::V2), false);
         let side = handshake(&mut lab);
         let get = b"GET / HTTP/1.1\r\n\r\n";
@@ -661,4 +661,31 @@ fn an_error_quoting_a_shifted_segment_reaches_the_client_in_its_numbers() {
             other => panic!("{mode}: expected packet too big, got {other:?}"),
         }
     }
+}
+
+/// A fragment of the client's first data, while the header is still to go, is dropped
+/// (`fragment`): the header cannot go into it. Whole, the next try carries the header.
+#[test]
+fn no_header_goes_into_an_ipv6_fragment() {
+    let mut lab = lab6(
+        Proto::Tcp,
+        80,
+        dest6(ForwardMode::FullNat, 8080),
+        Tell::Proxy(ProxyProtocol::V2),
+        false,
+    );
+    handshake(&mut lab);
+    let data = client(ACK | PSH, ISN + 1, RS_ISN + 1, &[5; 1000]);
+    for f in testkit::fragment6(&data, 600, 77) {
+        assert!(lab.send(WAN, &f).lan.is_empty());
+    }
+    let c = lab.worker.counters();
+    assert!(c.drop_count(dataplane::DropReason::Fragment) >= 1);
+    assert_eq!(count(&lab, Counter::ProxyHeadersSent), 0);
+    assert_eq!(phase(&lab), Phase::Pending);
+    let s = seg(&lab.send(WAN, &data).lan[0]);
+    assert_eq!(
+        s.payload,
+        [&v2(0x21, CPORT, 80)[..], &[5; 1000][..]].concat()
+    );
 }
