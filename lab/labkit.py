@@ -42,7 +42,7 @@ ipv6-director uses those too, and site.dip6_wan, site.dip6_lan (the director's I
 rvsd's config beside the IPv4 ones), site.router_wan6 (the router's IPv6 address on the wan
 link) and site.rs1_6 (rs1's on the lan); the director's kernel has IPv6 off on its data veths.
 
-ipv6-dr, ipv6-fullnat and ipv6-synproxy use site.vip6, site.cip6, site.rs6 and site.lip6 (the IPv6 VIP,
+ipv6-dr, ipv6-fullnat, ipv6-synproxy and ipv6-proxy-protocol use site.vip6, site.cip6, site.rs6 and site.lip6 (the IPv6 VIP,
 client, servers and LIP),
 site.router_lan6, site.set_rs_routes6(via, vip_on_lo=False) (the servers' IPv6 default route,
 None: none; with the IPv6 VIP on their loopback for DR), site.rvsadm(args, check, stdin) and
@@ -894,6 +894,155 @@ setSecurityPollSuffix("")
 addAction(AllRule(), LogAction("{home}/dns.log", false, true, false, false, false))
 addAction(AllRule(), SpoofAction("192.0.2.53"))
 """
+
+
+def ipv6_proxy_protocol(site, ck, n):
+    """The PROXY protocol for IPv6 clients: curl -6 to the IPv6 VIP through FullNAT66 (the
+    servers' nginx on [RS6]:8081, reached from the IPv6 LIP) and NAT64 (their nginx on
+    RS:8081, reached from the IPv4 LIP), v2 then v1, and FullNAT66 v2 with the SYN proxy;
+    nginx listens with `proxy_protocol` and answers and logs `$proxy_protocol_addr:
+    $proxy_protocol_port`. Each run: n requests, every answer naming the IPv6 client's own
+    address and port as curl saw them, from the three servers; 3 downloads of the large file
+    with the right sha256; every nginx log line naming the IPv6 client while the connection's
+    peer is the LIP; the headers counted; `-L -n` and `-S` show the option on the IPv6
+    service. Then TOA (`ipv6_toa`)."""
+    site.set_rs_routes(None)
+    site.set_rs_routes6(None)
+    vip = f"[{site.vip6}]:80"
+    runs = (
+        ("FullNAT66", "v2", False),
+        ("FullNAT66", "v1", False),
+        ("NAT64", "v2", False),
+        ("NAT64", "v1", False),
+        ("FullNAT66", "v2", True),
+    )
+    for mode, version, synproxy in runs:
+        label = f"ipv6-proxy-protocol {mode} {version}" + (" synproxy" if synproxy else "")
+        site.rvsadm(["-C"])
+        proxy = ["-j", "enable"] if synproxy else []
+        site.rvsadm(["-A", "-t", vip, "-s", "rr", "--proxy-protocol", version] + proxy)
+        if mode == "NAT64":
+            rips, peer = [f"{a}:8081" for a in site.rs], site.lip
+        else:
+            rips, peer = [f"[{a}]:8081" for a in site.rs6], site.lip6
+        for r in rips:
+            site.rvsadm(["-a", "-t", vip, "-r", r, "--fullnat"])
+        listing = site.rvsadm(["-L", "-n"]).stdout
+        saved = site.rvsadm(["-S", "-n"]).stdout
+        shown = (
+            any(vip in l and f"proxy-protocol {version}" in l for l in listing.splitlines())
+            and any(vip in l and f"--proxy-protocol {version}" in l for l in saved.splitlines())
+        )
+        for i in (1, 2, 3):
+            site.rs_sh(i, f": > {site.rs_home(i)}/pp.log")
+        before = worker_total(site, "proxy_headers_sent")
+        out = site.client_sh(
+            f"for i in $(seq {n}); do curl -6 -g -s -m 3 -w '|%{{local_ip}}:%{{local_port}}\\n' "
+            f"'http://[{site.vip6}]/' || echo ERR; done",
+            timeout=n * 4 + 30,
+        )
+        seen, right, servers = 0, 0, {}
+        for line in out.splitlines():
+            body, _, local = line.partition("|")
+            parts = body.split()
+            if len(parts) != 2:
+                continue
+            seen += 1
+            servers[parts[0]] = servers.get(parts[0], 0) + 1
+            right += parts[1] == local.strip() and parts[1].rsplit(":", 1)[0] == site.cip6
+        got = site.client_sh(
+            "f=$(mktemp); for i in 1 2 3; do rm -f $f; "
+            f"curl -6 -g -sf -m 10 -o $f 'http://[{site.vip6}]{site.big_path}'; rc=$?; "
+            "echo $rc $(stat -c %s $f 2>/dev/null || echo 0) $(sha256sum < $f 2>/dev/null | cut -c1-64); "
+            "done; rm -f $f",
+            timeout=60,
+        )
+        whole = [l for l in got.splitlines() if l.split() == ["0", str(site.big_size), site.big_sha256]]
+        lines = [l for i in (1, 2, 3) for l in site.rs_sh(i, f"cat {site.rs_home(i)}/pp.log").splitlines()]
+        named = [
+            l for l in lines
+            if l.split()[0].rsplit(":", 1)[0] == site.cip6 and l.split()[1] == peer
+        ]
+        sent = worker_total(site, "proxy_headers_sent") - before
+        site.log(f"\n== PROXY protocol {version} for IPv6 clients: {mode}"
+                 + (" with the SYN proxy" if synproxy else "") + f" to nginx on {', '.join(rips)}")
+        site.log(f"answers naming the client as curl saw it: {right}/{seen} ({servers})")
+        site.log("nginx log lines: " + "; ".join(lines[:2]) + (" ..." if len(lines) > 2 else ""))
+        ck.expect(f"{label} listed", shown, "-L -n and -S show the option on the IPv6 service")
+        ck.expect(
+            f"{label} answers",
+            seen == n and right == n and len(servers) == 3,
+            f"{right}/{n} answers name the IPv6 client's own address:port, from {servers}",
+        )
+        ck.expect(f"{label} downloads", len(whole) == 3,
+                  f"{len(whole)}/3 downloads of {site.big_size} bytes with the right sha256")
+        ck.expect(
+            f"{label} nginx logs",
+            len(lines) >= n and len(named) == len(lines) and sent >= n + 3,
+            f"{len(named)}/{len(lines)} log lines name [{site.cip6}]:port (the peer being the LIP "
+            f"{peer}); headers sent {sent}",
+        )
+    ipv6_toa(site, ck)
+
+
+def toa6_in(pkt):
+    """The [address]:port a TCP segment's IPv6 TOA option names (kind 254, length 20: the port,
+    then the 16-byte address), in an IPv6 or IPv4 (NAT64) packet, or None; None for a SYN."""
+    import ipaddress
+    if len(pkt) >= 60 and pkt[0] >> 4 == 6 and pkt[6] == 6:
+        t = pkt[40:]
+    elif len(pkt) >= 40 and pkt[0] >> 4 == 4 and pkt[9] == 6:
+        t = pkt[(pkt[0] & 15) * 4:]
+    else:
+        return None
+    if t[13] & 2:
+        return None
+    doff = (t[12] >> 4) * 4
+    i = 20
+    while i + 1 < doff <= len(t):
+        kind = t[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if kind == 254 and t[i + 1] == 20:
+            port = int.from_bytes(t[i + 2:i + 4], "big")
+            return f"{ipaddress.IPv6Address(bytes(t[i + 4:i + 20]))}:{port}"
+        i += max(t[i + 1], 2)
+    return None
+
+
+def ipv6_toa(site, ck):
+    """TOA for IPv6 clients: FullNAT66 (to rs1's nginx on [RS6]:80) and NAT64 (on RS:8080)
+    with `--toa`; tcpdump on rs1 decodes option 254 of length 20 in the segments that reach
+    it (the handshake's ACK and the first data): the IPv6 client's address and port, as
+    curl -6 saw them, in the IPv6 and in the translated IPv4 segments alike."""
+    vip = f"[{site.vip6}]:80"
+    for mode, rip, port in (("FullNAT66", f"[{site.rs6[0]}]:80", 80),
+                            ("NAT64", f"{site.rs[0]}:8080", 8080)):
+        site.rvsadm(["-C"])
+        site.rvsadm(["-A", "-t", vip, "-s", "rr", "--toa"])
+        site.rvsadm(["-a", "-t", vip, "-r", rip, "--fullnat"])
+        before = worker_total(site, "toa_inserted")
+        cap = f"{site.rs_home(1)}/toa6.txt"
+        site.rs_sh(1, f"rm -f {cap}; (timeout 20 tcpdump -i any -nn -x -c 5 "
+                      f"'tcp dst port {port}' > {cap} 2>&1 &)")
+        wait_for(lambda: "listening on" in site.rs_sh(1, f"cat {cap}"), 10)
+        local = site.client_sh(
+            f"curl -6 -g -s -m 3 -o /dev/null -w '%{{local_ip}}:%{{local_port}}' 'http://[{site.vip6}]/'"
+        ).strip()
+        wait_for(lambda: "packets captured" in site.rs_sh(1, f"cat {cap}"), 10)
+        named = [n for n in map(toa6_in, tcpdump_packets(site.rs_sh(1, f"cat {cap}"))) if n]
+        inserted = worker_total(site, "toa_inserted") - before
+        site.log(f"\n== TOA for IPv6 clients: {mode} with --toa; rs1's tcpdump decodes option 254 "
+                 f"(length 20) of {len(named)} segments: {named}; curl's own address {local}")
+        ck.expect(
+            f"ipv6-proxy-protocol toa {mode}",
+            len(named) >= 2 and all(n == local for n in named) and inserted >= 2,
+            f"option 254 names {sorted(set(named))} in {len(named)} segments (the handshake's ACK, "
+            f"the first data); curl was {local}; toa_inserted {inserted}",
+        )
 
 
 def udp_proxy_protocol(site, ck):
@@ -2294,6 +2443,7 @@ SCENARIOS = {
     "synproxy": synproxy,
     "ipv6-synproxy": ipv6_synproxy,
     "proxy-protocol": proxy_protocol,
+    "ipv6-proxy-protocol": ipv6_proxy_protocol,
     "time-wait": time_wait,
     "vrrp": vrrp,
     "fragments": fragments,

@@ -387,6 +387,7 @@ fn session6(cport: u16, lport: u16, nat64: bool) -> SyncRecord {
         expires_in_ms: 900_000,
         persist_ms: 0,
         synproxy: SyncProxy::Off,
+        preamble: None,
     })
 }
 

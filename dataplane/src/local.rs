@@ -407,8 +407,15 @@ pub struct TcpSegment6 {
 /// may be the received frame being answered: the caller reads what it needs first. Returns
 /// false if the buffer has no room.
 pub fn write_tcp6<B: PacketBuf>(buf: &mut B, s: &TcpSegment6) -> bool {
+    write_tcp6_data(buf, s, &[])
+}
+
+/// [`write_tcp6`] with `data` as the segment's payload (a PROXY protocol header sent as a
+/// segment of its own).
+pub fn write_tcp6_data<B: PacketBuf>(buf: &mut B, s: &TcpSegment6, data: &[u8]) -> bool {
     use tcp::field::CHECKSUM;
-    let tcp_len = tcp_header_len(s.mss);
+    let header_len = tcp_header_len(s.mss);
+    let tcp_len = header_len + data.len();
     buf.truncate(0);
     if !buf.append(L2_ROOM + IPV6_HEADER_LEN + tcp_len) {
         return false;
@@ -429,6 +436,7 @@ pub fn write_tcp6<B: PacketBuf>(buf: &mut B, s: &TcpSegment6) -> bool {
         s.window,
         s.mss,
     );
+    t[header_len..].copy_from_slice(data);
     let c = checksum::ipv6_l4(s.src, s.dst, IpProto::Tcp.number(), t);
     t[CHECKSUM..CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     true

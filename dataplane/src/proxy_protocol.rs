@@ -17,12 +17,13 @@
 //! Nothing here allocates: headers are written into a caller's buffer (at most
 //! [`MAX_LEN`] bytes).
 
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 use sched::ProxyProtocol;
 
 use crate::buf::PacketBuf;
 use crate::checksum;
+use crate::parse::IPV6_HEADER_LEN;
 use crate::wire::be32;
 use crate::wire::ipv4::field as ip;
 use crate::wire::tcp::{self, field as tcpf};
@@ -182,6 +183,62 @@ impl Writer<'_> {
         self.at += d;
     }
 
+    fn hex(&mut self, n: u16) {
+        let d = match n {
+            0..=0xf => 1,
+            0x10..=0xff => 2,
+            0x100..=0xfff => 3,
+            _ => 4,
+        };
+        for i in 0..d {
+            let nibble = (n >> (4 * (d - 1 - i))) & 0xf;
+            self.out[self.at + i] = b"0123456789abcdef"[usize::from(nibble)];
+        }
+        self.at += d;
+    }
+
+    /// RFC 5952's text form: lowercase hex without leading zeros, the longest run of two or
+    /// more zero groups (the first of equal ones) as `::`; an IPv4-mapped address as
+    /// `::ffff:a.b.c.d`.
+    fn addr6(&mut self, a: Ipv6Addr) {
+        let g = a.segments();
+        if let Some(v4) = a.to_ipv4_mapped() {
+            self.bytes(b"::ffff:");
+            return self.addr(v4);
+        }
+        // The longest run of zero groups.
+        let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
+        for (i, &x) in g.iter().enumerate() {
+            if x == 0 {
+                if run_len == 0 {
+                    run = i;
+                }
+                run_len += 1;
+                if run_len > best_len {
+                    (best, best_len) = (run, run_len);
+                }
+            } else {
+                run_len = 0;
+            }
+        }
+        if best_len < 2 {
+            best_len = 0;
+        }
+        let mut i = 0;
+        while i < 8 {
+            if best_len > 0 && i == best {
+                self.bytes(b"::");
+                i += best_len;
+                continue;
+            }
+            if i > 0 && !(best_len > 0 && i == best + best_len) {
+                self.bytes(b":");
+            }
+            self.hex(g[i]);
+            i += 1;
+        }
+    }
+
     fn addr(&mut self, a: Ipv4Addr) {
         for (i, o) in a.octets().into_iter().enumerate() {
             if i > 0 {
@@ -326,6 +383,8 @@ fn set_total_len(pkt: &mut [u8], len: usize) {
 /// [`insert`] does for TCP: the UDP length and the IPv4 length and checksum follow, and the
 /// UDP checksum is computed afresh (a datagram sent without one stays without). Returns false,
 /// changing nothing, when the buffer has no room or the UDP length is not the packet's.
+// Always inlined: the IPv4 header step's code stays as it was with one caller.
+#[inline(always)]
 pub fn insert_udp<B: PacketBuf>(
     buf: &mut B,
     l3: usize,
@@ -443,6 +502,247 @@ pub fn map_sack(pkt: &mut [u8], l4: usize, mut edge: impl FnMut(u32) -> u32) {
     seg[tcpf::CHECKSUM..tcpf::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
 }
 
+/// Family `AF_INET6`, protocol `STREAM`.
+pub const V2_TCP6: u8 = 0x21;
+/// Family `AF_INET6`, protocol `DGRAM`.
+pub const V2_UDP6: u8 = 0x22;
+/// The length of a v2 header for IPv6 (TCP or UDP): the 16 fixed bytes and the 36-byte
+/// IPv6 address block.
+pub const V2_TCP6_LEN: usize = 52;
+/// The longest header for IPv6: v1 with two 39-character addresses and two five-digit
+/// ports.
+pub const MAX_LEN6: usize = 104;
+
+/// TOA's option length for an IPv6 client (DPVS's convention): kind, length, port, the
+/// 16-byte address.
+pub const TOA6_LEN: usize = 20;
+
+/// The TOA option naming the IPv6 `client`: kind 254, length 20, the port, the address
+/// (network order), as DPVS writes it for IPv6 clients (FullNAT66 and NAT64 alike).
+#[inline]
+pub fn toa_option6((addr, port): (Ipv6Addr, u16)) -> [u8; TOA6_LEN] {
+    let mut o = [0u8; TOA6_LEN];
+    o[0] = TOA_KIND;
+    o[1] = TOA6_LEN as u8;
+    o[2..4].copy_from_slice(&port.to_be_bytes());
+    o[4..].copy_from_slice(&addr.octets());
+    o
+}
+
+/// The two ends an IPv6 connection's header names (FullNAT66, NAT66 and NAT64 alike: the
+/// client and the VIP are IPv6 whatever the RS is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ends6 {
+    /// The client's address and port.
+    pub client: (Ipv6Addr, u16),
+    /// The VIP and the service port.
+    pub vip: (Ipv6Addr, u16),
+}
+
+impl Ends6 {
+    /// The ends of the IPv6 connection whose client packets have `key` (client → VIP).
+    #[inline]
+    pub fn of(key: &conntrack::FlowKey6) -> Ends6 {
+        Ends6 {
+            client: (key.src, key.sport),
+            vip: (key.dst, key.dport),
+        }
+    }
+}
+
+/// The length of `version`'s header for the IPv6 `ends`.
+#[inline]
+pub fn len6(version: ProxyProtocol, ends: &Ends6) -> usize {
+    match version {
+        ProxyProtocol::V2 => V2_TCP6_LEN,
+        ProxyProtocol::V1 => write6(version, ends, &mut [0u8; MAX_LEN6]),
+    }
+}
+
+/// Writes `version`'s header for the IPv6 `ends` at the start of `out`; returns its length.
+/// v1's addresses are written as text the way RFC 5952 puts them (and `::ffff:a.b.c.d` for
+/// an IPv4-mapped one), as `inet_ntop` does.
+///
+/// # Panics
+/// If `out` is shorter than [`len6`] (callers size it to [`MAX_LEN6`]).
+pub fn write6(version: ProxyProtocol, ends: &Ends6, out: &mut [u8]) -> usize {
+    match version {
+        ProxyProtocol::V2 => {
+            out[..12].copy_from_slice(&V2_SIGNATURE);
+            out[12] = V2_VERSION_PROXY;
+            out[13] = V2_TCP6;
+            out[14..16].copy_from_slice(&36u16.to_be_bytes());
+            out[16..32].copy_from_slice(&ends.client.0.octets());
+            out[32..48].copy_from_slice(&ends.vip.0.octets());
+            out[48..50].copy_from_slice(&ends.client.1.to_be_bytes());
+            out[50..52].copy_from_slice(&ends.vip.1.to_be_bytes());
+            V2_TCP6_LEN
+        }
+        ProxyProtocol::V1 => {
+            let mut w = Writer { out, at: 0 };
+            w.bytes(b"PROXY TCP6 ");
+            w.addr6(ends.client.0);
+            w.bytes(b" ");
+            w.addr6(ends.vip.0);
+            w.bytes(b" ");
+            w.number(ends.client.1);
+            w.bytes(b" ");
+            w.number(ends.vip.1);
+            w.bytes(b"\r\n");
+            w.at
+        }
+    }
+}
+
+/// Writes the v2 header of an IPv6 UDP flow for `ends` (protocol `DGRAM`) at the start of
+/// `out`; returns its length, [`V2_TCP6_LEN`].
+///
+/// # Panics
+/// If `out` is shorter than that.
+pub fn write_udp6(ends: &Ends6, out: &mut [u8]) -> usize {
+    let n = write6(ProxyProtocol::V2, ends, out);
+    out[13] = V2_UDP6;
+    n
+}
+
+/// The TCP payload length of the IPv6 packet `pkt` (exactly its length) whose TCP header is
+/// at `l4_off`, or None if that header is not sane.
+#[inline]
+pub fn payload_len6(pkt: &[u8], l4_off: usize) -> Option<usize> {
+    tcp_header_len(pkt, l4_off).map(|t| pkt.len() - l4_off - t)
+}
+
+/// [`insert`] for the IPv6 packet at `l3` in `buf` (`total_len` bytes, its TCP header at
+/// `l4_off`): the payload length follows, and the TCP checksum is computed afresh over the
+/// IPv6 pseudo-header.
+pub fn insert6<B: PacketBuf>(
+    buf: &mut B,
+    l3: usize,
+    l4_off: usize,
+    total_len: usize,
+    header: &[u8],
+) -> bool {
+    grow6(buf, l3, l4_off, total_len, header, false)
+}
+
+/// [`insert_option`] for the IPv6 packet at `l3` in `buf` (its TCP header at `l4_off`).
+pub fn insert_option6<B: PacketBuf>(
+    buf: &mut B,
+    l3: usize,
+    l4_off: usize,
+    total_len: usize,
+    opt: &[u8],
+) -> bool {
+    opt.len().is_multiple_of(4) && grow6(buf, l3, l4_off, total_len, opt, true)
+}
+
+/// [`grow`] for IPv6.
+fn grow6<B: PacketBuf>(
+    buf: &mut B,
+    l3: usize,
+    l4_off: usize,
+    total_len: usize,
+    bytes: &[u8],
+    option: bool,
+) -> bool {
+    let n = bytes.len();
+    let end = l3 + total_len;
+    if buf.len() < end || total_len < IPV6_HEADER_LEN || total_len + n - IPV6_HEADER_LEN > 65535 {
+        return false;
+    }
+    let Some(thl) = tcp_header_len(&buf.data()[l3..end], l4_off) else {
+        return false;
+    };
+    if option && thl + n > 60 {
+        return false;
+    }
+    if !make_room(buf, l3 + l4_off + thl, end, bytes) {
+        return false;
+    }
+    let pkt = &mut buf.data_mut()[l3..end + n];
+    if option {
+        let flags_nibble = pkt[l4_off + tcpf::DATA_OFF] & 0x0f;
+        pkt[l4_off + tcpf::DATA_OFF] = (((thl + n) / 4) as u8) << 4 | flags_nibble;
+    }
+    set_payload_len6(pkt);
+    let c = l4_checksum6(pkt, l4_off, 6, tcpf::CHECKSUM);
+    pkt[l4_off + tcpf::CHECKSUM..l4_off + tcpf::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// [`insert_udp`] for the IPv6 packet at `l3` in `buf` (its UDP header at `l4_off`): the
+/// UDP length and the payload length follow, and the UDP checksum (never 0 over IPv6) is
+/// computed afresh.
+pub fn insert_udp6<B: PacketBuf>(
+    buf: &mut B,
+    l3: usize,
+    l4_off: usize,
+    total_len: usize,
+    header: &[u8],
+) -> bool {
+    use crate::wire::udp;
+    let n = header.len();
+    let end = l3 + total_len;
+    let l4 = l3 + l4_off;
+    if buf.len() < end
+        || total_len < l4_off + udp::HEADER_LEN
+        || total_len + n - IPV6_HEADER_LEN > 65535
+    {
+        return false;
+    }
+    let d = buf.data();
+    let ulen = usize::from(u16::from_be_bytes([
+        d[l4 + udp::field::LENGTH],
+        d[l4 + udp::field::LENGTH + 1],
+    ]));
+    if ulen != total_len - l4_off {
+        return false;
+    }
+    if !make_room(buf, l4 + udp::HEADER_LEN, end, header) {
+        return false;
+    }
+    let pkt = &mut buf.data_mut()[l3..end + n];
+    set_payload_len6(pkt);
+    let seg_len = (pkt.len() - l4_off) as u16;
+    let len_at = l4_off + udp::field::LENGTH;
+    pkt[len_at..len_at + 2].copy_from_slice(&seg_len.to_be_bytes());
+    let c = match l4_checksum6(pkt, l4_off, 17, udp::field::CHECKSUM) {
+        0 => 0xffff,
+        c => c,
+    };
+    let sum_at = l4_off + udp::field::CHECKSUM;
+    pkt[sum_at..sum_at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// Sets the payload length of the IPv6 packet `pkt` (exactly its length).
+fn set_payload_len6(pkt: &mut [u8]) {
+    let len = (pkt.len() - IPV6_HEADER_LEN) as u16;
+    pkt[4..6].copy_from_slice(&len.to_be_bytes());
+}
+
+/// The L4 checksum of the IPv6 packet `pkt` (exactly its length, the L4 header at `l4_off`,
+/// protocol `proto`), computed afresh with its checksum field (at `field`) zeroed.
+fn l4_checksum6(pkt: &mut [u8], l4_off: usize, proto: u8, field: usize) -> u16 {
+    let (src, dst) = crate::parse::ipv6_addrs(pkt);
+    let seg = &mut pkt[l4_off..];
+    seg[field..field + 2].fill(0);
+    checksum::ipv6_l4(src, dst, proto, seg)
+}
+
+/// The sequence number nearest to `seq` whose low 24 bits are `low` (an IPv6 session keeps
+/// only those of the client's first data byte: until the header is acknowledged, the
+/// client's segments and the RS's acknowledgements lie within a few windows of it).
+#[inline]
+pub fn near24(seq: u32, low: u32) -> u32 {
+    let d = seq.wrapping_sub(low) & 0xff_ffff;
+    if d < 1 << 23 {
+        seq.wrapping_sub(d)
+    } else {
+        seq.wrapping_add((1 << 24) - d)
+    }
+}
+
 /// Option kind: selective acknowledgement blocks (RFC 2018).
 pub const OPT_SACK: u8 = 5;
 
@@ -494,6 +794,81 @@ mod tests {
         .concat();
         assert_eq!(&out[..28], &want[..]);
         assert_eq!(len(ProxyProtocol::V2, &e), 28);
+    }
+
+    fn ends6(c: &str, cport: u16, v: &str, vport: u16) -> Ends6 {
+        Ends6 {
+            client: (c.parse().unwrap(), cport),
+            vip: (v.parse().unwrap(), vport),
+        }
+    }
+
+    #[test]
+    fn v1_for_ipv6_writes_addresses_as_rfc_5952_does() {
+        let addrs = [
+            "2001:db8::7",
+            "2001:db8:0:0:1:0:0:1",
+            "2001:0:0:1:0:0:0:1",
+            "::",
+            "::1",
+            "1::",
+            "fe80::1:2:3:4",
+            "2001:db8:1:2:3:4:5:6",
+            "2001:db8::1:0:0:1",
+            "0:1:0:1:0:1:0:1",
+            "::ffff:192.0.2.1",
+            "64:ff9b::c000:201",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ];
+        for c in addrs {
+            for v in ["2001:db8:2::100", "::ffff:10.0.0.1"] {
+                let e = ends6(c, 40000, v, 443);
+                let mut out = [0u8; MAX_LEN6];
+                let n = write6(ProxyProtocol::V1, &e, &mut out);
+                let want = format!(
+                    "PROXY TCP6 {} {} {} {}\r\n",
+                    e.client.0, e.vip.0, e.client.1, e.vip.1
+                );
+                assert_eq!(core::str::from_utf8(&out[..n]).unwrap(), want);
+                assert_eq!(n, len6(ProxyProtocol::V1, &e));
+            }
+        }
+        let f = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        let longest = ends6(f, 65535, f, 65535);
+        assert_eq!(len6(ProxyProtocol::V1, &longest), MAX_LEN6);
+    }
+
+    #[test]
+    fn v2_for_ipv6_is_the_spec_layout() {
+        let e = ends6("2001:db8:99::7", 40000, "2001:db8:2::100", 80);
+        let mut out = [0u8; MAX_LEN6];
+        assert_eq!(write6(ProxyProtocol::V2, &e, &mut out), 52);
+        let want: Vec<u8> = [
+            &b"\r\n\r\n\x00\r\nQUIT\n"[..],
+            &[0x21, 0x21, 0, 36],
+            &e.client.0.octets(),
+            &e.vip.0.octets(),
+            &40000u16.to_be_bytes(),
+            &80u16.to_be_bytes(),
+        ]
+        .concat();
+        assert_eq!(&out[..52], &want[..]);
+        assert_eq!(write_udp6(&e, &mut out), 52);
+        assert_eq!(out[13], 0x22, "AF_INET6, DGRAM");
+        let toa = toa_option6(e.client);
+        assert_eq!(&toa[..4], &[254, 20, 0x9c, 0x40]);
+        assert_eq!(&toa[4..], &e.client.0.octets());
+    }
+
+    #[test]
+    fn the_low_24_bits_find_the_nearest_number() {
+        for base in [0u32, 5, 0x00ff_fff0, 0xffff_fff0, 0x1234_5678] {
+            let low = base & 0xff_ffff;
+            for d in [0u32, 1, 27, 104, 1 << 20, (1 << 23) - 1] {
+                assert_eq!(near24(base.wrapping_add(d), low), base);
+                assert_eq!(near24(base.wrapping_sub(d), low), base);
+            }
+        }
     }
 
     #[test]

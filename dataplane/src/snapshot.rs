@@ -300,15 +300,6 @@ pub enum ConfigError {
     /// A service the scheduler model refuses (a dest of the other family than its VIP).
     #[error(transparent)]
     Service(#[from] sched::SchedError),
-    /// An IPv6 service with an option its data path does not have yet (a PROXY protocol
-    /// header, TOA): refused rather than silently ignored.
-    #[error("service {service}: {option} is not available for IPv6 services")]
-    Ipv6Option {
-        /// The service.
-        service: ServiceKey,
-        /// The option.
-        option: &'static str,
-    },
     /// An IPv6 LIP that is also a VIP of a service.
     #[error("LIP {0} is also a VIP: FullNAT replies to it could not be told from new clients")]
     LipIsVip6(Ipv6Addr),
@@ -887,19 +878,6 @@ impl Snapshot {
         }
         if self.local6(vip).is_some_and(|l| l.lip) {
             return Err(ConfigError::LipIsVip6(vip));
-        }
-        let option = if svc.proxy_protocol().is_some() {
-            Some("the PROXY protocol")
-        } else if svc.toa() {
-            Some("TOA")
-        } else {
-            None
-        };
-        if let Some(option) = option {
-            return Err(ConfigError::Ipv6Option {
-                service: key,
-                option,
-            });
         }
         for d in svc.dests() {
             let rip = match (d.addr, d.mode) {

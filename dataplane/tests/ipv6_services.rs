@@ -313,8 +313,8 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
         c.services.add(s).unwrap();
     });
     assert_eq!(e, Ok(()));
-    // The PROXY protocol and TOA (on FullNAT dests: the modes that allow them); the SYN
-    // proxy is taken, toward an IPv4 dest (NAT64) too.
+    // The SYN proxy, the PROXY protocol and TOA are an IPv6 service's too, toward IPv4
+    // dests (NAT64) as well.
     let with = |f: &dyn Fn(&mut Service)| {
         build(&|c| {
             c.lips6 = vec![LIP6];
@@ -340,15 +340,23 @@ fn configurations_an_ipv6_service_cannot_have_are_refused() {
         c.services.add(s).unwrap();
     });
     assert_eq!(nat64, Ok(()));
-    let options: [(&str, SetOption); 2] = [("the PROXY protocol", &header), ("TOA", &toa)];
-    for (option, set) in options {
-        assert_eq!(
-            with(set),
-            Err(ConfigError::Ipv6Option {
-                service: key6(Proto::Tcp, 443),
-                option,
-            })
-        );
+    let both = |s: &mut Service| {
+        synproxy(s);
+        header(s);
+    };
+    let options: [SetOption; 3] = [&header, &toa, &both];
+    for set in options {
+        assert_eq!(with(set), Ok(()));
+    }
+    for set in [&header as SetOption, &toa] {
+        let nat64 = build(&|c| {
+            let mut s = svc6(ForwardMode::FullNat, RS6[0]);
+            s.add_dest(dest(0, 8443, 1, ForwardMode::FullNat)).unwrap();
+            set(&mut s);
+            c.lips6 = vec![LIP6];
+            c.services.add(s).unwrap();
+        });
+        assert_eq!(nat64, Ok(()));
     }
     // A DIP as VIP.
     let e = build(&|c| {

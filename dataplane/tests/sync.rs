@@ -1063,7 +1063,7 @@ fn continues6(s: Svc6) {
     assert_eq!(count(&p.b, Counter::SyncInstalled), 1, "{s:?}");
     assert_eq!(p.b.worker.sessions6().len(), 1);
     let (_, held) = p.b.worker.sessions6().iter().next().unwrap();
-    assert!(held.data.peer, "installed from the peer");
+    assert!(held.data.peer(), "installed from the peer");
     assert_eq!(held.state, state);
     // The LIP pair is B's now too: its pool will not hand it out again.
     let taken = |lab: &Lab| {
@@ -1190,7 +1190,7 @@ fn ipv6_state_changes_are_synced_and_a_moved_session_is_kept() {
     let fin = from_rs(&s, peer, FIN | ACK, b"");
     assert_eq!(p.b.send(LAN, &fin).wan.len(), 1);
     p.b.slow();
-    assert!(!p.b.worker.sessions6().iter().next().unwrap().1.data.peer);
+    assert!(!p.b.worker.sessions6().iter().next().unwrap().1.data.peer());
     let moved = state_on_b(&p);
     assert_ne!(moved, on_a);
     // A's refresh sweep sends it again: kept as B has it.
@@ -1218,6 +1218,7 @@ fn ipv6_records_b_cannot_install_are_counted() {
         expires_in_ms: 900_000,
         persist_ms: 0,
         synproxy: SyncProxy::Off,
+        preamble: None,
     };
     let nat64 = SyncSession6 {
         client: (CLIENT6, 40001),
@@ -1381,6 +1382,7 @@ fn owner_of_ipv6_sessions() {
             expires_in_ms: 1000,
             persist_ms: 0,
             synproxy: SyncProxy::Off,
+            preamble: None,
         })
     };
     let range = snap.lport_range();
@@ -1522,5 +1524,139 @@ fn a_proxied_ipv6_sessions_shift_continues_on_the_peer() {
             (cookie.wrapping_add(1), isn + 6),
             "{s:?}"
         );
+    }
+}
+
+/// An IPv6 session's PROXY protocol header moves to the peer with its state (record type
+/// 7): a FullNAT66 and a NAT64 connection opened on A whose client has sent no data yet
+/// continue on B, which puts the v2 header (naming the IPv6 client) ahead of the first data
+/// and moves the RS's acknowledgement back; once A has sent it and the RS acknowledged it,
+/// B only shifts.
+#[test]
+fn an_ipv6_sessions_header_moves_to_the_peer() {
+    use dataplane::proxy_protocol::{Carrier, Phase};
+    use dataplane::sync::SyncPreamble;
+    use testkit::L4Spec;
+    const ISN: u32 = 0x0abc_0000;
+    const RS_ISN: u32 = 0x7777_0000;
+    let mut cfg = config6();
+    for s in [FULLNAT66, NAT64] {
+        let key = key6(s.proto, s.vport);
+        let svc = cfg.services.get_mut(&key).unwrap();
+        svc.set_proxy_protocol(Some(sched::ProxyProtocol::V2))
+            .unwrap();
+    }
+    let tcp = |s: &Svc6, flags: u8, seq: u32, ack: u32, data: &[u8]| {
+        let mut f = Frame6::tcp(CLIENT6, 40000, VIP6, s.vport, flags).payload(data);
+        f.l4 = L4Spec::Tcp {
+            sport: 40000,
+            dport: s.vport,
+            flags,
+            seq,
+            ack,
+        };
+        f.build()
+    };
+    let rs = |s: &Svc6, to: (IpAddr, u16), flags: u8, (seq, ack): (u32, u32)| {
+        let spec = L4Spec::Tcp {
+            sport: s.rport,
+            dport: to.1,
+            flags,
+            seq,
+            ack,
+        };
+        match (s.rip, to.0) {
+            (IpAddr::V6(rip), IpAddr::V6(dst)) => {
+                let mut f = Frame6::tcp(rip, s.rport, dst, to.1, flags);
+                (f.l4, f.dst_mac, f.src_mac) = (spec, LAN_MAC, rs_mac(s.rs));
+                f.build()
+            }
+            (IpAddr::V4(rip), IpAddr::V4(dst)) => {
+                let mut f = Frame::tcp(rip, s.rport, dst, to.1, flags).via_rs(s.rs);
+                (f.l4, f.dst_mac) = (spec, LAN_MAC);
+                f.build()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // What the RS gets: (sequence number, payload).
+    let at_rs = |f: &[u8]| -> (u32, Vec<u8>) {
+        let (t, payload) = if f[12..14] == [0x08, 0x00] {
+            let s = decode(f);
+            (f[s.l3 + 20..].to_vec(), s.payload)
+        } else {
+            let s = decode6(f);
+            let l4 = s.l4();
+            (s.payload, l4.payload)
+        };
+        (u32::from_be_bytes([t[4], t[5], t[6], t[7]]), payload)
+    };
+    let mut h = b"\r\n\r\n\x00\r\nQUIT\n".to_vec();
+    h.extend_from_slice(&[0x21, 0x21, 0, 36]);
+    h.extend_from_slice(&CLIENT6.octets());
+    h.extend_from_slice(&VIP6.octets());
+    let get = b"GET / HTTP/1.1\r\n\r\n";
+    for s in [FULLNAT66, NAT64] {
+        let mut h = h.clone();
+        h.extend_from_slice(&40000u16.to_be_bytes());
+        h.extend_from_slice(&s.vport.to_be_bytes());
+        let mut p = pair6_on(&cfg);
+        let out = p.a.send(WAN, &tcp(&s, SYN, ISN, 0, b""));
+        let (peer, _) = toward_rs(&out.lan[0]);
+        assert_eq!(
+            p.a.send(LAN, &rs(&s, peer, SYN | ACK, (RS_ISN, ISN + 1)))
+                .wan
+                .len(),
+            1
+        );
+        assert_eq!(
+            p.a.send(WAN, &tcp(&s, ACK, ISN + 1, RS_ISN + 1, b""))
+                .lan
+                .len(),
+            1
+        );
+        let sent = p.sync();
+        let r = match sent.last() {
+            Some(SyncRecord::Session6(r)) => *r,
+            other => panic!("{other:?}"),
+        };
+        let want = SyncPreamble {
+            carrier: Carrier::Proxy(sched::ProxyProtocol::V2),
+            phase: Phase::Pending,
+            first_seq: (ISN + 1) & 0xff_ffff,
+        };
+        assert_eq!(r.preamble, Some(want), "{s:?}");
+        assert_eq!(count(&p.b, Counter::SyncInstalled), 1);
+        // A is gone: B puts the header ahead of the first data.
+        let out = p.b.send(WAN, &tcp(&s, ACK | PSH, ISN + 1, RS_ISN + 1, get));
+        assert_eq!(
+            at_rs(&out.lan[0]),
+            (ISN + 1, [&h[..], get].concat()),
+            "{s:?}"
+        );
+        let acked = ISN + 1 + 52 + get.len() as u32;
+        let back = p.b.send(LAN, &rs(&s, peer, ACK, (RS_ISN + 1, acked)));
+        let t = decode6(&back.wan[0]).payload;
+        let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+        assert_eq!(
+            ack,
+            ISN + 1 + get.len() as u32,
+            "{s:?}: the client's own number"
+        );
+
+        // Another connection whose header A sent and the RS acknowledged: B only shifts.
+        let mut p = pair6_on(&cfg);
+        let out = p.a.send(WAN, &tcp(&s, SYN, ISN, 0, b""));
+        let (peer, _) = toward_rs(&out.lan[0]);
+        p.a.send(LAN, &rs(&s, peer, SYN | ACK, (RS_ISN, ISN + 1)));
+        p.a.send(WAN, &tcp(&s, ACK | PSH, ISN + 1, RS_ISN + 1, get));
+        p.a.send(LAN, &rs(&s, peer, ACK, (RS_ISN + 1, acked)));
+        p.sync();
+        let (_, held) = p.b.worker.sessions6().iter().next().unwrap();
+        assert_eq!(held.data.preamble().phase(), Phase::Done, "{s:?}");
+        let next = ISN + 1 + get.len() as u32;
+        let out =
+            p.b.send(WAN, &tcp(&s, ACK | PSH, next, RS_ISN + 1, b"more"));
+        assert_eq!(at_rs(&out.lan[0]), (next + 52, b"more".to_vec()), "{s:?}");
     }
 }

@@ -1498,6 +1498,7 @@ fn sync_sessions6() -> Vec<SyncRecord> {
                 expires_in_ms: 900_000,
                 persist_ms: 0,
                 synproxy: SyncProxy::Off,
+                preamble: None,
             }));
         }
     }
@@ -1521,6 +1522,43 @@ fn sync_sessions6() -> Vec<SyncRecord> {
                 client: (client6, 41000 + n),
                 lip: x.lip.map(|(l, _)| (l, 1024 + n)),
                 synproxy: SyncProxy::On { shift: 0x6000_0001 },
+                ..x
+            }),
+        );
+        // IPv6 sessions with a header (record type 7): that one SYN-proxied with a v2
+        // header sent, and a NAT64 one with TOA.
+        n += 1;
+        out.insert(
+            2,
+            SyncRecord::Session6(SyncSession6 {
+                client: (client6, 41000 + n),
+                lip: x.lip.map(|(l, _)| (l, 1024 + n)),
+                synproxy: SyncProxy::On { shift: 0x6000_0002 },
+                preamble: Some(SyncPreamble {
+                    carrier: Carrier::Proxy(sched::ProxyProtocol::V2),
+                    phase: Phase::Sent,
+                    first_seq: 0x00ab_cdef,
+                }),
+                ..x
+            }),
+        );
+    }
+    let nat64 = out.iter().find_map(|r| match r {
+        SyncRecord::Session6(x) if x.rip.is_ipv4() && x.proto == Proto::Tcp => Some(*x),
+        _ => None,
+    });
+    if let Some(x) = nat64 {
+        n += 1;
+        out.insert(
+            3,
+            SyncRecord::Session6(SyncSession6 {
+                client: (client6, 41000 + n),
+                lip: x.lip.map(|(l, _)| (l, 1024 + n)),
+                preamble: Some(SyncPreamble {
+                    carrier: Carrier::Toa,
+                    phase: Phase::Pending,
+                    first_seq: 0x0012_3456,
+                }),
                 ..x
             }),
         );

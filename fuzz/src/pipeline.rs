@@ -281,11 +281,18 @@ fn with_header(mut s: Service, version: sched::ProxyProtocol) -> Service {
     s
 }
 
+/// `s` with TOA on.
+fn with_toa(mut s: Service) -> Service {
+    s.set_toa(true).expect("toa");
+    s
+}
+
 /// The base configuration: WAN 192.0.2.1/24 (default route via the router), LAN
 /// 10.1.0.1/24, LAN VLAN 100 10.2.0.1/24 (MTU 1000), 172.16/16 via the LAN gateway, two LIPs
 /// with 2 × 32 ports, and services in every mode and scheduler, three of them SYN-proxied
-/// (FullNAT, NAT and FullNAT66), two sending a PROXY protocol header (v1 on NAT, v2 on a
-/// SYN-proxied FullNAT service).
+/// (FullNAT, NAT and FullNAT66), five sending a PROXY protocol header (v1 on NAT, v2 on a
+/// SYN-proxied FullNAT service, v2 on FullNAT66, v2 on NAT64 UDP, v1 on the SYN-proxied
+/// FullNAT66 service) and one TOA (FullNAT66 and NAT64).
 pub fn base_config() -> DirectorConfig {
     use ForwardMode::{Dr, FullNat, Nat, Tun};
     let services = [
@@ -387,19 +394,23 @@ pub fn base_config() -> DirectorConfig {
             None,
             &[dest(RS[2], 443, 1, Nat)],
         )),
-        // FullNAT66 and NAT64 (IPv4 FullNAT dests of IPv6 services).
-        service(
-            Proto::Tcp,
-            VIP6,
-            80,
-            SchedKind::Wrr,
-            None,
-            &[
-                dest(RS6[0], 8080, 1, FullNat),
-                dest(RS6[1], 8080, 1, FullNat),
-            ],
+        // FullNAT66 and NAT64 (IPv4 FullNAT dests of IPv6 services), telling the RS who
+        // the client is: a v2 header, TOA, UDP's v2 header.
+        with_header(
+            service(
+                Proto::Tcp,
+                VIP6,
+                80,
+                SchedKind::Wrr,
+                None,
+                &[
+                    dest(RS6[0], 8080, 1, FullNat),
+                    dest(RS6[1], 8080, 1, FullNat),
+                ],
+            ),
+            sched::ProxyProtocol::V2,
         ),
-        service(
+        with_toa(service(
             Proto::Tcp,
             VIP6,
             8080,
@@ -409,33 +420,43 @@ pub fn base_config() -> DirectorConfig {
                 dest(RS[0], 8080, 1, FullNat),
                 dest(RS6[1], 8080, 1, FullNat),
             ],
-        ),
-        service(
-            Proto::Udp,
-            VIP6,
-            53,
-            SchedKind::Rr,
-            None,
-            &[dest(RS[2], 53, 1, FullNat)],
-        ),
-        // A SYN-proxied FullNAT66 service.
-        proxied(service(
-            Proto::Tcp,
-            VIP6,
-            443,
-            SchedKind::Rr,
-            None,
-            &[dest(RS6[0], 8443, 1, FullNat)],
         )),
-        // A SYN-proxied NAT64 service (the director's side of the handshake in IPv4).
-        proxied(service(
-            Proto::Tcp,
-            VIP6,
-            8443,
-            SchedKind::Rr,
-            None,
-            &[dest(RS[1], 9444, 1, FullNat)],
-        )),
+        with_header(
+            service(
+                Proto::Udp,
+                VIP6,
+                53,
+                SchedKind::Rr,
+                None,
+                &[dest(RS[2], 53, 1, FullNat)],
+            ),
+            sched::ProxyProtocol::V2,
+        ),
+        // A SYN-proxied FullNAT66 service with a v1 header.
+        with_header(
+            proxied(service(
+                Proto::Tcp,
+                VIP6,
+                443,
+                SchedKind::Rr,
+                None,
+                &[dest(RS6[0], 8443, 1, FullNat)],
+            )),
+            sched::ProxyProtocol::V1,
+        ),
+        // A SYN-proxied NAT64 service (the director's side of the handshake in IPv4) with a
+        // v2 header.
+        with_header(
+            proxied(service(
+                Proto::Tcp,
+                VIP6,
+                8443,
+                SchedKind::Rr,
+                None,
+                &[dest(RS[1], 9444, 1, FullNat)],
+            )),
+            sched::ProxyProtocol::V2,
+        ),
     ];
     let mut table = ServiceTable::new();
     for s in services {

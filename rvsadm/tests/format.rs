@@ -1607,3 +1607,69 @@ proptest! {
         let _ = cli::parse_rules(&words.join(" "));
     }
 }
+
+/// An IPv6 service with the PROXY protocol (with the SYN proxy) or TOA: listed and saved
+/// with the option after the bracketed VIP, and what -S writes -R reads back.
+#[test]
+fn an_ipv6_services_proxy_protocol_and_toa_are_listed_and_saved() {
+    let pp = ServiceView {
+        synproxy: true,
+        proxy_protocol: Some("v1".into()),
+        ..service6(
+            key6(ProtoName::Tcp, ip6(0, 0x10), 80),
+            "rr",
+            vec![
+                dest6(ip6(1, 0x11), 8081, "FullNat", 1),
+                dest(11, 8081, "FullNat", 1, 0, 0, Z, Z),
+            ],
+        )
+    };
+    let toa = ServiceView {
+        key: key6(ProtoName::Tcp, ip6(0, 0x11), 80),
+        synproxy: false,
+        proxy_protocol: None,
+        toa: true,
+        ..pp.clone()
+    };
+    let list = render(
+        &Request::List { service: None },
+        &Response::Services {
+            services: vec![pp.clone(), toa.clone()],
+        },
+        Output {
+            numeric: true,
+            ..Output::default()
+        },
+    );
+    let lines: Vec<&str> = list.lines().collect();
+    assert!(
+        lines.contains(&"TCP  [2001:db8::10]:80 rr synproxy proxy-protocol v1"),
+        "{list}"
+    );
+    assert!(lines.contains(&"TCP  [2001:db8::11]:80 rr toa"), "{list}");
+    let save = format::rules(&[pp, toa]).unwrap();
+    let adds: Vec<&str> = save.lines().filter(|l| l.starts_with("-A")).collect();
+    assert_eq!(
+        adds,
+        [
+            "-A -t [2001:db8::10]:80 -s rr -j enable --proxy-protocol v1",
+            "-A -t [2001:db8::11]:80 -s rr --toa",
+        ],
+        "{save}"
+    );
+    for (line, want_pp, want_toa) in [(adds[0], Some("v1"), false), (adds[1], None, true)] {
+        let words: Vec<String> = line.split(' ').map(String::from).collect();
+        match cli::parse(&words).unwrap() {
+            cli::Invocation::Request {
+                request:
+                    Request::AddService {
+                        proxy_protocol,
+                        toa,
+                        ..
+                    },
+                ..
+            } => assert_eq!((proxy_protocol.as_deref(), toa), (want_pp, want_toa)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -100,6 +100,9 @@ pub struct SyncSession6 {
     /// `Off`, or `On` with the shift of a joined SYN-proxied TCP session in NAT66 or
     /// FullNAT66 (never `Pending`: its cookie is the sending worker's).
     pub synproxy: SyncProxy,
+    /// The session's PROXY protocol header or TOA, if its service has one (its first data
+    /// byte's low 24 bits: an IPv6 session keeps no more).
+    pub preamble: Option<SyncPreamble>,
 }
 
 /// A session's PROXY protocol header (or TOA): which, how far it got, and where it sits in the RS's
@@ -354,7 +357,9 @@ impl SyncSession6 {
     ///   the other modes have none;
     /// - [`SyncDrop::BadFamily`]: an IPv4 RIP only in FullNAT (NAT64), the LIP of the RIP's
     ///   family, and no IPv6 RIP or LIP IPv4-mapped (the wire's way of writing NAT64's
-    ///   IPv4 addresses).
+    ///   IPv4 addresses);
+    /// - [`SyncDrop::BadPreamble`]: a header only in NAT and FullNAT (NAT64 too), TCP's of
+    ///   any kind, UDP's v2, its first data byte within 24 bits.
     ///
     /// # Errors
     /// The first rule broken.
@@ -400,6 +405,16 @@ impl SyncSession6 {
         };
         if !family_ok || mapped(self.rip) {
             return Err(SyncDrop::BadFamily);
+        }
+        if let Some(p) = self.preamble {
+            let proto_ok = match self.proto {
+                Proto::Tcp => true,
+                Proto::Udp => p.carrier == Carrier::Proxy(sched::ProxyProtocol::V2),
+                Proto::Icmp => false,
+            };
+            if !proto_ok || !self.mode.maps_ports() || p.first_seq > 0xff_ffff {
+                return Err(SyncDrop::BadPreamble);
+            }
         }
         Ok(())
     }

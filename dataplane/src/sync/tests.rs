@@ -906,7 +906,7 @@ fn unknown_record_types_are_skipped() {
     big.resize(256, 0xaa);
     // A record type with a known type's length is still unknown.
     let mut like_session = raw(&s);
-    set16(&mut like_session, record_header::TYPE, 7);
+    set16(&mut like_session, record_header::TYPE, 8);
     let d = framed(&[
         &raw(&s),
         &nine,

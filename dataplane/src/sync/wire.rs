@@ -72,11 +72,31 @@ pub mod record_type {
     /// A joined SYN-proxied session of an IPv6 service
     /// ([`session6_synproxy`](super::session6_synproxy)).
     pub const SESSION6_SYNPROXY: u16 = 6;
+    /// A session of an IPv6 service with a PROXY protocol header or TOA
+    /// ([`session6_preamble`](super::session6_preamble)), SYN-proxied or not.
+    pub const SESSION6_PREAMBLE: u16 = 7;
 }
 
-/// The longest record this version writes (a SYN-proxied IPv6 session): a datagram of the
-/// header and this many bytes holds any record.
-pub const MAX_RECORD_LEN: usize = session6_synproxy::LEN;
+/// The longest record this version writes (an IPv6 session with a header): a datagram of
+/// the header and this many bytes holds any record.
+pub const MAX_RECORD_LEN: usize = session6_preamble::LEN;
+
+/// Byte offsets of an IPv6 session record with a PROXY protocol header or TOA: an IPv6
+/// session record's ([`session6`], its SYN proxy byte 0 or 2), the SYN proxy's shift (0 when
+/// off), then the header's state as [`session_preamble`] has it for IPv4.
+pub mod session6_preamble {
+    /// RS ISN − cookie, u32 (SYN proxy on; 0 otherwise).
+    pub const SHIFT: usize = super::session6::LEN;
+    /// The header's version, u8 (1, 2; 3: TOA).
+    pub const VERSION: usize = SHIFT + 4;
+    /// How far it got, u8 (0 not sent, 1 sent, 2 acknowledged).
+    pub const PHASE: usize = VERSION + 1;
+    /// The client's first data byte, u32: its low 24 bits (an IPv6 session keeps no more;
+    /// the sender writes the high byte 0 and a receiver ignores it).
+    pub const FIRST_SEQ: usize = PHASE + 1;
+    /// Length of the record.
+    pub const LEN: usize = FIRST_SEQ + 4;
+}
 
 /// Byte offsets of a joined SYN-proxied IPv6 session's record: an IPv6 session record's
 /// ([`session6`], its SYN proxy byte 2, on) and the shift after it.
@@ -374,6 +394,7 @@ impl SyncRecord {
         match self {
             SyncRecord::Session(s) if s.preamble.is_some() => session_preamble::LEN,
             SyncRecord::Session(_) => session::LEN,
+            SyncRecord::Session6(s) if s.preamble.is_some() => session6_preamble::LEN,
             SyncRecord::Session6(s) => match s.synproxy {
                 SyncProxy::On { .. } => session6_synproxy::LEN,
                 SyncProxy::Off | SyncProxy::Pending { .. } => session6::LEN,
@@ -382,6 +403,43 @@ impl SyncRecord {
             SyncRecord::View(_) => view::LEN,
         }
     }
+}
+
+fn carrier_number(c: Carrier) -> u8 {
+    match c {
+        Carrier::Proxy(ProxyProtocol::V1) => 1,
+        Carrier::Proxy(ProxyProtocol::V2) => 2,
+        Carrier::Toa => 3,
+    }
+}
+
+fn phase_number(p: Phase) -> u8 {
+    match p {
+        Phase::Pending => 0,
+        Phase::Sent => 1,
+        Phase::Done => 2,
+    }
+}
+
+/// A header's version and phase bytes.
+fn preamble_of(version: u8, phase: u8, first_seq: u32) -> Result<SyncPreamble, SyncDrop> {
+    let carrier = match version {
+        1 => Carrier::Proxy(ProxyProtocol::V1),
+        2 => Carrier::Proxy(ProxyProtocol::V2),
+        3 => Carrier::Toa,
+        _ => return Err(SyncDrop::BadPreamble),
+    };
+    let phase = match phase {
+        0 => Phase::Pending,
+        1 => Phase::Sent,
+        2 => Phase::Done,
+        _ => return Err(SyncDrop::BadPreamble),
+    };
+    Ok(SyncPreamble {
+        carrier,
+        phase,
+        first_seq,
+    })
 }
 
 fn mode_number(m: ForwardMode) -> u8 {
@@ -424,16 +482,8 @@ fn encode_session(s: &SyncSession, out: &mut [u8]) {
         Some(p) => {
             put16(out, record_header::TYPE, record_type::SESSION_PREAMBLE);
             put16(out, record_header::LENGTH, session_preamble::LEN as u16);
-            out[session_preamble::VERSION] = match p.carrier {
-                Carrier::Proxy(ProxyProtocol::V1) => 1,
-                Carrier::Proxy(ProxyProtocol::V2) => 2,
-                Carrier::Toa => 3,
-            };
-            out[session_preamble::PHASE] = match p.phase {
-                Phase::Pending => 0,
-                Phase::Sent => 1,
-                Phase::Done => 2,
-            };
+            out[session_preamble::VERSION] = carrier_number(p.carrier);
+            out[session_preamble::PHASE] = phase_number(p.phase);
             put32(out, session_preamble::FIRST_SEQ, p.first_seq);
         }
     }
@@ -478,15 +528,29 @@ fn wire_addr6(a: IpAddr) -> Ipv6Addr {
 }
 
 fn encode_session6(s: &SyncSession6, out: &mut [u8]) {
-    match s.synproxy {
-        SyncProxy::On { shift } => {
+    match (s.preamble, s.synproxy) {
+        (Some(p), synproxy) => {
+            put16(out, record_header::TYPE, record_type::SESSION6_PREAMBLE);
+            put16(out, record_header::LENGTH, session6_preamble::LEN as u16);
+            let (kind, shift) = match synproxy {
+                SyncProxy::On { shift } => (synproxy::ON, shift),
+                // Validated: Pending is never written.
+                SyncProxy::Off | SyncProxy::Pending { .. } => (synproxy::OFF, 0),
+            };
+            out[session6::SYNPROXY] = kind;
+            put32(out, session6_preamble::SHIFT, shift);
+            out[session6_preamble::VERSION] = carrier_number(p.carrier);
+            out[session6_preamble::PHASE] = phase_number(p.phase);
+            put32(out, session6_preamble::FIRST_SEQ, p.first_seq & 0xff_ffff);
+        }
+        (None, SyncProxy::On { shift }) => {
             put16(out, record_header::TYPE, record_type::SESSION6_SYNPROXY);
             put16(out, record_header::LENGTH, session6_synproxy::LEN as u16);
             out[session6::SYNPROXY] = synproxy::ON;
             put32(out, session6_synproxy::SHIFT, shift);
         }
         // Validated: Pending is never written.
-        SyncProxy::Off | SyncProxy::Pending { .. } => {
+        (None, SyncProxy::Off | SyncProxy::Pending { .. }) => {
             put16(out, record_header::TYPE, record_type::SESSION6);
             put16(out, record_header::LENGTH, session6::LEN as u16);
             out[session6::SYNPROXY] = synproxy::OFF;
@@ -684,27 +748,16 @@ pub fn decode_record(rec: &[u8]) -> Result<SyncRecord, SyncDrop> {
         record_type::SESSION_PREAMBLE => {
             let b: &[u8; session_preamble::LEN] =
                 rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
-            let carrier = match b[session_preamble::VERSION] {
-                1 => Carrier::Proxy(ProxyProtocol::V1),
-                2 => Carrier::Proxy(ProxyProtocol::V2),
-                3 => Carrier::Toa,
-                _ => return Err(SyncDrop::BadPreamble),
-            };
-            let phase = match b[session_preamble::PHASE] {
-                0 => Phase::Pending,
-                1 => Phase::Sent,
-                2 => Phase::Done,
-                _ => return Err(SyncDrop::BadPreamble),
-            };
+            let preamble = preamble_of(
+                b[session_preamble::VERSION],
+                b[session_preamble::PHASE],
+                get32(b, session_preamble::FIRST_SEQ),
+            )?;
             let head: &[u8; session::LEN] = b[..session::LEN]
                 .try_into()
                 .map_err(|_| SyncDrop::BadRecordLength)?;
             let mut s = decode_session(head)?;
-            s.preamble = Some(SyncPreamble {
-                carrier,
-                phase,
-                first_seq: get32(b, session_preamble::FIRST_SEQ),
-            });
+            s.preamble = Some(preamble);
             s.validate()?;
             Ok(SyncRecord::Session(s))
         }
@@ -720,6 +773,32 @@ pub fn decode_record(rec: &[u8]) -> Result<SyncRecord, SyncDrop> {
                 .map_err(|_| SyncDrop::BadRecordLength)?;
             let shift = get32(b, session6_synproxy::SHIFT);
             decode_session6(head, Some(shift)).map(SyncRecord::Session6)
+        }
+        record_type::SESSION6_PREAMBLE => {
+            let b: &[u8; session6_preamble::LEN] =
+                rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
+            let head: &[u8; session6::LEN] = b[..session6::LEN]
+                .try_into()
+                .map_err(|_| SyncDrop::BadRecordLength)?;
+            let shift = get32(b, session6_preamble::SHIFT);
+            let shift = match b[session6::SYNPROXY] {
+                synproxy::ON => Some(shift),
+                synproxy::OFF if shift == 0 => None,
+                _ => return Err(SyncDrop::BadSynProxy),
+            };
+            let first_seq = get32(b, session6_preamble::FIRST_SEQ);
+            if first_seq > 0xff_ffff {
+                return Err(SyncDrop::BadPreamble);
+            }
+            let preamble = preamble_of(
+                b[session6_preamble::VERSION],
+                b[session6_preamble::PHASE],
+                first_seq,
+            )?;
+            let mut s = decode_session6(head, shift)?;
+            s.preamble = Some(preamble);
+            s.validate()?;
+            Ok(SyncRecord::Session6(s))
         }
         record_type::VIEW => {
             let b: &[u8; view::LEN] = rec.try_into().map_err(|_| SyncDrop::BadRecordLength)?;
@@ -837,6 +916,7 @@ fn decode_session6(b: &[u8; session6::LEN], shift: Option<u32>) -> Result<SyncSe
         expires_in_ms: get32(b, session6::EXPIRES_IN_MS),
         persist_ms: get32(b, session6::PERSIST_MS),
         synproxy,
+        preamble: None,
     };
     s.validate()?;
     Ok(s)

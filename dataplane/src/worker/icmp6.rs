@@ -5,7 +5,7 @@
 //! so path-MTU discovery works through NAT66 and FullNAT66.
 
 use super::service6::{Forward6, Via6};
-use super::session::SynProxy;
+use super::session::{Phase, SynProxy};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -15,6 +15,7 @@ use crate::device::Device;
 use crate::drop::DropReason;
 use crate::lip::LipPool;
 use crate::parse::{Ipv6Meta, IPV6_HEADER_LEN};
+use crate::proxy_protocol;
 use crate::redirect;
 use crate::snapshot::Homing;
 use crate::synproxy::Shift;
@@ -172,6 +173,16 @@ impl<D: Device> Worker<D> {
                 Dir::Reply => shift_quoted_tcp6(q, 0, shift.to_client(0)),
             }
         }
+        if let (Some(version), Proto::Tcp) = (f.preamble().version(), proto) {
+            // A session with a PROXY protocol header: its quote moves by the header too.
+            let n = proxy_protocol::len6(version, &proxy_protocol::Ends6::of(&orig)) as u32;
+            let done = f.preamble().phase() == Phase::Done;
+            match dir {
+                Dir::Reply => quote_to_client6(q, &f, n),
+                Dir::Original if done => shift_quoted_tcp6(q, 0, n),
+                Dir::Original => {}
+            }
+        }
         msg[2..4].fill(0);
         let c = checksum::icmpv6(outer.0, outer.1, msg);
         msg[2..4].copy_from_slice(&c.to_be_bytes());
@@ -215,6 +226,24 @@ fn reply_dst(
         Some(local) => local,
         None => (orig.src, orig.sport),
     }
+}
+
+/// Moves the sequence number of the quote `q` (an IPv6 packet's, from its IPv6 header: a
+/// segment sent toward the RS of session `f`, whose PROXY protocol header is `n` bytes) back
+/// to the client's own numbers: anything within the header is its first data byte.
+pub(super) fn quote_to_client6(q: &mut [u8], f: &Forward6, n: u32) {
+    let at = IPV6_HEADER_LEN + tcp::field::SEQ;
+    let Some(b) = q.get(at..at + 4) else {
+        return;
+    };
+    let seq = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let to = if f.preamble().phase() == Phase::Done {
+        seq.wrapping_sub(n)
+    } else {
+        let base = proxy_protocol::near24(seq, f.first_seq());
+        proxy_protocol::ack_to_client(seq, base, n)
+    };
+    shift_quoted_tcp6(q, to.wrapping_sub(seq), 0);
 }
 
 /// Moves the TCP segment an ICMPv6 error quotes (`q`, from its IPv6 header) by `seq_by` and

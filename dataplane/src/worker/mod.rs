@@ -39,6 +39,7 @@ mod ipv6;
 mod local;
 mod nat64;
 mod preamble;
+mod preamble6;
 mod service6;
 mod session;
 mod slow;

@@ -17,8 +17,9 @@
 
 use super::forward::shift_proxied;
 use super::icmp6::shift_quoted_tcp6;
+use super::preamble6::{Out6, Toward6};
 use super::service6::{shift_proxied6, Forward6, Via6};
-use super::session::{tcp_event, SynProxy};
+use super::session::{tcp_event, Phase, SynProxy};
 use super::tx::{Emit, Verdict};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -30,6 +31,7 @@ use crate::icmpv6;
 use crate::local::{self, IcmpError, L2_ROOM};
 use crate::nat64::{self, Piece, To4};
 use crate::parse::{Ipv4Meta, Ipv6Fragment, Ipv6Meta, IPV6_HEADER_LEN, L4};
+use crate::proxy_protocol;
 use crate::synproxy::Shift;
 use crate::wire::IPV4_MIN_HEADER_LEN;
 use arrayvec::ArrayVec;
@@ -93,6 +95,9 @@ impl<D: Device> Worker<D> {
             self.icmpv6_error_back(&buf, l3, meta, (icmpv6::PACKET_TOO_BIG, 0, room));
             return Err(DropReason::TooBig);
         }
+        if f.preamble().is_on() && !tcp && self.udp_too_big64(id, &buf, (l3, meta), (mtu, shrink)) {
+            return Err(DropReason::TooBig);
+        }
         self.session6_packet(id, Dir::Original, event, (f.slot, before), meta.total_len);
         if f.synproxy() == SynProxy::On {
             // The client's acknowledgements into the RS's sequence space, before the
@@ -108,7 +113,59 @@ impl<D: Device> Worker<D> {
         };
         let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
         let at = nat64::to_ipv4(pkt, l4_off, tcp, &t);
+        if f.preamble().is_on() {
+            let out = (
+                l3 + at,
+                meta.total_len - shrink,
+                meta.l4,
+                IPV4_MIN_HEADER_LEN,
+            );
+            self.preamble64(id, Dir::Original, &mut buf, out, Toward6::V4(hop))?;
+        }
         Ok(Emit::route(buf, l3 + at, hop))
+    }
+
+    /// NAT64's header step, out of line (sessions without a header do not carry it): the
+    /// client's segment or datagram translated to IPv4 at `l3` (`total` bytes, `l4` its
+    /// summary, its IPv4 header `header_len` bytes) gets the header (or TOA) naming the IPv6
+    /// client; the RS's IPv4 reply (`dir` Reply) has its acknowledgements moved back.
+    #[inline(never)]
+    fn preamble64(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        buf: &mut D::Buf,
+        (l3, total, l4, header_len): (usize, usize, L4, usize),
+        hop: Toward6,
+    ) -> Result<usize, DropReason> {
+        let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
+        let (f, orig) = (s.data, s.original);
+        let out = Out6::V4 { header_len };
+        match l4 {
+            L4::Tcp { flags, .. } => {
+                self.preamble6(id, dir, buf, (l3, total, out), flags, &f, &orig, hop)
+            }
+            L4::Udp { .. } if dir == Dir::Original => {
+                self.udp_header6(id, buf, (l3, total, out), &f, &orig)
+            }
+            _ => Ok(total),
+        }
+    }
+
+    /// [`Worker::udp_too_big6`] for NAT64 session `id`'s client datagram (`meta` at `l3`),
+    /// which leaves `shrink` bytes shorter under `mtu`.
+    #[inline(never)]
+    fn udp_too_big64(
+        &mut self,
+        id: SessionId,
+        buf: &D::Buf,
+        (l3, meta): (usize, &Ipv6Meta),
+        (mtu, shrink): (usize, usize),
+    ) -> bool {
+        let Some(f) = self.table6.get(id).map(|s| s.data) else {
+            return false;
+        };
+        self.udp_too_big6(buf, (l3, meta), &f, (meta.total_len - shrink, mtu, shrink))
     }
 
     /// The RS's IPv4 reply (header at `l3`) of NAT64 session `id`: translated to IPv6 from
@@ -153,6 +210,11 @@ impl<D: Device> Worker<D> {
             return self.nat64_fragment_back(id, event, buf, l3, m);
         }
         self.session6_packet(id, Dir::Reply, event, (f.slot, before), m.total_len);
+        if f.preamble().is_on() {
+            // The RS's acknowledgements move back to the client's numbers (no size change).
+            let at = (l3, m.total_len, m.l4, m.header_len);
+            self.preamble64(id, Dir::Reply, &mut buf, at, Toward6::V6(hop))?;
+        }
         buf.truncate(l3 + m.total_len);
         if proxy == SynProxy::On {
             // The RS's sequence numbers into the client's (on the IPv4 segment: the
@@ -204,6 +266,10 @@ impl<D: Device> Worker<D> {
             // A proxied handshake is whole segments.
             return Err(DropReason::Fragment);
         }
+        if f.preamble().is_on() && f.preamble().phase() != Phase::Done {
+            // A header or option still to go cannot go into a fragment (as `forward6`).
+            return Err(DropReason::Fragment);
+        }
         if meta.hop_limit <= 1 {
             self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
             return Err(DropReason::TtlExceeded);
@@ -238,6 +304,16 @@ impl<D: Device> Worker<D> {
         let first = (frag.offset == 0).then_some(tcp);
         let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
         let at = nat64::fragment_to_ipv4(pkt, l4_off, first, piece, &t);
+        if f.preamble().is_on() && frag.offset == 0 {
+            // The header went before: the first fragment's seq moves past it.
+            let out = (
+                l3 + at,
+                meta.total_len - shrink,
+                meta.l4,
+                IPV4_MIN_HEADER_LEN,
+            );
+            self.preamble64(id, Dir::Original, &mut buf, out, Toward6::V4(hop))?;
+        }
         Ok(Emit::route(buf, l3 + at, hop))
     }
 
@@ -264,6 +340,10 @@ impl<D: Device> Worker<D> {
         let (f, orig, before) = (s.data, s.original, s.state);
         let tcp = orig.proto == Proto::Tcp;
         if matches!(f.synproxy(), SynProxy::Pending(_)) {
+            return Err(DropReason::Fragment);
+        }
+        if f.preamble().is_on() && f.preamble().phase() != Phase::Done && m.is_fragment() {
+            // The RS's acknowledgements of a header are mapped in whole segments only.
             return Err(DropReason::Fragment);
         }
         if m.ttl <= 1 {
@@ -308,6 +388,11 @@ impl<D: Device> Worker<D> {
         let (src, dst) = ((orig.dst, orig.dport), (orig.src, orig.sport));
         let proto = m.proto.number();
         buf.truncate(l3 + m.total_len);
+        if f.preamble().is_on() && offset == 0 {
+            // The RS's acknowledgements back to the client's numbers (no size change).
+            let at = (l3, m.total_len, m.l4, m.header_len);
+            self.preamble64(id, Dir::Reply, &mut buf, at, Toward6::V6(hop))?;
+        }
         if f.synproxy() == SynProxy::On {
             // The first fragment's (or the whole segment's) seq, before the translation.
             let shift = Shift(self.proxy_words6[id.index()]);
@@ -395,7 +480,7 @@ impl<D: Device> Worker<D> {
         q: &icmp::Quote,
     ) -> Verdict<D::Buf> {
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
-        let (orig, proxied) = (s.original, s.data.synproxy() == SynProxy::On);
+        let (f, orig) = (s.data, s.original);
         let pkt = &buf.data()[l3..l3 + m.total_len];
         if !icmp::checksum_valid(pkt, m.header_len) {
             return Err(DropReason::BadIcmpChecksum);
@@ -410,10 +495,16 @@ impl<D: Device> Worker<D> {
         let ends = ((orig.src, orig.sport), (orig.dst, orig.dport));
         let n = nat64::quote_to_ipv6(&pkt[q.at..], &mut quote, ends)
             .ok_or(DropReason::Untranslatable)?;
-        if proxied && orig.proto == Proto::Tcp {
+        if f.synproxy() == SynProxy::On && orig.proto == Proto::Tcp {
             // The client's ack, as far as quoted, back into its own space.
             let shift = Shift(self.proxy_words6[id.index()]);
             shift_quoted_tcp6(&mut quote[..n], 0, shift.to_client(0));
+        }
+        if let (Some(version), Proto::Tcp) = (f.preamble().version(), orig.proto) {
+            // The quoted segment carried (or followed) the PROXY protocol header: the client
+            // gets it in its own numbers.
+            let hn = proxy_protocol::len6(version, &proxy_protocol::Ends6::of(&orig)) as u32;
+            super::icmp6::quote_to_client6(&mut quote[..n], &f, hn);
         }
         if !local::write_icmpv6_error(&mut buf, (orig.dst, orig.src), error, &quote[..n]) {
             return Err(DropReason::NoBuffer);

@@ -19,9 +19,10 @@
 //!   ([`Ipv6Rewrite`]). A reply that reaches another worker goes to the one whose slice of
 //!   the port range holds its LIP port, as IPv4 FullNAT replies do.
 
+use super::preamble6::{Out6, Toward6};
 use super::session::{
     give_back_lip, hold_template, insert_refused, is_active, release_template, tcp_event,
-    template_dest, SynProxy, Template, STEER_TRIES_PER_QUEUE,
+    template_dest, Carrier, Phase, Preamble, SynProxy, Template, STEER_TRIES_PER_QUEUE,
 };
 use super::tx::{Emit, Verdict};
 use super::Worker;
@@ -47,6 +48,9 @@ use core::net::Ipv6Addr;
 use sched::{FlowHint, ForwardMode};
 
 /// What an IPv6 session needs to forward its packets, whatever the configuration does later.
+/// 32 bytes: its flags and its PROXY protocol header's state share one byte, and of the
+/// client's first data byte it keeps the low 24 bits ([`Forward6::first_seq`]), so that an
+/// IPv6 session's slot stays 136 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Forward6 {
     /// Real server address.
@@ -57,15 +61,105 @@ pub struct Forward6 {
     pub via: Via6,
     /// The dest's counter slot (below [`MAX_DEST_SLOTS`](crate::snapshot::MAX_DEST_SLOTS)).
     pub slot: u16,
-    /// It holds its client's persistence template (a persistent service's session).
-    pub persistent: bool,
-    /// Installed from a peer director's sync record, and not moved by this director since.
-    pub peer: bool,
-    /// Noted for session sync since the last export (one record however many changes).
-    pub sync_noted: bool,
+    /// [`PERSISTENT`], [`PEER`], [`SYNC_NOTED`], and the [`Preamble`]'s bits from
+    /// [`PREAMBLE_SHIFT`] on.
+    marks: u8,
+    /// The low 24 bits of the client's first data byte (its ISN + 1), big-endian: where the
+    /// header starts in the RS's sequence space (sessions with a header or TOA).
+    first: [u8; 3],
 }
 
+/// [`Forward6`]'s mark: it holds its client's persistence template.
+const PERSISTENT: u8 = 1;
+/// [`Forward6`]'s mark: installed from a peer director's sync record.
+const PEER: u8 = 2;
+/// [`Forward6`]'s mark: noted for session sync since the last export.
+const SYNC_NOTED: u8 = 4;
+/// Where a [`Forward6`]'s [`Preamble`] starts in its marks.
+const PREAMBLE_SHIFT: u8 = 4;
+
 impl Forward6 {
+    /// A session toward `rip`:`rport` `via`, counted in dest slot `slot`, holding its
+    /// client's template if `persistent`; no header, not a peer's, not noted.
+    pub fn new(rip: Ipv6Addr, rport: u16, via: Via6, slot: u16, persistent: bool) -> Forward6 {
+        Forward6 {
+            rip,
+            rport,
+            via,
+            slot,
+            marks: if persistent { PERSISTENT } else { 0 },
+            first: [0; 3],
+        }
+    }
+
+    /// It holds its client's persistence template (a persistent service's session).
+    #[inline]
+    pub fn persistent(&self) -> bool {
+        self.marks & PERSISTENT != 0
+    }
+
+    /// Installed from a peer director's sync record, and not moved by this director since.
+    #[inline]
+    pub fn peer(&self) -> bool {
+        self.marks & PEER != 0
+    }
+
+    /// Sets [`Forward6::peer`].
+    #[inline]
+    pub fn set_peer(&mut self, on: bool) {
+        self.mark(PEER, on);
+    }
+
+    /// Noted for session sync since the last export (one record however many changes).
+    #[inline]
+    pub fn sync_noted(&self) -> bool {
+        self.marks & SYNC_NOTED != 0
+    }
+
+    /// Sets [`Forward6::sync_noted`].
+    #[inline]
+    pub fn set_sync_noted(&mut self, on: bool) {
+        self.mark(SYNC_NOTED, on);
+    }
+
+    #[inline]
+    fn mark(&mut self, bit: u8, on: bool) {
+        if on {
+            self.marks |= bit;
+        } else {
+            self.marks &= !bit;
+        }
+    }
+
+    /// The PROXY protocol header (or TOA) its service sends, and how far it got.
+    #[inline]
+    pub fn preamble(&self) -> Preamble {
+        Preamble::from_bits(self.marks >> PREAMBLE_SHIFT)
+    }
+
+    /// Sets [`Forward6::preamble`].
+    #[inline]
+    pub fn set_preamble(&mut self, p: Preamble) {
+        self.marks = (self.marks & ((1 << PREAMBLE_SHIFT) - 1)) | p.bits() << PREAMBLE_SHIFT;
+    }
+
+    /// With a header: the low 24 bits of the client's first data byte. Until the header is
+    /// acknowledged the segments that need it lie within a few windows of that byte, where
+    /// [`proxy_protocol::near24`](crate::proxy_protocol::near24) finds the whole number
+    /// again; afterwards it is not needed.
+    #[inline]
+    pub fn first_seq(&self) -> u32 {
+        let [a, b, c] = self.first;
+        u32::from_be_bytes([0, a, b, c])
+    }
+
+    /// Sets [`Forward6::first_seq`] from the client's first data byte (its low 24 bits kept).
+    #[inline]
+    pub fn set_first_seq(&mut self, seq: u32) {
+        let [_, a, b, c] = seq.to_be_bytes();
+        self.first = [a, b, c];
+    }
+
     /// The forwarding mode (NAT64 is FullNAT toward an IPv4 RS).
     pub fn mode(&self) -> ForwardMode {
         match self.via {
@@ -276,7 +370,8 @@ impl<D: Device> Worker<D> {
                     return Err(DropReason::NoSession);
                 }
                 let si = si.ok_or(DropReason::NotForUs)?;
-                match self.open6(si, key, meta, SynProxy::Off) {
+                let first_seq = first_seq6(buf, l4_off, meta);
+                match self.open6(si, key, meta, (SynProxy::Off, first_seq)) {
                     Ok(id) => (id, Dir::Original),
                     Err(DropReason::TtlExceeded) => {
                         self.icmpv6_error_back(buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
@@ -437,7 +532,13 @@ impl<D: Device> Worker<D> {
                 _ => Err(DropReason::NoRoute),
             };
         };
-        let pkt = &mut buf.data_mut()[l3..l3 + meta.total_len];
+        let total = if f.preamble().is_on() {
+            let at = (l3, usize::from(meta.l4_off), meta);
+            self.preamble_step6(id, dir, &mut buf, at, frag.is_some(), hop)?
+        } else {
+            meta.total_len
+        };
+        let pkt = &mut buf.data_mut()[l3..l3 + total];
         if let Some((at, ident)) = frag {
             pkt[at..at + 4].copy_from_slice(&ident.to_be_bytes());
         }
@@ -472,6 +573,48 @@ impl<D: Device> Worker<D> {
         Ok(Emit::route6(buf, l3, hop))
     }
 
+    /// The header step of a routed IPv6 session that tells its RS who the client is (its
+    /// packet at `l3`, the L4 header at `l4_off` from it; `fragment`: one of a datagram's
+    /// fragments): a TCP segment through [`Worker::preamble6`], a UDP flow's first datagram
+    /// given its header. Returns the packet's total length. Out of line: sessions without a
+    /// header do not carry it.
+    ///
+    /// # Errors
+    /// `fragment` for a fragment while the header or option is still to go (it cannot go
+    /// into one); `too_big` for a first datagram with no room for the header (the client gets
+    /// a Packet Too Big); what [`Worker::preamble6`] and [`Worker::udp_header6`] return.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn preamble_step6(
+        &mut self,
+        id: SessionId,
+        dir: Dir,
+        buf: &mut D::Buf,
+        (l3, l4_off, meta): (usize, usize, &Ipv6Meta),
+        fragment: bool,
+        hop: crate::snapshot::Hop6,
+    ) -> Result<usize, DropReason> {
+        // Read again here: the common path does not hold the session's copy in memory.
+        let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
+        let (f, orig) = (&{ s.data }, &{ s.original });
+        let pending = f.preamble().phase() != Phase::Done;
+        let at = (l3, meta.total_len, Out6::V6 { l4_off });
+        match meta.l4 {
+            L4::Tcp { .. } | L4::Udp { .. } if fragment && pending => Err(DropReason::Fragment),
+            L4::Tcp { flags, .. } => {
+                self.preamble6(id, dir, buf, at, flags, f, orig, Toward6::V6(hop))
+            }
+            L4::Udp { .. } if dir == Dir::Original => {
+                let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+                if self.udp_too_big6(buf, (l3, meta), f, (meta.total_len, mtu, 0)) {
+                    return Err(DropReason::TooBig);
+                }
+                self.udp_header6(id, buf, at, f, orig)
+            }
+            _ => Ok(meta.total_len),
+        }
+    }
+
     /// A packet of IPv6 session `id` (counter slot and state `before` it) going in
     /// direction `dir`, `len` bytes: the session's TCP state and deadline move, the dest's
     /// counters and loads follow; a new state is noted for session sync.
@@ -503,6 +646,37 @@ impl<D: Device> Worker<D> {
     /// # Errors
     /// The drop reason when no session could be opened; nothing is left taken then.
     pub(super) fn open6(
+        &mut self,
+        si: usize,
+        key: FlowKey6,
+        meta: &Ipv6Meta,
+        (proxy, first_seq): (SynProxy, u32),
+    ) -> Result<SessionId, DropReason> {
+        let id = self.open6_session(si, key, meta, proxy)?;
+        // A service that tells the RS who the client is: the carrier, and where the client's
+        // data starts (its ISN + 1; TCP only).
+        let svc = &self.snap.services()[si];
+        let carrier = if svc.toa() {
+            Some(Carrier::Toa)
+        } else {
+            svc.proxy_protocol().map(Carrier::Proxy)
+        };
+        if carrier.is_some() {
+            if let Some(d) = self.table6.data_mut(id) {
+                if matches!(
+                    d.via,
+                    Via6::Nat { .. } | Via6::FullNat { .. } | Via6::Nat64 { .. }
+                ) {
+                    d.set_preamble(Preamble::new(carrier));
+                    d.set_first_seq(first_seq);
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    /// [`Worker::open6`]'s session, before its carrier.
+    fn open6_session(
         &mut self,
         si: usize,
         key: FlowKey6,
@@ -629,15 +803,7 @@ impl<D: Device> Worker<D> {
         (rip, rport, via, slot): (Ipv6Addr, u16, Via6, u16),
         persist_ms: u32,
     ) -> Result<SessionId, DropReason> {
-        let fwd = Forward6 {
-            rip,
-            rport,
-            via,
-            slot,
-            persistent: persist_ms > 0,
-            peer: false,
-            sync_noted: false,
-        };
+        let fwd = Forward6::new(rip, rport, via, slot, persist_ms > 0);
         let id = match self.table6.insert(key, reply, fwd, self.now) {
             Ok(id) => id,
             Err(e) => {
@@ -655,6 +821,19 @@ impl<D: Device> Worker<D> {
         self.stats
             .session_opened(u32::from(slot), key.proto != Proto::Tcp);
         Ok(id)
+    }
+}
+
+/// The client's first data byte, from its SYN (its TCP header at `l4` in `buf`): the
+/// sequence number + 1; 0 for UDP.
+#[cold]
+fn first_seq6<B: PacketBuf>(buf: &B, l4: usize, meta: &Ipv6Meta) -> u32 {
+    match meta.l4 {
+        L4::Tcp { .. } => buf
+            .data()
+            .get(l4 + 4..l4 + 8)
+            .map_or(0, |s| crate::wire::be32(s, 0).wrapping_add(1)),
+        _ => 0,
     }
 }
 
@@ -688,7 +867,7 @@ pub(super) fn session6_ended(
 ) {
     stats.session_closed(u32::from(s.data.slot), is_active(s.state));
     release_lip6(lips6, lips, &s.data, now, s.original.proto == Proto::Tcp);
-    if s.data.persistent {
+    if s.data.persistent() {
         release_template(templates6, &template_key6(&s.original), now, None);
     }
 }

@@ -110,6 +110,18 @@ impl Preamble {
         }
     }
 
+    /// Its four bits (an IPv6 session keeps them beside its flags).
+    #[inline]
+    pub(super) fn bits(self) -> u8 {
+        self.0 & 0xf
+    }
+
+    /// The preamble of [`Preamble::bits`] `b`.
+    #[inline]
+    pub(super) fn from_bits(b: u8) -> Preamble {
+        Preamble(b & 0xf)
+    }
+
     /// The same header at `phase`.
     #[inline]
     pub fn at(self, phase: Phase) -> Preamble {

@@ -185,11 +185,11 @@ impl<D: Device> Worker<D> {
                     let Some(f) = self.table6.data_mut(id) else {
                         continue;
                     };
-                    f.peer = false;
-                    if !s.exporting || f.sync_noted {
+                    f.set_peer(false);
+                    if !s.exporting || f.sync_noted() {
                         continue;
                     }
-                    f.sync_noted = true;
+                    f.set_sync_noted(true);
                     self.table6
                         .get(id)
                         .and_then(|x| self.session6_record(id, x, now))
@@ -212,7 +212,7 @@ impl<D: Device> Worker<D> {
                 }
                 Dirty::Session6(id) => {
                     if let Some(f) = self.table6.data_mut(id) {
-                        f.sync_noted = false;
+                        f.set_sync_noted(false);
                     }
                 }
                 Dirty::Template(_) | Dirty::Empty => {}
@@ -394,7 +394,7 @@ impl<D: Device> Worker<D> {
             lip,
             state: x.state,
             expires_in_ms: x.deadline.saturating_sub(now).min(u64::from(u32::MAX)) as u32,
-            persist_ms: if f.persistent {
+            persist_ms: if f.persistent() {
                 self.templates6
                     .lookup(&template_key6(k))
                     .and_then(|(tid, _)| self.templates6.get(tid))
@@ -403,6 +403,11 @@ impl<D: Device> Worker<D> {
                 0
             },
             synproxy,
+            preamble: f.preamble().carrier().map(|carrier| SyncPreamble {
+                carrier,
+                phase: f.preamble().phase(),
+                first_seq: f.first_seq(),
+            }),
         });
         r.validate().ok().map(|()| r)
     }
@@ -595,15 +600,12 @@ impl<D: Device> Worker<D> {
         let Ok(slot) = u16::try_from(self.snap.dest_slot(si, di)) else {
             return Counter::SyncUnknownService;
         };
-        let f = Forward6 {
-            rip,
-            rport: x.rport,
-            via,
-            slot,
-            persistent: x.persist_ms > 0,
-            peer: true,
-            sync_noted: false,
-        };
+        let mut f = Forward6::new(rip, x.rport, via, slot, x.persist_ms > 0);
+        f.set_peer(true);
+        if let Some(p) = x.preamble {
+            f.set_preamble(Preamble::new(Some(p.carrier)).at(p.phase));
+            f.set_first_seq(p.first_seq);
+        }
         let key = FlowKey6::new(x.proto, x.client.0, x.client.1, x.vip.0, x.vip.1);
         if let Some((id, dir)) = self.table6.lookup(&key) {
             return self.refresh_from_peer6(id, dir, &f, x, now);
@@ -677,7 +679,7 @@ impl<D: Device> Worker<D> {
         // A persistent service's session holds its client's template, made from the
         // session when the peer's is not here: the client's next connection after a
         // failover goes where its last ones went.
-        if f.persistent {
+        if f.persistent() {
             let template = self
                 .templates6
                 .lookup(&template_key6(&key))
@@ -707,7 +709,7 @@ impl<D: Device> Worker<D> {
         if !same {
             return Counter::SyncConflicts;
         }
-        if !cur.data.peer {
+        if !cur.data.peer() {
             return Counter::SyncKept;
         }
         let (was, deadline) = (cur.state, cur.deadline);
@@ -716,6 +718,11 @@ impl<D: Device> Worker<D> {
         self.table6.refresh_for(id, now, until - now);
         if let SyncProxy::On { shift } = x.synproxy {
             self.proxy_words6[id.index()] = shift;
+        }
+        if let Some(d) = self.table6.data_mut(id) {
+            // The peer's word on its header: it may have sent it, or seen it acknowledged.
+            d.set_preamble(f.preamble());
+            d.set_first_seq(f.first_seq());
         }
         self.stats
             .session_moved(u32::from(f.slot), is_active(was), is_active(x.state));

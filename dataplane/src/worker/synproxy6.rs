@@ -72,7 +72,8 @@ impl<D: Device> Worker<D> {
         let Some(info) = self.cookies.check(&key, isn, ack.wrapping_sub(1), self.now) else {
             return Err(DropReason::BadCookie);
         };
-        let id = match self.open6(si, key, meta, SynProxy::Pending(info)) {
+        // The client's first data byte follows its ISN, as its ACK says.
+        let id = match self.open6(si, key, meta, (SynProxy::Pending(info), seq)) {
             Ok(id) => id,
             Err(DropReason::TtlExceeded) => {
                 self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));

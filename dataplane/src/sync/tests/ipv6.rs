@@ -5,7 +5,10 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
-use crate::sync::wire::{family, record_type, session6, session6_synproxy, MAX_RECORD_LEN};
+use crate::proxy_protocol::{Carrier, Phase};
+use crate::sync::wire::{
+    family, record_type, session6, session6_preamble, session6_synproxy, MAX_RECORD_LEN,
+};
 
 const CIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 7);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
@@ -26,6 +29,7 @@ fn fullnat66() -> SyncSession6 {
         expires_in_ms: 899_000,
         persist_ms: 0,
         synproxy: SyncProxy::Off,
+        preamble: None,
     }
 }
 
@@ -104,7 +108,7 @@ fn ipv6_layout_is_as_documented() {
     .concat();
     assert_eq!(raw(&s), want);
     assert_eq!(want.len(), session6::LEN);
-    assert_eq!(MAX_RECORD_LEN, 93);
+    assert_eq!(MAX_RECORD_LEN, 99);
     // NAT64: family 4, the IPv4 RIP and LIP IPv4-mapped.
     let n = raw(&SyncRecord::Session6(nat64()));
     let mapped = |a: Ipv4Addr| [&[0u8; 10][..], &[0xff, 0xff], &a.octets()].concat();
@@ -477,13 +481,13 @@ fn a_1500_mtu_datagram_holds_16_ipv6_sessions() {
 }
 
 /// What the rings between a worker and the daemon hold per record: an IPv6 session's four
-/// 16-byte addresses and its SYN proxy state make a record 96 bytes (an IPv4 one alone would
-/// be 56); pinned so that it does not grow unnoticed.
+/// 16-byte addresses, its SYN proxy state and its PROXY protocol header's make a record 104
+/// bytes (an IPv4 one alone would be 56); pinned so that it does not grow unnoticed.
 #[test]
-fn a_record_is_96_bytes() {
+fn a_record_is_104_bytes() {
     assert_eq!(core::mem::size_of::<SyncSession>(), 56);
-    assert_eq!(core::mem::size_of::<SyncSession6>(), 96);
-    assert_eq!(core::mem::size_of::<SyncRecord>(), 96);
+    assert_eq!(core::mem::size_of::<SyncSession6>(), 104);
+    assert_eq!(core::mem::size_of::<SyncRecord>(), 104);
 }
 
 fn addr6() -> impl Strategy<Value = Ipv6Addr> {
@@ -547,6 +551,7 @@ pub(super) fn valid_session6() -> impl Strategy<Value = SyncSession6> {
                             expires_in_ms: exp,
                             persist_ms: 0,
                             synproxy,
+                            preamble: None,
                         }
                     },
                 )
@@ -621,5 +626,109 @@ fn a_proxied_ipv6_session_is_type_6_with_its_shift() {
         },
     ] {
         assert_eq!(bad.validate(), Err(SyncDrop::BadSynProxy), "{bad:?}");
+    }
+}
+
+/// An IPv6 session with a PROXY protocol header or TOA (type 7): type 5's 89 bytes (SYN
+/// proxy byte 0 or 2), the shift (0 when off), version, phase and the first data byte's low
+/// 24 bits; it round-trips in FullNAT66, NAT66 and NAT64, SYN-proxied or not, and its rules
+/// refuse the rest.
+#[test]
+fn an_ipv6_session_with_a_header_is_type_7() {
+    let header = |carrier, phase| SyncPreamble {
+        carrier,
+        phase,
+        first_seq: 0x00ab_cdef,
+    };
+    let v1 = Carrier::Proxy(sched::ProxyProtocol::V1);
+    let v2 = Carrier::Proxy(sched::ProxyProtocol::V2);
+    let cases = [
+        (
+            of_mode(ForwardMode::FullNat),
+            v2,
+            Phase::Sent,
+            SyncProxy::Off,
+        ),
+        (
+            of_mode(ForwardMode::Nat),
+            v1,
+            Phase::Pending,
+            SyncProxy::Off,
+        ),
+        (nat64(), Carrier::Toa, Phase::Done, SyncProxy::Off),
+        (
+            of_mode(ForwardMode::FullNat),
+            v2,
+            Phase::Sent,
+            SyncProxy::On { shift: 0xdead_beef },
+        ),
+    ];
+    for (s, carrier, phase, synproxy) in cases {
+        let s = SyncSession6 {
+            synproxy,
+            preamble: Some(header(carrier, phase)),
+            ..s
+        };
+        let r = SyncRecord::Session6(s);
+        assert_eq!(r.wire_len(), session6_preamble::LEN);
+        let b = raw(&r);
+        assert_eq!(b.len(), 99);
+        assert_eq!(u16::from_be_bytes([b[0], b[1]]), 7);
+        assert_eq!(record_type::SESSION6_PREAMBLE, 7);
+        assert_eq!(u16::from_be_bytes([b[2], b[3]]), 99);
+        let (proxy_byte, shift) = match synproxy {
+            SyncProxy::On { shift } => (2, shift),
+            _ => (0, 0),
+        };
+        assert_eq!(b[session6::SYNPROXY], proxy_byte);
+        assert_eq!(b[89..93], shift.to_be_bytes());
+        let version = match carrier {
+            Carrier::Proxy(sched::ProxyProtocol::V1) => 1,
+            Carrier::Proxy(sched::ProxyProtocol::V2) => 2,
+            Carrier::Toa => 3,
+        };
+        let phase_byte = match phase {
+            Phase::Pending => 0,
+            Phase::Sent => 1,
+            Phase::Done => 2,
+        };
+        assert_eq!(b[93..99], [version, phase_byte, 0, 0xab, 0xcd, 0xef]);
+        assert_eq!(decode_record(&b), Ok(r), "{r:?}");
+        // A bad version or phase, a first data byte beyond 24 bits, a shift with the SYN
+        // proxy off: refused.
+        for (at, v, why) in [
+            (93, 4, SyncDrop::BadPreamble),
+            (94, 3, SyncDrop::BadPreamble),
+            (95, 1, SyncDrop::BadPreamble),
+        ] {
+            let mut bad = b.clone();
+            bad[at] = v;
+            assert_eq!(decode_record(&bad), Err(why), "byte {at}");
+        }
+        if proxy_byte == 0 {
+            let mut bad = b.clone();
+            bad[92] = 1;
+            assert_eq!(decode_record(&bad), Err(SyncDrop::BadSynProxy));
+        }
+    }
+    // No header in DR or TUN, none but v2 for UDP.
+    let v2 = header(v2, Phase::Pending);
+    for bad in [
+        SyncSession6 {
+            preamble: Some(v2),
+            ..of_mode(ForwardMode::Dr)
+        },
+        SyncSession6 {
+            preamble: Some(v2),
+            ..of_mode(ForwardMode::Tun)
+        },
+        SyncSession6 {
+            preamble: Some(header(Carrier::Toa, Phase::Pending)),
+            proto: Proto::Udp,
+            state: SessionState::Udp,
+            ..nat64()
+        },
+    ] {
+        assert_eq!(bad.validate(), Err(SyncDrop::BadPreamble), "{bad:?}");
     }
 }
