@@ -899,7 +899,7 @@ addAction(AllRule(), SpoofAction("192.0.2.53"))
 def ipv6_proxy_protocol(site, ck, n):
     """The PROXY protocol for IPv6 clients: curl -6 to the IPv6 VIP through FullNAT66 (the
     servers' nginx on [RS6]:8081, reached from the IPv6 LIP) and NAT64 (their nginx on
-    RS:8081, reached from the IPv4 LIP), v2 then v1, and FullNAT66 v2 with the SYN proxy;
+    RS:8081, reached from the IPv4 LIP), v2 then v1, and both v2 with the SYN proxy;
     nginx listens with `proxy_protocol` and answers and logs `$proxy_protocol_addr:
     $proxy_protocol_port`. Each run: n requests, every answer naming the IPv6 client's own
     address and port as curl saw them, from the three servers; 3 downloads of the large file
@@ -915,6 +915,7 @@ def ipv6_proxy_protocol(site, ck, n):
         ("NAT64", "v2", False),
         ("NAT64", "v1", False),
         ("FullNAT66", "v2", True),
+        ("NAT64", "v2", True),
     )
     for mode, version, synproxy in runs:
         label = f"ipv6-proxy-protocol {mode} {version}" + (" synproxy" if synproxy else "")
