@@ -118,7 +118,11 @@ impl Change {
                 proxy_protocol,
                 toa,
             } => {
-                let s = service_mut(config, key)?;
+                // ipvsadm's words for `-E` on a missing service.
+                let s = config
+                    .services
+                    .get_mut(&key)
+                    .ok_or(SchedError::NoSuchService { key })?;
                 s.set_persistence(persistence)?;
                 s.set_synproxy(synproxy)?;
                 // Off first, so that one may replace the other in one edit.

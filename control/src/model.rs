@@ -251,7 +251,7 @@ mod tests {
         let mut other = key();
         other.port = 81;
         let e = m.apply(Change::DeleteService { key: other }).unwrap_err();
-        assert!(e.to_string().starts_with("Service not defined"), "{e}");
+        assert!(e.to_string().starts_with("No such service\n"), "{e}");
 
         assert_eq!(Arc::as_ptr(&cell.load_full()), before, "nothing published");
         assert_eq!(format!("{:?}", m.config()), cfg_before, "model unchanged");

@@ -349,7 +349,7 @@ impl ControlState {
             Some(k) => {
                 let k = service_key(k);
                 if cfg.services.get(&k).is_none() {
-                    return refused(SchedError::ServiceNotFound { key: k });
+                    return refused(SchedError::NoSuchService { key: k });
                 }
                 vec![k]
             }

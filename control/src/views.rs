@@ -66,7 +66,7 @@ impl Readings<'_> {
         let wanted: Option<ServiceKey> = service.map(service_key);
         if let Some(k) = wanted {
             if cfg.services.get(&k).is_none() {
-                return refused(SchedError::ServiceNotFound { key: k });
+                return refused(SchedError::NoSuchService { key: k });
             }
         }
         let mut services = Vec::new();

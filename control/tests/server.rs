@@ -126,7 +126,7 @@ fn control_server_end_to_end() {
             Request::DeleteService {
                 service: SvcKey { port: 81, ..key() },
             },
-            "Service not defined",
+            "No such service",
         ),
         (
             Request::AddService {

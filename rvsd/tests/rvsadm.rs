@@ -147,7 +147,20 @@ fn rvsadm_drives_a_running_rvsd() {
             vec!["-A", "-t", "192.0.2.100:80", "-s", "wrr"],
             "Service already exists",
         ),
-        (vec!["-D", "-t", "192.0.2.100:81"], "Service not defined"),
+        (vec!["-D", "-t", "192.0.2.100:81"], "No such service"),
+        (
+            vec!["-E", "-t", "192.0.2.100:81", "-s", "rr"],
+            "No such service",
+        ),
+        (vec!["-L", "-n", "-t", "192.0.2.100:81"], "No such service"),
+        (
+            vec!["-d", "-t", "192.0.2.100:81", "-r", "10.1.0.11:8080"],
+            "Service not defined",
+        ),
+        (
+            vec!["-A", "-t", "192.0.2.100:82", "-s", "fastest"],
+            "Scheduler or persistence engine not found",
+        ),
         (
             vec!["-a", "-t", "192.0.2.100:80", "-r", "10.9.9.9:80", "-m"],
             "no route",

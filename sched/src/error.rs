@@ -84,9 +84,19 @@ pub enum SchedError {
         key: ServiceKey,
     },
 
-    /// No service with this protocol, VIP and port exists.
+    /// No service with this protocol, VIP and port exists, for a dest change (ipvsadm's
+    /// words for `-a`, `-e`, `-d`).
     #[error("Service not defined: {key}")]
     ServiceNotFound {
+        /// The key that was asked for.
+        key: ServiceKey,
+    },
+
+    /// No service with this protocol, VIP and port exists, for a change or a listing of the
+    /// service itself: ipvsadm's words for `-D`, `-E`, `-L -t` and `-Z -t` on the first line
+    /// (scripts grep for them), the service on the second.
+    #[error("No such service\n{key} is not configured")]
+    NoSuchService {
         /// The key that was asked for.
         key: ServiceKey,
     },
@@ -171,7 +181,9 @@ pub enum SchedError {
     UnknownProxyProtocol(String),
 
     /// A scheduler name rvs does not know.
-    #[error("Scheduler not found: '{0}' (rvs knows rr, wrr, lc, wlc, sh and mh)")]
+    #[error(
+        "Scheduler or persistence engine not found\n'{0}': rvs knows rr, wrr, lc, wlc, sh and mh"
+    )]
     UnknownScheduler(String),
 
     /// An mh table size that is not one of [`MH_TABLE_SIZES`]: the Maglev permutation needs a

@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(e, SchedError::UnknownScheduler("maglev".into()));
         assert_eq!(
             e.to_string(),
-            "Scheduler not found: 'maglev' (rvs knows rr, wrr, lc, wlc, sh and mh)"
+            "Scheduler or persistence engine not found\n'maglev': rvs knows rr, wrr, lc, wlc, sh and mh"
         );
         // ipvsadm's names are exact: no case folding.
         assert!("RR".parse::<SchedKind>().is_err());

@@ -399,11 +399,11 @@ impl ServiceTable {
     /// Removes the service with this key (ipvsadm `-D`) and returns it.
     ///
     /// # Errors
-    /// [`SchedError::ServiceNotFound`] if there is no such service.
+    /// [`SchedError::NoSuchService`] if there is no such service.
     pub fn remove(&mut self, key: &ServiceKey) -> Result<Service, SchedError> {
         self.services
             .remove(key)
-            .ok_or(SchedError::ServiceNotFound { key: *key })
+            .ok_or(SchedError::NoSuchService { key: *key })
     }
 
     /// The services, sorted by key (protocol, then VIP, then port).
@@ -879,11 +879,14 @@ mod tests {
         let e = t.remove(&key(Proto::Udp, 53)).unwrap_err();
         assert_eq!(
             e,
-            SchedError::ServiceNotFound {
+            SchedError::NoSuchService {
                 key: key(Proto::Udp, 53)
             }
         );
-        assert_eq!(e.to_string(), "Service not defined: udp 192.0.2.1:53");
+        assert_eq!(
+            e.to_string(),
+            "No such service\nudp 192.0.2.1:53 is not configured"
+        );
     }
 
     /// A service key from small numbers, so that random ones collide.
@@ -920,7 +923,7 @@ mod tests {
                     if model.remove(&k) {
                         prop_assert_eq!(r, Ok(k));
                     } else {
-                        prop_assert_eq!(r, Err(SchedError::ServiceNotFound { key: k }));
+                        prop_assert_eq!(r, Err(SchedError::NoSuchService { key: k }));
                     }
                 }
                 prop_assert_eq!(t.len(), model.len());
