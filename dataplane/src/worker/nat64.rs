@@ -32,6 +32,7 @@ use crate::local::{self, IcmpError, L2_ROOM};
 use crate::nat64::{self, Piece, To4};
 use crate::parse::{Ipv4Meta, Ipv6Fragment, Ipv6Meta, IPV6_HEADER_LEN, L4};
 use crate::proxy_protocol;
+use crate::snapshot::Hop;
 use crate::synproxy::Shift;
 use crate::wire::IPV4_MIN_HEADER_LEN;
 use arrayvec::ArrayVec;
@@ -80,21 +81,8 @@ impl<D: Device> Worker<D> {
     ) -> Verdict<D::Buf> {
         let s = self.table6.get(id).ok_or(DropReason::NoSession)?;
         let (f, tcp, before) = (s.data, s.original.proto == Proto::Tcp, s.state);
-        if meta.hop_limit <= 1 {
-            self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
-            return Err(DropReason::TtlExceeded);
-        }
-        let rip = rs4(&f).ok_or(DropReason::NoRoute)?;
-        let hop = self.snap.route(rip).ok_or(DropReason::NoRoute)?;
-        let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+        let (rip, hop, mtu, shrink) = self.nat64_route_out(&buf, l3, meta, &f)?;
         let l4_off = usize::from(meta.l4_off);
-        // What the IPv6 packet loses: its fixed header less IPv4's, and any extension headers.
-        let shrink = l4_off - IPV4_MIN_HEADER_LEN;
-        if meta.total_len - shrink > mtu {
-            let room = ((mtu + shrink) as u32).max(nat64::IPV6_MIN_MTU);
-            self.icmpv6_error_back(&buf, l3, meta, (icmpv6::PACKET_TOO_BIG, 0, room));
-            return Err(DropReason::TooBig);
-        }
         if f.preamble().is_on() && !tcp && self.udp_too_big64(id, &buf, (l3, meta), (mtu, shrink)) {
             return Err(DropReason::TooBig);
         }
@@ -123,6 +111,35 @@ impl<D: Device> Worker<D> {
             self.preamble64(id, Dir::Original, &mut buf, out, Toward6::V4(hop))?;
         }
         Ok(Emit::route(buf, l3 + at, hop))
+    }
+
+    /// Where NAT64 session `f`'s client packet `meta` (at `l3` in `buf`) goes: its IPv4 RS,
+    /// the route and egress MTU there, and `shrink`, what the packet loses in translation
+    /// (its fixed header less IPv4's, and any extension headers). A packet whose hop limit
+    /// runs out gets Time Exceeded; one too big for the IPv4 side, Packet Too Big naming the
+    /// room plus `shrink` (never under 1280).
+    #[inline(always)]
+    fn nat64_route_out(
+        &mut self,
+        buf: &D::Buf,
+        l3: usize,
+        meta: &Ipv6Meta,
+        f: &Forward6,
+    ) -> Result<(Ipv4Addr, Hop, usize, usize), DropReason> {
+        if meta.hop_limit <= 1 {
+            self.icmpv6_error_back(buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
+            return Err(DropReason::TtlExceeded);
+        }
+        let rip = rs4(f).ok_or(DropReason::NoRoute)?;
+        let hop = self.snap.route(rip).ok_or(DropReason::NoRoute)?;
+        let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+        let shrink = usize::from(meta.l4_off) - IPV4_MIN_HEADER_LEN;
+        if meta.total_len - shrink > mtu {
+            let room = ((mtu + shrink) as u32).max(nat64::IPV6_MIN_MTU);
+            self.icmpv6_error_back(buf, l3, meta, (icmpv6::PACKET_TOO_BIG, 0, room));
+            return Err(DropReason::TooBig);
+        }
+        Ok((rip, hop, mtu, shrink))
     }
 
     /// NAT64's header step, out of line (sessions without a header do not carry it): the
@@ -270,20 +287,8 @@ impl<D: Device> Worker<D> {
             // A header or option still to go cannot go into a fragment (as `forward6`).
             return Err(DropReason::Fragment);
         }
-        if meta.hop_limit <= 1 {
-            self.icmpv6_error_back(&buf, l3, meta, (icmpv6::TIME_EXCEEDED, 0, 0));
-            return Err(DropReason::TtlExceeded);
-        }
-        let rip = rs4(&f).ok_or(DropReason::NoRoute)?;
-        let hop = self.snap.route(rip).ok_or(DropReason::NoRoute)?;
-        let mtu = usize::from(self.snap.iface(hop.iface).mtu);
+        let (rip, hop, _, shrink) = self.nat64_route_out(&buf, l3, meta, &f)?;
         let l4_off = usize::from(meta.l4_off);
-        let shrink = l4_off - IPV4_MIN_HEADER_LEN;
-        if meta.total_len - shrink > mtu {
-            let room = ((mtu + shrink) as u32).max(nat64::IPV6_MIN_MTU);
-            self.icmpv6_error_back(&buf, l3, meta, (icmpv6::PACKET_TOO_BIG, 0, room));
-            return Err(DropReason::TooBig);
-        }
         self.session6_packet(id, Dir::Original, event, (f.slot, before), meta.total_len);
         if f.synproxy() == SynProxy::On {
             // The first fragment's ack, as a whole segment's (later ones have no L4 header).
