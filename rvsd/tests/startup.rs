@@ -63,12 +63,26 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn usage_and_version() {
-    let o = rvsd(&[]);
+    let o = rvsd(&["--bogus"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("usage: rvsd"));
-    let o = rvsd(&["--version"]);
+    let e = stderr(&o);
+    assert!(e.contains("unexpected argument '--bogus'"), "{e}");
+    assert!(e.contains("Usage: rvsd"), "{e}");
+    for v in ["--version", "-v"] {
+        let o = rvsd(&[v]);
+        assert!(o.status.success());
+        assert!(String::from_utf8_lossy(&o.stdout).starts_with("rvsd "));
+    }
+    let o = rvsd(&["--help"]);
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("rvsd "));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for opt in [
+        "--config <FILE>",
+        "--check-config [<FILE>]",
+        "/etc/rvs/rvsd.toml",
+    ] {
+        assert!(out.contains(opt), "{out}");
+    }
 }
 
 #[test]
@@ -90,6 +104,12 @@ fn check_config_accepts_good_and_locates_bad() {
         e.contains("unknown field `adrs`") && e.contains("line"),
         "{e}"
     );
+
+    // -t with -f checks -f's file, as `rvsd -t` checks /etc/rvs/rvsd.toml.
+    let o = rvsd(&["-t", "-f", good.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = rvsd(&["-t", "--config", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
 
     let o = rvsd(&["--config", "/nonexistent/rvsd.toml"]);
     assert_eq!(o.status.code(), Some(1));
@@ -165,4 +185,81 @@ fn the_shipped_example_is_valid() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout)
         .contains("configuration OK (2 ports, 2 services, 2 workers)"));
+}
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping_and_the_journal_gets_plain_lines() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use std::time::{Duration, Instant};
+
+    let path = write_config("notify.toml", &config("notify", "net_null0", 1, ""));
+    // A service manager's notify socket (abstract, as systemd's own is not) and a journal
+    // stream: a file whose device and inode go in JOURNAL_STREAM, as systemd sets them.
+    let name = format!("rvsd-startup-notify-{}", std::process::id());
+    let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
+        .expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let log = path.with_extension("log");
+    let file = std::fs::File::create(&log).expect("log file");
+    let meta = file.metadata().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+        .args(["--config", path.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", format!("@{name}"))
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawn rvsd");
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let started = Instant::now();
+    let ready = next();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=forwarding: 1 ports, 1 services"),
+        "{ready}"
+    );
+    // READY comes once the control socket listens.
+    let control = std::env::temp_dir()
+        .join(format!("rvsd-startup-{}", std::process::id()))
+        .join("notify.sock");
+    assert!(control.exists(), "READY before the control socket");
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success());
+    };
+    signal("-HUP");
+    assert_eq!(next(), "RELOADING=1\nSTATUS=reloading");
+    assert_eq!(next(), "READY=1\nSTATUS=forwarding: reloaded");
+    signal("-TERM");
+    assert_eq!(next(), "STOPPING=1\nSTATUS=stopping");
+    assert!(child.wait().expect("wait").success());
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains('\x1b'),
+        "colour codes in the journal: {text:?}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<6> INFO") && l.contains("reloaded")),
+        "{text}"
+    );
+    // Every tracing line carries its priority and no timestamp.
+    for l in lines.iter().filter(|l| l.starts_with('<')) {
+        let p = &l[..3];
+        assert!(["<3>", "<4>", "<6>", "<7>"].contains(&p), "{l}");
+        assert!(!l[3..].trim_start().starts_with("20"), "timestamp in {l}");
+    }
+    let _ = std::fs::remove_file(&log);
 }
