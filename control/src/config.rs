@@ -95,12 +95,14 @@
 //! drain_timeout = 30               # s a drain waits at most for the sessions to be synced
 //! ```
 
+mod keys;
 mod sections;
 
 use crate::health::HealthCheck;
 use dataplane::snapshot::{ConfigError, DirectorConfig, Snapshot};
 use sched::{SchedError, ServiceTable};
 
+pub use keys::accepted_keys;
 pub use sections::{parse_mac, sync_peer};
 
 /// Why a configuration file was refused.

@@ -637,6 +637,34 @@ const SPECS: &[Spec] = &[
     spec(None, &["tun-remcsum"], Key::Unsupported, Arity::None),
 ];
 
+/// Every long option rvsadm reads, without its dashes, and whether rvs has it: `false` for
+/// the ipvsadm options it refuses by name (fwmark services, thresholds, tunnel types...).
+/// `-h` and the manual page list each one it has (a test checks both).
+pub fn long_options() -> Vec<(&'static str, bool)> {
+    let mut all: Vec<(&'static str, bool)> = SPECS
+        .iter()
+        .flat_map(|s| s.long.iter().map(move |l| (*l, s.supported())))
+        .collect();
+    // Taken out of the line before parsing (split_socket).
+    all.push(("socket", true));
+    all
+}
+
+/// Every short option rvsadm reads, and whether rvs has it (as [`long_options`]).
+pub fn short_options() -> Vec<(char, bool)> {
+    SPECS
+        .iter()
+        .filter_map(|s| s.short.map(|c| (c, s.supported())))
+        .collect()
+}
+
+impl Spec {
+    /// Whether rvs has this option (rather than refusing it by name).
+    fn supported(&self) -> bool {
+        !matches!(self.key, Key::Unsupported | Key::Ipv6)
+    }
+}
+
 /// The option with short letter `c`.
 fn find_short(c: char) -> Option<&'static Spec> {
     SPECS.iter().find(|s| s.short == Some(c))
@@ -1495,6 +1523,7 @@ Options:
                                       (an IPv6 address takes a port only in brackets:
                                       -t [2001:db8::10]:80)
   --icmp            service-address   ICMP echo service, service-address is IPv4 or [IPv6]
+  --icmp-service    service-address   the same as --icmp
   --scheduler    -s scheduler         the default scheduler is wlc.
   --persistent   -p [timeout]         persistent service (default 300 seconds)
   --synproxy     -j enable|disable    answer SYNs with SYN cookies; open the RS connection
@@ -1517,6 +1546,7 @@ Options:
   --rate                              output of rate information
   --exact        -X                   expand numbers (display exact values)
   --nosort                            disable sorting output of service/server entries
+  --sort                              sort output of service/server entries (the default)
   --json                              output as JSON
   --daemon                            output of the sync daemons (with -L)
   --mcast-interface interface         kernel interface of the sync daemon (default: [sync]
