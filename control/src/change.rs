@@ -100,6 +100,25 @@ pub enum Change {
 }
 
 impl Change {
+    /// The services an rvsadm change names (every service for `-C` is not listed here: the
+    /// caller knows them); none for timeouts and the daemon's own changes.
+    pub fn services(&self) -> Vec<ServiceKey> {
+        match self {
+            Change::AddService(s) => vec![s.key()],
+            Change::EditService { key, .. }
+            | Change::DeleteService { key }
+            | Change::AddDest { key, .. }
+            | Change::EditDest { key, .. }
+            | Change::DeleteDest { key, .. } => vec![*key],
+            Change::Batch(changes) => changes.iter().flat_map(Change::services).collect(),
+            Change::Clear
+            | Change::SetTimeouts { .. }
+            | Change::Replace(_)
+            | Change::Held(_)
+            | Change::Health { .. } => Vec::new(),
+        }
+    }
+
     /// Applies the change to `config` and `down` (copies, which the model commits only if the
     /// result is valid as a whole). Returns whether there is anything to publish: a health
     /// verdict that changes nothing publishes nothing; every other change publishes.

@@ -379,7 +379,7 @@ pub fn too_large(size: usize, what: &str) -> Response {
 /// What a response lists, for messages.
 fn answer_name(response: &Response) -> &'static str {
     match response {
-        Response::Done => "done",
+        Response::Done | Response::Noted { .. } => "done",
         Response::Error { .. } => "error",
         Response::Services { .. } => "services (-L)",
         Response::Connections { .. } => "connections (-L -c)",

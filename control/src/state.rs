@@ -22,7 +22,7 @@ use dataplane::stats::{DestSample, WorkerStats};
 use dataplane::worker::Mailbox;
 use proto::{Request, Response, SvcKey};
 use sched::{SchedError, ServiceKey};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -46,6 +46,11 @@ pub struct ControlState {
     sync_defaults: SyncSettings,
     /// The cluster's announcer, when rvsd has `[cluster]` ([`ControlState::set_announcer`]).
     announcer: Option<Announcer>,
+    /// The services the configuration file declares (the model's at start, then the last
+    /// reloaded file's). The file is authoritative for them, as keepalived is for its
+    /// virtual servers: a reload puts them back as the file has them; services made with
+    /// rvsadm are kept across reloads.
+    file_services: BTreeSet<ServiceKey>,
 }
 
 impl ControlState {
@@ -56,6 +61,7 @@ impl ControlState {
         workers: Vec<Arc<WorkerStats>>,
         mailboxes: Vec<Arc<Mailbox>>,
     ) -> ControlState {
+        let file_services = model.config().services.iter().map(|s| s.key()).collect();
         ControlState {
             model,
             workers,
@@ -67,6 +73,7 @@ impl ControlState {
             sync: None,
             sync_defaults: SyncSettings::default(),
             announcer: None,
+            file_services,
         }
     }
 
@@ -221,10 +228,80 @@ impl ControlState {
         {
             warn!("reload: LIP changes take effect at the next restart");
         }
-        self.model
-            .apply(Change::Replace(Box::new(new.director.clone())))?;
-        info!("configuration reloaded");
+        // The file's services as it has them, and the services made with rvsadm (neither in
+        // the file before nor now) as they are.
+        let mut merged = new.director.clone();
+        let mut kept = 0;
+        for s in self.model.config().services.iter() {
+            let key = s.key();
+            if !self.file_services.contains(&key) && merged.services.get(&key).is_none() {
+                merged.services.add(s.clone())?;
+                kept += 1;
+            }
+        }
+        self.model.apply(Change::Replace(Box::new(merged)))?;
+        self.file_services = new.director.services.iter().map(|s| s.key()).collect();
+        info!(
+            file_services = self.file_services.len(),
+            rvsadm_services_kept = kept,
+            "configuration reloaded"
+        );
         Ok(())
+    }
+
+    /// The services of `change` that the configuration file manages (for `-C`: every such
+    /// service there is now).
+    fn file_managed(&self, change: &Change) -> BTreeSet<ServiceKey> {
+        let named = match change {
+            Change::Clear => self
+                .model
+                .config()
+                .services
+                .iter()
+                .map(|s| s.key())
+                .collect(),
+            other => other.services(),
+        };
+        named
+            .into_iter()
+            .filter(|k| self.file_services.contains(k))
+            .collect()
+    }
+
+    /// A restore (`-R`, a batch) leaves the services the file manages as they are: their
+    /// commands are taken out, and named in the answer. Other changes are applied whole and
+    /// the answer notes a file-managed service they touch.
+    fn applied(&mut self, change: Change) -> Result<Option<String>, ControlError> {
+        let note = match change {
+            Change::Batch(changes) => {
+                let (skipped, kept): (Vec<Change>, Vec<Change>) = changes
+                    .into_iter()
+                    .partition(|c| !self.file_managed(c).is_empty() && !matches!(c, Change::Clear));
+                let keys: BTreeSet<ServiceKey> =
+                    skipped.iter().flat_map(|c| self.file_managed(c)).collect();
+                self.model.apply(Change::Batch(kept))?;
+                (!keys.is_empty()).then(|| {
+                    format!(
+                        "{} command(s) for {} left out: the configuration file manages {}",
+                        skipped.len(),
+                        list(&keys),
+                        if keys.len() == 1 { "it" } else { "them" }
+                    )
+                })
+            }
+            change => {
+                let keys = self.file_managed(&change);
+                self.model.apply(change)?;
+                (!keys.is_empty()).then(|| {
+                    format!(
+                        "{} {} managed by the configuration file: a reload puts the file's version back",
+                        list(&keys),
+                        if keys.len() == 1 { "is" } else { "are" }
+                    )
+                })
+            }
+        };
+        Ok(note)
     }
 
     /// One estimator period over every dest's counters.
@@ -329,12 +406,15 @@ impl ControlState {
             change => {
                 // Counters zeroed inside a batch (a restored -Z), once it has applied.
                 let zeroed = change::zeroed_by(&change);
-                match Change::try_from(change).and_then(|c| self.model.apply(c)) {
-                    Ok(()) => {
+                match Change::try_from(change).and_then(|c| self.applied(c)) {
+                    Ok(note) => {
                         for service in zeroed {
                             self.zero(service);
                         }
-                        Response::Done
+                        match note {
+                            Some(note) => Response::Noted { note },
+                            None => Response::Done,
+                        }
                     }
                     Err(e) => refused(e),
                 }
@@ -450,6 +530,14 @@ impl HeldSink for Mutex<ControlState> {
 /// bug there, and the model is only ever replaced whole, so keep serving it.
 pub(crate) fn lock(state: &Mutex<ControlState>) -> MutexGuard<'_, ControlState> {
     state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Services for a note: `TCP 192.0.2.100:80, UDP 192.0.2.100:53`.
+fn list(keys: &BTreeSet<ServiceKey>) -> String {
+    keys.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A sync daemon request refused: the daemon's own words.

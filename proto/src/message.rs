@@ -593,6 +593,13 @@ pub struct ClusterView {
 pub enum Response {
     /// The change was applied.
     Done,
+    /// The change was applied, with something the operator should know: a change to a
+    /// service the configuration file manages (a reload puts the file's version back), or
+    /// restored rules that left such services as the file has them.
+    Noted {
+        /// The note, for a human.
+        note: String,
+    },
     /// The request was refused; nothing changed.
     Error {
         /// Class.

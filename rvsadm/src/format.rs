@@ -99,7 +99,7 @@ pub fn render(
         return Err(FormatError::Unexpected { expected, got });
     }
     match response {
-        Response::Done | Response::Error { .. } => Ok(String::new()),
+        Response::Done | Response::Noted { .. } | Response::Error { .. } => Ok(String::new()),
         Response::Services { services } if output.json => json(services),
         Response::Services { services } => {
             let one = matches!(request, Request::List { service: Some(_) });
@@ -174,7 +174,7 @@ fn expected_answer(request: &Request) -> &'static str {
 /// The wire name of an answer kind.
 fn answer_name(response: &Response) -> &'static str {
     match response {
-        Response::Done => "done",
+        Response::Done | Response::Noted { .. } => "done",
         Response::Error { .. } => "error",
         Response::Services { .. } => "services",
         Response::Connections { .. } => "connections",

@@ -159,6 +159,9 @@ fn request_and_print(socket: &str, request: Request, output: &Output) -> u8 {
     if let Some(code) = access_failure(&response) {
         return code;
     }
+    if let Response::Noted { note } = &response {
+        eprintln!("rvsadm: note: {note}");
+    }
     match format::render(&request, &response, output) {
         Ok(text) => print(&text),
         Err(e) => {

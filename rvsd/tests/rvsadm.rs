@@ -285,7 +285,8 @@ fn rvsadm_drives_a_running_rvsd() {
     let v: serde_json::Value = serde_json::from_str(&adm.ok(&["--lips", "--json"])).expect("JSON");
     assert_eq!(v["first_port"], 1024);
 
-    // --reload applies a file's services (replacing the ones made by hand).
+    // --reload applies a file's services; the ones made by hand stay (the file is
+    // authoritative only for what it declares, as keepalived is).
     let file = rvsd.dir.join("reload.toml");
     let text = config(&rvsd.dir)
         + r#"
@@ -302,7 +303,34 @@ scheduler = "rr"
     adm.ok(&["--reload", file.to_str().expect("path")]);
     let reloaded = adm.ok(&["-L", "-n"]);
     assert!(reloaded.contains("TCP  192.0.2.102:443 rr"), "{reloaded}");
-    assert!(!reloaded.contains("192.0.2.100:80"), "{reloaded}");
+    assert!(reloaded.contains("TCP  192.0.2.100:80 wrr"), "{reloaded}");
+    // A change to the file's service is made, and rvsadm says what a reload will do to it.
+    let o = adm.run(&[
+        "-e",
+        "-t",
+        "192.0.2.102:443",
+        "-r",
+        "10.1.0.21",
+        "--fullnat",
+        "-w",
+        "3",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "rvsadm: note: tcp 192.0.2.102:443 is managed by the configuration file: a reload puts the file's version back\n"
+    );
+    let weight = |listing: &str| {
+        listing
+            .lines()
+            .find(|l| l.contains("10.1.0.21:443"))
+            .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
+    };
+    assert_eq!(weight(&adm.ok(&["-L", "-n"])).as_deref(), Some("3"));
+    adm.ok(&["--reload", file.to_str().expect("path")]);
+    let again = adm.ok(&["-L", "-n"]);
+    assert_eq!(weight(&again).as_deref(), Some("1"), "{again}");
+    assert!(again.contains("TCP  192.0.2.100:80 wrr"), "{again}");
 
     let st = rvsd.stop();
     assert!(st.status.success(), "{}", st.err);
