@@ -28,6 +28,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tracing::{info, warn};
 
+/// Sets rvsd's log filter at run time (`rvsadm --log-level`): the filter's text, or why it
+/// is not one.
+pub type LogFilterSetter = Box<dyn Fn(&str) -> Result<(), String> + Send>;
+
 /// The control plane's state: the model, the workers' counters, `-Z` baselines, estimator.
 pub struct ControlState {
     model: Model,
@@ -51,6 +55,8 @@ pub struct ControlState {
     /// virtual servers: a reload puts them back as the file has them; services made with
     /// rvsadm are kept across reloads.
     file_services: BTreeSet<ServiceKey>,
+    /// How `--log-level` reaches the daemon's logger, when it gave one.
+    log_filter: Option<LogFilterSetter>,
 }
 
 impl ControlState {
@@ -74,7 +80,13 @@ impl ControlState {
             sync_defaults: SyncSettings::default(),
             announcer: None,
             file_services,
+            log_filter: None,
         }
+    }
+
+    /// Lets `--log-level` change the daemon's log filter through `set`.
+    pub fn set_log_filter_setter(&mut self, set: LogFilterSetter) {
+        self.log_filter = Some(set);
     }
 
     /// Gives the control plane a cluster announcer (`[cluster]`).
@@ -402,6 +414,16 @@ impl ControlState {
                     Err(e) => refused(e),
                 },
                 Err(e) => refused(format!("{path}: {e}")),
+            },
+            Request::LogLevel { filter } => match &self.log_filter {
+                Some(set) => match set(&filter) {
+                    Ok(()) => {
+                        info!("log filter is now {filter:?} (rvsadm --log-level)");
+                        Response::Done
+                    }
+                    Err(e) => refused(format!("bad log filter {filter:?}: {e}")),
+                },
+                None => refused("this rvsd cannot change its log filter at run time"),
             },
             change => {
                 // Counters zeroed inside a batch (a restored -Z), once it has applied.

@@ -145,6 +145,12 @@ pub enum Request {
         /// The file, as rvsd sees it.
         path: String,
     },
+    /// `--log-level FILTER`: rvsd's log filter from now on (`RVS_LOG`'s syntax: `debug`,
+    /// `info,control=debug`, ...), until the next one or a restart.
+    LogLevel {
+        /// The filter.
+        filter: String,
+    },
     /// `-L`: services, dests, counters and rates (one service, or all).
     List {
         /// The service, or None for all.

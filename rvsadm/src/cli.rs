@@ -316,6 +316,7 @@ enum Command {
     Addresses,
     Cluster,
     Drain,
+    LogLevel,
 }
 
 impl Command {
@@ -342,6 +343,7 @@ impl Command {
             Command::Addresses => "addresses",
             Command::Cluster => "cluster",
             Command::Drain => "drain",
+            Command::LogLevel => "log-level",
         }
     }
 
@@ -366,7 +368,7 @@ impl Command {
                                                    b" xxxxxxxxxxx  xxx"
             }
             Command::Flush | Command::Timeout | Command::Restore | Command::Reload
-            | Command::StartDaemon | Command::StopDaemon | Command::Drain => {
+            | Command::StartDaemon | Command::StopDaemon | Command::Drain | Command::LogLevel => {
                                                    b"xxxxxxxxxxxxxxxxx"
             }
         }
@@ -583,6 +585,7 @@ const SPECS: &[Spec] = &[
     spec(None, &["addresses"], Key::Cmd(Command::Addresses), Arity::None),
     spec(None, &["cluster"], Key::Cmd(Command::Cluster), Arity::None),
     spec(None, &["drain"], Key::Cmd(Command::Drain), Arity::Optional),
+    spec(None, &["log-level"], Key::Cmd(Command::LogLevel), Arity::Required),
     spec(Some('h'), &["help"], Key::Help, Arity::None),
     spec(Some('v'), &["version"], Key::Version, Arity::None),
     spec(Some('t'), &["tcp-service"], Key::Service(ProtoName::Tcp), Arity::Required),
@@ -700,6 +703,8 @@ struct State {
     mode: Option<Mode>,
     weight: Option<u32>,
     reload: Option<String>,
+    /// `--log-level`'s filter.
+    log_level: Option<String>,
     /// `--start-daemon`/`--stop-daemon`'s state word.
     daemon_state: Option<String>,
     /// `--drain [SECONDS]`.
@@ -750,6 +755,9 @@ impl State {
                 self.set_command(command)?;
                 if command == Command::Reload {
                     self.reload = value.map(str::to_owned);
+                }
+                if command == Command::LogLevel {
+                    self.log_level = value.map(str::to_owned);
                 }
                 if matches!(command, Command::StartDaemon | Command::StopDaemon) {
                     self.daemon_state = value.map(str::to_owned);
@@ -1186,6 +1194,9 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
                 path: absolute.to_string_lossy().into_owned(),
             }
         }
+        Command::LogLevel => Request::LogLevel {
+            filter: state.log_level.unwrap_or_default(),
+        },
         Command::Workers => Request::Workers,
         Command::Lips => Request::Lips,
         Command::Health => Request::Health,
@@ -1487,6 +1498,7 @@ pub fn usage() -> String {
   rvsadm -L --daemon [--json]
   rvsadm --lips|--health|--addresses|--cluster [--json]
   rvsadm --drain [seconds]
+  rvsadm --log-level filter
   rvsadm -h
 
 Commands:
@@ -1514,6 +1526,8 @@ Either long or short options are allowed.
   --drain [seconds]           withdraw this director's announcements, sync its sessions to
                               the peers, then rvsd exits; waits and reports (at most seconds,
                               default [cluster] drain_timeout)
+  --log-level filter          rvsd's log filter until a restart: error, warn, info,
+                              debug, trace, or per module (info,control=debug)
   --help            -h        display this help message
   --version         -v        display the version
 

@@ -444,6 +444,21 @@ fn save_restore_help_version() {
 }
 
 #[test]
+fn log_level_sends_the_filter() {
+    assert_eq!(
+        request("--log-level info,control=debug"),
+        Request::LogLevel {
+            filter: "info,control=debug".into()
+        }
+    );
+    assert_eq!(error("--log-level"), "--log-level: missing argument");
+    assert_eq!(
+        error("--log-level debug -t 192.0.2.1:80"),
+        "Illegal 'service-address' option with the 'log-level' command"
+    );
+}
+
+#[test]
 fn reload_sends_an_absolute_path() {
     assert_eq!(
         request("--reload /etc/rvs/rvsd.toml"),

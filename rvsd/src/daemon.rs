@@ -493,6 +493,11 @@ impl Daemon {
         Ok(())
     }
 
+    /// Lets `rvsadm --log-level` set the log filter through `set`.
+    pub fn set_log_filter_setter(&self, set: control::state::LogFilterSetter) {
+        lock(&self.control).set_log_filter_setter(set);
+    }
+
     /// Starts a drain (SIGUSR1, as `rvsadm --drain`): the announcer withdraws everything,
     /// waits for the sessions to reach the peers, then raises SIGTERM.
     pub fn drain(&self) {

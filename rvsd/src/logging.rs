@@ -7,7 +7,8 @@
 //!   so that `journalctl -p warning` finds rvsd's warnings.
 //! - Anywhere else (a pipe, a file): plain lines with timestamps and no colours.
 //!
-//! `RVS_LOG` is the filter (tracing-subscriber's `EnvFilter` syntax, default `info`).
+//! `RVS_LOG` is the filter (tracing-subscriber's `EnvFilter` syntax, default `info`);
+//! `rvsadm --log-level FILTER` replaces it while rvsd runs (the setter [`init`] returns).
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -17,6 +18,8 @@ use tracing_subscriber::fmt::format::{DefaultFields, Format, Full, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
+
+pub use control::state::LogFilterSetter;
 
 /// How the lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,24 +88,35 @@ where
     }
 }
 
-/// Installs the global subscriber for `style`.
-pub fn init(style: Style) {
+/// Installs the global subscriber for `style`; returns what replaces its filter at run time.
+pub fn init(style: Style) -> LogFilterSetter {
     let filter = EnvFilter::try_from_env("RVS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Each style is a different subscriber type; the setter hides which.
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            Box::new(move |text: &str| {
+                let filter = EnvFilter::try_new(text).map_err(|e| e.to_string())?;
+                handle.reload(filter).map_err(|e| e.to_string())
+            })
+        }};
+    }
     match style {
-        Style::Terminal => builder.with_ansi(true).init(),
-        Style::Plain => builder.with_ansi(false).init(),
-        Style::Journal => builder
+        Style::Terminal => install!(builder.with_ansi(true)),
+        Style::Plain => install!(builder.with_ansi(false)),
+        Style::Journal => install!(builder
             .with_ansi(false)
             .fmt_fields(DefaultFields::new())
             .event_format(Journal(
                 tracing_subscriber::fmt::format()
                     .without_time()
                     .with_ansi(false),
-            ))
-            .init(),
+            ))),
     }
 }
 

@@ -58,12 +58,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    logging::init(logging::Style::detect());
+    let log_filter = logging::init(logging::Style::detect());
     let args = Args::parse();
     match &args.check_config {
         Some(Some(p)) => check(p),
         Some(None) => check(&args.config),
-        None => run(&args.config),
+        None => run(&args.config, log_filter),
     }
 }
 
@@ -87,7 +87,7 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn run(path: &Path) -> ExitCode {
+fn run(path: &Path, log_filter: logging::LogFilterSetter) -> ExitCode {
     let path = path.to_string_lossy();
     let cfg = match RvsConfig::load(&path) {
         Ok(c) => c,
@@ -114,6 +114,7 @@ fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    d.set_log_filter_setter(log_filter);
     info!("running; SIGHUP reloads {path}, SIGUSR1 drains (in a cluster), SIGINT/SIGTERM stop");
     systemd.ready(&format!("forwarding: {ports} ports, {services} services"));
     for sig in signals.forever() {

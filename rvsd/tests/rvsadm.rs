@@ -332,6 +332,25 @@ scheduler = "rr"
     assert_eq!(weight(&again).as_deref(), Some("1"), "{again}");
     assert!(again.contains("TCP  192.0.2.100:80 wrr"), "{again}");
 
+    // --log-level: rvsd's filter while it runs. At warn the next reload's info line is not
+    // written; back at info it is; a filter rvsd cannot parse is refused.
+    adm.ok(&["--log-level", "warn"]);
+    adm.ok(&["--reload", file.to_str().expect("path")]);
+    adm.ok(&["--log-level", "info"]);
+    adm.ok(&["--reload", file.to_str().expect("path")]);
+    let (code, err) = adm.fails(&["--log-level", "info,control=loud"]);
+    assert_eq!(code, 255, "{err}");
+    assert!(err.contains("bad log filter"), "{err}");
+
     let st = rvsd.stop();
     assert!(st.status.success(), "{}", st.err);
+    // Three reloads were logged at info, the fourth (at warn) was not.
+    assert_eq!(
+        st.err.matches("configuration reloaded").count(),
+        3,
+        "{}",
+        st.err
+    );
+    assert!(st.err.contains("log filter is now \"info\""), "{}", st.err);
+    assert!(!st.err.contains("log filter is now \"warn\""), "{}", st.err);
 }
