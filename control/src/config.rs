@@ -73,6 +73,26 @@
 //!   port = 8080
 //!   weight = 3
 //!   mode = "fullnat"               # nat | dr | tun | fullnat; ipvsadm's default is dr
+//!   [service.check]                # keepalived's checkers (see crate::health)
+//!   type = "https"                 # tcp | http | https | udp | script (or misc) | none
+//!   interval = 2                   # s between probes (0.01..=3600); default 2
+//!   # timeout = 1                  # s a whole probe may take; default the interval, at
+//!   #                              # most 1 (script: the interval); never above the interval
+//!   rise = 2                       # passes in a row that bring a dest back; default 2
+//!   fall = 3                       # failures in a row that take it out; default 3
+//!   # port = 8443                  # probe this port instead of the dest's (needed for a
+//!   #                              # TCP-based check of a UDP service, and the reverse)
+//!   path = "/health"               # http, https: request path; default "/"
+//!   expect = "200-299,301"         # http, https: statuses that pass: a code, a string of
+//!   #                              # codes and ranges, or an array; default "200-299"
+//!   virtualhost = "www.example.org"   # http, https: Host header and SNI; default the dest's
+//!   #                              # address:port as Host, no SNI
+//!   # digest = "9e107d9d372bb6826bd81d3542a419d6"   # http, https: MD5 of the body (genhash)
+//!   # ca_file = "/etc/rvs/ca.pem"  # https: verify the certificate against these CAs;
+//!   #                              # default: not verified (keepalived's SSL_GET)
+//!   # script = "/usr/local/bin/check {addr} {port}"   # script: the program and its
+//!   #                              # arguments, no shell; RVS_DEST_ADDR, RVS_DEST_PORT,
+//!   #                              # RVS_SERVICE_PROTO, RVS_SERVICE_VIP, RVS_SERVICE_PORT set
 //!
 //! [[service]]                      # an IPv6 service: IPv6 dests on a connected IPv6 subnet,
 //! proto = "tcp"                    # DR (the frame re-addressed to the RS's MAC), no
@@ -660,10 +680,13 @@ mac = "02:00:00:00:fe:fe"
         let h = &c.checks[0];
         assert_eq!(
             h.kind,
-            crate::health::CheckKind::Http {
+            crate::health::CheckKind::Http(crate::health::HttpCheck {
                 path: "/health".into(),
-                expect: 200
-            }
+                expect: crate::health::StatusSet::success(),
+                virtualhost: None,
+                digest: None,
+                tls: None,
+            })
         );
         assert_eq!(
             (
@@ -866,7 +889,7 @@ port = 53
         assert!(e.contains("70000"), "{e}");
         let e = err(&GOOD.replace("type = \"http\"", "type = \"icmp\""));
         assert!(
-            e.contains("check type 'icmp' must be tcp, http, udp or none"),
+            e.contains("check type 'icmp' must be tcp, http, https, udp, script (or misc) or none"),
             "{e}"
         );
         let e = err(&GOOD.replace("fall = 2", "fall = 2\n  timeout = 3"));
@@ -951,5 +974,160 @@ port = 53
         assert_eq!(parse_mac("02:0a:ff:00:00"), None);
         assert_eq!(parse_mac("02:0a:ff:00:00:01:02"), None);
         assert_eq!(parse_mac("zz:0a:ff:00:00:01"), None);
+    }
+
+    /// A TCP service on 192.0.2.100:80 with two NAT dests, `check` as its `[service.check]`
+    /// body and `more` as more service keys.
+    fn checked(check: &str, more: &str) -> String {
+        GOOD.replace("[[neighbour]]", &format!(
+            "[[service]]\nproto = \"tcp\"\nvip = \"192.0.2.100\"\nport = 443\n{more}\n  [[service.dest]]\n  addr = \"10.1.0.11\"\n  mode = \"nat\"\n  [[service.dest]]\n  addr = \"10.1.0.12\"\n  mode = \"nat\"\n  [service.check]\n{check}\n\n[[neighbour]]"
+        ))
+    }
+
+    fn check_of(text: &str) -> crate::health::HealthCheck {
+        let c = RvsConfig::parse(text).unwrap();
+        c.checks
+            .into_iter()
+            .find(|h| h.service.port == 443)
+            .expect("the service's check")
+    }
+
+    #[test]
+    fn keepalived_checks_parse_with_their_defaults() {
+        use crate::health::{CheckKind, StatusSet};
+        let h = check_of(&checked(
+            "type = \"https\"\npath = \"/health\"\nexpect = \"200-299, 301\"\nvirtualhost = \"www.example.org\"\ndigest = \"9E107D9D372BB6826BD81D3542A419D6\"",
+            "",
+        ));
+        let CheckKind::Http(web) = &h.kind else {
+            panic!("{h:?}")
+        };
+        assert_eq!(web.expect, StatusSet::parse("200-299,301").unwrap());
+        assert_eq!(web.virtualhost.as_deref(), Some("www.example.org"));
+        assert_eq!(
+            web.digest.map(|d| crate::health::http::hex(&d)).as_deref(),
+            Some("9e107d9d372bb6826bd81d3542a419d6")
+        );
+        let tls = web.tls.as_ref().expect("https");
+        assert_eq!(tls.ca_file(), None, "not verified by default");
+        // An array of codes and ranges; a single code.
+        for (expect, want) in [
+            ("[200, \"300-302\"]", "200,300-302"),
+            ("204", "204"),
+            ("\"200\"", "200"),
+        ] {
+            let h = check_of(&checked(&format!("type = \"http\"\nexpect = {expect}"), ""));
+            let CheckKind::Http(web) = &h.kind else {
+                panic!("{h:?}")
+            };
+            assert_eq!(web.expect.to_string(), want);
+            assert!(web.tls.is_none());
+            assert_eq!(web.path, "/", "the default path");
+        }
+        // A script (misc, keepalived's name, too), its timeout the interval by default.
+        for t in ["script", "misc", "SCRIPT"] {
+            let h = check_of(&checked(
+                &format!("type = \"{t}\"\nscript = \"/bin/sh -c 'exit 0' {{addr}} {{port}}\"\ninterval = 3"),
+                "",
+            ));
+            let CheckKind::Script(s) = &h.kind else {
+                panic!("{h:?}")
+            };
+            assert_eq!(s.argv(), ["/bin/sh", "-c", "exit 0", "{addr}", "{port}"]);
+            assert_eq!(h.timeout, std::time::Duration::from_secs(3));
+        }
+        // A TCP-based check of a UDP service with the TCP port to probe.
+        let udp = checked("type = \"https\"\nport = 8443", "").replace(
+            "proto = \"tcp\"\nvip = \"192.0.2.100\"\nport = 443",
+            "proto = \"udp\"\nvip = \"192.0.2.100\"\nport = 443",
+        );
+        let c = RvsConfig::parse(&udp).unwrap();
+        assert!(c.checks.iter().any(|h| h.port == Some(8443)));
+    }
+
+    #[test]
+    fn a_ca_file_is_read_when_the_configuration_is() {
+        let dir = std::env::temp_dir().join(format!("rvs-config-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["ca.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, ca.pem()).unwrap();
+        let h = check_of(&checked(
+            &format!("type = \"https\"\nca_file = \"{}\"", path.display()),
+            "",
+        ));
+        let crate::health::CheckKind::Http(web) = &h.kind else {
+            panic!("{h:?}")
+        };
+        assert_eq!(web.tls.as_ref().unwrap().ca_file(), path.to_str());
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let e = err(&checked(
+            &format!("type = \"https\"\nca_file = \"{}\"", path.display()),
+            "",
+        ));
+        assert!(
+            e.contains("ca_file") && e.contains("no PEM certificate in it"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_expect_of_another_shape_is_a_syntax_error_with_its_line() {
+        for bad in ["true", "1.5", "[[200]]", "{ a = 1 }"] {
+            let e = err(&checked(&format!("type = \"http\"\nexpect = {bad}"), ""));
+            assert!(
+                e.contains("a status code (200), a string of codes and ranges (\"200-299,301\") or an array of them")
+                    && e.contains("line"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_check_keys_are_refused_with_what_is_wrong() {
+        let udp_service = |check: &str| {
+            checked(check, "").replace(
+                "proto = \"tcp\"\nvip = \"192.0.2.100\"\nport = 443",
+                "proto = \"udp\"\nvip = \"192.0.2.100\"\nport = 443",
+            )
+        };
+        for (text, says) in [
+            (checked("type = \"smtp\"", ""), "check type 'smtp' must be tcp, http, https, udp, script (or misc) or none"),
+            (checked("type = \"http\"\nexpect = \"200-\"", ""), "check expect '200-' is not a status code (100..=599) or a range of them like 200-299"),
+            (checked("type = \"http\"\nexpect = \"299-200\"", ""), "check expect range '299-200' ends below its start"),
+            (checked("type = \"http\"\nexpect = 700", ""), "check expect '700' is not a status code"),
+            (checked("type = \"http\"\nexpect = \"200,,301\"", ""), "check expect lists no status"),
+            (checked("type = \"http\"\nexpect = []", ""), "check expect lists no status"),
+
+            (checked("type = \"http\"\ndigest = \"abc\"", ""), "check digest 'abc' must be 32 hex digits"),
+            (checked("type = \"http\"\npath = \"health\"", ""), "check path 'health' must start with /"),
+            (checked("type = \"http\"\npath = \"/a b\"", ""), "check path '/a b' must start with / and hold no blanks"),
+            (checked("type = \"http\"\nvirtualhost = \"a b\\r\\nX: y\"", ""), "must be a host name, without blanks or control characters"),
+            (checked("type = \"https\"\nvirtualhost = \"bad_name!\"", ""), "virtualhost 'bad_name!' is not a DNS name or an address (TLS sends it as SNI)"),
+            (checked("type = \"https\"\nca_file = \"/nonexistent/ca.pem\"", ""), "check ca_file '/nonexistent/ca.pem': "),
+            (checked("type = \"http\"\nca_file = \"/etc/ssl/ca.pem\"", ""), "check ca_file is for type = \"https\", not \"http\""),
+            (checked("type = \"tcp\"\npath = \"/\"", ""), "check path is for type = \"http\" or \"https\", not \"tcp\""),
+            (checked("type = \"tcp\"\nvirtualhost = \"x\"", ""), "check virtualhost is for type = \"http\" or \"https\""),
+            (checked("type = \"http\"\nscript = \"/bin/true\"", ""), "check script is for type = \"script\", not \"http\""),
+            (checked("type = \"script\"", ""), "check type \"script\" needs script = \"/path/to/program args\""),
+            (checked("type = \"script\"\nscript = \"  \"", ""), "check script is empty"),
+            (checked("type = \"script\"\nscript = \"/bin/sh -c 'exit 0\"", ""), "unterminated quote"),
+            (checked("type = \"script\"\nscript = \"/nonexistent/check {addr}\"", ""), "check script program '/nonexistent/check' does not exist"),
+            (checked("type = \"script\"\nscript = \"/dev/null\"", ""), "script program '/dev/null' is not an executable file"),
+            (checked("type = \"script\"\nscript = \"/bin/true\"\ninterval = 1\ntimeout = 2", ""), "check timeout must not be longer than its interval"),
+            (udp_service("type = \"https\""), "check type \"https\" probes over TCP, and this is a udp service: give the port to probe"),
+            (udp_service("type = \"tcp\""), "check type \"tcp\" probes over TCP, and this is a udp service"),
+            (checked("type = \"udp\"", ""), "check type \"udp\" probes over UDP, and this is a tcp service"),
+        ] {
+            let e = err(&text);
+            assert!(e.contains(says), "wanted {says:?}, got {e:?}");
+            // Refused by the section's checks, which name the service.
+            assert!(e.contains("service tcp 192.0.2.100:443") || e.contains("service udp 192.0.2.100:443"), "{e}");
+        }
     }
 }

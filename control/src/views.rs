@@ -261,12 +261,32 @@ pub(crate) fn lip_usage(
     out
 }
 
-/// A check in one line, e.g. `http GET / = 200 every 2s timeout 1s rise 2 fall 3`.
+/// A check in one line, e.g. `http GET / = 200-299 every 2s timeout 1s rise 2 fall 3`,
+/// `https GET /health = 200,301 host www.example.org md5 9e10…19d6 ca /etc/rvs/ca.pem ...`,
+/// `script /usr/local/bin/check-db {addr} ...`.
 fn describe_check(c: &HealthCheck) -> String {
     let what = match &c.kind {
         CheckKind::Tcp => "tcp connect".to_string(),
         CheckKind::Udp => "udp".to_string(),
-        CheckKind::Http { path, expect } => format!("http GET {path} = {expect}"),
+        CheckKind::Http(h) => {
+            let mut w = format!(
+                "{} GET {} = {}",
+                if h.tls.is_some() { "https" } else { "http" },
+                h.path,
+                h.expect
+            );
+            if let Some(v) = &h.virtualhost {
+                w += &format!(" host {v}");
+            }
+            if let Some(d) = &h.digest {
+                w += &format!(" md5 {}", crate::health::http::hex(d));
+            }
+            if let Some(ca) = h.tls.as_ref().and_then(|t| t.ca_file()) {
+                w += &format!(" ca {ca}");
+            }
+            w
+        }
+        CheckKind::Script(s) => format!("script {}", s.command()),
     };
     let port = c.port.map(|p| format!(" port {p}")).unwrap_or_default();
     format!(

@@ -6,7 +6,8 @@
 
 use super::{ConfigFileError, DaemonConfig, NeighbourConfig, PortConfig, SyncConfig};
 use crate::announce::AnnounceSettings;
-use crate::health::{CheckKind, HealthCheck};
+use crate::health::http::{parse_digest, server_name};
+use crate::health::{CheckKind, HealthCheck, HttpCheck, ScriptCheck, StatusSet, Tls};
 use crate::sync::SyncSettings;
 use conntrack::{Proto, SessionState, TcpState, Timeouts};
 use dataplane::lip::PortReuse;
@@ -230,7 +231,76 @@ struct FileCheck {
     fall: Option<u32>,
     port: Option<u16>,
     path: Option<String>,
-    expect: Option<u16>,
+    /// A code, a string of codes and ranges (`"200-299,301"`), or an array of either.
+    expect: Option<ExpectText>,
+    virtualhost: Option<String>,
+    digest: Option<String>,
+    ca_file: Option<String>,
+    script: Option<String>,
+}
+
+/// `expect` as written — a code (`200`), a string of codes and ranges (`"200-299,301"`) or an
+/// array of either — as one comma-separated text, checked by [`StatusSet::parse`]. Read as a
+/// string (TOML's values take any shape through it), so that the key list
+/// ([`super::keys`]) sees a plain value.
+struct ExpectText(String);
+
+impl<'de> Deserialize<'de> for ExpectText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ExpectText, D::Error> {
+        d.deserialize_str(ExpectVisitor { nested: false })
+            .map(ExpectText)
+    }
+}
+
+/// Reads a code, a string, or (not nested) an array of codes and strings.
+struct ExpectVisitor {
+    nested: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for ExpectVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "a status code (200), a string of codes and ranges (\"200-299,301\") or an array of them",
+        )
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<String, A::Error> {
+        if self.nested {
+            return Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Seq,
+                &self,
+            ));
+        }
+        let mut items = Vec::new();
+        while let Some(ExpectItem(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items.join(","))
+    }
+}
+
+/// One item of an `expect` array: a code or a string.
+struct ExpectItem(String);
+
+impl<'de> Deserialize<'de> for ExpectItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ExpectItem, D::Error> {
+        d.deserialize_str(ExpectVisitor { nested: true })
+            .map(ExpectItem)
+    }
 }
 
 /// `[[neighbour]]`.
@@ -722,7 +792,9 @@ fn dest(section: &str, service_port: u16, d: &FileDest) -> Result<Dest, ConfigFi
     })
 }
 
-/// `[service.check]`: None for `type = "none"`.
+/// `[service.check]`: None for `type = "none"`. Each key belongs to some types: a key given
+/// to another type is an error, as is a TCP-based check (tcp, http, https) of a service that
+/// is not TCP unless `port` names the TCP port to probe (and a udp one of a TCP service).
 fn check(
     section: &str,
     service: ServiceKey,
@@ -738,33 +810,82 @@ fn check(
         }
         Ok(Duration::from_secs_f64(s))
     };
-    let kind = match c.kind.as_str() {
+    let t = c.kind.to_ascii_lowercase();
+    let t = match t.as_str() {
         "none" => return Ok(None),
-        "tcp" => CheckKind::Tcp,
-        "udp" => CheckKind::Udp,
-        "http" => CheckKind::Http {
-            path: c.path.clone().unwrap_or_else(|| "/".into()),
-            expect: c.expect.unwrap_or(200),
-        },
-        other => {
+        "misc" => "script",
+        "tcp" | "udp" | "http" | "https" | "script" => t.as_str(),
+        _ => {
             return Err(value(
                 section,
-                format!("check type '{other}' must be tcp, http, udp or none"),
+                format!(
+                    "check type '{}' must be tcp, http, https, udp, script (or misc) or none",
+                    c.kind
+                ),
             ))
         }
     };
-    if !matches!(kind, CheckKind::Http { .. }) && (c.path.is_some() || c.expect.is_some()) {
+    let web = matches!(t, "http" | "https");
+    let misplaced = [
+        ("path", c.path.is_some(), web),
+        ("expect", c.expect.is_some(), web),
+        ("virtualhost", c.virtualhost.is_some(), web),
+        ("digest", c.digest.is_some(), web),
+        ("ca_file", c.ca_file.is_some(), t == "https"),
+        ("script", c.script.is_some(), t == "script"),
+    ];
+    if let Some((key, _, _)) = misplaced.iter().find(|(_, given, fits)| *given && !fits) {
+        let types = match *key {
+            "ca_file" => "type = \"https\"",
+            "script" => "type = \"script\"",
+            _ => "type = \"http\" or \"https\"",
+        };
         return Err(value(
             section,
-            "check path and expect are for type = \"http\"",
+            format!("check {key} is for {types}, not \"{t}\""),
         ));
     }
+    let over_tcp = matches!(t, "tcp" | "http" | "https");
+    if c.port.is_none()
+        && (over_tcp && service.proto != Proto::Tcp || t == "udp" && service.proto != Proto::Udp)
+    {
+        return Err(value(
+            section,
+            format!(
+                "check type \"{t}\" probes over {}, and this is a {} service: give the port to probe (port = ...)",
+                if over_tcp { "TCP" } else { "UDP" },
+                service.proto
+            ),
+        ));
+    }
+    let kind = match t {
+        "tcp" => CheckKind::Tcp,
+        "udp" => CheckKind::Udp,
+        "script" => {
+            let command = c.script.as_deref().ok_or_else(|| {
+                value(
+                    section,
+                    "check type \"script\" needs script = \"/path/to/program args\"",
+                )
+            })?;
+            CheckKind::Script(
+                ScriptCheck::parse(command).map_err(|e| value(section, format!("check {e}")))?,
+            )
+        }
+        _ => CheckKind::Http(http_check(section, c, t == "https")?),
+    };
     let (rise, fall) = (c.rise.unwrap_or(2), c.fall.unwrap_or(3));
     if rise == 0 || fall == 0 {
         return Err(value(section, "check rise and fall must be at least 1"));
     }
     let interval = duration("interval", c.interval, 2.0)?;
-    let timeout = duration("timeout", c.timeout, interval.as_secs_f64().min(1.0))?;
+    // A script may take the whole interval (keepalived's misc_timeout defaults to delay_loop).
+    let default_timeout = if t == "script" {
+        interval.as_secs_f64()
+    } else {
+        interval.as_secs_f64().min(1.0)
+    };
+    let timeout = duration("timeout", c.timeout, default_timeout)?;
     if timeout > interval {
         return Err(value(
             section,
@@ -780,6 +901,62 @@ fn check(
         fall,
         port: c.port,
     }))
+}
+
+/// The keys of an `http` or `https` check.
+fn http_check(section: &str, c: &FileCheck, tls: bool) -> Result<HttpCheck, ConfigFileError> {
+    // Text that goes into the request as it is: no blanks, no control characters.
+    let clean = |s: &str| !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    let path = c.path.clone().unwrap_or_else(|| "/".into());
+    if !path.starts_with('/') || !clean(&path) {
+        return Err(value(
+            section,
+            format!(
+                "check path '{path}' must start with / and hold no blanks or control characters"
+            ),
+        ));
+    }
+    let expect = match &c.expect {
+        None => StatusSet::success(),
+        Some(ExpectText(text)) => {
+            StatusSet::parse(text).map_err(|e| value(section, format!("check {e}")))?
+        }
+    };
+    if let Some(v) = &c.virtualhost {
+        if !clean(v) {
+            return Err(value(
+                section,
+                format!("check virtualhost '{v}' must be a host name, without blanks or control characters"),
+            ));
+        }
+        if tls {
+            // Any address stands in: only the name's form is checked here.
+            let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+            server_name(Some(v), any)
+                .map_err(|e| value(section, format!("check {e} (TLS sends it as SNI)")))?;
+        }
+    }
+    let digest = match &c.digest {
+        None => None,
+        Some(d) => Some(parse_digest(d).ok_or_else(|| {
+            value(
+                section,
+                format!("check digest '{d}' must be 32 hex digits: the body's MD5, as md5sum or keepalived's genhash print it"),
+            )
+        })?),
+    };
+    let tls = if tls {
+        Some(Tls::new(c.ca_file.as_deref()).map_err(|e| value(section, format!("check {e}")))?)
+    } else {
+        None
+    };
+    Ok(HttpCheck {
+        path,
+        expect,
+        virtualhost: c.virtualhost.clone(),
+        digest,
+        tls,
+    })
 }
 
 /// One `[[neighbour]]`.
