@@ -6,7 +6,7 @@
 //! them: to a copy, validated as a whole, then published — or refused with nothing changed.
 
 use crate::convert::service_key;
-use crate::model::{ControlError, DownSet};
+use crate::model::{ControlError, DownSet, SorryServers};
 use conntrack::{SessionState, TcpState};
 use dataplane::snapshot::DirectorConfig;
 use proto::{Request, SvcKey};
@@ -95,6 +95,9 @@ pub enum Change {
         /// Whether the dest passes its check.
         up: bool,
     },
+    /// The services' sorry servers (a configuration's, at start or reload): each published as
+    /// a dest of its service (weight 1) while none of the service's dests is up.
+    SetSorry(SorryServers),
     /// Several changes in order, applied all together or not at all (`rvsadm -R`).
     Batch(Vec<Change>),
 }
@@ -115,17 +118,20 @@ impl Change {
             | Change::SetTimeouts { .. }
             | Change::Replace(_)
             | Change::Held(_)
-            | Change::Health { .. } => Vec::new(),
+            | Change::Health { .. }
+            | Change::SetSorry(_) => Vec::new(),
         }
     }
 
-    /// Applies the change to `config` and `down` (copies, which the model commits only if the
-    /// result is valid as a whole). Returns whether there is anything to publish: a health
-    /// verdict that changes nothing publishes nothing; every other change publishes.
+    /// Applies the change to `config`, `down` and `sorry` (copies, which the model commits only
+    /// if the result is valid as a whole). Returns whether there is anything to publish: a
+    /// health verdict that changes nothing publishes nothing; every other change publishes.
+    /// A service deleted (or cleared) loses its sorry server.
     pub(crate) fn edit(
         self,
         config: &mut DirectorConfig,
         down: &mut DownSet,
+        sorry: &mut SorryServers,
     ) -> Result<bool, ControlError> {
         match self {
             Change::AddService(s) => config.services.add(s)?,
@@ -152,13 +158,17 @@ impl Change {
             }
             Change::DeleteService { key } => {
                 config.services.remove(&key)?;
+                sorry.remove(&key);
             }
             Change::AddDest { key, dest } => service_mut(config, key)?.add_dest(dest)?,
             Change::EditDest { key, dest } => service_mut(config, key)?.edit_dest(dest)?,
             Change::DeleteDest { key, addr, port } => {
                 service_mut(config, key)?.remove_dest(addr, port)?;
             }
-            Change::Clear => config.services = ServiceTable::new(),
+            Change::Clear => {
+                config.services = ServiceTable::new();
+                sorry.clear();
+            }
             Change::SetTimeouts { tcp, tcpfin, udp } => {
                 for (state, ms) in [
                     (SessionState::Tcp(TcpState::Established), tcp),
@@ -196,9 +206,10 @@ impl Change {
                 };
                 return Ok(changed);
             }
+            Change::SetSorry(new) => *sorry = new,
             Change::Batch(changes) => {
                 for c in changes {
-                    c.edit(config, down)?;
+                    c.edit(config, down, sorry)?;
                 }
             }
         }

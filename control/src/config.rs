@@ -68,6 +68,9 @@
 //! # proxy_protocol = "v2"          # v1 | v2 | disable: the client's address to the RS ahead
 //! #                                # of its data (tcp; FullNAT and NAT dests)
 //! # toa = true                     # or in TCP option 254 of its first segments (Alibaba TOA)
+//! # sorry_server = "10.1.0.99:8080"   # keepalived's: in service (weight 1) while no dest is
+//! #                                # up; "addr" alone takes the service's port
+//! # sorry_mode = "fullnat"         # its forwarding mode; default: the mode the dests share
 //!   [[service.dest]]
 //!   addr = "10.1.0.11"
 //!   port = 8080
@@ -292,6 +295,9 @@ pub struct RvsConfig {
     pub neighbours: Vec<NeighbourConfig>,
     /// Health checks, one per checked service.
     pub checks: Vec<HealthCheck>,
+    /// Sorry servers (`sorry_server` of a `[[service]]`), by service: each put in service
+    /// while none of its service's dests is up.
+    pub sorry_servers: Vec<(sched::ServiceKey, sched::Dest)>,
     /// Session sync (`[sync]`).
     pub sync: SyncConfig,
     /// The cluster's announcer (`[cluster]`), if this director is in one.
@@ -351,10 +357,15 @@ impl RvsConfig {
         sections::fullnat(&f.fullnat, &mut director)?;
         director.timeouts = sections::timeouts(&f.timeouts)?;
         let mut services = ServiceTable::new();
-        let checks = sections::each(text, f.services, |s| sections::service(s, &mut services))?
-            .into_iter()
-            .flatten()
-            .collect();
+        let extras = sections::each(text, f.services, |s| {
+            sections::service(s, &mut services, &director)
+        })?;
+        let mut checks = Vec::new();
+        let mut sorry_servers = Vec::new();
+        for e in extras {
+            checks.extend(e.check);
+            sorry_servers.extend(e.sorry);
+        }
         director.services = services;
         director.managed = sections::ha(&f.ha, &director, &ports)?;
         let neighbours = sections::each(text, f.neighbours, sections::neighbour)?;
@@ -369,6 +380,7 @@ impl RvsConfig {
             director,
             neighbours,
             checks,
+            sorry_servers,
             sync,
             cluster,
         })
@@ -688,6 +700,7 @@ mac = "02:00:00:00:fe:fe"
                 tls: None,
             })
         );
+        assert!(c.sorry_servers.is_empty());
         assert_eq!(
             (
                 h.interval.as_millis(),
@@ -1129,5 +1142,93 @@ port = 53
             // Refused by the section's checks, which name the service.
             assert!(e.contains("service tcp 192.0.2.100:443") || e.contains("service udp 192.0.2.100:443"), "{e}");
         }
+    }
+
+    #[test]
+    fn sorry_servers_take_the_dests_mode_and_are_checked_as_dests() {
+        use std::net::IpAddr;
+        let with = |more: &str| checked("type = \"tcp\"", more);
+        let c = RvsConfig::parse(&with("sorry_server = \"10.1.0.99:8080\"")).unwrap();
+        let (key, d) = c.sorry_servers[0];
+        assert_eq!(
+            (key.vip, key.port),
+            ("192.0.2.100".parse::<IpAddr>().unwrap(), 443)
+        );
+        assert_eq!(
+            (d.addr, d.port, d.weight, d.mode),
+            (
+                "10.1.0.99".parse::<IpAddr>().unwrap(),
+                8080,
+                1,
+                ForwardMode::Nat
+            ),
+            "weight 1, the dests' mode"
+        );
+        let c = RvsConfig::parse(&with(
+            "sorry_server = \"10.1.0.99\"\nsorry_mode = \"fullnat\"",
+        ))
+        .unwrap();
+        let d = c.sorry_servers[0].1;
+        assert_eq!(
+            (d.port, d.mode),
+            (443, ForwardMode::FullNat),
+            "the service's port"
+        );
+        // Not in the configured dests: it is published only while none of them is up.
+        let svc = c
+            .director
+            .services
+            .iter()
+            .find(|s| s.key().port == 443)
+            .unwrap();
+        assert_eq!(svc.dests().len(), 2);
+        for (more, says) in [
+            (
+                "sorry_server = \"10.1.0.99:x\"",
+                "sorry_server '10.1.0.99:x' is not an address or address:port",
+            ),
+            (
+                "sorry_server = \"10.1.0.11:443\"",
+                "sorry_server 10.1.0.11:443 is also a dest of the service",
+            ),
+            ("sorry_mode = \"nat\"", "sorry_mode is for a sorry_server"),
+            (
+                "sorry_server = \"10.1.0.99\"\nsorry_mode = \"snat\"",
+                "forwarding mode 'snat'",
+            ),
+            (
+                "sorry_server = \"2001:db8::99\"",
+                "Address family of destination 2001:db8::99 differs",
+            ),
+            // DR cannot reach off-link servers nor map ports: the director's own checks.
+            (
+                "sorry_server = \"10.9.0.1\"\nsorry_mode = \"dr\"",
+                "sorry_server: ",
+            ),
+            (
+                "sorry_server = \"10.1.0.99:8080\"\nsorry_mode = \"dr\"",
+                "cannot map ports",
+            ),
+        ] {
+            let e = err(&with(more));
+            assert!(e.contains(says), "{more}: wanted {says:?}, got {e:?}");
+            assert!(e.contains("service tcp 192.0.2.100:443"), "{e}");
+        }
+        // Dests of two modes leave the sorry server's to the operator.
+        let mixed = with("sorry_server = \"10.1.0.99\"").replacen(
+            "mode = \"nat\"",
+            "mode = \"fullnat\"",
+            1,
+        );
+        let e = err(&mixed);
+        assert!(
+            e.contains("the service's dests have different forwarding modes: give sorry_mode"),
+            "{e}"
+        );
+        let empty = GOOD.replace(
+            "[[neighbour]]",
+            "[[service]]\nproto = \"tcp\"\nvip = \"192.0.2.100\"\nport = 443\nsorry_server = \"10.1.0.99\"\n\n[[neighbour]]",
+        );
+        assert!(err(&empty).contains("no dests to take the forwarding mode from"));
     }
 }

@@ -85,7 +85,7 @@ pub fn render(r: &Readings) -> String {
         let _ = writeln!(out, "# TYPE {name} {kind}");
         for s in cfg.services.iter() {
             let key = s.key();
-            for d in s.dests() {
+            for d in &r.model.published_dests(key) {
                 let v = r
                     .model
                     .slots()

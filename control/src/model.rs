@@ -12,12 +12,16 @@ use crate::change::Change;
 use arc_swap::ArcSwap;
 use dataplane::snapshot::{ConfigError, DestSlots, DirectorConfig, Snapshot, SnapshotCell};
 use sched::{Dest, SchedError, ServiceKey};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The dests a health check has down, by service, RIP and port.
 pub(crate) type DownSet = BTreeSet<(ServiceKey, IpAddr, u16)>;
+
+/// The services' sorry servers (keepalived's `sorry_server`), each published as a dest of its
+/// service while none of the service's own dests is up.
+pub type SorryServers = BTreeMap<ServiceKey, Dest>;
 
 /// Why a change was refused. Nothing of a refused change is applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +45,9 @@ pub struct Model {
     /// Dests a health check found down: published with weight 0 (their sessions drain), while
     /// `config` keeps the weight the operator gave, restored when they come back.
     down: DownSet,
+    /// Sorry servers: not in `config` (they are not the operator's dests), added to what is
+    /// published while their service has no dest up.
+    sorry: SorryServers,
     cell: Arc<SnapshotCell>,
     generation: u64,
 }
@@ -57,6 +64,7 @@ impl Model {
             config,
             slots,
             down: Default::default(),
+            sorry: Default::default(),
             cell: Arc::new(ArcSwap::from_pointee(snap)),
             generation: 0,
         })
@@ -94,13 +102,15 @@ impl Model {
     pub fn apply(&mut self, change: Change) -> Result<(), ControlError> {
         let mut config = self.config.clone();
         let mut down = self.down.clone();
-        if !change.edit(&mut config, &mut down)? {
+        let mut sorry = self.sorry.clone();
+        if !change.edit(&mut config, &mut down, &mut sorry)? {
             return Ok(());
         }
         let mut slots = self.slots.clone();
-        let snap = Snapshot::build_with_slots(&effective(&config, &down), &mut slots)?;
+        let snap = Snapshot::build_with_slots(&effective(&config, &down, &sorry), &mut slots)?;
         self.config = config;
         self.down = down;
+        self.sorry = sorry;
         self.slots = slots;
         self.cell.store(Arc::new(snap));
         self.generation += 1;
@@ -110,6 +120,26 @@ impl Model {
     /// True if a health check has the dest down.
     pub fn is_down(&self, key: ServiceKey, addr: IpAddr, port: u16) -> bool {
         self.down.contains(&(key, addr, port))
+    }
+
+    /// The sorry server of service `key` if it is in service now (none of the service's
+    /// dests is up), as published.
+    pub fn sorry_server(&self, key: ServiceKey) -> Option<Dest> {
+        let d = *self.sorry.get(&key)?;
+        sorry_active(&self.config, &self.down, key, &d).then_some(d)
+    }
+
+    /// Every dest the workers have for a service: the configured ones, then the sorry server
+    /// while it is in service.
+    pub fn published_dests(&self, key: ServiceKey) -> Vec<Dest> {
+        let mut dests: Vec<Dest> = self
+            .config
+            .services
+            .get(&key)
+            .map(|s| s.dests().to_vec())
+            .unwrap_or_default();
+        dests.extend(self.sorry_server(key));
+        dests
     }
 
     /// The weight the workers use for a dest (0 while it is down).
@@ -122,9 +152,31 @@ impl Model {
     }
 }
 
-/// `config` as published: dests that are `down` get weight 0.
-fn effective(config: &DirectorConfig, down: &DownSet) -> DirectorConfig {
+/// True if the sorry server `d` of service `key` stands in: the service is there and none of
+/// its dests is up (a health check has them all down, or it has none). A dest at the sorry
+/// server's own address and port (the operator added it) leaves it out.
+fn sorry_active(config: &DirectorConfig, down: &DownSet, key: ServiceKey, d: &Dest) -> bool {
+    config.services.get(&key).is_some_and(|s| {
+        s.dest(d.addr, d.port).is_none()
+            && s.dests()
+                .iter()
+                .all(|x| down.contains(&(key, x.addr, x.port)))
+    })
+}
+
+/// `config` as published: dests that are `down` get weight 0, and the services with no dest
+/// up get their sorry server.
+fn effective(config: &DirectorConfig, down: &DownSet, sorry: &SorryServers) -> DirectorConfig {
     let mut c = config.clone();
+    for (key, d) in sorry {
+        if sorry_active(config, down, *key, d) {
+            if let Some(s) = c.services.get_mut(key) {
+                // Not one of its dests (sorry_active): only the family can refuse it, which
+                // the configuration checked.
+                let _ = s.add_dest(*d);
+            }
+        }
+    }
     for (key, addr, port) in down {
         if let Some(s) = c.services.get_mut(key) {
             if let Some(d) = s.dest(*addr, *port).copied() {
@@ -365,5 +417,144 @@ mod tests {
         assert_eq!(cell.load().services()[0].dests()[0].weight, 0);
         assert!(set_health(&mut m, key(), d.addr, d.port, true).unwrap());
         assert_eq!(cell.load().services()[0].dests()[0].weight, 7);
+    }
+
+    /// The dests the workers have for the service: (last byte of the RIP, port, weight).
+    fn published(cell: &SnapshotCell) -> Vec<(u8, u16, u32)> {
+        cell.load().services()[0]
+            .dests()
+            .iter()
+            .map(|d| match d.addr {
+                IpAddr::V4(a) => (a.octets()[3], d.port, d.weight),
+                IpAddr::V6(_) => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_sorry_server_stands_in_while_no_dest_is_up() {
+        let mut m = Model::new(base()).unwrap();
+        let cell = m.cell();
+        m.apply(add_service(SchedKind::Wrr)).unwrap();
+        let (a, b) = (
+            dest(11, ForwardMode::Dr),
+            Dest {
+                weight: 3,
+                ..dest(12, ForwardMode::Dr)
+            },
+        );
+        m.apply(add_dest(a)).unwrap();
+        m.apply(add_dest(b)).unwrap();
+        let sorry = dest(99, ForwardMode::Dr);
+        m.apply(Change::SetSorry([(key(), sorry)].into_iter().collect()))
+            .unwrap();
+        assert_eq!(
+            published(&cell),
+            [(11, 80, 1), (12, 80, 3)],
+            "dests up: not in"
+        );
+        assert_eq!(m.sorry_server(key()), None);
+        assert!(set_health(&mut m, key(), a.addr, 80, false).unwrap());
+        assert_eq!(
+            published(&cell),
+            [(11, 80, 0), (12, 80, 3)],
+            "one dest up: not in"
+        );
+        assert!(set_health(&mut m, key(), b.addr, 80, false).unwrap());
+        assert_eq!(
+            published(&cell),
+            [(11, 80, 0), (12, 80, 0), (99, 80, 1)],
+            "none up: in, weight 1"
+        );
+        assert_eq!(m.sorry_server(key()), Some(sorry));
+        assert_eq!(m.published_dests(key()).len(), 3);
+        assert_eq!(
+            m.config().services.get(&key()).unwrap().dests().len(),
+            2,
+            "never one of the configured dests"
+        );
+        // A reload of the same configuration keeps the verdicts, hence the sorry server.
+        let cfg = m.config().clone();
+        m.apply(Change::Batch(vec![
+            Change::Replace(Box::new(cfg.clone())),
+            Change::SetSorry([(key(), sorry)].into_iter().collect()),
+        ]))
+        .unwrap();
+        assert_eq!(published(&cell), [(11, 80, 0), (12, 80, 0), (99, 80, 1)]);
+        // One dest back: out (its sessions drain as a removed dest's).
+        assert!(set_health(&mut m, key(), b.addr, 80, true).unwrap());
+        assert_eq!(published(&cell), [(11, 80, 0), (12, 80, 3)]);
+        assert_eq!(m.sorry_server(key()), None);
+        // A dest the operator adds is up: the sorry server stays out even with the others down.
+        assert!(set_health(&mut m, key(), b.addr, 80, false).unwrap());
+        assert_eq!(published(&cell).len(), 3);
+        m.apply(add_dest(dest(13, ForwardMode::Dr))).unwrap();
+        assert_eq!(published(&cell), [(11, 80, 0), (12, 80, 0), (13, 80, 1)]);
+        // A reload without it, and a deleted service, leave no sorry server.
+        m.apply(Change::DeleteDest {
+            key: key(),
+            addr: dest(13, ForwardMode::Dr).addr,
+            port: 80,
+        })
+        .unwrap();
+        assert_eq!(published(&cell).len(), 3, "back in");
+        m.apply(Change::Batch(vec![
+            Change::Replace(Box::new(cfg)),
+            Change::SetSorry(SorryServers::new()),
+        ]))
+        .unwrap();
+        assert_eq!(published(&cell), [(11, 80, 0), (12, 80, 0)]);
+        m.apply(Change::SetSorry([(key(), sorry)].into_iter().collect()))
+            .unwrap();
+        m.apply(Change::DeleteService { key: key() }).unwrap();
+        m.apply(add_service(SchedKind::Wrr)).unwrap();
+        assert_eq!(m.sorry_server(key()), None, "deleted with its service");
+    }
+
+    #[test]
+    fn the_control_state_lists_the_sorry_server_while_it_stands_in() {
+        let mut m = Model::new(base()).unwrap();
+        m.apply(add_service(SchedKind::Wrr)).unwrap();
+        let a = dest(11, ForwardMode::Dr);
+        m.apply(add_dest(a)).unwrap();
+        m.apply(Change::SetSorry(
+            [(key(), dest(99, ForwardMode::Dr))].into_iter().collect(),
+        ))
+        .unwrap();
+        let state = std::sync::Mutex::new(crate::state::ControlState::new(m, vec![], vec![]));
+        let listed =
+            |st: &std::sync::Mutex<crate::state::ControlState>| match crate::state::lock(st)
+                .handle(proto::Request::List { service: None })
+            {
+                proto::Response::Services { services } => services[0]
+                    .dests
+                    .iter()
+                    .map(|d| (d.addr.to_string(), d.weight, d.forward.clone()))
+                    .collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(
+            listed(&state),
+            [("10.1.0.11".to_string(), 1, "Route".to_string())]
+        );
+        // Through the checks' sink, as rvsd does it.
+        crate::health::HealthSink::dest_health(&state, key(), a.addr, 80, false);
+        assert_eq!(
+            listed(&state),
+            [
+                ("10.1.0.11".to_string(), 0, "Route".to_string()),
+                ("10.1.0.99".to_string(), 1, "Route".to_string())
+            ]
+        );
+        let text = crate::state::lock(&state).metrics();
+        assert!(
+            text.contains("rvs_dest_connections_total{service=\"tcp:192.0.2.100:80\",dest=\"10.1.0.99:80\"} 0"),
+            "{text}"
+        );
+        crate::health::HealthSink::dest_health(&state, key(), a.addr, 80, true);
+        assert_eq!(
+            listed(&state),
+            [("10.1.0.11".to_string(), 1, "Route".to_string())]
+        );
     }
 }

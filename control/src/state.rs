@@ -251,7 +251,11 @@ impl ControlState {
                 kept += 1;
             }
         }
-        self.model.apply(Change::Replace(Box::new(merged)))?;
+        // With the file's sorry servers (rvsadm makes none).
+        self.model.apply(Change::Batch(vec![
+            Change::Replace(Box::new(merged)),
+            Change::SetSorry(new.sorry_servers.iter().copied().collect()),
+        ]))?;
         self.file_services = new.director.services.iter().map(|s| s.key()).collect();
         info!(
             file_services = self.file_services.len(),
@@ -324,7 +328,13 @@ impl ControlState {
             .config()
             .services
             .iter()
-            .flat_map(|s| s.dests().iter().map(move |d| (s.key(), d.addr, d.port)))
+            .flat_map(|s| {
+                let k = s.key();
+                self.model
+                    .published_dests(k)
+                    .into_iter()
+                    .map(move |d| (k, d.addr, d.port))
+            })
             .filter_map(|(k, a, p)| self.model.slots().get(k, a, p))
             .map(|slot| (slot, readings.sample(slot)))
             .collect();
@@ -459,8 +469,8 @@ impl ControlState {
         };
         let mut slots = Vec::new();
         for k in keys {
-            if let Some(s) = cfg.services.get(&k) {
-                for d in s.dests() {
+            if cfg.services.get(&k).is_some() {
+                for d in self.model.published_dests(k) {
                     if let Some(slot) = self.model.slots().get(k, d.addr, d.port) {
                         slots.push(slot);
                     }
@@ -511,7 +521,8 @@ impl ControlState {
     }
 }
 
-/// Health verdicts become [`Change::Health`] through the model.
+/// Health verdicts become [`Change::Health`] through the model, which puts a service's sorry
+/// server in service while none of its dests is up (logged when it comes and goes).
 impl HealthSink for Mutex<ControlState> {
     fn dest_health(&self, service: ServiceKey, addr: IpAddr, port: u16, up: bool) {
         let change = Change::Health {
@@ -520,8 +531,24 @@ impl HealthSink for Mutex<ControlState> {
             port,
             up,
         };
-        if let Err(e) = lock(self).model.apply(change) {
+        let mut st = lock(self);
+        let before = st.model.sorry_server(service);
+        if let Err(e) = st.model.apply(change) {
             warn!(%service, %addr, "could not publish a health change: {e}");
+            return;
+        }
+        match (before, st.model.sorry_server(service)) {
+            (None, Some(d)) => warn!(
+                %service,
+                sorry_server = %std::net::SocketAddr::from((d.addr, d.port)),
+                "no dest is up: the sorry server takes the new sessions"
+            ),
+            (Some(d), None) => info!(
+                %service,
+                sorry_server = %std::net::SocketAddr::from((d.addr, d.port)),
+                "a dest is up again: the sorry server is out, its sessions drain"
+            ),
+            _ => {}
         }
     }
 }

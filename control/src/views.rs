@@ -76,7 +76,13 @@ impl Readings<'_> {
             .filter(|s| wanted.is_none_or(|k| k == s.key()))
         {
             let key = s.key();
-            let dests: Vec<DestView> = s.dests().iter().map(|d| self.dest(key, d)).collect();
+            // With the sorry server while it stands in, as IPVS lists keepalived's.
+            let dests: Vec<DestView> = self
+                .model
+                .published_dests(key)
+                .iter()
+                .map(|d| self.dest(key, d))
+                .collect();
             let mut stats = Stats::default();
             let mut rates = Rates::default();
             for d in &dests {

@@ -337,12 +337,19 @@ impl Daemon {
             "ports started"
         );
 
-        let model = Model::new(cfg.director.clone()).map_err(|e| match e {
+        let refused = |e| match e {
             control::model::ControlError::Config(c) => {
                 DaemonError::Config(control::config::ConfigFileError::Director(c))
             }
             other => DaemonError::Control(std::io::Error::other(other.to_string())),
-        })?;
+        };
+        let mut model = Model::new(cfg.director.clone()).map_err(refused)?;
+        // The services' sorry servers, in service while none of their dests is up.
+        model
+            .apply(control::Change::SetSorry(
+                cfg.sorry_servers.iter().copied().collect(),
+            ))
+            .map_err(refused)?;
         let cell = model.cell();
         let mut worker_stats = Vec::new();
         let mut mailboxes = Vec::new();

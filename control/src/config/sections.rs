@@ -207,6 +207,10 @@ pub(super) struct FileService {
     #[serde(default, rename = "dest")]
     dests: Vec<FileDest>,
     check: Option<FileCheck>,
+    /// keepalived's sorry_server: `addr` or `addr:port`.
+    sorry_server: Option<String>,
+    /// The sorry server's forwarding mode (default: the dests').
+    sorry_mode: Option<String>,
 }
 
 /// `[[service.dest]]`.
@@ -719,12 +723,21 @@ pub(super) fn timeouts(f: &FileTimeouts) -> Result<Timeouts, ConfigFileError> {
     Ok(t)
 }
 
-/// One `[[service]]` with its dests, added to `services`; returns its health check unless it
-/// has none.
+/// What a `[[service]]` brings beside the service itself.
+pub(super) struct ServiceExtras {
+    /// Its health check, unless it has none.
+    pub check: Option<HealthCheck>,
+    /// Its sorry server, if it has one.
+    pub sorry: Option<(ServiceKey, Dest)>,
+}
+
+/// One `[[service]]` with its dests, added to `services`; its sorry server is checked
+/// against `director` (the interfaces, routes and LIPs read so far).
 pub(super) fn service(
     s: FileService,
     services: &mut ServiceTable,
-) -> Result<Option<HealthCheck>, ConfigFileError> {
+    director: &DirectorConfig,
+) -> Result<ServiceExtras, ConfigFileError> {
     let proto = match s.proto.to_ascii_lowercase().as_str() {
         "tcp" => Proto::Tcp,
         "udp" => Proto::Udp,
@@ -770,8 +783,100 @@ pub(super) fn service(
         Some(c) => check(&section, key, c)?,
         None => None,
     };
+    let sorry = match &s.sorry_server {
+        Some(a) => Some((
+            key,
+            sorry_server(&section, &svc, a, s.sorry_mode.as_deref(), director)?,
+        )),
+        None if s.sorry_mode.is_some() => {
+            return Err(value(&section, "sorry_mode is for a sorry_server"))
+        }
+        None => None,
+    };
     services.add(svc).map_err(service_err)?;
-    Ok(check)
+    Ok(ServiceExtras { check, sorry })
+}
+
+/// A service's `sorry_server` (`addr` on the service's port, or `addr:port`): weight 1, in
+/// `mode` or else the forwarding mode all of the service's dests share; checked as a dest of
+/// the service the director could run (route, LIPs, family).
+fn sorry_server(
+    section: &str,
+    svc: &Service,
+    text: &str,
+    mode: Option<&str>,
+    director: &DirectorConfig,
+) -> Result<Dest, ConfigFileError> {
+    let key = svc.key();
+    let (addr, port) = match text.trim().parse::<SocketAddr>() {
+        Ok(a) => (a.ip(), a.port()),
+        Err(_) => (
+            IpAddr::from_str(text.trim()).map_err(|_| {
+                value(
+                    section,
+                    format!(
+                        "sorry_server '{text}' is not an address or address:port (e.g. 10.1.0.99:8080, [2001:db8::99]:80)"
+                    ),
+                )
+            })?,
+            key.port,
+        ),
+    };
+    let mode = match mode {
+        Some(m) => ForwardMode::from_str(m).map_err(|source| ConfigFileError::Service {
+            section: section.to_string(),
+            source,
+        })?,
+        None => {
+            let mut modes = svc.dests().iter().map(|d| d.mode);
+            let first = modes.next().ok_or_else(|| {
+                value(
+                    section,
+                    "sorry_server: the service has no dests to take the forwarding mode from: give sorry_mode",
+                )
+            })?;
+            if modes.any(|m| m != first) {
+                return Err(value(
+                    section,
+                    "sorry_server: the service's dests have different forwarding modes: give sorry_mode",
+                ));
+            }
+            first
+        }
+    };
+    let sorry = Dest {
+        addr,
+        port,
+        weight: 1,
+        mode,
+    };
+    if svc.dest(addr, port).is_some() {
+        return Err(value(
+            section,
+            format!(
+                "sorry_server {} is also a dest of the service: the sorry server stands in when every dest is down",
+                SocketAddr::from((addr, port))
+            ),
+        ));
+    }
+    // As a dest of this service, alone on the director read so far.
+    let mut with = svc.clone();
+    with.add_dest(sorry)
+        .map_err(|source| ConfigFileError::Service {
+            section: section.to_string(),
+            source,
+        })?;
+    let mut d = director.clone();
+    d.services = ServiceTable::new();
+    d.services
+        .add(with)
+        .map_err(|source| ConfigFileError::Service {
+            section: section.to_string(),
+            source,
+        })?;
+    dataplane::snapshot::Snapshot::build(&d)
+        .map_err(|e| value(section, format!("sorry_server: {e}")))?;
+    Ok(sorry)
 }
 
 /// One `[[service.dest]]`: its port defaults to the service's, its weight to 1, its mode to
