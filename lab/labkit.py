@@ -2418,6 +2418,231 @@ def pmtu_nat64(site, ck, n):
                "ip", site.lip, 1260)
 
 
+
+HC_VHOST = "www.rvs.test"
+
+
+def hc_servers(site):
+    """A second nginx on each server for the health-checks scenario: HTTPS on 8443 (a
+    self-signed certificate made now with openssl) and plain HTTP on 8090, both serving
+    /health.txt from rs<i>/hc/www for the virtual host HC_VHOST only (any other Host: 404,
+    nginx's default server), logging SNI|Host|status|URI. Returns each server's www dir."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    cert, key = os.path.join(site.tmp, "hc-cert.pem"), os.path.join(site.tmp, "hc-key.pem")
+    site.spawn_in("host", ["openssl", "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt",
+                           "ec_paramgen_curve:prime256v1", "-keyout", key, "-out", cert, "-days", "1",
+                           "-subj", f"/CN={HC_VHOST}"], "hc-openssl").wait(30)
+    if not (os.path.exists(cert) and os.path.exists(key)):
+        raise RuntimeError("openssl made no certificate: " + open(os.path.join(site.tmp, "hc-openssl.log")).read())
+    wwws = []
+    for i in range(1, 4):
+        home = os.path.join(site.rs_home(i), "hc")
+        www = os.path.join(home, "www")
+        os.makedirs(www, exist_ok=True)
+        os.chmod(home, 0o755)
+        os.chmod(www, 0o755)
+        with open(os.path.join(www, "health.txt"), "w") as f:
+            f.write("ok\n")
+        os.chmod(os.path.join(www, "health.txt"), 0o644)
+        conf = os.path.join(home, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""daemon off;
+worker_processes 1;
+pid {home}/nginx.pid;
+error_log {home}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  client_body_temp_path {home}/body;
+  proxy_temp_path {home}/proxy;
+  fastcgi_temp_path {home}/fastcgi;
+  uwsgi_temp_path {home}/uwsgi;
+  scgi_temp_path {home}/scgi;
+  log_format hc '$ssl_server_name|$http_host|$status|$request_uri';
+  access_log {home}/access.log hc;
+  ssl_certificate {cert};
+  ssl_certificate_key {key};
+  server {{
+    listen 8443 ssl default_server;
+    listen 8090 default_server;
+    server_name _;
+    return 404;
+  }}
+  server {{
+    listen 8443 ssl;
+    listen 8090;
+    server_name {HC_VHOST};
+    root {www};
+  }}
+}}
+""")
+        site.spawn_in(f"rs{i}", [nginx, "-p", home, "-c", conf], f"rs{i}-hc")
+        wwws.append(www)
+    for i in range(1, 4):
+        up = wait_for(lambda i=i: site.rs_sh(i, f"curl -sk -o /dev/null -w '%{{http_code}}' --resolve {HC_VHOST}:8443:127.0.0.1 https://{HC_VHOST}:8443/health.txt").strip() == "200", 10)
+        if not up:
+            raise RuntimeError(f"rs{i}: the health-check nginx did not come up")
+    return wwws
+
+
+def hc_weights(site, port):
+    """{"addr:port": (forward, weight)} of the service on the VIP's `port` (rvsadm -L -n)."""
+    r = site.rvsadm(["-L", "-n", "-t", f"{site.vip}:{port}"], check=False)
+    rows = [line.split() for line in r.stdout.splitlines() if line.strip().startswith("->")]
+    return {row[1]: (row[2], int(row[3])) for row in rows if len(row) > 3 and row[3].isdigit()}
+
+
+def health_checks(site, ck, n):
+    """keepalived's checkers against real servers: HTTPS to nginx with a self-signed
+    certificate, its virtual host (Host and SNI) and the body's MD5, a status range (404 goes
+    down, back on 200), a script's exit status, and a sorry server taking the traffic while
+    every dest is down, handing it back (its open connection still served) when one returns
+    and staying through a reload."""
+    site.set_rs_routes(None)
+    wwws = hc_servers(site)
+    flags = os.path.join(site.tmp, "hc-flags")
+    os.makedirs(flags, exist_ok=True)
+    ok_md5 = "eff5bc1ef8ec9d03e640fc4370f5eacd"  # md5("ok\n"): printf 'ok\n' | md5sum
+    timing = "  interval = 0.3\n  timeout = 0.3\n  rise = 1\n  fall = 2\n"
+
+    def svc(port, rport, check, more=""):
+        t = f'\n[[service]]\nproto = "tcp"\nvip = "{site.vip}"\nport = {port}\nscheduler = "rr"\n{more}'
+        for a in site.rs:
+            t += f'  [[service.dest]]\n  addr = "{a}"\n  port = {rport}\n  mode = "fullnat"\n'
+        return t + "  [service.check]\n" + check + timing
+
+    https = (f'  type = "https"\n  path = "/health.txt"\n  expect = "200-299"\n'
+             f'  virtualhost = "{HC_VHOST}"\n  digest = "{ok_md5}"\n')
+    extra = svc(8443, 8443, https)
+    # The same check without virtualhost: Host is the dest's address, nginx's default server 404s.
+    extra += svc(8444, 8443, '  type = "https"\n  path = "/health.txt"\n')
+    extra += svc(8080, 8080, f'  type = "script"\n  script = "/bin/sh -c \'test \\"$1\\" = 8080 && test ! -e {flags}/down-\\"$RVS_DEST_ADDR\\"\' check {{port}}"\n')
+    # rs1 and rs2 behind their HTTP check on 8090 (same virtual host and file), rs3 the sorry server.
+    sorry = svc(80, 8080, f'  type = "http"\n  port = 8090\n  path = "/health.txt"\n  virtualhost = "{HC_VHOST}"\n',
+                more=f'sorry_server = "{site.rs[2]}:8080"\n')
+    sorry = sorry.replace(f'  [[service.dest]]\n  addr = "{site.rs[2]}"\n  port = 8080\n  mode = "fullnat"\n', "")
+    extra += sorry
+    site.reload(extra)
+    rs = [f"{a}:8443" for a in site.rs]
+    rs8080 = [f"{a}:8080" for a in site.rs]
+
+    def weights_are(port, want, secs=6):
+        """Waits until the listed dests of the service on `port` have the weights in `want`:
+        (True or False, the weights last seen)."""
+        def now():
+            w = hc_weights(site, port)
+            return all(w.get(k, (None, None))[1] == v for k, v in want.items())
+        ok = wait_for(now, secs)
+        return ok, hc_weights(site, port)
+
+    def rm(i):
+        os.remove(os.path.join(wwws[i - 1], "health.txt"))
+
+    def put(i, text="ok\n"):
+        path = os.path.join(wwws[i - 1], "health.txt")
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+
+    site.log("\n== health-checks: https (self-signed, virtualhost, digest), status range, script, sorry server")
+    ok, w = weights_are(8443, {k: 1 for k in rs})
+    ck.expect("health-checks https up", ok, f"https {HC_VHOST} /health.txt md5 ok, self-signed: {w}")
+    ok, w = weights_are(8444, {k: 0 for k in rs})
+    log = open(os.path.join(site.rs_home(1), "hc", "access.log")).read()
+    sni = f"{HC_VHOST}|{HC_VHOST}|200|/health.txt" in log
+    ck.expect("health-checks sni and host", sni, f"rs1's nginx logged SNI|Host|status|URI {HC_VHOST}|{HC_VHOST}|200: {sni}")
+    by_addr = f"|{site.rs[0]}:8443|404|/health.txt" in log
+    ck.expect("health-checks host", ok and by_addr,
+              f"without virtualhost (Host {site.rs[0]}:8443 logged: {by_addr}; nginx's default server answers 404) all down: {w}")
+    ok, w = weights_are(8080, {k: 1 for k in rs8080})
+    ck.expect("health-checks script up", ok, f"script exits 0: {w}")
+    h = ck.http(9, port=80)
+    ck.expect("health-checks sorry idle", h[1] == 0 and set(h[0]) == {"rs1", "rs2"}
+              and f"{site.rs[2]}:8080" not in hc_weights(site, 80), f"rs1, rs2 serve, no sorry server listed: {h}")
+
+    # A status range: rs2 answers 404 (its file gone): down with expect 200-299; back on 200.
+    rm(2)
+    ok, w = weights_are(8443, {rs[0]: 1, rs[1]: 0, rs[2]: 1})
+    ck.expect("health-checks status 404 down", ok, f"rs2 404: {w}")
+    put(2)
+    ok, w = weights_are(8443, {k: 1 for k in rs})
+    ck.expect("health-checks status 200 up", ok, f"rs2 200 again: {w}")
+
+    # The body's digest: rs3 still answers 200, with another body.
+    put(3, "not ok\n")
+    ok, w = weights_are(8443, {rs[0]: 1, rs[1]: 1, rs[2]: 0})
+    ck.expect("health-checks digest down", ok, f"rs3's body changed (200 still): {w}")
+    put(3)
+    ok, w = weights_are(8443, {k: 1 for k in rs})
+    ck.expect("health-checks digest up", ok, f"rs3's body right again: {w}")
+
+    # The script: exit 1 for rs2 while its flag exists.
+    flag = os.path.join(flags, f"down-{site.rs[1]}")
+    open(flag, "w").close()
+    ok, w = weights_are(8080, {rs8080[0]: 1, rs8080[1]: 0, rs8080[2]: 1})
+    ck.expect("health-checks script down", ok, f"script exits 1 for rs2: {w}")
+    os.remove(flag)
+    ok, w = weights_are(8080, {k: 1 for k in rs8080})
+    ck.expect("health-checks script up again", ok, f"script exits 0 again: {w}")
+
+    # The sorry server: rs1 and rs2 down, rs3 takes the traffic.
+    rm(1)
+    rm(2)
+    ok, w = weights_are(80, {rs8080[0]: 0, rs8080[1]: 0, rs8080[2]: 1})
+    listed = w.get(rs8080[2]) == ("FullNat", 1)
+    h = ck.http(6, port=80)
+    ck.expect("health-checks sorry in", ok and listed and h == ({"rs3": 6}, 0),
+              f"rs1, rs2 down: sorry server {rs8080[2]} listed {w.get(rs8080[2])}, answers {h}")
+    # A reload keeps the verdicts, hence the sorry server.
+    site.reload(extra)
+    time.sleep(1.0)
+    w = hc_weights(site, 80)
+    h = ck.http(3, port=80)
+    ck.expect("health-checks sorry through a reload", w.get(rs8080[2]) == ("FullNat", 1) and h == ({"rs3": 3}, 0),
+              f"after the reload: {w}, answers {h}")
+    # A keep-alive connection to the sorry server outlives its leaving.
+    code = (
+        "import socket,time,sys\n"
+        f"s=socket.create_connection(('{site.vip}',80),timeout=5)\n"
+        "names=[]\n"
+        "for i in range(2):\n"
+        "    s.sendall(b'GET / HTTP/1.1\\r\\nHost: lab\\r\\n\\r\\n')\n"
+        "    d=b''\n"
+        "    while not (b'\\r\\n\\r\\n' in d and d.endswith(b'\\n') and d.split(b'\\r\\n\\r\\n',1)[1]):\n"
+        "        c=s.recv(512)\n"
+        "        if not c:\n"
+        "            print('RESET'); sys.exit(1)\n"
+        "        d+=c\n"
+        "    names.append(d.split(b'\\r\\n\\r\\n',1)[1].decode().strip())\n"
+        "    if i == 0:\n"
+        "        open(sys.argv[1] + '.first', 'w').write(names[0])\n"
+        "        while not __import__('os').path.exists(sys.argv[1]): time.sleep(0.05)\n"
+        "print(' '.join(names))\n"
+    )
+    go = os.path.join(flags, "go")
+    held = []
+    holder = threading.Thread(target=lambda: held.append(site.client_sh(f"python3 -c \"{code}\" {go}", timeout=40)))
+    holder.start()
+    wait_for(lambda: os.path.exists(go + ".first"), 10, 0.05)
+    put(1)
+    ok, w = weights_are(80, {rs8080[0]: 1, rs8080[1]: 0})
+    gone = rs8080[2] not in w
+    open(go, "w").close()
+    holder.join()
+    last = held[0].split()[-2:] if held else []
+    h = ck.http(6, port=80)
+    ck.expect("health-checks sorry out", ok and gone and h == ({"rs1": 6}, 0),
+              f"rs1 back: sorry server unlisted {gone} ({w}), answers {h}")
+    ck.expect("health-checks sorry session drains", last == ["rs3", "rs3"],
+              f"a keep-alive connection to the sorry server, asked again after it left: {' '.join(last)}")
+    put(2)
+    ok, w = weights_are(80, {rs8080[0]: 1, rs8080[1]: 1})
+    site.log(site.rvsadm(["--health"]).stdout.rstrip())
+    # No checks left running into the next scenario.
+    site.reload("")
+    for i in range(1, 4):
+        site.stop_proc(f"rs{i}-hc")
+
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -2448,6 +2673,7 @@ SCENARIOS = {
     "time-wait": time_wait,
     "vrrp": vrrp,
     "fragments": fragments,
+    "health-checks": health_checks,
 }
 
 
