@@ -2525,7 +2525,7 @@ def health_checks(site, ck, n):
     rs = [f"{a}:8443" for a in site.rs]
     rs8080 = [f"{a}:8080" for a in site.rs]
 
-    def weights_are(port, want, secs=6):
+    def weights_are(port, want, secs=4):
         """Waits until the listed dests of the service on `port` have the weights in `want`:
         (True or False, the weights last seen)."""
         def now():
