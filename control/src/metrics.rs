@@ -24,6 +24,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use proto::PortView;
 use sched::ServiceKey;
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -113,48 +114,21 @@ impl Family {
     }
 }
 
-/// A port as the port view shows it: link state and the driver's counters. The daemon reads
-/// them from DPDK about once a second ([`PortStatsBoard`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PortReading {
-    /// The port's name in the configuration (`[[port]] name`).
-    pub name: String,
-    /// Link up.
-    pub link_up: bool,
-    /// Link speed in Mbit/s (0 when unknown or down).
-    pub speed_mbps: u32,
-    /// Packets received.
-    pub rx_packets: u64,
-    /// Packets sent.
-    pub tx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-    /// Packets the device dropped for want of room in its RX queues (`imissed`).
-    pub rx_missed: u64,
-    /// Receive errors (`ierrors`).
-    pub rx_errors: u64,
-    /// Transmit errors (`oerrors`).
-    pub tx_errors: u64,
-    /// Receive failures for want of an mbuf (`rx_nombuf`).
-    pub rx_nombuf: u64,
-}
-
-/// The ports' last readings, published by the daemon and read by scrapes and `--ports`.
+/// The ports' last readings, published by the daemon (about once a second) and read by
+/// scrapes and `--ports`.
 #[derive(Debug, Default)]
 pub struct PortStatsBoard {
-    ports: std::sync::Mutex<Vec<PortReading>>,
+    ports: std::sync::Mutex<Vec<PortView>>,
 }
 
 impl PortStatsBoard {
     /// Replaces the readings.
-    pub fn publish(&self, ports: Vec<PortReading>) {
+    pub fn publish(&self, ports: Vec<PortView>) {
         *self.ports.lock().unwrap_or_else(|p| p.into_inner()) = ports;
     }
 
     /// The last readings (none before the first publication).
-    pub fn read(&self) -> Vec<PortReading> {
+    pub fn read(&self) -> Vec<PortView> {
         self.ports.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
@@ -428,8 +402,8 @@ fn sync_families(p: &crate::sync::SyncPlane, out: &mut Vec<Family>) {
 }
 
 /// The port view's families, one sample per port.
-fn port_families(ports: &[PortReading], out: &mut Vec<Family>) {
-    type Get = fn(&PortReading) -> u64;
+fn port_families(ports: &[PortView], out: &mut Vec<Family>) {
+    type Get = fn(&PortView) -> u64;
     let gauges: [(&'static str, &'static str, Get); 2] = [
         ("rvs_port_link_up", "1 while the port's link is up", |p| {
             u64::from(p.link_up)
@@ -804,7 +778,7 @@ mod tests {
     #[test]
     fn port_families_have_one_sample_per_port() {
         let ports = [
-            PortReading {
+            PortView {
                 name: "wan".into(),
                 link_up: true,
                 speed_mbps: 10000,
@@ -812,7 +786,7 @@ mod tests {
                 rx_nombuf: 2,
                 ..Default::default()
             },
-            PortReading {
+            PortView {
                 name: "lan".into(),
                 ..Default::default()
             },

@@ -384,6 +384,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Daemons { .. } => "sync daemons (-L --daemon)",
         Response::Addresses { .. } => "managed addresses (--addresses)",
         Response::Cluster { .. } => "the cluster view (--cluster)",
+        Response::Ports { .. } => "ports (--ports)",
     }
 }
 

@@ -353,6 +353,9 @@ impl ControlState {
                 }
             }
             Request::Workers => self.readings().workers(),
+            Request::Ports => Response::Ports {
+                ports: self.ports.read(),
+            },
             Request::Lips => self.readings().lips(),
             Request::Health => self.readings().health(),
             Request::StartDaemon {

@@ -7,7 +7,7 @@
 mod fleet;
 
 use control::health::HealthSink;
-use control::metrics::{self, PortReading};
+use control::metrics;
 use control::model::Model;
 use control::state::ControlState;
 use dataplane::stats::WorkerStats;
@@ -279,7 +279,7 @@ fn the_exposition_of_a_known_state() {
     w1.worker.publish(&counters);
     w0.worker.busy_permille.store(250, Ordering::Relaxed);
     w1.worker.busy_permille.store(1000, Ordering::Relaxed);
-    state.port_board().publish(vec![PortReading {
+    state.port_board().publish(vec![proto::PortView {
         name: "wan0".into(),
         link_up: true,
         speed_mbps: 10000,
