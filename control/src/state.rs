@@ -521,6 +521,12 @@ impl ControlState {
     pub fn metrics(&self) -> String {
         metrics::render(&self.readings())
     }
+
+    /// Every metric family, read now (those without samples too, which the exposition
+    /// leaves out).
+    pub fn metric_families(&self) -> Vec<metrics::Family> {
+        metrics::families(&self.readings())
+    }
 }
 
 /// Health verdicts become [`Change::Health`] through the model.

@@ -434,3 +434,97 @@ fn the_exposition_of_a_known_state() {
     // Families without samples are left out.
     assert!(!f.contains_key("rvs_lip_ports") && !f.contains_key("rvs_address_owned"));
 }
+
+/// Every `rvs_*` name in `text`.
+fn rvs_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("rvs_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        // Not a name's tail (`xrvs_...`).
+        let before = rest[..i].chars().last();
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            out.insert(tail[..end].to_string());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// The alert rules and the dashboard (monitoring/) use only families rvsd exports, and use
+/// the service, dest, port, sync and pool families their alerts and panels are about.
+#[test]
+fn monitoring_files_use_only_exported_families() {
+    use control::sync::{SyncPlane, SyncSettings};
+    use dataplane::sync::{FlowOwner, SyncLink};
+    let model = Model::new(fleet::director()).expect("model");
+    let cell = model.cell();
+    let mut state = ControlState::new(model, vec![WorkerStats::new()], Vec::new());
+    state.set_sync(
+        SyncPlane::new(
+            vec![Arc::new(SyncLink::default())],
+            FlowOwner::new(1, &[]),
+            cell,
+        ),
+        SyncSettings::default(),
+    );
+    metrics::MBUFS_IN_USE.store(1, Ordering::Relaxed);
+    metrics::MBUFS_CAPACITY.store(2, Ordering::Relaxed);
+    let exported: BTreeSet<String> = state
+        .metric_families()
+        .iter()
+        .map(|f| f.name.to_string())
+        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring");
+    let rules = std::fs::read_to_string(dir.join("rvs-alerts.yml")).expect("rules file");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("grafana-dashboard.json")).expect("dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    // The dashboard's queries: every "expr" in it.
+    fn exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match v {
+                        serde_json::Value::String(s) if k == "expr" => out.push(s.clone()),
+                        _ => exprs(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| exprs(v, out)),
+            _ => {}
+        }
+    }
+    let mut queries = Vec::new();
+    exprs(&dashboard, &mut queries);
+    assert!(queries.len() > 20, "{queries:?}");
+    let used_by_rules = rvs_names(&rules);
+    let used_by_dashboard = rvs_names(&queries.join("\n"));
+    for (what, used) in [("rules", &used_by_rules), ("dashboard", &used_by_dashboard)] {
+        let unknown: Vec<&String> = used.difference(&exported).collect();
+        assert!(unknown.is_empty(), "{what} use {unknown:?}, not exported");
+    }
+    for name in [
+        "rvs_dest_up",
+        "rvs_dest_weight",
+        "rvs_sync_peer_last_heard_seconds",
+        "rvs_worker_drops_total",
+        "rvs_mbufs_in_use",
+        "rvs_mbufs_capacity",
+        "rvs_port_rx_missed_total",
+        "rvs_port_link_up",
+    ] {
+        assert!(used_by_rules.contains(name), "no rule on {name}");
+    }
+    // The dashboard shows every service and dest family.
+    for name in exported
+        .iter()
+        .filter(|n| n.starts_with("rvs_service_") || n.starts_with("rvs_dest_"))
+    {
+        assert!(used_by_dashboard.contains(name), "no panel shows {name}");
+    }
+}
