@@ -165,46 +165,71 @@ fn dest_labels(key: &ServiceKey, rip: IpAddr, rport: u16) -> Vec<(&'static str, 
     ]
 }
 
-/// A counter of a [`DestSample`], per dest and summed per service.
-type Traffic = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&DestSample) -> u64,
-);
+/// A counter of a [`DestSample`], per dest and summed per service: the service family's name
+/// and help, the dest family's, and how to read it.
+struct Traffic {
+    service: (&'static str, &'static str),
+    dest: (&'static str, &'static str),
+    get: fn(&DestSample) -> u64,
+}
 
 /// The service and dest counters, node_exporter's names under `rvs_service_` / `rvs_dest_`.
 const TRAFFIC: [Traffic; 5] = [
-    (
-        "rvs_service_connections_total",
-        "rvs_dest_connections_total",
-        "Connections (sessions) scheduled",
-        |s| s.conns,
-    ),
-    (
-        "rvs_service_incoming_packets_total",
-        "rvs_dest_incoming_packets_total",
-        "Packets from clients",
-        |s| s.inpkts,
-    ),
-    (
-        "rvs_service_outgoing_packets_total",
-        "rvs_dest_outgoing_packets_total",
-        "Packets from real servers",
-        |s| s.outpkts,
-    ),
-    (
-        "rvs_service_incoming_bytes_total",
-        "rvs_dest_incoming_bytes_total",
-        "Bytes from clients",
-        |s| s.inbytes,
-    ),
-    (
-        "rvs_service_outgoing_bytes_total",
-        "rvs_dest_outgoing_bytes_total",
-        "Bytes from real servers",
-        |s| s.outbytes,
-    ),
+    Traffic {
+        service: (
+            "rvs_service_connections_total",
+            "Connections (sessions) the service scheduled, summed over its dests",
+        ),
+        dest: (
+            "rvs_dest_connections_total",
+            "Connections (sessions) scheduled to the dest",
+        ),
+        get: |s| s.conns,
+    },
+    Traffic {
+        service: (
+            "rvs_service_incoming_packets_total",
+            "Packets from clients to the service, summed over its dests",
+        ),
+        dest: (
+            "rvs_dest_incoming_packets_total",
+            "Packets from clients to the dest",
+        ),
+        get: |s| s.inpkts,
+    },
+    Traffic {
+        service: (
+            "rvs_service_outgoing_packets_total",
+            "Packets from the service's real servers, summed over its dests",
+        ),
+        dest: (
+            "rvs_dest_outgoing_packets_total",
+            "Packets from the dest to clients (NAT and FullNAT: DR and TUN replies bypass rvs)",
+        ),
+        get: |s| s.outpkts,
+    },
+    Traffic {
+        service: (
+            "rvs_service_incoming_bytes_total",
+            "Bytes from clients to the service, summed over its dests",
+        ),
+        dest: (
+            "rvs_dest_incoming_bytes_total",
+            "IP bytes from clients to the dest",
+        ),
+        get: |s| s.inbytes,
+    },
+    Traffic {
+        service: (
+            "rvs_service_outgoing_bytes_total",
+            "Bytes from the service's real servers, summed over its dests",
+        ),
+        dest: (
+            "rvs_dest_outgoing_bytes_total",
+            "IP bytes from the dest to clients",
+        ),
+        get: |s| s.outbytes,
+    },
 ];
 
 /// The service and dest families.
@@ -212,31 +237,11 @@ fn service_families(r: &Readings, out: &mut Vec<Family>) {
     let cfg = r.model.config();
     let mut svc: Vec<Family> = TRAFFIC
         .iter()
-        .map(|t| {
-            Family::new(
-                t.0,
-                match t.0 {
-                    "rvs_service_connections_total" => {
-                        "Connections (sessions) the service scheduled, summed over its dests"
-                    }
-                    "rvs_service_incoming_packets_total" => {
-                        "Packets from clients to the service, summed over its dests"
-                    }
-                    "rvs_service_outgoing_packets_total" => {
-                        "Packets from the service's real servers, summed over its dests"
-                    }
-                    "rvs_service_incoming_bytes_total" => {
-                        "Bytes from clients to the service, summed over its dests"
-                    }
-                    _ => "Bytes from the service's real servers, summed over its dests",
-                },
-                Kind::Counter,
-            )
-        })
+        .map(|t| Family::new(t.service.0, t.service.1, Kind::Counter))
         .collect();
     let mut dst: Vec<Family> = TRAFFIC
         .iter()
-        .map(|t| Family::new(t.1, t.2, Kind::Counter))
+        .map(|t| Family::new(t.dest.0, t.dest.1, Kind::Counter))
         .collect();
     let mut active = Family::new(
         "rvs_dest_connections_active",
@@ -271,7 +276,7 @@ fn service_families(r: &Readings, out: &mut Vec<Family>) {
             sum.add(&sample);
             let labels = dest_labels(&key, d.addr, d.port);
             for (f, t) in dst.iter_mut().zip(TRAFFIC.iter()) {
-                f.int(labels.clone(), (t.3)(&sample));
+                f.int(labels.clone(), (t.get)(&sample));
             }
             active.int(labels.clone(), sample.active);
             inactive.int(labels.clone(), sample.inactive);
@@ -280,7 +285,7 @@ fn service_families(r: &Readings, out: &mut Vec<Family>) {
         }
         let labels = service_labels(&key);
         for (f, t) in svc.iter_mut().zip(TRAFFIC.iter()) {
-            f.int(labels.clone(), (t.3)(&sum));
+            f.int(labels.clone(), (t.get)(&sum));
         }
     }
     out.extend(svc);
