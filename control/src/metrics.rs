@@ -603,7 +603,7 @@ pub fn serve(
         if stop.load(Ordering::Acquire) {
             break;
         }
-        let mut conn = match conn {
+        let conn = match conn {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "metrics: accept failed");
@@ -614,9 +614,7 @@ pub fn serve(
         if live.fetch_add(1, Ordering::AcqRel) >= MAX_SCRAPERS {
             live.fetch_sub(1, Ordering::AcqRel);
             debug!("metrics: too many scrapes at once, one turned away");
-            // A new connection's send buffer is empty: this small answer does not block.
-            let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = conn.write_all(&status_only("HTTP/1.0", "503 Service Unavailable", ""));
+            turn_away(conn);
             continue;
         }
         let (live2, render) = (live.clone(), render.clone());
@@ -631,6 +629,19 @@ pub fn serve(
             live.fetch_sub(1, Ordering::AcqRel);
         }
     }
+}
+
+/// Answers 503 to a scrape beyond [`MAX_SCRAPERS`], on the accepting thread: at most 50 ms
+/// to take in its request (closing with it unread would reset the connection before the
+/// client read the answer).
+fn turn_away(mut c: TcpStream) {
+    // A new connection's send buffer is empty: this small answer does not block.
+    let _ = c.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = c.write_all(&status_only("HTTP/1.0", "503 Service Unavailable", ""));
+    let _ = c.shutdown(std::net::Shutdown::Write);
+    let _ = c.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buf = [0u8; 2048];
+    let _ = c.read(&mut buf);
 }
 
 /// Reads one request from `c` (within [`SCRAPE_TIMEOUT`]) and answers it; a client that

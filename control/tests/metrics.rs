@@ -114,6 +114,33 @@ fn http_status_and_length() {
     assert!(bad.starts_with("HTTP/1.0 400 Bad Request\r\n"), "{bad}");
 }
 
+#[test]
+fn scrapes_beyond_the_limit_are_turned_away_at_once() {
+    let ep = Endpoint::start("a 1\n");
+    let idle: Vec<TcpStream> = (0..metrics::MAX_SCRAPERS)
+        .map(|_| TcpStream::connect(ep.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let busy = ask(ep.addr, "GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(
+        busy.starts_with("HTTP/1.0 503 Service Unavailable\r\n"),
+        "{busy}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+    // Once the idle ones time out, scrapes are served again.
+    drop(idle);
+    let deadline = Instant::now() + metrics::SCRAPE_TIMEOUT * 3;
+    loop {
+        let a = ask(ep.addr, "GET /metrics HTTP/1.1\r\n\r\n");
+        if a.starts_with("HTTP/1.1 200 OK") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{a}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A parsed exposition: per family its HELP, TYPE and samples (labels as ordered pairs).
 #[derive(Default, Debug)]
 struct Fam {
