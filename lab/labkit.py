@@ -18,7 +18,7 @@ A *site* is a topology with rvsd running on it. It provides:
     site.log(msg)
 
 and, for the scenarios only the network-namespace lab runs (pmtu-*, udp-unreachable,
-synproxy, proxy-protocol, time-wait, fragments):
+synproxy, proxy-protocol, time-wait, fragments, prometheus):
 
     site.cip, site.lip                           the client's address, the FullNAT LIP
     site.big_path, site.big_size, site.big_sha256   a large file every server serves
@@ -28,11 +28,13 @@ synproxy, proxy-protocol, time-wait, fragments):
     site.set_client_path_mtu(mtu)                the router's route to the client gets a
                                                  locked MTU (None: removed again)
     site.drop_router_icmp(on)                    the router's own ICMP to the VIP blackholed
-    site.restart_rvsd(extra, wan_tap=False, pcap=False)
+    site.restart_rvsd(extra, wan_tap=False, pcap=False, metrics="off")
                                                  rvsd restarted with the base config + extra
                                                  (time-wait; vrrp with a TAP on the wan port;
                                                  fragments on net_pcap ports, which hand rvsd
-                                                 IPv4 fragments as they came)
+                                                 IPv4 fragments as they came; prometheus with
+                                                 its metrics listener on the director's
+                                                 loopback)
 
 and for vrrp: site.tmp, site.dip_wan, site.router_wan, site.dir_ns, site.dir_sh(script),
 site.router_sh(script), site.spawn_in(where, args, tag) (where "host": the lab's own
@@ -57,7 +59,9 @@ import json
 import math
 import re
 import os
+import shlex
 import shutil
+import subprocess
 import threading
 import time
 
@@ -2643,6 +2647,113 @@ def health_checks(site, ck, n):
         site.stop_proc(f"rs{i}-hc")
 
 
+def prometheus(site, ck, n):
+    """A real Prometheus (Debian's) in the director's namespace scrapes rvsd's metrics
+    endpoint ([daemon] metrics on that namespace's loopback) every second, with
+    monitoring/rvs-alerts.yml loaded: connections through a FullNAT service show as a positive
+    rate of rvs_service_connections_total for that service, its three dests as up, every
+    alert rule evaluates without error and none fires, and every query of
+    monitoring/grafana-dashboard.json is valid PromQL that Prometheus answers."""
+    monitoring = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "monitoring")
+    rules = os.path.join(monitoring, "rvs-alerts.yml")
+    checked = subprocess.run(["promtool", "check", "rules", rules], capture_output=True, text=True)
+    ck.expect("prometheus: promtool check rules", checked.returncode == 0, (checked.stdout + checked.stderr).strip())
+    metrics, web = "127.0.0.1:9811", "127.0.0.1:9812"
+    home = os.path.join(site.tmp, "prometheus")
+    os.makedirs(home, exist_ok=True)
+    conf = os.path.join(home, "prometheus.yml")
+    with open(conf, "w") as f:
+        f.write(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            f"rule_files: [\"{rules}\"]\n"
+            "scrape_configs:\n  - job_name: rvsd\n"
+            f"    static_configs:\n      - targets: [\"{metrics}\"]\n"
+        )
+    site.restart_rvsd(metrics=metrics)
+    try:
+        site.spawn_in(
+            "dir",
+            ["prometheus", f"--config.file={conf}", f"--storage.tsdb.path={home}/data",
+             f"--web.listen-address={web}", "--log.level=warn"],
+            "prometheus",
+        )
+
+        def api(path, query=None):
+            arg = f" --data-urlencode {shlex.quote('query=' + query)}" if query is not None else ""
+            out = site.dir_sh(f"curl -s -G http://{web}{path}{arg}")
+            try:
+                return json.loads(out)
+            except ValueError:
+                return {"status": "unreachable", "error": out[-200:]}
+
+        site.set_rs_routes(None)
+        service(site, "rr", "--fullnat", [1, 1, 1])
+        # Scraping starts a few seconds after Prometheus (its target discovery's first update).
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if api("/api/v1/query", 'up{job="rvsd"} == 1').get("data", {}).get("result"):
+                break
+            time.sleep(0.3)
+        # Connections over a few scrapes.
+        total = (0, 0)
+        for _ in range(4):
+            counts, errors = ck.http(max(n // 4, 10))
+            total = (total[0] + sum(counts.values()), total[1] + errors)
+            time.sleep(1)
+        time.sleep(2)
+        sel = f'local_address="{site.vip}",local_port="80",proto="TCP"'
+        r = api("/api/v1/query", f"sum(rate(rvs_service_connections_total{{{sel}}}[15s]))")
+        res = r.get("data", {}).get("result", [])
+        rate = float(res[0]["value"][1]) if res else 0.0
+        samples = api("/api/v1/query", f"rvs_service_connections_total{{{sel}}}[30s]").get("data", {}).get("result", [])
+        seen = [v for _, v in samples[0]["values"]] if samples else []
+        ck.expect(
+            "prometheus: connection rate of the service",
+            r.get("status") == "success" and rate > 0 and total[1] == 0,
+            f"{total[0]} connections ({total[1]} errors), rate(rvs_service_connections_total[15s]) = {rate:.2f}/s"
+            + ("" if rate > 0 else f"; scraped {seen}"),
+        )
+        up = api("/api/v1/query", f'count(rvs_dest_up{{{sel}}} == 1) and on() up{{job="rvsd"}} == 1')
+        res = up.get("data", {}).get("result", [])
+        dests = int(float(res[0]["value"][1])) if res else 0
+        ck.expect("prometheus: rvsd up, its three dests up", dests == 3, f"{dests} dests up" + ("" if dests == 3 else f": {up}"))
+        groups = api("/api/v1/rules").get("data", {}).get("groups", [])
+        rule_list = [x for g in groups for x in g.get("rules", [])]
+        bad = [(x["name"], x.get("health"), x.get("lastError")) for x in rule_list if x.get("health") != "ok"]
+        firing = [x["name"] for x in rule_list if x.get("state") not in (None, "inactive")]
+        ck.expect(
+            "prometheus: alert rules evaluate, none fires",
+            len(rule_list) >= 10 and not bad and not firing,
+            f"{len(rule_list)} rules; unhealthy {bad}; pending or firing {firing}",
+        )
+        with open(os.path.join(monitoring, "grafana-dashboard.json")) as f:
+            dashboard = json.load(f)
+
+        def walk(v):
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    if k == "expr" and isinstance(x, str):
+                        yield x
+                    else:
+                        yield from walk(x)
+            elif isinstance(v, list):
+                for x in v:
+                    yield from walk(x)
+
+        exprs = [e.replace("$__rate_interval", "10s").replace("$instance", ".*") for e in walk(dashboard)]
+        failed = [(e, r.get("error")) for e in exprs for r in [api("/api/v1/query", e)] if r.get("status") != "success"]
+        answered = sum(1 for e in exprs if api("/api/v1/query", e).get("data", {}).get("result"))
+        ck.expect(
+            "prometheus: the dashboard's queries",
+            exprs and not failed,
+            f"{len(exprs)} queries valid, {answered} with data; failed: {failed}",
+        )
+    finally:
+        site.stop_proc("prometheus")
+        shutil.rmtree(home, ignore_errors=True)
+        site.restart_rvsd()
+
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -2674,6 +2785,7 @@ SCENARIOS = {
     "vrrp": vrrp,
     "fragments": fragments,
     "health-checks": health_checks,
+    "prometheus": prometheus,
 }
 
 

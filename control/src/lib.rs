@@ -36,3 +36,4 @@ pub mod views;
 
 pub use change::Change;
 pub use model::{ControlError, Model};
+pub use proto::PortView;

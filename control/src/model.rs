@@ -548,7 +548,7 @@ mod tests {
         );
         let text = crate::state::lock(&state).metrics();
         assert!(
-            text.contains("rvs_dest_connections_total{service=\"tcp:192.0.2.100:80\",dest=\"10.1.0.99:80\"} 0"),
+            text.contains("rvs_dest_connections_total{local_address=\"192.0.2.100\",local_port=\"80\",remote_address=\"10.1.0.99\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"} 0"),
             "{text}"
         );
         crate::health::HealthSink::dest_health(&state, key(), a.addr, 80, true);

@@ -4,7 +4,8 @@
 //!
 //! Threads, all blocking (never spinning — the data path has the cores): one accepting on the
 //! Unix socket (mode 0600), one per client (at most [`MAX_CLIENTS`]), one for the estimator
-//! (every [`ESTIMATOR_PERIOD`]) and one accepting metrics scrapes. The state sits behind a
+//! (every [`ESTIMATOR_PERIOD`]), one accepting metrics scrapes and one per scrape (at most
+//! [`metrics::MAX_SCRAPERS`]). The state sits behind a
 //! mutex on the control side only; workers see nothing but the snapshots the model publishes.
 //!
 //! Who may connect, how often, how many at once and how long a request may take are the
@@ -155,14 +156,7 @@ impl Server {
                 std::thread::Builder::new()
                     .name("rvs-metrics".into())
                     .spawn(move || {
-                        for conn in l.incoming() {
-                            if sp.load(Ordering::Acquire) {
-                                break;
-                            }
-                            if let Ok(c) = conn {
-                                metrics::serve(c, || lock(&st).metrics());
-                            }
-                        }
+                        metrics::serve(l, &sp, Arc::new(move || lock(&st).metrics()));
                     })?,
             );
         }
@@ -390,6 +384,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Daemons { .. } => "sync daemons (-L --daemon)",
         Response::Addresses { .. } => "managed addresses (--addresses)",
         Response::Cluster { .. } => "the cluster view (--cluster)",
+        Response::Ports { .. } => "ports (--ports)",
     }
 }
 

@@ -12,7 +12,7 @@ use crate::config::RvsConfig;
 use crate::convert::service_key;
 use crate::estimator::Estimator;
 use crate::health::{HealthCheck, HealthSink, Target};
-use crate::metrics;
+use crate::metrics::{self, PortStatsBoard};
 use crate::model::{ControlError, Model};
 use crate::ownership::HeldSink;
 use crate::sync::{Role, StartOptions, SyncError, SyncPlane, SyncSettings};
@@ -57,6 +57,8 @@ pub struct ControlState {
     file_services: BTreeSet<ServiceKey>,
     /// How `--log-level` reaches the daemon's logger, when it gave one.
     log_filter: Option<LogFilterSetter>,
+    /// The ports' link state and counters, as the daemon last published them.
+    ports: Arc<PortStatsBoard>,
 }
 
 impl ControlState {
@@ -81,12 +83,18 @@ impl ControlState {
             announcer: None,
             file_services,
             log_filter: None,
+            ports: Arc::default(),
         }
     }
 
     /// Lets `--log-level` change the daemon's log filter through `set`.
     pub fn set_log_filter_setter(&mut self, set: LogFilterSetter) {
         self.log_filter = Some(set);
+    }
+
+    /// Where the daemon publishes the ports' readings (`--ports`, `rvs_port_*`).
+    pub fn port_board(&self) -> Arc<PortStatsBoard> {
+        self.ports.clone()
     }
 
     /// Gives the control plane a cluster announcer (`[cluster]`).
@@ -225,6 +233,7 @@ impl ControlState {
             estimator: &self.estimator,
             checks: &self.checks,
             sync: self.sync.as_ref(),
+            ports: &self.ports,
         }
     }
 
@@ -354,6 +363,9 @@ impl ControlState {
                 }
             }
             Request::Workers => self.readings().workers(),
+            Request::Ports => Response::Ports {
+                ports: self.ports.read(),
+            },
             Request::Lips => self.readings().lips(),
             Request::Health => self.readings().health(),
             Request::StartDaemon {
@@ -518,6 +530,12 @@ impl ControlState {
     /// The Prometheus text exposition of every counter.
     pub fn metrics(&self) -> String {
         metrics::render(&self.readings())
+    }
+
+    /// Every metric family, read now (those without samples too, which the exposition
+    /// leaves out).
+    pub fn metric_families(&self) -> Vec<metrics::Family> {
+        metrics::families(&self.readings())
     }
 }
 

@@ -196,11 +196,11 @@ impl SyncSettings {
 }
 
 macro_rules! sync_counters {
-    ($( $(#[$doc:meta])* $field:ident => $name:literal, )*) => {
+    ($( $(#[doc = $doc:literal])* $field:ident => $name:literal, )*) => {
         /// The daemon's counters (read by `-L --daemon --stats` and the metrics).
         #[derive(Debug, Default)]
         pub struct SyncStats {
-            $( $(#[$doc])* pub $field: AtomicU64, )*
+            $( $(#[doc = $doc])* pub $field: AtomicU64, )*
             /// Datagrams refused whole, by [`SyncDrop`] reason.
             pub datagram_drops: [AtomicU64; SyncDrop::COUNT],
             /// Records refused, by [`SyncDrop`] reason.
@@ -211,6 +211,12 @@ macro_rules! sync_counters {
             /// Every plain counter: its metric name and value.
             pub fn values(&self) -> Vec<(&'static str, u64)> {
                 vec![$( ($name, self.$field.load(Relaxed)), )*]
+            }
+
+            /// Every plain counter: its metric name, what it counts (its doc comment, the
+            /// metric's `# HELP` text) and its value.
+            pub fn described(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$( ($name, concat!($($doc),*).trim_ascii_start(), self.$field.load(Relaxed)), )*]
             }
         }
     };

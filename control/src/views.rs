@@ -40,6 +40,8 @@ pub struct Readings<'a> {
     pub checks: &'a [HealthCheck],
     /// Session sync, if rvsd has it.
     pub sync: Option<&'a crate::sync::SyncPlane>,
+    /// The ports' link state and counters.
+    pub ports: &'a crate::metrics::PortStatsBoard,
 }
 
 /// An error answer for a refused request.

@@ -313,7 +313,7 @@ fn control_server_end_to_end() {
     assert!(text.starts_with("HTTP/1.0 200 OK"), "{text}");
     assert!(
         text.contains(
-            "rvs_dest_active_connections{service=\"tcp:192.0.2.100:80\",dest=\"10.1.0.11:8080\"} 1"
+            "rvs_dest_connections_active{local_address=\"192.0.2.100\",local_port=\"80\",remote_address=\"10.1.0.11\",remote_port=\"8080\",proto=\"TCP\",local_mark=\"\"} 1"
         ),
         "{text}"
     );

@@ -12,12 +12,12 @@ use core::fmt;
 use core::sync::atomic::AtomicU64;
 
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $name:ident $method:ident => $metric:literal, )*) => {
+    ($( $(#[doc = $doc:literal])* $name:ident $method:ident => $metric:literal, )*) => {
         /// A whole-worker event counter.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
         pub enum Counter {
-            $( $(#[$doc])* $name, )*
+            $( $(#[doc = $doc])* $name, )*
         }
 
         impl Counter {
@@ -40,6 +40,13 @@ macro_rules! counters {
                 }
             }
 
+            /// What it counts: its doc comment, the metric's `# HELP` text.
+            pub fn help(self) -> &'static str {
+                match self {
+                    $(Counter::$name => concat!($($doc),*).trim_ascii_start(),)*
+                }
+            }
+
             /// The index of this counter in a counter array.
             #[inline]
             pub fn index(self) -> usize {
@@ -49,7 +56,7 @@ macro_rules! counters {
 
         impl Counters {
             $(
-                $(#[$doc])*
+                $(#[doc = $doc])*
                 #[inline]
                 pub fn $method(&self) -> u64 {
                     self.values[Counter::$name as usize]
@@ -59,7 +66,7 @@ macro_rules! counters {
 
         impl WorkerCounters {
             $(
-                $(#[$doc])*
+                $(#[doc = $doc])*
                 #[inline]
                 pub fn $method(&self) -> &AtomicU64 {
                     &self.counters[Counter::$name as usize]

@@ -210,6 +210,10 @@ mod tests {
                 "request.id",
             ),
             (
+                r#"{"version":2,"request":{"op":"ports","name":"wan"}}"#,
+                "request.name",
+            ),
+            (
                 r#"{"version":2,"request":{"op":"batch","requests":[{"op":"zero","service":null},{"op":"clear","all":1}]}}"#,
                 "request.requests[1].all",
             ),
@@ -330,6 +334,48 @@ mod tests {
         write_frame(&mut wire, &page).unwrap();
         let body = read_frame_bytes(&mut wire.as_slice()).unwrap();
         assert_eq!(decode_response(&body).unwrap(), page);
+    }
+
+    #[test]
+    fn ports_round_trip_and_bad_answers_are_refused() {
+        assert_eq!(
+            decode_request(br#"{"version":2,"request":{"op":"ports"}}"#).unwrap(),
+            Request::Ports
+        );
+        let answer = Response::Ports {
+            ports: vec![crate::message::PortView {
+                name: "wan".into(),
+                link_up: true,
+                speed_mbps: 10_000,
+                rx_packets: u64::MAX,
+                rx_nombuf: 1,
+                ..Default::default()
+            }],
+        };
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &answer).unwrap();
+        let body = read_frame_bytes(&mut wire.as_slice()).unwrap();
+        assert_eq!(decode_response(&body).unwrap(), answer);
+        let good = serde_json::to_string(&answer).unwrap();
+        for (bad, why) in [
+            (good.replace("10000", "-1"), "invalid value"),
+            (
+                good.replace("\"link_up\":true", "\"link_up\":1"),
+                "invalid type",
+            ),
+            (
+                good.replace("\"rx_nombuf\":1", "\"rx_nombuf\":1,\"x\":2"),
+                "unknown field",
+            ),
+            (
+                good.replace("\"name\":\"wan\",", ""),
+                "missing field `name`",
+            ),
+            (good.replace("[{", "{").replace("}]", "}"), "invalid type"),
+        ] {
+            let e = decode_response(bad.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
     }
 
     proptest! {

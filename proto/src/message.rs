@@ -166,6 +166,8 @@ pub enum Request {
     Timeouts,
     /// Per-worker counters.
     Workers,
+    /// Each DPDK data port's link and counters (`rvsadm --ports`).
+    Ports,
     /// FullNAT LIPs and each worker's free local ports (`rvsadm --lips`).
     Lips,
     /// Health-checked dests and their state (`rvsadm --health`).
@@ -501,6 +503,35 @@ pub struct WorkerView {
     pub counters: Vec<(String, u64)>,
 }
 
+/// One DPDK data port: its link and the driver's counters (`rte_eth_stats`), as rvsd last
+/// read them (about once a second).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PortView {
+    /// The port's name in the configuration (`[[port]] name`).
+    pub name: String,
+    /// Link up.
+    pub link_up: bool,
+    /// Link speed in Mbit/s (0 while down or unknown).
+    pub speed_mbps: u32,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets the device dropped for want of room in its RX queues (`imissed`).
+    pub rx_missed: u64,
+    /// Receive errors (`ierrors`).
+    pub rx_errors: u64,
+    /// Transmit errors (`oerrors`).
+    pub tx_errors: u64,
+    /// Receive failures for want of an mbuf (`rx_nombuf`).
+    pub rx_nombuf: u64,
+}
+
 /// One worker's share of the LIP ports.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -692,6 +723,11 @@ pub enum Response {
     Cluster {
         /// The view (boxed: the largest answer).
         cluster: Box<ClusterView>,
+    },
+    /// `--ports`.
+    Ports {
+        /// The data ports, in configuration order.
+        ports: Vec<PortView>,
     },
 }
 

@@ -19,7 +19,7 @@
 //!   a dest of another family than its service's VIP is refused before anything is sent.
 //!
 //! rvs-specific: `--icmp VIP` (an ICMP echo service), `--fullnat` (FullNAT forwarding, as in
-//! DPVS's ipvsadm), `--json`, `--workers` and `--reload FILE`. Host and port names are not
+//! DPVS's ipvsadm), `--json`, `--workers`, `--ports` and `--reload FILE`. Host and port names are not
 //! resolved (rvs is numeric only, so `-n` is accepted and implied), and firewall marks (hence
 //! `-6`, which only marks a fwmark service IPv6) and thresholds are not supported: their
 //! options are refused by name.
@@ -309,6 +309,7 @@ enum Command {
     Zero,
     Reload,
     Workers,
+    Ports,
     Lips,
     Health,
     StartDaemon,
@@ -336,6 +337,7 @@ impl Command {
             Command::Zero => "zero",
             Command::Reload => "reload",
             Command::Workers => "workers",
+            Command::Ports => "ports",
             Command::Lips => "lips",
             Command::Health => "health",
             Command::StartDaemon => "start-daemon",
@@ -363,7 +365,7 @@ impl Command {
             Command::DelDest =>                    b"xx+xx+xxxxxxxxxxx",
             Command::Save =>                       b" xxxxxxxxxxxxxxxx",
             Command::Zero =>                       b"xx xxxxxxxxxxxxxx",
-            Command::Workers | Command::Lips | Command::Health | Command::Addresses
+            Command::Workers | Command::Ports | Command::Lips | Command::Health | Command::Addresses
             | Command::Cluster => {
                                                    b" xxxxxxxxxxx  xxx"
             }
@@ -580,6 +582,7 @@ const SPECS: &[Spec] = &[
     spec(Some('S'), &["save"], Key::Cmd(Command::Save), Arity::None),
     spec(None, &["reload"], Key::Cmd(Command::Reload), Arity::Required),
     spec(None, &["workers"], Key::Cmd(Command::Workers), Arity::None),
+    spec(None, &["ports"], Key::Cmd(Command::Ports), Arity::None),
     spec(None, &["lips"], Key::Cmd(Command::Lips), Arity::None),
     spec(None, &["health"], Key::Cmd(Command::Health), Arity::None),
     spec(None, &["addresses"], Key::Cmd(Command::Addresses), Arity::None),
@@ -1198,6 +1201,7 @@ fn build(state: State, positional: &[&str]) -> Result<Invocation, CliError> {
             filter: state.log_level.unwrap_or_default(),
         },
         Command::Workers => Request::Workers,
+        Command::Ports => Request::Ports,
         Command::Lips => Request::Lips,
         Command::Health => Request::Health,
         Command::StartDaemon | Command::StopDaemon => {
@@ -1492,6 +1496,7 @@ pub fn usage() -> String {
   rvsadm --set tcp tcpfin udp
   rvsadm --reload config-file
   rvsadm --workers [--exact] [--json]
+  rvsadm --ports [--exact] [--json]
   rvsadm --lips|--health [--json]
   rvsadm --start-daemon {master|backup} [daemon-options]
   rvsadm --stop-daemon {master|backup}
@@ -1517,6 +1522,7 @@ Either long or short options are allowed.
   --set tcp tcpfin udp        set connection timeout values (0 keeps a value)
   --reload config-file        apply a configuration file's services and timeouts
   --workers                   per-worker counters
+  --ports                     DPDK ports: link, speed, packets, bytes, missed, errors, nombuf
   --lips                      LIPs and their ports: in use, in quarantine, free
   --health                    health-checked real servers and their state
   --start-daemon state        start a session sync daemon: master or backup
@@ -1666,6 +1672,7 @@ mod tests {
             Command::Zero,
             Command::Reload,
             Command::Workers,
+            Command::Ports,
             Command::Lips,
             Command::Health,
             Command::StartDaemon,

@@ -121,6 +121,8 @@ pub fn render(
         }
         Response::Workers { workers: list } if output.json => json(list),
         Response::Workers { workers: list } => Ok(workers(list, output)),
+        Response::Ports { ports: list } if output.json => json(list),
+        Response::Ports { ports: list } => Ok(ports(list, output)),
         Response::Lips { .. } if output.json => json(response),
         Response::Lips {
             lips,
@@ -161,6 +163,7 @@ fn expected_answer(request: &Request) -> &'static str {
         Request::Connections { .. } => "connections",
         Request::Timeouts => "timeouts",
         Request::Workers => "workers",
+        Request::Ports => "ports",
         Request::Lips => "lips",
         Request::Health => "health",
         Request::Daemons => "daemons",
@@ -180,6 +183,7 @@ fn answer_name(response: &Response) -> &'static str {
         Response::Connections { .. } => "connections",
         Response::Timeouts { .. } => "timeouts",
         Response::Workers { .. } => "workers",
+        Response::Ports { .. } => "ports",
         Response::Lips { .. } => "lips",
         Response::Health { .. } => "health",
         Response::Daemons { .. } => "daemons",
@@ -780,6 +784,53 @@ pub fn health(dests: &[proto::HealthView]) -> String {
     s
 }
 
+/// A link speed as `ip`/ethtool say it: `10Gb/s`, `100Mb/s`, `-` when unknown or down.
+fn speed(mbps: u32) -> String {
+    match mbps {
+        0 => "-".to_owned(),
+        m if m % 1000 == 0 => format!("{}Gb/s", m / 1000),
+        m => format!("{m}Mb/s"),
+    }
+}
+
+/// `--ports`: one line per DPDK data port, as `ip -s link` would show it: link, speed, then
+/// packets and bytes each way, and the RX drops and errors (numbers in ipvsadm's 9-column
+/// style, `--exact` applies).
+pub fn ports(list: &[proto::PortView], output: &Output) -> String {
+    let mut s = format!(
+        "{:<10} {:<4} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+        "Port",
+        "Link",
+        "Speed",
+        "RxPkts",
+        "RxBytes",
+        "TxPkts",
+        "TxBytes",
+        "Missed",
+        "RxErrs",
+        "TxErrs",
+        "NoMbuf"
+    );
+    for p in list {
+        let link = if p.link_up { "UP" } else { "DOWN" };
+        let _ = write!(s, "{:<10} {link:<4} {:>7}", p.name, speed(p.speed_mbps));
+        for v in [
+            p.rx_packets,
+            p.rx_bytes,
+            p.tx_packets,
+            p.tx_bytes,
+            p.rx_missed,
+            p.rx_errors,
+            p.tx_errors,
+            p.rx_nombuf,
+        ] {
+            s.push_str(&largenum(v, output.exact));
+        }
+        s.push('\n');
+    }
+    s
+}
+
 /// `--workers`: one line per worker, numbers in ipvsadm's 9-column style (`--exact` applies),
 /// busy share in percent, and the drops by reason; then every event counter above zero, a line
 /// per worker.
@@ -849,6 +900,51 @@ mod tests {
         assert_eq!(largenum(12_345_678, true), " 12345678");
         assert_eq!(largenum(123_456_789, true), " 123456789");
         assert_eq!(largenum(u64::MAX, true), " 18446744073709551615");
+    }
+
+    #[test]
+    fn ports_table_as_ip_s_link() {
+        let up = proto::PortView {
+            name: "wan".into(),
+            link_up: true,
+            speed_mbps: 10_000,
+            rx_packets: 123_456_789,
+            rx_bytes: 5,
+            tx_packets: 7,
+            rx_missed: 3,
+            rx_nombuf: 2,
+            ..Default::default()
+        };
+        let down = proto::PortView {
+            name: "lan".into(),
+            speed_mbps: 0,
+            ..Default::default()
+        };
+        let out = ports(&[up.clone(), down], &Output::default());
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        let cols: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            cols,
+            [
+                "Port", "Link", "Speed", "RxPkts", "RxBytes", "TxPkts", "TxBytes", "Missed",
+                "RxErrs", "TxErrs", "NoMbuf"
+            ]
+        );
+        let wan: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            wan,
+            ["wan", "UP", "10Gb/s", "123456K", "5", "7", "0", "3", "0", "0", "2"]
+        );
+        let lan: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(lan[..3], ["lan", "DOWN", "-"]);
+        let exact = Output {
+            exact: true,
+            ..Output::default()
+        };
+        assert!(ports(&[up], &exact).contains(" 123456789 "));
+        assert_eq!(speed(100), "100Mb/s");
+        assert_eq!(speed(2500), "2500Mb/s");
     }
 
     #[test]

@@ -137,6 +137,7 @@ fn is_listing(request: &Request) -> bool {
             | Request::Connections { .. }
             | Request::Timeouts
             | Request::Workers
+            | Request::Ports
             | Request::Lips
             | Request::Health
             | Request::Daemons

@@ -387,6 +387,8 @@ fn listings() {
     assert_eq!(request("-L --timeout"), Request::Timeouts);
     assert_eq!(request("--workers"), Request::Workers);
     assert_eq!(request("--workers --json -X"), Request::Workers);
+    assert_eq!(request("--ports"), Request::Ports);
+    assert_eq!(request("--ports --json --exact"), Request::Ports);
 }
 
 #[test]
@@ -611,6 +613,7 @@ fn option_table_errors_are_ipvsadms() {
         ("--set 1 2 3 -n", "Illegal 'numeric' option with the 'set' command"),
         ("-R -n", "Illegal 'numeric' option with the 'restore' command"),
         ("--workers -c", "Illegal 'connection' option with the 'workers' command"),
+        ("--ports -c", "Illegal 'connection' option with the 'ports' command"),
         ("-L -c -t 192.0.2.1:80", "The option 'service-address' conflicts with the 'connection' option in the 'list' command"),
         ("-L -c --timeout", "The option 'timeout' conflicts with the 'connection' option in the 'list' command"),
         ("-L -t 192.0.2.1:80 --timeout", "The option 'timeout' conflicts with the 'service-address' option in the 'list' command"),

@@ -9,7 +9,8 @@
 //! services, addresses and timeouts from the file; SIGINT/SIGTERM stop the workers, then the
 //! ports, then the EAL (no hugepage files are left behind: `--huge-unlink` is added unless the
 //! operator runs without hugepages or in memory). While it runs, a small thread publishes the
-//! pool's mbufs in use once a second (`rvs_mbufs_in_use` in the metrics), and the address
+//! pool's mbufs in use and each data port's link and counters once a second
+//! (`rvs_mbufs_in_use`, `rvs_port_*` and `rvsadm --ports`), and the address
 //! follower (`control::ownership`) tells the model which addresses the exception TAPs hold:
 //! keepalived's `virtual_ipaddress`es there make managed VIPs and LIPs owned.
 
@@ -30,13 +31,13 @@ use dataplane::wire::EthernetAddress;
 use dataplane::worker::{PortRole, Worker, WorkerConfig};
 use dataplane::Counters;
 use dpdk::flow::{Flow, L4Proto};
-use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, RssConf};
+use dpdk::{Eal, Mbuf, Mempool, Port, PortConf, PortMonitor, RssConf};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Why the daemon could not start (or had to stop).
 #[derive(Debug, thiserror::Error)]
@@ -229,7 +230,8 @@ pub struct Daemon {
     addresses: Option<AddressFollower>,
     /// The cluster's announcer thread and its stop flag.
     announcer: Option<AnnouncerThread>,
-    /// Publishes the pool's mbufs in use (it holds a pool handle: joined before the pool goes).
+    /// Publishes the pool's mbufs in use and the port view (it holds a pool handle and the
+    /// ports' monitors: joined before the pool and the ports go).
     pool_gauge: Option<JoinHandle<()>>,
     ports: Vec<Port>,
     config: RvsConfig,
@@ -453,14 +455,28 @@ impl Daemon {
                 return Err(e);
             }
         };
+        // The data ports (the first ones, in configuration order) for the port view.
+        let monitors: Vec<(String, PortMonitor)> = cfg
+            .ports
+            .iter()
+            .zip(&ports)
+            .map(|(p, port)| (p.name.clone(), port.monitor()))
+            .collect();
+        let board = lock(&control).port_board();
+        control::metrics::MBUFS_CAPACITY.store(pool.capacity().into(), Ordering::Relaxed);
         let gauge_pool = pool.clone();
         let pool_gauge = spawn_gauge(
-            move || u64::from(gauge_pool.in_use()),
+            move || {
+                board.publish(read_ports(&monitors));
+                u64::from(gauge_pool.in_use())
+            },
             &control::metrics::MBUFS_IN_USE,
             Duration::from_secs(1),
             stop.clone(),
         )
-        .map_err(|e| warn!("no rvs_mbufs_in_use metric: cannot start its thread: {e}"))
+        .map_err(|e| {
+            warn!("no rvs_mbufs_in_use metric nor port view: cannot start its thread: {e}")
+        })
         .ok();
         Ok(Daemon {
             stop,
@@ -984,6 +1000,37 @@ fn spawn_gauge(
                 std::thread::park_timeout(every);
             }
         })
+}
+
+/// Each data port's link and counters now, for the port view (a port DPDK cannot read shows
+/// its name and zeros, and the reason is logged at debug level).
+fn read_ports(monitors: &[(String, PortMonitor)]) -> Vec<control::PortView> {
+    monitors
+        .iter()
+        .map(|(name, m)| {
+            let link = m.link().unwrap_or_else(|e| {
+                debug!(port = %name, "port view: no link state: {e}");
+                Default::default()
+            });
+            let st = m.stats().unwrap_or_else(|e| {
+                debug!(port = %name, "port view: no counters: {e}");
+                Default::default()
+            });
+            control::PortView {
+                name: name.clone(),
+                link_up: link.up,
+                speed_mbps: link.speed_mbps,
+                rx_packets: st.ipackets,
+                tx_packets: st.opackets,
+                rx_bytes: st.ibytes,
+                tx_bytes: st.obytes,
+                rx_missed: st.imissed,
+                rx_errors: st.ierrors,
+                tx_errors: st.oerrors,
+                rx_nombuf: st.rx_nombuf,
+            }
+        })
+        .collect()
 }
 
 /// Logs why the daemon stopped with an error.

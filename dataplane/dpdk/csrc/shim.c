@@ -85,6 +85,21 @@ int rvs_link_up(uint16_t port)
 	return link.link_status == RTE_ETH_LINK_UP;
 }
 
+int rvs_link_get(uint16_t port, int *up, uint32_t *speed_mbps)
+{
+	struct rte_eth_link link;
+	int rc;
+
+	memset(&link, 0, sizeof(link));
+	rc = rte_eth_link_get_nowait(port, &link);
+	if (rc < 0)
+		return rc;
+	*up = link.link_status == RTE_ETH_LINK_UP;
+	/* Some drivers (net_ring) give a speed while down: only a link up has one. */
+	*speed_mbps = !*up || link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+	return 0;
+}
+
 struct rte_flow *rvs_flow_ipv4_dst_port(uint16_t port, uint32_t dst_ip_be, uint8_t l4_proto,
 					uint16_t port_spec, uint16_t port_mask, uint16_t queue,
 					int validate_only, int *rc, struct rte_flow_error *err)

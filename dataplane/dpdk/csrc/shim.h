@@ -53,6 +53,8 @@ uint16_t rvs_mbuf_l3_len(const struct rte_mbuf *m);
 
 /* Ports. */
 int rvs_link_up(uint16_t port);
+/* The link's state and speed in Mbit/s (0 while down or unknown); 0 or a negative errno. */
+int rvs_link_get(uint16_t port, int *up, uint32_t *speed_mbps);
 
 /* rte_flow: ETH / IPV4 dst / TCP|UDP dst port (masked) -> QUEUE. With validate_only, only
  * rte_flow_validate runs and NULL is returned (check rte_errno / err). */

@@ -110,10 +110,10 @@ pub enum DpdkError {
         /// The port.
         port: u16,
     },
-    /// Queue handles or flow rules still use the port.
+    /// Queue handles, flow rules or monitors still use the port.
     #[error(
-        "port {port}: {queues} queue handle(s) and {flows} flow rule(s) still use it; drop \
-         them before {what}"
+        "port {port}: {queues} queue handle(s), {flows} flow rule(s) and {monitors} monitor(s) \
+         still use it; drop them before {what}"
     )]
     PortInUse {
         /// The port.
@@ -122,6 +122,8 @@ pub enum DpdkError {
         queues: u32,
         /// Live [`crate::Flow`] rules.
         flows: u32,
+        /// Live [`crate::port::PortMonitor`]s.
+        monitors: u32,
         /// What was refused.
         what: &'static str,
     },

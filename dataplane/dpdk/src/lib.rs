@@ -32,7 +32,7 @@ pub use error::DpdkError;
 pub use flow::{Flow, L4Proto};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{Port, PortConf, PortInfo, PortStats, Queue, RssConf, BURST};
+pub use port::{Link, Port, PortConf, PortInfo, PortMonitor, PortStats, Queue, RssConf, BURST};
 
 /// Asks the CPU to bring the cache line holding `*r` into all cache levels (DPDK's
 /// `rte_prefetch0`) without waiting for it. A hint: it has no effect on the program's state.

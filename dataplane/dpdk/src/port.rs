@@ -145,6 +145,15 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
+/// A port's link (`rte_eth_link`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Link {
+    /// The link is up.
+    pub up: bool,
+    /// Its speed in Mbit/s (0 when down or unknown).
+    pub speed_mbps: u32,
+}
+
 /// This process's handle on one port. Dropping it leaves the device as it is (configured,
 /// started); [`Port::close`] closes it, and the [`crate::Eal`]'s drop closes what is left.
 #[derive(Debug)]
@@ -517,12 +526,13 @@ impl Port {
     fn ensure_unused(&self, what: &'static str) -> Result<(), DpdkError> {
         let ports = registry::ports();
         let slot = &ports[self.id as usize];
-        let (queues, flows) = (slot.queue_count(), slot.flows);
-        if queues > 0 || flows > 0 {
+        let (queues, flows, monitors) = (slot.queue_count(), slot.flows, slot.monitors);
+        if queues > 0 || flows > 0 || monitors > 0 {
             return Err(DpdkError::PortInUse {
                 port: self.id,
                 queues,
                 flows,
+                monitors,
                 what,
             });
         }
@@ -797,22 +807,7 @@ impl Port {
     /// # Errors
     /// [`DpdkError::Port`].
     pub fn stats(&self) -> Result<PortStats, DpdkError> {
-        let mut s = ffi::rte_eth_stats::default();
-        // Safety: valid port; s is a valid out-pointer.
-        let rc = unsafe { ffi::rte_eth_stats_get(self.id, &mut s) };
-        if rc != 0 {
-            return Err(self.port_err("rte_eth_stats_get", rc));
-        }
-        Ok(PortStats {
-            ipackets: s.ipackets,
-            opackets: s.opackets,
-            ibytes: s.ibytes,
-            obytes: s.obytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            oerrors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
-        })
+        read_stats(self.id).map_err(|rc| self.port_err("rte_eth_stats_get", rc))
     }
 
     /// Resets the counters.
@@ -826,6 +821,22 @@ impl Port {
             return Err(self.port_err("rte_eth_stats_reset", rc));
         }
         Ok(())
+    }
+
+    /// The link's state and speed, without waiting for negotiation.
+    ///
+    /// # Errors
+    /// [`DpdkError::Port`].
+    pub fn link(&self) -> Result<Link, DpdkError> {
+        read_link(self.id).map_err(|rc| self.port_err("rte_eth_link_get_nowait", rc))
+    }
+
+    /// A handle that reads this port's counters and link from another thread (rvsd's
+    /// once-a-second publisher) while workers own its queues. While it lives the port cannot
+    /// be reconfigured or closed ([`DpdkError::PortInUse`]).
+    pub fn monitor(&self) -> PortMonitor {
+        registry::ports()[self.id as usize].monitors += 1;
+        PortMonitor { id: self.id }
     }
 
     /// True if the link is up (without waiting for negotiation).
@@ -867,6 +878,87 @@ impl Port {
     /// Marks a flow rule created on this port (it must be destroyed before the port closes).
     pub(crate) fn add_flow(&self) {
         registry::ports()[self.id as usize].flows += 1;
+    }
+}
+
+/// Reads the link of port `id`; DPDK's negative errno on failure.
+fn read_link(id: u16) -> Result<Link, i32> {
+    let (mut up, mut speed) = (0i32, 0u32);
+    // Safety: the caller holds a Port or PortMonitor of `id`, so the EAL runs and the port is
+    // neither closed nor reconfigured meanwhile; up and speed are valid out-pointers.
+    let rc = unsafe { ffi::rvs_link_get(id, &mut up, &mut speed) };
+    if rc != 0 {
+        return Err(rc);
+    }
+    Ok(Link {
+        up: up == 1,
+        speed_mbps: speed,
+    })
+}
+
+/// Reads the counters of port `id`; DPDK's negative errno on failure.
+fn read_stats(id: u16) -> Result<PortStats, i32> {
+    let mut s = ffi::rte_eth_stats::default();
+    // Safety: as in read_link; s is a valid out-pointer.
+    let rc = unsafe { ffi::rte_eth_stats_get(id, &mut s) };
+    if rc != 0 {
+        return Err(rc);
+    }
+    Ok(PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    })
+}
+
+/// Reads one port's counters and link from any thread ([`Port::monitor`]): `Send`, `Sync`.
+/// The port stays configured and open while one exists.
+#[derive(Debug)]
+pub struct PortMonitor {
+    id: u16,
+}
+
+impl PortMonitor {
+    /// The port id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// The port's counters, as [`Port::stats`].
+    ///
+    /// # Errors
+    /// [`DpdkError::Port`].
+    pub fn stats(&self) -> Result<PortStats, DpdkError> {
+        read_stats(self.id).map_err(|rc| monitor_err(self.id, "rte_eth_stats_get", rc))
+    }
+
+    /// The port's link, as [`Port::link`].
+    ///
+    /// # Errors
+    /// [`DpdkError::Port`].
+    pub fn link(&self) -> Result<Link, DpdkError> {
+        read_link(self.id).map_err(|rc| monitor_err(self.id, "rte_eth_link_get_nowait", rc))
+    }
+}
+
+/// A monitor's error, worded as the port's own.
+fn monitor_err(id: u16, op: &'static str, rc: i32) -> DpdkError {
+    // A view of the port for its error message only: not dropped, so the claim of the real
+    // handle stays as it is.
+    let port = core::mem::ManuallyDrop::new(Port { id });
+    port.port_err(op, rc)
+}
+
+impl Drop for PortMonitor {
+    fn drop(&mut self) {
+        let mut ports = registry::ports();
+        let slot = &mut ports[self.id as usize];
+        slot.monitors = slot.monitors.saturating_sub(1);
     }
 }
 

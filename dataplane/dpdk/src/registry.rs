@@ -54,6 +54,8 @@ pub(crate) struct Slot {
     pub queues: [u64; MAX_QUEUES / 64],
     /// Live [`crate::Flow`] rules.
     pub flows: u32,
+    /// Live [`crate::port::PortMonitor`]s.
+    pub monitors: u32,
 }
 
 impl Slot {
@@ -65,6 +67,7 @@ impl Slot {
         pools: Vec::new(),
         queues: [0; MAX_QUEUES / 64],
         flows: 0,
+        monitors: 0,
     };
 
     /// Number of live queue handles.

@@ -363,6 +363,13 @@ fn ring_loops_tx_back_to_rx_with_data_intact() {
     let stats = port.stats().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stats.opackets, BURST as u64);
     assert_eq!(stats.ipackets, BURST as u64);
+    // A running port's monitor sees the same counters and a link up with its speed.
+    let monitor = port.monitor();
+    assert_eq!(monitor.stats().ok(), Some(stats));
+    let link = monitor.link().unwrap_or_else(|e| panic!("{e}"));
+    assert!(link.up && link.speed_mbps > 0, "{link:?}");
+    assert_eq!(port.link().ok(), Some(link));
+    drop(monitor);
 
     // A full ring: tx takes what fits and leaves the rest, in order, with the caller.
     let mut sent = 0;
@@ -472,7 +479,21 @@ fn port_info_stats_and_what_net_ring_cannot_do() {
     let _ = port.socket();
     let _ = port.mac();
     assert!(!port.link_up());
+    assert_eq!(port.link().ok(), Some(Default::default()));
     assert_eq!(port.stats().ok(), Some(Default::default()));
+    // A monitor reads the same from another thread, and holds the port open while it lives.
+    let monitor = port.monitor();
+    let monitor = std::thread::spawn(move || {
+        assert_eq!(monitor.stats().ok(), Some(Default::default()));
+        assert_eq!(monitor.link().ok(), Some(Default::default()));
+        monitor
+    })
+    .join()
+    .expect("thread ran");
+    let e = port.configure(&small_conf(1), &p).unwrap_err();
+    assert!(matches!(e, DpdkError::PortInUse { monitors: 1, .. }), "{e}");
+    assert!(e.to_string().contains("1 monitor(s)"), "{e}");
+    drop(monitor);
 
     // RSS: a clean Unsupported, and configure says what to do instead.
     let e = port.rss_key().unwrap_err();
