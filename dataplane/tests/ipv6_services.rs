@@ -26,13 +26,14 @@ fn dr6(i: usize, port: u16) -> Dest {
 }
 
 /// The IPv4 lab's configuration with IPv6 DIPs on both ports, a default IPv6 route, and
-/// IPv6 DR services: TCP [VIP6]:80 and UDP [VIP6]:53 over both RSs, round robin.
+/// IPv6 DR services: TCP [VIP6]:80 and UDP [VIP6]:53 over both RSs, round robin, RS6[0]
+/// first (added last: a service lists its dests newest first).
 fn config6() -> DirectorConfig {
     let mut cfg = config_with_ipv6();
     for (proto, port) in [(Proto::Tcp, 80), (Proto::Udp, 53)] {
         let mut svc = Service::new(key6(proto, port), SchedKind::Rr).unwrap();
-        svc.add_dest(dr6(0, port)).unwrap();
         svc.add_dest(dr6(1, port)).unwrap();
+        svc.add_dest(dr6(0, port)).unwrap();
         cfg.services.add(svc).unwrap();
     }
     cfg

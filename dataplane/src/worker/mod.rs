@@ -69,7 +69,7 @@ use crate::synproxy::Cookies;
 use crate::wire::EthernetAddress;
 use conntrack::{FlowKey, FlowKey6, Key, Table};
 use core::net::{IpAddr, Ipv6Addr};
-use sched::{AnyScheduler, DestLoad, SchedKind, Scheduler};
+use sched::{AnyScheduler, DestLoad, SchedKind, Scheduler, WeightedRoundRobin};
 use std::sync::Arc;
 use tx::Tx;
 
@@ -462,20 +462,28 @@ impl<D: Device> Worker<D> {
         let mut scheds = Vec::with_capacity(new.services().len());
         for (i, s) in new.services().iter().enumerate() {
             let key = s.key();
-            // rr and wrr keep this worker's position; everything else is taken as the
-            // control side built it (a Maglev table is never computed on a worker).
-            let kept = self
-                .snap
-                .service_index_of(&key)
-                .and_then(|i| self.scheds.get(i))
-                .filter(|old| {
+            let old_index = self.snap.service_index_of(&key);
+            // rr and wrr keep this worker's position, told of a change of the dests as IPVS
+            // tells them (wrr's mark back to the head; nothing else moves: an unchanged
+            // service's position stays); everything else is taken as the control side built
+            // it (a Maglev table is never computed on a worker).
+            let kept = old_index
+                .and_then(|i| self.scheds.get(i).map(|sched| (i, sched)))
+                .filter(|(_, old)| {
                     old.kind() == s.sched() && matches!(s.sched(), SchedKind::Rr | SchedKind::Wrr)
                 })
-                .cloned();
+                .map(|(i, old)| (self.snap.services()[i].dests() != s.dests(), old.clone()));
             scheds.push(match kept {
-                Some(mut old) => {
-                    old.update(s.dests());
+                Some((changed, mut old)) => {
+                    if changed {
+                        old.update(s.dests());
+                    }
                     old
+                }
+                // A service switched to wrr (`-E -s wrr`) with its dests: IPVS binds the
+                // scheduler to them as they stand, its first pass at the top weight.
+                None if old_index.is_some() && s.sched() == SchedKind::Wrr => {
+                    AnyScheduler::Wrr(WeightedRoundRobin::bound(s.dests()))
                 }
                 None => new
                     .scheduler(i)
