@@ -14,6 +14,7 @@
 //! - `preamble.rs`: the PROXY protocol header ahead of the client's data, and the sequence
 //!   shift around it;
 //! - `icmp.rs`: ICMP errors relayed, ICMP errors sent back, echo replies;
+//! - `refuse.rs`: a RST or a port unreachable for a VIP's port that no service has;
 //! - `ipv6.rs`: IPv6 to the director: neighbour discovery, ICMPv6 echo, the kernel's share;
 //! - `local.rs`: ARP, sharing ARP with the peers and the kernel, the exception path;
 //! - `announce.rs`: gratuitous ARP for managed addresses the director takes over;
@@ -40,6 +41,7 @@ mod local;
 mod nat64;
 mod preamble;
 mod preamble6;
+mod refuse;
 mod service6;
 mod session;
 mod slow;
@@ -110,6 +112,10 @@ pub struct Worker<D: Device> {
     loops_since_publish: u32,
     counters: Counters,
     icmp_limit: RateLimit,
+    /// The budget of the RSTs and port unreachables for ports no service has (see
+    /// [`refuse`]), apart from the ICMP errors' so that a flood to closed ports cannot starve
+    /// path MTU discovery.
+    refuse_limit: RateLimit,
     cookies: Cookies,
     /// One word per session slot (by [`conntrack::SessionId::index`]) for proxied sessions:
     /// the client's initial sequence number, then the [`Shift`]. Zeroed pages cost nothing
@@ -254,6 +260,7 @@ impl<D: Device> Worker<D> {
             loops_since_publish: 0,
             counters: Counters::default(),
             icmp_limit: RateLimit::new(),
+            refuse_limit: RateLimit::new(),
             cookies: Cookies::new(),
             proxy_words: vec![0; proxy_slots],
             proxy_words6: vec![0; proxy_slots6],
