@@ -2418,6 +2418,98 @@ def pmtu_nat64(site, ck, n):
                "ip", site.lip, 1260)
 
 
+# Tries argv[3] connections to argv[1] (an address, IPv6 in brackets or not) port argv[2] over
+# argv[4] ("tcp": a connect; "udp": a connected socket sends one datagram and waits for an
+# answer). Prints JSON: each try's outcome ("refused": ECONNREFUSED; "answered"; the name of
+# another error, a timeout among them) and its time in seconds.
+REFUSED_PY = r"""
+import json, socket, sys, time
+host, port, k, proto = sys.argv[1].strip("[]"), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+out = []
+for i in range(k):
+    s = socket.socket(fam, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    s.settimeout(3)
+    t = time.time()
+    try:
+        s.connect((host, port))
+        if proto == "udp":
+            s.send(b"hello")
+            s.recv(64)
+        what = "answered"
+    except ConnectionRefusedError:
+        what = "refused"
+    except OSError as e:
+        what = type(e).__name__
+    out.append([what, round(time.time() - t, 3)])
+    s.close()
+    time.sleep(0.05)
+print(json.dumps(out))
+"""
+
+
+def no_service(site, ck, n):
+    """A VIP's port that no service has is refused at once, as an IPVS director's kernel
+    refuses a port with no socket: `curl http://VIP:81/` fails with "Connection refused"
+    (exit 7) well under a second, a TCP connect gets ECONNREFUSED, and a connected UDP
+    socket's datagram to VIP:5353 an ICMP port unreachable (ECONNREFUSED on its recv); the
+    same over IPv6 to the IPv6 VIP. The service's own port still answers, and the workers
+    count the refused packets (no_service) and the answers (no_service_answers)."""
+    site.set_rs_routes(None)
+    service(site, "rr", "--fullnat", [1, 1, 1])
+    six = getattr(site, "vip6", None) is not None
+    if six:
+        # An IPv6 service makes the IPv6 VIP a VIP; its own port is not probed here.
+        service6(site, "-g")
+    before = worker_counts(site)
+    k = 5
+    out = site.client_sh(
+        f"for i in $(seq {k}); do s=$(date +%s.%N); "
+        f"err=$(curl -sS -v -m 5 http://{site.vip}:81/ 2>&1 >/dev/null); rc=$?; "
+        "e=$(date +%s.%N); r=$(echo \"$err\" | grep -c 'Connection refused'); "
+        "echo \"$rc $s $e $r\"; done",
+        timeout=k * 6 + 30,
+    )
+    tries = [l.split() for l in out.splitlines() if len(l.split()) == 4]
+    took = [round(float(e) - float(s), 3) for _, s, e, _ in tries]
+    site.log(f"\n== no service on {site.vip}:81 and :5353 (a service on :80)")
+    site.log(f"curl http://{site.vip}:81/: exit codes {[t[0] for t in tries]}, seconds {took}")
+    ck.expect(
+        "no-service curl",
+        len(tries) == k and all(t[0] == "7" and t[3] != "0" for t in tries) and max(took) < 0.5,
+        f"{k} curls exit 7 with 'Connection refused', each in under 0.5 s: exits "
+        f"{[t[0] for t in tries]}, seconds {took}",
+    )
+    tried = k
+    for name, addr in [("ipv4", site.vip)] + ([("ipv6", f"[{site.vip6}]")] if six else []):
+        for proto, port in (("tcp", 81), ("udp", 5353)):
+            got = site.client_sh(
+                f"python3 - {addr} {port} {k} {proto} <<'EOF'\n{REFUSED_PY}\nEOF", timeout=4 * k + 30
+            )
+            lines = [l for l in got.splitlines() if l.startswith("[")]
+            try:
+                r = json.loads(lines[-1])
+            except (IndexError, ValueError):
+                r = []
+            tried += k
+            site.log(f"{name} {proto} {addr}:{port}: {r}")
+            ck.expect(
+                f"no-service {name} {proto}",
+                len(r) == k and all(w == "refused" and t < 0.5 for w, t in r),
+                f"ECONNREFUSED at once on all {k}: {r}",
+            )
+    after = worker_counts(site)
+    refused = after.get("no_service", 0) - before.get("no_service", 0)
+    answers = after.get("no_service_answers", 0) - before.get("no_service_answers", 0)
+    site.log(f"workers: no_service +{refused}, no_service_answers +{answers} for {tried} tries")
+    ck.expect(
+        "no-service counters",
+        answers >= tried and refused >= answers,
+        f"no_service +{refused}, no_service_answers +{answers} for {tried} refused tries",
+    )
+    h = ck.http(6)
+    ck.expect("no-service the service's port", h[1] == 0 and sum(h[0].values()) == 6, f"{h}")
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -2448,6 +2540,7 @@ SCENARIOS = {
     "time-wait": time_wait,
     "vrrp": vrrp,
     "fragments": fragments,
+    "no-service": no_service,
 }
 
 
