@@ -170,11 +170,23 @@ def service(site, sched, mode, weights, vport=80, rport=8080, udp=False):
         site.rvsadm(["-a", proto, f"{site.vip}:{vport}", "-r", f"{addr}:{rport}", mode, "-w", str(w)])
 
 
+def check_order(site, ck, name, want):
+    """With one worker, the next len(want) requests go to the RSs in `want`'s order: the pick
+    sequence of a Linux director with the same dests added in the same order (the service
+    lists them newest first; sched/src/wrr.rs and rr.rs work the sequences out)."""
+    if site.workers != 1:
+        return
+    got = [r for _, r in ck.http_timed(len(want))]
+    ck.expect(name, got == want, f"{got}, a Linux director's {want}")
+
+
 def fullnat_rr(site, ck, n):
-    """FullNAT, rr, HTTP and UDP; the servers have no route back to clients."""
+    """FullNAT, rr, HTTP and UDP; the servers have no route back to clients. rs1, rs2, rs3
+    added in that order are picked rs3, rs2, rs1 (newest first), as by IPVS."""
     site.set_rs_routes(None)
     service(site, "rr", "--fullnat", [1, 1, 1])
     service(site, "rr", "--fullnat", [1, 1, 1], vport=53, rport=53, udp=True)
+    check_order(site, ck, "fullnat-rr order", ["rs3", "rs2", "rs1"])
     h, u = ck.http(n), ck.udp(n)
     ck.table("FullNAT, rr (servers have no route to the client subnet)", [1, 1, 1], [("http", h), ("udp", u)])
     ck.check_split("fullnat-rr http", *h, [1, 1, 1])
@@ -182,9 +194,12 @@ def fullnat_rr(site, ck, n):
 
 
 def fullnat_wrr(site, ck, n):
-    """FullNAT, wrr 3:2:1."""
+    """FullNAT, wrr 3:2:1. rs1 (3), rs2 (2), rs3 (1) added in that order leave IPVS's wrr at
+    cw 1 (adding rs1: di 3, mw 1; then di 1, mw 3, cw stays 1), so a cycle from the list head
+    is rs3 rs2 rs1 (cw 1), rs1 (cw 3), rs2 rs1 (cw 2)."""
     site.set_rs_routes(None)
     service(site, "wrr", "--fullnat", [3, 2, 1])
+    check_order(site, ck, "fullnat-wrr order", ["rs3", "rs2", "rs1", "rs1", "rs2", "rs1"])
     h = ck.http(n)
     ck.table("FullNAT, wrr 3:2:1", [3, 2, 1], [("http", h)])
     ck.check_split("fullnat-wrr http", *h, [3, 2, 1])
