@@ -2525,6 +2525,41 @@ def no_service(site, ck, n):
     h = ck.http(6)
     ck.expect("no-service the service's port", h[1] == 0 and sum(h[0].values()) == 6, f"{h}")
 
+
+def persistence_templates(site, ck, n):
+    """`rvsadm -L -n -c` lists a persistent service's templates as ipvsadm lists IPVS's: after
+    curl requests through a FullNAT service with -p 360, one line per client, `TCP mm:ss  NONE
+    CIP:0  VIP:80  RIP:8080`, its RIP the one every request of the client went to, and the
+    sessions beside it."""
+    site.set_rs_routes(None)
+    site.rvsadm(["-A", "-t", f"{site.vip}:80", "-s", "rr", "-p", "360"])
+    for addr in site.rs:
+        site.rvsadm(["-a", "-t", f"{site.vip}:80", "-r", f"{addr}:8080", "--fullnat", "-w", "1"])
+    h = ck.http(4)
+    out = site.rvsadm(["-L", "-n", "-c"]).stdout
+    site.log(f"\n== persistence templates (-p 360): {h}")
+    site.log("\n".join(out.splitlines()[:8]))
+    rows = [l.split() for l in out.splitlines()[2:]]
+    templates = [r for r in rows if len(r) >= 6 and r[2] == "NONE"]
+    sessions = [r for r in rows if len(r) >= 6 and r[2] != "NONE"]
+    one_rs = len(h[0]) == 1 and h[1] == 0
+    rs = next(iter(h[0]), "rs?")
+    rip = site.rs[int(rs[2:]) - 1] if rs[2:].isdigit() else "?"
+    want = ["TCP", "NONE", f"{site.cip}:0", f"{site.vip}:80", f"{rip}:8080"]
+    ok = (
+        one_rs
+        and len(templates) == 1
+        and [templates[0][0]] + templates[0][2:6] == want
+        and re.fullmatch(r"0[56]:\d\d", templates[0][1]) is not None
+        and any(r[3].startswith(f"{site.cip}:") and r[5] == f"{rip}:8080" for r in sessions)
+    )
+    ck.expect(
+        "persistence-templates listing",
+        ok,
+        f"all {sum(h[0].values())} requests to one RS {one_rs}; template rows {templates} "
+        f"(want {want}, expiry 05:xx-06:00); sessions {len(sessions)}",
+    )
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -2556,6 +2591,7 @@ SCENARIOS = {
     "vrrp": vrrp,
     "fragments": fragments,
     "no-service": no_service,
+    "persistence-templates": persistence_templates,
 }
 
 
