@@ -174,11 +174,23 @@ def service(site, sched, mode, weights, vport=80, rport=8080, udp=False):
         site.rvsadm(["-a", proto, f"{site.vip}:{vport}", "-r", f"{addr}:{rport}", mode, "-w", str(w)])
 
 
+def check_order(site, ck, name, want):
+    """With one worker, the next len(want) requests go to the RSs in `want`'s order: the pick
+    sequence of a Linux director with the same dests added in the same order (the service
+    lists them newest first; sched/src/wrr.rs and rr.rs work the sequences out)."""
+    if site.workers != 1:
+        return
+    got = [r for _, r in ck.http_timed(len(want))]
+    ck.expect(name, got == want, f"{got}, a Linux director's {want}")
+
+
 def fullnat_rr(site, ck, n):
-    """FullNAT, rr, HTTP and UDP; the servers have no route back to clients."""
+    """FullNAT, rr, HTTP and UDP; the servers have no route back to clients. rs1, rs2, rs3
+    added in that order are picked rs3, rs2, rs1 (newest first), as by IPVS."""
     site.set_rs_routes(None)
     service(site, "rr", "--fullnat", [1, 1, 1])
     service(site, "rr", "--fullnat", [1, 1, 1], vport=53, rport=53, udp=True)
+    check_order(site, ck, "fullnat-rr order", ["rs3", "rs2", "rs1"])
     h, u = ck.http(n), ck.udp(n)
     ck.table("FullNAT, rr (servers have no route to the client subnet)", [1, 1, 1], [("http", h), ("udp", u)])
     ck.check_split("fullnat-rr http", *h, [1, 1, 1])
@@ -186,9 +198,12 @@ def fullnat_rr(site, ck, n):
 
 
 def fullnat_wrr(site, ck, n):
-    """FullNAT, wrr 3:2:1."""
+    """FullNAT, wrr 3:2:1. rs1 (3), rs2 (2), rs3 (1) added in that order leave IPVS's wrr at
+    cw 1 (adding rs1: di 3, mw 1; then di 1, mw 3, cw stays 1), so a cycle from the list head
+    is rs3 rs2 rs1 (cw 1), rs1 (cw 3), rs2 rs1 (cw 2)."""
     site.set_rs_routes(None)
     service(site, "wrr", "--fullnat", [3, 2, 1])
+    check_order(site, ck, "fullnat-wrr order", ["rs3", "rs2", "rs1", "rs1", "rs2", "rs1"])
     h = ck.http(n)
     ck.table("FullNAT, wrr 3:2:1", [3, 2, 1], [("http", h)])
     ck.check_split("fullnat-wrr http", *h, [3, 2, 1])
@@ -2754,6 +2769,133 @@ def prometheus(site, ck, n):
         site.restart_rvsd()
 
 
+# Tries argv[3] connections to argv[1] (an address, IPv6 in brackets or not) port argv[2] over
+# argv[4] ("tcp": a connect; "udp": a connected socket sends one datagram and waits for an
+# answer). Prints JSON: each try's outcome ("refused": ECONNREFUSED; "answered"; the name of
+# another error, a timeout among them) and its time in seconds.
+REFUSED_PY = r"""
+import json, socket, sys, time
+host, port, k, proto = sys.argv[1].strip("[]"), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+out = []
+for i in range(k):
+    s = socket.socket(fam, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    s.settimeout(3)
+    t = time.time()
+    try:
+        s.connect((host, port))
+        if proto == "udp":
+            s.send(b"hello")
+            s.recv(64)
+        what = "answered"
+    except ConnectionRefusedError:
+        what = "refused"
+    except OSError as e:
+        what = type(e).__name__
+    out.append([what, round(time.time() - t, 3)])
+    s.close()
+    time.sleep(0.05)
+print(json.dumps(out))
+"""
+
+
+def no_service(site, ck, n):
+    """A VIP's port that no service has is refused at once, as an IPVS director's kernel
+    refuses a port with no socket: `curl http://VIP:81/` fails with "Connection refused"
+    (exit 7) well under a second, a TCP connect gets ECONNREFUSED, and a connected UDP
+    socket's datagram to VIP:5353 an ICMP port unreachable (ECONNREFUSED on its recv); the
+    same over IPv6 to the IPv6 VIP. The service's own port still answers, and the workers
+    count the refused packets (no_service) and the answers (no_service_answers)."""
+    site.set_rs_routes(None)
+    service(site, "rr", "--fullnat", [1, 1, 1])
+    six = getattr(site, "vip6", None) is not None
+    if six:
+        # An IPv6 service makes the IPv6 VIP a VIP; its own port is not probed here.
+        service6(site, "-g")
+    before = worker_counts(site)
+    k = 5
+    out = site.client_sh(
+        f"for i in $(seq {k}); do s=$(date +%s.%N); "
+        f"err=$(curl -sS -v -m 5 http://{site.vip}:81/ 2>&1 >/dev/null); rc=$?; "
+        "e=$(date +%s.%N); r=$(echo \"$err\" | grep -c 'Connection refused'); "
+        "echo \"$rc $s $e $r\"; done",
+        timeout=k * 6 + 30,
+    )
+    tries = [l.split() for l in out.splitlines() if len(l.split()) == 4]
+    took = [round(float(e) - float(s), 3) for _, s, e, _ in tries]
+    site.log(f"\n== no service on {site.vip}:81 and :5353 (a service on :80)")
+    site.log(f"curl http://{site.vip}:81/: exit codes {[t[0] for t in tries]}, seconds {took}")
+    ck.expect(
+        "no-service curl",
+        len(tries) == k and all(t[0] == "7" and t[3] != "0" for t in tries) and max(took) < 0.5,
+        f"{k} curls exit 7 with 'Connection refused', each in under 0.5 s: exits "
+        f"{[t[0] for t in tries]}, seconds {took}",
+    )
+    tried = k
+    for name, addr in [("ipv4", site.vip)] + ([("ipv6", f"[{site.vip6}]")] if six else []):
+        for proto, port in (("tcp", 81), ("udp", 5353)):
+            got = site.client_sh(
+                f"python3 - {addr} {port} {k} {proto} <<'EOF'\n{REFUSED_PY}\nEOF", timeout=4 * k + 30
+            )
+            lines = [l for l in got.splitlines() if l.startswith("[")]
+            try:
+                r = json.loads(lines[-1])
+            except (IndexError, ValueError):
+                r = []
+            tried += k
+            site.log(f"{name} {proto} {addr}:{port}: {r}")
+            ck.expect(
+                f"no-service {name} {proto}",
+                len(r) == k and all(w == "refused" and t < 0.5 for w, t in r),
+                f"ECONNREFUSED at once on all {k}: {r}",
+            )
+    after = worker_counts(site)
+    refused = after.get("no_service", 0) - before.get("no_service", 0)
+    answers = after.get("no_service_answers", 0) - before.get("no_service_answers", 0)
+    site.log(f"workers: no_service +{refused}, no_service_answers +{answers} for {tried} tries")
+    ck.expect(
+        "no-service counters",
+        answers >= tried and refused >= answers,
+        f"no_service +{refused}, no_service_answers +{answers} for {tried} refused tries",
+    )
+    h = ck.http(6)
+    ck.expect("no-service the service's port", h[1] == 0 and sum(h[0].values()) == 6, f"{h}")
+
+
+def persistence_templates(site, ck, n):
+    """`rvsadm -L -n -c` lists a persistent service's templates as ipvsadm lists IPVS's: after
+    curl requests through a FullNAT service with -p 360, one line per client, `TCP mm:ss  NONE
+    CIP:0  VIP:80  RIP:8080`, its RIP the one every request of the client went to, and the
+    sessions beside it."""
+    site.set_rs_routes(None)
+    site.rvsadm(["-A", "-t", f"{site.vip}:80", "-s", "rr", "-p", "360"])
+    for addr in site.rs:
+        site.rvsadm(["-a", "-t", f"{site.vip}:80", "-r", f"{addr}:8080", "--fullnat", "-w", "1"])
+    h = ck.http(4)
+    out = site.rvsadm(["-L", "-n", "-c"]).stdout
+    site.log(f"\n== persistence templates (-p 360): {h}")
+    site.log("\n".join(out.splitlines()[:8]))
+    rows = [l.split() for l in out.splitlines()[2:]]
+    templates = [r for r in rows if len(r) >= 6 and r[2] == "NONE"]
+    sessions = [r for r in rows if len(r) >= 6 and r[2] != "NONE"]
+    one_rs = len(h[0]) == 1 and h[1] == 0
+    rs = next(iter(h[0]), "rs?")
+    rip = site.rs[int(rs[2:]) - 1] if rs[2:].isdigit() else "?"
+    want = ["TCP", "NONE", f"{site.cip}:0", f"{site.vip}:80", f"{rip}:8080"]
+    ok = (
+        one_rs
+        and len(templates) == 1
+        and [templates[0][0]] + templates[0][2:6] == want
+        and re.fullmatch(r"0[56]:\d\d", templates[0][1]) is not None
+        and any(r[3].startswith(f"{site.cip}:") and r[5] == f"{rip}:8080" for r in sessions)
+    )
+    ck.expect(
+        "persistence-templates listing",
+        ok,
+        f"all {sum(h[0].values())} requests to one RS {one_rs}; template rows {templates} "
+        f"(want {want}, expiry 05:xx-06:00); sessions {len(sessions)}",
+    )
+
 SCENARIOS = {
     "fullnat-rr": fullnat_rr,
     "fullnat-wrr": fullnat_wrr,
@@ -2786,6 +2928,8 @@ SCENARIOS = {
     "fragments": fragments,
     "health-checks": health_checks,
     "prometheus": prometheus,
+    "no-service": no_service,
+    "persistence-templates": persistence_templates,
 }
 
 

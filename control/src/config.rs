@@ -670,10 +670,11 @@ mac = "02:00:00:00:fe:fe"
         assert_eq!(c.director.timeouts.get(SessionState::Udp), 30_000);
         let svc = c.director.services.iter().next().unwrap();
         assert_eq!(svc.sched(), SchedKind::Rr);
-        assert_eq!(svc.dests()[0].mode, ForwardMode::FullNat);
-        assert_eq!(svc.dests()[1].mode, ForwardMode::Dr, "ipvsadm's default");
+        // The file's dests as `ipvsadm -a` would have added them in its order: newest first.
+        assert_eq!(svc.dests()[1].mode, ForwardMode::FullNat);
+        assert_eq!(svc.dests()[0].mode, ForwardMode::Dr, "ipvsadm's default");
         assert_eq!(
-            svc.dests()[1].port,
+            svc.dests()[0].port,
             80,
             "dest port defaults to the service port"
         );

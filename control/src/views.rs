@@ -383,12 +383,18 @@ fn ask(
     })
 }
 
-/// One session as `-c` lists it. The only place that reads a session's forwarding fields.
+/// One session as `-c` lists it. The only place that reads a session's forwarding fields. A
+/// persistence template is listed as ipvsadm lists IPVS's: state `NONE`, the client's port 0,
+/// the service's port and the dest's (`TCP 05:59  NONE  CIP:0  VIP:80  RIP:8080`).
 fn conn_view(s: &SessionInfo, worker: u16) -> ConnView {
     ConnView {
         proto: proto_name(s.proto),
         expire_secs: s.expires_in.div_ceil(1000),
-        state: s.state.to_string(),
+        state: if s.template {
+            "NONE".to_owned()
+        } else {
+            s.state.to_string()
+        },
         source: s.client.0,
         sport: s.client.1,
         vip: s.vip.0,

@@ -142,6 +142,10 @@ counters! {
     Nat64FragmentFrames nat64_fragment_frames => "rvs_worker_nat64_fragment_frames_total",
     /// ICMP errors the director built and sent (fragmentation needed, time exceeded).
     IcmpErrors icmp_errors => "rvs_worker_icmp_errors_sent_total",
+    /// Answers to packets for a VIP on a port no service has (their drop reason is
+    /// `no_service`): TCP RSTs and ICMP / ICMPv6 port unreachables the director built and
+    /// sent, within their own rate limit.
+    NoServiceAnswers no_service_answers => "rvs_worker_no_service_answers_total",
     /// ICMP errors not sent: over the rate limit ([`crate::icmp::RateLimit`]), no route back
     /// to the sender, or no buffer. (The offending packet's drop is counted by its own reason.)
     IcmpUnsent icmp_unsent => "rvs_worker_icmp_errors_unsent_total",
@@ -302,6 +306,7 @@ impl Counters {
             - self.neighbour_solicits()
             - self.gratuitous_arps()
             - self.icmp_errors()
+            - self.no_service_answers()
             - self.arp_to_kernel()
             - self.nd_to_kernel()
             - self.proxy_header_segments()

@@ -109,6 +109,11 @@ drop_reasons! {
     /// Addressed to a service but no session matches and the packet cannot open one
     /// (TCP without SYN, ICMP that is not an echo request).
     NoSession => "no_session",
+    /// Addressed to a VIP (not also a DIP or LIP) on a TCP or UDP port no service has: a
+    /// segment without RST is answered with a RST, a datagram with an ICMP (ICMPv6) port
+    /// unreachable, within their rate limit, as the kernel answers for a port with no socket
+    /// (`no_service_answers` counts the answers).
+    NoService => "no_service",
     /// An ACK to a SYN-proxy service without a session whose SYN cookie does not check (a
     /// guess, a stale or a spoofed ACK).
     BadCookie => "bad_cookie",

@@ -22,8 +22,8 @@ use core::net::Ipv4Addr;
 
 use crate::wire::icmp::{field as icmp_field, HEADER_LEN as ICMP_HEADER};
 pub use crate::wire::icmp::{
-    DEST_UNREACH, ECHO_REPLY, ECHO_REQUEST, FRAG_NEEDED, PARAM_PROBLEM, SOURCE_QUENCH,
-    TIME_EXCEEDED, TTL_EXCEEDED,
+    DEST_UNREACH, ECHO_REPLY, ECHO_REQUEST, FRAG_NEEDED, PARAM_PROBLEM, PORT_UNREACH,
+    SOURCE_QUENCH, TIME_EXCEEDED, TTL_EXCEEDED,
 };
 
 /// The L4 bytes every error quotes (RFC 792): enough for the ports.

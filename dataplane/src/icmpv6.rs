@@ -9,6 +9,10 @@ use core::net::Ipv6Addr;
 
 /// Echo request.
 pub const ECHO_REQUEST: u8 = 128;
+/// Destination Unreachable (RFC 4443 3.1).
+pub const DEST_UNREACH: u8 = 1;
+/// Code of Destination Unreachable: port unreachable.
+pub const PORT_UNREACH: u8 = 4;
 /// Packet Too Big (RFC 4443 3.2): the MTU of the link the packet could not enter.
 pub const PACKET_TOO_BIG: u8 = 2;
 /// Time Exceeded (RFC 4443 3.3); code 0: hop limit exceeded in transit.

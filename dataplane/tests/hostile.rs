@@ -540,23 +540,35 @@ fn vlan_tags() {
 #[test]
 fn unknown_vips_and_ports() {
     let mut lab = fullnat_lab();
-    // The VIP on a port without a service: the director's own address, so the kernel's.
+    // The VIP on a port without a service: refused as a kernel refuses a port with no socket
+    // (no_service.rs has the details), never the kernel's.
     let f = Frame::tcp(CIP, 40000, VIP, 81, SYN).build();
     let out = lab.send(WAN, &f);
-    assert_eq!(out.tap, vec![f.clone()], "to the exception path unchanged");
+    assert_eq!((out.wan.len(), out.total()), (1, 1), "a RST back: {out:?}");
+    assert_eq!(decode(&out.wan[0]).flags, RST | ACK);
     let f = Frame::udp(CIP, 40000, VIP, 80).build();
-    assert_eq!(lab.send(WAN, &f).tap.len(), 1, "UDP to a TCP service's VIP");
+    let out = lab.send(WAN, &f);
+    assert_eq!(
+        decode(out.only().1).proto,
+        1,
+        "UDP to a TCP service's VIP: unreachable"
+    );
+    assert_eq!(lab.worker.counters().drop_count(DropReason::NoService), 2);
     // An address that is nobody's.
     let f = Frame::tcp(CIP, 40000, Ipv4Addr::new(192, 0, 2, 99), 80, SYN).build();
     expect_drop(&mut lab, WAN, &f, DropReason::NotForUs, "unknown VIP");
-    // From the side without an exception path.
+    // From the side without an exception path: refused the same way, toward the sender.
     let f = Frame::tcp(RS[0], 40000, VIP, 81, SYN).via_rs(0).build();
+    let out = lab.send(LAN, &f);
+    assert_eq!((out.lan.len(), out.total()), (1, 1), "a RST back: {out:?}");
+    // The DIP's ports without an exception path: dropped as before.
+    let f = Frame::tcp(RS[0], 40000, DIP_LAN, 22, SYN).via_rs(0).build();
     expect_drop(
         &mut lab,
         LAN,
         &f,
         DropReason::NoExceptionPath,
-        "VIP:81 from the LAN",
+        "DIP:22 from the LAN",
     );
     assert_eq!(lab.worker.sessions().len(), 0);
     assert!(lab.worker.counters().balanced());

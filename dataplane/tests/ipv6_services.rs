@@ -26,13 +26,14 @@ fn dr6(i: usize, port: u16) -> Dest {
 }
 
 /// The IPv4 lab's configuration with IPv6 DIPs on both ports, a default IPv6 route, and
-/// IPv6 DR services: TCP [VIP6]:80 and UDP [VIP6]:53 over both RSs, round robin.
+/// IPv6 DR services: TCP [VIP6]:80 and UDP [VIP6]:53 over both RSs, round robin, RS6[0]
+/// first (added last: a service lists its dests newest first).
 fn config6() -> DirectorConfig {
     let mut cfg = config_with_ipv6();
     for (proto, port) in [(Proto::Tcp, 80), (Proto::Udp, 53)] {
         let mut svc = Service::new(key6(proto, port), SchedKind::Rr).unwrap();
-        svc.add_dest(dr6(0, port)).unwrap();
         svc.add_dest(dr6(1, port)).unwrap();
+        svc.add_dest(dr6(0, port)).unwrap();
         cfg.services.add(svc).unwrap();
     }
     cfg
@@ -120,16 +121,16 @@ fn a_segment_without_a_session_or_a_service_is_dropped_by_reason() {
     // An ACK no session knows: not a connection's start.
     let ack = Frame6::tcp(CLIENT6, 40000, VIP6, 80, ACK).build();
     assert_eq!(lab.send(WAN, &ack).total(), 0);
-    // A SYN to a port of the VIP with no service.
+    // A SYN to a port of the VIP with no service: a RST back (no_service.rs), no session.
     let syn = Frame6::tcp(CLIENT6, 40000, VIP6, 81, testkit::SYN).build();
-    assert_eq!(lab.send(WAN, &syn).total(), 0);
+    assert_eq!(lab.send(WAN, &syn).total(), 1);
     // A SYN to an address that is no VIP.
     let other = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x101);
     let syn = Frame6::tcp(CLIENT6, 40000, other, 80, testkit::SYN).build();
     assert_eq!(lab.send(WAN, &syn).total(), 0);
     let c = lab.worker.counters();
     assert_eq!(c.drop_count(DropReason::NoSession), 1);
-    assert_eq!(c.drop_count(DropReason::NotForUs), 1);
+    assert_eq!(c.drop_count(DropReason::NoService), 1);
     assert_eq!(c.drop_count(DropReason::Ipv6NotSupported), 1);
     assert!(lab.worker.sessions6().is_empty());
 }

@@ -34,8 +34,9 @@ fn config64(ports: core::ops::RangeInclusive<u16>) -> DirectorConfig {
     cfg.lips = vec![LIP1];
     cfg.lport_range = ports;
     let mut web = Service::new(key6(Proto::Tcp, 80), SchedKind::Rr).unwrap();
-    web.add_dest(fullnat(0, 8080)).unwrap();
+    // RS[0] added last: the service lists it first (newest first), the first rr pick.
     web.add_dest(fullnat(1, 8080)).unwrap();
+    web.add_dest(fullnat(0, 8080)).unwrap();
     cfg.services.add(web).unwrap();
     let mut dns = Service::new(key6(Proto::Udp, 53), SchedKind::Rr).unwrap();
     dns.add_dest(fullnat(0, 53)).unwrap();

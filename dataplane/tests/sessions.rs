@@ -5,9 +5,10 @@ mod common;
 
 use common::*;
 use conntrack::{Proto, SessionState, TcpState};
+use dataplane::snapshot::DirectorConfig;
 use dataplane::worker::WorkerConfig;
 use dataplane::DropReason;
-use sched::{Dest, ForwardMode, SchedKind, ServiceKey};
+use sched::{Dest, ForwardMode, SchedKind, Service, ServiceKey};
 
 fn key() -> ServiceKey {
     ServiceKey {
@@ -22,59 +23,134 @@ fn rs_index(f: &[u8]) -> usize {
     RS.iter().position(|r| *r == s.dst).expect("a real server")
 }
 
-#[test]
-fn wrr_follows_the_ipvs_sequence() {
-    let dests = [
-        dest(0, 80, 4, ForwardMode::Nat),
-        dest(1, 80, 3, ForwardMode::Nat),
-        dest(2, 80, 2, ForwardMode::Nat),
-    ];
-    let mut lab = Lab::new(&config(Proto::Tcp, 80, SchedKind::Wrr, &dests));
-    let picks: Vec<usize> = (0..18)
-        .map(|i| {
-            rs_index(
-                &lab.send(WAN, &Frame::tcp(CIP, 30000 + i, VIP, 80, SYN).build())
-                    .lan[0],
-            )
-        })
-        .collect();
-    assert_eq!(
-        picks,
-        [0, 0, 1, 0, 1, 2, 0, 1, 2, 0, 0, 1, 0, 1, 2, 0, 1, 2]
-    );
-
-    let dests = [
-        dest(0, 80, 5, ForwardMode::Nat),
-        dest(1, 80, 1, ForwardMode::Nat),
-        dest(2, 80, 1, ForwardMode::Nat),
-    ];
-    let mut lab = Lab::new(&config(Proto::Tcp, 80, SchedKind::Wrr, &dests));
-    let picks: Vec<usize> = (0..7)
-        .map(|i| {
-            rs_index(
-                &lab.send(WAN, &Frame::tcp(CIP, 30000 + i, VIP, 80, SYN).build())
-                    .lan[0],
-            )
-        })
-        .collect();
-    assert_eq!(picks, [0, 0, 0, 0, 0, 1, 2]);
+/// A director whose service VIP:80 (`sched`) was given these dests by `ipvsadm -a` in this
+/// order: `(RS index, weight)`. The service lists them newest first, as IPVS does.
+fn added(sched: SchedKind, mode: ForwardMode, dests: &[(usize, u32)]) -> DirectorConfig {
+    let mut cfg = config(Proto::Tcp, 80, sched, &[]);
+    let svc = cfg.services.get_mut(&key()).unwrap();
+    for &(i, w) in dests {
+        svc.add_dest(dest(i, 80, w, mode)).unwrap();
+    }
+    cfg
 }
 
-#[test]
-fn rr_cycles() {
-    let dests = [
-        dest(0, 80, 1, ForwardMode::Dr),
-        dest(1, 80, 1, ForwardMode::Dr),
-        dest(2, 80, 1, ForwardMode::Dr),
-    ];
-    let mut lab = Lab::new(&config(Proto::Tcp, 80, SchedKind::Rr, &dests));
-    let picks: Vec<usize> = (0..6)
+/// The RS indices of `n` new connections' first packets (SYNs from ports `from`, `from + 1`,
+/// ...).
+fn picks(lab: &mut Lab, from: u16, n: u16) -> Vec<usize> {
+    (0..n)
         .map(|i| {
-            let out = lab.send(WAN, &Frame::tcp(CIP, 31000 + i, VIP, 80, SYN).build());
-            (0..3).find(|&r| out.lan[0][0..6] == rs_mac(r)).unwrap()
+            let out = lab.send(WAN, &Frame::tcp(CIP, from + i, VIP, 80, SYN).build());
+            let f = out.lan.first().expect("the SYN goes to an RS");
+            RS.iter()
+                .position(|r| *r == decode(f).dst)
+                .or_else(|| (0..3).find(|&r| f[0..6] == rs_mac(r)))
+                .expect("a real server")
         })
-        .collect();
-    assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+        .collect()
+}
+
+/// wrr as a Linux director schedules, worked out from `ip_vs_wrr.c` by hand:
+/// - rs0 (4), rs1 (3), rs2 (2) added in that order: the list is rs2, rs1, rs0. Adding rs0:
+///   di 4, mw 4 - 3 = 1, cw 0 → 1; adding rs1: di 1, mw 4, cw 1 stays; rs2: cw 1 stays. From
+///   the head at cw 1: rs2 rs1 rs0; then cw 4: rs0; cw 3: rs1 rs0; cw 2: rs2 rs1 rs0; cw 1:
+///   rs2 rs1 rs0; then 4 again.
+/// - rs0 (5), rs1 (1), rs2 (1): adding rs0 leaves cw 1, and so do the others: rs2 rs1 rs0 at
+///   cw 1, then rs0 alone at cw 5, 4, 3, 2.
+#[test]
+fn wrr_follows_the_sequence_of_a_linux_director() {
+    let mut lab = Lab::new(&added(
+        SchedKind::Wrr,
+        ForwardMode::Nat,
+        &[(0, 4), (1, 3), (2, 2)],
+    ));
+    let cycle = [0, 1, 0, 2, 1, 0, 2, 1, 0];
+    let mut want = vec![2, 1, 0];
+    want.extend(cycle);
+    want.extend(&cycle[..6]);
+    assert_eq!(picks(&mut lab, 30000, 18), want);
+
+    let mut lab = Lab::new(&added(
+        SchedKind::Wrr,
+        ForwardMode::Nat,
+        &[(0, 5), (1, 1), (2, 1)],
+    ));
+    assert_eq!(
+        picks(&mut lab, 30000, 11),
+        [2, 1, 0, 0, 0, 0, 0, 2, 1, 0, 0]
+    );
+}
+
+/// rr walks the list from its head: rs0, rs1, rs2 added in that order are picked rs2, rs1,
+/// rs0, ...
+#[test]
+fn rr_cycles_newest_first() {
+    let dests = [(0, 1), (1, 1), (2, 1)];
+    let mut lab = Lab::new(&added(SchedKind::Rr, ForwardMode::Dr, &dests));
+    assert_eq!(picks(&mut lab, 31000, 6), [2, 1, 0, 2, 1, 0]);
+}
+
+/// What a new snapshot does to a worker's rr or wrr position, as IPVS's calls do to its
+/// scheduler: a change of another service, or none of this service's dests, leaves it where
+/// it is; a dest added at the head is reached after the wrap (rr) or restarts the walk at the
+/// head (wrr, `ip_vs_wrr_dest_changed`); switching a service to wrr binds it at the top
+/// weight (`ip_vs_wrr_init_svc`).
+#[test]
+fn a_new_configuration_moves_rr_and_wrr_as_ipvs_calls_do() {
+    // rs0 (5), rs1 (3), rs2 (1) added: rs2 rs1 rs0 rs0 rs0 rs1 rs0 rs1 rs0 (sched's own
+    // tests work it out). After four picks cl = rs0, cw = 5.
+    let mut cfg = added(SchedKind::Wrr, ForwardMode::Nat, &[(0, 5), (1, 3), (2, 1)]);
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(picks(&mut lab, 32000, 4), [2, 1, 0, 0]);
+    // Another service comes and a timeout changes: this one's walk goes on (cw 4: rs0; cw 3:
+    // rs1 rs0; ...). A reset to the head would have given rs0 at cw 5 first, then rs0 rs1.
+    let mut other = Service::new(ServiceKey { port: 443, ..key() }, SchedKind::Rr).unwrap();
+    other.add_dest(dest(0, 443, 1, ForwardMode::Nat)).unwrap();
+    cfg.services.add(other).unwrap();
+    cfg.timeouts.set(SessionState::Udp, 10_000);
+    lab.publish(&cfg);
+    assert_eq!(picks(&mut lab, 32100, 5), [0, 1, 0, 1, 0]);
+    // The walk now stands at cl = rs0, cw = 2. rs2's weight edited 1 → 4: dest_changed puts
+    // cl at the head, di 1, mw 5, and cw 2 is valid so it stays. From the head at cw 2: rs2
+    // (4) rs1 rs0; cw 1: rs2 rs1 rs0; cw 5: rs0. (Without the reset the walk would have gone
+    // on from rs0: rs2 rs1 rs0 at cw 1, then rs0 at 5, rs2 at 4.)
+    cfg.services
+        .get_mut(&key())
+        .unwrap()
+        .edit_dest(dest(2, 80, 4, ForwardMode::Nat))
+        .unwrap();
+    lab.publish(&cfg);
+    assert_eq!(picks(&mut lab, 32200, 7), [2, 1, 0, 2, 1, 0, 0]);
+
+    // rr, rs0 and rs1 added: rs1 first; then rs2 is added at the head (rr has no add_dest:
+    // the cursor stays on rs1): rs0, then the wrap reaches rs2, rs1.
+    let mut cfg = added(SchedKind::Rr, ForwardMode::Nat, &[(0, 1), (1, 1)]);
+    let mut lab = Lab::new(&cfg);
+    assert_eq!(picks(&mut lab, 33000, 1), [1]);
+    cfg.services
+        .get_mut(&key())
+        .unwrap()
+        .add_dest(dest(2, 80, 1, ForwardMode::Nat))
+        .unwrap();
+    lab.publish(&cfg);
+    assert_eq!(picks(&mut lab, 33100, 3), [0, 2, 1]);
+    // The cursor's dest (rs1) deleted: ip_vs_rr_del_dest steps the cursor back to rs2, so rs0
+    // comes next (a cursor back at the head would have given rs2).
+    cfg.services
+        .get_mut(&key())
+        .unwrap()
+        .remove_dest(RS[1].into(), 80)
+        .unwrap();
+    lab.publish(&cfg);
+    assert_eq!(picks(&mut lab, 33200, 3), [0, 2, 0]);
+
+    // `-E -s wrr` on that rr service (rs2, rs0) with rs0's weight 1 → 2: bound to its dests
+    // as they stand (ip_vs_wrr_init_svc): di 1, mw 2, cw 2: rs0; cw 1: rs2 rs0; cw 2: rs0.
+    // (Had the dests been added to a wrr service, cw would have stayed at 1: rs2 rs0 first.)
+    let svc = cfg.services.get_mut(&key()).unwrap();
+    svc.set_sched(SchedKind::Wrr);
+    svc.edit_dest(dest(0, 80, 2, ForwardMode::Nat)).unwrap();
+    lab.publish(&cfg);
+    assert_eq!(picks(&mut lab, 33300, 5), [0, 2, 0, 0, 2]);
 }
 
 #[test]

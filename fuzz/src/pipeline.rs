@@ -37,7 +37,9 @@
 //!   queues, `tx_packets`/`tx_bytes` what its devices took. With
 //!   `forwarded = tx − arp_requests − neighbour_solicits − icmp_errors − arp_to_kernel −
 //!   nd_to_kernel` (and the
-//!   other frames the director makes: PROXY header segments, TUN's outer fragments, NAT64's IPv6 fragments), the sum over the workers of
+//!   other frames the director makes: PROXY header segments, TUN's outer fragments, NAT64's IPv6
+//!   fragments, the RSTs and port unreachables for VIP ports no service has), the sum over the
+//!   workers of
 //!   `rx + redirected_in − forwarded − drops − redirected_out` is the number of items waiting
 //!   for ARP: `0 ≤ still_parked ≤ parked` and `≤ 4 ×` (incomplete neighbours), exactly 0 when
 //!   no neighbour is incomplete; frames handed over = frames taken over; while nothing was
@@ -769,6 +771,7 @@ impl Lab {
                     - c.arp_requests() as i128
                     - c.neighbour_solicits() as i128
                     - c.icmp_errors() as i128
+                    - c.no_service_answers() as i128
                     - c.arp_to_kernel() as i128
                     - c.nd_to_kernel() as i128
                     - c.proxy_header_segments() as i128

@@ -431,6 +431,48 @@ fn connections_like_ipvsadm_lnc() {
     );
 }
 
+/// A persistent client's template as rvsd lists it (state `NONE`, the client's port 0) prints
+/// as ipvsadm prints IPVS's: `TCP 05:59  NONE        CIP:0  VIP:80  RIP:8080`.
+#[test]
+fn persistence_templates_print_like_ipvsadms() {
+    let mut list = conns();
+    list.insert(
+        1,
+        conn(
+            ProtoName::Tcp,
+            359,
+            "NONE",
+            (7, 0),
+            (1, 80),
+            (12, 8080),
+            None,
+        ),
+    );
+    let out = render(
+        &Request::Connections { from: None },
+        &Response::Connections {
+            conns: list,
+            next: None,
+            local: false,
+        },
+        Output {
+            connections: true,
+            numeric: true,
+            ..Output::default()
+        },
+    );
+    assert_eq!(
+        out,
+        joined(&[
+            "RVS connection entries",
+            "pro expire state       source             virtual            destination",
+            "TCP 14:59  ESTABLISHED 203.0.113.7:51234  192.0.2.1:80       10.1.0.12:8080",
+            "TCP 05:59  NONE        203.0.113.7:0      192.0.2.1:80       10.1.0.12:8080",
+            "UDP 62:05  UDP         203.0.113.8:5353   192.0.2.2:53       10.1.0.22:53",
+        ])
+    );
+}
+
 #[test]
 fn fullnat_connections_add_a_local_column() {
     let mut list = conns();

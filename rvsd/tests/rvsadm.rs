@@ -131,11 +131,12 @@ fn rvsadm_drives_a_running_rvsd() {
         "{listing}"
     );
 
-    // --json carries the same model.
+    // --json carries the same model, the dests in the service's order: newest first, as IPVS
+    // lists them (10.1.0.12 was added last).
     let json = adm.ok(&["-L", "-n", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
-    assert_eq!(v[0]["dests"][0]["weight"], 3);
-    assert_eq!(v[0]["dests"][1]["forward"], "FullNat");
+    assert_eq!(v[0]["dests"][0]["forward"], "FullNat");
+    assert_eq!(v[0]["dests"][1]["weight"], 3);
 
     // Refused commands: ipvsadm's messages, and the listing is unchanged.
     for (args, text) in [

@@ -346,7 +346,16 @@ port = 80
                 .iter()
                 .find(|s| s.key.vip == VIP)
                 .expect("FullNAT service");
-            let d = &fnat.dests[0];
+            // The dests in the service's order, newest first: the file's last one (10.1.0.13)
+            // leads; each is found by its address here.
+            let by_addr = |a: [u8; 4]| {
+                fnat.dests
+                    .iter()
+                    .find(|d| d.addr == std::net::IpAddr::from(a))
+                    .expect("a dest of the service")
+            };
+            assert_eq!(fnat.dests[0].addr, std::net::IpAddr::from([10, 1, 0, 13]));
+            let d = by_addr([10, 1, 0, 11]);
             assert_eq!(
                 (d.forward.as_str(), d.weight, d.stats.conns),
                 ("FullNat", 1, 3)
@@ -361,7 +370,7 @@ port = 80
                 (1, 2),
                 "1 established, 2 in SYN_RECV"
             );
-            let n = &fnat.dests[1];
+            let n = by_addr([10, 1, 0, 13]);
             assert_eq!((n.weight, n.stats.conns, n.inactive), (3, 6, 6));
             let nat = services
                 .iter()

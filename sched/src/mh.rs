@@ -16,8 +16,8 @@
 //! weights, `shift = max(0, bits(max_weight / g) - b)` where `b` is IPVS's
 //! `IP_VS_MH_TAB_BITS` for the table size (4 for 251 up to 8 for 65521, 65537 and 131071), and
 //! `turns = (weight / g) >> shift`, at least 1 for a non-zero weight and 0 for weight 0. Round
-//! after round, each dest in order claims the next free slot of its preference list `turns`
-//! times, until every slot is claimed. Equal weights give every dest `M / N` slots give or take
+//! after round, each dest in the service's order (newest first, as IPVS's list) claims the
+//! next free slot of its preference list `turns` times, until every slot is claimed. Equal weights give every dest `M / N` slots give or take
 //! one; larger weights get proportionally more turns, and the shift caps the largest at
 //! `2^b - 1` turns, so very uneven weights are flattened (weights {65535, 1} at 65537 slots give
 //! turns {255, 1}).
@@ -45,7 +45,6 @@
 //! - IPVS refuses to rebuild when there are more dests than slots; here the dests that find no
 //!   free slot before the table is full get none. Slots hold dest indices as `u16`, so a dest
 //!   at index 65535 or beyond is never populated.
-//! - IPVS lists a service's dests newest first; rvs takes them in the service's order.
 //! - With `port` set, an ICMP flow's "port" is its echo identifier (IPVS hashes port 0 for
 //!   ICMP). IPVS's overload flag has no counterpart: rvs has no connection thresholds.
 

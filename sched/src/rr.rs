@@ -1,14 +1,21 @@
-//! Round-robin scheduling, as Linux IPVS does it (`net/netfilter/ipvs/ip_vs_rr.c`).
+//! Round-robin scheduling, as Linux IPVS does it (`net/netfilter/ipvs/ip_vs_rr.c`, the code of
+//! Linux 6.x).
 //!
-//! The walk continues from the dest after the one picked last, wraps around the end, and skips
-//! dests with weight 0 (quiesced). The first pick is the first dest with a non-zero weight. If
-//! the dest picked last is the only one with a weight, it is picked again; if every weight is 0
-//! (or there are no dests) there is no pick and the cursor stays where it was. Neither the
-//! flow hint nor the dests' load plays any part.
+//! IPVS keeps a cursor (`sched_data`) on the dest picked last, or on the list head before the
+//! first pick. A pick walks on from the dest after the cursor, wraps around the end, and
+//! skips dests with weight 0 (quiesced; IPVS also skips dests flagged overloaded, and rvs has
+//! no connection thresholds to flag one). The dests are walked in the service's order, which
+//! is IPVS's: newest first ([`Service::add_dest`](crate::Service::add_dest)), so rs1, rs2, rs3
+//! added in that order are picked rs3, rs2, rs1, rs3, ... If the dest picked last is the only
+//! one with a weight, it is picked again; if every weight is 0 (or there are no dests) there is
+//! no pick and the cursor stays where it was. Neither the flow hint nor the dests' load plays
+//! any part.
 //!
 //! Across [`update`](Scheduler::update) the cursor stays on the same dest (found again by
-//! address and port), as in IPVS where it points at the list entry. If that dest was removed,
-//! the cursor steps back to the dest before it (`ip_vs_rr_del_dest`), so the walk goes on
+//! address and port), as in IPVS where it points at the list entry: rr has no `add_dest` or
+//! `upd_dest`, so a dest added at the head is reached when the walk next wraps, and an edited
+//! weight changes nothing but that dest's turn. If the cursor's dest was removed, the cursor
+//! steps back to the dest before it, or to the head (`ip_vs_rr_del_dest`), so the walk goes on
 //! with the dest that followed the removed one.
 
 use core::net::IpAddr;
@@ -207,6 +214,92 @@ mod tests {
         let mut emptied = rr.clone();
         emptied.update(&[]);
         assert_eq!(emptied.pick(&[], &FlowHint::default(), &[]), None);
+    }
+
+    /// A service whose dests rs1, rs2, ... (10.0.0.1, ...) were added in that order with these
+    /// weights, and a fresh rr scheduler (`ip_vs_rr_init_svc`: the cursor on the list head).
+    fn added(weights: &[u32]) -> (crate::Service, RoundRobin) {
+        let key = crate::ServiceKey {
+            proto: crate::Proto::Tcp,
+            vip: core::net::Ipv4Addr::new(192, 0, 2, 1).into(),
+            port: 80,
+        };
+        let mut svc = crate::Service::new(key, crate::SchedKind::Rr).unwrap();
+        for d in dests(weights) {
+            svc.add_dest(d).unwrap();
+        }
+        let rr = RoundRobin::new(svc.dests());
+        (svc, rr)
+    }
+
+    /// `n` picks as the numbers of the dests picked (rs3 → '3'), `-` for None.
+    fn rs(rr: &mut RoundRobin, d: &[Dest], n: usize) -> String {
+        (0..n)
+            .map(|_| match rr.pick(d, &FlowHint::default(), &[]) {
+                Some(i) => match d[i].addr {
+                    IpAddr::V4(a) => char::from(b'0' + a.octets()[3]),
+                    IpAddr::V6(_) => '?',
+                },
+                None => '-',
+            })
+            .collect()
+    }
+
+    /// rs1, rs2, rs3 added in that order: IPVS's list is rs3, rs2, rs1 (list_add_rcu at the
+    /// head) and the cursor starts on the head, so the walk is rs3, rs2, rs1, rs3, ...
+    #[test]
+    fn dests_added_in_order_are_picked_newest_first() {
+        let (svc, mut rr) = added(&[5, 3, 1]);
+        assert_eq!(rs(&mut rr, svc.dests(), 7), "3213213");
+    }
+
+    /// After rs3, rs2 the cursor is on rs2; rs4 is added at the head (rr has no add_dest, the
+    /// cursor stays on rs2): the list is rs4, rs3, rs2, rs1 and the walk goes on with rs1,
+    /// wraps to rs4, then rs3, rs2, rs1.
+    #[test]
+    fn a_dest_added_at_the_head_comes_after_the_wrap() {
+        let (mut svc, mut rr) = added(&[1, 1, 1]);
+        assert_eq!(rs(&mut rr, svc.dests(), 2), "32");
+        svc.add_dest(dests(&[0, 0, 0, 1])[3]).unwrap();
+        rr.update(svc.dests());
+        assert_eq!(rs(&mut rr, svc.dests(), 5), "14321");
+    }
+
+    /// After rs3, rs2 (cursor on rs2) rs2 is deleted: ip_vs_rr_del_dest moves the cursor to
+    /// the entry before rs2 (rs3, through rs2's old next, rs1, whose prev is now rs3), so the
+    /// walk goes on with rs1, not back at rs3.
+    #[test]
+    fn deleting_the_cursors_dest_goes_on_with_the_one_after_it() {
+        let (mut svc, mut rr) = added(&[1, 1, 1]);
+        assert_eq!(rs(&mut rr, svc.dests(), 2), "32");
+        let rs2 = svc.dests()[1];
+        svc.remove_dest(rs2.addr, rs2.port).unwrap();
+        rr.update(svc.dests());
+        assert_eq!(rs(&mut rr, svc.dests(), 4), "1313");
+        // The newest dest deleted while the cursor is on it: back to the head.
+        let (mut svc, mut rr) = added(&[1, 1, 1]);
+        assert_eq!(rs(&mut rr, svc.dests(), 1), "3");
+        let rs3 = svc.dests()[0];
+        svc.remove_dest(rs3.addr, rs3.port).unwrap();
+        rr.update(svc.dests());
+        assert_eq!(rs(&mut rr, svc.dests(), 3), "212");
+    }
+
+    /// An edited weight leaves the cursor where it is (rr has no upd_dest); weight 0 is
+    /// skipped: after rs3, rs2, rs1 goes to 0 and the walk is rs3, rs2, rs3, ...
+    #[test]
+    fn an_edited_weight_keeps_the_cursor_and_weight_zero_is_skipped() {
+        let (mut svc, mut rr) = added(&[1, 1, 1]);
+        assert_eq!(rs(&mut rr, svc.dests(), 2), "32");
+        let mut rs1 = svc.dests()[2];
+        rs1.weight = 0;
+        svc.edit_dest(rs1).unwrap();
+        rr.update(svc.dests());
+        assert_eq!(rs(&mut rr, svc.dests(), 4), "3232");
+        rs1.weight = 4;
+        svc.edit_dest(rs1).unwrap();
+        rr.update(svc.dests());
+        assert_eq!(rs(&mut rr, svc.dests(), 4), "1321");
     }
 
     proptest! {

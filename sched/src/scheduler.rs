@@ -27,8 +27,10 @@
 //! let kind: SchedKind = "wrr".parse()?;
 //! let mut s = kind.build(&dests); // on the control side, once per worker
 //! let hint = FlowHint { src: Ipv4Addr::new(198, 51, 100, 7), sport: 40000 };
-//! let picks: Vec<_> = (0..3).filter_map(|_| s.pick(&dests, &hint, &[])).collect();
-//! assert_eq!(picks, [0, 0, 1]);
+//! // As IPVS after `-a` of 10.0.0.2 then 10.0.0.1 (a service lists its dests newest first):
+//! // the pass at weight 1 first, then 2, then 1 again.
+//! let picks: Vec<_> = (0..5).filter_map(|_| s.pick(&dests, &hint, &[])).collect();
+//! assert_eq!(picks, [0, 1, 0, 0, 1]);
 //!
 //! dests[0].weight = 0; // drain 10.0.0.1
 //! s.update(&dests);
@@ -371,12 +373,14 @@ mod tests {
         let picks: Vec<_> = (0..4).map(|_| rr.pick(&d, &hint, &[])).collect();
         assert_eq!(picks, [Some(0), Some(1), Some(0), Some(1)]);
 
+        // As if dests[1] (1) then dests[0] (2) had been added: cw is left at 1, so the pass at
+        // weight 1 (both) comes first, then 2 (dests[0]), 1 (both).
         let mut wrr = SchedKind::Wrr.build(&d);
         assert_eq!((wrr.name(), wrr.kind()), ("wrr", SchedKind::Wrr));
         let picks: Vec<_> = (0..6).map(|_| wrr.pick(&d, &hint, &[])).collect();
         assert_eq!(
             picks,
-            [Some(0), Some(0), Some(1), Some(0), Some(0), Some(1)]
+            [Some(0), Some(1), Some(0), Some(0), Some(1), Some(0)]
         );
 
         // dests[0] has 1 active session: 256 / 2 > 0 / 1, so both lc and wlc pick dests[1].

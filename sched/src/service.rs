@@ -94,7 +94,8 @@ fn check_port(proto: Proto, port: u16) -> Result<(), SchedError> {
 }
 
 /// A virtual service: a VIP, port and protocol, the scheduler that spreads its new sessions,
-/// and its dests in the order they were added.
+/// and its dests, newest first (IPVS's order: `ip_vs_ctl.c` puts a new dest at the head of the
+/// service's list, and the schedulers and `ipvsadm -L --nosort` walk it from there).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
     /// Protocol, VIP and port.
@@ -112,7 +113,7 @@ pub struct Service {
     /// TOA (Alibaba's TCP option 254): the client's address and port in an option of the
     /// connection's first segments toward the dest, for a kernel module on the RS.
     toa: bool,
-    /// The dests, unique by `(addr, port)`, in the order they were added.
+    /// The dests, unique by `(addr, port)`, newest first.
     dests: Vec<Dest>,
 }
 
@@ -256,7 +257,10 @@ impl Service {
         Ok(())
     }
 
-    /// The dests, in the order they were added. Schedulers index into this slice.
+    /// The dests, newest first, as IPVS lists a service's dests: the dest added last is
+    /// `dests()[0]`. Schedulers index into this slice and walk it in this order; a dest's
+    /// index changes as others are added or removed (sessions and counters name a dest by its
+    /// address and port, never by its index).
     pub fn dests(&self) -> &[Dest] {
         &self.dests
     }
@@ -266,7 +270,10 @@ impl Service {
         self.dests.iter().find(|d| d.addr == addr && d.port == port)
     }
 
-    /// Adds a dest at the end of the list (ipvsadm `-a`).
+    /// Adds a dest at the head of the list (ipvsadm `-a`): it becomes `dests()[0]` and the
+    /// others move down by one, as `list_add_rcu(&dest->n_list, &svc->destinations)` puts it
+    /// in IPVS. Dests from rvsd's configuration file are added in the file's order, so a
+    /// service lists them last first, as if `ipvsadm -a` had added them in that order.
     ///
     /// # Errors
     /// Nothing changes if the dest is refused:
@@ -283,7 +290,7 @@ impl Service {
                 port: d.port,
             });
         }
-        self.dests.push(d);
+        self.dests.insert(0, d);
         Ok(())
     }
 
@@ -490,7 +497,7 @@ mod tests {
         let b = service(443, SchedKind::Mh, &[dest(11, 1)]);
         let base = view_digest([&a, &b]);
         assert_eq!(base, view_digest([&b, &a]), "services in any order");
-        assert_eq!(base, 0xbcfd_d98f_ce76_2e73, "the same in every build");
+        assert_eq!(base, 0x0a32_cb8c_8ee1_daf0, "the same in every build");
         for other in [
             service(80, SchedKind::Sh, &[dest(11, 1), dest(12, 1)]),
             service(80, SchedKind::Mh, &[dest(11, 1), dest(12, 2)]),
@@ -713,9 +720,12 @@ mod tests {
         assert_eq!(s.dest(RIP, 8080), Some(&d));
         assert_eq!(s.dest(RIP, 9999), None);
 
+        // Newest first, as IPVS lists them.
+        assert_eq!(s.dests(), [dest(80, 1, ForwardMode::Dr), d]);
+
         let edited = dest(8080, 0, ForwardMode::FullNat);
         s.edit_dest(edited).unwrap();
-        assert_eq!(s.dests()[0], edited); // keeps its place
+        assert_eq!(s.dests()[1], edited); // keeps its place
 
         assert_eq!(s.remove_dest(RIP, 8080), Ok(edited));
         assert_eq!(s.dests(), [dest(80, 1, ForwardMode::Dr)]);

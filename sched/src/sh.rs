@@ -20,8 +20,8 @@
 //! weight) and then refuses the sources that hash there, so 1/256 of the clients would find no
 //! dest while others can take them. Here pick returns None only when no dest has a weight, or
 //! when the dests changed without an [`update`](Scheduler::update) and the bucket's dest is now
-//! gone or quiesced. IPVS lists a service's dests newest first; rvs fills the table in the
-//! service's order. IPVS's `sh-port` flag (hashing the source port too) and overload flag have
+//! gone or quiesced. The table is filled in the service's order, newest dest first, as IPVS
+//! walks its list. IPVS's `sh-port` flag (hashing the source port too) and overload flag have
 //! no counterpart: rvs hashes the CIP only and has no connection thresholds.
 
 use core::fmt;

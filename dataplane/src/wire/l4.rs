@@ -124,6 +124,8 @@ pub mod icmp {
     pub const PARAM_PROBLEM: u8 = 12;
     /// Code of destination unreachable: fragmentation needed and DF set (RFC 1191).
     pub const FRAG_NEEDED: u8 = 4;
+    /// Code of destination unreachable: port unreachable (RFC 792; RFC 1122 3.2.2.1).
+    pub const PORT_UNREACH: u8 = 3;
     /// Code of time exceeded: TTL exceeded in transit.
     pub const TTL_EXCEEDED: u8 = 0;
 }

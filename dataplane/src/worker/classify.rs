@@ -223,6 +223,13 @@ impl<D: Device> Worker<D> {
                 return self.echo_reply(buf, l3, m);
             }
         }
+        // A VIP's port that no service has (a DIP's ports are the kernel's, a LIP is no
+        // service's address): refused as the kernel refuses a port with no socket.
+        if local.vip && local.dip.is_none() && !local.lip {
+            if let L4::Tcp { .. } | L4::Udp { .. } = m.l4 {
+                return Err(self.refuse(&buf, l3, m));
+            }
+        }
         // The director's own traffic that rvs does not handle (a LIP is rvs's alone).
         if local.dip.is_some() || local.vip {
             return self.exception(port, buf);

@@ -14,6 +14,7 @@
 //! - `preamble.rs`: the PROXY protocol header ahead of the client's data, and the sequence
 //!   shift around it;
 //! - `icmp.rs`: ICMP errors relayed, ICMP errors sent back, echo replies;
+//! - `refuse.rs`: a RST or a port unreachable for a VIP's port that no service has;
 //! - `ipv6.rs`: IPv6 to the director: neighbour discovery, ICMPv6 echo, the kernel's share;
 //! - `local.rs`: ARP, sharing ARP with the peers and the kernel, the exception path;
 //! - `announce.rs`: gratuitous ARP for managed addresses the director takes over;
@@ -40,6 +41,7 @@ mod local;
 mod nat64;
 mod preamble;
 mod preamble6;
+mod refuse;
 mod service6;
 mod session;
 mod slow;
@@ -69,7 +71,7 @@ use crate::synproxy::Cookies;
 use crate::wire::EthernetAddress;
 use conntrack::{FlowKey, FlowKey6, Key, Table};
 use core::net::{IpAddr, Ipv6Addr};
-use sched::{AnyScheduler, DestLoad, SchedKind, Scheduler};
+use sched::{AnyScheduler, DestLoad, SchedKind, Scheduler, WeightedRoundRobin};
 use std::sync::Arc;
 use tx::Tx;
 
@@ -110,6 +112,10 @@ pub struct Worker<D: Device> {
     loops_since_publish: u32,
     counters: Counters,
     icmp_limit: RateLimit,
+    /// The budget of the RSTs and port unreachables for ports no service has (see
+    /// [`refuse`]), apart from the ICMP errors' so that a flood to closed ports cannot starve
+    /// path MTU discovery.
+    refuse_limit: RateLimit,
     cookies: Cookies,
     /// One word per session slot (by [`conntrack::SessionId::index`]) for proxied sessions:
     /// the client's initial sequence number, then the [`Shift`]. Zeroed pages cost nothing
@@ -254,6 +260,7 @@ impl<D: Device> Worker<D> {
             loops_since_publish: 0,
             counters: Counters::default(),
             icmp_limit: RateLimit::new(),
+            refuse_limit: RateLimit::new(),
             cookies: Cookies::new(),
             proxy_words: vec![0; proxy_slots],
             proxy_words6: vec![0; proxy_slots6],
@@ -462,20 +469,28 @@ impl<D: Device> Worker<D> {
         let mut scheds = Vec::with_capacity(new.services().len());
         for (i, s) in new.services().iter().enumerate() {
             let key = s.key();
-            // rr and wrr keep this worker's position; everything else is taken as the
-            // control side built it (a Maglev table is never computed on a worker).
-            let kept = self
-                .snap
-                .service_index_of(&key)
-                .and_then(|i| self.scheds.get(i))
-                .filter(|old| {
+            let old_index = self.snap.service_index_of(&key);
+            // rr and wrr keep this worker's position, told of a change of the dests as IPVS
+            // tells them (wrr's mark back to the head; nothing else moves: an unchanged
+            // service's position stays); everything else is taken as the control side built
+            // it (a Maglev table is never computed on a worker).
+            let kept = old_index
+                .and_then(|i| self.scheds.get(i).map(|sched| (i, sched)))
+                .filter(|(_, old)| {
                     old.kind() == s.sched() && matches!(s.sched(), SchedKind::Rr | SchedKind::Wrr)
                 })
-                .cloned();
+                .map(|(i, old)| (self.snap.services()[i].dests() != s.dests(), old.clone()));
             scheds.push(match kept {
-                Some(mut old) => {
-                    old.update(s.dests());
+                Some((changed, mut old)) => {
+                    if changed {
+                        old.update(s.dests());
+                    }
                     old
+                }
+                // A service switched to wrr (`-E -s wrr`) with its dests: IPVS binds the
+                // scheduler to them as they stand, its first pass at the top weight.
+                None if old_index.is_some() && s.sched() == SchedKind::Wrr => {
+                    AnyScheduler::Wrr(WeightedRoundRobin::bound(s.dests()))
                 }
                 None => new
                     .scheduler(i)

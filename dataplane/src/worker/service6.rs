@@ -366,10 +366,22 @@ impl<D: Device> Worker<D> {
                 {
                     return Ok(Found6::Proxy(si, key));
                 }
+                // A VIP's port that no service has: refused as the kernel refuses a port
+                // with no socket (a fragment is left alone: the whole datagram is not here;
+                // an address that is also a DIP keeps its old way).
+                let Some(si) = si else {
+                    if !meta.is_fragment() && self.snap.dip6(dst).is_none() {
+                        return Err(self.refuse6(buf, l3, meta, (src, dst)));
+                    }
+                    return Err(if opens {
+                        DropReason::NotForUs
+                    } else {
+                        DropReason::NoSession
+                    });
+                };
                 if !opens {
                     return Err(DropReason::NoSession);
                 }
-                let si = si.ok_or(DropReason::NotForUs)?;
                 let first_seq = first_seq6(buf, l4_off, meta);
                 match self.open6(si, key, meta, (SynProxy::Off, first_seq)) {
                     Ok(id) => (id, Dir::Original),

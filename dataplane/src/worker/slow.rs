@@ -3,10 +3,10 @@
 
 use super::ipv6::send_neighbour_solicit;
 use super::local::send_arp_request;
-use super::service6::Forward6;
 use super::service6::{listed6, session6_ended};
+use super::service6::{Forward6, Template6};
 use super::session::session_ended;
-use super::session::Forward;
+use super::session::{Forward, Template};
 use super::Worker;
 use crate::counters::Counter;
 use crate::device::Device;
@@ -15,12 +15,13 @@ use crate::lip::LipPool6;
 use conntrack::{FlowKey6, Key, Proto, Session, SessionState, Table};
 use core::net::IpAddr;
 
-/// One session of either family, as listed for the operator (`rvsadm -L -c`).
+/// One session of either family, or a persistence template, as listed for the operator
+/// (`rvsadm -L -c`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
     /// Its protocol.
     pub proto: Proto,
-    /// The client's address and port.
+    /// The client's address and port (a template's port is 0: it stands for every port).
     pub client: (IpAddr, u16),
     /// The VIP and port the client reached.
     pub vip: (IpAddr, u16),
@@ -32,6 +33,10 @@ pub struct SessionInfo {
     pub state: SessionState,
     /// Milliseconds until it expires (0 if due).
     pub expires_in: u64,
+    /// A persistence template (IPVS's `IP_VS_CONN_F_TEMPLATE`): the client's dest for the
+    /// service, `(proto, CIP, 0, VIP, vport) → (RIP, rport)`, as IPVS keys a port service's
+    /// template; listed with state `NONE` as ipvsadm shows one.
+    pub template: bool,
 }
 
 impl SessionInfo {
@@ -46,6 +51,40 @@ impl SessionInfo {
             local: f.local().map(|(a, p)| (a.into(), p)),
             state: s.state,
             expires_in: s.deadline.saturating_sub(now),
+            template: false,
+        }
+    }
+
+    /// An IPv4 persistence template as listed at time `now`.
+    fn template(s: &Session<Template>, now: u64) -> SessionInfo {
+        let (k, t) = (&s.original, &s.data);
+        SessionInfo {
+            proto: k.proto,
+            client: (k.src.into(), 0),
+            vip: (k.dst.into(), k.dport),
+            rip: (t.rip.into(), t.rport),
+            local: None,
+            state: s.state,
+            expires_in: s.deadline.saturating_sub(now),
+            template: true,
+        }
+    }
+
+    /// An IPv6 persistence template as listed at time `now` (NAT64's IPv4 dest unmapped).
+    fn template6(s: &Session<Template6, FlowKey6>, now: u64) -> SessionInfo {
+        let (k, t) = (&s.original, &s.data);
+        SessionInfo {
+            proto: k.proto,
+            client: (k.src.into(), 0),
+            vip: (k.dst.into(), k.dport),
+            rip: (
+                t.rip.to_ipv4_mapped().map_or(t.rip.into(), Into::into),
+                t.rport,
+            ),
+            local: None,
+            state: s.state,
+            expires_in: s.deadline.saturating_sub(now),
+            template: true,
         }
     }
 
@@ -61,6 +100,7 @@ impl SessionInfo {
             local,
             state: s.state,
             expires_in: s.deadline.saturating_sub(now),
+            template: false,
         }
     }
 }
@@ -74,7 +114,8 @@ pub const DUMP_SCAN_SLOTS: usize = 1 << 16;
 pub enum MailRequest {
     /// List sessions in slot order from slot `from` on: at most `max` of them, read from at
     /// most [`DUMP_SCAN_SLOTS`] slots. The answer says where to resume. The IPv4 table's
-    /// slots come first, then the IPv6 table's, numbered on from the IPv4 table's capacity.
+    /// slots come first, then the IPv6 table's, then the persistence templates' (IPv4, then
+    /// IPv6), each numbered on from the end of the one before.
     DumpSessions {
         /// The first slot to read (0 for the start of the table).
         from: u32,
@@ -203,8 +244,8 @@ impl<D: Device> Worker<D> {
     }
 
     /// Sessions from slot `from` on (IPv4 slots, then IPv6 ones from the IPv4 table's
-    /// capacity on), into `into` (up to `max` and its capacity), reading at most
-    /// [`DUMP_SCAN_SLOTS`] slots.
+    /// capacity on, then the IPv4 and the IPv6 templates' after those), into `into` (up to
+    /// `max` and its capacity), reading at most [`DUMP_SCAN_SLOTS`] slots.
     fn dump_sessions(
         &self,
         from: u32,
@@ -214,19 +255,45 @@ impl<D: Device> Worker<D> {
     ) -> SessionDump {
         into.clear();
         let room = max.min(into.capacity());
-        let base6 = self.table.capacity();
-        let from = from as usize;
-        let next = if from < base6 {
-            dump_table(&self.table, from, 0, room, &mut into, |s| {
-                SessionInfo::v4(s, now)
-            })
-            // Then the IPv6 table's, if it has any.
-            .or_else(|| (!self.table6.is_empty()).then_some(base6))
-        } else {
-            dump_table(&self.table6, from - base6, base6, room, &mut into, |s| {
-                SessionInfo::v6(s, &self.lips6, now)
-            })
+        // Where each table's slots start in the numbering, and where the last one ends.
+        let bases = {
+            let mut b = [0; 5];
+            let sizes = [
+                self.table.capacity(),
+                self.table6.capacity(),
+                self.templates.capacity(),
+                self.templates6.capacity(),
+            ];
+            for (i, n) in sizes.iter().enumerate() {
+                b[i + 1] = b[i] + n;
+            }
+            b
         };
+        let empty = [
+            self.table.is_empty(),
+            self.table6.is_empty(),
+            self.templates.is_empty(),
+            self.templates6.is_empty(),
+        ];
+        let from = from as usize;
+        let at = (0..4).rev().find(|&i| from >= bases[i]).unwrap_or(0);
+        let (f, b) = (from.min(bases[at + 1]) - bases[at], bases[at]);
+        let next = match at {
+            0 => dump_table(&self.table, f, b, room, &mut into, |s| {
+                SessionInfo::v4(s, now)
+            }),
+            1 => dump_table(&self.table6, f, b, room, &mut into, |s| {
+                SessionInfo::v6(s, &self.lips6, now)
+            }),
+            2 => dump_table(&self.templates, f, b, room, &mut into, |s| {
+                SessionInfo::template(s, now)
+            }),
+            _ => dump_table(&self.templates6, f, b, room, &mut into, |s| {
+                SessionInfo::template6(s, now)
+            }),
+        }
+        // Then the next table that has anything.
+        .or_else(|| (at + 1..4).find(|&i| !empty[i]).map(|i| bases[i]));
         SessionDump {
             sessions: into,
             // Slot numbers are below the tables' capacities, together below 2^31.

@@ -34,7 +34,9 @@ pub fn interfaces() -> Vec<InterfaceConfig> {
     ]
 }
 
-/// A director config with one service on VIP:80/`proto` and the given dests.
+/// A director config with one service on VIP:80/`proto` and the given dests, which the
+/// service lists in the order given: they are added last first (a service lists its dests
+/// newest first, as IPVS does), so `dests[0]` is the schedulers' first.
 pub fn config(proto: Proto, port: u16, sched: SchedKind, dests: &[Dest]) -> DirectorConfig {
     let mut services = ServiceTable::default();
     let mut svc = Service::new(
@@ -46,9 +48,10 @@ pub fn config(proto: Proto, port: u16, sched: SchedKind, dests: &[Dest]) -> Dire
         sched,
     )
     .unwrap();
-    for d in dests {
+    for d in dests.iter().rev() {
         svc.add_dest(*d).unwrap();
     }
+    assert_eq!(svc.dests(), dests);
     services.add(svc).unwrap();
     DirectorConfig {
         interfaces: interfaces(),
