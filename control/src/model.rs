@@ -450,20 +450,20 @@ mod tests {
             .unwrap();
         assert_eq!(
             published(&cell),
-            [(11, 80, 1), (12, 80, 3)],
+            [(12, 80, 3), (11, 80, 1)],
             "dests up: not in"
         );
         assert_eq!(m.sorry_server(key()), None);
         assert!(set_health(&mut m, key(), a.addr, 80, false).unwrap());
         assert_eq!(
             published(&cell),
-            [(11, 80, 0), (12, 80, 3)],
+            [(12, 80, 3), (11, 80, 0)],
             "one dest up: not in"
         );
         assert!(set_health(&mut m, key(), b.addr, 80, false).unwrap());
         assert_eq!(
             published(&cell),
-            [(11, 80, 0), (12, 80, 0), (99, 80, 1)],
+            [(99, 80, 1), (12, 80, 0), (11, 80, 0)],
             "none up: in, weight 1"
         );
         assert_eq!(m.sorry_server(key()), Some(sorry));
@@ -480,16 +480,16 @@ mod tests {
             Change::SetSorry([(key(), sorry)].into_iter().collect()),
         ]))
         .unwrap();
-        assert_eq!(published(&cell), [(11, 80, 0), (12, 80, 0), (99, 80, 1)]);
+        assert_eq!(published(&cell), [(99, 80, 1), (12, 80, 0), (11, 80, 0)]);
         // One dest back: out (its sessions drain as a removed dest's).
         assert!(set_health(&mut m, key(), b.addr, 80, true).unwrap());
-        assert_eq!(published(&cell), [(11, 80, 0), (12, 80, 3)]);
+        assert_eq!(published(&cell), [(12, 80, 3), (11, 80, 0)]);
         assert_eq!(m.sorry_server(key()), None);
         // A dest the operator adds is up: the sorry server stays out even with the others down.
         assert!(set_health(&mut m, key(), b.addr, 80, false).unwrap());
         assert_eq!(published(&cell).len(), 3);
         m.apply(add_dest(dest(13, ForwardMode::Dr))).unwrap();
-        assert_eq!(published(&cell), [(11, 80, 0), (12, 80, 0), (13, 80, 1)]);
+        assert_eq!(published(&cell), [(13, 80, 1), (12, 80, 0), (11, 80, 0)]);
         // A reload without it, and a deleted service, leave no sorry server.
         m.apply(Change::DeleteDest {
             key: key(),
@@ -503,7 +503,7 @@ mod tests {
             Change::SetSorry(SorryServers::new()),
         ]))
         .unwrap();
-        assert_eq!(published(&cell), [(11, 80, 0), (12, 80, 0)]);
+        assert_eq!(published(&cell), [(12, 80, 0), (11, 80, 0)]);
         m.apply(Change::SetSorry([(key(), sorry)].into_iter().collect()))
             .unwrap();
         m.apply(Change::DeleteService { key: key() }).unwrap();
