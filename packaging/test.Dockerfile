@@ -5,7 +5,7 @@ FROM rvs-base:bookworm
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       systemd systemd-sysv man-db iproute2 procps ethtool python3 nginx-light curl keepalived \
-      haproxy tcpdump dnsdist bind9-dnsutils librte-net-pcap23 \
+      haproxy tcpdump dnsdist bind9-dnsutils librte-net-pcap23 openssl prometheus \
  && rm -rf /var/lib/apt/lists/*
 COPY rvs.deb /tmp/rvs.deb
 RUN apt-get update \
