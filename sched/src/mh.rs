@@ -621,11 +621,112 @@ mod tests {
             .collect()
     }
 
-    /// The most slots, as a fraction of the table, that may change hands between dests that
-    /// are there both before and after one dest is removed or added (N in 2..=20, equal
-    /// weights, 65537 slots). Measured over 5,700 random removals and 5,700 random additions:
-    /// mean 0.0% (N = 2) to 0.35% (N = 20), worst 3.25%.
+    /// How much of the table changes hands between dests that are there both before and
+    /// after one dest is removed or added (N in 2..=20, equal weights, 65537 slots), over
+    /// [`CHURN_TRIALS`] trials from a fixed seed: the mean stays below `EXTRA_CHURN_MEAN`, and
+    /// at most one trial in 50 goes above `EXTRA_CHURN_MAX` (measured: mean 0.23 % for a
+    /// removal and 0.24 % for an addition, worst 0.68 % and 0.95 %). Maglev bounds the churn only on
+    /// average: a rare set of preference lists moves far more (3 dests at 0.0.0.0,
+    /// 20.246.14.155 and 113.2.45.0, the first removed: 31.7 % of the table moves between the
+    /// other two), and IPVS's mh, the same algorithm, does the same.
+    const EXTRA_CHURN_MEAN: f64 = 0.005;
     const EXTRA_CHURN_MAX: f64 = 0.05;
+    const CHURN_TRIALS: usize = 200;
+
+    /// `CHURN_TRIALS` sets of 2..=21 distinct addresses from a fixed seed, each with the index
+    /// of one of them: (the extra churn between the others when that one is taken out, as a
+    /// fraction of the table) for each, after checking what `check` says of the two tables.
+    fn churn(
+        min: usize,
+        check: impl Fn(&[Option<IpAddr>], &[Option<IpAddr>], Option<IpAddr>, usize),
+    ) -> Vec<f64> {
+        use proptest::test_runner::{RngAlgorithm, TestRng};
+        let mut rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+        (0..CHURN_TRIALS)
+            .map(|_| {
+                let n = min + (rng.next_u32() as usize) % (20 - min + 2);
+                let mut addrs = std::collections::BTreeSet::new();
+                while addrs.len() < n {
+                    addrs.insert(rng.next_u32());
+                }
+                let addrs: Vec<u32> = addrs.into_iter().collect();
+                let all = at(&addrs, vec![1; n]);
+                let mut fewer = all.clone();
+                let which = fewer.remove((rng.next_u32() as usize) % n).addr;
+                let with = owners(&MaglevHashing::new(&all), &all);
+                let without = owners(&MaglevHashing::new(&fewer), &fewer);
+                check(&with, &without, Some(which), n);
+                let extra = with
+                    .iter()
+                    .zip(&without)
+                    .filter(|(w, o)| **w != Some(which) && w != o)
+                    .count();
+                extra as f64 / 65537.0
+            })
+            .collect()
+    }
+
+    /// Maglev's churn, on average and at worst but for rare trials (see [`EXTRA_CHURN_MEAN`]).
+    fn assert_churn(what: &str, churn: &[f64]) {
+        let mean = churn.iter().sum::<f64>() / churn.len() as f64;
+        let over = churn.iter().filter(|&&c| c > EXTRA_CHURN_MAX).count();
+        let worst = churn.iter().copied().fold(0.0, f64::max);
+        eprintln!(
+            "{what}: mean extra churn {mean:.5}, worst {worst:.4}, {over} above {EXTRA_CHURN_MAX}"
+        );
+        assert!(
+            mean <= EXTRA_CHURN_MEAN,
+            "{what}: mean extra churn {mean:.4}"
+        );
+        assert!(
+            over * 50 <= churn.len(),
+            "{what}: {over} of {} trials above {EXTRA_CHURN_MAX}",
+            churn.len()
+        );
+    }
+
+    /// Removing one of N dests: every slot it had moves (to the others), and little moves
+    /// between the dests that stay.
+    #[test]
+    fn removing_a_dest_moves_its_slots_and_few_others() {
+        let churn = churn(2, |with, without, gone, n| {
+            assert!(without.iter().all(|o| o.is_some() && *o != gone));
+            let moved = with.iter().filter(|o| **o == gone).count();
+            assert!(
+                moved.abs_diff(65537 / n) <= 1,
+                "{n} dests: the removed one had {moved}"
+            );
+        });
+        assert_churn("removal", &churn);
+    }
+
+    /// Adding a dest (anywhere in the order) to N: it takes its share from the others, and
+    /// little moves between the dests that were there.
+    #[test]
+    fn adding_a_dest_takes_its_share_and_moves_few_others() {
+        let churn = churn(3, |with, _without, added, n| {
+            let gained = with.iter().filter(|o| **o == added).count();
+            assert!(
+                gained.abs_diff(65537 / n) <= 1,
+                "{n} dests: the new one took {gained}"
+            );
+        });
+        assert_churn("addition", &churn);
+    }
+
+    /// The degenerate case the mean allows for: the bound is not per set of dests.
+    #[test]
+    fn maglevs_churn_is_bounded_only_on_average() {
+        let all = at(&[0, 351666075, 1896040704], [1; 3]);
+        let with = owners(&MaglevHashing::new(&all), &all);
+        let without = owners(&MaglevHashing::new(&all[1..]), &all[1..]);
+        let extra = with
+            .iter()
+            .zip(&without)
+            .filter(|(w, o)| **w != Some(all[0].addr) && w != o)
+            .count();
+        assert_eq!(extra, 20793);
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
@@ -666,47 +767,6 @@ mod tests {
                 prop_assert!((n as f64 - share).abs() <= f64::from(w / g),
                     "weight {} of {}: {} slots for a share of {:.1}", w, sum, n, share);
             }
-        }
-
-        /// Removing one of N dests: every slot it had moves (to the others), and at most
-        /// EXTRA_CHURN_MAX of the table moves between the dests that stay.
-        #[test]
-        fn removing_a_dest_moves_its_slots_and_few_others(
-            addrs in prop::collection::btree_set(any::<u32>(), 2..=20),
-            which in any::<prop::sample::Index>(),
-        ) {
-            let addrs: Vec<u32> = addrs.into_iter().collect();
-            let before = at(&addrs, [1; 20]);
-            let mut after = before.clone();
-            let gone = Some(after.remove(which.index(before.len())).addr);
-            let old = owners(&MaglevHashing::new(&before), &before);
-            let new = owners(&MaglevHashing::new(&after), &after);
-            prop_assert!(new.iter().all(|o| o.is_some() && *o != gone));
-            let extra = old.iter().zip(&new).filter(|(o, n)| **o != gone && o != n).count();
-            let moved = old.iter().filter(|o| **o == gone).count();
-            prop_assert!(moved.abs_diff(65537 / before.len()) <= 1);
-            prop_assert!(extra as f64 <= EXTRA_CHURN_MAX * 65537.0,
-                "{} dests: {} slots of the removed one, {} more moved", before.len(), moved, extra);
-        }
-
-        /// Adding a dest (anywhere in the order) to N: it takes its share from the others, and
-        /// at most EXTRA_CHURN_MAX of the table moves between the dests that were there.
-        #[test]
-        fn adding_a_dest_takes_its_share_and_moves_few_others(
-            addrs in prop::collection::btree_set(any::<u32>(), 3..=21),
-            which in any::<prop::sample::Index>(),
-        ) {
-            let addrs: Vec<u32> = addrs.into_iter().collect();
-            let after = at(&addrs, [1; 21]);
-            let mut before = after.clone();
-            let added = Some(before.remove(which.index(after.len())).addr);
-            let old = owners(&MaglevHashing::new(&before), &before);
-            let new = owners(&MaglevHashing::new(&after), &after);
-            let extra = old.iter().zip(&new).filter(|(o, n)| **n != added && o != n).count();
-            let gained = new.iter().filter(|n| **n == added).count();
-            prop_assert!(gained.abs_diff(65537 / after.len()) <= 1);
-            prop_assert!(extra as f64 <= EXTRA_CHURN_MAX * 65537.0,
-                "{} dests: the new one took {}, {} more moved", after.len(), gained, extra);
         }
 
         /// The table is a function of the dests alone: two builds are identical, and a
