@@ -73,18 +73,6 @@ void rvs_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t flags, uint16_t l2_len
 uint16_t rvs_mbuf_l2_len(const struct rte_mbuf *m) { return m->l2_len; }
 uint16_t rvs_mbuf_l3_len(const struct rte_mbuf *m) { return m->l3_len; }
 
-int rvs_link_up(uint16_t port)
-{
-	struct rte_eth_link link;
-	int rc;
-
-	memset(&link, 0, sizeof(link));
-	rc = rte_eth_link_get_nowait(port, &link);
-	if (rc < 0)
-		return rc;
-	return link.link_status == RTE_ETH_LINK_UP;
-}
-
 int rvs_link_get(uint16_t port, int *up, uint32_t *speed_mbps)
 {
 	struct rte_eth_link link;

@@ -52,7 +52,6 @@ uint16_t rvs_mbuf_l2_len(const struct rte_mbuf *m);
 uint16_t rvs_mbuf_l3_len(const struct rte_mbuf *m);
 
 /* Ports. */
-int rvs_link_up(uint16_t port);
 /* The link's state and speed in Mbit/s (0 while down or unknown); 0 or a negative errno. */
 int rvs_link_get(uint16_t port, int *up, uint32_t *speed_mbps);
 

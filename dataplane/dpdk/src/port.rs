@@ -841,8 +841,7 @@ impl Port {
 
     /// True if the link is up (without waiting for negotiation).
     pub fn link_up(&self) -> bool {
-        // Safety: valid port; the shim fills a local struct.
-        unsafe { ffi::rvs_link_up(self.id) == 1 }
+        read_link(self.id).is_ok_and(|l| l.up)
     }
 
     /// Takes the handle on RX/TX queue pair `queue` (both must be configured), for one
