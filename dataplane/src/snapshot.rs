@@ -536,12 +536,35 @@ fn routes6(ifaces: &[Iface], cfg: &[RouteConfig6]) -> Result<Vec<RouteEntry<Cidr
     Ok(routes)
 }
 
+/// No untagged interface on a port ([`Snapshot::iface_index`]).
+const NO_IFACE: u16 = u16::MAX;
+
+/// The untagged interface of each port, indexed by port, [`NO_IFACE`] where there is none.
+fn untagged_ifaces(by_port: &HashMap<(u16, Option<u16>), u16>) -> Vec<u16> {
+    let ports = by_port.keys().map(|&(p, _)| usize::from(p) + 1).max();
+    let mut v = vec![NO_IFACE; ports.unwrap_or(0)];
+    for (&(port, vlan), &i) in by_port {
+        if vlan.is_none() {
+            v[usize::from(port)] = i;
+        }
+    }
+    v
+}
+
 /// The validated, derived, immutable configuration that workers read.
 #[derive(Debug)]
 pub struct Snapshot {
     ifaces: Vec<Iface>,
     iface_by_port: HashMap<(u16, Option<u16>), u16>,
+    /// The untagged interface of each port ([`NO_IFACE`] for none), indexed by port: the
+    /// common frame's interface without a hash lookup.
+    untagged: Vec<u16>,
     routes: Vec<RouteEntry>,
+    /// Each IPv4 route's (network, mask) as numbers, in `routes`' order: what the lookup
+    /// compares, with no mask to compute per entry.
+    route_nets: Vec<(u32, u32)>,
+    /// The same for the IPv6 routes.
+    route6_nets: Vec<(u128, u128)>,
     routes6: Vec<RouteEntry<Cidr6>>,
     local: HashMap<Ipv4Addr, Local>,
     /// The director's IPv6 addresses: DIPs and VIPs.
@@ -734,10 +757,27 @@ impl Snapshot {
             );
         }
 
+        let untagged = untagged_ifaces(&iface_by_port);
+        let route_nets = routes
+            .iter()
+            .map(|e| (u32::from(e.net.addr) & e.net.mask(), e.net.mask()))
+            .collect();
+        let route6_nets = routes6
+            .iter()
+            .map(|e| {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(e.net.len.min(128)))
+                    .unwrap_or(0);
+                (e.net.addr.to_bits() & mask, mask)
+            })
+            .collect();
         let mut snap = Snapshot {
             ifaces,
             iface_by_port,
+            untagged,
             routes,
+            route_nets,
+            route6_nets,
             routes6,
             local,
             local6,
@@ -1118,7 +1158,14 @@ impl Snapshot {
     /// The interface receiving frames on `port` with `vlan`.
     #[inline]
     pub fn iface_index(&self, port: u16, vlan: Option<u16>) -> Option<u16> {
-        self.iface_by_port.get(&(port, vlan)).copied()
+        match vlan {
+            None => self
+                .untagged
+                .get(usize::from(port))
+                .copied()
+                .filter(|&i| i != NO_IFACE),
+            Some(_) => self.iface_by_port.get(&(port, vlan)).copied(),
+        }
     }
 
     /// Interface `i`.
@@ -1135,26 +1182,31 @@ impl Snapshot {
     /// Longest-prefix route lookup.
     #[inline]
     pub fn route(&self, dst: Ipv4Addr) -> Option<Hop> {
-        self.routes
+        let d = u32::from(dst);
+        let i = self
+            .route_nets
             .iter()
-            .find(|e| e.net.contains(dst))
-            .map(|e| Hop {
-                iface: e.iface,
-                nexthop: e.via.unwrap_or(dst),
-                on_link: e.via.is_none(),
-            })
+            .position(|&(net, mask)| d & mask == net)?;
+        self.routes.get(i).map(|e| Hop {
+            iface: e.iface,
+            nexthop: e.via.unwrap_or(dst),
+            on_link: e.via.is_none(),
+        })
     }
 
     /// The IPv6 route to `dst`: the longest prefix that holds it.
+    #[inline]
     pub fn route6(&self, dst: Ipv6Addr) -> Option<Hop6> {
-        self.routes6
+        let d = dst.to_bits();
+        let i = self
+            .route6_nets
             .iter()
-            .find(|e| e.net.contains(dst))
-            .map(|e| Hop6 {
-                iface: e.iface,
-                nexthop: e.via.unwrap_or(dst),
-                on_link: e.via.is_none(),
-            })
+            .position(|&(net, mask)| d & mask == net)?;
+        self.routes6.get(i).map(|e| Hop6 {
+            iface: e.iface,
+            nexthop: e.via.unwrap_or(dst),
+            on_link: e.via.is_none(),
+        })
     }
 
     /// The director's IPv6 address on interface `iface` to use toward `peer`: the DIP whose
@@ -1231,7 +1283,10 @@ impl Snapshot {
         Arc::new(Snapshot {
             ifaces: Vec::new(),
             iface_by_port: HashMap::new(),
+            untagged: Vec::new(),
             routes: Vec::new(),
+            route_nets: Vec::new(),
+            route6_nets: Vec::new(),
             routes6: Vec::new(),
             local: HashMap::new(),
             local6: HashMap::new(),
@@ -1311,6 +1366,66 @@ mod tests {
             managed: vec![VIP, LIP],
             ..DirectorConfig::default()
         }
+    }
+
+    #[test]
+    fn frames_find_their_interface_and_packets_their_longest_prefix() {
+        let mut c = cfg();
+        // Port 2 carries only a VLAN: an untagged frame there has no interface.
+        c.interfaces.push(iface(
+            "lan1.7",
+            2,
+            Some(7),
+            Cidr::new(Ipv4Addr::new(172, 16, 0, 1), 16),
+        ));
+        c.routes = vec![
+            RouteConfig {
+                dst: Cidr::new(Ipv4Addr::UNSPECIFIED, 0),
+                via: Ipv4Addr::new(192, 0, 2, 254),
+            },
+            RouteConfig {
+                dst: Cidr::new(Ipv4Addr::new(10, 9, 0, 0), 16),
+                via: Ipv4Addr::new(10, 1, 0, 254),
+            },
+        ];
+        let s = Snapshot::build(&c).unwrap();
+        assert_eq!(s.iface_index(0, None), Some(0));
+        assert_eq!(s.iface_index(0, Some(100)), Some(1));
+        assert_eq!(s.iface_index(1, None), Some(2));
+        assert_eq!(s.iface_index(2, None), None);
+        assert_eq!(s.iface_index(2, Some(7)), Some(3));
+        assert_eq!(s.iface_index(0, Some(7)), None);
+        assert_eq!(s.iface_index(9, None), None);
+        let hop = |a: [u8; 4]| {
+            s.route(Ipv4Addr::from(a))
+                .map(|h| (h.iface, h.nexthop, h.on_link))
+        };
+        // Connected subnets, on the link.
+        assert_eq!(
+            hop([10, 1, 0, 11]),
+            Some((2, Ipv4Addr::new(10, 1, 0, 11), true))
+        );
+        assert_eq!(
+            hop([203, 0, 113, 9]),
+            Some((1, Ipv4Addr::new(203, 0, 113, 9), true))
+        );
+        assert_eq!(
+            hop([172, 16, 3, 4]),
+            Some((3, Ipv4Addr::new(172, 16, 3, 4), true))
+        );
+        // The /16 gateway route before the default; the default for the rest.
+        assert_eq!(
+            hop([10, 9, 8, 7]),
+            Some((2, Ipv4Addr::new(10, 1, 0, 254), false))
+        );
+        assert_eq!(
+            hop([198, 51, 100, 7]),
+            Some((0, Ipv4Addr::new(192, 0, 2, 254), false))
+        );
+        // Without the default route, an address no prefix holds has no route.
+        c.routes.truncate(0);
+        let s = Snapshot::build(&c).unwrap();
+        assert_eq!(s.route(Ipv4Addr::new(198, 51, 100, 7)), None);
     }
 
     #[test]
