@@ -185,6 +185,78 @@ impl Drop for Ipv4Rewrite<'_> {
     }
 }
 
+/// A TCP or UDP packet's addresses and ports after a NAT or FullNAT rewrite: the four
+/// fields [`rewrite_tuple`] sets at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuple {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+}
+
+/// Rewrites the IPv4 TCP or UDP packet `pkt` (its header `header_len` bytes, `tcp` telling
+/// which) to `to` and decrements its TTL, with both checksums updated: what [`Ipv4Rewrite`]
+/// does with four setters and [`Ipv4Rewrite::dec_ttl`], in one straight line. The addresses'
+/// change is summed once for both checksums, and the two ports as one 32-bit word. A field
+/// that keeps its value changes nothing. UDP's zero checksum is kept (RFC 768).
+///
+/// # Panics
+/// If `pkt` is shorter than its headers (`header_len` ≥ 20, then 8 bytes of UDP or 20 of
+/// TCP header), as [`Ipv4Rewrite::new`].
+#[inline]
+pub fn rewrite_tuple(pkt: &mut [u8], header_len: usize, tcp: bool, to: Tuple) {
+    // One's complement sums of 32-bit words in a 64-bit accumulator, folded once at the end
+    // (RFC 1071 section 2(C)): an edit `old` → `new` adds `!old` and `new`.
+    fn fold64(sum: u64) -> u16 {
+        let sum = (sum & 0xffff_ffff) + (sum >> 32);
+        let sum = (sum & 0xffff_ffff) + (sum >> 32);
+        checksum::fold(sum as u32)
+    }
+    let (hdr, l4) = pkt.split_at_mut(header_len);
+    let ip: &mut [u8; IPV4_MIN_HEADER_LEN] = field(hdr, 0);
+    let addrs: &mut [u8; 8] = field(ip, ip_field::SRC);
+    let old = u64::from_be_bytes(*addrs);
+    let new = u64::from(u32::from(to.src)) << 32 | u64::from(u32::from(to.dst));
+    *addrs = new.to_be_bytes();
+    let a =
+        u64::from(!(old >> 32) as u32) + u64::from(!old as u32) + (new >> 32) + (new & 0xffff_ffff);
+    let t = ip_field::TTL;
+    let word = u16::from_be_bytes([ip[t], ip[t + 1]]);
+    ip[t] = ip[t].wrapping_sub(1);
+    let ip_delta = fold64(a + u64::from(!word) + u64::from(word.wrapping_sub(0x100)));
+    // As `Ipv4Rewrite::finish`: edits that add up to nothing leave a checksum as it is.
+    if !matches!(ip_delta, 0 | 0xffff) {
+        let sum: &mut [u8; 2] = field(ip, ip_field::CHECKSUM);
+        *sum = (!checksum::fold(u32::from(!u16::from_be_bytes(*sum)) + u32::from(ip_delta)))
+            .to_be_bytes();
+    }
+    let ports: &mut [u8; 4] = field(l4, tcp::field::SRC_PORT);
+    let old = u32::from_be_bytes(*ports);
+    let new = u32::from(to.sport) << 16 | u32::from(to.dport);
+    *ports = new.to_be_bytes();
+    let l4_delta = fold64(a + u64::from(!old) + u64::from(new));
+    if matches!(l4_delta, 0 | 0xffff) {
+        return;
+    }
+    let at = if tcp {
+        tcp::field::CHECKSUM
+    } else {
+        udp::field::CHECKSUM
+    };
+    let sum: &mut [u8; 2] = field(l4, at);
+    let c = u16::from_be_bytes(*sum);
+    if !tcp && c == 0 {
+        return;
+    }
+    let c = !checksum::fold(u32::from(!c) + u32::from(l4_delta));
+    *sum = if !tcp && c == 0 { 0xffff } else { c }.to_be_bytes();
+}
+
 /// An in-place rewrite of one IPv6 TCP or UDP packet that keeps its L4 checksum right (IPv6
 /// has no header checksum; the addresses count in the L4 checksum through its pseudo-header).
 /// The checksum is written when the value is dropped.
@@ -554,6 +626,92 @@ mod tests {
         assert_eq!(p[8], 63);
         assert_eq!(&p[12..16], &[10, 9, 0, 1]);
         assert_eq!(u16::from_be_bytes([p[22], p[23]]), 8080);
+    }
+
+    /// An IPv4 TCP or UDP packet from `src` to `dst` with `payload`, TTL `ttl`, its checksums
+    /// right (a UDP one left 0 when `zero`).
+    fn packet4(
+        tcp: bool,
+        (src, dst): ([u8; 4], [u8; 4]),
+        ports: (u16, u16),
+        ttl: u8,
+        payload: &[u8],
+        zero: bool,
+    ) -> Vec<u8> {
+        let l4 = if tcp { 20 } else { 8 };
+        let mut p = vec![0u8; 20 + l4 + payload.len()];
+        let total = p.len() as u16;
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[8] = ttl;
+        p[9] = if tcp { 6 } else { 17 };
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&dst);
+        let c = checksum::checksum(&p[0..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p[20..22].copy_from_slice(&ports.0.to_be_bytes());
+        p[22..24].copy_from_slice(&ports.1.to_be_bytes());
+        p[20 + l4..].copy_from_slice(payload);
+        if tcp {
+            p[32] = 0x50;
+            p[33] = 0x10;
+            fill_l4(&mut p, 6, 16);
+        } else {
+            p[24..26].copy_from_slice(&(total - 20).to_be_bytes());
+            if !zero {
+                fill_l4(&mut p, 17, 6);
+            }
+        }
+        p
+    }
+
+    proptest::proptest! {
+        /// The one-line rewrite is byte for byte what the setters make, zero UDP checksums
+        /// and fields that keep their values included.
+        #[test]
+        fn the_tuple_rewrite_is_the_setters_rewrite(
+            tcp: bool,
+            zero: bool,
+            from: ([u8; 4], [u8; 4]),
+            ports: (u16, u16),
+            ttl in 2u8..=255,
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            to: ([u8; 4], [u8; 4]),
+            to_ports: (u16, u16),
+            keep in 0u8..16,
+        ) {
+            let p = packet4(tcp, from, ports, ttl, &payload, zero);
+            // Each bit of `keep` leaves one field as it was.
+            fn pick<T>(keep: u8, bit: u8, old: T, new: T) -> T {
+                if keep & bit != 0 {
+                    old
+                } else {
+                    new
+                }
+            }
+            let t = Tuple {
+                src: Ipv4Addr::from(pick(keep, 1, from.0, to.0)),
+                dst: Ipv4Addr::from(pick(keep, 2, from.1, to.1)),
+                sport: pick(keep, 4, ports.0, to_ports.0),
+                dport: pick(keep, 8, ports.1, to_ports.1),
+            };
+            let mut a = p.clone();
+            {
+                let proto = if tcp { IpProto::Tcp } else { IpProto::Udp };
+                let mut r = Ipv4Rewrite::new(&mut a, 20, proto);
+                r.set_src(t.src);
+                r.set_dst(t.dst);
+                r.set_sport(t.sport);
+                r.set_dport(t.dport);
+                r.dec_ttl();
+            }
+            let mut b = p.clone();
+            rewrite_tuple(&mut b, 20, tcp, t);
+            proptest::prop_assert_eq!(&a, &b);
+            if tcp || !zero {
+                verify(&b);
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::device::Device;
 use crate::drop::DropReason;
 use crate::icmp;
 use crate::parse::{Ipv4Meta, L4};
-use crate::rewrite::{self, Ipv4Rewrite};
+use crate::rewrite::{self, Ipv4Rewrite, Tuple};
 use crate::synproxy::Shift;
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{IpProto, Ipv4Header, IPV4_MIN_HEADER_LEN};
@@ -200,6 +200,32 @@ pub(super) fn routed(mode: ForwardMode) -> bool {
 #[inline]
 pub(super) fn rewrite_routed(pkt: &mut [u8], m: &Ipv4Meta, f: &Forward, orig: &FlowKey, dir: Dir) {
     let icmp = m.proto == IpProto::Icmp;
+    if !icmp {
+        // TCP and UDP: the four fields in one straight line. Toward the RS the source stays
+        // the client's under NAT; back to the client both modes restore the original's.
+        let to = match (f.via, dir) {
+            (Via::FullNat { lip, lport }, Dir::Original) => Tuple {
+                src: lip,
+                dst: f.rip,
+                sport: lport,
+                dport: f.rport,
+            },
+            (_, Dir::Original) => Tuple {
+                src: orig.src,
+                dst: f.rip,
+                sport: orig.sport,
+                dport: f.rport,
+            },
+            (_, Dir::Reply) => Tuple {
+                src: orig.dst,
+                dst: orig.src,
+                sport: orig.dport,
+                dport: orig.sport,
+            },
+        };
+        rewrite::rewrite_tuple(pkt, m.header_len, m.proto == IpProto::Tcp, to);
+        return;
+    }
     let mut r = Ipv4Rewrite::new(pkt, m.header_len, m.proto);
     match (f.via, dir) {
         (Via::FullNat { lip, lport }, Dir::Original) => {
