@@ -30,9 +30,10 @@
 //! [`PARK_PER_NEIGHBOUR`] items inline. When the table is full, new entries are refused rather
 //! than evicting resolved neighbours (an ARP flood must not push out the RS gateways).
 
+use core::cell::Cell;
 use core::fmt;
 use core::hash::Hash;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 use arrayvec::ArrayVec;
 use hashbrown::HashMap;
@@ -131,13 +132,60 @@ impl<P> Entry<P> {
 
 /// The neighbours of one address family (`A`: IPv4 by ARP, the default, or IPv6 by neighbour
 /// discovery) of one worker, with the items parked while they resolve.
-#[derive(Debug)]
 pub struct NeighTable<P, A = Ipv4Addr> {
     cfg: NeighConfig,
     entries: HashMap<A, Entry<P>>,
+    /// The MACs [`NeighTable::lookup`] found lately, direct-mapped by address: next hops are
+    /// few (the gateways, the on-link RSs), so the data path's lookups mostly end here
+    /// instead of hashing into `entries`. An entry holds while its `version` is the table's.
+    front: [Cell<Option<Front<A>>>; FRONT_SLOTS],
+    /// Moves on every change of an address's MAC or presence, making `front` stale.
+    version: u32,
 }
 
-impl<P, A: Copy + Eq + Hash> NeighTable<P, A> {
+impl<P: fmt::Debug, A: fmt::Debug> fmt::Debug for NeighTable<P, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NeighTable")
+            .field("cfg", &self.cfg)
+            .field("entries", &self.entries)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Slots of [`NeighTable`]'s front cache.
+const FRONT_SLOTS: usize = 16;
+
+/// A front cache entry: `ip` had `mac` at table version `version`.
+#[derive(Clone, Copy, Debug)]
+struct Front<A> {
+    ip: A,
+    mac: EthernetAddress,
+    version: u32,
+}
+
+/// A neighbour's address as the front cache places it.
+pub trait FrontSlot: Copy + Eq + Hash {
+    /// Its slot, below [`FRONT_SLOTS`].
+    fn front_slot(self) -> usize;
+}
+
+impl FrontSlot for Ipv4Addr {
+    #[inline]
+    fn front_slot(self) -> usize {
+        (u32::from(self).wrapping_mul(0x9e37_79b1) >> 28) as usize
+    }
+}
+
+impl FrontSlot for Ipv6Addr {
+    #[inline]
+    fn front_slot(self) -> usize {
+        let b = self.to_bits();
+        ((b as u32 ^ (b >> 32) as u32).wrapping_mul(0x9e37_79b1) >> 28) as usize
+    }
+}
+
+impl<P, A: FrontSlot> NeighTable<P, A> {
     /// An empty table with room for `cfg.capacity` entries, all allocated now.
     ///
     /// # Panics
@@ -146,13 +194,39 @@ impl<P, A: Copy + Eq + Hash> NeighTable<P, A> {
         NeighTable {
             cfg,
             entries: HashMap::with_capacity(cfg.capacity.saturating_mul(2)),
+            front: core::array::from_fn(|_| Cell::new(None)),
+            version: 0,
         }
     }
 
     /// The MAC for `ip` if known (reachable, stale or static); never creates an entry.
     #[inline]
     pub fn lookup(&self, ip: A) -> Option<EthernetAddress> {
-        self.entries.get(&ip).and_then(Entry::mac)
+        let slot = &self.front[ip.front_slot() % FRONT_SLOTS];
+        if let Some(f) = slot.get() {
+            if f.ip == ip && f.version == self.version {
+                return Some(f.mac);
+            }
+        }
+        let mac = self.entries.get(&ip).and_then(Entry::mac)?;
+        slot.set(Some(Front {
+            ip,
+            mac,
+            version: self.version,
+        }));
+        Some(mac)
+    }
+
+    /// Makes every front cache entry stale (a MAC changed, or an address came or went).
+    #[inline]
+    fn changed(&mut self) {
+        self.version = self.version.wrapping_add(1);
+        if self.version == 0 {
+            // After 2^32 changes an old entry's version could match again: clear them all.
+            for f in &self.front {
+                f.set(None);
+            }
+        }
     }
 
     /// True if there is an entry for `ip` in any state (incomplete ones included).
@@ -182,6 +256,7 @@ impl<P, A: Copy + Eq + Hash> NeighTable<P, A> {
         }
         let mut parked = ArrayVec::new();
         parked.push(item);
+        self.changed();
         self.entries.insert(
             ip,
             Entry {
@@ -210,6 +285,7 @@ impl<P, A: Copy + Eq + Hash> NeighTable<P, A> {
         now: u64,
         mut release: impl FnMut(P, EthernetAddress),
     ) {
+        self.changed();
         if let Some(e) = self.entries.get_mut(&ip) {
             if e.state == NeighState::Static {
                 return;
@@ -237,6 +313,7 @@ impl<P, A: Copy + Eq + Hash> NeighTable<P, A> {
     ///
     /// Visits every entry: call it every few hundred milliseconds, not per packet.
     pub fn tick(&mut self, now: u64, mut probe: impl FnMut(A), mut give_up: impl FnMut(P)) {
+        self.changed();
         let cfg = self.cfg;
         self.entries.retain(|&ip, e| {
             match e.state {
@@ -274,6 +351,7 @@ impl<P, A: Copy + Eq + Hash> NeighTable<P, A> {
         if !self.entries.contains_key(&ip) && self.entries.len() >= self.cfg.capacity {
             return false;
         }
+        self.changed();
         self.entries
             .insert(ip, Self::resolved(NeighState::Static, mac, 0));
         true
@@ -628,6 +706,35 @@ mod tests {
                 let ids: Vec<u32> =
                     released.iter().filter(|r| r.0 == ip(i)).map(|r| r.1).collect();
                 prop_assert!(ids.windows(2).all(|w| w[0] < w[1]), "FIFO release");
+            }
+        }
+    }
+
+    proptest! {
+        /// The front cache never answers differently from the table: after any sequence of
+        /// parking, learning (a MAC that changes), static entries, aging and deletion, every
+        /// address (more than the cache has slots, so they collide) looks up as the table holds it.
+        #[test]
+        fn the_front_cache_answers_as_the_table(
+            ops in proptest::collection::vec((0u8..6, 0u8..40, 0u8..3), 0..300),
+        ) {
+            let cfg = NeighConfig { capacity: 24, reachable_ms: 3_000, retrans_ms: 500, max_probes: 2 };
+            let mut t: NeighTable<u32> = NeighTable::new(cfg);
+            let mut now = 0u64;
+            let ip = |i: u8| Ipv4Addr::new(10, 0, i / 8, i);
+            let mac = |m: u8| EthernetAddress([2, 0, 0, 0, 0, m]);
+            for (op, i, m) in ops {
+                match op {
+                    0 => drop(t.park(ip(i), 0, now)),
+                    1 | 2 => t.learn(ip(i), mac(m), now, |_, _| {}),
+                    3 => drop(t.insert_static(ip(i), mac(m + 10))),
+                    4 => t.tick(now, |_| {}, |_| {}),
+                    _ => now += 700,
+                }
+                for j in 0..40 {
+                    let truth = t.entries.get(&ip(j)).and_then(Entry::mac);
+                    prop_assert_eq!(t.lookup(ip(j)), truth);
+                }
             }
         }
     }
