@@ -88,15 +88,18 @@ impl<D: Device> Worker<D> {
                 }
             }
         }
+        self.counters.add(Counter::RxPackets, rx.len() as u64);
+        let mut bytes = 0;
         // Drained in place: `for buf in rx` would move the whole burst array (a memcpy of its
-        // full capacity on every poll, empty or not).
-        let staged = staged.drain(..).chain(core::iter::repeat(None));
-        for (buf, s) in rx.drain(..).zip(staged) {
-            self.counters.count(Counter::RxPackets);
-            self.counters.add(Counter::RxBytes, buf.len() as u64);
+        // full capacity on every poll, empty or not). Each frame's stages are read where they
+        // lie, not moved.
+        for (i, buf) in rx.drain(..).enumerate() {
+            bytes += buf.len() as u64;
+            let s = staged.get(i).and_then(Option::as_ref);
             let verdict = self.process(port, buf, s, false);
             self.settle(verdict);
         }
+        self.counters.add(Counter::RxBytes, bytes);
     }
 
     /// Decides what becomes of one received frame (`redirected`: handed over by a peer);
@@ -105,21 +108,25 @@ impl<D: Device> Worker<D> {
         &mut self,
         port: u16,
         mut buf: D::Buf,
-        staged: Option<Staged>,
+        staged: Option<&Staged>,
         redirected: bool,
     ) -> Verdict<D::Buf> {
         if !buf.is_contiguous() {
             return Err(DropReason::MultiSegment);
         }
+        let parsed;
         let (p, hint) = match staged {
             Some(s) => (
-                s.parsed,
+                &s.parsed,
                 Some(Hint {
                     hash: s.hash,
                     cand: s.cand,
                 }),
             ),
-            None => (parse::parse(buf.data())?, None),
+            None => {
+                parsed = parse::parse(buf.data())?;
+                (&parsed, None)
+            }
         };
         let port_mac = self.tx.ports[port as usize].mac().0;
         let group = p.dst_mac[0] & 1 == 1;
@@ -129,7 +136,7 @@ impl<D: Device> Worker<D> {
         let Some(iface) = self.snap.iface_index(port, p.vlan) else {
             return Err(DropReason::UnknownVlan);
         };
-        match p.l3 {
+        match &p.l3 {
             L3::Arp => {
                 let repr = ArpPacket::new_checked(&buf.data()[p.l3_off..])
                     .and_then(|a| ArpRepr::parse(&a));
@@ -142,7 +149,7 @@ impl<D: Device> Worker<D> {
                 }
                 self.arp(iface, buf, p.src_mac, repr, redirected)
             }
-            L3::Ipv6(m) => self.ipv6(port, iface, buf, &p, &m, group, redirected),
+            L3::Ipv6(m) => self.ipv6(port, iface, buf, p, m, group, redirected),
             L3::Ipv4(m) => {
                 buf.truncate(p.l3_off + m.total_len);
                 if group {
@@ -153,7 +160,7 @@ impl<D: Device> Worker<D> {
                     self.counters.count(Counter::MulticastToKernel);
                     return self.exception(port, buf);
                 }
-                self.ipv4(port, buf, p.l3_off, &m, hint, redirected)
+                self.ipv4(port, buf, p.l3_off, m, hint, redirected)
             }
         }
     }
