@@ -30,14 +30,14 @@ pub(super) struct Tx<D: Device> {
 }
 
 impl<D: Device> Tx<D> {
+    /// Queues `buf` for TX on `port`, flushing the port's buffer first when it is full. It
+    /// is counted as sent when the flush hands it to the device.
     #[inline]
     pub(super) fn send(&mut self, port: u16, buf: D::Buf, c: &mut Counters) {
         let p = port as usize;
         if self.bufs[p].is_full() {
             self.flush(p, c);
         }
-        c.count(Counter::TxPackets);
-        c.add(Counter::TxBytes, buf.len() as u64);
         // After a flush the buffer has room: a device that took nothing had its packets dropped.
         if let Err(e) = self.bufs[p].try_push(buf) {
             drop(e);
@@ -45,21 +45,25 @@ impl<D: Device> Tx<D> {
         }
     }
 
+    /// Hands port `p`'s TX buffer to the device: what it took is counted as sent (packets and
+    /// bytes, once per burst), what it did not is dropped, counted like a full TX ring.
     #[inline]
     pub(super) fn flush(&mut self, p: usize, c: &mut Counters) {
         if self.bufs[p].is_empty() {
             return;
         }
+        let queued = self.bufs[p].len() as u64;
+        let mut bytes: u64 = self.bufs[p].iter().map(|b| b.len() as u64).sum();
         self.ports[p].tx_burst(&mut self.bufs[p]);
-        // What the device did not take is dropped (counted), like a full TX ring.
         let left = self.bufs[p].len() as u64;
         if left > 0 {
             for b in self.bufs[p].drain(..) {
-                c.sub(Counter::TxPackets, 1);
-                c.sub(Counter::TxBytes, b.len() as u64);
+                bytes -= b.len() as u64;
             }
             c.add_drops(DropReason::TxFull, left);
         }
+        c.add(Counter::TxPackets, queued - left);
+        c.add(Counter::TxBytes, bytes);
     }
 
     pub(super) fn flush_all(&mut self, c: &mut Counters) {
