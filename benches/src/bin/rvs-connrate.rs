@@ -428,11 +428,17 @@ struct Trial {
     /// The fraction of the trial R spent in loop rounds that moved frames (the rest it
     /// polled empty rings): how near R itself is to its limit.
     busy: f64,
+    /// The longest round: R away from its rings that long (preempted, mostly).
+    stall: Duration,
 }
 
 /// Received mbufs kept to carry later segments (a second answer, a SYN) instead of going
 /// back to the pool: about as many frames need no answer as need a second one.
 const SPARES: usize = 256;
+/// Most bursts taken from a side per round. One a round would let a side's ring fill: each
+/// frame from the server side can ask for two from the client side, and after R was
+/// preempted the SYNs due meanwhile come on top; a ring drained as it fills does not overflow.
+const RX_BURSTS: usize = 8;
 
 struct Gen<'a> {
     a: &'a Args,
@@ -501,46 +507,58 @@ impl Gen<'_> {
         }
     }
 
-    /// Answers everything waiting on both sides, each answer written over the frame it
-    /// answers where it can; returns how many frames arrived.
+    /// Answers what waits on both sides, up to [`RX_BURSTS`] bursts a side, each answer
+    /// written over the frame it answers where it can; returns how many frames arrived.
     fn poll(&mut self, rx: &mut ArrayVec<Mbuf, BURST>) -> usize {
         let mut got = 0;
         for side in 0..2 {
-            rx.clear();
-            got += self.queues[side].rx_burst(rx);
-            for m in rx.drain(..) {
-                let Some(r) = parse(m.data()) else {
-                    continue;
-                };
-                let answers = if side == 1 {
-                    server_answers(&r.seg)
-                } else {
-                    match client_step(&r.seg) {
-                        ClientStep::Send(segs) => segs,
-                        ClientStep::Complete => {
-                            if let Some(n) = flow_of(r.seg.dst, r.seg.dport) {
-                                self.complete(n);
-                            }
-                            ArrayVec::new()
-                        }
-                        ClientStep::Nothing => ArrayVec::new(),
-                    }
-                };
-                let mut reuse = Some(m);
-                for o in &answers {
-                    let Some(m) = self.mbuf(&mut reuse) else {
-                        break;
-                    };
-                    self.push(side, m, r.src_mac, o);
-                }
-                if let Some(m) = reuse {
-                    if self.spares.len() < SPARES {
-                        self.spares.push(m);
-                    }
+            for _ in 0..RX_BURSTS {
+                rx.clear();
+                let n = self.queues[side].rx_burst(rx);
+                got += n;
+                self.answer(side, rx);
+                if n < BURST {
+                    break;
                 }
             }
         }
         got
+    }
+
+    /// Answers the frames of `rx`, received on `side`.
+    #[inline]
+    fn answer(&mut self, side: usize, rx: &mut ArrayVec<Mbuf, BURST>) {
+        for m in rx.drain(..) {
+            let Some(r) = parse(m.data()) else {
+                continue;
+            };
+            let answers = if side == 1 {
+                server_answers(&r.seg)
+            } else {
+                match client_step(&r.seg) {
+                    ClientStep::Send(segs) => segs,
+                    ClientStep::Complete => {
+                        if let Some(n) = flow_of(r.seg.dst, r.seg.dport) {
+                            self.complete(n);
+                        }
+                        ArrayVec::new()
+                    }
+                    ClientStep::Nothing => ArrayVec::new(),
+                }
+            };
+            let mut reuse = Some(m);
+            for o in &answers {
+                let Some(m) = self.mbuf(&mut reuse) else {
+                    break;
+                };
+                self.push(side, m, r.src_mac, o);
+            }
+            if let Some(m) = reuse {
+                if self.spares.len() < SPARES {
+                    self.spares.push(m);
+                }
+            }
+        }
     }
 
     /// Opens flows at `rate` per second for `seconds`, then answers for the grace period.
@@ -553,11 +571,13 @@ impl Gen<'_> {
         let end = open + Duration::from_secs_f64(self.a.grace);
         let mut opening = true;
         let (mut busy, mut last, mut worked) = (Duration::ZERO, Duration::ZERO, false);
+        let mut stall = Duration::ZERO;
         loop {
             let t = start.elapsed();
             if worked {
                 busy += t - last;
             }
+            stall = stall.max(t - last);
             last = t;
             if opening && t >= open {
                 opening = false;
@@ -600,6 +620,7 @@ impl Gen<'_> {
             completed: self.completed,
             offered: started as f64 / seconds,
             busy: busy.as_secs_f64() / start.elapsed().as_secs_f64(),
+            stall,
         }
     }
 }
@@ -644,8 +665,9 @@ fn run(a: &Args) -> Result<(), String> {
         let failed = t.started - t.completed;
         let _ = writeln!(
             out,
-            "trial rate={rate:.0} offered={:.0} started={} completed={} failed={failed} no_mbuf={} tx_full={} busy={:.0}%",
-            t.offered, t.started, t.completed, g.no_mbuf, g.tx_full, 100.0 * t.busy
+            "trial rate={rate:.0} offered={:.0} started={} completed={} failed={failed} no_mbuf={} tx_full={} busy={:.0}% stall={:.1}ms",
+            t.offered, t.started, t.completed, g.no_mbuf, g.tx_full, 100.0 * t.busy,
+            1e3 * t.stall.as_secs_f64()
         );
         let _ = out.flush();
         if t.started > 0 && (failed as f64) < MAX_FAILED * t.started as f64 {
