@@ -46,6 +46,7 @@
 
 use arrayvec::ArrayVec;
 use dataplane::checksum::{fold, pseudo_header_sum, sum_bytes};
+use dpdk::mbuf::ol;
 use dpdk::{Mbuf, Mempool, Queue, BURST};
 use rvs_benches::peer::{value, Common};
 use std::io::Write;
@@ -165,6 +166,9 @@ fn parse(f: &[u8]) -> Option<Rx> {
         },
     })
 }
+
+/// The TX offload requests an mbuf can carry.
+const TX_OFFLOADS: u64 = ol::TX_IPV4 | ol::TX_IP_CKSUM | ol::TX_TCP_CKSUM | ol::TX_UDP_CKSUM;
 
 /// Frame bytes before the TCP payload: Ethernet, IPv4 and TCP headers, no options.
 const HDRS: usize = 14 + 20 + 20;
@@ -333,6 +337,11 @@ impl Templates {
             m.truncate(len);
         } else if cur < len && !m.append(len - cur) {
             return false;
+        }
+        // A received frame may carry checksum requests for its sender (net_vhost's legacy
+        // offload flags): R's checksums are whole, nothing is left to finish.
+        if m.ol_flags() & TX_OFFLOADS != 0 {
+            m.set_tx_offload(0, 0, 0);
         }
         m.is_contiguous() && self.write(m.data_mut(), dst_mac, src_mac, o)
     }
