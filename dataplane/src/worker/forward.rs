@@ -47,7 +47,6 @@ impl<D: Device> Worker<D> {
         let f = s.data;
         let orig = s.original;
         let before = s.state;
-        let was_active = is_active(before);
         if let SynProxy::Pending(info) = f.synproxy {
             if m.is_fragment() {
                 return Err(DropReason::Fragment);
@@ -97,12 +96,11 @@ impl<D: Device> Worker<D> {
             Met::Found => self.table.on_packet(id, dir, event, self.now),
             Met::Opened(_) => None,
         };
-        if let Some(state) = moved {
+        // A state that did not change moves no counter and nothing to sync.
+        if let Some(state) = moved.filter(|&s| s != before) {
             self.stats
-                .session_moved(f.slot, was_active, is_active(state));
-            if state != before {
-                self.sync_changed(id);
-            }
+                .session_moved(f.slot, is_active(before), is_active(state));
+            self.sync_changed(id);
         }
         if dir == Dir::Reply && before == SessionState::Tcp(TcpState::SynRecv) {
             match event {

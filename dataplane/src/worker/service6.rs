@@ -639,12 +639,12 @@ impl<D: Device> Worker<D> {
         len: usize,
     ) {
         let slot = u32::from(slot);
-        if let Some(state) = self.table6.on_packet(id, dir, event, self.now) {
+        // A state that did not change moves no counter and nothing to sync.
+        let moved = self.table6.on_packet(id, dir, event, self.now);
+        if let Some(state) = moved.filter(|&s| s != before) {
             self.stats
                 .session_moved(slot, is_active(before), is_active(state));
-            if state != before {
-                self.sync_changed6(id);
-            }
+            self.sync_changed6(id);
         }
         self.stats.packet(slot, dir == Dir::Original, len as u64);
     }
