@@ -78,21 +78,26 @@ impl Cidr6 {
 }
 
 impl Cidr6 {
+    /// The network mask as a number (0 for /0).
+    #[inline]
+    pub fn mask(&self) -> u128 {
+        u128::MAX
+            .checked_shl(128 - u32::from(self.len.min(128)))
+            .unwrap_or(0)
+    }
+
     /// True if `ip` is inside the prefix.
     #[inline]
     pub fn contains(&self, ip: Ipv6Addr) -> bool {
-        let mask = u128::MAX
-            .checked_shl(128 - u32::from(self.len.min(128)))
-            .unwrap_or(0);
-        (ip.to_bits() ^ self.addr.to_bits()) & mask == 0
+        (ip.to_bits() ^ self.addr.to_bits()) & self.mask() == 0
     }
 
     /// The prefix with its host bits cleared.
     pub fn masked(&self) -> Cidr6 {
-        let mask = u128::MAX
-            .checked_shl(128 - u32::from(self.len.min(128)))
-            .unwrap_or(0);
-        Cidr6::new(Ipv6Addr::from_bits(self.addr.to_bits() & mask), self.len)
+        Cidr6::new(
+            Ipv6Addr::from_bits(self.addr.to_bits() & self.mask()),
+            self.len,
+        )
     }
 }
 
@@ -764,12 +769,7 @@ impl Snapshot {
             .collect();
         let route6_nets = routes6
             .iter()
-            .map(|e| {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(e.net.len.min(128)))
-                    .unwrap_or(0);
-                (e.net.addr.to_bits() & mask, mask)
-            })
+            .map(|e| (e.net.addr.to_bits() & e.net.mask(), e.net.mask()))
             .collect();
         let mut snap = Snapshot {
             ifaces,
