@@ -114,6 +114,15 @@ impl Delta {
     /// No change.
     pub const ZERO: Delta = Delta(0);
 
+    /// The change whose edits sum to `sum`: 32-bit words of `!old` and `new` added in a 64-bit
+    /// accumulator (RFC 1071 section 2(C)), folded here once.
+    #[inline]
+    pub fn from_sum64(sum: u64) -> Delta {
+        let sum = (sum & 0xffff_ffff) + (sum >> 32);
+        let sum = (sum & 0xffff_ffff) + (sum >> 32);
+        Delta(u32::from(fold(sum as u32)))
+    }
+
     /// Adds a 16-bit field edit `old` → `new`.
     #[inline]
     pub fn add16(&mut self, old: u16, new: u16) {

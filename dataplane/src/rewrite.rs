@@ -210,13 +210,7 @@ pub struct Tuple {
 /// TCP header), as [`Ipv4Rewrite::new`].
 #[inline]
 pub fn rewrite_tuple(pkt: &mut [u8], header_len: usize, tcp: bool, to: Tuple) {
-    // One's complement sums of 32-bit words in a 64-bit accumulator, folded once at the end
-    // (RFC 1071 section 2(C)): an edit `old` → `new` adds `!old` and `new`.
-    fn fold64(sum: u64) -> u16 {
-        let sum = (sum & 0xffff_ffff) + (sum >> 32);
-        let sum = (sum & 0xffff_ffff) + (sum >> 32);
-        checksum::fold(sum as u32)
-    }
+    // An edit `old` → `new` of a 32-bit word adds `!old` and `new` ([`Delta::from_sum64`]).
     let (hdr, l4) = pkt.split_at_mut(header_len);
     let ip: &mut [u8; IPV4_MIN_HEADER_LEN] = field(hdr, 0);
     let addrs: &mut [u8; 8] = field(ip, ip_field::SRC);
@@ -228,33 +222,27 @@ pub fn rewrite_tuple(pkt: &mut [u8], header_len: usize, tcp: bool, to: Tuple) {
     let t = ip_field::TTL;
     let word = u16::from_be_bytes([ip[t], ip[t + 1]]);
     ip[t] = ip[t].wrapping_sub(1);
-    let ip_delta = fold64(a + u64::from(!word) + u64::from(word.wrapping_sub(0x100)));
+    let ip_delta = Delta::from_sum64(a + u64::from(!word) + u64::from(word.wrapping_sub(0x100)));
     // As `Ipv4Rewrite::finish`: edits that add up to nothing leave a checksum as it is.
-    if !matches!(ip_delta, 0 | 0xffff) {
+    if !ip_delta.is_zero() {
         let sum: &mut [u8; 2] = field(ip, ip_field::CHECKSUM);
-        *sum = (!checksum::fold(u32::from(!u16::from_be_bytes(*sum)) + u32::from(ip_delta)))
-            .to_be_bytes();
+        *sum = ip_delta.apply(u16::from_be_bytes(*sum)).to_be_bytes();
     }
     let ports: &mut [u8; 4] = field(l4, tcp::field::SRC_PORT);
     let old = u32::from_be_bytes(*ports);
     let new = u32::from(to.sport) << 16 | u32::from(to.dport);
     *ports = new.to_be_bytes();
-    let l4_delta = fold64(a + u64::from(!old) + u64::from(new));
-    if matches!(l4_delta, 0 | 0xffff) {
+    let l4_delta = Delta::from_sum64(a + u64::from(!old) + u64::from(new));
+    if l4_delta.is_zero() {
         return;
     }
-    let at = if tcp {
-        tcp::field::CHECKSUM
+    if tcp {
+        let sum: &mut [u8; 2] = field(l4, tcp::field::CHECKSUM);
+        *sum = l4_delta.apply(u16::from_be_bytes(*sum)).to_be_bytes();
     } else {
-        udp::field::CHECKSUM
-    };
-    let sum: &mut [u8; 2] = field(l4, at);
-    let c = u16::from_be_bytes(*sum);
-    if !tcp && c == 0 {
-        return;
+        let sum: &mut [u8; 2] = field(l4, udp::field::CHECKSUM);
+        *sum = l4_delta.apply_udp(u16::from_be_bytes(*sum)).to_be_bytes();
     }
-    let c = !checksum::fold(u32::from(!c) + u32::from(l4_delta));
-    *sum = if !tcp && c == 0 { 0xffff } else { c }.to_be_bytes();
 }
 
 /// An in-place rewrite of one IPv6 TCP or UDP packet that keeps its L4 checksum right (IPv6
