@@ -509,11 +509,20 @@ impl<T, K: Key> Table<T, K> {
     /// in between: a key belongs to one session at most).
     #[inline]
     pub fn lookup_hinted(&self, key: &K, hash: KeyHash, c: Candidate) -> Option<(SessionId, Dir)> {
+        self.lookup_candidate(key, c)
+            .or_else(|| self.lookup_hashed(key, hash))
+    }
+
+    /// The session and direction of `key` if it is the one the [`Table::candidate`] `c`
+    /// names; `None` when it is not, which does not mean the table lacks `key` (a tag shared
+    /// with another key, or `key` further along its probe sequence).
+    #[inline(always)]
+    pub fn lookup_candidate(&self, key: &K, c: Candidate) -> Option<(SessionId, Dir)> {
         let want = key.packed();
-        if Store::entry_key(&self.store.slots, c.0).is_some_and(|k| k.packed() == want) {
-            return self.found(c.0);
-        }
-        self.lookup_hashed(key, hash)
+        Store::entry_key(&self.store.slots, c.0)
+            .is_some_and(|k| k.packed() == want)
+            .then(|| self.found(c.0))
+            .flatten()
     }
 
     /// The session `id` refers to, if it is still in the table.
