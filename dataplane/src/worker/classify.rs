@@ -26,9 +26,9 @@ use core::net::Ipv4Addr;
 /// the parser's fast path), its session key's hash and the table's likely entry for it.
 #[derive(Clone, Copy)]
 pub(super) struct Staged {
-    parsed: Parsed,
-    hash: KeyHash,
-    cand: Candidate,
+    pub(super) parsed: Parsed,
+    pub(super) hash: KeyHash,
+    pub(super) cand: Candidate,
 }
 
 /// Where a flow's packet goes ([`Worker::step`]).
@@ -89,6 +89,10 @@ impl<D: Device> Worker<D> {
             }
         }
         self.counters.add(Counter::RxPackets, rx.len() as u64);
+        // The fast path's checks of the port, once per burst: its MAC is a unicast one, and
+        // it has an untagged interface (the stager parses untagged frames only).
+        let port_mac = self.tx.ports[port as usize].mac().0;
+        let fast = port_mac[0] & 1 == 0 && self.snap.iface_index(port, None).is_some();
         let mut bytes = 0;
         // Drained in place: `for buf in rx` would move the whole burst array (a memcpy of its
         // full capacity on every poll, empty or not). Each frame's stages are read where they
@@ -96,6 +100,13 @@ impl<D: Device> Worker<D> {
         for (i, buf) in rx.drain(..).enumerate() {
             bytes += buf.len() as u64;
             let s = staged.get(i).and_then(Option::as_ref);
+            let buf = match s {
+                Some(s) if fast => match self.fast(port_mac, buf, s) {
+                    Ok(()) => continue,
+                    Err(buf) => buf,
+                },
+                _ => buf,
+            };
             let verdict = self.process(port, buf, s, false);
             self.settle(verdict);
         }

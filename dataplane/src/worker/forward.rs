@@ -11,6 +11,7 @@ use crate::drop::DropReason;
 use crate::icmp;
 use crate::parse::{Ipv4Meta, L4};
 use crate::rewrite::{self, Ipv4Rewrite, Tuple};
+use crate::snapshot::Hop;
 use crate::synproxy::Shift;
 use crate::wire::tcp::flags as tcp_flags;
 use crate::wire::{IpProto, Ipv4Header, IPV4_MIN_HEADER_LEN};
@@ -92,22 +93,8 @@ impl<D: Device> Worker<D> {
             None
         };
         // An opened session is already where this packet moved it.
-        let moved = match met {
-            Met::Found => self.table.on_packet(id, dir, event, self.now),
-            Met::Opened(_) => None,
-        };
-        // A state that did not change moves no counter and nothing to sync.
-        if let Some(state) = moved.filter(|&s| s != before) {
-            self.stats
-                .session_moved(f.slot, is_active(before), is_active(state));
-            self.sync_changed(id);
-        }
-        if dir == Dir::Reply && before == SessionState::Tcp(TcpState::SynRecv) {
-            match event {
-                Some(TcpEvent::Ack) => self.counters.count(Counter::SynAnsweredAck),
-                Some(TcpEvent::Rst) => self.counters.count(Counter::SynAnsweredRst),
-                _ => {}
-            }
+        if met == Met::Found {
+            self.on_session_packet(id, dir, event, f.slot, before);
         }
         self.stats
             .packet(f.slot, dir == Dir::Original, m.total_len as u64);
@@ -120,18 +107,7 @@ impl<D: Device> Worker<D> {
             }
             (Some(hop), _, _) => {
                 let mut buf = buf;
-                let total = if f.preamble.is_on() {
-                    self.preamble(id, dir, &mut buf, l3, m, &f, &orig, hop)?
-                } else {
-                    m.total_len
-                };
-                let end = l3 + total;
-                let pkt = &mut buf.data_mut()[l3..end];
-                rewrite_routed(pkt, m, &f, &orig, dir);
-                if f.synproxy == SynProxy::On {
-                    let shift = Shift(self.proxy_words[id.index()]);
-                    shift_proxied(pkt, m, dir, shift);
-                }
+                self.rewrite_session(&mut buf, l3, m, id, &f, &orig, dir, hop)?;
                 Ok(Emit::route(buf, l3, hop))
             }
             (None, Via::Dr, Dir::Original) => match self.snap.route(f.rip) {
@@ -142,6 +118,67 @@ impl<D: Device> Worker<D> {
             // DR and TUN sessions have no reply key, so no packet matches them this way.
             _ => Err(DropReason::NotForUs),
         }
+    }
+
+    /// Session `id`'s state moved (or not) by a packet found in direction `dir` with TCP
+    /// event `event`, from `before`: the state, deadline, the dest's active/inactive counters
+    /// and the sync note when it changed, and a half-open session's answer counted.
+    #[inline(always)]
+    pub(super) fn on_session_packet(
+        &mut self,
+        id: conntrack::SessionId,
+        dir: Dir,
+        event: Option<TcpEvent>,
+        slot: u32,
+        before: SessionState,
+    ) {
+        let moved = self.table.on_packet(id, dir, event, self.now);
+        // A state that did not change moves no counter and nothing to sync.
+        if let Some(state) = moved.filter(|&s| s != before) {
+            self.stats
+                .session_moved(slot, is_active(before), is_active(state));
+            self.sync_changed(id);
+        }
+        if dir == Dir::Reply && before == SessionState::Tcp(TcpState::SynRecv) {
+            match event {
+                Some(TcpEvent::Ack) => self.counters.count(Counter::SynAnsweredAck),
+                Some(TcpEvent::Rst) => self.counters.count(Counter::SynAnsweredRst),
+                _ => {}
+            }
+        }
+    }
+
+    /// The NAT or FullNAT rewrite of session `id`'s packet in `buf` (its IPv4 header at
+    /// `l3`) on its way toward `hop`: the PROXY protocol or TOA header's step when the
+    /// session has one, addresses and ports, and a proxied session's sequence shift.
+    ///
+    /// # Errors
+    /// The header's step's drop ([`Worker::preamble`]); nothing is rewritten then.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn rewrite_session(
+        &mut self,
+        buf: &mut D::Buf,
+        l3: usize,
+        m: &Ipv4Meta,
+        id: conntrack::SessionId,
+        f: &Forward,
+        orig: &FlowKey,
+        dir: Dir,
+        hop: Hop,
+    ) -> Result<(), DropReason> {
+        let total = if f.preamble.is_on() {
+            self.preamble(id, dir, buf, l3, m, f, orig, hop)?
+        } else {
+            m.total_len
+        };
+        let pkt = &mut buf.data_mut()[l3..l3 + total];
+        rewrite_routed(pkt, m, f, orig, dir);
+        if f.synproxy == SynProxy::On {
+            let shift = Shift(self.proxy_words[id.index()]);
+            shift_proxied(pkt, m, dir, shift);
+        }
+        Ok(())
     }
 
     /// TUN: IPIP-encapsulates the untouched packet toward the RS (RFC 2003); one that then

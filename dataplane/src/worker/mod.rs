@@ -31,6 +31,7 @@
 mod announce;
 mod classify;
 mod config;
+mod fast;
 mod forward;
 mod fragment;
 mod fragment6;

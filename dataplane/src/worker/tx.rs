@@ -193,9 +193,10 @@ impl<D: Device> Worker<D> {
     }
 
     /// Frames the packet for `hop` (behind `encap`'s header when given), resolves the next
-    /// hop's MAC and queues it for TX, or parks it until ARP answers.
-    #[inline]
-    fn route(
+    /// hop's MAC and queues it for TX, or parks it until ARP answers. Always inlined: both
+    /// [`Worker::output`] and the fast path call it per packet.
+    #[inline(always)]
+    pub(super) fn route(
         &mut self,
         mut buf: D::Buf,
         l3: usize,

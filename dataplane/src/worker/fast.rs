@@ -1,0 +1,114 @@
+//! The established fast path: a staged frame of a session this worker holds, with nothing
+//! about it that needs more than the rewrite, goes from the RX burst straight to its TX
+//! buffer. Any frame it does not take — or any it has doubts about — goes on to
+//! [`Worker::process`] untouched, which then decides as it always does; so the fast path
+//! changes no outcome, only how many steps the common packet takes.
+//!
+//! A frame is taken when, before anything is changed:
+//! - it came to the port's own unicast MAC on a port with an untagged interface (the
+//!   burst's check), and its addresses are not martian;
+//! - it is TCP without SYN and with valid flags, or UDP (the stager's parse: untagged IPv4
+//!   without options, not a fragment);
+//! - its session is the one the stager's candidate names (any other lookup is the full
+//!   path's), with no SYN proxy handshake pending;
+//! - NAT or FullNAT: its TTL is above 1, a route leads where it goes and the packet fits that
+//!   interface's MTU; DR: toward the RS, on a connected subnet. TUN is never taken.
+//!
+//! Then it moves the session as [`Worker::forward`] does (the same
+//! [`Worker::on_session_packet`], and for NAT and FullNAT [`Worker::rewrite_session`] after a
+//! PROXY protocol or TOA header's step) and leaves through [`Worker::route`], whose drops are
+//! counted here as [`Worker::settle`] counts them.
+
+use super::classify::{flow_key, martian, Staged};
+use super::forward::routed;
+use super::session::{tcp_event, SynProxy, Via};
+use super::Worker;
+use crate::buf::PacketBuf;
+use crate::device::Device;
+use crate::parse::{L3, L4};
+use crate::wire::tcp::flags as tcp_flags;
+use conntrack::{Candidate, Dir};
+
+impl<D: Device> Worker<D> {
+    /// Takes `buf` (staged as `s`, received on a port whose MAC is `port_mac`) through the
+    /// fast path, or gives it back untouched.
+    #[inline(always)]
+    pub(super) fn fast(
+        &mut self,
+        port_mac: [u8; 6],
+        buf: D::Buf,
+        s: &Staged,
+    ) -> Result<(), D::Buf> {
+        // No candidate, no session to take it through (a new flow, a NAT64 reply).
+        if s.cand == Candidate::NONE {
+            return Err(buf);
+        }
+        let L3::Ipv4(m) = &s.parsed.l3 else {
+            return Err(buf);
+        };
+        // A SYN next: the new session's packet is declined at once.
+        let event = match m.l4 {
+            L4::Tcp { flags, .. } if flags & tcp_flags::SYN == 0 && tcp_flags::valid(flags) => {
+                tcp_event(flags)
+            }
+            L4::Udp { .. } => None,
+            _ => return Err(buf),
+        };
+        if s.parsed.dst_mac != port_mac || martian(m.src, m.dst) {
+            return Err(buf);
+        }
+        let Some(key) = flow_key(m) else {
+            return Err(buf);
+        };
+        // Only the session the stager's candidate names: any other lookup is the full path's.
+        let Some((id, dir)) = self.table.lookup_candidate(&key, s.cand) else {
+            return Err(buf);
+        };
+        let Some(sess) = self.table.get(id) else {
+            return Err(buf);
+        };
+        let (f, orig, before) = (sess.data, sess.original, sess.state);
+        if matches!(f.synproxy, SynProxy::Pending(_)) {
+            return Err(buf);
+        }
+        let hop = match (f.via, dir) {
+            (Via::Nat | Via::FullNat { .. }, _) => {
+                let toward = if dir == Dir::Original {
+                    f.rip
+                } else {
+                    orig.src
+                };
+                let hop = match self.snap.route(toward) {
+                    Some(hop) if m.ttl > 1 => hop,
+                    _ => return Err(buf),
+                };
+                if m.total_len > usize::from(self.snap.iface(hop.iface).mtu) {
+                    return Err(buf);
+                }
+                hop
+            }
+            (Via::Dr, Dir::Original) => match self.snap.route(f.rip) {
+                Some(hop) if hop.on_link => hop,
+                _ => return Err(buf),
+            },
+            _ => return Err(buf),
+        };
+        // Taken: from here on the packet's outcome is this path's.
+        let l3 = s.parsed.l3_off;
+        let mut buf = buf;
+        buf.truncate(l3 + m.total_len);
+        self.on_session_packet(id, dir, event, f.slot, before);
+        self.stats
+            .packet(f.slot, dir == Dir::Original, m.total_len as u64);
+        if routed(f.mode()) {
+            if let Err(r) = self.rewrite_session(&mut buf, l3, m, id, &f, &orig, dir, hop) {
+                self.counters.count_drop(r);
+                return Ok(());
+            }
+        }
+        if let Err(r) = self.route(buf, l3, hop, None) {
+            self.counters.count_drop(r);
+        }
+        Ok(())
+    }
+}
