@@ -509,20 +509,31 @@ impl<T, K: Key> Table<T, K> {
     /// in between: a key belongs to one session at most).
     #[inline]
     pub fn lookup_hinted(&self, key: &K, hash: KeyHash, c: Candidate) -> Option<(SessionId, Dir)> {
-        self.lookup_candidate(key, c)
-            .or_else(|| self.lookup_hashed(key, hash))
+        match self.lookup_candidate(key, c) {
+            Some((id, dir, _)) => Some((id, dir)),
+            None => self.lookup_hashed(key, hash),
+        }
     }
 
-    /// The session and direction of `key` if it is the one the [`Table::candidate`] `c`
-    /// names; `None` when it is not, which does not mean the table lacks `key` (a tag shared
-    /// with another key, or `key` further along its probe sequence).
+    /// The session of `key`, its id and the direction, if it is the one the
+    /// [`Table::candidate`] `c` names; `None` when it is not, which does not mean the table
+    /// lacks `key` (a tag shared with another key, or `key` further along its probe sequence).
     #[inline(always)]
-    pub fn lookup_candidate(&self, key: &K, c: Candidate) -> Option<(SessionId, Dir)> {
-        let want = key.packed();
-        Store::entry_key(&self.store.slots, c.0)
-            .is_some_and(|k| k.packed() == want)
-            .then(|| self.found(c.0))
-            .flatten()
+    pub fn lookup_candidate(
+        &self,
+        key: &K,
+        c: Candidate,
+    ) -> Option<(SessionId, Dir, &Session<T, K>)> {
+        let s = self.store.session(entry_slot(c.0))?;
+        let dir = entry_dir(c.0);
+        if s.key(dir).is_none_or(|k| k.packed() != key.packed()) {
+            return None;
+        }
+        let id = SessionId {
+            index: entry_slot(c.0),
+            gen: s.gen,
+        };
+        Some((id, dir, s))
     }
 
     /// The session `id` refers to, if it is still in the table.

@@ -20,7 +20,7 @@
 //! counted here as [`Worker::settle`] counts them.
 
 use super::classify::{flow_key, martian, Staged};
-use super::forward::routed;
+use super::forward::{rewrite_session_plain, routed};
 use super::session::{tcp_event, SynProxy, Via};
 use super::Worker;
 use crate::buf::PacketBuf;
@@ -61,13 +61,10 @@ impl<D: Device> Worker<D> {
             return Err(buf);
         };
         // Only the session the stager's candidate names: any other lookup is the full path's.
-        let Some((id, dir)) = self.table.lookup_candidate(&key, s.cand) else {
+        let Some((id, dir, sess)) = self.table.lookup_candidate(&key, s.cand) else {
             return Err(buf);
         };
-        let Some(sess) = self.table.get(id) else {
-            return Err(buf);
-        };
-        let (f, orig, before) = (sess.data, sess.original, sess.state);
+        let f = &sess.data;
         if matches!(f.synproxy, SynProxy::Pending(_)) {
             return Err(buf);
         }
@@ -76,7 +73,7 @@ impl<D: Device> Worker<D> {
                 let toward = if dir == Dir::Original {
                     f.rip
                 } else {
-                    orig.src
+                    sess.original.src
                 };
                 let hop = match self.snap.route(toward) {
                     Some(hop) if m.ttl > 1 => hop,
@@ -95,12 +92,27 @@ impl<D: Device> Worker<D> {
         };
         // Taken: from here on the packet's outcome is this path's.
         let l3 = s.parsed.l3_off;
+        let end = l3 + m.total_len;
         let mut buf = buf;
-        buf.truncate(l3 + m.total_len);
-        self.on_session_packet(id, dir, event, f.slot, before);
+        buf.truncate(end);
+        let (slot, before, routed) = (f.slot, sess.state, routed(f.mode()));
+        // Without a header to insert, the rewrite reads the session where it lies, before the
+        // packet moves it (which changes nothing the rewrite reads).
+        let header = routed && f.preamble.is_on();
+        if routed && !header {
+            let pkt = &mut buf.data_mut()[l3..end];
+            rewrite_session_plain(pkt, m, id, f, &sess.original, dir, &self.proxy_words);
+        }
+        // With one, the header's step needs the worker, so the session's forwarding data is
+        // copied out first (the rare case).
+        let header = match header {
+            true => Some((*f, sess.original)),
+            false => None,
+        };
+        self.on_session_packet(id, dir, event, slot, before);
         self.stats
-            .packet(f.slot, dir == Dir::Original, m.total_len as u64);
-        if routed(f.mode()) {
+            .packet(slot, dir == Dir::Original, m.total_len as u64);
+        if let Some((f, orig)) = header {
             if let Err(r) = self.rewrite_session(&mut buf, l3, m, id, &f, &orig, dir, hop) {
                 self.counters.count_drop(r);
                 return Ok(());

@@ -173,11 +173,7 @@ impl<D: Device> Worker<D> {
             m.total_len
         };
         let pkt = &mut buf.data_mut()[l3..l3 + total];
-        rewrite_routed(pkt, m, f, orig, dir);
-        if f.synproxy == SynProxy::On {
-            let shift = Shift(self.proxy_words[id.index()]);
-            shift_proxied(pkt, m, dir, shift);
-        }
+        rewrite_session_plain(pkt, m, id, f, orig, dir, &self.proxy_words);
         Ok(())
     }
 
@@ -297,6 +293,25 @@ pub(super) fn rewrite_routed(pkt: &mut [u8], m: &Ipv4Meta, f: &Forward, orig: &F
         }
     }
     r.dec_ttl();
+}
+
+/// [`Worker::rewrite_session`] past the header's step: the NAT or FullNAT rewrite of
+/// session `id`'s packet `pkt`, then a proxied session's sequence shift (its word in
+/// `proxy_words`).
+#[inline(always)]
+pub(super) fn rewrite_session_plain(
+    pkt: &mut [u8],
+    m: &Ipv4Meta,
+    id: conntrack::SessionId,
+    f: &Forward,
+    orig: &FlowKey,
+    dir: Dir,
+    proxy_words: &[u32],
+) {
+    rewrite_routed(pkt, m, f, orig, dir);
+    if f.synproxy == SynProxy::On {
+        shift_proxied(pkt, m, dir, Shift(proxy_words[id.index()]));
+    }
 }
 
 /// The NAT or FullNAT rewrite of a later fragment of a session's datagram: its addresses as
