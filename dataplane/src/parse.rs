@@ -9,8 +9,8 @@ use crate::drop::DropReason;
 use crate::wire::ipv4::{field as ip, FLAG_DF, FLAG_MF, FRAG_OFFSET, VER_IHL_NO_OPTIONS};
 use crate::wire::{
     icmp, tcp, udp, EthernetFrame, EthernetProtocol, Icmpv4Packet, IpProto, Ipv4Packet, Ipv6Packet,
-    TcpPacket, UdpPacket, VlanPacket, ETHERNET_HEADER_LEN, ETHERTYPE_IPV4, ETHERTYPE_QINQ,
-    ETHERTYPE_VLAN, IPV4_MIN_HEADER_LEN, VLAN_TAG_LEN,
+    TcpPacket, UdpPacket, VlanPacket, ETHERNET_HEADER_LEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
+    ETHERTYPE_QINQ, ETHERTYPE_VLAN, IPV4_MIN_HEADER_LEN, VLAN_TAG_LEN,
 };
 use core::net::{Ipv4Addr, Ipv6Addr};
 
@@ -249,38 +249,8 @@ pub fn parse_fast(frame: &[u8]) -> Option<Parsed> {
     if crate::checksum::fold(crate::checksum::sum_bytes(0, h)) != 0xffff {
         return None;
     }
-    let l4 = &frame[L4..L3 + total_len];
     let proto = IpProto::from(h[ip::PROTOCOL]);
-    let l4 = match proto {
-        IpProto::Tcp => {
-            if l4.len() < tcp::HEADER_LEN {
-                return None;
-            }
-            let doff = usize::from(l4[tcp::field::DATA_OFF] >> 4) * 4;
-            if doff < tcp::HEADER_LEN || doff > l4.len() {
-                return None;
-            }
-            L4::Tcp {
-                sport: be16(l4, tcp::field::SRC_PORT),
-                dport: be16(l4, tcp::field::DST_PORT),
-                flags: l4[tcp::field::FLAGS],
-            }
-        }
-        IpProto::Udp => {
-            if l4.len() < udp::HEADER_LEN {
-                return None;
-            }
-            let len = usize::from(be16(l4, udp::field::LENGTH));
-            if len < udp::HEADER_LEN || len > l4.len() {
-                return None;
-            }
-            L4::Udp {
-                sport: be16(l4, udp::field::SRC_PORT),
-                dport: be16(l4, udp::field::DST_PORT),
-            }
-        }
-        _ => return None,
-    };
+    let l4 = fast_l4(proto, &frame[L4..L3 + total_len])?;
     let mut dst_mac = [0u8; 6];
     dst_mac.copy_from_slice(&head[0..6]);
     let mut src_mac = [0u8; 6];
@@ -300,6 +270,81 @@ pub fn parse_fast(frame: &[u8]) -> Option<Parsed> {
             total_len,
             dont_frag: be16(h, ip::FLAGS_FRAG) & FLAG_DF != 0,
             frag: 0,
+            l4,
+        }),
+    })
+}
+
+/// The TCP or UDP header `l4` (the rest of the packet from it) as [`parse_l4`] reads it, for
+/// the fast paths: `None` for another protocol or a header that [`parse_l4`] would refuse.
+#[inline(always)]
+fn fast_l4(proto: IpProto, l4: &[u8]) -> Option<L4> {
+    let be16 = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    match proto {
+        IpProto::Tcp => {
+            if l4.len() < tcp::HEADER_LEN {
+                return None;
+            }
+            let doff = usize::from(l4[tcp::field::DATA_OFF] >> 4) * 4;
+            if doff < tcp::HEADER_LEN || doff > l4.len() {
+                return None;
+            }
+            Some(L4::Tcp {
+                sport: be16(tcp::field::SRC_PORT),
+                dport: be16(tcp::field::DST_PORT),
+                flags: l4[tcp::field::FLAGS],
+            })
+        }
+        IpProto::Udp => {
+            if l4.len() < udp::HEADER_LEN {
+                return None;
+            }
+            let len = usize::from(be16(udp::field::LENGTH));
+            if len < udp::HEADER_LEN || len > l4.len() {
+                return None;
+            }
+            Some(L4::Udp {
+                sport: be16(udp::field::SRC_PORT),
+                dport: be16(udp::field::DST_PORT),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// [`parse_fast`] for IPv6: an untagged IPv6 packet whose fixed header is followed straight
+/// by TCP or UDP (no extension header). `None` for anything else, which [`parse_full`] then
+/// handles; for every frame it accepts it returns exactly what [`parse_full`] returns (a
+/// property test checks this too).
+#[inline]
+pub fn parse_fast6(frame: &[u8]) -> Option<Parsed> {
+    const L3: usize = ETHERNET_HEADER_LEN;
+    const L4: usize = L3 + IPV6_HEADER_LEN;
+    let head: &[u8; L4] = frame.get(..L4)?.try_into().ok()?;
+    if head[12..14] != ETHERTYPE_IPV6.to_be_bytes() || head[L3] >> 4 != 6 {
+        return None;
+    }
+    let total_len = IPV6_HEADER_LEN + usize::from(u16::from_be_bytes([head[L3 + 4], head[L3 + 5]]));
+    if frame.len() - L3 < total_len {
+        return None;
+    }
+    let upper = head[L3 + 6];
+    let l4 = fast_l4(IpProto::from(upper), &frame[L4..L3 + total_len])?;
+    let mut dst_mac = [0u8; 6];
+    dst_mac.copy_from_slice(&head[0..6]);
+    let mut src_mac = [0u8; 6];
+    src_mac.copy_from_slice(&head[6..12]);
+    Some(Parsed {
+        dst_mac,
+        src_mac,
+        vlan: None,
+        l3_off: ETHERNET_HEADER_LEN,
+        l3: L3::Ipv6(Ipv6Meta {
+            hop_limit: head[L3 + 7],
+            ext: 0,
+            upper,
+            l4_off: IPV6_HEADER_LEN as u16,
+            total_len,
             l4,
         }),
     })

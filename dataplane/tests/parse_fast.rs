@@ -1,11 +1,12 @@
-//! The parser's fast path never disagrees with the full one: on valid frames of every kind and
-//! on mutated and truncated ones, whenever `parse_fast` answers, `parse_full` gives the same
-//! answer; and the fast path does take the common frames (untagged IPv4 TCP and UDP).
+//! The parser's fast paths never disagree with the full one: on valid frames of every kind and
+//! on mutated and truncated ones, whenever `parse_fast` or `parse_fast6` answers, `parse_full`
+//! gives the same answer; and the fast paths do take the common frames (untagged IPv4 and
+//! IPv6 TCP and UDP).
 
-use dataplane::parse::{parse, parse_fast, parse_full, L3};
+use dataplane::parse::{parse, parse_fast, parse_fast6, parse_full, L3};
 use proptest::prelude::*;
-use std::net::Ipv4Addr;
-use testkit::Frame;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use testkit::{Frame, Frame6};
 
 fn base(kind: u8, payload: usize, vlan: Option<u16>, df: bool) -> Vec<u8> {
     let (c, v) = (
@@ -103,5 +104,86 @@ proptest! {
             prop_assert_eq!(Ok(fast), parse_full(&f));
         }
         prop_assert_eq!(parse(&f), parse_full(&f));
+    }
+}
+
+/// An IPv6 frame of kind `kind`: TCP, UDP, ICMPv6 echo, or TCP behind a destination options
+/// header.
+fn base6(kind: u8, payload: usize) -> Vec<u8> {
+    let c = Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7);
+    let v = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
+    let body = vec![0x5a; payload];
+    match kind % 4 {
+        0 => Frame6::tcp(c, 40000, v, 80, 0x18).payload(&body).build(),
+        1 => Frame6::udp(c, 5353, v, 53).payload(&body).build(),
+        2 => {
+            let echo = smoltcp::wire::Icmpv6Repr::EchoRequest {
+                ident: 7,
+                seq_no: 1,
+                data: &body,
+            };
+            let (m, r) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0xfe, 0xfe]);
+            testkit::icmpv6_frame(r, m, (c, v), 64, &echo)
+        }
+        _ => {
+            // The TCP segment moved behind an 8-byte destination options header.
+            let f = Frame6::tcp(c, 40000, v, 80, 0x10).payload(&body).build();
+            let mut g = f[..54].to_vec();
+            g[20] = 60;
+            g.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+            g.extend_from_slice(&f[54..]);
+            let len = u16::from_be_bytes([g[18], g[19]]) + 8;
+            g[18..20].copy_from_slice(&len.to_be_bytes());
+            g
+        }
+    }
+}
+
+#[test]
+fn the_common_ipv6_frames_take_the_fast_path() {
+    for kind in [0, 1] {
+        for payload in [0, 1, 64, 1400] {
+            let f = base6(kind, payload);
+            let fast = parse_fast6(&f).expect("untagged IPv6 TCP/UDP takes the fast path");
+            assert_eq!(Ok(fast), parse_full(&f));
+        }
+    }
+    // Not these: ICMPv6, an extension header, an IPv4 frame.
+    assert!(parse_fast6(&base6(2, 8)).is_none());
+    let ext = base6(3, 8);
+    assert!(parse_fast6(&ext).is_none());
+    assert!(matches!(parse_full(&ext), Ok(p) if matches!(p.l3, L3::Ipv6(m) if m.ext != 0)));
+    assert!(parse_fast6(&base(0, 8, None, true)).is_none());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn fast6_agrees_with_full(
+        kind in any::<u8>(),
+        payload in 0usize..80,
+        edits in proptest::collection::vec((0usize..100, any::<u8>()), 0..4),
+        // Header fields set on purpose: version, payload length, next header, TCP data
+        // offset / UDP length, and the ethertype.
+        fields in proptest::collection::vec(
+            (prop_oneof![Just(12usize), Just(14), Just(18), Just(19), Just(20), Just(58),
+                         Just(59), Just(66)], any::<u8>()),
+            0..3,
+        ),
+        cut in proptest::option::weighted(0.2, 0usize..160),
+    ) {
+        let mut f = base6(kind, payload);
+        for (at, byte) in edits.into_iter().chain(fields) {
+            if at < f.len() {
+                f[at] = byte;
+            }
+        }
+        if let Some(n) = cut {
+            f.truncate(n);
+        }
+        if let Some(fast) = parse_fast6(&f) {
+            prop_assert_eq!(Ok(fast), parse_full(&f));
+        }
     }
 }
