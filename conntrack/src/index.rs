@@ -183,7 +183,7 @@ impl Index {
 
     /// The entry of the first tag match in `hash`'s home bucket, if any: almost always the
     /// entry a lookup will return (to prefetch what it points to).
-    #[inline]
+    #[inline(always)]
     pub fn candidate(&self, hash: u64) -> Option<u32> {
         let bucket = self.line(hash);
         scan(bucket, tag_of(hash), |_| true).map(|i| bucket[i] - 1)

@@ -452,7 +452,7 @@ impl<T, K: Key> Table<T, K> {
 
     /// This table's hash of `key` (seeded per table), for [`Table::lookup_hashed`] and the
     /// prefetch hints.
-    #[inline]
+    #[inline(always)]
     pub fn hash(&self, key: &K) -> KeyHash {
         KeyHash(hash_key(&self.store.hasher, key))
     }
@@ -481,14 +481,14 @@ impl<T, K: Key> Table<T, K> {
 
     /// The index's cache line that a lookup of `hash` reads first: a prefetch hint, not read
     /// here.
-    #[inline]
+    #[inline(always)]
     pub fn index_line(&self, hash: KeyHash) -> &[u32] {
         self.store.index.line(hash.0)
     }
 
     /// The entry a lookup of `hash` will most likely return: the first tag match in its home
     /// bucket (reads that bucket, not the session).
-    #[inline]
+    #[inline(always)]
     pub fn candidate(&self, hash: KeyHash) -> Candidate {
         Candidate(self.store.index.candidate(hash.0).unwrap_or(NIL))
     }
@@ -499,7 +499,7 @@ impl<T, K: Key> Table<T, K> {
     pub const LOOKUP_BYTES: usize = 32;
 
     /// The slab slot of a candidate, to prefetch (not read here).
-    #[inline]
+    #[inline(always)]
     pub fn candidate_slot(&self, c: Candidate) -> Option<&impl Sized> {
         self.store.slots.get(entry_slot(c.0) as usize)
     }

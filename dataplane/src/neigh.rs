@@ -200,7 +200,7 @@ impl<P, A: FrontSlot> NeighTable<P, A> {
     }
 
     /// The MAC for `ip` if known (reachable, stale or static); never creates an entry.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, ip: A) -> Option<EthernetAddress> {
         let slot = &self.front[ip.front_slot() % FRONT_SLOTS];
         if let Some(f) = slot.get() {
