@@ -1,4 +1,5 @@
-//! The established fast path (worker/fast.rs) changes no outcome: the same bursts through a
+//! The established fast path (worker/fast.rs), IPv4's and IPv6's, changes no outcome: the
+//! same bursts through a
 //! worker that stages its bursts (the fast path on) and one that does not (every frame by the
 //! full path) give the same frames out of every port, and leave the same counters, sessions,
 //! per-dest figures and sync records behind — whatever the mode, the flags, a TTL at its end,
@@ -109,6 +110,81 @@ fn reflect(f: &[u8]) -> Option<Vec<u8>> {
     Some(r)
 }
 
+/// The IPv6 services: TCP [VIP6]:80 (with `extra`) and UDP [VIP6]:53 to the IPv6 RSs in
+/// `mode`, and NAT64's TCP [VIP6]:8000 to the IPv4 RS[1].
+fn director6(mode: ForwardMode, extra: Extra) -> dataplane::snapshot::DirectorConfig {
+    let mut cfg = config_with_ipv6();
+    cfg.lips6 = vec![LIP6];
+    let v6 = |i: usize, port: u16| sched::Dest {
+        addr: RS6[i].into(),
+        port,
+        weight: 1,
+        mode,
+    };
+    let port = if mode.maps_ports() { 8080 } else { 80 };
+    let mut web = sched::Service::new(key6(Proto::Tcp, 80), SchedKind::Rr).unwrap();
+    web.add_dest(v6(0, port)).unwrap();
+    web.add_dest(v6(1, port)).unwrap();
+    match extra {
+        Extra::None => {}
+        Extra::ProxyProtocol => web.set_proxy_protocol(Some(ProxyProtocol::V2)).unwrap(),
+        Extra::Toa => web.set_toa(true).unwrap(),
+    }
+    cfg.services.add(web).unwrap();
+    let mut dns = sched::Service::new(key6(Proto::Udp, 53), SchedKind::Rr).unwrap();
+    dns.add_dest(v6(0, 53)).unwrap();
+    cfg.services.add(dns).unwrap();
+    let mut nat64 = sched::Service::new(key6(Proto::Tcp, 8000), SchedKind::Rr).unwrap();
+    nat64
+        .add_dest(dest(1, 8080, 1, ForwardMode::FullNat))
+        .unwrap();
+    cfg.services.add(nat64).unwrap();
+    cfg
+}
+
+/// An IPv6 client's frame of flow `flow`, as [`client_frame`] makes IPv4 ones (kind 7: to
+/// the NAT64 service; twist 3: a loopback source, 4: a UDP datagram without a checksum).
+fn client_frame6(flow: u16, kind: usize, twist: usize) -> Vec<u8> {
+    let sport = 40_000 + flow;
+    let tcp = |flags, port| Frame6::tcp(CLIENT6, sport, VIP6, port, flags);
+    let mut f = match kind {
+        0 => tcp(SYN, 80),
+        1 => tcp(ACK | PSH, 80).payload(b"GET / HTTP/1.0\r\n\r\n"),
+        2 => tcp(ACK, 80),
+        3 => tcp(FIN | ACK, 80),
+        4 => tcp(RST, 80),
+        5 => tcp(ACK, 80).payload(&[7; 1600]),
+        6 => Frame6::udp(CLIENT6, sport, VIP6, 53).payload(b"query"),
+        _ => tcp(if flow.is_multiple_of(2) { SYN } else { ACK }, 8000),
+    };
+    match twist {
+        1 => f.hop_limit = 1,
+        2 => f.dst_mac = [0x02, 0, 0, 0, 0x33, 0x33],
+        3 => f.src = std::net::Ipv6Addr::LOCALHOST,
+        _ => {}
+    }
+    let mut b = f.build();
+    if twist == 4 && kind == 6 {
+        b[60..62].fill(0);
+    }
+    b
+}
+
+/// [`reflect`] for IPv6 TCP and UDP without extension headers.
+fn reflect6(f: &[u8]) -> Option<Vec<u8>> {
+    if f.len() < 58 || f[12..14] != [0x86, 0xdd] || ![6, 17].contains(&f[20]) {
+        return None;
+    }
+    let mut r = f.to_vec();
+    r[..6].copy_from_slice(&f[6..12]);
+    r[6..12].copy_from_slice(&f[..6]);
+    r[22..38].copy_from_slice(&f[38..54]);
+    r[38..54].copy_from_slice(&f[22..38]);
+    r[54..56].copy_from_slice(&f[56..58]);
+    r[56..58].copy_from_slice(&f[54..56]);
+    Some(r)
+}
+
 /// Sends `frames` to `port` of both labs as one burst; their outputs must be the same.
 fn burst(a: &mut Lab, b: &mut Lab, port: u16, frames: &[Vec<u8>]) -> Result<Out, TestCaseError> {
     for lab in [&mut *a, &mut *b] {
@@ -138,6 +214,17 @@ fn same_state(a: &Lab, la: &SyncLink, b: &Lab, lb: &SyncLink) -> Result<(), Test
         v
     };
     prop_assert_eq!(sessions(a), sessions(b));
+    let sessions6 = |l: &Lab| {
+        let mut v: Vec<String> = l
+            .worker
+            .sessions6()
+            .iter()
+            .map(|(_, s)| format!("{s:?}"))
+            .collect();
+        v.sort();
+        v
+    };
+    prop_assert_eq!(sessions6(a), sessions6(b));
     let (sa, sb) = (a.worker.stats_handle(), b.worker.stats_handle());
     for slot in 0..8 {
         prop_assert_eq!(
@@ -198,6 +285,53 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_ipv6_fast_path_changes_no_outcome(
+        steps in proptest::collection::vec((0..FLOWS, 0usize..8, 0usize..8), 1..48),
+        per_burst in 1usize..8,
+        (mode, extra) in prop_oneof![
+            Just((ForwardMode::FullNat, Extra::None)),
+            Just((ForwardMode::FullNat, Extra::ProxyProtocol)),
+            Just((ForwardMode::FullNat, Extra::Toa)),
+            Just((ForwardMode::Nat, Extra::None)),
+            Just((ForwardMode::Dr, Extra::None)),
+            Just((ForwardMode::Tun, Extra::None)),
+        ],
+        neigh in any::<bool>(),
+    ) {
+        let cfg = director6(mode, extra);
+        let (mut a, la) = lab(&cfg, true, neigh);
+        let (mut b, lb) = lab(&cfg, false, neigh);
+        if neigh {
+            know_ipv6_neighbours(&mut a);
+            know_ipv6_neighbours(&mut b);
+        }
+        for chunk in steps.chunks(per_burst) {
+            let frames: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|&(flow, kind, twist)| client_frame6(flow, kind, twist))
+                .collect();
+            let out = burst(&mut a, &mut b, WAN, &frames)?;
+            let replies: Vec<Vec<u8>> = out
+                .lan
+                .iter()
+                .filter_map(|f| reflect6(f).or_else(|| reflect(f)))
+                .collect();
+            if !replies.is_empty() {
+                burst(&mut a, &mut b, LAN, &replies)?;
+            }
+            for lab in [&mut a, &mut b] {
+                lab.advance(700);
+                lab.slow();
+            }
+            same_state(&a, &la, &b, &lb)?;
+        }
+    }
+}
+
 /// The property above compares real traffic: an established flow's packets do take the fast
 /// path's route out, in every mode it serves, and the result is the full path's.
 #[test]
@@ -222,6 +356,31 @@ fn established_flows_forward_with_and_without_the_fast_path() {
             out.lan.len(),
             4,
             "{mode:?}: every data segment reached the RS"
+        );
+        assert_eq!(a.worker.counters(), b.worker.counters());
+    }
+    for mode in [ForwardMode::FullNat, ForwardMode::Nat, ForwardMode::Dr] {
+        let cfg = director6(mode, Extra::None);
+        let (mut a, _) = lab(&cfg, true, true);
+        let (mut b, _) = lab(&cfg, false, true);
+        know_ipv6_neighbours(&mut a);
+        know_ipv6_neighbours(&mut b);
+        let open = burst(&mut a, &mut b, WAN, &[client_frame6(0, 0, 0)]).unwrap();
+        assert_eq!(open.lan.len(), 1, "{mode:?}: the IPv6 SYN reached the RS");
+        if mode == ForwardMode::FullNat {
+            let back = burst(&mut a, &mut b, LAN, &[reflect6(&open.lan[0]).unwrap()]).unwrap();
+            assert_eq!(
+                back.wan.len(),
+                1,
+                "{mode:?}: the SYN-ACK reached the client"
+            );
+        }
+        let data: Vec<Vec<u8>> = (0..4).map(|_| client_frame6(0, 1, 0)).collect();
+        let out = burst(&mut a, &mut b, WAN, &data).unwrap();
+        assert_eq!(
+            out.lan.len(),
+            4,
+            "{mode:?}: every IPv6 segment reached the RS"
         );
         assert_eq!(a.worker.counters(), b.worker.counters());
     }

@@ -21,13 +21,14 @@
 
 use super::classify::{flow_key, martian, Staged};
 use super::forward::{rewrite_session_plain, routed};
+use super::service6::{local6, rewrite_session6, Via6};
 use super::session::{tcp_event, SynProxy, Via};
 use super::Worker;
 use crate::buf::PacketBuf;
 use crate::device::Device;
-use crate::parse::{L3, L4};
+use crate::parse::{self, L3, L4};
 use crate::wire::tcp::flags as tcp_flags;
-use conntrack::{Candidate, Dir};
+use conntrack::{Candidate, Dir, FlowKey6, Proto};
 
 impl<D: Device> Worker<D> {
     /// Takes `buf` (staged as `s`, received on a port whose MAC is `port_mac`) through the
@@ -119,6 +120,114 @@ impl<D: Device> Worker<D> {
             }
         }
         if let Err(r) = self.route(buf, l3, hop, None) {
+            self.counters.count_drop(r);
+        }
+        Ok(())
+    }
+
+    /// [`Worker::fast`] for IPv6: a staged frame of a found NAT66, FullNAT66 or DR session,
+    /// to one of the director's VIPs or LIPs, taken on the same terms as IPv4's (no SYN, no
+    /// handshake pending, a hop limit above 1, a route and room in its MTU, DR on a
+    /// connected subnet) and the IPv6 path's own (no UDP datagram without a checksum, no
+    /// PROXY protocol or TOA header); a NAT64 client's packet goes on to its translation.
+    /// Any other frame is given back untouched.
+    /// Out of line: inlined beside [`Worker::fast`] it would cost IPv4's path its registers.
+    #[inline(never)]
+    pub(super) fn fast6(
+        &mut self,
+        port_mac: [u8; 6],
+        buf: D::Buf,
+        s: &Staged,
+    ) -> Result<(), D::Buf> {
+        if s.cand == Candidate::NONE {
+            return Err(buf);
+        }
+        let L3::Ipv6(meta) = &s.parsed.l3 else {
+            return Err(buf);
+        };
+        let l3 = s.parsed.l3_off;
+        let l4_off = l3 + usize::from(meta.l4_off);
+        let (proto, sport, dport, event) = match meta.l4 {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            } if flags & tcp_flags::SYN == 0 => (Proto::Tcp, sport, dport, tcp_event(flags)),
+            L4::Udp { sport, dport }
+                if buf.data().get(l4_off + 6..l4_off + 8) != Some(&[0, 0][..]) =>
+            {
+                (Proto::Udp, sport, dport, None)
+            }
+            _ => return Err(buf),
+        };
+        if s.parsed.dst_mac != port_mac {
+            return Err(buf);
+        }
+        let (src, dst) = parse::ipv6_addrs(&buf.data()[l3..]);
+        if src.is_multicast() || src.is_loopback() || src.is_unspecified() || dst.is_unspecified() {
+            return Err(buf);
+        }
+        let key = FlowKey6::new(proto, src, sport, dst, dport);
+        let Some((id, dir, sess)) = self.table6.lookup_candidate(&key, s.cand) else {
+            return Err(buf);
+        };
+        let f = &sess.data;
+        if matches!(f.synproxy(), SynProxy::Pending(_)) || f.preamble().is_on() {
+            return Err(buf);
+        }
+        // The full path takes only a VIP's or a LIP's packets to their sessions (a session
+        // outlives its VIP's removal).
+        if !self.snap.local6(dst).is_some_and(|l| l.vip || l.lip) {
+            return Err(buf);
+        }
+        let (hop, local) = match (f.via, dir) {
+            (Via6::Nat { .. } | Via6::FullNat { .. }, _) => {
+                let toward = if dir == Dir::Original {
+                    f.rip
+                } else {
+                    sess.original.src
+                };
+                let hop = match self.snap.route6(toward) {
+                    Some(hop) if meta.hop_limit > 1 => hop,
+                    _ => return Err(buf),
+                };
+                if meta.total_len > usize::from(self.snap.iface(hop.iface).mtu) {
+                    return Err(buf);
+                }
+                let local = local6(&self.lips6, f);
+                if matches!(f.via, Via6::FullNat { .. }) && local.is_none() {
+                    return Err(buf);
+                }
+                (hop, local)
+            }
+            (Via6::Dr, Dir::Original) => match self.snap.route6(f.rip) {
+                Some(hop) if hop.on_link => (hop, None),
+                _ => return Err(buf),
+            },
+            // NAT64's client side: translated and routed by the full path's own step, which
+            // is all the full path does with it once its session is found.
+            (Via6::Nat64 { lip, lport, .. }, Dir::Original) => {
+                let mut buf = buf;
+                buf.truncate(l3 + meta.total_len);
+                let verdict = self.nat64_out(id, event, buf, l3, meta, (lip, lport));
+                self.settle(verdict);
+                return Ok(());
+            }
+            _ => return Err(buf),
+        };
+        // Taken: from here on the packet's outcome is this path's.
+        let end = l3 + meta.total_len;
+        let mut buf = buf;
+        buf.truncate(end);
+        if f.via != Via6::Dr {
+            let pkt = &mut buf.data_mut()[l3..end];
+            let at = (meta, usize::from(meta.l4_off), proto == Proto::Tcp);
+            let session = (f, &sess.original);
+            rewrite_session6(pkt, at, id, session, dir, local, &self.proxy_words6);
+        }
+        let before = (f.slot, sess.state);
+        self.session6_packet(id, dir, event, before, meta.total_len);
+        if let Err(r) = self.route6(buf, l3, hop, None) {
             self.counters.count_drop(r);
         }
         Ok(())

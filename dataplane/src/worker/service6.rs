@@ -554,34 +554,15 @@ impl<D: Device> Worker<D> {
         if let Some((at, ident)) = frag {
             pkt[at..at + 4].copy_from_slice(&ident.to_be_bytes());
         }
-        // New source and destination (address, port); None: unchanged.
-        let (src, dst) = match (dir, local) {
-            (Dir::Original, local) => (local, Some((f.rip, f.rport))),
-            (Dir::Reply, local) => (
-                Some((orig.dst, orig.dport)),
-                local.map(|_| (orig.src, orig.sport)),
-            ),
-        };
         if meta.l4 == L4::None {
             // A later fragment: the addresses only (the first fragment's L4 checksum covers
             // the whole datagram and took the change).
+            let (src, dst) = ends6(&f, &orig, dir, local);
             rewrite::rewrite_fragment6(pkt, src.map(|a| a.0), dst.map(|a| a.0));
             return Ok(Emit::route6(buf, l3, hop));
         }
-        let mut r = Ipv6Rewrite::new(pkt, l4_off, tcp);
-        if let Some((addr, port)) = src {
-            r.set_src(addr);
-            r.set_sport(port);
-        }
-        if let Some((addr, port)) = dst {
-            r.set_dst(addr);
-            r.set_dport(port);
-        }
-        r.dec_hop_limit();
-        drop(r);
-        if proxy == SynProxy::On {
-            shift_proxied6(pkt, meta, dir, Shift(self.proxy_words6[id.index()]));
-        }
+        let at = (meta, l4_off, tcp);
+        rewrite_session6(pkt, at, id, (&f, &orig), dir, local, &self.proxy_words6);
         Ok(Emit::route6(buf, l3, hop))
     }
 
@@ -870,6 +851,57 @@ pub(super) fn shift_proxied6(pkt: &mut [u8], meta: &Ipv6Meta, dir: Dir, shift: S
 /// What an IPv6 session's end (at `now`) gives back: its counts in its dest's load, its
 /// FullNAT (LIP, port) — a TCP session's into quarantine —, its template's hold (the
 /// client's next connection within the timeout still goes to the same dest).
+/// An IPv6 endpoint: address and port.
+type End6 = (Ipv6Addr, u16);
+
+/// The new source and destination of a routed IPv6 session's packet going in direction `dir`
+/// (`local`: FullNAT66's LIP and port); `None`: unchanged.
+#[inline(always)]
+fn ends6(
+    f: &Forward6,
+    orig: &FlowKey6,
+    dir: Dir,
+    local: Option<End6>,
+) -> (Option<End6>, Option<End6>) {
+    match dir {
+        Dir::Original => (local, Some((f.rip, f.rport))),
+        Dir::Reply => (
+            Some((orig.dst, orig.dport)),
+            local.map(|_| (orig.src, orig.sport)),
+        ),
+    }
+}
+
+/// The NAT66 or FullNAT66 rewrite of session `id`'s whole packet `pkt` (its TCP (`tcp`) or
+/// UDP header at `l4_off`) going in direction `dir`: addresses and ports, the hop limit, the
+/// L4 checksum, and a proxied session's sequence shift (its word in `proxy_words6`).
+#[inline(always)]
+pub(super) fn rewrite_session6(
+    pkt: &mut [u8],
+    (meta, l4_off, tcp): (&Ipv6Meta, usize, bool),
+    id: SessionId,
+    (f, orig): (&Forward6, &FlowKey6),
+    dir: Dir,
+    local: Option<(Ipv6Addr, u16)>,
+    proxy_words6: &[u32],
+) {
+    let (src, dst) = ends6(f, orig, dir, local);
+    let mut r = Ipv6Rewrite::new(pkt, l4_off, tcp);
+    if let Some((addr, port)) = src {
+        r.set_src(addr);
+        r.set_sport(port);
+    }
+    if let Some((addr, port)) = dst {
+        r.set_dst(addr);
+        r.set_dport(port);
+    }
+    r.dec_hop_limit();
+    drop(r);
+    if f.synproxy() == SynProxy::On {
+        shift_proxied6(pkt, meta, dir, Shift(proxy_words6[id.index()]));
+    }
+}
+
 pub(super) fn session6_ended(
     stats: &WorkerStats,
     (lips6, lips): (&mut Option<LipPool6>, &mut Option<LipPool>),

@@ -32,7 +32,7 @@ pub(super) struct Tx<D: Device> {
 impl<D: Device> Tx<D> {
     /// Queues `buf` for TX on `port`, flushing the port's buffer first when it is full. It
     /// is counted as sent when the flush hands it to the device.
-    #[inline]
+    #[inline(always)]
     pub(super) fn send(&mut self, port: u16, buf: D::Buf, c: &mut Counters) {
         let p = port as usize;
         if self.bufs[p].is_full() {
@@ -241,7 +241,7 @@ impl<D: Device> Worker<D> {
     /// parks it until a neighbour advertisement answers. Out of line: the director's own
     /// IPv6 (echo replies) is rare, and inlined it would cost IPv4's path its registers.
     #[inline(never)]
-    fn route6(
+    pub(super) fn route6(
         &mut self,
         mut buf: D::Buf,
         l3: usize,
