@@ -166,7 +166,7 @@ struct Front<A> {
 
 /// A neighbour's address as the front cache places it.
 pub trait FrontSlot: Copy + Eq + Hash {
-    /// Its slot, below [`FRONT_SLOTS`].
+    /// Its slot in the front cache: any number, which the cache takes modulo its slot count.
     fn front_slot(self) -> usize;
 }
 

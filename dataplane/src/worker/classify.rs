@@ -23,7 +23,8 @@ use conntrack::{Candidate, Dir, FlowKey, FlowKey6, KeyHash, Proto, SessionState,
 use core::net::Ipv4Addr;
 
 /// What the first stages of a burst learnt about a frame: its parse (the common frame, by
-/// the parser's fast path), its session key's hash and the table's likely entry for it.
+/// the parser's fast path for its family), its session key's hash and the likely entry for
+/// it, both of its family's table (the IPv6 table's for an IPv6 frame).
 #[derive(Clone, Copy)]
 pub(super) struct Staged {
     pub(super) parsed: Parsed,
@@ -55,10 +56,13 @@ impl<D: Device> Worker<D> {
     /// A data port's RX burst, in stages so that the cache misses of its lookups overlap (the
     /// session index is sized for the table's capacity, so even a few sessions are spread
     /// over more memory than the caches hold): (1) every common frame (untagged IPv4 TCP or
-    /// UDP without options) is parsed by the parser's fast path, its flow key hashed and the
-    /// session index line of that hash prefetched; (2) the candidate session each index line
-    /// names is prefetched; (3) each packet is handled as [`Worker::process`] would, with its
-    /// parse and its lookup begun. With `prefetch` off only stage 3 runs.
+    /// UDP without options; else untagged IPv6 with TCP or UDP right after the fixed header)
+    /// is parsed by the parser's fast path, its flow key hashed and the session index line of
+    /// that hash prefetched; (2) the candidate session each index line names is prefetched;
+    /// (3) each staged packet is offered to the established fast path ([`Worker::fast`],
+    /// [`Worker::fast6`]), and each one it gives back, like each unstaged one, is handled by
+    /// [`Worker::process`], with its parse and its lookup begun. With `prefetch` off only
+    /// [`Worker::process`] runs.
     pub(super) fn process_burst(&mut self, port: u16, rx: &mut Burst<D::Buf>) {
         let mut staged: ArrayVec<Option<Staged>, BURST> = ArrayVec::new();
         if self.cfg.prefetch {

@@ -6,6 +6,8 @@
 //! - `classify.rs`: the burst looked up in prefetching stages, the frame parsed and filtered,
 //!   then classified — a session's packet, a new session, an ICMP error about a session, the
 //!   director's own traffic — and handed to the worker owning its session if that is another;
+//! - `fast.rs`: the established fast path — a staged frame of a found session, IPv4 or IPv6,
+//!   with nothing about it but the rewrite, straight from the burst to its TX buffer;
 //! - `session.rs`: opening a session (dest, LIP port, persistence template) and ending one;
 //! - `fragment.rs`: IPv4 fragments — the first one classified like a whole packet and noted
 //!   in the fragment table, later ones following it there; TUN's outer fragments;
