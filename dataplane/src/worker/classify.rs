@@ -483,7 +483,7 @@ pub(super) fn flow_key(m: &Ipv4Meta) -> Option<FlowKey> {
 /// The flow key of a staged IPv6 frame `data` (its TCP or UDP right after the fixed
 /// header, `m` its parse), for the IPv6 table.
 #[inline]
-fn flow_key6(data: &[u8], m: &Ipv6Meta) -> Option<FlowKey6> {
+pub(super) fn flow_key6(data: &[u8], m: &Ipv6Meta) -> Option<FlowKey6> {
     let (proto, sport, dport) = match m.l4 {
         L4::Tcp { sport, dport, .. } => (Proto::Tcp, sport, dport),
         L4::Udp { sport, dport } => (Proto::Udp, sport, dport),

@@ -8,7 +8,8 @@
 //! - it came to the port's own unicast MAC on a port with an untagged interface (the
 //!   burst's check), and its addresses are not martian;
 //! - it is TCP without SYN and with valid flags, or UDP (the stager's parse: untagged IPv4
-//!   without options, not a fragment);
+//!   without options, not a fragment); IPv6 ([`Worker::fast6`]): TCP without SYN or UDP
+//!   with a checksum right after the fixed header, to one of the director's VIPs or LIPs;
 //! - its session is the one the stager's candidate names (any other lookup is the full
 //!   path's), with no SYN proxy handshake pending;
 //! - NAT or FullNAT: its TTL is above 1, a route leads where it goes and the packet fits that
@@ -19,16 +20,16 @@
 //! PROXY protocol or TOA header's step) and leaves through [`Worker::route`], whose drops are
 //! counted here as [`Worker::settle`] counts them.
 
-use super::classify::{flow_key, martian, Staged};
+use super::classify::{flow_key, flow_key6, martian, Staged};
 use super::forward::{rewrite_session_plain, routed};
 use super::service6::{local6, rewrite_session6, Via6};
 use super::session::{tcp_event, SynProxy, Via};
 use super::Worker;
 use crate::buf::PacketBuf;
 use crate::device::Device;
-use crate::parse::{self, L3, L4};
+use crate::parse::{L3, L4};
 use crate::wire::tcp::flags as tcp_flags;
-use conntrack::{Candidate, Dir, FlowKey6, Proto};
+use conntrack::{Candidate, Dir, Proto};
 
 impl<D: Device> Worker<D> {
     /// Takes `buf` (staged as `s`, received on a port whose MAC is `port_mac`) through the
@@ -147,27 +148,21 @@ impl<D: Device> Worker<D> {
         };
         let l3 = s.parsed.l3_off;
         let l4_off = l3 + usize::from(meta.l4_off);
-        let (proto, sport, dport, event) = match meta.l4 {
-            L4::Tcp {
-                sport,
-                dport,
-                flags,
-            } if flags & tcp_flags::SYN == 0 => (Proto::Tcp, sport, dport, tcp_event(flags)),
-            L4::Udp { sport, dport }
-                if buf.data().get(l4_off + 6..l4_off + 8) != Some(&[0, 0][..]) =>
-            {
-                (Proto::Udp, sport, dport, None)
-            }
+        let event = match meta.l4 {
+            L4::Tcp { flags, .. } if flags & tcp_flags::SYN == 0 => tcp_event(flags),
+            L4::Udp { .. } if buf.data().get(l4_off + 6..l4_off + 8) != Some(&[0, 0][..]) => None,
             _ => return Err(buf),
         };
         if s.parsed.dst_mac != port_mac {
             return Err(buf);
         }
-        let (src, dst) = parse::ipv6_addrs(&buf.data()[l3..]);
+        let Some(key) = flow_key6(buf.data(), meta) else {
+            return Err(buf);
+        };
+        let (src, dst) = (key.src, key.dst);
         if src.is_multicast() || src.is_loopback() || src.is_unspecified() || dst.is_unspecified() {
             return Err(buf);
         }
-        let key = FlowKey6::new(proto, src, sport, dst, dport);
         let Some((id, dir, sess)) = self.table6.lookup_candidate(&key, s.cand) else {
             return Err(buf);
         };
@@ -221,7 +216,7 @@ impl<D: Device> Worker<D> {
         buf.truncate(end);
         if f.via != Via6::Dr {
             let pkt = &mut buf.data_mut()[l3..end];
-            let at = (meta, usize::from(meta.l4_off), proto == Proto::Tcp);
+            let at = (meta, usize::from(meta.l4_off), key.proto == Proto::Tcp);
             let session = (f, &sess.original);
             rewrite_session6(pkt, at, id, session, dir, local, &self.proxy_words6);
         }
