@@ -848,9 +848,6 @@ pub(super) fn shift_proxied6(pkt: &mut [u8], meta: &Ipv6Meta, dir: Dir, shift: S
     }
 }
 
-/// What an IPv6 session's end (at `now`) gives back: its counts in its dest's load, its
-/// FullNAT (LIP, port) — a TCP session's into quarantine —, its template's hold (the
-/// client's next connection within the timeout still goes to the same dest).
 /// An IPv6 endpoint: address and port.
 type End6 = (Ipv6Addr, u16);
 
@@ -882,7 +879,7 @@ pub(super) fn rewrite_session6(
     id: SessionId,
     (f, orig): (&Forward6, &FlowKey6),
     dir: Dir,
-    local: Option<(Ipv6Addr, u16)>,
+    local: Option<End6>,
     proxy_words6: &[u32],
 ) {
     let (src, dst) = ends6(f, orig, dir, local);
@@ -902,6 +899,9 @@ pub(super) fn rewrite_session6(
     }
 }
 
+/// What an IPv6 session's end (at `now`) gives back: its counts in its dest's load, its
+/// FullNAT (LIP, port) — a TCP session's into quarantine —, its template's hold (the
+/// client's next connection within the timeout still goes to the same dest).
 pub(super) fn session6_ended(
     stats: &WorkerStats,
     (lips6, lips): (&mut Option<LipPool6>, &mut Option<LipPool>),
