@@ -238,8 +238,9 @@ impl<D: Device> Worker<D> {
     }
 
     /// Frames the IPv6 packet for `hop`, resolves the next hop's MAC and queues it for TX, or
-    /// parks it until a neighbour advertisement answers. Out of line: the director's own
-    /// IPv6 (echo replies) is rare, and inlined it would cost IPv4's path its registers.
+    /// parks it until a neighbour advertisement answers. Out of line: inlined beside IPv4's
+    /// [`Worker::route`] it would cost IPv4's path its registers; IPv6 packets, the fast
+    /// path's ([`Worker::fast6`]) included, pay a call.
     #[inline(never)]
     pub(super) fn route6(
         &mut self,
